@@ -1,0 +1,71 @@
+// RecordReader: reads and verifies one image stream from an fd (plain or zstd, detected),
+// one forward pass, bounded memory.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "format/codec.h"
+#include "schema/records.h"
+
+namespace cr::format {
+
+struct ReaderOptions {
+  /// Also stop at StreamHeader, SchemaType and Trailer records (crit wants to show them).
+  bool include_bookkeeping = false;
+  bool verify_checksums = true;
+};
+
+/// One record type as the stream describes itself (from its SchemaType records).
+struct StreamType {
+  uint32_t type_id = 0;
+  std::string name, doc;
+  std::vector<std::pair<std::string, schema::Kind>> fields;
+  bool has_tail = false;
+};
+
+class RecordReader {
+ public:
+  /// Reads the prefix, the StreamHeader and the self-description. The fd is not owned.
+  static Result<std::unique_ptr<RecordReader>> open(int fd, const ReaderOptions& opts = {});
+  virtual ~RecordReader() = default;
+
+  /// Advances to the next record. Returns false once a verified Trailer has been read (the
+  /// stream is complete and intact). Errors name the byte offset: a checksum mismatch, a
+  /// truncated stream, a length over the cap, a forward objref, or an ErrorRecord
+  /// ("image incomplete: <message>"). Records of types the stream describes but this build
+  /// does not know are returned too (type() tells); callers skip what they do not know.
+  virtual Result<bool> next() = 0;
+
+  virtual uint32_t type() const = 0;
+  /// Offset of the current record's header in the uncompressed stream.
+  virtual uint64_t offset() const = 0;
+  /// The current record's payload: fields then tail.
+  virtual std::span<const uint8_t> payload() const = 0;
+  /// The current record's fields only (as the writer's description lays them out).
+  virtual std::span<const uint8_t> fields() const = 0;
+  /// The current record's tail (empty for records without one).
+  virtual std::span<const uint8_t> tail() const = 0;
+
+  /// Decodes the current record as `R` (its type must be R::kType).
+  template <class R>
+  Result<R> decode() const {
+    if (type() != R::kType)
+      return make_error("record at offset " + std::to_string(offset()) + " is type " +
+                        std::to_string(type()) + ", expected " + std::string(R::kName));
+    auto r = decode_fields<R>(fields());
+    if (!r.ok()) return std::move(r).error().wrap("offset " + std::to_string(offset()));
+    return r;
+  }
+
+  virtual const schema::StreamHeader& header() const = 0;
+  virtual uint32_t format_version() const = 0;
+  /// The stream's own description of its record types (by type id), for generic decoding.
+  virtual const StreamType* describe(uint32_t type_id) const = 0;
+};
+
+}  // namespace cr::format

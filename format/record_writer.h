@@ -1,0 +1,74 @@
+// RecordWriter: writes one image stream (docs/FORMAT.md) to an fd: plain or zstd, on a pipe,
+// one pass, bounded memory.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "format/codec.h"
+#include "schema/records.h"
+
+namespace cr::format {
+
+struct WriterOptions {
+  int zstd_level = 0;     // 0: plain stream; 1..19: zstd frame at that level
+  int zstd_threads = 0;   // zstd worker threads (0: compress in the calling thread)
+  bool checksums = true;  // false only for benchmarks: the CRC fields are written as 0
+};
+
+class RecordWriter {
+ public:
+  /// Writes the stream prefix, `header` and the self-description (one SchemaType per record
+  /// type in schema::AllRecords). The fd is not owned.
+  static Result<std::unique_ptr<RecordWriter>> create(int fd, const WriterOptions& opts,
+                                                      const schema::StreamHeader& header);
+  virtual ~RecordWriter() = default;
+
+  /// Writes one record without a tail.
+  template <class R>
+  Status write(const R& rec) {
+    static_assert(!R::kHasTail, "use write(rec, tail) for tail records");
+    scratch_.clear();
+    encode_fields(rec, scratch_);
+    return write_raw(R::kType, scratch_, {});
+  }
+
+  /// Writes one tail record: its fields, then `tail` (page contents, pipe bytes).
+  template <class R>
+  Status write(const R& rec, std::span<const uint8_t> tail) {
+    static_assert(R::kHasTail, "this record type has no tail");
+    scratch_.clear();
+    encode_fields(rec, scratch_);
+    return write_raw(R::kType, scratch_, tail);
+  }
+
+  /// Writes one record from already-encoded fields and tail. `type` need not be known to this
+  /// build (crconvert and crit encode pass records through).
+  virtual Status write_raw(uint32_t type, std::span<const uint8_t> fields,
+                           std::span<const uint8_t> tail) = 0;
+
+  /// Writes the Trailer and flushes. The stream is complete after this.
+  virtual Status finish() = 0;
+
+  /// Ends the stream with an ErrorRecord carrying `message` (best effort, never throws).
+  virtual void fail(std::string_view message) = 0;
+
+  /// Bytes of uncompressed stream written so far, and records written.
+  virtual uint64_t bytes_written() const = 0;
+  virtual uint64_t records_written() const = 0;
+
+ protected:
+  std::vector<uint8_t> scratch_;
+};
+
+/// Largest payload (fields + tail) of one record. Writers split page runs below it.
+inline constexpr uint32_t kMaxRecordPayload = 64u << 20;
+
+/// Page runs are written in records of at most this many bytes of tail.
+inline constexpr uint32_t kPagesPerRecordBytes = 1u << 20;
+
+}  // namespace cr::format

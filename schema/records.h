@@ -1,0 +1,191 @@
+// Every record type of the image stream, declared once (see describe.h for the macro).
+//
+// Rules (they are the format; docs/FORMAT.md repeats them):
+// - A type id is never reused. A field is never removed or retyped; new fields are appended
+//   at the end of a record, and a reader fills fields missing from an older record with zero.
+//   Anything else is a format version bump with a crconvert step.
+// - Records that other records point at carry an `objdef` id; pointers are `objref` fields,
+//   which must name an id defined earlier in the stream (0 = none).
+// - Numbers follow the kernel's own meaning (MAP_*, PROT_*, O_*, signal numbers, x86_64
+//   user_regs_struct order); enums of our own are spelled out beside the field.
+#pragma once
+
+#include <tuple>
+
+#include "schema/describe.h"
+
+namespace cr::schema {
+
+// ---- Stream bookkeeping (0x0001-0x00ff). Layouts of these four are frozen forever: a reader
+// needs them to bootstrap before it has read the stream's own description.
+
+CR_RECORD(StreamHeader, 0x0001, "stream_header", "who wrote the stream, for which machine",
+          (u32, arch),  // ELF e_machine: 62 = x86_64
+          (u32, page_size), (str, kernel_release), (str, tool_version), (str, hostname),
+          (u64, created_unix_ns),
+          (u32, root_pid))  // the PID crdump was given
+
+CR_RECORD(SchemaType, 0x0002, "schema_type",
+          "self-description: one record type, its name and fields ('name:kind,...')",
+          (u32, type_id), (str, name), (str, doc),
+          (str, fields),  // e.g. "start:u64,end:u64,path:str"
+          (u32, has_tail))
+
+CR_RECORD(Trailer, 0x0003, "trailer", "end of a complete stream",
+          (u64, record_count),  // records before the trailer, header and schema included
+          (u32, stream_crc))    // CRC32C over every byte of the stream before the trailer record
+
+CR_RECORD(ErrorRecord, 0x0004, "error", "the writer failed: the stream is incomplete",
+          (str, message))
+
+// ---- Processes (0x0100-0x01ff)
+
+CR_RECORD(Process, 0x0100, "process", "one process and its per-process attributes",
+          (u32, pid), (u32, ppid), (u32, pgid), (u32, sid),
+          (u32, nthreads),  // Thread records that follow for this pid
+          (str, comm), (u32, personality), (u32, umask),
+          (u32, flags))  // ProcessFlags below
+
+enum ProcessFlags : uint32_t {
+  kProcessShellJob = 1,  // dumped with --shell-job: tty fds reconnect to the restorer's tty
+};
+
+CR_RECORD(Creds, 0x0101, "creds", "credentials of a process",
+          (u32, pid), (u32, uid), (u32, euid), (u32, suid), (u32, fsuid), (u32, gid), (u32, egid),
+          (u32, sgid), (u32, fsgid), (u64s, groups), (u64, cap_inh), (u64, cap_prm), (u64, cap_eff),
+          (u64, cap_bnd), (u64, cap_amb), (u32, securebits), (u32, no_new_privs))
+
+CR_RECORD(Rlimits, 0x0102, "rlimits", "resource limits: [cur, max] pairs in RLIMIT_* order",
+          (u32, pid), (u64s, limits))  // RLIM_INFINITY as ~0
+
+CR_RECORD(FsInfo, 0x0103, "fs", "filesystem context of a process", (u32, pid), (str, cwd),
+          (str, root))
+
+// Address space. Vma records come in address order, then the Pages of that process.
+CR_RECORD(Mm, 0x0110, "mm", "address-space fields restored with PR_SET_MM_MAP",
+          (u32, pid), (u64, start_code), (u64, end_code), (u64, start_data), (u64, end_data),
+          (u64, start_brk), (u64, brk), (u64, start_stack), (u64, arg_start), (u64, arg_end),
+          (u64, env_start), (u64, env_end),
+          (u64s, auxv),  // (type, value) pairs, AT_NULL included
+          (str, exe_path), (u64, exe_dev), (u64, exe_ino))
+
+enum VmaKind : uint32_t {
+  kVmaAnon = 1,        // private anonymous
+  kVmaFilePrivate = 2, // MAP_PRIVATE of a file: only pages that differ from the file are stored
+  kVmaHeap = 3,        // [heap]
+  kVmaStack = 4,       // [stack] (grows down)
+  kVmaVdso = 5,        // [vdso]
+  kVmaVvar = 6,        // [vvar]
+  kVmaVvarVclock = 7,  // [vvar_vclock] (kernel 6.13+)
+  kVmaFileShared = 8,  // MAP_SHARED of a file: contents live in the file
+  kVmaAnonShared = 9,  // MAP_SHARED anonymous (issue: trees); refused by crdump until then
+};
+
+CR_RECORD(Vma, 0x0111, "vma", "one mapping of a process",
+          (u32, pid), (u64, start), (u64, end),
+          (u64, pgoff),  // file offset in pages
+          (u32, prot),   // PROT_*
+          (u32, flags),  // MAP_PRIVATE/MAP_SHARED | MAP_ANONYMOUS | MAP_GROWSDOWN
+          (u32, kind),   // VmaKind
+          (u32, madv),   // MadvFlags below
+          (str, path), (u64, dev), (u64, ino),
+          (u64, file_size), (u64, file_mtime_ns))  // checked at restore for file mappings
+
+enum MadvFlags : uint32_t {
+  kMadvDontDump = 1,   // VM_DONTDUMP "dd"
+  kMadvHugepage = 2,   // VM_HUGEPAGE "hg"
+  kMadvNoHugepage = 4, // VM_NOHUGEPAGE "nh"
+  kMadvDontFork = 8,   // VM_DONTCOPY "dc"
+  kMadvWipeOnFork = 16,// VM_WIPEONFORK "wf"
+  kMadvMergeable = 32, // VM_MERGEABLE "mg"
+};
+
+CR_RECORD_TAIL(Pages, 0x0112, "pages", "contents of a run of pages; tail = npages * page_size bytes",
+               (u32, pid), (u64, vaddr), (u32, npages))
+
+// Per-thread state. For a single-threaded process there is one, with tid == pid.
+CR_RECORD(Thread, 0x0120, "thread", "registers and per-thread state of one thread",
+          (u32, pid), (u32, tid),
+          (u64s, regs),   // struct user_regs_struct, 27 words, kernel order (fs_base, gs_base in it)
+          (bytes, xsave), // NT_X86_XSTATE regset, whole
+          (u64, sigmask), (u64, ss_sp), (u64, ss_size), (u32, ss_flags),
+          (u64, clear_child_tid), (u64, robust_head), (u64, robust_len),
+          (u64, rseq_addr), (u32, rseq_len), (u32, rseq_sig),
+          (str, comm), (u32, sched_policy), (u32, sched_priority), (i32, nice),
+          (u32, flags))  // ThreadFlags below
+
+enum ThreadFlags : uint32_t {
+  kThreadStopped = 1,  // was in group stop (SIGSTOP'd) when dumped
+};
+
+CR_RECORD(Sigaction, 0x0121, "sigaction", "a signal disposition that is not SIG_DFL",
+          (u32, pid), (u32, signo), (u64, handler), (u64, flags), (u64, restorer), (u64, mask))
+
+CR_RECORD(PendingSignal, 0x0122, "pending_signal", "a queued signal with its siginfo",
+          (u32, pid),
+          (u32, tid),       // 0: process-wide (shared) queue
+          (bytes, siginfo)) // 128-byte siginfo_t as PTRACE_PEEKSIGINFO returns it
+
+CR_RECORD(Itimer, 0x0123, "itimer", "ITIMER_REAL/VIRTUAL/PROF", (u32, pid), (u32, which),
+          (u64, interval_us), (u64, value_us))
+
+CR_RECORD(PosixTimer, 0x0124, "posix_timer", "a timer_create() timer", (u32, pid), (u32, timer_id),
+          (u32, clock_id), (u32, notify), (u32, signo), (u64, sigval), (u32, notify_tid),
+          (u64, interval_ns), (u64, value_ns), (u32, overrun))
+
+// ---- Files (0x0200-0x02ff). A File is one open file description; Fds point at Files.
+
+enum FileKind : uint32_t {
+  kFileRegular = 1,   // path, checked by size and mtime at restore
+  kFileDirectory = 2,
+  kFileDevice = 3,    // /dev/null, zero, random, urandom (by rdev)
+  kFilePipe = 4,      // an end of a pipe: `pipe` names the Pipe
+  kFileFifo = 5,      // an end of a named FIFO at `path`: `pipe` names its data
+  kFileTty = 6,       // the shell's terminal (--shell-job)
+  kFileDeleted = 7,   // regular file unlinked while open: contents in FileData records
+  kFileExternal = 8,  // outside the dump: reconnected with crrestore --inherit-fd KEY
+};
+
+CR_RECORD(Pipe, 0x0200, "pipe", "a pipe or FIFO buffer", (objdef, id), (u64, ino),
+          (u32, capacity))
+
+CR_RECORD_TAIL(PipeData, 0x0201, "pipe_data", "bytes queued in a pipe; tail = the bytes",
+               (objref, pipe))
+
+CR_RECORD(File, 0x0202, "file", "an open file description",
+          (objdef, id), (u32, kind),  // FileKind
+          (str, path),
+          (u32, flags),  // O_* as F_GETFL shows them (O_APPEND, O_NONBLOCK, access mode)
+          (u64, pos), (u32, mode), (u64, size), (u64, mtime_ns), (u64, dev), (u64, ino),
+          (u64, rdev),
+          (objref, pipe),  // kFilePipe / kFileFifo
+          (str, key))      // kFileExternal: the key crrestore --inherit-fd must name
+
+CR_RECORD_TAIL(FileData, 0x0203, "file_data", "contents of a deleted file; tail = the bytes",
+               (objref, file), (u64, offset))
+
+CR_RECORD(Fd, 0x0210, "fd", "one slot of a process's fd table", (u32, pid), (u32, fd),
+          (objref, file), (u32, fd_flags))  // FD_CLOEXEC
+
+/// Every record type, for the writer's self-description, crit and the id check below.
+using AllRecords =
+    std::tuple<StreamHeader, SchemaType, Trailer, ErrorRecord, Process, Creds, Rlimits, FsInfo, Mm,
+               Vma, Pages, Thread, Sigaction, PendingSignal, Itimer, PosixTimer, Pipe, PipeData, File,
+               FileData, Fd>;
+
+namespace detail {
+template <class Tuple, size_t... I>
+constexpr bool ids_unique(std::index_sequence<I...>) {
+  constexpr uint32_t ids[] = {std::tuple_element_t<I, Tuple>::kType...};
+  for (size_t a = 0; a < sizeof...(I); ++a)
+    for (size_t b = a + 1; b < sizeof...(I); ++b)
+      if (ids[a] == ids[b]) return false;
+  return true;
+}
+}  // namespace detail
+
+static_assert(detail::ids_unique<AllRecords>(
+                  std::make_index_sequence<std::tuple_size_v<AllRecords>>{}),
+              "record type ids must be unique");
+
+}  // namespace cr::schema

@@ -1,0 +1,59 @@
+// RemoteSyscalls: runs system calls inside a stopped tracee, as an RAII scope.
+//
+// On creation it saves the tracee's registers and signal mask and blocks every signal (so
+// nothing is delivered in the middle); each call() points rip at a `syscall` instruction in
+// the tracee, sets rax and the arguments, and steps over exactly that instruction with
+// PTRACE_SYSCALL (entry stop, exit stop), so no trap instruction is needed after it. When the
+// scope ends, on every path, the saved registers and mask are put back.
+#pragma once
+
+#include <sys/user.h>
+
+#include <cstdint>
+#include <string>
+
+#include "common/result.h"
+#include "sys/tracee.h"
+
+namespace cr::sys {
+
+class RemoteSyscalls {
+ public:
+  /// `syscall_insn` is the address of the bytes 0f 05 in an executable mapping of the tracee.
+  static Result<RemoteSyscalls> create(Tracee& tracee, uint64_t syscall_insn);
+  RemoteSyscalls(RemoteSyscalls&& o) noexcept;
+  RemoteSyscalls& operator=(RemoteSyscalls&&) = delete;
+  RemoteSyscalls(const RemoteSyscalls&) = delete;
+  ~RemoteSyscalls();
+
+  /// Runs syscall `nr`; returns the raw rax (a negative errno on failure).
+  Result<int64_t> call_raw(long nr, uint64_t a1 = 0, uint64_t a2 = 0, uint64_t a3 = 0,
+                           uint64_t a4 = 0, uint64_t a5 = 0, uint64_t a6 = 0);
+  /// Same, but a negative result becomes an Error "remote <name>: <strerror>".
+  Result<uint64_t> call(const char* name, long nr, uint64_t a1 = 0, uint64_t a2 = 0,
+                        uint64_t a3 = 0, uint64_t a4 = 0, uint64_t a5 = 0, uint64_t a6 = 0);
+
+  /// Moves the instruction used for later calls (the restorer moves it to a page it owns).
+  void set_syscall_insn(uint64_t addr) { insn_ = addr; }
+  /// The registers that will be put back when the scope ends (the restorer sets the restored
+  /// task's final registers here). The saved signal mask likewise.
+  user_regs_struct& final_regs() { return saved_; }
+  void set_final_sigmask(uint64_t mask) { saved_mask_ = mask; }
+
+  /// Puts the final registers and mask back now. Called by the destructor if not done.
+  Status finish();
+
+ private:
+  RemoteSyscalls(Tracee& t, uint64_t insn) : tracee_(&t), insn_(insn) {}
+  Tracee* tracee_ = nullptr;
+  uint64_t insn_ = 0;
+  user_regs_struct saved_{};
+  uint64_t saved_mask_ = 0;
+  bool active_ = false;
+};
+
+/// Finds the bytes 0f 05 (`syscall`) inside [data, data+len) that starts at `base` in the
+/// tracee; returns its tracee address or 0.
+uint64_t find_syscall_insn(const uint8_t* data, size_t len, uint64_t base);
+
+}  // namespace cr::sys
