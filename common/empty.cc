@@ -1,0 +1,1 @@
+// Lets a layer with no sources yet still be a library target.
