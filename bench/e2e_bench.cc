@@ -1,0 +1,155 @@
+// End-to-end figures for crdump and crrestore, always beside a memcpy of the same number of
+// bytes measured in the same run (the machine is shared and noisy: quote ratios).
+//
+//   BM_Memcpy/1024        memcpy of 1 GiB between touched buffers
+//   BM_Dump/1024          crdump --leave-running of a process with 1 GiB touched anon memory
+//   BM_DumpToFile/1024    the same, to a file in /tmp
+//   BM_Restore/1024       crrestore -d of that image (the restored task is then killed)
+//   BM_Dump/4, BM_Restore/4: a small process (4 MiB touched)
+//
+// Each target is a forked child of this binary that touches its memory, closes every fd it got
+// from us (so crdump sees no external fd), says "ready" by closing a pipe and waits in pause().
+#include <benchmark/benchmark.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+const std::string kBin = CR_BIN_DIR;
+
+// Runs argv (no shell) with stdout to `out_path` (or /dev/null), returns the exit status.
+int run(const std::vector<std::string>& args, const char* out_path = "/dev/null",
+        const char* in_path = "/dev/null") {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int in = open(in_path, O_RDONLY);
+    int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(in, 0);
+    dup2(out, 1);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+// A child holding `mib` MiB of touched anonymous memory (distinct non-zero words).
+pid_t spawn_target(size_t mib) {
+  int ready[2];
+  if (pipe(ready) != 0) abort();
+  pid_t pid = fork();
+  if (pid == 0) {
+    size_t len = mib << 20;
+    auto* p = static_cast<uint64_t*>(
+        mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    for (size_t i = 0; i < len / 8; ++i) p[i] = i * 0x9E3779B97F4A7C15ull + 1;
+    int devnull = open("/dev/null", O_RDWR);
+    dup2(devnull, 0);
+    dup2(devnull, 1);
+    dup2(devnull, 2);
+    // close_range(3, ~0U, 0): everything else, the ready pipe last.
+    for (int fd = 3; fd < 1024; ++fd)
+      if (fd != ready[1]) close(fd);
+    close(ready[1]);
+    for (;;) pause();
+  }
+  close(ready[1]);
+  char c;
+  while (read(ready[0], &c, 1) > 0) {
+  }
+  close(ready[0]);
+  return pid;
+}
+
+void kill_and_reap(pid_t pid) {
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+}
+
+double seconds_of(const std::chrono::steady_clock::time_point& t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void BM_Memcpy(benchmark::State& state) {
+  size_t len = static_cast<size_t>(state.range(0)) << 20;
+  std::vector<char> a(len, 1), b(len, 2);
+  for (auto _ : state) {
+    std::memcpy(b.data(), a.data(), len);
+    benchmark::DoNotOptimize(b.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * len));
+}
+
+void dump_bench(benchmark::State& state, const char* out) {
+  size_t mib = static_cast<size_t>(state.range(0));
+  pid_t pid = spawn_target(mib);
+  for (auto _ : state) {
+    auto t0 = std::chrono::steady_clock::now();
+    int rc = run({kBin + "/crdump", "--leave-running", std::to_string(pid)}, out);
+    state.SetIterationTime(seconds_of(t0));
+    if (rc != 0) {
+      state.SkipWithError("crdump failed");
+      break;
+    }
+  }
+  kill_and_reap(pid);
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * (mib << 20)));
+}
+
+void BM_Dump(benchmark::State& state) { dump_bench(state, "/dev/null"); }
+void BM_DumpToFile(benchmark::State& state) { dump_bench(state, "/tmp/crtools-bench.img"); }
+
+void BM_Restore(benchmark::State& state) {
+  size_t mib = static_cast<size_t>(state.range(0));
+  const char* img = "/tmp/crtools-bench-restore.img";
+  pid_t pid = spawn_target(mib);
+  if (run({kBin + "/crdump", std::to_string(pid)}, img) != 0) {
+    kill_and_reap(pid);
+    state.SkipWithError("crdump failed");
+    return;
+  }
+  waitpid(pid, nullptr, 0);  // crdump killed it; free the PID
+  for (auto _ : state) {
+    auto t0 = std::chrono::steady_clock::now();
+    int rc = run({kBin + "/crrestore", "-d"}, "/dev/null", img);
+    state.SetIterationTime(seconds_of(t0));
+    if (rc != 0) {
+      state.SkipWithError("crrestore failed");
+      break;
+    }
+    kill_and_reap(pid);  // we are a child subreaper: the restored task is ours to reap
+  }
+  unlink(img);
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * (mib << 20)));
+}
+
+BENCHMARK(BM_Memcpy)->Arg(1024)->Unit(benchmark::kMillisecond)->Iterations(5);
+BENCHMARK(BM_Dump)->Arg(1024)->Arg(4)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(5);
+BENCHMARK(BM_DumpToFile)->Arg(1024)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK(BM_Restore)->Arg(1024)->Arg(4)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(5);
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
