@@ -1,0 +1,98 @@
+// Shared steps of the e2e tests: dump a started target, restore an image, check the outcome.
+// The steps report through gtest assertions and return false when the test cannot go on.
+#ifndef CR_TEST_E2E_E2E_COMMON_H
+#define CR_TEST_E2E_E2E_COMMON_H
+
+#include <gtest/gtest.h>
+
+#include "harness.h"
+
+namespace cr::e2e {
+
+/// Which way the target is dumped.
+enum class Mode { kKill, kLeaveRunning };
+
+inline const char* mode_name(Mode m) { return m == Mode::kKill ? "kill" : "leave_running"; }
+
+/// Fails the current test if crdump / crrestore are missing: the suite is their spec.
+inline bool tools_present() {
+  bool ok = true;
+  for (const char* t : {"crdump", "crrestore"})
+    if (!tool_exists(t)) {
+      ADD_FAILURE() << tool_path(t) << " does not exist: build it first";
+      ok = false;
+    }
+  return ok;
+}
+
+/// Runs `crit check IMG` when crit has been built.
+inline void crit_check(TempDir& dir, const std::string& img) {
+  if (!tool_exists("crit")) return;
+  ToolRun r = run_tool(dir, "crit", {"check", img});
+  EXPECT_TRUE(r.status.ok()) << "crit check " << img << ": " << r.describe();
+}
+
+/// Dumps `t` to `img`. Kill path: crdump kills it and we reap it. Leave-running path: the
+/// original must then pass on SIGTERM, and the work dir goes back to its dump-time state.
+inline bool dump_target(TempDir& dir, Target& t, Mode mode, const std::string& img,
+                        std::vector<std::string> extra = {}) {
+  std::vector<std::string> args = {"-o", img};
+  if (mode == Mode::kLeaveRunning) args.push_back("--leave-running");
+  args.insert(args.end(), extra.begin(), extra.end());
+  args.push_back(std::to_string(t.pid()));
+  ToolRun d = run_tool(dir, "crdump", args);
+  if (!d.status.ok()) {
+    ADD_FAILURE() << "crdump " << mode_name(mode) << ": " << d.describe() << "\nlog: " << t.log();
+    return false;
+  }
+  dir.snapshot_work();
+  if (mode == Mode::kKill) {
+    ExitStatus st = t.wait(std::chrono::seconds(10));
+    if (st.exited || st.code != SIGKILL) {
+      ADD_FAILURE() << "after crdump the target should die of SIGKILL, got " << st.describe()
+                    << "\nlog: " << t.log();
+      return false;
+    }
+  } else {
+    ExitStatus st = t.terminate();
+    std::string log = t.log();
+    if (!st.ok()) {
+      ADD_FAILURE() << "original after crdump --leave-running: " << st.describe() << "\nlog: " << log;
+      return false;
+    }
+    write_file(dir.path("log.original"), log);
+    dir.restore_work();
+    crit_check(dir, img);
+  }
+  return true;
+}
+
+/// `crrestore -d -i img`: on success the restored pid is running as our child.
+inline bool restore_detached(TempDir& dir, const std::string& img, pid_t pid) {
+  ToolRun r = run_tool(dir, "crrestore", {"-d", "-i", img});
+  if (!r.status.ok()) {
+    ADD_FAILURE() << "crrestore -d: " << r.describe() << "\nlog: " << read_file(dir.work() + "/log");
+    kill_child(pid);
+    return false;
+  }
+  if (!pid_exists(pid)) {
+    ADD_FAILURE() << "crrestore -d exited 0 but pid " << pid << " does not exist";
+    return false;
+  }
+  return true;
+}
+
+/// SIGTERMs the restored pid and expects it to pass.
+inline void expect_restored_passes(TempDir& dir, pid_t pid) {
+  ExitStatus st = terminate_pid(pid);
+  EXPECT_TRUE(st.ok()) << "restored process: " << st.describe() << " (not waited for = not our "
+                       << "child or hung)\nlog: " << read_file(dir.work() + "/log");
+  if (st.ok()) {
+    std::string log = read_file(dir.work() + "/log");
+    EXPECT_NE(log.find("PASS"), std::string::npos) << "exit 0 without PASS; log: " << log;
+  }
+}
+
+}  // namespace cr::e2e
+
+#endif

@@ -1,0 +1,150 @@
+// The zdtm programs, each dumped and restored on two paths (kill, leave-running), and the
+// programs crdump must refuse. The table is the list of what the tools must handle.
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "e2e_common.h"
+
+namespace cr::e2e {
+namespace {
+
+struct ZdtmCase {
+  std::string name;
+  std::vector<std::string> args;
+  bool needs_root = false;
+  std::string refused;  // empty: must dump and restore; otherwise crdump's message contains this
+};
+
+std::ostream& operator<<(std::ostream& os, const ZdtmCase& c) { return os << c.name; }
+
+const std::vector<ZdtmCase>& cases() {
+  static const std::vector<ZdtmCase> all = {
+      {"regs_gpr_avx", {}},
+      {"fsgs_tls", {}},
+      {"mem_anon", {}},
+      {"heap_brk", {}},
+      {"stack_deep", {}},
+      {"file_map_private", {}},
+      {"vdso_clock", {}},
+      {"pid_ids", {"arg1", "arg2"}},
+      {"proc_attrs", {}},
+      {"creds_nonroot", {}, /*needs_root=*/true},
+      {"signals", {}},
+      {"itimer", {}},
+      {"posix_timer", {}},
+      {"rseq_robust", {}},
+      {"sleep_nanosleep", {}},
+      {"read_pipe", {}},
+      {"poll_pipe", {}},
+      {"file_offsets", {}},
+      {"dev_files", {}},
+      {"deleted_file", {}},
+      {"pipe_data", {}},
+      {"fifo_data", {}},
+      {"counter_loop", {}},
+      {"socketpair_refused", {}, false, "socket"},
+      {"eventfd_refused", {}, false, "eventfd"},
+      {"threads_refused", {}, false, "thread"},
+      {"child_refused", {}, false, "child"},
+  };
+  return all;
+}
+
+std::vector<ZdtmCase> select(bool refused) {
+  std::vector<ZdtmCase> out;
+  for (auto& c : cases())
+    if (c.refused.empty() != refused) out.push_back(c);
+  return out;
+}
+
+std::vector<std::string> argv_of(const ZdtmCase& c) {
+  std::vector<std::string> argv = {zdtm_path(c.name)};
+  argv.insert(argv.end(), c.args.begin(), c.args.end());
+  return argv;
+}
+
+bool root_ok(const ZdtmCase& c) { return !c.needs_root || geteuid() == 0; }
+
+// --- Every program passes on its own (no dump): checks the programs and the protocol. -----
+class ZdtmBaseline : public ::testing::TestWithParam<ZdtmCase> {};
+
+TEST_P(ZdtmBaseline, PassesWithoutDump) {
+  const ZdtmCase& c = GetParam();
+  if (!root_ok(c)) GTEST_SKIP() << c.name << " needs root to change credentials";
+  TempDir dir;
+  Target t = Target::start(dir, argv_of(c));
+  ASSERT_GT(t.pid(), 0) << t.error();
+  ExitStatus st = t.terminate();
+  EXPECT_TRUE(st.ok()) << st.describe() << "\nlog: " << t.log();
+  EXPECT_NE(t.log().find("PASS"), std::string::npos) << t.log();
+}
+
+INSTANTIATE_TEST_SUITE_P(All, ZdtmBaseline, ::testing::ValuesIn(cases()),
+                         [](const auto& info) { return info.param.name; });
+
+// --- Dump + restore on both paths. ---------------------------------------------------------
+class ZdtmDumpRestore : public ::testing::TestWithParam<std::tuple<ZdtmCase, Mode>> {};
+
+TEST_P(ZdtmDumpRestore, RestoredPasses) {
+  const auto& [c, mode] = GetParam();
+  if (!root_ok(c)) GTEST_SKIP() << c.name << " needs root to change credentials";
+  if (!tools_present()) return;
+  TempDir dir;
+  Target t = Target::start(dir, argv_of(c));
+  ASSERT_GT(t.pid(), 0) << t.error();
+  const pid_t pid = t.pid();
+  const std::string img = dir.path("img");
+  if (!dump_target(dir, t, mode, img)) {
+    dir.keep();
+    return;
+  }
+  if (!restore_detached(dir, img, pid)) {
+    dir.keep();
+    return;
+  }
+  expect_restored_passes(dir, pid);
+  if (HasFailure()) {
+    dir.keep();
+    std::cerr << "kept " << dir.root() << "\n";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(All, ZdtmDumpRestore,
+                         ::testing::Combine(::testing::ValuesIn(select(false)),
+                                            ::testing::Values(Mode::kKill, Mode::kLeaveRunning)),
+                         [](const auto& info) {
+                           return std::get<0>(info.param).name + "_" +
+                                  mode_name(std::get<1>(info.param));
+                         });
+
+// --- Refusals: crdump says what it refuses, in one line, and the target is untouched. ------
+class ZdtmRefused : public ::testing::TestWithParam<ZdtmCase> {};
+
+TEST_P(ZdtmRefused, DumpRefusedTargetIntact) {
+  const ZdtmCase& c = GetParam();
+  if (!tools_present()) return;
+  TempDir dir;
+  Target t = Target::start(dir, argv_of(c));
+  ASSERT_GT(t.pid(), 0) << t.error();
+  for (Mode mode : {Mode::kKill, Mode::kLeaveRunning}) {
+    std::vector<std::string> args = {"-o", dir.path("img")};
+    if (mode == Mode::kLeaveRunning) args.push_back("--leave-running");
+    args.push_back(std::to_string(t.pid()));
+    ToolRun d = run_tool(dir, "crdump", args);
+    EXPECT_TRUE(d.status.exited && d.status.code == 1) << mode_name(mode) << ": " << d.describe();
+    EXPECT_TRUE(d.one_line_error("crdump")) << "want one line 'crdump: ...': " << d.err;
+    EXPECT_NE(d.err.find(c.refused), std::string::npos)
+        << "message should name '" << c.refused << "': " << d.err;
+    ASSERT_TRUE(pid_exists(t.pid())) << "target gone after a refused dump";
+  }
+  ExitStatus st = t.terminate();
+  EXPECT_TRUE(st.ok()) << "target after refused dumps: " << st.describe() << "\nlog: " << t.log();
+}
+
+INSTANTIATE_TEST_SUITE_P(All, ZdtmRefused, ::testing::ValuesIn(select(true)),
+                         [](const auto& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace cr::e2e
