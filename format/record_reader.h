@@ -18,6 +18,9 @@ struct ReaderOptions {
   /// Also stop at StreamHeader, SchemaType and Trailer records (crit wants to show them).
   bool include_bookkeeping = false;
   bool verify_checksums = true;
+  /// Open streams whose format_version is newer than kFormatVersion (crit shows them as far as
+  /// the self-description allows). Without it open() refuses them.
+  bool allow_newer_version = false;
 };
 
 /// One record type as the stream describes itself (from its SchemaType records).
@@ -31,6 +34,7 @@ struct StreamType {
 class RecordReader {
  public:
   /// Reads the prefix, the StreamHeader and the self-description. The fd is not owned.
+  /// The current record's spans stay valid until the next call to next().
   static Result<std::unique_ptr<RecordReader>> open(int fd, const ReaderOptions& opts = {});
   virtual ~RecordReader() = default;
 
@@ -66,6 +70,11 @@ class RecordReader {
   virtual uint32_t format_version() const = 0;
   /// The stream's own description of its record types (by type id), for generic decoding.
   virtual const StreamType* describe(uint32_t type_id) const = 0;
+
+  /// Bytes of buffer memory the reader holds (input, decompression), for memory-bound tests.
+  virtual size_t buffer_capacity() const { return 0; }
+  /// Records read so far, bookkeeping included (the Trailer's record_count counts the same).
+  virtual uint64_t records_read() const { return 0; }
 };
 
 }  // namespace cr::format

@@ -10,6 +10,7 @@
 
 #include "common/result.h"
 #include "format/codec.h"
+#include "format/record_reader.h"
 #include "schema/records.h"
 
 namespace cr::format {
@@ -18,6 +19,9 @@ struct WriterOptions {
   int zstd_level = 0;     // 0: plain stream; 1..19: zstd frame at that level
   int zstd_threads = 0;   // zstd worker threads (0: compress in the calling thread)
   bool checksums = true;  // false only for benchmarks: the CRC fields are written as 0
+  /// Record types to describe besides (or instead of, for the same type_id) the compiled ones:
+  /// crconvert passes through types from a newer stream, tests fake a newer writer.
+  std::vector<StreamType> extra_types;
 };
 
 class RecordWriter {
@@ -60,6 +64,10 @@ class RecordWriter {
   /// Bytes of uncompressed stream written so far, and records written.
   virtual uint64_t bytes_written() const = 0;
   virtual uint64_t records_written() const = 0;
+
+  /// Bytes of buffer memory the writer holds (output and compression buffers), for tests that
+  /// check memory stays bounded.
+  virtual size_t buffer_capacity() const { return 0; }
 
  protected:
   std::vector<uint8_t> scratch_;

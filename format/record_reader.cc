@@ -1,0 +1,457 @@
+// The one RecordReader: a forward-only parser of the framing in format/stream_format.h over an
+// fd, with on-the-fly zstd decompression. It holds one window of stream bytes (at least the
+// current record), so memory stays bounded by the largest record however long the stream is.
+#include "format/record_reader.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <unordered_map>
+
+#include "format/crc32c.h"
+#include "format/record_writer.h"
+#include "format/self_description.h"
+#include "format/stream_format.h"
+
+namespace cr::format {
+
+namespace {
+
+// Read-ahead beyond what the current record needs: small records come in big reads, while a
+// big record's read stops shortly after it, so little is moved when the window slides.
+constexpr size_t kReadAhead = 128 << 10;
+constexpr size_t kInitialWindow = 4 << 20;
+constexpr int kPipeSize = 1 << 20;
+
+struct ZstdDCtxFree {
+  void operator()(ZSTD_DCtx* c) const { ZSTD_freeDCtx(c); }
+};
+
+std::string hex_type(uint32_t type) {
+  char b[16];
+  snprintf(b, sizeof b, "0x%04x", type);
+  return b;
+}
+
+// A bookkeeping record kept from open() for include_bookkeeping callers.
+struct SavedRecord {
+  uint64_t offset;
+  uint32_t type;
+  std::vector<uint8_t> payload;
+};
+
+class StreamReader final : public RecordReader {
+ public:
+  StreamReader(int fd, const ReaderOptions& opts) : fd_(fd), opts_(opts) {}
+
+  Status open();
+
+  Result<bool> next() override;
+  uint32_t type() const override { return cur_type_; }
+  uint64_t offset() const override { return cur_offset_; }
+  std::span<const uint8_t> payload() const override { return cur_payload_; }
+  std::span<const uint8_t> fields() const override { return cur_payload_.first(cur_fields_); }
+  std::span<const uint8_t> tail() const override { return cur_payload_.subspan(cur_fields_); }
+  const schema::StreamHeader& header() const override { return header_; }
+  uint32_t format_version() const override { return version_; }
+  const StreamType* describe(uint32_t type_id) const override {
+    auto it = types_.find(type_id);
+    return it == types_.end() ? nullptr : &it->second;
+  }
+  size_t buffer_capacity() const override {
+    return cap_ + zin_.capacity() + (dctx_ ? ZSTD_sizeof_DCtx(dctx_.get()) : 0);
+  }
+  uint64_t records_read() const override { return records_; }
+
+ private:
+  // Makes `n` bytes available at buf_[pos_]; returns how many are (fewer only at end of input).
+  Result<size_t> fill(size_t n);
+  Result<size_t> read_some(uint8_t* dst, size_t room);
+  // Reads and verifies one record into cur_*; false at a clean end of input (no more bytes).
+  Result<bool> read_record();
+  Status check_objects();
+  Status on_trailer();
+  std::string type_name(uint32_t type) const;
+  std::string where() const {
+    return "record at offset " + std::to_string(cur_offset_) + " (type " + type_name(cur_type_) +
+           ")";
+  }
+  void set_current(uint64_t offset, uint32_t type, std::span<const uint8_t> payload);
+
+  int fd_;
+  ReaderOptions opts_;
+  bool zstd_ = false;
+  bool eof_ = false;
+  std::unique_ptr<uint8_t[]> buf_;
+  size_t cap_ = 0, pos_ = 0, end_ = 0;
+  uint64_t stream_pos_ = 0;  // stream offset of buf_[pos_]
+  std::vector<uint8_t> zin_;
+  size_t zin_pos_ = 0;
+  bool zin_eof_ = false;
+  size_t zframe_left_ = 0;   // last ZSTD_decompressStream hint; nonzero: frame not complete
+  uint64_t zin_offset_ = 0;  // compressed bytes consumed, for messages
+  std::unique_ptr<ZSTD_DCtx, ZstdDCtxFree> dctx_;
+
+  uint32_t version_ = 0;
+  bool checksums_ = true;  // verify CRCs (option and the stream's flag)
+  uint32_t stream_crc_ = 0;
+  uint64_t records_ = 0;
+  bool done_ = false;
+  schema::StreamHeader header_;
+  std::unordered_map<uint32_t, StreamType> types_;
+  std::unordered_map<uint32_t, bool> has_obj_fields_;
+  // Object id -> (offset, type) of the record that defined it.
+  std::unordered_map<uint32_t, std::pair<uint64_t, uint32_t>> objects_;
+  std::vector<uint32_t> defs_;  // objdefs of the current record
+
+  std::deque<SavedRecord> replay_;  // bookkeeping records for include_bookkeeping
+  bool pending_ = false;            // the first data record was read by open()
+  uint64_t pending_offset_ = 0;
+  uint32_t pending_type_ = 0;
+  std::span<const uint8_t> pending_payload_;  // in buf_, untouched until next() reads on
+  SavedRecord current_saved_;                 // backing store while replaying
+
+  uint32_t cur_type_ = 0;
+  uint64_t cur_offset_ = 0;
+  std::span<const uint8_t> cur_payload_;
+  size_t cur_fields_ = 0;
+};
+
+Result<size_t> StreamReader::read_some(uint8_t* dst, size_t room) {
+  if (!zstd_) {
+    for (;;) {
+      const ssize_t r = ::read(fd_, dst, room);
+      if (r >= 0) {
+        if (r == 0) eof_ = true;
+        return static_cast<size_t>(r);
+      }
+      if (errno != EINTR) return errno_error("image reader: read");
+    }
+  }
+  for (;;) {
+    if (zin_pos_ == zin_.size() && !zin_eof_) {
+      zin_.resize(zin_.capacity());
+      ssize_t r;
+      do {
+        r = ::read(fd_, zin_.data(), zin_.size());
+      } while (r < 0 && errno == EINTR);
+      if (r < 0) return errno_error("image reader: read");
+      zin_.resize(static_cast<size_t>(r));
+      zin_pos_ = 0;
+      if (r == 0) zin_eof_ = true;
+    }
+    ZSTD_inBuffer in = {zin_.data(), zin_.size(), zin_pos_};
+    ZSTD_outBuffer out = {dst, room, 0};
+    const size_t r = ZSTD_decompressStream(dctx_.get(), &out, &in);
+    zin_offset_ += in.pos - zin_pos_;
+    zin_pos_ = in.pos;
+    if (ZSTD_isError(r))
+      return make_error("image reader: zstd: " + std::string(ZSTD_getErrorName(r)) +
+                        " near compressed offset " + std::to_string(zin_offset_) +
+                        " (stream offset " + std::to_string(stream_pos_ + (end_ - pos_)) + ")");
+    zframe_left_ = r;
+    if (out.pos > 0) return out.pos;
+    if (zin_pos_ == zin_.size() && zin_eof_) {
+      // End of input; a frame cut short simply yields fewer bytes: the framing reports it.
+      eof_ = true;
+      return size_t{0};
+    }
+  }
+}
+
+Result<size_t> StreamReader::fill(size_t n) {
+  if (end_ - pos_ >= n) return n;
+  if (cap_ - pos_ < n) {
+    // Slide the window (or grow it for a record bigger than the window).
+    const size_t have = end_ - pos_;
+    if (n + kReadAhead > cap_) {
+      const size_t ncap = n + kReadAhead;
+      std::unique_ptr<uint8_t[]> nbuf(new uint8_t[ncap]);
+      if (have) std::memcpy(nbuf.get(), buf_.get() + pos_, have);
+      buf_ = std::move(nbuf);
+      cap_ = ncap;
+    } else if (have) {
+      std::memmove(buf_.get(), buf_.get() + pos_, have);
+    }
+    pos_ = 0;
+    end_ = have;
+  }
+  while (end_ - pos_ < n && !eof_) {
+    const size_t want = std::min(cap_ - end_, std::max(n - (end_ - pos_), kReadAhead));
+    CR_TRY_ASSIGN(size_t got, read_some(buf_.get() + end_, want));
+    end_ += got;
+  }
+  return std::min(n, end_ - pos_);
+}
+
+std::string StreamReader::type_name(uint32_t type) const {
+  auto it = types_.find(type);
+  if (it != types_.end() && !it->second.name.empty()) return it->second.name;
+  return hex_type(type);
+}
+
+void StreamReader::set_current(uint64_t offset, uint32_t type, std::span<const uint8_t> payload) {
+  cur_offset_ = offset;
+  cur_type_ = type;
+  cur_payload_ = payload;
+  cur_fields_ = payload.size();
+}
+
+Result<bool> StreamReader::read_record() {
+  // Consume the previous record.
+  const uint64_t off = stream_pos_;
+  CR_TRY_ASSIGN(size_t got, fill(kRecordHeaderSize));
+  if (got == 0) {
+    return make_error("truncated at offset " + std::to_string(off) +
+                      ": the stream ends without a trailer");
+  }
+  if (got < kRecordHeaderSize)
+    return make_error("truncated at offset " + std::to_string(off) + ": record header needs " +
+                      std::to_string(kRecordHeaderSize) + " bytes, stream has " +
+                      std::to_string(got));
+  const RecordHeader h = parse_record_header(buf_.get() + pos_);
+  cur_offset_ = off;
+  cur_type_ = h.type;
+  if (checksums_ && crc32c(buf_.get() + pos_, 12) != h.header_crc)
+    return make_error("checksum mismatch in record header at offset " + std::to_string(off));
+  if (h.length > kMaxRecordPayload)
+    return make_error("record at offset " + std::to_string(off) + ": length " +
+                      std::to_string(h.length) + " over the cap of " +
+                      std::to_string(kMaxRecordPayload));
+  const size_t total = kRecordHeaderSize + h.length;
+  CR_TRY_ASSIGN(got, fill(total));
+  if (got < total)
+    return make_error("truncated at offset " + std::to_string(off) + ": record (type " +
+                      type_name(h.type) + ") needs " + std::to_string(h.length) +
+                      " payload bytes, stream has " + std::to_string(got - kRecordHeaderSize));
+  const uint8_t* hdr = buf_.get() + pos_;
+  std::span<const uint8_t> payload(hdr + kRecordHeaderSize, h.length);
+  if (checksums_ && crc32c(payload) != h.payload_crc)
+    return make_error("checksum mismatch in " + where());
+  // Trailer's chain covers the headers before it; compute before advancing.
+  if (h.type != schema::Trailer::kType && checksums_)
+    stream_crc_ = crc32c_extend(stream_crc_, hdr, kRecordHeaderSize);
+  pos_ += total;
+  stream_pos_ += total;
+  set_current(off, h.type, payload);
+  ++records_;
+  return true;
+}
+
+Status StreamReader::check_objects() {
+  auto it = types_.find(cur_type_);
+  if (it == types_.end()) return {};  // undescribed: no fields known
+  const StreamType& t = it->second;
+  // Walk the fields even without objects: a tail record's tail starts where they end.
+  const bool objs = has_obj_fields_[cur_type_];
+  if (!objs && !t.has_tail) return {};
+  // Objdefs of this record are added after all its refs are checked.
+  defs_.clear();
+  auto end = walk_fields(t, cur_payload_, [&](const FieldView& f) -> Status {
+    if (!f.present) return {};
+    const uint32_t id = static_cast<uint32_t>(f.u);
+    if (f.kind == schema::Kind::objref && id != 0 && !objects_.count(id))
+      return make_error(std::string(f.name) + " refers to object " + std::to_string(id) +
+                        ", which no earlier record defines");
+    if (f.kind == schema::Kind::objdef) {
+      if (id == 0) return make_error(std::string(f.name) + " defines object 0");
+      auto prev = objects_.find(id);
+      if (prev != objects_.end())
+        return make_error(std::string(f.name) + " defines object " + std::to_string(id) +
+                          ", already defined by the record at offset " +
+                          std::to_string(prev->second.first) + " (type " +
+                          type_name(prev->second.second) + ")");
+      for (uint32_t d : defs_)
+        if (d == id)
+          return make_error(std::string(f.name) + " defines object " + std::to_string(id) +
+                            " twice in one record");
+      defs_.push_back(id);
+    }
+    return {};
+  });
+  if (!end.ok()) return std::move(end).error().wrap(where());
+  for (uint32_t id : defs_) objects_.emplace(id, std::make_pair(cur_offset_, cur_type_));
+  if (t.has_tail) cur_fields_ = *end;
+  return {};
+}
+
+Status StreamReader::on_trailer() {
+  auto t = decode_fields<schema::Trailer>(cur_payload_);
+  if (!t.ok()) return std::move(t).error().wrap(where());
+  const uint64_t before = records_ - 1;
+  if (t->record_count != before)
+    return make_error("trailer at offset " + std::to_string(cur_offset_) + ": record_count says " +
+                      std::to_string(t->record_count) + ", the stream has " +
+                      std::to_string(before) + " records before it");
+  if (checksums_ && t->stream_crc != stream_crc_)
+    return make_error("trailer at offset " + std::to_string(cur_offset_) +
+                      ": stream checksum mismatch (the headers before it do not match)");
+  done_ = true;
+  return {};
+}
+
+Status StreamReader::open() {
+  buf_.reset(new uint8_t[kInitialWindow]);
+  cap_ = kInitialWindow;
+  if (fcntl(fd_, F_GETPIPE_SZ) > 0 && fcntl(fd_, F_GETPIPE_SZ) < kPipeSize)
+    (void)fcntl(fd_, F_SETPIPE_SZ, kPipeSize);
+
+  // Plain or zstd? Look at the first 4 bytes (raw: nothing is decompressed yet).
+  CR_TRY_ASSIGN(size_t got, fill(4));
+  auto is_prefix_of = [&](const auto& magic) {
+    return std::memcmp(buf_.get(), magic.data(), std::min(got, magic.size())) == 0;
+  };
+  if (got >= 4 && std::memcmp(buf_.get(), kZstdMagic.data(), 4) == 0) {
+    zstd_ = true;
+    dctx_.reset(ZSTD_createDCtx());
+    if (!dctx_) return make_error("image reader: cannot create a zstd context", ENOMEM);
+    zin_.reserve(ZSTD_DStreamInSize());
+    zin_.assign(buf_.get(), buf_.get() + end_);  // what we read so far is compressed input
+    zin_pos_ = 0;
+    pos_ = end_ = 0;
+    eof_ = false;
+    zin_eof_ = false;
+  } else if (got < 4 && (is_prefix_of(kZstdMagic) || is_prefix_of(kStreamMagic))) {
+    return make_error("truncated at offset 0: stream prefix needs " + std::to_string(kPrefixSize) +
+                      " bytes, stream has " + std::to_string(got));
+  }
+
+  CR_TRY_ASSIGN(got, fill(kPrefixSize));
+  const uint8_t* p = buf_.get() + pos_;
+  if (std::memcmp(p, kStreamMagic.data(), std::min(got, kStreamMagic.size())) != 0)
+    return make_error("not a crtools image (bad magic at offset 0)");
+  if (got < kPrefixSize)
+    return make_error("truncated at offset 0: stream prefix needs " + std::to_string(kPrefixSize) +
+                      " bytes, stream has " + std::to_string(got));
+  if (crc32c(p, 16) != load_le32(p + 16))
+    return make_error("checksum mismatch in stream prefix at offset 0");
+  version_ = load_le32(p + 8);
+  const uint32_t flags = load_le32(p + 12);
+  if (version_ == 0) return make_error("stream prefix at offset 0: format version 0 is invalid");
+  if (version_ > kFormatVersion && !opts_.allow_newer_version)
+    return make_error("image format version " + std::to_string(version_) +
+                      " is newer than this build reads (" + std::to_string(kFormatVersion) +
+                      "): use a newer crtools");
+  if (version_ <= kFormatVersion && (flags & ~kKnownFlags) != 0)
+    return make_error("stream prefix at offset 0: unknown flags " + hex_type(flags));
+  checksums_ = opts_.verify_checksums;
+  if ((flags & kFlagNoChecksums) && checksums_)
+    return make_error(
+        "image was written without checksums (a benchmark stream); open it with "
+        "verify_checksums = false");
+  stream_crc_ = crc32c(p, kPrefixSize);
+  pos_ += kPrefixSize;
+  stream_pos_ = kPrefixSize;
+
+  // Bookkeeping types are read with their compiled layouts (frozen forever).
+  for (StreamType& t : compiled_types())
+    if (t.type_id <= schema::ErrorRecord::kType) types_[t.type_id] = std::move(t);
+
+  CR_TRY_ASSIGN(bool first, read_record());
+  (void)first;
+  if (cur_type_ != schema::StreamHeader::kType)
+    return make_error("record at offset " + std::to_string(cur_offset_) +
+                      ": the first record is type " + type_name(cur_type_) +
+                      ", expected stream_header");
+  {
+    auto h = decode_fields<schema::StreamHeader>(cur_payload_);
+    if (!h.ok()) return std::move(h).error().wrap(where());
+    header_ = std::move(h).value();
+  }
+  if (opts_.include_bookkeeping)
+    replay_.push_back({cur_offset_, cur_type_, {cur_payload_.begin(), cur_payload_.end()}});
+
+  // The self-description, then the first data record (kept for next()).
+  std::unordered_map<uint32_t, bool> described;
+  const std::vector<StreamType> compiled = compiled_types();
+  for (;;) {
+    CR_TRY_ASSIGN(bool more, read_record());
+    (void)more;
+    if (cur_type_ != schema::SchemaType::kType) break;
+    auto st = decode_fields<schema::SchemaType>(cur_payload_);
+    if (!st.ok()) return std::move(st).error().wrap(where());
+    auto parsed = parse_schema_type(*st);
+    if (!parsed.ok()) return std::move(parsed).error().wrap(where());
+    StreamType t = std::move(parsed).value();
+    if (described[t.type_id])
+      return make_error(where() + ": type " + hex_type(t.type_id) + " described twice");
+    described[t.type_id] = true;
+    // A type this build knows must agree with it field by field as far as both go (fields are
+    // only ever appended); otherwise decoding it would misread every field after the change.
+    for (const StreamType& c : compiled) {
+      if (c.type_id != t.type_id) continue;
+      const size_t n = std::min(c.fields.size(), t.fields.size());
+      bool same = c.has_tail == t.has_tail;
+      for (size_t i = 0; i < n && same; ++i) same = c.fields[i].second == t.fields[i].second;
+      if (!same)
+        return make_error(where() + ": the stream describes " + t.name + " as '" + fields_text(t) +
+                          (t.has_tail ? "'+tail" : "'") + ", this build as '" + fields_text(c) +
+                          (c.has_tail ? "'+tail" : "'") + ": incompatible");
+    }
+    if (t.type_id > schema::ErrorRecord::kType) types_[t.type_id] = std::move(t);
+    if (opts_.include_bookkeeping)
+      replay_.push_back({cur_offset_, cur_type_, {cur_payload_.begin(), cur_payload_.end()}});
+  }
+  for (const auto& [id, t] : types_) {
+    bool objs = false;
+    for (const auto& f : t.fields)
+      objs |= f.second == schema::Kind::objdef || f.second == schema::Kind::objref;
+    has_obj_fields_[id] = objs;
+  }
+  pending_ = true;
+  pending_offset_ = cur_offset_;
+  pending_type_ = cur_type_;
+  pending_payload_ = cur_payload_;
+  return {};
+}
+
+Result<bool> StreamReader::next() {
+  if (!replay_.empty()) {
+    current_saved_ = std::move(replay_.front());
+    replay_.pop_front();
+    set_current(current_saved_.offset, current_saved_.type, current_saved_.payload);
+    return true;
+  }
+  if (done_) return false;
+  for (;;) {
+    if (pending_) {
+      set_current(pending_offset_, pending_type_, pending_payload_);
+      pending_ = false;
+    } else {
+      CR_TRY_ASSIGN(bool more, read_record());
+      (void)more;
+    }
+    switch (cur_type_) {
+      case schema::StreamHeader::kType:
+        return make_error(where() + ": a second stream header");
+      case schema::SchemaType::kType:
+        return make_error(where() + ": self-description after the first data record");
+      case schema::ErrorRecord::kType: {
+        auto e = decode_fields<schema::ErrorRecord>(cur_payload_);
+        if (!e.ok()) return std::move(e).error().wrap(where());
+        return make_error("image incomplete: " + e->message);
+      }
+      case schema::Trailer::kType:
+        CR_TRY(on_trailer());
+        return opts_.include_bookkeeping;
+      default:
+        break;
+    }
+    CR_TRY(check_objects());
+    return true;
+  }
+}
+
+}  // namespace
+
+Result<std::unique_ptr<RecordReader>> RecordReader::open(int fd, const ReaderOptions& opts) {
+  auto r = std::make_unique<StreamReader>(fd, opts);
+  CR_TRY(r->open());
+  return std::unique_ptr<RecordReader>(std::move(r));
+}
+
+}  // namespace cr::format
