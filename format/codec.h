@@ -35,20 +35,15 @@ inline uint64_t get_le(const uint8_t* p, int bytes) {
 /// Size in bytes of a fixed-width kind, 0 for variable-length ones.
 constexpr int fixed_width(schema::Kind k) {
   switch (k) {
-    case schema::Kind::u8:
-      return 1;
-    case schema::Kind::u16:
-      return 2;
+    case schema::Kind::u8: return 1;
+    case schema::Kind::u16: return 2;
     case schema::Kind::u32:
     case schema::Kind::i32:
     case schema::Kind::objdef:
-    case schema::Kind::objref:
-      return 4;
+    case schema::Kind::objref: return 4;
     case schema::Kind::u64:
-    case schema::Kind::i64:
-      return 8;
-    default:
-      return 0;
+    case schema::Kind::i64: return 8;
+    default: return 0;
   }
 }
 
@@ -60,8 +55,7 @@ struct Encoder {
   void operator()(schema::Kind k, std::string_view, const T& field) {
     if constexpr (std::is_integral_v<T>) {
       put_le(out, static_cast<uint64_t>(field), fixed_width(k));
-    } else if constexpr (std::is_same_v<T, std::string> ||
-                         std::is_same_v<T, std::vector<uint8_t>>) {
+    } else if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, std::vector<uint8_t>>) {
       put_le(out, field.size(), 4);
       out.insert(out.end(), field.begin(), field.end());
     } else {
