@@ -33,9 +33,10 @@ inline void crit_check(TempDir& dir, const std::string& img) {
 }
 
 /// Dumps `t` to `img`. Kill path: crdump kills it and we reap it. Leave-running path: the
-/// original must then pass on SIGTERM, and the work dir goes back to its dump-time state.
+/// original must then pass on SIGTERM (or exit 0 by itself if `self_exiting`), and the work dir
+/// goes back to its dump-time state.
 inline bool dump_target(TempDir& dir, Target& t, Mode mode, const std::string& img,
-                        std::vector<std::string> extra = {}) {
+                        std::vector<std::string> extra = {}, bool self_exiting = false) {
   std::vector<std::string> args = {"-o", img};
   if (mode == Mode::kLeaveRunning) args.push_back("--leave-running");
   args.insert(args.end(), extra.begin(), extra.end());
@@ -54,7 +55,7 @@ inline bool dump_target(TempDir& dir, Target& t, Mode mode, const std::string& i
       return false;
     }
   } else {
-    ExitStatus st = t.terminate();
+    ExitStatus st = self_exiting ? t.wait(std::chrono::seconds(60)) : t.terminate();
     std::string log = t.log();
     if (!st.ok()) {
       ADD_FAILURE() << "original after crdump --leave-running: " << st.describe() << "\nlog: " << log;

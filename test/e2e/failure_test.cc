@@ -1,0 +1,166 @@
+// Failure paths: crdump whose output goes nowhere, a target that dies mid-dump, restoring onto
+// a pid in use, and damaged images. Each must fail with one line on stderr, exit 1, and leave
+// nothing behind (the target intact for crdump, no process for crrestore).
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "e2e_common.h"
+
+namespace cr::e2e {
+namespace {
+
+// A program whose image cannot fit in any pipe buffer (pipe-max-size is 1 MiB).
+std::vector<std::string> mem_anon(int mib) { return {zdtm_path("mem_anon"), std::to_string(mib)}; }
+
+void expect_intact(Target& t) {
+  ASSERT_TRUE(pid_exists(t.pid())) << "target gone";
+  ExitStatus st = t.terminate();
+  EXPECT_TRUE(st.ok()) << "target after the failed dump: " << st.describe() << "\nlog: " << t.log();
+}
+
+TEST(CrdumpFailure, StdoutClosed) {
+  if (!tools_present()) return;
+  TempDir dir;
+  Target t = Target::start(dir, mem_anon(8));
+  ASSERT_GT(t.pid(), 0) << t.error();
+  ToolRun d = run_tool(dir, "crdump", {std::to_string(t.pid())}, -1, /*out_fd=*/-2);
+  EXPECT_TRUE(d.status.exited && d.status.code == 1) << d.describe();
+  EXPECT_TRUE(d.one_line_error("crdump")) << d.err;
+  expect_intact(t);
+}
+
+TEST(CrdumpFailure, ReaderExitsMidStream) {
+  if (!tools_present()) return;
+  TempDir dir;
+  Target t = Target::start(dir, mem_anon(8));
+  ASSERT_GT(t.pid(), 0) << t.error();
+  int p[2];
+  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  pid_t dumper = start_tool(dir, "crdump", {std::to_string(t.pid())}, -1, p[1], "crdump.err");
+  close(p[1]);
+  ASSERT_GT(dumper, 0);
+  // Read the first 4 KiB, then go away like a reader that exits: crdump gets EPIPE.
+  char buf[4096];
+  size_t got = 0;
+  while (got < sizeof(buf)) {
+    ssize_t n = read(p[0], buf + got, sizeof(buf) - got);
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  close(p[0]);
+  EXPECT_EQ(got, sizeof(buf)) << "crdump wrote less than 4 KiB";
+  auto st = wait_exit(dumper, std::chrono::seconds(60));
+  ASSERT_TRUE(st) << "crdump hangs after its reader went away";
+  std::string err = read_file(dir.path("crdump.err"));
+  EXPECT_TRUE(st->exited && st->code == 1) << st->describe() << " (SIGPIPE = 13), stderr: " << err;
+  EXPECT_TRUE((ToolRun{*st, err}).one_line_error("crdump")) << err;
+  expect_intact(t);
+}
+
+TEST(CrdumpFailure, TargetKilledWhileWriterBlocked) {
+  if (!tools_present()) return;
+  TempDir dir;
+  Target t = Target::start(dir, mem_anon(64));
+  ASSERT_GT(t.pid(), 0) << t.error();
+  int p[2];
+  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  pid_t dumper = start_tool(dir, "crdump", {std::to_string(t.pid())}, -1, p[1], "crdump.err");
+  close(p[1]);
+  ASSERT_GT(dumper, 0);
+  // Wait for the first bytes, then for the pipe to fill up: crdump is blocked writing.
+  pollfd pfd{p[0], POLLIN, 0};
+  ASSERT_EQ(poll(&pfd, 1, 60000), 1) << "crdump wrote nothing";
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  int queued = 0, cap = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    cap = fcntl(p[0], F_GETPIPE_SZ);
+    if (ioctl(p[0], FIONREAD, &queued) == 0 && queued >= cap) break;
+    siginfo_t si{};
+    if (waitid(P_PID, static_cast<id_t>(dumper), &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid)
+      break;  // crdump finished (or failed) without blocking
+    sched_yield();
+  }
+  EXPECT_GE(queued, cap) << "pipe never filled";
+  const pid_t target = t.pid();
+  kill(target, SIGKILL);
+  char buf[65536];
+  size_t drained = 0;
+  ssize_t n;
+  while ((n = read(p[0], buf, sizeof(buf))) > 0) drained += static_cast<size_t>(n);
+  close(p[0]);
+  auto st = wait_exit(dumper, std::chrono::seconds(60));
+  ASSERT_TRUE(st) << "crdump hangs after the target died";
+  std::string err = read_file(dir.path("crdump.err"));
+  EXPECT_TRUE(st->exited && st->code == 1)
+      << st->describe() << " after " << drained << " more bytes, stderr: " << err;
+  EXPECT_TRUE((ToolRun{*st, err}).one_line_error("crdump")) << err;
+  ExitStatus ts = t.wait(std::chrono::seconds(10));
+  EXPECT_FALSE(ts.exited) << "target: " << ts.describe();
+}
+
+TEST(CrrestoreFailure, PidInUse) {
+  if (!tools_present()) return;
+  TempDir dir;
+  Target t = Target::start(dir, {zdtm_path("pid_ids"), "arg1", "arg2"});
+  ASSERT_GT(t.pid(), 0) << t.error();
+  ToolRun d = run_tool(dir, "crdump", {"--leave-running", "-o", dir.path("img"), std::to_string(t.pid())});
+  ASSERT_TRUE(d.status.ok()) << d.describe();
+  ToolRun r = run_tool(dir, "crrestore", {"-d", "-i", dir.path("img")});
+  EXPECT_TRUE(r.status.exited && r.status.code == 1) << r.describe();
+  EXPECT_TRUE(r.one_line_error("crrestore")) << r.err;
+  EXPECT_NE(r.err.find("in use"), std::string::npos) << r.err;
+  expect_intact(t);
+}
+
+// Damaged images: the dump of an 8 MiB program, cut or with one byte flipped.
+class CrrestoreDamaged : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!tools_present()) GTEST_FAIL() << "tools missing";
+    Target t = Target::start(dir_, mem_anon(8));
+    ASSERT_GT(t.pid(), 0) << t.error();
+    pid_ = t.pid();
+    ASSERT_TRUE(dump_target(dir_, t, Mode::kKill, dir_.path("img")));
+    image_ = read_file(dir_.path("img"));
+    ASSERT_GT(image_.size(), 8u << 20);
+  }
+
+  // Restoring `bad` fails cleanly; then the intact image still restores and passes, which shows
+  // the failure came from the damage.
+  void expect_refused(const std::string& bad, const std::string& what) {
+    write_file(dir_.path("bad"), bad);
+    ToolRun r = run_tool(dir_, "crrestore", {"-d", "-i", dir_.path("bad")});
+    EXPECT_TRUE(r.status.exited && r.status.code == 1) << what << ": " << r.describe();
+    EXPECT_TRUE(r.one_line_error("crrestore")) << what << ": " << r.err;
+    reap_zombies();
+    if (pid_exists(pid_)) {
+      ADD_FAILURE() << what << ": pid " << pid_ << " left behind";
+      kill_child(pid_);
+    }
+    ASSERT_TRUE(restore_detached(dir_, dir_.path("img"), pid_));
+    expect_restored_passes(dir_, pid_);
+  }
+
+  TempDir dir_;
+  pid_t pid_ = -1;
+  std::string image_;
+};
+
+TEST_F(CrrestoreDamaged, ByteFlippedInTheMiddle) {
+  std::string bad = image_;
+  bad[bad.size() / 2] ^= 0x5a;
+  expect_refused(bad, "flipped byte at " + std::to_string(bad.size() / 2));
+}
+
+TEST_F(CrrestoreDamaged, TruncatedToHalf) { expect_refused(image_.substr(0, image_.size() / 2), "half image"); }
+
+TEST_F(CrrestoreDamaged, LastByteCut) { expect_refused(image_.substr(0, image_.size() - 1), "last byte cut"); }
+
+TEST_F(CrrestoreDamaged, Empty) { expect_refused("", "empty image"); }
+
+}  // namespace
+}  // namespace cr::e2e
