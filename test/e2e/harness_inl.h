@@ -2,7 +2,7 @@
 #ifndef CR_TEST_E2E_HARNESS_INL_H
 #define CR_TEST_E2E_HARNESS_INL_H
 
-#include <dirent.h>
+#include <linux/close_range.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -137,39 +137,58 @@ inline pid_t spawn(const SpawnSpec& spec) {
   for (auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (devnull < 0) return -1;
+  int ep[2];  // exec error pipe: EOF = exec succeeded, 4 bytes = its errno
+  if (devnull < 0 || pipe2(ep, O_CLOEXEC) != 0) return -1;
   const char* cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str();
   pid_t pid = fork();
   if (pid != 0) {
     close(devnull);
+    close(ep[1]);
+    int err = 0;
+    ssize_t n = pid > 0 ? read(ep[0], &err, sizeof(err)) : 0;
+    close(ep[0]);
+    if (n == sizeof(err)) {
+      int st;
+      waitpid(pid, &st, 0);
+      errno = err;
+      return -1;
+    }
     return pid;
   }
+  auto fail = [&]() {
+    int e = errno;
+    (void)!write(ep[1], &e, sizeof(e));
+    _exit(127);
+  };
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
   for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
   if (spec.new_session) setsid();
-  if (cwd && chdir(cwd) != 0) _exit(126);
-  // Move the sources out of the way first, so dup2 onto 0..3 cannot clobber one of them.
+  if (cwd && chdir(cwd) != 0) fail();
+  // Move the sources (and the error pipe) out of the way first, so dup2 onto 0..3 cannot
+  // clobber one of them.
+  ep[1] = fcntl(ep[1], F_DUPFD_CLOEXEC, 100);
   auto high = [&](int fd) { return fcntl(fd < 0 ? devnull : fd, F_DUPFD_CLOEXEC, 100); };
   int in = high(spec.stdin_fd), out = spec.stdout_fd == -2 ? -2 : high(spec.stdout_fd);
   int err = high(spec.stderr_fd), fd3 = spec.fd3 >= 0 ? high(spec.fd3) : -1;
-  if (in < 0 || out == -1 || err < 0 || (spec.fd3 >= 0 && fd3 < 0)) _exit(126);
-  if (dup2(in, 0) < 0 || dup2(err, 2) < 0) _exit(126);
+  if (ep[1] < 0 || in < 0 || out == -1 || err < 0 || (spec.fd3 >= 0 && fd3 < 0)) fail();
+  if (dup2(in, 0) < 0 || dup2(err, 2) < 0) fail();
   if (out >= 0) {
-    if (dup2(out, 1) < 0) _exit(126);
+    if (dup2(out, 1) < 0) fail();
   } else {
     close(1);
   }
   if (fd3 >= 0) {
-    if (dup3(fd3, 3, spec.fd3_cloexec ? O_CLOEXEC : 0) < 0) _exit(126);
+    if (dup3(fd3, 3, spec.fd3_cloexec ? O_CLOEXEC : 0) < 0) fail();
   } else {
     close(3);
   }
-  syscall(SYS_close_range, fd3 >= 0 ? 4 : 3, ~0U, 0);
-  if (out == -2) close(1);
+  // Everything above 3 goes at exec (the error pipe must live until then).
+  syscall(SYS_close_range, 4, ~0U, CLOSE_RANGE_CLOEXEC);
   execv(argv[0], argv.data());
-  _exit(127);
+  fail();
+  return -1;
 }
 
 inline std::string ToolRun::describe() const {
@@ -244,7 +263,7 @@ inline Target Target::start(TempDir& dir, const std::vector<std::string>& argv, 
   close(p[1]);
   close(logfd);
   if (t.pid_ < 0) {
-    t.error_ = std::string("fork: ") + strerror(errno);
+    t.error_ = "cannot start " + argv[0] + ": " + strerror(errno);
     close(p[0]);
     return t;
   }
