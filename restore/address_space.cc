@@ -1,0 +1,257 @@
+#include "restore/address_space.h"
+
+#include <fcntl.h>
+#include <linux/prctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+
+#include <chrono>
+#include <cstring>
+
+#include "restore/layout.h"
+#include "restore/trampoline.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14
+#endif
+
+namespace cr::restore {
+
+namespace {
+
+constexpr uint64_t kRseqFlagUnregister = 1;
+
+std::string hex(uint64_t v) {
+  char buf[32];
+  snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+const char* vdso_name(uint32_t kind) {
+  switch (kind) {
+    case schema::kVmaVdso:
+      return "[vdso]";
+    case schema::kVmaVvar:
+      return "[vvar]";
+    case schema::kVmaVvarVclock:
+      return "[vvar_vclock]";
+    default:
+      return nullptr;
+  }
+}
+
+bool is_private(const schema::Vma& v) {
+  return v.kind == schema::kVmaAnon || v.kind == schema::kVmaHeap || v.kind == schema::kVmaStack ||
+         v.kind == schema::kVmaFilePrivate;
+}
+
+// What a VMA is mapped with before its pages arrive.
+uint32_t initial_prot(const schema::Vma& v) {
+  return is_private(v) ? v.prot | PROT_READ | PROT_WRITE : v.prot;
+}
+
+Status apply_madvise(RestoreContext& ctx, const schema::Vma& v) {
+  static constexpr struct {
+    uint32_t flag;
+    int advice;
+    const char* name;
+  } kAdvice[] = {
+      {schema::kMadvDontDump, MADV_DONTDUMP, "MADV_DONTDUMP"},
+      {schema::kMadvHugepage, MADV_HUGEPAGE, "MADV_HUGEPAGE"},
+      {schema::kMadvNoHugepage, MADV_NOHUGEPAGE, "MADV_NOHUGEPAGE"},
+      {schema::kMadvDontFork, MADV_DONTFORK, "MADV_DONTFORK"},
+      {schema::kMadvWipeOnFork, MADV_WIPEONFORK, "MADV_WIPEONFORK"},
+      {schema::kMadvMergeable, MADV_MERGEABLE, "MADV_MERGEABLE"},
+  };
+  for (const auto& a : kAdvice) {
+    if ((v.madv & a.flag) == 0) continue;
+    auto r = ctx.call(a.name, SYS_madvise, v.start, v.end - v.start, a.advice);
+    if (!r.ok()) return std::move(r).error().wrap("vma " + hex(v.start));
+  }
+  return {};
+}
+
+}  // namespace
+
+Status move_vdso(RestoreContext& ctx) {
+  CR_TRY_ASSIGN(auto maps, read_task_maps(ctx.tracee.tid()));
+  std::vector<VdsoPiece> pieces;
+  std::vector<Range> avoid;
+  for (const auto& m : maps) avoid.push_back(m.range);
+  for (const auto& v : ctx.img.vmas) {
+    const char* name = vdso_name(v.kind);
+    if (name == nullptr) continue;
+    const MapsEntry* cur = nullptr;
+    for (const auto& m : maps)
+      if (m.name == name) cur = &m;
+    if (cur == nullptr || cur->range.size() != v.end - v.start)
+      return make_error(std::string("vdso layout differs from the dump (") + name + ": dumped " +
+                        std::to_string((v.end - v.start) / 4096) + " pages, here " +
+                        (cur ? std::to_string(cur->range.size() / 4096) : std::string("none")) +
+                        ")");
+    pieces.push_back({name, cur->range, v.start});
+  }
+  CR_TRY_ASSIGN(auto moves, plan_vdso_moves(pieces, avoid));
+  for (const auto& m : moves) {
+    auto r = ctx.call("mremap vdso", SYS_mremap, m.from, m.size, m.size,
+                      MREMAP_MAYMOVE | MREMAP_FIXED, m.to);
+    if (!r.ok()) return std::move(r).error().wrap(hex(m.from) + " -> " + hex(m.to));
+    if (*r != m.to) return make_error("mremap vdso landed at " + hex(*r));
+  }
+  return {};
+}
+
+Status unmap_rest(RestoreContext& ctx) {
+  // The child inherited crrestore's rseq registration; once its TLS is unmapped the kernel
+  // would kill it at the next return to user space.
+  CR_TRY_ASSIGN(auto rseq, ctx.tracee.get_rseq());
+  if (rseq.addr != 0) {
+    auto r =
+        ctx.call("rseq unregister", SYS_rseq, rseq.addr, rseq.len, kRseqFlagUnregister, rseq.sig);
+    if (!r.ok()) return std::move(r).error();
+  }
+  std::vector<Range> keep{{ctx.tramp.addr, ctx.tramp.addr + ctx.tramp.size}};
+  for (const auto& v : ctx.img.vmas)
+    if (vdso_name(v.kind) != nullptr) keep.push_back({v.start, v.end});
+  for (const auto& r : unmap_ranges(keep)) {
+    auto u = ctx.call("munmap", SYS_munmap, r.start, r.size());
+    if (!u.ok()) return std::move(u).error().wrap(hex(r.start) + "-" + hex(r.end));
+  }
+  return {};
+}
+
+Status map_vmas(RestoreContext& ctx) {
+  // Consecutive VMAs of one file (a library's segments) share one remote open.
+  std::string open_path;
+  bool open_shared = false;
+  int64_t remote_fd = -1;
+  auto close_remote = [&]() -> Status {
+    if (remote_fd < 0) return {};
+    auto r = ctx.call("close", SYS_close, static_cast<uint64_t>(remote_fd));
+    remote_fd = -1;
+    if (!r.ok()) return std::move(r).error();
+    return {};
+  };
+  for (const auto& v : ctx.img.vmas) {
+    if (vdso_name(v.kind) != nullptr) continue;
+    const uint64_t len = v.end - v.start;
+    uint64_t flags = MAP_FIXED;
+    int64_t fd = -1;
+    if (v.kind == schema::kVmaFilePrivate || v.kind == schema::kVmaFileShared) {
+      const bool shared = v.kind == schema::kVmaFileShared;
+      if (remote_fd < 0 || open_path != v.path || open_shared != shared) {
+        CR_TRY(close_remote());
+        ctx.reset_scratch();
+        CR_TRY_ASSIGN(uint64_t path, ctx.put_str(v.path));
+        // A shared mapping keeps the right to become writable only if the file is open for
+        // writing; try that first, read-only files still map.
+        auto r = ctx.remote->call_raw(SYS_openat, static_cast<uint64_t>(AT_FDCWD), path,
+                                      (shared ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+        if (!r.ok()) return std::move(r).error();
+        int64_t got = *r;
+        if (got < 0 && shared) {
+          CR_TRY_ASSIGN(got, ctx.remote->call_raw(SYS_openat, static_cast<uint64_t>(AT_FDCWD), path,
+                                                  O_RDONLY | O_CLOEXEC));
+        }
+        if (got < 0)
+          return make_error("remote open " + v.path + ": " + std::strerror(static_cast<int>(-got)));
+        remote_fd = got;
+        open_path = v.path;
+        open_shared = shared;
+      }
+      fd = remote_fd;
+      flags |= shared ? MAP_SHARED : MAP_PRIVATE;
+    } else {
+      flags |= MAP_PRIVATE | MAP_ANONYMOUS;
+      if (v.kind == schema::kVmaStack || (v.flags & MAP_GROWSDOWN) != 0) flags |= MAP_GROWSDOWN;
+    }
+    auto r = ctx.call("mmap", SYS_mmap, v.start, len, initial_prot(v), flags,
+                      static_cast<uint64_t>(fd), fd < 0 ? 0 : v.pgoff * 4096);
+    if (!r.ok())
+      return std::move(r).error().wrap("vma " + hex(v.start) + "-" + hex(v.end) +
+                                       (v.path.empty() ? "" : " " + v.path));
+    if (*r != v.start) return make_error("vma " + hex(v.start) + " mapped at " + hex(*r));
+    CR_TRY(apply_madvise(ctx, v));
+  }
+  return close_remote();
+}
+
+Status stream_pages(RestoreContext& ctx) {
+  auto& reader = *ctx.reader;
+  const auto& vmas = ctx.img.vmas;
+  size_t hint = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  for (bool more = true; more;) {
+    if (reader.type() == schema::Pages::kType) {
+      CR_TRY_ASSIGN(auto p, reader.decode<schema::Pages>());
+      auto tail = reader.tail();
+      const uint64_t len = uint64_t{p.npages} * 4096;
+      if (tail.size() != len)
+        return make_error("pages at " + hex(p.vaddr) + ": " + std::to_string(tail.size()) +
+                          " bytes for " + std::to_string(p.npages) + " pages");
+      CR_TRY_ASSIGN(hint, check_pages(vmas, p.vaddr, len, hint));
+      if (vdso_name(vmas[hint].kind) == nullptr) {
+        // Into a VMA mapped writable above; one copy from the reader's buffer.
+        CR_TRY(ctx.tracee.write_mem(p.vaddr, tail.data(), tail.size()));
+        ctx.page_bytes += len;
+      }
+    } else {
+      auto st = stash_tail_record(reader, ctx.img);
+      if (!st.ok()) return std::move(st).error().wrap("offset " + std::to_string(reader.offset()));
+    }
+    CR_TRY_ASSIGN(more, reader.next());
+  }
+  ctx.pages_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!ctx.img.thread) return make_error("image has no thread record");
+  return {};
+}
+
+Status set_protections(RestoreContext& ctx) {
+  for (const auto& v : ctx.img.vmas) {
+    if (vdso_name(v.kind) != nullptr || initial_prot(v) == v.prot) continue;
+    auto r = ctx.call("mprotect", SYS_mprotect, v.start, v.end - v.start, v.prot);
+    if (!r.ok()) return std::move(r).error().wrap("vma " + hex(v.start));
+  }
+  return {};
+}
+
+Status set_mm(RestoreContext& ctx) {
+  const auto& mm = *ctx.img.mm;
+  ctx.reset_scratch();
+  prctl_mm_map map{};
+  map.start_code = mm.start_code;
+  map.end_code = mm.end_code;
+  map.start_data = mm.start_data;
+  map.end_data = mm.end_data;
+  map.start_brk = mm.start_brk;
+  map.brk = mm.brk;
+  map.start_stack = mm.start_stack;
+  map.arg_start = mm.arg_start;
+  map.arg_end = mm.arg_end;
+  map.env_start = mm.env_start;
+  map.env_end = mm.env_end;
+  map.exe_fd = ~0u;
+  if (!mm.auxv.empty()) {
+    CR_TRY_ASSIGN(uint64_t auxv, ctx.put(mm.auxv.data(), mm.auxv.size() * sizeof(uint64_t)));
+    map.auxv = reinterpret_cast<__u64*>(auxv);
+    map.auxv_size = static_cast<uint32_t>(mm.auxv.size() * sizeof(uint64_t));
+  }
+  int64_t exe_fd = -1;
+  if (!mm.exe_path.empty()) {
+    CR_TRY_ASSIGN(uint64_t path, ctx.put_str(mm.exe_path));
+    auto r = ctx.call("open executable", SYS_openat, static_cast<uint64_t>(AT_FDCWD), path,
+                      O_RDONLY | O_CLOEXEC);
+    if (!r.ok()) return std::move(r).error().wrap(mm.exe_path);
+    exe_fd = static_cast<int64_t>(*r);
+    map.exe_fd = static_cast<uint32_t>(exe_fd);
+  }
+  CR_TRY_ASSIGN(uint64_t map_addr, ctx.put(&map, sizeof map));
+  auto r =
+      ctx.call("prctl(PR_SET_MM_MAP)", SYS_prctl, PR_SET_MM, PR_SET_MM_MAP, map_addr, sizeof map);
+  if (exe_fd >= 0) (void)ctx.call("close", SYS_close, static_cast<uint64_t>(exe_fd));
+  if (!r.ok()) return std::move(r).error();
+  return {};
+}
+
+}  // namespace cr::restore

@@ -1,0 +1,159 @@
+#include "restore/child_setup.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <signal.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <climits>
+
+#include "restore/open_files.h"
+
+namespace cr::restore {
+
+namespace {
+
+void report(int fd, char kind, const std::string& text) {
+  std::string line(1, kind);
+  line += text;
+  line += '\n';
+  (void)!::write(fd, line.data(), line.size());
+}
+
+int highest_open_fd() {
+  int top = 2;
+  int dir = ::open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) return 1024;  // conservative: above what crrestore ever opens
+  // getdents by hand: no DIR* (opendir allocates; fine here, but this is simpler to reason about).
+  char buf[4096];
+  for (;;) {
+    long n = ::syscall(SYS_getdents64, dir, buf, sizeof buf);
+    if (n <= 0) break;
+    for (long off = 0; off < n;) {
+      auto* d = reinterpret_cast<struct dirent64*>(buf + off);
+      int v = atoi(d->d_name);
+      if (v > top) top = v;
+      off += d->d_reclen;
+    }
+  }
+  ::close(dir);
+  return top;
+}
+
+Status build_fd_table(const RestoreContext& ctx, int* report_fd) {
+  CR_TRY_ASSIGN(auto sources, open_files(ctx.img, ctx.opts));
+  std::vector<FdTarget> targets;
+  for (const auto& fd : ctx.img.fds)
+    targets.push_back({static_cast<int>(fd.fd), fd.file, (fd.fd_flags & FD_CLOEXEC) != 0});
+  CR_TRY_ASSIGN(FdPlan plan, plan_fd_table(sources, targets, *report_fd, highest_open_fd()));
+  for (const auto& op : plan.ops) {
+    if (op.kind == FdOp::kDup3) {
+      if (::dup3(op.a, op.b, op.flags) < 0)
+        return errno_error("dup3(" + std::to_string(op.a) + ", " + std::to_string(op.b) + ")");
+    } else if (::close_range(static_cast<unsigned>(op.a), static_cast<unsigned>(op.b), 0) != 0) {
+      return errno_error("close_range");
+    }
+  }
+  *report_fd = plan.keep_fd;
+  return {};
+}
+
+Status set_rlimits(const RestoreContext& ctx, int report_fd) {
+  if (!ctx.img.rlimits) return {};
+  const auto& lim = ctx.img.rlimits->limits;
+  for (size_t r = 0; 2 * r + 1 < lim.size() && r < RLIM_NLIMITS; ++r) {
+    rlimit want{lim[2 * r], lim[2 * r + 1]};
+    if (::setrlimit(static_cast<__rlimit_resource>(r), &want) == 0) continue;
+    if (errno != EPERM) return errno_error("setrlimit " + std::to_string(r));
+    // Raising a hard limit needs CAP_SYS_RESOURCE: keep ours, lower the soft one if asked.
+    rlimit ours{};
+    ::getrlimit(static_cast<__rlimit_resource>(r), &ours);
+    rlimit fallback{std::min<rlim_t>(want.rlim_cur, ours.rlim_max), ours.rlim_max};
+    ::setrlimit(static_cast<__rlimit_resource>(r), &fallback);
+    report(report_fd, 'W',
+           "rlimit " + std::to_string(r) + ": hard limit " + std::to_string(want.rlim_max) +
+               " is above ours (" + std::to_string(ours.rlim_max) + "), kept ours");
+  }
+  return {};
+}
+
+Status set_session(const RestoreContext& ctx, int report_fd) {
+  const auto& p = *ctx.img.process;
+  if (p.sid == p.pid) {
+    if (::setsid() < 0) return errno_error("setsid");
+  } else if (p.pgid == p.pid) {
+    if (::setpgid(0, 0) != 0) return errno_error("setpgid");
+  } else if (static_cast<pid_t>(p.pgid) != ::getpgrp()) {
+    report(
+        report_fd, 'W',
+        "process group " + std::to_string(p.pgid) + " is not restored: the task joins crrestore's");
+  }
+  return {};
+}
+
+void default_signals() {
+  // Raw rt_sigaction: glibc refuses its internal signals (32, 33), the kernel does not.
+  struct {
+    uint64_t handler, flags, restorer, mask;
+  } dfl{};
+  for (int sig = 1; sig <= 64; ++sig)
+    if (sig != SIGKILL && sig != SIGSTOP) ::syscall(SYS_rt_sigaction, sig, &dfl, nullptr, 8);
+}
+
+Status setup(const RestoreContext& ctx, int* report_fd) {
+  const auto& p = *ctx.img.process;
+  CR_TRY(build_fd_table(ctx, report_fd));
+  if (ctx.img.fs && !ctx.img.fs->cwd.empty() && ::chdir(ctx.img.fs->cwd.c_str()) != 0)
+    return errno_error("chdir " + ctx.img.fs->cwd);
+  ::umask(static_cast<mode_t>(p.umask));
+  if (::personality(p.personality) < 0) return errno_error("personality");
+  CR_TRY(set_rlimits(ctx, *report_fd));
+  if (::prctl(PR_SET_NAME, p.comm.c_str(), 0, 0, 0) != 0) return errno_error("PR_SET_NAME");
+  CR_TRY(set_session(ctx, *report_fd));
+  default_signals();
+  return {};
+}
+
+}  // namespace
+
+void child_main(const RestoreContext& ctx, int report_fd) {
+  auto st = setup(ctx, &report_fd);
+  if (!st.ok()) {
+    report(report_fd, 'E', st.error().message);
+    ::_exit(1);
+  }
+  ::close(report_fd);
+  sys::Tracee::traceme_and_stop();
+  // The parent drives us from here by injected calls and never lets this point run on.
+  ::_exit(126);
+}
+
+ChildReport read_child_report(int fd) {
+  std::string all;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    all.append(buf, static_cast<size_t>(n));
+  }
+  ChildReport rep;
+  size_t pos = 0;
+  while (pos < all.size()) {
+    size_t nl = all.find('\n', pos);
+    std::string line = all.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+    pos = nl == std::string::npos ? all.size() : nl + 1;
+    if (line.empty()) continue;
+    if (line[0] == 'W') rep.warnings.push_back(line.substr(1));
+    if (line[0] == 'E') rep.error = line.substr(1);
+  }
+  return rep;
+}
+
+}  // namespace cr::restore

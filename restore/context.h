@@ -1,0 +1,69 @@
+// RestoreContext: everything one restore works on, passed explicitly through the passes
+// (restorer.cc lists them). No globals.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "format/record_reader.h"
+#include "restore/image.h"
+#include "restore/task_create.h"
+#include "sys/remote_syscalls.h"
+#include "sys/tracee.h"
+
+namespace cr::restore {
+
+struct RestoreOptions {
+  bool detach = false;                     // -d: return once the task runs
+  bool shell_job = false;                  // reconnect tty fds to ours
+  bool verbose = false;                    // -v: passes, timings, warnings
+  std::map<std::string, int> inherit_fds;  // --inherit-fd fd[N]:KEY -> KEY -> N
+};
+
+/// The trampoline page in the task: a `syscall` instruction, then scratch space that remote
+/// calls use for their arguments (paths, structs). Allocation is a bump pointer reset per use.
+struct Trampoline {
+  uint64_t addr = 0;
+  uint64_t size = 0;
+  uint64_t used = 0;
+  static constexpr uint64_t kScratchOffset = 64;
+};
+
+struct RestoreContext {
+  RestoreOptions opts;
+  format::RecordReader* reader = nullptr;
+  ProcessImage img;
+
+  sys::Tracee tracee;
+  std::optional<sys::RemoteSyscalls> remote;
+  Trampoline tramp;
+  // Declared last so it goes first: a failed restore kills the task before the tracee and
+  // the remote scope let go of it.
+  ChildGuard child;
+
+  // Figures for -v and the report.
+  uint64_t page_bytes = 0;
+  double pages_seconds = 0;
+  std::vector<std::string> warnings;
+  std::vector<std::pair<std::string, double>> pass_seconds;
+
+  pid_t pid() const { return img.process ? static_cast<pid_t>(img.process->pid) : -1; }
+  void warn(std::string msg) { warnings.push_back(std::move(msg)); }
+
+  /// Copies `len` bytes into the trampoline's scratch area; returns their task address.
+  Result<uint64_t> put(const void* data, size_t len);
+  Result<uint64_t> put_str(const std::string& s) { return put(s.c_str(), s.size() + 1); }
+  void reset_scratch() { tramp.used = 0; }
+  /// A remote call through the trampoline (remote must be set up).
+  Result<uint64_t> call(const char* name, long nr, uint64_t a1 = 0, uint64_t a2 = 0,
+                        uint64_t a3 = 0, uint64_t a4 = 0, uint64_t a5 = 0, uint64_t a6 = 0) {
+    return remote->call(name, nr, a1, a2, a3, a4, a5, a6);
+  }
+};
+
+}  // namespace cr::restore

@@ -1,0 +1,99 @@
+// Credentials come last: once they drop privileges, nothing else could be restored.
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/securebits.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "restore/task_state.h"
+
+namespace cr::restore {
+
+namespace {
+
+Status check(Result<uint64_t> r, const char* what) {
+  if (!r.ok()) return std::move(r).error().wrap(what);
+  return {};
+}
+
+int last_cap() {
+  int last = CAP_LAST_CAP;
+  if (FILE* f = std::fopen("/proc/sys/kernel/cap_last_cap", "re")) {
+    if (std::fscanf(f, "%d", &last) != 1) last = CAP_LAST_CAP;
+    std::fclose(f);
+  }
+  return last;
+}
+
+}  // namespace
+
+Status restore_creds(RestoreContext& ctx) {
+  if (ctx.img.fs && !ctx.img.fs->root.empty() && ctx.img.fs->root != "/") {
+    ctx.reset_scratch();
+    CR_TRY_ASSIGN(uint64_t path, ctx.put_str(ctx.img.fs->root));
+    CR_TRY(check(ctx.call("chroot", SYS_chroot, path), "chroot"));
+  }
+  if (!ctx.img.creds) return {};
+  const auto& c = *ctx.img.creds;
+  const int last = last_cap();
+  // Bounding set first: dropping needs CAP_SETPCAP, which the final sets may lack.
+  for (int cap = 0; cap <= last && cap < 64; ++cap) {
+    if ((c.cap_bnd >> cap) & 1) continue;
+    auto r = ctx.remote->call_raw(SYS_prctl, PR_CAPBSET_READ, static_cast<uint64_t>(cap));
+    if (!r.ok()) return std::move(r).error();
+    if (*r != 1) continue;  // not in ours either (CAP_SYS_RESOURCE here)
+    CR_TRY(
+        check(ctx.call("PR_CAPBSET_DROP", SYS_prctl, PR_CAPBSET_DROP, static_cast<uint64_t>(cap)),
+              "bounding set"));
+  }
+  ctx.reset_scratch();
+  std::vector<uint32_t> groups(c.groups.begin(), c.groups.end());
+  uint64_t groups_addr = 0;
+  if (!groups.empty()) {
+    CR_TRY_ASSIGN(groups_addr, ctx.put(groups.data(), groups.size() * sizeof(uint32_t)));
+  }
+  CR_TRY(check(ctx.call("setgroups", SYS_setgroups, groups.size(), groups_addr), "groups"));
+  const bool uid_changes = c.uid != 0 || c.euid != 0 || c.suid != 0;
+  // Keep the permitted set across the uid change; capset below sets the final sets.
+  const uint64_t bits = c.securebits | (uid_changes ? SECBIT_KEEP_CAPS : 0);
+  auto cur_bits = ctx.remote->call_raw(SYS_prctl, PR_GET_SECUREBITS);
+  if (!cur_bits.ok()) return std::move(cur_bits).error();
+  if (static_cast<uint64_t>(*cur_bits) != bits)
+    CR_TRY(check(ctx.call("PR_SET_SECUREBITS", SYS_prctl, PR_SET_SECUREBITS, bits), "securebits"));
+  CR_TRY(check(ctx.call("setresgid", SYS_setresgid, c.gid, c.egid, c.sgid), "gids"));
+  (void)ctx.call("setfsgid", SYS_setfsgid, c.fsgid);
+  CR_TRY(check(ctx.call("setresuid", SYS_setresuid, c.uid, c.euid, c.suid), "uids"));
+  (void)ctx.call("setfsuid", SYS_setfsuid, c.fsuid);
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2]{};
+  for (int i = 0; i < 2; ++i) {
+    data[i].effective = static_cast<uint32_t>(c.cap_eff >> (32 * i));
+    data[i].permitted = static_cast<uint32_t>(c.cap_prm >> (32 * i));
+    data[i].inheritable = static_cast<uint32_t>(c.cap_inh >> (32 * i));
+  }
+  ctx.reset_scratch();
+  CR_TRY_ASSIGN(uint64_t hdr_addr, ctx.put(&hdr, sizeof hdr));
+  CR_TRY_ASSIGN(uint64_t data_addr, ctx.put(data, sizeof data));
+  CR_TRY(check(ctx.call("capset", SYS_capset, hdr_addr, data_addr), "capabilities"));
+  for (int cap = 0; cap <= last && cap < 64; ++cap)
+    if ((c.cap_amb >> cap) & 1)
+      CR_TRY(check(ctx.call("PR_CAP_AMBIENT_RAISE", SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE,
+                            static_cast<uint64_t>(cap)),
+                   "ambient capabilities"));
+  if (bits != c.securebits) {
+    auto r = ctx.call("PR_SET_SECUREBITS", SYS_prctl, PR_SET_SECUREBITS, c.securebits);
+    if (!r.ok()) ctx.warn("securebits keep SECBIT_KEEP_CAPS: " + r.error().message);
+  }
+  // A uid change clears the dumpable flag; a process of its own uid was dumpable (crdump could
+  // read it), so give that back or /proc/PID would stay root's.
+  if (uid_changes) (void)ctx.call("PR_SET_DUMPABLE", SYS_prctl, PR_SET_DUMPABLE, 1);
+  if (c.no_new_privs != 0)
+    CR_TRY(
+        check(ctx.call("PR_SET_NO_NEW_PRIVS", SYS_prctl, PR_SET_NO_NEW_PRIVS, 1), "no_new_privs"));
+  return {};
+}
+
+}  // namespace cr::restore

@@ -1,0 +1,51 @@
+#include "restore/fd_plan.h"
+
+#include <fcntl.h>
+
+#include <algorithm>
+#include <climits>
+#include <map>
+#include <string>
+
+namespace cr::restore {
+
+Result<FdPlan> plan_fd_table(const std::vector<FdSource>& sources,
+                             const std::vector<FdTarget>& targets, int keep, int max_open) {
+  int top = std::max(max_open, keep);
+  for (const auto& s : sources) top = std::max(top, s.fd);
+  for (const auto& t : targets) {
+    if (t.fd < 0) return make_error("fd plan: negative target fd");
+    top = std::max(top, t.fd);
+  }
+  for (size_t i = 0; i < targets.size(); ++i)
+    for (size_t j = i + 1; j < targets.size(); ++j)
+      if (targets[i].fd == targets[j].fd)
+        return make_error("fd " + std::to_string(targets[i].fd) + " appears twice in the image");
+  FdPlan plan;
+  const int base = top + 1;
+  std::map<uint32_t, int> lifted;  // file id -> lifted fd
+  if (keep >= 0) {
+    plan.ops.push_back({FdOp::kDup3, keep, base, O_CLOEXEC});
+    plan.keep_fd = base;
+  }
+  int next = base + 1;
+  for (const auto& s : sources) {
+    if (lifted.count(s.file_id) != 0) continue;
+    lifted[s.file_id] = next;
+    plan.ops.push_back({FdOp::kDup3, s.fd, next, O_CLOEXEC});
+    ++next;
+  }
+  // Everything that was open before (temporaries, crrestore's own fds) goes at once.
+  if (base > 0) plan.ops.push_back({FdOp::kCloseRange, 0, base - 1, 0});
+  for (const auto& t : targets) {
+    auto it = lifted.find(t.file_id);
+    if (it == lifted.end())
+      return make_error("fd " + std::to_string(t.fd) + ": file " + std::to_string(t.file_id) +
+                        " was not opened");
+    plan.ops.push_back({FdOp::kDup3, it->second, t.fd, t.cloexec ? O_CLOEXEC : 0});
+  }
+  if (next > base + 1) plan.ops.push_back({FdOp::kCloseRange, base + 1, INT_MAX, 0});
+  return plan;
+}
+
+}  // namespace cr::restore

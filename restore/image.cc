@@ -1,0 +1,271 @@
+#include "restore/image.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+
+namespace cr::restore {
+
+namespace {
+
+std::string hex(uint64_t v) {
+  char buf[32];
+  snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+bool is_tail_type(uint32_t type) {
+  return type == schema::Pages::kType || type == schema::Sigaction::kType ||
+         type == schema::Itimer::kType || type == schema::PosixTimer::kType ||
+         type == schema::PendingSignal::kType || type == schema::Thread::kType;
+}
+
+Status add_bytes(ProcessImage& img, size_t n, const char* what) {
+  img.stashed_bytes += n;
+  if (img.stashed_bytes > kMaxStashedBytes)
+    return make_error(std::string(what) + ": more than " + std::to_string(kMaxStashedBytes >> 20) +
+                      " MiB of pipe and deleted-file data");
+  return {};
+}
+
+template <class R>
+Status set_once(std::optional<R>& slot, const format::RecordReader& reader) {
+  if (slot) return make_error("second " + std::string(R::kName) + " record (one process only)");
+  CR_TRY_ASSIGN(slot, reader.decode<R>());
+  return {};
+}
+
+Status stash_head_record(const format::RecordReader& reader, ProcessImage& img) {
+  switch (reader.type()) {
+    case schema::Process::kType:
+      return set_once(img.process, reader);
+    case schema::Creds::kType:
+      return set_once(img.creds, reader);
+    case schema::Rlimits::kType:
+      return set_once(img.rlimits, reader);
+    case schema::FsInfo::kType:
+      return set_once(img.fs, reader);
+    case schema::Mm::kType:
+      return set_once(img.mm, reader);
+    case schema::Pipe::kType: {
+      CR_TRY_ASSIGN(auto p, reader.decode<schema::Pipe>());
+      img.pipes[p.id].pipe = p;
+      return {};
+    }
+    case schema::PipeData::kType: {
+      CR_TRY_ASSIGN(auto d, reader.decode<schema::PipeData>());
+      auto it = img.pipes.find(d.pipe);
+      if (it == img.pipes.end())
+        return make_error("pipe_data names pipe " + std::to_string(d.pipe) + " not in the image");
+      auto tail = reader.tail();
+      CR_TRY(add_bytes(img, tail.size(), "pipe data"));
+      it->second.data.insert(it->second.data.end(), tail.begin(), tail.end());
+      return {};
+    }
+    case schema::File::kType: {
+      CR_TRY_ASSIGN(auto f, reader.decode<schema::File>());
+      uint32_t id = f.id;
+      img.files[id] = std::move(f);
+      return {};
+    }
+    case schema::FileData::kType: {
+      CR_TRY_ASSIGN(auto d, reader.decode<schema::FileData>());
+      if (img.files.count(d.file) == 0)
+        return make_error("file_data names file " + std::to_string(d.file) + " not in the image");
+      auto tail = reader.tail();
+      CR_TRY(add_bytes(img, tail.size(), "deleted file data"));
+      img.file_data[d.file].chunks.emplace_back(d.offset,
+                                                std::vector<uint8_t>(tail.begin(), tail.end()));
+      return {};
+    }
+    case schema::Fd::kType: {
+      CR_TRY_ASSIGN(auto fd, reader.decode<schema::Fd>());
+      img.fds.push_back(fd);
+      return {};
+    }
+    case schema::Vma::kType: {
+      CR_TRY_ASSIGN(auto v, reader.decode<schema::Vma>());
+      img.vmas.push_back(std::move(v));
+      return {};
+    }
+    default:
+      return {};  // a record type this build does not know: skipped by contract
+  }
+}
+
+}  // namespace
+
+uint64_t mtime_ns_of(const struct stat& st) {
+  return static_cast<uint64_t>(st.st_mtim.tv_sec) * 1000000000ull +
+         static_cast<uint64_t>(st.st_mtim.tv_nsec);
+}
+
+Result<bool> load_head(format::RecordReader& reader, ProcessImage& img) {
+  for (;;) {
+    CR_TRY_ASSIGN(bool more, reader.next());
+    if (!more) return false;
+    if (is_tail_type(reader.type())) return true;
+    auto st = stash_head_record(reader, img);
+    if (!st.ok()) return std::move(st).error().wrap("offset " + std::to_string(reader.offset()));
+  }
+}
+
+Status stash_tail_record(const format::RecordReader& reader, ProcessImage& img) {
+  switch (reader.type()) {
+    case schema::Sigaction::kType: {
+      CR_TRY_ASSIGN(auto r, reader.decode<schema::Sigaction>());
+      img.sigactions.push_back(r);
+      return {};
+    }
+    case schema::Itimer::kType: {
+      CR_TRY_ASSIGN(auto r, reader.decode<schema::Itimer>());
+      img.itimers.push_back(r);
+      return {};
+    }
+    case schema::PosixTimer::kType: {
+      CR_TRY_ASSIGN(auto r, reader.decode<schema::PosixTimer>());
+      img.posix_timers.push_back(r);
+      return {};
+    }
+    case schema::PendingSignal::kType: {
+      CR_TRY_ASSIGN(auto r, reader.decode<schema::PendingSignal>());
+      img.pending.push_back(std::move(r));
+      return {};
+    }
+    case schema::Thread::kType: {
+      if (img.thread)
+        return make_error("second thread record (multi-threaded restore is not supported)");
+      CR_TRY_ASSIGN(img.thread, reader.decode<schema::Thread>());
+      return {};
+    }
+    case schema::Process::kType:
+      return make_error("second process in the image (one process only)");
+    case schema::Pages::kType:
+      return make_error("pages record out of order");
+    default:
+      return {};
+  }
+}
+
+Status check_head(const ProcessImage& img) {
+  if (!img.process) return make_error("image has no process record");
+  if (img.process->pid == 0) return make_error("image: process pid is 0");
+  if (!img.mm) return make_error("image has no mm record");
+  if (img.vmas.empty()) return make_error("image has no vma records");
+  uint64_t prev_end = 0;
+  int vdso_seen[3] = {0, 0, 0};
+  for (const auto& v : img.vmas) {
+    if (v.start >= v.end || (v.start & 0xfff) != 0 || (v.end & 0xfff) != 0)
+      return make_error("vma " + hex(v.start) + "-" + hex(v.end) + " is malformed");
+    if (v.start < prev_end)
+      return make_error("vma " + hex(v.start) + " overlaps or is out of address order");
+    prev_end = v.end;
+    switch (v.kind) {
+      case schema::kVmaAnon:
+      case schema::kVmaFilePrivate:
+      case schema::kVmaHeap:
+      case schema::kVmaStack:
+      case schema::kVmaFileShared:
+        break;
+      case schema::kVmaVdso:
+      case schema::kVmaVvar:
+      case schema::kVmaVvarVclock:
+        if (++vdso_seen[v.kind - schema::kVmaVdso] > 1)
+          return make_error("image has two vdso mappings of the same kind");
+        break;
+      case schema::kVmaAnonShared:
+        return make_error("vma " + hex(v.start) + ": shared anonymous memory is not supported");
+      default:
+        return make_error("vma " + hex(v.start) + ": unknown kind " + std::to_string(v.kind));
+    }
+    if ((v.kind == schema::kVmaFilePrivate || v.kind == schema::kVmaFileShared) && v.path.empty())
+      return make_error("file vma " + hex(v.start) + " has no path");
+  }
+  for (const auto& fd : img.fds) {
+    auto it = img.files.find(fd.file);
+    if (it == img.files.end())
+      return make_error("fd " + std::to_string(fd.fd) + " names file " + std::to_string(fd.file) +
+                        " not in the image");
+  }
+  for (const auto& [id, f] : img.files) {
+    if ((f.kind == schema::kFilePipe || f.kind == schema::kFileFifo) && f.pipe != 0 &&
+        img.pipes.count(f.pipe) == 0)
+      return make_error("file " + std::to_string(id) + " names pipe " + std::to_string(f.pipe) +
+                        " not in the image");
+    if (f.kind == schema::kFilePipe && f.pipe == 0)
+      return make_error("pipe file " + std::to_string(id) + " names no pipe");
+    if (f.kind < schema::kFileRegular || f.kind > schema::kFileExternal)
+      return make_error("file " + std::to_string(id) + ": unknown kind " + std::to_string(f.kind));
+  }
+  return {};
+}
+
+Status verify_on_disk(const ProcessImage& img) {
+  for (const auto& v : img.vmas) {
+    if (v.kind != schema::kVmaFilePrivate && v.kind != schema::kVmaFileShared) continue;
+    struct stat st {};
+    if (::stat(v.path.c_str(), &st) != 0)
+      return errno_error("mapped file " + v.path).wrap("cannot restore");
+    if (static_cast<uint64_t>(st.st_size) != v.file_size || mtime_ns_of(st) != v.file_mtime_ns)
+      return make_error("mapped file " + v.path + " changed since dump");
+  }
+  for (const auto& [id, f] : img.files) {
+    struct stat st {};
+    switch (f.kind) {
+      case schema::kFileRegular:
+        if (::stat(f.path.c_str(), &st) != 0) return errno_error("open file " + f.path);
+        if (static_cast<uint64_t>(st.st_size) != f.size || mtime_ns_of(st) != f.mtime_ns)
+          return make_error(f.path + ": file changed since dump");
+        break;
+      case schema::kFileDirectory:
+        if (::stat(f.path.c_str(), &st) != 0) return errno_error("open directory " + f.path);
+        if (!S_ISDIR(st.st_mode)) return make_error(f.path + ": no longer a directory");
+        break;
+      case schema::kFileDevice:
+        if (::stat(f.path.c_str(), &st) != 0) return errno_error("device " + f.path);
+        if (f.rdev != 0 && static_cast<uint64_t>(st.st_rdev) != f.rdev)
+          return make_error(f.path + ": device number differs from the dump");
+        break;
+      case schema::kFileFifo:
+        if (::stat(f.path.c_str(), &st) != 0) return errno_error("fifo " + f.path);
+        if (!S_ISFIFO(st.st_mode)) return make_error(f.path + ": no longer a FIFO");
+        break;
+      default:
+        break;
+    }
+  }
+  const auto& mm = *img.mm;
+  if (!mm.exe_path.empty()) {
+    struct stat st {};
+    if (::stat(mm.exe_path.c_str(), &st) != 0) return errno_error("executable " + mm.exe_path);
+    if ((mm.exe_dev != 0 || mm.exe_ino != 0) && (static_cast<uint64_t>(st.st_dev) != mm.exe_dev ||
+                                                 static_cast<uint64_t>(st.st_ino) != mm.exe_ino))
+      return make_error("executable " + mm.exe_path + " changed since dump (dev/ino differ)");
+  }
+  return {};
+}
+
+Result<size_t> check_pages(const std::vector<schema::Vma>& vmas, uint64_t vaddr, uint64_t len,
+                           size_t hint) {
+  const uint64_t end = vaddr + len;
+  if (len == 0 || end < vaddr || (vaddr & 0xfff) != 0)
+    return make_error("pages at " + hex(vaddr) + ": malformed run");
+  // Pages come in address order, so the VMA of the previous run is a good place to start.
+  size_t i = hint < vmas.size() && vmas[hint].start <= vaddr ? hint : 0;
+  while (i < vmas.size() && vmas[i].end <= vaddr) ++i;
+  if (i == vmas.size() || vmas[i].start > vaddr)
+    return make_error("pages at " + hex(vaddr) + " fall outside every dumped vma");
+  const size_t first = i;
+  uint64_t covered = vmas[i].start;
+  for (; i < vmas.size() && covered < end; ++i) {
+    if (vmas[i].start != covered) break;
+    if (vmas[i].kind == schema::kVmaFileShared)
+      return make_error("pages at " + hex(vaddr) + " for the shared file mapping " + vmas[i].path);
+    covered = vmas[i].end;
+  }
+  if (covered < end)
+    return make_error("pages " + hex(vaddr) + "-" + hex(end) + " run past the dumped vmas");
+  return first;
+}
+
+}  // namespace cr::restore

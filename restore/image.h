@@ -1,0 +1,85 @@
+// ProcessImage: the records of one process as crrestore stashes them before and after the page
+// stream, and the checks that decide whether the image can be restored on this machine.
+//
+// The stream is read in one forward pass: everything before the first Pages record (or the
+// first per-task record when there are no pages) is small metadata and is kept here; Pages are
+// not kept, they go straight into the task; the records after them (signals, timers, Thread)
+// are kept again.
+#pragma once
+
+#include <sys/stat.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "format/record_reader.h"
+#include "schema/records.h"
+
+namespace cr::restore {
+
+/// Queued bytes of a pipe or FIFO, in stream order.
+struct PipeImage {
+  schema::Pipe pipe;
+  std::vector<uint8_t> data;
+};
+
+/// Content of a deleted file, assembled from its FileData records.
+struct FileContent {
+  std::vector<std::pair<uint64_t, std::vector<uint8_t>>> chunks;  // (offset, bytes)
+};
+
+struct ProcessImage {
+  std::optional<schema::Process> process;
+  std::optional<schema::Creds> creds;
+  std::optional<schema::Rlimits> rlimits;
+  std::optional<schema::FsInfo> fs;
+  std::optional<schema::Mm> mm;
+  std::map<uint32_t, PipeImage> pipes;        // by Pipe id
+  std::map<uint32_t, schema::File> files;     // by File id
+  std::map<uint32_t, FileContent> file_data;  // by File id (deleted files)
+  std::vector<schema::Fd> fds;
+  std::vector<schema::Vma> vmas;  // address order (checked)
+  // After the pages:
+  std::vector<schema::Sigaction> sigactions;
+  std::vector<schema::Itimer> itimers;
+  std::vector<schema::PosixTimer> posix_timers;
+  std::vector<schema::PendingSignal> pending;
+  std::optional<schema::Thread> thread;
+
+  /// Bytes held for pipes and deleted files (bounded by kMaxStashedBytes).
+  uint64_t stashed_bytes = 0;
+};
+
+/// Upper bound on pipe data plus deleted-file content kept in memory.
+inline constexpr uint64_t kMaxStashedBytes = 256ull << 20;
+
+/// Reads records up to (not including) the first Pages record or per-task record (Sigaction,
+/// Itimer, PosixTimer, PendingSignal, Thread), stashing them. Returns true when the reader is
+/// positioned on that record, false when the stream ended first (an error for a restore).
+Result<bool> load_head(format::RecordReader& reader, ProcessImage& img);
+
+/// Stashes one per-task record that follows the pages (the reader's current record). Unknown
+/// record types are ignored (a newer writer); a second Process is refused (one process only).
+Status stash_tail_record(const format::RecordReader& reader, ProcessImage& img);
+
+/// Structural checks on the stashed head: one Process with Mm, Vmas sorted and disjoint, every
+/// Fd naming a File, every pipe File naming a Pipe, pid non-zero.
+Status check_head(const ProcessImage& img);
+
+/// Checks the machine against the image: file mappings and regular files unchanged (size and
+/// mtime), devices with the same rdev, the executable with the same dev/ino.
+Status verify_on_disk(const ProcessImage& img);
+
+/// Checks a Pages run against the dumped VMAs: it must lie inside VMAs that are contiguous
+/// and hold pages (not shared file mappings). Returns the first VMA index it touches.
+Result<size_t> check_pages(const std::vector<schema::Vma>& vmas, uint64_t vaddr, uint64_t len,
+                           size_t hint = 0);
+
+/// Modification time of a stat result in nanoseconds, as the Vma and File records hold it.
+uint64_t mtime_ns_of(const struct stat& st);
+
+}  // namespace cr::restore

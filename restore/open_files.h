@@ -1,0 +1,18 @@
+// Opening the dumped files inside the new task (the child, before it stops for tracing): each
+// File becomes one open file description at some fd, ready for the fd-table plan.
+#pragma once
+
+#include <vector>
+
+#include "common/result.h"
+#include "restore/context.h"
+#include "restore/fd_plan.h"
+
+namespace cr::restore {
+
+/// Opens every File the Fds name, in the calling process. Pipes are created once per Pipe with
+/// their queued data written back; FIFOs get their data through a temporary O_RDWR open;
+/// deleted files are recreated from their content and unlinked. Returns the opened fds.
+Result<std::vector<FdSource>> open_files(const ProcessImage& img, const RestoreOptions& opts);
+
+}  // namespace cr::restore

@@ -1,0 +1,43 @@
+// Creating the restored task with its dumped PID: clone3 with set_tid, and the guard that kills
+// it if the restore fails.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+
+#include "common/result.h"
+
+namespace cr::restore {
+
+/// Owns a child of crrestore until the restore hands it over: if still armed on destruction it
+/// is killed (SIGKILL) and reaped, so a failed restore leaves nothing behind.
+class ChildGuard {
+ public:
+  ChildGuard() = default;
+  explicit ChildGuard(pid_t pid) : pid_(pid) {}
+  ChildGuard(ChildGuard&& o) noexcept;
+  ChildGuard& operator=(ChildGuard&& o) noexcept;
+  ChildGuard(const ChildGuard&) = delete;
+  ChildGuard& operator=(const ChildGuard&) = delete;
+  ~ChildGuard() { kill_and_reap(); }
+
+  pid_t pid() const { return pid_; }
+  /// Hands the child over (it runs on); returns its pid.
+  pid_t release();
+  /// SIGKILL and waitpid, if armed.
+  void kill_and_reap();
+
+ private:
+  pid_t pid_ = -1;
+};
+
+/// Creates a child process whose PID is `pid` (clone3 with set_tid, exit signal SIGCHLD, no
+/// shared state: a fork). The child runs `child_main`, which must not return (it is _exit(127)
+/// if it does). EEXIST becomes "pid N is in use".
+///
+/// The child is a raw clone: glibc's fork handlers do not run, so `child_main` may use only
+/// what is safe in a single-threaded fork child (crrestore is single-threaded at this point).
+Result<ChildGuard> clone_with_pid(pid_t pid, const std::function<void()>& child_main);
+
+}  // namespace cr::restore

@@ -1,0 +1,96 @@
+// crrestore: restores one process from an image stream (stdin or -i FILE, plain or zstd).
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "common/scoped_fd.h"
+#include "format/record_reader.h"
+#include "restore/restorer.h"
+
+namespace {
+
+[[noreturn]] void die(const std::string& msg) {
+  std::fprintf(stderr, "crrestore: %s\n", msg.c_str());
+  std::exit(1);
+}
+
+// The child's fd table is built above every dumped fd number; let ours reach as high as the
+// hard limit allows.
+void raise_nofile() {
+  rlimit r{};
+  if (::getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+    r.rlim_cur = r.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &r);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"crrestore: restore a process from a crtools image"};
+  std::string input;
+  bool detach = false, shell_job = false, verbose = false;
+  std::vector<std::string> inherit;
+  app.add_option("-i,--input", input, "image file (default: stdin)");
+  app.add_flag("-d,--detach", detach, "return once the process runs");
+  app.add_flag("--shell-job", shell_job, "reconnect terminal fds to ours");
+  app.add_option("--inherit-fd", inherit, "fd[N]:KEY: give our fd N for the external file KEY");
+  app.add_flag("-v,--verbose", verbose, "print each pass with its time");
+  CLI11_PARSE(app, argc, argv);
+
+  cr::restore::RestoreContext ctx;
+  ctx.opts.detach = detach;
+  ctx.opts.shell_job = shell_job;
+  ctx.opts.verbose = verbose;
+  static const std::regex kInherit(R"(fd\[(\d+)\]:(.+))");
+  for (const auto& spec : inherit) {
+    std::smatch m;
+    if (!std::regex_match(spec, m, kInherit))
+      die("--inherit-fd wants fd[N]:KEY, not '" + spec + "'");
+    int fd = std::stoi(m[1].str());
+    if (::fcntl(fd, F_GETFD) < 0)
+      die("--inherit-fd " + spec + ": fd " + m[1].str() + " is not open");
+    ctx.opts.inherit_fds[m[2].str()] = fd;
+  }
+  raise_nofile();
+
+  cr::ScopedFd owned;
+  int fd = STDIN_FILENO;
+  if (!input.empty()) {
+    owned.reset(::open(input.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!owned.valid()) die(cr::errno_error(input).message);
+    fd = owned.get();
+  }
+  auto reader = cr::format::RecordReader::open(fd);
+  if (!reader.ok())
+    die((input.empty() ? std::string("stdin") : input) + ": " + reader.error().message);
+  ctx.reader = reader->get();
+
+  auto pid = cr::restore::restore(ctx);
+  if (verbose) {
+    for (const auto& [name, secs] : ctx.pass_seconds)
+      std::fprintf(stderr, "crrestore: %-16s %9.3f ms\n", name.c_str(), secs * 1e3);
+    if (ctx.page_bytes != 0)
+      std::fprintf(stderr, "crrestore: %.1f MiB of pages in %.3f s (%.2f GB/s)\n",
+                   ctx.page_bytes / 1048576.0, ctx.pages_seconds,
+                   ctx.pages_seconds > 0 ? ctx.page_bytes / ctx.pages_seconds / 1e9 : 0.0);
+    for (const auto& w : ctx.warnings) std::fprintf(stderr, "crrestore: warning: %s\n", w.c_str());
+  }
+  if (!pid.ok()) die(pid.error().message);
+  if (verbose) std::fprintf(stderr, "crrestore: restored pid %d\n", *pid);
+  if (detach) return 0;
+  int st = 0;
+  while (::waitpid(*pid, &st, 0) < 0) {
+    if (errno != EINTR) die(cr::errno_error("waitpid " + std::to_string(*pid)).message);
+  }
+  if (WIFEXITED(st)) return WEXITSTATUS(st);
+  if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
+  return 1;
+}
