@@ -1,0 +1,38 @@
+// The dump of one live, single-threaded process into an image stream.
+//
+//   auto header = cr::dump::stream_header(pid);
+//   auto writer = cr::format::RecordWriter::create(fd, {}, *header);
+//   cr::Status st = cr::dump::dump_process(pid, opts, **writer);
+//
+// dump_process runs named passes over a DumpContext (dump_context.h). On success the stream is
+// finished and the task killed (or left running). On failure the task is resumed exactly as it
+// was, the stream ends with an ErrorRecord, and the error says what was refused or failed.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "format/record_writer.h"
+#include "schema/records.h"
+
+namespace cr::dump {
+
+struct DumpOptions {
+  bool leave_running = false;    // detach after the dump instead of SIGKILL
+  bool shell_job = false;        // tty fds are the shell's: recorded as kFileTty
+  std::vector<int> inherit_fds;  // target fds recorded as kFileExternal (key = readlink text)
+  /// Called after each pass with its name and wall time in seconds (for -v).
+  std::function<void(std::string_view pass, double seconds)> on_pass;
+};
+
+/// The StreamHeader for a dump of `pid`: kernel release, hostname, page size, arch, time.
+Result<schema::StreamHeader> stream_header(pid_t pid);
+
+/// Dumps `pid` into `out` (created with stream_header(pid)). See the file comment.
+Status dump_process(pid_t pid, const DumpOptions& opts, format::RecordWriter& out);
+
+}  // namespace cr::dump

@@ -1,0 +1,37 @@
+// The passes of a dump, in the order dump.cc runs them. Each reads or writes one part of the
+// DumpContext; each lives in its own file, named after what it handles.
+#pragma once
+
+#include "dump/dump_context.h"
+
+namespace cr::dump {
+
+/// freeze.cc: refuses threads, children and seccomp, seizes the task and settles it in a
+/// ptrace stop; reads registers (with restart_fixup), xstate, sigmask, rseq, robust list,
+/// pending signals.
+Status freeze(DumpContext& ctx);
+
+/// vmas.cc: smaps -> Vma records (kinds, file identity, madvise flags); refuses shared
+/// anonymous memory, SysV shm, device and deleted-file mappings. Finds a `syscall` in [vdso].
+Status collect_vmas(DumpContext& ctx);
+
+/// files.cc: the fd table -> Pipe, PipeData, File, FileData, Fd; refuses what is not handled.
+Status collect_files(DumpContext& ctx);
+/// Writes a deleted file's contents as FileData records of at most 1 MiB each.
+Status write_file_data(format::RecordWriter& out, uint32_t file, std::span<const uint8_t> data);
+
+/// remote_state.cc: sigactions, altstack, itimers, posix timers, clear_child_tid,
+/// securebits and brk, by system calls injected into the task.
+Status collect_remote_state(DumpContext& ctx);
+
+/// process_info.cc: Process, Creds, Rlimits, FsInfo, Mm.
+Status collect_process_info(DumpContext& ctx);
+
+/// records.cc: writes everything but the pages, in stream order.
+Status write_head_records(DumpContext& ctx);  // Process .. Vma
+Status write_tail_records(DumpContext& ctx);  // Sigaction .. Thread
+
+/// pages.cc: pagemap + process_vm_readv -> Pages records.
+Status write_pages(DumpContext& ctx);
+
+}  // namespace cr::dump

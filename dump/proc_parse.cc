@@ -1,0 +1,483 @@
+#include "dump/proc_parse.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <cstring>
+
+namespace cr::dump {
+
+namespace {
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n'))
+    s.remove_suffix(1);
+  return s;
+}
+
+// Next whitespace-separated token of `s`, consumed from it.
+std::string_view next_token(std::string_view& s) {
+  size_t b = s.find_first_not_of(" \t");
+  if (b == std::string_view::npos) {
+    s = {};
+    return {};
+  }
+  s.remove_prefix(b);
+  size_t e = s.find_first_of(" \t");
+  std::string_view tok = s.substr(0, e);
+  s.remove_prefix(e == std::string_view::npos ? s.size() : e);
+  return tok;
+}
+
+Error bad(std::string_view what, std::string_view line) {
+  return make_error(std::string(what) + ": cannot parse '" + std::string(line.substr(0, 200)) +
+                    "'");
+}
+
+}  // namespace
+
+std::vector<std::string_view> split_lines(std::string_view text) {
+  std::vector<std::string_view> out;
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    out.push_back(text.substr(0, nl));
+    if (nl == std::string_view::npos) break;
+    text.remove_prefix(nl + 1);
+  }
+  return out;
+}
+
+std::optional<uint64_t> parse_uint(std::string_view s, int base) {
+  if (s.empty()) return std::nullopt;
+  uint64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, base);
+  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+// ---- ProcDir
+
+Result<ProcDir> ProcDir::open(pid_t pid) {
+  ProcDir d;
+  d.pid_ = pid;
+  std::string path = "/proc/" + std::to_string(pid);
+  d.dir_.reset(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!d.dir_.valid()) {
+    if (errno == ENOENT) return make_error("no process with pid " + std::to_string(pid), ESRCH);
+    return errno_error("open " + path);
+  }
+  return d;
+}
+
+Result<std::string> ProcDir::read(const std::string& name) const {
+  ScopedFd fd(::openat(dir_.get(), name.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return errno_error("open /proc/" + std::to_string(pid_) + "/" + name);
+  std::string out;
+  size_t used = 0;
+  out.resize(4096);
+  for (;;) {
+    if (used == out.size()) out.resize(out.size() * 2);
+    ssize_t n = ::read(fd.get(), out.data() + used, out.size() - used);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno_error("read /proc/" + std::to_string(pid_) + "/" + name);
+    if (n == 0) break;
+    used += n;
+  }
+  out.resize(used);
+  return out;
+}
+
+Result<std::string> ProcDir::readlink(const std::string& name) const {
+  char buf[4096];
+  ssize_t n = ::readlinkat(dir_.get(), name.c_str(), buf, sizeof buf);
+  if (n < 0) return errno_error("readlink /proc/" + std::to_string(pid_) + "/" + name);
+  return std::string(buf, n);
+}
+
+Result<struct stat> ProcDir::stat(const std::string& name) const {
+  struct stat st {};
+  if (::fstatat(dir_.get(), name.c_str(), &st, 0) != 0)
+    return errno_error("stat /proc/" + std::to_string(pid_) + "/" + name);
+  return st;
+}
+
+// ---- maps
+
+bool MapEntry::has_flag(std::string_view f) const {
+  for (const auto& x : vm_flags)
+    if (x == f) return true;
+  return false;
+}
+
+Result<MapEntry> parse_maps_line(std::string_view line) {
+  // 7f12a000-7f12b000 r-xp 00001000 fd:01 1234567      /usr/lib/x.so (deleted)
+  MapEntry m;
+  std::string_view rest = line;
+  std::string_view range = next_token(rest), perms = next_token(rest), off = next_token(rest),
+                   dev = next_token(rest), ino = next_token(rest);
+  size_t dash = range.find('-');
+  size_t colon = dev.find(':');
+  if (dash == std::string_view::npos || perms.size() != 4 || colon == std::string_view::npos)
+    return bad("maps", line);
+  auto start = parse_uint(range.substr(0, dash), 16), end = parse_uint(range.substr(dash + 1), 16),
+       offset = parse_uint(off, 16), major = parse_uint(dev.substr(0, colon), 16),
+       minor = parse_uint(dev.substr(colon + 1), 16), inode = parse_uint(ino, 10);
+  if (!start || !end || !offset || !major || !minor || !inode || *end <= *start)
+    return bad("maps", line);
+  m.start = *start;
+  m.end = *end;
+  m.read = perms[0] == 'r';
+  m.write = perms[1] == 'w';
+  m.exec = perms[2] == 'x';
+  m.shared = perms[3] == 's';
+  m.offset = *offset;
+  m.dev_major = static_cast<uint32_t>(*major);
+  m.dev_minor = static_cast<uint32_t>(*minor);
+  m.inode = *inode;
+  // The path is the rest after the padding; it may itself contain spaces.
+  size_t b = rest.find_first_not_of(' ');
+  std::string_view path = b == std::string_view::npos ? std::string_view{} : rest.substr(b);
+  constexpr std::string_view kDeleted = " (deleted)";
+  if (path.size() > kDeleted.size() && path.ends_with(kDeleted)) {
+    m.deleted = true;
+    path.remove_suffix(kDeleted.size());
+  }
+  m.path = std::string(path);
+  return m;
+}
+
+Result<std::vector<MapEntry>> parse_maps(std::string_view text) {
+  std::vector<MapEntry> out;
+  for (std::string_view line : split_lines(text)) {
+    if (line.empty()) continue;
+    CR_TRY_ASSIGN(MapEntry m, parse_maps_line(line));
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+Result<std::vector<MapEntry>> parse_smaps(std::string_view text) {
+  std::vector<MapEntry> out;
+  for (std::string_view line : split_lines(text)) {
+    if (line.empty()) continue;
+    // Header lines start with a hex range; attribute lines with "Name:".
+    size_t colon = line.find(':');
+    size_t space = line.find(' ');
+    bool attribute =
+        colon != std::string_view::npos && (space == std::string_view::npos || colon < space);
+    if (!attribute) {
+      CR_TRY_ASSIGN(MapEntry m, parse_maps_line(line));
+      out.push_back(std::move(m));
+      continue;
+    }
+    if (out.empty()) return bad("smaps", line);
+    if (line.starts_with("VmFlags:")) {
+      std::string_view rest = line.substr(8);
+      for (std::string_view t = next_token(rest); !t.empty(); t = next_token(rest))
+        out.back().vm_flags.emplace_back(t);
+    }
+  }
+  return out;
+}
+
+// ---- status
+
+Result<ProcStatus> parse_status(std::string_view text) {
+  ProcStatus s;
+  bool seen_uid = false, seen_gid = false;
+  for (std::string_view line : split_lines(text)) {
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string_view key = line.substr(0, colon), val = trim(line.substr(colon + 1));
+    auto num = [&](int base) -> Result<uint64_t> {
+      auto v = parse_uint(val, base);
+      if (!v) return bad("status", line);
+      return *v;
+    };
+    auto quad = [&](uint32_t* out) -> Status {
+      std::string_view rest = val;
+      for (int i = 0; i < 4; ++i) {
+        auto v = parse_uint(next_token(rest));
+        if (!v) return bad("status", line);
+        out[i] = static_cast<uint32_t>(*v);
+      }
+      return {};
+    };
+    if (key == "Name") {
+      s.name = std::string(val);
+    } else if (key == "Umask") {
+      CR_TRY_ASSIGN(s.umask, num(8));
+    } else if (key == "State") {
+      s.state = val.empty() ? 0 : val[0];
+    } else if (key == "PPid") {
+      CR_TRY_ASSIGN(s.ppid, num(10));
+    } else if (key == "Uid") {
+      CR_TRY(quad(s.uid));
+      seen_uid = true;
+    } else if (key == "Gid") {
+      CR_TRY(quad(s.gid));
+      seen_gid = true;
+    } else if (key == "Groups") {
+      std::string_view rest = val;
+      for (std::string_view t = next_token(rest); !t.empty(); t = next_token(rest)) {
+        auto v = parse_uint(t);
+        if (!v) return bad("status", line);
+        s.groups.push_back(static_cast<uint32_t>(*v));
+      }
+    } else if (key == "CapInh") {
+      CR_TRY_ASSIGN(s.cap_inh, num(16));
+    } else if (key == "CapPrm") {
+      CR_TRY_ASSIGN(s.cap_prm, num(16));
+    } else if (key == "CapEff") {
+      CR_TRY_ASSIGN(s.cap_eff, num(16));
+    } else if (key == "CapBnd") {
+      CR_TRY_ASSIGN(s.cap_bnd, num(16));
+    } else if (key == "CapAmb") {
+      CR_TRY_ASSIGN(s.cap_amb, num(16));
+    } else if (key == "NoNewPrivs") {
+      CR_TRY_ASSIGN(s.no_new_privs, num(10));
+    } else if (key == "Seccomp") {
+      CR_TRY_ASSIGN(s.seccomp, num(10));
+    } else if (key == "Threads") {
+      CR_TRY_ASSIGN(s.threads, num(10));
+    } else if (key == "SigQ") {
+      size_t slash = val.find('/');
+      auto q = parse_uint(val.substr(0, slash));
+      auto l = slash == std::string_view::npos ? std::nullopt : parse_uint(val.substr(slash + 1));
+      if (!q || !l) return bad("status", line);
+      s.sig_queued = *q;
+      s.sig_queue_limit = *l;
+    } else if (key == "SigPnd") {
+      CR_TRY_ASSIGN(s.sig_pnd, num(16));
+    } else if (key == "ShdPnd") {
+      CR_TRY_ASSIGN(s.shd_pnd, num(16));
+    } else if (key == "SigBlk") {
+      CR_TRY_ASSIGN(s.sig_blk, num(16));
+    } else if (key == "SigIgn") {
+      CR_TRY_ASSIGN(s.sig_ign, num(16));
+    } else if (key == "SigCgt") {
+      CR_TRY_ASSIGN(s.sig_cgt, num(16));
+    }
+  }
+  if (!seen_uid || !seen_gid || s.threads == 0)
+    return make_error("status: missing Uid, Gid or Threads");
+  return s;
+}
+
+// ---- stat
+
+Result<ProcStat> parse_stat(std::string_view text) {
+  ProcStat s;
+  size_t open = text.find('('), close = text.rfind(')');
+  if (open == std::string_view::npos || close == std::string_view::npos || close < open)
+    return bad("stat", text);
+  auto pid = parse_uint(trim(text.substr(0, open)));
+  if (!pid) return bad("stat", text);
+  s.pid = static_cast<pid_t>(*pid);
+  s.comm = std::string(text.substr(open + 1, close - open - 1));
+  // Field 3 (state) is the first after ')'; fields[i] below is field i+3.
+  std::vector<std::string_view> f;
+  std::string_view rest = text.substr(close + 1);
+  for (std::string_view t = next_token(rest); !t.empty(); t = next_token(rest)) {
+    if (t.back() == '\n') t.remove_suffix(1);
+    f.push_back(t);
+  }
+  if (f.size() < 49) return make_error("stat: only " + std::to_string(f.size() + 2) + " fields");
+  auto field = [&](int n) -> Result<uint64_t> {
+    auto v = parse_uint(f[n - 3]);
+    // Signed fields (ppid of init is 0; tty_nr...) are not read here, so this stays unsigned.
+    if (!v)
+      return make_error("stat: field " + std::to_string(n) + " is '" + std::string(f[n - 3]) + "'");
+    return *v;
+  };
+  s.state = f[0].empty() ? 0 : f[0][0];
+  CR_TRY_ASSIGN(s.ppid, field(4));
+  CR_TRY_ASSIGN(s.pgrp, field(5));
+  CR_TRY_ASSIGN(s.session, field(6));
+  CR_TRY_ASSIGN(s.num_threads, field(20));
+  CR_TRY_ASSIGN(s.start_code, field(26));
+  CR_TRY_ASSIGN(s.end_code, field(27));
+  CR_TRY_ASSIGN(s.start_stack, field(28));
+  CR_TRY_ASSIGN(s.start_data, field(45));
+  CR_TRY_ASSIGN(s.end_data, field(46));
+  CR_TRY_ASSIGN(s.start_brk, field(47));
+  CR_TRY_ASSIGN(s.arg_start, field(48));
+  CR_TRY_ASSIGN(s.arg_end, field(49));
+  CR_TRY_ASSIGN(s.env_start, field(50));
+  CR_TRY_ASSIGN(s.env_end, field(51));
+  return s;
+}
+
+// ---- fdinfo
+
+std::string_view fdinfo_kind_name(FdinfoKind k) {
+  switch (k) {
+    case FdinfoKind::kPlain:
+      return "file";
+    case FdinfoKind::kEventfd:
+      return "eventfd";
+    case FdinfoKind::kEpoll:
+      return "epoll";
+    case FdinfoKind::kSignalfd:
+      return "signalfd";
+    case FdinfoKind::kInotify:
+      return "inotify";
+    case FdinfoKind::kFanotify:
+      return "fanotify";
+    case FdinfoKind::kTimerfd:
+      return "timerfd";
+  }
+  return "?";
+}
+
+Result<Fdinfo> parse_fdinfo(std::string_view text) {
+  Fdinfo fi;
+  bool seen_pos = false, seen_flags = false, clockid = false, ticks = false;
+  for (std::string_view line : split_lines(text)) {
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string_view key = line.substr(0, colon), val = trim(line.substr(colon + 1));
+    if (key == "pos") {
+      auto v = parse_uint(val);
+      if (!v) return bad("fdinfo", line);
+      fi.pos = *v;
+      seen_pos = true;
+    } else if (key == "flags") {
+      auto v = parse_uint(val, 8);
+      if (!v) return bad("fdinfo", line);
+      fi.flags = static_cast<uint32_t>(*v);
+      seen_flags = true;
+    } else if (key == "mnt_id") {
+      auto v = parse_uint(val);
+      if (v) fi.mnt_id = static_cast<uint32_t>(*v);
+    } else if (key == "eventfd-count") {
+      fi.kind = FdinfoKind::kEventfd;
+    } else if (key == "tfd") {
+      fi.kind = FdinfoKind::kEpoll;
+    } else if (key == "sigmask") {
+      fi.kind = FdinfoKind::kSignalfd;
+    } else if (key == "inotify wd") {
+      fi.kind = FdinfoKind::kInotify;
+    } else if (key == "fanotify flags" || key == "fanotify ino") {
+      fi.kind = FdinfoKind::kFanotify;
+    } else if (key == "clockid") {
+      clockid = true;
+    } else if (key == "ticks") {
+      ticks = true;
+    }
+  }
+  if (clockid && ticks) fi.kind = FdinfoKind::kTimerfd;
+  if (!seen_pos || !seen_flags) return make_error("fdinfo: missing pos or flags");
+  return fi;
+}
+
+// ---- limits
+
+Result<std::vector<uint64_t>> parse_limits(std::string_view text) {
+  // "Limit                     Soft Limit           Hard Limit           Units     "
+  // "Max open files            1024                 1048576              files     "
+  // Names contain spaces; the values start at a fixed column, found from the header.
+  auto lines = split_lines(text);
+  if (lines.empty() || !lines[0].starts_with("Limit")) return make_error("limits: no header");
+  size_t col = lines[0].find("Soft Limit");
+  if (col == std::string_view::npos) return make_error("limits: no 'Soft Limit' column");
+  std::vector<uint64_t> out;
+  for (size_t i = 1; i < lines.size(); ++i) {
+    std::string_view line = lines[i];
+    if (line.empty()) continue;
+    if (line.size() <= col) return bad("limits", line);
+    std::string_view rest = line.substr(col);
+    for (int k = 0; k < 2; ++k) {
+      std::string_view t = next_token(rest);
+      if (t == "unlimited") {
+        out.push_back(~uint64_t{0});
+      } else {
+        auto v = parse_uint(t);
+        if (!v) return bad("limits", line);
+        out.push_back(*v);
+      }
+    }
+  }
+  if (out.size() != 32)
+    return make_error("limits: " + std::to_string(out.size() / 2) + " rows, expected 16");
+  return out;
+}
+
+// ---- timers
+
+Result<std::vector<ProcTimer>> parse_timers(std::string_view text) {
+  // ID: 0
+  // signal: 14/00000000deadbeef
+  // notify: signal/pid.1234     (or thread/..., none/..., and tid.N for SIGEV_THREAD_ID)
+  // ClockID: 1
+  std::vector<ProcTimer> out;
+  for (std::string_view line : split_lines(text)) {
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string_view key = line.substr(0, colon), val = trim(line.substr(colon + 1));
+    if (key == "ID") {
+      auto v = parse_uint(val);
+      if (!v) return bad("timers", line);
+      out.push_back(ProcTimer{});
+      out.back().id = static_cast<uint32_t>(*v);
+      continue;
+    }
+    if (out.empty()) return bad("timers", line);
+    ProcTimer& t = out.back();
+    if (key == "signal") {
+      size_t slash = val.find('/');
+      auto sig = parse_uint(val.substr(0, slash));
+      auto sv =
+          slash == std::string_view::npos ? std::nullopt : parse_uint(val.substr(slash + 1), 16);
+      if (!sig || !sv) return bad("timers", line);
+      t.signo = static_cast<uint32_t>(*sig);
+      t.sigval = *sv;
+    } else if (key == "notify") {
+      size_t slash = val.find('/'), dot = val.find('.');
+      if (slash == std::string_view::npos || dot == std::string_view::npos || dot < slash)
+        return bad("timers", line);
+      std::string_view how = val.substr(0, slash), who = val.substr(slash + 1, dot - slash - 1);
+      auto id = parse_uint(val.substr(dot + 1));
+      if (!id) return bad("timers", line);
+      if (how == "signal") {
+        t.notify = 0;
+      } else if (how == "none") {
+        t.notify = 1;
+      } else if (how == "thread") {
+        t.notify = 2;
+      } else {
+        return bad("timers", line);
+      }
+      if (who == "tid") t.notify |= 4;
+      t.notify_tid = static_cast<uint32_t>(*id);
+    } else if (key == "ClockID") {
+      auto v = parse_uint(val);
+      if (!v) return bad("timers", line);
+      t.clock_id = static_cast<uint32_t>(*v);
+    }
+  }
+  return out;
+}
+
+std::vector<uint64_t> parse_auxv(std::string_view bytes) {
+  std::vector<uint64_t> out;
+  for (size_t off = 0; off + 16 <= bytes.size(); off += 16) {
+    uint64_t type = 0, val = 0;
+    std::memcpy(&type, bytes.data() + off, 8);
+    std::memcpy(&val, bytes.data() + off + 8, 8);
+    out.push_back(type);
+    out.push_back(val);
+    if (type == 0) break;  // AT_NULL
+  }
+  return out;
+}
+
+Result<uint32_t> parse_personality(std::string_view text) {
+  auto v = parse_uint(trim(text), 16);
+  if (!v) return bad("personality", text);
+  return static_cast<uint32_t>(*v);
+}
+
+}  // namespace cr::dump

@@ -1,0 +1,138 @@
+// Parsers for the text files of /proc/PID. Every parser takes the file's text as a
+// std::string_view, so tests feed canned text; reading the files is ProcDir's job.
+#pragma once
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "common/scoped_fd.h"
+
+namespace cr::dump {
+
+/// /proc/PID opened once; files are read relative to it with openat.
+class ProcDir {
+ public:
+  static Result<ProcDir> open(pid_t pid);
+  pid_t pid() const { return pid_; }
+  int fd() const { return dir_.get(); }
+  /// Whole text of a file under /proc/PID ("status", "fdinfo/3").
+  Result<std::string> read(const std::string& name) const;
+  /// Target of a symlink under /proc/PID ("exe", "fd/3").
+  Result<std::string> readlink(const std::string& name) const;
+  /// stat(2) following the link ("fd/3", "map_files/7f..-7f..").
+  Result<struct stat> stat(const std::string& name) const;
+
+ private:
+  pid_t pid_ = 0;
+  ScopedFd dir_;
+};
+
+// ---- maps / smaps
+
+/// One line of /proc/PID/maps, plus VmFlags when it came from smaps.
+struct MapEntry {
+  uint64_t start = 0, end = 0;
+  bool read = false, write = false, exec = false, shared = false;
+  uint64_t offset = 0;  // bytes
+  uint32_t dev_major = 0, dev_minor = 0;
+  uint64_t inode = 0;
+  std::string path;                   // as shown, without a " (deleted)" suffix
+  bool deleted = false;               // the path ended in " (deleted)"
+  std::vector<std::string> vm_flags;  // two-letter smaps VmFlags ("rd", "dd", ...)
+
+  bool has_flag(std::string_view f) const;
+  bool special() const { return !path.empty() && path.front() == '['; }
+};
+
+/// Parses one maps line; errors quote the line.
+Result<MapEntry> parse_maps_line(std::string_view line);
+/// Parses all of /proc/PID/maps.
+Result<std::vector<MapEntry>> parse_maps(std::string_view text);
+/// Parses /proc/PID/smaps: header lines as in maps, VmFlags collected per entry.
+Result<std::vector<MapEntry>> parse_smaps(std::string_view text);
+
+// ---- status
+
+struct ProcStatus {
+  std::string name;
+  uint32_t umask = 0;
+  char state = 0;
+  pid_t ppid = 0;
+  uint32_t uid[4] = {}, gid[4] = {};  // real, effective, saved, fs
+  std::vector<uint32_t> groups;
+  uint64_t cap_inh = 0, cap_prm = 0, cap_eff = 0, cap_bnd = 0, cap_amb = 0;
+  uint32_t no_new_privs = 0;
+  uint32_t seccomp = 0;  // 0 none, 1 strict, 2 filter
+  uint32_t threads = 0;
+  uint64_t sig_queued = 0, sig_queue_limit = 0;  // SigQ
+  uint64_t sig_pnd = 0, shd_pnd = 0, sig_blk = 0, sig_ign = 0, sig_cgt = 0;
+};
+Result<ProcStatus> parse_status(std::string_view text);
+
+// ---- stat
+
+struct ProcStat {
+  pid_t pid = 0;
+  std::string comm;
+  char state = 0;
+  pid_t ppid = 0, pgrp = 0, session = 0;
+  uint32_t num_threads = 0;
+  uint64_t start_code = 0, end_code = 0, start_stack = 0;
+  uint64_t start_data = 0, end_data = 0, start_brk = 0, arg_start = 0, arg_end = 0, env_start = 0,
+           env_end = 0;
+};
+/// Fields are counted after the last ')' so a comm holding ") (" cannot shift them.
+Result<ProcStat> parse_stat(std::string_view text);
+
+// ---- fdinfo
+
+/// What the kernel says about an fd beyond pos and flags: the markers of the anon-inode
+/// files crdump does not handle.
+enum class FdinfoKind { kPlain, kEventfd, kEpoll, kSignalfd, kInotify, kFanotify, kTimerfd };
+
+struct Fdinfo {
+  uint64_t pos = 0;
+  uint32_t flags = 0;  // octal in the file; includes O_CLOEXEC for the fd
+  uint32_t mnt_id = 0;
+  FdinfoKind kind = FdinfoKind::kPlain;
+};
+Result<Fdinfo> parse_fdinfo(std::string_view text);
+std::string_view fdinfo_kind_name(FdinfoKind k);
+
+// ---- limits
+
+/// [soft, hard] for the 16 RLIMIT_* rows in order; "unlimited" is ~0.
+Result<std::vector<uint64_t>> parse_limits(std::string_view text);
+
+// ---- timers
+
+struct ProcTimer {
+  uint32_t id = 0;
+  uint32_t signo = 0;
+  uint64_t sigval = 0;
+  uint32_t notify = 0;  // sigev_notify: SIGEV_SIGNAL 0, SIGEV_NONE 1, SIGEV_THREAD 2, | 4 tid
+  uint32_t notify_tid = 0;
+  uint32_t clock_id = 0;
+};
+Result<std::vector<ProcTimer>> parse_timers(std::string_view text);
+
+// ---- small helpers shared with the passes
+
+/// Splits `text` at '\n' (no empty trailing piece).
+std::vector<std::string_view> split_lines(std::string_view text);
+/// Parses an unsigned integer in `base`; the whole string must be used.
+std::optional<uint64_t> parse_uint(std::string_view s, int base = 10);
+/// Parses /proc/PID/auxv: native u64 (type, value) pairs up to and including AT_NULL.
+std::vector<uint64_t> parse_auxv(std::string_view bytes);
+/// "/proc/PID/personality": a hex number.
+Result<uint32_t> parse_personality(std::string_view text);
+
+}  // namespace cr::dump

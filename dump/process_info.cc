@@ -1,0 +1,84 @@
+// Per-process attributes from /proc: Process, Creds, Rlimits, FsInfo, Mm.
+#include "dump/passes.h"
+
+namespace cr::dump {
+
+namespace {
+
+std::string strip_newline(std::string s) {
+  while (!s.empty() && s.back() == '\n') s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+Status collect_process_info(DumpContext& ctx) {
+  const uint32_t pid = static_cast<uint32_t>(ctx.pid);
+  CR_TRY_ASSIGN(std::string stat_text, ctx.proc.read("stat"));
+  CR_TRY_ASSIGN(ctx.stat, parse_stat(stat_text));
+  CR_TRY_ASSIGN(std::string comm, ctx.proc.read("comm"));
+  CR_TRY_ASSIGN(std::string pers_text, ctx.proc.read("personality"));
+  CR_TRY_ASSIGN(uint32_t personality, parse_personality(pers_text));
+
+  schema::Process& p = ctx.process;
+  p.pid = pid;
+  p.ppid = static_cast<uint32_t>(ctx.stat.ppid);
+  p.pgid = static_cast<uint32_t>(ctx.stat.pgrp);
+  p.sid = static_cast<uint32_t>(ctx.stat.session);
+  p.nthreads = 1;
+  p.comm = strip_newline(std::move(comm));
+  p.personality = personality;
+  p.umask = ctx.status.umask;
+  p.flags = ctx.opts.shell_job ? uint32_t{schema::kProcessShellJob} : 0u;
+
+  const ProcStatus& s = ctx.status;
+  schema::Creds& c = ctx.creds;
+  c.pid = pid;
+  c.uid = s.uid[0];
+  c.euid = s.uid[1];
+  c.suid = s.uid[2];
+  c.fsuid = s.uid[3];
+  c.gid = s.gid[0];
+  c.egid = s.gid[1];
+  c.sgid = s.gid[2];
+  c.fsgid = s.gid[3];
+  c.groups.assign(s.groups.begin(), s.groups.end());
+  c.cap_inh = s.cap_inh;
+  c.cap_prm = s.cap_prm;
+  c.cap_eff = s.cap_eff;
+  c.cap_bnd = s.cap_bnd;
+  c.cap_amb = s.cap_amb;
+  c.securebits = ctx.remote.securebits;
+  c.no_new_privs = s.no_new_privs;
+
+  CR_TRY_ASSIGN(std::string limits_text, ctx.proc.read("limits"));
+  ctx.rlimits.pid = pid;
+  CR_TRY_ASSIGN(ctx.rlimits.limits, parse_limits(limits_text));
+
+  ctx.fs.pid = pid;
+  CR_TRY_ASSIGN(ctx.fs.cwd, ctx.proc.readlink("cwd"));
+  CR_TRY_ASSIGN(ctx.fs.root, ctx.proc.readlink("root"));
+
+  schema::Mm& mm = ctx.mm;
+  mm.pid = pid;
+  mm.start_code = ctx.stat.start_code;
+  mm.end_code = ctx.stat.end_code;
+  mm.start_data = ctx.stat.start_data;
+  mm.end_data = ctx.stat.end_data;
+  mm.start_brk = ctx.stat.start_brk;
+  mm.brk = ctx.remote.brk;
+  mm.start_stack = ctx.stat.start_stack;
+  mm.arg_start = ctx.stat.arg_start;
+  mm.arg_end = ctx.stat.arg_end;
+  mm.env_start = ctx.stat.env_start;
+  mm.env_end = ctx.stat.env_end;
+  CR_TRY_ASSIGN(std::string auxv, ctx.proc.read("auxv"));
+  mm.auxv = parse_auxv(auxv);
+  CR_TRY_ASSIGN(mm.exe_path, ctx.proc.readlink("exe"));
+  CR_TRY_ASSIGN(struct stat exe, ctx.proc.stat("exe"));
+  mm.exe_dev = exe.st_dev;
+  mm.exe_ino = exe.st_ino;
+  return {};
+}
+
+}  // namespace cr::dump

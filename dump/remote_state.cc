@@ -1,0 +1,148 @@
+// State only the task itself can report, read by system calls injected into it: signal
+// dispositions, altstack, interval and POSIX timers, clear_child_tid, securebits, brk.
+// Results land on a scratch page mapped in the task and unmapped again on every path.
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+
+#include <cstring>
+
+#include "dump/passes.h"
+#include "sys/remote_syscalls.h"
+
+namespace cr::dump {
+
+namespace {
+
+constexpr uint64_t kScratchSize = 4096;
+
+// struct sigaction as the kernel's rt_sigaction takes it on x86_64.
+struct KernelSigaction {
+  uint64_t handler;
+  uint64_t flags;
+  uint64_t restorer;
+  uint64_t mask;
+};
+
+struct KernelStack {  // stack_t
+  uint64_t sp;
+  int32_t flags;
+  int32_t pad;
+  uint64_t size;
+};
+
+struct KernelItimerval {
+  int64_t interval_sec, interval_usec, value_sec, value_usec;
+};
+
+struct KernelItimerspec {
+  int64_t interval_sec, interval_nsec, value_sec, value_nsec;
+};
+
+// The scratch page in the task; unmapped when the scope ends (before the registers go back).
+class ScratchPage {
+ public:
+  ScratchPage(sys::RemoteSyscalls& rs, uint64_t addr) : rs_(rs), addr_(addr) {}
+  ScratchPage(const ScratchPage&) = delete;
+  ~ScratchPage() {
+    if (addr_ != 0) (void)rs_.call("munmap", SYS_munmap, addr_, kScratchSize);
+  }
+  Status unmap() {
+    uint64_t a = std::exchange(addr_, 0);
+    CR_TRY(rs_.call("munmap", SYS_munmap, a, kScratchSize));
+    return {};
+  }
+  uint64_t addr() const { return addr_; }
+
+ private:
+  sys::RemoteSyscalls& rs_;
+  uint64_t addr_;
+};
+
+template <class T>
+Result<T> fetch(const sys::Tracee& t, uint64_t addr) {
+  T v{};
+  CR_TRY(t.read_mem(addr, &v, sizeof v));
+  return v;
+}
+
+Status query(DumpContext& ctx, sys::RemoteSyscalls& rs, uint64_t scratch) {
+  RemoteState& r = ctx.remote;
+  const uint32_t pid = static_cast<uint32_t>(ctx.pid);
+  // Only signals /proc says are ignored or caught can be anything but SIG_DFL.
+  const uint64_t non_default = ctx.status.sig_ign | ctx.status.sig_cgt;
+  for (int sig = 1; sig <= 64; ++sig) {
+    if (sig == SIGKILL || sig == SIGSTOP || !(non_default & (uint64_t{1} << (sig - 1)))) continue;
+    CR_TRY(rs.call("rt_sigaction", SYS_rt_sigaction, sig, 0, scratch, 8));
+    CR_TRY_ASSIGN(KernelSigaction sa, fetch<KernelSigaction>(ctx.tracee, scratch));
+    if (sa.handler == reinterpret_cast<uint64_t>(SIG_DFL)) continue;
+    r.sigactions.push_back(schema::Sigaction{pid, static_cast<uint32_t>(sig), sa.handler, sa.flags,
+                                             sa.restorer, sa.mask});
+  }
+
+  CR_TRY(rs.call("sigaltstack", SYS_sigaltstack, 0, scratch));
+  CR_TRY_ASSIGN(KernelStack ss, fetch<KernelStack>(ctx.tracee, scratch));
+  r.ss_sp = ss.sp;
+  r.ss_size = ss.size;
+  r.ss_flags = static_cast<uint32_t>(ss.flags);
+
+  for (int which : {ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF}) {
+    CR_TRY(rs.call("getitimer", SYS_getitimer, which, scratch));
+    CR_TRY_ASSIGN(KernelItimerval it, fetch<KernelItimerval>(ctx.tracee, scratch));
+    if (it.value_sec == 0 && it.value_usec == 0 && it.interval_sec == 0 && it.interval_usec == 0)
+      continue;
+    r.itimers.push_back(
+        schema::Itimer{pid, static_cast<uint32_t>(which),
+                       static_cast<uint64_t>(it.interval_sec * 1000000 + it.interval_usec),
+                       static_cast<uint64_t>(it.value_sec * 1000000 + it.value_usec)});
+  }
+
+  CR_TRY(rs.call("prctl(PR_GET_TID_ADDRESS)", SYS_prctl, PR_GET_TID_ADDRESS, scratch));
+  CR_TRY_ASSIGN(r.clear_child_tid, fetch<uint64_t>(ctx.tracee, scratch));
+  CR_TRY_ASSIGN(uint64_t bits, rs.call("prctl(PR_GET_SECUREBITS)", SYS_prctl, PR_GET_SECUREBITS));
+  r.securebits = static_cast<uint32_t>(bits);
+  CR_TRY_ASSIGN(r.brk, rs.call("brk", SYS_brk, 0));
+
+  CR_TRY_ASSIGN(std::string timers_text, ctx.proc.read("timers"));
+  CR_TRY_ASSIGN(std::vector<ProcTimer> timers, parse_timers(timers_text));
+  for (const ProcTimer& t : timers) {
+    CR_TRY(rs.call("timer_gettime", SYS_timer_gettime, t.id, scratch));
+    CR_TRY_ASSIGN(KernelItimerspec its, fetch<KernelItimerspec>(ctx.tracee, scratch));
+    CR_TRY_ASSIGN(uint64_t overrun, rs.call("timer_getoverrun", SYS_timer_getoverrun, t.id));
+    schema::PosixTimer pt;
+    pt.pid = pid;
+    pt.timer_id = t.id;
+    pt.clock_id = t.clock_id;
+    pt.notify = t.notify;
+    pt.signo = t.signo;
+    pt.sigval = t.sigval;
+    pt.notify_tid = t.notify_tid;
+    pt.interval_ns = static_cast<uint64_t>(its.interval_sec * 1000000000 + its.interval_nsec);
+    pt.value_ns = static_cast<uint64_t>(its.value_sec * 1000000000 + its.value_nsec);
+    pt.overrun = static_cast<uint32_t>(overrun);
+    r.posix_timers.push_back(pt);
+  }
+  return {};
+}
+
+}  // namespace
+
+Status collect_remote_state(DumpContext& ctx) {
+  CR_TRY_ASSIGN(sys::RemoteSyscalls rs, sys::RemoteSyscalls::create(ctx.tracee, ctx.syscall_insn));
+  // What the task gets back when the scope ends: the fixed-up registers, so a task stopped
+  // inside a syscall re-runs it correctly (the kernel's own restart is bypassed once we have
+  // run syscalls of our own from this stop).
+  rs.final_regs() = ctx.regs;
+  CR_TRY_ASSIGN(uint64_t scratch, rs.call("mmap", SYS_mmap, 0, kScratchSize, PROT_READ | PROT_WRITE,
+                                          MAP_PRIVATE | MAP_ANONYMOUS, ~uint64_t{0}, 0));
+  {
+    ScratchPage page(rs, scratch);
+    CR_TRY(query(ctx, rs, scratch));
+    CR_TRY(page.unmap());
+  }
+  return rs.finish();
+}
+
+}  // namespace cr::dump

@@ -1,0 +1,141 @@
+// The address space layout: one Vma record per mapping from /proc/PID/smaps, with the
+// refusals for mappings a restore could not rebuild faithfully yet.
+#include <sys/mman.h>
+#include <sys/sysmacros.h>
+
+#include <cstdio>
+
+#include "dump/passes.h"
+#include "sys/remote_syscalls.h"
+
+namespace cr::dump {
+
+namespace {
+
+std::string range_name(const MapEntry& m) {
+  char buf[64];
+  snprintf(buf, sizeof buf, "vma 0x%llx-0x%llx", static_cast<unsigned long long>(m.start),
+           static_cast<unsigned long long>(m.end));
+  return buf;
+}
+
+Error refuse(const MapEntry& m, const std::string& what) {
+  return make_error(range_name(m) + ": " + what + " not supported yet");
+}
+
+uint32_t madv_flags(const MapEntry& m) {
+  uint32_t f = 0;
+  if (m.has_flag("dd")) f |= schema::kMadvDontDump;
+  if (m.has_flag("hg")) f |= schema::kMadvHugepage;
+  if (m.has_flag("nh")) f |= schema::kMadvNoHugepage;
+  if (m.has_flag("dc")) f |= schema::kMadvDontFork;
+  if (m.has_flag("wf")) f |= schema::kMadvWipeOnFork;
+  if (m.has_flag("mg")) f |= schema::kMadvMergeable;
+  return f;
+}
+
+// Kind of a bracketed name, 0 if unknown.
+uint32_t special_kind(std::string_view path) {
+  if (path == "[heap]") return schema::kVmaHeap;
+  if (path == "[stack]") return schema::kVmaStack;
+  if (path == "[vdso]") return schema::kVmaVdso;
+  if (path == "[vvar]") return schema::kVmaVvar;
+  if (path == "[vvar_vclock]") return schema::kVmaVvarVclock;
+  if (path.starts_with("[anon:")) return schema::kVmaAnon;  // PR_SET_VMA_ANON_NAME
+  return 0;
+}
+
+Result<schema::Vma> make_vma(DumpContext& ctx, const MapEntry& m) {
+  schema::Vma v;
+  v.pid = static_cast<uint32_t>(ctx.pid);
+  v.start = m.start;
+  v.end = m.end;
+  v.pgoff = m.offset / 4096;
+  v.prot = (m.read ? PROT_READ : 0) | (m.write ? PROT_WRITE : 0) | (m.exec ? PROT_EXEC : 0);
+  v.flags = m.shared ? MAP_SHARED : MAP_PRIVATE;
+  if (m.has_flag("gd")) v.flags |= MAP_GROWSDOWN;
+  v.madv = madv_flags(m);
+
+  if (m.has_flag("ht")) return refuse(m, "hugetlb memory");
+  // The kernel's own [vvar] pages are VM_PFNMAP too; those are handled by kind below.
+  if (!m.special() && (m.has_flag("io") || m.has_flag("pf")))
+    return refuse(m, "device mapping " + m.path);
+  if (m.path.starts_with("/SYSV")) return refuse(m, "SysV shared memory");
+  if (m.path.starts_with("/memfd:")) return refuse(m, "memfd mapping");
+  if (m.shared &&
+      (m.path.empty() || m.path.starts_with("[anon_shmem") || (m.path == "/dev/zero" && m.deleted)))
+    return refuse(m, "shared anonymous memory");
+
+  if (m.path.empty() || m.special()) {
+    if (m.path.empty()) {
+      v.kind = schema::kVmaAnon;
+    } else {
+      v.kind = special_kind(m.path);
+      if (v.kind == 0) return refuse(m, "special mapping " + m.path);
+    }
+    if (v.kind == schema::kVmaAnon || v.kind == schema::kVmaHeap || v.kind == schema::kVmaStack)
+      v.flags |= MAP_ANONYMOUS;
+    v.pgoff = 0;
+    return v;
+  }
+
+  // A file mapping. Stat it through map_files so a renamed or deleted file is caught.
+  char name[64];
+  snprintf(name, sizeof name, "map_files/%llx-%llx", static_cast<unsigned long long>(m.start),
+           static_cast<unsigned long long>(m.end));
+  CR_TRY_ASSIGN(struct stat st, ctx.proc.stat(name));
+  if (S_ISCHR(st.st_mode)) {
+    // MAP_PRIVATE of /dev/zero is plain anonymous memory.
+    if (!m.shared && major(st.st_rdev) == 1 && minor(st.st_rdev) == 5) {
+      v.kind = schema::kVmaAnon;
+      v.flags |= MAP_ANONYMOUS;
+      v.pgoff = 0;
+      return v;
+    }
+    return refuse(m, "device mapping " + m.path);
+  }
+  if (!S_ISREG(st.st_mode)) return refuse(m, "mapping of non-regular file " + m.path);
+  if (m.deleted || st.st_nlink == 0) return refuse(m, "mapping of deleted file " + m.path);
+  v.kind = m.shared ? schema::kVmaFileShared : schema::kVmaFilePrivate;
+  v.path = m.path;
+  v.dev = st.st_dev;
+  v.ino = st.st_ino;
+  v.file_size = static_cast<uint64_t>(st.st_size);
+  v.file_mtime_ns = static_cast<uint64_t>(st.st_mtim.tv_sec) * 1000000000ull +
+                    static_cast<uint64_t>(st.st_mtim.tv_nsec);
+  return v;
+}
+
+// A `syscall` instruction the injected calls can use: in [vdso], else in any executable
+// mapping.
+Status find_syscall(DumpContext& ctx) {
+  std::vector<const MapEntry*> candidates;
+  for (const MapEntry& m : ctx.maps)
+    if (m.path == "[vdso]") candidates.push_back(&m);
+  for (const MapEntry& m : ctx.maps)
+    if (m.exec && m.read && m.path != "[vdso]" && m.path != "[vsyscall]") candidates.push_back(&m);
+  std::vector<uint8_t> buf;
+  for (const MapEntry* m : candidates) {
+    size_t len = std::min<uint64_t>(m->end - m->start, 1 << 20);
+    buf.resize(len);
+    if (!ctx.tracee.read_mem(m->start, buf.data(), len).ok()) continue;
+    ctx.syscall_insn = sys::find_syscall_insn(buf.data(), len, m->start);
+    if (ctx.syscall_insn != 0) return {};
+  }
+  return make_error("pid " + std::to_string(ctx.pid) + ": no syscall instruction in [vdso]");
+}
+
+}  // namespace
+
+Status collect_vmas(DumpContext& ctx) {
+  CR_TRY_ASSIGN(std::string text, ctx.proc.read("smaps"));
+  CR_TRY_ASSIGN(ctx.maps, parse_smaps(text));
+  for (const MapEntry& m : ctx.maps) {
+    if (m.path == "[vsyscall]") continue;  // fixed by the kernel, not a real mapping
+    CR_TRY_ASSIGN(schema::Vma v, make_vma(ctx, m));
+    ctx.vmas.push_back(std::move(v));
+  }
+  return find_syscall(ctx);
+}
+
+}  // namespace cr::dump

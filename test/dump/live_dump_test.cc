@@ -1,0 +1,563 @@
+// Dumps of real child processes, in-process through the dump API into an in-memory writer.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <functional>
+#include <map>
+#include <set>
+
+#include "dump/dump.h"
+#include "dump/proc_parse.h"
+#include "test/dump/fake_writer.h"
+
+namespace cr::dump {
+namespace {
+
+using testing::FakeWriter;
+
+constexpr int kCmdFd = 100;  // the child's end of the command pipe
+constexpr int kAnsFd = 101;  // the child's end of the answer pipe
+constexpr size_t kPage = 4096;
+constexpr size_t kRegionPages = 64;
+
+// Where the rich child puts things, fixed so the parent knows them without asking.
+uint8_t* const g_region = reinterpret_cast<uint8_t*>(0x210000000000);
+uint8_t* const g_noaccess = reinterpret_cast<uint8_t*>(0x220000000000);
+uint8_t* const g_cow = reinterpret_cast<uint8_t*>(0x230000000000);
+void* const g_altstack = reinterpret_cast<void*>(0x240000000000);
+const int g_pipe[2] = {30, 31};
+char g_file_path[64];  // made by the parent before the fork
+
+void* map_at(void* addr, size_t len, int prot, int flags, int fd = -1) {
+  void* p = mmap(addr, len, prot, flags | MAP_FIXED_NOREPLACE, fd, 0);
+  if (p != addr) _exit(92);
+  return p;
+}
+
+void on_usr1(int) {}
+
+uint8_t pattern(size_t page) { return page % 7 == 3 ? 0 : static_cast<uint8_t>(page + 1); }
+
+void write_all(int fd, std::string_view s) {
+  while (!s.empty()) {
+    ssize_t n = ::write(fd, s.data(), s.size());
+    if (n <= 0) _exit(90);
+    s.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+// A forked child that runs `setup`, says "ready", then answers commands on a pipe:
+// 'c' runs `check` and writes its answer line; 'q' exits.
+class Child {
+ public:
+  Child(std::function<void()> setup, std::function<std::string()> check) {
+    int cmd[2], ans[2];
+    if (::pipe(cmd) != 0 || ::pipe(ans) != 0) abort();
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::dup2(cmd[0], kCmdFd);
+      ::dup2(ans[1], kAnsFd);
+      ::close_range(3, kCmdFd - 1, 0);
+      ::close_range(kAnsFd + 1, ~0u, 0);
+      int null = ::open("/dev/null", O_RDWR);
+      ::dup2(null, 0);
+      ::dup2(null, 1);
+      ::dup2(null, 2);
+      if (null > 2) ::close(null);
+      setup();
+      write_all(kAnsFd, "ready\n");
+      for (;;) {
+        char c = 0;
+        ssize_t n = ::read(kCmdFd, &c, 1);
+        if (n <= 0 || c == 'q') _exit(0);
+        if (c == 'c') write_all(kAnsFd, check() + "\n");
+      }
+    }
+    ::close(cmd[0]);
+    ::close(ans[1]);
+    cmd_ = cmd[1];
+    ans_ = ans[0];
+    ready_ = read_line() == "ready";
+  }
+  ~Child() {
+    ::close(cmd_);
+    ::close(ans_);
+    if (!gone_) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  pid_t pid() const { return pid_; }
+  bool ready() const { return ready_; }
+  void mark_gone() { gone_ = true; }
+
+  std::string ask(char c) {
+    if (::write(cmd_, &c, 1) != 1) return "<write failed>";
+    return read_line();
+  }
+
+ private:
+  std::string read_line() {
+    std::string line;
+    char c;
+    while (::read(ans_, &c, 1) == 1) {
+      if (c == '\n') return line;
+      line += c;
+    }
+    return line + "<eof>";
+  }
+  pid_t pid_ = -1;
+  int cmd_ = -1, ans_ = -1;
+  bool ready_ = false, gone_ = false;
+};
+
+std::string check_alive() { return "alive"; }
+
+void rich_setup() {
+  map_at(g_region, kRegionPages * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+  for (size_t i = 0; i < kRegionPages; ++i) memset(g_region + i * kPage, pattern(i), kPage);
+
+  map_at(g_noaccess, 2 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+  memset(g_noaccess, 0xab, kPage);
+  mprotect(g_noaccess, 2 * kPage, PROT_NONE);
+
+  struct sigaction sa {};
+  sa.sa_handler = on_usr1;
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGUSR1, &sa, nullptr);
+  signal(SIGUSR2, SIG_IGN);
+
+  int f = open(g_file_path, O_RDWR);
+  std::string content(5000, 'x');
+  write_all(f, content);
+  lseek(f, 1234, SEEK_SET);
+  dup2(f, 20);  // same description as f
+  map_at(g_cow, 2 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE, f);
+  volatile uint8_t first = g_cow[0];  // a file page, present but not copied
+  (void)first;
+  g_cow[kPage] = 'Z';  // copied on write
+
+  char del[] = "/tmp/crdump_del_XXXXXX";
+  int d = mkstemp(del);
+  write_all(d, "deleted content");
+  unlink(del);
+
+  int p[2];
+  if (pipe(p) != 0) _exit(93);
+  dup2(p[0], g_pipe[0]);
+  dup2(p[1], g_pipe[1]);
+  close(p[0]);
+  close(p[1]);
+  write_all(g_pipe[1], "hello pipe");
+
+  stack_t ss{};
+  map_at(g_altstack, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+  ss.ss_sp = g_altstack;
+  ss.ss_size = 65536;
+  sigaltstack(&ss, nullptr);
+
+  itimerval it{};
+  it.it_value.tv_sec = 1000;
+  it.it_interval.tv_sec = 2000;
+  setitimer(ITIMER_REAL, &it, nullptr);
+
+  sigevent sev{};
+  sev.sigev_notify = SIGEV_NONE;
+  timer_t tid;
+  timer_create(CLOCK_MONOTONIC, &sev, &tid);
+  itimerspec its{};
+  its.it_value.tv_sec = 500;
+  timer_settime(tid, 0, &its, nullptr);
+
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGRTMIN + 1);
+  sigprocmask(SIG_BLOCK, &set, nullptr);
+}
+
+std::string rich_check() {
+  for (size_t i = 0; i < kRegionPages; ++i)
+    for (size_t b = 0; b < kPage; b += 512)
+      if (g_region[i * kPage + b] != pattern(i)) return "bad memory";
+  fcntl(g_pipe[0], F_SETFL, O_NONBLOCK);
+  char buf[64] = {};
+  ssize_t n = read(g_pipe[0], buf, sizeof buf - 1);
+  sigset_t pend;
+  sigpending(&pend);
+  if (!sigismember(&pend, SIGRTMIN + 1)) return "signal lost";
+  if (lseek(20, 0, SEEK_CUR) != 1234) return "offset moved";
+  return "ok " + std::string(buf, n > 0 ? n : 0);
+}
+
+// Waits until the child sits in read(kCmdFd) (it said "ready" just before entering it):
+// polls /proc/PID/syscall, which names the syscall a blocked task is in.
+bool wait_blocked_in_read(pid_t pid) {
+  auto proc = ProcDir::open(pid);
+  if (!proc.ok()) return false;
+  const std::string want = "0 0x" + [] {
+    char b[16];
+    snprintf(b, sizeof b, "%x ", kCmdFd);
+    return std::string(b);
+  }();
+  timespec start{}, now{};
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  for (;;) {
+    auto text = proc->read("syscall");
+    if (text.ok() && text->starts_with(want)) return true;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec - start.tv_sec > 10) return false;
+    sched_yield();
+  }
+}
+
+struct DumpResult {
+  Status status;
+  FakeWriter w;
+};
+
+std::unique_ptr<DumpResult> run_dump(pid_t pid, DumpOptions opts) {
+  auto r = std::make_unique<DumpResult>();
+  r->status = dump_process(pid, opts, r->w);
+  return r;
+}
+
+template <class R>
+size_t first_index(const FakeWriter& w) {
+  for (size_t i = 0; i < w.recs.size(); ++i)
+    if (w.recs[i].type == R::kType) return i;
+  return SIZE_MAX;
+}
+
+TEST(LiveDump, RichChildLeaveRunning) {
+  strcpy(g_file_path, "/tmp/crdump_test_XXXXXX");
+  int made = mkstemp(g_file_path);
+  ASSERT_GE(made, 0);
+  close(made);
+  Child child(rich_setup, rich_check);
+  ASSERT_TRUE(child.ready());
+  sigval v{};
+  v.sival_int = 42;
+  ASSERT_EQ(sigqueue(child.pid(), SIGRTMIN + 1, v), 0);
+  ASSERT_TRUE(wait_blocked_in_read(child.pid()));
+
+  auto proc = ProcDir::open(child.pid());
+  ASSERT_TRUE(proc.ok());
+  auto maps_text = proc->read("maps");
+  ASSERT_TRUE(maps_text.ok());
+  auto maps = parse_maps(*maps_text);
+  ASSERT_TRUE(maps.ok());
+
+  DumpOptions opts;
+  opts.leave_running = true;
+  opts.inherit_fds = {kCmdFd, kAnsFd};
+  auto d = run_dump(child.pid(), opts);
+  ASSERT_TRUE(d->status.ok()) << d->status.error().message;
+  const FakeWriter& w = d->w;
+  EXPECT_TRUE(w.finished);
+  EXPECT_FALSE(w.failed);
+
+  // Order: Process first, Thread last; objects before their users; Vmas before Pages.
+  ASSERT_FALSE(w.recs.empty());
+  EXPECT_EQ(w.recs.front().type, schema::Process::kType);
+  EXPECT_EQ(w.recs.back().type, schema::Thread::kType);
+  EXPECT_LT(first_index<schema::Pipe>(w), first_index<schema::File>(w));
+  EXPECT_LT(first_index<schema::File>(w), first_index<schema::Fd>(w));
+  EXPECT_LT(first_index<schema::Mm>(w), first_index<schema::Vma>(w));
+  EXPECT_LT(first_index<schema::Vma>(w), first_index<schema::Pages>(w));
+  EXPECT_LT(first_index<schema::Pages>(w), first_index<schema::Sigaction>(w));
+
+  auto procs = w.all<schema::Process>();
+  ASSERT_EQ(procs.size(), 1u);
+  EXPECT_EQ(procs[0].pid, static_cast<uint32_t>(child.pid()));
+  EXPECT_EQ(procs[0].ppid, static_cast<uint32_t>(getpid()));
+  EXPECT_EQ(procs[0].nthreads, 1u);
+  ASSERT_EQ(w.all<schema::Creds>().size(), 1u);
+  EXPECT_EQ(w.all<schema::Creds>()[0].euid, geteuid());
+  ASSERT_EQ(w.all<schema::Rlimits>().size(), 1u);
+  EXPECT_EQ(w.all<schema::Rlimits>()[0].limits.size(), 32u);
+  auto fs = w.all<schema::FsInfo>();
+  ASSERT_EQ(fs.size(), 1u);
+  char cwd[4096];
+  ASSERT_NE(getcwd(cwd, sizeof cwd), nullptr);
+  EXPECT_EQ(fs[0].cwd, cwd);
+
+  // Vmas: exactly the child's maps without [vsyscall] (the scratch page is gone again).
+  auto vmas = w.all<schema::Vma>();
+  std::vector<std::pair<uint64_t, uint64_t>> want, got;
+  for (const auto& m : *maps)
+    if (m.path != "[vsyscall]") want.emplace_back(m.start, m.end);
+  for (const auto& v : vmas) got.emplace_back(v.start, v.end);
+  EXPECT_EQ(got, want);
+  auto mm = w.all<schema::Mm>();
+  ASSERT_EQ(mm.size(), 1u);
+  EXPECT_NE(mm[0].brk, 0u);
+  EXPECT_GE(mm[0].brk, mm[0].start_brk);
+  EXPECT_FALSE(mm[0].auxv.empty());
+  EXPECT_EQ(mm[0].auxv.size() % 2, 0u);
+
+  // Pages: the pattern, without the zero pages; the PROT_NONE page; only the COW file page.
+  std::map<uint64_t, const uint8_t*> pages;
+  auto page_recs = w.all_with_tail<schema::Pages>();
+  for (const auto& [rec, tail] : page_recs) {
+    ASSERT_EQ(tail.size(), rec.npages * kPage);
+    ASSERT_LE(tail.size(), format::kPagesPerRecordBytes);
+    for (uint32_t i = 0; i < rec.npages; ++i)
+      pages[rec.vaddr + i * kPage] = tail.data() + i * kPage;
+  }
+  for (size_t i = 0; i < kRegionPages; ++i) {
+    uint64_t a = reinterpret_cast<uint64_t>(g_region) + i * kPage;
+    if (pattern(i) == 0) {
+      EXPECT_EQ(pages.count(a), 0u) << "zero page " << i << " stored";
+      continue;
+    }
+    ASSERT_EQ(pages.count(a), 1u) << "page " << i << " missing";
+    EXPECT_EQ(pages[a][0], pattern(i));
+    EXPECT_EQ(pages[a][kPage - 1], pattern(i));
+  }
+  uint64_t na = reinterpret_cast<uint64_t>(g_noaccess);
+  ASSERT_EQ(pages.count(na), 1u);
+  EXPECT_EQ(pages[na][100], 0xab);
+  EXPECT_EQ(pages.count(na + kPage), 0u);
+  uint64_t cow = reinterpret_cast<uint64_t>(g_cow);
+  EXPECT_EQ(pages.count(cow), 0u);
+  ASSERT_EQ(pages.count(cow + kPage), 1u);
+  EXPECT_EQ(pages[cow + kPage][0], 'Z');
+
+  // Signal dispositions.
+  std::map<uint32_t, schema::Sigaction> sa;
+  for (const auto& s : w.all<schema::Sigaction>()) sa[s.signo] = s;
+  ASSERT_EQ(sa.count(SIGUSR1), 1u);
+  EXPECT_EQ(sa[SIGUSR1].handler, reinterpret_cast<uint64_t>(&on_usr1));
+  EXPECT_TRUE(sa[SIGUSR1].flags & SA_RESTART);
+  ASSERT_EQ(sa.count(SIGUSR2), 1u);
+  EXPECT_EQ(sa[SIGUSR2].handler, reinterpret_cast<uint64_t>(SIG_IGN));
+  EXPECT_EQ(sa.count(SIGTERM), 0u);
+
+  // Files.
+  std::map<uint32_t, schema::File> files;
+  for (const auto& f : w.all<schema::File>()) files[f.id] = f;
+  std::map<uint32_t, schema::Fd> fds;
+  for (const auto& f : w.all<schema::Fd>()) fds[f.fd] = f;
+  ASSERT_EQ(fds.count(20), 1u);
+  const schema::File& reg = files[fds[20].file];
+  EXPECT_EQ(reg.kind, schema::kFileRegular);
+  EXPECT_EQ(reg.path, g_file_path);
+  EXPECT_EQ(reg.pos, 1234u);
+  EXPECT_EQ(reg.size, 5000u);
+  int dups = 0;
+  for (const auto& [n, fd] : fds) dups += fd.file == fds[20].file;
+  EXPECT_EQ(dups, 2) << "the mkstemp fd and its dup2 share one File";
+  EXPECT_EQ(files[fds[0].file].kind, schema::kFileDevice);
+  EXPECT_EQ(fds[0].file, fds[1].file);
+  for (int ext : {kCmdFd, kAnsFd}) {
+    ASSERT_EQ(fds.count(ext), 1u);
+    const schema::File& f = files[fds[ext].file];
+    EXPECT_EQ(f.kind, schema::kFileExternal);
+    EXPECT_TRUE(f.key.starts_with("pipe:[")) << f.key;
+  }
+  auto pipes = w.all<schema::Pipe>();
+  ASSERT_EQ(pipes.size(), 1u);
+  auto pdata = w.all_with_tail<schema::PipeData>();
+  ASSERT_EQ(pdata.size(), 1u);
+  EXPECT_EQ(pdata[0].first.pipe, pipes[0].id);
+  EXPECT_EQ(std::string(pdata[0].second.begin(), pdata[0].second.end()), "hello pipe");
+  EXPECT_GE(pipes[0].capacity, 4096u);
+  ASSERT_EQ(fds.count(g_pipe[0]), 1u);
+  ASSERT_EQ(fds.count(g_pipe[1]), 1u);
+  EXPECT_EQ(files[fds[g_pipe[0]].file].kind, schema::kFilePipe);
+  EXPECT_EQ(files[fds[g_pipe[0]].file].pipe, pipes[0].id);
+  EXPECT_EQ(files[fds[g_pipe[1]].file].pipe, pipes[0].id);
+  EXPECT_EQ(files[fds[g_pipe[1]].file].flags & O_ACCMODE, static_cast<uint32_t>(O_WRONLY));
+  int deleted = 0;
+  for (const auto& [id, f] : files) deleted += f.kind == schema::kFileDeleted;
+  EXPECT_EQ(deleted, 1);
+  auto fdata = w.all_with_tail<schema::FileData>();
+  ASSERT_EQ(fdata.size(), 1u);
+  EXPECT_EQ(files[fdata[0].first.file].kind, schema::kFileDeleted);
+  EXPECT_EQ(std::string(fdata[0].second.begin(), fdata[0].second.end()), "deleted content");
+
+  // Timers and signals.
+  auto its = w.all<schema::Itimer>();
+  ASSERT_EQ(its.size(), 1u);
+  EXPECT_EQ(its[0].which, static_cast<uint32_t>(ITIMER_REAL));
+  EXPECT_EQ(its[0].interval_us, 2000000000u);
+  EXPECT_GT(its[0].value_us, 900000000u);
+  auto pts = w.all<schema::PosixTimer>();
+  ASSERT_EQ(pts.size(), 1u);
+  EXPECT_EQ(pts[0].clock_id, static_cast<uint32_t>(CLOCK_MONOTONIC));
+  EXPECT_EQ(pts[0].notify, static_cast<uint32_t>(SIGEV_NONE));
+  EXPECT_GT(pts[0].value_ns, 400000000000u);
+  auto pend = w.all<schema::PendingSignal>();
+  ASSERT_EQ(pend.size(), 1u);
+  EXPECT_EQ(pend[0].tid, 0u);
+  ASSERT_EQ(pend[0].siginfo.size(), sizeof(siginfo_t));
+  siginfo_t si;
+  memcpy(&si, pend[0].siginfo.data(), sizeof si);
+  EXPECT_EQ(si.si_signo, SIGRTMIN + 1);
+  EXPECT_EQ(si.si_value.sival_int, 42);
+
+  // The thread: stopped inside read(kCmdFd), saved so that it re-runs the read.
+  auto th = w.all<schema::Thread>();
+  ASSERT_EQ(th.size(), 1u);
+  ASSERT_EQ(th[0].regs.size(), 27u);
+  user_regs_struct regs;
+  memcpy(&regs, th[0].regs.data(), sizeof regs);
+  EXPECT_EQ(regs.orig_rax, static_cast<uint64_t>(SYS_read));
+  EXPECT_EQ(regs.rax, static_cast<uint64_t>(SYS_read));
+  EXPECT_EQ(regs.rdi, static_cast<uint64_t>(kCmdFd));
+  EXPECT_TRUE(th[0].sigmask & (uint64_t{1} << (SIGRTMIN + 1 - 1)));
+  EXPECT_EQ(th[0].ss_sp, reinterpret_cast<uint64_t>(g_altstack));
+  EXPECT_EQ(th[0].ss_size, 65536u);
+  EXPECT_GE(th[0].xsave.size(), 512u + 64u);
+  EXPECT_NE(th[0].robust_head, 0u);  // glibc registers one per thread
+  EXPECT_NE(th[0].clear_child_tid, 0u);
+
+  // The child carries on: read() restarted, memory, pipe contents, pending signal untouched.
+  EXPECT_EQ(child.ask('c'), "ok hello pipe");
+  unlink(g_file_path);
+}
+
+TEST(LiveDump, KilledAfterDump) {
+  Child child([] {}, check_alive);
+  ASSERT_TRUE(child.ready());
+  DumpOptions opts;
+  opts.inherit_fds = {kCmdFd, kAnsFd};
+  auto d = run_dump(child.pid(), opts);
+  ASSERT_TRUE(d->status.ok()) << d->status.error().message;
+  EXPECT_TRUE(d->w.finished);
+  // Killed, and reaped by the dump (we are its tracer and its parent).
+  errno = 0;
+  EXPECT_EQ(kill(child.pid(), 0), -1);
+  EXPECT_EQ(errno, ESRCH);
+  child.mark_gone();
+}
+
+TEST(LiveDump, PassesReported) {
+  Child child([] {}, check_alive);
+  ASSERT_TRUE(child.ready());
+  DumpOptions opts;
+  opts.leave_running = true;
+  opts.inherit_fds = {kCmdFd, kAnsFd};
+  std::vector<std::string> names;
+  opts.on_pass = [&](std::string_view n, double s) {
+    names.emplace_back(n);
+    EXPECT_GE(s, 0.0);
+  };
+  auto d = run_dump(child.pid(), opts);
+  ASSERT_TRUE(d->status.ok()) << d->status.error().message;
+  ASSERT_FALSE(names.empty());
+  EXPECT_EQ(names.front(), "freeze");
+  EXPECT_EQ(names.back(), "detach");
+  EXPECT_EQ(child.ask('c'), "alive");
+}
+
+// A refused dump fails with `expect` in its message, ends the stream with an error, and leaves
+// the child running and answering.
+void expect_refused(Child& child, const std::string& expect, DumpOptions opts = {}) {
+  ASSERT_TRUE(child.ready());
+  if (opts.inherit_fds.empty()) opts.inherit_fds = {kCmdFd, kAnsFd};
+  auto d = run_dump(child.pid(), opts);
+  ASSERT_FALSE(d->status.ok());
+  EXPECT_NE(d->status.error().message.find(expect), std::string::npos) << d->status.error().message;
+  EXPECT_TRUE(d->w.failed);
+  EXPECT_FALSE(d->w.finished);
+  EXPECT_EQ(d->w.fail_message, d->status.error().message);
+  EXPECT_EQ(child.ask('c'), "alive");
+}
+
+TEST(LiveDump, RefusesEventfd) {
+  Child child(
+      [] {
+        int e = eventfd(0, 0);
+        dup2(e, 7);
+        close(e);
+      },
+      check_alive);
+  expect_refused(child, "fd 7: eventfd not supported yet");
+}
+
+TEST(LiveDump, RefusesSharedAnonymous) {
+  Child child(
+      [] {
+        void* p = mmap(reinterpret_cast<void*>(0x200000000000), 3 * kPage, PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+        if (p == MAP_FAILED) _exit(91);
+        static_cast<uint8_t*>(p)[0] = 1;
+      },
+      check_alive);
+  expect_refused(child,
+                 "vma 0x200000000000-0x200000003000: shared anonymous memory not supported yet");
+}
+
+TEST(LiveDump, RefusesExternalPipeWithoutInheritFd) {
+  Child child([] {}, check_alive);
+  DumpOptions opts;
+  opts.inherit_fds = {kAnsFd};  // kCmdFd's other end is ours
+  expect_refused(child, "fd 100: pipe:[", opts);
+}
+
+TEST(LiveDump, RefusesThreads) {
+  Child child(
+      [] {
+        pthread_t t;
+        pthread_create(
+            &t, nullptr,
+            [](void*) -> void* {
+              for (;;) pause();
+            },
+            nullptr);
+      },
+      check_alive);
+  expect_refused(child, "has 2 threads: multi-threaded processes are not supported yet");
+}
+
+TEST(LiveDump, RefusesChildren) {
+  static pid_t grandchild;
+  Child child(
+      [] {
+        grandchild = fork();
+        if (grandchild == 0) {
+          prctl(PR_SET_PDEATHSIG, SIGKILL);
+          for (;;) pause();
+        }
+      },
+      check_alive);
+  expect_refused(child, "has children (");
+}
+
+TEST(LiveDump, RefusesSocket) {
+  Child child(
+      [] {
+        int sv[2];
+        socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+        dup2(sv[0], 9);
+        close(sv[0]);
+        close(sv[1]);
+      },
+      check_alive);
+  expect_refused(child, "fd 9: socket not supported yet");
+}
+
+TEST(LiveDump, NoSuchProcess) {
+  FakeWriter w;
+  Status st = dump_process(999999, {}, w);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("999999"), std::string::npos) << st.error().message;
+  EXPECT_TRUE(w.failed);
+}
+
+}  // namespace
+}  // namespace cr::dump

@@ -1,0 +1,284 @@
+#include "dump/proc_parse.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+namespace cr::dump {
+namespace {
+
+TEST(ProcParse, MapsLineKinds) {
+  const char* text =
+      "55d0c0a00000-55d0c0a02000 r--p 00000000 fd:01 1048601                    /usr/bin/cat\n"
+      "55d0c0a02000-55d0c0a07000 r-xp 00002000 fd:01 1048601                    /usr/bin/cat\n"
+      "55d0c1e6b000-55d0c1e8c000 rw-p 00000000 00:00 0                          [heap]\n"
+      "7f5a4a000000-7f5a4a021000 rw-s 00000000 00:01 5123                       /dev/zero "
+      "(deleted)\n"
+      "7f5a4b000000-7f5a4b001000 rw-p 00000000 00:00 0 \n"
+      "7f5a4c000000-7f5a4c001000 r--p 00000000 08:02 77                         /tmp/with space "
+      "(deleted)\n"
+      "7ffc3a5e2000-7ffc3a603000 rw-p 00000000 00:00 0                          [stack]\n"
+      "7ffc3a6f0000-7ffc3a6f4000 r--p 00000000 00:00 0                          [vvar]\n"
+      "7ffc3a6f4000-7ffc3a6f6000 r--p 00000000 00:00 0                          [vvar_vclock]\n"
+      "7ffc3a6f6000-7ffc3a6f8000 r-xp 00000000 00:00 0                          [vdso]\n"
+      "ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]\n";
+  auto maps = parse_maps(text);
+  ASSERT_TRUE(maps.ok()) << maps.error().message;
+  ASSERT_EQ(maps->size(), 11u);
+  const auto& m = *maps;
+  EXPECT_EQ(m[0].start, 0x55d0c0a00000u);
+  EXPECT_EQ(m[0].end, 0x55d0c0a02000u);
+  EXPECT_TRUE(m[1].exec);
+  EXPECT_EQ(m[1].offset, 0x2000u);
+  EXPECT_EQ(m[1].dev_major, 0xfdu);
+  EXPECT_EQ(m[1].dev_minor, 1u);
+  EXPECT_EQ(m[1].inode, 1048601u);
+  EXPECT_EQ(m[1].path, "/usr/bin/cat");
+  EXPECT_EQ(m[2].path, "[heap]");
+  EXPECT_TRUE(m[2].special());
+  EXPECT_TRUE(m[3].shared);
+  EXPECT_TRUE(m[3].deleted);
+  EXPECT_EQ(m[3].path, "/dev/zero");
+  EXPECT_EQ(m[4].path, "");
+  EXPECT_FALSE(m[4].shared);
+  EXPECT_EQ(m[5].path, "/tmp/with space");
+  EXPECT_TRUE(m[5].deleted);
+  EXPECT_EQ(m[8].path, "[vvar_vclock]");
+  EXPECT_EQ(m[9].path, "[vdso]");
+  EXPECT_EQ(m[10].start, 0xffffffffff600000u);
+  EXPECT_EQ(m[10].path, "[vsyscall]");
+}
+
+TEST(ProcParse, MapsRejectsGarbage) {
+  EXPECT_FALSE(parse_maps("hello world\n").ok());
+  EXPECT_FALSE(parse_maps("2000-1000 rw-p 00000000 00:00 0\n").ok());
+  auto r = parse_maps_line("zz-10 rw-p 0 00:00 0");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("zz-10"), std::string::npos);
+}
+
+TEST(ProcParse, SmapsVmFlags) {
+  const char* text =
+      "7f5a4b000000-7f5a4b001000 rw-p 00000000 00:00 0 \n"
+      "Size:                  4 kB\n"
+      "Rss:                   4 kB\n"
+      "VmFlags: rd wr mr mw me ac dd hg \n"
+      "7f5a4c000000-7f5a4c001000 rw-s 00000000 00:01 12     /SYSV00000000 (deleted)\n"
+      "Size:                  4 kB\n"
+      "VmFlags: rd wr sh mr mw me ms sd\n";
+  auto r = parse_smaps(text);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->size(), 2u);
+  EXPECT_TRUE((*r)[0].has_flag("dd"));
+  EXPECT_TRUE((*r)[0].has_flag("hg"));
+  EXPECT_FALSE((*r)[0].has_flag("sh"));
+  EXPECT_TRUE((*r)[1].has_flag("sh"));
+  EXPECT_EQ((*r)[1].path, "/SYSV00000000");
+}
+
+TEST(ProcParse, Status) {
+  const char* text =
+      "Name:\tsleep\n"
+      "Umask:\t0022\n"
+      "State:\tS (sleeping)\n"
+      "Tgid:\t4242\n"
+      "PPid:\t100\n"
+      "Uid:\t1000\t1001\t1002\t1003\n"
+      "Gid:\t2000\t2001\t2002\t2003\n"
+      "Groups:\t4 24 27 \n"
+      "Threads:\t3\n"
+      "SigQ:\t2/63382\n"
+      "SigPnd:\t0000000000000000\n"
+      "ShdPnd:\t0000000000000100\n"
+      "SigBlk:\t0000000000010000\n"
+      "SigIgn:\t0000000000001000\n"
+      "SigCgt:\t0000000180000200\n"
+      "CapInh:\t0000000000000000\n"
+      "CapPrm:\t000001fffeffffff\n"
+      "CapEff:\t000001fffeffffff\n"
+      "CapBnd:\t000001fffeffffff\n"
+      "CapAmb:\t0000000000000000\n"
+      "NoNewPrivs:\t1\n"
+      "Seccomp:\t2\n"
+      "Seccomp_filters:\t1\n";
+  auto r = parse_status(text);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->name, "sleep");
+  EXPECT_EQ(r->umask, 022u);
+  EXPECT_EQ(r->state, 'S');
+  EXPECT_EQ(r->ppid, 100);
+  EXPECT_EQ(r->uid[0], 1000u);
+  EXPECT_EQ(r->uid[3], 1003u);
+  EXPECT_EQ(r->gid[1], 2001u);
+  EXPECT_EQ(r->groups, (std::vector<uint32_t>{4, 24, 27}));
+  EXPECT_EQ(r->threads, 3u);
+  EXPECT_EQ(r->sig_queued, 2u);
+  EXPECT_EQ(r->sig_queue_limit, 63382u);
+  EXPECT_EQ(r->shd_pnd, 0x100u);
+  EXPECT_EQ(r->sig_ign, 0x1000u);
+  EXPECT_EQ(r->sig_cgt, 0x180000200u);
+  EXPECT_EQ(r->cap_prm, 0x1fffeffffffu);
+  EXPECT_EQ(r->cap_inh, 0u);
+  EXPECT_EQ(r->no_new_privs, 1u);
+  EXPECT_EQ(r->seccomp, 2u);
+  EXPECT_FALSE(parse_status("Name:\tx\n").ok());
+}
+
+TEST(ProcParse, StatWithHostileComm) {
+  // comm "a) (b" would shift every field for a parser that splits at the first ')'.
+  std::string text =
+      "4242 (a) (b) S 100 4242 99 34816 4242 4194304 1 2 3 4 5 6 7 8 20 0 1 0 "
+      "12345 1000000 200 18446744073709551615 94000000 94100000 140720000000000 "
+      "0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 94200000 94300000 95000000 140720000100 "
+      "140720000200 140720000300 140720000400 0\n";
+  auto r = parse_stat(text);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->pid, 4242);
+  EXPECT_EQ(r->comm, "a) (b");
+  EXPECT_EQ(r->state, 'S');
+  EXPECT_EQ(r->ppid, 100);
+  EXPECT_EQ(r->pgrp, 4242);
+  EXPECT_EQ(r->session, 99);
+  EXPECT_EQ(r->num_threads, 1u);
+  EXPECT_EQ(r->start_code, 94000000u);
+  EXPECT_EQ(r->end_code, 94100000u);
+  EXPECT_EQ(r->start_stack, 140720000000000u);
+  EXPECT_EQ(r->start_data, 94200000u);
+  EXPECT_EQ(r->end_data, 94300000u);
+  EXPECT_EQ(r->start_brk, 95000000u);
+  EXPECT_EQ(r->arg_start, 140720000100u);
+  EXPECT_EQ(r->arg_end, 140720000200u);
+  EXPECT_EQ(r->env_start, 140720000300u);
+  EXPECT_EQ(r->env_end, 140720000400u);
+  EXPECT_FALSE(parse_stat("4242 (x) S 1 2 3\n").ok());
+}
+
+TEST(ProcParse, StatOfSelf) {
+  // The live file has the field count the parser expects.
+  auto proc = ProcDir::open(getpid());
+  ASSERT_TRUE(proc.ok());
+  auto text = proc->read("stat");
+  ASSERT_TRUE(text.ok());
+  auto r = parse_stat(*text);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->pid, getpid());
+  EXPECT_EQ(r->ppid, getppid());
+  EXPECT_NE(r->start_code, 0u);
+}
+
+TEST(ProcParse, Limits) {
+  const char* text =
+      "Limit                     Soft Limit           Hard Limit           Units     \n"
+      "Max cpu time              unlimited            unlimited            seconds   \n"
+      "Max file size             unlimited            unlimited            bytes     \n"
+      "Max data size             unlimited            unlimited            bytes     \n"
+      "Max stack size            8388608              unlimited            bytes     \n"
+      "Max core file size        0                    unlimited            bytes     \n"
+      "Max resident set          unlimited            unlimited            bytes     \n"
+      "Max processes             63382                63382                processes \n"
+      "Max open files            1024                 1048576              files     \n"
+      "Max locked memory         8388608              8388608              bytes     \n"
+      "Max address space         unlimited            unlimited            bytes     \n"
+      "Max file locks            unlimited            unlimited            locks     \n"
+      "Max pending signals       63382                63382                signals   \n"
+      "Max msgqueue size         819200               819200               bytes     \n"
+      "Max nice priority         0                    0                    \n"
+      "Max realtime priority     0                    0                    \n"
+      "Max realtime timeout      unlimited            unlimited            us        \n";
+  auto r = parse_limits(text);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->size(), 32u);
+  const uint64_t inf = ~uint64_t{0};
+  EXPECT_EQ((*r)[0], inf);               // RLIMIT_CPU soft
+  EXPECT_EQ((*r)[3 * 2], 8388608u);      // RLIMIT_STACK soft
+  EXPECT_EQ((*r)[3 * 2 + 1], inf);       // RLIMIT_STACK hard
+  EXPECT_EQ((*r)[7 * 2], 1024u);         // RLIMIT_NOFILE soft
+  EXPECT_EQ((*r)[7 * 2 + 1], 1048576u);  // RLIMIT_NOFILE hard
+  EXPECT_EQ((*r)[13 * 2], 0u);           // RLIMIT_NICE
+  EXPECT_EQ((*r)[15 * 2 + 1], inf);      // RLIMIT_RTTIME hard
+  // A missing row is an error, not a shifted table.
+  std::string cut(text);
+  cut.erase(cut.find("Max locked"), cut.find("Max address") - cut.find("Max locked"));
+  EXPECT_FALSE(parse_limits(cut).ok());
+}
+
+TEST(ProcParse, Fdinfo) {
+  auto plain = parse_fdinfo("pos:\t1234\nflags:\t02100002\nmnt_id:\t23\nino:\t3\n");
+  ASSERT_TRUE(plain.ok()) << plain.error().message;
+  EXPECT_EQ(plain->pos, 1234u);
+  EXPECT_EQ(plain->flags, 02100002u);
+  EXPECT_EQ(plain->mnt_id, 23u);
+  EXPECT_EQ(plain->kind, FdinfoKind::kPlain);
+
+  auto ev = parse_fdinfo(
+      "pos:\t0\nflags:\t02\nmnt_id:\t15\nino:\t1057\neventfd-count:  5\neventfd-id: 3\n");
+  ASSERT_TRUE(ev.ok());
+  EXPECT_EQ(ev->kind, FdinfoKind::kEventfd);
+  auto ep = parse_fdinfo(
+      "pos:\t0\nflags:\t02\nmnt_id:\t15\nino:\t1\ntfd:        5 events:       19 data:             "
+      "   5  pos:0 ino:3 sdev:3\n");
+  ASSERT_TRUE(ep.ok());
+  EXPECT_EQ(ep->kind, FdinfoKind::kEpoll);
+  auto sfd =
+      parse_fdinfo("pos:\t0\nflags:\t02\nmnt_id:\t15\nino:\t1\nsigmask:\t0000000000000200\n");
+  ASSERT_TRUE(sfd.ok());
+  EXPECT_EQ(sfd->kind, FdinfoKind::kSignalfd);
+  auto in = parse_fdinfo(
+      "pos:\t0\nflags:\t00\nmnt_id:\t15\nino:\t1\ninotify wd:1 ino:2 sdev:3 mask:fff "
+      "ignored_mask:0\n");
+  ASSERT_TRUE(in.ok());
+  EXPECT_EQ(in->kind, FdinfoKind::kInotify);
+  auto tfd = parse_fdinfo(
+      "pos:\t0\nflags:\t02\nmnt_id:\t15\nino:\t1\nclockid: 1\nticks: 0\nsettime flags: "
+      "0\nit_value: (0, 0)\nit_interval: (0, 0)\n");
+  ASSERT_TRUE(tfd.ok());
+  EXPECT_EQ(tfd->kind, FdinfoKind::kTimerfd);
+  EXPECT_FALSE(parse_fdinfo("mnt_id:\t1\n").ok());
+}
+
+TEST(ProcParse, Timers) {
+  const char* text =
+      "ID: 0\n"
+      "signal: 14/00000000deadbeef\n"
+      "notify: signal/pid.4242\n"
+      "ClockID: 1\n"
+      "ID: 3\n"
+      "signal: 34/0000000000000000\n"
+      "notify: signal/tid.4243\n"
+      "ClockID: 0\n"
+      "ID: 7\n"
+      "signal: 0/0000000000000000\n"
+      "notify: none/pid.4242\n"
+      "ClockID: 7\n";
+  auto r = parse_timers(text);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->size(), 3u);
+  EXPECT_EQ((*r)[0].id, 0u);
+  EXPECT_EQ((*r)[0].signo, 14u);
+  EXPECT_EQ((*r)[0].sigval, 0xdeadbeefu);
+  EXPECT_EQ((*r)[0].notify, 0u);
+  EXPECT_EQ((*r)[0].notify_tid, 4242u);
+  EXPECT_EQ((*r)[0].clock_id, 1u);
+  EXPECT_EQ((*r)[1].id, 3u);
+  EXPECT_EQ((*r)[1].notify, 4u);  // SIGEV_THREAD_ID
+  EXPECT_EQ((*r)[1].notify_tid, 4243u);
+  EXPECT_EQ((*r)[2].notify, 1u);  // SIGEV_NONE
+  EXPECT_EQ((*r)[2].clock_id, 7u);
+  auto empty = parse_timers("");
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->empty());
+  EXPECT_FALSE(parse_timers("signal: 14/0\n").ok());
+}
+
+TEST(ProcParse, AuxvAndPersonality) {
+  uint64_t raw[] = {6, 4096, 25, 0x7ffd0000, 0, 0, 99, 99};
+  std::string_view bytes(reinterpret_cast<const char*>(raw), sizeof raw);
+  EXPECT_EQ(parse_auxv(bytes), (std::vector<uint64_t>{6, 4096, 25, 0x7ffd0000, 0, 0}));
+  auto p = parse_personality("00400000\n");
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(*p, 0x400000u);
+  EXPECT_FALSE(parse_personality("xyz").ok());
+}
+
+}  // namespace
+}  // namespace cr::dump
