@@ -1,0 +1,84 @@
+// JSON <-> record, driven only by the stream's own description (StreamType), so crit can show,
+// decode and re-encode records of types this build has never seen.
+//
+// One record:
+//   {"type": "vma", "fields": {"pid": 7, "start": 4096, "path": "/bin/true", ...}}
+//   {"type": "pages", "fields": {...}, "tail_len": 4096, "tail_hex": "00ff..."}
+//   {"type_id": 39321, "payload_hex": "..."}          (a type the stream does not describe)
+// Field kinds: integers as JSON numbers (u64 exact), str as a string when it is valid UTF-8
+// else {"hex": "..."}, bytes as a hex string, u64s as an array, objdef/objref as numbers.
+// Fields the description has but the payload does not hold (an older writer) are left out;
+// bytes after the described fields of a record (a newer writer's appended data) are kept as
+// "extra_hex" so re-encoding gives back the same bytes.
+//
+// A whole stream (crit decode) adds the stream-level values around the records:
+//   {"format_version": 1, "records": [ {stream_header}, {schema_type}..., ..., {trailer} ]}
+// The trailer's values are recomputed on encode (they are checksums of what precedes them).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "format/record_reader.h"
+
+namespace cr::format {
+
+/// Lowercase hex of `bytes`, and its inverse (false on odd length or a non-hex digit).
+std::string to_hex(std::span<const uint8_t> bytes);
+bool from_hex(std::string_view hex, std::vector<uint8_t>* out);
+
+/// True if `s` is well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF).
+bool valid_utf8(std::string_view s);
+
+/// One described record as JSON. `fields` are the record's field bytes, `tail` its tail; the
+/// tail bytes are included only with `with_tail` (its length always, for tail types). Field
+/// bytes that do not parse as the description says are shown as "fields_hex" with an "error".
+nlohmann::ordered_json record_to_json(const StreamType& t, std::span<const uint8_t> fields,
+                                      std::span<const uint8_t> tail, bool with_tail);
+
+/// A record of a type the stream does not describe: its id and payload.
+nlohmann::ordered_json unknown_record_to_json(uint32_t type_id, std::span<const uint8_t> payload);
+
+/// Record descriptions by id and by name, as encode learns them from the stream's own
+/// schema_type records. Starts with the four bootstrap types, whose layouts are frozen.
+class TypeTable {
+ public:
+  TypeTable();
+  /// Adds or replaces the description of `t.type_id`.
+  void add(StreamType t);
+  const StreamType* by_id(uint32_t id) const;
+  const StreamType* by_name(std::string_view name) const;
+
+ private:
+  std::map<uint32_t, StreamType> by_id_;
+  std::map<std::string, uint32_t, std::less<>> by_name_;
+};
+
+/// A record encoded from JSON: its type, field bytes and tail bytes.
+struct EncodedRecord {
+  uint32_t type = 0;
+  std::vector<uint8_t> fields;
+  std::vector<uint8_t> tail;
+};
+
+/// The reverse of record_to_json / unknown_record_to_json. Fails (naming the field) on unknown
+/// type names or field names, values out of range for their kind, a field missing before a
+/// present one, and a tail whose bytes are not in the JSON (decoded without --pages).
+Result<EncodedRecord> json_to_record(const nlohmann::ordered_json& j, const TypeTable& types);
+
+/// Writes the whole stream behind `reader` (opened with include_bookkeeping) as JSON to `out`,
+/// one record per line, without holding more than one record in memory.
+Status stream_to_json(RecordReader& reader, bool with_tails, std::ostream& out);
+
+/// Encodes a document written by stream_to_json back into an uncompressed image on `fd`,
+/// byte-identical to the stream it came from when unedited.
+Status json_to_stream(const nlohmann::ordered_json& doc, int fd);
+
+}  // namespace cr::format

@@ -1,0 +1,165 @@
+// crit x ps|fds|mems: views across records (processes, fd tables, address spaces), built from
+// the field names of the stream's own description.
+#include <cstdio>
+#include <map>
+#include <set>
+
+#include "tools/crit/crit.h"
+#include "tools/crit/summary.h"
+
+namespace cr::crit {
+
+namespace {
+
+// Calls `fn(type_name, fields, tail)` for every record of the image.
+// `page_size`, when given, receives the stream header's page size.
+template <class Fn>
+void for_each_record(const std::string& path, Fn&& fn, uint32_t* page_size = nullptr) {
+  Image img = open_image(path, /*bookkeeping=*/false);
+  auto& r = *img.reader;
+  if (page_size != nullptr && r.header().page_size != 0) *page_size = r.header().page_size;
+  while (take(r.next())) {
+    const auto* t = r.describe(r.type());
+    if (t == nullptr) continue;
+    Fields f(*t, r.fields());
+    if (!f.ok()) fail("offset " + std::to_string(r.offset()) + ": " + f.error());
+    fn(t->name, f, r.tail());
+  }
+}
+
+int x_ps(const std::string& path) {
+  std::printf("%-8s %-8s %-8s %-8s %-8s %s\n", "PID", "PPID", "PGID", "SID", "THREADS", "COMM");
+  std::map<uint64_t, uint64_t> thread_records;
+  struct Proc {
+    uint64_t pid, ppid, pgid, sid, nthreads;
+    std::string comm;
+  };
+  std::vector<Proc> procs;
+  for_each_record(path, [&](const std::string& type, const Fields& f, std::span<const uint8_t>) {
+    if (type == "process")
+      procs.push_back({f.u("pid"), f.u("ppid"), f.u("pgid"), f.u("sid"), f.u("nthreads"),
+                       std::string(f.s("comm"))});
+    else if (type == "thread")
+      ++thread_records[f.u("pid")];
+  });
+  for (const auto& p : procs) {
+    std::string threads = std::to_string(p.nthreads);
+    const uint64_t seen = thread_records.count(p.pid) ? thread_records[p.pid] : 0;
+    if (seen != p.nthreads) threads += " (" + std::to_string(seen) + " stored)";
+    std::printf("%-8llu %-8llu %-8llu %-8llu %-8s %s\n", static_cast<unsigned long long>(p.pid),
+                static_cast<unsigned long long>(p.ppid), static_cast<unsigned long long>(p.pgid),
+                static_cast<unsigned long long>(p.sid), threads.c_str(),
+                printable(p.comm, 64).c_str());
+  }
+  return 0;
+}
+
+int x_fds(const std::string& path) {
+  struct FileInfo {
+    std::string text;
+    uint64_t refs = 0;
+  };
+  std::map<uint64_t, FileInfo> files;                                  // by objdef id
+  std::map<uint64_t, std::vector<std::pair<uint64_t, uint64_t>>> fds;  // pid -> (fd, file id)
+  std::map<uint64_t, uint64_t> pipe_bytes;                             // pipe id -> queued bytes
+  for_each_record(path,
+                  [&](const std::string& type, const Fields& f, std::span<const uint8_t> tail) {
+                    if (type == "file") {
+                      std::string s = file_kind_text(f.u("kind"));
+                      if (!f.s("path").empty()) s += " " + printable(f.s("path"), 120);
+                      const uint64_t flags = f.u("flags");
+                      s += (flags & 3) == 0 ? " r" : (flags & 3) == 1 ? " w" : " rw";
+                      s += " flags " + hex(flags) + " pos " + std::to_string(f.u("pos"));
+                      if (f.u("pipe") != 0) s += " pipe #" + std::to_string(f.u("pipe"));
+                      if (!f.s("key").empty()) s += " key \"" + printable(f.s("key"), 64) + "\"";
+                      files[f.u("id")].text = s;
+                    } else if (type == "pipe_data") {
+                      pipe_bytes[f.u("pipe")] += tail.size();
+                    } else if (type == "fd") {
+                      fds[f.u("pid")].emplace_back(f.u("fd"), f.u("file"));
+                      ++files[f.u("file")].refs;
+                    }
+                  });
+  for (const auto& [pid, list] : fds) {
+    std::printf("pid %llu\n", static_cast<unsigned long long>(pid));
+    for (const auto& [fd, id] : list) {
+      const FileInfo& fi = files[id];
+      std::string line = fi.text.empty() ? std::string("<no file record>") : fi.text;
+      // Pipe data belongs to the pipe, so any end of it can say how much is queued.
+      const auto pos = line.find(" pipe #");
+      if (pos != std::string::npos) {
+        const uint64_t pipe = std::stoull(line.substr(pos + 7));
+        if (pipe_bytes.count(pipe))
+          line += " (" + std::to_string(pipe_bytes[pipe]) + " bytes queued)";
+      }
+      if (fi.refs > 1) line += " [shared: " + std::to_string(fi.refs) + " fds]";
+      std::printf("  %4llu -> #%llu %s\n", static_cast<unsigned long long>(fd),
+                  static_cast<unsigned long long>(id), line.c_str());
+    }
+  }
+  return 0;
+}
+
+int x_mems(const std::string& path) {
+  struct Vma {
+    uint64_t start, end, prot, flags, kind;
+    std::string path;
+    uint64_t pages = 0;
+  };
+  std::map<uint64_t, std::map<uint64_t, Vma>> vmas;  // pid -> start -> vma
+  std::map<uint64_t, uint64_t> stray;                // pid -> pages outside any vma
+  uint32_t page_size = 4096;
+  for_each_record(
+      path,
+      [&](const std::string& type, const Fields& f, std::span<const uint8_t>) {
+        if (type == "vma") {
+          vmas[f.u("pid")][f.u("start")] = Vma{f.u("start"), f.u("end"),  f.u("prot"),
+                                               f.u("flags"), f.u("kind"), std::string(f.s("path"))};
+        } else if (type == "pages") {
+          // A run is counted against every VMA it overlaps (runs normally stay within one).
+          auto& m = vmas[f.u("pid")];
+          uint64_t addr = f.u("vaddr");
+          const uint64_t end = addr + f.u("npages") * page_size;
+          auto it = m.upper_bound(addr);
+          if (it != m.begin()) --it;
+          uint64_t counted = 0;
+          for (; it != m.end() && it->second.start < end; ++it) {
+            const uint64_t lo = std::max(addr, it->second.start),
+                           hi = std::min(end, it->second.end);
+            if (lo < hi) {
+              it->second.pages += (hi - lo) / page_size;
+              counted += (hi - lo) / page_size;
+            }
+          }
+          stray[f.u("pid")] += f.u("npages") - counted;
+        }
+      },
+      &page_size);
+  for (const auto& [pid, m] : vmas) {
+    std::printf("pid %llu\n", static_cast<unsigned long long>(pid));
+    uint64_t total = 0;
+    for (const auto& [start, v] : m) {
+      std::printf("  %016llx-%016llx %s %-11s %8llu pages  %s\n",
+                  static_cast<unsigned long long>(v.start), static_cast<unsigned long long>(v.end),
+                  prot_text(v.prot, v.flags).c_str(), vma_kind_text(v.kind).c_str(),
+                  static_cast<unsigned long long>(v.pages), printable(v.path, 120).c_str());
+      total += v.pages;
+    }
+    std::printf("  %zu vmas, %llu pages stored", m.size(), static_cast<unsigned long long>(total));
+    if (stray[pid] != 0)
+      std::printf(", %llu pages outside any vma", static_cast<unsigned long long>(stray[pid]));
+    std::printf("\n");
+  }
+  return 0;
+}
+
+}  // namespace
+
+int cmd_x(const std::string& what, const std::string& path) {
+  if (what == "ps") return x_ps(path);
+  if (what == "fds") return x_fds(path);
+  if (what == "mems") return x_mems(path);
+  fail("x: unknown view '" + what + "' (ps, fds, mems)");
+}
+
+}  // namespace cr::crit

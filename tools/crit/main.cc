@@ -1,0 +1,67 @@
+// crit: the image stream's inspector. See crit.h.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
+
+#include "tools/crit/crit.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"crit: show, check, decode and encode crtools image streams (plain or zstd)"};
+  app.set_version_flag("--version", std::string("crit ") + CR_TOOL_VERSION);
+  app.require_subcommand(1);
+
+  std::string img = "-";
+  const char* kImgHelp = "image file, or - for stdin (plain or zstd, detected)";
+
+  auto* show = app.add_subcommand("show", "one line per record, then totals");
+  show->add_option("IMG", img, kImgHelp);
+
+  auto* info =
+      app.add_subcommand("info", "stream header, format version, counts and bytes per type");
+  info->add_option("IMG", img, kImgHelp);
+
+  auto* check = app.add_subcommand("check", "verify checksums, objrefs and the trailer");
+  check->add_option("IMG", img, kImgHelp);
+
+  bool pages = false;
+  auto* decode = app.add_subcommand("decode", "image to JSON on stdout");
+  decode->add_option("IMG", img, kImgHelp);
+  decode->add_flag("--pages", pages, "include tails (page contents, pipe and file data) as hex");
+
+  std::string json_in = "-", out = "-";
+  auto* encode = app.add_subcommand(
+      "encode", "JSON (from decode --pages) back to an uncompressed image, byte-identical");
+  encode->add_option("JSON", json_in, "JSON file, or - for stdin");
+  encode->add_option("-o,--output", out, "output image (default stdout, never a terminal)");
+
+  std::string view;
+  auto* x = app.add_subcommand("x", "views across records: ps, fds, mems");
+  x->add_option("VIEW", view, "ps: processes; fds: fd tables; mems: address spaces")
+      ->required()
+      ->check(CLI::IsMember({"ps", "fds", "mems"}));
+  x->add_option("IMG", img, kImgHelp)->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  try {
+    if (*show) return cr::crit::cmd_show(img);
+    if (*info) return cr::crit::cmd_info(img);
+    if (*check) return cr::crit::cmd_check(img);
+    if (*decode) return cr::crit::cmd_decode(img, pages);
+    if (*encode) return cr::crit::cmd_encode(json_in, out);
+    if (*x) return cr::crit::cmd_x(view, img);
+  } catch (const cr::crit::Failure& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "crit: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "crit: %s\n", e.what());
+    return 1;
+  }
+  return 1;
+}
