@@ -1,0 +1,249 @@
+#include "restore/image.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/scoped_fd.h"
+#include "format/record_writer.h"
+
+namespace cr::restore {
+namespace {
+
+// Builds a stream in a memfd with the real writer, then reads it back with the real reader.
+class Stream {
+ public:
+  Stream() : fd_(::memfd_create("image_test", MFD_CLOEXEC)) {
+    schema::StreamHeader h{};
+    h.arch = 62;
+    h.page_size = 4096;
+    h.root_pid = 4242;
+    auto w = format::RecordWriter::create(fd_.get(), {}, h);
+    EXPECT_TRUE(w.ok());
+    writer_ = std::move(w).value();
+  }
+  template <class R>
+  void add(const R& r) {
+    ASSERT_TRUE(writer_->write(r).ok());
+  }
+  template <class R>
+  void add(const R& r, std::span<const uint8_t> tail) {
+    ASSERT_TRUE(writer_->write(r, tail).ok());
+  }
+  std::unique_ptr<format::RecordReader> finish() {
+    EXPECT_TRUE(writer_->finish().ok());
+    ::lseek(fd_.get(), 0, SEEK_SET);
+    auto r = format::RecordReader::open(fd_.get());
+    EXPECT_TRUE(r.ok()) << r.error().message;
+    return std::move(r).value();
+  }
+
+ private:
+  ScopedFd fd_;
+  std::unique_ptr<format::RecordWriter> writer_;
+};
+
+schema::Vma anon(uint64_t start, uint64_t end) {
+  schema::Vma v{};
+  v.pid = 4242;
+  v.start = start;
+  v.end = end;
+  v.prot = PROT_READ | PROT_WRITE;
+  v.flags = MAP_PRIVATE | MAP_ANONYMOUS;
+  v.kind = schema::kVmaAnon;
+  return v;
+}
+
+void add_basics(Stream& s) {
+  schema::Process p{};
+  p.pid = 4242;
+  p.comm = "victim";
+  s.add(p);
+  schema::Mm mm{};
+  mm.pid = 4242;
+  s.add(mm);
+}
+
+struct TempFile {
+  std::string path;
+  TempFile() {
+    char tmpl[] = "/tmp/crrestore_image_test_XXXXXX";
+    int fd = ::mkstemp(tmpl);
+    EXPECT_GE(fd, 0);
+    EXPECT_EQ(::write(fd, "hello", 5), 5);
+    ::close(fd);
+    path = tmpl;
+  }
+  ~TempFile() { ::unlink(path.c_str()); }
+  struct stat stat() const {
+    struct stat st {};
+    EXPECT_EQ(::stat(path.c_str(), &st), 0);
+    return st;
+  }
+};
+
+TEST(Image, StashesHeadAndStopsAtPages) {
+  Stream s;
+  add_basics(s);
+  schema::Pipe pipe{};
+  pipe.id = 1;
+  pipe.capacity = 65536;
+  s.add(pipe);
+  schema::PipeData pd{};
+  pd.pipe = 1;
+  const uint8_t bytes[] = {'a', 'b', 'c'};
+  s.add(pd, bytes);
+  schema::File f{};
+  f.id = 2;
+  f.kind = schema::kFilePipe;
+  f.pipe = 1;
+  f.flags = O_RDONLY;
+  s.add(f);
+  schema::Fd fd{};
+  fd.pid = 4242;
+  fd.fd = 0;
+  fd.file = 2;
+  s.add(fd);
+  s.add(anon(0x10000, 0x20000));
+  schema::Pages pg{};
+  pg.pid = 4242;
+  pg.vaddr = 0x10000;
+  pg.npages = 1;
+  std::vector<uint8_t> page(4096, 7);
+  s.add(pg, page);
+  schema::Thread t{};
+  t.pid = t.tid = 4242;
+  s.add(t);
+  auto reader = s.finish();
+
+  ProcessImage img;
+  auto r = load_head(*reader, img);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_TRUE(*r);
+  EXPECT_EQ(reader->type(), schema::Pages::kType);
+  ASSERT_TRUE(check_head(img).ok()) << check_head(img).error().message;
+  EXPECT_EQ(img.process->comm, "victim");
+  ASSERT_EQ(img.pipes.size(), 1u);
+  EXPECT_EQ(img.pipes[1].data, std::vector<uint8_t>(bytes, bytes + 3));
+  EXPECT_EQ(img.fds.size(), 1u);
+  EXPECT_EQ(img.vmas.size(), 1u);
+  // The tail records after the pages.
+  ASSERT_TRUE(reader->next().value());
+  ASSERT_TRUE(stash_tail_record(*reader, img).ok());
+  EXPECT_TRUE(img.thread.has_value());
+  EXPECT_FALSE(reader->next().value());
+}
+
+TEST(Image, MissingProcessOrDanglingFdIsRefused) {
+  ProcessImage img;
+  EXPECT_FALSE(check_head(img).ok());
+  img.process = schema::Process{};
+  img.process->pid = 5;
+  img.mm = schema::Mm{};
+  img.vmas.push_back(anon(0x1000, 0x2000));
+  EXPECT_TRUE(check_head(img).ok());
+  schema::Fd fd{};
+  fd.fd = 3;
+  fd.file = 9;
+  img.fds.push_back(fd);
+  auto st = check_head(img);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("file 9"), std::string::npos);
+}
+
+TEST(Image, OverlappingVmasAreRefused) {
+  ProcessImage img;
+  img.process = schema::Process{};
+  img.process->pid = 5;
+  img.mm = schema::Mm{};
+  img.vmas = {anon(0x1000, 0x3000), anon(0x2000, 0x4000)};
+  EXPECT_FALSE(check_head(img).ok());
+}
+
+TEST(Image, ChangedFileIsRefused) {
+  TempFile tf;
+  auto st = tf.stat();
+  ProcessImage img;
+  img.process = schema::Process{};
+  img.mm = schema::Mm{};
+  schema::File f{};
+  f.id = 1;
+  f.kind = schema::kFileRegular;
+  f.path = tf.path;
+  f.size = static_cast<uint64_t>(st.st_size);
+  f.mtime_ns = mtime_ns_of(st);
+  img.files[1] = f;
+  ASSERT_TRUE(verify_on_disk(img).ok()) << verify_on_disk(img).error().message;
+  // Grow it: size differs.
+  int fd = ::open(tf.path.c_str(), O_WRONLY | O_APPEND);
+  ASSERT_EQ(::write(fd, "!", 1), 1);
+  ::close(fd);
+  auto r = verify_on_disk(img);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("file changed since dump"), std::string::npos)
+      << r.error().message;
+}
+
+TEST(Image, ChangedMappedFileIsRefusedNamingThePath) {
+  TempFile tf;
+  auto st = tf.stat();
+  ProcessImage img;
+  img.process = schema::Process{};
+  img.mm = schema::Mm{};
+  schema::Vma v = anon(0x1000, 0x2000);
+  v.kind = schema::kVmaFilePrivate;
+  v.path = tf.path;
+  v.file_size = static_cast<uint64_t>(st.st_size);
+  v.file_mtime_ns = mtime_ns_of(st) + 1;  // a different mtime
+  img.vmas.push_back(v);
+  auto r = verify_on_disk(img);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find(tf.path), std::string::npos);
+  img.vmas[0].file_mtime_ns = mtime_ns_of(st);
+  EXPECT_TRUE(verify_on_disk(img).ok());
+}
+
+TEST(Image, PagesMustLieInsideVmas) {
+  std::vector<schema::Vma> vmas{anon(0x10000, 0x20000), anon(0x20000, 0x30000),
+                                anon(0x40000, 0x50000)};
+  EXPECT_TRUE(check_pages(vmas, 0x10000, 0x1000).ok());
+  // Across two adjacent VMAs.
+  auto r = check_pages(vmas, 0x1f000, 0x2000);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, 0u);
+  EXPECT_EQ(check_pages(vmas, 0x40000, 0x1000, 1).value(), 2u);
+  // Outside, partly outside, across a hole.
+  EXPECT_FALSE(check_pages(vmas, 0x30000, 0x1000).ok());
+  EXPECT_FALSE(check_pages(vmas, 0x2f000, 0x2000).ok());
+  EXPECT_FALSE(check_pages(vmas, 0x8000, 0x1000).ok());
+  EXPECT_FALSE(check_pages(vmas, 0x50000, 0x1000).ok());
+  // Shared file mappings never take pages.
+  vmas[2].kind = schema::kVmaFileShared;
+  vmas[2].path = "/x";
+  EXPECT_FALSE(check_pages(vmas, 0x40000, 0x1000).ok());
+}
+
+TEST(Image, PagesOutsideVmasRefusedFromAStream) {
+  Stream s;
+  add_basics(s);
+  s.add(anon(0x10000, 0x20000));
+  schema::Pages pg{};
+  pg.pid = 4242;
+  pg.vaddr = 0x30000;
+  pg.npages = 1;
+  std::vector<uint8_t> page(4096, 1);
+  s.add(pg, page);
+  auto reader = s.finish();
+  ProcessImage img;
+  ASSERT_TRUE(load_head(*reader, img).value());
+  auto p = reader->decode<schema::Pages>();
+  ASSERT_TRUE(p.ok());
+  auto r = check_pages(img.vmas, p->vaddr, uint64_t{p->npages} * 4096);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("outside every dumped vma"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace cr::restore
