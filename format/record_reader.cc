@@ -24,8 +24,10 @@ namespace {
 // Read-ahead beyond what the current record needs: small records come in big reads, while a
 // big record's read stops shortly after it, so little is moved when the window slides.
 constexpr size_t kReadAhead = 128 << 10;
-constexpr size_t kInitialWindow = 4 << 20;
+constexpr size_t kInitialWindow = 64 << 10;
+constexpr size_t kMaxSlack = 4 << 20;  // window room beyond the largest record, at most
 constexpr int kPipeSize = 1 << 20;
+constexpr int kMaxWindowLog = 25;
 
 struct ZstdDCtxFree {
   void operator()(ZSTD_DCtx* c) const { ZSTD_freeDCtx(c); }
@@ -165,22 +167,25 @@ Result<size_t> StreamReader::read_some(uint8_t* dst, size_t room) {
 
 Result<size_t> StreamReader::fill(size_t n) {
   if (end_ - pos_ >= n) return n;
-  if (cap_ - pos_ < n) {
-    // Slide the window (or grow it for a record bigger than the window).
+  if (cap_ - pos_ < n && pos_ > 0) {
+    // Slide the window so the record can be contiguous.
     const size_t have = end_ - pos_;
-    if (n + kReadAhead > cap_) {
-      const size_t ncap = n + kReadAhead;
-      std::unique_ptr<uint8_t[]> nbuf(new uint8_t[ncap]);
-      if (have) std::memcpy(nbuf.get(), buf_.get() + pos_, have);
-      buf_ = std::move(nbuf);
-      cap_ = ncap;
-    } else if (have) {
-      std::memmove(buf_.get(), buf_.get() + pos_, have);
-    }
+    if (have) std::memmove(buf_.get(), buf_.get() + pos_, have);
     pos_ = 0;
     end_ = have;
   }
   while (end_ - pos_ < n && !eof_) {
+    if (end_ == cap_) {
+      // Full and still short (so pos_ == 0 and n > cap_): grow as the data arrives, never on
+      // the word of a length field alone, so a small damaged file cannot make us allocate a lot.
+      // Aim for about two records of this size, so the window slides rarely.
+      const size_t target = std::max(n + kReadAhead, std::min(2 * n + kReadAhead, kMaxSlack));
+      const size_t ncap = std::min(std::max(cap_ * 2, kInitialWindow), target);
+      std::unique_ptr<uint8_t[]> nbuf(new uint8_t[ncap]);
+      if (end_) std::memcpy(nbuf.get(), buf_.get(), end_);
+      buf_ = std::move(nbuf);
+      cap_ = ncap;
+    }
     const size_t want = std::min(cap_ - end_, std::max(n - (end_ - pos_), kReadAhead));
     CR_TRY_ASSIGN(size_t got, read_some(buf_.get() + end_, want));
     end_ += got;
@@ -309,6 +314,8 @@ Status StreamReader::open() {
     zstd_ = true;
     dctx_.reset(ZSTD_createDCtx());
     if (!dctx_) return make_error("image reader: cannot create a zstd context", ENOMEM);
+    // Our writers use levels <= 19 (window <= 8 MiB); refuse frames that want more memory.
+    (void)ZSTD_DCtx_setParameter(dctx_.get(), ZSTD_d_windowLogMax, kMaxWindowLog);
     zin_.reserve(ZSTD_DStreamInSize());
     zin_.assign(buf_.get(), buf_.get() + end_);  // what we read so far is compressed input
     zin_pos_ = 0;
@@ -348,8 +355,9 @@ Status StreamReader::open() {
   stream_pos_ = kPrefixSize;
 
   // Bookkeeping types are read with their compiled layouts (frozen forever).
-  for (StreamType& t : compiled_types())
-    if (t.type_id <= schema::ErrorRecord::kType) types_[t.type_id] = std::move(t);
+  const std::vector<StreamType> compiled = compiled_types();
+  for (const StreamType& t : compiled)
+    if (t.type_id <= schema::ErrorRecord::kType) types_[t.type_id] = t;
 
   CR_TRY_ASSIGN(bool first, read_record());
   (void)first;
@@ -367,7 +375,6 @@ Status StreamReader::open() {
 
   // The self-description, then the first data record (kept for next()).
   std::unordered_map<uint32_t, bool> described;
-  const std::vector<StreamType> compiled = compiled_types();
   for (;;) {
     CR_TRY_ASSIGN(bool more, read_record());
     (void)more;

@@ -90,9 +90,9 @@ class StreamWriter final : public RecordWriter {
 
 Status StreamWriter::init(const schema::StreamHeader& header) {
   out_.reserve(kOutBufSize);
-  if (opts_.zstd_level < 0 || opts_.zstd_level > ZSTD_maxCLevel())
-    return make_error("zstd level " + std::to_string(opts_.zstd_level) + " out of range 0.." +
-                      std::to_string(ZSTD_maxCLevel()));
+  // Levels above 19 want windows the reader refuses (bounded memory).
+  if (opts_.zstd_level < 0 || opts_.zstd_level > 19)
+    return make_error("zstd level " + std::to_string(opts_.zstd_level) + " out of range 0..19");
   if (opts_.zstd_level > 0) {
     cctx_.reset(ZSTD_createCCtx());
     if (!cctx_) return make_error("zstd: cannot create a compression context", ENOMEM);
