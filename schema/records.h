@@ -33,7 +33,9 @@ CR_RECORD(SchemaType, 0x0002, "schema_type",
 
 CR_RECORD(Trailer, 0x0003, "trailer", "end of a complete stream",
           (u64, record_count),  // records before the trailer, header and schema included
-          (u32, stream_crc))    // CRC32C over every byte of the stream before the trailer record
+          (u32, stream_crc))    // CRC32C over the 20-byte prefix and every record header before
+                                // the trailer, chained; each header holds its payload's CRC, so
+                                // this covers every byte before the trailer (docs/FORMAT.md)
 
 CR_RECORD(ErrorRecord, 0x0004, "error", "the writer failed: the stream is incomplete",
           (str, message))
