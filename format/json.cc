@@ -317,7 +317,7 @@ Result<EncodedRecord> json_to_record(const ordered_json& j, const TypeTable& typ
   return json_to_record_impl(j, types);
 }
 
-namespace {
+namespace detail {
 
 // The framing of records into stream bytes (format/stream_format.h), kept in this one class so
 // it can give way to a framing writer from the format module: RecordWriter writes its own
@@ -387,6 +387,12 @@ class FrameSink {
   std::vector<uint8_t> buf_;
 };
 
+}  // namespace detail
+
+using detail::FrameSink;
+
+namespace {
+
 Result<uint32_t> u32_member(const ordered_json& doc, const char* key, uint32_t dflt) {
   auto it = doc.find(key);
   if (it == doc.end()) return dflt;
@@ -413,9 +419,20 @@ Status stream_to_json(RecordReader& reader, bool with_tails, std::ostream& out) 
     if (!more.ok()) return std::move(more).error();
     if (!*more) break;
     const StreamType* t = reader.describe(reader.type());
-    ordered_json j = t != nullptr ? record_to_json(*t, reader.fields(), reader.tail(), with_tails)
+    // A big tail goes straight to the output as hex: through dump() it would be escaped and
+    // scanned byte by byte. The text is the same as record_to_json(..., with_tails) gives.
+    const bool splice_tail = t != nullptr && with_tails && !reader.tail().empty();
+    ordered_json j = t != nullptr ? record_to_json(*t, reader.fields(), reader.tail(),
+                                                   with_tails && !splice_tail)
                                   : unknown_record_to_json(reader.type(), reader.payload());
-    out << (first ? "\n" : ",\n") << j.dump(-1, ' ', false, ordered_json::error_handler_t::replace);
+    std::string text = j.dump(-1, ' ', false, ordered_json::error_handler_t::replace);
+    out << (first ? "\n" : ",\n");
+    if (splice_tail) {
+      text.pop_back();  // the closing brace
+      out << text << ",\"tail_hex\":\"" << to_hex(reader.tail()) << "\"}";
+    } else {
+      out << text;
+    }
     first = false;
   }
   out << "\n]}\n";
@@ -424,47 +441,68 @@ Status stream_to_json(RecordReader& reader, bool with_tails, std::ostream& out) 
   return {};
 }
 
-Status json_to_stream(const ordered_json& doc, int fd) {
+JsonStreamEncoder::JsonStreamEncoder(int fd) : fd_(fd) {}
+JsonStreamEncoder::~JsonStreamEncoder() = default;
+
+Status JsonStreamEncoder::begin(uint32_t format_version, uint32_t flags) {
+  if (sink_) return make_error("JSON: stream already begun");
+  sink_ = std::make_unique<FrameSink>(fd_, format_version, flags);
+  return sink_->prefix();
+}
+
+Status JsonStreamEncoder::add(const ordered_json& j) {
+  if (!sink_) CR_TRY(begin(kFormatVersion, 0));
+  const std::string where = "JSON record " + std::to_string(index_++);
+  if (ended_) return make_error(where + ": records after the trailer or error record");
+  auto rec = json_to_record(j, types_);
+  if (!rec.ok()) return std::move(rec).error().wrap(where);
+  if (rec->type == schema::SchemaType::kType) {
+    // The stream describes itself: later records are encoded by this description. The
+    // bookkeeping types keep their frozen layouts, as the reader does.
+    auto st = decode_fields<schema::SchemaType>(rec->fields);
+    if (!st.ok()) return std::move(st).error().wrap(where);
+    auto parsed = parse_schema_type(*st);
+    if (!parsed.ok()) return std::move(parsed).error().wrap(where);
+    if (parsed->type_id > schema::ErrorRecord::kType) types_.add(std::move(parsed).value());
+  }
+  if (rec->type == schema::Trailer::kType) {
+    // Checksums of what precedes it: recomputed, so an edited JSON still gives a valid image.
+    rec->fields.clear();
+    encode_fields(sink_->trailer(), rec->fields);
+    ended_ = true;
+  }
+  if (rec->type == schema::ErrorRecord::kType) ended_ = true;
+  CR_TRY_CTX(sink_->record(rec->type, rec->fields, rec->tail), where);
+  return {};
+}
+
+Status JsonStreamEncoder::finish() {
+  if (!sink_) CR_TRY(begin(kFormatVersion, 0));
+  if (!ended_) {
+    // A hand-written document may leave the trailer out.
+    std::vector<uint8_t> fields;
+    encode_fields(sink_->trailer(), fields);
+    CR_TRY(sink_->record(schema::Trailer::kType, fields, {}));
+    ended_ = true;
+  }
+  return sink_->flush();
+}
+
+Result<std::pair<uint32_t, uint32_t>> stream_values(const ordered_json& doc) {
   if (!doc.is_object()) return make_error("JSON: the document is not an object");
   CR_TRY_ASSIGN(uint32_t version, u32_member(doc, "format_version", kFormatVersion));
   CR_TRY_ASSIGN(uint32_t flags, u32_member(doc, "flags", 0));
+  return std::make_pair(version, flags);
+}
+
+Status json_to_stream(const ordered_json& doc, int fd) {
+  CR_TRY_ASSIGN(auto values, stream_values(doc));
   auto records = doc.find("records");
   if (records == doc.end() || !records->is_array()) return make_error("JSON: no \"records\" array");
-  FrameSink sink(fd, version, flags);
-  CR_TRY(sink.prefix());
-  TypeTable types;
-  bool ended = false;
-  size_t index = 0;
-  for (const auto& j : *records) {
-    const std::string where = "JSON record " + std::to_string(index++);
-    if (ended) return make_error(where + ": records after the trailer or error record");
-    auto rec = json_to_record(j, types);
-    if (!rec.ok()) return std::move(rec).error().wrap(where);
-    if (rec->type == schema::SchemaType::kType) {
-      // The stream describes itself: later records are encoded by this description. The
-      // bookkeeping types keep their frozen layouts, as the reader does.
-      auto st = decode_fields<schema::SchemaType>(rec->fields);
-      if (!st.ok()) return std::move(st).error().wrap(where);
-      auto parsed = parse_schema_type(*st);
-      if (!parsed.ok()) return std::move(parsed).error().wrap(where);
-      if (parsed->type_id > schema::ErrorRecord::kType) types.add(std::move(parsed).value());
-    }
-    if (rec->type == schema::Trailer::kType) {
-      // Checksums of what precedes it: recomputed, so an edited JSON still gives a valid image.
-      rec->fields.clear();
-      encode_fields(sink.trailer(), rec->fields);
-      ended = true;
-    }
-    if (rec->type == schema::ErrorRecord::kType) ended = true;
-    CR_TRY_CTX(sink.record(rec->type, rec->fields, rec->tail), where);
-  }
-  if (!ended) {
-    // A hand-written document may leave the trailer out.
-    std::vector<uint8_t> fields;
-    encode_fields(sink.trailer(), fields);
-    CR_TRY(sink.record(schema::Trailer::kType, fields, {}));
-  }
-  return sink.flush();
+  JsonStreamEncoder enc(fd);
+  CR_TRY(enc.begin(values.first, values.second));
+  for (const auto& j : *records) CR_TRY(enc.add(j));
+  return enc.finish();
 }
 
 }  // namespace cr::format

@@ -18,11 +18,13 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/result.h"
@@ -77,7 +79,37 @@ Result<EncodedRecord> json_to_record(const nlohmann::ordered_json& j, const Type
 /// one record per line, without holding more than one record in memory.
 Status stream_to_json(RecordReader& reader, bool with_tails, std::ostream& out);
 
-/// Encodes a document written by stream_to_json back into an uncompressed image on `fd`,
+namespace detail {
+class FrameSink;
+}
+
+/// Encodes a decoded stream into an uncompressed image on `fd`, one record at a time, so a
+/// caller that parses the JSON incrementally (crit encode) holds one record, not the image.
+/// The schema_type records it is given describe the records after them; the trailer's values
+/// are recomputed; without a trailer record, finish() adds one.
+class JsonStreamEncoder {
+ public:
+  explicit JsonStreamEncoder(int fd);
+  ~JsonStreamEncoder();
+  /// Writes the prefix. Optional: the first add() begins with the current version, no flags.
+  Status begin(uint32_t format_version, uint32_t flags);
+  /// Encodes and writes one element of "records".
+  Status add(const nlohmann::ordered_json& record);
+  /// Adds the trailer if none came, and flushes.
+  Status finish();
+
+ private:
+  int fd_;
+  std::unique_ptr<detail::FrameSink> sink_;
+  TypeTable types_;
+  size_t index_ = 0;
+  bool ended_ = false;
+};
+
+/// "format_version" and "flags" of a decoded stream (defaults: current version, 0).
+Result<std::pair<uint32_t, uint32_t>> stream_values(const nlohmann::ordered_json& doc);
+
+/// Encodes a whole document written by stream_to_json back into an uncompressed image on `fd`,
 /// byte-identical to the stream it came from when unedited.
 Status json_to_stream(const nlohmann::ordered_json& doc, int fd);
 

@@ -226,6 +226,43 @@ TEST_F(Crit, NewerFormatVersionIsShownAndRoundTrips) {
   EXPECT_EQ(read_file(dir / "v2again"), bytes);
 }
 
+// An image whose writer failed: show lists what came before, then says why, exit 1.
+TEST_F(Crit, ErrorRecordAndForwardObjrefAreReported) {
+  {
+    ScopedFd fd(::open((dir / "failed").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    schema::StreamHeader h;
+    h.page_size = 4096;
+    auto w = format::RecordWriter::create(fd.get(), {}, h);
+    ASSERT_TRUE(w.ok());
+    schema::Process p;
+    p.pid = 77;
+    p.comm = "victim";
+    ASSERT_TRUE((*w)->write(p).ok());
+    (*w)->fail("vma 0x1000: process_vm_readv: EFAULT");
+  }
+  auto r = run_crit(dir, {"show", dir / "failed"});
+  expect_one_line_failure(r, "show of a failed image");
+  EXPECT_TRUE(has(r.out, "comm \"victim\"")) << r.out;
+  EXPECT_TRUE(has(r.err, "image incomplete: vma 0x1000: process_vm_readv: EFAULT")) << r.err;
+  expect_one_line_failure(run_crit(dir, {"check", dir / "failed"}), "check of a failed image");
+
+  uint64_t fd_offset = 0;
+  {
+    ScopedFd fd(::open((dir / "fwd").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    auto w = format::RecordWriter::create(fd.get(), {}, schema::StreamHeader{});
+    ASSERT_TRUE(w.ok());
+    fd_offset = format::kPrefixSize + (*w)->bytes_written() - format::kPrefixSize;
+    schema::Fd f;
+    f.pid = 1, f.fd = 3, f.file = 99;  // no file #99 before it
+    ASSERT_TRUE((*w)->write(f).ok());
+    ASSERT_TRUE((*w)->finish().ok());
+  }
+  r = run_crit(dir, {"check", dir / "fwd"});
+  expect_one_line_failure(r, "forward objref");
+  EXPECT_TRUE(has(r.err, "offset " + std::to_string(fd_offset))) << r.err;
+  EXPECT_TRUE(has(r.err, "99")) << r.err;
+}
+
 TEST_F(Crit, XPs) {
   auto r = run_crit(dir, {"x", "ps", dir / "img.zst"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -203,5 +203,41 @@ TEST(Json, EditedJsonGetsFreshChecksums) {
   EXPECT_TRUE(seen);
 }
 
+TEST(Json, EncoderAddsMissingTrailerAndRejectsRecordsAfterIt) {
+  TempDir dir;
+  const std::string path = dir / "hand";
+  {
+    ScopedFd out(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    // Hand-written: a header, a description of one type, one record of it; no trailer.
+    auto doc = ordered_json::parse(R"({"records": [
+      {"type": "stream_header", "fields": {"arch": 62, "page_size": 4096}},
+      {"type": "schema_type", "fields": {"type_id": 256, "name": "process", "doc": "",
+                                         "fields": "pid:u32,ppid:u32", "has_tail": 0}},
+      {"type": "process", "fields": {"pid": 9, "ppid": 1}}]})");
+    ASSERT_TRUE(json_to_stream(doc, out.get()).ok());
+  }
+  ScopedFd in(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  auto r = RecordReader::open(in.get());
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  auto more = (*r)->next();
+  ASSERT_TRUE(more.ok() && *more) << (more.ok() ? "" : more.error().message);
+  EXPECT_EQ((*r)->type(), schema::Process::kType);
+  auto p = (*r)->decode<schema::Process>();
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->pid, 9u);
+  EXPECT_EQ(p->comm, "");  // described without it: zero, as for an older writer
+  more = (*r)->next();
+  ASSERT_TRUE(more.ok()) << more.error().message;
+  EXPECT_FALSE(*more);  // the added trailer verifies
+
+  ScopedFd out(::open((dir / "bad").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  JsonStreamEncoder enc(out.get());
+  ASSERT_TRUE(enc.add(ordered_json::parse(R"({"type":"stream_header","fields":{}})")).ok());
+  ASSERT_TRUE(enc.add(ordered_json::parse(R"({"type":"trailer","fields":{}})")).ok());
+  auto st = enc.add(ordered_json::parse(R"({"type":"trailer","fields":{}})"));
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("after the trailer"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace cr::format

@@ -19,18 +19,51 @@ int cmd_decode(const std::string& path, bool pages) {
   return 0;
 }
 
-int cmd_encode(const std::string& in, const std::string& out) {
-  nlohmann::ordered_json doc;
-  try {
-    if (in == "-") {
-      doc = nlohmann::ordered_json::parse(std::cin);
-    } else {
-      std::ifstream f(in);
-      if (!f) fail(errno_error(in).message);
-      doc = nlohmann::ordered_json::parse(f);
+namespace {
+
+// Parses the JSON incrementally and hands each element of "records" to the encoder as soon as
+// it is complete, then drops it: memory stays one record, however big the image.
+void encode_incrementally(std::istream& in, const std::string& name, int fd) {
+  using Json = nlohmann::ordered_json;
+  format::JsonStreamEncoder enc(fd);
+  Json head = Json::object();
+  std::string key;
+  bool in_records = false, saw_records = false;
+  auto cb = [&](int depth, Json::parse_event_t ev, Json& parsed) -> bool {
+    if (depth == 1 && ev == Json::parse_event_t::key) key = parsed.get<std::string>();
+    if (depth == 1 && ev == Json::parse_event_t::value) head[key] = parsed;
+    if (depth == 1 && ev == Json::parse_event_t::array_start && key == "records") {
+      if (saw_records) fail(name + ": two \"records\" arrays");
+      auto values = take(format::stream_values(head));
+      take(enc.begin(values.first, values.second));
+      in_records = saw_records = true;
     }
-  } catch (const nlohmann::json::parse_error& e) {
-    fail((in == "-" ? std::string("stdin") : in) + ": " + e.what());
+    if (depth == 1 && ev == Json::parse_event_t::array_end) in_records = false;
+    if (depth == 2 && in_records && ev == Json::parse_event_t::object_end) {
+      take(enc.add(parsed));
+      return false;  // encoded: do not keep it in the document
+    }
+    if (depth == 2 && in_records && ev == Json::parse_event_t::value)
+      fail(name + ": records must be objects, got " + parsed.dump());
+    return true;
+  };
+  try {
+    Json doc = Json::parse(in, cb);
+    if (!doc.is_object()) fail(name + ": the document is not an object");
+  } catch (const nlohmann::json::exception& e) {
+    fail(name + ": " + e.what());
+  }
+  if (!saw_records) fail(name + ": no \"records\" array");
+  take(enc.finish());
+}
+
+}  // namespace
+
+int cmd_encode(const std::string& in, const std::string& out) {
+  std::ifstream file;
+  if (in != "-") {
+    file.open(in, std::ios::binary);
+    if (!file) fail(errno_error(in).message);
   }
   ScopedFd owned;
   int fd = 1;
@@ -41,11 +74,12 @@ int cmd_encode(const std::string& in, const std::string& out) {
   } else if (::isatty(1)) {
     fail("encode: refusing to write an image to a terminal (use -o FILE or a redirect)");
   }
-  auto st = format::json_to_stream(doc, fd);
-  if (!st.ok()) {
+  try {
+    encode_incrementally(in == "-" ? std::cin : file, in == "-" ? "stdin" : in, fd);
+  } catch (const Failure& e) {
     // Do not leave a half-written image behind under the name the user gave.
     if (out != "-") ::unlink(out.c_str());
-    fail("encode: " + st.error().message);
+    fail(std::string("encode: ") + e.what());
   }
   return 0;
 }
