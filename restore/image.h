@@ -70,9 +70,10 @@ Status stash_tail_record(const format::RecordReader& reader, ProcessImage& img);
 /// Fd naming a File, every pipe File naming a Pipe, pid non-zero.
 Status check_head(const ProcessImage& img);
 
-/// Checks the machine against the image: file mappings and regular files unchanged (size and
-/// mtime), devices with the same rdev, the executable with the same dev/ino.
-Status verify_on_disk(const ProcessImage& img);
+/// Checks the machine against the image: file mappings unchanged (size and mtime), open
+/// regular files with the same size (a different mtime is only a warning), devices with the
+/// same rdev, the executable with the same dev/ino.
+Status verify_on_disk(const ProcessImage& img, std::vector<std::string>* warnings = nullptr);
 
 /// Checks a Pages run against the dumped VMAs: it must lie inside VMAs that are contiguous
 /// and hold pages (not shared file mappings). Returns the first VMA index it touches.

@@ -79,7 +79,7 @@ Result<pid_t> restore(RestoreContext& ctx) {
   };
   static constexpr Pass kPasses[] = {
       {"read image head", read_head},
-      {"verify files", [](RestoreContext& c) { return verify_on_disk(c.img); }},
+      {"verify files", [](RestoreContext& c) { return verify_on_disk(c.img, &c.warnings); }},
       {"create task", create_task},
       {"trampoline", setup_trampoline},
       {"vdso and unmap", restore_memory_layout},
