@@ -25,6 +25,9 @@ struct DumpOptions {
   bool leave_running = false;    // detach after the dump instead of SIGKILL
   bool shell_job = false;        // tty fds are the shell's: recorded as kFileTty
   std::vector<int> inherit_fds;  // target fds recorded as kFileExternal (key = readlink text)
+  /// Find the pages to store with PAGEMAP_SCAN (6.7+); false reads every /proc/PID/pagemap
+  /// entry instead (also the automatic fallback when the kernel lacks the ioctl).
+  bool pagemap_scan = true;
   /// Called after each pass with its name and wall time in seconds (for -v).
   std::function<void(std::string_view pass, double seconds)> on_pass;
 };

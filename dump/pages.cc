@@ -3,10 +3,12 @@
 // data is still in cache, and the rest go out as Pages records whose tails point straight into
 // the buffer.
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -25,6 +27,22 @@ constexpr size_t kMaxIov = 1024;            // IOV_MAX
 constexpr size_t kPagemapChunk = 1u << 16;  // entries per pagemap read (512 KiB)
 
 static_assert(kBatchBytes <= format::kPagesPerRecordBytes);
+
+// PAGEMAP_SCAN (Linux 6.7; newer than the 6.1 headers): the kernel walks the page tables and
+// returns only the ranges that match, so sparse or huge reserved mappings cost nothing.
+struct PageRegion {
+  uint64_t start, end, categories;
+};
+struct PmScanArg {
+  uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages, category_inverted,
+      category_mask, category_anyof_mask, return_mask;
+};
+constexpr unsigned long kPagemapScan = _IOWR('f', 16, PmScanArg);
+constexpr uint64_t kPageIsFile = 1 << 2;
+constexpr uint64_t kPageIsPresent = 1 << 3;
+constexpr uint64_t kPageIsSwapped = 1 << 4;
+constexpr uint64_t kPageIsPfnZero = 1 << 5;
+constexpr size_t kScanRegions = 1024;
 
 std::string hex(uint64_t v) {
   char buf[24];
@@ -46,7 +64,7 @@ bool page_is_zero(const uint8_t* p) {
 
 class PageDumper {
  public:
-  explicit PageDumper(DumpContext& ctx) : ctx_(ctx) {}
+  explicit PageDumper(DumpContext& ctx) : ctx_(ctx), use_scan_(ctx.opts.pagemap_scan) {}
 
   Status run() {
     pagemap_.reset(::openat(ctx_.proc.fd(), "pagemap", O_RDONLY | O_CLOEXEC));
@@ -56,7 +74,6 @@ class PageDumper {
         ::mmap(nullptr, kBatchBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (b == MAP_FAILED) return errno_error("mmap page buffer");
     buf_ = ScopedMapping(b, kBatchBytes);
-    pm_.resize(kPagemapChunk);
     for (const schema::Vma& v : ctx_.vmas) CR_TRY(dump_vma(v));
     return flush();
   }
@@ -86,20 +103,58 @@ class PageDumper {
       CR_TRY(flush());
       via_mem_ = via_mem;
     }
+    if (use_scan_) {
+      CR_TRY_ASSIGN(bool scanned, scan_vma(v, file_private));
+      if (scanned) return {};
+      use_scan_ = false;  // the kernel has no PAGEMAP_SCAN: read pagemap entries from now on
+    }
     const uint64_t first = v.start / kPage, total = (v.end - v.start) / kPage;
     for (uint64_t done = 0; done < total;) {
       size_t n = static_cast<size_t>(std::min<uint64_t>(total - done, kPagemapChunk));
+      if (pm_.empty()) pm_.resize(kPagemapChunk);
       CR_TRY(read_pagemap(first + done, n));
       ctx_.pages_scanned += n;
       for (size_t i = 0; i < n; ++i) {
         uint64_t e = pm_[i];
         if (!(e & (kPmPresent | kPmSwapped))) continue;
         if (file_private && (e & kPmFile)) continue;
-        CR_TRY(add_page((first + done + i) * kPage));
+        CR_TRY(add_range((first + done + i) * kPage, 1));
       }
       done += n;
     }
     return {};
+  }
+
+  // Returns false (and nothing added) if PAGEMAP_SCAN is not available.
+  Result<bool> scan_vma(const schema::Vma& v, bool file_private) {
+    if (regions_.empty()) regions_.resize(kScanRegions);
+    PmScanArg arg{};
+    arg.size = sizeof arg;
+    arg.vec = reinterpret_cast<uint64_t>(regions_.data());
+    arg.vec_len = regions_.size();
+    // Present or swapped, never the shared zero page, and in a private file mapping only
+    // the pages copied on write (not file pages).
+    arg.category_anyof_mask = kPageIsPresent | kPageIsSwapped;
+    arg.category_mask = kPageIsPfnZero | (file_private ? kPageIsFile : 0);
+    arg.category_inverted = arg.category_mask;
+    arg.return_mask = 0;  // merge every matching neighbour into one region
+    uint64_t at = v.start;
+    while (at < v.end) {
+      arg.start = at;
+      arg.end = v.end;
+      arg.walk_end = 0;
+      long n = ::ioctl(pagemap_.get(), kPagemapScan, &arg);
+      if (n < 0) {
+        if ((errno == ENOTTY || errno == EINVAL) && at == v.start) return false;
+        return errno_error("PAGEMAP_SCAN at " + hex(at));
+      }
+      for (long i = 0; i < n; ++i)
+        CR_TRY(add_range(regions_[i].start, (regions_[i].end - regions_[i].start) / kPage));
+      if (arg.walk_end <= at) return make_error("PAGEMAP_SCAN made no progress at " + hex(at));
+      at = arg.walk_end;
+    }
+    ctx_.pages_scanned += (v.end - v.start) / kPage;
+    return true;
   }
 
   Status read_pagemap(uint64_t page_index, size_t n) {
@@ -116,14 +171,26 @@ class PageDumper {
     return {};
   }
 
-  Status add_page(uint64_t addr) {
-    if (!runs_.empty() && runs_.back().vaddr + runs_.back().npages * kPage == addr) {
-      runs_.back().npages++;
-    } else {
-      if (runs_.size() == kMaxIov) CR_TRY(flush());
-      runs_.push_back(Run{addr, 1});
+  // Queues `npages` pages from `addr` for reading, flushing whenever the buffer or the iovec
+  // array is full.
+  Status add_range(uint64_t addr, uint64_t npages) {
+    while (npages > 0) {
+      uint64_t room = kBatchBytes / kPage - batch_pages_;
+      uint64_t take = std::min(npages, room);
+      if (!runs_.empty() && runs_.back().vaddr + runs_.back().npages * kPage == addr) {
+        runs_.back().npages += take;
+      } else {
+        if (runs_.size() == kMaxIov) {
+          CR_TRY(flush());
+          continue;
+        }
+        runs_.push_back(Run{addr, take});
+      }
+      batch_pages_ += take;
+      addr += take * kPage;
+      npages -= take;
+      if (batch_pages_ * kPage == kBatchBytes) CR_TRY(flush());
     }
-    if (++batch_pages_ * kPage == kBatchBytes) CR_TRY(flush());
     return {};
   }
 
@@ -207,6 +274,8 @@ class PageDumper {
   ScopedFd pagemap_, mem_;
   ScopedMapping buf_;
   std::vector<uint64_t> pm_;
+  std::vector<PageRegion> regions_;
+  bool use_scan_;
   std::vector<Run> runs_;
   std::vector<iovec> iov_;
   size_t batch_pages_ = 0;

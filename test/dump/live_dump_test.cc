@@ -430,6 +430,58 @@ TEST(LiveDump, RichChildLeaveRunning) {
   unlink(g_file_path);
 }
 
+// vaddr -> page contents of every Pages record.
+std::map<uint64_t, std::vector<uint8_t>> page_contents(const FakeWriter& w) {
+  std::map<uint64_t, std::vector<uint8_t>> out;
+  for (const auto& [rec, tail] : w.all_with_tail<schema::Pages>())
+    for (uint32_t i = 0; i < rec.npages; ++i)
+      out[rec.vaddr + i * kPage].assign(tail.begin() + i * kPage, tail.begin() + (i + 1) * kPage);
+  return out;
+}
+
+TEST(LiveDump, PagemapScanAndPagemapAgree) {
+  // A sparse 16 GiB reservation with a few touched pages, next to the rich child's state.
+  static uint8_t* const sparse = reinterpret_cast<uint8_t*>(0x250000000000);
+  strcpy(g_file_path, "/tmp/crdump_test_XXXXXX");
+  int made = mkstemp(g_file_path);
+  ASSERT_GE(made, 0);
+  close(made);
+  Child child(
+      [] {
+        rich_setup();
+        map_at(sparse, 16ull << 30, PROT_READ | PROT_WRITE,
+               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
+        for (uint64_t off : {0ull, 5ull << 30, (16ull << 30) - kPage}) sparse[off] = 0x5a;
+      },
+      rich_check);
+  ASSERT_TRUE(child.ready());
+  ASSERT_EQ(sigqueue(child.pid(), SIGRTMIN + 1, sigval{}), 0);
+  ASSERT_TRUE(wait_blocked_in_read(child.pid()));
+  std::map<uint64_t, std::vector<uint8_t>> by_mode[2];
+  for (int scan = 0; scan < 2; ++scan) {
+    DumpOptions opts;
+    opts.leave_running = true;
+    opts.inherit_fds = {kCmdFd, kAnsFd};
+    opts.pagemap_scan = scan == 1;
+    auto d = run_dump(child.pid(), opts);
+    ASSERT_TRUE(d->status.ok()) << d->status.error().message;
+    by_mode[scan] = page_contents(d->w);
+  }
+  EXPECT_EQ(by_mode[0].size(), by_mode[1].size());
+  for (const auto& [addr, data] : by_mode[0]) {
+    auto it = by_mode[1].find(addr);
+    ASSERT_NE(it, by_mode[1].end()) << std::hex << addr;
+    EXPECT_TRUE(it->second == data) << "page at " << std::hex << addr << " differs";
+  }
+  for (uint64_t off : {0ull, 5ull << 30, (16ull << 30) - kPage}) {
+    uint64_t a = reinterpret_cast<uint64_t>(sparse) + off;
+    ASSERT_EQ(by_mode[1].count(a), 1u);
+    EXPECT_EQ(by_mode[1][a][0], 0x5a);
+  }
+  EXPECT_EQ(child.ask('c'), "ok hello pipe");
+  unlink(g_file_path);
+}
+
 TEST(LiveDump, KilledAfterDump) {
   Child child([] {}, check_alive);
   ASSERT_TRUE(child.ready());
