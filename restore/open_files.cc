@@ -131,7 +131,9 @@ class Opener {
     // for a peer, and gives us a way to put the queued bytes back.
     CR_TRY_ASSIGN(int rw, open_path(f.path, O_RDWR | O_NONBLOCK));
     ScopedFd rw_owner(rw);
-    if (f.pipe != 0) CR_TRY(fill_pipe(rw, f.pipe, "fifo " + f.path));
+    // Both ends of one FIFO name the same Pipe: its bytes go in once.
+    if (f.pipe != 0 && filled_fifos_.insert(f.pipe).second)
+      CR_TRY(fill_pipe(rw, f.pipe, "fifo " + f.path));
     return open_path(f.path, static_cast<int>(f.flags));
   }
 
@@ -177,6 +179,7 @@ class Opener {
   const ProcessImage& img_;
   const RestoreOptions& opts_;
   std::map<uint32_t, Ends> pipes_;
+  std::set<uint32_t> filled_fifos_;
 };
 
 }  // namespace

@@ -70,13 +70,16 @@ Status restore_signal_state(RestoreContext& ctx) {
 
 Status restore_timers(RestoreContext& ctx) {
   for (const auto& it : ctx.img.itimers) {
-    if (it.value_us == 0) continue;
+    if (it.value_us == 0 && it.interval_us == 0) continue;  // disarmed
+    // An interval timer read as 0 left was caught at its expiry: it is armed, due now; give it
+    // a full period rather than an extra immediate tick.
+    const uint64_t value_us = it.value_us != 0 ? it.value_us : it.interval_us;
     ctx.reset_scratch();
     itimerval v{};
     v.it_interval = {static_cast<time_t>(it.interval_us / 1000000),
                      static_cast<suseconds_t>(it.interval_us % 1000000)};
-    v.it_value = {static_cast<time_t>(it.value_us / 1000000),
-                  static_cast<suseconds_t>(it.value_us % 1000000)};
+    v.it_value = {static_cast<time_t>(value_us / 1000000),
+                  static_cast<suseconds_t>(value_us % 1000000)};
     CR_TRY_ASSIGN(uint64_t addr, ctx.put(&v, sizeof v));
     CR_TRY(wrap_call(ctx.call("setitimer", SYS_setitimer, it.which, addr, 0),
                      "itimer " + std::to_string(it.which)));
@@ -167,10 +170,10 @@ Status restore_thread_state(RestoreContext& ctx) {
         wrap_call(ctx.call("sched_setscheduler", SYS_sched_setscheduler, 0, t.sched_policy, addr),
                   "scheduling policy"));
   }
-  if (t.nice != 0)
-    CR_TRY(wrap_call(ctx.call("setpriority", SYS_setpriority, PRIO_PROCESS, 0,
-                              static_cast<uint64_t>(static_cast<int64_t>(t.nice))),
-                     "nice"));
+  // Always: the task inherited crrestore's nice, which need not be 0.
+  CR_TRY(wrap_call(ctx.call("setpriority", SYS_setpriority, PRIO_PROCESS, 0,
+                            static_cast<uint64_t>(static_cast<int64_t>(t.nice))),
+                   "nice"));
   if (!t.comm.empty() && t.comm != ctx.img.process->comm) {
     ctx.reset_scratch();
     CR_TRY_ASSIGN(uint64_t addr, ctx.put_str(t.comm));
