@@ -23,6 +23,9 @@ struct RestoreOptions {
   bool shell_job = false;                  // reconnect tty fds to ours
   bool verbose = false;                    // -v: passes, timings, warnings
   std::map<std::string, int> inherit_fds;  // --inherit-fd fd[N]:KEY -> KEY -> N
+  /// A terminal to hand to the task's process group before it runs (foreground --shell-job),
+  /// or -1. The caller takes it back when the task is gone.
+  int foreground_tty = -1;
 };
 
 /// The trampoline page in the task: a `syscall` instruction, then scratch space that remote

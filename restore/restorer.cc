@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/ptrace.h>
 #include <sys/user.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -66,6 +67,12 @@ Status resume(RestoreContext& ctx) {
   ctx.remote->set_final_sigmask(t.sigmask);
   CR_TRY(ctx.remote->finish());
   if (!t.xsave.empty()) CR_TRY(ctx.tracee.set_xstate(t.xsave));
+  // A shell job in the foreground gets the terminal while still stopped, so its first read
+  // does not meet SIGTTIN.
+  const auto& p = *ctx.img.process;
+  if (ctx.opts.foreground_tty >= 0 && p.pgid == p.pid &&
+      ::tcsetpgrp(ctx.opts.foreground_tty, static_cast<pid_t>(p.pid)) != 0)
+    ctx.warn(errno_error("tcsetpgrp").message + ": the task runs in the background");
   CR_TRY(ctx.tracee.detach());
   return {};
 }

@@ -1,5 +1,6 @@
 // crrestore: restores one process from an image stream (stdin or -i FILE, plain or zstd).
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -60,6 +61,14 @@ int main(int argc, char** argv) {
     ctx.opts.inherit_fds[m[2].str()] = fd;
   }
   raise_nofile();
+  // Foreground shell job: the restored process group takes our terminal, we take it back after.
+  int tty = -1;
+  if (shell_job && !detach) {
+    for (int fd : {STDIN_FILENO, STDERR_FILENO})
+      if (tty < 0 && ::isatty(fd) == 1 && ::tcgetpgrp(fd) == ::getpgrp()) tty = fd;
+    if (tty >= 0) ::signal(SIGTTOU, SIG_IGN);  // tcsetpgrp from the background, after
+  }
+  ctx.opts.foreground_tty = tty;
 
   cr::ScopedFd owned;
   int fd = STDIN_FILENO;
@@ -90,6 +99,7 @@ int main(int argc, char** argv) {
   while (::waitpid(*pid, &st, 0) < 0) {
     if (errno != EINTR) die(cr::errno_error("waitpid " + std::to_string(*pid)).message);
   }
+  if (tty >= 0) ::tcsetpgrp(tty, ::getpgrp());
   if (WIFEXITED(st)) return WEXITSTATUS(st);
   if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
   return 1;
