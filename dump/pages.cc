@@ -1,7 +1,8 @@
-// Page contents: /proc/PID/pagemap picks the pages worth storing, process_vm_readv reads runs
-// of them (many ranges per call) into one reusable buffer, all-zero pages are dropped while the
-// data is still in cache, and the rest go out as Pages records whose tails point straight into
-// the buffer.
+// Page contents: PAGEMAP_SCAN (or /proc/PID/pagemap) picks the pages worth storing,
+// process_vm_readv reads runs of them (many ranges per call) into a few reusable buffers, all-zero
+// pages are marked while the data is still in cache, and the rest go out as Pages records whose
+// tails point straight into the buffer. Reading runs on a second thread, so the copy out of the
+// task overlaps the checksum and write of the previous buffer.
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -9,8 +10,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <deque>
+#include <mutex>
+#include <thread>
 
 #include "dump/passes.h"
 
@@ -25,6 +30,8 @@ constexpr uint64_t kPmFile = 1ull << 61;    // file page or shared anon: not cop
 constexpr size_t kBatchBytes = 1u << 20;    // one buffer fill; also the Pages record cap
 constexpr size_t kMaxIov = 1024;            // IOV_MAX
 constexpr size_t kPagemapChunk = 1u << 16;  // entries per pagemap read (512 KiB)
+constexpr size_t kBatchPages = kBatchBytes / kPage;
+constexpr int kSlots = 3;  // buffers: one being planned, one being read, one being written
 
 static_assert(kBatchBytes <= format::kPagesPerRecordBytes);
 
@@ -62,27 +69,121 @@ bool page_is_zero(const uint8_t* p) {
   return true;
 }
 
+struct Run {
+  uint64_t vaddr;
+  uint64_t npages;
+};
+
+// One buffer's worth of pages: planned by the dumper, read by the reader thread, then written.
+struct Batch {
+  std::vector<Run> runs;
+  size_t pages = 0;
+  bool via_mem = false;  // read through /proc/PID/mem (unreadable mappings)
+  ScopedMapping buf;
+  bool zero[kBatchPages] = {};
+  Status status;
+  bool filled = false;
+
+  void clear() {
+    runs.clear();
+    pages = 0;
+    filled = false;
+    status = {};
+  }
+};
+
+// Fills a batch's buffer from the task and marks its zero pages. Runs on the reader thread.
+Status fill(pid_t pid, int mem_fd, Batch& b) {
+  uint8_t* dst = static_cast<uint8_t*>(b.buf.get());
+  if (b.via_mem) {
+    uint8_t* at = dst;
+    for (const Run& r : b.runs) {
+      size_t len = r.npages * kPage, got = 0;
+      while (got < len) {
+        ssize_t n = ::pread(mem_fd, at + got, len - got, static_cast<off_t>(r.vaddr + got));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0)
+          return errno_error("read /proc/PID/mem at " + hex(r.vaddr + got), n == 0 ? EIO : errno);
+        got += static_cast<size_t>(n);
+      }
+      at += len;
+    }
+  } else {
+    iovec iov[kMaxIov];
+    for (size_t i = 0; i < b.runs.size(); ++i)
+      iov[i] = iovec{reinterpret_cast<void*>(b.runs[i].vaddr), b.runs[i].npages * kPage};
+    const size_t total = b.pages * kPage;
+    iovec local{dst, total};
+    ssize_t n = ::process_vm_readv(pid, &local, 1, iov, b.runs.size(), 0);
+    if (n < 0) return errno_error("process_vm_readv at " + hex(b.runs[0].vaddr));
+    if (static_cast<size_t>(n) != total) {
+      size_t off = static_cast<size_t>(n);  // name the page where it stopped
+      uint64_t where = b.runs[0].vaddr;
+      for (const Run& r : b.runs) {
+        if (off < r.npages * kPage) {
+          where = r.vaddr + off;
+          break;
+        }
+        off -= r.npages * kPage;
+      }
+      return make_error("process_vm_readv: page at " + hex(where) + " unreadable");
+    }
+  }
+  for (size_t p = 0; p < b.pages; ++p) b.zero[p] = page_is_zero(dst + p * kPage);
+  return {};
+}
+
 class PageDumper {
  public:
   explicit PageDumper(DumpContext& ctx) : ctx_(ctx), use_scan_(ctx.opts.pagemap_scan) {}
+  ~PageDumper() {
+    if (reader_.joinable()) {
+      {
+        std::lock_guard lock(mu_);
+        stop_ = true;
+      }
+      cv_.notify_all();
+      reader_.join();
+    }
+  }
 
   Status run() {
     pagemap_.reset(::openat(ctx_.proc.fd(), "pagemap", O_RDONLY | O_CLOEXEC));
     if (!pagemap_.valid())
       return errno_error("open /proc/" + std::to_string(ctx_.pid) + "/pagemap");
-    void* b =
-        ::mmap(nullptr, kBatchBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (b == MAP_FAILED) return errno_error("mmap page buffer");
-    buf_ = ScopedMapping(b, kBatchBytes);
+    for (Batch& b : slots_) {
+      void* p =
+          ::mmap(nullptr, kBatchBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) return errno_error("mmap page buffer");
+      b.buf = ScopedMapping(p, kBatchBytes);
+    }
+    for (int i = 1; i < kSlots; ++i) free_.push_back(i);
+    reader_ = std::thread([this] { read_loop(); });
     for (const schema::Vma& v : ctx_.vmas) CR_TRY(dump_vma(v));
-    return flush();
+    CR_TRY(submit());
+    while (!in_flight_.empty()) CR_TRY(write_oldest());
+    return {};
   }
 
  private:
-  struct Run {
-    uint64_t vaddr;
-    uint64_t npages;
-  };
+  // The reader thread: fills submitted batches in order.
+  void read_loop() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [this] { return stop_ || !todo_.empty(); });
+      if (stop_) return;
+      int slot = todo_.front();
+      todo_.pop_front();
+      lock.unlock();
+      Status st = fill(ctx_.pid, mem_.get(), slots_[slot]);
+      lock.lock();
+      slots_[slot].status = std::move(st);
+      slots_[slot].filled = true;
+      cv_.notify_all();
+    }
+  }
+
+  Batch& planning() { return slots_[planning_]; }
 
   Status dump_vma(const schema::Vma& v) {
     bool file_private = false;
@@ -99,9 +200,13 @@ class PageDumper {
     }
     // Unreadable mappings (PROT_NONE) are read through /proc/PID/mem, which may force.
     bool via_mem = !(v.prot & PROT_READ);
-    if (via_mem != via_mem_) {
-      CR_TRY(flush());
-      via_mem_ = via_mem;
+    if (via_mem && !mem_.valid()) {
+      mem_.reset(::openat(ctx_.proc.fd(), "mem", O_RDONLY | O_CLOEXEC));
+      if (!mem_.valid()) return errno_error("open /proc/" + std::to_string(ctx_.pid) + "/mem");
+    }
+    if (via_mem != planning().via_mem) {
+      CR_TRY(submit());
+      planning().via_mem = via_mem;
     }
     if (use_scan_) {
       CR_TRY_ASSIGN(bool scanned, scan_vma(v, file_private));
@@ -109,11 +214,10 @@ class PageDumper {
       use_scan_ = false;  // the kernel has no PAGEMAP_SCAN: read pagemap entries from now on
     }
     const uint64_t first = v.start / kPage, total = (v.end - v.start) / kPage;
+    if (pm_.empty()) pm_.resize(kPagemapChunk);
     for (uint64_t done = 0; done < total;) {
       size_t n = static_cast<size_t>(std::min<uint64_t>(total - done, kPagemapChunk));
-      if (pm_.empty()) pm_.resize(kPagemapChunk);
       CR_TRY(read_pagemap(first + done, n));
-      ctx_.pages_scanned += n;
       for (size_t i = 0; i < n; ++i) {
         uint64_t e = pm_[i];
         if (!(e & (kPmPresent | kPmSwapped))) continue;
@@ -122,6 +226,7 @@ class PageDumper {
       }
       done += n;
     }
+    ctx_.pages_scanned += total;
     return {};
   }
 
@@ -171,90 +276,69 @@ class PageDumper {
     return {};
   }
 
-  // Queues `npages` pages from `addr` for reading, flushing whenever the buffer or the iovec
-  // array is full.
+  // Plans `npages` pages from `addr`, submitting the batch whenever its buffer or iovec array
+  // is full.
   Status add_range(uint64_t addr, uint64_t npages) {
     while (npages > 0) {
-      uint64_t room = kBatchBytes / kPage - batch_pages_;
-      uint64_t take = std::min(npages, room);
-      if (!runs_.empty() && runs_.back().vaddr + runs_.back().npages * kPage == addr) {
-        runs_.back().npages += take;
+      Batch& b = planning();
+      uint64_t take = std::min<uint64_t>(npages, kBatchPages - b.pages);
+      if (!b.runs.empty() && b.runs.back().vaddr + b.runs.back().npages * kPage == addr) {
+        b.runs.back().npages += take;
       } else {
-        if (runs_.size() == kMaxIov) {
-          CR_TRY(flush());
+        if (b.runs.size() == kMaxIov) {
+          CR_TRY(submit());
           continue;
         }
-        runs_.push_back(Run{addr, take});
+        b.runs.push_back(Run{addr, take});
       }
-      batch_pages_ += take;
+      b.pages += take;
       addr += take * kPage;
       npages -= take;
-      if (batch_pages_ * kPage == kBatchBytes) CR_TRY(flush());
+      if (b.pages == kBatchPages) CR_TRY(submit());
     }
     return {};
   }
 
-  Status fill_buffer() {
-    uint8_t* dst = static_cast<uint8_t*>(buf_.get());
-    if (via_mem_) {
-      if (!mem_.valid()) {
-        mem_.reset(::openat(ctx_.proc.fd(), "mem", O_RDONLY | O_CLOEXEC));
-        if (!mem_.valid()) return errno_error("open /proc/" + std::to_string(ctx_.pid) + "/mem");
-      }
-      for (const Run& r : runs_) {
-        size_t len = r.npages * kPage, got = 0;
-        while (got < len) {
-          ssize_t n = ::pread(mem_.get(), dst + got, len - got, static_cast<off_t>(r.vaddr + got));
-          if (n < 0 && errno == EINTR) continue;
-          if (n <= 0)
-            return errno_error("read /proc/PID/mem at " + hex(r.vaddr + got), n == 0 ? EIO : errno);
-          got += static_cast<size_t>(n);
-        }
-        dst += len;
-      }
-      return {};
+  // Hands the planned batch to the reader and takes a free slot to plan the next one, writing
+  // out the oldest batch first if none is free.
+  Status submit() {
+    if (planning().runs.empty()) return {};
+    bool via_mem = planning().via_mem;
+    {
+      std::lock_guard lock(mu_);
+      todo_.push_back(planning_);
     }
-    iov_.resize(runs_.size());
-    for (size_t i = 0; i < runs_.size(); ++i)
-      iov_[i] = iovec{reinterpret_cast<void*>(runs_[i].vaddr), runs_[i].npages * kPage};
-    const size_t total = batch_pages_ * kPage;
-    iovec local{dst, total};
-    ssize_t n = ::process_vm_readv(ctx_.pid, &local, 1, iov_.data(), iov_.size(), 0);
-    if (n < 0) return errno_error("process_vm_readv at " + hex(runs_[0].vaddr));
-    if (static_cast<size_t>(n) != total) {
-      // Find the run where it stopped, to name it.
-      size_t off = static_cast<size_t>(n);
-      uint64_t where = runs_[0].vaddr;
-      for (const Run& r : runs_) {
-        if (off < r.npages * kPage) {
-          where = r.vaddr + off;
-          break;
-        }
-        off -= r.npages * kPage;
-      }
-      return make_error("process_vm_readv: page at " + hex(where) + " unreadable");
-    }
+    cv_.notify_all();
+    in_flight_.push_back(planning_);
+    if (free_.empty()) CR_TRY(write_oldest());
+    planning_ = free_.front();
+    free_.pop_front();
+    planning().via_mem = via_mem;
     return {};
   }
 
-  Status flush() {
-    if (runs_.empty()) return {};
-    CR_TRY(fill_buffer());
-    const uint8_t* base = static_cast<const uint8_t*>(buf_.get());
-    // One pass over the buffer marks the zero pages while it is still in cache.
-    for (size_t p = 0; p < batch_pages_; ++p) zero_[p] = page_is_zero(base + p * kPage);
-    size_t page = 0;  // index in the buffer of the current run's first page
+  // Waits for the oldest submitted batch and writes its non-zero pages as Pages records.
+  Status write_oldest() {
+    int slot = in_flight_.front();
+    in_flight_.pop_front();
+    Batch& b = slots_[slot];
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return b.filled; });
+    }
+    CR_TRY(b.status);
+    const uint8_t* base = static_cast<const uint8_t*>(b.buf.get());
     const uint32_t pid = static_cast<uint32_t>(ctx_.pid);
-    for (const Run& r : runs_) {
-      // Emit maximal sub-runs of non-zero pages.
-      uint64_t i = 0;
+    size_t page = 0;  // index in the buffer of the current run's first page
+    for (const Run& r : b.runs) {
+      uint64_t i = 0;  // emit maximal sub-runs of non-zero pages
       while (i < r.npages) {
-        while (i < r.npages && zero_[page + i]) {
+        while (i < r.npages && b.zero[page + i]) {
           ++ctx_.pages_zero;
           ++i;
         }
         uint64_t j = i;
-        while (j < r.npages && !zero_[page + j]) ++j;
+        while (j < r.npages && !b.zero[page + j]) ++j;
         if (j > i) {
           schema::Pages rec{pid, r.vaddr + i * kPage, static_cast<uint32_t>(j - i)};
           CR_TRY(ctx_.out.write(
@@ -265,22 +349,26 @@ class PageDumper {
       }
       page += r.npages;
     }
-    runs_.clear();
-    batch_pages_ = 0;
+    b.clear();
+    free_.push_back(slot);
     return {};
   }
 
   DumpContext& ctx_;
   ScopedFd pagemap_, mem_;
-  ScopedMapping buf_;
   std::vector<uint64_t> pm_;
   std::vector<PageRegion> regions_;
   bool use_scan_;
-  std::vector<Run> runs_;
-  std::vector<iovec> iov_;
-  size_t batch_pages_ = 0;
-  bool via_mem_ = false;
-  bool zero_[kBatchBytes / kPage] = {};
+
+  Batch slots_[kSlots];
+  int planning_ = 0;
+  std::deque<int> free_, in_flight_;  // in_flight_: submitted, in submission order
+
+  std::thread reader_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<int> todo_;  // guarded by mu_, as are Batch::filled and Batch::status
+  bool stop_ = false;
 };
 
 }  // namespace
