@@ -12,10 +12,6 @@
 #include "restore/layout.h"
 #include "restore/trampoline.h"
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23  // Linux 5.14
-#endif
-
 namespace cr::restore {
 
 namespace {

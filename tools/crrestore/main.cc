@@ -84,8 +84,12 @@ int main(int argc, char** argv) {
 
   auto pid = cr::restore::restore(ctx);
   if (verbose) {
-    for (const auto& [name, secs] : ctx.pass_seconds)
+    double total = 0;
+    for (const auto& [name, secs] : ctx.pass_seconds) {
       std::fprintf(stderr, "crrestore: %-16s %9.3f ms\n", name.c_str(), secs * 1e3);
+      total += secs;
+    }
+    std::fprintf(stderr, "crrestore: %-16s %9.3f ms\n", "total", total * 1e3);
     if (ctx.page_bytes != 0)
       std::fprintf(stderr, "crrestore: %.1f MiB of pages in %.3f s (%.2f GB/s)\n",
                    ctx.page_bytes / 1048576.0, ctx.pages_seconds,
