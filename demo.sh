@@ -12,8 +12,11 @@ bin=$PWD/build/bin
 
 dir=$(mktemp -d /tmp/crtools-demo.XXXXXX)
 log=$dir/counter.log
+# The counter closes whatever fds it inherited beyond stdio (a pipe from a CI runner, say):
+# crdump refuses fds that point outside the process.
 /usr/bin/python3 -c '
-import time
+import os, time
+os.closerange(3, 65536)
 i = 0
 while True:
     i += 1
