@@ -43,8 +43,12 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::Success& e) {  // --help, --version
     return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // Usage errors follow the one-line rule too.
+    std::fprintf(stderr, "crit: %s (see crit --help)\n", e.what());
+    return 1;
   }
 
   try {
