@@ -123,12 +123,14 @@ const std::map<std::string, Summarizer, std::less<>>& summarizers() {
          char id[16];
          std::snprintf(id, sizeof id, "0x%04llx", static_cast<unsigned long long>(f.u("type_id")));
          return std::string(id) + " " + std::string(f.s("name")) + ": " + std::to_string(n) +
-                " fields" + (f.u("has_tail") ? " + tail" : "");
+                (n == 1 ? " field" : " fields") + (f.u("has_tail") ? " + tail" : "");
        }},
       {"trailer",
        [](const Fields& f, T, uint32_t) {
-         return std::to_string(f.u("record_count")) + " records before, crc " +
-                hex(f.u("stream_crc"));
+         char crc[16];
+         std::snprintf(crc, sizeof crc, "%08llx",
+                       static_cast<unsigned long long>(f.u("stream_crc")));
+         return std::to_string(f.u("record_count")) + " records before, stream crc " + crc;
        }},
       {"error", [](const Fields& f, T, uint32_t) { return q(f.s("message")); }},
       {"process",
