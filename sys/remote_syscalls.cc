@@ -1,5 +1,6 @@
 #include "sys/remote_syscalls.h"
 
+#include <csignal>
 #include <cstring>
 #include <utility>
 
@@ -15,7 +16,10 @@ Result<RemoteSyscalls> RemoteSyscalls::create(Tracee& tracee, uint64_t syscall_i
 }
 
 RemoteSyscalls::RemoteSyscalls(RemoteSyscalls&& o) noexcept
-    : tracee_(o.tracee_), insn_(o.insn_), saved_(o.saved_), saved_mask_(o.saved_mask_),
+    : tracee_(o.tracee_),
+      insn_(o.insn_),
+      saved_(o.saved_),
+      saved_mask_(o.saved_mask_),
       active_(std::exchange(o.active_, false)) {}
 
 RemoteSyscalls::~RemoteSyscalls() {
@@ -45,8 +49,16 @@ Result<int64_t> RemoteSyscalls::call_raw(long nr, uint64_t a1, uint64_t a2, uint
   regs.r8 = a5;
   regs.r9 = a6;
   CR_TRY(tracee_->set_regs(regs));
+  int group_stops = 0;
   for (int stop = 0; stop < 2; ++stop) {  // entry stop, then exit stop
     CR_TRY_ASSIGN(WaitStatus ws, tracee_->syscall_and_wait());
+    // A task that was in group stop (SIGSTOP'd) reports the stop again once when resumed;
+    // resuming it once more runs the syscall.
+    if (ws.ptrace_event() == 128 /* PTRACE_EVENT_STOP */ && ws.stop_sig() != SIGTRAP &&
+        ++group_stops <= 4) {
+      --stop;
+      continue;
+    }
     if (!ws.syscall_stop())
       return make_error("task " + std::to_string(tracee_->tid()) + " " + ws.describe() +
                         " during remote syscall " + std::to_string(nr));

@@ -482,6 +482,36 @@ TEST(LiveDump, PagemapScanAndPagemapAgree) {
   unlink(g_file_path);
 }
 
+TEST(LiveDump, StoppedChildStaysStopped) {
+  Child child([] {}, check_alive);
+  ASSERT_TRUE(child.ready());
+  ASSERT_EQ(kill(child.pid(), SIGSTOP), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(child.pid(), &status, WUNTRACED), child.pid());
+  ASSERT_TRUE(WIFSTOPPED(status));
+  DumpOptions opts;
+  opts.leave_running = true;
+  opts.inherit_fds = {kCmdFd, kAnsFd};
+  auto d = run_dump(child.pid(), opts);
+  ASSERT_TRUE(d->status.ok()) << d->status.error().message;
+  auto th = d->w.all<schema::Thread>();
+  ASSERT_EQ(th.size(), 1u);
+  EXPECT_TRUE(th[0].flags & schema::kThreadStopped);
+  // Detached, it goes back into the group stop (it would sit in read(), state S, otherwise).
+  auto proc = ProcDir::open(child.pid());
+  ASSERT_TRUE(proc.ok());
+  char state = 0;
+  for (int i = 0; i < 100000 && state != 'T'; ++i) {
+    auto stat = parse_stat(proc->read("stat").value());
+    ASSERT_TRUE(stat.ok());
+    state = stat->state;
+    if (state != 'T') sched_yield();
+  }
+  EXPECT_EQ(state, 'T');
+  ASSERT_EQ(kill(child.pid(), SIGCONT), 0);
+  EXPECT_EQ(child.ask('c'), "alive");
+}
+
 TEST(LiveDump, KilledAfterDump) {
   Child child([] {}, check_alive);
   ASSERT_TRUE(child.ready());
