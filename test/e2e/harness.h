@@ -55,16 +55,21 @@ class TempDir {
   std::string path(const std::string& name) const { return root_ + "/" + name; }
   void keep() { keep_ = true; }
 
-  /// Remembers the content of every regular file under work(), so the files can be put back
-  /// as they were at dump time before a second run (the leave-running path).
+  /// Remembers the content and mtime of every regular file under work(), so the files can be
+  /// put back as they were at dump time before a second run (the leave-running path).
   void snapshot_work();
-  /// Rewrites the snapshotted files in place (same inodes) and removes files created since.
+  /// Rewrites the snapshotted files in place (same inodes, same size and mtime: crrestore
+  /// checks those) and removes files created since.
   void restore_work();
 
  private:
   std::string root_;
   bool keep_ = false;
-  std::map<std::string, std::string> snapshot_;
+  struct Saved {
+    std::string data;
+    struct timespec mtime;
+  };
+  std::map<std::string, Saved> snapshot_;
 };
 
 /// What to connect a spawned process's fds to.

@@ -119,7 +119,11 @@ inline void TempDir::snapshot_work() {
   snapshot_.clear();
   std::error_code ec;
   for (auto& e : std::filesystem::recursive_directory_iterator(work(), ec))
-    if (e.is_regular_file() && !e.is_symlink()) snapshot_[e.path().string()] = read_file(e.path());
+    if (e.is_regular_file() && !e.is_symlink()) {
+      struct stat st {};
+      stat(e.path().c_str(), &st);
+      snapshot_[e.path().string()] = Saved{read_file(e.path()), st.st_mtim};
+    }
 }
 
 inline void TempDir::restore_work() {
@@ -128,7 +132,11 @@ inline void TempDir::restore_work() {
   for (auto& e : std::filesystem::recursive_directory_iterator(work(), ec))
     if (e.is_regular_file() && !snapshot_.count(e.path().string())) extra.push_back(e.path());
   for (auto& p : extra) unlink(p.c_str());
-  for (auto& [path, data] : snapshot_) write_file(path, data);
+  for (auto& [path, saved] : snapshot_) {
+    write_file(path, saved.data);
+    const struct timespec times[2] = {{0, UTIME_OMIT}, saved.mtime};
+    utimensat(AT_FDCWD, path.c_str(), times, 0);
+  }
 }
 
 inline pid_t spawn(const SpawnSpec& spec) {

@@ -1,5 +1,6 @@
 // Checks of the harness itself (no crdump/crrestore needed): readiness, fd plumbing, the
 // work-dir snapshot used on the leave-running path.
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -52,6 +53,8 @@ TEST(Harness, ClosedStdoutStaysClosed) {
 TEST(Harness, WorkSnapshotKeepsInodesAndDropsNewFiles) {
   TempDir dir;
   write_file(dir.work() + "/a", "before");
+  const struct timespec old_times[2] = {{0, UTIME_OMIT}, {1000000, 42}};
+  ASSERT_EQ(utimensat(AT_FDCWD, (dir.work() + "/a").c_str(), old_times, 0), 0);
   struct stat st0, st1;
   ASSERT_EQ(stat((dir.work() + "/a").c_str(), &st0), 0);
   dir.snapshot_work();
@@ -61,6 +64,8 @@ TEST(Harness, WorkSnapshotKeepsInodesAndDropsNewFiles) {
   EXPECT_EQ(read_file(dir.work() + "/a"), "before");
   ASSERT_EQ(stat((dir.work() + "/a").c_str(), &st1), 0);
   EXPECT_EQ(st0.st_ino, st1.st_ino);
+  EXPECT_EQ(st1.st_mtim.tv_sec, 1000000);
+  EXPECT_EQ(st1.st_mtim.tv_nsec, 42);
   EXPECT_NE(access((dir.work() + "/b").c_str(), F_OK), 0);
 }
 
