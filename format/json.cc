@@ -150,6 +150,13 @@ const StreamType* TypeTable::by_name(std::string_view name) const {
 
 namespace {
 
+// dump() that cannot throw (a document built in memory may hold invalid UTF-8).
+std::string safe_dump(const ordered_json& v) {
+  std::string s = v.dump(-1, ' ', false, ordered_json::error_handler_t::replace);
+  if (s.size() > 80) s = s.substr(0, 77) + "...";
+  return s;
+}
+
 Result<std::vector<uint8_t>> hex_member(const ordered_json& j, const char* key) {
   const auto& v = j.at(key);
   std::vector<uint8_t> out;
@@ -184,7 +191,7 @@ bool get_signed(const ordered_json& v, int64_t min, int64_t max, int64_t* out) {
 Status encode_field(Kind kind, const ordered_json& v, std::vector<uint8_t>& out) {
   auto bad = [&](const char* want) {
     return make_error("expected " + std::string(want) + " for " +
-                      std::string(schema::kind_name(kind)) + ", got " + v.dump());
+                      std::string(schema::kind_name(kind)) + ", got " + safe_dump(v));
   };
   const int w = fixed_width(kind);
   switch (kind) {
@@ -299,7 +306,7 @@ Result<EncodedRecord> json_to_record_impl(const ordered_json& j, const TypeTable
   if (j.contains("tail_hex")) {
     CR_TRY_ASSIGN(rec.tail, hex_member(j, "tail_hex"));
     if (j.contains("tail_len") && j["tail_len"] != rec.tail.size())
-      return make_error(name + ": tail_len " + j["tail_len"].dump() + " but tail_hex holds " +
+      return make_error(name + ": tail_len " + safe_dump(j["tail_len"]) + " but tail_hex holds " +
                         std::to_string(rec.tail.size()) + " bytes");
   } else if (j.contains("tail_len")) {
     uint64_t len = 0;

@@ -116,6 +116,40 @@ TEST_F(Crit, EncodeRefusesTerminalAndBadJson) {
   expect_one_line_failure(e, "truncated JSON");
 }
 
+// Damaged JSON (cut anywhere, or a character changed) is refused in one line or, when it is still
+// a valid document, encoded: never a crash, never a half-written output file left behind.
+TEST_F(Crit, DamagedJsonNeverCrashesEncode) {
+  auto d = run_crit(dir, {"decode", "--pages", dir / "img"}, "/dev/null", dir / "img.json");
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  const std::string text = read_text(dir / "img.json");
+  auto as_bytes = [](const std::string& t) {
+    return std::span(reinterpret_cast<const uint8_t*>(t.data()), t.size());
+  };
+  for (size_t n = 0; n < text.size(); n += text.size() / 23) {
+    write_file(dir / "cut.json", as_bytes(text.substr(0, n)));
+    auto e = run_crit(dir, {"encode", "-o", dir / "out", dir / "cut.json"});
+    expect_one_line_failure(e, "JSON cut at " + std::to_string(n));
+    EXPECT_FALSE(std::filesystem::exists(dir / "out"));
+  }
+  uint64_t seed = 12345;
+  const char replacements[] = "0{}[]\":,x-9";
+  for (int i = 0; i < 30; ++i) {
+    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+    std::string damaged = text;
+    // Skip the big hex tails: damage lands in the structure and field values.
+    const size_t at = (seed >> 33) % std::min<size_t>(damaged.size(), 8000);
+    damaged[at] = replacements[(seed >> 20) % (sizeof replacements - 1)];
+    write_file(dir / "bad.json", as_bytes(damaged));
+    auto e = run_crit(dir, {"encode", "-o", dir / "out", dir / "bad.json"});
+    EXPECT_EQ(e.signal, 0) << "damage at " << at;
+    if (e.exit_code != 0) {
+      expect_one_line_failure(e, "JSON damaged at " + std::to_string(at));
+      EXPECT_FALSE(std::filesystem::exists(dir / "out"));
+    }
+    std::filesystem::remove(dir / "out");
+  }
+}
+
 TEST_F(Crit, ShowListsRecordsAndTotals) {
   auto r = run_crit(dir, {"show", dir / "img"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
