@@ -10,6 +10,7 @@
 #include <cstring>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <unordered_map>
 
 #include "format/crc32c.h"
@@ -53,6 +54,7 @@ class StreamReader final : public RecordReader {
   Status open();
 
   Result<bool> next() override;
+  Result<bool> advance();
   uint32_t type() const override { return cur_type_; }
   uint64_t offset() const override { return cur_offset_; }
   std::span<const uint8_t> payload() const override { return cur_payload_; }
@@ -103,6 +105,7 @@ class StreamReader final : public RecordReader {
   uint32_t stream_crc_ = 0;
   uint64_t records_ = 0;
   bool done_ = false;
+  std::optional<Error> failed_;
   schema::StreamHeader header_;
   std::unordered_map<uint32_t, StreamType> types_;
   std::unordered_map<uint32_t, bool> has_obj_fields_;
@@ -423,34 +426,40 @@ Result<bool> StreamReader::next() {
     set_current(current_saved_.offset, current_saved_.type, current_saved_.payload);
     return true;
   }
+  // After an error the position is inside a damaged record: keep answering with that error.
+  if (failed_) return *failed_;
   if (done_) return false;
-  for (;;) {
-    if (pending_) {
-      set_current(pending_offset_, pending_type_, pending_payload_);
-      pending_ = false;
-    } else {
-      CR_TRY_ASSIGN(bool more, read_record());
-      (void)more;
-    }
-    switch (cur_type_) {
-      case schema::StreamHeader::kType:
-        return make_error(where() + ": a second stream header");
-      case schema::SchemaType::kType:
-        return make_error(where() + ": self-description after the first data record");
-      case schema::ErrorRecord::kType: {
-        auto e = decode_fields<schema::ErrorRecord>(cur_payload_);
-        if (!e.ok()) return std::move(e).error().wrap(where());
-        return make_error("image incomplete: " + e->message);
-      }
-      case schema::Trailer::kType:
-        CR_TRY(on_trailer());
-        return opts_.include_bookkeeping;
-      default:
-        break;
-    }
-    CR_TRY(check_objects());
-    return true;
+  auto r = advance();
+  if (!r.ok()) failed_ = r.error();
+  return r;
+}
+
+Result<bool> StreamReader::advance() {
+  if (pending_) {
+    set_current(pending_offset_, pending_type_, pending_payload_);
+    pending_ = false;
+  } else {
+    CR_TRY_ASSIGN(bool more, read_record());
+    (void)more;
   }
+  switch (cur_type_) {
+    case schema::StreamHeader::kType:
+      return make_error(where() + ": a second stream header");
+    case schema::SchemaType::kType:
+      return make_error(where() + ": self-description after the first data record");
+    case schema::ErrorRecord::kType: {
+      auto e = decode_fields<schema::ErrorRecord>(cur_payload_);
+      if (!e.ok()) return std::move(e).error().wrap(where());
+      return make_error("image incomplete: " + e->message);
+    }
+    case schema::Trailer::kType:
+      CR_TRY(on_trailer());
+      return opts_.include_bookkeeping;
+    default:
+      break;
+  }
+  CR_TRY(check_objects());
+  return true;
 }
 
 }  // namespace

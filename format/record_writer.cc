@@ -143,8 +143,9 @@ Status StreamWriter::check_open() const {
 Status StreamWriter::write_raw(uint32_t type, std::span<const uint8_t> fields,
                                std::span<const uint8_t> tail) {
   CR_TRY(check_open());
-  if (type == schema::Trailer::kType || type == schema::ErrorRecord::kType)
-    return make_error("image writer: trailer and error records are written by finish()/fail()");
+  if (type <= schema::ErrorRecord::kType)
+    return make_error("image writer: record type " + std::to_string(type) +
+                      " is bookkeeping, written by create()/finish()/fail() only");
   return record(type, fields, tail);
 }
 

@@ -459,6 +459,8 @@ TEST(RecordStream, WriterRefusesOversizedRecordsAndBookkeeping) {
   schema::Pages p;
   EXPECT_FALSE((*w)->write(p, big).ok());
   EXPECT_FALSE((*w)->write_raw(schema::Trailer::kType, {}, {}).ok());
+  EXPECT_FALSE((*w)->write_raw(schema::StreamHeader::kType, {}, {}).ok());
+  EXPECT_FALSE((*w)->write_raw(schema::SchemaType::kType, {}, {}).ok());
   EXPECT_TRUE((*w)->finish().ok());
   EXPECT_FALSE((*w)->finish().ok());
   auto recs = read_image(testing::slurp(fd.get()));

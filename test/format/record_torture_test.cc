@@ -94,6 +94,25 @@ TEST(RecordTorture, ChecksumMessageNamesTheRecord) {
             "checksum mismatch in record header at offset " + std::to_string(vma.offset));
 }
 
+TEST(RecordTorture, ErrorsAreSticky) {
+  auto image = small_image(0);
+  auto recs = read_image(image);
+  ASSERT_TRUE(recs.ok());
+  ASSERT_GE(recs->size(), 2u);
+  image[(*recs)[1].offset + kRecordHeaderSize] ^= 1;  // the second data record's payload
+  ScopedFd fd = testing::memfd_with(image);
+  auto r = RecordReader::open(fd.get());
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_TRUE((*r)->next().ok());
+  auto first = (*r)->next();
+  ASSERT_FALSE(first.ok());
+  for (int i = 0; i < 3; ++i) {
+    auto again = (*r)->next();
+    ASSERT_FALSE(again.ok());
+    EXPECT_EQ(again.error().message, first.error().message);
+  }
+}
+
 TEST(RecordTorture, FlippedBitsInZstdImagesNeverYieldWrongRecords) {
   const auto image = small_image(3);
   auto good = read_image(image);
