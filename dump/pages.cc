@@ -158,9 +158,14 @@ class PageDumper {
       b.buf = ScopedMapping(p, kBatchBytes);
     }
     for (int i = 1; i < kSlots; ++i) free_.push_back(i);
-    reader_ = std::thread([this] { read_loop(); });
     for (const schema::Vma& v : ctx_.vmas) CR_TRY(dump_vma(v));
     CR_TRY(submit());
+    if (!reader_.joinable() && !in_flight_.empty()) {
+      // Everything fitted in one buffer: read it here, no thread hand-off.
+      Batch& b = slots_[in_flight_.front()];
+      b.status = fill(ctx_.pid, mem_.get(), b);
+      b.filled = true;
+    }
     while (!in_flight_.empty()) CR_TRY(write_oldest());
     return {};
   }
@@ -304,12 +309,21 @@ class PageDumper {
   Status submit() {
     if (planning().runs.empty()) return {};
     bool via_mem = planning().via_mem;
-    {
-      std::lock_guard lock(mu_);
-      todo_.push_back(planning_);
-    }
-    cv_.notify_all();
     in_flight_.push_back(planning_);
+    // The reader thread starts with the second batch: a small dump (one buffer) is read
+    // synchronously, without waiting for a thread to be scheduled.
+    if (reader_.joinable() || in_flight_.size() > 1) {
+      {
+        std::lock_guard lock(mu_);
+        if (!reader_.joinable()) {
+          todo_.assign(in_flight_.begin(), in_flight_.end());
+        } else {
+          todo_.push_back(planning_);
+        }
+      }
+      if (!reader_.joinable()) reader_ = std::thread([this] { read_loop(); });
+      cv_.notify_all();
+    }
     if (free_.empty()) CR_TRY(write_oldest());
     planning_ = free_.front();
     free_.pop_front();
