@@ -32,6 +32,9 @@ constexpr size_t kMaxIov = 1024;            // IOV_MAX
 constexpr size_t kPagemapChunk = 1u << 16;  // entries per pagemap read (512 KiB)
 constexpr size_t kBatchPages = kBatchBytes / kPage;
 constexpr int kSlots = 3;  // buffers: one being planned, one being read, one being written
+// Below this much anonymous memory the reader thread costs more in hand-offs (each a wake-up
+// on a busy machine) than it saves.
+constexpr uint64_t kThreadedFromBytes = 64ull << 20;
 
 static_assert(kBatchBytes <= format::kPagesPerRecordBytes);
 
@@ -135,7 +138,10 @@ Status fill(pid_t pid, int mem_fd, Batch& b) {
 
 class PageDumper {
  public:
-  explicit PageDumper(DumpContext& ctx) : ctx_(ctx), use_scan_(ctx.opts.pagemap_scan) {}
+  explicit PageDumper(DumpContext& ctx)
+      : ctx_(ctx),
+        use_scan_(ctx.opts.pagemap_scan),
+        threaded_(ctx.status.rss_anon_kb * 1024 >= kThreadedFromBytes) {}
   ~PageDumper() {
     if (reader_.joinable()) {
       {
@@ -160,11 +166,9 @@ class PageDumper {
     for (int i = 1; i < kSlots; ++i) free_.push_back(i);
     for (const schema::Vma& v : ctx_.vmas) CR_TRY(dump_vma(v));
     CR_TRY(submit());
-    if (!reader_.joinable() && !in_flight_.empty()) {
+    if (!reader_.joinable() && !in_flight_.empty() && !slots_[in_flight_.front()].filled) {
       // Everything fitted in one buffer: read it here, no thread hand-off.
-      Batch& b = slots_[in_flight_.front()];
-      b.status = fill(ctx_.pid, mem_.get(), b);
-      b.filled = true;
+      CR_TRY(read_here(in_flight_.front()));
     }
     while (!in_flight_.empty()) CR_TRY(write_oldest());
     return {};
@@ -189,6 +193,13 @@ class PageDumper {
   }
 
   Batch& planning() { return slots_[planning_]; }
+
+  Status read_here(int slot) {
+    Batch& b = slots_[slot];
+    b.status = fill(ctx_.pid, mem_.get(), b);
+    b.filled = true;
+    return {};
+  }
 
   Status dump_vma(const schema::Vma& v) {
     bool file_private = false;
@@ -312,7 +323,10 @@ class PageDumper {
     in_flight_.push_back(planning_);
     // The reader thread starts with the second batch: a small dump (one buffer) is read
     // synchronously, without waiting for a thread to be scheduled.
-    if (reader_.joinable() || in_flight_.size() > 1) {
+    if (!threaded_) {
+      CR_TRY(read_here(planning_));
+      CR_TRY(write_oldest());
+    } else if (reader_.joinable() || in_flight_.size() > 1) {
       {
         std::lock_guard lock(mu_);
         if (!reader_.joinable()) {
@@ -373,6 +387,7 @@ class PageDumper {
   std::vector<uint64_t> pm_;
   std::vector<PageRegion> regions_;
   bool use_scan_;
+  bool threaded_;
 
   Batch slots_[kSlots];
   int planning_ = 0;

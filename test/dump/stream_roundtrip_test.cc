@@ -20,16 +20,16 @@ namespace {
 constexpr size_t kPage = 4096;
 uint8_t* const kData = reinterpret_cast<uint8_t*>(0x260000000000);
 
-// A child with 3 MiB of numbered pages that waits for SIGKILL; `ready` is closed once set up.
-pid_t spawn_child() {
+// A child with `npages` numbered pages that waits for SIGKILL; `ready` is closed once set up.
+pid_t spawn_child(size_t npages) {
   int ready[2];
   if (pipe(ready) != 0) return -1;
   pid_t pid = fork();
   if (pid == 0) {
-    void* p = mmap(kData, 768 * kPage, PROT_READ | PROT_WRITE,
+    void* p = mmap(kData, npages * kPage, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
     if (p != kData) _exit(1);
-    for (size_t i = 0; i < 768; ++i)
+    for (size_t i = 0; i < npages; ++i)
       for (size_t w = 0; w < kPage / 8; ++w)
         reinterpret_cast<uint64_t*>(kData + i * kPage)[w] = i * 1000 + w;
     int null = open("/dev/null", O_RDWR);
@@ -47,8 +47,8 @@ pid_t spawn_child() {
   return pid;
 }
 
-void roundtrip(int zstd_level) {
-  pid_t pid = spawn_child();
+void roundtrip(int zstd_level, size_t npages) {
+  pid_t pid = spawn_child(npages);
   ASSERT_GT(pid, 0);
   ScopedFd mem(memfd_create("image", MFD_CLOEXEC));
   ASSERT_TRUE(mem.valid());
@@ -84,7 +84,7 @@ void roundtrip(int zstd_level) {
       uint64_t base = reinterpret_cast<uint64_t>(kData);
       for (uint32_t i = 0; i < rec->npages; ++i) {
         uint64_t a = rec->vaddr + i * kPage;
-        if (a < base || a >= base + 768 * kPage) continue;
+        if (a < base || a >= base + npages * kPage) continue;
         uint64_t page = (a - base) / kPage, w0 = 0, w9 = 0;
         memcpy(&w0, tail.data() + i * kPage, 8);
         memcpy(&w9, tail.data() + i * kPage + 9 * 8, 8);
@@ -94,7 +94,7 @@ void roundtrip(int zstd_level) {
       }
     }
   }
-  EXPECT_EQ(pages_checked, 768u);
+  EXPECT_EQ(pages_checked, npages);
   EXPECT_EQ(counts[schema::Process::kType], 1);
   EXPECT_EQ(counts[schema::Thread::kType], 1);
   EXPECT_EQ(counts[schema::Mm::kType], 1);
@@ -102,8 +102,10 @@ void roundtrip(int zstd_level) {
   EXPECT_GT(counts[schema::Vma::kType], 5);
 }
 
-TEST(StreamRoundtrip, Plain) { roundtrip(0); }
-TEST(StreamRoundtrip, Zstd) { roundtrip(3); }
+TEST(StreamRoundtrip, Plain) { roundtrip(0, 768); }
+TEST(StreamRoundtrip, Zstd) { roundtrip(3, 768); }
+// Enough anonymous memory for the page reader thread (dump/pages.cc, from 64 MiB).
+TEST(StreamRoundtrip, LargeThreaded) { roundtrip(0, 80 << 8); }
 
 }  // namespace
 }  // namespace cr::dump
