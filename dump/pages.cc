@@ -157,12 +157,7 @@ class PageDumper {
     pagemap_.reset(::openat(ctx_.proc.fd(), "pagemap", O_RDONLY | O_CLOEXEC));
     if (!pagemap_.valid())
       return errno_error("open /proc/" + std::to_string(ctx_.pid) + "/pagemap");
-    for (Batch& b : slots_) {
-      void* p =
-          ::mmap(nullptr, kBatchBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-      if (p == MAP_FAILED) return errno_error("mmap page buffer");
-      b.buf = ScopedMapping(p, kBatchBytes);
-    }
+    CR_TRY(ensure_buffer(planning()));
     for (int i = 1; i < kSlots; ++i) free_.push_back(i);
     for (const schema::Vma& v : ctx_.vmas) CR_TRY(dump_vma(v));
     CR_TRY(submit());
@@ -193,6 +188,17 @@ class PageDumper {
   }
 
   Batch& planning() { return slots_[planning_]; }
+
+  // Buffers are mapped on first use, populated at once: faulting 256 pages one by one costs
+  // milliseconds in a VM.
+  static Status ensure_buffer(Batch& b) {
+    if (b.buf.get() != nullptr) return {};
+    void* p = ::mmap(nullptr, kBatchBytes, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (p == MAP_FAILED) return errno_error("mmap page buffer");
+    b.buf = ScopedMapping(p, kBatchBytes);
+    return {};
+  }
 
   Status read_here(int slot) {
     Batch& b = slots_[slot];
@@ -341,6 +347,7 @@ class PageDumper {
     if (free_.empty()) CR_TRY(write_oldest());
     planning_ = free_.front();
     free_.pop_front();
+    CR_TRY(ensure_buffer(planning()));
     planning().via_mem = via_mem;
     return {};
   }
@@ -378,7 +385,7 @@ class PageDumper {
       page += r.npages;
     }
     b.clear();
-    free_.push_back(slot);
+    free_.push_front(slot);  // reuse the buffer that is warm (a small dump uses only one)
     return {};
   }
 
