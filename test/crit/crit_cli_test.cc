@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <pty.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "format/crc32c.h"
@@ -297,6 +298,45 @@ TEST_F(Crit, ErrorRecordAndForwardObjrefAreReported) {
   expect_one_line_failure(r, "forward objref");
   EXPECT_TRUE(has(r.err, "offset " + std::to_string(fd_offset))) << r.err;
   EXPECT_TRUE(has(r.err, "99")) << r.err;
+}
+
+// --no-verify reads what a damaged payload byte would otherwise stop at, and a stream written
+// without checksums (benchmarks); check always verifies.
+TEST_F(Crit, NoVerifyShowsPastADamagedPayloadAndUncheckedStreams) {
+  auto bytes = read_file(dir / "img");
+  auto r = run_crit(dir, {"show", dir / "img"});
+  ASSERT_EQ(r.exit_code, 0);
+  // Damage a byte of the libfoo path inside its vma payload.
+  const std::string needle = "/usr/lib/libfoo.so";
+  auto it = std::search(bytes.begin(), bytes.end(), needle.begin(), needle.end());
+  ASSERT_NE(it, bytes.end());
+  it[5] = 'L';
+  write_file(dir / "damaged", bytes);
+  expect_one_line_failure(run_crit(dir, {"show", dir / "damaged"}), "show of damaged");
+  r = run_crit(dir, {"show", "--no-verify", dir / "damaged"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(has(r.out, "/usr/Lib/libfoo.so")) << r.out;
+  r = run_crit(dir, {"x", "mems", "--no-verify", dir / "damaged"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  expect_one_line_failure(run_crit(dir, {"check", dir / "damaged"}), "check of damaged");
+
+  {
+    ScopedFd fd(::open((dir / "nocrc").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    format::WriterOptions wo;
+    wo.checksums = false;
+    auto w = format::RecordWriter::create(fd.get(), wo, schema::StreamHeader{});
+    ASSERT_TRUE(w.ok());
+    schema::Process p;
+    p.pid = 5;
+    p.comm = "bench";
+    ASSERT_TRUE((*w)->write(p).ok());
+    ASSERT_TRUE((*w)->finish().ok());
+  }
+  expect_one_line_failure(run_crit(dir, {"info", dir / "nocrc"}), "info without --no-verify");
+  r = run_crit(dir, {"info", "--no-verify", dir / "nocrc"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = run_crit(dir, {"x", "ps", "--no-verify", dir / "nocrc"});
+  EXPECT_TRUE(has(r.out, "bench")) << r.out;
 }
 
 TEST_F(Crit, XPs) {

@@ -75,11 +75,13 @@ std::string type_name(const format::RecordReader& r);
 /// A string as show prints it: printable ASCII as is, anything else escaped, long ones cut.
 std::string printable(std::string_view s, size_t max = 200);
 
-int cmd_show(const std::string& path);
-int cmd_info(const std::string& path);
+/// `verify` false reads without checking checksums (--no-verify: benchmark streams written
+/// without them, or a look past a damaged byte).
+int cmd_show(const std::string& path, bool verify);
+int cmd_info(const std::string& path, bool verify);
 int cmd_check(const std::string& path);
 int cmd_decode(const std::string& path, bool pages);
 int cmd_encode(const std::string& in, const std::string& out);
-int cmd_x(const std::string& what, const std::string& path);
+int cmd_x(const std::string& what, const std::string& path, bool verify);
 
 }  // namespace cr::crit

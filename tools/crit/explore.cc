@@ -14,8 +14,8 @@ namespace {
 // Calls `fn(type_name, fields, tail)` for every record of the image.
 // `page_size`, when given, receives the stream header's page size.
 template <class Fn>
-void for_each_record(const std::string& path, Fn&& fn, uint32_t* page_size = nullptr) {
-  Image img = open_image(path, /*bookkeeping=*/false);
+void for_each_record(const std::string& path, bool verify, Fn&& fn, uint32_t* page_size = nullptr) {
+  Image img = open_image(path, /*bookkeeping=*/false, verify);
   auto& r = *img.reader;
   if (page_size != nullptr && r.header().page_size != 0) *page_size = r.header().page_size;
   while (take(r.next())) {
@@ -27,7 +27,7 @@ void for_each_record(const std::string& path, Fn&& fn, uint32_t* page_size = nul
   }
 }
 
-int x_ps(const std::string& path) {
+int x_ps(const std::string& path, bool verify) {
   std::printf("%-8s %-8s %-8s %-8s %-8s %s\n", "PID", "PPID", "PGID", "SID", "THREADS", "COMM");
   std::map<uint64_t, uint64_t> thread_records;
   struct Proc {
@@ -35,13 +35,14 @@ int x_ps(const std::string& path) {
     std::string comm;
   };
   std::vector<Proc> procs;
-  for_each_record(path, [&](const std::string& type, const Fields& f, std::span<const uint8_t>) {
-    if (type == "process")
-      procs.push_back({f.u("pid"), f.u("ppid"), f.u("pgid"), f.u("sid"), f.u("nthreads"),
-                       std::string(f.s("comm"))});
-    else if (type == "thread")
-      ++thread_records[f.u("pid")];
-  });
+  for_each_record(path, verify,
+                  [&](const std::string& type, const Fields& f, std::span<const uint8_t>) {
+                    if (type == "process")
+                      procs.push_back({f.u("pid"), f.u("ppid"), f.u("pgid"), f.u("sid"),
+                                       f.u("nthreads"), std::string(f.s("comm"))});
+                    else if (type == "thread")
+                      ++thread_records[f.u("pid")];
+                  });
   for (const auto& p : procs) {
     std::string threads = std::to_string(p.nthreads);
     const uint64_t seen = thread_records.count(p.pid) ? thread_records[p.pid] : 0;
@@ -54,7 +55,7 @@ int x_ps(const std::string& path) {
   return 0;
 }
 
-int x_fds(const std::string& path) {
+int x_fds(const std::string& path, bool verify) {
   struct FileInfo {
     std::string text;
     uint64_t refs = 0;
@@ -62,7 +63,7 @@ int x_fds(const std::string& path) {
   std::map<uint64_t, FileInfo> files;                                  // by objdef id
   std::map<uint64_t, std::vector<std::pair<uint64_t, uint64_t>>> fds;  // pid -> (fd, file id)
   std::map<uint64_t, uint64_t> pipe_bytes;                             // pipe id -> queued bytes
-  for_each_record(path,
+  for_each_record(path, verify,
                   [&](const std::string& type, const Fields& f, std::span<const uint8_t> tail) {
                     if (type == "file") {
                       std::string s = file_kind_text(f.u("kind"));
@@ -100,7 +101,7 @@ int x_fds(const std::string& path) {
   return 0;
 }
 
-int x_mems(const std::string& path) {
+int x_mems(const std::string& path, bool verify) {
   struct Vma {
     uint64_t start, end, prot, flags, kind;
     std::string path;
@@ -110,7 +111,7 @@ int x_mems(const std::string& path) {
   std::map<uint64_t, uint64_t> stray;                // pid -> pages outside any vma
   uint32_t page_size = 4096;
   for_each_record(
-      path,
+      path, verify,
       [&](const std::string& type, const Fields& f, std::span<const uint8_t>) {
         if (type == "vma") {
           vmas[f.u("pid")][f.u("start")] = Vma{f.u("start"), f.u("end"),  f.u("prot"),
@@ -155,10 +156,10 @@ int x_mems(const std::string& path) {
 
 }  // namespace
 
-int cmd_x(const std::string& what, const std::string& path) {
-  if (what == "ps") return x_ps(path);
-  if (what == "fds") return x_fds(path);
-  if (what == "mems") return x_mems(path);
+int cmd_x(const std::string& what, const std::string& path, bool verify) {
+  if (what == "ps") return x_ps(path, verify);
+  if (what == "fds") return x_fds(path, verify);
+  if (what == "mems") return x_mems(path, verify);
   fail("x: unknown view '" + what + "' (ps, fds, mems)");
 }
 

@@ -13,12 +13,18 @@ int main(int argc, char** argv) {
   std::string img = "-";
   const char* kImgHelp = "image file, or - for stdin (plain or zstd, detected)";
 
+  bool no_verify = false;
+  const char* kNoVerifyHelp =
+      "do not check checksums (streams written without them, or to look past a damaged byte)";
+
   auto* show = app.add_subcommand("show", "one line per record, then totals");
   show->add_option("IMG", img, kImgHelp);
+  show->add_flag("--no-verify", no_verify, kNoVerifyHelp);
 
   auto* info =
       app.add_subcommand("info", "stream header, format version, counts and bytes per type");
   info->add_option("IMG", img, kImgHelp);
+  info->add_flag("--no-verify", no_verify, kNoVerifyHelp);
 
   auto* check = app.add_subcommand("check", "verify checksums, objrefs and the trailer");
   check->add_option("IMG", img, kImgHelp);
@@ -40,6 +46,7 @@ int main(int argc, char** argv) {
       ->required()
       ->check(CLI::IsMember({"ps", "fds", "mems"}));
   x->add_option("IMG", img, kImgHelp)->required();
+  x->add_flag("--no-verify", no_verify, kNoVerifyHelp);
 
   try {
     app.parse(argc, argv);
@@ -52,12 +59,12 @@ int main(int argc, char** argv) {
   }
 
   try {
-    if (*show) return cr::crit::cmd_show(img);
-    if (*info) return cr::crit::cmd_info(img);
+    if (*show) return cr::crit::cmd_show(img, !no_verify);
+    if (*info) return cr::crit::cmd_info(img, !no_verify);
     if (*check) return cr::crit::cmd_check(img);
     if (*decode) return cr::crit::cmd_decode(img, pages);
     if (*encode) return cr::crit::cmd_encode(json_in, out);
-    if (*x) return cr::crit::cmd_x(view, img);
+    if (*x) return cr::crit::cmd_x(view, img, !no_verify);
   } catch (const cr::crit::Failure& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "crit: %s\n", e.what());

@@ -66,8 +66,8 @@ std::string record_problem(const format::RecordReader& r) {
 
 }  // namespace
 
-int cmd_show(const std::string& path) {
-  Image img = open_image(path, /*bookkeeping=*/true);
+int cmd_show(const std::string& path, bool verify) {
+  Image img = open_image(path, /*bookkeeping=*/true, verify);
   auto& r = *img.reader;
   Totals totals;
   std::printf("%10s  %-16s %s\n", "OFFSET", "TYPE", "SUMMARY");
@@ -86,8 +86,8 @@ int cmd_show(const std::string& path) {
   return 0;
 }
 
-int cmd_info(const std::string& path) {
-  Image img = open_image(path, /*bookkeeping=*/true);
+int cmd_info(const std::string& path, bool verify) {
+  Image img = open_image(path, /*bookkeeping=*/true, verify);
   auto& r = *img.reader;
   const auto& h = r.header();
   std::printf("format version: %u\n", r.format_version());
