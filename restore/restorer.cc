@@ -73,6 +73,9 @@ Status resume(RestoreContext& ctx) {
   if (ctx.opts.foreground_tty >= 0 && p.pgid == p.pid &&
       ::tcsetpgrp(ctx.opts.foreground_tty, static_cast<pid_t>(p.pid)) != 0)
     ctx.warn(errno_error("tcsetpgrp").message + ": the task runs in the background");
+  // Dumped in group stop: a SIGSTOP pending at detach stops it before it runs any code.
+  if ((t.flags & schema::kThreadStopped) != 0 && ::kill(static_cast<pid_t>(p.pid), SIGSTOP) != 0)
+    return errno_error("SIGSTOP for the stopped task");
   CR_TRY(ctx.tracee.detach());
   return {};
 }
@@ -112,9 +115,7 @@ Result<pid_t> restore(RestoreContext& ctx) {
       return std::move(st).error();
     }
   }
-  const pid_t pid = ctx.child.release();
-  if ((ctx.img.thread->flags & schema::kThreadStopped) != 0) ::kill(pid, SIGSTOP);
-  return pid;
+  return ctx.child.release();
 }
 
 }  // namespace cr::restore
