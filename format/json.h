@@ -12,8 +12,11 @@
 // "extra_hex" so re-encoding gives back the same bytes.
 //
 // A whole stream (crit decode) adds the stream-level values around the records:
-//   {"format_version": 1, "records": [ {stream_header}, {schema_type}..., ..., {trailer} ]}
-// The trailer's values are recomputed on encode (they are checksums of what precedes them).
+//   {"format_version": 1, "flags": 0, "records": [ {stream_header}, {schema_type}..., ...,
+//    {trailer} ]}
+// one record per line. Encode learns each type's layout from the schema_type records before it
+// (the bookkeeping types keep their frozen layouts) and recomputes every CRC and the trailer's
+// values, so an unedited document gives back the same bytes and an edited one a valid image.
 #pragma once
 
 #include <cstdint>
