@@ -241,6 +241,8 @@ class FileCollector {
     } else if (S_ISFIFO(e.st.st_mode)) {
       f.kind = schema::kFileFifo;
       CR_TRY_ASSIGN(f.pipe, pipe_object(e));
+    } else if (S_ISCHR(e.st.st_mode) && major(e.st.st_rdev) == 5 && minor(e.st.st_rdev) == 2) {
+      return refuse(e.fd, "pty master " + e.link);
     } else if (is_tty(e.st)) {
       if (!ctx_.opts.shell_job)
         return make_error(fd_name(e.fd) + ": tty " + e.link +

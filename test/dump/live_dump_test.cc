@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/user.h>
@@ -634,6 +636,77 @@ TEST(LiveDump, RefusesSocket) {
       },
       check_alive);
   expect_refused(child, "fd 9: socket not supported yet");
+}
+
+TEST(LiveDump, FifoDataKeptAndNotConsumed) {
+  static char path[] = "/tmp/crdump_fifo_XXXXXX";
+  ASSERT_NE(mkdtemp(path), nullptr);
+  static std::string fifo = std::string(path) + "/f";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  Child child(
+      [] {
+        int f = open(fifo.c_str(), O_RDWR | O_NONBLOCK);  // both ends in one description
+        dup2(f, 12);
+        close(f);
+        write_all(12, "fifo bytes");
+      },
+      [] {
+        char buf[32] = {};
+        ssize_t n = read(12, buf, sizeof buf - 1);
+        return std::string(buf, n > 0 ? n : 0);
+      });
+  ASSERT_TRUE(child.ready());
+  DumpOptions opts;
+  opts.leave_running = true;
+  opts.inherit_fds = {kCmdFd, kAnsFd};
+  auto d = run_dump(child.pid(), opts);
+  ASSERT_TRUE(d->status.ok()) << d->status.error().message;
+  std::map<uint32_t, schema::Fd> fds;
+  for (const auto& f : d->w.all<schema::Fd>()) fds[f.fd] = f;
+  ASSERT_EQ(fds.count(12), 1u);
+  schema::File file;
+  for (const auto& f : d->w.all<schema::File>())
+    if (f.id == fds[12].file) file = f;
+  EXPECT_EQ(file.kind, schema::kFileFifo);
+  EXPECT_EQ(file.path, fifo);
+  EXPECT_EQ(file.flags & O_ACCMODE, static_cast<uint32_t>(O_RDWR));
+  auto pdata = d->w.all_with_tail<schema::PipeData>();
+  ASSERT_EQ(pdata.size(), 1u);
+  EXPECT_EQ(pdata[0].first.pipe, file.pipe);
+  EXPECT_EQ(std::string(pdata[0].second.begin(), pdata[0].second.end()), "fifo bytes");
+  EXPECT_EQ(child.ask('c'), "fifo bytes");
+  unlink(fifo.c_str());
+  rmdir(path);
+}
+
+TEST(LiveDump, TtyNeedsShellJob) {
+  int master = posix_openpt(O_RDWR | O_NOCTTY);
+  ASSERT_GE(master, 0);
+  ASSERT_EQ(grantpt(master), 0);
+  ASSERT_EQ(unlockpt(master), 0);
+  static std::string slave;
+  slave = ptsname(master);
+  Child child(
+      [] {
+        int t = open(slave.c_str(), O_RDWR | O_NOCTTY);
+        dup2(t, 0);
+        if (t != 0) close(t);
+      },
+      check_alive);
+  expect_refused(child, "fd 0: tty " + slave + " is outside the process (dump with --shell-job)");
+  DumpOptions opts;
+  opts.leave_running = true;
+  opts.shell_job = true;
+  opts.inherit_fds = {kCmdFd, kAnsFd};
+  auto d = run_dump(child.pid(), opts);
+  ASSERT_TRUE(d->status.ok()) << d->status.error().message;
+  EXPECT_EQ(d->w.all<schema::Process>().at(0).flags, uint32_t{schema::kProcessShellJob});
+  bool found = false;
+  for (const auto& f : d->w.all<schema::File>())
+    if (f.kind == schema::kFileTty) found = f.path == slave;
+  EXPECT_TRUE(found);
+  EXPECT_EQ(child.ask('c'), "alive");
+  close(master);
 }
 
 TEST(LiveDump, NoSuchProcess) {
