@@ -104,6 +104,18 @@ TEST(RealPrograms, Sleep2) {
   }
 }
 
+// Foreground crrestore exits with the restored process's own exit status, not just 0/1.
+TEST(RealPrograms, ForegroundRestorePassesExitStatusOn) {
+  if (!tools_present()) return;
+  TempDir dir;
+  Target t = Target::start(
+      dir, {"/usr/bin/bash", "-c", "exec 3>&-; i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; exit 42"});
+  ASSERT_GT(t.pid(), 0) << t.error();
+  ASSERT_TRUE(dump_target(dir, t, Mode::kKill, dir.path("img")));
+  ToolRun r = run_tool(dir, "crrestore", {"-i", dir.path("img")});
+  EXPECT_TRUE(r.status.exited && r.status.code == 42) << "want bash's exit 42: " << r.describe();
+}
+
 // crdump | zstd > a.zst; crrestore -d -i a.zst (crrestore reads zstd itself); then the restored
 // task is dumped again with crdump -z and restored through zstd -dc | crrestore -d.
 TEST(Pipelines, ZstdBothWaysAndRedump) {
