@@ -20,6 +20,7 @@ class FakeWriter : public format::RecordWriter {
   Status write_raw(uint32_t type, std::span<const uint8_t> fields,
                    std::span<const uint8_t> tail) override {
     if (finished || failed) return make_error("write after the end of the stream");
+    if (type == fail_on_type) return make_error("injected write failure", EPIPE);
     recs.push_back(Rec{type, {fields.begin(), fields.end()}, {tail.begin(), tail.end()}});
     bytes_ += fields.size() + tail.size();
     return {};
@@ -53,6 +54,7 @@ class FakeWriter : public format::RecordWriter {
   }
 
   std::vector<Rec> recs;
+  uint32_t fail_on_type = 0;  // write_raw of this record type fails (EPIPE), for error paths
   bool finished = false, failed = false;
   std::string fail_message;
 

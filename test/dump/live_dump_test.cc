@@ -517,6 +517,35 @@ TEST(LiveDump, StoppedChildStaysStopped) {
   EXPECT_EQ(child.ask('c'), "alive");
 }
 
+TEST(LiveDump, WriteFailureLeavesTaskUntouched) {
+  strcpy(g_file_path, "/tmp/crdump_test_XXXXXX");
+  int made = mkstemp(g_file_path);
+  ASSERT_GE(made, 0);
+  close(made);
+  Child child(rich_setup, rich_check);
+  ASSERT_TRUE(child.ready());
+  ASSERT_EQ(sigqueue(child.pid(), SIGRTMIN + 1, sigval{}), 0);
+  ASSERT_TRUE(wait_blocked_in_read(child.pid()));
+  auto proc = ProcDir::open(child.pid());
+  ASSERT_TRUE(proc.ok());
+  std::string maps_before = proc->read("maps").value();
+  std::string status_before = proc->read("status").value();
+  // Fails after the injected calls and in the middle of the pages (not leave-running: a
+  // failed dump must not kill either).
+  FakeWriter w;
+  w.fail_on_type = schema::Pages::kType;
+  Status st = dump_process(child.pid(), {.inherit_fds = {kCmdFd, kAnsFd}}, w);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("injected write failure"), std::string::npos);
+  EXPECT_TRUE(w.failed);
+  ASSERT_TRUE(wait_blocked_in_read(child.pid()));
+  EXPECT_EQ(proc->read("maps").value(), maps_before) << "scratch page left behind";
+  auto sigblk = [](const std::string& status) { return parse_status(status).value().sig_blk; };
+  EXPECT_EQ(sigblk(proc->read("status").value()), sigblk(status_before));
+  EXPECT_EQ(child.ask('c'), "ok hello pipe");
+  unlink(g_file_path);
+}
+
 TEST(LiveDump, KilledAfterDump) {
   Child child([] {}, check_alive);
   ASSERT_TRUE(child.ready());
