@@ -24,6 +24,7 @@ const std::vector<ZdtmCase>& cases() {
       {"regs_gpr_avx", {}},
       {"fsgs_tls", {}},
       {"mem_anon", {}},
+      {"mem_edges", {}},
       {"heap_brk", {}},
       {"stack_deep", {}},
       {"file_map_private", {}},
