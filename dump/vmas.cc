@@ -57,6 +57,7 @@ Result<schema::Vma> make_vma(DumpContext& ctx, const MapEntry& m) {
   v.madv = madv_flags(m);
 
   if (m.has_flag("ht")) return refuse(m, "hugetlb memory");
+  if (m.has_flag("ss")) return refuse(m, "shadow stack");
   // The kernel's own [vvar] pages are VM_PFNMAP too; those are handled by kind below.
   if (!m.special() && (m.has_flag("io") || m.has_flag("pf")))
     return refuse(m, "device mapping " + m.path);
