@@ -9,10 +9,13 @@
 
 namespace cr::e2e {
 
-/// Which way the target is dumped.
-enum class Mode { kKill, kLeaveRunning };
+/// Which way the target is dumped. kTwice: kill path, then the restored task is dumped and
+/// restored once more (state that survives one restore must survive the next).
+enum class Mode { kKill, kLeaveRunning, kTwice };
 
-inline const char* mode_name(Mode m) { return m == Mode::kKill ? "kill" : "leave_running"; }
+inline const char* mode_name(Mode m) {
+  return m == Mode::kKill ? "kill" : m == Mode::kLeaveRunning ? "leave_running" : "twice";
+}
 
 /// Fails the current test if crdump / crrestore are missing: the suite is their spec.
 inline bool tools_present() {
@@ -47,7 +50,7 @@ inline bool dump_target(TempDir& dir, Target& t, Mode mode, const std::string& i
     return false;
   }
   dir.snapshot_work();
-  if (mode == Mode::kKill) {
+  if (mode != Mode::kLeaveRunning) {
     ExitStatus st = t.wait(std::chrono::seconds(10));
     if (st.exited || st.code != SIGKILL) {
       ADD_FAILURE() << "after crdump the target should die of SIGKILL, got " << st.describe()
@@ -78,6 +81,25 @@ inline bool restore_detached(TempDir& dir, const std::string& img, pid_t pid) {
   }
   if (!pid_exists(pid)) {
     ADD_FAILURE() << "crrestore -d exited 0 but pid " << pid << " does not exist";
+    return false;
+  }
+  return true;
+}
+
+/// Dumps a restored task (our child) with the kill path and reaps it.
+inline bool redump_restored(TempDir& dir, pid_t pid, const std::string& img) {
+  ToolRun d = run_tool(dir, "crdump", {"-o", img, std::to_string(pid)});
+  if (!d.status.ok()) {
+    ADD_FAILURE() << "crdump of the restored task: " << d.describe()
+                  << "\nlog: " << read_file(dir.work() + "/log");
+    kill_child(pid);
+    return false;
+  }
+  dir.snapshot_work();
+  auto st = wait_exit(pid, std::chrono::seconds(10));
+  if (!st || st->exited || st->code != SIGKILL) {
+    ADD_FAILURE() << "restored task after crdump: " << (st ? st->describe() : "still running");
+    kill_child(pid);
     return false;
   }
   return true;

@@ -10,7 +10,7 @@
 namespace cr::e2e {
 namespace {
 
-const Mode kModes[] = {Mode::kKill, Mode::kLeaveRunning};
+const Mode kModes[] = {Mode::kKill, Mode::kLeaveRunning};  // kTwice: see zdtm_test.cc
 
 std::string fd_listing(pid_t pid) {
   std::string out;

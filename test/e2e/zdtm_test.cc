@@ -105,6 +105,11 @@ TEST_P(ZdtmDumpRestore, RestoredPasses) {
     dir.keep();
     return;
   }
+  if (mode == Mode::kTwice &&
+      !(redump_restored(dir, pid, dir.path("img2")) && restore_detached(dir, dir.path("img2"), pid))) {
+    dir.keep();
+    return;
+  }
   expect_restored_passes(dir, pid);
   if (HasFailure()) {
     dir.keep();
@@ -114,7 +119,8 @@ TEST_P(ZdtmDumpRestore, RestoredPasses) {
 
 INSTANTIATE_TEST_SUITE_P(All, ZdtmDumpRestore,
                          ::testing::Combine(::testing::ValuesIn(select(false)),
-                                            ::testing::Values(Mode::kKill, Mode::kLeaveRunning)),
+                                            ::testing::Values(Mode::kKill, Mode::kLeaveRunning,
+                                                              Mode::kTwice)),
                          [](const auto& info) {
                            return std::get<0>(info.param).name + "_" +
                                   mode_name(std::get<1>(info.param));
