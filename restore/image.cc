@@ -200,7 +200,7 @@ Status check_head(const ProcessImage& img) {
   return {};
 }
 
-Status verify_on_disk(const ProcessImage& img, std::vector<std::string>* warnings) {
+Status verify_on_disk(const ProcessImage& img, [[maybe_unused]] std::vector<std::string>* warnings) {
   for (const auto& v : img.vmas) {
     if (v.kind != schema::kVmaFilePrivate && v.kind != schema::kVmaFileShared) continue;
     struct stat st {};
@@ -214,14 +214,12 @@ Status verify_on_disk(const ProcessImage& img, std::vector<std::string>* warning
     switch (f.kind) {
       case schema::kFileRegular:
         if (::stat(f.path.c_str(), &st) != 0) return errno_error("open file " + f.path);
-        // The size decides: an offset past a shrunk file, or data the process never saw,
-        // would restore wrong. A rewrite with the same size (a harness putting a log back)
-        // only moves the mtime, which the process cannot observe through its fd.
-        if (static_cast<uint64_t>(st.st_size) != f.size)
+        // Size and mtime both: an offset past a shrunk file, or data the process never saw
+        // (a rewrite of the same size), would restore wrong without a word.
+        if (static_cast<uint64_t>(st.st_size) != f.size || mtime_ns_of(st) != f.mtime_ns)
           return make_error(f.path + ": file changed since dump (size " + std::to_string(f.size) +
-                            " -> " + std::to_string(st.st_size) + ")");
-        if (mtime_ns_of(st) != f.mtime_ns && warnings != nullptr)
-          warnings->push_back(f.path + ": modified since dump (same size)");
+                            " -> " + std::to_string(st.st_size) +
+                            (mtime_ns_of(st) != f.mtime_ns ? ", mtime differs)" : ")"));
         break;
       case schema::kFileDirectory:
         if (::stat(f.path.c_str(), &st) != 0) return errno_error("open directory " + f.path);
