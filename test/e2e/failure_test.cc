@@ -102,6 +102,39 @@ TEST(CrdumpFailure, TargetKilledWhileWriterBlocked) {
   EXPECT_FALSE(ts.exited) << "target: " << ts.describe();
 }
 
+TEST(CrdumpFailure, NoSuchProcess) {
+  if (!tools_present()) return;
+  TempDir dir;
+  // A pid that surely does not exist: a child of ours, already reaped.
+  SpawnSpec s;
+  s.argv = {"/usr/bin/true"};
+  pid_t gone = spawn(s);
+  ASSERT_GT(gone, 0);
+  ASSERT_TRUE(wait_exit(gone, std::chrono::seconds(10)));
+  ToolRun d = run_tool(dir, "crdump", {"-o", dir.path("img"), std::to_string(gone)});
+  EXPECT_TRUE(d.status.exited && d.status.code == 1) << d.describe();
+  EXPECT_TRUE(d.one_line_error("crdump")) << d.err;
+}
+
+TEST(CrrestoreFailure, TruncatedZstdImage) {
+  if (!tools_present()) return;
+  TempDir dir;
+  Target t = Target::start(dir, mem_anon(8));
+  ASSERT_GT(t.pid(), 0) << t.error();
+  const pid_t pid = t.pid();
+  ASSERT_TRUE(dump_target(dir, t, Mode::kKill, dir.path("img.zst"), {"-z"}));
+  std::string img = read_file(dir.path("img.zst"));
+  write_file(dir.path("bad.zst"), img.substr(0, img.size() / 2));
+  ToolRun r = run_tool(dir, "crrestore", {"-d", "-i", dir.path("bad.zst")});
+  EXPECT_TRUE(r.status.exited && r.status.code == 1) << r.describe();
+  EXPECT_TRUE(r.one_line_error("crrestore")) << r.err;
+  reap_zombies();
+  EXPECT_FALSE(pid_exists(pid)) << "pid " << pid << " left behind";
+  kill_child(pid);
+  ASSERT_TRUE(restore_detached(dir, dir.path("img.zst"), pid));
+  expect_restored_passes(dir, pid);
+}
+
 TEST(CrrestoreFailure, PidInUse) {
   if (!tools_present()) return;
   TempDir dir;
@@ -161,6 +194,8 @@ TEST_F(CrrestoreDamaged, TruncatedToHalf) { expect_refused(image_.substr(0, imag
 TEST_F(CrrestoreDamaged, LastByteCut) { expect_refused(image_.substr(0, image_.size() - 1), "last byte cut"); }
 
 TEST_F(CrrestoreDamaged, Empty) { expect_refused("", "empty image"); }
+
+TEST_F(CrrestoreDamaged, NotAnImage) { expect_refused(read_file("/etc/passwd"), "/etc/passwd"); }
 
 }  // namespace
 }  // namespace cr::e2e
