@@ -6,6 +6,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <iostream>
 #include <string>
 
 #include "e2e_common.h"
@@ -15,6 +16,9 @@ namespace {
 
 // A program whose image cannot fit in any pipe buffer (pipe-max-size is 1 MiB).
 std::vector<std::string> mem_anon(int mib) { return {zdtm_path("mem_anon"), std::to_string(mib)}; }
+
+// Shows the tool's message in the test output: the wording is part of what is reviewed.
+void note(const std::string& what, const std::string& err) { std::cout << "  [" << what << "] " << err; }
 
 void expect_intact(Target& t) {
   ASSERT_TRUE(pid_exists(t.pid())) << "target gone";
@@ -28,6 +32,7 @@ TEST(CrdumpFailure, StdoutClosed) {
   Target t = Target::start(dir, mem_anon(8));
   ASSERT_GT(t.pid(), 0) << t.error();
   ToolRun d = run_tool(dir, "crdump", {std::to_string(t.pid())}, -1, /*out_fd=*/-2);
+  note("stdout closed", d.err);
   EXPECT_TRUE(d.status.exited && d.status.code == 1) << d.describe();
   EXPECT_TRUE(d.one_line_error("crdump")) << d.err;
   expect_intact(t);
@@ -56,6 +61,7 @@ TEST(CrdumpFailure, ReaderExitsMidStream) {
   auto st = wait_exit(dumper, std::chrono::seconds(60));
   ASSERT_TRUE(st) << "crdump hangs after its reader went away";
   std::string err = read_file(dir.path("crdump.err"));
+  note("reader gone", err);
   EXPECT_TRUE(st->exited && st->code == 1) << st->describe() << " (SIGPIPE = 13), stderr: " << err;
   EXPECT_TRUE((ToolRun{*st, err}).one_line_error("crdump")) << err;
   expect_intact(t);
@@ -95,6 +101,7 @@ TEST(CrdumpFailure, TargetKilledWhileWriterBlocked) {
   auto st = wait_exit(dumper, std::chrono::seconds(60));
   ASSERT_TRUE(st) << "crdump hangs after the target died";
   std::string err = read_file(dir.path("crdump.err"));
+  note("target killed", err);
   EXPECT_TRUE(st->exited && st->code == 1)
       << st->describe() << " after " << drained << " more bytes, stderr: " << err;
   EXPECT_TRUE((ToolRun{*st, err}).one_line_error("crdump")) << err;
@@ -112,6 +119,7 @@ TEST(CrdumpFailure, NoSuchProcess) {
   ASSERT_GT(gone, 0);
   ASSERT_TRUE(wait_exit(gone, std::chrono::seconds(10)));
   ToolRun d = run_tool(dir, "crdump", {"-o", dir.path("img"), std::to_string(gone)});
+  note("no such pid", d.err);
   EXPECT_TRUE(d.status.exited && d.status.code == 1) << d.describe();
   EXPECT_TRUE(d.one_line_error("crdump")) << d.err;
 }
@@ -126,6 +134,7 @@ TEST(CrrestoreFailure, TruncatedZstdImage) {
   std::string img = read_file(dir.path("img.zst"));
   write_file(dir.path("bad.zst"), img.substr(0, img.size() / 2));
   ToolRun r = run_tool(dir, "crrestore", {"-d", "-i", dir.path("bad.zst")});
+  note("cut zstd", r.err);
   EXPECT_TRUE(r.status.exited && r.status.code == 1) << r.describe();
   EXPECT_TRUE(r.one_line_error("crrestore")) << r.err;
   reap_zombies();
@@ -143,6 +152,7 @@ TEST(CrrestoreFailure, PidInUse) {
   ToolRun d = run_tool(dir, "crdump", {"--leave-running", "-o", dir.path("img"), std::to_string(t.pid())});
   ASSERT_TRUE(d.status.ok()) << d.describe();
   ToolRun r = run_tool(dir, "crrestore", {"-d", "-i", dir.path("img")});
+  note("pid in use", r.err);
   EXPECT_TRUE(r.status.exited && r.status.code == 1) << r.describe();
   EXPECT_TRUE(r.one_line_error("crrestore")) << r.err;
   EXPECT_NE(r.err.find("in use"), std::string::npos) << r.err;
@@ -167,6 +177,7 @@ class CrrestoreDamaged : public ::testing::Test {
   void expect_refused(const std::string& bad, const std::string& what) {
     write_file(dir_.path("bad"), bad);
     ToolRun r = run_tool(dir_, "crrestore", {"-d", "-i", dir_.path("bad")});
+    note(what, r.err);
     EXPECT_TRUE(r.status.exited && r.status.code == 1) << what << ": " << r.describe();
     EXPECT_TRUE(r.one_line_error("crrestore")) << what << ": " << r.err;
     reap_zombies();

@@ -2,6 +2,7 @@
 // programs crdump must refuse. The table is the list of what the tools must handle.
 #include <unistd.h>
 
+#include <iostream>
 #include <string>
 #include <vector>
 
@@ -145,6 +146,7 @@ TEST_P(ZdtmRefused, DumpRefusedTargetIntact) {
     EXPECT_NE(d.err.find(c.refused), std::string::npos)
         << "message should name '" << c.refused << "': " << d.err;
     ASSERT_TRUE(pid_exists(t.pid())) << "target gone after a refused dump";
+    if (mode == Mode::kKill) std::cout << "  [refused] " << d.err;
   }
   ExitStatus st = t.terminate();
   EXPECT_TRUE(st.ok()) << "target after refused dumps: " << st.describe() << "\nlog: " << t.log();
