@@ -7,6 +7,7 @@
 #include "format/crc32c.h"
 
 #include <nmmintrin.h>
+#include <wmmintrin.h>
 
 #include <array>
 #include <cstring>
@@ -105,12 +106,92 @@ uint32_t three_way(uint32_t crc, const uint8_t*& p, size_t& n, const ShiftTable&
   return crc;
 }
 
+// Folding with carry-less multiplication. On this machine's AMD cores the crc32 instruction
+// retires about one per three cycles whatever the number of chains (~6 GB/s), while pclmul
+// folds 64 bytes per few cycles. Four 128-bit accumulators walk the buffer; each step moves an
+// accumulator X = H·x^64 + L (H = its first 8 bytes: reflected order puts the highest degree
+// first) forward by F bits: X·x^F ≡ H·(x^(64+F) mod P) + L·(x^F mod P). A carry-less product of
+// two reflected values is the reflected product times x, hence the exponents below are one less.
+// What is left after folding is a 16-byte block congruent to the message, whose raw CRC the
+// crc32 instruction finishes.
+
+// x^n mod P in the normal (non-reflected) representation, Castagnoli polynomial.
+uint32_t xpow_mod(size_t n) {
+  uint64_t r = 1;
+  for (size_t i = 0; i < n; ++i) {
+    r <<= 1;
+    if (r & (uint64_t{1} << 32)) r ^= (uint64_t{1} << 32) | 0x1EDC6F41u;
+  }
+  return static_cast<uint32_t>(r);
+}
+
+// A polynomial of degree < 32 laid out as a reflected 64-bit operand (x^d at bit 63 - d).
+uint64_t reflect64(uint32_t poly) {
+  uint64_t out = 0;
+  for (int d = 0; d < 32; ++d)
+    if (poly & (1u << d)) out |= uint64_t{1} << (63 - d);
+  return out;
+}
+
+// Constants to move an accumulator forward by `bits`: qword 0 multiplies H, qword 1 multiplies L.
+__m128i fold_constants(size_t bits) {
+  return _mm_set_epi64x(static_cast<long long>(reflect64(xpow_mod(bits - 1))),
+                        static_cast<long long>(reflect64(xpow_mod(64 + bits - 1))));
+}
+
+struct FoldConstants {
+  __m128i by512 = fold_constants(512), by384 = fold_constants(384), by256 = fold_constants(256),
+          by128 = fold_constants(128);
+};
+
+const FoldConstants& fold_k() {
+  static const FoldConstants k;
+  return k;
+}
+
+inline __m128i fold(__m128i x, __m128i k) {
+  return _mm_xor_si128(_mm_clmulepi64_si128(x, k, 0x00), _mm_clmulepi64_si128(x, k, 0x11));
+}
+
+inline __m128i load128(const uint8_t* p) {
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+}
+
+// Raw CRC state over `blocks` 64-byte blocks (blocks >= 1).
+uint32_t fold_blocks(uint32_t state, const uint8_t* p, size_t blocks) {
+  const FoldConstants& k = fold_k();
+  __m128i x0 = _mm_xor_si128(load128(p), _mm_cvtsi32_si128(static_cast<int>(state)));
+  __m128i x1 = load128(p + 16), x2 = load128(p + 32), x3 = load128(p + 48);
+  for (size_t b = 1; b < blocks; ++b) {
+    p += 64;
+    x0 = _mm_xor_si128(fold(x0, k.by512), load128(p));
+    x1 = _mm_xor_si128(fold(x1, k.by512), load128(p + 16));
+    x2 = _mm_xor_si128(fold(x2, k.by512), load128(p + 32));
+    x3 = _mm_xor_si128(fold(x3, k.by512), load128(p + 48));
+  }
+  __m128i x = _mm_xor_si128(_mm_xor_si128(fold(x0, k.by384), fold(x1, k.by256)),
+                            _mm_xor_si128(fold(x2, k.by128), x3));
+  uint8_t last[16];
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(last), x);
+  return raw_crc(0, last, 16);
+}
+
+bool have_pclmul() {
+  static const bool yes = __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.2");
+  return yes;
+}
+
 }  // namespace
 
 uint32_t crc32c_extend(uint32_t crc, const void* data, size_t n) {
   const uint8_t* p = static_cast<const uint8_t*>(data);
   uint32_t c = ~crc;
-  if (n >= 3 * kShortPart) {
+  if (n >= 256 && have_pclmul()) {
+    const size_t blocks = n / 64;
+    c = fold_blocks(c, p, blocks);
+    p += blocks * 64;
+    n -= blocks * 64;
+  } else if (n >= 3 * kShortPart) {
     // Align the chains to 8 bytes; loads are unaligned-safe, this just avoids split lines.
     const size_t head = (8 - (reinterpret_cast<uintptr_t>(p) & 7)) & 7;
     c = raw_crc(c, p, head);
