@@ -30,6 +30,8 @@ struct DumpOptions {
   bool pagemap_scan = true;
   /// Called after each pass with its name and wall time in seconds (for -v).
   std::function<void(std::string_view pass, double seconds)> on_pass;
+  /// Called as page data goes out, with the bytes of pages written so far (for a progress line).
+  std::function<void(uint64_t page_bytes)> on_progress;
 };
 
 /// The StreamHeader for a dump of `pid`: kernel release, hostname, page size, arch, time.

@@ -384,6 +384,7 @@ class PageDumper {
       }
       page += r.npages;
     }
+    if (ctx_.opts.on_progress) ctx_.opts.on_progress(ctx_.pages_written * kPage);
     b.clear();
     free_.push_front(slot);  // reuse the buffer that is warm (a small dump uses only one)
     return {};

@@ -191,6 +191,7 @@ Status stream_pages(RestoreContext& ctx) {
         // Into a VMA mapped writable above; one copy from the reader's buffer.
         CR_TRY(ctx.tracee.write_mem(p.vaddr, tail.data(), tail.size()));
         ctx.page_bytes += len;
+        if (ctx.opts.on_progress) ctx.opts.on_progress(ctx.page_bytes);
       }
     } else {
       auto st = stash_tail_record(reader, ctx.img);

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -26,6 +27,8 @@ struct RestoreOptions {
   /// A terminal to hand to the task's process group before it runs (foreground --shell-job),
   /// or -1. The caller takes it back when the task is gone.
   int foreground_tty = -1;
+  /// Called as page data goes in, with the bytes of pages written so far (for a progress line).
+  std::function<void(uint64_t page_bytes)> on_progress;
 };
 
 /// The trampoline page in the task: a `syscall` instruction, then scratch space that remote

@@ -21,6 +21,7 @@
 #include "common/scoped_fd.h"
 #include "dump/dump.h"
 #include "format/record_writer.h"
+#include "tools/progress.h"
 
 namespace {
 
@@ -105,7 +106,10 @@ int run(int argc, char** argv) {
   wopts.zstd_level = zstd_level;
   auto writer = cr::format::RecordWriter::create(out_fd, wopts, *header);
   if (!writer.ok()) return die(writer.error().message);
+  cr::tools::Progress progress("crdump");
+  opts.on_progress = [&progress](uint64_t bytes) { progress.update(bytes); };
   cr::Status st = cr::dump::dump_process(pid, opts, **writer);
+  progress.finish();
   if (!st.ok()) return die(st.error().message);
   if (verbose) {
     std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;

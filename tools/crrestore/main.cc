@@ -14,6 +14,7 @@
 #include "common/scoped_fd.h"
 #include "format/record_reader.h"
 #include "restore/restorer.h"
+#include "tools/progress.h"
 
 namespace {
 
@@ -82,7 +83,10 @@ int main(int argc, char** argv) {
     die((input.empty() ? std::string("stdin") : input) + ": " + reader.error().message);
   ctx.reader = reader->get();
 
+  cr::tools::Progress progress("crrestore");
+  ctx.opts.on_progress = [&progress](uint64_t bytes) { progress.update(bytes); };
   auto pid = cr::restore::restore(ctx);
+  progress.finish();
   if (verbose) {
     double total = 0;
     for (const auto& [name, secs] : ctx.pass_seconds) {
