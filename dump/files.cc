@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <map>
 
+#include "common/text.h"
 #include "dump/passes.h"
 
 namespace cr::dump {
@@ -32,11 +33,6 @@ std::string fd_name(int fd) { return "fd " + std::to_string(fd); }
 
 Error refuse(int fd, const std::string& what) {
   return make_error(fd_name(fd) + ": " + what + " not supported yet");
-}
-
-uint64_t mtime_ns(const struct stat& st) {
-  return static_cast<uint64_t>(st.st_mtim.tv_sec) * 1000000000ull +
-         static_cast<uint64_t>(st.st_mtim.tv_nsec);
 }
 
 Result<std::vector<int>> list_fds(const ProcDir& proc) {

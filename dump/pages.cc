@@ -17,6 +17,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/text.h"
 #include "dump/passes.h"
 
 namespace cr::dump {
@@ -53,12 +54,6 @@ constexpr uint64_t kPageIsPresent = 1 << 3;
 constexpr uint64_t kPageIsSwapped = 1 << 4;
 constexpr uint64_t kPageIsPfnZero = 1 << 5;
 constexpr size_t kScanRegions = 1024;
-
-std::string hex(uint64_t v) {
-  char buf[24];
-  snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 bool page_is_zero(const uint8_t* p) {
   // Blocks of 256 bytes: a non-zero page usually stops in the first block; the OR inside a

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 
+#include "common/text.h"
 #include "dump/passes.h"
 #include "sys/remote_syscalls.h"
 
@@ -102,8 +103,7 @@ Result<schema::Vma> make_vma(DumpContext& ctx, const MapEntry& m) {
   v.dev = st.st_dev;
   v.ino = st.st_ino;
   v.file_size = static_cast<uint64_t>(st.st_size);
-  v.file_mtime_ns = static_cast<uint64_t>(st.st_mtim.tv_sec) * 1000000000ull +
-                    static_cast<uint64_t>(st.st_mtim.tv_nsec);
+  v.file_mtime_ns = mtime_ns(st);
   return v;
 }
 

@@ -1,3 +1,4 @@
+#include "common/text.h"
 #include "restore/address_space.h"
 
 #include <fcntl.h>
@@ -17,12 +18,6 @@ namespace cr::restore {
 namespace {
 
 constexpr uint64_t kRseqFlagUnregister = 1;
-
-std::string hex(uint64_t v) {
-  char buf[32];
-  snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 const char* vdso_name(uint32_t kind) {
   switch (kind) {

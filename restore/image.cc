@@ -1,3 +1,4 @@
+#include "common/text.h"
 #include "restore/image.h"
 
 #include <sys/stat.h>
@@ -7,12 +8,6 @@
 namespace cr::restore {
 
 namespace {
-
-std::string hex(uint64_t v) {
-  char buf[32];
-  snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 bool is_tail_type(uint32_t type) {
   return type == schema::Pages::kType || type == schema::Sigaction::kType ||
@@ -94,11 +89,6 @@ Status stash_head_record(const format::RecordReader& reader, ProcessImage& img) 
 }
 
 }  // namespace
-
-uint64_t mtime_ns_of(const struct stat& st) {
-  return static_cast<uint64_t>(st.st_mtim.tv_sec) * 1000000000ull +
-         static_cast<uint64_t>(st.st_mtim.tv_nsec);
-}
 
 Result<bool> load_head(format::RecordReader& reader, ProcessImage& img) {
   for (;;) {
@@ -200,13 +190,13 @@ Status check_head(const ProcessImage& img) {
   return {};
 }
 
-Status verify_on_disk(const ProcessImage& img, [[maybe_unused]] std::vector<std::string>* warnings) {
+Status verify_on_disk(const ProcessImage& img) {
   for (const auto& v : img.vmas) {
     if (v.kind != schema::kVmaFilePrivate && v.kind != schema::kVmaFileShared) continue;
     struct stat st {};
     if (::stat(v.path.c_str(), &st) != 0)
       return errno_error("mapped file " + v.path).wrap("cannot restore");
-    if (static_cast<uint64_t>(st.st_size) != v.file_size || mtime_ns_of(st) != v.file_mtime_ns)
+    if (static_cast<uint64_t>(st.st_size) != v.file_size || mtime_ns(st) != v.file_mtime_ns)
       return make_error("mapped file " + v.path + " changed since dump");
   }
   for (const auto& [id, f] : img.files) {
@@ -216,10 +206,10 @@ Status verify_on_disk(const ProcessImage& img, [[maybe_unused]] std::vector<std:
         if (::stat(f.path.c_str(), &st) != 0) return errno_error("open file " + f.path);
         // Size and mtime both: an offset past a shrunk file, or data the process never saw
         // (a rewrite of the same size), would restore wrong without a word.
-        if (static_cast<uint64_t>(st.st_size) != f.size || mtime_ns_of(st) != f.mtime_ns)
+        if (static_cast<uint64_t>(st.st_size) != f.size || mtime_ns(st) != f.mtime_ns)
           return make_error(f.path + ": file changed since dump (size " + std::to_string(f.size) +
                             " -> " + std::to_string(st.st_size) +
-                            (mtime_ns_of(st) != f.mtime_ns ? ", mtime differs)" : ")"));
+                            (mtime_ns(st) != f.mtime_ns ? ", mtime differs)" : ")"));
         break;
       case schema::kFileDirectory:
         if (::stat(f.path.c_str(), &st) != 0) return errno_error("open directory " + f.path);

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "common/text.h"
 #include "common/result.h"
 #include "format/record_reader.h"
 #include "schema/records.h"
@@ -73,14 +74,11 @@ Status check_head(const ProcessImage& img);
 /// Checks the machine against the image: file mappings unchanged (size and mtime), open
 /// regular files with the same size (a different mtime is only a warning), devices with the
 /// same rdev, the executable with the same dev/ino.
-Status verify_on_disk(const ProcessImage& img, std::vector<std::string>* warnings = nullptr);
+Status verify_on_disk(const ProcessImage& img);
 
 /// Checks a Pages run against the dumped VMAs: it must lie inside VMAs that are contiguous
 /// and hold pages (not shared file mappings). Returns the first VMA index it touches.
 Result<size_t> check_pages(const std::vector<schema::Vma>& vmas, uint64_t vaddr, uint64_t len,
                            size_t hint = 0);
-
-/// Modification time of a stat result in nanoseconds, as the Vma and File records hold it.
-uint64_t mtime_ns_of(const struct stat& st);
 
 }  // namespace cr::restore

@@ -89,7 +89,7 @@ Result<pid_t> restore(RestoreContext& ctx) {
   };
   static constexpr Pass kPasses[] = {
       {"read image head", read_head},
-      {"verify files", [](RestoreContext& c) { return verify_on_disk(c.img, &c.warnings); }},
+      {"verify files", [](RestoreContext& c) { return verify_on_disk(c.img); }},
       {"create task", create_task},
       {"trampoline", setup_trampoline},
       {"vdso and unmap", restore_memory_layout},

@@ -1,3 +1,4 @@
+#include "common/text.h"
 #include "sys/tracee.h"
 
 #include <elf.h>
@@ -30,11 +31,6 @@ constexpr long kErestartNoIntr = 513;
 constexpr long kErestartNoHand = 514;
 constexpr long kErestartRestartBlock = 516;
 
-std::string hex(uint64_t v) {
-  char buf[32];
-  snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 }  // namespace
 
 std::string WaitStatus::describe() const {

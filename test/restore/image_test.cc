@@ -173,7 +173,7 @@ TEST(Image, ChangedFileIsRefused) {
   f.kind = schema::kFileRegular;
   f.path = tf.path;
   f.size = static_cast<uint64_t>(st.st_size);
-  f.mtime_ns = mtime_ns_of(st);
+  f.mtime_ns = mtime_ns(st);
   img.files[1] = f;
   ASSERT_TRUE(verify_on_disk(img).ok()) << verify_on_disk(img).error().message;
   // Rewritten with the same size (only the mtime tells): refused.
@@ -202,12 +202,12 @@ TEST(Image, ChangedMappedFileIsRefusedNamingThePath) {
   v.kind = schema::kVmaFilePrivate;
   v.path = tf.path;
   v.file_size = static_cast<uint64_t>(st.st_size);
-  v.file_mtime_ns = mtime_ns_of(st) + 1;  // a different mtime
+  v.file_mtime_ns = mtime_ns(st) + 1;  // a different mtime
   img.vmas.push_back(v);
   auto r = verify_on_disk(img);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find(tf.path), std::string::npos);
-  img.vmas[0].file_mtime_ns = mtime_ns_of(st);
+  img.vmas[0].file_mtime_ns = mtime_ns(st);
   EXPECT_TRUE(verify_on_disk(img).ok());
 }
 

@@ -1,3 +1,4 @@
+#include "common/text.h"
 #include "tools/crit/summary.h"
 
 #include <fcntl.h>
@@ -9,12 +10,6 @@
 #include <map>
 
 namespace cr::crit {
-
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 std::string prot_text(uint64_t prot, uint64_t map_flags) {
   std::string s = "----";

@@ -7,6 +7,8 @@
 #include <span>
 #include <string>
 
+#include "common/text.h"
+
 #include "tools/crit/crit.h"
 
 namespace cr::crit {
@@ -20,7 +22,6 @@ std::string prot_text(uint64_t prot, uint64_t map_flags);
 /// Name of a VmaKind / FileKind value ("anon", "file", "heap"...; the number when unknown).
 std::string vma_kind_text(uint64_t kind);
 std::string file_kind_text(uint64_t kind);
-/// "0x7f1200000000".
-std::string hex(uint64_t v);
+using ::cr::hex;
 
 }  // namespace cr::crit

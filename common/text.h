@@ -1,0 +1,26 @@
+// Small formatting helpers shared by every layer (error messages, crit output).
+#pragma once
+
+#include <sys/stat.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+namespace cr {
+
+/// "0x7f1200000000": how addresses appear in messages.
+inline std::string hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+/// A file's mtime in nanoseconds, as Vma.file_mtime_ns and File.mtime_ns record it. crdump
+/// writes it and crrestore compares it, so both sides must use this one definition.
+inline uint64_t mtime_ns(const struct stat& st) {
+  return static_cast<uint64_t>(st.st_mtim.tv_sec) * 1000000000ull +
+         static_cast<uint64_t>(st.st_mtim.tv_nsec);
+}
+
+}  // namespace cr
