@@ -2,7 +2,6 @@
 #pragma once
 
 #include <cstdint>
-#include <span>
 
 #include "common/result.h"
 #include "format/versioning.h"
@@ -19,11 +18,10 @@ struct ConvertStats {
   uint64_t records = 0, bytes_in = 0, bytes_out = 0;
 };
 
-/// Reads the image on `in_fd` (plain or zstd), applies `steps` from its version up to
-/// opts.to_version, and writes the result on `out_fd`. One pass, bounded memory; records no
-/// step touches are copied byte for byte (page data is never decoded). On failure the output
-/// ends with an error record, so it can never pass for a complete image.
-Status convert_stream(int in_fd, int out_fd, const ConvertOptions& opts, ConvertStats* stats,
-                      std::span<const ConvertStep> steps = convert_steps());
+/// Reads the image on `in_fd` (plain or zstd), brings it to opts.to_version and writes the
+/// result on `out_fd`. One pass, bounded memory; records are copied byte for byte (page data
+/// is never decoded). On failure the output ends with an error record, so it can never pass
+/// for a complete image.
+Status convert_stream(int in_fd, int out_fd, const ConvertOptions& opts, ConvertStats* stats);
 
 }  // namespace cr::format

@@ -25,6 +25,4 @@ Status require_current_version(uint32_t version, uint32_t current) {
   return make_error("image format version " + v + " is not a valid version");
 }
 
-std::span<const ConvertStep> convert_steps() { return {}; }
-
 }  // namespace cr::format

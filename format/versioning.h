@@ -3,16 +3,15 @@
 // - The stream prefix carries the writer's format version. This build writes kFormatVersion.
 // - A record's layout or meaning never changes within a version: appending a field to a record
 //   is the only change allowed without a bump (older readers ignore it, newer readers zero it).
-//   Any other change bumps kFormatVersion and adds a ConvertStep from the previous version, plus
-//   fixture images of the new version under test/fixtures/vN/.
+//   Any other change bumps kFormatVersion and adds a conversion step from the previous version
+//   to format/convert.cc (none exists yet: version 1 is the first), plus fixture images of the
+//   new version under test/fixtures/vN/.
 // - Readers (crrestore) take only the current version; crconvert upgrades older ones step by
 //   step; crit shows any version, even a newer one, from the stream's own description.
 #pragma once
 
 #include <cstdint>
-#include <span>
 #include <string>
-#include <vector>
 
 #include "common/result.h"
 #include "format/stream_format.h"
@@ -33,22 +32,5 @@ VersionCheck check_version(uint32_t version, uint32_t current = kFormatVersion);
 /// ("image format version 1 is older than this build's 2: upgrade it with `crconvert`").
 Status require_current_version(uint32_t version, uint32_t current = kFormatVersion);
 
-/// One record as it travels through a conversion: type, encoded fields, tail.
-struct RawRecord {
-  uint32_t type = 0;
-  std::vector<uint8_t> fields, tail;
-};
-
-/// One step between adjacent versions: `up` rewrites a record of version `from` into the
-/// records (0..n) that say the same in version `from + 1`. Records a step does not touch must
-/// be passed through unchanged: conversion keeps them byte for byte.
-struct ConvertStep {
-  uint32_t from;
-  const char* summary;
-  Status (*up)(RawRecord in, std::vector<RawRecord>& out);
-};
-
-/// Every step, in order. Version 1 is the first frozen version, so there is none yet.
-std::span<const ConvertStep> convert_steps();
 
 }  // namespace cr::format
