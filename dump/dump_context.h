@@ -11,12 +11,15 @@
 #include <vector>
 
 #include "dump/dump.h"
-#include "dump/proc_parse.h"
+#include "sys/proc_parse.h"
 #include "format/record_writer.h"
 #include "schema/records.h"
 #include "sys/tracee.h"
 
 namespace cr::dump {
+
+// The /proc parsers live in sys/ (restore reads /proc too); dump uses them unqualified.
+using namespace ::cr::sys;  // NOLINT(google-build-using-namespace)
 
 /// State read from inside the task by injected system calls (remote_state.cc).
 struct RemoteState {

@@ -8,6 +8,7 @@
 
 #include <cstdio>
 
+#include "sys/proc_parse.h"
 #include "restore/task_state.h"
 
 namespace cr::restore {
@@ -21,17 +22,10 @@ Status check(Result<uint64_t> r, const char* what) {
 
 // The task's bounding set, from /proc (one read instead of a remote PR_CAPBSET_READ per cap).
 Result<uint64_t> bounding_set(pid_t pid) {
-  std::string path = "/proc/" + std::to_string(pid) + "/status";
-  FILE* f = std::fopen(path.c_str(), "re");
-  if (f == nullptr) return errno_error("open " + path);
-  char line[256];
-  unsigned long long bnd = 0;
-  bool found = false;
-  while (!found && std::fgets(line, sizeof line, f) != nullptr)
-    found = std::sscanf(line, "CapBnd: %llx", &bnd) == 1;
-  std::fclose(f);
-  if (!found) return make_error(path + ": no CapBnd line");
-  return static_cast<uint64_t>(bnd);
+  CR_TRY_ASSIGN(sys::ProcDir proc, sys::ProcDir::open(pid));
+  CR_TRY_ASSIGN(std::string text, proc.read("status"));
+  CR_TRY_ASSIGN(sys::ProcStatus status, sys::parse_status(text));
+  return status.cap_bnd;
 }
 
 int last_cap() {

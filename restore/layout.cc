@@ -1,7 +1,6 @@
 #include "restore/layout.h"
 
 #include <algorithm>
-#include <charconv>
 
 namespace cr::restore {
 
@@ -9,44 +8,7 @@ namespace {
 
 constexpr uint64_t kPage = 4096;
 
-bool parse_hex(std::string_view s, uint64_t* out) {
-  auto r = std::from_chars(s.data(), s.data() + s.size(), *out, 16);
-  return r.ec == std::errc() && r.ptr == s.data() + s.size() && !s.empty();
-}
-
 }  // namespace
-
-Result<std::vector<MapsEntry>> parse_maps(std::string_view text) {
-  std::vector<MapsEntry> out;
-  size_t lineno = 0;
-  while (!text.empty()) {
-    size_t nl = text.find('\n');
-    std::string_view line = text.substr(0, nl);
-    text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
-    ++lineno;
-    if (line.empty()) continue;
-    size_t dash = line.find('-');
-    size_t sp = line.find(' ');
-    MapsEntry e;
-    if (dash == std::string_view::npos || sp == std::string_view::npos || dash > sp ||
-        !parse_hex(line.substr(0, dash), &e.range.start) ||
-        !parse_hex(line.substr(dash + 1, sp - dash - 1), &e.range.end))
-      return make_error("maps line " + std::to_string(lineno) + ": cannot parse '" +
-                        std::string(line) + "'");
-    // Skip perms, offset, dev, inode; the rest (after spaces) is the name.
-    size_t pos = sp;
-    for (int field = 0; field < 4 && pos != std::string_view::npos; ++field) {
-      pos = line.find_first_not_of(' ', pos);
-      if (pos != std::string_view::npos) pos = line.find(' ', pos);
-    }
-    if (pos != std::string_view::npos) {
-      pos = line.find_first_not_of(' ', pos);
-      if (pos != std::string_view::npos) e.name = std::string(line.substr(pos));
-    }
-    out.push_back(std::move(e));
-  }
-  return out;
-}
 
 Result<uint64_t> choose_free_range(const std::vector<Range>& a, const std::vector<Range>& b,
                                    uint64_t size) {

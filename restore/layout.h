@@ -30,8 +30,6 @@ struct MapsEntry {
   std::string name;
 };
 
-/// Parses /proc/PID/maps text.
-Result<std::vector<MapsEntry>> parse_maps(std::string_view text);
 
 /// Finds `size` bytes free in both layouts (with a free page on each side, so the trampoline
 /// never merges with a neighbour), at or above kMinPlaceAddr, the lowest such address.

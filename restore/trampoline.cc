@@ -1,5 +1,7 @@
 #include "restore/trampoline.h"
 
+#include "sys/proc_parse.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -29,19 +31,13 @@ constexpr uint64_t kTrampolineSize = 4 * 4096;
 uint64_t own_syscall_insn() { return reinterpret_cast<uint64_t>(&cr_restore_syscall_insn[0]); }
 
 Result<std::vector<MapsEntry>> read_task_maps(pid_t pid) {
-  std::string path = "/proc/" + std::to_string(pid) + "/maps";
-  ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return errno_error("open " + path);
-  std::string text;
-  char buf[16384];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return errno_error("read " + path);
-    if (n == 0) break;
-    text.append(buf, static_cast<size_t>(n));
-  }
-  return parse_maps(text);
+  CR_TRY_ASSIGN(sys::ProcDir proc, sys::ProcDir::open(pid));
+  CR_TRY_ASSIGN(std::string text, proc.read("maps"));
+  CR_TRY_ASSIGN(std::vector<sys::MapEntry> maps, sys::parse_maps(text));
+  std::vector<MapsEntry> out;
+  out.reserve(maps.size());
+  for (auto& m : maps) out.push_back(MapsEntry{Range{m.start, m.end}, std::move(m.path)});
+  return out;
 }
 
 Result<uint64_t> RestoreContext::put(const void* data, size_t len) {

@@ -22,10 +22,11 @@
 #include <set>
 
 #include "dump/dump.h"
-#include "dump/proc_parse.h"
+#include "sys/proc_parse.h"
 #include "test/dump/fake_writer.h"
 
 namespace cr::dump {
+using namespace ::cr::sys;  // the /proc parsers  NOLINT
 namespace {
 
 using testing::FakeWriter;

@@ -5,27 +5,6 @@
 namespace cr::restore {
 namespace {
 
-TEST(ParseMaps, ReadsRangesAndNames) {
-  const char* text =
-      "55d0c0000000-55d0c0002000 r--p 00000000 fd:01 1234   /usr/bin/sleep\n"
-      "7ffd1000000-7ffd1021000 rw-p 00000000 00:00 0          [stack]\n"
-      "7f0000000000-7f0000001000 rw-p 00000000 00:00 0 \n"
-      "7ffe00000000-7ffe00004000 r--p 00000000 00:00 0                          [vvar]\n";
-  auto r = parse_maps(text);
-  ASSERT_TRUE(r.ok()) << r.error().message;
-  ASSERT_EQ(r->size(), 4u);
-  EXPECT_EQ((*r)[0].range, (Range{0x55d0c0000000, 0x55d0c0002000}));
-  EXPECT_EQ((*r)[0].name, "/usr/bin/sleep");
-  EXPECT_EQ((*r)[1].name, "[stack]");
-  EXPECT_EQ((*r)[2].name, "");
-  EXPECT_EQ((*r)[3].name, "[vvar]");
-}
-
-TEST(ParseMaps, RejectsGarbage) {
-  EXPECT_FALSE(parse_maps("zzzz r--p\n").ok());
-  EXPECT_FALSE(parse_maps("1000-\n").ok());
-}
-
 TEST(ChooseFreeRange, AvoidsBothLayoutsWithGuardPages) {
   // Layout A occupies the lowest candidate; layout B the next one.
   std::vector<Range> a{{kMinPlaceAddr, kMinPlaceAddr + 0x4000}};

@@ -1,4 +1,4 @@
-#include "dump/proc_parse.h"
+#include "sys/proc_parse.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -6,7 +6,7 @@
 #include <charconv>
 #include <cstring>
 
-namespace cr::dump {
+namespace cr::sys {
 
 namespace {
 
@@ -485,4 +485,4 @@ Result<uint32_t> parse_personality(std::string_view text) {
   return static_cast<uint32_t>(*v);
 }
 
-}  // namespace cr::dump
+}  // namespace cr::sys

@@ -1,10 +1,10 @@
-#include "dump/proc_parse.h"
+#include "sys/proc_parse.h"
 
 #include <gtest/gtest.h>
 
 #include <cstring>
 
-namespace cr::dump {
+namespace cr::sys {
 namespace {
 
 TEST(ProcParse, MapsLineKinds) {
@@ -49,7 +49,25 @@ TEST(ProcParse, MapsLineKinds) {
   EXPECT_EQ(m[10].path, "[vsyscall]");
 }
 
+TEST(ProcParse, MapsRangesAndNamesAsTheRestorerReadsThem) {
+  const char* text =
+      "55d0c0000000-55d0c0002000 r--p 00000000 fd:01 1234   /usr/bin/sleep\n"
+      "7ffd1000000-7ffd1021000 rw-p 00000000 00:00 0          [stack]\n"
+      "7f0000000000-7f0000001000 rw-p 00000000 00:00 0 \n"
+      "7ffe00000000-7ffe00004000 r--p 00000000 00:00 0                          [vvar]\n";
+  auto r = parse_maps(text);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->size(), 4u);
+  EXPECT_EQ((*r)[0].start, 0x55d0c0000000u);
+  EXPECT_EQ((*r)[0].end, 0x55d0c0002000u);
+  EXPECT_EQ((*r)[0].path, "/usr/bin/sleep");
+  EXPECT_EQ((*r)[1].path, "[stack]");
+  EXPECT_EQ((*r)[2].path, "");
+  EXPECT_EQ((*r)[3].path, "[vvar]");
+}
+
 TEST(ProcParse, MapsRejectsGarbage) {
+  EXPECT_FALSE(parse_maps("1000-\n").ok());
   EXPECT_FALSE(parse_maps("hello world\n").ok());
   EXPECT_FALSE(parse_maps("2000-1000 rw-p 00000000 00:00 0\n").ok());
   auto r = parse_maps_line("zz-10 rw-p 0 00:00 0");
@@ -283,4 +301,4 @@ TEST(ProcParse, AuxvAndPersonality) {
 }
 
 }  // namespace
-}  // namespace cr::dump
+}  // namespace cr::sys

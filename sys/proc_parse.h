@@ -15,7 +15,7 @@
 #include "common/result.h"
 #include "common/scoped_fd.h"
 
-namespace cr::dump {
+namespace cr::sys {
 
 /// /proc/PID opened once; files are read relative to it with openat.
 class ProcDir {
@@ -136,4 +136,4 @@ std::vector<uint64_t> parse_auxv(std::string_view bytes);
 /// "/proc/PID/personality": a hex number.
 Result<uint32_t> parse_personality(std::string_view text);
 
-}  // namespace cr::dump
+}  // namespace cr::sys
