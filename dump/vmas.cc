@@ -59,6 +59,11 @@ Result<schema::Vma> make_vma(DumpContext& ctx, const MapEntry& m) {
 
   if (m.has_flag("ht")) return refuse(m, "hugetlb memory");
   if (m.has_flag("ss")) return refuse(m, "shadow stack");
+  // A restore would bring these pages back unlocked / without their key: refuse rather than
+  // restore different behaviour.
+  if (m.has_flag("lo")) return refuse(m, "mlocked memory");
+  if (m.protection_key != 0)
+    return refuse(m, "memory protection key " + std::to_string(m.protection_key));
   // The kernel's own [vvar] pages are VM_PFNMAP too; those are handled by kind below.
   if (!m.special() && (m.has_flag("io") || m.has_flag("pf")))
     return refuse(m, "device mapping " + m.path);

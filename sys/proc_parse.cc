@@ -177,6 +177,13 @@ Result<std::vector<MapEntry>> parse_smaps(std::string_view text) {
       std::string_view rest = line.substr(8);
       for (std::string_view t = next_token(rest); !t.empty(); t = next_token(rest))
         out.back().vm_flags.emplace_back(t);
+    } else if (line.starts_with("ProtectionKey:")) {
+      std::string_view rest = line.substr(14);
+      std::string_view t = next_token(rest);
+      uint64_t key = 0;
+      auto r = std::from_chars(t.data(), t.data() + t.size(), key);
+      if (r.ec != std::errc() || r.ptr != t.data() + t.size()) return bad("smaps", line);
+      out.back().protection_key = static_cast<uint32_t>(key);
     }
   }
   return out;

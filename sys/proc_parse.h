@@ -47,6 +47,7 @@ struct MapEntry {
   std::string path;                   // as shown, without a " (deleted)" suffix
   bool deleted = false;               // the path ended in " (deleted)"
   std::vector<std::string> vm_flags;  // two-letter smaps VmFlags ("rd", "dd", ...)
+  uint32_t protection_key = 0;        // smaps "ProtectionKey:" (x86 PKU), 0 = default
 
   bool has_flag(std::string_view f) const;
   bool special() const { return !path.empty() && path.front() == '['; }

@@ -66,6 +66,22 @@ TEST(ProcParse, MapsRangesAndNamesAsTheRestorerReadsThem) {
   EXPECT_EQ((*r)[3].path, "[vvar]");
 }
 
+TEST(ProcParse, SmapsProtectionKey) {
+  const char* text =
+      "7f5a4c000000-7f5a4c001000 rw-p 00000000 00:00 0\n"
+      "ProtectionKey:         3\n"
+      "VmFlags: rd wr mr mw me ac lo\n"
+      "7f5a4c001000-7f5a4c002000 rw-p 00000000 00:00 0\n"
+      "ProtectionKey:         0\n";
+  auto r = parse_smaps(text);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->size(), 2u);
+  EXPECT_EQ((*r)[0].protection_key, 3u);
+  EXPECT_TRUE((*r)[0].has_flag("lo"));
+  EXPECT_EQ((*r)[1].protection_key, 0u);
+  EXPECT_FALSE(parse_smaps("7f5a4c000000-7f5a4c001000 rw-p 00000000 00:00 0\nProtectionKey: x\n").ok());
+}
+
 TEST(ProcParse, MapsRejectsGarbage) {
   EXPECT_FALSE(parse_maps("1000-\n").ok());
   EXPECT_FALSE(parse_maps("hello world\n").ok());
