@@ -45,16 +45,31 @@ Status run_passes(DumpContext& ctx) {
   return {};
 }
 
-// SIGKILL while still attached, so the task cannot run a single instruction after its dump;
-// then collect the exit as its tracer (this reaps it when we are its parent too).
+// SIGKILL while still attached, so no thread can run a single instruction after its dump;
+// then collect each exit as the tracer. The other threads go first: the kernel reports the
+// leader's exit only once the rest of its group has been reaped (by us, their tracer).
 Status kill_target(DumpContext& ctx) {
   if (::kill(ctx.pid, SIGKILL) != 0) return errno_error("kill " + std::to_string(ctx.pid));
-  for (;;) {
-    CR_TRY_ASSIGN(sys::WaitStatus ws, sys::wait_for(ctx.pid));
-    if (ws.exited() || ws.signaled()) break;
+  for (size_t i = ctx.threads.size(); i-- > 0;) {
+    ThreadState& t = ctx.threads[i];
+    for (;;) {
+      CR_TRY_ASSIGN(sys::WaitStatus ws, sys::wait_for(t.tid));
+      if (ws.exited() || ws.signaled()) break;
+    }
+    t.tracee.release();
   }
-  ctx.tracee.release();
   return {};
+}
+
+// Detaches every thread that is still attached (each resumes where it was).
+Status detach_all(DumpContext& ctx) {
+  Status first;
+  for (ThreadState& t : ctx.threads) {
+    if (!t.tracee.attached()) continue;
+    Status st = t.tracee.detach();
+    if (!st.ok() && first.ok()) first = std::move(st);
+  }
+  return first;
 }
 
 }  // namespace
@@ -84,13 +99,13 @@ Status dump_process(pid_t pid, const DumpOptions& opts, format::RecordWriter& ou
   if (!st.ok()) {
     // Registers and mask were put back by the injection scope (remote_state.cc) if it ran;
     // detaching lets the task carry on where it was.
-    if (ctx.tracee.attached()) (void)ctx.tracee.detach();
+    (void)detach_all(ctx);
     out.fail(st.error().message);
     return st;
   }
   auto t0 = std::chrono::steady_clock::now();
   if (opts.leave_running) {
-    CR_TRY(ctx.tracee.detach());
+    CR_TRY(detach_all(ctx));
   } else {
     CR_TRY(kill_target(ctx));
   }

@@ -24,13 +24,28 @@ using namespace ::cr::sys;  // NOLINT(google-build-using-namespace)
 /// State read from inside the task by injected system calls (remote_state.cc).
 struct RemoteState {
   std::vector<schema::Sigaction> sigactions;  // non-SIG_DFL only
-  uint64_t ss_sp = 0, ss_size = 0;
-  uint32_t ss_flags = 0;
   std::vector<schema::Itimer> itimers;
   std::vector<schema::PosixTimer> posix_timers;
-  uint64_t clear_child_tid = 0;
   uint32_t securebits = 0;
   uint64_t brk = 0;
+};
+
+/// One thread, frozen by freeze.cc and queried by remote_state.cc. Each owns its ptrace
+/// attachment: a dump that fails or leaves the task running detaches every thread.
+struct ThreadState {
+  pid_t tid = 0;
+  sys::Tracee tracee;
+  user_regs_struct regs{};  // after sys::restart_fixup: what is saved and set back
+  std::string restart_note;
+  std::vector<uint8_t> xsave;
+  uint64_t sigmask = 0;
+  sys::Tracee::Rseq rseq;
+  uint64_t robust_head = 0, robust_len = 0;
+  std::vector<schema::PendingSignal> pending;  // signals queued to this thread only
+  // remote_state.cc (per-thread, so asked of each thread)
+  uint64_t ss_sp = 0, ss_size = 0;
+  uint32_t ss_flags = 0;
+  uint64_t clear_child_tid = 0;
 };
 
 /// Open files, ready to be written: objects first, then what points at them (files.cc).
@@ -51,21 +66,16 @@ struct DumpContext {
   uint32_t next_obj_id = 1;  // objdef ids of Pipe and File records
 
   ProcDir proc;
-  sys::Tracee tracee;
   ProcStatus status;
   ProcStat stat;
 
   // freeze.cc
-  user_regs_struct raw_regs{};  // as the stop showed them
-  user_regs_struct regs{};      // after sys::restart_fixup: what is saved and set back
-  bool regs_valid = false;
-  std::string restart_note;
-  std::vector<uint8_t> xsave;
-  uint64_t sigmask = 0;
-  sys::Tracee::Rseq rseq;
-  uint64_t robust_head = 0, robust_len = 0;
+  std::vector<ThreadState> threads;  // ascending tid; the leader (tid == pid) is first
   bool group_stopped = false;
-  std::vector<schema::PendingSignal> pending;
+  std::vector<schema::PendingSignal> shared_pending;  // the process-wide queue
+
+  /// The leader's attachment: memory reads and process-wide injected calls go through it.
+  sys::Tracee& tracee() { return threads.front().tracee; }
 
   // vmas.cc
   std::vector<MapEntry> maps;     // as smaps shows them, [vsyscall] included

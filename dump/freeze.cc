@@ -1,10 +1,11 @@
-// Freezing the task: the refusals that need no stop, PTRACE_SEIZE, and the per-thread state
-// that ptrace reads directly.
+// Freezing the process: the refusals that need no stop, PTRACE_SEIZE of every thread (re-scanning
+// task/ until no thread appears that is not stopped), and the per-thread state ptrace reads.
 #include <signal.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "dump/passes.h"
@@ -14,28 +15,39 @@ namespace cr::dump {
 namespace {
 
 constexpr int kEventStop = 128;  // PTRACE_EVENT_STOP
+// Seizing threads while others keep creating new ones converges in a few rounds in practice;
+// a process that outruns this many is refused rather than dumped inconsistently.
+constexpr int kMaxSeizeRounds = 200;
 
-// Refusals that are read from /proc alone.
-Status check_supported(DumpContext& ctx) {
-  CR_TRY_ASSIGN(std::string text, ctx.proc.read("status"));
-  CR_TRY_ASSIGN(ctx.status, parse_status(text));
-  std::string pid = std::to_string(ctx.pid);
-  if (ctx.status.threads > 1)
-    return make_error("pid " + pid + " has " + std::to_string(ctx.status.threads) +
-                      " threads: multi-threaded processes are not supported yet");
-  if (ctx.status.seccomp != 0) return make_error("pid " + pid + ": seccomp not supported yet");
-  CR_TRY_ASSIGN(std::string children, ctx.proc.read("task/" + pid + "/children"));
-  std::vector<std::string> kids;
-  std::string_view rest = children;
+std::vector<std::string> split_words(std::string_view rest) {
+  std::vector<std::string> out;
   while (!rest.empty()) {
     size_t b = rest.find_first_not_of(" \n");
     if (b == std::string_view::npos) break;
     rest.remove_prefix(b);
     size_t e = rest.find_first_of(" \n");
-    kids.emplace_back(rest.substr(0, e));
+    out.emplace_back(rest.substr(0, e));
     rest.remove_prefix(e == std::string_view::npos ? rest.size() : e);
   }
-  if (!kids.empty()) {
+  return out;
+}
+
+// Refusals that are read from /proc alone: children of any thread, seccomp, a dead leader.
+Status check_supported(DumpContext& ctx) {
+  CR_TRY_ASSIGN(std::string text, ctx.proc.read("status"));
+  CR_TRY_ASSIGN(ctx.status, parse_status(text));
+  std::string pid = std::to_string(ctx.pid);
+  if (ctx.status.seccomp != 0) return make_error("pid " + pid + ": seccomp not supported yet");
+  if (ctx.status.state == 'Z' && ctx.status.threads > 1)
+    return make_error("pid " + pid +
+                      ": the main thread has exited while other threads run: not supported yet");
+  CR_TRY_ASSIGN(std::vector<pid_t> tids, ctx.proc.tasks());
+  for (pid_t tid : tids) {
+    // A thread that exits between the listing and the read is not an error.
+    auto children = ctx.proc.read("task/" + std::to_string(tid) + "/children");
+    if (!children.ok()) continue;
+    std::vector<std::string> kids = split_words(*children);
+    if (kids.empty()) continue;
     std::string list = kids[0];
     if (kids.size() > 1) list += ", ...";
     return make_error("pid " + pid + " has children (" + list +
@@ -45,21 +57,114 @@ Status check_supported(DumpContext& ctx) {
 }
 
 // After PTRACE_SEIZE + PTRACE_INTERRUPT the first stop can be a signal that was already being
-// delivered. Let it be delivered (as it would have been without us) until the task reaches
+// delivered. Let it be delivered (as it would have been without us) until the thread reaches
 // the interrupt's event stop, or a group stop.
-Status settle(DumpContext& ctx) {
+Status settle(ThreadState& t, bool& group_stopped) {
   for (int round = 0; round < 64; ++round) {
-    const sys::WaitStatus& ws = ctx.tracee.last_stop();
+    const sys::WaitStatus& ws = t.tracee.last_stop();
     if (ws.ptrace_event() == kEventStop) {
-      ctx.group_stopped = ws.stop_sig() != SIGTRAP;
+      group_stopped = ws.stop_sig() != SIGTRAP;
       return {};
     }
-    CR_TRY_ASSIGN(sys::WaitStatus next, ctx.tracee.cont_and_wait(ws.stop_sig()));
+    CR_TRY_ASSIGN(sys::WaitStatus next, t.tracee.cont_and_wait(ws.stop_sig()));
     if (!next.stopped())
-      return make_error("pid " + std::to_string(ctx.pid) + " " + next.describe() +
+      return make_error("thread " + std::to_string(t.tid) + " " + next.describe() +
                         " while being frozen");
   }
-  return make_error("pid " + std::to_string(ctx.pid) + ": signals keep arriving, cannot freeze");
+  return make_error("thread " + std::to_string(t.tid) + ": signals keep arriving, cannot freeze");
+}
+
+bool task_exists(const DumpContext& ctx, pid_t tid) {
+  return ctx.proc.stat("task/" + std::to_string(tid)).ok();
+}
+
+// Seizes every thread. A stopped thread cannot clone, so once a listing of task/ shows only
+// threads already stopped, the set is complete and no thread runs. Threads that exit before
+// they are seized are simply not part of the image.
+Status seize_all(DumpContext& ctx) {
+  for (int round = 0; round < kMaxSeizeRounds; ++round) {
+    CR_TRY_ASSIGN(std::vector<pid_t> tids, ctx.proc.tasks());
+    // The leader first, so that it is threads.front().
+    std::stable_partition(tids.begin(), tids.end(), [&](pid_t t) { return t == ctx.pid; });
+    bool added = false;
+    for (pid_t tid : tids) {
+      bool known = std::any_of(ctx.threads.begin(), ctx.threads.end(),
+                               [&](const ThreadState& t) { return t.tid == tid; });
+      if (known) continue;
+      auto tracee = sys::Tracee::seize(tid, PTRACE_O_TRACESYSGOOD);
+      if (!tracee.ok()) {
+        if (tid != ctx.pid && !task_exists(ctx, tid)) continue;  // it exited meanwhile
+        return std::move(tracee).error();
+      }
+      ThreadState t;
+      t.tid = tid;
+      t.tracee = std::move(tracee).value();
+      ctx.threads.push_back(std::move(t));
+      bool stopped = false;
+      CR_TRY(settle(ctx.threads.back(), stopped));
+      ctx.group_stopped = ctx.group_stopped || stopped;
+      added = true;
+    }
+    if (ctx.threads.empty() || ctx.threads.front().tid != ctx.pid)
+      return make_error("pid " + std::to_string(ctx.pid) + ": main thread not found in task/");
+    if (!added) {
+      // Sorted by tid after the leader, so records come out in a stable order.
+      std::sort(ctx.threads.begin() + 1, ctx.threads.end(),
+                [](const ThreadState& a, const ThreadState& b) { return a.tid < b.tid; });
+      return {};
+    }
+  }
+  return make_error("pid " + std::to_string(ctx.pid) + ": threads keep appearing (" +
+                    std::to_string(ctx.threads.size()) + " seized), cannot freeze");
+}
+
+// Every thread must carry the leader's credentials and no seccomp: the image has one Creds
+// record and restore gives it to every thread.
+Status check_thread_creds(DumpContext& ctx, const ThreadState& t) {
+  CR_TRY_ASSIGN(std::string text, ctx.proc.read("task/" + std::to_string(t.tid) + "/status"));
+  CR_TRY_ASSIGN(ProcStatus ts, parse_status(text));
+  const ProcStatus& s = ctx.status;
+  const bool same = std::equal(s.uid, s.uid + 4, ts.uid) && std::equal(s.gid, s.gid + 4, ts.gid) &&
+                    s.groups == ts.groups && s.cap_inh == ts.cap_inh &&
+                    s.cap_prm == ts.cap_prm && s.cap_eff == ts.cap_eff &&
+                    s.cap_bnd == ts.cap_bnd && s.cap_amb == ts.cap_amb &&
+                    s.no_new_privs == ts.no_new_privs;
+  if (!same)
+    return make_error("thread " + std::to_string(t.tid) +
+                      " has credentials different from its process's: not supported yet");
+  if (ts.seccomp != 0)
+    return make_error("thread " + std::to_string(t.tid) + ": seccomp not supported yet");
+  return {};
+}
+
+Status read_thread(DumpContext& ctx, ThreadState& t) {
+  CR_TRY_ASSIGN(t.regs, t.tracee.get_regs());
+  t.restart_note = sys::restart_fixup(t.regs);
+  CR_TRY_ASSIGN(t.xsave, t.tracee.get_xstate());
+  CR_TRY_ASSIGN(t.sigmask, t.tracee.get_sigmask());
+  auto rseq = t.tracee.get_rseq();
+  if (rseq.ok()) {
+    t.rseq = *rseq;
+  } else if (rseq.error().code != EINVAL && rseq.error().code != EIO) {
+    return std::move(rseq).error();
+  }
+  // get_robust_list works on another task with ptrace access; it is not a ptrace request.
+  long head = 0;
+  size_t len = 0;
+  if (::syscall(SYS_get_robust_list, t.tid, &head, &len) != 0)
+    return errno_error("get_robust_list(" + std::to_string(t.tid) + ")");
+  t.robust_head = static_cast<uint64_t>(head);
+  t.robust_len = len;
+  CR_TRY_ASSIGN(std::vector<siginfo_t> infos, t.tracee.peek_siginfo(false));
+  for (const siginfo_t& si : infos) {
+    schema::PendingSignal ps;
+    ps.pid = static_cast<uint32_t>(ctx.pid);
+    ps.tid = static_cast<uint32_t>(t.tid);
+    const auto* p = reinterpret_cast<const uint8_t*>(&si);
+    ps.siginfo.assign(p, p + sizeof si);
+    t.pending.push_back(std::move(ps));
+  }
+  return check_thread_creds(ctx, t);
 }
 
 }  // namespace
@@ -67,41 +172,24 @@ Status settle(DumpContext& ctx) {
 Status freeze(DumpContext& ctx) {
   CR_TRY_ASSIGN(ctx.proc, ProcDir::open(ctx.pid));
   CR_TRY(check_supported(ctx));
-  CR_TRY_ASSIGN(ctx.tracee, sys::Tracee::seize(ctx.pid, PTRACE_O_TRACESYSGOOD));
-  CR_TRY(settle(ctx));
-  // Again, now that it cannot clone any more.
+  CR_TRY(seize_all(ctx));
+  // Again, now that no thread can fork or change what /proc shows.
   CR_TRY(check_supported(ctx));
+  if (ctx.status.threads != ctx.threads.size())
+    return make_error("pid " + std::to_string(ctx.pid) + ": /proc counts " +
+                      std::to_string(ctx.status.threads) + " threads, " +
+                      std::to_string(ctx.threads.size()) + " were stopped");
 
-  CR_TRY_ASSIGN(ctx.raw_regs, ctx.tracee.get_regs());
-  ctx.regs = ctx.raw_regs;
-  ctx.restart_note = sys::restart_fixup(ctx.regs);
-  ctx.regs_valid = true;
-  CR_TRY_ASSIGN(ctx.xsave, ctx.tracee.get_xstate());
-  CR_TRY_ASSIGN(ctx.sigmask, ctx.tracee.get_sigmask());
-  auto rseq = ctx.tracee.get_rseq();
-  if (rseq.ok()) {
-    ctx.rseq = *rseq;
-  } else if (rseq.error().code != EINVAL && rseq.error().code != EIO) {
-    return std::move(rseq).error();
-  }
-  // get_robust_list works on another task with ptrace access; it is not a ptrace request.
-  long head = 0;
-  size_t len = 0;
-  if (::syscall(SYS_get_robust_list, ctx.pid, &head, &len) != 0)
-    return errno_error("get_robust_list(" + std::to_string(ctx.pid) + ")");
-  ctx.robust_head = static_cast<uint64_t>(head);
-  ctx.robust_len = len;
+  for (ThreadState& t : ctx.threads) CR_TRY(read_thread(ctx, t));
 
-  for (bool shared : {false, true}) {
-    CR_TRY_ASSIGN(std::vector<siginfo_t> infos, ctx.tracee.peek_siginfo(shared));
-    for (const siginfo_t& si : infos) {
-      schema::PendingSignal ps;
-      ps.pid = static_cast<uint32_t>(ctx.pid);
-      ps.tid = shared ? 0 : static_cast<uint32_t>(ctx.pid);
-      const auto* p = reinterpret_cast<const uint8_t*>(&si);
-      ps.siginfo.assign(p, p + sizeof si);
-      ctx.pending.push_back(std::move(ps));
-    }
+  CR_TRY_ASSIGN(std::vector<siginfo_t> infos, ctx.tracee().peek_siginfo(true));
+  for (const siginfo_t& si : infos) {
+    schema::PendingSignal ps;
+    ps.pid = static_cast<uint32_t>(ctx.pid);
+    ps.tid = 0;
+    const auto* p = reinterpret_cast<const uint8_t*>(&si);
+    ps.siginfo.assign(p, p + sizeof si);
+    ctx.shared_pending.push_back(std::move(ps));
   }
   return {};
 }

@@ -25,7 +25,7 @@ Status collect_process_info(DumpContext& ctx) {
   p.ppid = static_cast<uint32_t>(ctx.stat.ppid);
   p.pgid = static_cast<uint32_t>(ctx.stat.pgrp);
   p.sid = static_cast<uint32_t>(ctx.stat.session);
-  p.nthreads = 1;
+  p.nthreads = static_cast<uint32_t>(ctx.threads.size());
   p.comm = strip_newline(std::move(comm));
   p.personality = personality;
   p.umask = ctx.status.umask;

@@ -1,6 +1,6 @@
 // Writing the collected state in the stream's fixed order (everything but the pages):
 // Process, Creds, Rlimits, FsInfo, Pipe, PipeData, File, FileData, Fd, Mm, Vma | Pages |
-// Sigaction, Itimer, PosixTimer, PendingSignal, Thread.
+// Sigaction, Itimer, PosixTimer, PendingSignal (shared, then per thread), Thread (leader first).
 #include <sched.h>
 #include <sys/resource.h>
 
@@ -29,33 +29,34 @@ Status write_head_records(DumpContext& ctx) {
 
 namespace {
 
-Result<schema::Thread> make_thread(DumpContext& ctx) {
+Result<schema::Thread> make_thread(DumpContext& ctx, const ThreadState& t) {
   schema::Thread th;
   th.pid = static_cast<uint32_t>(ctx.pid);
-  th.tid = static_cast<uint32_t>(ctx.pid);
+  th.tid = static_cast<uint32_t>(t.tid);
   static_assert(sizeof(user_regs_struct) == 27 * 8, "user_regs_struct is 27 words");
   th.regs.resize(27);
-  std::memcpy(th.regs.data(), &ctx.regs, sizeof ctx.regs);
-  th.xsave = ctx.xsave;
-  th.sigmask = ctx.sigmask;
-  th.ss_sp = ctx.remote.ss_sp;
-  th.ss_size = ctx.remote.ss_size;
-  th.ss_flags = ctx.remote.ss_flags;
-  th.clear_child_tid = ctx.remote.clear_child_tid;
-  th.robust_head = ctx.robust_head;
-  th.robust_len = ctx.robust_len;
-  th.rseq_addr = ctx.rseq.addr;
-  th.rseq_len = ctx.rseq.len;
-  th.rseq_sig = ctx.rseq.sig;
-  std::string tid = std::to_string(ctx.pid);
+  std::memcpy(th.regs.data(), &t.regs, sizeof t.regs);
+  th.xsave = t.xsave;
+  th.sigmask = t.sigmask;
+  th.ss_sp = t.ss_sp;
+  th.ss_size = t.ss_size;
+  th.ss_flags = t.ss_flags;
+  th.clear_child_tid = t.clear_child_tid;
+  th.robust_head = t.robust_head;
+  th.robust_len = t.robust_len;
+  th.rseq_addr = t.rseq.addr;
+  th.rseq_len = t.rseq.len;
+  th.rseq_sig = t.rseq.sig;
+  std::string tid = std::to_string(t.tid);
   CR_TRY_ASSIGN(th.comm, ctx.proc.read("task/" + tid + "/comm"));
   while (!th.comm.empty() && th.comm.back() == '\n') th.comm.pop_back();
-  int policy = ::sched_getscheduler(ctx.pid);
+  // Policy, priority and nice are per thread; the tid is what these calls take.
+  int policy = ::sched_getscheduler(t.tid);
   if (policy < 0) return errno_error("sched_getscheduler(" + tid + ")");
   sched_param sp{};
-  if (::sched_getparam(ctx.pid, &sp) != 0) return errno_error("sched_getparam(" + tid + ")");
+  if (::sched_getparam(t.tid, &sp) != 0) return errno_error("sched_getparam(" + tid + ")");
   errno = 0;
-  int nice = ::getpriority(PRIO_PROCESS, static_cast<id_t>(ctx.pid));
+  int nice = ::getpriority(PRIO_PROCESS, static_cast<id_t>(t.tid));
   if (nice == -1 && errno != 0) return errno_error("getpriority(" + tid + ")");
   th.sched_policy = static_cast<uint32_t>(policy);
   th.sched_priority = static_cast<uint32_t>(sp.sched_priority);
@@ -71,9 +72,15 @@ Status write_tail_records(DumpContext& ctx) {
   for (const auto& s : ctx.remote.sigactions) CR_TRY(out.write(s));
   for (const auto& it : ctx.remote.itimers) CR_TRY(out.write(it));
   for (const auto& pt : ctx.remote.posix_timers) CR_TRY(out.write(pt));
-  for (const auto& ps : ctx.pending) CR_TRY(out.write(ps));
-  CR_TRY_ASSIGN(schema::Thread th, make_thread(ctx));
-  return out.write(th);
+  for (const auto& ps : ctx.shared_pending) CR_TRY(out.write(ps));
+  for (const ThreadState& t : ctx.threads)
+    for (const auto& ps : t.pending) CR_TRY(out.write(ps));
+  // The leader first: a reader meets the thread that owns the process before the others.
+  for (const ThreadState& t : ctx.threads) {
+    CR_TRY_ASSIGN(schema::Thread th, make_thread(ctx, t));
+    CR_TRY(out.write(th));
+  }
+  return {};
 }
 
 }  // namespace cr::dump

@@ -1,5 +1,6 @@
 // State only the task itself can report, read by system calls injected into it: signal
-// dispositions, altstack, interval and POSIX timers, clear_child_tid, securebits, brk.
+// dispositions, interval and POSIX timers, securebits, brk (process-wide, asked of the leader);
+// altstack and clear_child_tid (asked of every thread).
 // Results land on a scratch page mapped in the task and unmapped again on every path.
 #include <signal.h>
 #include <sys/mman.h>
@@ -76,21 +77,15 @@ Status query(DumpContext& ctx, sys::RemoteSyscalls& rs, uint64_t scratch) {
   for (int sig = 1; sig <= 64; ++sig) {
     if (sig == SIGKILL || sig == SIGSTOP || !(non_default & (uint64_t{1} << (sig - 1)))) continue;
     CR_TRY(rs.call("rt_sigaction", SYS_rt_sigaction, sig, 0, scratch, 8));
-    CR_TRY_ASSIGN(KernelSigaction sa, fetch<KernelSigaction>(ctx.tracee, scratch));
+    CR_TRY_ASSIGN(KernelSigaction sa, fetch<KernelSigaction>(ctx.tracee(), scratch));
     if (sa.handler == reinterpret_cast<uint64_t>(SIG_DFL)) continue;
     r.sigactions.push_back(schema::Sigaction{pid, static_cast<uint32_t>(sig), sa.handler, sa.flags,
                                              sa.restorer, sa.mask});
   }
 
-  CR_TRY(rs.call("sigaltstack", SYS_sigaltstack, 0, scratch));
-  CR_TRY_ASSIGN(KernelStack ss, fetch<KernelStack>(ctx.tracee, scratch));
-  r.ss_sp = ss.sp;
-  r.ss_size = ss.size;
-  r.ss_flags = static_cast<uint32_t>(ss.flags);
-
   for (int which : {ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF}) {
     CR_TRY(rs.call("getitimer", SYS_getitimer, which, scratch));
-    CR_TRY_ASSIGN(KernelItimerval it, fetch<KernelItimerval>(ctx.tracee, scratch));
+    CR_TRY_ASSIGN(KernelItimerval it, fetch<KernelItimerval>(ctx.tracee(), scratch));
     if (it.value_sec == 0 && it.value_usec == 0 && it.interval_sec == 0 && it.interval_usec == 0)
       continue;
     r.itimers.push_back(
@@ -99,8 +94,6 @@ Status query(DumpContext& ctx, sys::RemoteSyscalls& rs, uint64_t scratch) {
                        static_cast<uint64_t>(it.value_sec * 1000000 + it.value_usec)});
   }
 
-  CR_TRY(rs.call("prctl(PR_GET_TID_ADDRESS)", SYS_prctl, PR_GET_TID_ADDRESS, scratch));
-  CR_TRY_ASSIGN(r.clear_child_tid, fetch<uint64_t>(ctx.tracee, scratch));
   CR_TRY_ASSIGN(uint64_t bits, rs.call("prctl(PR_GET_SECUREBITS)", SYS_prctl, PR_GET_SECUREBITS));
   r.securebits = static_cast<uint32_t>(bits);
   CR_TRY_ASSIGN(r.brk, rs.call("brk", SYS_brk, 0));
@@ -109,7 +102,7 @@ Status query(DumpContext& ctx, sys::RemoteSyscalls& rs, uint64_t scratch) {
   CR_TRY_ASSIGN(std::vector<ProcTimer> timers, parse_timers(timers_text));
   for (const ProcTimer& t : timers) {
     CR_TRY(rs.call("timer_gettime", SYS_timer_gettime, t.id, scratch));
-    CR_TRY_ASSIGN(KernelItimerspec its, fetch<KernelItimerspec>(ctx.tracee, scratch));
+    CR_TRY_ASSIGN(KernelItimerspec its, fetch<KernelItimerspec>(ctx.tracee(), scratch));
     CR_TRY_ASSIGN(uint64_t overrun, rs.call("timer_getoverrun", SYS_timer_getoverrun, t.id));
     schema::PosixTimer pt;
     pt.pid = pid;
@@ -127,19 +120,48 @@ Status query(DumpContext& ctx, sys::RemoteSyscalls& rs, uint64_t scratch) {
   return {};
 }
 
+// What only a thread can say about itself: its alternate signal stack and clear_child_tid.
+Status query_thread(const sys::Tracee& leader, ThreadState& t, sys::RemoteSyscalls& rs,
+                    uint64_t scratch) {
+  CR_TRY(rs.call("sigaltstack", SYS_sigaltstack, 0, scratch));
+  CR_TRY_ASSIGN(KernelStack ss, fetch<KernelStack>(leader, scratch));
+  t.ss_sp = ss.sp;
+  t.ss_size = ss.size;
+  t.ss_flags = static_cast<uint32_t>(ss.flags);
+  CR_TRY(rs.call("prctl(PR_GET_TID_ADDRESS)", SYS_prctl, PR_GET_TID_ADDRESS, scratch));
+  CR_TRY_ASSIGN(t.clear_child_tid, fetch<uint64_t>(leader, scratch));
+  return {};
+}
+
+// Runs the per-thread queries in every thread other than the leader, each in its own
+// injection scope (the scratch page is shared: it is the same address space).
+Status query_other_threads(DumpContext& ctx, uint64_t scratch) {
+  for (size_t i = 1; i < ctx.threads.size(); ++i) {
+    ThreadState& t = ctx.threads[i];
+    CR_TRY_ASSIGN(sys::RemoteSyscalls rs, sys::RemoteSyscalls::create(t.tracee, ctx.syscall_insn));
+    rs.final_regs() = t.regs;
+    CR_TRY(query_thread(ctx.tracee(), t, rs, scratch));
+    CR_TRY(rs.finish());
+  }
+  return {};
+}
+
 }  // namespace
 
 Status collect_remote_state(DumpContext& ctx) {
-  CR_TRY_ASSIGN(sys::RemoteSyscalls rs, sys::RemoteSyscalls::create(ctx.tracee, ctx.syscall_insn));
-  // What the task gets back when the scope ends: the fixed-up registers, so a task stopped
+  ThreadState& leader = ctx.threads.front();
+  CR_TRY_ASSIGN(sys::RemoteSyscalls rs, sys::RemoteSyscalls::create(leader.tracee, ctx.syscall_insn));
+  // What each thread gets back when its scope ends: the fixed-up registers, so a thread stopped
   // inside a syscall re-runs it correctly (the kernel's own restart is bypassed once we have
   // run syscalls of our own from this stop).
-  rs.final_regs() = ctx.regs;
+  rs.final_regs() = leader.regs;
   CR_TRY_ASSIGN(uint64_t scratch, rs.call("mmap", SYS_mmap, 0, kScratchSize, PROT_READ | PROT_WRITE,
                                           MAP_PRIVATE | MAP_ANONYMOUS, ~uint64_t{0}, 0));
   {
     ScratchPage page(rs, scratch);
     CR_TRY(query(ctx, rs, scratch));
+    CR_TRY(query_thread(leader.tracee, leader, rs, scratch));
+    CR_TRY(query_other_threads(ctx, scratch));
     CR_TRY(page.unmap());
   }
   return rs.finish();

@@ -124,7 +124,7 @@ Status find_syscall(DumpContext& ctx) {
   for (const MapEntry* m : candidates) {
     size_t len = std::min<uint64_t>(m->end - m->start, 1 << 20);
     buf.resize(len);
-    if (!ctx.tracee.read_mem(m->start, buf.data(), len).ok()) continue;
+    if (!ctx.tracee().read_mem(m->start, buf.data(), len).ok()) continue;
     ctx.syscall_insn = sys::find_syscall_insn(buf.data(), len, m->start);
     if (ctx.syscall_insn != 0) return {};
   }

@@ -195,8 +195,7 @@ Status stream_pages(RestoreContext& ctx) {
     CR_TRY_ASSIGN(more, reader.next());
   }
   ctx.pages_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (!ctx.img.thread) return make_error("image has no thread record");
-  return {};
+  return check_threads(ctx.img);
 }
 
 Status set_protections(RestoreContext& ctx) {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -40,6 +41,21 @@ struct Trampoline {
   static constexpr uint64_t kScratchOffset = 64;
 };
 
+/// A thread other than the leader, created by clone3 inside the task and traced from birth
+/// (CLONE_PTRACE) until resume; its own remote-call scope runs its per-thread calls.
+struct ThreadCtl {
+  const schema::Thread* rec = nullptr;  // into img.threads
+  sys::Tracee tracee;
+  std::optional<sys::RemoteSyscalls> remote;  // refers to `tracee`: ThreadCtl never moves
+};
+
+/// One restored thread, the leader or not, as the per-thread passes see it.
+struct ThreadView {
+  const schema::Thread& rec;
+  sys::Tracee& tracee;
+  sys::RemoteSyscalls& remote;
+};
+
 struct RestoreContext {
   RestoreOptions opts;
   format::RecordReader* reader = nullptr;
@@ -48,6 +64,7 @@ struct RestoreContext {
   sys::Tracee tracee;
   std::optional<sys::RemoteSyscalls> remote;
   Trampoline tramp;
+  std::vector<std::unique_ptr<ThreadCtl>> threads;  // the leader's are tracee and remote
   // Declared last so it goes first: a failed restore kills the task before the tracee and
   // the remote scope let go of it.
   ChildGuard child;
@@ -57,6 +74,15 @@ struct RestoreContext {
   double pages_seconds = 0;
   std::vector<std::string> warnings;
   std::vector<std::pair<std::string, double>> pass_seconds;
+
+  /// The leader, then every created thread (only valid once the threads pass has run).
+  std::vector<ThreadView> all_threads() {
+    std::vector<ThreadView> v;
+    v.reserve(threads.size() + 1);
+    v.push_back(ThreadView{img.leader(), tracee, *remote});
+    for (auto& t : threads) v.push_back(ThreadView{*t->rec, t->tracee, *t->remote});
+    return v;
+  }
 
   pid_t pid() const { return img.process ? static_cast<pid_t>(img.process->pid) : -1; }
   void warn(std::string msg) { warnings.push_back(std::move(msg)); }

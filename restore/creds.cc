@@ -39,22 +39,21 @@ int last_cap() {
 
 }  // namespace
 
-Status restore_creds(RestoreContext& ctx) {
-  if (ctx.img.fs && !ctx.img.fs->root.empty() && ctx.img.fs->root != "/") {
-    ctx.reset_scratch();
-    CR_TRY_ASSIGN(uint64_t path, ctx.put_str(ctx.img.fs->root));
-    CR_TRY(check(ctx.call("chroot", SYS_chroot, path), "chroot"));
-  }
-  if (!ctx.img.creds) return {};
+namespace {
+
+// One thread's credentials: the kernel keeps them per thread (glibc's setuid broadcasts to all
+// threads; a remote call does not), so every thread runs this sequence.
+Status restore_thread_creds(RestoreContext& ctx, ThreadView& th) {
   const auto& c = *ctx.img.creds;
+  sys::RemoteSyscalls& rs = th.remote;
   const int last = last_cap();
   // Bounding set first: dropping needs CAP_SETPCAP, which the final sets may lack.
-  CR_TRY_ASSIGN(uint64_t bnd, bounding_set(ctx.tracee.tid()));
+  CR_TRY_ASSIGN(uint64_t bnd, bounding_set(th.tracee.tid()));
   for (int cap = 0; cap <= last && cap < 64; ++cap) {
     // Only what the task has and the dump had not (CAP_SYS_RESOURCE is in neither here).
     if ((c.cap_bnd >> cap) & 1 || ((bnd >> cap) & 1) == 0) continue;
     CR_TRY(
-        check(ctx.call("PR_CAPBSET_DROP", SYS_prctl, PR_CAPBSET_DROP, static_cast<uint64_t>(cap)),
+        check(rs.call("PR_CAPBSET_DROP", SYS_prctl, PR_CAPBSET_DROP, static_cast<uint64_t>(cap)),
               "bounding set"));
   }
   ctx.reset_scratch();
@@ -63,18 +62,18 @@ Status restore_creds(RestoreContext& ctx) {
   if (!groups.empty()) {
     CR_TRY_ASSIGN(groups_addr, ctx.put(groups.data(), groups.size() * sizeof(uint32_t)));
   }
-  CR_TRY(check(ctx.call("setgroups", SYS_setgroups, groups.size(), groups_addr), "groups"));
+  CR_TRY(check(rs.call("setgroups", SYS_setgroups, groups.size(), groups_addr), "groups"));
   const bool uid_changes = c.uid != 0 || c.euid != 0 || c.suid != 0;
   // Keep the permitted set across the uid change; capset below sets the final sets.
   const uint64_t bits = c.securebits | (uid_changes ? SECBIT_KEEP_CAPS : 0);
-  auto cur_bits = ctx.remote->call_raw(SYS_prctl, PR_GET_SECUREBITS);
+  auto cur_bits = rs.call_raw(SYS_prctl, PR_GET_SECUREBITS);
   if (!cur_bits.ok()) return std::move(cur_bits).error();
   if (static_cast<uint64_t>(*cur_bits) != bits)
-    CR_TRY(check(ctx.call("PR_SET_SECUREBITS", SYS_prctl, PR_SET_SECUREBITS, bits), "securebits"));
-  CR_TRY(check(ctx.call("setresgid", SYS_setresgid, c.gid, c.egid, c.sgid), "gids"));
-  (void)ctx.call("setfsgid", SYS_setfsgid, c.fsgid);
-  CR_TRY(check(ctx.call("setresuid", SYS_setresuid, c.uid, c.euid, c.suid), "uids"));
-  (void)ctx.call("setfsuid", SYS_setfsuid, c.fsuid);
+    CR_TRY(check(rs.call("PR_SET_SECUREBITS", SYS_prctl, PR_SET_SECUREBITS, bits), "securebits"));
+  CR_TRY(check(rs.call("setresgid", SYS_setresgid, c.gid, c.egid, c.sgid), "gids"));
+  (void)rs.call("setfsgid", SYS_setfsgid, c.fsgid);
+  CR_TRY(check(rs.call("setresuid", SYS_setresuid, c.uid, c.euid, c.suid), "uids"));
+  (void)rs.call("setfsuid", SYS_setfsuid, c.fsuid);
   __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct data[2]{};
   for (int i = 0; i < 2; ++i) {
@@ -85,22 +84,38 @@ Status restore_creds(RestoreContext& ctx) {
   ctx.reset_scratch();
   CR_TRY_ASSIGN(uint64_t hdr_addr, ctx.put(&hdr, sizeof hdr));
   CR_TRY_ASSIGN(uint64_t data_addr, ctx.put(data, sizeof data));
-  CR_TRY(check(ctx.call("capset", SYS_capset, hdr_addr, data_addr), "capabilities"));
+  CR_TRY(check(rs.call("capset", SYS_capset, hdr_addr, data_addr), "capabilities"));
   for (int cap = 0; cap <= last && cap < 64; ++cap)
     if ((c.cap_amb >> cap) & 1)
-      CR_TRY(check(ctx.call("PR_CAP_AMBIENT_RAISE", SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE,
+      CR_TRY(check(rs.call("PR_CAP_AMBIENT_RAISE", SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE,
                             static_cast<uint64_t>(cap)),
                    "ambient capabilities"));
   if (bits != c.securebits) {
-    auto r = ctx.call("PR_SET_SECUREBITS", SYS_prctl, PR_SET_SECUREBITS, c.securebits);
+    auto r = rs.call("PR_SET_SECUREBITS", SYS_prctl, PR_SET_SECUREBITS, c.securebits);
     if (!r.ok()) ctx.warn("securebits keep SECBIT_KEEP_CAPS: " + r.error().message);
   }
   // A uid change clears the dumpable flag; a process of its own uid was dumpable (crdump could
   // read it), so give that back or /proc/PID would stay root's.
-  if (uid_changes) (void)ctx.call("PR_SET_DUMPABLE", SYS_prctl, PR_SET_DUMPABLE, 1);
+  if (uid_changes) (void)rs.call("PR_SET_DUMPABLE", SYS_prctl, PR_SET_DUMPABLE, 1);
   if (c.no_new_privs != 0)
     CR_TRY(
-        check(ctx.call("PR_SET_NO_NEW_PRIVS", SYS_prctl, PR_SET_NO_NEW_PRIVS, 1), "no_new_privs"));
+        check(rs.call("PR_SET_NO_NEW_PRIVS", SYS_prctl, PR_SET_NO_NEW_PRIVS, 1), "no_new_privs"));
+  return {};
+}
+
+}  // namespace
+
+Status restore_creds(RestoreContext& ctx) {
+  if (ctx.img.fs && !ctx.img.fs->root.empty() && ctx.img.fs->root != "/") {
+    ctx.reset_scratch();
+    CR_TRY_ASSIGN(uint64_t path, ctx.put_str(ctx.img.fs->root));
+    CR_TRY(check(ctx.call("chroot", SYS_chroot, path), "chroot"));
+  }
+  if (!ctx.img.creds) return {};
+  // The leader last: the others' calls do not depend on it, but a failure then leaves the
+  // leader's privileges intact for the cleanup.
+  std::vector<ThreadView> threads = ctx.all_threads();
+  for (size_t i = threads.size(); i-- > 0;) CR_TRY(restore_thread_creds(ctx, threads[i]));
   return {};
 }
 

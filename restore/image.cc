@@ -123,9 +123,10 @@ Status stash_tail_record(const format::RecordReader& reader, ProcessImage& img) 
       return {};
     }
     case schema::Thread::kType: {
-      if (img.thread)
-        return make_error("second thread record (multi-threaded restore is not supported)");
-      CR_TRY_ASSIGN(img.thread, reader.decode<schema::Thread>());
+      if (img.threads.size() >= kMaxThreads)
+        return make_error("more than " + std::to_string(kMaxThreads) + " thread records");
+      CR_TRY_ASSIGN(auto r, reader.decode<schema::Thread>());
+      img.threads.push_back(std::move(r));
       return {};
     }
     case schema::Process::kType:
@@ -135,6 +136,35 @@ Status stash_tail_record(const format::RecordReader& reader, ProcessImage& img) 
     default:
       return {};
   }
+}
+
+Status check_threads(const ProcessImage& img) {
+  if (img.threads.empty()) return make_error("image has no thread record");
+  const uint32_t pid = img.process->pid;
+  if (img.threads.size() != img.process->nthreads)
+    return make_error("image has " + std::to_string(img.threads.size()) +
+                      " thread records, its process record says " +
+                      std::to_string(img.process->nthreads));
+  if (img.threads.front().tid != pid)
+    return make_error("first thread record is tid " + std::to_string(img.threads.front().tid) +
+                      ", not the main thread " + std::to_string(pid));
+  std::vector<uint32_t> tids;
+  tids.reserve(img.threads.size());
+  for (const auto& t : img.threads) {
+    if (t.pid != pid || t.tid == 0)
+      return make_error("thread record " + std::to_string(t.pid) + "/" + std::to_string(t.tid) +
+                        " does not belong to pid " + std::to_string(pid));
+    tids.push_back(t.tid);
+  }
+  std::sort(tids.begin(), tids.end());
+  if (std::adjacent_find(tids.begin(), tids.end()) != tids.end())
+    return make_error("two thread records for tid " +
+                      std::to_string(*std::adjacent_find(tids.begin(), tids.end())));
+  for (const auto& ps : img.pending)
+    if (ps.tid != 0 && !std::binary_search(tids.begin(), tids.end(), ps.tid))
+      return make_error("pending signal for tid " + std::to_string(ps.tid) +
+                        ", which has no thread record");
+  return {};
 }
 
 Status check_head(const ProcessImage& img) {

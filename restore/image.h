@@ -49,7 +49,10 @@ struct ProcessImage {
   std::vector<schema::Itimer> itimers;
   std::vector<schema::PosixTimer> posix_timers;
   std::vector<schema::PendingSignal> pending;
-  std::optional<schema::Thread> thread;
+  std::vector<schema::Thread> threads;  // stream order: the leader (tid == pid) first
+
+  /// The leader's Thread record (check_threads guarantees it exists).
+  const schema::Thread& leader() const { return threads.front(); }
 
   /// Bytes held for pipes and deleted files (bounded by kMaxStashedBytes).
   uint64_t stashed_bytes = 0;
@@ -66,6 +69,13 @@ Result<bool> load_head(format::RecordReader& reader, ProcessImage& img);
 /// Stashes one per-task record that follows the pages (the reader's current record). Unknown
 /// record types are ignored (a newer writer); a second Process is refused (one process only).
 Status stash_tail_record(const format::RecordReader& reader, ProcessImage& img);
+
+/// Upper bound on Thread records (each holds an xsave area of a few KiB).
+inline constexpr size_t kMaxThreads = 65536;
+
+/// Checks the stashed Thread records once the stream has ended: as many as the Process record
+/// says, distinct tids of this pid, the leader first.
+Status check_threads(const ProcessImage& img);
 
 /// Structural checks on the stashed head: one Process with Mm, Vmas sorted and disjoint, every
 /// Fd naming a File, every pipe File naming a Pipe, pid non-zero.

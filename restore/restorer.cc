@@ -13,6 +13,7 @@
 #include "restore/address_space.h"
 #include "restore/child_setup.h"
 #include "restore/task_state.h"
+#include "restore/threads.h"
 #include "restore/trampoline.h"
 
 namespace cr::restore {
@@ -53,13 +54,10 @@ Status restore_memory_layout(RestoreContext& ctx) {
 }
 
 Status resume(RestoreContext& ctx) {
-  const auto& t = *ctx.img.thread;
-  user_regs_struct regs{};
-  if (t.regs.size() * sizeof(uint64_t) != sizeof regs)
-    return make_error("thread record has " + std::to_string(t.regs.size()) +
-                      " register words, expected " +
-                      std::to_string(sizeof regs / sizeof(uint64_t)));
-  std::memcpy(&regs, t.regs.data(), sizeof regs);
+  const auto& t = ctx.img.leader();
+  CR_TRY_ASSIGN(user_regs_struct regs, thread_regs(t));
+  // The other threads' remote calls are over: their registers go in now, they run at detach.
+  CR_TRY(set_thread_registers(ctx));
   // The last remote call: it returns into a page that is gone, but we stop at its exit first
   // and put the dumped registers in place before the task runs again.
   CR_TRY(remove_trampoline(ctx));
@@ -76,6 +74,7 @@ Status resume(RestoreContext& ctx) {
   // Dumped in group stop: a SIGSTOP pending at detach stops it before it runs any code.
   if ((t.flags & schema::kThreadStopped) != 0 && ::kill(static_cast<pid_t>(p.pid), SIGSTOP) != 0)
     return errno_error("SIGSTOP for the stopped task");
+  CR_TRY(detach_threads(ctx));
   CR_TRY(ctx.tracee.detach());
   return {};
 }
@@ -97,6 +96,7 @@ Result<pid_t> restore(RestoreContext& ctx) {
       {"pages", stream_pages},
       {"protections", set_protections},
       {"mm", set_mm},
+      {"threads", create_threads},
       {"signals", restore_signal_state},
       {"timers", restore_timers},
       {"pending signals", restore_pending_signals},
@@ -112,6 +112,7 @@ Result<pid_t> restore(RestoreContext& ctx) {
     if (!st.ok()) {
       ctx.child.kill_and_reap();
       ctx.tracee.release();
+      for (auto& t : ctx.threads) t->tracee.release();
       return std::move(st).error();
     }
   }

@@ -12,25 +12,45 @@
 
 namespace cr::restore {
 
-ChildGuard::ChildGuard(ChildGuard&& o) noexcept : pid_(std::exchange(o.pid_, -1)) {}
+namespace {
+
+// Waits until `tid` has exited (a stop reported late is skipped), or is not ours to wait for.
+void reap(pid_t tid) {
+  for (;;) {
+    int st = 0;
+    pid_t r = ::waitpid(tid, &st, __WALL);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 || WIFEXITED(st) || WIFSIGNALED(st)) return;
+  }
+}
+
+}  // namespace
+
+ChildGuard::ChildGuard(ChildGuard&& o) noexcept
+    : pid_(std::exchange(o.pid_, -1)), threads_(std::move(o.threads_)) {}
 
 ChildGuard& ChildGuard::operator=(ChildGuard&& o) noexcept {
   if (this != &o) {
     kill_and_reap();
     pid_ = std::exchange(o.pid_, -1);
+    threads_ = std::move(o.threads_);
   }
   return *this;
 }
 
-pid_t ChildGuard::release() { return std::exchange(pid_, -1); }
+pid_t ChildGuard::release() {
+  threads_.clear();
+  return std::exchange(pid_, -1);
+}
 
 void ChildGuard::kill_and_reap() {
   pid_t pid = std::exchange(pid_, -1);
   if (pid <= 0) return;
   ::kill(pid, SIGKILL);
-  int st = 0;
-  while (::waitpid(pid, &st, __WALL) < 0 && errno == EINTR) {
-  }
+  // A thread no longer traced (detached already) is not ours to wait for: ECHILD, move on.
+  for (pid_t tid : threads_) reap(tid);
+  threads_.clear();
+  reap(pid);
 }
 
 Result<ChildGuard> clone_with_pid(pid_t pid, const std::function<void()>& child_main) {

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <vector>
 
 #include "common/result.h"
 
@@ -25,11 +26,15 @@ class ChildGuard {
   pid_t pid() const { return pid_; }
   /// Hands the child over (it runs on); returns its pid.
   pid_t release();
-  /// SIGKILL and waitpid, if armed.
+  /// A thread created in the child and traced by us: reaped before the leader on a kill, as
+  /// the kernel reports a leader's exit only once its traced threads are reaped.
+  void add_thread(pid_t tid) { threads_.push_back(tid); }
+  /// SIGKILL and waitpid (threads, then the leader), if armed.
   void kill_and_reap();
 
  private:
   pid_t pid_ = -1;
+  std::vector<pid_t> threads_;
 };
 
 /// Creates a child process whose PID is `pid` (clone3 with set_tid, exit signal SIGCHLD, no

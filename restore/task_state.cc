@@ -55,16 +55,6 @@ Status restore_signal_state(RestoreContext& ctx) {
     CR_TRY(wrap_call(ctx.call("rt_sigaction", SYS_rt_sigaction, sa.signo, addr, 0, 8),
                      "signal " + std::to_string(sa.signo)));
   }
-  const auto& t = *ctx.img.thread;
-  if ((t.ss_flags & SS_DISABLE) == 0 && t.ss_size != 0) {
-    ctx.reset_scratch();
-    stack_t ss{};
-    ss.ss_sp = reinterpret_cast<void*>(t.ss_sp);
-    ss.ss_size = t.ss_size;
-    ss.ss_flags = static_cast<int>(t.ss_flags & SS_AUTODISARM);
-    CR_TRY_ASSIGN(uint64_t addr, ctx.put(&ss, sizeof ss));
-    CR_TRY(wrap_call(ctx.call("sigaltstack", SYS_sigaltstack, addr, 0), "altstack"));
-  }
   return {};
 }
 
@@ -99,7 +89,9 @@ Status restore_timers(RestoreContext& ctx) {
     sev.value = pt.sigval;
     sev.signo = static_cast<int32_t>(pt.signo);
     sev.notify = static_cast<int32_t>(pt.notify);
-    if ((pt.notify & kSigevThreadId) != 0) sev.tid = ctx.pid();
+    // The thread it signals exists again by now (threads are created before timers).
+    if ((pt.notify & kSigevThreadId) != 0)
+      sev.tid = pt.notify_tid != 0 ? static_cast<int32_t>(pt.notify_tid) : ctx.pid();
     CR_TRY_ASSIGN(uint64_t sev_addr, ctx.put(&sev, sizeof sev));
     int32_t id = static_cast<int32_t>(pt.timer_id);
     CR_TRY_ASSIGN(uint64_t id_addr, ctx.put(&id, sizeof id));
@@ -135,6 +127,7 @@ Status restore_timers(RestoreContext& ctx) {
 }
 
 Status restore_pending_signals(RestoreContext& ctx) {
+  std::vector<ThreadView> threads = ctx.all_threads();
   for (const auto& ps : ctx.img.pending) {
     if (ps.siginfo.size() != sizeof(siginfo_t))
       return make_error("pending signal: siginfo of " + std::to_string(ps.siginfo.size()) +
@@ -144,41 +137,70 @@ Status restore_pending_signals(RestoreContext& ctx) {
     ctx.reset_scratch();
     CR_TRY_ASSIGN(uint64_t addr, ctx.put(&si, sizeof si));
     const uint64_t pid = static_cast<uint64_t>(ctx.pid());
-    auto r = ps.tid == 0 ? ctx.call("rt_sigqueueinfo", SYS_rt_sigqueueinfo, pid, si.si_signo, addr)
-                         : ctx.call("rt_tgsigqueueinfo", SYS_rt_tgsigqueueinfo, pid, pid,
-                                    si.si_signo, addr);
+    // The kernel lets a task queue any si_code only to itself, so a thread's own signals are
+    // queued by that thread, the shared queue's by the leader.
+    Result<uint64_t> r = make_error("no thread " + std::to_string(ps.tid));
+    if (ps.tid == 0) {
+      r = ctx.call("rt_sigqueueinfo", SYS_rt_sigqueueinfo, pid, si.si_signo, addr);
+    } else {
+      for (ThreadView& t : threads)
+        if (t.rec.tid == ps.tid)
+          r = t.remote.call("rt_tgsigqueueinfo", SYS_rt_tgsigqueueinfo, pid, ps.tid, si.si_signo,
+                            addr);
+    }
     CR_TRY(wrap_call(std::move(r), "pending signal " + std::to_string(si.si_signo)));
   }
   return {};
 }
 
-Status restore_thread_state(RestoreContext& ctx) {
-  const auto& t = *ctx.img.thread;
+namespace {
+
+Status restore_one_thread(RestoreContext& ctx, ThreadView& th) {
+  const auto& t = th.rec;
+  sys::RemoteSyscalls& rs = th.remote;
+  const std::string who = "thread " + std::to_string(t.tid) + " ";
+  if ((t.ss_flags & SS_DISABLE) == 0 && t.ss_size != 0) {
+    ctx.reset_scratch();
+    stack_t ss{};
+    ss.ss_sp = reinterpret_cast<void*>(t.ss_sp);
+    ss.ss_size = t.ss_size;
+    ss.ss_flags = static_cast<int>(t.ss_flags & SS_AUTODISARM);
+    CR_TRY_ASSIGN(uint64_t addr, ctx.put(&ss, sizeof ss));
+    CR_TRY(wrap_call(rs.call("sigaltstack", SYS_sigaltstack, addr, 0), who + "altstack"));
+  }
   if (t.robust_head != 0)
-    CR_TRY(wrap_call(ctx.call("set_robust_list", SYS_set_robust_list, t.robust_head, t.robust_len),
-                     "robust list"));
-  CR_TRY(wrap_call(ctx.call("set_tid_address", SYS_set_tid_address, t.clear_child_tid),
-                   "clear_child_tid"));
+    CR_TRY(wrap_call(rs.call("set_robust_list", SYS_set_robust_list, t.robust_head, t.robust_len),
+                     who + "robust list"));
+  CR_TRY(wrap_call(rs.call("set_tid_address", SYS_set_tid_address, t.clear_child_tid),
+                   who + "clear_child_tid"));
   if (t.rseq_addr != 0)
-    CR_TRY(wrap_call(ctx.call("rseq", SYS_rseq, t.rseq_addr, t.rseq_len, 0, t.rseq_sig), "rseq"));
+    CR_TRY(wrap_call(rs.call("rseq", SYS_rseq, t.rseq_addr, t.rseq_len, 0, t.rseq_sig),
+                     who + "rseq"));
   if (t.sched_policy != SCHED_OTHER || t.sched_priority != 0) {
     ctx.reset_scratch();
     sched_param sp{};
     sp.sched_priority = static_cast<int>(t.sched_priority);
     CR_TRY_ASSIGN(uint64_t addr, ctx.put(&sp, sizeof sp));
-    CR_TRY(
-        wrap_call(ctx.call("sched_setscheduler", SYS_sched_setscheduler, 0, t.sched_policy, addr),
-                  "scheduling policy"));
+    CR_TRY(wrap_call(rs.call("sched_setscheduler", SYS_sched_setscheduler, 0, t.sched_policy, addr),
+                     who + "scheduling policy"));
   }
-  // Always: the task inherited crrestore's nice, which need not be 0.
-  CR_TRY(wrap_call(ctx.call("setpriority", SYS_setpriority, PRIO_PROCESS, 0,
-                            static_cast<uint64_t>(static_cast<int64_t>(t.nice))),
-                   "nice"));
-  if (!t.comm.empty() && t.comm != ctx.img.process->comm) {
+  // Always: the thread inherited crrestore's nice, which need not be 0. Per thread on Linux.
+  CR_TRY(wrap_call(rs.call("setpriority", SYS_setpriority, PRIO_PROCESS, 0,
+                           static_cast<uint64_t>(static_cast<int64_t>(t.nice))),
+                   who + "nice"));
+  // Each thread has its own name; a created one starts with the leader's.
+  if (!t.comm.empty() && (t.comm != ctx.img.process->comm || t.tid != ctx.img.process->pid)) {
     ctx.reset_scratch();
     CR_TRY_ASSIGN(uint64_t addr, ctx.put_str(t.comm));
-    CR_TRY(wrap_call(ctx.call("prctl(PR_SET_NAME)", SYS_prctl, PR_SET_NAME, addr), "comm"));
+    CR_TRY(wrap_call(rs.call("prctl(PR_SET_NAME)", SYS_prctl, PR_SET_NAME, addr), who + "comm"));
   }
+  return {};
+}
+
+}  // namespace
+
+Status restore_thread_state(RestoreContext& ctx) {
+  for (ThreadView& t : ctx.all_threads()) CR_TRY(restore_one_thread(ctx, t));
   return {};
 }
 

@@ -1,8 +1,10 @@
 #include "sys/proc_parse.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -101,6 +103,21 @@ Result<struct stat> ProcDir::stat(const std::string& name) const {
   if (::fstatat(dir_.get(), name.c_str(), &st, 0) != 0)
     return errno_error("stat /proc/" + std::to_string(pid_) + "/" + name);
   return st;
+}
+
+Result<std::vector<pid_t>> ProcDir::tasks() const {
+  ScopedFd fd(::openat(dir_.get(), "task", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return errno_error("open /proc/" + std::to_string(pid_) + "/task");
+  DIR* d = ::fdopendir(fd.get());
+  if (d == nullptr) return errno_error("fdopendir /proc/" + std::to_string(pid_) + "/task");
+  (void)fd.release();  // the DIR owns it now
+  std::vector<pid_t> out;
+  while (dirent* e = ::readdir(d)) {
+    if (auto v = parse_uint(e->d_name)) out.push_back(static_cast<pid_t>(*v));
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 // ---- maps

@@ -29,6 +29,8 @@ class ProcDir {
   Result<std::string> readlink(const std::string& name) const;
   /// stat(2) following the link ("fd/3", "map_files/7f..-7f..").
   Result<struct stat> stat(const std::string& name) const;
+  /// The thread ids in task/, ascending. A listing is a snapshot: threads come and go.
+  Result<std::vector<pid_t>> tasks() const;
 
  private:
   pid_t pid_ = 0;

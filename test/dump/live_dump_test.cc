@@ -638,19 +638,139 @@ TEST(LiveDump, RefusesExternalPipeWithoutInheritFd) {
   expect_refused(child, "fd 100: pipe:[", opts);
 }
 
-TEST(LiveDump, RefusesThreads) {
+// Thread state the workers of the threaded child set up; the parent reads it back from the
+// image. Fixed addresses so the parent knows them without asking.
+void* const g_thread_altstack = reinterpret_cast<void*>(0x250000000000);
+pid_t g_worker_tids[2];
+
+void start_workers(void* (*body)(void*)) {
+  static pthread_barrier_t barrier;
+  pthread_barrier_init(&barrier, nullptr, 3);
+  for (long i = 0; i < 2; ++i) {
+    pthread_t t;
+    struct Arg {
+      long i;
+      pthread_barrier_t* b;
+      void* (*body)(void*);
+    };
+    auto* a = new Arg{i, &barrier, body};
+    pthread_create(
+        &t, nullptr,
+        [](void* p) -> void* {
+          auto* a = static_cast<Arg*>(p);
+          void* r = a->body(reinterpret_cast<void*>(a->i));
+          pthread_barrier_wait(a->b);
+          for (;;) pause();
+          return r;
+        },
+        a);
+  }
+  pthread_barrier_wait(&barrier);
+}
+
+TEST(LiveDump, EveryThreadGetsItsRecord) {
   Child child(
       [] {
-        pthread_t t;
-        pthread_create(
-            &t, nullptr,
-            [](void*) -> void* {
-              for (;;) pause();
-            },
-            nullptr);
+        map_at(g_thread_altstack, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+        start_workers([](void* arg) -> void* {
+          const long i = reinterpret_cast<long>(arg);
+          g_worker_tids[i] = static_cast<pid_t>(syscall(SYS_gettid));
+          // Worker 0: its own altstack and name; worker 1: a blocked signal queued to it alone.
+          if (i == 0) {
+            stack_t ss{};
+            ss.ss_sp = g_thread_altstack;
+            ss.ss_size = 65536;
+            sigaltstack(&ss, nullptr);
+            pthread_setname_np(pthread_self(), "worker-zero");
+          } else {
+            sigset_t s;
+            sigemptyset(&s);
+            sigaddset(&s, SIGUSR2);
+            pthread_sigmask(SIG_BLOCK, &s, nullptr);
+            syscall(SYS_tgkill, getpid(), g_worker_tids[1], SIGUSR2);
+          }
+          return nullptr;
+        });
       },
       check_alive);
-  expect_refused(child, "has 2 threads: multi-threaded processes are not supported yet");
+  ASSERT_TRUE(child.ready());
+  auto proc = ProcDir::open(child.pid());
+  ASSERT_TRUE(proc.ok());
+  std::vector<pid_t> tids = proc->tasks().value();
+  ASSERT_EQ(tids.size(), 3u);
+  DumpOptions opts;
+  opts.leave_running = true;
+  opts.inherit_fds = {kCmdFd, kAnsFd};
+  auto d = run_dump(child.pid(), opts);
+  ASSERT_TRUE(d->status.ok()) << d->status.error().message;
+  auto procs = d->w.all<schema::Process>();
+  ASSERT_EQ(procs.size(), 1u);
+  EXPECT_EQ(procs[0].nthreads, 3u);
+  auto th = d->w.all<schema::Thread>();
+  ASSERT_EQ(th.size(), 3u);
+  EXPECT_EQ(th[0].tid, static_cast<uint32_t>(child.pid())) << "the leader comes first";
+  std::set<uint32_t> got, want(tids.begin(), tids.end());
+  for (const auto& t : th) got.insert(t.tid);
+  EXPECT_EQ(got, want);
+  const schema::Thread* w0 = nullptr;
+  for (const auto& t : th)
+    if (t.comm == "worker-zero") w0 = &t;
+  ASSERT_NE(w0, nullptr) << "a thread's own name is kept";
+  EXPECT_EQ(w0->ss_sp, reinterpret_cast<uint64_t>(g_thread_altstack));
+  EXPECT_EQ(w0->ss_size, 65536u);
+  EXPECT_EQ(th[0].ss_size, 0u) << "the altstack belongs to the worker only";
+  for (const auto& t : th) {
+    EXPECT_NE(t.clear_child_tid, 0u) << "glibc sets it in every thread";
+    EXPECT_NE(t.robust_head, 0u) << "glibc registers a robust list in every thread";
+  }
+  auto pending = d->w.all<schema::PendingSignal>();
+  int usr2 = 0;
+  for (const auto& ps : pending) {
+    siginfo_t si;
+    ASSERT_EQ(ps.siginfo.size(), sizeof si);
+    std::memcpy(&si, ps.siginfo.data(), sizeof si);
+    if (si.si_signo == SIGUSR2) {
+      ++usr2;
+      EXPECT_NE(ps.tid, 0u) << "queued to one thread, not to the process";
+      EXPECT_NE(ps.tid, static_cast<uint32_t>(child.pid()));
+    }
+  }
+  EXPECT_EQ(usr2, 1);
+  // Every thread is running again, the signal still pending in its thread.
+  EXPECT_EQ(proc->tasks().value(), tids);
+  EXPECT_EQ(child.ask('c'), "alive");
+}
+
+TEST(LiveDump, RefusesThreadWithItsOwnCredentials) {
+  Child child(
+      [] {
+        start_workers([](void* arg) -> void* {
+          // The raw call changes only this thread (glibc's setresgid would change all).
+          if (reinterpret_cast<long>(arg) == 1) syscall(SYS_setresgid, 0, 1, 0);
+          return nullptr;
+        });
+      },
+      check_alive);
+  expect_refused(child, "has credentials different from its process's");
+}
+
+TEST(LiveDump, RefusesChildOfAThread) {
+  static pid_t grandchild;
+  Child child(
+      [] {
+        start_workers([](void* arg) -> void* {
+          if (reinterpret_cast<long>(arg) == 0) {
+            grandchild = fork();
+            if (grandchild == 0) {
+              prctl(PR_SET_PDEATHSIG, SIGKILL);
+              for (;;) pause();
+            }
+          }
+          return nullptr;
+        });
+      },
+      check_alive);
+  expect_refused(child, "has children (");
 }
 
 TEST(LiveDump, RefusesChildren) {

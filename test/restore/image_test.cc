@@ -132,7 +132,7 @@ TEST(Image, StashesHeadAndStopsAtPages) {
   // The tail records after the pages.
   ASSERT_TRUE(reader->next().value());
   ASSERT_TRUE(stash_tail_record(*reader, img).ok());
-  EXPECT_TRUE(img.thread.has_value());
+  EXPECT_EQ(img.threads.size(), 1u);
   EXPECT_FALSE(reader->next().value());
 }
 
@@ -249,6 +249,52 @@ TEST(Image, PagesOutsideVmasRefusedFromAStream) {
   auto r = check_pages(img.vmas, p->vaddr, uint64_t{p->npages} * 4096);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("outside every dumped vma"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace cr::restore
+
+namespace cr::restore {
+namespace {
+
+ProcessImage threaded_image(std::vector<uint32_t> tids, uint32_t nthreads) {
+  ProcessImage img;
+  img.process = schema::Process{};
+  img.process->pid = 500;
+  img.process->nthreads = nthreads;
+  for (uint32_t tid : tids) {
+    schema::Thread t;
+    t.pid = 500;
+    t.tid = tid;
+    img.threads.push_back(t);
+  }
+  return img;
+}
+
+TEST(Image, ThreadRecordsAreChecked) {
+  EXPECT_TRUE(check_threads(threaded_image({500, 501, 502}, 3)).ok());
+  auto msg = [](const ProcessImage& img) {
+    Status st = check_threads(img);
+    return st.ok() ? std::string("ok") : st.error().message;
+  };
+  EXPECT_NE(msg(threaded_image({}, 0)).find("no thread record"), std::string::npos);
+  EXPECT_NE(msg(threaded_image({500, 501}, 3)).find("its process record says 3"),
+            std::string::npos);
+  EXPECT_NE(msg(threaded_image({501, 500}, 2)).find("not the main thread 500"), std::string::npos);
+  EXPECT_NE(msg(threaded_image({500, 501, 501}, 3)).find("two thread records for tid 501"),
+            std::string::npos);
+  ProcessImage other = threaded_image({500, 501}, 2);
+  other.threads[1].pid = 77;
+  EXPECT_NE(msg(other).find("does not belong to pid 500"), std::string::npos);
+  ProcessImage stray = threaded_image({500, 501}, 2);
+  schema::PendingSignal ps;
+  ps.pid = 500;
+  ps.tid = 999;
+  stray.pending.push_back(ps);
+  EXPECT_NE(msg(stray).find("pending signal for tid 999"), std::string::npos);
+  ps.tid = 501;
+  stray.pending.back() = ps;
+  EXPECT_TRUE(check_threads(stray).ok());
 }
 
 }  // namespace

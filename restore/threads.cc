@@ -1,0 +1,93 @@
+#include "restore/threads.h"
+
+#include <linux/sched.h>
+#include <signal.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/user.h>
+
+#include <cstring>
+
+namespace cr::restore {
+
+Result<user_regs_struct> thread_regs(const schema::Thread& t) {
+  user_regs_struct regs{};
+  if (t.regs.size() * sizeof(uint64_t) != sizeof regs)
+    return make_error("thread " + std::to_string(t.tid) + " record has " +
+                      std::to_string(t.regs.size()) + " register words, expected " +
+                      std::to_string(sizeof regs / sizeof(uint64_t)));
+  std::memcpy(&regs, t.regs.data(), sizeof regs);
+  return regs;
+}
+
+namespace {
+
+// The flags pthread_create uses, plus CLONE_PTRACE: the thread is traced by us from its first
+// instruction and starts with a SIGSTOP, so it never runs on the leader's stack. No
+// CLONE_SETTLS/CHILD_*TID: fs base, clear_child_tid and the robust list are set from the record.
+constexpr uint64_t kThreadFlags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND |
+                                  CLONE_THREAD | CLONE_SYSVSEM | CLONE_PTRACE;
+
+Status create_one(RestoreContext& ctx, const schema::Thread& rec) {
+  const std::string tid_s = std::to_string(rec.tid);
+  ctx.reset_scratch();
+  const pid_t want = static_cast<pid_t>(rec.tid);
+  CR_TRY_ASSIGN(uint64_t tid_addr, ctx.put(&want, sizeof want));
+  clone_args args{};
+  args.flags = kThreadFlags;
+  args.set_tid = tid_addr;
+  args.set_tid_size = 1;
+  CR_TRY_ASSIGN(uint64_t args_addr, ctx.put(&args, sizeof args));
+  auto r = ctx.remote->call_raw(SYS_clone3, args_addr, sizeof args);
+  if (!r.ok()) return std::move(r).error().wrap("thread " + tid_s);
+  if (*r == -EEXIST) return Error{"thread id " + tid_s + " is in use", EEXIST};
+  if (*r < 0)
+    return Error{"remote clone3 for thread " + tid_s + ": " + std::strerror(static_cast<int>(-*r)),
+                 static_cast<int>(-*r)};
+  if (*r != want) {
+    ctx.child.add_thread(static_cast<pid_t>(*r));
+    return make_error("clone3 gave thread id " + std::to_string(*r) + " instead of " + tid_s);
+  }
+  ctx.child.add_thread(want);
+
+  auto ctl = std::make_unique<ThreadCtl>();
+  ctl->rec = &rec;
+  // Options (TRACESYSGOOD, EXITKILL) are inherited from the leader's tracing.
+  CR_TRY_ASSIGN(ctl->tracee,
+                sys::Tracee::adopt_stopped_child(want, PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL));
+  if (ctl->tracee.last_stop().stop_sig() != SIGSTOP)
+    return make_error("new thread " + tid_s + " stopped by " + ctl->tracee.last_stop().describe());
+  CR_TRY_ASSIGN(auto rs, sys::RemoteSyscalls::create(ctl->tracee, ctx.tramp.addr));
+  ctl->remote.emplace(std::move(rs));
+  ctx.threads.push_back(std::move(ctl));
+  return {};
+}
+
+}  // namespace
+
+Status create_threads(RestoreContext& ctx) {
+  for (size_t i = 1; i < ctx.img.threads.size(); ++i)
+    CR_TRY(create_one(ctx, ctx.img.threads[i]));
+  return {};
+}
+
+Status set_thread_registers(RestoreContext& ctx) {
+  for (auto& t : ctx.threads) {
+    CR_TRY_ASSIGN(user_regs_struct regs, thread_regs(*t->rec));
+    t->remote->final_regs() = regs;
+    t->remote->set_final_sigmask(t->rec->sigmask);
+    CR_TRY(t->remote->finish());
+    if (!t->rec->xsave.empty()) CR_TRY(t->tracee.set_xstate(t->rec->xsave));
+  }
+  return {};
+}
+
+Status detach_threads(RestoreContext& ctx) {
+  for (auto& t : ctx.threads) {
+    t->remote.reset();
+    CR_TRY(t->tracee.detach());
+  }
+  return {};
+}
+
+}  // namespace cr::restore
