@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "dump/passes.h"
+#include "sys/xstate.h"
 
 namespace cr::dump {
 
@@ -37,6 +38,7 @@ Result<schema::Thread> make_thread(DumpContext& ctx, const ThreadState& t) {
   th.regs.resize(27);
   std::memcpy(th.regs.data(), &t.regs, sizeof t.regs);
   th.xsave = t.xsave;
+  th.xsave_layout = sys::host_xstate_layout().encode();
   th.sigmask = t.sigmask;
   th.ss_sp = t.ss_sp;
   th.ss_size = t.ss_size;

@@ -1,4 +1,5 @@
 #include "format/convert.h"
+#include "format/self_description.h"
 
 #include <string>
 
@@ -40,6 +41,10 @@ Status convert_stream(int in_fd, int out_fd, const ConvertOptions& opts, Convert
 
   WriterOptions wopts;
   wopts.zstd_level = opts.zstd_level;
+  // The output describes its records as the input did: a record written before a field was
+  // appended lacks it, and its description must say so (and the bytes stay the same).
+  for (const StreamType& c : compiled_types())
+    if (const StreamType* t = reader->describe(c.type_id)) wopts.extra_types.push_back(*t);
   CR_TRY_ASSIGN(auto writer, RecordWriter::create(out_fd, wopts, reader->header()));
   auto run = [&]() -> Status {
     for (;;) {

@@ -69,6 +69,8 @@ struct RestoreContext {
   // the remote scope let go of it.
   ChildGuard child;
 
+  size_t xsave_size = 0;  // this CPU's NT_X86_XSTATE size, read once from the task
+
   // Figures for -v and the report.
   uint64_t page_bytes = 0;
   double pages_seconds = 0;

@@ -64,7 +64,7 @@ Status resume(RestoreContext& ctx) {
   ctx.remote->final_regs() = regs;
   ctx.remote->set_final_sigmask(t.sigmask);
   CR_TRY(ctx.remote->finish());
-  if (!t.xsave.empty()) CR_TRY(ctx.tracee.set_xstate(t.xsave));
+  CR_TRY(set_xstate(ctx, ctx.tracee, t));
   // A shell job in the foreground gets the terminal while still stopped, so its first read
   // does not meet SIGTTIN.
   const auto& p = *ctx.img.process;

@@ -8,6 +8,8 @@
 
 #include <cstring>
 
+#include "sys/xstate.h"
+
 namespace cr::restore {
 
 Result<user_regs_struct> thread_regs(const schema::Thread& t) {
@@ -71,13 +73,26 @@ Status create_threads(RestoreContext& ctx) {
   return {};
 }
 
+Status set_xstate(RestoreContext& ctx, sys::Tracee& tracee, const schema::Thread& t) {
+  if (t.xsave.empty()) return {};
+  if (ctx.xsave_size == 0) {
+    CR_TRY_ASSIGN(std::vector<uint8_t> cur, tracee.get_xstate());
+    ctx.xsave_size = cur.size();
+  }
+  auto area = sys::translate_xstate(t.xsave, t.xsave_layout, sys::host_xstate_layout(),
+                                    ctx.xsave_size);
+  if (!area.ok())
+    return std::move(area).error().wrap("thread " + std::to_string(t.tid) + " FPU/vector state");
+  return tracee.set_xstate(*area);
+}
+
 Status set_thread_registers(RestoreContext& ctx) {
   for (auto& t : ctx.threads) {
     CR_TRY_ASSIGN(user_regs_struct regs, thread_regs(*t->rec));
     t->remote->final_regs() = regs;
     t->remote->set_final_sigmask(t->rec->sigmask);
     CR_TRY(t->remote->finish());
-    if (!t->rec->xsave.empty()) CR_TRY(t->tracee.set_xstate(t->rec->xsave));
+    CR_TRY(set_xstate(ctx, t->tracee, *t->rec));
   }
   return {};
 }

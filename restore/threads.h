@@ -20,6 +20,10 @@ Status create_threads(RestoreContext& ctx);
 /// remote-call scope ends); they stay stopped until detach_threads.
 Status set_thread_registers(RestoreContext& ctx);
 
+/// Sets a thread's xsave area, moved from the dumping CPU's layout to this one's
+/// (sys::translate_xstate); state this CPU cannot hold is an error naming it.
+Status set_xstate(RestoreContext& ctx, sys::Tracee& tracee, const schema::Thread& t);
+
 /// Lets the created threads run.
 Status detach_threads(RestoreContext& ctx);
 

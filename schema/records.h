@@ -114,7 +114,9 @@ CR_RECORD(Thread, 0x0120, "thread", "registers and per-thread state of one threa
           (u64, clear_child_tid), (u64, robust_head), (u64, robust_len),
           (u64, rseq_addr), (u32, rseq_len), (u32, rseq_sig),
           (str, comm), (u32, sched_policy), (u32, sched_priority), (i32, nice),
-          (u32, flags))  // ThreadFlags below
+          (u32, flags),         // ThreadFlags below
+          (u64s, xsave_layout)) // the dumping CPU's (component, offset, size) triples; empty
+                                // in images written before it was recorded
 
 enum ThreadFlags : uint32_t {
   kThreadStopped = 1,  // was in group stop (SIGSTOP'd) when dumped
