@@ -86,12 +86,13 @@ Status seize_all(DumpContext& ctx) {
     CR_TRY_ASSIGN(std::vector<pid_t> tids, ctx.proc.tasks());
     // The leader first, so that it is threads.front().
     std::stable_partition(tids.begin(), tids.end(), [&](pid_t t) { return t == ctx.pid; });
-    bool added = false;
+    // Interrupt every new thread first, then wait for each: they stop in parallel.
+    const size_t first_new = ctx.threads.size();
     for (pid_t tid : tids) {
-      bool known = std::any_of(ctx.threads.begin(), ctx.threads.end(),
+      bool known = std::any_of(ctx.threads.begin(), ctx.threads.begin() + first_new,
                                [&](const ThreadState& t) { return t.tid == tid; });
       if (known) continue;
-      auto tracee = sys::Tracee::seize(tid, PTRACE_O_TRACESYSGOOD);
+      auto tracee = sys::Tracee::seize_nowait(tid, PTRACE_O_TRACESYSGOOD);
       if (!tracee.ok()) {
         if (tid != ctx.pid && !task_exists(ctx, tid)) continue;  // it exited meanwhile
         return std::move(tracee).error();
@@ -100,10 +101,22 @@ Status seize_all(DumpContext& ctx) {
       t.tid = tid;
       t.tracee = std::move(tracee).value();
       ctx.threads.push_back(std::move(t));
+    }
+    const bool added = ctx.threads.size() > first_new;
+    for (size_t i = first_new; i < ctx.threads.size();) {
+      ThreadState& t = ctx.threads[i];
+      Status st = t.tracee.wait_seized();
+      if (!st.ok()) {
+        if (t.tid != ctx.pid && !task_exists(ctx, t.tid)) {  // exited before it stopped
+          ctx.threads.erase(ctx.threads.begin() + static_cast<long>(i));
+          continue;
+        }
+        return st;
+      }
       bool stopped = false;
-      CR_TRY(settle(ctx.threads.back(), stopped));
+      CR_TRY(settle(t, stopped));
       ctx.group_stopped = ctx.group_stopped || stopped;
-      added = true;
+      ++i;
     }
     if (ctx.threads.empty() || ctx.threads.front().tid != ctx.pid)
       return make_error("pid " + std::to_string(ctx.pid) + ": main thread not found in task/");

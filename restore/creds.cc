@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "sys/proc_parse.h"
@@ -20,12 +21,23 @@ Status check(Result<uint64_t> r, const char* what) {
   return {};
 }
 
-// The task's bounding set, from /proc (one read instead of a remote PR_CAPBSET_READ per cap).
-Result<uint64_t> bounding_set(pid_t pid) {
-  CR_TRY_ASSIGN(sys::ProcDir proc, sys::ProcDir::open(pid));
+// A thread's credentials as /proc shows them (one read instead of remote calls per field).
+Result<sys::ProcStatus> thread_status(pid_t tid) {
+  CR_TRY_ASSIGN(sys::ProcDir proc, sys::ProcDir::open(tid));
   CR_TRY_ASSIGN(std::string text, proc.read("status"));
-  CR_TRY_ASSIGN(sys::ProcStatus status, sys::parse_status(text));
-  return status.cap_bnd;
+  return sys::parse_status(text);
+}
+
+// Whether a thread already holds exactly the dumped credentials (securebits aside): the common
+// case of a root process restored by root, where every call below would change nothing.
+bool creds_match(const sys::ProcStatus& s, const schema::Creds& c) {
+  const uint32_t uid[4] = {c.uid, c.euid, c.suid, c.fsuid};
+  const uint32_t gid[4] = {c.gid, c.egid, c.sgid, c.fsgid};
+  std::vector<uint32_t> groups(c.groups.begin(), c.groups.end());
+  return std::equal(uid, uid + 4, s.uid) && std::equal(gid, gid + 4, s.gid) &&
+         groups == s.groups && s.cap_inh == c.cap_inh && s.cap_prm == c.cap_prm &&
+         s.cap_eff == c.cap_eff && s.cap_bnd == c.cap_bnd && s.cap_amb == c.cap_amb &&
+         s.no_new_privs == c.no_new_privs;
 }
 
 int last_cap() {
@@ -47,8 +59,14 @@ Status restore_thread_creds(RestoreContext& ctx, ThreadView& th) {
   const auto& c = *ctx.img.creds;
   sys::RemoteSyscalls& rs = th.remote;
   const int last = last_cap();
+  CR_TRY_ASSIGN(sys::ProcStatus now, thread_status(th.tracee.tid()));
+  if (creds_match(now, c)) {
+    auto bits = rs.call_raw(SYS_prctl, PR_GET_SECUREBITS);
+    if (!bits.ok()) return std::move(bits).error();
+    if (static_cast<uint64_t>(*bits) == c.securebits) return {};
+  }
   // Bounding set first: dropping needs CAP_SETPCAP, which the final sets may lack.
-  CR_TRY_ASSIGN(uint64_t bnd, bounding_set(th.tracee.tid()));
+  const uint64_t bnd = now.cap_bnd;
   for (int cap = 0; cap <= last && cap < 64; ++cap) {
     // Only what the task has and the dump had not (CAP_SYS_RESOURCE is in neither here).
     if ((c.cap_bnd >> cap) & 1 || ((bnd >> cap) & 1) == 0) continue;

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 #ifndef PR_TIMER_CREATE_RESTORE_IDS
@@ -184,12 +185,16 @@ Status restore_one_thread(RestoreContext& ctx, ThreadView& th) {
     CR_TRY(wrap_call(rs.call("sched_setscheduler", SYS_sched_setscheduler, 0, t.sched_policy, addr),
                      who + "scheduling policy"));
   }
-  // Always: the thread inherited crrestore's nice, which need not be 0. Per thread on Linux.
-  CR_TRY(wrap_call(rs.call("setpriority", SYS_setpriority, PRIO_PROCESS, 0,
-                           static_cast<uint64_t>(static_cast<int64_t>(t.nice))),
-                   who + "nice"));
-  // Each thread has its own name; a created one starts with the leader's.
-  if (!t.comm.empty() && (t.comm != ctx.img.process->comm || t.tid != ctx.img.process->pid)) {
+  // The thread inherited crrestore's nice, which need not be the dumped one (nice is per
+  // thread on Linux); asked from outside, so a thread that has it already costs no remote call.
+  errno = 0;
+  const int nice_now = ::getpriority(PRIO_PROCESS, static_cast<id_t>(th.tracee.tid()));
+  if (errno != 0 || nice_now != t.nice)
+    CR_TRY(wrap_call(rs.call("setpriority", SYS_setpriority, PRIO_PROCESS, 0,
+                             static_cast<uint64_t>(static_cast<int64_t>(t.nice))),
+                     who + "nice"));
+  // Each thread has its own name; every one starts with the process's (set by child_main).
+  if (!t.comm.empty() && t.comm != ctx.img.process->comm) {
     ctx.reset_scratch();
     CR_TRY_ASSIGN(uint64_t addr, ctx.put_str(t.comm));
     CR_TRY(wrap_call(rs.call("prctl(PR_SET_NAME)", SYS_prctl, PR_SET_NAME, addr), who + "comm"));

@@ -64,20 +64,30 @@ Error Tracee::ptrace_error(const char* request, uint64_t addr) const {
 }
 
 Result<Tracee> Tracee::seize(pid_t tid, unsigned options) {
+  CR_TRY_ASSIGN(Tracee t, seize_nowait(tid, options));
+  CR_TRY(t.wait_seized());
+  return t;
+}
+
+Result<Tracee> Tracee::seize_nowait(pid_t tid, unsigned options) {
   if (::ptrace(PTRACE_SEIZE, tid, nullptr, reinterpret_cast<void*>(uintptr_t{options})) != 0) {
     if (errno == ESRCH) return Error{"no process with pid " + std::to_string(tid), ESRCH};
     return errno_error("PTRACE_SEIZE " + std::to_string(tid));
   }
   Tracee t(tid);
   if (::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0) return t.ptrace_error("PTRACE_INTERRUPT");
+  return t;
+}
+
+Status Tracee::wait_seized() {
   // The first stop is the interrupt (PTRACE_EVENT_STOP), or a signal that was already on its
   // way: such a signal is put back on resume by the caller seeing last_stop().
-  CR_TRY_ASSIGN(t.last_, wait_for(tid));
-  if (!t.last_.stopped()) {
-    t.tid_ = -1;
-    return make_error("task " + std::to_string(tid) + " " + t.last_.describe() + " while seizing");
+  CR_TRY_ASSIGN(last_, wait_for(tid_));
+  if (!last_.stopped()) {
+    pid_t tid = std::exchange(tid_, -1);
+    return make_error("task " + std::to_string(tid) + " " + last_.describe() + " while seizing");
   }
-  return t;
+  return {};
 }
 
 void Tracee::traceme_and_stop() {

@@ -51,6 +51,10 @@ class Tracee {
  public:
   /// Attaches to a running task with PTRACE_SEIZE and stops it with PTRACE_INTERRUPT.
   static Result<Tracee> seize(pid_t tid, unsigned options);
+  /// The same in two halves, so that many threads can be interrupted before waiting for any
+  /// (they stop in parallel): seize_nowait, then wait_seized before any other use.
+  static Result<Tracee> seize_nowait(pid_t tid, unsigned options);
+  Status wait_seized();
   /// In a freshly forked child: PTRACE_TRACEME, then stop with SIGSTOP for the parent.
   static void traceme_and_stop();
   /// In the parent: adopts a child that called traceme_and_stop(), once it has stopped.

@@ -1,0 +1,170 @@
+// crdump and crrestore as a function of thread count: a process of N threads (1 to 1,000), each
+// parked in pause() on a small stack, little memory. Quoted per thread: the cost should be small
+// and linear.
+//
+//   BM_DumpThreads/N     crdump --leave-running to /dev/null; counter freeze_ms is crdump's own
+//                        "freeze" pass (seize every thread, read its registers and state)
+//   BM_RestoreThreads/N  crrestore -d of such an image (the restored process is then killed)
+//
+// Each target is a forked child of this binary that starts its threads, closes every fd it got
+// from us, says "ready" by closing a pipe once every thread runs, and waits in pause().
+#include <benchmark/benchmark.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+const std::string kBin = CR_BIN_DIR;
+
+int run(const std::vector<std::string>& args, const char* out_path, const char* in_path,
+        const char* err_path = "/dev/null") {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int in = open(in_path, O_RDONLY);
+    int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(in, 0);
+    dup2(out, 1);
+    dup2(err, 2);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+std::atomic<int> g_started{0};
+
+pid_t spawn_threads(int nthreads) {
+  int ready[2];
+  if (pipe(ready) != 0) abort();
+  pid_t pid = fork();
+  if (pid == 0) {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 64 << 10);
+    for (int i = 1; i < nthreads; ++i) {
+      pthread_t t;
+      if (pthread_create(&t, &attr, [](void*) -> void* {
+            g_started.fetch_add(1);
+            for (;;) pause();
+          }, nullptr) != 0)
+        _exit(3);
+    }
+    while (g_started.load() < nthreads - 1) sched_yield();
+    int devnull = open("/dev/null", O_RDWR);
+    dup2(devnull, 0);
+    dup2(devnull, 1);
+    dup2(devnull, 2);
+    for (int fd = 3; fd < 1024; ++fd)
+      if (fd != ready[1]) close(fd);
+    close(ready[1]);
+    for (;;) pause();
+  }
+  close(ready[1]);
+  char c;
+  while (read(ready[0], &c, 1) > 0) {
+  }
+  close(ready[0]);
+  return pid;
+}
+
+void kill_and_reap(pid_t pid) {
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+}
+
+double seconds_of(const std::chrono::steady_clock::time_point& t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// The "freeze" pass time from `crdump -v` output, in ms (0 if absent).
+double freeze_ms(const char* path) {
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream ss(line);
+    std::string tool, pass;
+    double ms = 0;
+    if (ss >> tool >> pass >> ms && tool == "crdump:" && pass == "freeze") return ms;
+  }
+  return 0;
+}
+
+void BM_DumpThreads(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  pid_t pid = spawn_threads(n);
+  const char* err = "/tmp/crtools-bench-threads.err";
+  double freeze = 0;
+  for (auto _ : state) {
+    auto t0 = std::chrono::steady_clock::now();
+    int rc = run({kBin + "/crdump", "-v", "--leave-running", std::to_string(pid)}, "/dev/null",
+                 "/dev/null", err);
+    state.SetIterationTime(seconds_of(t0));
+    if (rc != 0) {
+      state.SkipWithError("crdump failed");
+      break;
+    }
+    freeze += freeze_ms(err);
+  }
+  kill_and_reap(pid);
+  unlink(err);
+  state.counters["freeze_ms"] = freeze / static_cast<double>(state.iterations());
+  state.counters["threads"] = n;
+}
+
+void BM_RestoreThreads(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  const char* img = "/tmp/crtools-bench-threads.img";
+  pid_t pid = spawn_threads(n);
+  if (run({kBin + "/crdump", std::to_string(pid)}, img, "/dev/null") != 0) {
+    kill_and_reap(pid);
+    state.SkipWithError("crdump failed");
+    return;
+  }
+  waitpid(pid, nullptr, 0);  // crdump killed it; free the PID
+  for (auto _ : state) {
+    auto t0 = std::chrono::steady_clock::now();
+    int rc = run({kBin + "/crrestore", "-d"}, "/dev/null", img);
+    state.SetIterationTime(seconds_of(t0));
+    if (rc != 0) {
+      state.SkipWithError("crrestore failed");
+      break;
+    }
+    kill_and_reap(pid);  // we are a child subreaper: the restored process is ours to reap
+  }
+  unlink(img);
+  state.counters["threads"] = n;
+}
+
+BENCHMARK(BM_DumpThreads)->Arg(1)->Arg(10)->Arg(100)->Arg(1000)->UseManualTime()
+    ->Unit(benchmark::kMillisecond)->Iterations(5);
+BENCHMARK(BM_RestoreThreads)->Arg(1)->Arg(10)->Arg(100)->Arg(1000)->UseManualTime()
+    ->Unit(benchmark::kMillisecond)->Iterations(5);
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
