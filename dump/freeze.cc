@@ -74,8 +74,13 @@ Status settle(ThreadState& t, bool& group_stopped) {
   return make_error("thread " + std::to_string(t.tid) + ": signals keep arriving, cannot freeze");
 }
 
-bool task_exists(const DumpContext& ctx, pid_t tid) {
-  return ctx.proc.stat("task/" + std::to_string(tid)).ok();
+// A thread that has gone, or is past the point of no return in exit (a zombie waiting to be
+// released, or dead): it cannot be seized and is not part of the image.
+bool task_gone_or_exiting(const DumpContext& ctx, pid_t tid) {
+  auto text = ctx.proc.read("task/" + std::to_string(tid) + "/stat");
+  if (!text.ok()) return true;
+  auto st = parse_stat(*text);
+  return st.ok() && (st->state == 'Z' || st->state == 'X' || st->state == 'x');
 }
 
 // Seizes every thread. A stopped thread cannot clone, so once a listing of task/ shows only
@@ -94,7 +99,7 @@ Status seize_all(DumpContext& ctx) {
       if (known) continue;
       auto tracee = sys::Tracee::seize_nowait(tid, PTRACE_O_TRACESYSGOOD);
       if (!tracee.ok()) {
-        if (tid != ctx.pid && !task_exists(ctx, tid)) continue;  // it exited meanwhile
+        if (tid != ctx.pid && task_gone_or_exiting(ctx, tid)) continue;  // exiting meanwhile
         return std::move(tracee).error();
       }
       ThreadState t;
@@ -107,7 +112,7 @@ Status seize_all(DumpContext& ctx) {
       ThreadState& t = ctx.threads[i];
       Status st = t.tracee.wait_seized();
       if (!st.ok()) {
-        if (t.tid != ctx.pid && !task_exists(ctx, t.tid)) {  // exited before it stopped
+        if (t.tid != ctx.pid && task_gone_or_exiting(ctx, t.tid)) {  // exited before it stopped
           ctx.threads.erase(ctx.threads.begin() + static_cast<long>(i));
           continue;
         }
@@ -186,12 +191,9 @@ Status freeze(DumpContext& ctx) {
   CR_TRY_ASSIGN(ctx.proc, ProcDir::open(ctx.pid));
   CR_TRY(check_supported(ctx));
   CR_TRY(seize_all(ctx));
-  // Again, now that no thread can fork or change what /proc shows.
+  // Again, now that no thread can fork or change what /proc shows. (Threads: in status may
+  // still count one that is exiting; the listing loop above is what decides the set.)
   CR_TRY(check_supported(ctx));
-  if (ctx.status.threads != ctx.threads.size())
-    return make_error("pid " + std::to_string(ctx.pid) + ": /proc counts " +
-                      std::to_string(ctx.status.threads) + " threads, " +
-                      std::to_string(ctx.threads.size()) + " were stopped");
 
   for (ThreadState& t : ctx.threads) CR_TRY(read_thread(ctx, t));
 
