@@ -741,6 +741,45 @@ TEST(LiveDump, EveryThreadGetsItsRecord) {
   EXPECT_EQ(child.ask('c'), "alive");
 }
 
+TEST(LiveDump, FailedDumpResumesEveryThread) {
+  Child child(
+      [] {
+        start_workers([](void* arg) -> void* {
+          g_worker_tids[reinterpret_cast<long>(arg)] = static_cast<pid_t>(syscall(SYS_gettid));
+          return nullptr;
+        });
+      },
+      check_alive);
+  ASSERT_TRUE(child.ready());
+  auto proc = ProcDir::open(child.pid());
+  ASSERT_TRUE(proc.ok());
+  std::vector<pid_t> tids = proc->tasks().value();
+  ASSERT_EQ(tids.size(), 3u);
+  auto masks = [&] {
+    std::vector<uint64_t> out;
+    for (pid_t t : tids)
+      out.push_back(parse_status(proc->read("task/" + std::to_string(t) + "/status").value())
+                        .value()
+                        .sig_blk);
+    return out;
+  };
+  const std::vector<uint64_t> before = masks();
+  // Fails after every thread's injected calls, in the middle of writing the threads.
+  FakeWriter w;
+  w.fail_on_type = schema::Thread::kType;
+  Status st = dump_process(child.pid(), {.inherit_fds = {kCmdFd, kAnsFd}}, w);
+  ASSERT_FALSE(st.ok());
+  EXPECT_TRUE(w.failed);
+  EXPECT_EQ(proc->tasks().value(), tids);
+  EXPECT_EQ(masks(), before) << "a thread kept the injection's blocked mask";
+  for (pid_t t : tids) {
+    // Not traced any more: TracerPid 0 in every thread.
+    std::string status = proc->read("task/" + std::to_string(t) + "/status").value();
+    EXPECT_NE(status.find("TracerPid:\t0\n"), std::string::npos) << "thread " << t;
+  }
+  EXPECT_EQ(child.ask('c'), "alive");
+}
+
 TEST(LiveDump, RefusesThreadWithItsOwnCredentials) {
   Child child(
       [] {
