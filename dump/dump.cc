@@ -1,5 +1,5 @@
-// The dump as a list of named, timed passes over one DumpContext, and the end of the dump:
-// kill or detach on success, resume untouched on failure.
+// The dump of a process tree as named, timed passes over its DumpContexts, and the end of the
+// dump: kill or detach every process on success, resume them untouched on failure.
 #include "dump/dump.h"
 
 #include <signal.h>
@@ -15,60 +15,114 @@ namespace cr::dump {
 
 namespace {
 
-struct Pass {
-  const char* name;
-  Status (*run)(DumpContext&);
-};
+// Runs `f`, reporting its wall time under `name` (crdump -v). A pass over every process of the
+// tree is reported once, with the time summed.
+template <class F>
+Status timed(const DumpOptions& opts, const char* name, F&& f) {
+  auto t0 = std::chrono::steady_clock::now();
+  Status st = f();
+  if (opts.on_pass) {
+    std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
+    opts.on_pass(name, dt.count());
+  }
+  return st;
+}
 
-constexpr Pass kPasses[] = {
-    {"freeze", freeze},
-    {"vmas", collect_vmas},
-    {"files", collect_files},
-    {"remote", collect_remote_state},
-    {"process", collect_process_info},
-    {"write-head", write_head_records},
-    {"pages", write_pages},
-    {"write-tail", write_tail_records},
-    {"finish", [](DumpContext& ctx) { return ctx.out.finish(); }},
-};
+Status each(DumpTree& tree, Status (*pass)(DumpContext&)) {
+  for (auto& p : tree.procs) CR_TRY(pass(*p));
+  return {};
+}
 
-Status run_passes(DumpContext& ctx) {
-  for (const Pass& p : kPasses) {
-    auto t0 = std::chrono::steady_clock::now();
-    Status st = p.run(ctx);
-    if (ctx.opts.on_pass) {
-      std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
-      ctx.opts.on_pass(p.name, dt.count());
+// The root and its descendants, each frozen before its children are listed (a stopped process
+// cannot fork, so its list of children is final). Parents come before children.
+Status freeze_tree(DumpTree& tree, pid_t root, const DumpOptions& opts, format::RecordWriter& out) {
+  std::vector<std::pair<pid_t, pid_t>> todo = {{root, 0}};  // (pid, parent)
+  for (size_t i = 0; i < todo.size(); ++i) {
+    auto ctx = std::make_unique<DumpContext>(todo[i].first, opts, out, tree);
+    ctx->parent = todo[i].second;
+    tree.procs.push_back(std::move(ctx));
+    DumpContext& c = *tree.procs.back();
+    Status st = freeze(c);
+    if (!st.ok()) {
+      if (c.pid == root) return st;
+      return std::move(st).error().wrap("child " + std::to_string(c.pid) + " of " +
+                                        std::to_string(c.parent));
     }
-    if (!st.ok()) return st;
+    for (pid_t kid : c.children) todo.emplace_back(kid, c.pid);
   }
   return {};
+}
+
+// Sessions and process groups restore can rebuild: a process leads its session or shares its
+// parent's; its group is its own, another one's in the tree (same session), or the root's.
+Status check_tree(DumpTree& tree) {
+  const schema::Process& root = tree.procs.front()->process;
+  for (size_t i = 1; i < tree.procs.size(); ++i) {
+    const schema::Process& p = tree.procs[i]->process;
+    const DumpContext* parent = tree.find(tree.procs[i]->parent);
+    const std::string who = "pid " + std::to_string(p.pid);
+    if (p.sid != p.pid && (parent == nullptr || p.sid != parent->process.sid))
+      return make_error(who + " is in session " + std::to_string(p.sid) +
+                        ", not its parent's: not supported yet");
+    if (p.pgid == p.pid) continue;
+    const DumpContext* leader = tree.find(static_cast<pid_t>(p.pgid));
+    if (leader != nullptr && leader->process.sid == p.sid) continue;
+    if (p.pgid == root.pgid && p.sid == root.sid) continue;
+    return make_error(who + " is in process group " + std::to_string(p.pgid) +
+                      ", outside the tree: not supported yet");
+  }
+  return {};
+}
+
+Status run_passes(DumpTree& tree, pid_t root, const DumpOptions& opts, format::RecordWriter& out) {
+  CR_TRY(timed(opts, "freeze", [&] { return freeze_tree(tree, root, opts, out); }));
+  CR_TRY(timed(opts, "vmas", [&] { return each(tree, collect_vmas); }));
+  CR_TRY(timed(opts, "files", [&] { return collect_files(tree); }));
+  CR_TRY(timed(opts, "remote", [&] { return each(tree, collect_remote_state); }));
+  CR_TRY(timed(opts, "process", [&]() -> Status {
+    CR_TRY(each(tree, collect_process_info));
+    return check_tree(tree);
+  }));
+  CR_TRY(timed(opts, "write-head", [&] { return write_tree_head(tree); }));
+  // Per process: its memory map, its pages, its signals and threads.
+  for (auto& p : tree.procs) {
+    CR_TRY(write_mm_records(*p));
+    CR_TRY(timed(opts, "pages", [&] { return write_pages(*p); }));
+    CR_TRY(timed(opts, "write-tail", [&] { return write_tail_records(*p); }));
+  }
+  return timed(opts, "finish", [&] { return out.finish(); });
 }
 
 // SIGKILL while still attached, so no thread can run a single instruction after its dump;
-// then collect each exit as the tracer. The other threads go first: the kernel reports the
-// leader's exit only once the rest of its group has been reaped (by us, their tracer).
-Status kill_target(DumpContext& ctx) {
-  if (::kill(ctx.pid, SIGKILL) != 0) return errno_error("kill " + std::to_string(ctx.pid));
-  for (size_t i = ctx.threads.size(); i-- > 0;) {
-    ThreadState& t = ctx.threads[i];
-    for (;;) {
-      CR_TRY_ASSIGN(sys::WaitStatus ws, sys::wait_for(t.tid));
-      if (ws.exited() || ws.signaled()) break;
+// then collect each exit as the tracer. Children before parents, and in each process the other
+// threads first: the kernel reports a leader's exit only once its group has been reaped (by
+// us, their tracer).
+Status kill_tree(DumpTree& tree) {
+  for (auto& p : tree.procs)
+    if (::kill(p->pid, SIGKILL) != 0) return errno_error("kill " + std::to_string(p->pid));
+  for (size_t k = tree.procs.size(); k-- > 0;) {
+    DumpContext& ctx = *tree.procs[k];
+    for (size_t i = ctx.threads.size(); i-- > 0;) {
+      ThreadState& t = ctx.threads[i];
+      for (;;) {
+        CR_TRY_ASSIGN(sys::WaitStatus ws, sys::wait_for(t.tid));
+        if (ws.exited() || ws.signaled()) break;
+      }
+      t.tracee.release();
     }
-    t.tracee.release();
   }
   return {};
 }
 
-// Detaches every thread that is still attached (each resumes where it was).
-Status detach_all(DumpContext& ctx) {
+// Detaches every thread of every process that is still attached (each resumes where it was).
+Status detach_all(DumpTree& tree) {
   Status first;
-  for (ThreadState& t : ctx.threads) {
-    if (!t.tracee.attached()) continue;
-    Status st = t.tracee.detach();
-    if (!st.ok() && first.ok()) first = std::move(st);
-  }
+  for (auto& p : tree.procs)
+    for (ThreadState& t : p->threads) {
+      if (!t.tracee.attached()) continue;
+      Status st = t.tracee.detach();
+      if (!st.ok() && first.ok()) first = std::move(st);
+    }
   return first;
 }
 
@@ -94,20 +148,20 @@ Result<schema::StreamHeader> stream_header(pid_t pid) {
 }
 
 Status dump_process(pid_t pid, const DumpOptions& opts, format::RecordWriter& out) {
-  DumpContext ctx(pid, opts, out);
-  Status st = run_passes(ctx);
+  DumpTree tree;
+  Status st = run_passes(tree, pid, opts, out);
   if (!st.ok()) {
-    // Registers and mask were put back by the injection scope (remote_state.cc) if it ran;
-    // detaching lets the task carry on where it was.
-    (void)detach_all(ctx);
+    // Registers and masks were put back by the injection scopes (remote_state.cc) if they ran;
+    // detaching lets every process carry on where it was.
+    (void)detach_all(tree);
     out.fail(st.error().message);
     return st;
   }
   auto t0 = std::chrono::steady_clock::now();
   if (opts.leave_running) {
-    CR_TRY(detach_all(ctx));
+    CR_TRY(detach_all(tree));
   } else {
-    CR_TRY(kill_target(ctx));
+    CR_TRY(kill_tree(tree));
   }
   if (opts.on_pass) {
     std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;

@@ -1,12 +1,14 @@
-// The dump of one live, single-threaded process into an image stream.
+// The dump of a live process and all its descendants (a tree), every thread of each, into one
+// image stream.
 //
 //   auto header = cr::dump::stream_header(pid);
 //   auto writer = cr::format::RecordWriter::create(fd, {}, *header);
 //   cr::Status st = cr::dump::dump_process(pid, opts, **writer);
 //
-// dump_process runs named passes over a DumpContext (dump_context.h). On success the stream is
-// finished and the task killed (or left running). On failure the task is resumed exactly as it
-// was, the stream ends with an ErrorRecord, and the error says what was refused or failed.
+// dump_process runs named passes over one DumpContext per process (dump_context.h). On success
+// the stream is finished and every process killed (or left running). On failure every process
+// is resumed exactly as it was, the stream ends with an ErrorRecord, and the error says what was
+// refused or failed.
 #pragma once
 
 #include <sys/types.h>
@@ -37,7 +39,8 @@ struct DumpOptions {
 /// The StreamHeader for a dump of `pid`: kernel release, hostname, page size, arch, time.
 Result<schema::StreamHeader> stream_header(pid_t pid);
 
-/// Dumps `pid` into `out` (created with stream_header(pid)). See the file comment.
+/// Dumps `pid` and its descendants into `out` (created with stream_header(pid)). See the file
+/// comment: on failure every process is resumed as it was.
 Status dump_process(pid_t pid, const DumpOptions& opts, format::RecordWriter& out);
 
 }  // namespace cr::dump

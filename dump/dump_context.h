@@ -6,6 +6,7 @@
 #include <sys/user.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -57,13 +58,19 @@ struct FileTable {
   std::vector<schema::Fd> fds;
 };
 
+struct DumpTree;
+
+/// One process of the tree being dumped.
 struct DumpContext {
-  DumpContext(pid_t p, const DumpOptions& o, format::RecordWriter& w) : pid(p), opts(o), out(w) {}
+  DumpContext(pid_t p, const DumpOptions& o, format::RecordWriter& w, DumpTree& t)
+      : pid(p), opts(o), out(w), tree(t) {}
 
   pid_t pid;
   const DumpOptions& opts;
   format::RecordWriter& out;
-  uint32_t next_obj_id = 1;  // objdef ids of Pipe and File records
+  DumpTree& tree;
+  pid_t parent = 0;             // its parent in the tree, 0 for the root
+  std::vector<pid_t> children;  // read once it is frozen (freeze.cc)
 
   ProcDir proc;
   ProcStatus status;
@@ -83,7 +90,6 @@ struct DumpContext {
   uint64_t syscall_insn = 0;      // a `syscall` in [vdso]
 
   RemoteState remote;
-  FileTable files;
 
   // process_info.cc
   schema::Process process;
@@ -94,6 +100,20 @@ struct DumpContext {
 
   // pages.cc statistics
   uint64_t pages_scanned = 0, pages_written = 0, pages_zero = 0;
+};
+
+/// The whole subtree: the root and its descendants, parents before children. Open files and
+/// pipes are the tree's: one File per open file description whichever processes share it.
+struct DumpTree {
+  std::vector<std::unique_ptr<DumpContext>> procs;
+  FileTable files;           // objects, then every process's Fd records
+  uint32_t next_obj_id = 1;  // objdef ids of Pipe and File records
+
+  DumpContext* find(pid_t pid) {
+    for (auto& p : procs)
+      if (p->pid == pid) return p.get();
+    return nullptr;
+  }
 };
 
 }  // namespace cr::dump

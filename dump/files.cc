@@ -1,5 +1,6 @@
-// The fd table: one File per open file description, Pipe objects with their queued bytes
-// (peeked with tee(2), never consumed), contents of deleted files, and one Fd per slot.
+// The fd tables of the tree: one File per open file description (shared by dup or by fork, told
+// apart with kcmp), Pipe objects with their queued bytes (peeked with tee(2), never consumed),
+// contents of deleted files, and one Fd per slot of each process.
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/kcmp.h>
@@ -22,6 +23,7 @@ constexpr uint64_t kMaxDeletedFileBytes = 64ull << 20;
 constexpr size_t kFileDataChunk = 1u << 20;
 
 struct FdEntry {
+  DumpContext* proc = nullptr;
   int fd = -1;
   std::string link;  // readlink of /proc/PID/fd/N
   struct stat st {};
@@ -53,8 +55,8 @@ Result<std::vector<int>> list_fds(const ProcDir& proc) {
   return fds;
 }
 
-bool same_description(pid_t pid, int a, int b) {
-  return ::syscall(SYS_kcmp, pid, pid, KCMP_FILE, a, b) == 0;
+bool same_description(pid_t pa, int a, pid_t pb, int b) {
+  return ::syscall(SYS_kcmp, pa, pb, KCMP_FILE, a, b) == 0;
 }
 
 bool is_tty(const struct stat& st) {
@@ -133,23 +135,11 @@ std::string anon_name(const FdEntry& e) {
 
 class FileCollector {
  public:
-  explicit FileCollector(DumpContext& ctx) : ctx_(ctx), t_(ctx.files) {}
+  explicit FileCollector(DumpTree& tree) : tree_(tree), t_(tree.files) {}
 
   Status run() {
-    CR_TRY_ASSIGN(std::vector<int> fds, list_fds(ctx_.proc));
-    for (int fd : fds) {
-      FdEntry e;
-      e.fd = fd;
-      std::string n = std::to_string(fd);
-      CR_TRY_ASSIGN(e.link, ctx_.proc.readlink("fd/" + n));
-      CR_TRY_ASSIGN(e.st, ctx_.proc.stat("fd/" + n));
-      CR_TRY_ASSIGN(std::string info, ctx_.proc.read("fdinfo/" + n));
-      auto parsed = parse_fdinfo(info);
-      if (!parsed.ok()) return std::move(parsed).error().wrap(fd_name(fd));
-      e.info = *parsed;
-      entries_.push_back(std::move(e));
-    }
-    // Which pipe inodes have both ends in this process.
+    for (auto& p : tree_.procs) CR_TRY(list_entries(*p));
+    // Which pipe inodes have both ends inside the tree.
     for (const FdEntry& e : entries_) {
       if (!e.link.starts_with("pipe:")) continue;
       int acc = static_cast<int>(e.info.flags & O_ACCMODE);
@@ -160,10 +150,16 @@ class FileCollector {
       FdEntry& e = entries_[i];
       e.file_id = shared_description(i);
       if (e.file_id == 0) {
-        CR_TRY_ASSIGN(e.file_id, add_file(e));
+        auto id = add_file(e);
+        if (!id.ok()) {
+          const std::string w = where(e);
+          if (w.empty()) return std::move(id).error();
+          return std::move(id).error().wrap(w);
+        }
+        e.file_id = *id;
       }
       schema::Fd rec;
-      rec.pid = static_cast<uint32_t>(ctx_.pid);
+      rec.pid = static_cast<uint32_t>(e.proc->pid);
       rec.fd = static_cast<uint32_t>(e.fd);
       rec.file = e.file_id;
       rec.fd_flags = (e.info.flags & O_CLOEXEC) ? FD_CLOEXEC : 0;
@@ -173,28 +169,54 @@ class FileCollector {
   }
 
  private:
-  // The File id of an earlier fd with the same open file description (dup), or 0.
+  Status list_entries(DumpContext& ctx) {
+    CR_TRY_ASSIGN(std::vector<int> fds, list_fds(ctx.proc));
+    for (int fd : fds) {
+      FdEntry e;
+      e.proc = &ctx;
+      e.fd = fd;
+      std::string n = std::to_string(fd);
+      CR_TRY_ASSIGN(e.link, ctx.proc.readlink("fd/" + n));
+      CR_TRY_ASSIGN(e.st, ctx.proc.stat("fd/" + n));
+      CR_TRY_ASSIGN(std::string info, ctx.proc.read("fdinfo/" + n));
+      auto parsed = parse_fdinfo(info);
+      if (!parsed.ok()) return std::move(parsed).error().wrap(fd_name(fd));
+      e.info = *parsed;
+      entries_.push_back(std::move(e));
+    }
+    return {};
+  }
+
+  // Errors about another process than the root name it.
+  std::string where(const FdEntry& e) const {
+    return e.proc == tree_.procs.front().get() ? std::string() : "pid " + std::to_string(e.proc->pid);
+  }
+
+  // The File id of an earlier fd, in this process or another, with the same open file
+  // description (dup, or inherited across fork), or 0.
   uint32_t shared_description(size_t i) const {
     const FdEntry& e = entries_[i];
     for (size_t j = 0; j < i; ++j) {
       const FdEntry& o = entries_[j];
       if (o.st.st_dev == e.st.st_dev && o.st.st_ino == e.st.st_ino && o.link == e.link &&
-          same_description(ctx_.pid, o.fd, e.fd))
+          same_description(o.proc->pid, o.fd, e.proc->pid, e.fd))
         return o.file_id;
     }
     return 0;
   }
 
-  bool inherited(int fd) const {
-    const auto& v = ctx_.opts.inherit_fds;
-    return std::find(v.begin(), v.end(), fd) != v.end();
+  // --inherit-fd names fds of the root; a child sharing that description shares its File.
+  bool inherited(const FdEntry& e) const {
+    if (e.proc != tree_.procs.front().get()) return false;
+    const auto& v = e.proc->opts.inherit_fds;
+    return std::find(v.begin(), v.end(), e.fd) != v.end();
   }
 
   Result<uint32_t> pipe_object(const FdEntry& e) {
     auto it = pipe_ids_.find(e.st.st_ino);
     if (it != pipe_ids_.end()) return it->second;
-    CR_TRY_ASSIGN(auto peeked, peek_pipe(ctx_.proc, e.fd));
-    uint32_t id = ctx_.next_obj_id++;
+    CR_TRY_ASSIGN(auto peeked, peek_pipe(e.proc->proc, e.fd));
+    uint32_t id = tree_.next_obj_id++;
     t_.pipes.push_back(schema::Pipe{id, static_cast<uint64_t>(e.st.st_ino), peeked.first});
     if (!peeked.second.empty()) t_.pipe_data.emplace_back(id, std::move(peeked.second));
     pipe_ids_[e.st.st_ino] = id;
@@ -216,7 +238,7 @@ class FileCollector {
     std::vector<uint8_t> deleted_data;
     bool has_data = false;
 
-    if (inherited(e.fd)) {
+    if (inherited(e)) {
       f.kind = schema::kFileExternal;
       f.key = e.link;
     } else if (e.link.starts_with("socket:") || S_ISSOCK(e.st.st_mode)) {
@@ -229,7 +251,7 @@ class FileCollector {
       auto ends = pipe_ends_[e.st.st_ino];
       if (!(ends.first && ends.second))
         return make_error(fd_name(e.fd) + ": " + e.link +
-                          " has its other end outside the process (dump with --inherit-fd " +
+                          " has its other end outside the process tree (dump with --inherit-fd " +
                           std::to_string(e.fd) + ")");
       f.kind = schema::kFilePipe;
       f.path.clear();
@@ -240,7 +262,7 @@ class FileCollector {
     } else if (S_ISCHR(e.st.st_mode) && major(e.st.st_rdev) == 5 && minor(e.st.st_rdev) == 2) {
       return refuse(e.fd, "pty master " + e.link);
     } else if (is_tty(e.st)) {
-      if (!ctx_.opts.shell_job)
+      if (!e.proc->opts.shell_job)
         return make_error(fd_name(e.fd) + ": tty " + e.link +
                           " is outside the process (dump with --shell-job)");
       f.kind = schema::kFileTty;
@@ -257,7 +279,7 @@ class FileCollector {
       if (e.st.st_nlink == 0 || e.link.ends_with(kDeleted)) {
         if (f.path.ends_with(kDeleted)) f.path.resize(f.path.size() - kDeleted.size());
         f.kind = schema::kFileDeleted;
-        CR_TRY_ASSIGN(deleted_data, read_deleted(ctx_.proc, e));
+        CR_TRY_ASSIGN(deleted_data, read_deleted(e.proc->proc, e));
         has_data = true;
       } else {
         f.kind = schema::kFileRegular;
@@ -265,13 +287,13 @@ class FileCollector {
     } else {
       return refuse(e.fd, e.link);
     }
-    f.id = ctx_.next_obj_id++;
+    f.id = tree_.next_obj_id++;
     t_.files.push_back(std::move(f));
     if (has_data) t_.file_data.emplace_back(t_.files.back().id, std::move(deleted_data));
     return t_.files.back().id;
   }
 
-  DumpContext& ctx_;
+  DumpTree& tree_;
   FileTable& t_;
   std::vector<FdEntry> entries_;
   std::map<ino_t, std::pair<bool, bool>> pipe_ends_;  // read end seen, write end seen
@@ -280,7 +302,7 @@ class FileCollector {
 
 }  // namespace
 
-Status collect_files(DumpContext& ctx) { return FileCollector(ctx).run(); }
+Status collect_files(DumpTree& tree) { return FileCollector(tree).run(); }
 
 /// Writes a deleted file's contents in FileData records of at most 1 MiB each.
 Status write_file_data(format::RecordWriter& out, uint32_t file, std::span<const uint8_t> data) {

@@ -1,5 +1,6 @@
-// Freezing the process: the refusals that need no stop, PTRACE_SEIZE of every thread (re-scanning
-// task/ until no thread appears that is not stopped), and the per-thread state ptrace reads.
+// Freezing one process of the tree: the refusals that need no stop, PTRACE_SEIZE of every thread
+// (re-scanning task/ until no thread appears that is not stopped), its children (final once it
+// is stopped), and the per-thread state ptrace reads.
 #include <signal.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
@@ -32,27 +33,28 @@ std::vector<std::string> split_words(std::string_view rest) {
   return out;
 }
 
-// Refusals that are read from /proc alone: children of any thread, seccomp, a dead leader.
+// Refusals that are read from /proc alone (seccomp, a dead leader), and the children of every
+// thread: they are dumped too, as part of the tree.
 Status check_supported(DumpContext& ctx) {
   CR_TRY_ASSIGN(std::string text, ctx.proc.read("status"));
   CR_TRY_ASSIGN(ctx.status, parse_status(text));
   std::string pid = std::to_string(ctx.pid);
-  if (ctx.status.seccomp != 0) return make_error("pid " + pid + ": seccomp not supported yet");
-  if (ctx.status.state == 'Z' && ctx.status.threads > 1)
+  if (ctx.status.state == 'Z')
     return make_error("pid " + pid +
-                      ": the main thread has exited while other threads run: not supported yet");
+                      (ctx.status.threads > 1
+                           ? ": the main thread has exited while other threads run: not supported yet"
+                           : " is a zombie: zombies are not supported yet"));
+  if (ctx.status.seccomp != 0) return make_error("pid " + pid + ": seccomp not supported yet");
   CR_TRY_ASSIGN(std::vector<pid_t> tids, ctx.proc.tasks());
+  ctx.children.clear();
   for (pid_t tid : tids) {
     // A thread that exits between the listing and the read is not an error.
     auto children = ctx.proc.read("task/" + std::to_string(tid) + "/children");
     if (!children.ok()) continue;
-    std::vector<std::string> kids = split_words(*children);
-    if (kids.empty()) continue;
-    std::string list = kids[0];
-    if (kids.size() > 1) list += ", ...";
-    return make_error("pid " + pid + " has children (" + list +
-                      "): process trees are not supported yet");
+    for (const std::string& kid : split_words(*children))
+      if (auto v = parse_uint(kid)) ctx.children.push_back(static_cast<pid_t>(*v));
   }
+  std::sort(ctx.children.begin(), ctx.children.end());
   return {};
 }
 
@@ -191,8 +193,8 @@ Status freeze(DumpContext& ctx) {
   CR_TRY_ASSIGN(ctx.proc, ProcDir::open(ctx.pid));
   CR_TRY(check_supported(ctx));
   CR_TRY(seize_all(ctx));
-  // Again, now that no thread can fork or change what /proc shows. (Threads: in status may
-  // still count one that is exiting; the listing loop above is what decides the set.)
+  // Again, now that no thread can fork or change what /proc shows: the children are final.
+  // (Threads: in status may still count one that is exiting; the listing loop decides.)
   CR_TRY(check_supported(ctx));
 
   for (ThreadState& t : ctx.threads) CR_TRY(read_thread(ctx, t));

@@ -6,17 +6,18 @@
 
 namespace cr::dump {
 
-/// freeze.cc: refuses threads, children and seccomp, seizes the task and settles it in a
-/// ptrace stop; reads registers (with restart_fixup), xstate, sigmask, rseq, robust list,
-/// pending signals.
+/// freeze.cc: refuses seccomp and zombies, seizes every thread and settles it in a ptrace
+/// stop; lists the children; reads registers (with restart_fixup), xstate, sigmask, rseq,
+/// robust list, pending signals.
 Status freeze(DumpContext& ctx);
 
 /// vmas.cc: smaps -> Vma records (kinds, file identity, madvise flags); refuses shared
 /// anonymous memory, SysV shm, device and deleted-file mappings. Finds a `syscall` in [vdso].
 Status collect_vmas(DumpContext& ctx);
 
-/// files.cc: the fd table -> Pipe, PipeData, File, FileData, Fd; refuses what is not handled.
-Status collect_files(DumpContext& ctx);
+/// files.cc: every process's fd table -> Pipe, PipeData, File, FileData (once per object in
+/// the tree), Fd (per slot); refuses what is not handled.
+Status collect_files(DumpTree& tree);
 /// Writes a deleted file's contents as FileData records of at most 1 MiB each.
 Status write_file_data(format::RecordWriter& out, uint32_t file, std::span<const uint8_t> data);
 
@@ -27,8 +28,11 @@ Status collect_remote_state(DumpContext& ctx);
 /// process_info.cc: Process, Creds, Rlimits, FsInfo, Mm.
 Status collect_process_info(DumpContext& ctx);
 
-/// records.cc: writes everything but the pages, in stream order.
-Status write_head_records(DumpContext& ctx);  // Process .. Vma
+/// records.cc: writes everything but the pages, in stream order (docs/FORMAT.md):
+/// the tree head (every Process; per process Creds, Rlimits, FsInfo; the file objects; every
+/// Fd), then per process Mm, Vma | its Pages | its Sigaction .. Thread.
+Status write_tree_head(DumpTree& tree);
+Status write_mm_records(DumpContext& ctx);    // Mm, Vma
 Status write_tail_records(DumpContext& ctx);  // Sigaction .. Thread
 
 /// pages.cc: pagemap + process_vm_readv -> Pages records.

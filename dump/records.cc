@@ -1,6 +1,7 @@
 // Writing the collected state in the stream's fixed order (everything but the pages):
-// Process, Creds, Rlimits, FsInfo, Pipe, PipeData, File, FileData, Fd, Mm, Vma | Pages |
-// Sigaction, Itimer, PosixTimer, PendingSignal (shared, then per thread), Thread (leader first).
+// every Process; per process Creds, Rlimits, FsInfo; Pipe, PipeData, File, FileData; every Fd;
+// then per process: Mm, Vma | Pages | Sigaction, Itimer, PosixTimer, PendingSignal (shared,
+// then per thread), Thread (leader first). One process gives the version 1 order exactly.
 #include <sched.h>
 #include <sys/resource.h>
 
@@ -11,20 +12,26 @@
 
 namespace cr::dump {
 
-Status write_head_records(DumpContext& ctx) {
-  format::RecordWriter& out = ctx.out;
-  CR_TRY(out.write(ctx.process));
-  CR_TRY(out.write(ctx.creds));
-  CR_TRY(out.write(ctx.rlimits));
-  CR_TRY(out.write(ctx.fs));
-  const FileTable& t = ctx.files;
+Status write_tree_head(DumpTree& tree) {
+  format::RecordWriter& out = tree.procs.front()->out;
+  for (const auto& p : tree.procs) CR_TRY(out.write(p->process));
+  for (const auto& p : tree.procs) {
+    CR_TRY(out.write(p->creds));
+    CR_TRY(out.write(p->rlimits));
+    CR_TRY(out.write(p->fs));
+  }
+  const FileTable& t = tree.files;
   for (const auto& p : t.pipes) CR_TRY(out.write(p));
   for (const auto& [pipe, data] : t.pipe_data) CR_TRY(out.write(schema::PipeData{pipe}, data));
   for (const auto& f : t.files) CR_TRY(out.write(f));
   for (const auto& [file, data] : t.file_data) CR_TRY(write_file_data(out, file, data));
   for (const auto& fd : t.fds) CR_TRY(out.write(fd));
-  CR_TRY(out.write(ctx.mm));
-  for (const auto& v : ctx.vmas) CR_TRY(out.write(v));
+  return {};
+}
+
+Status write_mm_records(DumpContext& ctx) {
+  CR_TRY(ctx.out.write(ctx.mm));
+  for (const auto& v : ctx.vmas) CR_TRY(ctx.out.write(v));
   return {};
 }
 

@@ -793,7 +793,7 @@ TEST(LiveDump, RefusesThreadWithItsOwnCredentials) {
   expect_refused(child, "has credentials different from its process's");
 }
 
-TEST(LiveDump, RefusesChildOfAThread) {
+TEST(LiveDump, ChildOfAThreadIsPartOfTheTree) {
   static pid_t grandchild;
   Child child(
       [] {
@@ -809,21 +809,17 @@ TEST(LiveDump, RefusesChildOfAThread) {
         });
       },
       check_alive);
-  expect_refused(child, "has children (");
-}
-
-TEST(LiveDump, RefusesChildren) {
-  static pid_t grandchild;
-  Child child(
-      [] {
-        grandchild = fork();
-        if (grandchild == 0) {
-          prctl(PR_SET_PDEATHSIG, SIGKILL);
-          for (;;) pause();
-        }
-      },
-      check_alive);
-  expect_refused(child, "has children (");
+  ASSERT_TRUE(child.ready());
+  DumpOptions opts;
+  opts.leave_running = true;
+  opts.inherit_fds = {kCmdFd, kAnsFd};
+  auto d = run_dump(child.pid(), opts);
+  ASSERT_TRUE(d->status.ok()) << d->status.error().message;
+  auto procs = d->w.all<schema::Process>();
+  ASSERT_EQ(procs.size(), 2u);
+  EXPECT_EQ(procs[1].ppid, static_cast<uint32_t>(child.pid()));
+  EXPECT_EQ(procs[1].nthreads, 1u);
+  EXPECT_EQ(child.ask('c'), "alive");
 }
 
 TEST(LiveDump, RefusesSocket) {
