@@ -822,6 +822,75 @@ TEST(LiveDump, ChildOfAThreadIsPartOfTheTree) {
   EXPECT_EQ(child.ask('c'), "alive");
 }
 
+// The root, a child and a grandchild: one image, parents first, the open file descriptions
+// they share by inheritance written once, the tree left running as it was.
+TEST(LiveDump, DumpsTheWholeTree) {
+  Child child(
+      [] {
+        if (fork() == 0) {
+          prctl(PR_SET_PDEATHSIG, SIGKILL);
+          if (fork() == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            for (;;) pause();
+          }
+          for (;;) pause();
+        }
+      },
+      check_alive);
+  ASSERT_TRUE(child.ready());
+  auto children = [&](pid_t pid) -> std::string {
+    auto proc = ProcDir::open(pid);
+    if (!proc.ok()) return "";
+    auto text = proc->read("task/" + std::to_string(pid) + "/children");
+    return text.ok() ? *text : "";
+  };
+  // The child has forked before saying ready; its own child may still be on its way.
+  std::string kids;
+  for (int i = 0; i < 1000000 && kids.empty(); ++i) {
+    kids = children(child.pid());
+    if (!kids.empty() && children(std::stoi(kids)).empty()) kids.clear();
+    if (kids.empty()) sched_yield();
+  }
+  ASSERT_FALSE(kids.empty());
+  DumpOptions opts;
+  opts.leave_running = true;
+  opts.inherit_fds = {kCmdFd, kAnsFd};
+  auto d = run_dump(child.pid(), opts);
+  ASSERT_TRUE(d->status.ok()) << d->status.error().message;
+  auto procs = d->w.all<schema::Process>();
+  ASSERT_EQ(procs.size(), 3u);
+  EXPECT_EQ(procs[0].pid, static_cast<uint32_t>(child.pid()));
+  EXPECT_EQ(procs[1].ppid, procs[0].pid);
+  EXPECT_EQ(procs[2].ppid, procs[1].pid);
+  // Every Fd comes before any process's Mm; Mm records in tree order.
+  auto mms = d->w.all<schema::Mm>();
+  ASSERT_EQ(mms.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(mms[i].pid, procs[i].pid);
+  EXPECT_LT(first_index<schema::Fd>(d->w), first_index<schema::Mm>(d->w));
+  // fd 0 (/dev/null, inherited twice) is one File for all three.
+  std::map<uint32_t, uint32_t> fd0;  // pid -> file
+  for (const auto& fd : d->w.all<schema::Fd>())
+    if (fd.fd == 0) fd0[fd.pid] = fd.file;
+  ASSERT_EQ(fd0.size(), 3u);
+  EXPECT_EQ(fd0[procs[0].pid], fd0[procs[1].pid]);
+  EXPECT_EQ(fd0[procs[0].pid], fd0[procs[2].pid]);
+  EXPECT_EQ(d->w.all<schema::Thread>().size(), 3u);
+  EXPECT_EQ(child.ask('c'), "alive");
+  for (size_t i = 1; i < 3; ++i) EXPECT_EQ(kill(static_cast<pid_t>(procs[i].pid), 0), 0);
+}
+
+TEST(LiveDump, RefusesZombieChild) {
+  Child child(
+      [] {
+        pid_t kid = fork();
+        if (kid == 0) _exit(3);
+        siginfo_t si;
+        waitid(P_PID, static_cast<id_t>(kid), &si, WEXITED | WNOWAIT);  // a zombie, not reaped
+      },
+      check_alive);
+  expect_refused(child, "is a zombie: zombies are not supported yet");
+}
+
 TEST(LiveDump, RefusesSocket) {
   Child child(
       [] {
