@@ -2,11 +2,44 @@
 #include "format/self_description.h"
 
 #include <string>
+#include <vector>
 
 #include "format/record_reader.h"
 #include "format/record_writer.h"
 
 namespace cr::format {
+
+namespace {
+
+// What a conversion between adjacent versions does to the records. Version 1 -> 2 changes no
+// record (a version 1 image is one process, written in the order version 2 keeps); 2 -> 1 is
+// lossless only for an image of one process, and refuses the others, naming the processes that
+// would be lost.
+class Steps {
+ public:
+  Steps(uint32_t from, uint32_t to) : from_(from), to_(to) {}
+
+  Status on_record(const RecordReader& r) {
+    if (from_ >= 2 && to_ < 2 && r.type() == schema::Process::kType) {
+      CR_TRY_ASSIGN(auto p, r.decode<schema::Process>());
+      pids_.push_back(p.pid);
+    } else if (pids_.size() > 1) {
+      std::string lost;
+      for (size_t i = 1; i < pids_.size() && i < 6; ++i)
+        lost += (i > 1 ? ", " : "") + std::to_string(pids_[i]);
+      if (pids_.size() > 6) lost += " and " + std::to_string(pids_.size() - 6) + " more";
+      return make_error("format version 1 holds one process: the image's other processes (" +
+                        lost + ") would be lost");
+    }
+    return {};
+  }
+
+ private:
+  uint32_t from_, to_;
+  std::vector<uint32_t> pids_;
+};
+
+}  // namespace
 
 Status convert_stream(int in_fd, int out_fd, const ConvertOptions& opts, ConvertStats* stats) {
   ReaderOptions ropts;
@@ -22,35 +55,34 @@ Status convert_stream(int in_fd, int out_fd, const ConvertOptions& opts, Convert
     case VersionCheck::kInvalid:
       return make_error("image format version 0 is not a valid version");
     case VersionCheck::kOlder:
-      // Version 1 is the first frozen version; the first bump adds its step here.
-      return make_error("no conversion step from format version " + std::to_string(from));
+      if (from < kOldestFormatVersion)
+        return make_error("no conversion step from format version " + std::to_string(from));
+      break;
     case VersionCheck::kCurrent:
       break;
   }
-  if (opts.to_version != kFormatVersion) {
-    if (opts.to_version > kFormatVersion)
-      return make_error("format version " + std::to_string(opts.to_version) +
-                        " is unknown to this build (newest: " + std::to_string(kFormatVersion) +
-                        ")");
-    // Going down: every step between must be lossless for every record, which needs the older
-    // version's layouts. Until a version 2 exists there is no older version to go to.
-    return make_error("cannot write format version " + std::to_string(opts.to_version) +
-                      ": this build writes version " + std::to_string(kFormatVersion) +
-                      " only, and there is no older frozen version");
-  }
+  if (opts.to_version < kOldestFormatVersion || opts.to_version > kFormatVersion)
+    return make_error("format version " + std::to_string(opts.to_version) +
+                      " is unknown to this build (it writes " +
+                      std::to_string(kOldestFormatVersion) + " to " +
+                      std::to_string(kFormatVersion) + ")");
 
   WriterOptions wopts;
   wopts.zstd_level = opts.zstd_level;
+  wopts.format_version = opts.to_version;
   // The output describes its records as the input did: a record written before a field was
   // appended lacks it, and its description must say so (and the bytes stay the same).
   for (const StreamType& c : compiled_types())
     if (const StreamType* t = reader->describe(c.type_id)) wopts.extra_types.push_back(*t);
   CR_TRY_ASSIGN(auto writer, RecordWriter::create(out_fd, wopts, reader->header()));
+  Steps steps(from, opts.to_version);
   auto run = [&]() -> Status {
     for (;;) {
       CR_TRY_ASSIGN(bool more, reader->next());
       if (!more) break;
-      // Same version: the bytes go straight through, copied once.
+      auto st = steps.on_record(*reader);
+      if (!st.ok()) return std::move(st).error().wrap("offset " + std::to_string(reader->offset()));
+      // Records no step touches go straight through, copied once.
       CR_TRY(writer->write_raw(reader->type(), reader->fields(), reader->tail()));
     }
     return writer->finish();

@@ -106,7 +106,7 @@ Status StreamWriter::init(const schema::StreamHeader& header) {
   if (fcntl(fd_, F_GETPIPE_SZ) > 0 && fcntl(fd_, F_GETPIPE_SZ) < kPipeSize)
     (void)fcntl(fd_, F_SETPIPE_SZ, kPipeSize);
 
-  const auto prefix = make_prefix(kFormatVersion, opts_.checksums ? 0 : kFlagNoChecksums);
+  const auto prefix = make_prefix(opts_.format_version, opts_.checksums ? 0 : kFlagNoChecksums);
   stream_crc_ = crc32c(prefix.data(), prefix.size());
   CR_TRY(emit(prefix));
 

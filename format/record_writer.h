@@ -11,6 +11,7 @@
 #include "common/result.h"
 #include "format/codec.h"
 #include "format/record_reader.h"
+#include "format/stream_format.h"
 #include "schema/records.h"
 
 namespace cr::format {
@@ -19,6 +20,9 @@ struct WriterOptions {
   int zstd_level = 0;     // 0: plain stream; 1..19: zstd frame at that level
   int zstd_threads = 0;   // zstd worker threads (0: compress in the calling thread)
   bool checksums = true;  // false only for benchmarks: the CRC fields are written as 0
+  /// The version written in the prefix: crconvert writes older ones; everything else the
+  /// current one.
+  uint32_t format_version = kFormatVersion;
   /// Record types to describe besides (or instead of, for the same type_id) the compiled ones:
   /// crconvert passes through types from a newer stream, tests fake a newer writer.
   std::vector<StreamType> extra_types;

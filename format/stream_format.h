@@ -40,7 +40,13 @@
 namespace cr::format {
 
 /// Version of the framing and bookkeeping rules. Readers refuse newer versions unless asked.
-inline constexpr uint32_t kFormatVersion = 1;
+/// 1: one process (its threads included). 2: a process tree: every Process record first, then
+/// each process's Creds/Rlimits/FsInfo, the file objects, every Fd, then per process its memory
+/// and its per-task records (docs/FORMAT.md). A version 1 image is a valid one-process version 2
+/// image; crconvert moves between them (format/convert.cc).
+inline constexpr uint32_t kFormatVersion = 2;
+/// The oldest version crconvert reads.
+inline constexpr uint32_t kOldestFormatVersion = 1;
 
 inline constexpr std::array<uint8_t, 8> kStreamMagic = {0x89, 'C', 'R', 'I', 'M', 'G', '\r', '\n'};
 inline constexpr std::array<uint8_t, 4> kZstdMagic = {0x28, 0xB5, 0x2F, 0xFD};

@@ -4,8 +4,8 @@
 // - A record's layout or meaning never changes within a version: appending a field to a record
 //   is the only change allowed without a bump (older readers ignore it, newer readers zero it).
 //   Any other change bumps kFormatVersion and adds a conversion step from the previous version
-//   to format/convert.cc (none exists yet: version 1 is the first), plus fixture images of the
-//   new version under test/fixtures/vN/.
+//   to format/convert.cc (1 -> 2: process trees), plus fixture images of the new version under
+//   test/fixtures/vN/.
 // - Readers (crrestore) take only the current version; crconvert upgrades older ones step by
 //   step; crit shows any version, even a newer one, from the stream's own description.
 #pragma once

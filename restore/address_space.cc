@@ -173,7 +173,9 @@ Status stream_pages(RestoreContext& ctx) {
   const auto& vmas = ctx.img.vmas;
   size_t hint = 0;
   auto t0 = std::chrono::steady_clock::now();
-  for (bool more = true; more;) {
+  bool more = true;
+  while (more) {
+    if (reader.type() == schema::Mm::kType) break;  // the next process's section
     if (reader.type() == schema::Pages::kType) {
       CR_TRY_ASSIGN(auto p, reader.decode<schema::Pages>());
       auto tail = reader.tail();
@@ -194,6 +196,7 @@ Status stream_pages(RestoreContext& ctx) {
     }
     CR_TRY_ASSIGN(more, reader.next());
   }
+  ctx.stream_ended = !more;
   ctx.pages_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return check_threads(ctx.img);
 }

@@ -14,8 +14,9 @@ Status move_vdso(RestoreContext& ctx);
 Status unmap_rest(RestoreContext& ctx);
 /// Maps every dumped VMA (writable where pages may land; see set_protections).
 Status map_vmas(RestoreContext& ctx);
-/// Reads the rest of the stream: Pages go straight into the task (process_vm_writev from the
-/// reader's buffer), the per-task records after them are stashed. Ends at the trailer.
+/// Reads the rest of the process's section: Pages go straight into the task (process_vm_writev
+/// from the reader's buffer), the per-task records after them are stashed. Ends at the next
+/// process's Mm, or at the trailer (ctx.stream_ended).
 Status stream_pages(RestoreContext& ctx);
 /// Puts back the dumped protections of VMAs that were mapped writable for their pages.
 Status set_protections(RestoreContext& ctx);

@@ -12,8 +12,11 @@
 #include <unistd.h>
 
 #include <climits>
+#include <cstdlib>
 
+#include "restore/fd_plan.h"
 #include "restore/open_files.h"
+#include "restore/task_create.h"
 
 namespace cr::restore {
 
@@ -46,8 +49,19 @@ int highest_open_fd() {
   return top;
 }
 
-Status build_fd_table(const RestoreContext& ctx, int* report_fd) {
-  CR_TRY_ASSIGN(auto sources, open_files(ctx.img, ctx.opts));
+// The fd table from the files crrestore opened before the tree was forked (inherited by every
+// process): each process keeps what its own Fds name, at their numbers, and closes the rest.
+Status build_fd_table(const RestoreContext& ctx, const Carriers& carriers, int* report_fd) {
+  std::vector<FdSource> sources;
+  for (const auto& fd : ctx.img.fds) {
+    auto it = carriers.find(fd.file);
+    if (it == carriers.end())
+      return make_error("fd " + std::to_string(fd.fd) + ": file " + std::to_string(fd.file) +
+                        " was not opened");
+    bool have = false;
+    for (const auto& s : sources) have |= s.file_id == fd.file;
+    if (!have) sources.push_back({fd.file, it->second});
+  }
   std::vector<FdTarget> targets;
   for (const auto& fd : ctx.img.fds)
     targets.push_back({static_cast<int>(fd.fd), fd.file, (fd.fd_flags & FD_CLOEXEC) != 0});
@@ -65,6 +79,7 @@ Status build_fd_table(const RestoreContext& ctx, int* report_fd) {
 }
 
 Status set_rlimits(const RestoreContext& ctx, int report_fd) {
+  const std::string me = std::to_string(ctx.pid()) + " ";
   if (!ctx.img.rlimits) return {};
   const auto& lim = ctx.img.rlimits->limits;
   for (size_t r = 0; 2 * r + 1 < lim.size() && r < RLIM_NLIMITS; ++r) {
@@ -77,22 +92,24 @@ Status set_rlimits(const RestoreContext& ctx, int report_fd) {
     rlimit fallback{std::min<rlim_t>(want.rlim_cur, ours.rlim_max), ours.rlim_max};
     ::setrlimit(static_cast<__rlimit_resource>(r), &fallback);
     report(report_fd, 'W',
-           "rlimit " + std::to_string(r) + ": hard limit " + std::to_string(want.rlim_max) +
+           me + "rlimit " + std::to_string(r) + ": hard limit " + std::to_string(want.rlim_max) +
                " is above ours (" + std::to_string(ours.rlim_max) + "), kept ours");
   }
   return {};
 }
 
-Status set_session(const RestoreContext& ctx, int report_fd) {
+// Before any child is forked, so that they start in the right session. Joining another
+// process's group waits until every process exists (crrestore does it, tree.cc).
+Status set_session(const RestoreContext& ctx, bool is_root, int report_fd) {
   const auto& p = *ctx.img.process;
   if (p.sid == p.pid) {
     if (::setsid() < 0) return errno_error("setsid");
   } else if (p.pgid == p.pid) {
     if (::setpgid(0, 0) != 0) return errno_error("setpgid");
-  } else if (static_cast<pid_t>(p.pgid) != ::getpgrp()) {
+  } else if (is_root && static_cast<pid_t>(p.pgid) != ::getpgrp()) {
     report(
         report_fd, 'W',
-        "process group " + std::to_string(p.pgid) + " is not restored: the task joins crrestore's");
+        std::to_string(p.pid) + " process group " + std::to_string(p.pgid) + " is not restored: the task joins crrestore's");
   }
   return {};
 }
@@ -106,32 +123,50 @@ void default_signals() {
     if (sig != SIGKILL && sig != SIGSTOP) ::syscall(SYS_rt_sigaction, sig, &dfl, nullptr, 8);
 }
 
-Status setup(const RestoreContext& ctx, int* report_fd) {
+// Forks the process's children, each with its dumped pid, each running child_main in turn.
+Status fork_children(const RestoreContext& root, const RestoreContext& me, const Carriers& carriers,
+                     int report_fd) {
+  for (const auto& o : root.others) {
+    if (o->img.process->ppid != me.img.process->pid) continue;
+    const RestoreContext& kid = *o;
+    CR_TRY_ASSIGN(ChildGuard g, clone_with_pid(kid.pid(), [&root, &kid, &carriers, report_fd] {
+                    child_main(root, kid, carriers, report_fd);
+                  }));
+    (void)g.release();  // it lives on; crrestore kills the whole tree if anything fails
+  }
+  return {};
+}
+
+Status setup(const RestoreContext& root, const RestoreContext& ctx, const Carriers& carriers,
+             int* report_fd) {
   const auto& p = *ctx.img.process;
-  CR_TRY(build_fd_table(ctx, report_fd));
+  CR_TRY(set_session(ctx, &root == &ctx, *report_fd));
+  CR_TRY(fork_children(root, ctx, carriers, *report_fd));
+  CR_TRY(build_fd_table(ctx, carriers, report_fd));
   if (ctx.img.fs && !ctx.img.fs->cwd.empty() && ::chdir(ctx.img.fs->cwd.c_str()) != 0)
     return errno_error("chdir " + ctx.img.fs->cwd);
   ::umask(static_cast<mode_t>(p.umask));
   if (::personality(p.personality) < 0) return errno_error("personality");
   CR_TRY(set_rlimits(ctx, *report_fd));
   if (::prctl(PR_SET_NAME, p.comm.c_str(), 0, 0, 0) != 0) return errno_error("PR_SET_NAME");
-  CR_TRY(set_session(ctx, *report_fd));
   default_signals();
   return {};
 }
 
 }  // namespace
 
-void child_main(const RestoreContext& ctx, int report_fd) {
-  auto st = setup(ctx, &report_fd);
+void child_main(const RestoreContext& root, const RestoreContext& ctx, const Carriers& carriers,
+                int report_fd) {
+  const std::string me = std::to_string(ctx.pid()) + " ";
+  auto st = setup(root, ctx, carriers, &report_fd);
   if (!st.ok()) {
-    report(report_fd, 'E', st.error().message);
+    report(report_fd, 'E', me + st.error().message);
     ::_exit(1);
   }
+  report(report_fd, 'R', me);
   ::close(report_fd);
-  sys::Tracee::traceme_and_stop();
-  // The parent drives us from here by injected calls and never lets this point run on.
-  ::_exit(126);
+  // crrestore seizes us here and drives us by injected calls; this loop never goes on.
+  for (;;) ::pause();
 }
 
 ChildReport read_child_report(int fd) {
@@ -149,9 +184,14 @@ ChildReport read_child_report(int fd) {
     size_t nl = all.find('\n', pos);
     std::string line = all.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
     pos = nl == std::string::npos ? all.size() : nl + 1;
-    if (line.empty()) continue;
-    if (line[0] == 'W') rep.warnings.push_back(line.substr(1));
-    if (line[0] == 'E') rep.error = line.substr(1);
+    if (line.size() < 2) continue;
+    // "<kind><pid> <text>"
+    const size_t sp = line.find(' ');
+    const pid_t pid = static_cast<pid_t>(std::atol(line.substr(1, sp).c_str()));
+    const std::string text = sp == std::string::npos ? "" : line.substr(sp + 1);
+    if (line[0] == 'W') rep.warnings.push_back(text);
+    if (line[0] == 'E' && rep.error.empty()) rep.error = "pid " + std::to_string(pid) + ": " + text;
+    if (line[0] == 'R') rep.ready.insert(pid);
   }
   return rep;
 }

@@ -1,11 +1,18 @@
-// What the new task does for itself before it stops for crrestore: fd table, cwd, umask,
-// personality, rlimits, name, session and process group, default signal dispositions. It runs
-// crrestore's own code in the child's copy of crrestore's memory.
+// What each new process does for itself before crrestore takes it over: its session, its
+// children (forked with their dumped pids, so every parent link is right), its fd table from
+// the files crrestore opened before forking the tree, cwd, umask, personality, rlimits, name,
+// default signal dispositions. It runs crrestore's own code in its copy of crrestore's memory.
 //
-// It reports over a pipe (close-on-exec, lifted above the fd table): lines "W<text>" are
-// warnings, a line "E<text>" is the error it exited with (status 1).
+// Every process reports over one pipe shared by the tree (close-on-exec, lifted above the fd
+// table), one line each: "W<pid> <text>" a warning, "E<pid> <text>" the error it exited with
+// (status 1), "R<pid> " ready: it then waits in pause() for crrestore to seize it.
 #pragma once
 
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -13,14 +20,19 @@
 
 namespace cr::restore {
 
-/// Runs in the child created by clone_with_pid. Never returns: it stops itself with
-/// PTRACE_TRACEME + SIGSTOP on success, or _exit(1) after writing "E<message>" to `report_fd`.
-[[noreturn]] void child_main(const RestoreContext& ctx, int report_fd);
+/// File id -> the fd crrestore opened it at (inherited by every process of the tree).
+using Carriers = std::map<uint32_t, int>;
 
-/// The child's report, read in the parent once the child stopped or exited.
+/// Runs in the process created by clone_with_pid for `ctx` (`root` holds the whole tree).
+/// Never returns: it waits to be seized on success, or _exit(1) after reporting its error.
+[[noreturn]] void child_main(const RestoreContext& root, const RestoreContext& ctx,
+                             const Carriers& carriers, int report_fd);
+
+/// The tree's reports, read in crrestore until every process has closed the pipe.
 struct ChildReport {
   std::vector<std::string> warnings;
-  std::string error;
+  std::string error;            // the first error reported
+  std::set<pid_t> ready;        // processes that reported ready
 };
 ChildReport read_child_report(int fd);
 

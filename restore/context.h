@@ -56,10 +56,15 @@ struct ThreadView {
   sys::RemoteSyscalls& remote;
 };
 
+/// One process being restored. The root's context also holds the tree: the file objects every
+/// process shares (`shared`) and the other processes (`others`, tree order).
 struct RestoreContext {
   RestoreOptions opts;
   format::RecordReader* reader = nullptr;
   ProcessImage img;
+  ProcessImage shared;  // root only: Pipes, Files, file contents, every Fd
+  std::vector<std::unique_ptr<RestoreContext>> others;  // root only
+  bool stream_ended = false;  // stream_pages met the trailer (the last process's section)
 
   sys::Tracee tracee;
   std::optional<sys::RemoteSyscalls> remote;

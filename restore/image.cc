@@ -25,7 +25,7 @@ Status add_bytes(ProcessImage& img, size_t n, const char* what) {
 
 template <class R>
 Status set_once(std::optional<R>& slot, const format::RecordReader& reader) {
-  if (slot) return make_error("second " + std::string(R::kName) + " record (one process only)");
+  if (slot) return make_error("second " + std::string(R::kName) + " record for the same process");
   CR_TRY_ASSIGN(slot, reader.decode<R>());
   return {};
 }
@@ -90,35 +90,158 @@ Status stash_head_record(const format::RecordReader& reader, ProcessImage& img) 
 
 }  // namespace
 
-Result<bool> load_head(format::RecordReader& reader, ProcessImage& img) {
-  for (;;) {
-    CR_TRY_ASSIGN(bool more, reader.next());
-    if (!more) return false;
-    if (is_tail_type(reader.type())) return true;
-    auto st = stash_head_record(reader, img);
-    if (!st.ok()) return std::move(st).error().wrap("offset " + std::to_string(reader.offset()));
+namespace {
+
+bool is_body_type(uint32_t type) {
+  return type == schema::Mm::kType || type == schema::Vma::kType || is_tail_type(type);
+}
+
+// One head record of a tree: a Process starts a process; Creds, Rlimits, FsInfo go to theirs;
+// file objects and every Fd to the shared image, each Fd also to its process.
+Status stash_tree_record(const format::RecordReader& reader, TreeHead& head) {
+  switch (reader.type()) {
+    case schema::Process::kType: {
+      CR_TRY_ASSIGN(auto p, reader.decode<schema::Process>());
+      if (head.procs.size() >= kMaxProcesses)
+        return make_error("more than " + std::to_string(kMaxProcesses) + " processes");
+      if (p.pid == 0) return make_error("process pid is 0");
+      if (head.find(p.pid) != nullptr)
+        return make_error("two process records for pid " + std::to_string(p.pid));
+      head.procs.emplace_back();
+      head.procs.back().process = std::move(p);
+      return {};
+    }
+    case schema::Creds::kType:
+    case schema::Rlimits::kType:
+    case schema::FsInfo::kType: {
+      uint32_t pid = 0;
+      if (reader.type() == schema::Creds::kType) {
+        CR_TRY_ASSIGN(auto r, reader.decode<schema::Creds>());
+        pid = r.pid;
+      } else if (reader.type() == schema::Rlimits::kType) {
+        CR_TRY_ASSIGN(auto r, reader.decode<schema::Rlimits>());
+        pid = r.pid;
+      } else {
+        CR_TRY_ASSIGN(auto r, reader.decode<schema::FsInfo>());
+        pid = r.pid;
+      }
+      ProcessImage* img = head.find(pid);
+      if (img == nullptr)
+        return make_error("record for pid " + std::to_string(pid) + " before its process");
+      return stash_head_record(reader, *img);
+    }
+    case schema::Fd::kType: {
+      CR_TRY_ASSIGN(auto fd, reader.decode<schema::Fd>());
+      ProcessImage* img = head.find(fd.pid);
+      if (img == nullptr)
+        return make_error("fd " + std::to_string(fd.fd) + " of pid " + std::to_string(fd.pid) +
+                          ", which has no process record");
+      img->fds.push_back(fd);
+      head.shared.fds.push_back(fd);
+      return {};
+    }
+    default:
+      return stash_head_record(reader, head.shared);
   }
 }
 
+}  // namespace
+
+ProcessImage* TreeHead::find(uint32_t pid) {
+  for (auto& p : procs)
+    if (p.process->pid == pid) return &p;
+  return nullptr;
+}
+
+Result<bool> load_tree_head(format::RecordReader& reader, TreeHead& head) {
+  for (;;) {
+    CR_TRY_ASSIGN(bool more, reader.next());
+    if (!more) return false;
+    if (is_body_type(reader.type())) break;
+    auto st = stash_tree_record(reader, head);
+    if (!st.ok()) return std::move(st).error().wrap("offset " + std::to_string(reader.offset()));
+  }
+  if (head.procs.empty()) return make_error("image has no process record");
+  return true;
+}
+
+Status check_tree_head(const TreeHead& head) {
+  for (size_t i = 1; i < head.procs.size(); ++i) {
+    const auto& p = *head.procs[i].process;
+    bool parent_before = false;
+    for (size_t j = 0; j < i; ++j) parent_before |= head.procs[j].process->pid == p.ppid;
+    if (!parent_before)
+      return make_error("pid " + std::to_string(p.pid) + ": its parent " + std::to_string(p.ppid) +
+                        " is not an earlier process of the image");
+  }
+  return check_files(head.shared);
+}
+
+Result<bool> load_body_head(format::RecordReader& reader, ProcessImage& img) {
+  const std::string pid = std::to_string(img.process->pid);
+  auto at = [&] { return "offset " + std::to_string(reader.offset()) + ": "; };
+  if (reader.type() != schema::Mm::kType)
+    return make_error(at() + "pid " + pid + "'s memory does not start with an mm record");
+  CR_TRY_ASSIGN(img.mm, reader.decode<schema::Mm>());
+  if (img.mm->pid != img.process->pid)
+    return make_error(at() + "mm record of pid " + std::to_string(img.mm->pid) + " where pid " +
+                      pid + "'s was due");
+  for (;;) {
+    CR_TRY_ASSIGN(bool more, reader.next());
+    if (!more) return false;
+    if (reader.type() != schema::Vma::kType) return true;
+    CR_TRY_ASSIGN(auto v, reader.decode<schema::Vma>());
+    if (v.pid != img.process->pid)
+      return make_error(at() + "vma of pid " + std::to_string(v.pid) + " in pid " + pid +
+                        "'s memory");
+    img.vmas.push_back(std::move(v));
+  }
+}
+
+Result<bool> load_head(format::RecordReader& reader, ProcessImage& img) {
+  TreeHead head;
+  CR_TRY_ASSIGN(bool positioned, load_tree_head(reader, head));
+  if (head.procs.size() != 1)
+    return make_error("image holds " + std::to_string(head.procs.size()) + " processes");
+  img = std::move(head.procs.front());
+  img.pipes = std::move(head.shared.pipes);
+  img.files = std::move(head.shared.files);
+  img.file_data = std::move(head.shared.file_data);
+  img.stashed_bytes = head.shared.stashed_bytes;
+  if (!positioned) return false;
+  return load_body_head(reader, img);
+}
+
 Status stash_tail_record(const format::RecordReader& reader, ProcessImage& img) {
+  // Every per-task record names its pid: it must be the process whose section this is.
+  auto mine = [&](uint32_t pid) -> Status {
+    if (img.process && pid != img.process->pid)
+      return make_error(std::string("record of pid ") + std::to_string(pid) + " in pid " +
+                        std::to_string(img.process->pid) + "'s section");
+    return {};
+  };
   switch (reader.type()) {
     case schema::Sigaction::kType: {
       CR_TRY_ASSIGN(auto r, reader.decode<schema::Sigaction>());
+      CR_TRY(mine(r.pid));
       img.sigactions.push_back(r);
       return {};
     }
     case schema::Itimer::kType: {
       CR_TRY_ASSIGN(auto r, reader.decode<schema::Itimer>());
+      CR_TRY(mine(r.pid));
       img.itimers.push_back(r);
       return {};
     }
     case schema::PosixTimer::kType: {
       CR_TRY_ASSIGN(auto r, reader.decode<schema::PosixTimer>());
+      CR_TRY(mine(r.pid));
       img.posix_timers.push_back(r);
       return {};
     }
     case schema::PendingSignal::kType: {
       CR_TRY_ASSIGN(auto r, reader.decode<schema::PendingSignal>());
+      CR_TRY(mine(r.pid));
       img.pending.push_back(std::move(r));
       return {};
     }
@@ -130,7 +253,7 @@ Status stash_tail_record(const format::RecordReader& reader, ProcessImage& img) 
       return {};
     }
     case schema::Process::kType:
-      return make_error("second process in the image (one process only)");
+      return make_error("process record out of order (after the memory of processes)");
     case schema::Pages::kType:
       return make_error("pages record out of order");
     default:
@@ -170,8 +293,14 @@ Status check_threads(const ProcessImage& img) {
 Status check_head(const ProcessImage& img) {
   if (!img.process) return make_error("image has no process record");
   if (img.process->pid == 0) return make_error("image: process pid is 0");
-  if (!img.mm) return make_error("image has no mm record");
-  if (img.vmas.empty()) return make_error("image has no vma records");
+  CR_TRY(check_memory(img));
+  return check_files(img);
+}
+
+Status check_memory(const ProcessImage& img) {
+  const std::string who = img.process ? "pid " + std::to_string(img.process->pid) + ": " : "";
+  if (!img.mm) return make_error(who + "image has no mm record");
+  if (img.vmas.empty()) return make_error(who + "image has no vma records");
   uint64_t prev_end = 0;
   int vdso_seen[3] = {0, 0, 0};
   for (const auto& v : img.vmas) {
@@ -201,6 +330,10 @@ Status check_head(const ProcessImage& img) {
     if ((v.kind == schema::kVmaFilePrivate || v.kind == schema::kVmaFileShared) && v.path.empty())
       return make_error("file vma " + hex(v.start) + " has no path");
   }
+  return {};
+}
+
+Status check_files(const ProcessImage& img) {
   for (const auto& fd : img.fds) {
     auto it = img.files.find(fd.file);
     if (it == img.files.end())

@@ -61,9 +61,28 @@ struct ProcessImage {
 /// Upper bound on pipe data plus deleted-file content kept in memory.
 inline constexpr uint64_t kMaxStashedBytes = 256ull << 20;
 
-/// Reads records up to (not including) the first Pages record or per-task record (Sigaction,
-/// Itimer, PosixTimer, PendingSignal, Thread), stashing them. Returns true when the reader is
-/// positioned on that record, false when the stream ended first (an error for a restore).
+/// Upper bound on the processes of one image.
+inline constexpr size_t kMaxProcesses = 32768;
+
+/// The head of an image: every process's own records (Process, Creds, Rlimits, FsInfo, its
+/// Fds) in `procs`, tree order (parents first); the file objects and all Fds in `shared`.
+struct TreeHead {
+  ProcessImage shared;
+  std::vector<ProcessImage> procs;
+  ProcessImage* find(uint32_t pid);
+};
+
+/// Reads the head up to (not including) the first body record (Mm, Vma, Pages or per-task).
+/// Returns true when the reader is positioned on it, false when the stream ended first.
+Result<bool> load_tree_head(format::RecordReader& reader, TreeHead& head);
+/// Parents before children, every Fd naming a File, every pipe File naming a Pipe.
+Status check_tree_head(const TreeHead& head);
+/// Reads one process's Mm and Vmas, the reader positioned on the Mm; returns true when the
+/// reader is then positioned on the next record (Pages, per-task, or the next process's Mm).
+Result<bool> load_body_head(format::RecordReader& reader, ProcessImage& img);
+
+/// A single-process image's head and memory map in one ProcessImage (tests, tools): up to
+/// the first Pages or per-task record. Refuses an image of several processes.
 Result<bool> load_head(format::RecordReader& reader, ProcessImage& img);
 
 /// Stashes one per-task record that follows the pages (the reader's current record). Unknown
@@ -78,8 +97,11 @@ inline constexpr size_t kMaxThreads = 65536;
 Status check_threads(const ProcessImage& img);
 
 /// Structural checks on the stashed head: one Process with Mm, Vmas sorted and disjoint, every
-/// Fd naming a File, every pipe File naming a Pipe, pid non-zero.
+/// Fd naming a File, every pipe File naming a Pipe, pid non-zero. check_memory and check_files
+/// are its two halves.
 Status check_head(const ProcessImage& img);
+Status check_memory(const ProcessImage& img);
+Status check_files(const ProcessImage& img);
 
 /// Checks the machine against the image: file mappings unchanged (size and mtime), open
 /// regular files with the same size (a different mtime is only a warning), devices with the

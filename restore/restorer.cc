@@ -11,41 +11,35 @@
 #include <cstring>
 
 #include "restore/address_space.h"
-#include "restore/child_setup.h"
 #include "restore/task_state.h"
 #include "restore/threads.h"
 #include "restore/trampoline.h"
+#include "restore/tree.h"
 
 namespace cr::restore {
 
 namespace {
 
-Status read_head(RestoreContext& ctx) {
-  CR_TRY_ASSIGN(bool positioned, load_head(*ctx.reader, ctx.img));
-  if (!positioned) return make_error("image ends before any page or thread record");
-  return check_head(ctx.img);
+using Clock = std::chrono::steady_clock;
+
+// Adds the time since `t0` to the pass called `name` (a pass run once per process is reported
+// once, summed over the tree).
+void account(RestoreContext& root, const char* name, Clock::time_point t0) {
+  const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  for (auto& [n, secs] : root.pass_seconds)
+    if (n == name) {
+      secs += s;
+      return;
+    }
+  root.pass_seconds.emplace_back(name, s);
 }
 
-Status create_task(RestoreContext& ctx) {
-  int p[2];
-  if (::pipe2(p, O_CLOEXEC) != 0) return errno_error("pipe2");
-  ScopedFd rd(p[0]), wr(p[1]);
-  const int report_fd = p[1];
-  CR_TRY_ASSIGN(ctx.child, clone_with_pid(ctx.pid(), [&ctx, &p, report_fd] {
-                  ::close(p[0]);
-                  child_main(ctx, report_fd);
-                }));
-  wr.reset();
-  auto t =
-      sys::Tracee::adopt_stopped_child(ctx.child.pid(), PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL);
-  ChildReport rep = read_child_report(rd.get());
-  for (auto& w : rep.warnings) ctx.warn(std::move(w));
-  if (!rep.error.empty()) return make_error(rep.error);
-  if (!t.ok()) return std::move(t).error();
-  ctx.tracee = std::move(t).value();
-  if (ctx.tracee.last_stop().stop_sig() != SIGSTOP)
-    return make_error("new task stopped by " + ctx.tracee.last_stop().describe());
-  return {};
+// The process's Mm and Vmas (the reader is on its Mm), checked, and its mapped files verified.
+Status read_memory_map(RestoreContext& ctx) {
+  CR_TRY_ASSIGN(bool positioned, load_body_head(*ctx.reader, ctx.img));
+  if (!positioned) return make_error("pid " + std::to_string(ctx.pid()) + ": image ends after its memory map");
+  CR_TRY(check_memory(ctx.img));
+  return verify_on_disk(ctx.img);
 }
 
 Status restore_memory_layout(RestoreContext& ctx) {
@@ -53,10 +47,11 @@ Status restore_memory_layout(RestoreContext& ctx) {
   return unmap_rest(ctx);
 }
 
-Status resume(RestoreContext& ctx) {
+// Everything but letting it run: the other threads' registers, the trampoline gone, the
+// leader's registers and xsave area in place.
+Status set_registers(RestoreContext& ctx) {
   const auto& t = ctx.img.leader();
   CR_TRY_ASSIGN(user_regs_struct regs, thread_regs(t));
-  // The other threads' remote calls are over: their registers go in now, they run at detach.
   CR_TRY(set_thread_registers(ctx));
   // The last remote call: it returns into a page that is gone, but we stop at its exit first
   // and put the dumped registers in place before the task runs again.
@@ -64,7 +59,11 @@ Status resume(RestoreContext& ctx) {
   ctx.remote->final_regs() = regs;
   ctx.remote->set_final_sigmask(t.sigmask);
   CR_TRY(ctx.remote->finish());
-  CR_TRY(set_xstate(ctx, ctx.tracee, t));
+  return set_xstate(ctx, ctx.tracee, t);
+}
+
+Status detach(RestoreContext& ctx) {
+  const auto& t = ctx.img.leader();
   // A shell job in the foreground gets the terminal while still stopped, so its first read
   // does not meet SIGTTIN.
   const auto& p = *ctx.img.process;
@@ -76,47 +75,94 @@ Status resume(RestoreContext& ctx) {
     return errno_error("SIGSTOP for the stopped task");
   CR_TRY(detach_threads(ctx));
   CR_TRY(ctx.tracee.detach());
+  (void)ctx.child.release();
+  return {};
+}
+
+struct Pass {
+  const char* name;
+  Status (*run)(RestoreContext&);
+};
+
+// One process's section of the stream, in order: its memory, then its signals and threads.
+constexpr Pass kProcessPasses[] = {
+    {"memory map", read_memory_map},
+    {"trampoline", setup_trampoline},
+    {"vdso and unmap", restore_memory_layout},
+    {"map vmas", map_vmas},
+    {"pages", stream_pages},
+    {"protections", set_protections},
+    {"mm", set_mm},
+    {"threads", create_threads},
+    {"signals", restore_signal_state},
+    {"timers", restore_timers},
+    {"pending signals", restore_pending_signals},
+    {"thread state", restore_thread_state},
+    {"credentials", restore_creds},
+    {"registers", set_registers},
+};
+
+Status run(RestoreContext& root) {
+  auto tree_pass = [&root](const char* name, Status (*f)(RestoreContext&)) {
+    auto t0 = Clock::now();
+    Status st = f(root);
+    account(root, name, t0);
+    return st;
+  };
+  CR_TRY(tree_pass("read image head", read_tree_head));
+  CR_TRY(tree_pass("verify files", [](RestoreContext& r) { return verify_on_disk(r.shared); }));
+  CR_TRY(tree_pass("create tree", create_tree));
+  CR_TRY(tree_pass("process groups", join_groups));
+  std::vector<RestoreContext*> all = tree_order(root);
+  for (size_t i = 0; i < all.size(); ++i) {
+    RestoreContext& ctx = *all[i];
+    if (root.stream_ended)
+      return make_error("image ends before the memory of pid " + std::to_string(ctx.pid()));
+    for (const Pass& pass : kProcessPasses) {
+      auto t0 = Clock::now();
+      Status st = pass.run(ctx);
+      account(root, pass.name, t0);
+      if (!st.ok()) {
+        if (&ctx == &root) return st;
+        return std::move(st).error().wrap("pid " + std::to_string(ctx.pid()));
+      }
+      if (pass.run == stream_pages) root.stream_ended = ctx.stream_ended;
+    }
+    if (&ctx != &root) {
+      root.page_bytes += ctx.page_bytes;
+      root.pages_seconds += ctx.pages_seconds;
+      for (auto& w : ctx.warnings) root.warn("pid " + std::to_string(ctx.pid()) + ": " + w);
+    }
+  }
+  if (!root.stream_ended)
+    return make_error("image holds records after the last process (offset " +
+                      std::to_string(root.reader->offset()) + ")");
+  // Every process is ready: children first, so that a parent never runs while its children
+  // are still held.
+  auto t0 = Clock::now();
+  for (size_t i = all.size(); i-- > 0;) CR_TRY(detach(*all[i]));
+  account(root, "resume", t0);
   return {};
 }
 
 }  // namespace
 
 Result<pid_t> restore(RestoreContext& ctx) {
-  struct Pass {
-    const char* name;
-    Status (*run)(RestoreContext&);
-  };
-  static constexpr Pass kPasses[] = {
-      {"read image head", read_head},
-      {"verify files", [](RestoreContext& c) { return verify_on_disk(c.img); }},
-      {"create task", create_task},
-      {"trampoline", setup_trampoline},
-      {"vdso and unmap", restore_memory_layout},
-      {"map vmas", map_vmas},
-      {"pages", stream_pages},
-      {"protections", set_protections},
-      {"mm", set_mm},
-      {"threads", create_threads},
-      {"signals", restore_signal_state},
-      {"timers", restore_timers},
-      {"pending signals", restore_pending_signals},
-      {"thread state", restore_thread_state},
-      {"credentials", restore_creds},
-      {"resume", resume},
-  };
-  for (const auto& pass : kPasses) {
-    auto t0 = std::chrono::steady_clock::now();
-    Status st = pass.run(ctx);
-    ctx.pass_seconds.emplace_back(
-        pass.name, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    if (!st.ok()) {
-      ctx.child.kill_and_reap();
-      ctx.tracee.release();
-      for (auto& t : ctx.threads) t->tracee.release();
-      return std::move(st).error();
-    }
+  // Page progress is reported for the whole tree.
+  if (ctx.opts.on_progress) {
+    auto report = ctx.opts.on_progress;
+    ctx.opts.on_progress = [&ctx, report](uint64_t) {
+      uint64_t total = ctx.page_bytes;
+      for (auto& o : ctx.others) total += o->page_bytes;
+      report(total);
+    };
   }
-  return ctx.child.release();
+  Status st = run(ctx);
+  if (!st.ok()) {
+    kill_tree(ctx);
+    return std::move(st).error();
+  }
+  return ctx.pid();
 }
 
 }  // namespace cr::restore

@@ -1,4 +1,4 @@
-// The restore of one process, as a list of named, timed passes over a RestoreContext.
+// The restore of a process tree, as named, timed passes over one RestoreContext per process.
 #pragma once
 
 #include "common/result.h"
@@ -6,9 +6,10 @@
 
 namespace cr::restore {
 
-/// Restores the process the reader's stream describes. On success the task runs, detached
-/// from crrestore but still its child; returns its pid. On failure whatever was created is
-/// killed and reaped. Pass timings land in ctx.pass_seconds, warnings in ctx.warnings.
+/// Restores the process tree the reader's stream describes. On success every process runs,
+/// detached, the root still crrestore's child; returns the root's pid. On failure whatever was
+/// created is killed and reaped. Pass timings (summed over the tree) land in ctx.pass_seconds,
+/// warnings in ctx.warnings.
 Result<pid_t> restore(RestoreContext& ctx);
 
 }  // namespace cr::restore

@@ -57,7 +57,9 @@ Status create_one(RestoreContext& ctx, const schema::Thread& rec) {
   // Options (TRACESYSGOOD, EXITKILL) are inherited from the leader's tracing.
   CR_TRY_ASSIGN(ctl->tracee,
                 sys::Tracee::adopt_stopped_child(want, PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL));
-  if (ctl->tracee.last_stop().stop_sig() != SIGSTOP)
+  // Traced from birth: a PTRACE_EVENT_STOP under PTRACE_SEIZE (a SIGSTOP under TRACEME).
+  const sys::WaitStatus& first = ctl->tracee.last_stop();
+  if (first.ptrace_event() != 128 /* PTRACE_EVENT_STOP */ && first.stop_sig() != SIGSTOP)
     return make_error("new thread " + tid_s + " stopped by " + ctl->tracee.last_stop().describe());
   CR_TRY_ASSIGN(auto rs, sys::RemoteSyscalls::create(ctl->tracee, ctx.tramp.addr));
   ctl->remote.emplace(std::move(rs));

@@ -43,10 +43,12 @@ std::vector<uint8_t> read_all(int fd) {
   return out;
 }
 
-std::vector<uint8_t> small_image(int zstd_level = 0) {
+std::vector<uint8_t> small_image(int zstd_level = 0, uint32_t version = kFormatVersion,
+                                 int processes = 1) {
   int fd = memfd_create("src", MFD_CLOEXEC);
   WriterOptions o;
   o.zstd_level = zstd_level;
+  o.format_version = version;
   schema::StreamHeader h;
   h.arch = 62;
   h.page_size = 4096;
@@ -58,6 +60,11 @@ std::vector<uint8_t> small_image(int zstd_level = 0) {
   p.pid = 1234;
   p.comm = "demo";
   EXPECT_TRUE((*w)->write(p).ok());
+  for (int i = 1; i < processes; ++i) {
+    p.pid = 1234 + static_cast<uint32_t>(i);
+    p.ppid = 1234;
+    EXPECT_TRUE((*w)->write(p).ok());
+  }
   schema::Vma v;
   v.pid = 1234;
   v.start = 0x10000;
@@ -87,6 +94,59 @@ TEST(Convert, CurrentVersionIsCopiedByteForByte) {
   EXPECT_EQ(read_all(out), src);  // up (a no-op here) then read back: the same bytes
   close(in);
   close(out);
+}
+
+std::vector<uint8_t> convert(const std::vector<uint8_t>& src, uint32_t to, Status* status,
+                             ConvertStats* stats = nullptr) {
+  int in = memfd_with(src);
+  int out = memfd_create("out", MFD_CLOEXEC);
+  ConvertOptions o;
+  o.to_version = to;
+  *status = convert_stream(in, out, o, stats);
+  auto bytes = read_all(out);
+  close(in);
+  close(out);
+  return bytes;
+}
+
+// Every older version converts up; every lossless downgrade gives back the original bytes.
+TEST(Convert, UpThenDownGivesTheOriginalBytes) {
+  for (uint32_t v = kOldestFormatVersion; v < kFormatVersion; ++v) {
+    auto old_image = small_image(0, v);
+    Status st;
+    ConvertStats stats;
+    auto up = convert(old_image, kFormatVersion, &st, &stats);
+    ASSERT_TRUE(st.ok()) << "v" << v << " up: " << st.error().message;
+    EXPECT_EQ(stats.from_version, v);
+    EXPECT_EQ(up, small_image(0, kFormatVersion)) << "v" << v << " up is the current image";
+    auto down = convert(up, v, &st);
+    ASSERT_TRUE(st.ok()) << "down to v" << v << ": " << st.error().message;
+    EXPECT_EQ(down, old_image) << "v" << v << " up then down";
+  }
+}
+
+// A tree cannot go down to version 1 (one process): refused, naming what would be lost, and
+// the output can never read as a complete image.
+TEST(Convert, LossyDowngradeIsRefusedNamingWhatIsLost) {
+  auto tree = small_image(0, kFormatVersion, 3);
+  Status st;
+  auto out = convert(tree, 1, &st);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("processes (1235, 1236) would be lost"), std::string::npos)
+      << st.error().message;
+  int back = memfd_with(out);
+  auto r = RecordReader::open(back);
+  bool failed = !r.ok();
+  while (!failed) {
+    auto more = (*r)->next();
+    if (!more.ok()) failed = true;
+    else if (!*more) break;
+  }
+  EXPECT_TRUE(failed);
+  close(back);
+  // The same tree at its own version converts fine.
+  convert(tree, kFormatVersion, &st);
+  EXPECT_TRUE(st.ok());
 }
 
 TEST(Convert, ZstdInputGivesThePlainImage) {

@@ -68,7 +68,7 @@ TEST_F(Crit, DecodeShapeHoldsEverything) {
   auto d = run_crit(dir, {"decode", dir / "img"});
   ASSERT_EQ(d.exit_code, 0) << d.err;
   auto doc = nlohmann::ordered_json::parse(d.out);
-  EXPECT_EQ(doc["format_version"], 1);
+  EXPECT_EQ(doc["format_version"], cr::format::kFormatVersion);
   const auto& recs = doc["records"];
   EXPECT_EQ(recs[0]["type"], "stream_header");
   EXPECT_EQ(recs[0]["fields"]["hostname"], "testhost");
@@ -175,7 +175,7 @@ TEST_F(Crit, ShowListsRecordsAndTotals) {
 TEST_F(Crit, InfoShowsHeaderAndCounts) {
   auto r = run_crit(dir, {"info", dir / "img.zst"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_TRUE(has(r.out, "format version: 1"));
+  EXPECT_TRUE(has(r.out, "format version: " + std::to_string(cr::format::kFormatVersion)));
   EXPECT_TRUE(has(r.out, "page size: 4096"));
   EXPECT_TRUE(has(r.out, "kernel: 6.18.0-test"));
   EXPECT_TRUE(has(r.out, "root pid: 4242"));

@@ -19,21 +19,24 @@ ChildReport report_of(const std::string& text) {
 
 TEST(ChildReport, WarningsThenError) {
   auto r =
-      report_of("Wrlimit 7: kept ours\nWprocess group 5 is not restored\nEfd 3: open /x: ENOENT\n");
+      report_of("W41 rlimit 7: kept ours\nW41 process group 5 is not restored\nE42 fd 3: open /x: "
+                "ENOENT\nR41 \n");
   ASSERT_EQ(r.warnings.size(), 2u);
   EXPECT_EQ(r.warnings[0], "rlimit 7: kept ours");
-  EXPECT_EQ(r.error, "fd 3: open /x: ENOENT");
+  EXPECT_EQ(r.error, "pid 42: fd 3: open /x: ENOENT");
+  EXPECT_EQ(r.ready, std::set<pid_t>{41});
 }
 
 TEST(ChildReport, EmptyMeansSuccess) {
   auto r = report_of("");
   EXPECT_TRUE(r.warnings.empty());
   EXPECT_TRUE(r.error.empty());
+  EXPECT_TRUE(r.ready.empty());
 }
 
 TEST(ChildReport, UnterminatedLastLineCounts) {
-  auto r = report_of("Echdir /gone: No such file or directory");
-  EXPECT_EQ(r.error, "chdir /gone: No such file or directory");
+  auto r = report_of("E7 chdir /gone: No such file or directory");
+  EXPECT_EQ(r.error, "pid 7: chdir /gone: No such file or directory");
 }
 
 }  // namespace

@@ -56,14 +56,22 @@ schema::Vma anon(uint64_t start, uint64_t end) {
   return v;
 }
 
-void add_basics(Stream& s) {
+void add_process(Stream& s) {
   schema::Process p{};
   p.pid = 4242;
   p.comm = "victim";
   s.add(p);
+}
+
+void add_mm(Stream& s) {
   schema::Mm mm{};
   mm.pid = 4242;
   s.add(mm);
+}
+
+void add_basics(Stream& s) {
+  add_process(s);
+  add_mm(s);
 }
 
 struct TempFile {
@@ -86,7 +94,7 @@ struct TempFile {
 
 TEST(Image, StashesHeadAndStopsAtPages) {
   Stream s;
-  add_basics(s);
+  add_process(s);
   schema::Pipe pipe{};
   pipe.id = 1;
   pipe.capacity = 65536;
@@ -106,6 +114,7 @@ TEST(Image, StashesHeadAndStopsAtPages) {
   fd.fd = 0;
   fd.file = 2;
   s.add(fd);
+  add_mm(s);  // the memory section starts after every process's files
   s.add(anon(0x10000, 0x20000));
   schema::Pages pg{};
   pg.pid = 4242;

@@ -1,0 +1,133 @@
+#include "restore/tree.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "restore/child_setup.h"
+#include "restore/open_files.h"
+#include "restore/trampoline.h"
+
+namespace cr::restore {
+
+namespace {
+
+constexpr unsigned kTraceOptions = PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL;
+
+// The files crrestore opened for the tree, closed here once every process has its copies.
+struct OpenCarriers {
+  Carriers fds;
+  ~OpenCarriers() {
+    for (const auto& [id, fd] : fds) ::close(fd);
+  }
+};
+
+}  // namespace
+
+std::vector<RestoreContext*> tree_order(RestoreContext& root) {
+  std::vector<RestoreContext*> v = {&root};
+  for (auto& o : root.others) v.push_back(o.get());
+  return v;
+}
+
+Status read_tree_head(RestoreContext& root) {
+  TreeHead head;
+  CR_TRY_ASSIGN(bool positioned, load_tree_head(*root.reader, head));
+  if (!positioned) return make_error("image ends before any process's memory");
+  CR_TRY(check_tree_head(head));
+  root.img = std::move(head.procs.front());
+  root.shared = std::move(head.shared);
+  for (size_t i = 1; i < head.procs.size(); ++i) {
+    auto ctx = std::make_unique<RestoreContext>();
+    ctx->opts = root.opts;
+    ctx->opts.foreground_tty = -1;
+    ctx->reader = root.reader;
+    ctx->img = std::move(head.procs[i]);
+    root.others.push_back(std::move(ctx));
+  }
+  return {};
+}
+
+Status create_tree(RestoreContext& root) {
+  OpenCarriers carriers;
+  CR_TRY_ASSIGN(std::vector<FdSource> opened, open_files(root.shared, root.opts));
+  for (const FdSource& s : opened) carriers.fds[s.file_id] = s.fd;
+
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return errno_error("pipe2");
+  ScopedFd rd(p[0]), wr(p[1]);
+  const int report_fd = p[1];
+  auto created = clone_with_pid(root.pid(), [&root, &carriers, &p, report_fd] {
+    ::close(p[0]);
+    child_main(root, root, carriers.fds, report_fd);
+  });
+  wr.reset();
+  if (!created.ok()) return std::move(created).error();
+  root.child = std::move(created).value();
+  // Until every process has closed its end: a process that failed or died has, too.
+  ChildReport rep = read_child_report(rd.get());
+  for (auto& w : rep.warnings) root.warn(std::move(w));
+  std::vector<RestoreContext*> all = tree_order(root);
+  if (rep.error.empty()) {
+    for (RestoreContext* c : all)
+      if (rep.ready.count(c->pid()) == 0) {
+        rep.error = "pid " + std::to_string(c->pid()) + " died while being created";
+        break;
+      }
+  }
+  if (!rep.error.empty()) {
+    // The processes that said ready wait in pause(); the others have exited already.
+    for (RestoreContext* c : all)
+      if (c != &root && rep.ready.count(c->pid()) != 0) ::kill(c->pid(), SIGKILL);
+    root.child.kill_and_reap();
+    return make_error(rep.error);
+  }
+  // Every process waits in pause(): each is seized there and becomes ours to drive and, on
+  // failure, to kill and reap as its tracer.
+  for (RestoreContext* c : all) {
+    if (c != &root) c->child = ChildGuard(c->pid());
+    auto t = sys::Tracee::seize(c->pid(), kTraceOptions);
+    if (!t.ok()) return std::move(t).error().wrap("seize restored pid " + std::to_string(c->pid()));
+    c->tracee = std::move(t).value();
+  }
+  return {};
+}
+
+Status join_groups(RestoreContext& root) {
+  const pid_t root_pgrp = ::getpgid(root.pid());
+  for (RestoreContext* c : tree_order(root)) {
+    const auto& p = *c->img.process;
+    if (c == &root || p.pgid == p.pid) continue;  // done by the process itself
+    bool in_tree = false;
+    for (RestoreContext* o : tree_order(root)) in_tree |= o->pid() == static_cast<pid_t>(p.pgid);
+    // A group led from outside the tree is the root's (crdump checked): wherever the root is.
+    const pid_t want = in_tree ? static_cast<pid_t>(p.pgid) : root_pgrp;
+    if (::getpgid(c->pid()) == want) continue;
+    CR_TRY_ASSIGN(auto rs, sys::RemoteSyscalls::create(c->tracee, own_syscall_insn()));
+    auto r = rs.call("setpgid", SYS_setpgid, 0, static_cast<uint64_t>(want));
+    CR_TRY(rs.finish());
+    if (!r.ok())
+      return std::move(r).error().wrap("pid " + std::to_string(p.pid) + " process group " +
+                                       std::to_string(want));
+  }
+  return {};
+}
+
+void kill_tree(RestoreContext& root) {
+  // Children first, so that a parent's exit does not hand a traced child to someone else.
+  std::vector<RestoreContext*> all = tree_order(root);
+  for (size_t i = all.size(); i-- > 0;) {
+    RestoreContext* c = all[i];
+    c->remote.reset();
+    for (auto& t : c->threads) {
+      t->remote.reset();
+      t->tracee.release();
+    }
+    c->child.kill_and_reap();
+    c->tracee.release();
+  }
+}
+
+}  // namespace cr::restore
