@@ -52,6 +52,9 @@ inline bool dump_target(TempDir& dir, Target& t, Mode mode, const std::string& i
   dir.snapshot_work();
   if (mode != Mode::kLeaveRunning) {
     ExitStatus st = t.wait(std::chrono::seconds(10));
+    // The root's children, killed too, were handed to us (a child subreaper) as zombies when
+    // the root died: reaping them frees their pids for the restore.
+    reap_zombies();
     if (st.exited || st.code != SIGKILL) {
       ADD_FAILURE() << "after crdump the target should die of SIGKILL, got " << st.describe()
                     << "\nlog: " << t.log();
@@ -97,6 +100,7 @@ inline bool redump_restored(TempDir& dir, pid_t pid, const std::string& img) {
   }
   dir.snapshot_work();
   auto st = wait_exit(pid, std::chrono::seconds(10));
+  reap_zombies();  // the rest of the tree, as in dump_target
   if (!st || st->exited || st->code != SIGKILL) {
     ADD_FAILURE() << "restored task after crdump: " << (st ? st->describe() : "still running");
     kill_child(pid);

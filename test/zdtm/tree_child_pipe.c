@@ -1,4 +1,5 @@
-// Has a child process: crdump must refuse it (children are not dumped) and leave both intact.
+// A child blocked in read on a pipe from its parent: the tree is dumped and restored, the child
+// then gets its command and its exit status reaches the parent.
 #define _GNU_SOURCE
 #include <signal.h>
 #include <sys/wait.h>
