@@ -9,6 +9,7 @@
 
 #include <fstream>
 #include <sstream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -65,7 +66,7 @@ struct Fixture {
 
 std::vector<Fixture> all_fixtures() {
   std::vector<Fixture> out;
-  for (const char* vdir : {"v1"}) {  // every frozen version: add vN here when it is frozen
+  for (const char* vdir : {"v1", "v2"}) {  // every frozen version: add vN here when it is frozen
     DIR* d = opendir((kFixtures + "/" + vdir).c_str());
     if (d == nullptr) continue;
     while (dirent* e = readdir(d)) {
@@ -103,18 +104,24 @@ TEST_P(E2eFixtures, ConvertsChecksAndRuns) {
   EXPECT_EQ(slurp(down), slurp(plain)) << "up then down changed bytes it had no reason to touch";
   unlink(down.c_str());
 
-  const std::string bash_out = "/tmp/crtools-fixture-bash.out";
-  unlink(bash_out.c_str());
+  // What each fixture's program writes when it finishes, and what it must write.
+  const std::map<std::string, std::pair<std::string, std::string>> outputs = {
+      {"bash_loop", {"/tmp/crtools-fixture-bash.out", "300000\n"}},
+      {"pipeline", {"/tmp/crtools-fixture-pipeline.out", "31302186\n"}},
+      {"threads", {"/tmp/crtools-fixture-threads.out", "1151999976000000\n"}},
+  };
+  auto out = outputs.find(fx.name);
+  if (out != outputs.end()) unlink(out->second.first.c_str());
   Outcome rst = run({kBin + "/crrestore", "-i", converted}, "", "");
   if (rst.status != 0 && (rst.err.find("changed since dump") != std::string::npos ||
                           rst.err.find("is in use") != std::string::npos)) {
     GTEST_SKIP() << "this machine cannot host the fixture's process: " << rst.err;
   }
   ASSERT_EQ(rst.status, 0) << rst.err;  // foreground crrestore exits with the program's status
-  if (fx.name == "bash_loop") {
-    EXPECT_EQ(slurp(bash_out), "300000\n");
+  if (out != outputs.end()) {
+    EXPECT_EQ(slurp(out->second.first), out->second.second) << fx.name << "'s output";
+    unlink(out->second.first.c_str());
   }
-  unlink(bash_out.c_str());
   unlink(converted.c_str());
   unlink(plain.c_str());
   rmdir(dir.c_str());
