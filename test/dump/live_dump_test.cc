@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
@@ -877,6 +878,19 @@ TEST(LiveDump, DumpsTheWholeTree) {
   EXPECT_EQ(d->w.all<schema::Thread>().size(), 3u);
   EXPECT_EQ(child.ask('c'), "alive");
   for (size_t i = 1; i < 3; ++i) EXPECT_EQ(kill(static_cast<pid_t>(procs[i].pid), 0), 0);
+}
+
+TEST(LiveDump, RefusesChildSharingTheFdTable) {
+  Child child(
+      [] {
+        // A fork that keeps one fd table with its parent: restore would split it.
+        if (syscall(SYS_clone, CLONE_FILES | SIGCHLD, 0, 0, 0, 0) == 0) {
+          prctl(PR_SET_PDEATHSIG, SIGKILL);
+          for (;;) pause();
+        }
+      },
+      check_alive);
+  expect_refused(child, "shares its fd table (CLONE_FILES) with its parent");
 }
 
 TEST(LiveDump, RefusesZombieChild) {
