@@ -1,13 +1,17 @@
-// crdump and crrestore as a function of thread count: a process of N threads (1 to 1,000), each
-// parked in pause() on a small stack, little memory. Quoted per thread: the cost should be small
-// and linear.
+// crdump and crrestore as a function of size in threads and in processes, little memory each.
+// Quoted per thread and per process: the cost should be small and linear.
 //
-//   BM_DumpThreads/N     crdump --leave-running to /dev/null; counter freeze_ms is crdump's own
-//                        "freeze" pass (seize every thread, read its registers and state)
+//   BM_DumpThreads/N     a process of N threads (1 to 1,000), each parked in pause() on a small
+//                        stack: crdump --leave-running to /dev/null; counter freeze_ms is
+//                        crdump's own "freeze" pass (seize every thread, read its state)
 //   BM_RestoreThreads/N  crrestore -d of such an image (the restored process is then killed)
+//   BM_DumpTree/N        a tree of N processes (1, 10, 100, 500): a root and N-1 children,
+//                        each in pause()
+//   BM_RestoreTree/N     crrestore -d of such an image
 //
-// Each target is a forked child of this binary that starts its threads, closes every fd it got
-// from us, says "ready" by closing a pipe once every thread runs, and waits in pause().
+// Each target is a forked child of this binary that starts its threads or children, closes
+// every fd it got from us, says "ready" by closing a pipe (once every thread runs, every child
+// has closed its copy) and waits in pause().
 #include <benchmark/benchmark.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -86,9 +90,60 @@ pid_t spawn_threads(int nthreads) {
   return pid;
 }
 
+// A root with nprocs - 1 children. Each child closes every fd (the ready pipe included), so
+// EOF on the pipe means every child has started.
+pid_t spawn_tree(int nprocs) {
+  int ready[2];
+  if (pipe(ready) != 0) abort();
+  pid_t pid = fork();
+  if (pid == 0) {
+    for (int i = 1; i < nprocs; ++i) {
+      pid_t kid = fork();
+      if (kid < 0) _exit(3);
+      if (kid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int devnull = open("/dev/null", O_RDWR);
+        dup2(devnull, 0);
+        dup2(devnull, 1);
+        dup2(devnull, 2);
+        for (int fd = 3; fd < 1024; ++fd) close(fd);
+        for (;;) pause();
+      }
+    }
+    int devnull = open("/dev/null", O_RDWR);
+    dup2(devnull, 0);
+    dup2(devnull, 1);
+    dup2(devnull, 2);
+    for (int fd = 3; fd < 1024; ++fd)
+      if (fd != ready[1]) close(fd);
+    close(ready[1]);
+    for (;;) pause();
+  }
+  close(ready[1]);
+  char c;
+  while (read(ready[0], &c, 1) > 0) {
+  }
+  close(ready[0]);
+  return pid;
+}
+
+// Kills the target and reaps it and (we are a child subreaper) whatever of its tree comes to us.
 void kill_and_reap(pid_t pid) {
   kill(pid, SIGKILL);
   waitpid(pid, nullptr, 0);
+  while (waitpid(-1, nullptr, WNOHANG) > 0) {
+  }
+}
+
+// Kills a whole restored tree: the children first (they are not ours until the root dies).
+void kill_tree(pid_t root) {
+  std::ifstream in("/proc/" + std::to_string(root) + "/task/" + std::to_string(root) + "/children");
+  pid_t kid;
+  while (in >> kid) kill(kid, SIGKILL);
+  kill_and_reap(root);
+  // The children come to us as zombies once the root is gone.
+  for (int i = 0; i < 1000 && waitpid(-1, nullptr, 0) > 0; ++i) {
+  }
 }
 
 double seconds_of(const std::chrono::steady_clock::time_point& t0) {
@@ -108,10 +163,9 @@ double freeze_ms(const char* path) {
   return 0;
 }
 
-void BM_DumpThreads(benchmark::State& state) {
+void dump_bench(benchmark::State& state, pid_t pid, const char* counter) {
   const int n = static_cast<int>(state.range(0));
-  pid_t pid = spawn_threads(n);
-  const char* err = "/tmp/crtools-bench-threads.err";
+  const char* err = "/tmp/crtools-bench-scale.err";
   double freeze = 0;
   for (auto _ : state) {
     auto t0 = std::chrono::steady_clock::now();
@@ -127,19 +181,18 @@ void BM_DumpThreads(benchmark::State& state) {
   kill_and_reap(pid);
   unlink(err);
   state.counters["freeze_ms"] = freeze / static_cast<double>(state.iterations());
-  state.counters["threads"] = n;
+  state.counters[counter] = n;
 }
 
-void BM_RestoreThreads(benchmark::State& state) {
+void restore_bench(benchmark::State& state, pid_t pid, const char* counter) {
   const int n = static_cast<int>(state.range(0));
-  const char* img = "/tmp/crtools-bench-threads.img";
-  pid_t pid = spawn_threads(n);
+  const char* img = "/tmp/crtools-bench-scale.img";
   if (run({kBin + "/crdump", std::to_string(pid)}, img, "/dev/null") != 0) {
     kill_and_reap(pid);
     state.SkipWithError("crdump failed");
     return;
   }
-  waitpid(pid, nullptr, 0);  // crdump killed it; free the PID
+  kill_and_reap(pid);  // crdump killed it (and its children): free the pids
   for (auto _ : state) {
     auto t0 = std::chrono::steady_clock::now();
     int rc = run({kBin + "/crrestore", "-d"}, "/dev/null", img);
@@ -148,15 +201,32 @@ void BM_RestoreThreads(benchmark::State& state) {
       state.SkipWithError("crrestore failed");
       break;
     }
-    kill_and_reap(pid);  // we are a child subreaper: the restored process is ours to reap
+    kill_tree(pid);  // we are a child subreaper: the restored root is ours to reap
   }
   unlink(img);
-  state.counters["threads"] = n;
+  state.counters[counter] = n;
+}
+
+void BM_DumpThreads(benchmark::State& state) {
+  dump_bench(state, spawn_threads(static_cast<int>(state.range(0))), "threads");
+}
+void BM_RestoreThreads(benchmark::State& state) {
+  restore_bench(state, spawn_threads(static_cast<int>(state.range(0))), "threads");
+}
+void BM_DumpTree(benchmark::State& state) {
+  dump_bench(state, spawn_tree(static_cast<int>(state.range(0))), "processes");
+}
+void BM_RestoreTree(benchmark::State& state) {
+  restore_bench(state, spawn_tree(static_cast<int>(state.range(0))), "processes");
 }
 
 BENCHMARK(BM_DumpThreads)->Arg(1)->Arg(10)->Arg(100)->Arg(1000)->UseManualTime()
     ->Unit(benchmark::kMillisecond)->Iterations(5);
 BENCHMARK(BM_RestoreThreads)->Arg(1)->Arg(10)->Arg(100)->Arg(1000)->UseManualTime()
+    ->Unit(benchmark::kMillisecond)->Iterations(5);
+BENCHMARK(BM_DumpTree)->Arg(1)->Arg(10)->Arg(100)->Arg(500)->UseManualTime()
+    ->Unit(benchmark::kMillisecond)->Iterations(5);
+BENCHMARK(BM_RestoreTree)->Arg(1)->Arg(10)->Arg(100)->Arg(500)->UseManualTime()
     ->Unit(benchmark::kMillisecond)->Iterations(5);
 
 }  // namespace
