@@ -30,9 +30,34 @@ Status timed(const DumpOptions& opts, const char* name, F&& f) {
   return st;
 }
 
+// Runs a per-process pass over every live process (a zombie has nothing left to read).
 Status each(DumpTree& tree, Status (*pass)(DumpContext&)) {
-  for (auto& p : tree.procs) CR_TRY(pass(*p));
+  for (auto& p : tree.procs)
+    if (!p->zombie) CR_TRY(pass(*p));
   return {};
+}
+
+// A zombie child: exited, waiting for its frozen parent to reap it. It keeps its pid, its place
+// in the tree and its exit status; restore recreates it by having it exit the same way.
+Result<bool> as_zombie(DumpContext& c) {
+  CR_TRY_ASSIGN(ProcDir proc, ProcDir::open(c.pid));
+  CR_TRY_ASSIGN(std::string text, proc.read("stat"));
+  CR_TRY_ASSIGN(ProcStat st, parse_stat(text));
+  if (st.state != 'Z') return false;
+  for (ThreadState& t : c.threads)
+    if (t.tracee.attached()) (void)t.tracee.detach();
+  c.threads.clear();
+  c.zombie = true;
+  schema::Process& p = c.process;
+  p.pid = static_cast<uint32_t>(c.pid);
+  p.ppid = static_cast<uint32_t>(st.ppid);
+  p.pgid = static_cast<uint32_t>(st.pgrp);
+  p.sid = static_cast<uint32_t>(st.session);
+  p.nthreads = 0;
+  p.comm = st.comm;
+  p.flags = schema::kProcessZombie;
+  p.exit_status = st.exit_code;
+  return true;
 }
 
 // The root and its descendants, each frozen before its children are listed (a stopped process
@@ -44,9 +69,17 @@ Status freeze_tree(DumpTree& tree, pid_t root, const DumpOptions& opts, format::
     ctx->parent = todo[i].second;
     tree.procs.push_back(std::move(ctx));
     DumpContext& c = *tree.procs.back();
+    // A child may exit at any moment until it is frozen (its parent being frozen does not stop
+    // it): then it is a zombie, and dumped as one.
+    if (c.pid != root) {
+      auto z = as_zombie(c);
+      if (z.ok() && *z) continue;
+    }
     Status st = freeze(c);
     if (!st.ok()) {
       if (c.pid == root) return st;
+      auto z = as_zombie(c);
+      if (z.ok() && *z) continue;
       return std::move(st).error().wrap("child " + std::to_string(c.pid) + " of " +
                                         std::to_string(c.parent));
     }
@@ -93,6 +126,7 @@ Status check_tree(DumpTree& tree) {
     const schema::Process& p = tree.procs[i]->process;
     const DumpContext* parent = tree.find(tree.procs[i]->parent);
     const std::string who = "pid " + std::to_string(p.pid);
+    if (tree.procs[i]->zombie) continue;  // shares nothing any more
     if (parent != nullptr) CR_TRY(check_not_shared(*tree.procs[i], *parent));
     CR_TRY(check_namespaces(*tree.procs[i], *tree.procs.front()));
     if (p.sid != p.pid && (parent == nullptr || p.sid != parent->process.sid))
@@ -120,6 +154,7 @@ Status run_passes(DumpTree& tree, pid_t root, const DumpOptions& opts, format::R
   CR_TRY(timed(opts, "write-head", [&] { return write_tree_head(tree); }));
   // Per process: its memory map, its pages, its signals and threads.
   for (auto& p : tree.procs) {
+    if (p->zombie) continue;
     CR_TRY(write_mm_records(*p));
     CR_TRY(timed(opts, "pages", [&] { return write_pages(*p); }));
     CR_TRY(timed(opts, "write-tail", [&] { return write_tail_records(*p); }));

@@ -70,6 +70,7 @@ struct DumpContext {
   format::RecordWriter& out;
   DumpTree& tree;
   pid_t parent = 0;             // its parent in the tree, 0 for the root
+  bool zombie = false;          // exited, not reaped: only its Process record is written
   std::vector<pid_t> children;  // read once it is frozen (freeze.cc)
 
   ProcDir proc;

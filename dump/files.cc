@@ -138,7 +138,8 @@ class FileCollector {
   explicit FileCollector(DumpTree& tree) : tree_(tree), t_(tree.files) {}
 
   Status run() {
-    for (auto& p : tree_.procs) CR_TRY(list_entries(*p));
+    for (auto& p : tree_.procs)
+      if (!p->zombie) CR_TRY(list_entries(*p));
     // Which pipe inodes have both ends inside the tree.
     for (const FdEntry& e : entries_) {
       if (!e.link.starts_with("pipe:")) continue;

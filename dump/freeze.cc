@@ -43,7 +43,7 @@ Status check_supported(DumpContext& ctx) {
     return make_error("pid " + pid +
                       (ctx.status.threads > 1
                            ? ": the main thread has exited while other threads run: not supported yet"
-                           : " is a zombie: zombies are not supported yet"));
+                           : " is a zombie: it has no state left to dump"));
   if (ctx.status.seccomp != 0) return make_error("pid " + pid + ": seccomp not supported yet");
   CR_TRY_ASSIGN(std::vector<pid_t> tids, ctx.proc.tasks());
   ctx.children.clear();

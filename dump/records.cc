@@ -16,6 +16,7 @@ Status write_tree_head(DumpTree& tree) {
   format::RecordWriter& out = tree.procs.front()->out;
   for (const auto& p : tree.procs) CR_TRY(out.write(p->process));
   for (const auto& p : tree.procs) {
+    if (p->zombie) continue;
     CR_TRY(out.write(p->creds));
     CR_TRY(out.write(p->rlimits));
     CR_TRY(out.write(p->fs));

@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <climits>
@@ -123,13 +124,33 @@ void default_signals() {
     if (sig != SIGKILL && sig != SIGSTOP) ::syscall(SYS_rt_sigaction, sig, &dfl, nullptr, 8);
 }
 
+// A zombie child is recreated by exiting the way it did; its parent (waiting to be seized,
+// SIGCHLD at its default) leaves it unreaped until the restored parent reaps it.
+[[noreturn]] void become_zombie(uint32_t status) {
+  if (WIFSIGNALED(status)) {
+    const int sig = WTERMSIG(status);
+    rlimit no_core{0, 0};
+    ::setrlimit(RLIMIT_CORE, &no_core);
+    ::signal(sig, SIG_DFL);
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, sig);
+    ::sigprocmask(SIG_UNBLOCK, &one, nullptr);
+    ::kill(::getpid(), sig);
+    ::kill(::getpid(), SIGKILL);  // a signal that does not kill by default: the closest we have
+  }
+  ::_exit(WEXITSTATUS(status));
+}
+
 // Forks the process's children, each with its dumped pid, each running child_main in turn.
 Status fork_children(const RestoreContext& root, const RestoreContext& me, const Carriers& carriers,
                      int report_fd) {
   for (const auto& o : root.others) {
     if (o->img.process->ppid != me.img.process->pid) continue;
     const RestoreContext& kid = *o;
-    CR_TRY_ASSIGN(ChildGuard g, clone_with_pid(kid.pid(), [&root, &kid, &carriers, report_fd] {
+    const bool zombie = (kid.img.process->flags & schema::kProcessZombie) != 0;
+    CR_TRY_ASSIGN(ChildGuard g, clone_with_pid(kid.pid(), [&root, &kid, &carriers, report_fd, zombie] {
+                    if (zombie) become_zombie(kid.img.process->exit_status);
                     child_main(root, kid, carriers, report_fd);
                   }));
     (void)g.release();  // it lives on; crrestore kills the whole tree if anything fails

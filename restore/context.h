@@ -92,6 +92,10 @@ struct RestoreContext {
   }
 
   pid_t pid() const { return img.process ? static_cast<pid_t>(img.process->pid) : -1; }
+  /// A zombie: recreated exited, never seized, no section of its own in the stream.
+  bool zombie() const {
+    return img.process && (img.process->flags & schema::kProcessZombie) != 0;
+  }
   void warn(std::string msg) { warnings.push_back(std::move(msg)); }
 
   /// Copies `len` bytes into the trampoline's scratch area; returns their task address.

@@ -28,7 +28,8 @@ struct OpenCarriers {
 
 std::vector<RestoreContext*> tree_order(RestoreContext& root) {
   std::vector<RestoreContext*> v = {&root};
-  for (auto& o : root.others) v.push_back(o.get());
+  for (auto& o : root.others)
+    if (!o->zombie()) v.push_back(o.get());
   return v;
 }
 
@@ -37,6 +38,8 @@ Status read_tree_head(RestoreContext& root) {
   CR_TRY_ASSIGN(bool positioned, load_tree_head(*root.reader, head));
   if (!positioned) return make_error("image ends before any process's memory");
   CR_TRY(check_tree_head(head));
+  if ((head.procs.front().process->flags & schema::kProcessZombie) != 0)
+    return make_error("the image's root process is a zombie");
   root.img = std::move(head.procs.front());
   root.shared = std::move(head.shared);
   for (size_t i = 1; i < head.procs.size(); ++i) {

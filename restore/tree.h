@@ -12,7 +12,7 @@
 
 namespace cr::restore {
 
-/// Every process of the tree, the root first (tree order).
+/// Every live process of the tree, the root first (tree order); zombies are not in it.
 std::vector<RestoreContext*> tree_order(RestoreContext& root);
 
 /// Reads the image head: the root's records into `root`, the others' into `root.others`, the

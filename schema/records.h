@@ -46,10 +46,12 @@ CR_RECORD(Process, 0x0100, "process", "one process and its per-process attribute
           (u32, pid), (u32, ppid), (u32, pgid), (u32, sid),
           (u32, nthreads),  // Thread records that follow for this pid
           (str, comm), (u32, personality), (u32, umask),
-          (u32, flags))  // ProcessFlags below
+          (u32, flags),          // ProcessFlags below
+          (u32, exit_status))    // a zombie's status as waitpid() reports it
 
 enum ProcessFlags : uint32_t {
   kProcessShellJob = 1,  // dumped with --shell-job: tty fds reconnect to the restorer's tty
+  kProcessZombie = 2,    // exited, not yet reaped by its parent: no other record of it follows
 };
 
 CR_RECORD(Creds, 0x0101, "creds", "credentials of a process",

@@ -336,6 +336,9 @@ Result<ProcStat> parse_stat(std::string_view text) {
   CR_TRY_ASSIGN(s.arg_end, field(49));
   CR_TRY_ASSIGN(s.env_start, field(50));
   CR_TRY_ASSIGN(s.env_end, field(51));
+  if (f.size() >= 50) {
+    CR_TRY_ASSIGN(s.exit_code, field(52));
+  }
   return s;
 }
 

@@ -92,6 +92,7 @@ struct ProcStat {
   uint64_t start_code = 0, end_code = 0, start_stack = 0;
   uint64_t start_data = 0, end_data = 0, start_brk = 0, arg_start = 0, arg_end = 0, env_start = 0,
            env_end = 0;
+  uint32_t exit_code = 0;  // field 52: a zombie's status, as waitpid() would report it
 };
 /// Fields are counted after the last ')' so a comm holding ") (" cannot shift them.
 Result<ProcStat> parse_stat(std::string_view text);

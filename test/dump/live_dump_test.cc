@@ -893,16 +893,34 @@ TEST(LiveDump, RefusesChildSharingTheFdTable) {
   expect_refused(child, "shares its fd table (CLONE_FILES) with its parent");
 }
 
-TEST(LiveDump, RefusesZombieChild) {
+TEST(LiveDump, ZombieChildKeepsItsExitStatus) {
+  static pid_t zombie;
   Child child(
       [] {
-        pid_t kid = fork();
-        if (kid == 0) _exit(3);
+        zombie = fork();
+        if (zombie == 0) _exit(3);
         siginfo_t si;
-        waitid(P_PID, static_cast<id_t>(kid), &si, WEXITED | WNOWAIT);  // a zombie, not reaped
+        waitid(P_PID, static_cast<id_t>(zombie), &si, WEXITED | WNOWAIT);  // a zombie, not reaped
       },
       check_alive);
-  expect_refused(child, "is a zombie: zombies are not supported yet");
+  ASSERT_TRUE(child.ready());
+  DumpOptions opts;
+  opts.leave_running = true;
+  opts.inherit_fds = {kCmdFd, kAnsFd};
+  auto d = run_dump(child.pid(), opts);
+  ASSERT_TRUE(d->status.ok()) << d->status.error().message;
+  auto procs = d->w.all<schema::Process>();
+  ASSERT_EQ(procs.size(), 2u);
+  EXPECT_TRUE(procs[1].flags & schema::kProcessZombie);
+  EXPECT_EQ(procs[1].ppid, static_cast<uint32_t>(child.pid()));
+  EXPECT_TRUE(WIFEXITED(procs[1].exit_status) && WEXITSTATUS(procs[1].exit_status) == 3)
+      << procs[1].exit_status;
+  EXPECT_EQ(procs[1].nthreads, 0u);
+  // Nothing but its Process record: no Mm, no Thread, no Fd of its pid.
+  EXPECT_EQ(d->w.all<schema::Mm>().size(), 1u);
+  EXPECT_EQ(d->w.all<schema::Thread>().size(), 1u);
+  for (const auto& fd : d->w.all<schema::Fd>()) EXPECT_NE(fd.pid, procs[1].pid);
+  EXPECT_EQ(child.ask('c'), "alive");
 }
 
 TEST(LiveDump, RefusesSocket) {
