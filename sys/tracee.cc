@@ -266,12 +266,13 @@ std::string restart_fixup(user_regs_struct& regs) {
       return "syscall " + std::to_string(regs.orig_rax) + " will be restarted";
     case kErestartRestartBlock:
       // The kernel's restart block (saved deadline) does not survive; re-run the call instead.
+      // A relative sleep resumes from the remaining time the kernel wrote to `rem`; without a
+      // `rem` (glibc's usleep passes none) the remaining time is nowhere to be read, and the
+      // sleep starts over: longer than asked, never a spurious EINTR the program did not expect.
       if (regs.orig_rax == SYS_nanosleep) {
-        if (regs.rsi == 0) break;
-        regs.rdi = regs.rsi;  // req := rem, which the kernel wrote when the sleep was interrupted
+        if (regs.rsi != 0) regs.rdi = regs.rsi;  // req := rem
       } else if (regs.orig_rax == SYS_clock_nanosleep) {
-        if (regs.r10 == 0) break;
-        regs.rdx = regs.r10;
+        if (regs.r10 != 0) regs.rdx = regs.r10;
       }
       // Other users (poll, futex, select with timeouts) re-run with their arguments as they
       // stand: poll and futex restart their timeout, select continues from what it wrote back.
@@ -279,10 +280,9 @@ std::string restart_fixup(user_regs_struct& regs) {
       regs.rip -= 2;
       return "syscall " + std::to_string(regs.orig_rax) + " will be re-run";
     default:
-      return {};
+      break;
   }
-  regs.rax = static_cast<uint64_t>(-EINTR);
-  return "syscall " + std::to_string(regs.orig_rax) + " will return EINTR";
+  return {};
 }
 
 }  // namespace cr::sys

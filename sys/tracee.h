@@ -113,8 +113,8 @@ class Tracee {
 /// Applies what the kernel does to a task leaving a stop inside an interrupted system call,
 /// so the registers can be saved and set back on any task (the restored one included):
 /// -ERESTARTSYS/NOINTR/NOHAND re-run the call; -ERESTART_RESTARTBLOCK re-runs it too, with a
-/// relative nanosleep resuming from the remaining time it wrote to `rem` (or -EINTR when the
-/// call has no `rem`). Returns a short note of what was done, empty if nothing.
+/// relative nanosleep resuming from the remaining time it wrote to `rem` (from the start when
+/// the call has no `rem`). Returns a short note of what was done, empty if nothing.
 std::string restart_fixup(user_regs_struct& regs);
 
 }  // namespace cr::sys
