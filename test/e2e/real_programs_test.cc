@@ -1,8 +1,14 @@
-// Unmodified Debian programs (bash, python3, sleep) dumped and restored, and the zstd pipelines
-// around the tools (external zstd both ways, crdump -z, and a second dump of a restored task).
+// Unmodified Debian programs (bash, python3, sleep, a multi-threaded zstd) dumped and restored,
+// and the zstd pipelines around the tools (external zstd both ways, crdump -z, and a second
+// dump of a restored task).
+#include <dirent.h>
 #include <fcntl.h>
+#include <sched.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdint>
+#include <iostream>
 #include <string>
 
 #include "e2e_common.h"
@@ -22,6 +28,33 @@ std::string fd_listing(pid_t pid) {
     if (n > 0) out += std::to_string(fd) + " -> " + std::string(link, static_cast<size_t>(n)) + "\n";
   }
   return out;
+}
+
+// Threads of a process, from /proc (-1 if it is gone).
+int task_count(pid_t pid) {
+  DIR* d = opendir(("/proc/" + std::to_string(pid) + "/task").c_str());
+  if (!d) return -1;
+  int n = 0;
+  while (dirent* e = readdir(d))
+    if (e->d_name[0] != '.') n++;
+  closedir(d);
+  return n;
+}
+
+long long file_size(const std::string& path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0 ? static_cast<long long>(st.st_size) : -1;
+}
+
+// Polls `cond` (yielding, not sleeping) until it holds or `limit` passes.
+template <class Cond>
+bool poll_until(Cond cond, std::chrono::seconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    sched_yield();
+  }
+  return true;
 }
 
 // bash counts with builtins only (no child) and writes the count when done. It is dumped
@@ -87,6 +120,159 @@ sys.exit(1)
     }
     if (!restore_detached(dir, dir.path("img"), pid)) continue;
     expect_restored_passes(dir, pid);
+  }
+}
+
+// python3 with four threading.Thread workers, each summing x*x over its own range in chunks
+// (about 2 s in all, the GIL passed between them). Main waits until every worker has finished
+// a chunk, closes fd 3 and waits in sigwait; the dump catches the workers mid-computation (the
+// test checks /proc shows all five threads just before it), mostly parked in the GIL's timed
+// condition wait. After SIGTERM main joins them and checks each sum against the closed form.
+TEST(RealPrograms, PythonThreads) {
+  if (!tools_present()) return;
+  const std::string script = R"(
+import os, signal, sys, threading
+N, CHUNKS, SIZE = 4, 150, 100000
+results = [None] * N
+done = [0] * N
+started = [threading.Event() for _ in range(N)]
+def work(i):
+    total = 0
+    base = i * CHUNKS * SIZE
+    for c in range(CHUNKS):
+        a = base + c * SIZE
+        total += sum(x * x for x in range(a, a + SIZE))
+        done[i] = c + 1
+        started[i].set()
+    results[i] = total
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])  # inherited by the workers
+threads = [threading.Thread(target=work, args=(i,)) for i in range(N)]
+for t in threads:
+    t.start()
+for e in started:
+    e.wait()
+os.close(3)
+signal.sigwait([signal.SIGTERM])
+running = sum(t.is_alive() for t in threads)
+for t in threads:
+    t.join()
+def squares_below(n):
+    return (n - 1) * n * (2 * n - 1) // 6
+want = [squares_below((i + 1) * CHUNKS * SIZE) - squares_below(i * CHUNKS * SIZE) for i in range(N)]
+if results == want and done == [CHUNKS] * N:
+    print('PASS (%d of %d workers still running at SIGTERM)' % (running, N), file=sys.stderr)
+    sys.exit(0)
+print('FAIL: results %r want %r, chunks done %r' % (results, want, done), file=sys.stderr)
+sys.exit(1)
+)";
+  for (Mode mode : kModes) {
+    SCOPED_TRACE(mode_name(mode));
+    TempDir dir;
+    Target t = Target::start(dir, {"/usr/bin/python3", "-I", "-c", script});
+    ASSERT_GT(t.pid(), 0) << t.error();
+    const pid_t pid = t.pid();
+    std::string fds = fd_listing(pid);
+    ASSERT_EQ(task_count(pid), 5) << "the workers finished before the dump: make them work longer";
+    if (!dump_target(dir, t, mode, dir.path("img"))) {
+      ADD_FAILURE() << "python3 fds at dump time:\n" << fds;
+      continue;
+    }
+    if (!restore_detached(dir, dir.path("img"), pid)) continue;
+    expect_restored_passes(dir, pid);
+    std::cout << "  [python3 " << mode_name(mode) << "] " << read_file(dir.work() + "/log");
+  }
+}
+
+// 64 MiB of deterministic, semi-compressible data (words from a small list and random bytes,
+// from a fixed-seed LCG): zstd -12 compresses it to about 40 % in a few seconds.
+std::string zstd_input() {
+  static const char* const words[] = {"alpha ",   "beta ",   "gamma ", "delta ", "checkpoint ",
+                                      "restore ", "thread ", "zstd\n", "0123 ",  "xyz "};
+  std::string out;
+  const size_t size = 64u << 20;
+  out.reserve(size + 16);
+  uint64_t x = 12345;
+  while (out.size() < size) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    uint32_t r = static_cast<uint32_t>(x >> 33);
+    if ((r & 3) == 0) {
+      out.push_back(static_cast<char>(r >> 2));
+      out.push_back(static_cast<char>(r >> 10));
+      out.push_back(static_cast<char>(r >> 18));
+    } else {
+      out += words[(r >> 2) % 10];
+    }
+  }
+  out.resize(size);
+  return out;
+}
+
+// Runs /usr/bin/zstd with argv (after the program) and stdout to `out_path` (or /dev/null).
+ExitStatus run_zstd(const std::vector<std::string>& args, const std::string& out_path = "") {
+  SpawnSpec z;
+  z.argv = {"/usr/bin/zstd"};
+  z.argv.insert(z.argv.end(), args.begin(), args.end());
+  int out = out_path.empty()
+                ? -1
+                : open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  z.stdout_fd = out;
+  pid_t pid = spawn(z);
+  if (out >= 0) close(out);
+  if (pid < 0) return {};
+  auto st = wait_exit(pid, std::chrono::seconds(120));
+  if (!st) kill_child(pid);
+  return st ? *st : ExitStatus{};
+}
+
+// `zstd -T2 -12` (a main thread, two compression workers and its I/O threads) compresses a
+// 64 MiB file in the work dir and is dumped mid-way: the test waits until it has its worker
+// threads and has written some output. kTwice: the restored zstd must make progress again
+// (its output grows) before it is dumped a second time. The last restore runs in the
+// foreground: zstd must exit 0 and its output decompress to the input.
+// No leave-running path: the original goes on writing the output after crdump returns, so the
+// work-dir snapshot the harness takes then is not the dump-time file crrestore checks against.
+TEST(RealPrograms, ZstdTwoThreads) {
+  if (!tools_present()) return;
+  const std::string input = zstd_input();
+  for (Mode mode : {Mode::kKill, Mode::kTwice}) {
+    SCOPED_TRACE(mode_name(mode));
+    TempDir dir;
+    write_file(dir.work() + "/input", input);
+    const std::string output = dir.work() + "/input.zst";
+    Target t = Target::start(
+        dir, {"/usr/bin/zstd", "-T2", "-q", "-12", "--no-progress", "input", "-o", "input.zst"},
+        Target::Ready::kOnExec);
+    ASSERT_GT(t.pid(), 0) << t.error();
+    const pid_t pid = t.pid();
+    ASSERT_TRUE(poll_until([&] { return task_count(pid) >= 3 && file_size(output) > 0; },
+                           std::chrono::seconds(30)))
+        << "zstd never got going: " << task_count(pid) << " threads, output size "
+        << file_size(output) << "\nlog: " << t.log();
+    const int threads = task_count(pid);
+    if (!dump_target(dir, t, Mode::kKill, dir.path("img"), {}, /*self_exiting=*/true)) continue;
+    ASSERT_FALSE(run_zstd({"-q", "-t", output}).ok())
+        << "compression finished before the dump did: make the input bigger";
+    std::cout << "  [zstd] dumped with " << threads << " threads, " << file_size(output)
+              << " bytes of output\n";
+    std::string img = dir.path("img");
+    if (mode == Mode::kTwice) {
+      if (!restore_detached(dir, img, pid)) continue;
+      const long long at_dump = file_size(output);
+      if (!poll_until([&] { return file_size(output) > at_dump; }, std::chrono::seconds(30))) {
+        kill_child(pid);
+        FAIL() << "the restored zstd wrote nothing in 30 s (output stuck at " << at_dump << ")";
+      }
+      img = dir.path("img2");
+      if (!redump_restored(dir, pid, img)) continue;
+    }
+    ToolRun r = run_tool(dir, "crrestore", {"-i", img}, -1, -1, std::chrono::seconds(120));
+    EXPECT_TRUE(r.status.ok()) << "foreground crrestore (zstd's exit status): " << r.describe()
+                               << "\nlog: " << read_file(dir.work() + "/log");
+    ExitStatus d = run_zstd({"-q", "-d", "-c", output}, dir.path("roundtrip"));
+    EXPECT_TRUE(d.ok()) << "zstd -d of the restored zstd's output: " << d.describe();
+    std::string back = read_file(dir.path("roundtrip"));
+    EXPECT_TRUE(back == input) << "decompressed output differs from the input: " << back.size()
+                               << " bytes, want " << input.size();
   }
 }
 

@@ -16,6 +16,7 @@ struct ZdtmCase {
   std::vector<std::string> args;
   bool needs_root = false;
   std::string refused;  // empty: must dump and restore; otherwise crdump's message contains this
+  std::string program;  // the zdtm program to run; empty: `name` (cases that differ by args)
 };
 
 std::ostream& operator<<(std::ostream& os, const ZdtmCase& c) { return os << c.name; }
@@ -38,6 +39,7 @@ const std::vector<ZdtmCase>& cases() {
       {"posix_timer", {}},
       {"rseq_robust", {}},
       {"sleep_nanosleep", {}},
+      {"sleep_norem", {}},
       {"read_pipe", {}},
       {"poll_pipe", {}},
       {"file_offsets", {}},
@@ -46,10 +48,21 @@ const std::vector<ZdtmCase>& cases() {
       {"pipe_data", {}},
       {"fifo_data", {}},
       {"counter_loop", {}},
+      {"threads_join_pipe", {}},
+      {"threads_count1", {"1"}, false, "", "threads_count"},
+      {"threads_count2", {"2"}, false, "", "threads_count"},
+      {"threads_count16", {"16"}, false, "", "threads_count"},
+      {"threads_count200", {"200"}, false, "", "threads_count"},
+      {"threads_parked", {}},
+      {"threads_sighandler", {}},
+      {"threads_churn", {}},
+      {"tree_child_pipe", {}},
+      {"tree_shared_fd", {}},
+      {"tree_groups", {}},
+      {"tree_zombie", {}},
       {"socketpair_refused", {}, false, "socket"},
       {"eventfd_refused", {}, false, "eventfd"},
-      {"threads_refused", {}, false, "thread"},
-      {"child_refused", {}, false, "child"},
+
   };
   return all;
 }
@@ -62,7 +75,7 @@ std::vector<ZdtmCase> select(bool refused) {
 }
 
 std::vector<std::string> argv_of(const ZdtmCase& c) {
-  std::vector<std::string> argv = {zdtm_path(c.name)};
+  std::vector<std::string> argv = {zdtm_path(c.program.empty() ? c.name : c.program)};
   argv.insert(argv.end(), c.args.begin(), c.args.end());
   return argv;
 }
