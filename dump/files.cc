@@ -206,6 +206,36 @@ class FileCollector {
     return 0;
   }
 
+  // Whether a process outside the tree has pipe `ino` open at its read end (`read_end`) or its
+  // write end. Walks every process's fds: done only for a pipe missing an end in the tree.
+  bool held_outside(ino_t ino, bool read_end) const {
+    const std::string want = "pipe:[" + std::to_string(ino) + "]";
+    DIR* procs = ::opendir("/proc");
+    if (procs == nullptr) return true;  // cannot tell: the safe answer
+    bool found = false;
+    while (dirent* pe = ::readdir(procs)) {
+      auto pid = parse_uint(pe->d_name);
+      if (!pid || tree_.find(static_cast<pid_t>(*pid)) != nullptr) continue;
+      auto proc = ProcDir::open(static_cast<pid_t>(*pid));
+      if (!proc.ok()) continue;
+      auto fds = list_fds(*proc);
+      if (!fds.ok()) continue;
+      for (int fd : *fds) {
+        auto link = proc->readlink("fd/" + std::to_string(fd));
+        if (!link.ok() || *link != want) continue;
+        auto info = proc->read("fdinfo/" + std::to_string(fd));
+        if (!info.ok()) continue;
+        auto parsed = parse_fdinfo(*info);
+        if (!parsed.ok()) continue;
+        const int acc = static_cast<int>(parsed->flags & O_ACCMODE);
+        if (acc == O_RDWR || (read_end ? acc == O_RDONLY : acc == O_WRONLY)) found = true;
+      }
+      if (found) break;
+    }
+    ::closedir(procs);
+    return found;
+  }
+
   // --inherit-fd names fds of the root; a child sharing that description shares its File.
   bool inherited(const FdEntry& e) const {
     if (e.proc != tree_.procs.front().get()) return false;
@@ -250,7 +280,10 @@ class FileCollector {
       return refuse(e.fd, "memfd");
     } else if (e.link.starts_with("pipe:")) {
       auto ends = pipe_ends_[e.st.st_ino];
-      if (!(ends.first && ends.second))
+      // One end only in the tree: fine if nobody holds the other end (a pipe whose writer has
+      // gone, as make gives its jobs for stdin); restore closes it again. If a process outside
+      // the tree holds it, that process is part of the pipe: refused.
+      if (!(ends.first && ends.second) && held_outside(e.st.st_ino, !ends.first))
         return make_error(fd_name(e.fd) + ": " + e.link +
                           " has its other end outside the process tree (dump with --inherit-fd " +
                           std::to_string(e.fd) + ")");

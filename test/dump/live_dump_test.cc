@@ -781,6 +781,30 @@ TEST(LiveDump, FailedDumpResumesEveryThread) {
   EXPECT_EQ(child.ask('c'), "alive");
 }
 
+// A pipe whose writer has gone everywhere (as make gives its jobs for stdin) is dumped with its
+// one end; a pipe whose other end another process holds is not (see the test above).
+TEST(LiveDump, PipeWithItsWriterGoneIsDumped) {
+  Child child(
+      [] {
+        int p[2];
+        if (pipe(p) != 0) _exit(93);
+        dup2(p[0], 20);
+        close(p[0]);
+        close(p[1]);
+      },
+      check_alive);
+  ASSERT_TRUE(child.ready());
+  DumpOptions opts;
+  opts.leave_running = true;
+  opts.inherit_fds = {kCmdFd, kAnsFd};
+  auto d = run_dump(child.pid(), opts);
+  ASSERT_TRUE(d->status.ok()) << d->status.error().message;
+  bool seen = false;
+  for (const auto& fd : d->w.all<schema::Fd>()) seen |= fd.fd == 20;
+  EXPECT_TRUE(seen);
+  EXPECT_EQ(child.ask('c'), "alive");
+}
+
 TEST(LiveDump, RefusesThreadWithItsOwnCredentials) {
   Child child(
       [] {

@@ -4,6 +4,11 @@
 #define CR_TEST_E2E_E2E_COMMON_H
 
 #include <gtest/gtest.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
 
 #include "harness.h"
 
@@ -15,6 +20,30 @@ enum class Mode { kKill, kLeaveRunning, kTwice };
 
 inline const char* mode_name(Mode m) {
   return m == Mode::kKill ? "kill" : m == Mode::kLeaveRunning ? "leave_running" : "twice";
+}
+
+/// The fds of `pid` as "N -> target" lines (for failure messages).
+inline std::string fd_listing(pid_t pid) {
+  std::string out;
+  std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  for (int fd = 0; fd < 256; fd++) {
+    char link[512];
+    std::string p = dir + "/" + std::to_string(fd);
+    ssize_t n = readlink(p.c_str(), link, sizeof(link) - 1);
+    if (n > 0) out += std::to_string(fd) + " -> " + std::string(link, static_cast<size_t>(n)) + "\n";
+  }
+  return out;
+}
+
+/// Polls `cond` (yielding, not sleeping) until it holds or `limit` passes.
+template <class Cond>
+inline bool poll_until(Cond cond, std::chrono::seconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    sched_yield();
+  }
+  return true;
 }
 
 /// Fails the current test if crdump / crrestore are missing: the suite is their spec.

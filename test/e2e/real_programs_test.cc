@@ -18,18 +18,6 @@ namespace {
 
 const Mode kModes[] = {Mode::kKill, Mode::kLeaveRunning};  // kTwice: see zdtm_test.cc
 
-std::string fd_listing(pid_t pid) {
-  std::string out;
-  std::string dir = "/proc/" + std::to_string(pid) + "/fd";
-  for (int fd = 0; fd < 256; fd++) {
-    char link[512];
-    std::string p = dir + "/" + std::to_string(fd);
-    ssize_t n = readlink(p.c_str(), link, sizeof(link) - 1);
-    if (n > 0) out += std::to_string(fd) + " -> " + std::string(link, static_cast<size_t>(n)) + "\n";
-  }
-  return out;
-}
-
 // Threads of a process, from /proc (-1 if it is gone).
 int task_count(pid_t pid) {
   DIR* d = opendir(("/proc/" + std::to_string(pid) + "/task").c_str());
@@ -44,17 +32,6 @@ int task_count(pid_t pid) {
 long long file_size(const std::string& path) {
   struct stat st {};
   return stat(path.c_str(), &st) == 0 ? static_cast<long long>(st.st_size) : -1;
-}
-
-// Polls `cond` (yielding, not sleeping) until it holds or `limit` passes.
-template <class Cond>
-bool poll_until(Cond cond, std::chrono::seconds limit) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!cond()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    sched_yield();
-  }
-  return true;
 }
 
 // bash counts with builtins only (no child) and writes the count when done. It is dumped

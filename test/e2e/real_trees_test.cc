@@ -1,0 +1,150 @@
+// Unmodified Debian programs that are process trees: a bash pipeline dumped mid-stream, and
+// make -j2 dumped while two compilers run. Each restored tree must finish with the result an
+// undisturbed run gives.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <fstream>
+#include <set>
+#include <string>
+
+#include "e2e_common.h"
+
+namespace cr::e2e {
+namespace {
+
+// The pids of `root` and all its descendants, from /proc (children of every thread).
+std::set<pid_t> tree_of(pid_t root) {
+  std::set<pid_t> out = {root};
+  std::vector<pid_t> todo = {root};
+  while (!todo.empty()) {
+    pid_t p = todo.back();
+    todo.pop_back();
+    std::string task = "/proc/" + std::to_string(p) + "/task";
+    DIR* d = opendir(task.c_str());
+    if (d == nullptr) continue;
+    while (dirent* e = readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      std::ifstream kids(task + "/" + e->d_name + "/children");
+      pid_t k;
+      while (kids >> k)
+        if (out.insert(k).second) todo.push_back(k);
+    }
+    closedir(d);
+  }
+  return out;
+}
+
+// How many processes of the tree run `comm`.
+int running(pid_t root, const std::string& comm) {
+  int n = 0;
+  for (pid_t p : tree_of(root)) {
+    std::ifstream f("/proc/" + std::to_string(p) + "/comm");
+    std::string c;
+    if (std::getline(f, c) && c == comm) ++n;
+  }
+  return n;
+}
+
+// bash runs `seq | grep | wc -l` in a command substitution (bash, a subshell, three programs,
+// two pipes with data in flight) and writes the count when done. Dumped once the pipeline runs;
+// the foreground restore finishes with the count an undisturbed run gives.
+TEST(RealTrees, BashPipelineMidStream) {
+  if (!tools_present()) return;
+  const std::string script =
+      "n=$(seq 1 60000000 | grep 7 | wc -l); echo $n > count";
+  for (Mode mode : {Mode::kKill, Mode::kLeaveRunning}) {
+    SCOPED_TRACE(mode_name(mode));
+    TempDir dir;
+    Target t = Target::start(dir, {"/usr/bin/bash", "-c", script}, Target::Ready::kOnExec);
+    ASSERT_GT(t.pid(), 0) << t.error();
+    ASSERT_TRUE(poll_until([&] { return running(t.pid(), "wc") == 1; }, std::chrono::seconds(20)))
+        << "the pipeline did not start";
+    if (!dump_target(dir, t, mode, dir.path("img"), {}, /*self_exiting=*/true)) continue;
+    ASSERT_NE(access((dir.work() + "/count").c_str(), F_OK), 0)
+        << "the pipeline finished before the dump did: make it longer";
+    ToolRun r = run_tool(dir, "crrestore", {"-i", dir.path("img")});
+    EXPECT_TRUE(r.status.ok()) << "foreground crrestore (bash's exit status): " << r.describe();
+    EXPECT_EQ(read_file(dir.work() + "/count"), "31302186\n");
+  }
+}
+
+// A small C project: six sources slow enough to compile that make -j2 is caught with two
+// compilers running. The restored make finishes the build; the program prints what a program
+// built without interruption prints.
+const char* kGenerator = R"py(
+import sys
+n = int(sys.argv[1])
+for i in range(n):
+    with open("f%d.c" % i, "w") as f:
+        f.write("#include <stdint.h>\n")
+        for j in range(100):
+            f.write("uint64_t f%d_%d(uint64_t x) { uint64_t s = x; " % (i, j))
+            for k in range(40):
+                f.write("s = s * %du + (s >> %d) ^ %du; " % (k * 7 + j + 3, k % 13 + 1, i * 1000 + j * 10 + k))
+            f.write("return s; }\n")
+        f.write("uint64_t sum%d(uint64_t x) { return 0" % i)
+        for j in range(100):
+            f.write(" + f%d_%d(x)" % (i, j))
+        f.write("; }\n")
+with open("main.c", "w") as f:
+    f.write("#include <stdio.h>\n#include <stdint.h>\n")
+    for i in range(n):
+        f.write("uint64_t sum%d(uint64_t);\n" % i)
+    f.write("int main(void) { uint64_t t = 0;\n")
+    for i in range(n):
+        f.write("  t += sum%d(12345);\n" % i)
+    f.write('  printf("%llu\\n", (unsigned long long)t); return 0; }\n')
+with open("Makefile", "w") as f:
+    f.write("OBJS = main.o " + " ".join("f%d.o" % i for i in range(n)) + "\n")
+    f.write("prog: $(OBJS)\n\tgcc -o prog $(OBJS)\n%.o: %.c\n\tgcc -O2 -c $< -o $@\n")
+)py";
+
+TEST(RealTrees, MakeJ2WhileCompiling) {
+  if (!tools_present()) return;
+  if (access("/usr/bin/make", X_OK) != 0 || access("/usr/bin/gcc", X_OK) != 0)
+    GTEST_SKIP() << "make and gcc are not installed (scripts/deps.sh installs them)";
+  TempDir dir;
+  auto generate = [&](const std::string& where) {
+    SpawnSpec g;
+    g.argv = {"/usr/bin/python3", "-I", "-c", kGenerator, "6"};
+    g.cwd = where;
+    return wait_exit(spawn(g), std::chrono::seconds(60));
+  };
+  auto gen = generate(dir.work());
+  ASSERT_TRUE(gen && gen->ok()) << "generating the project";
+  Target t = Target::start(dir, {"/usr/bin/make", "-j2"}, Target::Ready::kOnExec);
+  ASSERT_GT(t.pid(), 0) << t.error();
+  ASSERT_TRUE(poll_until([&] { return running(t.pid(), "cc1") == 2; }, std::chrono::seconds(60)))
+      << "make never ran two compilers at once";
+  ASSERT_TRUE(dump_target(dir, t, Mode::kKill, dir.path("img"), {}, /*self_exiting=*/true));
+  ASSERT_NE(access((dir.work() + "/prog").c_str(), F_OK), 0) << "built before the dump";
+  ToolRun r = run_tool(dir, "crrestore", {"-i", dir.path("img")});
+  ASSERT_TRUE(r.status.ok()) << "foreground crrestore (make's exit status): " << r.describe()
+                             << "\nlog: " << read_file(dir.work() + "/log");
+  // The same project built without interruption, next to it.
+  const std::string ref = dir.path("ref");
+  ASSERT_EQ(mkdir(ref.c_str(), 0755), 0);
+  gen = generate(ref);
+  ASSERT_TRUE(gen && gen->ok());
+  SpawnSpec m;
+  m.argv = {"/usr/bin/make", "-s", "-j2"};
+  m.cwd = ref;
+  auto made = wait_exit(spawn(m), std::chrono::seconds(300));
+  ASSERT_TRUE(made && made->ok()) << "reference build";
+  auto output = [&](const std::string& where) {
+    SpawnSpec p;
+    p.argv = {where + "/prog"};
+    p.stdout_fd = open((where + "/out").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    auto st = wait_exit(spawn(p), std::chrono::seconds(30));
+    close(p.stdout_fd);
+    return st && st->ok() ? read_file(where + "/out") : std::string("<failed>");
+  };
+  const std::string want = output(ref);
+  EXPECT_NE(want, "<failed>");
+  EXPECT_EQ(output(dir.work()), want) << "the restored build's program";
+}
+
+}  // namespace
+}  // namespace cr::e2e
