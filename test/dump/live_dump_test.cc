@@ -818,15 +818,22 @@ TEST(LiveDump, RefusesThreadWithItsOwnCredentials) {
   expect_refused(child, "has credentials different from its process's");
 }
 
+// In a test's grandchild: dies with its parent, also when the parent died before the prctl.
+void die_with_parent(pid_t parent) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) _exit(0);
+}
+
 TEST(LiveDump, ChildOfAThreadIsPartOfTheTree) {
   static pid_t grandchild;
   Child child(
       [] {
         start_workers([](void* arg) -> void* {
           if (reinterpret_cast<long>(arg) == 0) {
+            const pid_t parent = getpid();
             grandchild = fork();
             if (grandchild == 0) {
-              prctl(PR_SET_PDEATHSIG, SIGKILL);
+              die_with_parent(parent);
               for (;;) pause();
             }
           }
@@ -852,10 +859,12 @@ TEST(LiveDump, ChildOfAThreadIsPartOfTheTree) {
 TEST(LiveDump, DumpsTheWholeTree) {
   Child child(
       [] {
+        const pid_t root = getpid();
         if (fork() == 0) {
-          prctl(PR_SET_PDEATHSIG, SIGKILL);
+          die_with_parent(root);
+          const pid_t mid = getpid();
           if (fork() == 0) {
-            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            die_with_parent(mid);
             for (;;) pause();
           }
           for (;;) pause();
@@ -908,8 +917,9 @@ TEST(LiveDump, RefusesChildSharingTheFdTable) {
   Child child(
       [] {
         // A fork that keeps one fd table with its parent: restore would split it.
+        const pid_t parent = getpid();
         if (syscall(SYS_clone, CLONE_FILES | SIGCHLD, 0, 0, 0, 0) == 0) {
-          prctl(PR_SET_PDEATHSIG, SIGKILL);
+          die_with_parent(parent);
           for (;;) pause();
         }
       },
