@@ -1,9 +1,12 @@
 // crit x ps|fds|mems: views across records (processes, fd tables, address spaces), built from
 // the field names of the stream's own description.
+#include <sys/wait.h>
+
 #include <cstdio>
 #include <map>
 #include <set>
 
+#include "schema/records.h"
 #include "tools/crit/crit.h"
 #include "tools/crit/summary.h"
 
@@ -33,13 +36,15 @@ int x_ps(const std::string& path, bool verify) {
   struct Proc {
     uint64_t pid, ppid, pgid, sid, nthreads;
     std::string comm;
+    uint64_t flags, exit_status;
   };
   std::vector<Proc> procs;
   for_each_record(path, verify,
                   [&](const std::string& type, const Fields& f, std::span<const uint8_t>) {
                     if (type == "process")
                       procs.push_back({f.u("pid"), f.u("ppid"), f.u("pgid"), f.u("sid"),
-                                       f.u("nthreads"), std::string(f.s("comm"))});
+                                       f.u("nthreads"), std::string(f.s("comm")), f.u("flags"),
+                                       f.u("exit_status")});
                     else if (type == "thread")
                       ++thread_records[f.u("pid")];
                   });
@@ -47,10 +52,15 @@ int x_ps(const std::string& path, bool verify) {
     std::string threads = std::to_string(p.nthreads);
     const uint64_t seen = thread_records.count(p.pid) ? thread_records[p.pid] : 0;
     if (seen != p.nthreads) threads += " (" + std::to_string(seen) + " stored)";
+    std::string comm = printable(p.comm, 64);
+    if ((p.flags & cr::schema::kProcessZombie) != 0) {
+      const int st = static_cast<int>(p.exit_status);
+      comm += WIFSIGNALED(st) ? " <zombie: killed by signal " + std::to_string(WTERMSIG(st)) + ">"
+                              : " <zombie: exit " + std::to_string(WEXITSTATUS(st)) + ">";
+    }
     std::printf("%-8llu %-8llu %-8llu %-8llu %-8s %s\n", static_cast<unsigned long long>(p.pid),
                 static_cast<unsigned long long>(p.ppid), static_cast<unsigned long long>(p.pgid),
-                static_cast<unsigned long long>(p.sid), threads.c_str(),
-                printable(p.comm, 64).c_str());
+                static_cast<unsigned long long>(p.sid), threads.c_str(), comm.c_str());
   }
   return 0;
 }
