@@ -103,11 +103,20 @@ struct DumpContext {
   uint64_t pages_scanned = 0, pages_written = 0, pages_zero = 0;
 };
 
+/// A shared anonymous memory object (one shmem file), and a mapping to read it through.
+struct ShmemObject {
+  uint32_t id = 0;
+  uint64_t ino = 0, size = 0;
+  pid_t pid = 0;  // a process that maps it, at [start, end)
+  uint64_t start = 0, end = 0;
+};
+
 /// The whole subtree: the root and its descendants, parents before children. Open files and
 /// pipes are the tree's: one File per open file description whichever processes share it.
 struct DumpTree {
   std::vector<std::unique_ptr<DumpContext>> procs;
   FileTable files;           // objects, then every process's Fd records
+  std::vector<ShmemObject> shmems;
   uint32_t next_obj_id = 1;  // objdef ids of Pipe and File records
 
   DumpContext* find(pid_t pid) {

@@ -35,6 +35,9 @@ Status write_tree_head(DumpTree& tree);
 Status write_mm_records(DumpContext& ctx);    // Mm, Vma
 Status write_tail_records(DumpContext& ctx);  // Sigaction .. Thread
 
+/// shmem.cc: every shared anonymous memory object of the tree -> Shmem, ShmemData.
+Status write_shmem(DumpTree& tree);
+
 /// pages.cc: pagemap + process_vm_readv -> Pages records.
 Status write_pages(DumpContext& ctx);
 

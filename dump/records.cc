@@ -27,7 +27,7 @@ Status write_tree_head(DumpTree& tree) {
   for (const auto& f : t.files) CR_TRY(out.write(f));
   for (const auto& [file, data] : t.file_data) CR_TRY(write_file_data(out, file, data));
   for (const auto& fd : t.fds) CR_TRY(out.write(fd));
-  return {};
+  return write_shmem(tree);
 }
 
 Status write_mm_records(DumpContext& ctx) {

@@ -46,6 +46,34 @@ uint32_t special_kind(std::string_view path) {
   return 0;
 }
 
+// MAP_SHARED|MAP_ANONYMOUS: its shmem file (through map_files) is one object for the whole
+// tree, however many processes map it; the Vma names it, its contents are written once.
+Result<schema::Vma> shared_anon(DumpContext& ctx, const MapEntry& m, schema::Vma v) {
+  char name[64];
+  snprintf(name, sizeof name, "map_files/%llx-%llx", static_cast<unsigned long long>(m.start),
+           static_cast<unsigned long long>(m.end));
+  CR_TRY_ASSIGN(struct stat st, ctx.proc.stat(name));
+  ShmemObject* obj = nullptr;
+  for (auto& o : ctx.tree.shmems)
+    if (o.ino == st.st_ino) obj = &o;
+  if (obj == nullptr) {
+    ShmemObject o;
+    o.id = ctx.tree.next_obj_id++;
+    o.ino = st.st_ino;
+    o.size = static_cast<uint64_t>(st.st_size);
+    o.pid = ctx.pid;
+    o.start = m.start;
+    o.end = m.end;
+    ctx.tree.shmems.push_back(o);
+    obj = &ctx.tree.shmems.back();
+  }
+  if (m.offset + (m.end - m.start) > obj->size) return refuse(m, "shared memory beyond its object");
+  v.kind = schema::kVmaAnonShared;
+  v.flags = MAP_SHARED | MAP_ANONYMOUS;
+  v.shmem = obj->id;
+  return v;
+}
+
 Result<schema::Vma> make_vma(DumpContext& ctx, const MapEntry& m) {
   schema::Vma v;
   v.pid = static_cast<uint32_t>(ctx.pid);
@@ -71,7 +99,7 @@ Result<schema::Vma> make_vma(DumpContext& ctx, const MapEntry& m) {
   if (m.path.starts_with("/memfd:")) return refuse(m, "memfd mapping");
   if (m.shared &&
       (m.path.empty() || m.path.starts_with("[anon_shmem") || (m.path == "/dev/zero" && m.deleted)))
-    return refuse(m, "shared anonymous memory");
+    return shared_anon(ctx, m, v);
 
   if (m.path.empty() || m.special()) {
     if (m.path.empty()) {

@@ -153,6 +153,24 @@ Status map_vmas(RestoreContext& ctx) {
       }
       fd = remote_fd;
       flags |= shared ? MAP_SHARED : MAP_PRIVATE;
+    } else if (v.kind == schema::kVmaAnonShared) {
+      // The object crrestore built, opened through its own fd table.
+      CR_TRY(close_remote());
+      auto it = ctx.shmems == nullptr ? decltype(ctx.shmems->end()){} : ctx.shmems->find(v.shmem);
+      if (ctx.shmems == nullptr || it == ctx.shmems->end())
+        return make_error("vma " + hex(v.start) + ": shmem " + std::to_string(v.shmem) +
+                          " is not in the image");
+      ctx.reset_scratch();
+      const std::string via =
+          "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(it->second.get());
+      CR_TRY_ASSIGN(uint64_t path, ctx.put_str(via));
+      CR_TRY_ASSIGN(uint64_t got, ctx.call("open shared memory", SYS_openat,
+                                           static_cast<uint64_t>(AT_FDCWD), path,
+                                           O_RDWR | O_CLOEXEC));
+      remote_fd = static_cast<int64_t>(got);
+      open_path = via;
+      fd = remote_fd;
+      flags |= MAP_SHARED;
     } else {
       flags |= MAP_PRIVATE | MAP_ANONYMOUS;
       if (v.kind == schema::kVmaStack || (v.flags & MAP_GROWSDOWN) != 0) flags |= MAP_GROWSDOWN;

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "common/scoped_fd.h"
 #include "format/record_reader.h"
 #include "restore/image.h"
 #include "restore/task_create.h"
@@ -65,6 +66,10 @@ struct RestoreContext {
   ProcessImage shared;  // root only: Pipes, Files, file contents, every Fd
   std::vector<std::unique_ptr<RestoreContext>> others;  // root only
   bool stream_ended = false;  // stream_pages met the trailer (the last process's section)
+  /// Shared memory objects by Shmem id: fds of crrestore's own (root only, kept to the end);
+  /// every process maps them through /proc/<crrestore>/fd/N.
+  std::map<uint32_t, ScopedFd> shmem_fds;
+  const std::map<uint32_t, ScopedFd>* shmems = nullptr;  // the root's, in every context
 
   sys::Tracee tracee;
   std::optional<sys::RemoteSyscalls> remote;

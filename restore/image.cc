@@ -140,6 +140,17 @@ Status stash_tree_record(const format::RecordReader& reader, TreeHead& head) {
       head.shared.fds.push_back(fd);
       return {};
     }
+    case schema::Shmem::kType: {
+      CR_TRY_ASSIGN(auto r, reader.decode<schema::Shmem>());
+      if (r.size == 0 || r.size % 4096 != 0)
+        return make_error("shmem " + std::to_string(r.id) + " of " + std::to_string(r.size) +
+                          " bytes is not a whole number of pages");
+      return head.on_shmem ? head.on_shmem(r) : Status{};
+    }
+    case schema::ShmemData::kType: {
+      CR_TRY_ASSIGN(auto r, reader.decode<schema::ShmemData>());
+      return head.on_shmem_data ? head.on_shmem_data(r, reader.tail()) : Status{};
+    }
     default:
       return stash_head_record(reader, head.shared);
   }
@@ -323,7 +334,9 @@ Status check_memory(const ProcessImage& img) {
           return make_error("image has two vdso mappings of the same kind");
         break;
       case schema::kVmaAnonShared:
-        return make_error("vma " + hex(v.start) + ": shared anonymous memory is not supported");
+        if (v.shmem == 0)
+          return make_error("vma " + hex(v.start) + ": shared anonymous memory names no object");
+        break;
       default:
         return make_error("vma " + hex(v.start) + ": unknown kind " + std::to_string(v.kind));
     }
@@ -391,6 +404,7 @@ Status verify_on_disk(const ProcessImage& img) {
         break;
     }
   }
+  if (!img.mm) return {};  // the tree's shared files: no memory map of their own
   const auto& mm = *img.mm;
   if (!mm.exe_path.empty()) {
     struct stat st {};

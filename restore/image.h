@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 
 #include <cstdint>
+#include <functional>
+#include <span>
 #include <map>
 #include <optional>
 #include <string>
@@ -70,6 +72,10 @@ struct TreeHead {
   ProcessImage shared;
   std::vector<ProcessImage> procs;
   ProcessImage* find(uint32_t pid);
+  /// Shared memory objects and their contents, handed over as they are read (they can be
+  /// large: nothing is kept here). Without a handler they are skipped.
+  std::function<Status(const schema::Shmem&)> on_shmem;
+  std::function<Status(const schema::ShmemData&, std::span<const uint8_t>)> on_shmem_data;
 };
 
 /// Reads the head up to (not including) the first body record (Mm, Vma, Pages or per-task).

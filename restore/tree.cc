@@ -2,9 +2,14 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <map>
 
 #include "restore/child_setup.h"
 #include "restore/open_files.h"
@@ -33,9 +38,63 @@ std::vector<RestoreContext*> tree_order(RestoreContext& root) {
   return v;
 }
 
+namespace {
+
+// Shared memory objects are built in crrestore itself as they are read: a MAP_SHARED anonymous
+// mapping filled with the contents, then held by an fd on its shmem file (map_files), through
+// which every process maps the same object (it shows as /dev/zero (deleted), as it did).
+class ShmemBuilder {
+ public:
+  ~ShmemBuilder() {
+    for (auto& [id, m] : maps_) ::munmap(m.first, m.second);
+  }
+  Status create(const schema::Shmem& s) {
+    if (maps_.count(s.id) != 0) return make_error("shmem " + std::to_string(s.id) + " twice");
+    void* p = ::mmap(nullptr, s.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+      return errno_error("shared memory of " + std::to_string(s.size) + " bytes");
+    maps_[s.id] = {p, s.size};
+    return {};
+  }
+  Status fill(const schema::ShmemData& d, std::span<const uint8_t> bytes) {
+    auto it = maps_.find(d.shmem);
+    if (it == maps_.end()) return make_error("shmem_data for unknown shmem " + std::to_string(d.shmem));
+    if (d.offset > it->second.second || bytes.size() > it->second.second - d.offset)
+      return make_error("shmem_data at " + std::to_string(d.offset) + " beyond shmem " +
+                        std::to_string(d.shmem));
+    std::memcpy(static_cast<uint8_t*>(it->second.first) + d.offset, bytes.data(), bytes.size());
+    return {};
+  }
+  // Keeps each object by an fd on its shmem file; the mappings go.
+  Status hand_over(std::map<uint32_t, ScopedFd>& fds) {
+    for (auto& [id, m] : maps_) {
+      char name[96];
+      const auto a = reinterpret_cast<uintptr_t>(m.first);
+      snprintf(name, sizeof name, "/proc/self/map_files/%lx-%lx", static_cast<unsigned long>(a),
+               static_cast<unsigned long>(a + m.second));
+      ScopedFd fd(::open(name, O_RDWR | O_CLOEXEC));
+      if (!fd.valid()) return errno_error(std::string("open ") + name);
+      fds[id] = std::move(fd);
+    }
+    return {};
+  }
+
+ private:
+  std::map<uint32_t, std::pair<void*, uint64_t>> maps_;
+};
+
+}  // namespace
+
 Status read_tree_head(RestoreContext& root) {
   TreeHead head;
+  ShmemBuilder shmem;
+  head.on_shmem = [&shmem](const schema::Shmem& s) { return shmem.create(s); };
+  head.on_shmem_data = [&shmem](const schema::ShmemData& d, std::span<const uint8_t> b) {
+    return shmem.fill(d, b);
+  };
   CR_TRY_ASSIGN(bool positioned, load_tree_head(*root.reader, head));
+  CR_TRY(shmem.hand_over(root.shmem_fds));
+  root.shmems = &root.shmem_fds;
   if (!positioned) return make_error("image ends before any process's memory");
   CR_TRY(check_tree_head(head));
   if ((head.procs.front().process->flags & schema::kProcessZombie) != 0)
@@ -47,6 +106,7 @@ Status read_tree_head(RestoreContext& root) {
     ctx->opts = root.opts;
     ctx->opts.foreground_tty = -1;
     ctx->reader = root.reader;
+    ctx->shmems = &root.shmem_fds;
     ctx->img = std::move(head.procs[i]);
     root.others.push_back(std::move(ctx));
   }

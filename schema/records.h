@@ -82,7 +82,7 @@ enum VmaKind : uint32_t {
   kVmaVvar = 6,        // [vvar]
   kVmaVvarVclock = 7,  // [vvar_vclock] (kernel 6.13+)
   kVmaFileShared = 8,  // MAP_SHARED of a file: contents live in the file
-  kVmaAnonShared = 9,  // MAP_SHARED anonymous (issue: trees); refused by crdump until then
+  kVmaAnonShared = 9,  // MAP_SHARED anonymous: maps the Shmem object `shmem`
 };
 
 CR_RECORD(Vma, 0x0111, "vma", "one mapping of a process",
@@ -93,7 +93,17 @@ CR_RECORD(Vma, 0x0111, "vma", "one mapping of a process",
           (u32, kind),   // VmaKind
           (u32, madv),   // MadvFlags below
           (str, path), (u64, dev), (u64, ino),
-          (u64, file_size), (u64, file_mtime_ns))  // checked at restore for file mappings
+          (u64, file_size), (u64, file_mtime_ns),  // checked at restore for file mappings
+          (objref, shmem))  // kVmaAnonShared: the Shmem object it maps (pgoff is into it)
+
+// Shared anonymous memory (MAP_SHARED|MAP_ANONYMOUS, shared across fork): one object per
+// shmem file in the tree, its contents once, in the head (before any process's memory).
+CR_RECORD(Shmem, 0x0113, "shmem", "a shared anonymous memory object (objdef)",
+          (objdef, id), (u64, ino), (u64, size))  // size in bytes, a page multiple
+
+CR_RECORD_TAIL(ShmemData, 0x0114, "shmem_data",
+               "contents of a shmem object from `offset`; tail = the bytes (zero pages omitted)",
+               (objref, shmem), (u64, offset))
 
 enum MadvFlags : uint32_t {
   kMadvDontDump = 1,   // VM_DONTDUMP "dd"
@@ -176,8 +186,8 @@ CR_RECORD(Fd, 0x0210, "fd", "one slot of a process's fd table", (u32, pid), (u32
 /// Every record type, for the writer's self-description, crit and the id check below.
 using AllRecords =
     std::tuple<StreamHeader, SchemaType, Trailer, ErrorRecord, Process, Creds, Rlimits, FsInfo, Mm,
-               Vma, Pages, Thread, Sigaction, PendingSignal, Itimer, PosixTimer, Pipe, PipeData, File,
-               FileData, Fd>;
+               Vma, Pages, Shmem, ShmemData, Thread, Sigaction, PendingSignal, Itimer, PosixTimer,
+               Pipe, PipeData, File, FileData, Fd>;
 
 namespace detail {
 template <class Tuple, size_t... I>

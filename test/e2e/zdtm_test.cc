@@ -60,6 +60,7 @@ const std::vector<ZdtmCase>& cases() {
       {"tree_shared_fd", {}},
       {"tree_groups", {}},
       {"tree_zombie", {}},
+      {"tree_shmem", {}},
       {"socketpair_refused", {}, false, "socket"},
       {"eventfd_refused", {}, false, "eventfd"},
 

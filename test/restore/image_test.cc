@@ -308,3 +308,21 @@ TEST(Image, ThreadRecordsAreChecked) {
 
 }  // namespace
 }  // namespace cr::restore
+
+namespace cr::restore {
+namespace {
+
+// The tree's shared part (files only, no process, no memory map) is verified on its own.
+TEST(Image, VerifyingSharedFilesNeedsNoMemoryMap) {
+  ProcessImage shared;
+  schema::File f{};
+  f.id = 1;
+  f.kind = schema::kFileDevice;
+  f.path = "/dev/null";
+  shared.files[1] = f;
+  Status st = verify_on_disk(shared);
+  EXPECT_TRUE(st.ok()) << st.error().message;
+}
+
+}  // namespace
+}  // namespace cr::restore
