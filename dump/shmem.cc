@@ -42,6 +42,9 @@ Status write_object(format::RecordWriter& out, const ShmemObject& o) {
       if (n == 0) break;
       got += static_cast<size_t>(n);
     }
+    // A file shorter than its last page (a 32-byte semaphore) reads short: the rest is zeros.
+    std::memset(buf.data() + got, 0, want - got);
+    got = want;
     // Runs of non-zero pages, each one record.
     for (size_t p = 0; p + kPage <= got;) {
       if (zero_page(buf.data() + p)) {

@@ -60,7 +60,7 @@ Result<schema::Vma> shared_anon(DumpContext& ctx, const MapEntry& m, schema::Vma
     ShmemObject o;
     o.id = ctx.tree.next_obj_id++;
     o.ino = st.st_ino;
-    o.size = static_cast<uint64_t>(st.st_size);
+    o.size = (static_cast<uint64_t>(st.st_size) + 4095) & ~uint64_t{4095};  // whole pages
     o.pid = ctx.pid;
     o.start = m.start;
     o.end = m.end;
@@ -130,6 +130,10 @@ Result<schema::Vma> make_vma(DumpContext& ctx, const MapEntry& m) {
     return refuse(m, "device mapping " + m.path);
   }
   if (!S_ISREG(st.st_mode)) return refuse(m, "mapping of non-regular file " + m.path);
+  // A shared mapping of a deleted file (a POSIX semaphore or shm_open object unlinked at once,
+  // as Python's multiprocessing does) is memory shared by whoever maps it, and nothing else can
+  // reach it: it is dumped and restored as shared anonymous memory.
+  if ((m.deleted || st.st_nlink == 0) && m.shared) return shared_anon(ctx, m, v);
   if (m.deleted || st.st_nlink == 0) return refuse(m, "mapping of deleted file " + m.path);
   v.kind = m.shared ? schema::kVmaFileShared : schema::kVmaFilePrivate;
   v.path = m.path;

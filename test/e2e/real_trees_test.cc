@@ -70,6 +70,40 @@ TEST(RealTrees, BashPipelineMidStream) {
   }
 }
 
+// python3's multiprocessing.Pool: two worker processes fed through pipes, locked by POSIX
+// semaphores in shared memory (sem_open'd then unlinked: deleted /dev/shm files, restored as
+// shared anonymous memory). Dumped with the work in flight; the restored pool finishes it.
+TEST(RealTrees, PythonMultiprocessingPool) {
+  if (!tools_present()) return;
+  const std::string script = R"py(
+import multiprocessing as mp
+def work(x):
+    s = 0
+    for i in range(x * 200000, (x + 1) * 200000):
+        s += i % 7
+    return s
+if __name__ == '__main__':
+    with mp.Pool(2) as pool:
+        r = pool.map(work, range(400), chunksize=1)
+    open('mpout', 'w').write('%d\n' % sum(r))
+)py";
+  for (Mode mode : {Mode::kKill, Mode::kLeaveRunning}) {
+    SCOPED_TRACE(mode_name(mode));
+    TempDir dir;
+    Target t = Target::start(dir, {"/usr/bin/python3", "-I", "-c", script}, Target::Ready::kOnExec);
+    ASSERT_GT(t.pid(), 0) << t.error();
+    ASSERT_TRUE(poll_until([&] { return tree_of(t.pid()).size() == 3; }, std::chrono::seconds(20)))
+        << "the pool's two workers did not start";
+    if (!dump_target(dir, t, mode, dir.path("img"), {}, /*self_exiting=*/true)) continue;
+    ASSERT_NE(access((dir.work() + "/mpout").c_str(), F_OK), 0)
+        << "the pool finished before the dump did: give it more work";
+    ToolRun r = run_tool(dir, "crrestore", {"-i", dir.path("img")});
+    EXPECT_TRUE(r.status.ok()) << "foreground crrestore (python's exit status): " << r.describe()
+                               << "\nlog: " << read_file(dir.work() + "/log");
+    EXPECT_EQ(read_file(dir.work() + "/mpout"), "239999994\n");
+  }
+}
+
 // A small C project: six sources slow enough to compile that make -j2 is caught with two
 // compilers running. The restored make finishes the build; the program prints what a program
 // built without interruption prints.
