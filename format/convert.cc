@@ -70,10 +70,13 @@ Status convert_stream(int in_fd, int out_fd, const ConvertOptions& opts, Convert
   WriterOptions wopts;
   wopts.zstd_level = opts.zstd_level;
   wopts.format_version = opts.to_version;
-  // The output describes its records as the input did: a record written before a field was
-  // appended lacks it, and its description must say so (and the bytes stay the same).
-  for (const StreamType& c : compiled_types())
-    if (const StreamType* t = reader->describe(c.type_id)) wopts.extra_types.push_back(*t);
+  // The output describes its records exactly as the input did (the same types, in the same
+  // order): a record written before a field was appended lacks it, its description must say so,
+  // and the bytes stay the same. A type the input describes and this build does not know is
+  // carried along too.
+  for (uint32_t id : reader->described_types())
+    if (const StreamType* t = reader->describe(id)) wopts.extra_types.push_back(*t);
+  wopts.describe_only = reader->described_types();
   CR_TRY_ASSIGN(auto writer, RecordWriter::create(out_fd, wopts, reader->header()));
   Steps steps(from, opts.to_version);
   auto run = [&]() -> Status {

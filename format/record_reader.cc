@@ -66,6 +66,8 @@ class StreamReader final : public RecordReader {
     auto it = types_.find(type_id);
     return it == types_.end() ? nullptr : &it->second;
   }
+  std::vector<uint32_t> described_types() const override { return described_order_;
+  }
   size_t buffer_capacity() const override {
     return cap_ + zin_.capacity() + (dctx_ ? ZSTD_sizeof_DCtx(dctx_.get()) : 0);
   }
@@ -108,6 +110,7 @@ class StreamReader final : public RecordReader {
   std::optional<Error> failed_;
   schema::StreamHeader header_;
   std::unordered_map<uint32_t, StreamType> types_;
+  std::vector<uint32_t> described_order_;  // every type the stream describes, in its order
   std::unordered_map<uint32_t, bool> has_obj_fields_;
   // Object id -> (offset, type) of the record that defined it.
   std::unordered_map<uint32_t, std::pair<uint64_t, uint32_t>> objects_;
@@ -390,6 +393,7 @@ Status StreamReader::open() {
     if (described[t.type_id])
       return make_error(where() + ": type " + hex_type(t.type_id) + " described twice");
     described[t.type_id] = true;
+    described_order_.push_back(t.type_id);
     // A type this build knows must agree with it field by field as far as both go (fields are
     // only ever appended); otherwise decoding it would misread every field after the change.
     for (const StreamType& c : compiled) {

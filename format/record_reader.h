@@ -70,6 +70,8 @@ class RecordReader {
   virtual uint32_t format_version() const = 0;
   /// The stream's own description of its record types (by type id), for generic decoding.
   virtual const StreamType* describe(uint32_t type_id) const = 0;
+  /// The type ids the stream describes, in the order of its SchemaType records.
+  virtual std::vector<uint32_t> described_types() const { return {}; }
 
   /// Bytes of buffer memory the reader holds (input, decompression), for memory-bound tests.
   virtual size_t buffer_capacity() const { return 0; }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <memory>
 
@@ -125,6 +126,17 @@ Status StreamWriter::init(const schema::StreamHeader& header) {
       }
     }
     if (!replaced) types.push_back(extra);
+  }
+  if (!opts_.describe_only.empty()) {
+    std::vector<StreamType> chosen;
+    for (uint32_t id : opts_.describe_only) {
+      auto it = std::find_if(types.begin(), types.end(),
+                             [id](const StreamType& t) { return t.type_id == id; });
+      if (it == types.end())
+        return make_error("image writer: no description of record type " + std::to_string(id));
+      chosen.push_back(*it);
+    }
+    types = std::move(chosen);
   }
   for (const StreamType& t : types) {
     scratch_.clear();

@@ -26,6 +26,10 @@ struct WriterOptions {
   /// Record types to describe besides (or instead of, for the same type_id) the compiled ones:
   /// crconvert passes through types from a newer stream, tests fake a newer writer.
   std::vector<StreamType> extra_types;
+  /// If set, describe exactly these types, in this order (crconvert keeps its input's
+  /// description, types the input did not describe included out); every one must be a
+  /// compiled or an extra type.
+  std::vector<uint32_t> describe_only;
 };
 
 class RecordWriter {

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -133,5 +134,41 @@ INSTANTIATE_TEST_SUITE_P(All, E2eFixtures, ::testing::ValuesIn(all_fixtures()),
                          });
 
 TEST(Fixtures, EveryFrozenVersionHasFixtures) { EXPECT_GE(all_fixtures().size(), 2u); }
+
+}  // namespace
+
+namespace {
+
+// -o naming a FIFO (or /dev/null) writes into it: it is not replaced by a regular file.
+TEST(CrconvertOutput, FifoIsWrittenInPlace) {
+  char dir_tmpl[] = "/tmp/cr-fifo-XXXXXX";
+  ASSERT_NE(mkdtemp(dir_tmpl), nullptr);
+  const std::string dir = dir_tmpl, fifo = dir + "/out.fifo", got = dir + "/got.img";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  // A reader copies what comes through the FIFO into a file.
+  pid_t reader = fork();
+  if (reader == 0) {
+    int in = open(fifo.c_str(), O_RDONLY);
+    int out = open(got.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(in, buf, sizeof buf)) > 0)
+      if (write(out, buf, static_cast<size_t>(n)) != n) _exit(1);
+    _exit(0);
+  }
+  const std::string fixture = kFixtures + "/v2/threads.img.zst";
+  Outcome conv = run({kBin + "/crconvert", "-i", fixture, "-o", fifo}, "", "");
+  int st = 0;
+  waitpid(reader, &st, 0);
+  EXPECT_EQ(conv.status, 0) << conv.err;
+  struct stat s {};
+  ASSERT_EQ(stat(fifo.c_str(), &s), 0);
+  EXPECT_TRUE(S_ISFIFO(s.st_mode)) << "the FIFO was replaced";
+  Outcome unz = run({"/usr/bin/zstd", "-dc", fixture}, "", dir + "/plain.img");
+  ASSERT_EQ(unz.status, 0);
+  EXPECT_EQ(slurp(got), slurp(dir + "/plain.img"));
+  for (const char* f : {"/out.fifo", "/got.img", "/plain.img"}) unlink((dir + f).c_str());
+  rmdir(dir.c_str());
+}
 
 }  // namespace

@@ -9,6 +9,7 @@
 
 #include "common/scoped_fd.h"
 #include "format/convert.h"
+#include "tools/output_path.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"crconvert: upgrade a crtools image to the current format version"};
@@ -33,8 +34,12 @@ int main(int argc, char** argv) {
   }
   // Write to a temporary name and rename on success: a failed conversion never leaves a file
   // that looks like a complete image.
+  // A device or FIFO (-o /dev/null) is written in place.
   std::string tmp_path;
-  if (out_path != "-") {
+  if (out_path != "-" && cr::tools::is_special_output(out_path)) {
+    out.reset(::open(out_path.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!out.valid()) return std::fprintf(stderr, "crconvert: %s: %m\n", out_path.c_str()), 1;
+  } else if (out_path != "-") {
     tmp_path = out_path + ".partial";
     out.reset(::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
     if (!out.valid()) return std::fprintf(stderr, "crconvert: %s: %m\n", tmp_path.c_str()), 1;

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "format/json.h"
+#include "tools/output_path.h"
 #include "tools/crit/crit.h"
 
 namespace cr::crit {
@@ -67,6 +68,7 @@ int cmd_encode(const std::string& in, const std::string& out) {
   }
   ScopedFd owned;
   int fd = 1;
+  const bool special = out != "-" && tools::is_special_output(out);
   if (out != "-") {
     owned = ScopedFd(::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     if (!owned.valid()) fail(errno_error(out).message);
@@ -77,8 +79,9 @@ int cmd_encode(const std::string& in, const std::string& out) {
   try {
     encode_incrementally(in == "-" ? std::cin : file, in == "-" ? "stdin" : in, fd);
   } catch (const Failure& e) {
-    // Do not leave a half-written image behind under the name the user gave.
-    if (out != "-") ::unlink(out.c_str());
+    // Do not leave a half-written image behind under the name the user gave (a device or a
+    // FIFO is not ours to remove).
+    if (out != "-" && !special) ::unlink(out.c_str());
     fail(std::string("encode: ") + e.what());
   }
   return 0;
