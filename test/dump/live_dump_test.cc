@@ -607,17 +607,40 @@ TEST(LiveDump, RefusesEventfd) {
   expect_refused(child, "fd 7: eventfd not supported yet");
 }
 
-TEST(LiveDump, RefusesSharedAnonymous) {
+// Shared anonymous memory: one Shmem object with its non-zero pages, the Vma naming it, no
+// Pages of the process for it.
+TEST(LiveDump, SharedAnonymousIsOneObject) {
   Child child(
       [] {
         void* p = mmap(reinterpret_cast<void*>(0x200000000000), 3 * kPage, PROT_READ | PROT_WRITE,
                        MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
         if (p == MAP_FAILED) _exit(91);
-        static_cast<uint8_t*>(p)[0] = 1;
+        static_cast<uint8_t*>(p)[kPage] = 0x5a;  // the middle page only
       },
       check_alive);
-  expect_refused(child,
-                 "vma 0x200000000000-0x200000003000: shared anonymous memory not supported yet");
+  ASSERT_TRUE(child.ready());
+  DumpOptions opts;
+  opts.leave_running = true;
+  opts.inherit_fds = {kCmdFd, kAnsFd};
+  auto d = run_dump(child.pid(), opts);
+  ASSERT_TRUE(d->status.ok()) << d->status.error().message;
+  auto shm = d->w.all<schema::Shmem>();
+  ASSERT_EQ(shm.size(), 1u);
+  EXPECT_EQ(shm[0].size, 3 * kPage);
+  auto data = d->w.all_with_tail<schema::ShmemData>();
+  ASSERT_EQ(data.size(), 1u) << "zero pages are left out";
+  EXPECT_EQ(data[0].first.offset, kPage);
+  ASSERT_EQ(data[0].second.size(), kPage);
+  EXPECT_EQ(data[0].second[0], 0x5a);
+  const schema::Vma* vma = nullptr;
+  for (const auto& v : d->w.all<schema::Vma>())
+    if (v.start == 0x200000000000) vma = &v;
+  ASSERT_NE(vma, nullptr);
+  EXPECT_EQ(vma->kind, schema::kVmaAnonShared);
+  EXPECT_EQ(vma->shmem, shm[0].id);
+  for (const auto& [p, tail] : d->w.all_with_tail<schema::Pages>())
+    EXPECT_FALSE(p.vaddr >= 0x200000000000 && p.vaddr < 0x200000003000) << "pages of the shmem";
+  EXPECT_EQ(child.ask('c'), "alive");
 }
 
 TEST(LiveDump, RefusesMlockedMemory) {
