@@ -140,7 +140,7 @@ TEST(Fixtures, EveryFrozenVersionHasFixtures) { EXPECT_GE(all_fixtures().size(),
 namespace {
 
 // -o naming a FIFO (or /dev/null) writes into it: it is not replaced by a regular file.
-TEST(CrconvertOutput, FifoIsWrittenInPlace) {
+TEST(E2eCrconvertOutput, FifoIsWrittenInPlace) {
   char dir_tmpl[] = "/tmp/cr-fifo-XXXXXX";
   ASSERT_NE(mkdtemp(dir_tmpl), nullptr);
   const std::string dir = dir_tmpl, fifo = dir + "/out.fifo", got = dir + "/got.img";
@@ -158,6 +158,10 @@ TEST(CrconvertOutput, FifoIsWrittenInPlace) {
   }
   const std::string fixture = kFixtures + "/v2/threads.img.zst";
   Outcome conv = run({kBin + "/crconvert", "-i", fixture, "-o", fifo}, "", "");
+  // If crconvert never opened the FIFO (it failed to start), the reader still waits in open():
+  // open and close a write end so that it sees EOF instead of hanging.
+  int w = open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  if (w >= 0) close(w);
   int st = 0;
   waitpid(reader, &st, 0);
   EXPECT_EQ(conv.status, 0) << conv.err;

@@ -632,8 +632,9 @@ TEST(LiveDump, SharedAnonymousIsOneObject) {
   EXPECT_EQ(data[0].first.offset, kPage);
   ASSERT_EQ(data[0].second.size(), kPage);
   EXPECT_EQ(data[0].second[0], 0x5a);
+  const auto vmas = d->w.all<schema::Vma>();
   const schema::Vma* vma = nullptr;
-  for (const auto& v : d->w.all<schema::Vma>())
+  for (const auto& v : vmas)
     if (v.start == 0x200000000000) vma = &v;
   ASSERT_NE(vma, nullptr);
   EXPECT_EQ(vma->kind, schema::kVmaAnonShared);
