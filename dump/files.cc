@@ -274,6 +274,21 @@ class FileCollector {
       f.key = e.link;
     } else if (e.link.starts_with("socket:") || S_ISSOCK(e.st.st_mode)) {
       return refuse(e.fd, "socket");
+    } else if (e.info.kind == FdinfoKind::kEventfd) {
+      f.kind = schema::kFileEventfd;
+      f.counter = e.info.eventfd_count;
+      f.kflags = e.info.eventfd_semaphore ? uint32_t{schema::kFileEfdSemaphore} : 0u;
+    } else if (e.info.kind == FdinfoKind::kSignalfd) {
+      f.kind = schema::kFileSignalfd;
+      f.sigmask = e.info.sigmask;
+    } else if (e.info.kind == FdinfoKind::kTimerfd) {
+      // The remaining time, as the kernel reports it for either kind of setting: restore
+      // arms it relative to its own start.
+      f.kind = schema::kFileTimerfd;
+      f.clockid = e.info.clockid;
+      f.value_ns = e.info.value_ns;
+      f.interval_ns = e.info.interval_ns;
+      f.counter = e.info.ticks;
     } else if (e.link.starts_with("anon_inode:") || e.info.kind != FdinfoKind::kPlain) {
       return refuse(e.fd, anon_name(e));
     } else if (e.link.starts_with("/memfd:")) {

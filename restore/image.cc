@@ -360,7 +360,7 @@ Status check_files(const ProcessImage& img) {
                         " not in the image");
     if (f.kind == schema::kFilePipe && f.pipe == 0)
       return make_error("pipe file " + std::to_string(id) + " names no pipe");
-    if (f.kind < schema::kFileRegular || f.kind > schema::kFileExternal)
+    if (f.kind < schema::kFileRegular || f.kind > schema::kFileTimerfd)
       return make_error("file " + std::to_string(id) + ": unknown kind " + std::to_string(f.kind));
   }
   return {};

@@ -1,6 +1,11 @@
 #include "restore/open_files.h"
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -37,6 +42,55 @@ Status seek_to(int fd, uint64_t pos, const std::string& path) {
 Result<int> open_path(const std::string& path, int flags) {
   int fd = ::open(path.c_str(), (flags & ~kCreationFlags) | O_CLOEXEC);
   if (fd < 0) return errno_error("open " + path);
+  return fd;
+}
+
+#ifndef TFD_IOC_SET_TICKS
+#define TFD_IOC_SET_TICKS _IOW('T', 0, uint64_t)  // Linux 3.17, CONFIG_CHECKPOINT_RESTORE
+#endif
+
+// eventfd, signalfd and timerfd: made anew with their dumped state.
+Result<int> open_event_fd(const schema::File& f) {
+  const int nonblock = (f.flags & O_NONBLOCK) != 0 ? O_NONBLOCK : 0;
+  if (f.kind == schema::kFileEventfd) {
+    if (f.counter > 0xfffffffffffffffeull) return make_error("eventfd count out of range");
+    int flags = EFD_CLOEXEC | (nonblock ? EFD_NONBLOCK : 0) |
+                ((f.kflags & schema::kFileEfdSemaphore) != 0 ? EFD_SEMAPHORE : 0);
+    // eventfd() takes an unsigned int: start from 0 and add the count with a write.
+    int fd = ::eventfd(0, flags);
+    if (fd < 0) return errno_error("eventfd");
+    if (f.counter != 0 && ::write(fd, &f.counter, sizeof f.counter) != sizeof f.counter) {
+      ::close(fd);
+      return errno_error("eventfd: restore count " + std::to_string(f.counter));
+    }
+    return fd;
+  }
+  if (f.kind == schema::kFileSignalfd) {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig = 1; sig <= 64; ++sig)
+      if ((f.sigmask >> (sig - 1)) & 1) sigaddset(&set, sig);
+    int fd = ::signalfd(-1, &set, SFD_CLOEXEC | (nonblock ? SFD_NONBLOCK : 0));
+    if (fd < 0) return errno_error("signalfd");
+    return fd;
+  }
+  int fd = ::timerfd_create(static_cast<int>(f.clockid), TFD_CLOEXEC | (nonblock ? TFD_NONBLOCK : 0));
+  if (fd < 0) return errno_error("timerfd_create(clock " + std::to_string(f.clockid) + ")");
+  if (f.value_ns != 0) {
+    itimerspec spec{};
+    spec.it_value = {static_cast<time_t>(f.value_ns / 1000000000),
+                     static_cast<long>(f.value_ns % 1000000000)};
+    spec.it_interval = {static_cast<time_t>(f.interval_ns / 1000000000),
+                        static_cast<long>(f.interval_ns % 1000000000)};
+    if (::timerfd_settime(fd, 0, &spec, nullptr) != 0) {
+      ::close(fd);
+      return errno_error("timerfd_settime");
+    }
+  }
+  if (f.counter != 0 && ::ioctl(fd, TFD_IOC_SET_TICKS, &f.counter) != 0) {
+    ::close(fd);
+    return errno_error("timerfd: restore " + std::to_string(f.counter) + " unread expirations");
+  }
   return fd;
 }
 
@@ -79,6 +133,10 @@ class Opener {
         if (fd < 0) return errno_error("--inherit-fd fd[" + std::to_string(it->second) + "]");
         return fd;
       }
+      case schema::kFileEventfd:
+      case schema::kFileSignalfd:
+      case schema::kFileTimerfd:
+        return open_event_fd(f);
       default:
         return make_error("file " + std::to_string(f.id) + ": unknown kind");
     }

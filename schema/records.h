@@ -160,6 +160,13 @@ enum FileKind : uint32_t {
   kFileTty = 6,       // the shell's terminal (--shell-job)
   kFileDeleted = 7,   // regular file unlinked while open: contents in FileData records
   kFileExternal = 8,  // outside the dump: reconnected with crrestore --inherit-fd KEY
+  kFileEventfd = 9,   // `counter`, kFileEfdSemaphore in `kflags`
+  kFileSignalfd = 10, // `sigmask`
+  kFileTimerfd = 11,  // `clockid`, remaining `value_ns`, `interval_ns`, `counter` = ticks unread
+};
+
+enum FileKernelFlags : uint32_t {
+  kFileEfdSemaphore = 1,  // eventfd in EFD_SEMAPHORE mode
 };
 
 CR_RECORD(Pipe, 0x0200, "pipe", "a pipe or FIFO buffer", (objdef, id), (u64, ino),
@@ -175,7 +182,9 @@ CR_RECORD(File, 0x0202, "file", "an open file description",
           (u64, pos), (u32, mode), (u64, size), (u64, mtime_ns), (u64, dev), (u64, ino),
           (u64, rdev),
           (objref, pipe),  // kFilePipe / kFileFifo
-          (str, key))      // kFileExternal: the key crrestore --inherit-fd must name
+          (str, key),      // kFileExternal: the key crrestore --inherit-fd must name
+          (u64, counter), (u64, sigmask), (u32, clockid), (u64, value_ns), (u64, interval_ns),
+          (u32, kflags))   // the event fds' state (FileKind says which)
 
 CR_RECORD_TAIL(FileData, 0x0203, "file_data", "contents of a deleted file; tail = the bytes",
                (objref, file), (u64, offset))

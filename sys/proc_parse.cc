@@ -386,18 +386,43 @@ Result<Fdinfo> parse_fdinfo(std::string_view text) {
       if (v) fi.mnt_id = static_cast<uint32_t>(*v);
     } else if (key == "eventfd-count") {
       fi.kind = FdinfoKind::kEventfd;
+      auto v = parse_uint(val, 16);
+      if (!v) return bad("fdinfo", line);
+      fi.eventfd_count = *v;
+    } else if (key == "eventfd-semaphore") {
+      fi.eventfd_semaphore = val == "1";
     } else if (key == "tfd") {
       fi.kind = FdinfoKind::kEpoll;
     } else if (key == "sigmask") {
       fi.kind = FdinfoKind::kSignalfd;
+      auto v = parse_uint(val, 16);
+      if (!v) return bad("fdinfo", line);
+      fi.sigmask = *v;
+    } else if (key == "settime flags") {
+      auto v = parse_uint(val, 8);
+      if (v) fi.settime_flags = static_cast<uint32_t>(*v);
+    } else if (key == "it_value" || key == "it_interval") {
+      // "(sec, nsec)"
+      std::string_view t = val;
+      if (!t.empty() && t.front() == '(') t.remove_prefix(1);
+      if (!t.empty() && t.back() == ')') t.remove_suffix(1);
+      size_t comma = t.find(',');
+      auto sec = parse_uint(trim(t.substr(0, comma)));
+      auto nsec = comma == std::string_view::npos ? std::nullopt : parse_uint(trim(t.substr(comma + 1)));
+      if (!sec || !nsec) return bad("fdinfo", line);
+      (key == "it_value" ? fi.value_ns : fi.interval_ns) = *sec * 1000000000ull + *nsec;
     } else if (key == "inotify wd") {
       fi.kind = FdinfoKind::kInotify;
     } else if (key == "fanotify flags" || key == "fanotify ino") {
       fi.kind = FdinfoKind::kFanotify;
     } else if (key == "clockid") {
       clockid = true;
+      auto v = parse_uint(val);
+      if (v) fi.clockid = static_cast<uint32_t>(*v);
     } else if (key == "ticks") {
       ticks = true;
+      auto v = parse_uint(val);
+      if (v) fi.ticks = *v;
     }
   }
   if (clockid && ticks) fi.kind = FdinfoKind::kTimerfd;

@@ -108,6 +108,14 @@ struct Fdinfo {
   uint32_t flags = 0;  // octal in the file; includes O_CLOEXEC for the fd
   uint32_t mnt_id = 0;
   FdinfoKind kind = FdinfoKind::kPlain;
+  // eventfd
+  uint64_t eventfd_count = 0;
+  bool eventfd_semaphore = false;
+  // signalfd
+  uint64_t sigmask = 0;
+  // timerfd: remaining time and period, expirations not yet read
+  uint32_t clockid = 0, settime_flags = 0;
+  uint64_t ticks = 0, value_ns = 0, interval_ns = 0;
 };
 Result<Fdinfo> parse_fdinfo(std::string_view text);
 std::string_view fdinfo_kind_name(FdinfoKind k);

@@ -5,7 +5,9 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/signalfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -596,15 +598,53 @@ void expect_refused(Child& child, const std::string& expect, DumpOptions opts = 
   EXPECT_EQ(child.ask('c'), "alive");
 }
 
-TEST(LiveDump, RefusesEventfd) {
+TEST(LiveDump, RefusesEpoll) {
   Child child(
       [] {
-        int e = eventfd(0, 0);
+        int e = epoll_create1(0);
         dup2(e, 7);
         close(e);
       },
       check_alive);
-  expect_refused(child, "fd 7: eventfd not supported yet");
+  expect_refused(child, "fd 7: eventpoll not supported yet");
+}
+
+TEST(LiveDump, EventFdsKeepTheirState) {
+  Child child(
+      [] {
+        int e = eventfd(0, EFD_SEMAPHORE);
+        uint64_t five = 5;
+        if (write(e, &five, 8) != 8) _exit(94);
+        dup2(e, 7);
+        close(e);
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGUSR2);
+        int s = signalfd(-1, &set, 0);
+        dup2(s, 8);
+        close(s);
+      },
+      check_alive);
+  ASSERT_TRUE(child.ready());
+  DumpOptions opts;
+  opts.leave_running = true;
+  opts.inherit_fds = {kCmdFd, kAnsFd};
+  auto d = run_dump(child.pid(), opts);
+  ASSERT_TRUE(d->status.ok()) << d->status.error().message;
+  std::map<uint32_t, uint32_t> file_of;
+  for (const auto& fd : d->w.all<schema::Fd>()) file_of[fd.fd] = fd.file;
+  for (const auto& f : d->w.all<schema::File>()) {
+    if (f.id == file_of[7]) {
+      EXPECT_EQ(f.kind, schema::kFileEventfd);
+      EXPECT_EQ(f.counter, 5u);
+      EXPECT_EQ(f.kflags, uint32_t{schema::kFileEfdSemaphore});
+    }
+    if (f.id == file_of[8]) {
+      EXPECT_EQ(f.kind, schema::kFileSignalfd);
+      EXPECT_EQ(f.sigmask, uint64_t{1} << (SIGUSR2 - 1));
+    }
+  }
+  EXPECT_EQ(child.ask('c'), "alive");
 }
 
 // Shared anonymous memory: one Shmem object with its non-zero pages, the Vma naming it, no

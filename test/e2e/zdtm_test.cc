@@ -61,8 +61,8 @@ const std::vector<ZdtmCase>& cases() {
       {"tree_groups", {}},
       {"tree_zombie", {}},
       {"tree_shmem", {}},
+      {"event_fds", {}},
       {"socketpair_refused", {}, false, "socket"},
-      {"eventfd_refused", {}, false, "eventfd"},
 
   };
   return all;

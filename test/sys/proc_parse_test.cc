@@ -318,3 +318,34 @@ TEST(ProcParse, AuxvAndPersonality) {
 
 }  // namespace
 }  // namespace cr::sys
+
+namespace cr::sys {
+namespace {
+
+TEST(Fdinfo, EventFdsState) {
+  auto e = parse_fdinfo(
+      "pos:\t0\nflags:\t02004002\nmnt_id:\t17\nino:\t1039\n"
+      "eventfd-count:               1f\neventfd-id: 1\neventfd-semaphore: 1\n");
+  ASSERT_TRUE(e.ok()) << e.error().message;
+  EXPECT_EQ(e->kind, FdinfoKind::kEventfd);
+  EXPECT_EQ(e->eventfd_count, 0x1fu);
+  EXPECT_TRUE(e->eventfd_semaphore);
+  auto s = parse_fdinfo("pos:\t0\nflags:\t02\nmnt_id:\t17\nsigmask:\t0000000000000202\n");
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->kind, FdinfoKind::kSignalfd);
+  EXPECT_EQ(s->sigmask, 0x202u);
+  auto t = parse_fdinfo(
+      "pos:\t0\nflags:\t02\nmnt_id:\t17\nclockid: 1\nticks: 3\nsettime flags: 01\n"
+      "it_value: (999, 500000000)\nit_interval: (1, 0)\n");
+  ASSERT_TRUE(t.ok()) << t.error().message;
+  EXPECT_EQ(t->kind, FdinfoKind::kTimerfd);
+  EXPECT_EQ(t->clockid, 1u);
+  EXPECT_EQ(t->ticks, 3u);
+  EXPECT_EQ(t->settime_flags, 1u);
+  EXPECT_EQ(t->value_ns, 999500000000ull);
+  EXPECT_EQ(t->interval_ns, 1000000000ull);
+  EXPECT_FALSE(parse_fdinfo("pos:\t0\nflags:\t02\nit_value: (x, 1)\nclockid: 1\nticks: 0\n").ok());
+}
+
+}  // namespace
+}  // namespace cr::sys

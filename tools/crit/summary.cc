@@ -62,6 +62,12 @@ std::string file_kind_text(uint64_t kind) {
       return "deleted";
     case schema::kFileExternal:
       return "external";
+    case schema::kFileEventfd:
+      return "eventfd";
+    case schema::kFileSignalfd:
+      return "signalfd";
+    case schema::kFileTimerfd:
+      return "timerfd";
   }
   return "kind" + std::to_string(kind);
 }
