@@ -37,7 +37,6 @@ struct ThreadState {
   pid_t tid = 0;
   sys::Tracee tracee;
   user_regs_struct regs{};  // after sys::restart_fixup: what is saved and set back
-  std::string restart_note;
   std::vector<uint8_t> xsave;
   uint64_t sigmask = 0;
   sys::Tracee::Rseq rseq;

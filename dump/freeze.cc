@@ -157,9 +157,24 @@ Status check_thread_creds(DumpContext& ctx, const ThreadState& t) {
   return {};
 }
 
+// The queued signals of thread `tid` (0: the process-wide queue, read through any thread).
+Status peek_pending(const sys::Tracee& tracee, pid_t pid, pid_t tid,
+                    std::vector<schema::PendingSignal>& out) {
+  CR_TRY_ASSIGN(std::vector<siginfo_t> infos, tracee.peek_siginfo(/*shared=*/tid == 0));
+  for (const siginfo_t& si : infos) {
+    schema::PendingSignal ps;
+    ps.pid = static_cast<uint32_t>(pid);
+    ps.tid = static_cast<uint32_t>(tid);
+    const auto* p = reinterpret_cast<const uint8_t*>(&si);
+    ps.siginfo.assign(p, p + sizeof si);
+    out.push_back(std::move(ps));
+  }
+  return {};
+}
+
 Status read_thread(DumpContext& ctx, ThreadState& t) {
   CR_TRY_ASSIGN(t.regs, t.tracee.get_regs());
-  t.restart_note = sys::restart_fixup(t.regs);
+  sys::restart_fixup(t.regs);
   CR_TRY_ASSIGN(t.xsave, t.tracee.get_xstate());
   CR_TRY_ASSIGN(t.sigmask, t.tracee.get_sigmask());
   auto rseq = t.tracee.get_rseq();
@@ -175,15 +190,7 @@ Status read_thread(DumpContext& ctx, ThreadState& t) {
     return errno_error("get_robust_list(" + std::to_string(t.tid) + ")");
   t.robust_head = static_cast<uint64_t>(head);
   t.robust_len = len;
-  CR_TRY_ASSIGN(std::vector<siginfo_t> infos, t.tracee.peek_siginfo(false));
-  for (const siginfo_t& si : infos) {
-    schema::PendingSignal ps;
-    ps.pid = static_cast<uint32_t>(ctx.pid);
-    ps.tid = static_cast<uint32_t>(t.tid);
-    const auto* p = reinterpret_cast<const uint8_t*>(&si);
-    ps.siginfo.assign(p, p + sizeof si);
-    t.pending.push_back(std::move(ps));
-  }
+  CR_TRY(peek_pending(t.tracee, ctx.pid, t.tid, t.pending));
   return check_thread_creds(ctx, t);
 }
 
@@ -199,16 +206,7 @@ Status freeze(DumpContext& ctx) {
 
   for (ThreadState& t : ctx.threads) CR_TRY(read_thread(ctx, t));
 
-  CR_TRY_ASSIGN(std::vector<siginfo_t> infos, ctx.tracee().peek_siginfo(true));
-  for (const siginfo_t& si : infos) {
-    schema::PendingSignal ps;
-    ps.pid = static_cast<uint32_t>(ctx.pid);
-    ps.tid = 0;
-    const auto* p = reinterpret_cast<const uint8_t*>(&si);
-    ps.siginfo.assign(p, p + sizeof si);
-    ctx.shared_pending.push_back(std::move(ps));
-  }
-  return {};
+  return peek_pending(ctx.tracee(), ctx.pid, 0, ctx.shared_pending);
 }
 
 }  // namespace cr::dump

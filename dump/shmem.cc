@@ -25,10 +25,8 @@ bool zero_page(const uint8_t* p) {
 Status write_object(format::RecordWriter& out, const ShmemObject& o) {
   CR_TRY(out.write(schema::Shmem{o.id, o.ino, o.size}));
   CR_TRY_ASSIGN(ProcDir proc, ProcDir::open(o.pid));
-  char name[64];
-  snprintf(name, sizeof name, "map_files/%llx-%llx", static_cast<unsigned long long>(o.start),
-           static_cast<unsigned long long>(o.end));
-  ScopedFd fd(::openat(proc.fd(), name, O_RDONLY | O_CLOEXEC));
+  const std::string name = map_files_entry(o.start, o.end);
+  ScopedFd fd(::openat(proc.fd(), name.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid())
     return errno_error("open /proc/" + std::to_string(o.pid) + "/" + name + " (shared memory)");
   std::vector<uint8_t> buf(kChunk);

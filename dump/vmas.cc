@@ -49,10 +49,7 @@ uint32_t special_kind(std::string_view path) {
 // MAP_SHARED|MAP_ANONYMOUS: its shmem file (through map_files) is one object for the whole
 // tree, however many processes map it; the Vma names it, its contents are written once.
 Result<schema::Vma> shared_anon(DumpContext& ctx, const MapEntry& m, schema::Vma v) {
-  char name[64];
-  snprintf(name, sizeof name, "map_files/%llx-%llx", static_cast<unsigned long long>(m.start),
-           static_cast<unsigned long long>(m.end));
-  CR_TRY_ASSIGN(struct stat st, ctx.proc.stat(name));
+  CR_TRY_ASSIGN(struct stat st, ctx.proc.stat(map_files_entry(m.start, m.end)));
   ShmemObject* obj = nullptr;
   for (auto& o : ctx.tree.shmems)
     if (o.ino == st.st_ino) obj = &o;
@@ -115,10 +112,7 @@ Result<schema::Vma> make_vma(DumpContext& ctx, const MapEntry& m) {
   }
 
   // A file mapping. Stat it through map_files so a renamed or deleted file is caught.
-  char name[64];
-  snprintf(name, sizeof name, "map_files/%llx-%llx", static_cast<unsigned long long>(m.start),
-           static_cast<unsigned long long>(m.end));
-  CR_TRY_ASSIGN(struct stat st, ctx.proc.stat(name));
+  CR_TRY_ASSIGN(struct stat st, ctx.proc.stat(map_files_entry(m.start, m.end)));
   if (S_ISCHR(st.st_mode)) {
     // MAP_PRIVATE of /dev/zero is plain anonymous memory.
     if (!m.shared && major(st.st_rdev) == 1 && minor(st.st_rdev) == 5) {

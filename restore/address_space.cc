@@ -156,10 +156,11 @@ Status map_vmas(RestoreContext& ctx) {
     } else if (v.kind == schema::kVmaAnonShared) {
       // The object crrestore built, opened through its own fd table.
       CR_TRY(close_remote());
-      auto it = ctx.shmems == nullptr ? decltype(ctx.shmems->end()){} : ctx.shmems->find(v.shmem);
-      if (ctx.shmems == nullptr || it == ctx.shmems->end())
+      const auto* shmems = ctx.shmems;
+      if (shmems == nullptr || shmems->count(v.shmem) == 0)
         return make_error("vma " + hex(v.start) + ": shmem " + std::to_string(v.shmem) +
                           " is not in the image");
+      const auto it = shmems->find(v.shmem);
       ctx.reset_scratch();
       const std::string via =
           "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(it->second.get());

@@ -7,13 +7,13 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <cstring>
 #include <map>
 
 #include "restore/child_setup.h"
 #include "restore/open_files.h"
 #include "restore/trampoline.h"
+#include "sys/proc_parse.h"
 
 namespace cr::restore {
 
@@ -68,12 +68,10 @@ class ShmemBuilder {
   // Keeps each object by an fd on its shmem file; the mappings go.
   Status hand_over(std::map<uint32_t, ScopedFd>& fds) {
     for (auto& [id, m] : maps_) {
-      char name[96];
       const auto a = reinterpret_cast<uintptr_t>(m.first);
-      snprintf(name, sizeof name, "/proc/self/map_files/%lx-%lx", static_cast<unsigned long>(a),
-               static_cast<unsigned long>(a + m.second));
-      ScopedFd fd(::open(name, O_RDWR | O_CLOEXEC));
-      if (!fd.valid()) return errno_error(std::string("open ") + name);
+      const std::string name = "/proc/self/" + sys::map_files_entry(a, a + m.second);
+      ScopedFd fd(::open(name.c_str(), O_RDWR | O_CLOEXEC));
+      if (!fd.valid()) return errno_error("open " + name);
       fds[id] = std::move(fd);
     }
     return {};

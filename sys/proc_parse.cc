@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 
 namespace cr::sys {
@@ -118,6 +119,13 @@ Result<std::vector<pid_t>> ProcDir::tasks() const {
   ::closedir(d);
   std::sort(out.begin(), out.end());
   return out;
+}
+
+std::string map_files_entry(uint64_t start, uint64_t end) {
+  char name[64];
+  snprintf(name, sizeof name, "map_files/%llx-%llx", static_cast<unsigned long long>(start),
+           static_cast<unsigned long long>(end));
+  return name;
 }
 
 // ---- maps

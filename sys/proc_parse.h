@@ -37,6 +37,9 @@ class ProcDir {
   ScopedFd dir_;
 };
 
+/// The /proc/PID/map_files entry of the mapping [start, end) ("map_files/7f..-7f..").
+std::string map_files_entry(uint64_t start, uint64_t end);
+
 // ---- maps / smaps
 
 /// One line of /proc/PID/maps, plus VmFlags when it came from smaps.
