@@ -24,66 +24,22 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_util.h"
+
 namespace {
+
+using namespace cr::bench;  // NOLINT(google-build-using-namespace)
 
 const std::string kBin = CR_BIN_DIR;
 
-// Runs argv (no shell) with stdout to `out_path` (or /dev/null), returns the exit status.
-int run(const std::vector<std::string>& args, const char* out_path = "/dev/null",
-        const char* in_path = "/dev/null") {
-  pid_t pid = fork();
-  if (pid == 0) {
-    int in = open(in_path, O_RDONLY);
-    int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    dup2(in, 0);
-    dup2(out, 1);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  int st = 0;
-  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-  }
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 // A child holding `mib` MiB of touched anonymous memory (distinct non-zero words).
-pid_t spawn_target(size_t mib) {
-  int ready[2];
-  if (pipe(ready) != 0) abort();
-  pid_t pid = fork();
-  if (pid == 0) {
+pid_t spawn_memory_target(size_t mib) {
+  return spawn_target([mib] {
     size_t len = mib << 20;
     auto* p = static_cast<uint64_t*>(
         mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
     for (size_t i = 0; i < len / 8; ++i) p[i] = i * 0x9E3779B97F4A7C15ull + 1;
-    int devnull = open("/dev/null", O_RDWR);
-    dup2(devnull, 0);
-    dup2(devnull, 1);
-    dup2(devnull, 2);
-    // close_range(3, ~0U, 0): everything else, the ready pipe last.
-    for (int fd = 3; fd < 1024; ++fd)
-      if (fd != ready[1]) close(fd);
-    close(ready[1]);
-    for (;;) pause();
-  }
-  close(ready[1]);
-  char c;
-  while (read(ready[0], &c, 1) > 0) {
-  }
-  close(ready[0]);
-  return pid;
-}
-
-void kill_and_reap(pid_t pid) {
-  kill(pid, SIGKILL);
-  waitpid(pid, nullptr, 0);
-}
-
-double seconds_of(const std::chrono::steady_clock::time_point& t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  });
 }
 
 void BM_Memcpy(benchmark::State& state) {
@@ -98,7 +54,7 @@ void BM_Memcpy(benchmark::State& state) {
 
 void dump_bench(benchmark::State& state, const char* out) {
   size_t mib = static_cast<size_t>(state.range(0));
-  pid_t pid = spawn_target(mib);
+  pid_t pid = spawn_memory_target(mib);
   for (auto _ : state) {
     auto t0 = std::chrono::steady_clock::now();
     int rc = run({kBin + "/crdump", "--leave-running", std::to_string(pid)}, out);
@@ -118,7 +74,7 @@ void BM_DumpToFile(benchmark::State& state) { dump_bench(state, "/tmp/crtools-be
 void BM_Restore(benchmark::State& state) {
   size_t mib = static_cast<size_t>(state.range(0));
   const char* img = "/tmp/crtools-bench-restore.img";
-  pid_t pid = spawn_target(mib);
+  pid_t pid = spawn_memory_target(mib);
   if (run({kBin + "/crdump", std::to_string(pid)}, img) != 0) {
     kill_and_reap(pid);
     state.SkipWithError("crdump failed");

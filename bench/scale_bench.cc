@@ -28,39 +28,18 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_util.h"
+
 namespace {
 
-const std::string kBin = CR_BIN_DIR;
+using namespace cr::bench;  // NOLINT(google-build-using-namespace)
 
-int run(const std::vector<std::string>& args, const char* out_path, const char* in_path,
-        const char* err_path = "/dev/null") {
-  pid_t pid = fork();
-  if (pid == 0) {
-    int in = open(in_path, O_RDONLY);
-    int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    dup2(in, 0);
-    dup2(out, 1);
-    dup2(err, 2);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  int st = 0;
-  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-  }
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
+const std::string kBin = CR_BIN_DIR;
 
 std::atomic<int> g_started{0};
 
 pid_t spawn_threads(int nthreads) {
-  int ready[2];
-  if (pipe(ready) != 0) abort();
-  pid_t pid = fork();
-  if (pid == 0) {
+  return spawn_target([nthreads] {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 64 << 10);
@@ -73,66 +52,22 @@ pid_t spawn_threads(int nthreads) {
         _exit(3);
     }
     while (g_started.load() < nthreads - 1) sched_yield();
-    int devnull = open("/dev/null", O_RDWR);
-    dup2(devnull, 0);
-    dup2(devnull, 1);
-    dup2(devnull, 2);
-    for (int fd = 3; fd < 1024; ++fd)
-      if (fd != ready[1]) close(fd);
-    close(ready[1]);
-    for (;;) pause();
-  }
-  close(ready[1]);
-  char c;
-  while (read(ready[0], &c, 1) > 0) {
-  }
-  close(ready[0]);
-  return pid;
+  });
 }
 
 // A root with nprocs - 1 children. Each child closes every fd (the ready pipe included), so
 // EOF on the pipe means every child has started.
 pid_t spawn_tree(int nprocs) {
-  int ready[2];
-  if (pipe(ready) != 0) abort();
-  pid_t pid = fork();
-  if (pid == 0) {
+  return spawn_target([nprocs] {
     for (int i = 1; i < nprocs; ++i) {
       pid_t kid = fork();
       if (kid < 0) _exit(3);
       if (kid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int devnull = open("/dev/null", O_RDWR);
-        dup2(devnull, 0);
-        dup2(devnull, 1);
-        dup2(devnull, 2);
-        for (int fd = 3; fd < 1024; ++fd) close(fd);
-        for (;;) pause();
+        become_target();
       }
     }
-    int devnull = open("/dev/null", O_RDWR);
-    dup2(devnull, 0);
-    dup2(devnull, 1);
-    dup2(devnull, 2);
-    for (int fd = 3; fd < 1024; ++fd)
-      if (fd != ready[1]) close(fd);
-    close(ready[1]);
-    for (;;) pause();
-  }
-  close(ready[1]);
-  char c;
-  while (read(ready[0], &c, 1) > 0) {
-  }
-  close(ready[0]);
-  return pid;
-}
-
-// Kills the target and reaps it and (we are a child subreaper) whatever of its tree comes to us.
-void kill_and_reap(pid_t pid) {
-  kill(pid, SIGKILL);
-  waitpid(pid, nullptr, 0);
-  while (waitpid(-1, nullptr, WNOHANG) > 0) {
-  }
+  });
 }
 
 // Kills a whole restored tree: the children first (they are not ours until the root dies).
@@ -146,9 +81,6 @@ void kill_tree(pid_t root) {
   }
 }
 
-double seconds_of(const std::chrono::steady_clock::time_point& t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 // The "freeze" pass time from `crdump -v` output, in ms (0 if absent).
 double freeze_ms(const char* path) {
