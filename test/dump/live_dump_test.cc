@@ -240,6 +240,14 @@ std::unique_ptr<DumpResult> run_dump(pid_t pid, DumpOptions opts) {
   return r;
 }
 
+// A dump that leaves the child running, its command pipes recorded as external.
+std::unique_ptr<DumpResult> dump_leaving_running(const Child& child) {
+  DumpOptions opts;
+  opts.leave_running = true;
+  opts.inherit_fds = {kCmdFd, kAnsFd};
+  return run_dump(child.pid(), opts);
+}
+
 template <class R>
 size_t first_index(const FakeWriter& w) {
   for (size_t i = 0; i < w.recs.size(); ++i)
@@ -266,10 +274,7 @@ TEST(LiveDump, RichChildLeaveRunning) {
   auto maps = parse_maps(*maps_text);
   ASSERT_TRUE(maps.ok());
 
-  DumpOptions opts;
-  opts.leave_running = true;
-  opts.inherit_fds = {kCmdFd, kAnsFd};
-  auto d = run_dump(child.pid(), opts);
+  auto d = dump_leaving_running(child);
   ASSERT_TRUE(d->status.ok()) << d->status.error().message;
   const FakeWriter& w = d->w;
   EXPECT_TRUE(w.finished);
@@ -498,10 +503,7 @@ TEST(LiveDump, StoppedChildStaysStopped) {
   int status = 0;
   ASSERT_EQ(waitpid(child.pid(), &status, WUNTRACED), child.pid());
   ASSERT_TRUE(WIFSTOPPED(status));
-  DumpOptions opts;
-  opts.leave_running = true;
-  opts.inherit_fds = {kCmdFd, kAnsFd};
-  auto d = run_dump(child.pid(), opts);
+  auto d = dump_leaving_running(child);
   ASSERT_TRUE(d->status.ok()) << d->status.error().message;
   auto th = d->w.all<schema::Thread>();
   ASSERT_EQ(th.size(), 1u);
@@ -626,10 +628,7 @@ TEST(LiveDump, EventFdsKeepTheirState) {
       },
       check_alive);
   ASSERT_TRUE(child.ready());
-  DumpOptions opts;
-  opts.leave_running = true;
-  opts.inherit_fds = {kCmdFd, kAnsFd};
-  auto d = run_dump(child.pid(), opts);
+  auto d = dump_leaving_running(child);
   ASSERT_TRUE(d->status.ok()) << d->status.error().message;
   std::map<uint32_t, uint32_t> file_of;
   for (const auto& fd : d->w.all<schema::Fd>()) file_of[fd.fd] = fd.file;
@@ -659,10 +658,7 @@ TEST(LiveDump, SharedAnonymousIsOneObject) {
       },
       check_alive);
   ASSERT_TRUE(child.ready());
-  DumpOptions opts;
-  opts.leave_running = true;
-  opts.inherit_fds = {kCmdFd, kAnsFd};
-  auto d = run_dump(child.pid(), opts);
+  auto d = dump_leaving_running(child);
   ASSERT_TRUE(d->status.ok()) << d->status.error().message;
   auto shm = d->w.all<schema::Shmem>();
   ASSERT_EQ(shm.size(), 1u);
@@ -763,10 +759,7 @@ TEST(LiveDump, EveryThreadGetsItsRecord) {
   ASSERT_TRUE(proc.ok());
   std::vector<pid_t> tids = proc->tasks().value();
   ASSERT_EQ(tids.size(), 3u);
-  DumpOptions opts;
-  opts.leave_running = true;
-  opts.inherit_fds = {kCmdFd, kAnsFd};
-  auto d = run_dump(child.pid(), opts);
+  auto d = dump_leaving_running(child);
   ASSERT_TRUE(d->status.ok()) << d->status.error().message;
   auto procs = d->w.all<schema::Process>();
   ASSERT_EQ(procs.size(), 1u);
@@ -860,10 +853,7 @@ TEST(LiveDump, PipeWithItsWriterGoneIsDumped) {
       },
       check_alive);
   ASSERT_TRUE(child.ready());
-  DumpOptions opts;
-  opts.leave_running = true;
-  opts.inherit_fds = {kCmdFd, kAnsFd};
-  auto d = run_dump(child.pid(), opts);
+  auto d = dump_leaving_running(child);
   ASSERT_TRUE(d->status.ok()) << d->status.error().message;
   bool seen = false;
   for (const auto& fd : d->w.all<schema::Fd>()) seen |= fd.fd == 20;
@@ -908,10 +898,7 @@ TEST(LiveDump, ChildOfAThreadIsPartOfTheTree) {
       },
       check_alive);
   ASSERT_TRUE(child.ready());
-  DumpOptions opts;
-  opts.leave_running = true;
-  opts.inherit_fds = {kCmdFd, kAnsFd};
-  auto d = run_dump(child.pid(), opts);
+  auto d = dump_leaving_running(child);
   ASSERT_TRUE(d->status.ok()) << d->status.error().message;
   auto procs = d->w.all<schema::Process>();
   ASSERT_EQ(procs.size(), 2u);
@@ -952,10 +939,7 @@ TEST(LiveDump, DumpsTheWholeTree) {
     if (kids.empty()) sched_yield();
   }
   ASSERT_FALSE(kids.empty());
-  DumpOptions opts;
-  opts.leave_running = true;
-  opts.inherit_fds = {kCmdFd, kAnsFd};
-  auto d = run_dump(child.pid(), opts);
+  auto d = dump_leaving_running(child);
   ASSERT_TRUE(d->status.ok()) << d->status.error().message;
   auto procs = d->w.all<schema::Process>();
   ASSERT_EQ(procs.size(), 3u);
@@ -1004,10 +988,7 @@ TEST(LiveDump, ZombieChildKeepsItsExitStatus) {
       },
       check_alive);
   ASSERT_TRUE(child.ready());
-  DumpOptions opts;
-  opts.leave_running = true;
-  opts.inherit_fds = {kCmdFd, kAnsFd};
-  auto d = run_dump(child.pid(), opts);
+  auto d = dump_leaving_running(child);
   ASSERT_TRUE(d->status.ok()) << d->status.error().message;
   auto procs = d->w.all<schema::Process>();
   ASSERT_EQ(procs.size(), 2u);
@@ -1054,10 +1035,7 @@ TEST(LiveDump, FifoDataKeptAndNotConsumed) {
         return std::string(buf, n > 0 ? n : 0);
       });
   ASSERT_TRUE(child.ready());
-  DumpOptions opts;
-  opts.leave_running = true;
-  opts.inherit_fds = {kCmdFd, kAnsFd};
-  auto d = run_dump(child.pid(), opts);
+  auto d = dump_leaving_running(child);
   ASSERT_TRUE(d->status.ok()) << d->status.error().message;
   std::map<uint32_t, schema::Fd> fds;
   for (const auto& f : d->w.all<schema::Fd>()) fds[f.fd] = f;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <functional>
 #include <iostream>
 #include <string>
 
@@ -32,6 +33,27 @@ int task_count(pid_t pid) {
 long long file_size(const std::string& path) {
   struct stat st {};
   return stat(path.c_str(), &st) == 0 ? static_cast<long long>(st.st_size) : -1;
+}
+
+// python3 running `script` (the zdtm protocol: ready by closing fd 3, PASS on SIGTERM), dumped
+// after `before_dump` has checked it, restored detached, then told to check itself.
+void dump_restore_python(const std::string& script, Mode mode,
+                         const std::function<void(pid_t)>& before_dump) {
+  SCOPED_TRACE(mode_name(mode));
+  TempDir dir;
+  Target t = Target::start(dir, {"/usr/bin/python3", "-I", "-c", script});
+  ASSERT_GT(t.pid(), 0) << t.error();
+  const pid_t pid = t.pid();
+  std::string fds = fd_listing(pid);
+  if (before_dump) before_dump(pid);
+  if (::testing::Test::HasFatalFailure()) return;
+  if (!dump_target(dir, t, mode, dir.path("img"))) {
+    ADD_FAILURE() << "python3 fds at dump time:\n" << fds;
+    return;
+  }
+  if (!restore_detached(dir, dir.path("img"), pid)) return;
+  expect_restored_passes(dir, pid);
+  std::cout << "  [python3 " << mode_name(mode) << "] " << read_file(dir.work() + "/log");
 }
 
 // bash counts with builtins only (no child) and writes the count when done. It is dumped
@@ -84,20 +106,7 @@ if ok and pos == 1234 and data == '456789':
 print('FAIL: dict ok=%s offset=%d read=%r' % (ok, pos, data), file=sys.stderr)
 sys.exit(1)
 )";
-  for (Mode mode : kModes) {
-    SCOPED_TRACE(mode_name(mode));
-    TempDir dir;
-    Target t = Target::start(dir, {"/usr/bin/python3", "-I", "-c", script});
-    ASSERT_GT(t.pid(), 0) << t.error();
-    const pid_t pid = t.pid();
-    std::string fds = fd_listing(pid);
-    if (!dump_target(dir, t, mode, dir.path("img"))) {
-      ADD_FAILURE() << "python3 fds at dump time:\n" << fds;
-      continue;
-    }
-    if (!restore_detached(dir, dir.path("img"), pid)) continue;
-    expect_restored_passes(dir, pid);
-  }
+  for (Mode mode : kModes) dump_restore_python(script, mode, nullptr);
 }
 
 // python3 with four threading.Thread workers, each summing x*x over its own range in chunks
@@ -143,20 +152,9 @@ print('FAIL: results %r want %r, chunks done %r' % (results, want, done), file=s
 sys.exit(1)
 )";
   for (Mode mode : kModes) {
-    SCOPED_TRACE(mode_name(mode));
-    TempDir dir;
-    Target t = Target::start(dir, {"/usr/bin/python3", "-I", "-c", script});
-    ASSERT_GT(t.pid(), 0) << t.error();
-    const pid_t pid = t.pid();
-    std::string fds = fd_listing(pid);
-    ASSERT_EQ(task_count(pid), 5) << "the workers finished before the dump: make them work longer";
-    if (!dump_target(dir, t, mode, dir.path("img"))) {
-      ADD_FAILURE() << "python3 fds at dump time:\n" << fds;
-      continue;
-    }
-    if (!restore_detached(dir, dir.path("img"), pid)) continue;
-    expect_restored_passes(dir, pid);
-    std::cout << "  [python3 " << mode_name(mode) << "] " << read_file(dir.work() + "/log");
+    dump_restore_python(script, mode, [](pid_t pid) {
+      ASSERT_EQ(task_count(pid), 5) << "the workers finished before the dump: make them work longer";
+    });
   }
 }
 
