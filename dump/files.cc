@@ -281,6 +281,9 @@ class FileCollector {
     } else if (e.info.kind == FdinfoKind::kSignalfd) {
       f.kind = schema::kFileSignalfd;
       f.sigmask = e.info.sigmask;
+    } else if (e.info.kind == FdinfoKind::kTimerfd && (e.info.settime_flags & 2) != 0) {
+      // TFD_TIMER_CANCEL_ON_SET: a restore would arm it without the cancellation.
+      return refuse(e.fd, "timerfd with TFD_TIMER_CANCEL_ON_SET");
     } else if (e.info.kind == FdinfoKind::kTimerfd) {
       // The remaining time, as the kernel reports it for either kind of setting: restore
       // arms it relative to its own start.

@@ -8,6 +8,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <sys/timerfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -609,6 +610,21 @@ TEST(LiveDump, RefusesEpoll) {
       },
       check_alive);
   expect_refused(child, "fd 7: eventpoll not supported yet");
+}
+
+TEST(LiveDump, RefusesTimerfdCancelledOnClockChange) {
+  Child child(
+      [] {
+        int t = timerfd_create(CLOCK_REALTIME, 0);
+        itimerspec at{};
+        clock_gettime(CLOCK_REALTIME, &at.it_value);
+        at.it_value.tv_sec += 3600;
+        timerfd_settime(t, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &at, nullptr);
+        dup2(t, 7);
+        close(t);
+      },
+      check_alive);
+  expect_refused(child, "fd 7: timerfd with TFD_TIMER_CANCEL_ON_SET not supported yet");
 }
 
 TEST(LiveDump, EventFdsKeepTheirState) {
