@@ -92,7 +92,8 @@ Result<bool> load_body_head(format::RecordReader& reader, ProcessImage& img);
 Result<bool> load_head(format::RecordReader& reader, ProcessImage& img);
 
 /// Stashes one per-task record that follows the pages (the reader's current record). Unknown
-/// record types are ignored (a newer writer); a second Process is refused (one process only).
+/// record types are ignored (a newer writer); a Process record here is out of order, and a record
+/// of another pid than the section's is refused.
 Status stash_tail_record(const format::RecordReader& reader, ProcessImage& img);
 
 /// Upper bound on Thread records (each holds an xsave area of a few KiB).

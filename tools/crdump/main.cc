@@ -1,4 +1,4 @@
-// crdump: dump one live process into an image stream.
+// crdump: dump a live process, its threads and its descendants into one image stream.
 //
 //   crdump [-o FILE] [-z[LEVEL]] [--leave-running] [--shell-job] [--inherit-fd FD]... [-v] PID
 //
@@ -51,7 +51,7 @@ std::vector<std::string> rewrite_args(int argc, char** argv) {
 }
 
 int run(int argc, char** argv) {
-  CLI::App app{"crdump: checkpoint one running process into an image stream"};
+  CLI::App app{"crdump: checkpoint a running process and its descendants into one image stream"};
   std::string out_path;
   int zstd_level = 0;
   int pid = 0;

@@ -1,4 +1,4 @@
-// crrestore: restores one process from an image stream (stdin or -i FILE, plain or zstd).
+// crrestore: restores a process tree from an image stream (stdin or -i FILE, plain or zstd).
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -36,7 +36,7 @@ void raise_nofile() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"crrestore: restore a process from a crtools image"};
+  CLI::App app{"crrestore: restore a process tree from a crtools image"};
   std::string input;
   bool detach = false, shell_job = false, verbose = false;
   std::vector<std::string> inherit;
