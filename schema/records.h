@@ -163,6 +163,12 @@ enum FileKind : uint32_t {
   kFileEventfd = 9,   // `counter`, kFileEfdSemaphore in `kflags`
   kFileSignalfd = 10, // `sigmask`
   kFileTimerfd = 11,  // `clockid`, remaining `value_ns`, `interval_ns`, `counter` = ticks unread
+  // Reserved for the kinds being built now (each names its `object`):
+  kFileMemfd = 12,       // `object` = the Shmem holding its contents
+  kFileUnixSocket = 13,  // `object` = its UnixSocket record
+  kFileEpoll = 14,       // its watches are EpollItem records after the Fds
+  kFilePtyMaster = 15,   // `object` = its Pty record
+  kFilePtySlave = 16,    // `object` = its Pty record
 };
 
 enum FileKernelFlags : uint32_t {
@@ -184,7 +190,9 @@ CR_RECORD(File, 0x0202, "file", "an open file description",
           (objref, pipe),  // kFilePipe / kFileFifo
           (str, key),      // kFileExternal: the key crrestore --inherit-fd must name
           (u64, counter), (u64, sigmask), (u32, clockid), (u64, value_ns), (u64, interval_ns),
-          (u32, kflags))   // the event fds' state (FileKind says which)
+          (u32, kflags),   // the event fds' state (FileKind says which)
+          (objref, object))  // kinds 12 and up: the object record this file is an open of
+                             // (Shmem for memfd, the socket or pty record), written before it
 
 CR_RECORD_TAIL(FileData, 0x0203, "file_data", "contents of a deleted file; tail = the bytes",
                (objref, file), (u64, offset))
