@@ -105,7 +105,7 @@ struct DumpContext {
 /// A shared anonymous memory object (one shmem file), and a mapping to read it through.
 struct ShmemObject {
   uint32_t id = 0;
-  uint64_t ino = 0, size = 0;
+  uint64_t dev = 0, ino = 0, size = 0;  // an inode number alone may repeat across filesystems
   pid_t pid = 0;  // a process that maps it, at [start, end)
   uint64_t start = 0, end = 0;
 };

@@ -37,24 +37,6 @@ Error refuse(int fd, const std::string& what) {
   return make_error(fd_name(fd) + ": " + what + " not supported yet");
 }
 
-Result<std::vector<int>> list_fds(const ProcDir& proc) {
-  int dfd = ::openat(proc.fd(), "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return errno_error("open /proc/" + std::to_string(proc.pid()) + "/fd");
-  DIR* dir = ::fdopendir(dfd);
-  if (dir == nullptr) {
-    ::close(dfd);
-    return errno_error("fdopendir");
-  }
-  std::vector<int> fds;
-  while (dirent* de = ::readdir(dir)) {
-    auto v = parse_uint(de->d_name);
-    if (v) fds.push_back(static_cast<int>(*v));
-  }
-  ::closedir(dir);
-  std::sort(fds.begin(), fds.end());
-  return fds;
-}
-
 bool same_description(pid_t pa, int a, pid_t pb, int b) {
   return ::syscall(SYS_kcmp, pa, pb, KCMP_FILE, a, b) == 0;
 }
@@ -171,7 +153,7 @@ class FileCollector {
 
  private:
   Status list_entries(DumpContext& ctx) {
-    CR_TRY_ASSIGN(std::vector<int> fds, list_fds(ctx.proc));
+    CR_TRY_ASSIGN(std::vector<int> fds, ctx.proc.fds());
     for (int fd : fds) {
       FdEntry e;
       e.proc = &ctx;
@@ -218,7 +200,7 @@ class FileCollector {
       if (!pid || tree_.find(static_cast<pid_t>(*pid)) != nullptr) continue;
       auto proc = ProcDir::open(static_cast<pid_t>(*pid));
       if (!proc.ok()) continue;
-      auto fds = list_fds(*proc);
+      auto fds = proc->fds();
       if (!fds.ok()) continue;
       for (int fd : *fds) {
         auto link = proc->readlink("fd/" + std::to_string(fd));
@@ -330,6 +312,11 @@ class FileCollector {
       constexpr std::string_view kDeleted = " (deleted)";
       if (e.st.st_nlink == 0 || e.link.ends_with(kDeleted)) {
         if (f.path.ends_with(kDeleted)) f.path.resize(f.path.size() - kDeleted.size());
+        // Its shared mappings restore as shared memory of their own: with an fd on the same
+        // file too, writes through one would no longer show in the other.
+        for (const ShmemObject& o : tree_.shmems)
+          if (o.dev == e.st.st_dev && o.ino == e.st.st_ino)
+            return refuse(e.fd, "deleted file " + f.path + " that is also mapped shared");
         f.kind = schema::kFileDeleted;
         CR_TRY_ASSIGN(deleted_data, read_deleted(e.proc->proc, e));
         has_data = true;

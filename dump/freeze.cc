@@ -20,19 +20,6 @@ constexpr int kEventStop = 128;  // PTRACE_EVENT_STOP
 // a process that outruns this many is refused rather than dumped inconsistently.
 constexpr int kMaxSeizeRounds = 200;
 
-std::vector<std::string> split_words(std::string_view rest) {
-  std::vector<std::string> out;
-  while (!rest.empty()) {
-    size_t b = rest.find_first_not_of(" \n");
-    if (b == std::string_view::npos) break;
-    rest.remove_prefix(b);
-    size_t e = rest.find_first_of(" \n");
-    out.emplace_back(rest.substr(0, e));
-    rest.remove_prefix(e == std::string_view::npos ? rest.size() : e);
-  }
-  return out;
-}
-
 // Refusals that are read from /proc alone (seccomp, a dead leader), and the children of every
 // thread: they are dumped too, as part of the tree.
 Status check_supported(DumpContext& ctx) {
@@ -51,8 +38,7 @@ Status check_supported(DumpContext& ctx) {
     // A thread that exits between the listing and the read is not an error.
     auto children = ctx.proc.read("task/" + std::to_string(tid) + "/children");
     if (!children.ok()) continue;
-    for (const std::string& kid : split_words(*children))
-      if (auto v = parse_uint(kid)) ctx.children.push_back(static_cast<pid_t>(*v));
+    for (pid_t kid : parse_children(*children)) ctx.children.push_back(kid);
   }
   std::sort(ctx.children.begin(), ctx.children.end());
   return {};

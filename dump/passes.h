@@ -11,8 +11,9 @@ namespace cr::dump {
 /// robust list, pending signals.
 Status freeze(DumpContext& ctx);
 
-/// vmas.cc: smaps -> Vma records (kinds, file identity, madvise flags); refuses shared
-/// anonymous memory, SysV shm, device and deleted-file mappings. Finds a `syscall` in [vdso].
+/// vmas.cc: smaps -> Vma records (kinds, file identity, madvise flags); shared anonymous memory
+/// and shared mappings of deleted files become the tree's ShmemObjects; refuses SysV shm,
+/// devices and private mappings of deleted files. Finds a `syscall` in [vdso].
 Status collect_vmas(DumpContext& ctx);
 
 /// files.cc: every process's fd table -> Pipe, PipeData, File, FileData (once per object in

@@ -52,10 +52,11 @@ Result<schema::Vma> shared_anon(DumpContext& ctx, const MapEntry& m, schema::Vma
   CR_TRY_ASSIGN(struct stat st, ctx.proc.stat(map_files_entry(m.start, m.end)));
   ShmemObject* obj = nullptr;
   for (auto& o : ctx.tree.shmems)
-    if (o.ino == st.st_ino) obj = &o;
+    if (o.ino == st.st_ino && o.dev == st.st_dev) obj = &o;
   if (obj == nullptr) {
     ShmemObject o;
     o.id = ctx.tree.next_obj_id++;
+    o.dev = st.st_dev;
     o.ino = st.st_ino;
     o.size = (static_cast<uint64_t>(st.st_size) + 4095) & ~uint64_t{4095};  // whole pages
     o.pid = ctx.pid;

@@ -88,12 +88,23 @@ Status stash_head_record(const format::RecordReader& reader, ProcessImage& img) 
   }
 }
 
-}  // namespace
-
-namespace {
-
 bool is_body_type(uint32_t type) {
   return type == schema::Mm::kType || type == schema::Vma::kType || is_tail_type(type);
+}
+
+// A record of one process's own (Creds, Rlimits, FsInfo), decoded once into its slot.
+template <class R>
+Status stash_own(const format::RecordReader& reader, TreeHead& head,
+                 std::optional<R> ProcessImage::*slot) {
+  CR_TRY_ASSIGN(R r, reader.decode<R>());
+  ProcessImage* img = head.find(r.pid);
+  if (img == nullptr)
+    return make_error(std::string(R::kName) + " record for pid " + std::to_string(r.pid) +
+                      " before its process");
+  if (img->*slot) return make_error("second " + std::string(R::kName) + " record for pid " +
+                                    std::to_string(r.pid));
+  img->*slot = std::move(r);
+  return {};
 }
 
 // One head record of a tree: a Process starts a process; Creds, Rlimits, FsInfo go to theirs;
@@ -112,24 +123,11 @@ Status stash_tree_record(const format::RecordReader& reader, TreeHead& head) {
       return {};
     }
     case schema::Creds::kType:
+      return stash_own(reader, head, &ProcessImage::creds);
     case schema::Rlimits::kType:
-    case schema::FsInfo::kType: {
-      uint32_t pid = 0;
-      if (reader.type() == schema::Creds::kType) {
-        CR_TRY_ASSIGN(auto r, reader.decode<schema::Creds>());
-        pid = r.pid;
-      } else if (reader.type() == schema::Rlimits::kType) {
-        CR_TRY_ASSIGN(auto r, reader.decode<schema::Rlimits>());
-        pid = r.pid;
-      } else {
-        CR_TRY_ASSIGN(auto r, reader.decode<schema::FsInfo>());
-        pid = r.pid;
-      }
-      ProcessImage* img = head.find(pid);
-      if (img == nullptr)
-        return make_error("record for pid " + std::to_string(pid) + " before its process");
-      return stash_head_record(reader, *img);
-    }
+      return stash_own(reader, head, &ProcessImage::rlimits);
+    case schema::FsInfo::kType:
+      return stash_own(reader, head, &ProcessImage::fs);
     case schema::Fd::kType: {
       CR_TRY_ASSIGN(auto fd, reader.decode<schema::Fd>());
       ProcessImage* img = head.find(fd.pid);

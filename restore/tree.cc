@@ -9,6 +9,7 @@
 
 #include <cstring>
 #include <map>
+#include <set>
 
 #include "restore/child_setup.h"
 #include "restore/open_files.h"
@@ -158,11 +159,13 @@ Status create_tree(RestoreContext& root) {
 
 Status join_groups(RestoreContext& root) {
   const pid_t root_pgrp = ::getpgid(root.pid());
-  for (RestoreContext* c : tree_order(root)) {
+  const std::vector<RestoreContext*> all = tree_order(root);
+  std::set<pid_t> pids;
+  for (RestoreContext* c : all) pids.insert(c->pid());
+  for (RestoreContext* c : all) {
     const auto& p = *c->img.process;
     if (c == &root || p.pgid == p.pid) continue;  // done by the process itself
-    bool in_tree = false;
-    for (RestoreContext* o : tree_order(root)) in_tree |= o->pid() == static_cast<pid_t>(p.pgid);
+    const bool in_tree = pids.count(static_cast<pid_t>(p.pgid)) != 0;
     // A group led from outside the tree is the root's (crdump checked): wherever the root is.
     const pid_t want = in_tree ? static_cast<pid_t>(p.pgid) : root_pgrp;
     if (::getpgid(c->pid()) == want) continue;

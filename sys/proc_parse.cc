@@ -22,13 +22,13 @@ std::string_view trim(std::string_view s) {
 
 // Next whitespace-separated token of `s`, consumed from it.
 std::string_view next_token(std::string_view& s) {
-  size_t b = s.find_first_not_of(" \t");
+  size_t b = s.find_first_not_of(" \t\n");
   if (b == std::string_view::npos) {
     s = {};
     return {};
   }
   s.remove_prefix(b);
-  size_t e = s.find_first_of(" \t");
+  size_t e = s.find_first_of(" \t\n");
   std::string_view tok = s.substr(0, e);
   s.remove_prefix(e == std::string_view::npos ? s.size() : e);
   return tok;
@@ -106,15 +106,16 @@ Result<struct stat> ProcDir::stat(const std::string& name) const {
   return st;
 }
 
-Result<std::vector<pid_t>> ProcDir::tasks() const {
-  ScopedFd fd(::openat(dir_.get(), "task", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd.valid()) return errno_error("open /proc/" + std::to_string(pid_) + "/task");
+Result<std::vector<int>> ProcDir::numbered(const char* dir) const {
+  const std::string where = "/proc/" + std::to_string(pid_) + "/" + dir;
+  ScopedFd fd(::openat(dir_.get(), dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return errno_error("open " + where);
   DIR* d = ::fdopendir(fd.get());
-  if (d == nullptr) return errno_error("fdopendir /proc/" + std::to_string(pid_) + "/task");
+  if (d == nullptr) return errno_error("fdopendir " + where);
   (void)fd.release();  // the DIR owns it now
-  std::vector<pid_t> out;
+  std::vector<int> out;
   while (dirent* e = ::readdir(d)) {
-    if (auto v = parse_uint(e->d_name)) out.push_back(static_cast<pid_t>(*v));
+    if (auto v = parse_uint(e->d_name)) out.push_back(static_cast<int>(*v));
   }
   ::closedir(d);
   std::sort(out.begin(), out.end());
@@ -522,6 +523,16 @@ Result<std::vector<ProcTimer>> parse_timers(std::string_view text) {
       if (!v) return bad("timers", line);
       t.clock_id = static_cast<uint32_t>(*v);
     }
+  }
+  return out;
+}
+
+std::vector<pid_t> parse_children(std::string_view text) {
+  std::vector<pid_t> out;
+  for (std::string_view rest = text;;) {
+    std::string_view tok = next_token(rest);
+    if (tok.empty()) break;
+    if (auto v = parse_uint(tok)) out.push_back(static_cast<pid_t>(*v));
   }
   return out;
 }

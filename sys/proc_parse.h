@@ -29,8 +29,13 @@ class ProcDir {
   Result<std::string> readlink(const std::string& name) const;
   /// stat(2) following the link ("fd/3", "map_files/7f..-7f..").
   Result<struct stat> stat(const std::string& name) const;
-  /// The thread ids in task/, ascending. A listing is a snapshot: threads come and go.
-  Result<std::vector<pid_t>> tasks() const;
+  /// The numbered entries of a directory under /proc/PID ("task", "fd"), ascending. A listing
+  /// is a snapshot: threads and fds come and go.
+  Result<std::vector<int>> numbered(const char* dir) const;
+  /// The thread ids in task/, ascending.
+  Result<std::vector<pid_t>> tasks() const { return numbered("task"); }
+  /// The open fds in fd/, ascending.
+  Result<std::vector<int>> fds() const { return numbered("fd"); }
 
  private:
   pid_t pid_ = 0;
@@ -146,6 +151,8 @@ Result<std::vector<ProcTimer>> parse_timers(std::string_view text);
 std::vector<std::string_view> split_lines(std::string_view text);
 /// Parses an unsigned integer in `base`; the whole string must be used.
 std::optional<uint64_t> parse_uint(std::string_view s, int base = 10);
+/// "/proc/PID/task/TID/children": the pids of the thread's children, space separated.
+std::vector<pid_t> parse_children(std::string_view text);
 /// Parses /proc/PID/auxv: native u64 (type, value) pairs up to and including AT_NULL.
 std::vector<uint64_t> parse_auxv(std::string_view bytes);
 /// "/proc/PID/personality": a hex number.

@@ -43,6 +43,20 @@ std::vector<uint8_t> read_all(int fd) {
   return out;
 }
 
+// Whether a reader walks `bytes` to a complete stream's end without an error.
+bool reads_complete(const std::vector<uint8_t>& bytes) {
+  int fd = memfd_with(bytes);
+  auto r = RecordReader::open(fd);
+  bool ok = r.ok();
+  while (ok) {
+    auto more = (*r)->next();
+    if (!more.ok()) ok = false;
+    else if (!*more) break;
+  }
+  close(fd);
+  return ok;
+}
+
 std::vector<uint8_t> small_image(int zstd_level = 0, uint32_t version = kFormatVersion,
                                  int processes = 1) {
   int fd = memfd_create("src", MFD_CLOEXEC);
@@ -134,16 +148,7 @@ TEST(Convert, LossyDowngradeIsRefusedNamingWhatIsLost) {
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.error().message.find("processes (1235, 1236) would be lost"), std::string::npos)
       << st.error().message;
-  int back = memfd_with(out);
-  auto r = RecordReader::open(back);
-  bool failed = !r.ok();
-  while (!failed) {
-    auto more = (*r)->next();
-    if (!more.ok()) failed = true;
-    else if (!*more) break;
-  }
-  EXPECT_TRUE(failed);
-  close(back);
+  EXPECT_FALSE(reads_complete(out));
   // The same tree at its own version converts fine.
   convert(tree, kFormatVersion, &st);
   EXPECT_TRUE(st.ok());
@@ -169,16 +174,8 @@ TEST(Convert, TruncatedOrDamagedInputNeverLooksComplete) {
     // Whatever was written must be refused by a reader too.
     auto written = read_all(out);
     if (!written.empty()) {
-      int back = memfd_with(written);
-      auto r = RecordReader::open(back);
-      bool failed = !r.ok();
-      while (!failed) {
-        auto more = (*r)->next();
-        if (!more.ok()) failed = true;
-        else if (!*more) break;
-      }
-      EXPECT_TRUE(failed) << "a cut input produced an output that reads as complete";
-      close(back);
+      EXPECT_FALSE(reads_complete(written))
+          << "a cut input produced an output that reads as complete";
     }
     close(in);
     close(out);

@@ -627,6 +627,23 @@ TEST(LiveDump, RefusesTimerfdCancelledOnClockChange) {
   expect_refused(child, "fd 7: timerfd with TFD_TIMER_CANCEL_ON_SET not supported yet");
 }
 
+// A deleted file mapped MAP_SHARED is dumped as shared memory; with an fd still open on it the
+// two would come back as separate objects, so it is refused.
+TEST(LiveDump, RefusesDeletedFileOpenAndMappedShared) {
+  Child child(
+      [] {
+        char path[] = "/tmp/crtools-deleted-shared-XXXXXX";
+        int f = mkstemp(path);
+        if (f < 0 || ftruncate(f, 4096) != 0) _exit(93);
+        unlink(path);
+        if (mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0) == MAP_FAILED) _exit(94);
+        dup2(f, 7);
+        close(f);
+      },
+      check_alive);
+  expect_refused(child, "that is also mapped shared not supported yet");
+}
+
 TEST(LiveDump, EventFdsKeepTheirState) {
   Child child(
       [] {

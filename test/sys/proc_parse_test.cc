@@ -316,12 +316,6 @@ TEST(ProcParse, AuxvAndPersonality) {
   EXPECT_FALSE(parse_personality("xyz").ok());
 }
 
-}  // namespace
-}  // namespace cr::sys
-
-namespace cr::sys {
-namespace {
-
 TEST(Fdinfo, EventFdsState) {
   auto e = parse_fdinfo(
       "pos:\t0\nflags:\t02004002\nmnt_id:\t17\nino:\t1039\n"
@@ -345,6 +339,12 @@ TEST(Fdinfo, EventFdsState) {
   EXPECT_EQ(t->value_ns, 999500000000ull);
   EXPECT_EQ(t->interval_ns, 1000000000ull);
   EXPECT_FALSE(parse_fdinfo("pos:\t0\nflags:\t02\nit_value: (x, 1)\nclockid: 1\nticks: 0\n").ok());
+}
+
+TEST(ProcParse, ChildrenListsEveryPid) {
+  EXPECT_EQ(parse_children("4012 4013 4100 "), (std::vector<pid_t>{4012, 4013, 4100}));
+  EXPECT_EQ(parse_children("7\n"), (std::vector<pid_t>{7}));
+  EXPECT_TRUE(parse_children("").empty());
 }
 
 }  // namespace
