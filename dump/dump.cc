@@ -144,6 +144,7 @@ Status check_tree(DumpTree& tree) {
 
 Status run_passes(DumpTree& tree, pid_t root, const DumpOptions& opts, format::RecordWriter& out) {
   CR_TRY(timed(opts, "freeze", [&] { return freeze_tree(tree, root, opts, out); }));
+  CR_TRY(timed(opts, "ipc", [&] { return collect_ipc(tree); }));
   CR_TRY(timed(opts, "vmas", [&] { return each(tree, collect_vmas); }));
   CR_TRY(timed(opts, "files", [&] { return collect_files(tree); }));
   CR_TRY(timed(opts, "remote", [&] { return each(tree, collect_remote_state); }));

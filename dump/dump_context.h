@@ -110,12 +110,29 @@ struct ShmemObject {
   uint64_t start = 0, end = 0;
 };
 
+/// The SysV objects of the tree's own IPC namespace (ipc.cc); empty when the tree shares
+/// crdump's namespace (then the objects are the whole system's, not the tree's).
+struct IpcTable {
+  bool own_ns = false;
+  std::vector<uint64_t> limits;  // SysvLimits.values
+  std::vector<schema::SysvShm> shms;
+  std::vector<schema::SysvMsgQueue> queues;  // messages are read when written
+  std::vector<schema::SysvSem> sems;
+
+  const schema::SysvShm* shm(uint32_t shmid) const {
+    for (const auto& s : shms)
+      if (s.shmid == shmid) return &s;
+    return nullptr;
+  }
+};
+
 /// The whole subtree: the root and its descendants, parents before children. Open files and
 /// pipes are the tree's: one File per open file description whichever processes share it.
 struct DumpTree {
   std::vector<std::unique_ptr<DumpContext>> procs;
   FileTable files;           // objects, then every process's Fd records
   std::vector<ShmemObject> shmems;
+  IpcTable ipc;
   uint32_t next_obj_id = 1;  // objdef ids of Pipe and File records
 
   DumpContext* find(pid_t pid) {

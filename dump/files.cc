@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <linux/kcmp.h>
 #include <sys/ioctl.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -32,6 +33,17 @@ struct FdEntry {
 };
 
 std::string fd_name(int fd) { return "fd " + std::to_string(fd); }
+
+constexpr unsigned long kMqueueMagic = 0x19800202;
+constexpr unsigned long kHugetlbfsMagic = 0x958458f6;
+
+// The filesystem type of what fd `fd` of the process is open on (0 if unknown).
+unsigned long fs_magic(const DumpContext& ctx, int fd) {
+  struct statfs sfs {};
+  const std::string link = "/proc/" + std::to_string(ctx.pid) + "/fd/" + std::to_string(fd);
+  if (::statfs(link.c_str(), &sfs) != 0) return 0;
+  return static_cast<unsigned long>(sfs.f_type);
+}
 
 Error refuse(int fd, const std::string& what) {
   return make_error(fd_name(fd) + ": " + what + " not supported yet");
@@ -308,6 +320,10 @@ class FileCollector {
       f.kind = schema::kFileDevice;
     } else if (S_ISDIR(e.st.st_mode)) {
       f.kind = schema::kFileDirectory;
+    } else if (S_ISREG(e.st.st_mode) && fs_magic(*e.proc, e.fd) == kMqueueMagic) {
+      return refuse(e.fd, "POSIX message queue " + e.link);
+    } else if (S_ISREG(e.st.st_mode) && fs_magic(*e.proc, e.fd) == kHugetlbfsMagic) {
+      return refuse(e.fd, "hugetlbfs file " + e.link);
     } else if (S_ISREG(e.st.st_mode)) {
       constexpr std::string_view kDeleted = " (deleted)";
       if (e.st.st_nlink == 0 || e.link.ends_with(kDeleted)) {
@@ -321,6 +337,12 @@ class FileCollector {
         CR_TRY_ASSIGN(deleted_data, read_deleted(e.proc->proc, e));
         has_data = true;
       } else {
+        // Restore opens it by path: the path must lead to this very file (not so for a POSIX
+        // message queue, whose "/name" is on the mqueue filesystem, or for an overmounted file).
+        struct stat at {};
+        if (::stat(f.path.c_str(), &at) != 0 || at.st_dev != e.st.st_dev || at.st_ino != e.st.st_ino)
+          return refuse(e.fd, e.link + " not reachable at its path (overmounted or another "
+                                       "mount namespace's)");
         f.kind = schema::kFileRegular;
       }
     } else {

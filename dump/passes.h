@@ -2,6 +2,9 @@
 // DumpContext; each lives in its own file, named after what it handles.
 #pragma once
 
+#include <functional>
+#include <span>
+
 #include "dump/dump_context.h"
 
 namespace cr::dump {
@@ -38,6 +41,15 @@ Status write_tail_records(DumpContext& ctx);  // Sigaction .. Thread
 
 /// shmem.cc: every shared anonymous memory object of the tree -> Shmem, ShmemData.
 Status write_shmem(DumpTree& tree);
+/// Calls `fn(offset, bytes)` for each run of whole pages of `buf` that are not all zero (the
+/// contents records of shared memory leave zero pages out).
+Status for_each_nonzero_run(std::span<const uint8_t> buf,
+                            const std::function<Status(size_t, std::span<const uint8_t>)>& fn);
+
+/// ipc.cc: the SysV objects of the tree's own IPC namespace (none when it shares crdump's):
+/// collect_ipc reads what they are; write_ipc writes them with their contents and messages.
+Status collect_ipc(DumpTree& tree);
+Status write_ipc(DumpTree& tree);
 
 /// pages.cc: pagemap + process_vm_readv -> Pages records.
 Status write_pages(DumpContext& ctx);

@@ -1,5 +1,6 @@
 // Writing the collected state in the stream's fixed order (everything but the pages):
-// every Process; per process Creds, Rlimits, FsInfo; Pipe, PipeData, File, FileData; every Fd;
+// every Process; per process Creds, Rlimits, FsInfo; the SysV objects of a tree with its own IPC
+// namespace; Pipe, PipeData, File, FileData; every Fd;
 // then per process: Mm, Vma | Pages | Sigaction, Itimer, PosixTimer, PendingSignal (shared,
 // then per thread), Thread (leader first). One process gives the version 1 order exactly.
 #include <sched.h>
@@ -14,6 +15,7 @@ namespace cr::dump {
 
 Status write_tree_head(DumpTree& tree) {
   format::RecordWriter& out = tree.procs.front()->out;
+  if (tree.ipc.own_ns) tree.procs.front()->process.flags |= schema::kProcessOwnIpcNs;
   for (const auto& p : tree.procs) CR_TRY(out.write(p->process));
   for (const auto& p : tree.procs) {
     if (p->zombie) continue;
@@ -21,6 +23,7 @@ Status write_tree_head(DumpTree& tree) {
     CR_TRY(out.write(p->rlimits));
     CR_TRY(out.write(p->fs));
   }
+  CR_TRY(write_ipc(tree));
   const FileTable& t = tree.files;
   for (const auto& p : t.pipes) CR_TRY(out.write(p));
   for (const auto& [pipe, data] : t.pipe_data) CR_TRY(out.write(schema::PipeData{pipe}, data));

@@ -43,23 +43,30 @@ Status write_object(format::RecordWriter& out, const ShmemObject& o) {
     // A file shorter than its last page (a 32-byte semaphore) reads short: the rest is zeros.
     std::memset(buf.data() + got, 0, want - got);
     got = want;
-    // Runs of non-zero pages, each one record.
-    for (size_t p = 0; p + kPage <= got;) {
-      if (zero_page(buf.data() + p)) {
-        p += kPage;
-        continue;
-      }
-      size_t e = p + kPage;
-      while (e + kPage <= got && !zero_page(buf.data() + e)) e += kPage;
-      CR_TRY(out.write(schema::ShmemData{o.id, off + p},
-                       std::span<const uint8_t>(buf.data() + p, e - p)));
-      p = e;
-    }
+    CR_TRY(for_each_nonzero_run(std::span<const uint8_t>(buf.data(), got),
+                                [&](size_t at, std::span<const uint8_t> run) {
+                                  return out.write(schema::ShmemData{o.id, off + at}, run);
+                                }));
   }
   return {};
 }
 
 }  // namespace
+
+Status for_each_nonzero_run(std::span<const uint8_t> buf,
+                            const std::function<Status(size_t, std::span<const uint8_t>)>& fn) {
+  for (size_t p = 0; p + kPage <= buf.size();) {
+    if (zero_page(buf.data() + p)) {
+      p += kPage;
+      continue;
+    }
+    size_t e = p + kPage;
+    while (e + kPage <= buf.size() && !zero_page(buf.data() + e)) e += kPage;
+    CR_TRY(fn(p, buf.subspan(p, e - p)));
+    p = e;
+  }
+  return {};
+}
 
 Status write_shmem(DumpTree& tree) {
   for (const ShmemObject& o : tree.shmems) CR_TRY(write_object(tree.procs.front()->out, o));

@@ -72,6 +72,46 @@ Result<schema::Vma> shared_anon(DumpContext& ctx, const MapEntry& m, schema::Vma
   return v;
 }
 
+// A shmat() attach: maps shows the segment's id as its inode. Restore attaches the whole
+// segment again at the same address, so an attach must still cover all of it: a first Vma at
+// offset 0, then pieces split off by mprotect, contiguous, up to the segment's end.
+Result<schema::Vma> sysv_attach(DumpContext& ctx, const MapEntry& m, schema::Vma v) {
+  if (!ctx.tree.ipc.own_ns)
+    return refuse(m, "SysV shared memory of the host's IPC namespace (run the job in an IPC "
+                     "namespace of its own, unshare --ipc)");
+  const schema::SysvShm* seg = ctx.tree.ipc.shm(static_cast<uint32_t>(m.inode));
+  if (seg == nullptr) return refuse(m, "SysV segment " + std::to_string(m.inode) + " that has gone");
+  if (m.offset != 0) {
+    const schema::Vma* prev = ctx.vmas.empty() ? nullptr : &ctx.vmas.back();
+    if (prev == nullptr || prev->kind != schema::kVmaSysvShm || prev->shmem != seg->id ||
+        prev->end != m.start || (prev->pgoff * 4096 + (prev->end - prev->start)) != m.offset)
+      return refuse(m, "part of a SysV attach (its start is unmapped)");
+  }
+  const uint64_t seg_end = (seg->size + 4095) & ~uint64_t{4095};
+  if (m.offset + (m.end - m.start) > seg_end) return refuse(m, "SysV attach beyond its segment");
+  v.kind = schema::kVmaSysvShm;
+  v.shmem = seg->id;
+  v.ino = m.inode;
+  v.path = m.path;
+  return v;
+}
+
+// Every SysV attach reaches its segment's end (restore cannot attach less than a segment).
+Status check_sysv_attaches(const DumpContext& ctx) {
+  for (size_t i = 0; i < ctx.vmas.size(); ++i) {
+    const schema::Vma& v = ctx.vmas[i];
+    if (v.kind != schema::kVmaSysvShm) continue;
+    const bool last = i + 1 == ctx.vmas.size() || ctx.vmas[i + 1].kind != schema::kVmaSysvShm ||
+                      ctx.vmas[i + 1].pgoff == 0 || ctx.vmas[i + 1].shmem != v.shmem;
+    if (!last) continue;
+    for (const auto& seg : ctx.tree.ipc.shms)
+      if (seg.id == v.shmem && v.pgoff * 4096 + (v.end - v.start) < ((seg.size + 4095) & ~uint64_t{4095}))
+        return make_error("vma " + hex(v.start) + "-" + hex(v.end) +
+                          ": part of a SysV attach (its end is unmapped) not supported yet");
+  }
+  return {};
+}
+
 Result<schema::Vma> make_vma(DumpContext& ctx, const MapEntry& m) {
   schema::Vma v;
   v.pid = static_cast<uint32_t>(ctx.pid);
@@ -93,7 +133,7 @@ Result<schema::Vma> make_vma(DumpContext& ctx, const MapEntry& m) {
   // The kernel's own [vvar] pages are VM_PFNMAP too; those are handled by kind below.
   if (!m.special() && (m.has_flag("io") || m.has_flag("pf")))
     return refuse(m, "device mapping " + m.path);
-  if (m.path.starts_with("/SYSV")) return refuse(m, "SysV shared memory");
+  if (m.path.starts_with("/SYSV")) return sysv_attach(ctx, m, v);
   if (m.path.starts_with("/memfd:")) return refuse(m, "memfd mapping");
   if (m.shared &&
       (m.path.empty() || m.path.starts_with("[anon_shmem") || (m.path == "/dev/zero" && m.deleted)))
@@ -168,6 +208,7 @@ Status collect_vmas(DumpContext& ctx) {
     CR_TRY_ASSIGN(schema::Vma v, make_vma(ctx, m));
     ctx.vmas.push_back(std::move(v));
   }
+  CR_TRY(check_sysv_attaches(ctx));
   return find_syscall(ctx);
 }
 

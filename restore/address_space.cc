@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <linux/prctl.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 
@@ -39,6 +40,8 @@ bool is_private(const schema::Vma& v) {
 
 // What a VMA is mapped with before its pages arrive.
 uint32_t initial_prot(const schema::Vma& v) {
+  // A SysV attach is made read-write as a whole (attach_sysv); its pieces get their own after.
+  if (v.kind == schema::kVmaSysvShm) return PROT_READ | PROT_WRITE;
   return is_private(v) ? v.prot | PROT_READ | PROT_WRITE : v.prot;
 }
 
@@ -112,6 +115,23 @@ Status unmap_rest(RestoreContext& ctx) {
   return {};
 }
 
+// A SysV attach: the whole segment at the first Vma's address (pgoff 0); the Vmas after it that
+// continue the same attach (split by mprotect) are covered by it. Read-write (initial_prot), so
+// that the protections pass can give each piece its dumped protection, exec included.
+Status attach_sysv(RestoreContext& ctx, const schema::Vma& v) {
+  if (v.pgoff != 0) return {};  // crdump checked that it continues the attach before it
+  const auto& ids = ctx.ipc->shmids();
+  const auto it = ids.find(v.shmem);
+  if (it == ids.end())
+    return make_error("vma " + hex(v.start) + ": SysV segment object " + std::to_string(v.shmem) +
+                      " is not in the image");
+  CR_TRY_ASSIGN(uint64_t at, ctx.call("shmat", SYS_shmat, it->second, v.start, 0));
+  if (at != v.start)
+    return make_error("SysV segment " + std::to_string(it->second) + " attached at " + hex(at) +
+                      " instead of " + hex(v.start));
+  return apply_madvise(ctx, v);
+}
+
 Status map_vmas(RestoreContext& ctx) {
   // Consecutive VMAs of one file (a library's segments) share one remote open.
   std::string open_path;
@@ -172,6 +192,9 @@ Status map_vmas(RestoreContext& ctx) {
       open_path = via;
       fd = remote_fd;
       flags |= MAP_SHARED;
+    } else if (v.kind == schema::kVmaSysvShm) {
+      CR_TRY(attach_sysv(ctx, v));
+      continue;
     } else {
       flags |= MAP_PRIVATE | MAP_ANONYMOUS;
       if (v.kind == schema::kVmaStack || (v.flags & MAP_GROWSDOWN) != 0) flags |= MAP_GROWSDOWN;

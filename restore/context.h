@@ -15,6 +15,7 @@
 #include "common/scoped_fd.h"
 #include "format/record_reader.h"
 #include "restore/image.h"
+#include "restore/ipc.h"
 #include "restore/task_create.h"
 #include "sys/remote_syscalls.h"
 #include "sys/tracee.h"
@@ -70,6 +71,9 @@ struct RestoreContext {
   /// every process maps them through /proc/<crrestore>/fd/N.
   std::map<uint32_t, ScopedFd> shmem_fds;
   const std::map<uint32_t, ScopedFd>* shmems = nullptr;  // the root's, in every context
+  /// SysV objects of the tree's own IPC namespace: owned by the root, seen by every context.
+  std::unique_ptr<IpcBuilder> ipc_owner;
+  IpcBuilder* ipc = nullptr;
 
   sys::Tracee tracee;
   std::optional<sys::RemoteSyscalls> remote;

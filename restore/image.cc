@@ -149,6 +149,13 @@ Status stash_tree_record(const format::RecordReader& reader, TreeHead& head) {
       CR_TRY_ASSIGN(auto r, reader.decode<schema::ShmemData>());
       return head.on_shmem_data ? head.on_shmem_data(r, reader.tail()) : Status{};
     }
+    case schema::SysvLimits::kType:
+    case schema::SysvShm::kType:
+    case schema::SysvShmData::kType:
+    case schema::SysvMsgQueue::kType:
+    case schema::SysvMsg::kType:
+    case schema::SysvSem::kType:
+      return head.on_ipc ? head.on_ipc(reader) : Status{};
     default:
       return stash_head_record(reader, head.shared);
   }
@@ -332,8 +339,9 @@ Status check_memory(const ProcessImage& img) {
           return make_error("image has two vdso mappings of the same kind");
         break;
       case schema::kVmaAnonShared:
+      case schema::kVmaSysvShm:
         if (v.shmem == 0)
-          return make_error("vma " + hex(v.start) + ": shared anonymous memory names no object");
+          return make_error("vma " + hex(v.start) + ": shared memory that names no object");
         break;
       default:
         return make_error("vma " + hex(v.start) + ": unknown kind " + std::to_string(v.kind));
@@ -428,8 +436,11 @@ Result<size_t> check_pages(const std::vector<schema::Vma>& vmas, uint64_t vaddr,
   uint64_t covered = vmas[i].start;
   for (; i < vmas.size() && covered < end; ++i) {
     if (vmas[i].start != covered) break;
-    if (vmas[i].kind == schema::kVmaFileShared)
-      return make_error("pages at " + hex(vaddr) + " for the shared file mapping " + vmas[i].path);
+    // Shared memory has its contents in the file or in its object's records, never in Pages.
+    if (vmas[i].kind == schema::kVmaFileShared || vmas[i].kind == schema::kVmaAnonShared ||
+        vmas[i].kind == schema::kVmaSysvShm)
+      return make_error("pages at " + hex(vaddr) + " for the shared mapping " +
+                        hex(vmas[i].start) + " " + vmas[i].path);
     covered = vmas[i].end;
   }
   if (covered < end)

@@ -76,6 +76,8 @@ struct TreeHead {
   /// large: nothing is kept here). Without a handler they are skipped.
   std::function<Status(const schema::Shmem&)> on_shmem;
   std::function<Status(const schema::ShmemData&, std::span<const uint8_t>)> on_shmem_data;
+  /// SysV IPC records (a tree with its own IPC namespace), handed over as they are read.
+  std::function<Status(const format::RecordReader&)> on_ipc;
 };
 
 /// Reads the head up to (not including) the first body record (Mm, Vma, Pages or per-task).

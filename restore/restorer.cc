@@ -137,6 +137,8 @@ Status run(RestoreContext& root) {
   if (!root.stream_ended)
     return make_error("image holds records after the last process (offset " +
                       std::to_string(root.reader->offset()) + ")");
+  // Segments removed while attached go now that every process has attached its own.
+  CR_TRY(root.ipc->remove_marked());
   // Every process is ready: children first, so that a parent never runs while its children
   // are still held.
   auto t0 = Clock::now();

@@ -91,13 +91,29 @@ Status read_tree_head(RestoreContext& root) {
   head.on_shmem_data = [&shmem](const schema::ShmemData& d, std::span<const uint8_t> b) {
     return shmem.fill(d, b);
   };
+  root.ipc_owner = std::make_unique<IpcBuilder>();
+  root.ipc = root.ipc_owner.get();
+  bool ipc_records = false;
+  head.on_ipc = [&root, &ipc_records](const format::RecordReader& r) {
+    ipc_records = true;
+    return root.ipc->record(r);
+  };
   CR_TRY_ASSIGN(bool positioned, load_tree_head(*root.reader, head));
   CR_TRY(shmem.hand_over(root.shmem_fds));
   root.shmems = &root.shmem_fds;
+  // The contents are in: crrestore's own attaches go before the tree is forked from it.
+  root.ipc->detach_all();
   if (!positioned) return make_error("image ends before any process's memory");
   CR_TRY(check_tree_head(head));
-  if ((head.procs.front().process->flags & schema::kProcessZombie) != 0)
+  const uint32_t root_flags = head.procs.front().process->flags;
+  if ((root_flags & schema::kProcessZombie) != 0)
     return make_error("the image's root process is a zombie");
+  // The tree starts in a new IPC namespace of its own, with or without objects in it.
+  if ((root_flags & schema::kProcessOwnIpcNs) != 0) {
+    CR_TRY(root.ipc->enter_new_ns());
+  } else if (ipc_records) {
+    return make_error("image holds SysV IPC objects but its root has no IPC namespace of its own");
+  }
   root.img = std::move(head.procs.front());
   root.shared = std::move(head.shared);
   for (size_t i = 1; i < head.procs.size(); ++i) {
@@ -106,6 +122,7 @@ Status read_tree_head(RestoreContext& root) {
     ctx->opts.foreground_tty = -1;
     ctx->reader = root.reader;
     ctx->shmems = &root.shmem_fds;
+    ctx->ipc = root.ipc;
     ctx->img = std::move(head.procs[i]);
     root.others.push_back(std::move(ctx));
   }

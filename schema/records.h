@@ -52,6 +52,8 @@ CR_RECORD(Process, 0x0100, "process", "one process and its per-process attribute
 enum ProcessFlags : uint32_t {
   kProcessShellJob = 1,  // dumped with --shell-job: tty fds reconnect to the restorer's tty
   kProcessZombie = 2,    // exited, not yet reaped by its parent: no other record of it follows
+  kProcessOwnIpcNs = 4,  // (root) the tree has an IPC namespace of its own: its SysV objects
+                         // are in the image and restore makes a new namespace for them
 };
 
 CR_RECORD(Creds, 0x0101, "creds", "credentials of a process",
@@ -83,6 +85,7 @@ enum VmaKind : uint32_t {
   kVmaVvarVclock = 7,  // [vvar_vclock] (kernel 6.13+)
   kVmaFileShared = 8,  // MAP_SHARED of a file: contents live in the file
   kVmaAnonShared = 9,  // MAP_SHARED anonymous: maps the Shmem object `shmem`
+  kVmaSysvShm = 11,    // a shmat() attach: `shmem` names the SysvShm, `pgoff` is into it
 };
 
 CR_RECORD(Vma, 0x0111, "vma", "one mapping of a process",
@@ -94,7 +97,8 @@ CR_RECORD(Vma, 0x0111, "vma", "one mapping of a process",
           (u32, madv),   // MadvFlags below
           (str, path), (u64, dev), (u64, ino),
           (u64, file_size), (u64, file_mtime_ns),  // checked at restore for file mappings
-          (objref, shmem))  // kVmaAnonShared: the Shmem object it maps (pgoff is into it)
+          (objref, shmem))  // kVmaAnonShared: the Shmem object it maps (pgoff is into it);
+                            // kVmaSysvShm: the SysvShm segment attached
 
 // Shared anonymous memory (MAP_SHARED|MAP_ANONYMOUS, shared across fork): one object per
 // shmem file in the tree, its contents once, in the head (before any process's memory).
@@ -148,6 +152,39 @@ CR_RECORD(Itimer, 0x0123, "itimer", "ITIMER_REAL/VIRTUAL/PROF", (u32, pid), (u32
 CR_RECORD(PosixTimer, 0x0124, "posix_timer", "a timer_create() timer", (u32, pid), (u32, timer_id),
           (u32, clock_id), (u32, notify), (u32, signo), (u64, sigval), (u32, notify_tid),
           (u64, interval_ns), (u64, value_ns), (u32, overrun))
+
+// ---- SysV IPC (0x0300-0x03ff): the objects of the tree's own IPC namespace (kProcessOwnIpcNs),
+// with their ids, keys and permissions; restore creates each with its id (ipc sysctl *_next_id).
+
+CR_RECORD(SysvLimits, 0x0305, "sysv_limits",
+          "the namespace's IPC limits, set before its objects are made",
+          (u64s, values))  // kernel.msgmax, msgmnb, msgmni, shmmax, shmall, shmmni, sem (4)
+
+CR_RECORD(SysvShm, 0x0300, "sysv_shm", "a SysV shared memory segment (objdef)",
+          (objdef, id), (u32, shmid), (u32, key), (u32, uid), (u32, gid), (u32, cuid),
+          (u32, cgid), (u32, mode),  // permission bits
+          (u64, size),               // bytes, as shmget() was given
+          (u32, flags))              // SysvShmFlags
+
+enum SysvShmFlags : uint32_t {
+  kSysvShmRemoved = 1,  // IPC_RMID done while still attached: goes with its last detach
+  kSysvShmLocked = 2,   // SHM_LOCK
+};
+
+CR_RECORD_TAIL(SysvShmData, 0x0301, "sysv_shm_data",
+               "contents of a SysV segment from `offset`; tail = the bytes (zero pages omitted)",
+               (objref, shm), (u64, offset))
+
+CR_RECORD(SysvMsgQueue, 0x0302, "sysv_msg_queue", "a SysV message queue; its messages follow",
+          (u32, msqid), (u32, key), (u32, uid), (u32, gid), (u32, cuid), (u32, cgid), (u32, mode),
+          (u64, qbytes))  // msg_qbytes: the queue's byte limit
+
+CR_RECORD_TAIL(SysvMsg, 0x0303, "sysv_msg", "one queued message, in queue order; tail = its text",
+               (u32, msqid), (u64, mtype))
+
+CR_RECORD(SysvSem, 0x0304, "sysv_sem", "a SysV semaphore set",
+          (u32, semid), (u32, key), (u32, uid), (u32, gid), (u32, cuid), (u32, cgid), (u32, mode),
+          (u64s, values))  // semval of each semaphore
 
 // ---- Files (0x0200-0x02ff). A File is one open file description; Fds point at Files.
 
@@ -204,7 +241,8 @@ CR_RECORD(Fd, 0x0210, "fd", "one slot of a process's fd table", (u32, pid), (u32
 using AllRecords =
     std::tuple<StreamHeader, SchemaType, Trailer, ErrorRecord, Process, Creds, Rlimits, FsInfo, Mm,
                Vma, Pages, Shmem, ShmemData, Thread, Sigaction, PendingSignal, Itimer, PosixTimer,
-               Pipe, PipeData, File, FileData, Fd>;
+               Pipe, PipeData, File, FileData, Fd, SysvShm, SysvShmData, SysvMsgQueue, SysvMsg,
+               SysvSem, SysvLimits>;
 
 namespace detail {
 template <class Tuple, size_t... I>

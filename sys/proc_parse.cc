@@ -527,6 +527,19 @@ Result<std::vector<ProcTimer>> parse_timers(std::string_view text) {
   return out;
 }
 
+std::optional<std::vector<uint64_t>> parse_uint_list(std::string_view text) {
+  std::vector<uint64_t> out;
+  for (std::string_view rest = text;;) {
+    std::string_view tok = next_token(rest);
+    if (tok.empty()) break;
+    auto v = parse_uint(tok);
+    if (!v) return std::nullopt;
+    out.push_back(*v);
+  }
+  if (out.empty()) return std::nullopt;
+  return out;
+}
+
 std::vector<pid_t> parse_children(std::string_view text) {
   std::vector<pid_t> out;
   for (std::string_view rest = text;;) {

@@ -151,6 +151,9 @@ Result<std::vector<ProcTimer>> parse_timers(std::string_view text);
 std::vector<std::string_view> split_lines(std::string_view text);
 /// Parses an unsigned integer in `base`; the whole string must be used.
 std::optional<uint64_t> parse_uint(std::string_view s, int base = 10);
+/// Whitespace-separated unsigned numbers ("/proc/sys/kernel/sem": "32000 1024000000 500 32000");
+/// nullopt if any is not a number or there is none.
+std::optional<std::vector<uint64_t>> parse_uint_list(std::string_view text);
 /// "/proc/PID/task/TID/children": the pids of the thread's children, space separated.
 std::vector<pid_t> parse_children(std::string_view text);
 /// Parses /proc/PID/auxv: native u64 (type, value) pairs up to and including AT_NULL.

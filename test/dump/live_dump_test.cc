@@ -9,7 +9,9 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
+#include <mqueue.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -642,6 +644,36 @@ TEST(LiveDump, RefusesDeletedFileOpenAndMappedShared) {
       },
       check_alive);
   expect_refused(child, "that is also mapped shared not supported yet");
+}
+
+// SysV objects of the host's IPC namespace are the whole system's, not the tree's.
+TEST(LiveDump, RefusesSysvShmOfTheHostNamespace) {
+  Child child(
+      [] {
+        int id = shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600);
+        if (id < 0 || shmat(id, nullptr, 0) == reinterpret_cast<void*>(-1)) _exit(93);
+        shmctl(id, IPC_RMID, nullptr);  // goes with the child
+      },
+      check_alive);
+  expect_refused(child, "SysV shared memory of the host's IPC namespace");
+}
+
+// A POSIX message queue's fd looks like a regular file ("/name (deleted)" once unlinked): it
+// must be refused, not dumped as a deleted file.
+TEST(LiveDump, RefusesPosixMessageQueue) {
+  Child child(
+      [] {
+        const std::string name = "/crtools-test-" + std::to_string(getpid());
+        mqd_t q = mq_open(name.c_str(), O_CREAT | O_RDWR, 0600, nullptr);
+        if (q < 0) _exit(93);
+        mq_unlink(name.c_str());
+        if (q != 7) {
+          dup2(q, 7);
+          close(q);
+        }
+      },
+      check_alive);
+  expect_refused(child, "fd 7: POSIX message queue");
 }
 
 TEST(LiveDump, EventFdsKeepTheirState) {

@@ -40,6 +40,8 @@ std::string vma_kind_text(uint64_t kind) {
       return "file-shared";
     case schema::kVmaAnonShared:
       return "anon-shared";
+    case schema::kVmaSysvShm:
+      return "sysv-shm";
   }
   return "kind" + std::to_string(kind);
 }
