@@ -3,6 +3,9 @@
 // - The stream prefix carries the writer's format version. This build writes kFormatVersion.
 // - A record's layout or meaning never changes within a version: appending a field to a record
 //   is the only change allowed without a bump (older readers ignore it, newer readers zero it).
+//   A new record type, kind or flag is allowed too when a reader that does not know it
+//   cannot restore wrong: it skips an unknown record type, but refuses an unknown File or Vma
+//   kind and unknown Process flags (so new state is announced by one of those).
 //   Any other change bumps kFormatVersion and adds a conversion step from the previous version
 //   to format/convert.cc (1 -> 2: process trees), plus fixture images of the new version under
 //   test/fixtures/vN/.

@@ -324,5 +324,21 @@ TEST(Image, VerifyingSharedFilesNeedsNoMemoryMap) {
   EXPECT_TRUE(st.ok()) << st.error().message;
 }
 
+
+// Process flags this build does not know stand for state it would not restore: refused.
+TEST(Image, UnknownProcessFlagsAreRefused) {
+  TreeHead head;
+  head.procs.emplace_back();
+  head.procs.back().process = schema::Process{};
+  head.procs.back().process->pid = 4242;
+  head.procs.back().process->flags = schema::kProcessOwnIpcNs;
+  EXPECT_TRUE(check_tree_head(head).ok());
+  head.procs.back().process->flags |= 0x100;
+  auto st = check_tree_head(head);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("unknown to this build"), std::string::npos)
+      << st.error().message;
+}
+
 }  // namespace
 }  // namespace cr::restore
