@@ -62,6 +62,8 @@ const std::vector<ZdtmCase>& cases() {
       {"tree_zombie", {}},
       {"tree_shmem", {}},
       {"event_fds", {}},
+      {"pty_pair", {}},
+      {"pty_unread", {}, false, "pty with unread input"},
       {"socketpair_refused", {}, false, "socket"},
 
   };
