@@ -4,6 +4,7 @@
 // tree, a controlling terminal of a session that is not the tree's).
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -62,6 +63,11 @@ Status check_queues(const PtyEnds& e, int master, int slave) {
   if (out + sq > 0)
     return make_error(what + ": pty with unread output (" + std::to_string(out + sq) +
                       " bytes for the master) not supported yet");
+  // In packet mode a status change not yet read shows as POLLPRI (poll reads nothing).
+  pollfd pfd{master, POLLPRI, 0};
+  if (::poll(&pfd, 1, 0) < 0) return errno_error("poll the master");
+  if ((pfd.revents & POLLPRI) != 0)
+    return make_error(what + ": pty with an unread packet-mode status not supported yet");
   return {};
 }
 

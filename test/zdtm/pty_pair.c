@@ -1,15 +1,18 @@
 // Two pseudo-terminal pairs used inside the tree.
 //
-// Pair 1: the parent holds the master; a child in a session of its own has the slave as its
+// Pair 1: the parent holds the master; a child leads a session of its own with the slave as its
 // controlling terminal and as stdin/stdout, in raw mode at 9600 baud with a window size set, and
-// waits in read(). After restore the child checks its ttyname, session, foreground group,
-// termios, window size and /proc/self/stat tty_nr against what it saw before, and answers the
-// parent through the pty: bytes written to the master reach it and come back.
+// has made its own child (a process group of its own) the foreground one, which waits in read().
+// After restore that grandchild checks its ttyname, session, foreground group, termios, window
+// size and /proc/self/stat tty_nr against what it saw before, and answers the parent through
+// the pty: bytes written to the master reach it and come back. The leader checks it still has
+// the terminal.
 //
 // Pair 2: the parent holds master and slave; packet mode on the master, the slave exclusive,
 // the pair locked. After restore all three hold and a byte written to the slave arrives at the
 // master with its packet header.
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,7 +53,47 @@ static int same_termios(const struct termios *a, const struct termios *b) {
          cfgetispeed(a) == cfgetispeed(b) && cfgetospeed(a) == cfgetospeed(b);
 }
 
-static void child(const char *pts) {
+// The foreground process: checks the terminal after restore and echoes for the parent.
+static void foreground(int go, const char *name, unsigned long tty_nr,
+                       const struct termios *before) {
+  char c;
+  // Only once the leader has made our group the foreground one: a read from the background
+  // would stop us with SIGTTIN.
+  if (read(go, &c, 1) != 1 || c != 'g') _exit(51);
+  close(go);
+  // The dump happens while this read (or the one above) waits.
+  if (read(0, &c, 1) != 1) _exit(47);
+  char why[256] = "ok";
+  char now[64] = "";
+  struct termios after;
+  struct winsize ws;
+  if (ttyname_r(0, now, sizeof now) != 0 || strcmp(now, name) != 0)
+    snprintf(why, sizeof why, "ttyname '%s', want '%s'", now, name);
+  else if (tcgetsid(0) != getsid(0) || getsid(0) != getppid())
+    snprintf(why, sizeof why, "tcgetsid %d, want the leader's session %d", tcgetsid(0), getppid());
+  else if (tcgetpgrp(0) != getpid() || getpgrp() != getpid())
+    snprintf(why, sizeof why, "tcgetpgrp %d, want own group %d", tcgetpgrp(0), getpid());
+  else if (tcgetattr(0, &after) != 0 || !same_termios(before, &after))
+    snprintf(why, sizeof why, "termios differ (lflag %o -> %o)", before->c_lflag, after.c_lflag);
+  else if (ioctl(0, TIOCGWINSZ, &ws) != 0 || memcmp(&ws, &kWinsize, sizeof ws) != 0)
+    snprintf(why, sizeof why, "window %ux%u, want %ux%u", ws.ws_col, ws.ws_row, kWinsize.ws_col,
+             kWinsize.ws_row);
+  else if (tty_nr_of_self() != tty_nr)
+    snprintf(why, sizeof why, "tty_nr %lu, want %lu", tty_nr_of_self(), tty_nr);
+  char line[300];
+  snprintf(line, sizeof line, "%s %c", why, c);
+  reply(line);
+  // Echo until 'q'.
+  for (;;) {
+    if (read(0, &c, 1) != 1) _exit(48);
+    if (c == 'q') _exit(0);
+    if (write(1, &c, 1) != 1) _exit(49);
+  }
+}
+
+// The session leader: takes the slave as its controlling terminal, sets raw mode and a window
+// size, and hands the foreground to a child in a process group of its own.
+static void leader(const char *pts) {
   close(3);
   if (setsid() < 0) _exit(40);
   // A session leader without a terminal opening one (no O_NOCTTY) makes it its own.
@@ -69,37 +112,26 @@ static void child(const char *pts) {
   const unsigned long tty_nr = tty_nr_of_self();
   struct termios before;
   if (tcgetattr(0, &before) != 0) _exit(45);
-  if (write(1, "R", 1) != 1) _exit(46);
-
-  // The dump happens while this read waits.
-  char c;
-  if (read(0, &c, 1) != 1) _exit(47);
-  char why[256] = "ok";
-  char now[64] = "";
-  struct termios after;
-  struct winsize ws;
-  if (ttyname_r(0, now, sizeof now) != 0 || strcmp(now, name) != 0)
-    snprintf(why, sizeof why, "ttyname '%s', want '%s'", now, name);
-  else if (tcgetsid(0) != getpid())
-    snprintf(why, sizeof why, "tcgetsid %d, want %d", tcgetsid(0), getpid());
-  else if (tcgetpgrp(0) != getpgrp())
-    snprintf(why, sizeof why, "tcgetpgrp %d, want %d", tcgetpgrp(0), getpgrp());
-  else if (tcgetattr(0, &after) != 0 || !same_termios(&before, &after))
-    snprintf(why, sizeof why, "termios differ (lflag %o -> %o)", before.c_lflag, after.c_lflag);
-  else if (ioctl(0, TIOCGWINSZ, &ws) != 0 || memcmp(&ws, &kWinsize, sizeof ws) != 0)
-    snprintf(why, sizeof why, "window %ux%u, want %ux%u", ws.ws_col, ws.ws_row, kWinsize.ws_col,
-             kWinsize.ws_row);
-  else if (tty_nr_of_self() != tty_nr)
-    snprintf(why, sizeof why, "tty_nr %lu, want %lu", tty_nr_of_self(), tty_nr);
-  char line[300];
-  snprintf(line, sizeof line, "%s %c", why, c);
-  reply(line);
-  // Echo until 'q'.
-  for (;;) {
-    if (read(0, &c, 1) != 1) _exit(48);
-    if (c == 'q') _exit(0);
-    if (write(1, &c, 1) != 1) _exit(49);
+  int go[2];
+  if (pipe(go) != 0) _exit(52);
+  pid_t fg = fork();
+  if (fg < 0) _exit(53);
+  if (fg == 0) {
+    close(go[1]);
+    setpgid(0, 0);
+    foreground(go[0], name, tty_nr, &before);
   }
+  close(go[0]);
+  if (setpgid(fg, fg) != 0 && errno != EACCES) _exit(54);
+  if (tcsetpgrp(0, fg) != 0 || write(go[1], "g", 1) != 1) _exit(55);
+  close(go[1]);
+  if (write(1, "R", 1) != 1) _exit(46);
+  // Waits for the foreground child across the dump, then checks it still leads the session.
+  int st;
+  if (waitpid(fg, &st, 0) != fg || !WIFEXITED(st)) _exit(56);
+  if (WEXITSTATUS(st) != 0) _exit(WEXITSTATUS(st));
+  if (tcgetsid(0) != getpid() || tty_nr_of_self() != tty_nr) _exit(57);
+  _exit(0);
 }
 
 static int open_pair(char *pts, size_t cap) {
@@ -133,7 +165,7 @@ int main(void) {
   if (kid < 0) test_fail_errno("fork");
   if (kid == 0) {
     close(m);
-    child(pts);
+    leader(pts);
   }
   char c = 0;
   read_exact(m, &c, 1, "child ready");
@@ -152,9 +184,10 @@ int main(void) {
 
   if (get_int(m, TIOCGPTN, "TIOCGPTN") != index) test_fail("pair 1 index changed from %d", index);
   if (get_int(m2, TIOCGPTN, "TIOCGPTN 2") != index2) test_fail("pair 2 index changed");
-  // Through the master: the slave's session and foreground group are the child's.
+  // Through the master: the slave's session is the child's, its foreground group another.
   if (get_int(m, TIOCGSID, "TIOCGSID") != kid) test_fail("pair 1 session is not the child's");
-  if (get_int(m, TIOCGPGRP, "TIOCGPGRP") != kid) test_fail("pair 1 foreground group");
+  const int fg = get_int(m, TIOCGPGRP, "TIOCGPGRP");
+  if (fg == kid || fg <= 0 || getpgid(fg) != fg) test_fail("pair 1 foreground group %d", fg);
   struct winsize ws;
   if (ioctl(m, TIOCGWINSZ, &ws) != 0 || memcmp(&ws, &kWinsize, sizeof ws) != 0)
     test_fail("pair 1 window size seen from the master");
