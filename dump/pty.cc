@@ -52,22 +52,23 @@ Result<int> int_ioctl(int fd, unsigned long req, const char* name) {
 // Bytes waiting in either direction. n_tty cannot show them without consuming them, so a pair
 // holding any is refused rather than restored without them.
 Status check_queues(const PtyEnds& e, int master, int slave) {
-  const std::string what = "fd " + std::to_string(e.master_fd) + ": pty " + pts_name(e.index);
+  const std::string fd = "fd " + std::to_string(e.master_fd) + ": pty with ";
+  const std::string pts = pts_name(e.index);
   CR_TRY_ASSIGN(int out, int_ioctl(master, FIONREAD, "FIONREAD on the master"));
   CR_TRY_ASSIGN(int in, int_ioctl(slave, FIONREAD, "FIONREAD on the slave"));
   CR_TRY_ASSIGN(int mq, int_ioctl(master, TIOCOUTQ, "TIOCOUTQ on the master"));
   CR_TRY_ASSIGN(int sq, int_ioctl(slave, TIOCOUTQ, "TIOCOUTQ on the slave"));
   if (in + mq > 0)
-    return make_error(what + ": pty with unread input (" + std::to_string(in + mq) +
-                      " bytes for the slave) not supported yet");
+    return make_error(fd + "unread input (" + std::to_string(in + mq) + " bytes for the slave " +
+                      pts + ") not supported yet");
   if (out + sq > 0)
-    return make_error(what + ": pty with unread output (" + std::to_string(out + sq) +
-                      " bytes for the master) not supported yet");
+    return make_error(fd + "unread output (" + std::to_string(out + sq) + " bytes from the slave " +
+                      pts + ") not supported yet");
   // In packet mode a status change not yet read shows as POLLPRI (poll reads nothing).
   pollfd pfd{master, POLLPRI, 0};
   if (::poll(&pfd, 1, 0) < 0) return errno_error("poll the master");
   if ((pfd.revents & POLLPRI) != 0)
-    return make_error(what + ": pty with an unread packet-mode status not supported yet");
+    return make_error(fd + "an unread packet-mode status (" + pts + ") not supported yet");
   return {};
 }
 
