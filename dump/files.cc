@@ -220,6 +220,14 @@ class FileCollector {
     }
   }
 
+  // A slave of a pair whose master the tree holds (the same devpts instance as the slave
+  // read_pty checks against /dev/pts).
+  bool is_tree_pty_slave(const FdEntry& e) const {
+    const int64_t idx = pts_index(e.st);
+    auto it = idx < 0 ? ptys_.end() : ptys_.find(static_cast<uint32_t>(idx));
+    return it != ptys_.end() && it->second.slave_st.st_dev == e.st.st_dev;
+  }
+
   Result<uint32_t> pty_object(uint32_t index) {
     auto it = pty_ids_.find(index);
     if (it != pty_ids_.end()) return it->second;
@@ -355,9 +363,14 @@ class FileCollector {
       CR_TRY_ASSIGN(f.pipe, pipe_object(e));
     } else if (is_ptmx(e.st)) {
       if (e.info.tty_index < 0) return refuse(e.fd, "pty master " + e.link + " without tty-index");
+      // Each open of a ptmx makes a pair: a second description with this index is another
+      // devpts instance's pair.
+      if (pty_ids_.count(static_cast<uint32_t>(e.info.tty_index)) != 0)
+        return refuse(e.fd, "a second pty master with index " + std::to_string(e.info.tty_index) +
+                                " (another devpts instance)");
       f.kind = schema::kFilePtyMaster;
       CR_TRY_ASSIGN(f.object, pty_object(static_cast<uint32_t>(e.info.tty_index)));
-    } else if (pts_index(e.st) >= 0 && ptys_.count(static_cast<uint32_t>(pts_index(e.st))) != 0) {
+    } else if (is_tree_pty_slave(e)) {
       f.kind = schema::kFilePtySlave;
       CR_TRY_ASSIGN(f.object, pty_object(static_cast<uint32_t>(pts_index(e.st))));
     } else if (is_tty(e.st)) {
