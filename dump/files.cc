@@ -1,6 +1,7 @@
 // The fd tables of the tree: one File per open file description (shared by dup or by fork, told
 // apart with kcmp), Pipe objects with their queued bytes (peeked with tee(2), never consumed),
-// contents of deleted files, and one Fd per slot of each process.
+// Pty objects for the pty pairs whose master is in the tree (pty.cc), contents of deleted
+// files, and one Fd per slot of each process.
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/kcmp.h>
@@ -57,6 +58,16 @@ bool is_tty(const struct stat& st) {
   if (!S_ISCHR(st.st_mode)) return false;
   unsigned ma = major(st.st_rdev);
   return (ma >= 136 && ma <= 143) || ma == 4 || ma == 5;
+}
+
+bool is_ptmx(const struct stat& st) {
+  return S_ISCHR(st.st_mode) && major(st.st_rdev) == 5 && minor(st.st_rdev) == 2;
+}
+
+// The index of a Unix98 pty slave (/dev/pts/N is MKDEV(136, N)), or -1.
+int64_t pts_index(const struct stat& st) {
+  if (!S_ISCHR(st.st_mode) || major(st.st_rdev) != 136) return -1;
+  return minor(st.st_rdev);
 }
 
 bool is_plain_device(const struct stat& st) {
@@ -141,6 +152,7 @@ class FileCollector {
       if (acc == O_RDONLY || acc == O_RDWR) pipe_ends_[e.st.st_ino].first = true;
       if (acc == O_WRONLY || acc == O_RDWR) pipe_ends_[e.st.st_ino].second = true;
     }
+    find_ptys();
     for (size_t i = 0; i < entries_.size(); ++i) {
       FdEntry& e = entries_[i];
       e.file_id = shared_description(i);
@@ -160,7 +172,7 @@ class FileCollector {
       rec.fd_flags = (e.info.flags & O_CLOEXEC) ? FD_CLOEXEC : 0;
       t_.fds.push_back(rec);
     }
-    return {};
+    return check_pty_holders(tree_, t_.ptys);
   }
 
  private:
@@ -180,6 +192,44 @@ class FileCollector {
       entries_.push_back(std::move(e));
     }
     return {};
+  }
+
+  // The pty pairs whose master the tree holds, each with one of its slave fds in the tree.
+  void find_ptys() {
+    for (const FdEntry& e : entries_) {
+      if (!is_ptmx(e.st) || e.info.tty_index < 0) continue;
+      PtyEnds& p = ptys_[static_cast<uint32_t>(e.info.tty_index)];
+      if (p.master_pid != 0) continue;
+      p.index = static_cast<uint32_t>(e.info.tty_index);
+      p.master_pid = e.proc->pid;
+      p.master_fd = e.fd;
+    }
+    for (const FdEntry& e : entries_) {
+      const int64_t idx = pts_index(e.st);
+      auto it = idx < 0 ? ptys_.end() : ptys_.find(static_cast<uint32_t>(idx));
+      if (it == ptys_.end() || it->second.slave_pid != 0) continue;
+      it->second.slave_pid = e.proc->pid;
+      it->second.slave_fd = e.fd;
+      it->second.slave_st = e.st;
+    }
+  }
+
+  // A slave of a pair whose master the tree holds (the same devpts instance as the slave
+  // read_pty checks against /dev/pts).
+  bool is_tree_pty_slave(const FdEntry& e) const {
+    const int64_t idx = pts_index(e.st);
+    auto it = idx < 0 ? ptys_.end() : ptys_.find(static_cast<uint32_t>(idx));
+    return it != ptys_.end() && it->second.slave_st.st_dev == e.st.st_dev;
+  }
+
+  Result<uint32_t> pty_object(uint32_t index) {
+    auto it = pty_ids_.find(index);
+    if (it != pty_ids_.end()) return it->second;
+    CR_TRY_ASSIGN(schema::Pty p, read_pty(tree_, ptys_.at(index)));
+    p.id = tree_.next_obj_id++;
+    t_.ptys.push_back(std::move(p));
+    pty_ids_[index] = t_.ptys.back().id;
+    return t_.ptys.back().id;
   }
 
   // Errors about another process than the root name it.
@@ -305,8 +355,18 @@ class FileCollector {
     } else if (S_ISFIFO(e.st.st_mode)) {
       f.kind = schema::kFileFifo;
       CR_TRY_ASSIGN(f.pipe, pipe_object(e));
-    } else if (S_ISCHR(e.st.st_mode) && major(e.st.st_rdev) == 5 && minor(e.st.st_rdev) == 2) {
-      return refuse(e.fd, "pty master " + e.link);
+    } else if (is_ptmx(e.st)) {
+      if (e.info.tty_index < 0) return refuse(e.fd, "pty master " + e.link + " without tty-index");
+      // Each open of a ptmx makes a pair: a second description with this index is another
+      // devpts instance's pair.
+      if (pty_ids_.count(static_cast<uint32_t>(e.info.tty_index)) != 0)
+        return refuse(e.fd, "a second pty master with index " + std::to_string(e.info.tty_index) +
+                                " (another devpts instance)");
+      f.kind = schema::kFilePtyMaster;
+      CR_TRY_ASSIGN(f.object, pty_object(static_cast<uint32_t>(e.info.tty_index)));
+    } else if (is_tree_pty_slave(e)) {
+      f.kind = schema::kFilePtySlave;
+      CR_TRY_ASSIGN(f.object, pty_object(static_cast<uint32_t>(pts_index(e.st))));
     } else if (is_tty(e.st)) {
       if (!e.proc->opts.shell_job)
         return make_error(fd_name(e.fd) + ": tty " + e.link +
@@ -359,6 +419,8 @@ class FileCollector {
   std::vector<FdEntry> entries_;
   std::map<ino_t, std::pair<bool, bool>> pipe_ends_;  // read end seen, write end seen
   std::map<ino_t, uint32_t> pipe_ids_;
+  std::map<uint32_t, PtyEnds> ptys_;      // by pts index: the tree's pty pairs
+  std::map<uint32_t, uint32_t> pty_ids_;  // pts index -> Pty id
 };
 
 }  // namespace

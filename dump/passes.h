@@ -25,6 +25,23 @@ Status collect_files(DumpTree& tree);
 /// Writes a deleted file's contents as FileData records of at most 1 MiB each.
 Status write_file_data(format::RecordWriter& out, uint32_t file, std::span<const uint8_t> data);
 
+/// pty.cc: where the tree holds a pty pair: its master and one slave fd (pid 0: none).
+struct PtyEnds {
+  uint32_t index = 0;
+  pid_t master_pid = 0, slave_pid = 0;
+  int master_fd = -1, slave_fd = -1;
+  struct stat slave_st {};
+};
+/// The pair's state (termios, window size, packet/lock/exclusive, session and foreground group)
+/// read through copies of the tree's fds; refuses queued bytes, a slave open nowhere in the
+/// tree, another devpts instance, and a session the tree does not lead.
+Result<schema::Pty> read_pty(const DumpTree& tree, const PtyEnds& ends);
+/// Refuses when a process outside the tree holds one of `ptys` (either end, or as its
+/// controlling terminal): the restored pair would leave it out.
+Status check_pty_holders(const DumpTree& tree, const std::vector<schema::Pty>& ptys);
+/// A slave's device number as /proc/PID/stat prints tty_nr.
+uint32_t pty_tty_nr(dev_t rdev);
+
 /// remote_state.cc: sigactions, altstack, itimers, posix timers, clear_child_tid,
 /// securebits and brk, by system calls injected into the task.
 Status collect_remote_state(DumpContext& ctx);

@@ -1,6 +1,6 @@
 // Writing the collected state in the stream's fixed order (everything but the pages):
 // every Process; per process Creds, Rlimits, FsInfo; the SysV objects of a tree with its own IPC
-// namespace; Pipe, PipeData, File, FileData; every Fd;
+// namespace; Pty, Pipe, PipeData, File, FileData; every Fd;
 // then per process: Mm, Vma | Pages | Sigaction, Itimer, PosixTimer, PendingSignal (shared,
 // then per thread), Thread (leader first). One process gives the version 1 order exactly.
 #include <sched.h>
@@ -25,6 +25,7 @@ Status write_tree_head(DumpTree& tree) {
   }
   CR_TRY(write_ipc(tree));
   const FileTable& t = tree.files;
+  for (const auto& p : t.ptys) CR_TRY(out.write(p));
   for (const auto& p : t.pipes) CR_TRY(out.write(p));
   for (const auto& [pipe, data] : t.pipe_data) CR_TRY(out.write(schema::PipeData{pipe}, data));
   for (const auto& f : t.files) CR_TRY(out.write(f));

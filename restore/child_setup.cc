@@ -17,6 +17,7 @@
 
 #include "restore/fd_plan.h"
 #include "restore/open_files.h"
+#include "restore/pty.h"
 #include "restore/task_create.h"
 
 namespace cr::restore {
@@ -99,14 +100,19 @@ Status set_rlimits(const RestoreContext& ctx, int report_fd) {
   return {};
 }
 
-// Before any child is forked, so that they start in the right session. Joining another
-// process's group waits until every process exists (crrestore does it, tree.cc).
-Status set_session(const RestoreContext& ctx, bool is_root, int report_fd) {
+// Before any child is forked, so that they start in the right session, with its controlling
+// terminal. Joining another process's group waits until every process exists (crrestore does it,
+// tree.cc).
+Status set_session(const RestoreContext& root, const RestoreContext& ctx, const Carriers& carriers,
+                   int report_fd) {
+  const bool is_root = &root == &ctx;
   const auto& p = *ctx.img.process;
   if (p.sid == p.pid) {
     if (::setsid() < 0) return errno_error("setsid");
+    CR_TRY(restore_controlling_tty(root.shared, p, carriers));
   } else if (p.pgid == p.pid) {
     if (::setpgid(0, 0) != 0) return errno_error("setpgid");
+    CR_TRY(restore_controlling_tty(root.shared, p, carriers));
   } else if (is_root && static_cast<pid_t>(p.pgid) != ::getpgrp()) {
     report(
         report_fd, 'W',
@@ -161,7 +167,7 @@ Status fork_children(const RestoreContext& root, const RestoreContext& me, const
 Status setup(const RestoreContext& root, const RestoreContext& ctx, const Carriers& carriers,
              int* report_fd) {
   const auto& p = *ctx.img.process;
-  CR_TRY(set_session(ctx, &root == &ctx, *report_fd));
+  CR_TRY(set_session(root, ctx, carriers, *report_fd));
   CR_TRY(fork_children(root, ctx, carriers, *report_fd));
   CR_TRY(build_fd_table(ctx, carriers, report_fd));
   if (ctx.img.fs && !ctx.img.fs->cwd.empty() && ::chdir(ctx.img.fs->cwd.c_str()) != 0)

@@ -57,6 +57,11 @@ Status stash_head_record(const format::RecordReader& reader, ProcessImage& img) 
       it->second.data.insert(it->second.data.end(), tail.begin(), tail.end());
       return {};
     }
+    case schema::Pty::kType: {
+      CR_TRY_ASSIGN(auto p, reader.decode<schema::Pty>());
+      img.ptys[p.id] = std::move(p);
+      return {};
+    }
     case schema::File::kType: {
       CR_TRY_ASSIGN(auto f, reader.decode<schema::File>());
       uint32_t id = f.id;
@@ -373,8 +378,12 @@ Status check_files(const ProcessImage& img) {
                         " not in the image");
     if (f.kind == schema::kFilePipe && f.pipe == 0)
       return make_error("pipe file " + std::to_string(id) + " names no pipe");
-    if (f.kind < schema::kFileRegular || f.kind > schema::kFileTimerfd)
+    const bool pty = f.kind == schema::kFilePtyMaster || f.kind == schema::kFilePtySlave;
+    if (!pty && (f.kind < schema::kFileRegular || f.kind > schema::kFileTimerfd))
       return make_error("file " + std::to_string(id) + ": unknown kind " + std::to_string(f.kind));
+    if (pty && img.ptys.count(f.object) == 0)
+      return make_error("pty file " + std::to_string(id) + " names pty " +
+                        std::to_string(f.object) + " not in the image");
   }
   return {};
 }

@@ -41,6 +41,7 @@ struct ProcessImage {
   std::optional<schema::Rlimits> rlimits;
   std::optional<schema::FsInfo> fs;
   std::optional<schema::Mm> mm;
+  std::map<uint32_t, schema::Pty> ptys;       // by Pty id
   std::map<uint32_t, PipeImage> pipes;        // by Pipe id
   std::map<uint32_t, schema::File> files;     // by File id
   std::map<uint32_t, FileContent> file_data;  // by File id (deleted files)

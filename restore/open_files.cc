@@ -12,6 +12,8 @@
 #include <map>
 #include <set>
 
+#include "restore/pty.h"
+
 namespace cr::restore {
 
 namespace {
@@ -104,6 +106,9 @@ class Opener {
     }
   }
 
+  /// What can only be set once every file is open (pty lock and exclusive mode).
+  Status finish() { return ptys_.finish(); }
+
   Result<int> open(const schema::File& f) {
     switch (f.kind) {
       case schema::kFileRegular:
@@ -137,6 +142,10 @@ class Opener {
       case schema::kFileSignalfd:
       case schema::kFileTimerfd:
         return open_event_fd(f);
+      case schema::kFilePtyMaster:
+        return ptys_.open_master(img_.ptys.at(f.object), f.flags);
+      case schema::kFilePtySlave:
+        return ptys_.open_slave(img_.ptys.at(f.object), f.flags);
       default:
         return make_error("file " + std::to_string(f.id) + ": unknown kind");
     }
@@ -237,6 +246,7 @@ class Opener {
   const ProcessImage& img_;
   const RestoreOptions& opts_;
   std::map<uint32_t, Ends> pipes_;
+  PtyMaker ptys_;
   std::set<uint32_t> filled_fifos_;
 };
 
@@ -252,6 +262,11 @@ Result<std::vector<FdSource>> open_files(const ProcessImage& img, const RestoreO
     auto r = opener.open(f);
     if (!r.ok()) return std::move(r).error().wrap("fd " + std::to_string(fd.fd));
     out.push_back({fd.file, *r});
+  }
+  auto st = opener.finish();
+  if (!st.ok()) {
+    for (const FdSource& s : out) ::close(s.fd);
+    return std::move(st).error();
   }
   return out;
 }

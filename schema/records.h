@@ -234,6 +234,25 @@ CR_RECORD(File, 0x0202, "file", "an open file description",
 CR_RECORD_TAIL(FileData, 0x0203, "file_data", "contents of a deleted file; tail = the bytes",
                (objref, file), (u64, offset))
 
+// ---- Pseudo-terminals (0x0240-0x024f). A Pty is one pair, defined before the Files that open
+// its master (kFilePtyMaster) or slave (kFilePtySlave) and name it as their `object`.
+
+enum PtyFlags : uint32_t {
+  kPtyPacket = 1,     // TIOCPKT mode on the master
+  kPtyLocked = 2,     // TIOCSPTLCK: the slave cannot be opened
+  kPtyExclusive = 4,  // TIOCEXCL on the slave
+};
+
+CR_RECORD(Pty, 0x0240, "pty", "a pseudo-terminal pair (objdef): /dev/pts/<index> and its master",
+          (objdef, id), (u32, index),
+          (u32, iflag), (u32, oflag), (u32, cflag), (u32, lflag), (u32, line),
+          (bytes, cc),                  // c_cc as struct termios2 holds it (19 bytes)
+          (u32, ispeed), (u32, ospeed),  // baud rates (TCGETS2)
+          (u32, rows), (u32, cols), (u32, xpixel), (u32, ypixel),  // TIOCGWINSZ
+          (u32, flags),  // PtyFlags
+          (u32, sid),    // the session whose controlling terminal the slave is, 0 = none
+          (u32, pgrp))   // its foreground process group (with sid)
+
 CR_RECORD(Fd, 0x0210, "fd", "one slot of a process's fd table", (u32, pid), (u32, fd),
           (objref, file), (u32, fd_flags))  // FD_CLOEXEC
 
@@ -242,7 +261,7 @@ using AllRecords =
     std::tuple<StreamHeader, SchemaType, Trailer, ErrorRecord, Process, Creds, Rlimits, FsInfo, Mm,
                Vma, Pages, Shmem, ShmemData, Thread, Sigaction, PendingSignal, Itimer, PosixTimer,
                Pipe, PipeData, File, FileData, Fd, SysvShm, SysvShmData, SysvMsgQueue, SysvMsg,
-               SysvSem, SysvLimits>;
+               SysvSem, SysvLimits, Pty>;
 
 namespace detail {
 template <class Tuple, size_t... I>

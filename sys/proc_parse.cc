@@ -325,7 +325,7 @@ Result<ProcStat> parse_stat(std::string_view text) {
   if (f.size() < 49) return make_error("stat: only " + std::to_string(f.size() + 2) + " fields");
   auto field = [&](int n) -> Result<uint64_t> {
     auto v = parse_uint(f[n - 3]);
-    // Signed fields (ppid of init is 0; tty_nr...) are not read here, so this stays unsigned.
+    // tty_nr is printed signed but is a device number (never negative): read unsigned too.
     if (!v)
       return make_error("stat: field " + std::to_string(n) + " is '" + std::string(f[n - 3]) + "'");
     return *v;
@@ -334,6 +334,7 @@ Result<ProcStat> parse_stat(std::string_view text) {
   CR_TRY_ASSIGN(s.ppid, field(4));
   CR_TRY_ASSIGN(s.pgrp, field(5));
   CR_TRY_ASSIGN(s.session, field(6));
+  CR_TRY_ASSIGN(s.tty_nr, field(7));
   CR_TRY_ASSIGN(s.num_threads, field(20));
   CR_TRY_ASSIGN(s.start_code, field(26));
   CR_TRY_ASSIGN(s.end_code, field(27));
@@ -398,6 +399,10 @@ Result<Fdinfo> parse_fdinfo(std::string_view text) {
       auto v = parse_uint(val, 16);
       if (!v) return bad("fdinfo", line);
       fi.eventfd_count = *v;
+    } else if (key == "tty-index") {
+      auto v = parse_uint(val);
+      if (!v) return bad("fdinfo", line);
+      fi.tty_index = static_cast<int64_t>(*v);
     } else if (key == "eventfd-semaphore") {
       fi.eventfd_semaphore = val == "1";
     } else if (key == "tfd") {

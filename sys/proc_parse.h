@@ -96,6 +96,7 @@ struct ProcStat {
   std::string comm;
   char state = 0;
   pid_t ppid = 0, pgrp = 0, session = 0;
+  uint32_t tty_nr = 0;  // field 7: the controlling terminal's device number (new encoding), 0 none
   uint32_t num_threads = 0;
   uint64_t start_code = 0, end_code = 0, start_stack = 0;
   uint64_t start_data = 0, end_data = 0, start_brk = 0, arg_start = 0, arg_end = 0, env_start = 0,
@@ -124,6 +125,8 @@ struct Fdinfo {
   // timerfd: remaining time and period, expirations not yet read
   uint32_t clockid = 0, settime_flags = 0;
   uint64_t ticks = 0, value_ns = 0, interval_ns = 0;
+  // pty master (/dev/ptmx): the index of its /dev/pts/N, -1 when the line is absent
+  int64_t tty_index = -1;
 };
 Result<Fdinfo> parse_fdinfo(std::string_view text);
 std::string_view fdinfo_kind_name(FdinfoKind k);

@@ -175,6 +175,25 @@ TEST(CrrestoreFailure, PidInUse) {
   expect_intact(t);
 }
 
+// A pty pair's index held by another process (here the original, left running): crrestore
+// says so in one line before it creates any process, and the original is undisturbed.
+TEST(CrrestoreFailure, PtyIndexInUse) {
+  if (!tools_present()) return;
+  TempDir dir;
+  Target t = Target::start(dir, {zdtm_path("pty_pair")});
+  ASSERT_GT(t.pid(), 0) << t.error();
+  ToolRun d =
+      run_tool(dir, "crdump", {"--leave-running", "-o", dir.path("img"), std::to_string(t.pid())});
+  ASSERT_TRUE(d.status.ok()) << d.describe();
+  ToolRun r = run_tool(dir, "crrestore", {"-d", "-i", dir.path("img")});
+  note("pty index in use", r.err);
+  EXPECT_TRUE(r.status.exited && r.status.code == 1) << r.describe();
+  EXPECT_TRUE(r.one_line_error("crrestore")) << r.err;
+  EXPECT_NE(r.err.find("pty /dev/pts/"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("is in use"), std::string::npos) << r.err;
+  expect_intact(t);
+}
+
 // Damaged images: the dump of an 8 MiB program, cut or with one byte flipped.
 class CrrestoreDamaged : public ::testing::Test {
  protected:

@@ -1,6 +1,6 @@
-// Unmodified Debian programs (bash, python3, sleep, a multi-threaded zstd) dumped and restored,
-// and the zstd pipelines around the tools (external zstd both ways, crdump -z, and a second
-// dump of a restored task).
+// Unmodified Debian programs (bash, python3, sleep, a multi-threaded zstd, cat on a pty) dumped
+// and restored, and the zstd pipelines around the tools (external zstd both ways, crdump -z, and
+// a second dump of a restored task).
 #include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -156,6 +156,55 @@ sys.exit(1)
       ASSERT_EQ(task_count(pid), 5) << "the workers finished before the dump: make them work longer";
     });
   }
+}
+
+// python3 pty.fork() running cat: python holds the master, cat (in a session of its own) the
+// slave as its controlling terminal in cooked mode, with a window size set by python. A line
+// goes through before the dump (echo and cat's copy, both read), another after restore; then
+// ^D ends cat, whose exit status python checks.
+TEST(RealPrograms, PythonPtyForkCat) {
+  if (!tools_present()) return;
+  const std::string script = R"(
+import fcntl, os, pty, select, signal, struct, sys, termios
+def fail(why):
+    print('FAIL: ' + why, file=sys.stderr)
+    sys.exit(1)
+def expect(fd, want):
+    got = b''
+    while got != want:
+        r, _, _ = select.select([fd], [], [], 60)
+        if not r:
+            fail('waited for %r, got %r' % (want, got))
+        got += os.read(fd, 100)
+        if not want.startswith(got):
+            fail('want %r, got %r' % (want, got))
+pid, fd = pty.fork()
+if pid == 0:
+    os.close(3)  # the harness's ready pipe: python's to close
+    os.execv('/bin/cat', ['cat'])
+fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack('HHHH', 33, 77, 0, 0))
+os.write(fd, b'before\n')
+expect(fd, b'before\r\nbefore\r\n')
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+os.close(3)
+signal.sigwait([signal.SIGTERM])
+rows, cols, _, _ = struct.unpack('HHHH', fcntl.ioctl(fd, termios.TIOCGWINSZ, b'\0' * 8))
+if (rows, cols) != (33, 77):
+    fail('window %dx%d' % (cols, rows))
+TIOCGSID = 0x5429  # not in python's termios
+sid = struct.unpack('i', fcntl.ioctl(fd, TIOCGSID, b'\0' * 4))[0]
+fg = struct.unpack('i', fcntl.ioctl(fd, termios.TIOCGPGRP, b'\0' * 4))[0]
+if sid != pid or fg != pid:
+    fail('session %d, foreground group %d of the slave; cat is %d' % (sid, fg, pid))
+os.write(fd, b'after\n')
+expect(fd, b'after\r\nafter\r\n')
+os.write(fd, b'\x04')
+_, status = os.waitpid(pid, 0)
+if status != 0:
+    fail('cat exit status %#x' % status)
+print('PASS', file=sys.stderr)
+)";
+  for (Mode mode : kModes) dump_restore_python(script, mode, nullptr);
 }
 
 // 64 MiB of deterministic, semi-compressible data (words from a small list and random bytes,

@@ -63,6 +63,10 @@ const std::vector<ZdtmCase>& cases() {
       {"tree_shmem", {}},
       {"event_fds", {}},
       {"sysv_ipc", {}},
+      {"pty_pair", {}},
+      {"pty_unread", {}, false, "pty with unread input"},
+      {"pty_outside", {"outside"}, false, "outside the process tree", "pty_refused"},
+      {"pty_master_only", {"master_only"}, false, "no slave open", "pty_refused"},
       {"socketpair_refused", {}, false, "socket"},
 
   };

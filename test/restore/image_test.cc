@@ -162,6 +162,29 @@ TEST(Image, MissingProcessOrDanglingFdIsRefused) {
   EXPECT_NE(st.error().message.find("file 9"), std::string::npos);
 }
 
+TEST(Image, PtyFilesMustNameAPty) {
+  ProcessImage img;
+  schema::File master{};
+  master.id = 2;
+  master.kind = schema::kFilePtyMaster;
+  master.object = 1;
+  img.files[2] = master;
+  schema::Fd fd{};
+  fd.fd = 4;
+  fd.file = 2;
+  img.fds.push_back(fd);
+  auto st = check_files(img);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("names pty 1"), std::string::npos) << st.error().message;
+  schema::Pty pty{};
+  pty.id = 1;
+  pty.index = 3;
+  img.ptys[1] = pty;
+  EXPECT_TRUE(check_files(img).ok());
+  img.files[2].kind = 99;
+  EXPECT_FALSE(check_files(img).ok());
+}
+
 TEST(Image, OverlappingVmasAreRefused) {
   ProcessImage img;
   img.process = schema::Process{};

@@ -175,6 +175,7 @@ TEST(ProcParse, StatWithHostileComm) {
   EXPECT_EQ(r->ppid, 100);
   EXPECT_EQ(r->pgrp, 4242);
   EXPECT_EQ(r->session, 99);
+  EXPECT_EQ(r->tty_nr, 34816u);  // 136:0, /dev/pts/0
   EXPECT_EQ(r->num_threads, 1u);
   EXPECT_EQ(r->start_code, 94000000u);
   EXPECT_EQ(r->end_code, 94100000u);
@@ -314,6 +315,18 @@ TEST(ProcParse, AuxvAndPersonality) {
   ASSERT_TRUE(p.ok());
   EXPECT_EQ(*p, 0x400000u);
   EXPECT_FALSE(parse_personality("xyz").ok());
+}
+
+TEST(Fdinfo, PtyMasterIndex) {
+  // /dev/ptmx as the kernel shows it: the index of the slave it made.
+  auto m = parse_fdinfo("pos:\t0\nflags:\t02100002\nmnt_id:\t24\nino:\t91\ntty-index:\t7\n");
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  EXPECT_EQ(m->kind, FdinfoKind::kPlain);
+  EXPECT_EQ(m->tty_index, 7);
+  auto plain = parse_fdinfo("pos:\t0\nflags:\t02\nmnt_id:\t24\n");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->tty_index, -1);
+  EXPECT_FALSE(parse_fdinfo("pos:\t0\nflags:\t02\ntty-index:\tx\n").ok());
 }
 
 TEST(Fdinfo, EventFdsState) {

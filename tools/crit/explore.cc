@@ -73,9 +73,20 @@ int x_fds(const std::string& path, bool verify) {
   std::map<uint64_t, FileInfo> files;                                  // by objdef id
   std::map<uint64_t, std::vector<std::pair<uint64_t, uint64_t>>> fds;  // pid -> (fd, file id)
   std::map<uint64_t, uint64_t> pipe_bytes;                             // pipe id -> queued bytes
+  std::map<uint64_t, std::string> ptys;                                // pty id -> its summary
   for_each_record(path, verify,
                   [&](const std::string& type, const Fields& f, std::span<const uint8_t> tail) {
-                    if (type == "file") {
+                    if (type == "pty") {
+                      std::string s = "/dev/pts/" + std::to_string(f.u("index"));
+                      if (f.u("sid") != 0)
+                        s += " ctty of session " + std::to_string(f.u("sid")) + " fg " +
+                             std::to_string(f.u("pgrp"));
+                      s += " " + std::to_string(f.u("cols")) + "x" + std::to_string(f.u("rows"));
+                      if (f.u("flags") & schema::kPtyPacket) s += " packet";
+                      if (f.u("flags") & schema::kPtyLocked) s += " locked";
+                      if (f.u("flags") & schema::kPtyExclusive) s += " exclusive";
+                      ptys[f.u("id")] = s;
+                    } else if (type == "file") {
                       std::string s = file_kind_text(f.u("kind"));
                       if (!f.s("path").empty()) s += " " + printable(f.s("path"), 120);
                       const uint64_t flags = f.u("flags");
@@ -83,6 +94,10 @@ int x_fds(const std::string& path, bool verify) {
                       s += " flags " + hex(flags) + " pos " + std::to_string(f.u("pos"));
                       if (f.u("pipe") != 0) s += " pipe #" + std::to_string(f.u("pipe"));
                       if (!f.s("key").empty()) s += " key \"" + printable(f.s("key"), 64) + "\"";
+                      const uint64_t kind = f.u("kind");
+                      if ((kind == schema::kFilePtyMaster || kind == schema::kFilePtySlave) &&
+                          ptys.count(f.u("object")) != 0)
+                        s += " pty #" + std::to_string(f.u("object")) + " " + ptys[f.u("object")];
                       files[f.u("id")].text = s;
                     } else if (type == "pipe_data") {
                       pipe_bytes[f.u("pipe")] += tail.size();

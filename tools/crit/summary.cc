@@ -70,6 +70,10 @@ std::string file_kind_text(uint64_t kind) {
       return "signalfd";
     case schema::kFileTimerfd:
       return "timerfd";
+    case schema::kFilePtyMaster:
+      return "pty-master";
+    case schema::kFilePtySlave:
+      return "pty-slave";
   }
   return "kind" + std::to_string(kind);
 }

@@ -1,0 +1,151 @@
+#include "restore/pty.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cstring>
+
+namespace cr::restore {
+
+namespace {
+
+// struct termios2 as TCSETS2 takes it (<asm/termbits.h> clashes with <termios.h>).
+struct KTermios2 {
+  uint32_t c_iflag, c_oflag, c_cflag, c_lflag;
+  uint8_t c_line;
+  uint8_t c_cc[19];
+  uint32_t c_ispeed, c_ospeed;
+};
+constexpr unsigned long kTcsets2 = _IOW('T', 0x2B, KTermios2);
+
+constexpr int kCreationFlags = O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY;
+constexpr int kSettableFlags = O_APPEND | O_NONBLOCK | O_ASYNC;
+
+std::string pts_name(uint32_t index) { return "/dev/pts/" + std::to_string(index); }
+
+Status set_state(const schema::Pty& p, int master) {
+  const std::string what = "pty " + pts_name(p.index);
+  KTermios2 t{};
+  t.c_iflag = p.iflag;
+  t.c_oflag = p.oflag;
+  t.c_cflag = p.cflag;
+  t.c_lflag = p.lflag;
+  t.c_line = static_cast<uint8_t>(p.line);
+  std::memcpy(t.c_cc, p.cc.data(), std::min(p.cc.size(), sizeof t.c_cc));
+  t.c_ispeed = p.ispeed;
+  t.c_ospeed = p.ospeed;
+  // On a master, termios and window size requests act on its slave.
+  if (::ioctl(master, kTcsets2, &t) != 0) return errno_error(what + ": TCSETS2");
+  winsize ws{};
+  ws.ws_row = static_cast<unsigned short>(p.rows);
+  ws.ws_col = static_cast<unsigned short>(p.cols);
+  ws.ws_xpixel = static_cast<unsigned short>(p.xpixel);
+  ws.ws_ypixel = static_cast<unsigned short>(p.ypixel);
+  if (::ioctl(master, TIOCSWINSZ, &ws) != 0) return errno_error(what + ": TIOCSWINSZ");
+  int pkt = (p.flags & schema::kPtyPacket) != 0 ? 1 : 0;
+  if (::ioctl(master, TIOCPKT, &pkt) != 0) return errno_error(what + ": TIOCPKT");
+  return {};
+}
+
+}  // namespace
+
+Result<PtyMaker::Pair*> PtyMaker::make(const schema::Pty& p) {
+  auto it = pairs_.find(p.id);
+  if (it != pairs_.end()) return &it->second;
+  const std::string what = "pty " + pts_name(p.index);
+  std::vector<ScopedFd> lower;  // pairs devpts gave below the index: freed again on return
+  ScopedFd master;
+  for (;;) {
+    ScopedFd m(::open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (!m.valid()) return errno_error(what + ": open /dev/ptmx");
+    int n = -1;
+    if (::ioctl(m.get(), TIOCGPTN, &n) != 0) return errno_error(what + ": TIOCGPTN");
+    if (static_cast<uint32_t>(n) == p.index) {
+      master = std::move(m);
+      break;
+    }
+    if (static_cast<uint32_t>(n) > p.index) return Error{what + " is in use", EEXIST};
+    lower.push_back(std::move(m));
+  }
+  int unlock = 0;
+  if (::ioctl(master.get(), TIOCSPTLCK, &unlock) != 0) return errno_error(what + ": TIOCSPTLCK");
+  CR_TRY(set_state(p, master.get()));
+  const int s = ::ioctl(master.get(), TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (s < 0) return errno_error(what + ": TIOCGPTPEER");
+  Pair& pair = pairs_[p.id];
+  pair.rec = &p;
+  pair.master = std::move(master);
+  pair.slave.reset(s);
+  return &pair;
+}
+
+Result<int> PtyMaker::open_master(const schema::Pty& p, uint32_t flags) {
+  CR_TRY_ASSIGN(Pair * pair, make(p));
+  if (pair->master_used)
+    return make_error("pty " + pts_name(p.index) + ": a second open of its master");
+  pair->master_used = true;
+  int fd = ::fcntl(pair->master.get(), F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return errno_error("pty " + pts_name(p.index) + ": dup master");
+  if (::fcntl(fd, F_SETFL, static_cast<int>(flags) & kSettableFlags) != 0) {
+    ::close(fd);
+    return errno_error("pty " + pts_name(p.index) + ": F_SETFL");
+  }
+  return fd;
+}
+
+Result<int> PtyMaker::open_slave(const schema::Pty& p, uint32_t flags) {
+  CR_TRY(make(p));
+  const std::string path = pts_name(p.index);
+  // O_NOCTTY: crrestore must not take it; the session leader does (restore_controlling_tty).
+  int fd = ::open(path.c_str(), (static_cast<int>(flags) & ~kCreationFlags) | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) return errno_error("open " + path);
+  return fd;
+}
+
+Status PtyMaker::finish() {
+  for (auto& [id, pair] : pairs_) {
+    const std::string what = "pty " + pts_name(pair.rec->index);
+    if ((pair.rec->flags & schema::kPtyExclusive) != 0 && ::ioctl(pair.slave.get(), TIOCEXCL) != 0)
+      return errno_error(what + ": TIOCEXCL");
+    int lock = 1;
+    if ((pair.rec->flags & schema::kPtyLocked) != 0 &&
+        ::ioctl(pair.master.get(), TIOCSPTLCK, &lock) != 0)
+      return errno_error(what + ": TIOCSPTLCK");
+  }
+  return {};
+}
+
+Status restore_controlling_tty(const ProcessImage& shared, const schema::Process& p,
+                               const std::map<uint32_t, int>& carriers) {
+  for (const auto& [id, pty] : shared.ptys) {
+    const bool leader = pty.sid == p.pid && p.sid == p.pid;
+    const bool foreground = pty.sid == p.sid && pty.pgrp == p.pid && pty.pgrp != pty.sid;
+    if (!leader && !foreground) continue;
+    const std::string what = "pty " + pts_name(pty.index);
+    // Any slave fd of the tree will do: these requests are about the terminal, not the fd.
+    int fd = -1;
+    for (const auto& [fid, f] : shared.files)
+      if (f.kind == schema::kFilePtySlave && f.object == id && carriers.count(fid) != 0)
+        fd = carriers.at(fid);
+    if (fd < 0) return make_error(what + ": no slave open to make it a controlling terminal");
+    if (leader && ::ioctl(fd, TIOCSCTTY, 0) != 0) return errno_error(what + ": TIOCSCTTY");
+    if (foreground) {
+      // From a background group this would stop us with SIGTTOU, unless it is blocked.
+      sigset_t ttou, old;
+      sigemptyset(&ttou);
+      sigaddset(&ttou, SIGTTOU);
+      ::sigprocmask(SIG_BLOCK, &ttou, &old);
+      const pid_t pgrp = static_cast<pid_t>(pty.pgrp);
+      const int r = ::ioctl(fd, TIOCSPGRP, &pgrp);
+      const int err = errno;
+      ::sigprocmask(SIG_SETMASK, &old, nullptr);
+      errno = err;
+      if (r != 0) return errno_error(what + ": TIOCSPGRP " + std::to_string(pgrp));
+    }
+  }
+  return {};
+}
+
+}  // namespace cr::restore
