@@ -68,6 +68,8 @@ std::string file_kind_text(uint64_t kind) {
       return "signalfd";
     case schema::kFileTimerfd:
       return "timerfd";
+    case schema::kFileEpoll:
+      return "epoll";
   }
   return "kind" + std::to_string(kind);
 }
