@@ -379,7 +379,8 @@ Status check_files(const ProcessImage& img) {
     auto ep = img.files.find(item.epoll);
     if (ep == img.files.end() || ep->second.kind != schema::kFileEpoll)
       return make_error(what + ": not an epoll file of the image");
-    if (item.target == item.epoll || opened.count(item.target) == 0 || opened.count(item.epoll) == 0)
+    if (item.target == item.epoll || opened.count(item.target) == 0 ||
+        opened.count(item.epoll) == 0)
       return make_error(what + ": its target file " + std::to_string(item.target) +
                         " is not an open file of the image");
     if (item.tfd > 0x7fffffff) return make_error(what + ": fd number out of range");

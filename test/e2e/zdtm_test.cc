@@ -64,6 +64,8 @@ const std::vector<ZdtmCase>& cases() {
       {"event_fds", {}},
       {"epoll", {}},
       {"socketpair_refused", {}, false, "socket"},
+      {"epoll_oneshot_refused", {"oneshot"}, false, "fired EPOLLONESHOT", "epoll_refused"},
+      {"epoll_outside_refused", {"outside"}, false, "file is not open", "epoll_refused"},
 
   };
   return all;

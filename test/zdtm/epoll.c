@@ -135,7 +135,8 @@ int main(void) {
     seen_oneshot |= evs[i].data.u64 == kOneShot;
     seen_et |= evs[i].data.u64 == kEventET;
   }
-  if (!seen_oneshot || !seen_et) test_fail("setup: one-shot %d, edge %d not reported", seen_oneshot, seen_et);
+  if (!seen_oneshot || !seen_et)
+    test_fail("setup: one-shot %d, edge %d not reported", seen_oneshot, seen_et);
 
   char before[2048], before2[512];
   watches(ep, before, sizeof before);
@@ -149,8 +150,7 @@ int main(void) {
     snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)thread_tid);
     long len = thread_tid != 0 ? test_read_file(path, sc, sizeof sc - 1) : -1;
     if (len > 0) sc[len] = 0;
-    if (len > 0 && (atoi(sc) == SYS_epoll_wait || atoi(sc) == SYS_epoll_pwait))
-      break;
+    if (len > 0 && (atoi(sc) == SYS_epoll_wait || atoi(sc) == SYS_epoll_pwait)) break;
     sched_yield();
   }
 
@@ -171,7 +171,8 @@ int main(void) {
   watches(ep, after, sizeof after);
   watches(ep2, after2, sizeof after2);
   if (strcmp(before, after) != 0) test_fail("watches before:\n%safter:\n%s", before, after);
-  if (strcmp(before2, after2) != 0) test_fail("thread's watches before:\n%safter:\n%s", before2, after2);
+  if (strcmp(before2, after2) != 0)
+    test_fail("thread's watches before:\n%safter:\n%s", before2, after2);
 
   if (thread_result != -1000) test_fail("the waiting thread returned %d early", thread_result);
   // Level-triggered data is still reported; the fired one-shot stays quiet.

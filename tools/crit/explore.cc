@@ -68,9 +68,9 @@ int x_ps(const std::string& path, bool verify) {
 // EPOLL* bits by name, e.g. "IN|ERR|HUP|ET"; bits without a name in hex.
 std::string epoll_events_text(uint64_t events) {
   static const std::pair<uint64_t, const char*> kNames[] = {
-      {0x001, "IN"},      {0x002, "PRI"},      {0x004, "OUT"},      {0x008, "ERR"},
-      {0x010, "HUP"},     {0x040, "RDNORM"},   {0x080, "RDBAND"},   {0x100, "WRNORM"},
-      {0x200, "WRBAND"},  {0x400, "MSG"},      {0x2000, "RDHUP"},   {1u << 28, "EXCLUSIVE"},
+      {0x001, "IN"},        {0x002, "PRI"},        {0x004, "OUT"},    {0x008, "ERR"},
+      {0x010, "HUP"},       {0x040, "RDNORM"},     {0x080, "RDBAND"}, {0x100, "WRNORM"},
+      {0x200, "WRBAND"},    {0x400, "MSG"},        {0x2000, "RDHUP"}, {1u << 28, "EXCLUSIVE"},
       {1u << 29, "WAKEUP"}, {1u << 30, "ONESHOT"}, {1u << 31, "ET"}};
   std::string s;
   for (const auto& [bit, name] : kNames)
