@@ -33,6 +33,9 @@ enum {
   kMoved = 0x5555,
   kThreadPipe = 0x6666,
   kInner = 0x7777,
+  kExclusive = 0x8888,
+  kWakeup = 0x9999,
+  kOneShotET = 0xaaaa,
 };
 
 static int ep2;
@@ -124,21 +127,31 @@ int main(void) {
   add(inner, inner_efd, EPOLLIN, 0x77);
   add(ep, inner, EPOLLIN, kInner);
   add(ep2, thread_pipe[0], EPOLLIN, kThreadPipe);
+  // The other flags come back as they were (fdinfo compares them); a fired one-shot
+  // edge-triggered watch keeps both flags.
+  int excl = eventfd(0, EFD_NONBLOCK), wake = eventfd(0, EFD_NONBLOCK);
+  int oneshot_et = eventfd(0, EFD_NONBLOCK);
+  if (excl < 0 || wake < 0 || oneshot_et < 0) test_fail_errno("eventfd");
+  add(ep, excl, EPOLLIN | EPOLLEXCLUSIVE, kExclusive);
+  add(ep, wake, EPOLLIN | EPOLLWAKEUP, kWakeup);  // kept for CAP_BLOCK_SUSPEND, else dropped
+  add(ep, oneshot_et, EPOLLOUT | EPOLLET | EPOLLONESHOT, kOneShotET);  // writable: fires now
 
   // The edge of the eventfd is reported (and consumed), the one-shot fires and disarms.
   uint64_t one = 1;
   if (write(efd, &one, 8) != 8) test_fail_errno("write eventfd");
   struct epoll_event evs[16];
   int n = epoll_wait(ep, evs, 16, 0);
-  int seen_oneshot = 0, seen_et = 0;
+  int seen_oneshot = 0, seen_et = 0, seen_oneshot_et = 0;
   for (int i = 0; i < n; ++i) {
+    seen_oneshot_et |= evs[i].data.u64 == kOneShotET;
     seen_oneshot |= evs[i].data.u64 == kOneShot;
     seen_et |= evs[i].data.u64 == kEventET;
   }
-  if (!seen_oneshot || !seen_et)
-    test_fail("setup: one-shot %d, edge %d not reported", seen_oneshot, seen_et);
+  if (!seen_oneshot || !seen_et || !seen_oneshot_et)
+    test_fail("setup: one-shot %d, edge %d, one-shot edge %d not reported", seen_oneshot, seen_et,
+              seen_oneshot_et);
 
-  char before[2048], before2[512];
+  char before[4096], before2[512];
   watches(ep, before, sizeof before);
   watches(ep2, before2, sizeof before2);
 
@@ -160,6 +173,7 @@ int main(void) {
   pid_t child = fork();
   if (child == 0) {
     close(3);
+    close(go[1]);  // EOF, not a hang, if the parent fails first
     char c;
     if (read(go[0], &c, 1) != 1) _exit(20);
     _exit(epoll_ctl(ep, EPOLL_CTL_DEL, tfd, NULL) == 0 ? 7 : 21);
@@ -167,7 +181,7 @@ int main(void) {
   test_ready();
   test_wait();
 
-  char after[2048], after2[512];
+  char after[4096], after2[512];
   watches(ep, after, sizeof after);
   watches(ep2, after2, sizeof after2);
   if (strcmp(before, after) != 0) test_fail("watches before:\n%safter:\n%s", before, after);
@@ -179,7 +193,9 @@ int main(void) {
   n = epoll_wait(ep, evs, 16, 0);
   int seen_data = 0;
   for (int i = 0; i < n; ++i) {
-    if (evs[i].data.u64 == kOneShot) test_fail("the fired EPOLLONESHOT watch reported again");
+    if (evs[i].data.u64 == kOneShot || evs[i].data.u64 == kOneShotET)
+      test_fail("a fired EPOLLONESHOT watch reported again (%#llx)",
+                (unsigned long long)evs[i].data.u64);
     if (evs[i].data.u64 == kTimer) test_fail("the timerfd reported before it expired");
     seen_data |= evs[i].data.u64 == kPipeData && (evs[i].events & EPOLLIN);
   }
@@ -202,6 +218,10 @@ int main(void) {
   expect(ep, kMoved, "eventfd watched under a closed fd number");
   if (write(inner_efd, &one, 8) != 8) test_fail_errno("write inner eventfd");
   expect(ep, kInner, "inner epoll");
+  if (write(excl, &one, 8) != 8) test_fail_errno("write exclusive eventfd");
+  expect(ep, kExclusive, "EPOLLEXCLUSIVE eventfd");
+  if (write(wake, &one, 8) != 8) test_fail_errno("write wakeup eventfd");
+  expect(ep, kWakeup, "EPOLLWAKEUP eventfd");
 
   // The child deletes the timerfd's watch on the shared epoll.
   if (write(go[1], "g", 1) != 1) test_fail_errno("go");
