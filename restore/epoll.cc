@@ -117,13 +117,18 @@ Status check_watches(int fd, uint32_t epoll, const std::vector<const schema::Epo
   CR_TRY_ASSIGN(sys::Fdinfo info, sys::parse_fdinfo(text));
   std::vector<sys::EpollWatch> got = info.epoll_watches;
   for (const schema::EpollItem* item : want) {
-    auto it = std::find_if(got.begin(), got.end(), [&](const sys::EpollWatch& w) {
+    auto same_key = [&](const sys::EpollWatch& w) {
       return w.tfd == static_cast<int>(item->tfd) && w.data == item->data;
+    };
+    auto it = std::find_if(got.begin(), got.end(), [&](const sys::EpollWatch& w) {
+      return same_key(w) && w.events == item->events;
     });
-    if (it == got.end()) return make_error(describe(*item) + ": not there after restore");
-    if (it->events != item->events)
-      return make_error(describe(*item) + ": events " + hex(it->events) + " after restore, " +
+    if (it == got.end()) {
+      auto near = std::find_if(got.begin(), got.end(), same_key);
+      if (near == got.end()) return make_error(describe(*item) + ": not there after restore");
+      return make_error(describe(*item) + ": events " + hex(near->events) + " after restore, " +
                         hex(item->events) + " dumped");
+    }
     got.erase(it);
   }
   if (!got.empty())
