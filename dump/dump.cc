@@ -190,7 +190,9 @@ Status detach_all(DumpTree& tree) {
   for (auto& p : tree.procs)
     for (ThreadState& t : p->threads) {
       if (!t.tracee.attached()) continue;
-      Status st = t.tracee.detach();
+      // A wait that the freeze broke off with EINTR (epoll) waits again instead.
+      Status st = t.epoll_rerun ? t.tracee.set_regs(t.regs) : Status{};
+      if (st.ok()) st = t.tracee.detach();
       if (!st.ok() && first.ok()) first = std::move(st);
     }
   return first;

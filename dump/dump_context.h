@@ -37,6 +37,8 @@ struct ThreadState {
   pid_t tid = 0;
   sys::Tracee tracee;
   user_regs_struct regs{};  // after sys::restart_fixup: what is saved and set back
+  bool epoll_rerun = false;  // regs re-run an epoll wait the freeze ended with EINTR: they are
+                             // set back on detach too (the kernel would return EINTR)
   std::vector<uint8_t> xsave;
   uint64_t sigmask = 0;
   sys::Tracee::Rseq rseq;
@@ -56,6 +58,7 @@ struct FileTable {
   std::vector<schema::File> files;
   std::vector<std::pair<uint32_t, std::vector<uint8_t>>> file_data;  // file id, contents
   std::vector<schema::Fd> fds;
+  std::vector<schema::EpollItem> epoll_items;  // after every Fd: targets and epolls are Files
 };
 
 struct DumpTree;

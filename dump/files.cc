@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "common/text.h"
 #include "dump/passes.h"
@@ -32,6 +33,9 @@ struct FdEntry {
   Fdinfo info;
   uint32_t file_id = 0;
 };
+
+// An epoll shows no "tfd:" line in its fdinfo until it has a watch: its link tells.
+constexpr std::string_view kEpollLink = "anon_inode:[eventpoll]";
 
 std::string fd_name(int fd) { return "fd " + std::to_string(fd); }
 
@@ -172,7 +176,8 @@ class FileCollector {
       rec.fd_flags = (e.info.flags & O_CLOEXEC) ? FD_CLOEXEC : 0;
       t_.fds.push_back(rec);
     }
-    return check_pty_holders(tree_, t_.ptys);
+    CR_TRY(check_pty_holders(tree_, t_.ptys));
+    return collect_epolls();
   }
 
  private:
@@ -230,6 +235,18 @@ class FileCollector {
     t_.ptys.push_back(std::move(p));
     pty_ids_[index] = t_.ptys.back().id;
     return t_.ptys.back().id;
+  }
+
+  Status collect_epolls() {
+    std::vector<EpollRef> epolls;
+    std::vector<OpenFileRef> open;
+    std::set<uint32_t> seen;
+    for (const FdEntry& e : entries_) {
+      open.push_back({e.proc->pid, e.fd, static_cast<uint64_t>(e.st.st_ino), e.file_id});
+      if (e.link == kEpollLink && seen.insert(e.file_id).second)
+        epolls.push_back({e.proc->pid, e.fd, e.file_id, e.info.epoll_watches});
+    }
+    return collect_epoll_items(tree_, epolls, open);
   }
 
   // Errors about another process than the root name it.
@@ -336,6 +353,9 @@ class FileCollector {
       f.value_ns = e.info.value_ns;
       f.interval_ns = e.info.interval_ns;
       f.counter = e.info.ticks;
+    } else if (e.link == kEpollLink) {
+      // Its watches are EpollItems, collected once every File has its id.
+      f.kind = schema::kFileEpoll;
     } else if (e.link.starts_with("anon_inode:") || e.info.kind != FdinfoKind::kPlain) {
       return refuse(e.fd, anon_name(e));
     } else if (e.link.starts_with("/memfd:")) {

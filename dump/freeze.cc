@@ -192,7 +192,13 @@ Status freeze(DumpContext& ctx) {
 
   for (ThreadState& t : ctx.threads) CR_TRY(read_thread(ctx, t));
 
-  return peek_pending(ctx.tracee(), ctx.pid, 0, ctx.shared_pending);
+  CR_TRY(peek_pending(ctx.tracee(), ctx.pid, 0, ctx.shared_pending));
+  // An epoll wait that returned EINTR with no signal queued was ended by the freeze: it waits
+  // again. With one queued the EINTR may be the program's (its handler runs first), so it stays.
+  for (ThreadState& t : ctx.threads)
+    if (t.pending.empty() && ctx.shared_pending.empty())
+      t.epoll_rerun = sys::rerun_interrupted_epoll_wait(t.regs);
+  return {};
 }
 
 }  // namespace cr::dump

@@ -22,6 +22,26 @@ Status collect_vmas(DumpContext& ctx);
 /// files.cc: every process's fd table -> Pipe, PipeData, File, FileData (once per object in
 /// the tree), Fd (per slot); refuses what is not handled.
 Status collect_files(DumpTree& tree);
+
+/// An epoll fd of the tree (the first fd of each epoll File) and its fdinfo watches.
+struct EpollRef {
+  pid_t pid = 0;
+  int fd = -1;
+  uint32_t file_id = 0;
+  std::vector<EpollWatch> watches;
+};
+/// One fd of the tree, as a candidate target of a watch.
+struct OpenFileRef {
+  pid_t pid = 0;
+  int fd = -1;
+  uint64_t ino = 0;
+  uint32_t file_id = 0;
+};
+/// epoll.cc: one EpollItem per watch (tree.files.epoll_items), its target found among `open`
+/// with kcmp(KCMP_EPOLL_TFD). Refuses a watch on a file the tree does not have open, and a
+/// fired EPOLLONESHOT watch whose file has no event ready (restore could not disarm it).
+Status collect_epoll_items(DumpTree& tree, const std::vector<EpollRef>& epolls,
+                           const std::vector<OpenFileRef>& open);
 /// Writes a deleted file's contents as FileData records of at most 1 MiB each.
 Status write_file_data(format::RecordWriter& out, uint32_t file, std::span<const uint8_t> data);
 

@@ -1,6 +1,6 @@
 // Writing the collected state in the stream's fixed order (everything but the pages):
 // every Process; per process Creds, Rlimits, FsInfo; the SysV objects of a tree with its own IPC
-// namespace; Pty, Pipe, PipeData, File, FileData; every Fd;
+// namespace; Pty, Pipe, PipeData, File, FileData; every Fd; every EpollItem;
 // then per process: Mm, Vma | Pages | Sigaction, Itimer, PosixTimer, PendingSignal (shared,
 // then per thread), Thread (leader first). One process gives the version 1 order exactly.
 #include <sched.h>
@@ -31,6 +31,7 @@ Status write_tree_head(DumpTree& tree) {
   for (const auto& f : t.files) CR_TRY(out.write(f));
   for (const auto& [file, data] : t.file_data) CR_TRY(write_file_data(out, file, data));
   for (const auto& fd : t.fds) CR_TRY(out.write(fd));
+  for (const auto& item : t.epoll_items) CR_TRY(out.write(item));
   return write_shmem(tree);
 }
 

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <set>
 
 namespace cr::restore {
 
@@ -81,6 +82,11 @@ Status stash_head_record(const format::RecordReader& reader, ProcessImage& img) 
     case schema::Fd::kType: {
       CR_TRY_ASSIGN(auto fd, reader.decode<schema::Fd>());
       img.fds.push_back(fd);
+      return {};
+    }
+    case schema::EpollItem::kType: {
+      CR_TRY_ASSIGN(auto item, reader.decode<schema::EpollItem>());
+      img.epoll_items.push_back(item);
       return {};
     }
     case schema::Vma::kType: {
@@ -235,6 +241,7 @@ Result<bool> load_head(format::RecordReader& reader, ProcessImage& img) {
   img.pipes = std::move(head.shared.pipes);
   img.files = std::move(head.shared.files);
   img.file_data = std::move(head.shared.file_data);
+  img.epoll_items = std::move(head.shared.epoll_items);
   img.stashed_bytes = head.shared.stashed_bytes;
   if (!positioned) return false;
   return load_body_head(reader, img);
@@ -379,11 +386,26 @@ Status check_files(const ProcessImage& img) {
     if (f.kind == schema::kFilePipe && f.pipe == 0)
       return make_error("pipe file " + std::to_string(id) + " names no pipe");
     const bool pty = f.kind == schema::kFilePtyMaster || f.kind == schema::kFilePtySlave;
-    if (!pty && (f.kind < schema::kFileRegular || f.kind > schema::kFileTimerfd))
+    if (!pty && f.kind != schema::kFileEpoll &&
+        (f.kind < schema::kFileRegular || f.kind > schema::kFileTimerfd))
       return make_error("file " + std::to_string(id) + ": unknown kind " + std::to_string(f.kind));
     if (pty && img.ptys.count(f.object) == 0)
       return make_error("pty file " + std::to_string(id) + " names pty " +
                         std::to_string(f.object) + " not in the image");
+  }
+  std::set<uint32_t> opened;
+  for (const auto& fd : img.fds) opened.insert(fd.file);
+  for (const auto& item : img.epoll_items) {
+    const std::string what = "epoll_item of file " + std::to_string(item.epoll) + " (fd " +
+                             std::to_string(item.tfd) + ")";
+    auto ep = img.files.find(item.epoll);
+    if (ep == img.files.end() || ep->second.kind != schema::kFileEpoll)
+      return make_error(what + ": not an epoll file of the image");
+    if (item.target == item.epoll || opened.count(item.target) == 0 ||
+        opened.count(item.epoll) == 0)
+      return make_error(what + ": its target file " + std::to_string(item.target) +
+                        " is not an open file of the image");
+    if (item.tfd > 0x7fffffff) return make_error(what + ": fd number out of range");
   }
   return {};
 }

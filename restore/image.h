@@ -46,6 +46,7 @@ struct ProcessImage {
   std::map<uint32_t, schema::File> files;     // by File id
   std::map<uint32_t, FileContent> file_data;  // by File id (deleted files)
   std::vector<schema::Fd> fds;
+  std::vector<schema::EpollItem> epoll_items;  // stream order (none in older images)
   std::vector<schema::Vma> vmas;  // address order (checked)
   // After the pages:
   std::vector<schema::Sigaction> sigactions;
@@ -107,7 +108,8 @@ inline constexpr size_t kMaxThreads = 65536;
 Status check_threads(const ProcessImage& img);
 
 /// Structural checks on the stashed head: one Process with Mm, Vmas sorted and disjoint, every
-/// Fd naming a File, every pipe File naming a Pipe, pid non-zero. check_memory and check_files
+/// Fd naming a File, every pipe File naming a Pipe, every EpollItem naming an epoll File and a
+/// target File that Fds name (both are opened), pid non-zero. check_memory and check_files
 /// are its two halves.
 Status check_head(const ProcessImage& img);
 Status check_memory(const ProcessImage& img);

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
@@ -146,6 +147,17 @@ class Opener {
         return ptys_.open_master(img_.ptys.at(f.object), f.flags);
       case schema::kFilePtySlave:
         return ptys_.open_slave(img_.ptys.at(f.object), f.flags);
+      case schema::kFileEpoll: {
+        // Empty here: its watches are added once every file is open (restore/epoll.cc).
+        int fd = ::epoll_create1(EPOLL_CLOEXEC);
+        if (fd < 0) return errno_error("epoll_create1");
+        if ((f.flags & kSettableFlags) != 0 &&
+            ::fcntl(fd, F_SETFL, static_cast<int>(f.flags) & kSettableFlags) != 0) {
+          ::close(fd);
+          return errno_error("epoll: F_SETFL");
+        }
+        return fd;
+      }
       default:
         return make_error("file " + std::to_string(f.id) + ": unknown kind");
     }

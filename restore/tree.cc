@@ -12,6 +12,7 @@
 #include <set>
 
 #include "restore/child_setup.h"
+#include "restore/epoll.h"
 #include "restore/open_files.h"
 #include "restore/trampoline.h"
 #include "sys/proc_parse.h"
@@ -133,6 +134,7 @@ Status create_tree(RestoreContext& root) {
   OpenCarriers carriers;
   CR_TRY_ASSIGN(std::vector<FdSource> opened, open_files(root.shared, root.opts));
   for (const FdSource& s : opened) carriers.fds[s.file_id] = s.fd;
+  CR_TRY(restore_epoll_items(root.shared, carriers.fds));
 
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) return errno_error("pipe2");

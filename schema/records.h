@@ -256,12 +256,23 @@ CR_RECORD(Pty, 0x0240, "pty", "a pseudo-terminal pair (objdef): /dev/pts/<index>
 CR_RECORD(Fd, 0x0210, "fd", "one slot of a process's fd table", (u32, pid), (u32, fd),
           (objref, file), (u32, fd_flags))  // FD_CLOEXEC
 
+// One watch of an epoll (a kFileEpoll File), after every Fd: the kernel keys a watch by
+// (target file, fd number it was added under), and the program later names it by that number
+// in epoll_ctl(MOD/DEL), so `tfd` is kept even when the fd now holds something else.
+CR_RECORD(EpollItem, 0x0230, "epoll_item", "one watch of an epoll: target file, fd, events, data",
+          (objref, epoll),   // the epoll File
+          (objref, target),  // the watched File
+          (u32, tfd),        // the fd number it was registered under
+          (u32, events),     // EPOLL* as the kernel holds them (EPOLLERR|EPOLLHUP included;
+                             // a fired EPOLLONESHOT watch keeps only its flag bits)
+          (u64, data))
+
 /// Every record type, for the writer's self-description, crit and the id check below.
 using AllRecords =
     std::tuple<StreamHeader, SchemaType, Trailer, ErrorRecord, Process, Creds, Rlimits, FsInfo, Mm,
                Vma, Pages, Shmem, ShmemData, Thread, Sigaction, PendingSignal, Itimer, PosixTimer,
                Pipe, PipeData, File, FileData, Fd, SysvShm, SysvShmData, SysvMsgQueue, SysvMsg,
-               SysvSem, SysvLimits, Pty>;
+               SysvSem, SysvLimits, Pty, EpollItem>;
 
 namespace detail {
 template <class Tuple, size_t... I>

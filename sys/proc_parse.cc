@@ -374,6 +374,57 @@ std::string_view fdinfo_kind_name(FdinfoKind k) {
   return "?";
 }
 
+Result<EpollWatch> parse_epoll_watch(std::string_view line) {
+  // "tfd: %8d events: %8x data: %16llx  pos:%lli ino:%lx sdev:%x": a key is a word ending in
+  // ':', its value either glued to it or the next word.
+  std::vector<std::string_view> words;
+  for (size_t i = 0; i < line.size();) {
+    while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+    size_t j = i;
+    while (j < line.size() && line[j] != ' ' && line[j] != '\t') ++j;
+    if (j > i) words.push_back(line.substr(i, j - i));
+    i = j;
+  }
+  EpollWatch w;
+  bool tfd = false, events = false, data = false;
+  for (size_t i = 0; i < words.size(); ++i) {
+    size_t colon = words[i].find(':');
+    if (colon == std::string_view::npos) return bad("epoll fdinfo", line);
+    std::string_view key = words[i].substr(0, colon), val = words[i].substr(colon + 1);
+    if (val.empty()) {
+      if (i + 1 == words.size()) return bad("epoll fdinfo", line);
+      val = words[++i];
+    }
+    const int base = key == "tfd" || key == "pos" ? 10 : 16;
+    std::optional<uint64_t> v;
+    if (key == "pos" && !val.empty() && val.front() == '-') {
+      v = 0;  // a negative position (some devices): nothing we restore from it
+    } else {
+      v = parse_uint(val, base);
+    }
+    if (!v) return bad("epoll fdinfo", line);
+    if (key == "tfd") {
+      if (*v > 0x7fffffff) return bad("epoll fdinfo", line);
+      w.tfd = static_cast<int>(*v);
+      tfd = true;
+    } else if (key == "events") {
+      w.events = static_cast<uint32_t>(*v);
+      events = true;
+    } else if (key == "data") {
+      w.data = *v;
+      data = true;
+    } else if (key == "pos") {
+      w.pos = *v;
+    } else if (key == "ino") {
+      w.ino = *v;
+    } else if (key == "sdev") {
+      w.sdev = static_cast<uint32_t>(*v);
+    }
+  }
+  if (!tfd || !events || !data) return bad("epoll fdinfo", line);
+  return w;
+}
+
 Result<Fdinfo> parse_fdinfo(std::string_view text) {
   Fdinfo fi;
   bool seen_pos = false, seen_flags = false, clockid = false, ticks = false;
@@ -407,6 +458,8 @@ Result<Fdinfo> parse_fdinfo(std::string_view text) {
       fi.eventfd_semaphore = val == "1";
     } else if (key == "tfd") {
       fi.kind = FdinfoKind::kEpoll;
+      CR_TRY_ASSIGN(EpollWatch w, parse_epoll_watch(line));
+      fi.epoll_watches.push_back(w);
     } else if (key == "sigmask") {
       fi.kind = FdinfoKind::kSignalfd;
       auto v = parse_uint(val, 16);

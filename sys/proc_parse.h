@@ -112,6 +112,18 @@ Result<ProcStat> parse_stat(std::string_view text);
 /// files crdump does not handle.
 enum class FdinfoKind { kPlain, kEventfd, kEpoll, kSignalfd, kInotify, kFanotify, kTimerfd };
 
+/// One "tfd: ... events: ... data: ... pos:... ino:... sdev:..." line of an epoll's fdinfo.
+struct EpollWatch {
+  int tfd = -1;         // the fd number the watch was registered under
+  uint32_t events = 0;  // hex in the file
+  uint64_t data = 0;    // hex
+  uint64_t pos = 0;     // the target file's position
+  uint64_t ino = 0;     // hex: the target's inode
+  uint32_t sdev = 0;    // hex: the target's superblock device, kernel encoding
+};
+/// Parses one such line, "tfd:" included; errors quote it.
+Result<EpollWatch> parse_epoll_watch(std::string_view line);
+
 struct Fdinfo {
   uint64_t pos = 0;
   uint32_t flags = 0;  // octal in the file; includes O_CLOEXEC for the fd
@@ -127,6 +139,8 @@ struct Fdinfo {
   uint64_t ticks = 0, value_ns = 0, interval_ns = 0;
   // pty master (/dev/ptmx): the index of its /dev/pts/N, -1 when the line is absent
   int64_t tty_index = -1;
+  // epoll: its watches, in the kernel's order (the order KCMP_EPOLL_TFD's toff counts in)
+  std::vector<EpollWatch> epoll_watches;
 };
 Result<Fdinfo> parse_fdinfo(std::string_view text);
 std::string_view fdinfo_kind_name(FdinfoKind k);

@@ -254,6 +254,18 @@ Status Tracee::detach(int sig) {
   return {};
 }
 
+bool rerun_interrupted_epoll_wait(user_regs_struct& regs) {
+#ifndef SYS_epoll_pwait2
+#define SYS_epoll_pwait2 441  // Linux 5.11
+#endif
+  const int64_t nr = static_cast<int64_t>(regs.orig_rax);
+  if (nr != SYS_epoll_wait && nr != SYS_epoll_pwait && nr != SYS_epoll_pwait2) return false;
+  if (static_cast<int64_t>(regs.rax) != -EINTR) return false;
+  regs.rax = regs.orig_rax;
+  regs.rip -= 2;
+  return true;
+}
+
 std::string restart_fixup(user_regs_struct& regs) {
   if (static_cast<int64_t>(regs.orig_rax) < 0) return {};
   const int64_t rax = static_cast<int64_t>(regs.rax);

@@ -117,4 +117,10 @@ class Tracee {
 /// the call has no `rem`). Returns a short note of what was done, empty if nothing.
 std::string restart_fixup(user_regs_struct& regs);
 
+/// epoll_wait, epoll_pwait and epoll_pwait2 are never restarted by the kernel: a task stopped
+/// in one by PTRACE_INTERRUPT leaves it with -EINTR, as after a stop signal. If `regs` show
+/// that, they are set to re-run the call (with its whole timeout) and true is returned. The
+/// caller decides whether the EINTR was the freeze's: with a signal pending it is real.
+bool rerun_interrupted_epoll_wait(user_regs_struct& regs);
+
 }  // namespace cr::sys

@@ -359,6 +359,53 @@ TEST_F(Crit, XFds) {
   EXPECT_TRUE(has(r.out, "4 -> #5 deleted /tmp/gone (deleted) rw")) << r.out;
 }
 
+// An epoll's watches are listed under the first fd that shows it, flags by name; a fired
+// one-shot is marked.
+TEST_F(Crit, XFdsListsEpollWatches) {
+  {
+    ScopedFd fd(::open((dir / "epoll").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    auto w =
+        format::RecordWriter::create(fd.get(), format::WriterOptions{}, schema::StreamHeader{});
+    ASSERT_TRUE(w.ok());
+    schema::Process p;
+    p.pid = 7;
+    ASSERT_TRUE((*w)->write(p).ok());
+    schema::File ep, ev;
+    ep.id = 1;
+    ep.kind = schema::kFileEpoll;
+    ep.path = "anon_inode:[eventpoll]";
+    ev.id = 2;
+    ev.kind = schema::kFileEventfd;
+    ASSERT_TRUE((*w)->write(ep).ok());
+    ASSERT_TRUE((*w)->write(ev).ok());
+    for (uint32_t n : {3u, 4u, 5u}) {
+      schema::Fd f;
+      f.pid = 7;
+      f.fd = n;
+      f.file = n == 4 ? 2 : 1;
+      ASSERT_TRUE((*w)->write(f).ok());
+    }
+    schema::EpollItem armed, fired;
+    armed.epoll = fired.epoll = 1;
+    armed.target = fired.target = 2;
+    armed.tfd = 4;
+    armed.events = 0x80000019;  // IN|ERR|HUP|ET
+    armed.data = 0xbeef;
+    fired.tfd = 9;
+    fired.events = 0x40000000;  // ONESHOT, fired
+    ASSERT_TRUE((*w)->write(armed).ok());
+    ASSERT_TRUE((*w)->write(fired).ok());
+    ASSERT_TRUE((*w)->finish().ok());
+  }
+  auto r = run_crit(dir, {"x", "fds", dir / "epoll"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(has(r.out, "3 -> #1 epoll anon_inode:[eventpoll]")) << r.out;
+  EXPECT_TRUE(has(r.out, "watch fd 4 -> #2 events IN|ERR|HUP|ET data 0xbeef\n")) << r.out;
+  EXPECT_TRUE(has(r.out, "watch fd 9 -> #2 events ONESHOT data 0x0 (fired)")) << r.out;
+  // Once, under fd 3, not again under fd 5.
+  EXPECT_EQ(r.out.find("watch fd 4"), r.out.rfind("watch fd 4")) << r.out;
+}
+
 TEST_F(Crit, XMems) {
   auto r = run_crit(dir, {"x", "mems", dir / "img"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

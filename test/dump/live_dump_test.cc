@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -603,15 +604,84 @@ void expect_refused(Child& child, const std::string& expect, DumpOptions opts = 
   EXPECT_EQ(child.ask('c'), "alive");
 }
 
-TEST(LiveDump, RefusesEpoll) {
+// An epoll is a File; each watch an EpollItem after every Fd, naming its target File even when
+// the fd number it was added under has been closed (the file lives on at another fd).
+TEST(LiveDump, EpollWatchesAreItems) {
   Child child(
       [] {
+        int empty = epoll_create1(0), e = epoll_create1(0);
+        dup2(empty, 7);
+        dup2(e, 8);
+        int a = eventfd(0, 0), b = eventfd(0, 0);
+        dup2(a, 9);
+        dup2(b, 10);
+        close(empty);
+        close(e);
+        close(a);
+        close(b);
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLET;
+        ev.data.u64 = 42;
+        if (epoll_ctl(8, EPOLL_CTL_ADD, 9, &ev) != 0) _exit(95);
+        ev.events = EPOLLOUT;
+        ev.data.u64 = 43;
+        if (epoll_ctl(8, EPOLL_CTL_ADD, 10, &ev) != 0) _exit(96);
+        dup2(10, 11);
+        close(10);  // the watch stays, keyed by (file, 10)
+      },
+      check_alive);
+  ASSERT_TRUE(child.ready());
+  auto d = dump_leaving_running(child);
+  ASSERT_TRUE(d->status.ok()) << d->status.error().message;
+  std::map<uint32_t, uint32_t> file_of;
+  for (const auto& fd : d->w.all<schema::Fd>()) file_of[fd.fd] = fd.file;
+  for (const auto& f : d->w.all<schema::File>()) {
+    if (f.id == file_of[7] || f.id == file_of[8]) {
+      EXPECT_EQ(f.kind, schema::kFileEpoll) << f.id;
+    }
+  }
+  auto items = d->w.all<schema::EpollItem>();
+  ASSERT_EQ(items.size(), 2u);
+  std::sort(items.begin(), items.end(), [](auto& x, auto& y) { return x.data < y.data; });
+  EXPECT_EQ(items[0].epoll, file_of[8]);
+  EXPECT_EQ(items[0].target, file_of[9]);
+  EXPECT_EQ(items[0].tfd, 9u);
+  EXPECT_EQ(items[0].events, uint32_t{EPOLLIN | EPOLLET | EPOLLERR | EPOLLHUP});
+  EXPECT_EQ(items[0].data, 42u);
+  EXPECT_EQ(items[1].epoll, file_of[8]);
+  EXPECT_EQ(items[1].target, file_of[11]);
+  EXPECT_EQ(items[1].tfd, 10u);
+  EXPECT_EQ(items[1].events, uint32_t{EPOLLOUT | EPOLLERR | EPOLLHUP});
+  // Every EpollItem comes after every Fd.
+  size_t last_fd = 0, first_item = d->w.recs.size();
+  for (size_t i = 0; i < d->w.recs.size(); ++i) {
+    if (d->w.recs[i].type == schema::Fd::kType) last_fd = i;
+    if (d->w.recs[i].type == schema::EpollItem::kType) first_item = std::min(first_item, i);
+  }
+  EXPECT_LT(last_fd, first_item);
+  EXPECT_EQ(child.ask('c'), "alive");
+}
+
+// A fired EPOLLONESHOT watch on a pipe with nothing to read: restore could not disarm it.
+TEST(LiveDump, RefusesFiredOneShotWithNothingReady) {
+  Child child(
+      [] {
+        int p[2];
+        if (pipe(p) != 0 || write(p[1], "x", 1) != 1) _exit(95);
+        dup2(p[0], 9);
         int e = epoll_create1(0);
         dup2(e, 7);
         close(e);
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLONESHOT;
+        if (epoll_ctl(7, EPOLL_CTL_ADD, 9, &ev) != 0 || epoll_wait(7, &ev, 1, 0) != 1) _exit(96);
+        char c;
+        if (read(9, &c, 1) != 1) _exit(97);
       },
       check_alive);
-  expect_refused(child, "fd 7: eventpoll not supported yet");
+  expect_refused(child,
+                 "fd 7: epoll watch of fd 9: a fired EPOLLONESHOT watch on a file with "
+                 "no event ready");
 }
 
 TEST(LiveDump, RefusesTimerfdCancelledOnClockChange) {

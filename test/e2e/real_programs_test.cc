@@ -5,9 +5,11 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <functional>
 #include <iostream>
 #include <string>
@@ -301,6 +303,62 @@ TEST(RealPrograms, ZstdTwoThreads) {
 }
 
 // `sleep 2` (ready = exec done): dumped, restored in the foreground, exits 0.
+// Whether some thread of `pid` is inside system call `nr` (/proc/PID/task/TID/syscall).
+bool thread_in_syscall(pid_t pid, long nr) {
+  const std::string task = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = opendir(task.c_str());
+  if (d == nullptr) return false;
+  bool found = false;
+  while (dirent* e = readdir(d))
+    if (e->d_name[0] != '.' &&
+        std::atol(read_file(task + "/" + e->d_name + "/syscall").c_str()) == nr)
+      found = true;
+  closedir(d);
+  return found;
+}
+
+// python3 with a selectors.EpollSelector (epoll) holding a pipe and an empty eventfd: a worker
+// thread waits in select() (epoll_wait) through the dump. After the restore main writes to the
+// pipe: the worker must wake with the pipe's key and read it; then main adds to the eventfd and
+// its registration reports, alone.
+TEST(RealPrograms, PythonEpollSelector) {
+  if (!tools_present()) return;
+  const std::string script = R"(
+import os, selectors, signal, sys, threading
+sel = selectors.EpollSelector()
+r, w = os.pipe()
+efd = os.eventfd(0, os.EFD_NONBLOCK)
+sel.register(r, selectors.EVENT_READ, data='pipe')
+sel.register(efd, selectors.EVENT_READ, data='efd')
+got = []
+def work():
+    for key, ev in sel.select():
+        if key.data == 'pipe':
+            got.append(os.read(r, 16))
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])  # inherited by the worker
+t = threading.Thread(target=work)
+t.start()
+os.close(3)
+signal.sigwait([signal.SIGTERM])
+os.write(w, b'wake')
+t.join(10)
+os.eventfd_write(efd, 5)
+ready = [(key.data, ev) for key, ev in sel.select(timeout=0)]
+if got == [b'wake'] and ready == [('efd', selectors.EVENT_READ)] and not t.is_alive():
+    print('PASS', file=sys.stderr)
+    sys.exit(0)
+print('FAIL: worker got %r alive=%s, then ready %r' % (got, t.is_alive(), ready), file=sys.stderr)
+sys.exit(1)
+)";
+  for (Mode mode : kModes) {
+    dump_restore_python(script, mode, [](pid_t pid) {
+      ASSERT_TRUE(poll_until([&] { return thread_in_syscall(pid, SYS_epoll_wait); },
+                             std::chrono::seconds(10)))
+          << "the worker never waited in epoll_wait";
+    });
+  }
+}
+
 TEST(RealPrograms, Sleep2) {
   if (!tools_present()) return;
   for (Mode mode : kModes) {

@@ -67,7 +67,10 @@ const std::vector<ZdtmCase>& cases() {
       {"pty_unread", {}, false, "pty with unread input"},
       {"pty_outside", {"outside"}, false, "outside the process tree", "pty_refused"},
       {"pty_master_only", {"master_only"}, false, "no slave open", "pty_refused"},
+      {"epoll", {}},
       {"socketpair_refused", {}, false, "socket"},
+      {"epoll_oneshot_refused", {"oneshot"}, false, "fired EPOLLONESHOT", "epoll_refused"},
+      {"epoll_outside_refused", {"outside"}, false, "file is not open", "epoll_refused"},
 
   };
   return all;

@@ -148,7 +148,7 @@ TEST(Image, StashesHeadAndStopsAtPages) {
 TEST(Image, MissingProcessOrDanglingFdIsRefused) {
   ProcessImage img;
   EXPECT_FALSE(check_head(img).ok());
-  img.process = schema::Process{};
+  img.process.emplace();
   img.process->pid = 5;
   img.mm = schema::Mm{};
   img.vmas.push_back(anon(0x1000, 0x2000));
@@ -185,9 +185,59 @@ TEST(Image, PtyFilesMustNameAPty) {
   EXPECT_FALSE(check_files(img).ok());
 }
 
+// EpollItems must name an epoll File and a target File that Fds name (both are opened).
+TEST(Image, EpollItemsNameOpenFiles) {
+  ProcessImage img;
+  img.process.emplace();
+  img.process->pid = 5;
+  img.mm = schema::Mm{};
+  img.vmas.push_back(anon(0x1000, 0x2000));
+  schema::File ep{}, ev{}, other{};
+  ep.id = 1;
+  ep.kind = schema::kFileEpoll;
+  ev.id = 2;
+  ev.kind = schema::kFileEventfd;
+  other.id = 3;
+  other.kind = schema::kFileEventfd;
+  img.files = {{1, ep}, {2, ev}, {3, other}};
+  for (uint32_t file : {1u, 2u}) {
+    schema::Fd fd{};
+    fd.pid = 5;
+    fd.fd = 3 + file;
+    fd.file = file;
+    img.fds.push_back(fd);
+  }
+  schema::EpollItem item{};
+  item.epoll = 1;
+  item.target = 2;
+  item.tfd = 17;  // a number no Fd holds now: allowed, the watch keeps it
+  item.events = 0x19;
+  img.epoll_items = {item};
+  EXPECT_TRUE(check_head(img).ok()) << check_head(img).error().message;
+
+  auto refused = [&](schema::EpollItem bad, const char* want) {
+    img.epoll_items = {bad};
+    auto st = check_head(img);
+    ASSERT_FALSE(st.ok()) << want;
+    EXPECT_NE(st.error().message.find(want), std::string::npos) << st.error().message;
+  };
+  schema::EpollItem not_epoll = item;
+  not_epoll.epoll = 2;  // an eventfd
+  refused(not_epoll, "not an epoll file");
+  schema::EpollItem unopened = item;
+  unopened.target = 3;  // no Fd names it: crrestore would not open it
+  refused(unopened, "not an open file");
+  schema::EpollItem itself = item;
+  itself.target = 1;
+  refused(itself, "not an open file");
+  schema::EpollItem missing = item;
+  missing.epoll = 9;
+  refused(missing, "not an epoll file");
+}
+
 TEST(Image, OverlappingVmasAreRefused) {
   ProcessImage img;
-  img.process = schema::Process{};
+  img.process.emplace();
   img.process->pid = 5;
   img.mm = schema::Mm{};
   img.vmas = {anon(0x1000, 0x3000), anon(0x2000, 0x4000)};
@@ -198,7 +248,7 @@ TEST(Image, ChangedFileIsRefused) {
   TempFile tf;
   auto st = tf.stat();
   ProcessImage img;
-  img.process = schema::Process{};
+  img.process.emplace();
   img.mm = schema::Mm{};
   schema::File f{};
   f.id = 1;
@@ -228,7 +278,7 @@ TEST(Image, ChangedMappedFileIsRefusedNamingThePath) {
   TempFile tf;
   auto st = tf.stat();
   ProcessImage img;
-  img.process = schema::Process{};
+  img.process.emplace();
   img.mm = schema::Mm{};
   schema::Vma v = anon(0x1000, 0x2000);
   v.kind = schema::kVmaFilePrivate;
@@ -291,7 +341,7 @@ namespace {
 
 ProcessImage threaded_image(std::vector<uint32_t> tids, uint32_t nthreads) {
   ProcessImage img;
-  img.process = schema::Process{};
+  img.process.emplace();
   img.process->pid = 500;
   img.process->nthreads = nthreads;
   for (uint32_t tid : tids) {

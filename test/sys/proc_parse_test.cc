@@ -360,5 +360,54 @@ TEST(ProcParse, ChildrenListsEveryPid) {
   EXPECT_TRUE(parse_children("").empty());
 }
 
+// ---- epoll watches (fs/eventpoll.c ep_show_fdinfo's format, as 6.18 prints it)
+
+TEST(ProcParse, EpollWatchLines) {
+  auto ep = parse_fdinfo(
+      "pos:\t0\nflags:\t02000002\nmnt_id:\t16\nino:\t1057\n"
+      "tfd:        5 events:       19 data:                5  pos:0 ino:3f1 sdev:e\n"
+      "tfd:        7 events: 80000019 data: ffffffffdeadbeef  pos:12 ino:a sdev:f\n"
+      "tfd:      123 events: 40000000 data:     123456789abc  pos:-1 ino:0 sdev:0\n");
+  ASSERT_TRUE(ep.ok()) << ep.error().message;
+  EXPECT_EQ(ep->kind, FdinfoKind::kEpoll);
+  ASSERT_EQ(ep->epoll_watches.size(), 3u);
+  const EpollWatch& a = ep->epoll_watches[0];
+  EXPECT_EQ(a.tfd, 5);
+  EXPECT_EQ(a.events, 0x19u);  // EPOLLIN | EPOLLERR | EPOLLHUP
+  EXPECT_EQ(a.data, 5u);
+  EXPECT_EQ(a.ino, 0x3f1u);
+  EXPECT_EQ(a.sdev, 0xeu);
+  const EpollWatch& b = ep->epoll_watches[1];
+  EXPECT_EQ(b.tfd, 7);
+  EXPECT_EQ(b.events, 0x80000019u);  // EPOLLET
+  EXPECT_EQ(b.data, 0xffffffffdeadbeefull);
+  EXPECT_EQ(b.pos, 12u);
+  const EpollWatch& c = ep->epoll_watches[2];
+  EXPECT_EQ(c.tfd, 123);
+  EXPECT_EQ(c.events, 0x40000000u);  // a fired EPOLLONESHOT: only the flag bits stay
+  EXPECT_EQ(c.data, 0x123456789abcull);
+  EXPECT_EQ(c.pos, 0u);  // negative positions are not kept
+}
+
+TEST(ProcParse, EpollWithoutWatchesIsPlainText) {
+  // An epoll with no watch prints no tfd line: the fd's link (anon_inode:[eventpoll]) tells.
+  auto ep = parse_fdinfo("pos:\t0\nflags:\t02\nmnt_id:\t16\nino:\t1057\n");
+  ASSERT_TRUE(ep.ok());
+  EXPECT_TRUE(ep->epoll_watches.empty());
+}
+
+TEST(ProcParse, EpollWatchErrorsQuoteTheLine) {
+  for (const char* line :
+       {"tfd:        5 events:       19", "tfd: x events: 19 data: 5 pos:0 ino:1 sdev:2",
+        "tfd: 5 events: zz data: 5", "tfd: 5 events: 19 data:", "tfd: 5 events 19 data: 5"}) {
+    auto w = parse_epoll_watch(line);
+    ASSERT_FALSE(w.ok()) << line;
+    EXPECT_NE(w.error().message.find(line), std::string::npos) << w.error().message;
+  }
+  auto ok = parse_epoll_watch("tfd: 9 events: 1 data: 0 pos:0 ino:1 sdev:2");
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_EQ(ok->tfd, 9);
+}
+
 }  // namespace
 }  // namespace cr::sys

@@ -69,5 +69,32 @@ TEST(RestartFixup, FinishedCallsAndNonSyscallStopsAreLeftAlone) {
   EXPECT_EQ(user.rip, kRip);
 }
 
+TEST(RestartFixup, EpollWaitEndedWithEintrWaitsAgain) {
+  for (long nr : {long{SYS_epoll_wait}, long{SYS_epoll_pwait}, 441L /* epoll_pwait2 */}) {
+    user_regs_struct r = stopped_in(nr, -EINTR);
+    r.rdi = 5;  // epfd, untouched
+    EXPECT_TRUE(rerun_interrupted_epoll_wait(r)) << nr;
+    EXPECT_EQ(r.rax, static_cast<uint64_t>(nr));
+    EXPECT_EQ(r.rip, kRip - 2);
+    EXPECT_EQ(r.rdi, 5u);
+  }
+}
+
+TEST(RestartFixup, EpollRerunLeavesEverythingElse) {
+  user_regs_struct got = stopped_in(SYS_epoll_wait, 2);  // returned two events
+  EXPECT_FALSE(rerun_interrupted_epoll_wait(got));
+  EXPECT_EQ(got.rax, 2u);
+  EXPECT_EQ(got.rip, kRip);
+  user_regs_struct read_eintr = stopped_in(SYS_read, -EINTR);  // not an epoll wait
+  EXPECT_FALSE(rerun_interrupted_epoll_wait(read_eintr));
+  EXPECT_EQ(read_eintr.rip, kRip);
+  user_regs_struct user = stopped_in(-1, -EINTR);  // not in a syscall
+  EXPECT_FALSE(rerun_interrupted_epoll_wait(user));
+  // restart_fixup alone does not touch it: the kernel's own EINTR is the default.
+  user_regs_struct plain = stopped_in(SYS_epoll_pwait, -EINTR);
+  EXPECT_TRUE(restart_fixup(plain).empty());
+  EXPECT_EQ(plain.rip, kRip);
+}
+
 }  // namespace
 }  // namespace cr::sys

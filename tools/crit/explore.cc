@@ -65,6 +65,24 @@ int x_ps(const std::string& path, bool verify) {
   return 0;
 }
 
+// EPOLL* bits by name, e.g. "IN|ERR|HUP|ET"; bits without a name in hex.
+std::string epoll_events_text(uint64_t events) {
+  static const std::pair<uint64_t, const char*> kNames[] = {
+      {0x001, "IN"},        {0x002, "PRI"},        {0x004, "OUT"},    {0x008, "ERR"},
+      {0x010, "HUP"},       {0x040, "RDNORM"},     {0x080, "RDBAND"}, {0x100, "WRNORM"},
+      {0x200, "WRBAND"},    {0x400, "MSG"},        {0x2000, "RDHUP"}, {1u << 28, "EXCLUSIVE"},
+      {1u << 29, "WAKEUP"}, {1u << 30, "ONESHOT"}, {1u << 31, "ET"}};
+  std::string s;
+  for (const auto& [bit, name] : kNames)
+    if ((events & bit) != 0) {
+      s += s.empty() ? "" : "|";
+      s += name;
+      events &= ~bit;
+    }
+  if (events != 0) s += (s.empty() ? "" : "|") + hex(events);
+  return s.empty() ? "0" : s;
+}
+
 int x_fds(const std::string& path, bool verify) {
   struct FileInfo {
     std::string text;
@@ -74,6 +92,7 @@ int x_fds(const std::string& path, bool verify) {
   std::map<uint64_t, std::vector<std::pair<uint64_t, uint64_t>>> fds;  // pid -> (fd, file id)
   std::map<uint64_t, uint64_t> pipe_bytes;                             // pipe id -> queued bytes
   std::map<uint64_t, std::string> ptys;                                // pty id -> its summary
+  std::map<uint64_t, std::vector<std::string>> watches;                // epoll file id -> lines
   for_each_record(path, verify,
                   [&](const std::string& type, const Fields& f, std::span<const uint8_t> tail) {
                     if (type == "pty") {
@@ -104,8 +123,17 @@ int x_fds(const std::string& path, bool verify) {
                     } else if (type == "fd") {
                       fds[f.u("pid")].emplace_back(f.u("fd"), f.u("file"));
                       ++files[f.u("file")].refs;
+                    } else if (type == "epoll_item") {
+                      const uint64_t ev = f.u("events");
+                      std::string w = "watch fd " + std::to_string(f.u("tfd")) + " -> #" +
+                                      std::to_string(f.u("target")) + " events " +
+                                      epoll_events_text(ev) + " data " + hex(f.u("data"));
+                      // A fired EPOLLONESHOT keeps only its flag bits until re-armed.
+                      if ((ev & (1u << 30)) != 0 && (ev & 0x0fffffff) == 0) w += " (fired)";
+                      watches[f.u("epoll")].push_back(std::move(w));
                     }
                   });
+  std::set<uint64_t> watches_shown;
   for (const auto& [pid, list] : fds) {
     std::printf("pid %llu\n", static_cast<unsigned long long>(pid));
     for (const auto& [fd, id] : list) {
@@ -121,6 +149,9 @@ int x_fds(const std::string& path, bool verify) {
       if (fi.refs > 1) line += " [shared: " + std::to_string(fi.refs) + " fds]";
       std::printf("  %4llu -> #%llu %s\n", static_cast<unsigned long long>(fd),
                   static_cast<unsigned long long>(id), line.c_str());
+      // An epoll's watches, under the first fd that shows it.
+      if (watches.count(id) != 0 && watches_shown.insert(id).second)
+        for (const auto& w : watches[id]) std::printf("           %s\n", w.c_str());
     }
   }
   return 0;

@@ -74,6 +74,8 @@ std::string file_kind_text(uint64_t kind) {
       return "pty-master";
     case schema::kFilePtySlave:
       return "pty-slave";
+    case schema::kFileEpoll:
+      return "epoll";
   }
   return "kind" + std::to_string(kind);
 }
