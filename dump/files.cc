@@ -294,8 +294,13 @@ class FileCollector {
       f.counter = e.info.ticks;
     } else if (e.link.starts_with("anon_inode:") || e.info.kind != FdinfoKind::kPlain) {
       return refuse(e.fd, anon_name(e));
-    } else if (e.link.starts_with("/memfd:")) {
-      return refuse(e.fd, "memfd");
+    } else if (e.link.starts_with("/memfd:") && S_ISREG(e.st.st_mode) && e.st.st_nlink == 0) {
+      // Its contents, seals and name are the Shmem object's, shared with every other fd and
+      // mapping of it in the tree; this description keeps its flags and offset.
+      f.kind = schema::kFileMemfd;
+      CR_TRY_ASSIGN(const ShmemObject* o,
+                    shmem_object(*e.proc, "fd/" + std::to_string(e.fd), e.st, e.link));
+      f.object = o->rec.id;
     } else if (e.link.starts_with("pipe:")) {
       auto ends = pipe_ends_[e.st.st_ino];
       // One end only in the tree: fine if nobody holds the other end (a pipe whose writer has

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "restore/address_space.h"
+#include "restore/shmem.h"
 #include "restore/task_state.h"
 #include "restore/threads.h"
 #include "restore/trampoline.h"
@@ -137,6 +138,9 @@ Status run(RestoreContext& root) {
   if (!root.stream_ended)
     return make_error("image holds records after the last process (offset " +
                       std::to_string(root.reader->offset()) + ")");
+  // Every mapping exists: memfd seals can go on now (F_SEAL_WRITE refuses writable shared
+  // mappings made before it and forbids them after).
+  CR_TRY(tree_pass("seal memfds", [](RestoreContext& r) { return seal_shmems(r.shmem_fds); }));
   // Every process is ready: children first, so that a parent never runs while its children
   // are still held.
   auto t0 = Clock::now();

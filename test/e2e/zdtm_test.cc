@@ -62,6 +62,7 @@ const std::vector<ZdtmCase>& cases() {
       {"tree_zombie", {}},
       {"tree_shmem", {}},
       {"event_fds", {}},
+      {"memfd", {}},
       {"socketpair_refused", {}, false, "socket"},
 
   };

@@ -39,7 +39,9 @@ std::string vma_kind_text(uint64_t kind) {
     case schema::kVmaFileShared:
       return "file-shared";
     case schema::kVmaAnonShared:
-      return "anon-shared";
+      return "shmem";
+    case schema::kVmaShmemPrivate:
+      return "shmem-priv";
   }
   return "kind" + std::to_string(kind);
 }
@@ -68,6 +70,8 @@ std::string file_kind_text(uint64_t kind) {
       return "signalfd";
     case schema::kFileTimerfd:
       return "timerfd";
+    case schema::kFileMemfd:
+      return "memfd";
   }
   return "kind" + std::to_string(kind);
 }
