@@ -42,14 +42,15 @@ uint64_t page_up(uint64_t n) { return (n + kPage - 1) & ~uint64_t{kPage - 1}; }
 // process is stopped: the reopen is a description of our own on the same inode).
 Status describe_memfd(DumpContext& ctx, const std::string& entry, const std::string& name,
                       schema::Shmem& rec) {
+  // "fd 4: memfd \"buf\"", as the other fd refusals start.
   const std::string what =
-      "memfd \"" + name + "\" (pid " + std::to_string(ctx.pid) + " " + entry + ")";
+      (entry.starts_with("fd/") ? "fd " + entry.substr(3) : entry) + ": memfd \"" + name + "\"";
   ScopedFd fd(::openat(ctx.proc.fd(), entry.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return errno_error("reopen " + what);
   struct statfs fs {};
   if (::fstatfs(fd.get(), &fs) != 0) return errno_error("fstatfs " + what);
   if (static_cast<uint64_t>(fs.f_type) == HUGETLBFS_MAGIC)
-    return make_error(what + ": memfd with MFD_HUGETLB not supported yet");
+    return make_error(what + " with MFD_HUGETLB (hugetlbfs) not supported yet");
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return errno_error("fstat " + what);
   const int seals = ::fcntl(fd.get(), F_GET_SEALS);

@@ -64,6 +64,7 @@ const std::vector<ZdtmCase>& cases() {
       {"event_fds", {}},
       {"memfd", {}},
       {"socketpair_refused", {}, false, "socket"},
+      {"memfd_hugetlb_refused", {}, false, "with MFD_HUGETLB (hugetlbfs) not supported"},
 
   };
   return all;
