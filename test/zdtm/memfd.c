@@ -1,7 +1,8 @@
 // memfds: contents written through the fd and through a shared mapping, a size that is not a
 // whole number of pages, seals (shrink and grow; write and no-more-seals on another; sealing
 // never allowed on a third), the fd's offset shared with a child that inherited it, a private
-// mapping with one copied page, and a memfd that is only mapped (its fd closed). After the
+// mapping with one copied page, a memfd that is only mapped (its fd closed), MFD_NOEXEC_SEAL,
+// and F_SEAL_FUTURE_WRITE over a writable shared mapping made before it. After the
 // restore every one must still be one object: a write through the fd shows in the mappings and
 // the other way round, in the parent and in the child, and the seals still hold.
 #define _GNU_SOURCE
@@ -15,6 +16,16 @@
 #include <unistd.h>
 
 #include "zdtmlib.h"
+
+#ifndef F_SEAL_FUTURE_WRITE
+#define F_SEAL_FUTURE_WRITE 0x0010  // Linux 5.1
+#endif
+#ifndef F_SEAL_EXEC
+#define F_SEAL_EXEC 0x0020  // Linux 6.3
+#endif
+#ifndef MFD_NOEXEC_SEAL
+#define MFD_NOEXEC_SEAL 0x0008U  // Linux 6.3
+#endif
 
 #define PAGE 4096
 #define SIZE_A (3 * PAGE + 123)  // not page aligned
@@ -75,6 +86,18 @@ int main(void) {
   // d: empty, made without MFD_ALLOW_SEALING.
   int d = memfd_create("no sealing", 0);
   if (d < 0) test_fail_errno("memfd d");
+
+  // e: MFD_NOEXEC_SEAL (no exec bits, F_SEAL_EXEC).
+  int e = memfd_create("noexec", MFD_NOEXEC_SEAL);
+  if (e < 0) test_fail_errno("memfd e");
+  // f: a writable shared mapping made before F_SEAL_FUTURE_WRITE keeps working, new writes and
+  // writable mappings are refused: the restore must map before it seals.
+  int f = memfd_create("future write", MFD_ALLOW_SEALING);
+  if (f < 0 || ftruncate(f, PAGE) != 0) test_fail_errno("memfd f");
+  char *mf = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0);
+  if (mf == MAP_FAILED) test_fail_errno("mmap f");
+  mf[1] = 'f';
+  if (fcntl(f, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) != 0) test_fail_errno("seal f");
 
   int go[2];
   if (pipe(go)) test_fail_errno("pipe");
@@ -146,6 +169,18 @@ int main(void) {
   expect_seals(d, F_SEAL_SEAL, "d");
   if (fcntl(d, F_ADD_SEALS, F_SEAL_GROW) == 0) test_fail("d: sealing allowed");
   if (fstat(d, &st) != 0 || st.st_size != 0) test_fail("d: not empty");
+
+  expect_seals(e, F_SEAL_EXEC, "e");
+  if (fstat(e, &st) != 0 || (st.st_mode & 0111) != 0) test_fail("e: exec bits");
+  if (fchmod(e, 0755) == 0) test_fail("e: exec bits allowed past F_SEAL_EXEC");
+
+  expect_seals(f, F_SEAL_FUTURE_WRITE, "f");
+  mf[0] = 'W';
+  char fw[2] = {0, 0};
+  if (pread(f, fw, 2, 0) != 2 || fw[0] != 'W' || fw[1] != 'f') test_fail("f: mapping not shared");
+  if (pwrite(f, "x", 1, 0) >= 0 || errno != EPERM) test_fail("f: write past F_SEAL_FUTURE_WRITE");
+  if (mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0) != MAP_FAILED)
+    test_fail("f: new writable mapping past F_SEAL_FUTURE_WRITE");
 
   if (write(go[1], "g", 1) != 1) test_fail_errno("go");
   int status;
