@@ -146,6 +146,9 @@ Status run(RestoreContext& root) {
   auto t0 = Clock::now();
   for (size_t i = all.size(); i-- > 0;) CR_TRY(detach(*all[i]));
   account(root, "resume", t0);
+  // Every process holds what it maps and opens: crrestore's own hold on the shared memory
+  // objects would keep their memory alive while it waits for the root, after the tree let go.
+  root.shmem_fds.clear();
   return {};
 }
 

@@ -83,6 +83,7 @@ Status ShmemBuilder::fill(const schema::ShmemData& d, std::span<const uint8_t> b
   if (it == objs_.end())
     return make_error("shmem_data for unknown shmem " + std::to_string(d.shmem));
   const Building& b = it->second;
+  if (bytes.empty()) return {};
   if (d.offset > b.rec.size || bytes.size() > b.rec.size - d.offset)
     return make_error("shmem_data at " + std::to_string(d.offset) + " beyond " + what(b.rec));
   std::memcpy(static_cast<uint8_t*>(b.map) + d.offset, bytes.data(), bytes.size());
