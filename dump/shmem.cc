@@ -69,6 +69,36 @@ Status describe_memfd(DumpContext& ctx, const std::string& entry, const std::str
   return {};
 }
 
+// The pages of [off, min(off + kChunk, end)) as ShmemData records, zero pages left out.
+Status write_run(format::RecordWriter& out, const ShmemObject& o, int fd, std::vector<uint8_t>& buf,
+                 uint64_t off, uint64_t end) {
+  const size_t want = static_cast<size_t>(std::min<uint64_t>(kChunk, end - off));
+  size_t got = 0;
+  while (got < want) {
+    ssize_t n = ::pread(fd, buf.data() + got, want - got, static_cast<off_t>(off + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno_error("read shared memory of pid " + std::to_string(o.pid));
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  // A file shorter than its last page (a 32-byte semaphore, a memfd of 5000 bytes) reads
+  // short: the rest is zeros.
+  std::memset(buf.data() + got, 0, want - got);
+  // Runs of non-zero pages, each one record.
+  for (size_t p = 0; p + kPage <= want;) {
+    if (zero_page(buf.data() + p)) {
+      p += kPage;
+      continue;
+    }
+    size_t e = p + kPage;
+    while (e + kPage <= want && !zero_page(buf.data() + e)) e += kPage;
+    CR_TRY(out.write(schema::ShmemData{o.rec.id, off + p},
+                     std::span<const uint8_t>(buf.data() + p, e - p)));
+    p = e;
+  }
+  return {};
+}
+
 Status write_object(format::RecordWriter& out, const ShmemObject& o) {
   const schema::Shmem& r = o.rec;
   CR_TRY(out.write(r));
@@ -77,33 +107,21 @@ Status write_object(format::RecordWriter& out, const ShmemObject& o) {
   ScopedFd fd(::openat(proc.fd(), o.entry.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid())
     return errno_error("open /proc/" + std::to_string(o.pid) + "/" + o.entry + " (shared memory)");
+  // Only the runs SEEK_DATA finds: a sparse object (a large memfd written in a few places) is
+  // not read hole by hole. shmem counts pages in swap as data.
   std::vector<uint8_t> buf(kChunk);
-  for (uint64_t off = 0; off < r.size; off += kChunk) {
-    const size_t want = static_cast<size_t>(std::min<uint64_t>(kChunk, r.size - off));
-    size_t got = 0;
-    while (got < want) {
-      ssize_t n = ::pread(fd.get(), buf.data() + got, want - got, static_cast<off_t>(off + got));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return errno_error("read shared memory of pid " + std::to_string(o.pid));
-      if (n == 0) break;
-      got += static_cast<size_t>(n);
-    }
-    // A file shorter than its last page (a 32-byte semaphore, a memfd of 5000 bytes) reads
-    // short: the rest is zeros.
-    std::memset(buf.data() + got, 0, want - got);
-    got = want;
-    // Runs of non-zero pages, each one record.
-    for (size_t p = 0; p + kPage <= got;) {
-      if (zero_page(buf.data() + p)) {
-        p += kPage;
-        continue;
-      }
-      size_t e = p + kPage;
-      while (e + kPage <= got && !zero_page(buf.data() + e)) e += kPage;
-      CR_TRY(out.write(schema::ShmemData{r.id, off + p},
-                       std::span<const uint8_t>(buf.data() + p, e - p)));
-      p = e;
-    }
+  uint64_t off = 0;
+  while (off < r.size) {
+    const off_t data = ::lseek(fd.get(), static_cast<off_t>(off), SEEK_DATA);
+    if (data < 0 && errno == ENXIO) break;  // holes up to the end
+    if (data < 0) return errno_error("SEEK_DATA in shared memory of pid " + std::to_string(o.pid));
+    const off_t hole = ::lseek(fd.get(), data, SEEK_HOLE);  // at the file's end at the latest
+    if (hole < 0) return errno_error("SEEK_HOLE in shared memory of pid " + std::to_string(o.pid));
+    const uint64_t start = static_cast<uint64_t>(data) & ~uint64_t{kPage - 1};
+    const uint64_t end = std::min(r.size, page_up(static_cast<uint64_t>(hole)));
+    if (start >= end) break;
+    for (off = start; off < end; off += kChunk) CR_TRY(write_run(out, o, fd.get(), buf, off, end));
+    off = end;
   }
   return {};
 }
