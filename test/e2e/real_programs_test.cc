@@ -128,7 +128,9 @@ signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
 child = os.fork()
 if child == 0:
     os.close(3)
-    os.read(r, 1)
+    os.close(w)  # EOF if the parent fails or dies: no child left waiting
+    if os.read(r, 1) != b'g':
+        os._exit(8)
     m[200:205] = b'CHILD'
     os._exit(0 if m[100:102] == b'XY' else 9)
 os.close(3)

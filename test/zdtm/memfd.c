@@ -114,6 +114,7 @@ int main(void) {
   if (child < 0) test_fail_errno("fork");
   if (child == 0) {
     close(3);
+    close(go[1]);  // a parent that fails or dies closes the last write end: EOF, not a hang
     char x;
     if (read(go[0], &x, 1) != 1) _exit(20);
     // The parent wrote "XYZ" at 50 through the fd after the restore: seen in our mapping and
