@@ -106,12 +106,13 @@ struct DumpContext {
   uint64_t pages_scanned = 0, pages_written = 0, pages_zero = 0;
 };
 
-/// A shared anonymous memory object (one shmem file), and a mapping to read it through.
+/// A shared memory object (one shmem file: anonymous shared memory or a memfd), and where to
+/// read it: /proc/`pid`/`entry`, a map_files entry of a mapping of it or an fd on it.
 struct ShmemObject {
-  uint32_t id = 0;
-  uint64_t dev = 0, ino = 0, size = 0;  // an inode number alone may repeat across filesystems
-  pid_t pid = 0;  // a process that maps it, at [start, end)
-  uint64_t start = 0, end = 0;
+  schema::Shmem rec;  // id, ino, size (page multiple), and for a memfd its name, seals, ...
+  uint64_t dev = 0;   // with rec.ino: an inode number alone may repeat across filesystems
+  pid_t pid = 0;
+  std::string entry;
 };
 
 /// The SysV objects of the tree's own IPC namespace (ipc.cc); empty when the tree shares

@@ -358,8 +358,13 @@ class FileCollector {
       f.kind = schema::kFileEpoll;
     } else if (e.link.starts_with("anon_inode:") || e.info.kind != FdinfoKind::kPlain) {
       return refuse(e.fd, anon_name(e));
-    } else if (e.link.starts_with("/memfd:")) {
-      return refuse(e.fd, "memfd");
+    } else if (e.link.starts_with("/memfd:") && S_ISREG(e.st.st_mode) && e.st.st_nlink == 0) {
+      // Its contents, seals and name are the Shmem object's, shared with every other fd and
+      // mapping of it in the tree; this description keeps its flags and offset.
+      f.kind = schema::kFileMemfd;
+      CR_TRY_ASSIGN(const ShmemObject* o,
+                    shmem_object(*e.proc, "fd/" + std::to_string(e.fd), e.st, e.link));
+      f.object = o->rec.id;
     } else if (e.link.starts_with("pipe:")) {
       auto ends = pipe_ends_[e.st.st_ino];
       // One end only in the tree: fine if nobody holds the other end (a pipe whose writer has
@@ -411,7 +416,7 @@ class FileCollector {
         // Its shared mappings restore as shared memory of their own: with an fd on the same
         // file too, writes through one would no longer show in the other.
         for (const ShmemObject& o : tree_.shmems)
-          if (o.dev == e.st.st_dev && o.ino == e.st.st_ino)
+          if (o.dev == e.st.st_dev && o.rec.ino == static_cast<uint64_t>(e.st.st_ino))
             return refuse(e.fd, "deleted file " + f.path + " that is also mapped shared");
         f.kind = schema::kFileDeleted;
         CR_TRY_ASSIGN(deleted_data, read_deleted(e.proc->proc, e));

@@ -210,6 +210,7 @@ class PageDumper {
       case schema::kVmaStack:
         break;
       case schema::kVmaFilePrivate:
+      case schema::kVmaShmemPrivate:  // a memfd's pages are file pages: only copies are ours
         file_private = true;
         break;
       default:

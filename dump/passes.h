@@ -70,13 +70,19 @@ Status collect_remote_state(DumpContext& ctx);
 Status collect_process_info(DumpContext& ctx);
 
 /// records.cc: writes everything but the pages, in stream order (docs/FORMAT.md):
-/// the tree head (every Process; per process Creds, Rlimits, FsInfo; the file objects; every
-/// Fd), then per process Mm, Vma | its Pages | its Sigaction .. Thread.
+/// the tree head (every Process; per process Creds, Rlimits, FsInfo; the shared memory
+/// objects; the file objects; every Fd), then per process Mm, Vma | its Pages | its
+/// Sigaction .. Thread.
 Status write_tree_head(DumpTree& tree);
 Status write_mm_records(DumpContext& ctx);    // Mm, Vma
 Status write_tail_records(DumpContext& ctx);  // Sigaction .. Thread
 
-/// shmem.cc: every shared anonymous memory object of the tree -> Shmem, ShmemData.
+/// shmem.cc: the Shmem object of the shmem file at /proc/PID/`entry` (a map_files entry or
+/// "fd/N"), added to the tree on first sight (one per inode). A memfd (`link` as readlink shows
+/// it names one) gets its name, seals, exact size and mode; one on hugetlbfs is refused.
+Result<const ShmemObject*> shmem_object(DumpContext& ctx, const std::string& entry,
+                                        const struct stat& st, const std::string& link);
+/// shmem.cc: every shared memory object of the tree -> Shmem, ShmemData.
 Status write_shmem(DumpTree& tree);
 /// Calls `fn(offset, bytes)` for each run of whole pages of `buf` that are not all zero (the
 /// contents records of shared memory leave zero pages out).

@@ -1,6 +1,6 @@
 // Writing the collected state in the stream's fixed order (everything but the pages):
 // every Process; per process Creds, Rlimits, FsInfo; the SysV objects of a tree with its own IPC
-// namespace; Pty, Pipe, PipeData, File, FileData; every Fd; every EpollItem;
+// namespace; Shmem, ShmemData; Pty, Pipe, PipeData, File, FileData; every Fd; every EpollItem;
 // then per process: Mm, Vma | Pages | Sigaction, Itimer, PosixTimer, PendingSignal (shared,
 // then per thread), Thread (leader first). One process gives the version 1 order exactly.
 #include <sched.h>
@@ -24,6 +24,8 @@ Status write_tree_head(DumpTree& tree) {
     CR_TRY(out.write(p->fs));
   }
   CR_TRY(write_ipc(tree));
+  // Shared memory objects before the files: a memfd's File names its Shmem.
+  CR_TRY(write_shmem(tree));
   const FileTable& t = tree.files;
   for (const auto& p : t.ptys) CR_TRY(out.write(p));
   for (const auto& p : t.pipes) CR_TRY(out.write(p));
@@ -32,7 +34,7 @@ Status write_tree_head(DumpTree& tree) {
   for (const auto& [file, data] : t.file_data) CR_TRY(write_file_data(out, file, data));
   for (const auto& fd : t.fds) CR_TRY(out.write(fd));
   for (const auto& item : t.epoll_items) CR_TRY(out.write(item));
-  return write_shmem(tree);
+  return {};
 }
 
 Status write_mm_records(DumpContext& ctx) {

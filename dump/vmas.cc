@@ -46,29 +46,29 @@ uint32_t special_kind(std::string_view path) {
   return 0;
 }
 
-// MAP_SHARED|MAP_ANONYMOUS: its shmem file (through map_files) is one object for the whole
-// tree, however many processes map it; the Vma names it, its contents are written once.
-Result<schema::Vma> shared_anon(DumpContext& ctx, const MapEntry& m, schema::Vma v) {
-  CR_TRY_ASSIGN(struct stat st, ctx.proc.stat(map_files_entry(m.start, m.end)));
-  ShmemObject* obj = nullptr;
-  for (auto& o : ctx.tree.shmems)
-    if (o.ino == st.st_ino && o.dev == st.st_dev) obj = &o;
-  if (obj == nullptr) {
-    ShmemObject o;
-    o.id = ctx.tree.next_obj_id++;
-    o.dev = st.st_dev;
-    o.ino = st.st_ino;
-    o.size = (static_cast<uint64_t>(st.st_size) + 4095) & ~uint64_t{4095};  // whole pages
-    o.pid = ctx.pid;
-    o.start = m.start;
-    o.end = m.end;
-    ctx.tree.shmems.push_back(o);
-    obj = &ctx.tree.shmems.back();
+// A mapping of a shmem file (MAP_SHARED|MAP_ANONYMOUS, a shared mapping of a deleted file, or
+// any mapping of a memfd): the file (through map_files) is one object for the whole tree,
+// however many processes map it or hold fds on it; the Vma names it, its contents are written
+// once. A private mapping of a memfd keeps only its copied pages (pages.cc), like a private
+// file mapping.
+Result<schema::Vma> shmem_vma(DumpContext& ctx, const MapEntry& m, schema::Vma v) {
+  const std::string entry = map_files_entry(m.start, m.end);
+  CR_TRY_ASSIGN(struct stat st, ctx.proc.stat(entry));
+  std::string link;  // names a memfd: its name as the fd link shows it
+  if (m.path.starts_with("/memfd:")) {
+    CR_TRY_ASSIGN(link, ctx.proc.readlink(entry));
   }
-  if (m.offset + (m.end - m.start) > obj->size) return refuse(m, "shared memory beyond its object");
-  v.kind = schema::kVmaAnonShared;
-  v.flags = MAP_SHARED | MAP_ANONYMOUS;
-  v.shmem = obj->id;
+  CR_TRY_ASSIGN(const ShmemObject* obj, shmem_object(ctx, entry, st, link));
+  const bool memfd = obj->rec.kind == schema::kShmemMemfd;
+  // An anonymous object's size is fixed when it is made; a memfd can be mapped past its end
+  // (a restore maps it the same way).
+  if (!memfd && m.offset + (m.end - m.start) > obj->rec.size)
+    return refuse(m, "shared memory beyond its object");
+  v.kind = m.shared ? schema::kVmaAnonShared : schema::kVmaShmemPrivate;
+  v.flags = m.shared ? MAP_SHARED : MAP_PRIVATE;
+  if (!memfd) v.flags |= MAP_ANONYMOUS;
+  if (memfd) v.path = m.path;  // for crit; restore maps the object
+  v.shmem = obj->rec.id;
   return v;
 }
 
@@ -134,10 +134,10 @@ Result<schema::Vma> make_vma(DumpContext& ctx, const MapEntry& m) {
   if (!m.special() && (m.has_flag("io") || m.has_flag("pf")))
     return refuse(m, "device mapping " + m.path);
   if (m.path.starts_with("/SYSV")) return sysv_attach(ctx, m, v);
-  if (m.path.starts_with("/memfd:")) return refuse(m, "memfd mapping");
+  if (m.path.starts_with("/memfd:") && m.deleted) return shmem_vma(ctx, m, v);
   if (m.shared &&
       (m.path.empty() || m.path.starts_with("[anon_shmem") || (m.path == "/dev/zero" && m.deleted)))
-    return shared_anon(ctx, m, v);
+    return shmem_vma(ctx, m, v);
 
   if (m.path.empty() || m.special()) {
     if (m.path.empty()) {
@@ -168,7 +168,7 @@ Result<schema::Vma> make_vma(DumpContext& ctx, const MapEntry& m) {
   // A shared mapping of a deleted file (a POSIX semaphore or shm_open object unlinked at once,
   // as Python's multiprocessing does) is memory shared by whoever maps it, and nothing else can
   // reach it: it is dumped and restored as shared anonymous memory.
-  if ((m.deleted || st.st_nlink == 0) && m.shared) return shared_anon(ctx, m, v);
+  if ((m.deleted || st.st_nlink == 0) && m.shared) return shmem_vma(ctx, m, v);
   if (m.deleted || st.st_nlink == 0) return refuse(m, "mapping of deleted file " + m.path);
   v.kind = m.shared ? schema::kVmaFileShared : schema::kVmaFilePrivate;
   v.path = m.path;

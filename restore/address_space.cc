@@ -19,6 +19,7 @@ namespace cr::restore {
 namespace {
 
 constexpr uint64_t kRseqFlagUnregister = 1;
+constexpr uint32_t kSealFutureWrite = 0x0010;  // F_SEAL_FUTURE_WRITE, Linux 5.1
 
 const char* vdso_name(uint32_t kind) {
   switch (kind) {
@@ -35,7 +36,7 @@ const char* vdso_name(uint32_t kind) {
 
 bool is_private(const schema::Vma& v) {
   return v.kind == schema::kVmaAnon || v.kind == schema::kVmaHeap || v.kind == schema::kVmaStack ||
-         v.kind == schema::kVmaFilePrivate;
+         v.kind == schema::kVmaFilePrivate || v.kind == schema::kVmaShmemPrivate;
 }
 
 // What a VMA is mapped with before its pages arrive.
@@ -173,25 +174,32 @@ Status map_vmas(RestoreContext& ctx) {
       }
       fd = remote_fd;
       flags |= shared ? MAP_SHARED : MAP_PRIVATE;
-    } else if (v.kind == schema::kVmaAnonShared) {
+    } else if (v.kind == schema::kVmaAnonShared || v.kind == schema::kVmaShmemPrivate) {
       // The object crrestore built, opened through its own fd table.
       CR_TRY(close_remote());
       const auto* shmems = ctx.shmems;
       if (shmems == nullptr || shmems->count(v.shmem) == 0)
         return make_error("vma " + hex(v.start) + ": shmem " + std::to_string(v.shmem) +
                           " is not in the image");
-      const auto it = shmems->find(v.shmem);
+      const ShmemHandle& h = shmems->find(v.shmem)->second;
+      const bool shared = v.kind == schema::kVmaAnonShared;
+      // Read-only where a writable open would stand in the way: a private mapping needs no
+      // write access to the file, and a memfd sealed against writes cannot take its seal while
+      // a shared mapping that may become writable exists (the kernel gave the dumped one no
+      // VM_MAYWRITE for the same reason).
+      const bool write_sealed = (h.seals & (F_SEAL_WRITE | kSealFutureWrite)) != 0;
+      const bool rdonly = !shared || (write_sealed && (v.prot & PROT_WRITE) == 0);
       ctx.reset_scratch();
       const std::string via =
-          "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(it->second.get());
+          "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(h.fd.get());
       CR_TRY_ASSIGN(uint64_t path, ctx.put_str(via));
-      CR_TRY_ASSIGN(uint64_t got, ctx.call("open shared memory", SYS_openat,
-                                           static_cast<uint64_t>(AT_FDCWD), path,
-                                           O_RDWR | O_CLOEXEC));
+      CR_TRY_ASSIGN(uint64_t got,
+                    ctx.call("open shared memory", SYS_openat, static_cast<uint64_t>(AT_FDCWD),
+                             path, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC));
       remote_fd = static_cast<int64_t>(got);
       open_path = via;
       fd = remote_fd;
-      flags |= MAP_SHARED;
+      flags |= shared ? MAP_SHARED : MAP_PRIVATE;
     } else if (v.kind == schema::kVmaSysvShm) {
       CR_TRY(attach_sysv(ctx, v));
       continue;

@@ -43,6 +43,15 @@ struct Trampoline {
   static constexpr uint64_t kScratchOffset = 64;
 };
 
+/// A shared memory object crrestore built (restore/tree.cc), held by an fd of its own. A
+/// memfd's seals are added by seal_shmems once every process has its mappings.
+struct ShmemHandle {
+  ScopedFd fd;
+  uint32_t kind = schema::kShmemAnon;
+  uint32_t seals = 0;
+  std::string name;
+};
+
 /// A thread other than the leader, created by clone3 inside the task and traced from birth
 /// (CLONE_PTRACE) until resume; its own remote-call scope runs its per-thread calls.
 struct ThreadCtl {
@@ -68,9 +77,9 @@ struct RestoreContext {
   std::vector<std::unique_ptr<RestoreContext>> others;  // root only
   bool stream_ended = false;  // stream_pages met the trailer (the last process's section)
   /// Shared memory objects by Shmem id: fds of crrestore's own (root only, kept to the end);
-  /// every process maps them through /proc/<crrestore>/fd/N.
-  std::map<uint32_t, ScopedFd> shmem_fds;
-  const std::map<uint32_t, ScopedFd>* shmems = nullptr;  // the root's, in every context
+  /// every process maps them, and memfd Files are opened, through /proc/<crrestore>/fd/N.
+  std::map<uint32_t, ShmemHandle> shmem_fds;
+  const std::map<uint32_t, ShmemHandle>* shmems = nullptr;  // the root's, in every context
   /// SysV objects of the tree's own IPC namespace: owned by the root, seen by every context.
   std::unique_ptr<IpcBuilder> ipc_owner;
   IpcBuilder* ipc = nullptr;

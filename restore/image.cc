@@ -118,6 +118,26 @@ Status stash_own(const format::RecordReader& reader, TreeHead& head,
   return {};
 }
 
+// A Shmem record as a restore can take it (images before memfd support have kind 0 and no
+// memfd fields: anonymous memory).
+Status check_shmem(const schema::Shmem& r) {
+  const std::string what = "shmem " + std::to_string(r.id);
+  if (r.kind != schema::kShmemAnon && r.kind != schema::kShmemMemfd)
+    return make_error(what + ": unknown kind " + std::to_string(r.kind));
+  // An empty memfd stores nothing; anonymous memory is at least a page.
+  if ((r.size == 0 && r.kind == schema::kShmemAnon) || r.size % 4096 != 0)
+    return make_error(what + " of " + std::to_string(r.size) +
+                      " bytes is not a whole number of pages");
+  if (r.kind == schema::kShmemMemfd) {
+    if (r.file_size > r.size || r.size - r.file_size >= 4096)
+      return make_error(what + ": memfd size " + std::to_string(r.file_size) + " does not fit " +
+                        std::to_string(r.size) + " bytes of contents");
+    if (r.name.size() > 249)  // NAME_MAX less "memfd:"
+      return make_error(what + ": memfd name longer than 249 bytes");
+  }
+  return {};
+}
+
 // One head record of a tree: a Process starts a process; Creds, Rlimits, FsInfo go to theirs;
 // file objects and every Fd to the shared image, each Fd also to its process.
 Status stash_tree_record(const format::RecordReader& reader, TreeHead& head) {
@@ -151,9 +171,8 @@ Status stash_tree_record(const format::RecordReader& reader, TreeHead& head) {
     }
     case schema::Shmem::kType: {
       CR_TRY_ASSIGN(auto r, reader.decode<schema::Shmem>());
-      if (r.size == 0 || r.size % 4096 != 0)
-        return make_error("shmem " + std::to_string(r.id) + " of " + std::to_string(r.size) +
-                          " bytes is not a whole number of pages");
+      CR_TRY(check_shmem(r));
+      if (r.kind == schema::kShmemMemfd) head.shared.memfds.insert(r.id);
       return head.on_shmem ? head.on_shmem(r) : Status{};
     }
     case schema::ShmemData::kType: {
@@ -242,6 +261,7 @@ Result<bool> load_head(format::RecordReader& reader, ProcessImage& img) {
   img.files = std::move(head.shared.files);
   img.file_data = std::move(head.shared.file_data);
   img.epoll_items = std::move(head.shared.epoll_items);
+  img.memfds = std::move(head.shared.memfds);
   img.stashed_bytes = head.shared.stashed_bytes;
   if (!positioned) return false;
   return load_body_head(reader, img);
@@ -358,9 +378,10 @@ Status check_memory(const ProcessImage& img) {
           return make_error("image has two vdso mappings of the same kind");
         break;
       case schema::kVmaAnonShared:
+      case schema::kVmaShmemPrivate:
       case schema::kVmaSysvShm:
         if (v.shmem == 0)
-          return make_error("vma " + hex(v.start) + ": shared memory that names no object");
+          return make_error("vma " + hex(v.start) + ": shared memory mapping names no object");
         break;
       default:
         return make_error("vma " + hex(v.start) + ": unknown kind " + std::to_string(v.kind));
@@ -385,9 +406,12 @@ Status check_files(const ProcessImage& img) {
                         " not in the image");
     if (f.kind == schema::kFilePipe && f.pipe == 0)
       return make_error("pipe file " + std::to_string(id) + " names no pipe");
+    if (f.kind == schema::kFileMemfd && img.memfds.count(f.object) == 0)
+      return make_error("memfd file " + std::to_string(id) + " names shmem " +
+                        std::to_string(f.object) + ", not a memfd before it in the image");
     const bool pty = f.kind == schema::kFilePtyMaster || f.kind == schema::kFilePtySlave;
     if (!pty && f.kind != schema::kFileEpoll &&
-        (f.kind < schema::kFileRegular || f.kind > schema::kFileTimerfd))
+        (f.kind < schema::kFileRegular || f.kind > schema::kFileMemfd))
       return make_error("file " + std::to_string(id) + ": unknown kind " + std::to_string(f.kind));
     if (pty && img.ptys.count(f.object) == 0)
       return make_error("pty file " + std::to_string(id) + " names pty " +

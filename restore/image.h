@@ -14,6 +14,7 @@
 #include <span>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,7 @@ struct ProcessImage {
   std::map<uint32_t, PipeImage> pipes;        // by Pipe id
   std::map<uint32_t, schema::File> files;     // by File id
   std::map<uint32_t, FileContent> file_data;  // by File id (deleted files)
+  std::set<uint32_t> memfds;                  // ids of the memfd Shmem objects read so far
   std::vector<schema::Fd> fds;
   std::vector<schema::EpollItem> epoll_items;  // stream order (none in older images)
   std::vector<schema::Vma> vmas;  // address order (checked)

@@ -99,7 +99,9 @@ Result<int> open_event_fd(const schema::File& f) {
 
 class Opener {
  public:
-  Opener(const ProcessImage& img, const RestoreOptions& opts) : img_(img), opts_(opts) {}
+  Opener(const ProcessImage& img, const RestoreOptions& opts,
+         const std::map<uint32_t, ShmemHandle>& shmems)
+      : img_(img), opts_(opts), shmems_(shmems) {}
   ~Opener() {
     for (auto& [id, ends] : pipes_) {
       if (ends.r >= 0) ::close(ends.r);
@@ -158,6 +160,8 @@ class Opener {
         }
         return fd;
       }
+      case schema::kFileMemfd:
+        return open_memfd(f);
       default:
         return make_error("file " + std::to_string(f.id) + ": unknown kind");
     }
@@ -245,6 +249,20 @@ class Opener {
     return fd;
   }
 
+  // A description of its own on the memfd crrestore made (its inode: the same contents and
+  // seals, "/memfd:NAME (deleted)" in /proc), with the dumped flags and offset.
+  Result<int> open_memfd(const schema::File& f) {
+    auto it = shmems_.find(f.object);
+    if (it == shmems_.end() || it->second.kind != schema::kShmemMemfd)
+      return make_error("memfd file " + std::to_string(f.id) + " names shmem " +
+                        std::to_string(f.object) + ", not a memfd of the image");
+    CR_TRY_ASSIGN(int got, open_path("/proc/self/fd/" + std::to_string(it->second.fd.get()),
+                                     static_cast<int>(f.flags)));
+    ScopedFd fd(got);
+    CR_TRY(seek_to(fd.get(), f.pos, "memfd \"" + it->second.name + "\""));
+    return fd.release();
+  }
+
   Result<int> open_tty(const schema::File& f) {
     if (!opts_.shell_job) return make_error("fd on a terminal: restore with --shell-job");
     if (::isatty(STDERR_FILENO) == 1) {
@@ -257,6 +275,7 @@ class Opener {
 
   const ProcessImage& img_;
   const RestoreOptions& opts_;
+  const std::map<uint32_t, ShmemHandle>& shmems_;
   std::map<uint32_t, Ends> pipes_;
   PtyMaker ptys_;
   std::set<uint32_t> filled_fifos_;
@@ -264,8 +283,9 @@ class Opener {
 
 }  // namespace
 
-Result<std::vector<FdSource>> open_files(const ProcessImage& img, const RestoreOptions& opts) {
-  Opener opener(img, opts);
+Result<std::vector<FdSource>> open_files(const ProcessImage& img, const RestoreOptions& opts,
+                                         const std::map<uint32_t, ShmemHandle>& shmems) {
+  Opener opener(img, opts, shmems);
   std::vector<FdSource> out;
   std::set<uint32_t> done;
   for (const auto& fd : img.fds) {

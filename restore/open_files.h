@@ -2,6 +2,7 @@
 // File becomes one open file description at some fd, ready for the fd-table plan.
 #pragma once
 
+#include <map>
 #include <vector>
 
 #include "common/result.h"
@@ -12,7 +13,9 @@ namespace cr::restore {
 
 /// Opens every File the Fds name, in the calling process. Pipes are created once per Pipe with
 /// their queued data written back; FIFOs get their data through a temporary O_RDWR open;
-/// deleted files are recreated from their content and unlinked. Returns the opened fds.
-Result<std::vector<FdSource>> open_files(const ProcessImage& img, const RestoreOptions& opts);
+/// deleted files are recreated from their content and unlinked; a memfd is a new open of the
+/// Shmem object in `shmems` (built before). Returns the opened fds.
+Result<std::vector<FdSource>> open_files(const ProcessImage& img, const RestoreOptions& opts,
+                                         const std::map<uint32_t, ShmemHandle>& shmems);
 
 }  // namespace cr::restore

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "restore/address_space.h"
+#include "restore/shmem.h"
 #include "restore/task_state.h"
 #include "restore/threads.h"
 #include "restore/trampoline.h"
@@ -137,6 +138,9 @@ Status run(RestoreContext& root) {
   if (!root.stream_ended)
     return make_error("image holds records after the last process (offset " +
                       std::to_string(root.reader->offset()) + ")");
+  // Every mapping exists: memfd seals can go on now (F_SEAL_WRITE refuses writable shared
+  // mappings made before it and forbids them after).
+  CR_TRY(tree_pass("seal memfds", [](RestoreContext& r) { return seal_shmems(r.shmem_fds); }));
   // Segments removed while attached go now that every process has attached its own.
   CR_TRY(root.ipc->remove_marked());
   // Every process is ready: children first, so that a parent never runs while its children
@@ -144,6 +148,9 @@ Status run(RestoreContext& root) {
   auto t0 = Clock::now();
   for (size_t i = all.size(); i-- > 0;) CR_TRY(detach(*all[i]));
   account(root, "resume", t0);
+  // Every process holds what it maps and opens: crrestore's own hold on the shared memory
+  // objects would keep their memory alive while it waits for the root, after the tree let go.
+  root.shmem_fds.clear();
   return {};
 }
 

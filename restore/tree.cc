@@ -14,6 +14,7 @@
 #include "restore/child_setup.h"
 #include "restore/epoll.h"
 #include "restore/open_files.h"
+#include "restore/shmem.h"
 #include "restore/trampoline.h"
 #include "sys/proc_parse.h"
 
@@ -39,51 +40,6 @@ std::vector<RestoreContext*> tree_order(RestoreContext& root) {
     if (!o->zombie()) v.push_back(o.get());
   return v;
 }
-
-namespace {
-
-// Shared memory objects are built in crrestore itself as they are read: a MAP_SHARED anonymous
-// mapping filled with the contents, then held by an fd on its shmem file (map_files), through
-// which every process maps the same object (it shows as /dev/zero (deleted), as it did).
-class ShmemBuilder {
- public:
-  ~ShmemBuilder() {
-    for (auto& [id, m] : maps_) ::munmap(m.first, m.second);
-  }
-  Status create(const schema::Shmem& s) {
-    if (maps_.count(s.id) != 0) return make_error("shmem " + std::to_string(s.id) + " twice");
-    void* p = ::mmap(nullptr, s.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-      return errno_error("shared memory of " + std::to_string(s.size) + " bytes");
-    maps_[s.id] = {p, s.size};
-    return {};
-  }
-  Status fill(const schema::ShmemData& d, std::span<const uint8_t> bytes) {
-    auto it = maps_.find(d.shmem);
-    if (it == maps_.end()) return make_error("shmem_data for unknown shmem " + std::to_string(d.shmem));
-    if (d.offset > it->second.second || bytes.size() > it->second.second - d.offset)
-      return make_error("shmem_data at " + std::to_string(d.offset) + " beyond shmem " +
-                        std::to_string(d.shmem));
-    std::memcpy(static_cast<uint8_t*>(it->second.first) + d.offset, bytes.data(), bytes.size());
-    return {};
-  }
-  // Keeps each object by an fd on its shmem file; the mappings go.
-  Status hand_over(std::map<uint32_t, ScopedFd>& fds) {
-    for (auto& [id, m] : maps_) {
-      const auto a = reinterpret_cast<uintptr_t>(m.first);
-      const std::string name = "/proc/self/" + sys::map_files_entry(a, a + m.second);
-      ScopedFd fd(::open(name.c_str(), O_RDWR | O_CLOEXEC));
-      if (!fd.valid()) return errno_error("open " + name);
-      fds[id] = std::move(fd);
-    }
-    return {};
-  }
-
- private:
-  std::map<uint32_t, std::pair<void*, uint64_t>> maps_;
-};
-
-}  // namespace
 
 Status read_tree_head(RestoreContext& root) {
   TreeHead head;
@@ -132,7 +88,7 @@ Status read_tree_head(RestoreContext& root) {
 
 Status create_tree(RestoreContext& root) {
   OpenCarriers carriers;
-  CR_TRY_ASSIGN(std::vector<FdSource> opened, open_files(root.shared, root.opts));
+  CR_TRY_ASSIGN(std::vector<FdSource> opened, open_files(root.shared, root.opts, root.shmem_fds));
   for (const FdSource& s : opened) carriers.fds[s.file_id] = s.fd;
   CR_TRY(restore_epoll_items(root.shared, carriers.fds));
 

@@ -84,7 +84,8 @@ enum VmaKind : uint32_t {
   kVmaVvar = 6,        // [vvar]
   kVmaVvarVclock = 7,  // [vvar_vclock] (kernel 6.13+)
   kVmaFileShared = 8,  // MAP_SHARED of a file: contents live in the file
-  kVmaAnonShared = 9,  // MAP_SHARED anonymous: maps the Shmem object `shmem`
+  kVmaAnonShared = 9,  // MAP_SHARED of the Shmem object `shmem` (anonymous or a memfd)
+  kVmaShmemPrivate = 10,  // MAP_PRIVATE of the memfd Shmem `shmem`: its copied pages stored
   kVmaSysvShm = 11,    // a shmat() attach: `shmem` names the SysvShm, `pgoff` is into it
 };
 
@@ -97,13 +98,26 @@ CR_RECORD(Vma, 0x0111, "vma", "one mapping of a process",
           (u32, madv),   // MadvFlags below
           (str, path), (u64, dev), (u64, ino),
           (u64, file_size), (u64, file_mtime_ns),  // checked at restore for file mappings
-          (objref, shmem))  // kVmaAnonShared: the Shmem object it maps (pgoff is into it);
-                            // kVmaSysvShm: the SysvShm segment attached
+          (objref, shmem))  // kVmaAnonShared, kVmaShmemPrivate: the Shmem object it maps
+                            // (pgoff is into it); kVmaSysvShm: the SysvShm segment attached
 
-// Shared anonymous memory (MAP_SHARED|MAP_ANONYMOUS, shared across fork): one object per
-// shmem file in the tree, its contents once, in the head (before any process's memory).
-CR_RECORD(Shmem, 0x0113, "shmem", "a shared anonymous memory object (objdef)",
-          (objdef, id), (u64, ino), (u64, size))  // size in bytes, a page multiple
+enum ShmemKind : uint32_t {
+  kShmemAnon = 0,   // MAP_SHARED|MAP_ANONYMOUS or a deleted shared file (images before memfd)
+  kShmemMemfd = 1,  // memfd_create(): `name`, `seals`, `file_size`, `mode`, `mfd_flags`
+};
+
+// Shared memory (MAP_SHARED|MAP_ANONYMOUS, shared across fork, or a memfd): one object per
+// shmem file in the tree, its contents once, in the head before the files (a memfd File names
+// it) and before any process's memory.
+CR_RECORD(Shmem, 0x0113, "shmem", "a shared memory object: anonymous or a memfd (objdef)",
+          (objdef, id), (u64, ino),
+          (u64, size),       // bytes of contents stored, a page multiple (0: an empty memfd)
+          (u32, kind),       // ShmemKind
+          (str, name),       // memfd: the memfd_create name (no "memfd:", no " (deleted)")
+          (u32, seals),      // memfd: F_GET_SEALS (F_SEAL_SEAL alone: sealing not allowed)
+          (u64, file_size),  // memfd: st_size, exact
+          (u32, mode),       // memfd: st_mode permission bits (exec bits, MFD_NOEXEC_SEAL)
+          (u32, mfd_flags))  // memfd: MFD_ALLOW_SEALING, MFD_NOEXEC_SEAL as far as visible
 
 CR_RECORD_TAIL(ShmemData, 0x0114, "shmem_data",
                "contents of a shmem object from `offset`; tail = the bytes (zero pages omitted)",

@@ -129,6 +129,15 @@ std::string map_files_entry(uint64_t start, uint64_t end) {
   return name;
 }
 
+std::optional<std::string> memfd_name(std::string_view shown) {
+  constexpr std::string_view kPrefix = "/memfd:", kDeleted = " (deleted)";
+  if (!shown.starts_with(kPrefix)) return std::nullopt;
+  shown.remove_prefix(kPrefix.size());
+  // A memfd is never linked: the kernel always adds the suffix, once.
+  if (shown.ends_with(kDeleted)) shown.remove_suffix(kDeleted.size());
+  return std::string(shown);
+}
+
 // ---- maps
 
 bool MapEntry::has_flag(std::string_view f) const {

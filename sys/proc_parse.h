@@ -45,6 +45,11 @@ class ProcDir {
 /// The /proc/PID/map_files entry of the mapping [start, end) ("map_files/7f..-7f..").
 std::string map_files_entry(uint64_t start, uint64_t end);
 
+/// The memfd_create() name in the link of a memfd's fd or map_files entry ("/memfd:NAME
+/// (deleted)": the kernel adds the suffix once, so a name ending in " (deleted)" keeps it);
+/// nullopt when it is not a memfd's link.
+std::optional<std::string> memfd_name(std::string_view shown);
+
 // ---- maps / smaps
 
 /// One line of /proc/PID/maps, plus VmFlags when it came from smaps.

@@ -406,6 +406,44 @@ TEST_F(Crit, XFdsListsEpollWatches) {
   EXPECT_EQ(r.out.find("watch fd 4"), r.out.rfind("watch fd 4")) << r.out;
 }
 
+// A memfd: its File names the Shmem written before it, and x fds says what the memfd holds.
+TEST(CritMemfd, XFdsShowsTheMemfdObject) {
+  TempDir dir;
+  {
+    ScopedFd fd(::open((dir / "img").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    schema::StreamHeader h;
+    h.arch = 62;
+    h.page_size = 4096;
+    h.root_pid = 4242;
+    auto wr = format::RecordWriter::create(fd.get(), {}, h);
+    ASSERT_TRUE(wr.ok());
+    auto& w = **wr;
+    schema::Process p;
+    p.pid = 4242, p.nthreads = 1, p.comm = "m";
+    ASSERT_TRUE(w.write(p).ok());
+    schema::Shmem m;
+    m.id = 1, m.ino = 99, m.size = 8192, m.kind = schema::kShmemMemfd, m.name = "ring buf";
+    m.seals = 0x6, m.file_size = 5000, m.mode = 0640;
+    ASSERT_TRUE(w.write(m).ok());
+    schema::File f;
+    f.id = 2, f.kind = schema::kFileMemfd, f.path = "/memfd:ring buf (deleted)", f.flags = O_RDWR;
+    f.pos = 100, f.object = 1;
+    ASSERT_TRUE(w.write(f).ok());
+    for (uint32_t n : {3u, 4u}) {
+      schema::Fd r;
+      r.pid = 4242, r.fd = n, r.file = 2;
+      ASSERT_TRUE(w.write(r).ok());
+    }
+    ASSERT_TRUE(w.finish().ok());
+  }
+  auto r = run_crit(dir, {"x", "fds", dir / "img"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(has(r.out,
+                  "3 -> #2 memfd /memfd:ring buf (deleted) rw flags 0x2 pos 100 shmem #1 \"ring "
+                  "buf\" size 5000 mode 0640 seals shrink,grow [shared: 2 fds]"))
+      << r.out;
+}
+
 TEST_F(Crit, XMems) {
   auto r = run_crit(dir, {"x", "mems", dir / "img"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -111,6 +111,57 @@ sys.exit(1)
   for (Mode mode : kModes) dump_restore_python(script, mode, nullptr);
 }
 
+// python3 keeps a sealed memfd (os.memfd_create) written through the fd and through mmap, and
+// a forked child that shares both; after the restore a write through the fd shows in the
+// mapping, the child's write through its mapping shows in the parent's, the seals still hold
+// and the fd keeps its offset and its /memfd: name.
+TEST(RealPrograms, PythonMemfdWithChild) {
+  if (!tools_present()) return;
+  const std::string script = R"(
+import fcntl, mmap, os, signal, sys
+fd = os.memfd_create('py buf', os.MFD_ALLOW_SEALING)
+os.write(fd, b'abc' * 5000)
+fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW)
+m = mmap.mmap(fd, 15000)
+m[0:5] = b'HELLO'
+os.lseek(fd, 7, os.SEEK_SET)
+r, w = os.pipe()
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+child = os.fork()
+if child == 0:
+    os.close(3)
+    os.close(w)  # EOF if the parent fails or dies: no child left waiting
+    if os.read(r, 1) != b'g':
+        os._exit(8)
+    m[200:205] = b'CHILD'
+    os._exit(0 if m[100:102] == b'XY' else 9)
+os.close(3)
+signal.sigwait([signal.SIGTERM])
+errs = []
+if m[0:8] != b'HELLOcab' or os.pread(fd, 5, 0) != b'HELLO': errs.append('contents')
+os.pwrite(fd, b'XY', 100)
+if m[100:102] != b'XY': errs.append('fd write not in the mapping')
+if fcntl.fcntl(fd, fcntl.F_GET_SEALS) != fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW: errs.append('seals')
+try:
+    os.ftruncate(fd, 10)
+    errs.append('shrank')
+except PermissionError:
+    pass
+if os.lseek(fd, 0, os.SEEK_CUR) != 7: errs.append('offset')
+if os.readlink('/proc/self/fd/%d' % fd) != '/memfd:py buf (deleted)': errs.append('name')
+os.write(w, b'g')
+_, st = os.waitpid(child, 0)
+if st != 0: errs.append('child status %d' % st)
+if m[200:205] != b'CHILD': errs.append('child write not seen')
+if not errs:
+    print('PASS', file=sys.stderr)
+    sys.exit(0)
+print('FAIL: ' + ', '.join(errs), file=sys.stderr)
+sys.exit(1)
+)";
+  for (Mode mode : kModes) dump_restore_python(script, mode, nullptr);
+}
+
 // python3 with four threading.Thread workers, each summing x*x over its own range in chunks
 // (about 2 s in all, the GIL passed between them). Main waits until every worker has finished
 // a chunk, closes fd 3 and waits in sigwait; the dump catches the workers mid-computation (the

@@ -71,6 +71,8 @@ const std::vector<ZdtmCase>& cases() {
       {"socketpair_refused", {}, false, "socket"},
       {"epoll_oneshot_refused", {"oneshot"}, false, "fired EPOLLONESHOT", "epoll_refused"},
       {"epoll_outside_refused", {"outside"}, false, "file is not open", "epoll_refused"},
+      {"memfd", {}},
+      {"memfd_hugetlb_refused", {}, false, "with MFD_HUGETLB (hugetlbfs) not supported"},
 
   };
   return all;

@@ -413,5 +413,160 @@ TEST(Image, UnknownProcessFlagsAreRefused) {
       << st.error().message;
 }
 
+// Shared memory in the head: images written before memfd support have the Shmem objects after
+// every Fd, newer ones before the files (a memfd File names its Shmem). Both are read.
+struct ShmemSeen {
+  std::vector<uint32_t> ids;
+  uint64_t data_bytes = 0;
+};
+
+Result<bool> load_with_shmem(format::RecordReader& reader, TreeHead& head, ShmemSeen& seen) {
+  head.on_shmem = [&seen](const schema::Shmem& s) {
+    seen.ids.push_back(s.id);
+    return Status{};
+  };
+  head.on_shmem_data = [&seen](const schema::ShmemData&, std::span<const uint8_t> b) {
+    seen.data_bytes += b.size();
+    return Status{};
+  };
+  return load_tree_head(reader, head);
+}
+
+schema::Shmem memfd_shmem(uint32_t id, uint64_t file_size) {
+  schema::Shmem m{};
+  m.id = id;
+  m.kind = schema::kShmemMemfd;
+  m.name = "buf";
+  m.file_size = file_size;
+  m.size = (file_size + 4095) & ~uint64_t{4095};
+  m.seals = 0x6;
+  return m;
+}
+
+TEST(Image, ShmemAfterTheFdsAsOlderImagesHaveIt) {
+  Stream s;
+  add_process(s);
+  schema::File f{};
+  f.id = 1;
+  f.kind = schema::kFileDevice;
+  f.path = "/dev/null";
+  s.add(f);
+  schema::Fd fd{};
+  fd.pid = 4242;
+  fd.file = 1;
+  s.add(fd);
+  schema::Shmem anon_shm{};
+  anon_shm.id = 2;
+  anon_shm.size = 4096;
+  s.add(anon_shm);
+  std::vector<uint8_t> page(4096, 9);
+  s.add(schema::ShmemData{2, 0}, page);
+  add_mm(s);
+  auto reader = s.finish();
+  TreeHead head;
+  ShmemSeen seen;
+  auto r = load_with_shmem(*reader, head, seen);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_TRUE(*r);
+  EXPECT_EQ(seen.ids, std::vector<uint32_t>{2});
+  EXPECT_EQ(seen.data_bytes, 4096u);
+  EXPECT_TRUE(head.shared.memfds.empty());
+  EXPECT_TRUE(check_tree_head(head).ok());
+}
+
+TEST(Image, MemfdShmemBeforeTheFileThatNamesIt) {
+  Stream s;
+  add_process(s);
+  s.add(memfd_shmem(1, 5000));
+  std::vector<uint8_t> pages(8192, 3);
+  s.add(schema::ShmemData{1, 0}, pages);
+  schema::File f{};
+  f.id = 2;
+  f.kind = schema::kFileMemfd;
+  f.flags = O_RDWR;
+  f.pos = 100;
+  f.object = 1;
+  s.add(f);
+  schema::Fd fd{};
+  fd.pid = 4242;
+  fd.fd = 5;
+  fd.file = 2;
+  s.add(fd);
+  add_mm(s);
+  auto reader = s.finish();
+  TreeHead head;
+  ShmemSeen seen;
+  auto r = load_with_shmem(*reader, head, seen);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(seen.ids, std::vector<uint32_t>{1});
+  EXPECT_EQ(seen.data_bytes, 8192u);
+  EXPECT_EQ(head.shared.memfds.count(1), 1u);
+  auto c = check_tree_head(head);
+  EXPECT_TRUE(c.ok()) << c.error().message;
+}
+
+TEST(Image, MemfdFileNamingNoMemfdIsRefused) {
+  for (uint32_t object : {0u, 1u}) {  // nothing; an anonymous Shmem
+    Stream s;
+    add_process(s);
+    schema::Shmem anon_shm{};
+    anon_shm.id = 1;
+    anon_shm.size = 4096;
+    s.add(anon_shm);
+    schema::File f{};
+    f.id = 2;
+    f.kind = schema::kFileMemfd;
+    f.object = object;
+    s.add(f);
+    schema::Fd fd{};
+    fd.pid = 4242;
+    fd.file = 2;
+    s.add(fd);
+    add_mm(s);
+    auto reader = s.finish();
+    TreeHead head;
+    ASSERT_TRUE(load_tree_head(*reader, head).ok());
+    auto c = check_tree_head(head);
+    ASSERT_FALSE(c.ok()) << "object " << object;
+    EXPECT_NE(c.error().message.find("not a memfd"), std::string::npos) << c.error().message;
+  }
+}
+
+TEST(Image, MalformedShmemIsRefused) {
+  std::vector<std::pair<schema::Shmem, std::string>> bad;
+  bad.emplace_back(memfd_shmem(1, 5000), "");
+  bad.back().first.kind = 7;
+  bad.back().second = "unknown kind";
+  bad.emplace_back(memfd_shmem(1, 5000), "does not fit");
+  bad.back().first.size = 4096;  // contents smaller than the file
+  bad.emplace_back(memfd_shmem(1, 100), "does not fit");
+  bad.back().first.size = 8192;  // a whole page more than the file
+  bad.emplace_back(memfd_shmem(1, 100), "249");
+  bad.back().first.name = std::string(250, 'n');
+  schema::Shmem empty_anon{};
+  empty_anon.id = 1;
+  bad.emplace_back(empty_anon, "whole number of pages");
+  for (const auto& [rec, want] : bad) {
+    Stream s;
+    add_process(s);
+    s.add(rec);
+    add_mm(s);
+    auto reader = s.finish();
+    TreeHead head;
+    auto r = load_tree_head(*reader, head);
+    ASSERT_FALSE(r.ok()) << want;
+    EXPECT_NE(r.error().message.find(want), std::string::npos) << r.error().message;
+  }
+  // An empty memfd is fine.
+  Stream s;
+  add_process(s);
+  s.add(memfd_shmem(1, 0));
+  add_mm(s);
+  auto reader = s.finish();
+  TreeHead head;
+  auto r = load_tree_head(*reader, head);
+  EXPECT_TRUE(r.ok()) << r.error().message;
+}
+
 }  // namespace
 }  // namespace cr::restore

@@ -409,5 +409,17 @@ TEST(ProcParse, EpollWatchErrorsQuoteTheLine) {
   EXPECT_EQ(ok->tfd, 9);
 }
 
+TEST(ProcParse, MemfdName) {
+  EXPECT_EQ(memfd_name("/memfd:crtools (deleted)"), std::optional<std::string>("crtools"));
+  // Names may be empty, hold spaces, colons, slashes, or end like the suffix itself.
+  EXPECT_EQ(memfd_name("/memfd: (deleted)"), std::optional<std::string>(""));
+  EXPECT_EQ(memfd_name("/memfd:a b:c/d (deleted)"), std::optional<std::string>("a b:c/d"));
+  EXPECT_EQ(memfd_name("/memfd:x (deleted) (deleted)"), std::optional<std::string>("x (deleted)"));
+  EXPECT_EQ(memfd_name("/memfd:nosuffix"), std::optional<std::string>("nosuffix"));
+  EXPECT_EQ(memfd_name("/tmp/memfd:x (deleted)"), std::nullopt);
+  EXPECT_EQ(memfd_name("/dev/zero (deleted)"), std::nullopt);
+  EXPECT_EQ(memfd_name("anon_inode:[memfd]"), std::nullopt);
+}
+
 }  // namespace
 }  // namespace cr::sys

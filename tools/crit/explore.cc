@@ -83,6 +83,25 @@ std::string epoll_events_text(uint64_t events) {
   return s.empty() ? "0" : s;
 }
 
+std::string octal(uint64_t v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "0%llo", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+// "seals write,grow" from F_GET_SEALS bits; F_SEAL_SEAL alone is a memfd that never allowed
+// sealing.
+std::string seals_text(uint64_t seals) {
+  static constexpr std::pair<uint64_t, const char*> kNames[] = {
+      {0x1, "seal"}, {0x2, "shrink"}, {0x4, "grow"}, {0x8, "write"}, {0x10, "future_write"},
+      {0x20, "exec"}};
+  std::string s;
+  for (const auto& [bit, name] : kNames)
+    if ((seals & bit) != 0) s += std::string(s.empty() ? "" : ",") + name;
+  if ((seals & ~uint64_t{0x3f}) != 0) s += (s.empty() ? "" : ",") + hex(seals & ~uint64_t{0x3f});
+  return s.empty() ? "none" : s;
+}
+
 int x_fds(const std::string& path, bool verify) {
   struct FileInfo {
     std::string text;
@@ -93,6 +112,7 @@ int x_fds(const std::string& path, bool verify) {
   std::map<uint64_t, uint64_t> pipe_bytes;                             // pipe id -> queued bytes
   std::map<uint64_t, std::string> ptys;                                // pty id -> its summary
   std::map<uint64_t, std::vector<std::string>> watches;                // epoll file id -> lines
+  std::map<uint64_t, std::string> memfds;  // Shmem id -> its name, size and seals
   for_each_record(path, verify,
                   [&](const std::string& type, const Fields& f, std::span<const uint8_t> tail) {
                     if (type == "pty") {
@@ -105,6 +125,10 @@ int x_fds(const std::string& path, bool verify) {
                       if (f.u("flags") & schema::kPtyLocked) s += " locked";
                       if (f.u("flags") & schema::kPtyExclusive) s += " exclusive";
                       ptys[f.u("id")] = s;
+                    } else if (type == "shmem" && f.u("kind") == cr::schema::kShmemMemfd) {
+                      memfds[f.u("id")] = " \"" + printable(f.s("name"), 64) + "\" size " +
+                                          std::to_string(f.u("file_size")) + " mode " +
+                                          octal(f.u("mode")) + " seals " + seals_text(f.u("seals"));
                     } else if (type == "file") {
                       std::string s = file_kind_text(f.u("kind"));
                       if (!f.s("path").empty()) s += " " + printable(f.s("path"), 120);
@@ -117,6 +141,11 @@ int x_fds(const std::string& path, bool verify) {
                       if ((kind == schema::kFilePtyMaster || kind == schema::kFilePtySlave) &&
                           ptys.count(f.u("object")) != 0)
                         s += " pty #" + std::to_string(f.u("object")) + " " + ptys[f.u("object")];
+                      if (f.u("kind") == cr::schema::kFileMemfd) {
+                        // Written before its files: the Shmem says what the memfd holds.
+                        s += " shmem #" + std::to_string(f.u("object"));
+                        if (memfds.count(f.u("object"))) s += memfds[f.u("object")];
+                      }
                       files[f.u("id")].text = s;
                     } else if (type == "pipe_data") {
                       pipe_bytes[f.u("pipe")] += tail.size();

@@ -39,7 +39,9 @@ std::string vma_kind_text(uint64_t kind) {
     case schema::kVmaFileShared:
       return "file-shared";
     case schema::kVmaAnonShared:
-      return "anon-shared";
+      return "shmem";
+    case schema::kVmaShmemPrivate:
+      return "shmem-priv";
     case schema::kVmaSysvShm:
       return "sysv-shm";
   }
@@ -76,6 +78,8 @@ std::string file_kind_text(uint64_t kind) {
       return "pty-slave";
     case schema::kFileEpoll:
       return "epoll";
+    case schema::kFileMemfd:
+      return "memfd";
   }
   return "kind" + std::to_string(kind);
 }
