@@ -43,6 +43,7 @@ int main(void) {
   pid_t child = fork();
   if (child == 0) {
     close(3);
+    close(go[1]);  // only the parent writes: EOF, not a hang, if it fails first
     char c;
     if (read(go[0], &c, 1) != 1) _exit(20);
     uint64_t one = 0;

@@ -71,6 +71,7 @@ int main(void) {
   if (child < 0) test_fail_errno("fork");
   if (child == 0) {
     close(3);
+    close(go[1]);  // only the parent writes: EOF, not a hang, if it fails first
     uint8_t *mine = pa;  // the attach, inherited across fork
     char c;
     if (read(go[0], &c, 1) != 1) _exit(20);

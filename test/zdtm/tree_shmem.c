@@ -24,6 +24,7 @@ int main(void) {
   if (child < 0) test_fail_errno("fork");
   if (child == 0) {
     close(3);
+    close(go[1]);  // only the parent writes: EOF, not a hang, if it fails first
     char c;
     if (read(go[0], &c, 1) != 1) _exit(20);
     // After the restore: the parent's contents, then our mark for the parent to read.

@@ -84,14 +84,16 @@ long test_check(const void *buf, size_t len, uint64_t off, uint32_t seed) {
 long test_read_file(const char *path, char *buf, size_t cap) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -1;
+  if (cap == 0) return -1;
   size_t len = 0;
-  while (len < cap) {
-    ssize_t n = read(fd, buf + len, cap - len);
+  while (len < cap - 1) {
+    ssize_t n = read(fd, buf + len, cap - 1 - len);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     len += (size_t)n;
   }
   close(fd);
+  buf[len] = '\0';
   return (long)len;
 }
 

@@ -60,7 +60,8 @@ void test_fill(void *buf, size_t len, uint64_t off, uint32_t seed);
 /// Returns the offset of the first byte that differs from the pattern, or -1 if none does.
 long test_check(const void *buf, size_t len, uint64_t off, uint32_t seed);
 
-/// Reads a whole small file (e.g. /proc/self/cmdline) into buf; returns its length or -1.
+/// Reads a whole small file (e.g. /proc/self/cmdline) into buf, at most cap - 1 bytes, and
+/// NUL-terminates it; returns its length or -1.
 long test_read_file(const char *path, char *buf, size_t cap);
 /// Finds the /proc/self/maps line that contains addr; copies it into line. Returns 0 if found.
 int test_maps_line(const void *addr, char *line, size_t cap);
