@@ -29,6 +29,7 @@ struct RemoteState {
   std::vector<schema::PosixTimer> posix_timers;
   uint32_t securebits = 0;
   uint64_t brk = 0;
+  bool child_subreaper = false;
 };
 
 /// One thread, frozen by freeze.cc and queried by remote_state.cc. Each owns its ptrace

@@ -30,6 +30,7 @@ Status collect_process_info(DumpContext& ctx) {
   p.personality = personality;
   p.umask = ctx.status.umask;
   p.flags = ctx.opts.shell_job ? uint32_t{schema::kProcessShellJob} : 0u;
+  if (ctx.remote.child_subreaper) p.flags |= schema::kProcessChildSubreaper;
 
   const ProcStatus& s = ctx.status;
   schema::Creds& c = ctx.creds;

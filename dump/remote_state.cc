@@ -97,6 +97,9 @@ Status query(DumpContext& ctx, sys::RemoteSyscalls& rs, uint64_t scratch) {
   CR_TRY_ASSIGN(uint64_t bits, rs.call("prctl(PR_GET_SECUREBITS)", SYS_prctl, PR_GET_SECUREBITS));
   r.securebits = static_cast<uint32_t>(bits);
   CR_TRY_ASSIGN(r.brk, rs.call("brk", SYS_brk, 0));
+  CR_TRY(rs.call("prctl(PR_GET_CHILD_SUBREAPER)", SYS_prctl, PR_GET_CHILD_SUBREAPER, scratch));
+  CR_TRY_ASSIGN(uint32_t subreaper, fetch<uint32_t>(ctx.tracee(), scratch));
+  r.child_subreaper = subreaper != 0;
 
   CR_TRY_ASSIGN(std::string timers_text, ctx.proc.read("timers"));
   CR_TRY_ASSIGN(std::vector<ProcTimer> timers, parse_timers(timers_text));

@@ -176,6 +176,9 @@ Status setup(const RestoreContext& root, const RestoreContext& ctx, const Carrie
   if (::personality(p.personality) < 0) return errno_error("personality");
   CR_TRY(set_rlimits(ctx, *report_fd));
   if (::prctl(PR_SET_NAME, p.comm.c_str(), 0, 0, 0) != 0) return errno_error("PR_SET_NAME");
+  if ((p.flags & schema::kProcessChildSubreaper) != 0 &&
+      ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
+    return errno_error("PR_SET_CHILD_SUBREAPER");
   default_signals();
   return {};
 }

@@ -54,6 +54,7 @@ enum ProcessFlags : uint32_t {
   kProcessZombie = 2,    // exited, not yet reaped by its parent: no other record of it follows
   kProcessOwnIpcNs = 4,  // (root) the tree has an IPC namespace of its own: its SysV objects
                          // are in the image and restore makes a new namespace for them
+  kProcessChildSubreaper = 8,  // PR_SET_CHILD_SUBREAPER: orphans below it are reparented to it
 };
 
 CR_RECORD(Creds, 0x0101, "creds", "credentials of a process",

@@ -61,6 +61,7 @@ const std::vector<ZdtmCase>& cases() {
       {"tree_groups", {}},
       {"tree_zombie", {}},
       {"tree_shmem", {}},
+      {"tree_orphan", {}},
       {"event_fds", {}},
       {"sysv_ipc", {}},
       {"pty_pair", {}},
