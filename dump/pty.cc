@@ -16,19 +16,11 @@
 
 #include "common/text.h"
 #include "dump/passes.h"
+#include "sys/linux_abi.h"
 
 namespace cr::dump {
 
 namespace {
-
-// struct termios2 as the kernel's TCGETS2 fills it (<asm/termbits.h> clashes with <termios.h>).
-struct KTermios2 {
-  uint32_t c_iflag, c_oflag, c_cflag, c_lflag;
-  uint8_t c_line;
-  uint8_t c_cc[19];
-  uint32_t c_ispeed, c_ospeed;
-};
-constexpr unsigned long kTcgets2 = _IOR('T', 0x2A, KTermios2);
 
 std::string pts_name(uint32_t index) { return "/dev/pts/" + std::to_string(index); }
 
@@ -143,9 +135,9 @@ Result<schema::Pty> read_pty(const DumpTree& tree, const PtyEnds& e) {
 
   schema::Pty p;
   p.index = e.index;
-  KTermios2 t{};
+  sys::KTermios2 t{};
   // On a master, termios and window size requests act on its slave.
-  if (::ioctl(master.get(), kTcgets2, &t) != 0) return errno_error(what + ": TCGETS2");
+  if (::ioctl(master.get(), sys::kTcgets2, &t) != 0) return errno_error(what + ": TCGETS2");
   p.iflag = t.c_iflag;
   p.oflag = t.c_oflag;
   p.cflag = t.c_cflag;

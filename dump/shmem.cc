@@ -13,16 +13,7 @@
 #include <vector>
 
 #include "dump/passes.h"
-
-#ifndef F_SEAL_FUTURE_WRITE
-#define F_SEAL_FUTURE_WRITE 0x0010  // Linux 5.1
-#endif
-#ifndef F_SEAL_EXEC
-#define F_SEAL_EXEC 0x0020  // Linux 6.3
-#endif
-#ifndef MFD_NOEXEC_SEAL
-#define MFD_NOEXEC_SEAL 0x0008U  // Linux 6.3
-#endif
+#include "sys/linux_abi.h"
 
 namespace cr::dump {
 

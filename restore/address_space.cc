@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "restore/layout.h"
+#include "sys/linux_abi.h"
 #include "restore/trampoline.h"
 
 namespace cr::restore {
@@ -19,7 +20,6 @@ namespace cr::restore {
 namespace {
 
 constexpr uint64_t kRseqFlagUnregister = 1;
-constexpr uint32_t kSealFutureWrite = 0x0010;  // F_SEAL_FUTURE_WRITE, Linux 5.1
 
 const char* vdso_name(uint32_t kind) {
   switch (kind) {
@@ -187,7 +187,7 @@ Status map_vmas(RestoreContext& ctx) {
       // write access to the file, and a memfd sealed against writes cannot take its seal while
       // a shared mapping that may become writable exists (the kernel gave the dumped one no
       // VM_MAYWRITE for the same reason).
-      const bool write_sealed = (h.seals & (F_SEAL_WRITE | kSealFutureWrite)) != 0;
+      const bool write_sealed = (h.seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) != 0;
       const bool rdonly = !shared || (write_sealed && (v.prot & PROT_WRITE) == 0);
       ctx.reset_scratch();
       const std::string via =

@@ -7,18 +7,11 @@
 
 #include <cstring>
 
+#include "sys/linux_abi.h"
+
 namespace cr::restore {
 
 namespace {
-
-// struct termios2 as TCSETS2 takes it (<asm/termbits.h> clashes with <termios.h>).
-struct KTermios2 {
-  uint32_t c_iflag, c_oflag, c_cflag, c_lflag;
-  uint8_t c_line;
-  uint8_t c_cc[19];
-  uint32_t c_ispeed, c_ospeed;
-};
-constexpr unsigned long kTcsets2 = _IOW('T', 0x2B, KTermios2);
 
 constexpr int kCreationFlags = O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY;
 constexpr int kSettableFlags = O_APPEND | O_NONBLOCK | O_ASYNC;
@@ -27,7 +20,7 @@ std::string pts_name(uint32_t index) { return "/dev/pts/" + std::to_string(index
 
 Status set_state(const schema::Pty& p, int master) {
   const std::string what = "pty " + pts_name(p.index);
-  KTermios2 t{};
+  sys::KTermios2 t{};
   t.c_iflag = p.iflag;
   t.c_oflag = p.oflag;
   t.c_cflag = p.cflag;
@@ -37,7 +30,7 @@ Status set_state(const schema::Pty& p, int master) {
   t.c_ispeed = p.ispeed;
   t.c_ospeed = p.ospeed;
   // On a master, termios and window size requests act on its slave.
-  if (::ioctl(master, kTcsets2, &t) != 0) return errno_error(what + ": TCSETS2");
+  if (::ioctl(master, sys::kTcsets2, &t) != 0) return errno_error(what + ": TCSETS2");
   winsize ws{};
   ws.ws_row = static_cast<unsigned short>(p.rows);
   ws.ws_col = static_cast<unsigned short>(p.cols);

@@ -10,14 +10,8 @@
 #include <string>
 
 #include "common/text.h"
+#include "sys/linux_abi.h"
 #include "sys/proc_parse.h"
-
-#ifndef MFD_NOEXEC_SEAL
-#define MFD_NOEXEC_SEAL 0x0008U  // Linux 6.3
-#endif
-#ifndef MFD_EXEC
-#define MFD_EXEC 0x0010U  // Linux 6.3
-#endif
 
 namespace cr::restore {
 

@@ -1,0 +1,37 @@
+// Kernel ABI newer than this machine's system headers (Linux 6.1), or that clashes with glibc's,
+// defined once for dump and restore. Each definition is guarded so newer headers win.
+#pragma once
+
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+
+#include <cstdint>
+
+#ifndef F_SEAL_FUTURE_WRITE
+#define F_SEAL_FUTURE_WRITE 0x0010  // Linux 5.1
+#endif
+#ifndef F_SEAL_EXEC
+#define F_SEAL_EXEC 0x0020  // Linux 6.3
+#endif
+#ifndef MFD_NOEXEC_SEAL
+#define MFD_NOEXEC_SEAL 0x0008U  // Linux 6.3
+#endif
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U  // Linux 6.3
+#endif
+
+namespace cr::sys {
+
+/// struct termios2 as TCGETS2 fills it and TCSETS2 takes it (<asm/termbits.h> clashes with
+/// <termios.h>, which crtools also needs).
+struct KTermios2 {
+  uint32_t c_iflag, c_oflag, c_cflag, c_lflag;
+  uint8_t c_line;
+  uint8_t c_cc[19];
+  uint32_t c_ispeed, c_ospeed;
+};
+inline constexpr unsigned long kTcgets2 = _IOR('T', 0x2A, KTermios2);
+inline constexpr unsigned long kTcsets2 = _IOW('T', 0x2B, KTermios2);
+
+}  // namespace cr::sys
