@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "test/common/devpts_lock.h"
 #include "format/crc32c.h"
 #include "format/stream_format.h"
 #include "test/crit/crit_test_util.h"
@@ -102,6 +103,7 @@ TEST_F(Crit, EncodeWithoutPagesRefuses) {
 }
 
 TEST_F(Crit, EncodeRefusesTerminalAndBadJson) {
+  test::DevptsLock devpts;  // a pty index another test is restoring must stay free
   int master = -1, slave = -1;
   ASSERT_EQ(openpty(&master, &slave, nullptr, nullptr, nullptr), 0);
   ScopedFd m(master), s(slave);

@@ -28,6 +28,7 @@
 #include <map>
 #include <set>
 
+#include "test/common/devpts_lock.h"
 #include "dump/dump.h"
 #include "sys/proc_parse.h"
 #include "test/dump/fake_writer.h"
@@ -1191,6 +1192,7 @@ TEST(LiveDump, FifoDataKeptAndNotConsumed) {
 }
 
 TEST(LiveDump, TtyNeedsShellJob) {
+  test::DevptsLock devpts;  // a pty index another test is restoring must stay free
   int master = posix_openpt(O_RDWR | O_NOCTTY);
   ASSERT_GE(master, 0);
   ASSERT_EQ(grantpt(master), 0);

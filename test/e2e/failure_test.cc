@@ -9,6 +9,7 @@
 #include <iostream>
 #include <string>
 
+#include "test/common/devpts_lock.h"
 #include "e2e_common.h"
 
 namespace cr::e2e {
@@ -179,6 +180,7 @@ TEST(CrrestoreFailure, PidInUse) {
 // says so in one line before it creates any process, and the original is undisturbed.
 TEST(CrrestoreFailure, PtyIndexInUse) {
   if (!tools_present()) return;
+  test::DevptsLock devpts;  // other tests' ptys must not move between dump and restore
   TempDir dir;
   Target t = Target::start(dir, {zdtm_path("pty_pair")});
   ASSERT_GT(t.pid(), 0) << t.error();

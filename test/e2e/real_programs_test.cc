@@ -14,6 +14,7 @@
 #include <iostream>
 #include <string>
 
+#include "test/common/devpts_lock.h"
 #include "e2e_common.h"
 
 namespace cr::e2e {
@@ -257,6 +258,7 @@ if status != 0:
     fail('cat exit status %#x' % status)
 print('PASS', file=sys.stderr)
 )";
+  test::DevptsLock devpts;  // its pty comes back at its index
   for (Mode mode : kModes) dump_restore_python(script, mode, nullptr);
 }
 

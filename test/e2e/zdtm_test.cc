@@ -3,10 +3,12 @@
 #include <unistd.h>
 
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "e2e_common.h"
+#include "test/common/devpts_lock.h"
 
 namespace cr::e2e {
 namespace {
@@ -79,6 +81,15 @@ const std::vector<ZdtmCase>& cases() {
   return all;
 }
 
+// A pty comes back at its /dev/pts index: while a case with ptys runs, no other test may make
+// one (it could take the index between the dump and the restore).
+std::optional<test::DevptsLock> pty_lock(const ZdtmCase& c) {
+  std::optional<test::DevptsLock> lock;
+  const std::string& prog = c.program.empty() ? c.name : c.program;
+  if (prog.starts_with("pty")) lock.emplace();
+  return lock;
+}
+
 std::vector<ZdtmCase> select(bool refused) {
   std::vector<ZdtmCase> out;
   for (auto& c : cases())
@@ -100,6 +111,7 @@ class ZdtmBaseline : public ::testing::TestWithParam<ZdtmCase> {};
 TEST_P(ZdtmBaseline, PassesWithoutDump) {
   const ZdtmCase& c = GetParam();
   if (!root_ok(c)) GTEST_SKIP() << c.name << " needs root to change credentials";
+  auto devpts = pty_lock(c);
   TempDir dir;
   Target t = Target::start(dir, argv_of(c));
   ASSERT_GT(t.pid(), 0) << t.error();
@@ -118,6 +130,7 @@ TEST_P(ZdtmDumpRestore, RestoredPasses) {
   const auto& [c, mode] = GetParam();
   if (!root_ok(c)) GTEST_SKIP() << c.name << " needs root to change credentials";
   if (!tools_present()) return;
+  auto devpts = pty_lock(c);
   TempDir dir;
   Target t = Target::start(dir, argv_of(c));
   ASSERT_GT(t.pid(), 0) << t.error();
@@ -158,6 +171,7 @@ class ZdtmRefused : public ::testing::TestWithParam<ZdtmCase> {};
 TEST_P(ZdtmRefused, DumpRefusedTargetIntact) {
   const ZdtmCase& c = GetParam();
   if (!tools_present()) return;
+  auto devpts = pty_lock(c);
   TempDir dir;
   Target t = Target::start(dir, argv_of(c));
   ASSERT_GT(t.pid(), 0) << t.error();
