@@ -2,9 +2,7 @@
 // dump: kill or detach every process on success, resume them untouched on failure.
 #include "dump/dump.h"
 
-#include <linux/kcmp.h>
 #include <signal.h>
-#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -88,23 +86,6 @@ Status freeze_tree(DumpTree& tree, pid_t root, const DumpOptions& opts, format::
   return {};
 }
 
-// What a process may share with its parent only as a thread would: restore gives every process
-// its own fd table, fs context, memory and signal handlers, so sharing them is refused.
-Status check_not_shared(const DumpContext& child, const DumpContext& parent) {
-  static constexpr struct {
-    int type;
-    const char* what;
-  } kShared[] = {{KCMP_FILES, "its fd table (CLONE_FILES)"},
-                 {KCMP_FS, "its cwd and root (CLONE_FS)"},
-                 {KCMP_VM, "its memory (CLONE_VM, a vfork child)"},
-                 {KCMP_SIGHAND, "its signal handlers (CLONE_SIGHAND)"}};
-  for (const auto& k : kShared)
-    if (::syscall(SYS_kcmp, parent.pid, child.pid, k.type, 0, 0) == 0)
-      return make_error("pid " + std::to_string(child.pid) + " shares " + k.what +
-                        " with its parent " + std::to_string(parent.pid) + ": not supported yet");
-  return {};
-}
-
 // Every process in the root's namespaces: the image has no record of others.
 Status check_namespaces(const DumpContext& p, const DumpContext& root) {
   for (const char* ns : {"pid", "mnt", "net", "ipc", "uts", "user", "cgroup", "time"}) {
@@ -119,7 +100,6 @@ Status check_namespaces(const DumpContext& p, const DumpContext& root) {
 
 // Sessions and process groups restore can rebuild: a process leads its session or shares its
 // parent's; its group is its own, another one's in the tree (same session), or the root's.
-// Nothing shared with the parent that a process restores as its own.
 Status check_tree(DumpTree& tree) {
   const schema::Process& root = tree.procs.front()->process;
   for (size_t i = 1; i < tree.procs.size(); ++i) {
@@ -127,7 +107,6 @@ Status check_tree(DumpTree& tree) {
     const DumpContext* parent = tree.find(tree.procs[i]->parent);
     const std::string who = "pid " + std::to_string(p.pid);
     if (tree.procs[i]->zombie) continue;  // shares nothing any more
-    if (parent != nullptr) CR_TRY(check_not_shared(*tree.procs[i], *parent));
     CR_TRY(check_namespaces(*tree.procs[i], *tree.procs.front()));
     if (p.sid != p.pid && (parent == nullptr || p.sid != parent->process.sid))
       return make_error(who + " is in session " + std::to_string(p.sid) +
@@ -144,6 +123,7 @@ Status check_tree(DumpTree& tree) {
 
 Status run_passes(DumpTree& tree, pid_t root, const DumpOptions& opts, format::RecordWriter& out) {
   CR_TRY(timed(opts, "freeze", [&] { return freeze_tree(tree, root, opts, out); }));
+  CR_TRY(timed(opts, "sharing", [&] { return check_sharing(tree); }));
   CR_TRY(timed(opts, "ipc", [&] { return collect_ipc(tree); }));
   CR_TRY(timed(opts, "vmas", [&] { return each(tree, collect_vmas); }));
   CR_TRY(timed(opts, "files", [&] { return collect_files(tree); }));

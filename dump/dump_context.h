@@ -74,6 +74,8 @@ struct DumpContext {
   format::RecordWriter& out;
   DumpTree& tree;
   pid_t parent = 0;             // its parent in the tree, 0 for the root
+  pid_t files_of = 0;           // its parent, if it shares its fd table (sharing.cc)
+  pid_t fs_of = 0;              // its parent, if it shares its fs context (sharing.cc)
   bool zombie = false;          // exited, not reaped: only its Process record is written
   std::vector<pid_t> children;  // read once it is frozen (freeze.cc)
 

@@ -148,7 +148,8 @@ class FileCollector {
 
   Status run() {
     for (auto& p : tree_.procs)
-      if (!p->zombie) CR_TRY(list_entries(*p));
+      // A table shared with the parent is the parent's: its Fds are written once, there.
+      if (!p->zombie && p->files_of == 0) CR_TRY(list_entries(*p));
     // Which pipe inodes have both ends inside the tree.
     for (const FdEntry& e : entries_) {
       if (!e.link.starts_with("pipe:")) continue;

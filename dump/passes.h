@@ -14,6 +14,11 @@ namespace cr::dump {
 /// robust list, pending signals.
 Status freeze(DumpContext& ctx);
 
+/// sharing.cc: which processes share an fd table or fs context (kcmp): with its parent it is
+/// recorded (restore clones with CLONE_FILES / CLONE_FS), otherwise refused; so are memory and
+/// signal handlers shared between processes.
+Status check_sharing(DumpTree& tree);
+
 /// vmas.cc: smaps -> Vma records (kinds, file identity, madvise flags); shared anonymous memory
 /// and shared mappings of deleted files become the tree's ShmemObjects; refuses SysV shm,
 /// devices and private mappings of deleted files. Finds a `syscall` in [vdso].

@@ -148,18 +148,60 @@ void default_signals() {
   ::_exit(WEXITSTATUS(status));
 }
 
-// Forks the process's children, each with its dumped pid, each running child_main in turn.
-Status fork_children(const RestoreContext& root, const RestoreContext& me, const Carriers& carriers,
-                     int report_fd) {
+bool shares_files(const RestoreContext& ctx) { return ctx.img.process->files_shared_with != 0; }
+
+// Forks the process's children, each with its dumped pid, each running child_main in turn. A
+// child that shares our fd table (CLONE_FILES) gets a pipe to say it is done with the inherited
+// files: until then we must not rebuild the table it shares. Returns those pipes' read ends.
+Result<std::vector<int>> fork_children(const RestoreContext& root, const RestoreContext& me,
+                                       const Carriers& carriers, int report_fd) {
+  std::vector<int> waits;
   for (const auto& o : root.others) {
     if (o->img.process->ppid != me.img.process->pid) continue;
     const RestoreContext& kid = *o;
-    const bool zombie = (kid.img.process->flags & schema::kProcessZombie) != 0;
-    CR_TRY_ASSIGN(ChildGuard g, clone_with_pid(kid.pid(), [&root, &kid, &carriers, report_fd, zombie] {
-                    if (zombie) become_zombie(kid.img.process->exit_status);
-                    child_main(root, kid, carriers, report_fd);
-                  }));
+    const schema::Process& kp = *kid.img.process;
+    const bool zombie = (kp.flags & schema::kProcessZombie) != 0;
+    uint64_t share = 0;
+    int done[2] = {-1, -1};
+    if (!zombie && kp.files_shared_with != 0) {
+      if (kp.files_shared_with != me.img.process->pid)
+        return make_error("pid " + std::to_string(kp.pid) + " shares the fd table of pid " +
+                          std::to_string(kp.files_shared_with) + ", not its parent's");
+      if (::pipe2(done, O_CLOEXEC) != 0) return errno_error("pipe2");
+      share |= CLONE_FILES;
+      waits.push_back(done[0]);
+    }
+    if (!zombie && kp.fs_shared_with != 0) {
+      if (kp.fs_shared_with != me.img.process->pid)
+        return make_error("pid " + std::to_string(kp.pid) + " shares the fs context of pid " +
+                          std::to_string(kp.fs_shared_with) + ", not its parent's");
+      share |= CLONE_FS;
+    }
+    const int done_fd = done[1];
+    CR_TRY_ASSIGN(ChildGuard g,
+                  clone_with_pid(
+                      kid.pid(),
+                      [&root, &kid, &carriers, report_fd, zombie, done_fd] {
+                        if (zombie) become_zombie(kid.img.process->exit_status);
+                        child_main(root, kid, carriers, report_fd, done_fd);
+                      },
+                      share));
     (void)g.release();  // it lives on; crrestore kills the whole tree if anything fails
+    // In a shared table the write end is the child's to close; in ours it goes now.
+    if (done_fd >= 0 && (share & CLONE_FILES) == 0) ::close(done_fd);
+  }
+  return waits;
+}
+
+// Waits until every child sharing our fd table has said it is done with it (or died).
+Status wait_for_sharers(const std::vector<int>& waits) {
+  for (int fd : waits) {
+    char c;
+    ssize_t n;
+    while ((n = ::read(fd, &c, 1)) < 0 && errno == EINTR) {
+    }
+    ::close(fd);
+    if (n != 1) return make_error("a child sharing the fd table failed before it was ready");
   }
   return {};
 }
@@ -168,8 +210,10 @@ Status setup(const RestoreContext& root, const RestoreContext& ctx, const Carrie
              int* report_fd) {
   const auto& p = *ctx.img.process;
   CR_TRY(set_session(root, ctx, carriers, *report_fd));
-  CR_TRY(fork_children(root, ctx, carriers, *report_fd));
-  CR_TRY(build_fd_table(ctx, carriers, report_fd));
+  CR_TRY_ASSIGN(std::vector<int> sharers, fork_children(root, ctx, carriers, *report_fd));
+  CR_TRY(wait_for_sharers(sharers));
+  // A table shared with the parent is the parent's to build, once this process is ready.
+  if (!shares_files(ctx)) CR_TRY(build_fd_table(ctx, carriers, report_fd));
   if (ctx.img.fs && !ctx.img.fs->cwd.empty() && ::chdir(ctx.img.fs->cwd.c_str()) != 0)
     return errno_error("chdir " + ctx.img.fs->cwd);
   ::umask(static_cast<mode_t>(p.umask));
@@ -186,15 +230,22 @@ Status setup(const RestoreContext& root, const RestoreContext& ctx, const Carrie
 }  // namespace
 
 void child_main(const RestoreContext& root, const RestoreContext& ctx, const Carriers& carriers,
-                int report_fd) {
+                int report_fd, int done_fd) {
   const std::string me = std::to_string(ctx.pid()) + " ";
   auto st = setup(root, ctx, carriers, &report_fd);
   if (!st.ok()) {
     report(report_fd, 'E', me + st.error().message);
+    if (done_fd >= 0) ::close(done_fd);  // in a shared table: the parent's wait ends
     ::_exit(1);
   }
   report(report_fd, 'R', me);
-  ::close(report_fd);
+  if (shares_files(ctx)) {
+    // The table is the parent's: it may rebuild it now (closing our report fd with it).
+    (void)!::write(done_fd, "d", 1);
+    ::close(done_fd);
+  } else {
+    ::close(report_fd);
+  }
   // crrestore seizes us here and drives us by injected calls; this loop never goes on.
   for (;;) ::pause();
 }

@@ -26,7 +26,7 @@ using Carriers = std::map<uint32_t, int>;
 /// Runs in the process created by clone_with_pid for `ctx` (`root` holds the whole tree).
 /// Never returns: it waits to be seized on success, or _exit(1) after reporting its error.
 [[noreturn]] void child_main(const RestoreContext& root, const RestoreContext& ctx,
-                             const Carriers& carriers, int report_fd);
+                             const Carriers& carriers, int report_fd, int done_fd = -1);
 
 /// The tree's reports, read in crrestore until every process has closed the pipe.
 struct ChildReport {

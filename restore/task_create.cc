@@ -53,10 +53,12 @@ void ChildGuard::kill_and_reap() {
   reap(pid);
 }
 
-Result<ChildGuard> clone_with_pid(pid_t pid, const std::function<void()>& child_main) {
+Result<ChildGuard> clone_with_pid(pid_t pid, const std::function<void()>& child_main,
+                                  uint64_t share) {
   if (pid <= 0) return make_error("cannot create pid " + std::to_string(pid));
   pid_t tid = pid;
   clone_args args{};
+  args.flags = share & (CLONE_FILES | CLONE_FS);
   args.exit_signal = SIGCHLD;
   args.set_tid = reinterpret_cast<uint64_t>(&tid);
   args.set_tid_size = 1;

@@ -37,12 +37,13 @@ class ChildGuard {
   std::vector<pid_t> threads_;
 };
 
-/// Creates a child process whose PID is `pid` (clone3 with set_tid, exit signal SIGCHLD, no
-/// shared state: a fork). The child runs `child_main`, which must not return (it is _exit(127)
+/// Creates a child process whose PID is `pid` (clone3 with set_tid, exit signal SIGCHLD; a
+/// fork, sharing only what `share` names: CLONE_FILES, CLONE_FS). The child runs `child_main`, which must not return (it is _exit(127)
 /// if it does). EEXIST becomes "pid N is in use".
 ///
 /// The child is a raw clone: glibc's fork handlers do not run, so `child_main` may use only
 /// what is safe in a single-threaded fork child (crrestore is single-threaded at this point).
-Result<ChildGuard> clone_with_pid(pid_t pid, const std::function<void()>& child_main);
+Result<ChildGuard> clone_with_pid(pid_t pid, const std::function<void()>& child_main,
+                                  uint64_t share = 0);
 
 }  // namespace cr::restore

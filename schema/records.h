@@ -47,7 +47,11 @@ CR_RECORD(Process, 0x0100, "process", "one process and its per-process attribute
           (u32, nthreads),  // Thread records that follow for this pid
           (str, comm), (u32, personality), (u32, umask),
           (u32, flags),          // ProcessFlags below
-          (u32, exit_status))    // a zombie's status as waitpid() reports it
+          (u32, exit_status),    // a zombie's status as waitpid() reports it
+          (u32, files_shared_with),  // its parent's pid if it shares its parent's fd table
+                                     // (CLONE_FILES): then it has no Fd records of its own
+          (u32, fs_shared_with))     // its parent's pid if it shares cwd, root and umask
+                                     // (CLONE_FS)
 
 enum ProcessFlags : uint32_t {
   kProcessShellJob = 1,  // dumped with --shell-job: tty fds reconnect to the restorer's tty

@@ -1099,18 +1099,45 @@ TEST(LiveDump, DumpsTheWholeTree) {
   for (size_t i = 1; i < 3; ++i) EXPECT_EQ(kill(static_cast<pid_t>(procs[i].pid), 0), 0);
 }
 
-TEST(LiveDump, RefusesChildSharingTheFdTable) {
+// A fork that keeps one fd table with its parent (CLONE_FILES) is recorded as sharing it, and
+// its fds are its parent's: no Fd records of its own.
+TEST(LiveDump, ChildSharingTheFdTableIsRecorded) {
   Child child(
       [] {
-        // A fork that keeps one fd table with its parent: restore would split it.
         const pid_t parent = getpid();
-        if (syscall(SYS_clone, CLONE_FILES | SIGCHLD, 0, 0, 0, 0) == 0) {
+        if (syscall(SYS_clone, CLONE_FILES | CLONE_FS | SIGCHLD, 0, 0, 0, 0) == 0) {
           die_with_parent(parent);
           for (;;) pause();
         }
       },
       check_alive);
-  expect_refused(child, "shares its fd table (CLONE_FILES) with its parent");
+  ASSERT_TRUE(child.ready());
+  auto d = dump_leaving_running(child);
+  ASSERT_TRUE(d->status.ok()) << d->status.error().message;
+  auto procs = d->w.all<schema::Process>();
+  ASSERT_EQ(procs.size(), 2u);
+  EXPECT_EQ(procs[0].files_shared_with, 0u);
+  EXPECT_EQ(procs[1].files_shared_with, static_cast<uint32_t>(child.pid()));
+  EXPECT_EQ(procs[1].fs_shared_with, static_cast<uint32_t>(child.pid()));
+  for (const auto& fd : d->w.all<schema::Fd>()) EXPECT_EQ(fd.pid, static_cast<uint32_t>(child.pid()));
+  EXPECT_EQ(child.ask('c'), "alive");
+}
+
+// Two children still sharing one fd table after their parent left it (unshare): restore can
+// only clone a shared table from the parent, so this is refused.
+TEST(LiveDump, RefusesSiblingsSharingAnFdTableWithoutTheirParent) {
+  Child child(
+      [] {
+        const pid_t parent = getpid();
+        for (int i = 0; i < 2; ++i)
+          if (syscall(SYS_clone, CLONE_FILES | SIGCHLD, 0, 0, 0, 0) == 0) {
+            die_with_parent(parent);
+            for (;;) pause();
+          }
+        if (unshare(CLONE_FILES) != 0) _exit(95);
+      },
+      check_alive);
+  expect_refused(child, "shares its fd table (CLONE_FILES) with pid");
 }
 
 TEST(LiveDump, ZombieChildKeepsItsExitStatus) {

@@ -64,6 +64,7 @@ const std::vector<ZdtmCase>& cases() {
       {"tree_zombie", {}},
       {"tree_shmem", {}},
       {"tree_orphan", {}},
+      {"tree_clone_files", {}},
       {"event_fds", {}},
       {"sysv_ipc", {}},
       {"pty_pair", {}},
