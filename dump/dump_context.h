@@ -54,6 +54,8 @@ struct FileTable {
   std::vector<std::pair<uint32_t, std::vector<uint8_t>>> pipe_data;  // pipe id, queued bytes
   std::vector<schema::File> files;
   std::vector<std::pair<uint32_t, std::vector<uint8_t>>> file_data;  // file id, contents
+  std::vector<schema::UnixSocket> unix_sockets;
+  std::vector<std::pair<uint32_t, std::vector<uint8_t>>> unix_data;  // socket id, one message
   std::vector<schema::Fd> fds;
 };
 

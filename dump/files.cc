@@ -14,6 +14,7 @@
 
 #include "common/text.h"
 #include "dump/passes.h"
+#include "dump/unix_sockets.h"
 
 namespace cr::dump {
 
@@ -135,7 +136,7 @@ std::string anon_name(const FdEntry& e) {
 
 class FileCollector {
  public:
-  explicit FileCollector(DumpTree& tree) : tree_(tree), t_(tree.files) {}
+  explicit FileCollector(DumpTree& tree) : tree_(tree), t_(tree.files), unix_(tree) {}
 
   Status run() {
     for (auto& p : tree_.procs)
@@ -166,7 +167,8 @@ class FileCollector {
       rec.fd_flags = (e.info.flags & O_CLOEXEC) ? FD_CLOEXEC : 0;
       t_.fds.push_back(rec);
     }
-    return {};
+    // Peers, listeners and names are checked once every socket of the tree is known.
+    return unix_.finish();
   }
 
  private:
@@ -273,7 +275,9 @@ class FileCollector {
       f.kind = schema::kFileExternal;
       f.key = e.link;
     } else if (e.link.starts_with("socket:") || S_ISSOCK(e.st.st_mode)) {
-      return refuse(e.fd, "socket");
+      f.kind = schema::kFileUnixSocket;
+      f.path.clear();
+      CR_TRY_ASSIGN(f.object, unix_.add(*e.proc, e.fd, e.st.st_ino));
     } else if (e.info.kind == FdinfoKind::kEventfd) {
       f.kind = schema::kFileEventfd;
       f.counter = e.info.eventfd_count;
@@ -350,6 +354,7 @@ class FileCollector {
   std::vector<FdEntry> entries_;
   std::map<ino_t, std::pair<bool, bool>> pipe_ends_;  // read end seen, write end seen
   std::map<ino_t, uint32_t> pipe_ids_;
+  UnixSocketCollector unix_;
 };
 
 }  // namespace

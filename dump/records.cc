@@ -1,5 +1,6 @@
 // Writing the collected state in the stream's fixed order (everything but the pages):
-// every Process; per process Creds, Rlimits, FsInfo; Pipe, PipeData, File, FileData; every Fd;
+// every Process; per process Creds, Rlimits, FsInfo; Pipe, PipeData, UnixSocket, UnixSocketData,
+// File, FileData; every Fd;
 // then per process: Mm, Vma | Pages | Sigaction, Itimer, PosixTimer, PendingSignal (shared,
 // then per thread), Thread (leader first). One process gives the version 1 order exactly.
 #include <sched.h>
@@ -24,6 +25,8 @@ Status write_tree_head(DumpTree& tree) {
   const FileTable& t = tree.files;
   for (const auto& p : t.pipes) CR_TRY(out.write(p));
   for (const auto& [pipe, data] : t.pipe_data) CR_TRY(out.write(schema::PipeData{pipe}, data));
+  for (const auto& u : t.unix_sockets) CR_TRY(out.write(u));
+  for (const auto& [sock, data] : t.unix_data) CR_TRY(out.write(schema::UnixSocketData{sock}, data));
   for (const auto& f : t.files) CR_TRY(out.write(f));
   for (const auto& [file, data] : t.file_data) CR_TRY(write_file_data(out, file, data));
   for (const auto& fd : t.fds) CR_TRY(out.write(fd));

@@ -57,6 +57,23 @@ Status stash_head_record(const format::RecordReader& reader, ProcessImage& img) 
       it->second.data.insert(it->second.data.end(), tail.begin(), tail.end());
       return {};
     }
+    case schema::UnixSocket::kType: {
+      CR_TRY_ASSIGN(auto u, reader.decode<schema::UnixSocket>());
+      const uint32_t id = u.id;
+      img.unix_sockets[id].sock = std::move(u);
+      return {};
+    }
+    case schema::UnixSocketData::kType: {
+      CR_TRY_ASSIGN(auto d, reader.decode<schema::UnixSocketData>());
+      auto it = img.unix_sockets.find(d.socket);
+      if (it == img.unix_sockets.end())
+        return make_error("unix_socket_data names object " + std::to_string(d.socket) +
+                          ", not a unix socket");
+      auto tail = reader.tail();
+      CR_TRY(add_bytes(img, tail.size(), "unix socket data"));
+      it->second.queue.emplace_back(tail.begin(), tail.end());
+      return {};
+    }
     case schema::File::kType: {
       CR_TRY_ASSIGN(auto f, reader.decode<schema::File>());
       uint32_t id = f.id;
@@ -218,6 +235,7 @@ Result<bool> load_head(format::RecordReader& reader, ProcessImage& img) {
   img.pipes = std::move(head.shared.pipes);
   img.files = std::move(head.shared.files);
   img.file_data = std::move(head.shared.file_data);
+  img.unix_sockets = std::move(head.shared.unix_sockets);
   img.stashed_bytes = head.shared.stashed_bytes;
   if (!positioned) return false;
   return load_body_head(reader, img);
@@ -360,7 +378,11 @@ Status check_files(const ProcessImage& img) {
                         " not in the image");
     if (f.kind == schema::kFilePipe && f.pipe == 0)
       return make_error("pipe file " + std::to_string(id) + " names no pipe");
-    if (f.kind < schema::kFileRegular || f.kind > schema::kFileTimerfd)
+    if (f.kind == schema::kFileUnixSocket && img.unix_sockets.count(f.object) == 0)
+      return make_error("socket file " + std::to_string(id) + " names object " +
+                        std::to_string(f.object) + ", not a unix socket");
+    if ((f.kind < schema::kFileRegular || f.kind > schema::kFileTimerfd) &&
+        f.kind != schema::kFileUnixSocket)
       return make_error("file " + std::to_string(id) + ": unknown kind " + std::to_string(f.kind));
   }
   return {};

@@ -35,6 +35,12 @@ struct FileContent {
   std::vector<std::pair<uint64_t, std::vector<uint8_t>>> chunks;  // (offset, bytes)
 };
 
+/// A unix socket and the messages queued on it (stream: runs of bytes), in stream order.
+struct UnixSocketImage {
+  schema::UnixSocket sock;
+  std::vector<std::vector<uint8_t>> queue;
+};
+
 struct ProcessImage {
   std::optional<schema::Process> process;
   std::optional<schema::Creds> creds;
@@ -44,6 +50,7 @@ struct ProcessImage {
   std::map<uint32_t, PipeImage> pipes;        // by Pipe id
   std::map<uint32_t, schema::File> files;     // by File id
   std::map<uint32_t, FileContent> file_data;  // by File id (deleted files)
+  std::map<uint32_t, UnixSocketImage> unix_sockets;  // by UnixSocket id
   std::vector<schema::Fd> fds;
   std::vector<schema::Vma> vmas;  // address order (checked)
   // After the pages:

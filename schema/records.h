@@ -200,11 +200,45 @@ CR_RECORD_TAIL(FileData, 0x0203, "file_data", "contents of a deleted file; tail 
 CR_RECORD(Fd, 0x0210, "fd", "one slot of a process's fd table", (u32, pid), (u32, fd),
           (objref, file), (u32, fd_flags))  // FD_CLOEXEC
 
+// ---- Unix sockets (0x0220-0x022f). One UnixSocket object per socket in the tree, written
+// before the Files that are opens of it (File kind kFileUnixSocket, `object`); then the bytes
+// queued in each socket's receive queue, oldest first.
+
+enum UnixSocketState : uint32_t {
+  kUnixUnconnected = 0,  // created, maybe bound, not connected (TCP_CLOSE)
+  kUnixListening = 1,    // listen() called; its accept queue was empty
+  kUnixConnected = 2,    // connected to `peer_ino` (stream/seqpacket: both ways)
+};
+
+enum UnixSocketFlags : uint32_t {
+  kUnixPassCred = 1,  // SO_PASSCRED
+};
+
+CR_RECORD(UnixSocket, 0x0220, "unix_socket", "an AF_UNIX socket (objdef)",
+          (objdef, id), (u64, ino),
+          (u32, type),      // SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET
+          (u32, state),     // UnixSocketState
+          (u32, shutdown),  // its own RCV_SHUTDOWN 1 | SEND_SHUTDOWN 2
+          (bytes, name),    // sun_path as bound: a path, or '\0' + abstract name; empty: none.
+                            // An accepted socket shows its listener's name.
+          (str, dir),       // a relative path name: the directory it resolves from
+          (u64, peer_ino),  // the socket it is connected to (0: none)
+          (objref, peer),   // that socket's record when written before this one, else 0
+          (u32, flags),     // UnixSocketFlags
+          (u32, sndbuf), (u32, rcvbuf),  // SO_SNDBUF, SO_RCVBUF as getsockopt reports them
+          (i32, peek_off),  // SO_PEEK_OFF (-1: off)
+          (u32, backlog))   // a listener's backlog
+
+CR_RECORD_TAIL(UnixSocketData, 0x0221, "unix_socket_data",
+               "data queued for reading on `socket`: one message (dgram, seqpacket) or a run "
+               "of stream bytes; tail = the bytes",
+               (objref, socket))
+
 /// Every record type, for the writer's self-description, crit and the id check below.
 using AllRecords =
     std::tuple<StreamHeader, SchemaType, Trailer, ErrorRecord, Process, Creds, Rlimits, FsInfo, Mm,
                Vma, Pages, Shmem, ShmemData, Thread, Sigaction, PendingSignal, Itimer, PosixTimer,
-               Pipe, PipeData, File, FileData, Fd>;
+               Pipe, PipeData, File, FileData, Fd, UnixSocket, UnixSocketData>;
 
 namespace detail {
 template <class Tuple, size_t... I>

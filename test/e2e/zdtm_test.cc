@@ -62,7 +62,9 @@ const std::vector<ZdtmCase>& cases() {
       {"tree_zombie", {}},
       {"tree_shmem", {}},
       {"event_fds", {}},
-      {"socketpair_refused", {}, false, "socket"},
+      {"unix_socketpair", {}},
+      {"socket_inet_refused", {}, false, "fd 4: socket of family inet (AF_INET) not supported yet"},
+      {"unix_rights_refused", {}, false, "unix socket with file descriptors in flight"},
 
   };
   return all;

@@ -1,0 +1,277 @@
+// The order matters: sockets are created (a pair with socketpair), named, made listeners; a
+// datagram queue that was filled by others gets its messages from a socket of our own while
+// it is still unconnected; then connections are made (a client connects to its listener in the
+// image, which accepts the other end); then the peers send each other's queues; shutdown and
+// the peek offset come last, once nothing more is sent.
+#include "restore/unix_sockets.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstring>
+
+namespace cr::restore {
+
+namespace {
+
+#ifndef SO_PEEK_OFF
+#define SO_PEEK_OFF 42
+#endif
+
+struct Sock {
+  const UnixSocketImage* img = nullptr;
+  ScopedFd fd;
+  bool accepted = false;  // made by accept() on its listener
+  const schema::UnixSocket& rec() const { return img->sock; }
+};
+
+std::string printable(const schema::bytes_t& name) {
+  std::string s(name.begin(), name.end());
+  if (!s.empty() && s[0] == '\0') s[0] = '@';
+  return s;
+}
+
+std::string what(const Sock& s) {
+  std::string w = "unix socket " + std::to_string(s.rec().id);
+  if (!s.rec().name.empty()) w += " '" + printable(s.rec().name) + "'";
+  return w;
+}
+
+// Enters the directory a relative name resolves from, and goes back on every path.
+class CwdScope {
+ public:
+  static Result<CwdScope> enter(const std::string& dir) {
+    CwdScope c;
+    if (dir.empty()) return c;
+    c.old_.reset(::open(".", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!c.old_.valid()) return errno_error("open the current directory");
+    if (::chdir(dir.c_str()) != 0) return errno_error("chdir " + dir);
+    return c;
+  }
+  CwdScope() = default;
+  CwdScope(CwdScope&&) = default;
+  ~CwdScope() {
+    if (old_.valid() && ::fchdir(old_.get()) != 0) {
+      // Nothing sensible is left to do: the next relative path would be wrong, so stop here.
+      ::abort();
+    }
+  }
+
+ private:
+  ScopedFd old_;
+};
+
+std::pair<sockaddr_un, socklen_t> address(const schema::bytes_t& name) {
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::memcpy(a.sun_path, name.data(), std::min(name.size(), sizeof a.sun_path));
+  return {a, static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size())};
+}
+
+// A path name still on disk from the dumped tree is stale when nobody answers at it (connect
+// says ECONNREFUSED): it is removed so the name can be bound again. A live socket keeps it.
+// The probe uses another socket type, so a live socket only answers EPROTOTYPE.
+Status clear_stale_path(const Sock& s) {
+  const schema::bytes_t& name = s.rec().name;
+  const std::string path(name.begin(), name.end());
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return {};
+  if (!S_ISSOCK(st.st_mode))
+    return make_error(what(s) + ": " + path + " exists and is not a socket");
+  ScopedFd probe(::socket(AF_UNIX, (s.rec().type == SOCK_DGRAM ? SOCK_SEQPACKET : SOCK_DGRAM) |
+                                       SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!probe.valid()) return errno_error("socket");
+  auto [a, len] = address(name);
+  if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&a), len) == 0 || errno != ECONNREFUSED)
+    return make_error(what(s) + ": the name is held by a live socket");
+  if (::unlink(path.c_str()) != 0) return errno_error("unlink stale socket " + path);
+  return {};
+}
+
+Status bind_name(const Sock& s) {
+  const auto& r = s.rec();
+  CR_TRY_ASSIGN(CwdScope cwd, CwdScope::enter(r.dir));
+  if (r.name[0] != '\0') CR_TRY(clear_stale_path(s));
+  auto [a, len] = address(r.name);
+  if (::bind(s.fd.get(), reinterpret_cast<sockaddr*>(&a), len) != 0)
+    return errno_error(what(s) + ": bind" + (r.dir.empty() ? "" : " in " + r.dir));
+  return {};
+}
+
+Status connect_to(const Sock& s, const Sock& target) {
+  CR_TRY_ASSIGN(CwdScope cwd, CwdScope::enter(target.rec().dir));
+  auto [a, len] = address(target.rec().name);
+  if (::connect(s.fd.get(), reinterpret_cast<sockaddr*>(&a), len) != 0)
+    return errno_error(what(s) + ": connect to " + what(target));
+  return {};
+}
+
+Status send_all(int from, const std::vector<uint8_t>& msg, uint32_t type, const std::string& w,
+                const sockaddr_un* to = nullptr, socklen_t tolen = 0) {
+  size_t off = 0;
+  do {
+    ssize_t n = ::sendto(from, msg.data() + off, msg.size() - off, MSG_DONTWAIT | MSG_NOSIGNAL,
+                         reinterpret_cast<const sockaddr*>(to), tolen);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno_error(w + ": put back " + std::to_string(msg.size()) + " queued bytes");
+    off += static_cast<size_t>(n);
+    if (type != SOCK_STREAM && off != msg.size()) return make_error(w + ": message cut short");
+  } while (off < msg.size());
+  return {};
+}
+
+Status set_int(int fd, int opt, int v, const std::string& w, const char* name) {
+  if (::setsockopt(fd, SOL_SOCKET, opt, &v, sizeof v) != 0)
+    return errno_error(w + ": setsockopt " + name + " " + std::to_string(v));
+  return {};
+}
+
+// getsockopt reports twice what was asked; the FORCE variants pass the limits (we are root).
+Status set_buffers(const Sock& s) {
+  const auto& r = s.rec();
+  if (r.sndbuf != 0) CR_TRY(set_int(s.fd.get(), SO_SNDBUFFORCE, static_cast<int>(r.sndbuf / 2), what(s), "SO_SNDBUFFORCE"));
+  if (r.rcvbuf != 0) CR_TRY(set_int(s.fd.get(), SO_RCVBUFFORCE, static_cast<int>(r.rcvbuf / 2), what(s), "SO_RCVBUFFORCE"));
+  return {};
+}
+
+class Builder {
+ public:
+  explicit Builder(const std::map<uint32_t, UnixSocketImage>& images) {
+    for (const auto& [id, img] : images) {
+      Sock& s = socks_[id];
+      s.img = &img;
+      by_ino_[img.sock.ino] = &s;
+    }
+  }
+
+  Result<std::map<uint32_t, ScopedFd>> run() {
+    for (auto& [id, s] : socks_) {
+      if (s.rec().state != schema::kUnixConnected) continue;
+      if (by_ino_.count(s.rec().peer_ino) == 0)
+        return make_error(what(s) + ": its peer socket:[" + std::to_string(s.rec().peer_ino) +
+                          "] is not in the image");
+      s.accepted = s.rec().type != SOCK_DGRAM && listener_of(s) != nullptr;
+    }
+    CR_TRY(create());
+    for (auto& [id, s] : socks_) {
+      if (s.accepted) continue;
+      CR_TRY(set_buffers(s));
+      if (!s.rec().name.empty()) CR_TRY(bind_name(s));
+      if (s.rec().state == schema::kUnixListening &&
+          ::listen(s.fd.get(), static_cast<int>(s.rec().backlog)) != 0)
+        return errno_error(what(s) + ": listen");
+    }
+    for (auto& [id, s] : socks_)
+      if (!s.img->queue.empty() && !mutual(s)) CR_TRY(fill_from_outside(s));
+    CR_TRY(connect_all());
+    for (auto& [id, s] : socks_)
+      if (!s.img->queue.empty() && mutual(s)) {
+        const Sock& from = peer(s);
+        for (const auto& msg : s.img->queue)
+          CR_TRY(send_all(from.fd.get(), msg, s.rec().type, what(s)));
+      }
+    std::map<uint32_t, ScopedFd> out;
+    for (auto& [id, s] : socks_) {
+      CR_TRY(finish(s));
+      out[id] = std::move(s.fd);
+    }
+    return out;
+  }
+
+ private:
+  Sock& peer(const Sock& s) { return *by_ino_.at(s.rec().peer_ino); }
+  bool mutual(const Sock& s) {
+    return s.rec().state == schema::kUnixConnected && peer(s).rec().state == schema::kUnixConnected &&
+           peer(s).rec().peer_ino == s.rec().ino;
+  }
+
+  // The listener of the image whose name an accepted socket shows.
+  Sock* listener_of(const Sock& s) {
+    if (s.rec().name.empty()) return nullptr;
+    for (auto& [id, o] : socks_)
+      if (o.rec().state == schema::kUnixListening && o.rec().type == s.rec().type &&
+          o.rec().name == s.rec().name && o.rec().dir == s.rec().dir)
+        return &o;
+    return nullptr;
+  }
+
+  Status create() {
+    for (auto& [id, s] : socks_) {
+      if (s.fd.valid() || s.accepted) continue;
+      const int type = static_cast<int>(s.rec().type) | SOCK_CLOEXEC;
+      if (mutual(s) && !peer(s).accepted) {
+        int sv[2];
+        if (::socketpair(AF_UNIX, type, 0, sv) != 0) return errno_error(what(s) + ": socketpair");
+        s.fd.reset(sv[0]);
+        peer(s).fd.reset(sv[1]);
+        continue;
+      }
+      s.fd.reset(::socket(AF_UNIX, type, 0));
+      if (!s.fd.valid()) return errno_error(what(s) + ": socket");
+    }
+    return {};
+  }
+
+  // Datagrams others sent to a named socket come back from a socket of our own, sent to the
+  // name while the receiver is not connected yet (a connected one takes only its peer's).
+  Status fill_from_outside(const Sock& s) {
+    const auto& r = s.rec();
+    if (r.name.empty()) return make_error(what(s) + ": queued data and no way to send it again");
+    ScopedFd tmp(::socket(AF_UNIX, static_cast<int>(r.type) | SOCK_CLOEXEC, 0));
+    if (!tmp.valid()) return errno_error("socket");
+    (void)set_int(tmp.get(), SO_SNDBUFFORCE, 4 << 20, what(s), "SO_SNDBUFFORCE");
+    CR_TRY_ASSIGN(CwdScope cwd, CwdScope::enter(r.dir));
+    auto [a, len] = address(r.name);
+    for (const auto& msg : s.img->queue) CR_TRY(send_all(tmp.get(), msg, r.type, what(s), &a, len));
+    return {};
+  }
+
+  Status connect_all() {
+    for (auto& [id, s] : socks_) {
+      if (s.rec().state != schema::kUnixConnected || s.accepted) continue;
+      Sock& p = peer(s);
+      if (mutual(s) && !p.accepted) continue;  // a socketpair
+      if (p.accepted) {
+        Sock* l = listener_of(p);
+        CR_TRY(connect_to(s, *l));
+        p.fd.reset(::accept4(l->fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        if (!p.fd.valid()) return errno_error(what(*l) + ": accept");
+        CR_TRY(set_buffers(p));
+        continue;
+      }
+      if (p.rec().name.empty())
+        return make_error(what(s) + ": connected to unnamed " + what(p) + ", which cannot be reached");
+      CR_TRY(connect_to(s, p));
+    }
+    return {};
+  }
+
+  Status finish(Sock& s) {
+    const auto& r = s.rec();
+    const uint32_t rd = 1, wr = 2;  // RCV_SHUTDOWN, SEND_SHUTDOWN
+    if (r.shutdown != 0) {
+      int how = (r.shutdown & (rd | wr)) == (rd | wr) ? SHUT_RDWR : (r.shutdown & rd) ? SHUT_RD : SHUT_WR;
+      if (::shutdown(s.fd.get(), how) != 0) return errno_error(what(s) + ": shutdown");
+    }
+    if ((r.flags & schema::kUnixPassCred) != 0)
+      CR_TRY(set_int(s.fd.get(), SO_PASSCRED, 1, what(s), "SO_PASSCRED"));
+    if (r.peek_off >= 0) CR_TRY(set_int(s.fd.get(), SO_PEEK_OFF, r.peek_off, what(s), "SO_PEEK_OFF"));
+    return {};
+  }
+
+  std::map<uint32_t, Sock> socks_;       // by UnixSocket id: the stream's order
+  std::map<uint64_t, Sock*> by_ino_;
+};
+
+}  // namespace
+
+Result<std::map<uint32_t, ScopedFd>> create_unix_sockets(
+    const std::map<uint32_t, UnixSocketImage>& sockets) {
+  return Builder(sockets).run();
+}
+
+}  // namespace cr::restore

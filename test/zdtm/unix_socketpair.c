@@ -1,0 +1,113 @@
+// A parent and its child share socketpairs of all three types with data queued both ways at
+// dump time: a stream pair (bytes), a dgram pair (several messages, one empty, whose
+// boundaries must survive), a seqpacket pair, and a stream pair the child shut down for writing
+// after queueing its last bytes. After restore each side reads what was queued for it, the
+// shutdown still holds (the child's write fails with EPIPE, the parent reads EOF after the
+// data), and a message sent after restore crosses from child to parent: the pairs really
+// connect the two restored processes.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "zdtmlib.h"
+
+static const size_t dgram_sizes[] = {1, 100, 0, 4000, 7};
+static const size_t seq_sizes[] = {10, 2000, 33};
+#define NDGRAM (sizeof dgram_sizes / sizeof dgram_sizes[0])
+#define NSEQ (sizeof seq_sizes / sizeof seq_sizes[0])
+
+static unsigned char buf[8192];
+
+static int send_msg(int fd, size_t len, uint32_t seed) {
+  test_fill(buf, len, 0, seed);
+  return send(fd, buf, len, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
+}
+
+// Receives one message of exactly `len` pattern bytes, without waiting: it must be queued.
+// Returns 0, or a small number saying what was wrong.
+static int recv_msg(int fd, size_t len, uint32_t seed) {
+  ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+  if (n < 0) return 1;
+  if ((size_t)n != len) return 2;
+  return test_check(buf, len, 0, seed) == -1 ? 0 : 3;
+}
+
+static int read_exact(int fd, size_t len, uint32_t seed) {
+  size_t got = 0;
+  while (got < len) {
+    ssize_t n = recv(fd, buf + got, len - got, MSG_DONTWAIT);
+    if (n <= 0) return 1;
+    got += (size_t)n;
+  }
+  return test_check(buf, len, 0, seed) == -1 ? 0 : 3;
+}
+
+static void child(int sp, int dp, int qp, int hp, int sync_w, int go_r) {
+  if (send_msg(sp, 5000, 2)) _exit(10);
+  for (size_t i = 0; i < 2; ++i)
+    if (send_msg(dp, 50 + i, 20 + i)) _exit(11);
+  for (size_t i = 0; i < 2; ++i)
+    if (send_msg(qp, 300 + i, 30 + i)) _exit(12);
+  if (send(hp, "last", 4, MSG_NOSIGNAL) != 4 || shutdown(hp, SHUT_WR)) _exit(13);
+  if (write(sync_w, "k", 1) != 1) _exit(14);
+  char go[2];
+  if (read(go_r, go, 2) != 2) _exit(15);
+  // Restored: what the parent queued before the dump.
+  if (read_exact(sp, 3000, 1)) _exit(20);
+  for (size_t i = 0; i < NDGRAM; ++i)
+    if (recv_msg(dp, dgram_sizes[i], 40 + i)) _exit(21 + i);
+  for (size_t i = 0; i < NSEQ; ++i)
+    if (recv_msg(qp, seq_sizes[i], 50 + i)) _exit(30 + i);
+  if (recv(dp, buf, 1, MSG_DONTWAIT) != -1 || errno != EAGAIN) _exit(35);  // nothing more
+  if (send(hp, "x", 1, MSG_NOSIGNAL) != -1 || errno != EPIPE) _exit(36);  // still shut down
+  if (recv(hp, buf, 4, 0) != 4 || memcmp(buf, "back", 4)) _exit(37);
+  if (send(sp, "after-child", 11, MSG_NOSIGNAL) != 11) _exit(38);
+  _exit(0);
+}
+
+int main(void) {
+  test_init();
+  int sp[2], dp[2], qp[2], hp[2], sync[2], go[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) || socketpair(AF_UNIX, SOCK_DGRAM, 0, dp) ||
+      socketpair(AF_UNIX, SOCK_SEQPACKET, 0, qp) || socketpair(AF_UNIX, SOCK_STREAM, 0, hp))
+    test_fail_errno("socketpair");
+  if (pipe(sync) || pipe(go)) test_fail_errno("pipe");
+  pid_t pid = fork();
+  if (pid < 0) test_fail_errno("fork");
+  if (pid == 0) {
+    close(3);  // only the parent reports ready
+    close(sp[0]), close(dp[0]), close(qp[0]), close(hp[0]), close(sync[0]), close(go[1]);
+    child(sp[1], dp[1], qp[1], hp[1], sync[1], go[0]);
+  }
+  close(sp[1]), close(dp[1]), close(qp[1]), close(hp[1]), close(sync[1]), close(go[0]);
+  if (send_msg(sp[0], 3000, 1)) test_fail_errno("stream send");
+  for (size_t i = 0; i < NDGRAM; ++i)
+    if (send_msg(dp[0], dgram_sizes[i], 40 + i)) test_fail_errno("dgram send %zu", i);
+  for (size_t i = 0; i < NSEQ; ++i)
+    if (send_msg(qp[0], seq_sizes[i], 50 + i)) test_fail_errno("seqpacket send %zu", i);
+  char k;
+  if (read(sync[0], &k, 1) != 1) test_fail("the child did not queue its data");
+  test_ready();
+  test_wait();
+
+  int r;
+  if ((r = read_exact(sp[0], 5000, 2))) test_fail("stream bytes from the child: error %d", r);
+  for (size_t i = 0; i < 2; ++i)
+    if ((r = recv_msg(dp[0], 50 + i, 20 + i))) test_fail("datagram %zu from the child: error %d", i, r);
+  for (size_t i = 0; i < 2; ++i)
+    if ((r = recv_msg(qp[0], 300 + i, 30 + i))) test_fail("seqpacket %zu from the child: error %d", i, r);
+  if (recv(hp[0], buf, sizeof buf, MSG_DONTWAIT) != 4 || memcmp(buf, "last", 4))
+    test_fail("the child's last bytes before its shutdown are lost");
+  if (recv(hp[0], buf, sizeof buf, MSG_DONTWAIT) != 0) test_fail("no EOF after the child's shutdown");
+  if (send(hp[0], "back", 4, MSG_NOSIGNAL) != 4) test_fail_errno("send back on the half-shut pair");
+  if (write(go[1], "go", 2) != 2) test_fail_errno("write go");
+  if (recv(sp[0], buf, 11, MSG_WAITALL) != 11 || memcmp(buf, "after-child", 11))
+    test_fail("no message from the restored child over the stream pair");
+  int st;
+  if (waitpid(pid, &st, 0) != pid) test_fail_errno("waitpid");
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) test_fail("child status %#x", st);
+  return test_pass();
+}
