@@ -63,8 +63,11 @@ const std::vector<ZdtmCase>& cases() {
       {"tree_shmem", {}},
       {"event_fds", {}},
       {"unix_socketpair", {}},
+      {"unix_named", {}},
       {"socket_inet_refused", {}, false, "fd 4: socket of family inet (AF_INET) not supported yet"},
       {"unix_rights_refused", {}, false, "unix socket with file descriptors in flight"},
+      {"unix_backlog_refused", {}, false,
+       "fd 4: listening unix socket 'backlog.sock' with 1 connections not yet accepted"},
 
   };
   return all;

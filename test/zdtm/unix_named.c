@@ -1,0 +1,138 @@
+// Named unix sockets: a stream listener bound to a path relative to the cwd, a connection
+// accepted from it whose client lives in a child, with bytes queued both ways; an abstract
+// seqpacket listener; a dgram socket bound to a path with datagrams queued by a sender that is
+// gone. After restore the names are the same (getsockname, getpeername), the queued data
+// arrives with its boundaries, the child's client still talks to the parent's accepted socket,
+// and new clients can connect to both listeners.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "zdtmlib.h"
+
+static unsigned char buf[8192];
+
+static socklen_t path_addr(struct sockaddr_un *a, const char *path) {
+  memset(a, 0, sizeof *a);
+  a->sun_family = AF_UNIX;
+  strcpy(a->sun_path, path);
+  return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1);
+}
+
+static socklen_t abstract_addr(struct sockaddr_un *a, const char *name) {
+  memset(a, 0, sizeof *a);
+  a->sun_family = AF_UNIX;
+  memcpy(a->sun_path + 1, name, strlen(name));
+  return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(name));
+}
+
+// The socket's own name (or its peer's) must be exactly `want` of `len` bytes.
+static int name_is(int fd, int peer, const struct sockaddr_un *want, socklen_t len) {
+  struct sockaddr_un got;
+  socklen_t glen = sizeof got;
+  int r = peer ? getpeername(fd, (struct sockaddr *)&got, &glen)
+               : getsockname(fd, (struct sockaddr *)&got, &glen);
+  return r == 0 && glen == len && memcmp(&got, want, len) == 0;
+}
+
+static int read_exact(int fd, size_t len, uint32_t seed) {
+  size_t got = 0;
+  while (got < len) {
+    ssize_t n = recv(fd, buf + got, len - got, MSG_DONTWAIT);
+    if (n <= 0) return 1;
+    got += (size_t)n;
+  }
+  return test_check(buf, len, 0, seed) == -1 ? 0 : 2;
+}
+
+static int send_pattern(int fd, size_t len, uint32_t seed) {
+  test_fill(buf, len, 0, seed);
+  return send(fd, buf, len, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
+}
+
+// A new client reaches the listener, and a round trip works.
+static void check_new_client(int listener, int type, const struct sockaddr_un *a, socklen_t len,
+                             const char *what) {
+  int c = socket(AF_UNIX, type, 0);
+  if (c < 0) test_fail_errno("socket");
+  if (connect(c, (const struct sockaddr *)a, len)) test_fail_errno("connect a new client to %s", what);
+  int s = accept(listener, NULL, NULL);
+  if (s < 0) test_fail_errno("accept a new client on %s", what);
+  if (send(c, "ping", 4, 0) != 4 || recv(s, buf, 4, 0) != 4 || memcmp(buf, "ping", 4))
+    test_fail("no round trip through %s", what);
+  close(c);
+  close(s);
+}
+
+int main(void) {
+  test_init();
+  struct sockaddr_un srv, abs, dg;
+  socklen_t srv_len = path_addr(&srv, "srv.sock");
+  char absname[64];
+  snprintf(absname, sizeof absname, "crtools-zdtm-unix-named-%d", (int)getpid());
+  socklen_t abs_len = abstract_addr(&abs, absname);
+  socklen_t dg_len = path_addr(&dg, "dgram.sock");
+
+  int l = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (l < 0 || bind(l, (struct sockaddr *)&srv, srv_len) || listen(l, 7)) test_fail_errno("listener");
+  int q = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+  if (q < 0 || bind(q, (struct sockaddr *)&abs, abs_len) || listen(q, 3))
+    test_fail_errno("abstract listener");
+  int d = socket(AF_UNIX, SOCK_DGRAM, 0);
+  if (d < 0 || bind(d, (struct sockaddr *)&dg, dg_len)) test_fail_errno("dgram bind");
+  int sender = socket(AF_UNIX, SOCK_DGRAM, 0);
+  for (int i = 0; i < 3; ++i) {
+    test_fill(buf, 100 * (size_t)(i + 1), 0, 60 + i);
+    if (sendto(sender, buf, 100 * (size_t)(i + 1), 0, (struct sockaddr *)&dg, dg_len) != 100 * (i + 1))
+      test_fail_errno("sendto dgram.sock");
+  }
+  close(sender);
+
+  int c = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (c < 0 || connect(c, (struct sockaddr *)&srv, srv_len)) test_fail_errno("connect");
+  int a = accept(l, NULL, NULL);
+  if (a < 0) test_fail_errno("accept");
+  if (send_pattern(c, 1000, 1) || send_pattern(a, 2000, 2)) test_fail_errno("queue");
+  int go[2];
+  if (pipe(go)) test_fail_errno("pipe");
+  pid_t pid = fork();
+  if (pid < 0) test_fail_errno("fork");
+  if (pid == 0) {
+    close(3), close(l), close(q), close(d), close(a), close(go[1]);
+    char g[2];
+    if (read(go[0], g, 2) != 2) _exit(10);
+    if (!name_is(c, 1, &srv, srv_len)) _exit(11);  // the client's peer is the listener's name
+    if (read_exact(c, 2000, 2)) _exit(12);
+    if (send(c, "after-child", 11, MSG_NOSIGNAL) != 11) _exit(13);
+    _exit(0);
+  }
+  close(c), close(go[0]);
+  test_ready();
+  test_wait();
+
+  if (!name_is(l, 0, &srv, srv_len)) test_fail("the listener's name changed");
+  if (!name_is(a, 0, &srv, srv_len)) test_fail("the accepted socket's name changed");
+  if (!name_is(q, 0, &abs, abs_len)) test_fail("the abstract listener's name changed");
+  if (!name_is(d, 0, &dg, dg_len)) test_fail("the dgram socket's name changed");
+  if (read_exact(a, 1000, 1)) test_fail("bytes the client queued before the dump are lost");
+  for (int i = 0; i < 3; ++i) {
+    ssize_t n = recv(d, buf, sizeof buf, MSG_DONTWAIT);
+    if (n != 100 * (i + 1) || test_check(buf, (size_t)n, 0, 60 + i) != -1)
+      test_fail("datagram %d: %zd bytes or wrong contents", i, n);
+  }
+  if (recv(d, buf, 1, MSG_DONTWAIT) != -1 || errno != EAGAIN) test_fail("extra datagrams");
+  if (write(go[1], "go", 2) != 2) test_fail_errno("write go");
+  if (recv(a, buf, 11, MSG_WAITALL) != 11 || memcmp(buf, "after-child", 11))
+    test_fail("no message from the child's client after restore");
+  int st;
+  if (waitpid(pid, &st, 0) != pid) test_fail_errno("waitpid");
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) test_fail("child status %#x", st);
+  check_new_client(l, SOCK_STREAM, &srv, srv_len, "srv.sock");
+  check_new_client(q, SOCK_SEQPACKET, &abs, abs_len, "the abstract listener");
+  return test_pass();
+}
