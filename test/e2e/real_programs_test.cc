@@ -158,6 +158,46 @@ sys.exit(1)
   }
 }
 
+// python3 and a multiprocessing.Process child talking over multiprocessing.Pipe() (a unix
+// stream socketpair), each with a pickled message queued for the other at dump time; the child
+// waits on a plain pipe. After restore each side receives what was queued, and the child's
+// answer to a message sent after restore crosses the restored pair.
+TEST(RealPrograms, PythonMultiprocessingPipe) {
+  if (!tools_present()) return;
+  const std::string script = R"py(
+import multiprocessing as mp, os, signal, sys
+def child(conn, go):
+    os.close(3)  # only the parent reports ready
+    conn.send(('from-child', list(range(2000))))
+    os.read(go, 1)
+    m = conn.recv()
+    conn.send('child-ok' if m == ('from-parent', 'x' * 5000) else 'child-bad %r' % (m,))
+    sys.exit(0)
+if __name__ == '__main__':
+    mp.set_start_method('fork')
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+    a, b = mp.Pipe()
+    r, w = os.pipe()
+    p = mp.Process(target=child, args=(b, r))
+    p.start()
+    a.send(('from-parent', 'x' * 5000))
+    if not a.poll(30):
+        sys.exit(2)
+    os.close(3)
+    signal.sigwait([signal.SIGTERM])
+    got = a.recv()
+    os.write(w, b'g')
+    answer = a.recv()
+    p.join()
+    if got == ('from-child', list(range(2000))) and answer == 'child-ok' and p.exitcode == 0:
+        print('PASS', file=sys.stderr)
+        sys.exit(0)
+    print('FAIL: got %r answer %r exit %r' % (str(got)[:80], answer, p.exitcode), file=sys.stderr)
+    sys.exit(1)
+)py";
+  for (Mode mode : kModes) dump_restore_python(script, mode, nullptr);
+}
+
 // 64 MiB of deterministic, semi-compressible data (words from a small list and random bytes,
 // from a fixed-seed LCG): zstd -12 compresses it to about 40 % in a few seconds.
 std::string zstd_input() {
