@@ -40,21 +40,31 @@ std::string printable(const std::string& name) {
 
 std::string family_name(int family) {
   switch (family) {
-    case AF_INET: return "inet (AF_INET)";
-    case AF_INET6: return "inet6 (AF_INET6)";
-    case AF_NETLINK: return "netlink (AF_NETLINK)";
-    case AF_PACKET: return "packet (AF_PACKET)";
-    case AF_UNIX: return "unix (AF_UNIX)";
-    default: return "family " + std::to_string(family);
+    case AF_INET:
+      return "inet (AF_INET)";
+    case AF_INET6:
+      return "inet6 (AF_INET6)";
+    case AF_NETLINK:
+      return "netlink (AF_NETLINK)";
+    case AF_PACKET:
+      return "packet (AF_PACKET)";
+    case AF_UNIX:
+      return "unix (AF_UNIX)";
+    default:
+      return "family " + std::to_string(family);
   }
 }
 
 std::string type_name(uint32_t type) {
   switch (type) {
-    case SOCK_STREAM: return "stream";
-    case SOCK_DGRAM: return "dgram";
-    case SOCK_SEQPACKET: return "seqpacket";
-    default: return "type " + std::to_string(type);
+    case SOCK_STREAM:
+      return "stream";
+    case SOCK_DGRAM:
+      return "dgram";
+    case SOCK_SEQPACKET:
+      return "seqpacket";
+    default:
+      return "type " + std::to_string(type);
   }
 }
 
@@ -71,7 +81,8 @@ Result<ScopedFd> grab_fd(pid_t pid, int fd) {
 Result<int> get_int_opt(int s, int opt, const char* name) {
   int v = 0;
   socklen_t len = sizeof v;
-  if (::getsockopt(s, SOL_SOCKET, opt, &v, &len) != 0) return errno_error(std::string("getsockopt ") + name);
+  if (::getsockopt(s, SOL_SOCKET, opt, &v, &len) != 0)
+    return errno_error(std::string("getsockopt ") + name);
   return v;
 }
 
@@ -230,9 +241,13 @@ Status UnixSocketCollector::resolve_name(const Entry& e, schema::UnixSocket& rec
     if (::stat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
     if (st.st_ino != e.diag.vfs_ino || st.st_dev != user_dev(e.diag.vfs_dev)) continue;
     rec.dir = dir;
+    rec.file_mode = st.st_mode;
+    rec.file_uid = st.st_uid;
+    rec.file_gid = st.st_gid;
     return {};
   }
-  return make_error(bad + ": the file was unlinked or replaced, or the name is relative to "
+  return make_error(bad +
+                    ": the file was unlinked or replaced, or the name is relative to "
                     "no cwd of the tree (the name cannot be restored)");
 }
 
@@ -286,8 +301,8 @@ Status UnixSocketCollector::describe(const Entry& e, schema::UnixSocket& rec) {
   if (q.messages.empty()) return {};
   // Restore sends the queue again: from the peer of a pair, else from a socket of its own to
   // the name. A datagram that came from another name would come back from the wrong sender.
-  const bool mutual = rec.state == schema::kUnixConnected &&
-                      entries_.at(d.peer_ino).diag.peer_ino == d.ino;
+  const bool mutual =
+      rec.state == schema::kUnixConnected && entries_.at(d.peer_ino).diag.peer_ino == d.ino;
   if (d.type == SOCK_DGRAM && q.named_sender &&
       !(mutual && entries_.at(d.peer_ino).diag.name == q.sender))
     return make_error("unix dgram socket with datagrams queued from '" + printable(q.sender) +

@@ -37,8 +37,8 @@ class UnixSocketCollector {
 
   DumpTree& tree_;
   std::optional<std::map<uint64_t, sys::UnixDiag>> diag_;  // every unix socket, asked once
-  std::map<uint64_t, Entry> entries_;                     // by inode
-  std::vector<uint64_t> order_;                           // inodes in the order first seen
+  std::map<uint64_t, Entry> entries_;                      // by inode
+  std::vector<uint64_t> order_;                            // inodes in the order first seen
 };
 
 }  // namespace cr::dump

@@ -82,8 +82,10 @@ Status clear_stale_path(const Sock& s) {
   if (::lstat(path.c_str(), &st) != 0) return {};
   if (!S_ISSOCK(st.st_mode))
     return make_error(what(s) + ": " + path + " exists and is not a socket");
-  ScopedFd probe(::socket(AF_UNIX, (s.rec().type == SOCK_DGRAM ? SOCK_SEQPACKET : SOCK_DGRAM) |
-                                       SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  ScopedFd probe(::socket(
+      AF_UNIX,
+      (s.rec().type == SOCK_DGRAM ? SOCK_SEQPACKET : SOCK_DGRAM) | SOCK_CLOEXEC | SOCK_NONBLOCK,
+      0));
   if (!probe.valid()) return errno_error("socket");
   auto [a, len] = address(name);
   if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&a), len) == 0 || errno != ECONNREFUSED)
@@ -99,6 +101,15 @@ Status bind_name(const Sock& s) {
   auto [a, len] = address(r.name);
   if (::bind(s.fd.get(), reinterpret_cast<sockaddr*>(&a), len) != 0)
     return errno_error(what(s) + ": bind" + (r.dir.empty() ? "" : " in " + r.dir));
+  // bind made the file as crrestore (root, our umask): give it the dumped owner and mode, or
+  // a process of another uid could not connect to its own listener.
+  if (r.name[0] != '\0' && r.file_mode != 0) {
+    const std::string path(r.name.begin(), r.name.end());
+    if (::lchown(path.c_str(), r.file_uid, r.file_gid) != 0)
+      return errno_error(what(s) + ": chown " + path);
+    if (::chmod(path.c_str(), r.file_mode & 07777) != 0)
+      return errno_error(what(s) + ": chmod " + path);
+  }
   return {};
 }
 
@@ -133,8 +144,12 @@ Status set_int(int fd, int opt, int v, const std::string& w, const char* name) {
 // getsockopt reports twice what was asked; the FORCE variants pass the limits (we are root).
 Status set_buffers(const Sock& s) {
   const auto& r = s.rec();
-  if (r.sndbuf != 0) CR_TRY(set_int(s.fd.get(), SO_SNDBUFFORCE, static_cast<int>(r.sndbuf / 2), what(s), "SO_SNDBUFFORCE"));
-  if (r.rcvbuf != 0) CR_TRY(set_int(s.fd.get(), SO_RCVBUFFORCE, static_cast<int>(r.rcvbuf / 2), what(s), "SO_RCVBUFFORCE"));
+  if (r.sndbuf != 0)
+    CR_TRY(set_int(s.fd.get(), SO_SNDBUFFORCE, static_cast<int>(r.sndbuf / 2), what(s),
+                   "SO_SNDBUFFORCE"));
+  if (r.rcvbuf != 0)
+    CR_TRY(set_int(s.fd.get(), SO_RCVBUFFORCE, static_cast<int>(r.rcvbuf / 2), what(s),
+                   "SO_RCVBUFFORCE"));
   return {};
 }
 
@@ -185,8 +200,8 @@ class Builder {
  private:
   Sock& peer(const Sock& s) { return *by_ino_.at(s.rec().peer_ino); }
   bool mutual(const Sock& s) {
-    return s.rec().state == schema::kUnixConnected && peer(s).rec().state == schema::kUnixConnected &&
-           peer(s).rec().peer_ino == s.rec().ino;
+    return s.rec().state == schema::kUnixConnected &&
+           peer(s).rec().state == schema::kUnixConnected && peer(s).rec().peer_ino == s.rec().ino;
   }
 
   // The listener of the image whose name an accepted socket shows.
@@ -244,7 +259,8 @@ class Builder {
         continue;
       }
       if (p.rec().name.empty())
-        return make_error(what(s) + ": connected to unnamed " + what(p) + ", which cannot be reached");
+        return make_error(what(s) + ": connected to unnamed " + what(p) +
+                          ", which cannot be reached");
       CR_TRY(connect_to(s, p));
     }
     return {};
@@ -254,16 +270,19 @@ class Builder {
     const auto& r = s.rec();
     const uint32_t rd = 1, wr = 2;  // RCV_SHUTDOWN, SEND_SHUTDOWN
     if (r.shutdown != 0) {
-      int how = (r.shutdown & (rd | wr)) == (rd | wr) ? SHUT_RDWR : (r.shutdown & rd) ? SHUT_RD : SHUT_WR;
+      int how = (r.shutdown & (rd | wr)) == (rd | wr) ? SHUT_RDWR
+                : (r.shutdown & rd)                   ? SHUT_RD
+                                                      : SHUT_WR;
       if (::shutdown(s.fd.get(), how) != 0) return errno_error(what(s) + ": shutdown");
     }
     if ((r.flags & schema::kUnixPassCred) != 0)
       CR_TRY(set_int(s.fd.get(), SO_PASSCRED, 1, what(s), "SO_PASSCRED"));
-    if (r.peek_off >= 0) CR_TRY(set_int(s.fd.get(), SO_PEEK_OFF, r.peek_off, what(s), "SO_PEEK_OFF"));
+    if (r.peek_off >= 0)
+      CR_TRY(set_int(s.fd.get(), SO_PEEK_OFF, r.peek_off, what(s), "SO_PEEK_OFF"));
     return {};
   }
 
-  std::map<uint32_t, Sock> socks_;       // by UnixSocket id: the stream's order
+  std::map<uint32_t, Sock> socks_;  // by UnixSocket id: the stream's order
   std::map<uint64_t, Sock*> by_ino_;
 };
 

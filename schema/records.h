@@ -227,7 +227,8 @@ CR_RECORD(UnixSocket, 0x0220, "unix_socket", "an AF_UNIX socket (objdef)",
           (u32, flags),     // UnixSocketFlags
           (u32, sndbuf), (u32, rcvbuf),  // SO_SNDBUF, SO_RCVBUF as getsockopt reports them
           (i32, peek_off),  // SO_PEEK_OFF (-1: off)
-          (u32, backlog))   // a listener's backlog
+          (u32, backlog),   // a listener's backlog
+          (u32, file_mode), (u32, file_uid), (u32, file_gid))  // a path name's socket file
 
 CR_RECORD_TAIL(UnixSocketData, 0x0221, "unix_socket_data",
                "data queued for reading on `socket`: one message (dgram, seqpacket) or a run "

@@ -133,8 +133,8 @@ Result<std::map<uint64_t, UnixDiag>> query_unix_sockets() {
   req.h.nlmsg_seq = 1;
   req.r.sdiag_family = AF_UNIX;
   req.r.udiag_states = ~0u;
-  req.r.udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_PEER | UDIAG_SHOW_ICONS |
-                     UDIAG_SHOW_RQLEN;
+  req.r.udiag_show =
+      UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_PEER | UDIAG_SHOW_ICONS | UDIAG_SHOW_RQLEN;
   // UDIAG_SHOW_SHUTDOWN is not a flag of its own: the kernel always sends UNIX_DIAG_SHUTDOWN.
   sockaddr_nl kernel{};
   kernel.nl_family = AF_NETLINK;

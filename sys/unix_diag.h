@@ -23,8 +23,8 @@ struct UnixDiag {
   bool has_vfs = false;
   uint64_t vfs_ino = 0, vfs_dev = 0;  // the bound file (a path name), as the kernel sees it
   bool has_peer = false;
-  uint64_t peer_ino = 0;       // 0 with has_peer: the peer has been closed
-  std::vector<uint64_t> icons; // a listener's connections not yet accepted
+  uint64_t peer_ino = 0;        // 0 with has_peer: the peer has been closed
+  std::vector<uint64_t> icons;  // a listener's connections not yet accepted
   bool has_rqlen = false;
   uint32_t rqueue = 0, wqueue = 0;  // listener: accept queue length and backlog
   uint32_t shutdown = 0;            // RCV_SHUTDOWN 1 | SEND_SHUTDOWN 2

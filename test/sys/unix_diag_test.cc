@@ -176,7 +176,8 @@ TEST(UnixDiag, LiveSocketpairPeers) {
   int sv[2];
   ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
   ASSERT_EQ(shutdown(sv[0], SHUT_WR), 0);
-  struct stat a {}, b {};
+  struct stat a {
+  }, b{};
   ASSERT_EQ(fstat(sv[0], &a), 0);
   ASSERT_EQ(fstat(sv[1], &b), 0);
   auto all = query_unix_sockets();

@@ -13,7 +13,8 @@ int main(void) {
   struct sockaddr_un a = {.sun_family = AF_UNIX};
   strcpy(a.sun_path, "backlog.sock");
   int l = socket(AF_UNIX, SOCK_STREAM, 0);
-  if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 4)) test_fail_errno("listener");
+  if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 4))
+    test_fail_errno("listener");
   int c = socket(AF_UNIX, SOCK_STREAM, 0);
   if (c < 0 || connect(c, (struct sockaddr *)&a, sizeof a)) test_fail_errno("connect");
   if (send(c, "hi", 2, 0) != 2) test_fail_errno("send");

@@ -3,12 +3,13 @@
 // seqpacket listener; a dgram socket bound to a path with datagrams queued by a sender that is
 // gone. After restore the names are the same (getsockname, getpeername), the queued data
 // arrives with its boundaries, the child's client still talks to the parent's accepted socket,
-// and new clients can connect to both listeners.
+// and new clients can connect to both listeners; the socket file keeps its mode.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -60,7 +61,8 @@ static void check_new_client(int listener, int type, const struct sockaddr_un *a
                              const char *what) {
   int c = socket(AF_UNIX, type, 0);
   if (c < 0) test_fail_errno("socket");
-  if (connect(c, (const struct sockaddr *)a, len)) test_fail_errno("connect a new client to %s", what);
+  if (connect(c, (const struct sockaddr *)a, len))
+    test_fail_errno("connect a new client to %s", what);
   int s = accept(listener, NULL, NULL);
   if (s < 0) test_fail_errno("accept a new client on %s", what);
   if (send(c, "ping", 4, 0) != 4 || recv(s, buf, 4, 0) != 4 || memcmp(buf, "ping", 4))
@@ -79,7 +81,9 @@ int main(void) {
   socklen_t dg_len = path_addr(&dg, "dgram.sock");
 
   int l = socket(AF_UNIX, SOCK_STREAM, 0);
-  if (l < 0 || bind(l, (struct sockaddr *)&srv, srv_len) || listen(l, 7)) test_fail_errno("listener");
+  if (l < 0 || bind(l, (struct sockaddr *)&srv, srv_len) || listen(l, 7))
+    test_fail_errno("listener");
+  if (chmod("srv.sock", 0604)) test_fail_errno("chmod srv.sock");
   int q = socket(AF_UNIX, SOCK_SEQPACKET, 0);
   if (q < 0 || bind(q, (struct sockaddr *)&abs, abs_len) || listen(q, 3))
     test_fail_errno("abstract listener");
@@ -88,7 +92,8 @@ int main(void) {
   int sender = socket(AF_UNIX, SOCK_DGRAM, 0);
   for (int i = 0; i < 3; ++i) {
     test_fill(buf, 100 * (size_t)(i + 1), 0, 60 + i);
-    if (sendto(sender, buf, 100 * (size_t)(i + 1), 0, (struct sockaddr *)&dg, dg_len) != 100 * (i + 1))
+    if (sendto(sender, buf, 100 * (size_t)(i + 1), 0, (struct sockaddr *)&dg, dg_len) !=
+        100 * (i + 1))
       test_fail_errno("sendto dgram.sock");
   }
   close(sender);
@@ -116,6 +121,9 @@ int main(void) {
   test_wait();
 
   if (!name_is(l, 0, &srv, srv_len)) test_fail("the listener's name changed");
+  struct stat sb;
+  if (stat("srv.sock", &sb) || !S_ISSOCK(sb.st_mode) || (sb.st_mode & 07777) != 0604)
+    test_fail("srv.sock is not the listener's socket file with mode 0604");
   if (!name_is(a, 0, &srv, srv_len)) test_fail("the accepted socket's name changed");
   if (!name_is(q, 0, &abs, abs_len)) test_fail("the abstract listener's name changed");
   if (!name_is(d, 0, &dg, dg_len)) test_fail("the dgram socket's name changed");

@@ -14,8 +14,8 @@ int main(void) {
   if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) || pipe(p)) test_fail_errno("setup");
   char cbuf[CMSG_SPACE(sizeof(int))] = {0};
   struct iovec iov = {.iov_base = "x", .iov_len = 1};
-  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                     .msg_controllen = sizeof cbuf};
+  struct msghdr m = {
+      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
   struct cmsghdr *c = CMSG_FIRSTHDR(&m);
   c->cmsg_level = SOL_SOCKET;
   c->cmsg_type = SCM_RIGHTS;
@@ -28,8 +28,8 @@ int main(void) {
   char b;
   char rbuf[CMSG_SPACE(sizeof(int))];
   struct iovec riov = {.iov_base = &b, .iov_len = 1};
-  struct msghdr r = {.msg_iov = &riov, .msg_iovlen = 1, .msg_control = rbuf,
-                     .msg_controllen = sizeof rbuf};
+  struct msghdr r = {
+      .msg_iov = &riov, .msg_iovlen = 1, .msg_control = rbuf, .msg_controllen = sizeof rbuf};
   if (recvmsg(sv[1], &r, MSG_DONTWAIT) != 1 || b != 'x') test_fail("message lost");
   struct cmsghdr *rc = CMSG_FIRSTHDR(&r);
   if (!rc || rc->cmsg_type != SCM_RIGHTS) test_fail("descriptor lost");

@@ -62,7 +62,7 @@ static void child(int sp, int dp, int qp, int hp, int sync_w, int go_r) {
   for (size_t i = 0; i < NSEQ; ++i)
     if (recv_msg(qp, seq_sizes[i], 50 + i)) _exit(30 + i);
   if (recv(dp, buf, 1, MSG_DONTWAIT) != -1 || errno != EAGAIN) _exit(35);  // nothing more
-  if (send(hp, "x", 1, MSG_NOSIGNAL) != -1 || errno != EPIPE) _exit(36);  // still shut down
+  if (send(hp, "x", 1, MSG_NOSIGNAL) != -1 || errno != EPIPE) _exit(36);   // still shut down
   if (recv(hp, buf, 4, 0) != 4 || memcmp(buf, "back", 4)) _exit(37);
   if (send(sp, "after-child", 11, MSG_NOSIGNAL) != 11) _exit(38);
   _exit(0);
@@ -96,12 +96,15 @@ int main(void) {
   int r;
   if ((r = read_exact(sp[0], 5000, 2))) test_fail("stream bytes from the child: error %d", r);
   for (size_t i = 0; i < 2; ++i)
-    if ((r = recv_msg(dp[0], 50 + i, 20 + i))) test_fail("datagram %zu from the child: error %d", i, r);
+    if ((r = recv_msg(dp[0], 50 + i, 20 + i)))
+      test_fail("datagram %zu from the child: error %d", i, r);
   for (size_t i = 0; i < 2; ++i)
-    if ((r = recv_msg(qp[0], 300 + i, 30 + i))) test_fail("seqpacket %zu from the child: error %d", i, r);
+    if ((r = recv_msg(qp[0], 300 + i, 30 + i)))
+      test_fail("seqpacket %zu from the child: error %d", i, r);
   if (recv(hp[0], buf, sizeof buf, MSG_DONTWAIT) != 4 || memcmp(buf, "last", 4))
     test_fail("the child's last bytes before its shutdown are lost");
-  if (recv(hp[0], buf, sizeof buf, MSG_DONTWAIT) != 0) test_fail("no EOF after the child's shutdown");
+  if (recv(hp[0], buf, sizeof buf, MSG_DONTWAIT) != 0)
+    test_fail("no EOF after the child's shutdown");
   if (send(hp[0], "back", 4, MSG_NOSIGNAL) != 4) test_fail_errno("send back on the half-shut pair");
   if (write(go[1], "go", 2) != 2) test_fail_errno("write go");
   if (recv(sp[0], buf, 11, MSG_WAITALL) != 11 || memcmp(buf, "after-child", 11))

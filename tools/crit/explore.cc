@@ -86,8 +86,7 @@ int x_fds(const std::string& path, bool verify) {
                       s += " flags " + hex(flags) + " pos " + std::to_string(f.u("pos"));
                       if (f.u("pipe") != 0) s += " pipe #" + std::to_string(f.u("pipe"));
                       if (!f.s("key").empty()) s += " key \"" + printable(f.s("key"), 64) + "\"";
-                      if (f.u("object") != 0)
-                        s += " object #" + std::to_string(f.u("object"));
+                      if (f.u("object") != 0) s += " object #" + std::to_string(f.u("object"));
                       files[f.u("id")].text = s;
                     } else if (type == "unix_socket") {
                       sockets[f.u("id")] = unix_socket_text(f);
