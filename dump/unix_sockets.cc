@@ -269,9 +269,11 @@ Status UnixSocketCollector::describe(const Entry& e, schema::UnixSocket& rec) {
       rec.backlog = d.wqueue;
       break;
     case TCP_ESTABLISHED:
-      if (!d.has_peer || d.peer_ino == 0)
-        return make_error("unix " + type_name(d.type) +
-                          " socket whose peer has been closed not supported yet");
+      if (!d.has_peer || d.peer_ino == 0) {
+        // Its peer was closed: sock_diag shows no inode for a released socket.
+        rec.state = schema::kUnixPeerGone;
+        break;
+      }
       if (entries_.count(d.peer_ino) == 0)
         return make_error("unix socket connected to socket:[" + std::to_string(d.peer_ino) +
                           "] outside the process tree");
@@ -301,10 +303,12 @@ Status UnixSocketCollector::describe(const Entry& e, schema::UnixSocket& rec) {
   if (q.messages.empty()) return {};
   // Restore sends the queue again: from the peer of a pair, else from a socket of its own to
   // the name. A datagram that came from another name would come back from the wrong sender.
-  const bool mutual =
-      rec.state == schema::kUnixConnected && entries_.at(d.peer_ino).diag.peer_ino == d.ino;
+  // A peer gone is replaced by a socket of crrestore's own, closed after sending.
+  const bool peer_gone = rec.state == schema::kUnixPeerGone;
+  const bool mutual = peer_gone || (rec.state == schema::kUnixConnected &&
+                                    entries_.at(d.peer_ino).diag.peer_ino == d.ino);
   if (d.type == SOCK_DGRAM && q.named_sender &&
-      !(mutual && entries_.at(d.peer_ino).diag.name == q.sender))
+      !(mutual && !peer_gone && entries_.at(d.peer_ino).diag.name == q.sender))
     return make_error("unix dgram socket with datagrams queued from '" + printable(q.sender) +
                       "' (their sender cannot be restored) not supported yet");
   if (!mutual && d.name.empty())
@@ -331,7 +335,9 @@ Status UnixSocketCollector::finish() {
     }
     // Every path or abstract name is bound once at restore: by its listener, or by the one
     // socket holding it. Accepted sockets get theirs from the listener.
-    if (!e.diag.name.empty() && !(rec.state == schema::kUnixConnected && listener_named(e))) {
+    const bool connected =
+        rec.state == schema::kUnixConnected || rec.state == schema::kUnixPeerGone;
+    if (!e.diag.name.empty() && !(connected && listener_named(e))) {
       auto [it, fresh] = bound.emplace(std::make_pair(rec.dir, e.diag.name), e.fd);
       if (!fresh)
         return make_error(where + ": unix sockets at fd " + std::to_string(it->second) + " and " +

@@ -26,6 +26,7 @@ struct Sock {
   const UnixSocketImage* img = nullptr;
   ScopedFd fd;
   bool accepted = false;  // made by accept() on its listener
+  ScopedFd ghost;         // kUnixPeerGone: the stand-in peer that sends its queue, then closes
   const schema::UnixSocket& rec() const { return img->sock; }
 };
 
@@ -113,10 +114,10 @@ Status bind_name(const Sock& s) {
   return {};
 }
 
-Status connect_to(const Sock& s, const Sock& target) {
+Status connect_to(int fd, const Sock& s, const Sock& target) {
   CR_TRY_ASSIGN(CwdScope cwd, CwdScope::enter(target.rec().dir));
   auto [a, len] = address(target.rec().name);
-  if (::connect(s.fd.get(), reinterpret_cast<sockaddr*>(&a), len) != 0)
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), len) != 0)
     return errno_error(what(s) + ": connect to " + what(target));
   return {};
 }
@@ -165,6 +166,8 @@ class Builder {
 
   Result<std::map<uint32_t, ScopedFd>> run() {
     for (auto& [id, s] : socks_) {
+      if (s.rec().state == schema::kUnixPeerGone)
+        s.accepted = s.rec().type != SOCK_DGRAM && listener_of(s) != nullptr;
       if (s.rec().state != schema::kUnixConnected) continue;
       if (by_ino_.count(s.rec().peer_ino) == 0)
         return make_error(what(s) + ": its peer socket:[" + std::to_string(s.rec().peer_ino) +
@@ -185,10 +188,11 @@ class Builder {
     CR_TRY(connect_all());
     for (auto& [id, s] : socks_)
       if (!s.img->queue.empty() && mutual(s)) {
-        const Sock& from = peer(s);
-        for (const auto& msg : s.img->queue)
-          CR_TRY(send_all(from.fd.get(), msg, s.rec().type, what(s)));
+        const int from = gone(s) ? s.ghost.get() : peer(s).fd.get();
+        for (const auto& msg : s.img->queue) CR_TRY(send_all(from, msg, s.rec().type, what(s)));
       }
+    // The stand-ins close: a stream sees its peer gone (both directions shut) as it was.
+    for (auto& [id, s] : socks_) s.ghost.reset();
     std::map<uint32_t, ScopedFd> out;
     for (auto& [id, s] : socks_) {
       CR_TRY(finish(s));
@@ -199,7 +203,10 @@ class Builder {
 
  private:
   Sock& peer(const Sock& s) { return *by_ino_.at(s.rec().peer_ino); }
+  static bool gone(const Sock& s) { return s.rec().state == schema::kUnixPeerGone; }
+  // Its queue is sent by its peer (or the stand-in of a peer gone), not by a socket to its name.
   bool mutual(const Sock& s) {
+    if (gone(s)) return true;
     return s.rec().state == schema::kUnixConnected &&
            peer(s).rec().state == schema::kUnixConnected && peer(s).rec().peer_ino == s.rec().ino;
   }
@@ -218,6 +225,13 @@ class Builder {
     for (auto& [id, s] : socks_) {
       if (s.fd.valid() || s.accepted) continue;
       const int type = static_cast<int>(s.rec().type) | SOCK_CLOEXEC;
+      if (gone(s)) {
+        int sv[2];
+        if (::socketpair(AF_UNIX, type, 0, sv) != 0) return errno_error(what(s) + ": socketpair");
+        s.fd.reset(sv[0]);
+        s.ghost.reset(sv[1]);
+        continue;
+      }
       if (mutual(s) && !peer(s).accepted) {
         int sv[2];
         if (::socketpair(AF_UNIX, type, 0, sv) != 0) return errno_error(what(s) + ": socketpair");
@@ -247,12 +261,23 @@ class Builder {
 
   Status connect_all() {
     for (auto& [id, s] : socks_) {
+      if (gone(s) && s.accepted) {
+        // Accepted, its client gone: a stand-in client connects, then closes once it has sent.
+        Sock* l = listener_of(s);
+        s.ghost.reset(::socket(AF_UNIX, static_cast<int>(s.rec().type) | SOCK_CLOEXEC, 0));
+        if (!s.ghost.valid()) return errno_error(what(s) + ": socket");
+        CR_TRY(connect_to(s.ghost.get(), s, *l));
+        s.fd.reset(::accept4(l->fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        if (!s.fd.valid()) return errno_error(what(*l) + ": accept");
+        CR_TRY(set_buffers(s));
+        continue;
+      }
       if (s.rec().state != schema::kUnixConnected || s.accepted) continue;
       Sock& p = peer(s);
       if (mutual(s) && !p.accepted) continue;  // a socketpair
       if (p.accepted) {
         Sock* l = listener_of(p);
-        CR_TRY(connect_to(s, *l));
+        CR_TRY(connect_to(s.fd.get(), s, *l));
         p.fd.reset(::accept4(l->fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
         if (!p.fd.valid()) return errno_error(what(*l) + ": accept");
         CR_TRY(set_buffers(p));
@@ -261,7 +286,7 @@ class Builder {
       if (p.rec().name.empty())
         return make_error(what(s) + ": connected to unnamed " + what(p) +
                           ", which cannot be reached");
-      CR_TRY(connect_to(s, p));
+      CR_TRY(connect_to(s.fd.get(), s, p));
     }
     return {};
   }

@@ -208,6 +208,7 @@ enum UnixSocketState : uint32_t {
   kUnixUnconnected = 0,  // created, maybe bound, not connected (TCP_CLOSE)
   kUnixListening = 1,    // listen() called; its accept queue was empty
   kUnixConnected = 2,    // connected to `peer_ino` (stream/seqpacket: both ways)
+  kUnixPeerGone = 3,     // was connected; its peer has been closed since (no `peer_ino`)
 };
 
 enum UnixSocketFlags : uint32_t {

@@ -3,7 +3,8 @@
 // seqpacket listener; a dgram socket bound to a path with datagrams queued by a sender that is
 // gone. After restore the names are the same (getsockname, getpeername), the queued data
 // arrives with its boundaries, the child's client still talks to the parent's accepted socket,
-// and new clients can connect to both listeners; the socket file keeps its mode.
+// and new clients can connect to both listeners; a connection whose client has closed keeps
+// its bytes and then reads EOF; the socket file keeps its mode.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
@@ -103,12 +104,18 @@ int main(void) {
   int a = accept(l, NULL, NULL);
   if (a < 0) test_fail_errno("accept");
   if (send_pattern(c, 1000, 1) || send_pattern(a, 2000, 2)) test_fail_errno("queue");
+  // A second client sends and is gone: its accepted socket keeps the bytes, then EOF.
+  int c2 = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (c2 < 0 || connect(c2, (struct sockaddr *)&srv, srv_len)) test_fail_errno("connect c2");
+  int a2 = accept(l, NULL, NULL);
+  if (a2 < 0 || send(c2, "gone", 4, 0) != 4) test_fail_errno("accept c2");
+  close(c2);
   int go[2];
   if (pipe(go)) test_fail_errno("pipe");
   pid_t pid = fork();
   if (pid < 0) test_fail_errno("fork");
   if (pid == 0) {
-    close(3), close(l), close(q), close(d), close(a), close(go[1]);
+    close(3), close(l), close(q), close(d), close(a), close(a2), close(go[1]);
     char g[2];
     if (read(go[0], g, 2) != 2) _exit(10);
     if (!name_is(c, 1, &srv, srv_len)) _exit(11);  // the client's peer is the listener's name
@@ -128,6 +135,10 @@ int main(void) {
   if (!name_is(q, 0, &abs, abs_len)) test_fail("the abstract listener's name changed");
   if (!name_is(d, 0, &dg, dg_len)) test_fail("the dgram socket's name changed");
   if (read_exact(a, 1000, 1)) test_fail("bytes the client queued before the dump are lost");
+  if (!name_is(a2, 0, &srv, srv_len)) test_fail("the name of the socket whose client left changed");
+  if (recv(a2, buf, sizeof buf, MSG_DONTWAIT) != 4 || memcmp(buf, "gone", 4) ||
+      recv(a2, buf, sizeof buf, MSG_DONTWAIT) != 0)
+    test_fail("the bytes of the client that left, then EOF, are not there");
   for (int i = 0; i < 3; ++i) {
     ssize_t n = recv(d, buf, sizeof buf, MSG_DONTWAIT);
     if (n != 100 * (i + 1) || test_check(buf, (size_t)n, 0, 60 + i) != -1)

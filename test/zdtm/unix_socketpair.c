@@ -4,7 +4,9 @@
 // after queueing its last bytes. After restore each side reads what was queued for it, the
 // shutdown still holds (the child's write fails with EPIPE, the parent reads EOF after the
 // data), and a message sent after restore crosses from child to parent: the pairs really
-// connect the two restored processes.
+// connect the two restored processes. Two more pairs lost their child end before the dump: a
+// stream (the parent reads the child's bytes, then EOF) and a dgram (its datagram arrives, then
+// sending fails with ECONNREFUSED as before the dump).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <string.h>
@@ -45,13 +47,15 @@ static int read_exact(int fd, size_t len, uint32_t seed) {
   return test_check(buf, len, 0, seed) == -1 ? 0 : 3;
 }
 
-static void child(int sp, int dp, int qp, int hp, int sync_w, int go_r) {
+static void child(int sp, int dp, int qp, int hp, int cs, int cd, int sync_w, int go_r) {
   if (send_msg(sp, 5000, 2)) _exit(10);
   for (size_t i = 0; i < 2; ++i)
     if (send_msg(dp, 50 + i, 20 + i)) _exit(11);
   for (size_t i = 0; i < 2; ++i)
     if (send_msg(qp, 300 + i, 30 + i)) _exit(12);
   if (send(hp, "last", 4, MSG_NOSIGNAL) != 4 || shutdown(hp, SHUT_WR)) _exit(13);
+  if (send(cs, "bye", 3, MSG_NOSIGNAL) != 3 || send(cd, "dbye", 4, MSG_NOSIGNAL) != 4) _exit(16);
+  close(cs), close(cd);
   if (write(sync_w, "k", 1) != 1) _exit(14);
   char go[2];
   if (read(go_r, go, 2) != 2) _exit(15);
@@ -70,19 +74,22 @@ static void child(int sp, int dp, int qp, int hp, int sync_w, int go_r) {
 
 int main(void) {
   test_init();
-  int sp[2], dp[2], qp[2], hp[2], sync[2], go[2];
+  int sp[2], dp[2], qp[2], hp[2], cs[2], cd[2], sync[2], go[2];
   if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) || socketpair(AF_UNIX, SOCK_DGRAM, 0, dp) ||
-      socketpair(AF_UNIX, SOCK_SEQPACKET, 0, qp) || socketpair(AF_UNIX, SOCK_STREAM, 0, hp))
+      socketpair(AF_UNIX, SOCK_SEQPACKET, 0, qp) || socketpair(AF_UNIX, SOCK_STREAM, 0, hp) ||
+      socketpair(AF_UNIX, SOCK_STREAM, 0, cs) || socketpair(AF_UNIX, SOCK_DGRAM, 0, cd))
     test_fail_errno("socketpair");
   if (pipe(sync) || pipe(go)) test_fail_errno("pipe");
   pid_t pid = fork();
   if (pid < 0) test_fail_errno("fork");
   if (pid == 0) {
     close(3);  // only the parent reports ready
-    close(sp[0]), close(dp[0]), close(qp[0]), close(hp[0]), close(sync[0]), close(go[1]);
-    child(sp[1], dp[1], qp[1], hp[1], sync[1], go[0]);
+    close(sp[0]), close(dp[0]), close(qp[0]), close(hp[0]), close(cs[0]), close(cd[0]);
+    close(sync[0]), close(go[1]);
+    child(sp[1], dp[1], qp[1], hp[1], cs[1], cd[1], sync[1], go[0]);
   }
-  close(sp[1]), close(dp[1]), close(qp[1]), close(hp[1]), close(sync[1]), close(go[0]);
+  close(sp[1]), close(dp[1]), close(qp[1]), close(hp[1]), close(cs[1]), close(cd[1]);
+  close(sync[1]), close(go[0]);
   if (send_msg(sp[0], 3000, 1)) test_fail_errno("stream send");
   for (size_t i = 0; i < NDGRAM; ++i)
     if (send_msg(dp[0], dgram_sizes[i], 40 + i)) test_fail_errno("dgram send %zu", i);
@@ -106,6 +113,13 @@ int main(void) {
   if (recv(hp[0], buf, sizeof buf, MSG_DONTWAIT) != 0)
     test_fail("no EOF after the child's shutdown");
   if (send(hp[0], "back", 4, MSG_NOSIGNAL) != 4) test_fail_errno("send back on the half-shut pair");
+  if (recv(cs[0], buf, sizeof buf, MSG_DONTWAIT) != 3 || memcmp(buf, "bye", 3))
+    test_fail("the bytes of a stream whose peer closed are lost");
+  if (recv(cs[0], buf, sizeof buf, MSG_DONTWAIT) != 0) test_fail("no EOF: the closed peer is back");
+  if (recv(cd[0], buf, sizeof buf, MSG_DONTWAIT) != 4 || memcmp(buf, "dbye", 4))
+    test_fail("the datagram of a pair whose peer closed is lost");
+  if (send(cd[0], "x", 1, MSG_NOSIGNAL) != -1 || errno != ECONNREFUSED)
+    test_fail("sending to the closed dgram peer: want ECONNREFUSED, got %s", strerror(errno));
   if (write(go[1], "go", 2) != 2) test_fail_errno("write go");
   if (recv(sp[0], buf, 11, MSG_WAITALL) != 11 || memcmp(buf, "after-child", 11))
     test_fail("no message from the restored child over the stream pair");

@@ -83,6 +83,7 @@ std::string unix_socket_text(const Fields& f) {
                                            : "type " + std::to_string(type);
   s += state == schema::kUnixListening   ? " listening backlog " + std::to_string(f.u("backlog"))
        : state == schema::kUnixConnected ? " connected peer ino " + std::to_string(f.u("peer_ino"))
+       : state == schema::kUnixPeerGone  ? " connected, peer closed"
                                          : " unconnected";
   std::string_view name = f.s("name");
   if (!name.empty() && name[0] == '\0')
