@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <sys/user.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1020,17 +1021,90 @@ TEST(LiveDump, ZombieChildKeepsItsExitStatus) {
   EXPECT_EQ(child.ask('c'), "alive");
 }
 
-TEST(LiveDump, RefusesSocket) {
+// A unix socket connected to a listener of this test process: its peer is outside, refused.
+TEST(LiveDump, RefusesUnixSocketWithPeerOutsideTheTree) {
+  static sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const std::string name = "crtools-live-dump-" + std::to_string(getpid());
+  std::memcpy(addr.sun_path + 1, name.data(), name.size());
+  static socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  ScopedFd l(socket(AF_UNIX, SOCK_STREAM, 0));
+  ASSERT_EQ(bind(l.get(), reinterpret_cast<sockaddr*>(&addr), len), 0);
+  ASSERT_EQ(listen(l.get(), 1), 0);
+  Child child(
+      [] {
+        int s = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (connect(s, reinterpret_cast<sockaddr*>(&addr), len) != 0) _exit(98);
+        dup2(s, 9);
+        close(s);
+      },
+      check_alive);
+  ScopedFd accepted(accept(l.get(), nullptr, nullptr));
+  ASSERT_TRUE(accepted.valid());
+  expect_refused(child, "fd 9: unix socket connected to socket:[");
+}
+
+TEST(LiveDump, RefusesInetSocket) {
+  Child child(
+      [] {
+        int s = socket(AF_INET6, SOCK_STREAM, 0);
+        dup2(s, 9);
+        close(s);
+      },
+      check_alive);
+  expect_refused(child, "fd 9: socket of family inet6 (AF_INET6) not supported yet");
+}
+
+// Queued messages are peeked, not consumed: the image holds each one in order with its
+// boundaries, the child still reads them all, and its own SO_PEEK_OFF is what it set.
+TEST(LiveDump, UnixQueuesPeekedNotConsumed) {
   Child child(
       [] {
         int sv[2];
-        socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
-        dup2(sv[0], 9);
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) != 0) _exit(95);
+        if (send(sv[0], "one", 3, 0) != 3 || send(sv[0], "two!", 4, 0) != 4) _exit(96);
+        int off = 1;  // the child peeks from offset 1 itself
+        if (setsockopt(sv[1], SOL_SOCKET, SO_PEEK_OFF, &off, sizeof off) != 0) _exit(97);
+        dup2(sv[0], 8);
+        dup2(sv[1], 9);
         close(sv[0]);
         close(sv[1]);
       },
-      check_alive);
-  expect_refused(child, "fd 9: socket not supported yet");
+      [] {
+        int off = -2;
+        socklen_t len = sizeof off;
+        getsockopt(9, SOL_SOCKET, SO_PEEK_OFF, &off, &len);
+        char a[8] = {0}, b[8] = {0};
+        ssize_t n1 = recv(9, a, sizeof a, MSG_DONTWAIT), n2 = recv(9, b, sizeof b, MSG_DONTWAIT);
+        return "peek_off " + std::to_string(off) + " " + std::string(a, n1 > 0 ? n1 : 0) + "," +
+               std::string(b, n2 > 0 ? n2 : 0);
+      });
+  ASSERT_TRUE(child.ready());
+  auto d = dump_leaving_running(child);
+  ASSERT_TRUE(d->status.ok()) << d->status.error().message;
+  std::map<uint32_t, uint32_t> object_of;  // fd -> UnixSocket id
+  std::map<uint32_t, uint32_t> file_of;
+  for (const auto& fd : d->w.all<schema::Fd>()) file_of[fd.fd] = fd.file;
+  for (const auto& f : d->w.all<schema::File>())
+    for (int fd : {8, 9})
+      if (f.id == file_of[fd]) {
+        EXPECT_EQ(f.kind, schema::kFileUnixSocket);
+        object_of[fd] = f.object;
+      }
+  auto socks = d->w.all<schema::UnixSocket>();
+  ASSERT_EQ(socks.size(), 2u);
+  for (const auto& u : socks) {
+    EXPECT_EQ(u.type, static_cast<uint32_t>(SOCK_SEQPACKET));
+    EXPECT_EQ(u.state, uint32_t{schema::kUnixConnected});
+    EXPECT_EQ(u.peek_off, u.id == object_of[9] ? 1 : -1);
+  }
+  EXPECT_EQ(socks[1].peer, socks[0].id);  // the second names the first
+  auto data = d->w.all_with_tail<schema::UnixSocketData>();
+  ASSERT_EQ(data.size(), 2u);
+  EXPECT_EQ(data[0].first.socket, object_of[9]);
+  EXPECT_EQ(std::string(data[0].second.begin(), data[0].second.end()), "one");
+  EXPECT_EQ(std::string(data[1].second.begin(), data[1].second.end()), "two!");
+  EXPECT_EQ(child.ask('c'), "peek_off 1 one,two!");
 }
 
 TEST(LiveDump, FifoDataKeptAndNotConsumed) {
