@@ -18,6 +18,9 @@ namespace cr::restore {
 
 namespace {
 
+// Send buffer of a socket while it puts a queue back (SO_SNDBUFFORCE doubles it).
+constexpr int kFillSndbuf = 4 << 20;
+
 #ifndef SO_PEEK_OFF
 #define SO_PEEK_OFF 42
 #endif
@@ -188,8 +191,12 @@ class Builder {
     CR_TRY(connect_all());
     for (auto& [id, s] : socks_)
       if (!s.img->queue.empty() && mutual(s)) {
+        // The queue is charged to the sender until read, in skbs cut otherwise than the
+        // original's: the sender gets room for it all, then its own buffer size back.
         const int from = gone(s) ? s.ghost.get() : peer(s).fd.get();
+        CR_TRY(set_int(from, SO_SNDBUFFORCE, kFillSndbuf, what(s), "SO_SNDBUFFORCE"));
         for (const auto& msg : s.img->queue) CR_TRY(send_all(from, msg, s.rec().type, what(s)));
+        if (!gone(s)) CR_TRY(set_buffers(peer(s)));
       }
     // The stand-ins close: a stream sees its peer gone (both directions shut) as it was.
     for (auto& [id, s] : socks_) s.ghost.reset();
@@ -252,7 +259,7 @@ class Builder {
     if (r.name.empty()) return make_error(what(s) + ": queued data and no way to send it again");
     ScopedFd tmp(::socket(AF_UNIX, static_cast<int>(r.type) | SOCK_CLOEXEC, 0));
     if (!tmp.valid()) return errno_error("socket");
-    (void)set_int(tmp.get(), SO_SNDBUFFORCE, 4 << 20, what(s), "SO_SNDBUFFORCE");
+    CR_TRY(set_int(tmp.get(), SO_SNDBUFFORCE, kFillSndbuf, what(s), "SO_SNDBUFFORCE"));
     CR_TRY_ASSIGN(CwdScope cwd, CwdScope::enter(r.dir));
     auto [a, len] = address(r.name);
     for (const auto& msg : s.img->queue) CR_TRY(send_all(tmp.get(), msg, r.type, what(s), &a, len));

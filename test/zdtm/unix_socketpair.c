@@ -95,6 +95,17 @@ int main(void) {
     if (send_msg(dp[0], dgram_sizes[i], 40 + i)) test_fail_errno("dgram send %zu", i);
   for (size_t i = 0; i < NSEQ; ++i)
     if (send_msg(qp[0], seq_sizes[i], 50 + i)) test_fail_errno("seqpacket send %zu", i);
+  // A stream pair filled until the kernel says EAGAIN: the whole queue must come back.
+  int fp[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fp)) test_fail_errno("socketpair full");
+  size_t full = 0;
+  for (;;) {
+    test_fill(buf, 1000, full, 70);
+    ssize_t n = send(fp[0], buf, 1000, MSG_NOSIGNAL);
+    if (n < 0 && errno == EAGAIN) break;
+    if (n <= 0) test_fail_errno("fill");
+    full += (size_t)n;
+  }
   char k;
   if (read(sync[0], &k, 1) != 1) test_fail("the child did not queue its data");
   test_ready();
@@ -120,6 +131,13 @@ int main(void) {
     test_fail("the datagram of a pair whose peer closed is lost");
   if (send(cd[0], "x", 1, MSG_NOSIGNAL) != -1 || errno != ECONNREFUSED)
     test_fail("sending to the closed dgram peer: want ECONNREFUSED, got %s", strerror(errno));
+  for (size_t got = 0; got < full;) {
+    ssize_t n = recv(fp[1], buf, sizeof buf, MSG_DONTWAIT);
+    if (n <= 0) test_fail("full stream: %zu of %zu bytes", got, full);
+    if (test_check(buf, (size_t)n, got, 70) != -1)
+      test_fail("full stream: wrong bytes at %zu", got);
+    got += (size_t)n;
+  }
   if (write(go[1], "go", 2) != 2) test_fail_errno("write go");
   if (recv(sp[0], buf, 11, MSG_WAITALL) != 11 || memcmp(buf, "after-child", 11))
     test_fail("no message from the restored child over the stream pair");
