@@ -14,7 +14,8 @@ int main(void) {
   struct sockaddr_un a = {.sun_family = AF_UNIX};
   strcpy(a.sun_path, "gone.sock");
   int l = socket(AF_UNIX, SOCK_STREAM, 0);
-  if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 4)) test_fail_errno("listener");
+  if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 4))
+    test_fail_errno("listener");
   if (unlink("gone.sock")) test_fail_errno("unlink");
   test_ready();
   test_wait();
