@@ -334,15 +334,20 @@ Status UnixSocketCollector::finish() {
         if (order_[j] == rec.peer_ino) rec.peer = peer.id;
     }
     // Every path or abstract name is bound once at restore: by its listener, or by the one
-    // socket holding it. Accepted sockets get theirs from the listener.
+    // socket holding it. Accepted sockets get theirs from their listener; those whose listener
+    // is closed (a connected stream or seqpacket showing a name its unnamed peer does not)
+    // from a stand-in listener, as many as share the name.
     const bool connected =
         rec.state == schema::kUnixConnected || rec.state == schema::kUnixPeerGone;
-    if (!e.diag.name.empty() && !(connected && listener_named(e))) {
+    const bool accepted = connected && e.diag.type != SOCK_DGRAM &&
+                          (listener_named(e) != nullptr || rec.state == schema::kUnixPeerGone ||
+                           entries_.at(rec.peer_ino).diag.name.empty());
+    if (!e.diag.name.empty() && !accepted) {
       auto [it, fresh] = bound.emplace(std::make_pair(rec.dir, e.diag.name), e.fd);
       if (!fresh)
         return make_error(where + ": unix sockets at fd " + std::to_string(it->second) + " and " +
                           std::to_string(e.fd) + " share the name '" + printable(e.diag.name) +
-                          "' (accepted from a listener outside the tree) not supported yet");
+                          "' not supported yet");
     }
     tree_.files.unix_sockets.push_back(std::move(rec));
   }

@@ -13,6 +13,8 @@
 
 #include <cstddef>
 #include <cstring>
+#include <memory>
+#include <vector>
 
 namespace cr::restore {
 
@@ -169,13 +171,17 @@ class Builder {
 
   Result<std::map<uint32_t, ScopedFd>> run() {
     for (auto& [id, s] : socks_) {
-      if (s.rec().state == schema::kUnixPeerGone)
-        s.accepted = s.rec().type != SOCK_DGRAM && listener_of(s) != nullptr;
-      if (s.rec().state != schema::kUnixConnected) continue;
-      if (by_ino_.count(s.rec().peer_ino) == 0)
+      if (s.rec().state == schema::kUnixConnected && by_ino_.count(s.rec().peer_ino) == 0)
         return make_error(what(s) + ": its peer socket:[" + std::to_string(s.rec().peer_ino) +
                           "] is not in the image");
-      s.accepted = s.rec().type != SOCK_DGRAM && listener_of(s) != nullptr;
+    }
+    // Accepted: a connected stream or seqpacket showing its listener's name, or a name its
+    // unnamed (or closed) peer does not: its listener is closed, a stand-in takes its place.
+    for (auto& [id, s] : socks_) {
+      if ((!gone(s) && s.rec().state != schema::kUnixConnected) || s.rec().type == SOCK_DGRAM ||
+          s.rec().name.empty())
+        continue;
+      s.accepted = listener_of(s) != nullptr || gone(s) || peer(s).rec().name.empty();
     }
     CR_TRY(create());
     for (auto& [id, s] : socks_) {
@@ -189,6 +195,7 @@ class Builder {
     for (auto& [id, s] : socks_)
       if (!s.img->queue.empty() && !mutual(s)) CR_TRY(fill_from_outside(s));
     CR_TRY(connect_all());
+    standins_.clear();  // closed as the dumped listener was; a path keeps its file
     for (auto& [id, s] : socks_)
       if (!s.img->queue.empty() && mutual(s)) {
         // The queue is charged to the sender until read, in skbs cut otherwise than the
@@ -226,6 +233,29 @@ class Builder {
           o.rec().name == s.rec().name && o.rec().dir == s.rec().dir)
         return &o;
     return nullptr;
+  }
+
+  // The listener an accepted socket comes from: the image's, or a stand-in bound to the name
+  // (its listener was closed), one per name whichever sockets share it.
+  Result<Sock*> listener_for(const Sock& s) {
+    if (Sock* l = listener_of(s)) return l;
+    for (auto& st : standins_)
+      if (st->rec().name == s.rec().name && st->rec().dir == s.rec().dir &&
+          st->rec().type == s.rec().type)
+        return st.get();
+    auto img = std::make_unique<UnixSocketImage>();
+    img->sock = s.rec();
+    img->sock.state = schema::kUnixListening;
+    img->queue.clear();
+    auto st = std::make_unique<Sock>();
+    st->img = img.get();
+    st->fd.reset(::socket(AF_UNIX, static_cast<int>(s.rec().type) | SOCK_CLOEXEC, 0));
+    if (!st->fd.valid()) return errno_error(what(s) + ": socket for its closed listener");
+    CR_TRY(bind_name(*st));
+    if (::listen(st->fd.get(), SOMAXCONN) != 0) return errno_error(what(s) + ": listen");
+    standin_images_.push_back(std::move(img));
+    standins_.push_back(std::move(st));
+    return standins_.back().get();
   }
 
   Status create() {
@@ -270,7 +300,7 @@ class Builder {
     for (auto& [id, s] : socks_) {
       if (gone(s) && s.accepted) {
         // Accepted, its client gone: a stand-in client connects, then closes once it has sent.
-        Sock* l = listener_of(s);
+        CR_TRY_ASSIGN(Sock * l, listener_for(s));
         s.ghost.reset(::socket(AF_UNIX, static_cast<int>(s.rec().type) | SOCK_CLOEXEC, 0));
         if (!s.ghost.valid()) return errno_error(what(s) + ": socket");
         CR_TRY(connect_to(s.ghost.get(), s, *l));
@@ -283,7 +313,7 @@ class Builder {
       Sock& p = peer(s);
       if (mutual(s) && !p.accepted) continue;  // a socketpair
       if (p.accepted) {
-        Sock* l = listener_of(p);
+        CR_TRY_ASSIGN(Sock * l, listener_for(p));
         CR_TRY(connect_to(s.fd.get(), s, *l));
         p.fd.reset(::accept4(l->fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
         if (!p.fd.valid()) return errno_error(what(*l) + ": accept");
@@ -316,6 +346,8 @@ class Builder {
 
   std::map<uint32_t, Sock> socks_;  // by UnixSocket id: the stream's order
   std::map<uint64_t, Sock*> by_ino_;
+  std::vector<std::unique_ptr<UnixSocketImage>> standin_images_;
+  std::vector<std::unique_ptr<Sock>> standins_;  // listeners standing in for closed ones
 };
 
 }  // namespace

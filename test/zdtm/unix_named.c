@@ -4,7 +4,8 @@
 // gone. After restore the names are the same (getsockname, getpeername), the queued data
 // arrives with its boundaries, the child's client still talks to the parent's accepted socket,
 // and new clients can connect to both listeners; a connection whose client has closed keeps
-// its bytes and then reads EOF; the socket file keeps its mode.
+// its bytes and then reads EOF; two connections accepted from a listener closed since keep
+// its name and stay connected, and nobody answers at it; the socket file keeps its mode.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
@@ -110,12 +111,27 @@ int main(void) {
   int a2 = accept(l, NULL, NULL);
   if (a2 < 0 || send(c2, "gone", 4, 0) != 4) test_fail_errno("accept c2");
   close(c2);
+  // A listener that accepted two connections and was closed: both keep its name.
+  struct sockaddr_un old;
+  socklen_t old_len = path_addr(&old, "old.sock");
+  int ol = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (ol < 0 || bind(ol, (struct sockaddr *)&old, old_len) || listen(ol, 2)) test_fail_errno("old");
+  int oc[2], oa[2];
+  for (int i = 0; i < 2; ++i) {
+    oc[i] = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (oc[i] < 0 || connect(oc[i], (struct sockaddr *)&old, old_len))
+      test_fail_errno("connect old");
+    oa[i] = accept(ol, NULL, NULL);
+    if (oa[i] < 0 || send_pattern(oc[i], 10 + (size_t)i, 80 + i)) test_fail_errno("accept old");
+  }
+  close(ol);
   int go[2];
   if (pipe(go)) test_fail_errno("pipe");
   pid_t pid = fork();
   if (pid < 0) test_fail_errno("fork");
   if (pid == 0) {
     close(3), close(l), close(q), close(d), close(a), close(a2), close(go[1]);
+    close(oc[0]), close(oc[1]), close(oa[0]), close(oa[1]);
     char g[2];
     if (read(go[0], g, 2) != 2) _exit(10);
     if (!name_is(c, 1, &srv, srv_len)) _exit(11);  // the client's peer is the listener's name
@@ -145,6 +161,17 @@ int main(void) {
       test_fail("datagram %d: %zd bytes or wrong contents", i, n);
   }
   if (recv(d, buf, 1, MSG_DONTWAIT) != -1 || errno != EAGAIN) test_fail("extra datagrams");
+  for (int i = 0; i < 2; ++i) {
+    if (!name_is(oa[i], 0, &old, old_len) || !name_is(oc[i], 1, &old, old_len))
+      test_fail("connection %d of the closed listener lost its name", i);
+    if (read_exact(oa[i], 10 + (size_t)i, 80 + i)) test_fail("connection %d lost its bytes", i);
+    if (send(oa[i], "re", 2, 0) != 2 || recv(oc[i], buf, 2, MSG_DONTWAIT) != 2)
+      test_fail("connection %d of the closed listener is not connected", i);
+  }
+  int probe = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (connect(probe, (struct sockaddr *)&old, old_len) != -1 || errno != ECONNREFUSED)
+    test_fail("the closed listener's name answers: %s", strerror(errno));
+  close(probe);
   if (write(go[1], "go", 2) != 2) test_fail_errno("write go");
   if (recv(a, buf, 11, MSG_WAITALL) != 11 || memcmp(buf, "after-child", 11))
     test_fail("no message from the child's client after restore");
