@@ -68,6 +68,8 @@ const std::vector<ZdtmCase>& cases() {
       {"unix_rights_refused", {}, false, "unix socket with file descriptors in flight"},
       {"unix_backlog_refused", {}, false,
        "fd 4: listening unix socket 'backlog.sock' with 1 connections not yet accepted"},
+      {"unix_passcred_refused", {}, false,
+       "fd 5: unix socket with credentials in flight (SO_PASSCRED) not supported yet"},
       {"unix_unlinked_refused", {}, false, "fd 4: unix socket bound to 'gone.sock': the file was"},
 
   };

@@ -5,7 +5,8 @@
 // arrives with its boundaries, the child's client still talks to the parent's accepted socket,
 // and new clients can connect to both listeners; a connection whose client has closed keeps
 // its bytes and then reads EOF; two connections accepted from a listener closed since keep
-// its name and stay connected, and nobody answers at it; the socket file keeps its mode.
+// its name and stay connected, and nobody answers at it; SO_PASSCRED, SO_RCVBUF and
+// SO_PEEK_OFF are kept; the socket file keeps its mode.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
@@ -100,6 +101,15 @@ int main(void) {
   }
   close(sender);
 
+  // Options that must come back: SO_PASSCRED, a receive buffer size, a peek offset.
+  int one = 1, rcvbuf = 50000, peek = 2, want_rcvbuf = 0;
+  socklen_t ilen = sizeof want_rcvbuf;
+  if (setsockopt(q, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) ||
+      setsockopt(d, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf) ||
+      setsockopt(d, SOL_SOCKET, SO_PEEK_OFF, &peek, sizeof peek) ||
+      getsockopt(d, SOL_SOCKET, SO_RCVBUF, &want_rcvbuf, &ilen))
+    test_fail_errno("setsockopt");
+
   int c = socket(AF_UNIX, SOCK_STREAM, 0);
   if (c < 0 || connect(c, (struct sockaddr *)&srv, srv_len)) test_fail_errno("connect");
   int a = accept(l, NULL, NULL);
@@ -150,6 +160,11 @@ int main(void) {
   if (!name_is(a, 0, &srv, srv_len)) test_fail("the accepted socket's name changed");
   if (!name_is(q, 0, &abs, abs_len)) test_fail("the abstract listener's name changed");
   if (!name_is(d, 0, &dg, dg_len)) test_fail("the dgram socket's name changed");
+  int v = 0;
+  if (getsockopt(q, SOL_SOCKET, SO_PASSCRED, &v, &ilen) || v != 1) test_fail("SO_PASSCRED lost");
+  if (getsockopt(d, SOL_SOCKET, SO_RCVBUF, &v, &ilen) || v != want_rcvbuf)
+    test_fail("SO_RCVBUF %d, want %d", v, want_rcvbuf);
+  if (getsockopt(d, SOL_SOCKET, SO_PEEK_OFF, &v, &ilen) || v != 2) test_fail("SO_PEEK_OFF %d", v);
   if (read_exact(a, 1000, 1)) test_fail("bytes the client queued before the dump are lost");
   if (!name_is(a2, 0, &srv, srv_len)) test_fail("the name of the socket whose client left changed");
   if (recv(a2, buf, sizeof buf, MSG_DONTWAIT) != 4 || memcmp(buf, "gone", 4) ||
