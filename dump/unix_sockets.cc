@@ -287,6 +287,15 @@ Status UnixSocketCollector::describe(const Entry& e, schema::UnixSocket& rec) {
       return make_error("unix socket in state " + std::to_string(d.state) + " not supported yet");
   }
   CR_TRY(resolve_name(e, rec));
+  // Accepted from a listener that still listens, outside the tree: restore could not give it
+  // its name back without that listener.
+  if ((rec.state == schema::kUnixConnected || rec.state == schema::kUnixPeerGone) &&
+      d.type != SOCK_DGRAM && !d.name.empty() && listener_named(e) == nullptr)
+    for (const auto& [ino, o] : *diag_)
+      if (o.state == TCP_LISTEN && o.type == d.type && o.name == d.name &&
+          (d.name[0] == '\0' || (o.vfs_ino == d.vfs_ino && o.vfs_dev == d.vfs_dev)))
+        return make_error("unix socket accepted from listener socket:[" + std::to_string(ino) +
+                          "] '" + printable(d.name) + "' outside the process tree");
 
   CR_TRY_ASSIGN(ScopedFd s, grab_fd(e.proc->pid, e.fd));
   CR_TRY_ASSIGN(int passcred, get_int_opt(s.get(), SO_PASSCRED, "SO_PASSCRED"));

@@ -25,6 +25,7 @@
 #include <functional>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "dump/dump.h"
 #include "sys/proc_parse.h"
@@ -1042,6 +1043,63 @@ TEST(LiveDump, RefusesUnixSocketWithPeerOutsideTheTree) {
   ScopedFd accepted(accept(l.get(), nullptr, nullptr));
   ASSERT_TRUE(accepted.valid());
   expect_refused(child, "fd 9: unix socket connected to socket:[");
+}
+
+// A socket the child got (SCM_RIGHTS) after this process accepted it from its listener: the
+// client end is in the tree too, but the listener that gives the name is outside, and alive.
+TEST(LiveDump, RefusesUnixSocketAcceptedFromAListenerOutside) {
+  static sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const std::string name = "crtools-live-dump-acc-" + std::to_string(getpid());
+  std::memcpy(addr.sun_path + 1, name.data(), name.size());
+  static socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  ScopedFd l(socket(AF_UNIX, SOCK_STREAM, 0));
+  ASSERT_EQ(bind(l.get(), reinterpret_cast<sockaddr*>(&addr), len), 0);
+  ASSERT_EQ(listen(l.get(), 2), 0);
+  // Accepts the child's two connections and hands the second's accepted end over the first.
+  std::thread server([&] {
+    ScopedFd a1(accept(l.get(), nullptr, nullptr)), a2(accept(l.get(), nullptr, nullptr));
+    int fd = a2.get();
+    char cbuf[CMSG_SPACE(sizeof(int))] = {};
+    char byte = 'x';
+    iovec iov{&byte, 1};
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = cbuf;
+    m.msg_controllen = sizeof cbuf;
+    cmsghdr* c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    sendmsg(a1.get(), &m, 0);
+  });
+  Child child(
+      [] {
+        int s1 = socket(AF_UNIX, SOCK_STREAM, 0), s2 = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (connect(s1, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+            connect(s2, reinterpret_cast<sockaddr*>(&addr), len) != 0)
+          _exit(98);
+        char byte, cbuf[CMSG_SPACE(sizeof(int))];
+        iovec iov{&byte, 1};
+        msghdr m{};
+        m.msg_iov = &iov;
+        m.msg_iovlen = 1;
+        m.msg_control = cbuf;
+        m.msg_controllen = sizeof cbuf;
+        if (recvmsg(s1, &m, 0) != 1 || CMSG_FIRSTHDR(&m) == nullptr) _exit(99);
+        int got;
+        std::memcpy(&got, CMSG_DATA(CMSG_FIRSTHDR(&m)), sizeof got);
+        dup2(got, 9);
+        dup2(s2, 10);
+        close(got);
+        close(s1);
+        close(s2);
+      },
+      check_alive);
+  server.join();
+  expect_refused(child, "fd 9: unix socket accepted from listener socket:[");
 }
 
 TEST(LiveDump, RefusesInetSocket) {
