@@ -33,8 +33,13 @@ constexpr size_t kMaxMessage = 1u << 20;
 
 std::string fd_name(int fd) { return "fd " + std::to_string(fd); }
 
-std::string printable(const std::string& name) {
-  if (!name.empty() && name[0] == '\0') return "@" + name.substr(1);  // as ss(8) shows it
+// An abstract name's NUL bytes as '@', as ss(8) shows them; other control bytes as '?'.
+std::string printable(std::string name) {
+  for (char& c : name)
+    if (c == '\0')
+      c = '@';
+    else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      c = '?';
   return name;
 }
 

@@ -35,9 +35,14 @@ struct Sock {
   const schema::UnixSocket& rec() const { return img->sock; }
 };
 
+// An abstract name's NUL bytes as '@', as ss(8) shows them; other control bytes as '?'.
 std::string printable(const schema::bytes_t& name) {
   std::string s(name.begin(), name.end());
-  if (!s.empty() && s[0] == '\0') s[0] = '@';
+  for (char& c : s)
+    if (c == '\0')
+      c = '@';
+    else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      c = '?';
   return s;
 }
 

@@ -198,6 +198,47 @@ if __name__ == '__main__':
   for (Mode mode : kModes) dump_restore_python(script, mode, nullptr);
 }
 
+// python3 serving on a unix stream socket in its cwd, a forked client connected and accepted,
+// the client's greeting queued unread at dump time (the server only peeked at it). After
+// restore the server reads it, answers, the client's reply arrives, and a new client connects.
+TEST(RealPrograms, PythonUnixServerAndClient) {
+  if (!tools_present()) return;
+  const std::string script = R"py(
+import os, signal, socket, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+srv.bind('py.sock')
+srv.listen()
+pid = os.fork()
+if pid == 0:
+    os.close(3)
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.connect('py.sock')
+    c.sendall(b'hello from child')
+    data = c.recv(100)
+    c.sendall(b'child got ' + data)
+    os._exit(0)
+conn, _ = srv.accept()
+conn.recv(100, socket.MSG_PEEK)  # the greeting is there, left unread
+os.close(3)
+signal.sigwait([signal.SIGTERM])
+greeting = conn.recv(100)
+conn.sendall(b'answer')
+reply = conn.recv(100)
+_, status = os.waitpid(pid, 0)
+n = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+n.connect('py.sock')
+n2, _ = srv.accept()
+n.sendall(b'new')
+fresh = n2.recv(10)
+ok = (greeting, reply, status, fresh, srv.getsockname()) ==     (b'hello from child', b'child got answer', 0, b'new', 'py.sock')
+print('PASS' if ok else 'FAIL: %r' % ((greeting, reply, status, fresh, srv.getsockname()),),
+      file=sys.stderr)
+sys.exit(0 if ok else 1)
+)py";
+  for (Mode mode : kModes) dump_restore_python(script, mode, nullptr);
+}
+
 // 64 MiB of deterministic, semi-compressible data (words from a small list and random bytes,
 // from a fixed-seed LCG): zstd -12 compresses it to about 40 % in a few seconds.
 std::string zstd_input() {
