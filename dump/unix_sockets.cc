@@ -311,7 +311,10 @@ Status UnixSocketCollector::describe(const Entry& e, schema::UnixSocket& rec) {
   rec.sndbuf = static_cast<uint32_t>(sndbuf);
   rec.rcvbuf = static_cast<uint32_t>(rcvbuf);
   rec.peek_off = peek_off;
-  if (rec.state == schema::kUnixListening) return {};
+  // Only a dgram socket or a connected one has a queue (recv on the others is EINVAL).
+  if (rec.state == schema::kUnixListening ||
+      (d.type != SOCK_DGRAM && rec.state == schema::kUnixUnconnected))
+    return {};
 
   CR_TRY_ASSIGN(Peeked q, peek_queue(s.get(), d.type));
   if (q.messages.empty()) return {};

@@ -110,6 +110,13 @@ int main(void) {
       getsockopt(d, SOL_SOCKET, SO_RCVBUF, &want_rcvbuf, &ilen))
     test_fail_errno("setsockopt");
 
+  // Sockets never connected: a bare stream socket and one bound, not listening.
+  struct sockaddr_un idle;
+  socklen_t idle_len = path_addr(&idle, "idle.sock");
+  int bare = socket(AF_UNIX, SOCK_STREAM, 0), bound = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+  if (bare < 0 || bound < 0 || bind(bound, (struct sockaddr *)&idle, idle_len))
+    test_fail_errno("idle sockets");
+
   int c = socket(AF_UNIX, SOCK_STREAM, 0);
   if (c < 0 || connect(c, (struct sockaddr *)&srv, srv_len)) test_fail_errno("connect");
   int a = accept(l, NULL, NULL);
@@ -140,7 +147,8 @@ int main(void) {
   pid_t pid = fork();
   if (pid < 0) test_fail_errno("fork");
   if (pid == 0) {
-    close(3), close(l), close(q), close(d), close(a), close(a2), close(go[1]);
+    close(3), close(l), close(q), close(d), close(a), close(a2), close(go[1]), close(bare);
+    close(bound);
     close(oc[0]), close(oc[1]), close(oa[0]), close(oa[1]);
     char g[2];
     if (read(go[0], g, 2) != 2) _exit(10);
@@ -161,6 +169,14 @@ int main(void) {
   if (!name_is(q, 0, &abs, abs_len)) test_fail("the abstract listener's name changed");
   if (!name_is(d, 0, &dg, dg_len)) test_fail("the dgram socket's name changed");
   int v = 0;
+  struct sockaddr_un peer;
+  socklen_t plen = sizeof peer;
+  if (getpeername(bare, (struct sockaddr *)&peer, &plen) != -1 || errno != ENOTCONN ||
+      getsockopt(bare, SOL_SOCKET, SO_TYPE, &v, &ilen) || v != SOCK_STREAM)
+    test_fail("the bare stream socket is not a bare stream socket");
+  if (!name_is(bound, 0, &idle, idle_len) ||
+      getsockopt(bound, SOL_SOCKET, SO_ACCEPTCONN, &v, &ilen) || v != 0)
+    test_fail("the bound seqpacket socket lost its name, or listens");
   if (getsockopt(q, SOL_SOCKET, SO_PASSCRED, &v, &ilen) || v != 1) test_fail("SO_PASSCRED lost");
   if (getsockopt(d, SOL_SOCKET, SO_RCVBUF, &v, &ilen) || v != want_rcvbuf)
     test_fail("SO_RCVBUF %d, want %d", v, want_rcvbuf);
