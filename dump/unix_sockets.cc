@@ -176,6 +176,10 @@ Result<Peeked> peek_queue(int s, uint32_t type) {
     }
     out.messages.emplace_back(buf.begin(), buf.begin() + n);
   }
+  // An out-of-band byte (MSG_OOB) would come back as an ordinary one: refused.
+  char oob;
+  if (type == SOCK_STREAM && ::recv(s, &oob, 1, MSG_OOB | MSG_PEEK | MSG_DONTWAIT) == 1)
+    return make_error("unix stream socket with out-of-band data (MSG_OOB) not supported yet");
   return out;
 }
 

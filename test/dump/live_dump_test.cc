@@ -1102,6 +1102,29 @@ TEST(LiveDump, RefusesUnixSocketAcceptedFromAListenerOutside) {
   expect_refused(child, "fd 9: unix socket accepted from listener socket:[");
 }
 
+// Out-of-band data on a stream is refused (restore would send it as an ordinary byte), and the
+// peek leaves both the data and the mark in place.
+TEST(LiveDump, RefusesUnixStreamWithOutOfBandData) {
+  Child child(
+      [] {
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) _exit(95);
+        if (send(sv[0], "ab", 2, 0) != 2 || send(sv[0], "!", 1, MSG_OOB) != 1) _exit(96);
+        dup2(sv[0], 8);
+        dup2(sv[1], 9);
+        close(sv[0]);
+        close(sv[1]);
+      },
+      [] {  // "alive" when the bytes before the mark and the out-of-band byte are all there
+        char oob = 0, data[4] = {0};
+        ssize_t o = recv(9, &oob, 1, MSG_OOB | MSG_PEEK | MSG_DONTWAIT);
+        ssize_t n = recv(9, data, sizeof data, MSG_PEEK | MSG_DONTWAIT);
+        std::string got = std::string(data, n > 0 ? n : 0) + (o == 1 ? std::string(1, oob) : "");
+        return got == "ab!" ? std::string("alive") : "queue now '" + got + "'";
+      });
+  expect_refused(child, "fd 9: unix stream socket with out-of-band data (MSG_OOB) not supported yet");
+}
+
 TEST(LiveDump, RefusesInetSocket) {
   Child child(
       [] {
