@@ -55,7 +55,12 @@ struct FileTable {
   std::vector<schema::File> files;
   std::vector<std::pair<uint32_t, std::vector<uint8_t>>> file_data;  // file id, contents
   std::vector<schema::UnixSocket> unix_sockets;
-  std::vector<std::pair<uint32_t, std::vector<uint8_t>>> unix_data;  // socket id, one message
+  struct UnixQueued {
+    uint32_t socket;
+    std::string sender;  // a datagram's sender name ("": unnamed, or not a datagram)
+    std::vector<uint8_t> bytes;
+  };
+  std::vector<UnixQueued> unix_data;  // one message, or a run of stream bytes, each
   std::vector<schema::Fd> fds;
 };
 

@@ -26,8 +26,9 @@ Status write_tree_head(DumpTree& tree) {
   for (const auto& p : t.pipes) CR_TRY(out.write(p));
   for (const auto& [pipe, data] : t.pipe_data) CR_TRY(out.write(schema::PipeData{pipe}, data));
   for (const auto& u : t.unix_sockets) CR_TRY(out.write(u));
-  for (const auto& [sock, data] : t.unix_data)
-    CR_TRY(out.write(schema::UnixSocketData{sock}, data));
+  for (const auto& q : t.unix_data)
+    CR_TRY(out.write(schema::UnixSocketData{q.socket, {q.sender.begin(), q.sender.end()}},
+                     q.bytes));
   for (const auto& f : t.files) CR_TRY(out.write(f));
   for (const auto& [file, data] : t.file_data) CR_TRY(write_file_data(out, file, data));
   for (const auto& fd : t.fds) CR_TRY(out.write(fd));

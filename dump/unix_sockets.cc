@@ -11,6 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <set>
 
 namespace cr::dump {
@@ -120,8 +121,7 @@ class PeekOffset {
 
 struct Peeked {
   std::vector<std::vector<uint8_t>> messages;  // stream: runs of bytes
-  bool named_sender = false;                   // a datagram carries a sender's address
-  std::string sender;                          // the first such address
+  std::vector<std::string> senders;            // each datagram's sender name ("": unnamed)
 };
 
 // Every message queued on `s`, oldest first, without consuming any.
@@ -168,12 +168,12 @@ Result<Peeked> peek_queue(int s, uint32_t type) {
     if ((m.msg_flags & MSG_TRUNC) != 0)
       return make_error("unix " + type_name(type) + " message over " +
                         std::to_string(kMaxMessage >> 20) + " MiB queued");
-    if (type == SOCK_DGRAM && m.msg_namelen > sizeof(sa_family_t) && !out.named_sender) {
-      out.named_sender = true;
-      out.sender.assign(from.sun_path, m.msg_namelen - sizeof(sa_family_t));
-      while (!out.sender.empty() && out.sender.back() == '\0' && out.sender[0] != '\0')
-        out.sender.pop_back();
+    std::string sender;
+    if (type == SOCK_DGRAM && m.msg_namelen > sizeof(sa_family_t)) {
+      sender.assign(from.sun_path, m.msg_namelen - sizeof(sa_family_t));
+      if (sender[0] != '\0') sender = sender.substr(0, sender.find('\0'));  // a path's NUL
     }
+    out.senders.push_back(std::move(sender));
     out.messages.emplace_back(buf.begin(), buf.begin() + n);
   }
   // An out-of-band byte (MSG_OOB) would come back as an ordinary one: refused.
@@ -322,20 +322,33 @@ Status UnixSocketCollector::describe(const Entry& e, schema::UnixSocket& rec) {
 
   CR_TRY_ASSIGN(Peeked q, peek_queue(s.get(), d.type));
   if (q.messages.empty()) return {};
-  // Restore sends the queue again: from the peer of a pair, else from a socket of its own to
-  // the name. A datagram that came from another name would come back from the wrong sender.
-  // A peer gone is replaced by a socket of crrestore's own, closed after sending.
+  // Restore sends the queue again: from the peer of a pair (a peer gone is replaced by a
+  // socket of crrestore's own, closed after sending), else to the name, each datagram from
+  // the socket of the tree bound to its sender's name, or from an unnamed one. A datagram
+  // whose sender cannot send it again that way would come back from the wrong address.
   const bool peer_gone = rec.state == schema::kUnixPeerGone;
   const bool mutual = peer_gone || (rec.state == schema::kUnixConnected &&
                                     entries_.at(d.peer_ino).diag.peer_ino == d.ino);
-  if (d.type == SOCK_DGRAM && q.named_sender &&
-      !(mutual && !peer_gone && entries_.at(d.peer_ino).diag.name == q.sender))
-    return make_error("unix dgram socket with datagrams queued from '" + printable(q.sender) +
-                      "' (their sender cannot be restored) not supported yet");
   if (!mutual && d.name.empty())
     return make_error("unnamed unix " + type_name(d.type) +
                       " socket with queued data and no peer to send it again not supported yet");
-  for (auto& msg : q.messages) tree_.files.unix_data.emplace_back(e.id, std::move(msg));
+  for (const std::string& sender : q.senders) {
+    if (sender.empty()) continue;
+    bool ok = false;
+    if (mutual)
+      ok = !peer_gone && entries_.at(d.peer_ino).diag.name == sender;
+    else
+      ok = std::count_if(entries_.begin(), entries_.end(), [&](const auto& o) {
+             return o.second.diag.type == SOCK_DGRAM && o.second.diag.name == sender;
+           }) == 1;
+    if (!ok)
+      return make_error("unix dgram socket with datagrams queued from '" + printable(sender) +
+                        "' (their sender cannot be restored) not supported yet");
+  }
+  for (size_t i = 0; i < q.messages.size(); ++i)
+    tree_.files.unix_data.push_back({e.id,
+                                     i < q.senders.size() ? std::move(q.senders[i]) : std::string(),
+                                     std::move(q.messages[i])});
   return {};
 }
 

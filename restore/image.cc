@@ -72,6 +72,7 @@ Status stash_head_record(const format::RecordReader& reader, ProcessImage& img) 
       auto tail = reader.tail();
       CR_TRY(add_bytes(img, tail.size(), "unix socket data"));
       it->second.queue.emplace_back(tail.begin(), tail.end());
+      it->second.senders.push_back(std::move(d.sender));
       return {};
     }
     case schema::File::kType: {

@@ -39,6 +39,7 @@ struct FileContent {
 struct UnixSocketImage {
   schema::UnixSocket sock;
   std::vector<std::vector<uint8_t>> queue;
+  std::vector<schema::bytes_t> senders;  // each message's sender name (empty: none)
 };
 
 struct ProcessImage {

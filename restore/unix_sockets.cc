@@ -287,8 +287,9 @@ class Builder {
     return {};
   }
 
-  // Datagrams others sent to a named socket come back from a socket of our own, sent to the
-  // name while the receiver is not connected yet (a connected one takes only its peer's).
+  // Datagrams others sent to a named socket come back sent to the name while the receiver is
+  // not connected yet (a connected one takes only its peer's): each from the socket bound to
+  // its sender's name, or from an unnamed socket of our own.
   Status fill_from_outside(const Sock& s) {
     const auto& r = s.rec();
     if (r.name.empty()) return make_error(what(s) + ": queued data and no way to send it again");
@@ -297,8 +298,28 @@ class Builder {
     CR_TRY(set_int(tmp.get(), SO_SNDBUFFORCE, kFillSndbuf, what(s), "SO_SNDBUFFORCE"));
     CR_TRY_ASSIGN(CwdScope cwd, CwdScope::enter(r.dir));
     auto [a, len] = address(r.name);
-    for (const auto& msg : s.img->queue) CR_TRY(send_all(tmp.get(), msg, r.type, what(s), &a, len));
+    for (size_t i = 0; i < s.img->queue.size(); ++i) {
+      int from = tmp.get();
+      Sock* sender = nullptr;
+      if (i < s.img->senders.size() && !s.img->senders[i].empty()) {
+        sender = named(s.img->senders[i]);
+        if (sender == nullptr)
+          return make_error(what(s) + ": no socket of the image is named '" +
+                            printable(s.img->senders[i]) + "', which sent a queued datagram");
+        from = sender->fd.get();
+        CR_TRY(set_int(from, SO_SNDBUFFORCE, kFillSndbuf, what(*sender), "SO_SNDBUFFORCE"));
+      }
+      CR_TRY(send_all(from, s.img->queue[i], r.type, what(s), &a, len));
+      if (sender != nullptr) CR_TRY(set_buffers(*sender));
+    }
     return {};
+  }
+
+  // The dgram socket of the image bound to `name`.
+  Sock* named(const schema::bytes_t& name) {
+    for (auto& [id, o] : socks_)
+      if (o.rec().type == SOCK_DGRAM && o.rec().name == name && o.fd.valid()) return &o;
+    return nullptr;
   }
 
   Status connect_all() {

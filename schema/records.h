@@ -234,7 +234,8 @@ CR_RECORD(UnixSocket, 0x0220, "unix_socket", "an AF_UNIX socket (objdef)",
 CR_RECORD_TAIL(UnixSocketData, 0x0221, "unix_socket_data",
                "data queued for reading on `socket`: one message (dgram, seqpacket) or a run "
                "of stream bytes; tail = the bytes",
-               (objref, socket))
+               (objref, socket),
+               (bytes, sender))  // a datagram's sender name as recvmsg showed it (empty: none)
 
 /// Every record type, for the writer's self-description, crit and the id check below.
 using AllRecords =

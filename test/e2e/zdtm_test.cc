@@ -70,6 +70,9 @@ const std::vector<ZdtmCase>& cases() {
        "fd 4: listening unix socket 'backlog.sock' with 1 connections not yet accepted"},
       {"unix_passcred_refused", {}, false,
        "fd 5: unix socket with credentials in flight (SO_PASSCRED) not supported yet"},
+      {"unix_sender_refused", {}, false,
+       "fd 4: unix dgram socket with datagrams queued from 'cli.sock' (their sender cannot be "
+       "restored)"},
       {"unix_unlinked_refused", {}, false, "fd 4: unix socket bound to 'gone.sock': the file was"},
 
   };

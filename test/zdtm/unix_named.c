@@ -1,11 +1,11 @@
 // Named unix sockets: a stream listener bound to a path relative to the cwd, a connection
 // accepted from it whose client lives in a child, with bytes queued both ways; an abstract
 // seqpacket listener; a dgram socket bound to a path with datagrams queued by a sender that is
-// gone. After restore the names are the same (getsockname, getpeername), the queued data
-// arrives with its boundaries, the child's client still talks to the parent's accepted socket,
-// and new clients can connect to both listeners; a connection whose client has closed keeps
-// its bytes and then reads EOF; two connections accepted from a listener closed since keep
-// its name and stay connected, and nobody answers at it; SO_PASSCRED, SO_RCVBUF and
+// gone and from a bound client. After restore the names are the same (getsockname, getpeername),
+// the queued data arrives with its boundaries, the child's client still talks to the parent's
+// accepted socket, and new clients can connect to both listeners; a connection whose client has
+// closed keeps its bytes and then reads EOF; two connections accepted from a listener closed since
+// keep its name and stay connected, and nobody answers at it; SO_PASSCRED, SO_RCVBUF and
 // SO_PEEK_OFF are kept; the socket file keeps its mode.
 #define _GNU_SOURCE
 #include <errno.h>
@@ -92,11 +92,16 @@ int main(void) {
     test_fail_errno("abstract listener");
   int d = socket(AF_UNIX, SOCK_DGRAM, 0);
   if (d < 0 || bind(d, (struct sockaddr *)&dg, dg_len)) test_fail_errno("dgram bind");
-  int sender = socket(AF_UNIX, SOCK_DGRAM, 0);
-  for (int i = 0; i < 3; ++i) {
+  // Datagrams from an unnamed sender that is gone, and from a bound client, interleaved: each
+  // must come back with its sender's address.
+  struct sockaddr_un cl;
+  socklen_t cl_len = path_addr(&cl, "cli.sock");
+  int sender = socket(AF_UNIX, SOCK_DGRAM, 0), cli = socket(AF_UNIX, SOCK_DGRAM, 0);
+  if (cli < 0 || bind(cli, (struct sockaddr *)&cl, cl_len)) test_fail_errno("bind cli.sock");
+  for (int i = 0; i < 4; ++i) {
     test_fill(buf, 100 * (size_t)(i + 1), 0, 60 + i);
-    if (sendto(sender, buf, 100 * (size_t)(i + 1), 0, (struct sockaddr *)&dg, dg_len) !=
-        100 * (i + 1))
+    if (sendto(i == 1 ? cli : sender, buf, 100 * (size_t)(i + 1), 0, (struct sockaddr *)&dg,
+               dg_len) != 100 * (i + 1))
       test_fail_errno("sendto dgram.sock");
   }
   close(sender);
@@ -147,7 +152,8 @@ int main(void) {
   pid_t pid = fork();
   if (pid < 0) test_fail_errno("fork");
   if (pid == 0) {
-    close(3), close(l), close(q), close(d), close(a), close(a2), close(go[1]), close(bare);
+    close(3), close(l), close(q), close(d), close(a), close(a2), close(go[1]), close(bare),
+        close(cli);
     close(bound);
     close(oc[0]), close(oc[1]), close(oa[0]), close(oa[1]);
     char g[2];
@@ -186,10 +192,14 @@ int main(void) {
   if (recv(a2, buf, sizeof buf, MSG_DONTWAIT) != 4 || memcmp(buf, "gone", 4) ||
       recv(a2, buf, sizeof buf, MSG_DONTWAIT) != 0)
     test_fail("the bytes of the client that left, then EOF, are not there");
-  for (int i = 0; i < 3; ++i) {
-    ssize_t n = recv(d, buf, sizeof buf, MSG_DONTWAIT);
+  for (int i = 0; i < 4; ++i) {
+    struct sockaddr_un from;
+    socklen_t flen = sizeof from;
+    ssize_t n = recvfrom(d, buf, sizeof buf, MSG_DONTWAIT, (struct sockaddr *)&from, &flen);
     if (n != 100 * (i + 1) || test_check(buf, (size_t)n, 0, 60 + i) != -1)
       test_fail("datagram %d: %zd bytes or wrong contents", i, n);
+    if (i == 1 ? flen != cl_len || memcmp(&from, &cl, cl_len) : flen != 0)
+      test_fail("datagram %d: wrong sender address (%u bytes)", i, (unsigned)flen);
   }
   if (recv(d, buf, 1, MSG_DONTWAIT) != -1 || errno != EAGAIN) test_fail("extra datagrams");
   for (int i = 0; i < 2; ++i) {
