@@ -3,7 +3,7 @@
 // SO_PEEK_OFF (put back as it was), so the target's sockets keep every byte.
 #include "dump/unix_sockets.h"
 
-#include <netinet/tcp.h>
+#include <netinet/tcp.h>  // TCP_ESTABLISHED, TCP_CLOSE, TCP_LISTEN: sock_diag states of unix too
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <set>
 
 namespace cr::dump {
 
