@@ -58,6 +58,13 @@ struct FileTable {
   std::vector<std::pair<uint32_t, std::vector<uint8_t>>> pipe_data;  // pipe id, queued bytes
   std::vector<schema::File> files;
   std::vector<std::pair<uint32_t, std::vector<uint8_t>>> file_data;  // file id, contents
+  std::vector<schema::UnixSocket> unix_sockets;
+  struct UnixQueued {
+    uint32_t socket;
+    std::string sender;  // a datagram's sender name ("": unnamed, or not a datagram)
+    std::vector<uint8_t> bytes;
+  };
+  std::vector<UnixQueued> unix_data;  // one message, or a run of stream bytes, each
   std::vector<schema::Fd> fds;
   std::vector<schema::EpollItem> epoll_items;  // after every Fd: targets and epolls are Files
 };

@@ -17,6 +17,7 @@
 
 #include "common/text.h"
 #include "dump/passes.h"
+#include "dump/unix_sockets.h"
 
 namespace cr::dump {
 
@@ -144,7 +145,7 @@ std::string anon_name(const FdEntry& e) {
 
 class FileCollector {
  public:
-  explicit FileCollector(DumpTree& tree) : tree_(tree), t_(tree.files) {}
+  explicit FileCollector(DumpTree& tree) : tree_(tree), t_(tree.files), unix_(tree) {}
 
   Status run() {
     for (auto& p : tree_.procs)
@@ -178,6 +179,8 @@ class FileCollector {
       t_.fds.push_back(rec);
     }
     CR_TRY(check_pty_holders(tree_, t_.ptys));
+    // Peers, listeners and names are checked once every socket of the tree is known.
+    CR_TRY(unix_.finish());
     return collect_epolls();
   }
 
@@ -335,7 +338,9 @@ class FileCollector {
       f.kind = schema::kFileExternal;
       f.key = e.link;
     } else if (e.link.starts_with("socket:") || S_ISSOCK(e.st.st_mode)) {
-      return refuse(e.fd, "socket");
+      f.kind = schema::kFileUnixSocket;
+      f.path.clear();
+      CR_TRY_ASSIGN(f.object, unix_.add(*e.proc, e.fd, e.st.st_ino));
     } else if (e.info.kind == FdinfoKind::kEventfd) {
       f.kind = schema::kFileEventfd;
       f.counter = e.info.eventfd_count;
@@ -447,6 +452,7 @@ class FileCollector {
   std::map<ino_t, uint32_t> pipe_ids_;
   std::map<uint32_t, PtyEnds> ptys_;      // by pts index: the tree's pty pairs
   std::map<uint32_t, uint32_t> pty_ids_;  // pts index -> Pty id
+  UnixSocketCollector unix_;
 };
 
 }  // namespace

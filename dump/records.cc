@@ -1,6 +1,7 @@
 // Writing the collected state in the stream's fixed order (everything but the pages):
 // every Process; per process Creds, Rlimits, FsInfo; the SysV objects of a tree with its own IPC
-// namespace; Shmem, ShmemData; Pty, Pipe, PipeData, File, FileData; every Fd; every EpollItem;
+// namespace; Shmem, ShmemData; Pty, Pipe, PipeData, UnixSocket, UnixSocketData, File, FileData;
+// every Fd; every EpollItem;
 // then per process: Mm, Vma | Pages | Sigaction, Itimer, PosixTimer, PendingSignal (shared,
 // then per thread), Thread (leader first). One process gives the version 1 order exactly.
 #include <sched.h>
@@ -30,6 +31,10 @@ Status write_tree_head(DumpTree& tree) {
   for (const auto& p : t.ptys) CR_TRY(out.write(p));
   for (const auto& p : t.pipes) CR_TRY(out.write(p));
   for (const auto& [pipe, data] : t.pipe_data) CR_TRY(out.write(schema::PipeData{pipe}, data));
+  for (const auto& u : t.unix_sockets) CR_TRY(out.write(u));
+  for (const auto& q : t.unix_data)
+    CR_TRY(out.write(schema::UnixSocketData{q.socket, {q.sender.begin(), q.sender.end()}},
+                     q.bytes));
   for (const auto& f : t.files) CR_TRY(out.write(f));
   for (const auto& [file, data] : t.file_data) CR_TRY(write_file_data(out, file, data));
   for (const auto& fd : t.fds) CR_TRY(out.write(fd));

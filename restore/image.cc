@@ -63,6 +63,24 @@ Status stash_head_record(const format::RecordReader& reader, ProcessImage& img) 
       img.ptys[p.id] = std::move(p);
       return {};
     }
+    case schema::UnixSocket::kType: {
+      CR_TRY_ASSIGN(auto u, reader.decode<schema::UnixSocket>());
+      const uint32_t id = u.id;
+      img.unix_sockets[id].sock = std::move(u);
+      return {};
+    }
+    case schema::UnixSocketData::kType: {
+      CR_TRY_ASSIGN(auto d, reader.decode<schema::UnixSocketData>());
+      auto it = img.unix_sockets.find(d.socket);
+      if (it == img.unix_sockets.end())
+        return make_error("unix_socket_data names object " + std::to_string(d.socket) +
+                          ", not a unix socket");
+      auto tail = reader.tail();
+      CR_TRY(add_bytes(img, tail.size(), "unix socket data"));
+      it->second.queue.emplace_back(tail.begin(), tail.end());
+      it->second.senders.push_back(std::move(d.sender));
+      return {};
+    }
     case schema::File::kType: {
       CR_TRY_ASSIGN(auto f, reader.decode<schema::File>());
       uint32_t id = f.id;
@@ -263,6 +281,7 @@ Result<bool> load_head(format::RecordReader& reader, ProcessImage& img) {
   img.file_data = std::move(head.shared.file_data);
   img.epoll_items = std::move(head.shared.epoll_items);
   img.memfds = std::move(head.shared.memfds);
+  img.unix_sockets = std::move(head.shared.unix_sockets);
   img.stashed_bytes = head.shared.stashed_bytes;
   if (!positioned) return false;
   return load_body_head(reader, img);
@@ -410,9 +429,12 @@ Status check_files(const ProcessImage& img) {
     if (f.kind == schema::kFileMemfd && img.memfds.count(f.object) == 0)
       return make_error("memfd file " + std::to_string(id) + " names shmem " +
                         std::to_string(f.object) + ", not a memfd before it in the image");
+    if (f.kind == schema::kFileUnixSocket && img.unix_sockets.count(f.object) == 0)
+      return make_error("socket file " + std::to_string(id) + " names object " +
+                        std::to_string(f.object) + ", not a unix socket");
     const bool pty = f.kind == schema::kFilePtyMaster || f.kind == schema::kFilePtySlave;
     if (!pty && f.kind != schema::kFileEpoll &&
-        (f.kind < schema::kFileRegular || f.kind > schema::kFileMemfd))
+        (f.kind < schema::kFileRegular || f.kind > schema::kFileUnixSocket))
       return make_error("file " + std::to_string(id) + ": unknown kind " + std::to_string(f.kind));
     if (pty && img.ptys.count(f.object) == 0)
       return make_error("pty file " + std::to_string(id) + " names pty " +

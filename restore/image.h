@@ -36,6 +36,13 @@ struct FileContent {
   std::vector<std::pair<uint64_t, std::vector<uint8_t>>> chunks;  // (offset, bytes)
 };
 
+/// A unix socket and the messages queued on it (stream: runs of bytes), in stream order.
+struct UnixSocketImage {
+  schema::UnixSocket sock;
+  std::vector<std::vector<uint8_t>> queue;
+  std::vector<schema::bytes_t> senders;  // each message's sender name (empty: none)
+};
+
 struct ProcessImage {
   std::optional<schema::Process> process;
   std::optional<schema::Creds> creds;
@@ -47,6 +54,7 @@ struct ProcessImage {
   std::map<uint32_t, schema::File> files;     // by File id
   std::map<uint32_t, FileContent> file_data;  // by File id (deleted files)
   std::set<uint32_t> memfds;                  // ids of the memfd Shmem objects read so far
+  std::map<uint32_t, UnixSocketImage> unix_sockets;  // by UnixSocket id
   std::vector<schema::Fd> fds;
   std::vector<schema::EpollItem> epoll_items;  // stream order (none in older images)
   std::vector<schema::Vma> vmas;  // address order (checked)

@@ -14,6 +14,7 @@
 #include <set>
 
 #include "restore/pty.h"
+#include "restore/unix_sockets.h"
 
 namespace cr::restore {
 
@@ -162,6 +163,8 @@ class Opener {
       }
       case schema::kFileMemfd:
         return open_memfd(f);
+      case schema::kFileUnixSocket:
+        return open_unix_socket(f);
       default:
         return make_error("file " + std::to_string(f.id) + ": unknown kind");
     }
@@ -263,6 +266,23 @@ class Opener {
     return fd.release();
   }
 
+  // The first socket builds every socket of the image (they refer to each other); each File
+  // then takes its own. A socket has one open file description: its File.
+  Result<int> open_unix_socket(const schema::File& f) {
+    if (!unix_built_) {
+      CR_TRY_ASSIGN(unix_, create_unix_sockets(img_.unix_sockets));
+      unix_built_ = true;
+    }
+    auto it = unix_.find(f.object);
+    if (it == unix_.end() || !it->second.valid())
+      return make_error("file " + std::to_string(f.id) + ": unix socket " +
+                        std::to_string(f.object) + " opened twice");
+    ScopedFd s = std::move(it->second);
+    if (::fcntl(s.get(), F_SETFL, static_cast<int>(f.flags) & kSettableFlags) != 0)
+      return errno_error("unix socket " + std::to_string(f.object) + ": F_SETFL");
+    return s.release();
+  }
+
   Result<int> open_tty(const schema::File& f) {
     if (!opts_.shell_job) return make_error("fd on a terminal: restore with --shell-job");
     if (::isatty(STDERR_FILENO) == 1) {
@@ -279,6 +299,8 @@ class Opener {
   std::map<uint32_t, Ends> pipes_;
   PtyMaker ptys_;
   std::set<uint32_t> filled_fifos_;
+  std::map<uint32_t, ScopedFd> unix_;  // by UnixSocket id, until its File takes it
+  bool unix_built_ = false;
 };
 
 }  // namespace

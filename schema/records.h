@@ -219,7 +219,7 @@ enum FileKind : uint32_t {
   kFileEventfd = 9,   // `counter`, kFileEfdSemaphore in `kflags`
   kFileSignalfd = 10, // `sigmask`
   kFileTimerfd = 11,  // `clockid`, remaining `value_ns`, `interval_ns`, `counter` = ticks unread
-  // Reserved for the kinds being built now (each names its `object`):
+  // Kinds whose state is an object record of their own, named by `object`:
   kFileMemfd = 12,       // `object` = the Shmem holding its contents
   kFileUnixSocket = 13,  // `object` = its UnixSocket record
   kFileEpoll = 14,       // its watches are EpollItem records after the Fds
@@ -286,12 +286,49 @@ CR_RECORD(EpollItem, 0x0230, "epoll_item", "one watch of an epoll: target file, 
                              // a fired EPOLLONESHOT watch keeps only its flag bits)
           (u64, data))
 
+// ---- Unix sockets (0x0220-0x022f). One UnixSocket object per socket in the tree, written
+// before the Files that are opens of it (File kind kFileUnixSocket, `object`); then the bytes
+// queued in each socket's receive queue, oldest first.
+
+enum UnixSocketState : uint32_t {
+  kUnixUnconnected = 0,  // created, maybe bound, not connected (TCP_CLOSE)
+  kUnixListening = 1,    // listen() called; its accept queue was empty
+  kUnixConnected = 2,    // connected to `peer_ino` (stream/seqpacket: both ways)
+  kUnixPeerGone = 3,     // was connected; its peer has been closed since (no `peer_ino`)
+};
+
+enum UnixSocketFlags : uint32_t {
+  kUnixPassCred = 1,  // SO_PASSCRED
+};
+
+CR_RECORD(UnixSocket, 0x0220, "unix_socket", "an AF_UNIX socket (objdef)",
+          (objdef, id), (u64, ino),
+          (u32, type),      // SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET
+          (u32, state),     // UnixSocketState
+          (u32, shutdown),  // its own RCV_SHUTDOWN 1 | SEND_SHUTDOWN 2
+          (bytes, name),    // sun_path as bound: a path, or '\0' + abstract name; empty: none.
+                            // An accepted socket shows its listener's name.
+          (str, dir),       // a relative path name: the directory it resolves from
+          (u64, peer_ino),  // the socket it is connected to (0: none)
+          (objref, peer),   // that socket's record when written before this one, else 0
+          (u32, flags),     // UnixSocketFlags
+          (u32, sndbuf), (u32, rcvbuf),  // SO_SNDBUF, SO_RCVBUF as getsockopt reports them
+          (i32, peek_off),  // SO_PEEK_OFF (-1: off)
+          (u32, backlog),   // a listener's backlog
+          (u32, file_mode), (u32, file_uid), (u32, file_gid))  // a path name's socket file
+
+CR_RECORD_TAIL(UnixSocketData, 0x0221, "unix_socket_data",
+               "data queued for reading on `socket`: one message (dgram, seqpacket) or a run "
+               "of stream bytes; tail = the bytes",
+               (objref, socket),
+               (bytes, sender))  // a datagram's sender name as recvmsg showed it (empty: none)
+
 /// Every record type, for the writer's self-description, crit and the id check below.
 using AllRecords =
     std::tuple<StreamHeader, SchemaType, Trailer, ErrorRecord, Process, Creds, Rlimits, FsInfo, Mm,
                Vma, Pages, Shmem, ShmemData, Thread, Sigaction, PendingSignal, Itimer, PosixTimer,
                Pipe, PipeData, File, FileData, Fd, SysvShm, SysvShmData, SysvMsgQueue, SysvMsg,
-               SysvSem, SysvLimits, Pty, EpollItem>;
+               SysvSem, SysvLimits, Pty, EpollItem, UnixSocket, UnixSocketData>;
 
 namespace detail {
 template <class Tuple, size_t... I>

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <sys/user.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -27,6 +28,7 @@
 #include <functional>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "test/common/devpts_lock.h"
 #include "dump/dump.h"
@@ -1167,17 +1169,170 @@ TEST(LiveDump, ZombieChildKeepsItsExitStatus) {
   EXPECT_EQ(child.ask('c'), "alive");
 }
 
-TEST(LiveDump, RefusesSocket) {
+// A unix socket connected to a listener of this test process: its peer is outside, refused.
+TEST(LiveDump, RefusesUnixSocketWithPeerOutsideTheTree) {
+  static sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const std::string name = "crtools-live-dump-" + std::to_string(getpid());
+  std::memcpy(addr.sun_path + 1, name.data(), name.size());
+  static socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  ScopedFd l(socket(AF_UNIX, SOCK_STREAM, 0));
+  ASSERT_EQ(bind(l.get(), reinterpret_cast<sockaddr*>(&addr), len), 0);
+  ASSERT_EQ(listen(l.get(), 1), 0);
+  Child child(
+      [] {
+        int s = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (connect(s, reinterpret_cast<sockaddr*>(&addr), len) != 0) _exit(98);
+        dup2(s, 9);
+        close(s);
+      },
+      check_alive);
+  ScopedFd accepted(accept(l.get(), nullptr, nullptr));
+  ASSERT_TRUE(accepted.valid());
+  expect_refused(child, "fd 9: unix socket connected to socket:[");
+}
+
+// A socket the child got (SCM_RIGHTS) after this process accepted it from its listener: the
+// client end is in the tree too, but the listener that gives the name is outside, and alive.
+TEST(LiveDump, RefusesUnixSocketAcceptedFromAListenerOutside) {
+  static sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const std::string name = "crtools-live-dump-acc-" + std::to_string(getpid());
+  std::memcpy(addr.sun_path + 1, name.data(), name.size());
+  static socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  ScopedFd l(socket(AF_UNIX, SOCK_STREAM, 0));
+  ASSERT_EQ(bind(l.get(), reinterpret_cast<sockaddr*>(&addr), len), 0);
+  ASSERT_EQ(listen(l.get(), 2), 0);
+  // Accepts the child's two connections and hands the second's accepted end over the first.
+  std::thread server([&] {
+    ScopedFd a1(accept(l.get(), nullptr, nullptr)), a2(accept(l.get(), nullptr, nullptr));
+    int fd = a2.get();
+    char cbuf[CMSG_SPACE(sizeof(int))] = {};
+    char byte = 'x';
+    iovec iov{&byte, 1};
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = cbuf;
+    m.msg_controllen = sizeof cbuf;
+    cmsghdr* c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    sendmsg(a1.get(), &m, 0);
+  });
+  Child child(
+      [] {
+        int s1 = socket(AF_UNIX, SOCK_STREAM, 0), s2 = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (connect(s1, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+            connect(s2, reinterpret_cast<sockaddr*>(&addr), len) != 0)
+          _exit(98);
+        char byte, cbuf[CMSG_SPACE(sizeof(int))];
+        iovec iov{&byte, 1};
+        msghdr m{};
+        m.msg_iov = &iov;
+        m.msg_iovlen = 1;
+        m.msg_control = cbuf;
+        m.msg_controllen = sizeof cbuf;
+        if (recvmsg(s1, &m, 0) != 1 || CMSG_FIRSTHDR(&m) == nullptr) _exit(99);
+        int got;
+        std::memcpy(&got, CMSG_DATA(CMSG_FIRSTHDR(&m)), sizeof got);
+        dup2(got, 9);
+        dup2(s2, 10);
+        close(got);
+        close(s1);
+        close(s2);
+      },
+      check_alive);
+  server.join();
+  expect_refused(child, "fd 9: unix socket accepted from listener socket:[");
+}
+
+// Out-of-band data on a stream is refused (restore would send it as an ordinary byte), and the
+// peek leaves both the data and the mark in place.
+TEST(LiveDump, RefusesUnixStreamWithOutOfBandData) {
   Child child(
       [] {
         int sv[2];
-        socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
-        dup2(sv[0], 9);
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) _exit(95);
+        if (send(sv[0], "ab", 2, 0) != 2 || send(sv[0], "!", 1, MSG_OOB) != 1) _exit(96);
+        dup2(sv[0], 8);
+        dup2(sv[1], 9);
         close(sv[0]);
         close(sv[1]);
       },
+      [] {  // "alive" when the bytes before the mark and the out-of-band byte are all there
+        char oob = 0, data[4] = {0};
+        ssize_t o = recv(9, &oob, 1, MSG_OOB | MSG_PEEK | MSG_DONTWAIT);
+        ssize_t n = recv(9, data, sizeof data, MSG_PEEK | MSG_DONTWAIT);
+        std::string got = std::string(data, n > 0 ? n : 0) + (o == 1 ? std::string(1, oob) : "");
+        return got == "ab!" ? std::string("alive") : "queue now '" + got + "'";
+      });
+  expect_refused(child, "fd 9: unix stream socket with out-of-band data (MSG_OOB) not supported yet");
+}
+
+TEST(LiveDump, RefusesInetSocket) {
+  Child child(
+      [] {
+        int s = socket(AF_INET6, SOCK_STREAM, 0);
+        dup2(s, 9);
+        close(s);
+      },
       check_alive);
-  expect_refused(child, "fd 9: socket not supported yet");
+  expect_refused(child, "fd 9: socket of family inet6 (AF_INET6) not supported yet");
+}
+
+// Queued messages are peeked, not consumed: the image holds each one in order with its
+// boundaries, the child still reads them all, and its own SO_PEEK_OFF is what it set.
+TEST(LiveDump, UnixQueuesPeekedNotConsumed) {
+  Child child(
+      [] {
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) != 0) _exit(95);
+        if (send(sv[0], "one", 3, 0) != 3 || send(sv[0], "two!", 4, 0) != 4) _exit(96);
+        int off = 1;  // the child peeks from offset 1 itself
+        if (setsockopt(sv[1], SOL_SOCKET, SO_PEEK_OFF, &off, sizeof off) != 0) _exit(97);
+        dup2(sv[0], 8);
+        dup2(sv[1], 9);
+        close(sv[0]);
+        close(sv[1]);
+      },
+      [] {
+        int off = -2;
+        socklen_t len = sizeof off;
+        getsockopt(9, SOL_SOCKET, SO_PEEK_OFF, &off, &len);
+        char a[8] = {0}, b[8] = {0};
+        ssize_t n1 = recv(9, a, sizeof a, MSG_DONTWAIT), n2 = recv(9, b, sizeof b, MSG_DONTWAIT);
+        return "peek_off " + std::to_string(off) + " " + std::string(a, n1 > 0 ? n1 : 0) + "," +
+               std::string(b, n2 > 0 ? n2 : 0);
+      });
+  ASSERT_TRUE(child.ready());
+  auto d = dump_leaving_running(child);
+  ASSERT_TRUE(d->status.ok()) << d->status.error().message;
+  std::map<uint32_t, uint32_t> object_of;  // fd -> UnixSocket id
+  std::map<uint32_t, uint32_t> file_of;
+  for (const auto& fd : d->w.all<schema::Fd>()) file_of[fd.fd] = fd.file;
+  for (const auto& f : d->w.all<schema::File>())
+    for (int fd : {8, 9})
+      if (f.id == file_of[fd]) {
+        EXPECT_EQ(f.kind, schema::kFileUnixSocket);
+        object_of[fd] = f.object;
+      }
+  auto socks = d->w.all<schema::UnixSocket>();
+  ASSERT_EQ(socks.size(), 2u);
+  for (const auto& u : socks) {
+    EXPECT_EQ(u.type, static_cast<uint32_t>(SOCK_SEQPACKET));
+    EXPECT_EQ(u.state, uint32_t{schema::kUnixConnected});
+    EXPECT_EQ(u.peek_off, u.id == object_of[9] ? 1 : -1);
+  }
+  EXPECT_EQ(socks[1].peer, socks[0].id);  // the second names the first
+  auto data = d->w.all_with_tail<schema::UnixSocketData>();
+  ASSERT_EQ(data.size(), 2u);
+  EXPECT_EQ(data[0].first.socket, object_of[9]);
+  EXPECT_EQ(std::string(data[0].second.begin(), data[0].second.end()), "one");
+  EXPECT_EQ(std::string(data[1].second.begin(), data[1].second.end()), "two!");
+  EXPECT_EQ(child.ask('c'), "peek_off 1 one,two!");
 }
 
 TEST(LiveDump, FifoDataKeptAndNotConsumed) {

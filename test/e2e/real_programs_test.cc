@@ -262,6 +262,87 @@ print('PASS', file=sys.stderr)
   for (Mode mode : kModes) dump_restore_python(script, mode, nullptr);
 }
 
+// python3 and a multiprocessing.Process child talking over multiprocessing.Pipe() (a unix
+// stream socketpair), each with a pickled message queued for the other at dump time; the child
+// waits on a plain pipe. After restore each side receives what was queued, and the child's
+// answer to a message sent after restore crosses the restored pair.
+TEST(RealPrograms, PythonMultiprocessingPipe) {
+  if (!tools_present()) return;
+  const std::string script = R"py(
+import multiprocessing as mp, os, signal, sys
+def child(conn, go):
+    os.close(3)  # only the parent reports ready
+    conn.send(('from-child', list(range(2000))))
+    os.read(go, 1)
+    m = conn.recv()
+    conn.send('child-ok' if m == ('from-parent', 'x' * 5000) else 'child-bad %r' % (m,))
+    sys.exit(0)
+if __name__ == '__main__':
+    mp.set_start_method('fork')
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+    a, b = mp.Pipe()
+    r, w = os.pipe()
+    p = mp.Process(target=child, args=(b, r))
+    p.start()
+    a.send(('from-parent', 'x' * 5000))
+    if not a.poll(30):
+        sys.exit(2)
+    os.close(3)
+    signal.sigwait([signal.SIGTERM])
+    got = a.recv()
+    os.write(w, b'g')
+    answer = a.recv()
+    p.join()
+    if got == ('from-child', list(range(2000))) and answer == 'child-ok' and p.exitcode == 0:
+        print('PASS', file=sys.stderr)
+        sys.exit(0)
+    print('FAIL: got %r answer %r exit %r' % (str(got)[:80], answer, p.exitcode), file=sys.stderr)
+    sys.exit(1)
+)py";
+  for (Mode mode : kModes) dump_restore_python(script, mode, nullptr);
+}
+
+// python3 serving on a unix stream socket in its cwd, a forked client connected and accepted,
+// the client's greeting queued unread at dump time (the server only peeked at it). After
+// restore the server reads it, answers, the client's reply arrives, and a new client connects.
+TEST(RealPrograms, PythonUnixServerAndClient) {
+  if (!tools_present()) return;
+  const std::string script = R"py(
+import os, signal, socket, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+srv.bind('py.sock')
+srv.listen()
+pid = os.fork()
+if pid == 0:
+    os.close(3)
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.connect('py.sock')
+    c.sendall(b'hello from child')
+    data = c.recv(100)
+    c.sendall(b'child got ' + data)
+    os._exit(0)
+conn, _ = srv.accept()
+conn.recv(100, socket.MSG_PEEK)  # the greeting is there, left unread
+os.close(3)
+signal.sigwait([signal.SIGTERM])
+greeting = conn.recv(100)
+conn.sendall(b'answer')
+reply = conn.recv(100)
+_, status = os.waitpid(pid, 0)
+n = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+n.connect('py.sock')
+n2, _ = srv.accept()
+n.sendall(b'new')
+fresh = n2.recv(10)
+ok = (greeting, reply, status, fresh, srv.getsockname()) ==     (b'hello from child', b'child got answer', 0, b'new', 'py.sock')
+print('PASS' if ok else 'FAIL: %r' % ((greeting, reply, status, fresh, srv.getsockname()),),
+      file=sys.stderr)
+sys.exit(0 if ok else 1)
+)py";
+  for (Mode mode : kModes) dump_restore_python(script, mode, nullptr);
+}
+
 // 64 MiB of deterministic, semi-compressible data (words from a small list and random bytes,
 // from a fixed-seed LCG): zstd -12 compresses it to about 40 % in a few seconds.
 std::string zstd_input() {

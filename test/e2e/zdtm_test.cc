@@ -72,11 +72,22 @@ const std::vector<ZdtmCase>& cases() {
       {"pty_outside", {"outside"}, false, "outside the process tree", "pty_refused"},
       {"pty_master_only", {"master_only"}, false, "no slave open", "pty_refused"},
       {"epoll", {}},
-      {"socketpair_refused", {}, false, "socket"},
       {"epoll_oneshot_refused", {"oneshot"}, false, "fired EPOLLONESHOT", "epoll_refused"},
       {"epoll_outside_refused", {"outside"}, false, "file is not open", "epoll_refused"},
       {"memfd", {}},
       {"memfd_hugetlb_refused", {}, false, "with MFD_HUGETLB (hugetlbfs) not supported"},
+      {"unix_socketpair", {}},
+      {"unix_named", {}},
+      {"socket_inet_refused", {}, false, "fd 4: socket of family inet (AF_INET) not supported yet"},
+      {"unix_rights_refused", {}, false, "unix socket with file descriptors in flight"},
+      {"unix_backlog_refused", {}, false,
+       "fd 4: listening unix socket 'backlog.sock' with 1 connections not yet accepted"},
+      {"unix_passcred_refused", {}, false,
+       "fd 5: unix socket with credentials in flight (SO_PASSCRED) not supported yet"},
+      {"unix_sender_refused", {}, false,
+       "fd 4: unix dgram socket with datagrams queued from 'cli.sock' (their sender cannot be "
+       "restored)"},
+      {"unix_unlinked_refused", {}, false, "fd 4: unix socket bound to 'gone.sock': the file was"},
 
   };
   return all;

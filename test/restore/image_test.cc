@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -143,6 +144,72 @@ TEST(Image, StashesHeadAndStopsAtPages) {
   ASSERT_TRUE(stash_tail_record(*reader, img).ok());
   EXPECT_EQ(img.threads.size(), 1u);
   EXPECT_FALSE(reader->next().value());
+}
+
+// Unix sockets and their queued messages are stashed by id, in order; a socket File must name
+// a UnixSocket, and data must name one.
+TEST(Image, UnixSocketsAndTheirQueues) {
+  Stream s;
+  add_process(s);
+  schema::UnixSocket u{};
+  u.id = 1;
+  u.ino = 77;
+  u.type = SOCK_DGRAM;
+  u.state = schema::kUnixUnconnected;
+  u.name = {'d', '.', 's'};
+  s.add(u);
+  schema::UnixSocketData d{};
+  d.socket = 1;
+  const uint8_t m1[] = {'a'}, m2[] = {'b', 'c'};
+  s.add(d, m1);
+  s.add(d, m2);
+  schema::File f{};
+  f.id = 2;
+  f.kind = schema::kFileUnixSocket;
+  f.object = 1;
+  f.flags = O_RDWR;
+  s.add(f);
+  schema::Fd fd{};
+  fd.pid = 4242;
+  fd.fd = 5;
+  fd.file = 2;
+  s.add(fd);
+  add_mm(s);
+  auto reader = s.finish();
+  ProcessImage img;
+  auto r = load_head(*reader, img);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_TRUE(check_files(img).ok()) << check_files(img).error().message;
+  ASSERT_EQ(img.unix_sockets.size(), 1u);
+  EXPECT_EQ(img.unix_sockets[1].sock.ino, 77u);
+  ASSERT_EQ(img.unix_sockets[1].queue.size(), 2u);
+  EXPECT_EQ(img.unix_sockets[1].queue[1], std::vector<uint8_t>(m2, m2 + 2));
+  EXPECT_EQ(img.stashed_bytes, 3u);
+  // The File pointing elsewhere is refused.
+  img.files[2].object = 9;
+  auto st = check_files(img);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("names object 9, not a unix socket"), std::string::npos)
+      << st.error().message;
+}
+
+TEST(Image, UnixSocketDataNamingNoSocketIsRefused) {
+  Stream s;
+  add_process(s);
+  schema::Pipe pipe{};
+  pipe.id = 1;
+  s.add(pipe);
+  schema::UnixSocketData d{};
+  d.socket = 1;  // a pipe, not a socket
+  const uint8_t m[] = {'x'};
+  s.add(d, m);
+  add_mm(s);
+  auto reader = s.finish();
+  ProcessImage img;
+  auto r = load_head(*reader, img);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("unix_socket_data names object 1"), std::string::npos)
+      << r.error().message;
 }
 
 TEST(Image, MissingProcessOrDanglingFdIsRefused) {

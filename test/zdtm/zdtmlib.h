@@ -25,7 +25,7 @@
 //            "PASS" on stderr (test_pass()), or exits 1 after printing "FAIL: why"
 //            (test_fail()). The harness prints the log when a case fails.
 //
-// Refusal programs (socketpair_refused, ...) follow the same protocol; crdump must refuse them
+// Refusal programs (socket_inet_refused, ...) follow the same protocol; crdump must refuse them
 // and leave them intact, so the harness SIGTERMs the original and expects 0.
 #ifndef CR_TEST_ZDTM_ZDTMLIB_H
 #define CR_TEST_ZDTM_ZDTMLIB_H

@@ -113,6 +113,9 @@ int x_fds(const std::string& path, bool verify) {
   std::map<uint64_t, std::string> ptys;                                // pty id -> its summary
   std::map<uint64_t, std::vector<std::string>> watches;                // epoll file id -> lines
   std::map<uint64_t, std::string> memfds;  // Shmem id -> its name, size and seals
+  std::map<uint64_t, std::string> sockets;                             // unix socket id -> text
+  std::map<uint64_t, std::pair<uint64_t, uint64_t>> sock_queued;       // id -> (records, bytes)
+  std::map<uint64_t, uint64_t> sock_by_ino;                            // ino -> unix socket id
   for_each_record(path, verify,
                   [&](const std::string& type, const Fields& f, std::span<const uint8_t> tail) {
                     if (type == "pty") {
@@ -146,7 +149,16 @@ int x_fds(const std::string& path, bool verify) {
                         s += " shmem #" + std::to_string(f.u("object"));
                         if (memfds.count(f.u("object"))) s += memfds[f.u("object")];
                       }
+                      if (kind == schema::kFileUnixSocket)
+                        s += " object #" + std::to_string(f.u("object"));
                       files[f.u("id")].text = s;
+                    } else if (type == "unix_socket") {
+                      sockets[f.u("id")] = unix_socket_text(f);
+                      sock_by_ino[f.u("ino")] = f.u("id");
+                    } else if (type == "unix_socket_data") {
+                      auto& q = sock_queued[f.u("socket")];
+                      ++q.first;
+                      q.second += tail.size();
                     } else if (type == "pipe_data") {
                       pipe_bytes[f.u("pipe")] += tail.size();
                     } else if (type == "fd") {
@@ -174,6 +186,23 @@ int x_fds(const std::string& path, bool verify) {
         const uint64_t pipe = std::stoull(line.substr(pos + 7));
         if (pipe_bytes.count(pipe))
           line += " (" + std::to_string(pipe_bytes[pipe]) + " bytes queued)";
+      }
+      // A unix socket: its type, state, name, peer and queue.
+      const auto obj = line.find(" object #");
+      if (obj != std::string::npos && line.starts_with("unix")) {
+        const uint64_t id = std::stoull(line.substr(obj + 9));
+        line += " " + sockets[id];
+        const size_t p = line.find("peer ino ");
+        if (p != std::string::npos) {
+          const size_t end = line.find_first_not_of("0123456789", p + 9);
+          const uint64_t ino = std::stoull(line.substr(p + 9));
+          if (sock_by_ino.count(ino))
+            line.insert(end == std::string::npos ? line.size() : end,
+                        " (#" + std::to_string(sock_by_ino[ino]) + ")");
+        }
+        if (sock_queued.count(id))
+          line += ", " + std::to_string(sock_queued[id].second) + " bytes queued in " +
+                  std::to_string(sock_queued[id].first) + " records";
       }
       if (fi.refs > 1) line += " [shared: " + std::to_string(fi.refs) + " fds]";
       std::printf("  %4llu -> #%llu %s\n", static_cast<unsigned long long>(fd),

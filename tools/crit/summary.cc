@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -80,8 +81,29 @@ std::string file_kind_text(uint64_t kind) {
       return "epoll";
     case schema::kFileMemfd:
       return "memfd";
+    case schema::kFileUnixSocket:
+      return "unix";
   }
   return "kind" + std::to_string(kind);
+}
+
+std::string unix_socket_text(const Fields& f) {
+  const uint64_t type = f.u("type"), state = f.u("state"), shut = f.u("shutdown");
+  std::string s = type == SOCK_STREAM      ? "stream"
+                  : type == SOCK_DGRAM     ? "dgram"
+                  : type == SOCK_SEQPACKET ? "seqpacket"
+                                           : "type " + std::to_string(type);
+  s += state == schema::kUnixListening   ? " listening backlog " + std::to_string(f.u("backlog"))
+       : state == schema::kUnixConnected ? " connected peer ino " + std::to_string(f.u("peer_ino"))
+       : state == schema::kUnixPeerGone  ? " connected, peer closed"
+                                         : " unconnected";
+  std::string_view name = f.s("name");
+  if (!name.empty() && name[0] == '\0')
+    s += " name @" + printable(name.substr(1), 108);
+  else if (!name.empty())
+    s += " name " + printable(name, 108) + (f.s("dir").empty() ? "" : " in " + printable(f.s("dir"), 120));
+  if (shut != 0) s += std::string(" shutdown") + ((shut & 1) ? " rd" : "") + ((shut & 2) ? " wr" : "");
+  return s;
 }
 
 namespace {
@@ -226,6 +248,16 @@ const std::map<std::string, Summarizer, std::less<>>& summarizers() {
          if (f.u("pipe") != 0) s += " pipe #" + std::to_string(f.u("pipe"));
          if (!f.s("key").empty()) s += " key " + q(f.s("key"));
          return s;
+       }},
+      {"unix_socket",
+       [](const Fields& f, T, uint32_t) {
+         return "#" + std::to_string(f.u("id")) + " ino " + std::to_string(f.u("ino")) + " " +
+                unix_socket_text(f);
+       }},
+      {"unix_socket_data",
+       [](const Fields& f, T tail, uint32_t) {
+         return "socket #" + std::to_string(f.u("socket")) + " " + std::to_string(tail.size()) +
+                " bytes";
        }},
       {"file_data",
        [](const Fields& f, T tail, uint32_t) {

@@ -22,6 +22,8 @@ std::string prot_text(uint64_t prot, uint64_t map_flags);
 /// Name of a VmaKind / FileKind value ("anon", "file", "heap"...; the number when unknown).
 std::string vma_kind_text(uint64_t kind);
 std::string file_kind_text(uint64_t kind);
+/// A unix_socket record in a few words: "stream connected peer ino 42 name 'x' shutdown wr".
+std::string unix_socket_text(const Fields& f);
 using ::cr::hex;
 
 }  // namespace cr::crit

@@ -1,0 +1,390 @@
+// AF_UNIX sockets: their state from sock_diag (sys/unix_diag), their options and queued data
+// through a copy of the fd taken with pidfd_getfd. The queue is read with MSG_PEEK, walked with
+// SO_PEEK_OFF (put back as it was), so the target's sockets keep every byte.
+#include "dump/unix_sockets.h"
+
+#include <netinet/tcp.h>  // TCP_ESTABLISHED, TCP_CLOSE, TCP_LISTEN: sock_diag states of unix too
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+namespace cr::dump {
+
+namespace {
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434  // Linux 5.3
+#endif
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438  // Linux 5.6
+#endif
+#ifndef SO_PEEK_OFF
+#define SO_PEEK_OFF 42
+#endif
+
+// Tail bytes per UnixSocketData record for stream data, and the largest datagram read.
+constexpr size_t kStreamChunk = 1u << 20;
+constexpr size_t kMaxMessage = 1u << 20;
+
+std::string fd_name(int fd) { return "fd " + std::to_string(fd); }
+
+// An abstract name's NUL bytes as '@', as ss(8) shows them; other control bytes as '?'.
+std::string printable(std::string name) {
+  for (char& c : name)
+    if (c == '\0')
+      c = '@';
+    else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      c = '?';
+  return name;
+}
+
+std::string family_name(int family) {
+  switch (family) {
+    case AF_INET:
+      return "inet (AF_INET)";
+    case AF_INET6:
+      return "inet6 (AF_INET6)";
+    case AF_NETLINK:
+      return "netlink (AF_NETLINK)";
+    case AF_PACKET:
+      return "packet (AF_PACKET)";
+    case AF_UNIX:
+      return "unix (AF_UNIX)";
+    default:
+      return "family " + std::to_string(family);
+  }
+}
+
+std::string type_name(uint32_t type) {
+  switch (type) {
+    case SOCK_STREAM:
+      return "stream";
+    case SOCK_DGRAM:
+      return "dgram";
+    case SOCK_SEQPACKET:
+      return "seqpacket";
+    default:
+      return "type " + std::to_string(type);
+  }
+}
+
+// A copy of `fd` of `pid` in this process: the same open file description, so the same socket.
+Result<ScopedFd> grab_fd(pid_t pid, int fd) {
+  ScopedFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (!pidfd.valid()) return errno_error("pidfd_open(" + std::to_string(pid) + ")");
+  ScopedFd copy(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), fd, 0)));
+  if (!copy.valid())
+    return errno_error("pidfd_getfd(pid " + std::to_string(pid) + ", " + fd_name(fd) + ")");
+  return copy;
+}
+
+Result<int> get_int_opt(int s, int opt, const char* name) {
+  int v = 0;
+  socklen_t len = sizeof v;
+  if (::getsockopt(s, SOL_SOCKET, opt, &v, &len) != 0)
+    return errno_error(std::string("getsockopt ") + name);
+  return v;
+}
+
+// sock_diag reports the superblock's kernel dev_t (major << 20 | minor); stat() the user one.
+dev_t user_dev(uint64_t kdev) {
+  return makedev(static_cast<unsigned>(kdev >> 20), static_cast<unsigned>(kdev & 0xfffff));
+}
+
+// SO_PEEK_OFF set to 0 for the walk, put back to the target's value on every path.
+class PeekOffset {
+ public:
+  static Result<PeekOffset> start(int s) {
+    CR_TRY_ASSIGN(int old, get_int_opt(s, SO_PEEK_OFF, "SO_PEEK_OFF"));
+    int zero = 0;
+    if (::setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) != 0)
+      return errno_error("setsockopt SO_PEEK_OFF");
+    return PeekOffset(s, old);
+  }
+  PeekOffset(PeekOffset&& o) noexcept : s_(std::exchange(o.s_, -1)), old_(o.old_) {}
+  PeekOffset(const PeekOffset&) = delete;
+  ~PeekOffset() {
+    if (s_ >= 0) ::setsockopt(s_, SOL_SOCKET, SO_PEEK_OFF, &old_, sizeof old_);
+  }
+
+ private:
+  PeekOffset(int s, int old) : s_(s), old_(old) {}
+  int s_;
+  int old_;
+};
+
+struct Peeked {
+  std::vector<std::vector<uint8_t>> messages;  // stream: runs of bytes
+  std::vector<std::string> senders;            // each datagram's sender name ("": unnamed)
+};
+
+// Every message queued on `s`, oldest first, without consuming any.
+Result<Peeked> peek_queue(int s, uint32_t type) {
+  CR_TRY_ASSIGN(PeekOffset guard, PeekOffset::start(s));
+  Peeked out;
+  std::vector<uint8_t> buf(type == SOCK_STREAM ? kStreamChunk : kMaxMessage);
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 253) + CMSG_SPACE(sizeof(ucred))];
+  for (;;) {
+    sockaddr_un from{};
+    iovec iov{buf.data(), buf.size()};
+    msghdr m{};
+    m.msg_name = &from;
+    m.msg_namelen = sizeof from;
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = control;
+    m.msg_controllen = sizeof control;
+    ssize_t n = ::recvmsg(s, &m, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (n < 0) return errno_error("recvmsg(MSG_PEEK)");
+    bool rights = (m.msg_flags & MSG_CTRUNC) != 0, creds = false;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
+      if (c->cmsg_level != SOL_SOCKET) continue;
+      if (c->cmsg_type == SCM_RIGHTS) {
+        // Peeking installed them here too: close our copies.
+        const size_t nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        const int* fds = reinterpret_cast<const int*>(CMSG_DATA(c));
+        for (size_t i = 0; i < nfds; ++i) ::close(fds[i]);
+        rights = true;
+      } else if (c->cmsg_type == SCM_CREDENTIALS) {
+        creds = true;
+      }
+    }
+    if (rights) return make_error("unix socket with file descriptors in flight not supported yet");
+    if (creds)
+      return make_error("unix socket with credentials in flight (SO_PASSCRED) not supported yet");
+    if (type == SOCK_STREAM) {
+      if (n == 0) break;  // the peer shut down writing: end of the stream
+      out.messages.emplace_back(buf.begin(), buf.begin() + n);
+      continue;
+    }
+    if ((m.msg_flags & MSG_TRUNC) != 0)
+      return make_error("unix " + type_name(type) + " message over " +
+                        std::to_string(kMaxMessage >> 20) + " MiB queued");
+    std::string sender;
+    if (type == SOCK_DGRAM && m.msg_namelen > sizeof(sa_family_t)) {
+      sender.assign(from.sun_path, m.msg_namelen - sizeof(sa_family_t));
+      if (sender[0] != '\0') sender = sender.substr(0, sender.find('\0'));  // a path's NUL
+    }
+    out.senders.push_back(std::move(sender));
+    out.messages.emplace_back(buf.begin(), buf.begin() + n);
+  }
+  // An out-of-band byte (MSG_OOB) would come back as an ordinary one: refused.
+  char oob;
+  if (type == SOCK_STREAM && ::recv(s, &oob, 1, MSG_OOB | MSG_PEEK | MSG_DONTWAIT) == 1)
+    return make_error("unix stream socket with out-of-band data (MSG_OOB) not supported yet");
+  return out;
+}
+
+}  // namespace
+
+Result<uint32_t> UnixSocketCollector::add(DumpContext& proc, int fd, uint64_t ino) {
+  if (auto it = entries_.find(ino); it != entries_.end()) return it->second.id;
+  if (!diag_) {
+    CR_TRY_ASSIGN(auto all, sys::query_unix_sockets());
+    diag_ = std::move(all);
+  }
+  auto d = diag_->find(ino);
+  if (d == diag_->end()) {
+    // Not a unix socket of this network namespace (a frozen tree creates none meanwhile).
+    CR_TRY_ASSIGN(ScopedFd s, grab_fd(proc.pid, fd));
+    CR_TRY_ASSIGN(int family, get_int_opt(s.get(), SO_DOMAIN, "SO_DOMAIN"));
+    if (family == AF_UNIX)
+      return make_error(fd_name(fd) + ": unix socket socket:[" + std::to_string(ino) +
+                        "] of another network namespace not supported yet");
+    return make_error(fd_name(fd) + ": socket of family " + family_name(family) +
+                      " not supported yet");
+  }
+  Entry e;
+  e.id = tree_.next_obj_id++;
+  e.proc = &proc;
+  e.fd = fd;
+  e.diag = d->second;
+  entries_[ino] = std::move(e);
+  order_.push_back(ino);
+  return entries_[ino].id;
+}
+
+// A listening socket of the tree holding the name `e` shows (e was accepted from it), or null.
+const UnixSocketCollector::Entry* UnixSocketCollector::listener_named(const Entry& e) const {
+  if (e.diag.name.empty()) return nullptr;
+  for (const auto& [ino, o] : entries_) {
+    if (ino == e.diag.ino || o.diag.state != TCP_LISTEN || o.diag.type != e.diag.type ||
+        o.diag.name != e.diag.name)
+      continue;
+    if (e.diag.name[0] == '\0' ||
+        (o.diag.vfs_ino == e.diag.vfs_ino && o.diag.vfs_dev == e.diag.vfs_dev))
+      return &o;
+  }
+  return nullptr;
+}
+
+// A path name must still lead to the socket's own file (or, accepted, its listener's), or the
+// name cannot come back: an absolute path as it is, a relative one from the cwd of a process
+// of the tree (the one holding it first).
+Status UnixSocketCollector::resolve_name(const Entry& e, schema::UnixSocket& rec) const {
+  const std::string& n = e.diag.name;
+  rec.name.assign(n.begin(), n.end());
+  if (n.empty() || n[0] == '\0') return {};
+  const std::string bad = "unix socket bound to '" + n + "'";
+  if (!e.diag.has_vfs) return make_error(bad + " has no file behind its name");
+  std::vector<std::string> dirs;
+  if (n[0] == '/') {
+    dirs.emplace_back();
+  } else {
+    if (auto cwd = e.proc->proc.readlink("cwd"); cwd.ok()) dirs.push_back(*cwd);
+    for (const auto& p : tree_.procs)
+      if (!p->zombie && p.get() != e.proc)
+        if (auto cwd = p->proc.readlink("cwd"); cwd.ok()) dirs.push_back(*cwd);
+  }
+  for (const std::string& dir : dirs) {
+    const std::string path = dir.empty() ? n : dir + "/" + n;
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
+    if (st.st_ino != e.diag.vfs_ino || st.st_dev != user_dev(e.diag.vfs_dev)) continue;
+    rec.dir = dir;
+    rec.file_mode = st.st_mode;
+    rec.file_uid = st.st_uid;
+    rec.file_gid = st.st_gid;
+    return {};
+  }
+  return make_error(bad +
+                    ": the file was unlinked or replaced, or the name is relative to "
+                    "no cwd of the tree (the name cannot be restored)");
+}
+
+Status UnixSocketCollector::describe(const Entry& e, schema::UnixSocket& rec) {
+  const sys::UnixDiag& d = e.diag;
+  rec.id = e.id;
+  rec.ino = d.ino;
+  rec.type = d.type;
+  rec.shutdown = d.shutdown;
+  if (d.type != SOCK_STREAM && d.type != SOCK_DGRAM && d.type != SOCK_SEQPACKET)
+    return make_error("unix socket of " + type_name(d.type) + " not supported yet");
+  switch (d.state) {
+    case TCP_LISTEN:
+      if (!d.icons.empty() || d.rqueue != 0)
+        return make_error("listening unix socket '" + printable(d.name) + "' with " +
+                          std::to_string(std::max<size_t>(d.icons.size(), d.rqueue)) +
+                          " connections not yet accepted not supported yet");
+      rec.state = schema::kUnixListening;
+      rec.backlog = d.wqueue;
+      break;
+    case TCP_ESTABLISHED:
+      if (!d.has_peer || d.peer_ino == 0) {
+        // Its peer was closed: sock_diag shows no inode for a released socket.
+        rec.state = schema::kUnixPeerGone;
+        break;
+      }
+      if (entries_.count(d.peer_ino) == 0)
+        return make_error("unix socket connected to socket:[" + std::to_string(d.peer_ino) +
+                          "] outside the process tree");
+      rec.state = schema::kUnixConnected;
+      rec.peer_ino = d.peer_ino;
+      break;
+    case TCP_CLOSE:
+      rec.state = schema::kUnixUnconnected;
+      break;
+    default:
+      return make_error("unix socket in state " + std::to_string(d.state) + " not supported yet");
+  }
+  CR_TRY(resolve_name(e, rec));
+  // Accepted from a listener that still listens, outside the tree: restore could not give it
+  // its name back without that listener.
+  if ((rec.state == schema::kUnixConnected || rec.state == schema::kUnixPeerGone) &&
+      d.type != SOCK_DGRAM && !d.name.empty() && listener_named(e) == nullptr)
+    for (const auto& [ino, o] : *diag_)
+      if (o.state == TCP_LISTEN && o.type == d.type && o.name == d.name &&
+          (d.name[0] == '\0' || (o.vfs_ino == d.vfs_ino && o.vfs_dev == d.vfs_dev)))
+        return make_error("unix socket accepted from listener socket:[" + std::to_string(ino) +
+                          "] '" + printable(d.name) + "' outside the process tree");
+
+  CR_TRY_ASSIGN(ScopedFd s, grab_fd(e.proc->pid, e.fd));
+  CR_TRY_ASSIGN(int passcred, get_int_opt(s.get(), SO_PASSCRED, "SO_PASSCRED"));
+  CR_TRY_ASSIGN(int sndbuf, get_int_opt(s.get(), SO_SNDBUF, "SO_SNDBUF"));
+  CR_TRY_ASSIGN(int rcvbuf, get_int_opt(s.get(), SO_RCVBUF, "SO_RCVBUF"));
+  CR_TRY_ASSIGN(int peek_off, get_int_opt(s.get(), SO_PEEK_OFF, "SO_PEEK_OFF"));
+  rec.flags = passcred != 0 ? uint32_t{schema::kUnixPassCred} : 0u;
+  rec.sndbuf = static_cast<uint32_t>(sndbuf);
+  rec.rcvbuf = static_cast<uint32_t>(rcvbuf);
+  rec.peek_off = peek_off;
+  // Only a dgram socket or a connected one has a queue (recv on the others is EINVAL).
+  if (rec.state == schema::kUnixListening ||
+      (d.type != SOCK_DGRAM && rec.state == schema::kUnixUnconnected))
+    return {};
+
+  CR_TRY_ASSIGN(Peeked q, peek_queue(s.get(), d.type));
+  if (q.messages.empty()) return {};
+  // Restore sends the queue again: from the peer of a pair (a peer gone is replaced by a
+  // socket of crrestore's own, closed after sending), else to the name, each datagram from
+  // the socket of the tree bound to its sender's name, or from an unnamed one. A datagram
+  // whose sender cannot send it again that way would come back from the wrong address.
+  const bool peer_gone = rec.state == schema::kUnixPeerGone;
+  const bool mutual = peer_gone || (rec.state == schema::kUnixConnected &&
+                                    entries_.at(d.peer_ino).diag.peer_ino == d.ino);
+  if (!mutual && d.name.empty())
+    return make_error("unnamed unix " + type_name(d.type) +
+                      " socket with queued data and no peer to send it again not supported yet");
+  for (const std::string& sender : q.senders) {
+    if (sender.empty()) continue;
+    bool ok = false;
+    if (mutual)
+      ok = !peer_gone && entries_.at(d.peer_ino).diag.name == sender;
+    else
+      ok = std::count_if(entries_.begin(), entries_.end(), [&](const auto& o) {
+             return o.second.diag.type == SOCK_DGRAM && o.second.diag.name == sender;
+           }) == 1;
+    if (!ok)
+      return make_error("unix dgram socket with datagrams queued from '" + printable(sender) +
+                        "' (their sender cannot be restored) not supported yet");
+  }
+  for (size_t i = 0; i < q.messages.size(); ++i)
+    tree_.files.unix_data.push_back({e.id,
+                                     i < q.senders.size() ? std::move(q.senders[i]) : std::string(),
+                                     std::move(q.messages[i])});
+  return {};
+}
+
+Status UnixSocketCollector::finish() {
+  std::map<std::pair<std::string, std::string>, int> bound;  // (dir, name) -> fd binding it
+  for (size_t i = 0; i < order_.size(); ++i) {
+    const Entry& e = entries_.at(order_[i]);
+    const std::string where =
+        (e.proc == tree_.procs.front().get() ? "" : "pid " + std::to_string(e.proc->pid) + ": ") +
+        fd_name(e.fd);
+    schema::UnixSocket rec;
+    auto st = describe(e, rec);
+    if (!st.ok()) return std::move(st).error().wrap(where);
+    if (rec.peer_ino != 0) {
+      const Entry& peer = entries_.at(rec.peer_ino);
+      for (size_t j = 0; j < i; ++j)
+        if (order_[j] == rec.peer_ino) rec.peer = peer.id;
+    }
+    // Every path or abstract name is bound once at restore: by its listener, or by the one
+    // socket holding it. Accepted sockets get theirs from their listener; those whose listener
+    // is closed (a connected stream or seqpacket showing a name its unnamed peer does not)
+    // from a stand-in listener, as many as share the name.
+    const bool connected =
+        rec.state == schema::kUnixConnected || rec.state == schema::kUnixPeerGone;
+    const bool accepted = connected && e.diag.type != SOCK_DGRAM &&
+                          (listener_named(e) != nullptr || rec.state == schema::kUnixPeerGone ||
+                           entries_.at(rec.peer_ino).diag.name.empty());
+    if (!e.diag.name.empty() && !accepted) {
+      auto [it, fresh] = bound.emplace(std::make_pair(rec.dir, e.diag.name), e.fd);
+      if (!fresh)
+        return make_error(where + ": unix sockets at fd " + std::to_string(it->second) + " and " +
+                          std::to_string(e.fd) + " share the name '" + printable(e.diag.name) +
+                          "' not supported yet");
+    }
+    tree_.files.unix_sockets.push_back(std::move(rec));
+  }
+  return {};
+}
+
+}  // namespace cr::dump

@@ -1,0 +1,44 @@
+// AF_UNIX sockets of the tree (unix_sockets.cc): files.cc hands over every socket fd, this
+// module gives each its UnixSocket object and, once every fd is known, checks that each peer
+// and listener is inside the tree, resolves bound names, and peeks at the queued data.
+#pragma once
+
+#include <map>
+#include <optional>
+
+#include "dump/dump_context.h"
+#include "sys/unix_diag.h"
+
+namespace cr::dump {
+
+class UnixSocketCollector {
+ public:
+  explicit UnixSocketCollector(DumpTree& tree) : tree_(tree) {}
+
+  /// The UnixSocket object id of socket `fd` of `proc` (inode `ino`), allocated on first sight.
+  /// Sockets of other families are refused, naming the family and the fd.
+  Result<uint32_t> add(DumpContext& proc, int fd, uint64_t ino);
+
+  /// After every fd of the tree was added: the UnixSocket and UnixSocketData records into
+  /// tree.files, or a refusal naming the fd.
+  Status finish();
+
+ private:
+  struct Entry {
+    uint32_t id = 0;
+    DumpContext* proc = nullptr;
+    int fd = -1;
+    sys::UnixDiag diag;
+  };
+
+  Status describe(const Entry& e, schema::UnixSocket& rec);
+  Status resolve_name(const Entry& e, schema::UnixSocket& rec) const;
+  const Entry* listener_named(const Entry& e) const;
+
+  DumpTree& tree_;
+  std::optional<std::map<uint64_t, sys::UnixDiag>> diag_;  // every unix socket, asked once
+  std::map<uint64_t, Entry> entries_;                      // by inode
+  std::vector<uint64_t> order_;                            // inodes in the order first seen
+};
+
+}  // namespace cr::dump

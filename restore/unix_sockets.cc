@@ -1,0 +1,386 @@
+// The order matters: sockets are created (a pair with socketpair), named, made listeners; a
+// datagram queue that was filled by others gets its messages from a socket of our own while
+// it is still unconnected; then connections are made (a client connects to its listener in the
+// image, which accepts the other end); then the peers send each other's queues; shutdown and
+// the peek offset come last, once nothing more is sent.
+#include "restore/unix_sockets.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+namespace cr::restore {
+
+namespace {
+
+// Send buffer of a socket while it puts a queue back (SO_SNDBUFFORCE doubles it).
+constexpr int kFillSndbuf = 4 << 20;
+
+#ifndef SO_PEEK_OFF
+#define SO_PEEK_OFF 42
+#endif
+
+struct Sock {
+  const UnixSocketImage* img = nullptr;
+  ScopedFd fd;
+  bool accepted = false;  // made by accept() on its listener
+  ScopedFd ghost;         // kUnixPeerGone: the stand-in peer that sends its queue, then closes
+  const schema::UnixSocket& rec() const { return img->sock; }
+};
+
+// An abstract name's NUL bytes as '@', as ss(8) shows them; other control bytes as '?'.
+std::string printable(const schema::bytes_t& name) {
+  std::string s(name.begin(), name.end());
+  for (char& c : s)
+    if (c == '\0')
+      c = '@';
+    else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      c = '?';
+  return s;
+}
+
+std::string what(const Sock& s) {
+  std::string w = "unix socket " + std::to_string(s.rec().id);
+  if (!s.rec().name.empty()) w += " '" + printable(s.rec().name) + "'";
+  return w;
+}
+
+// Enters the directory a relative name resolves from, and goes back on every path.
+class CwdScope {
+ public:
+  static Result<CwdScope> enter(const std::string& dir) {
+    CwdScope c;
+    if (dir.empty()) return c;
+    c.old_.reset(::open(".", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!c.old_.valid()) return errno_error("open the current directory");
+    if (::chdir(dir.c_str()) != 0) return errno_error("chdir " + dir);
+    return c;
+  }
+  CwdScope() = default;
+  CwdScope(CwdScope&&) = default;
+  ~CwdScope() {
+    if (old_.valid() && ::fchdir(old_.get()) != 0) {
+      // Nothing sensible is left to do: the next relative path would be wrong, so stop here.
+      ::abort();
+    }
+  }
+
+ private:
+  ScopedFd old_;
+};
+
+std::pair<sockaddr_un, socklen_t> address(const schema::bytes_t& name) {
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::memcpy(a.sun_path, name.data(), std::min(name.size(), sizeof a.sun_path));
+  return {a, static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size())};
+}
+
+// A path name still on disk from the dumped tree is stale when nobody answers at it (connect
+// says ECONNREFUSED): it is removed so the name can be bound again. A live socket keeps it.
+// The probe uses another socket type, so a live socket only answers EPROTOTYPE.
+Status clear_stale_path(const Sock& s) {
+  const schema::bytes_t& name = s.rec().name;
+  const std::string path(name.begin(), name.end());
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return {};
+  if (!S_ISSOCK(st.st_mode))
+    return make_error(what(s) + ": " + path + " exists and is not a socket");
+  ScopedFd probe(::socket(
+      AF_UNIX,
+      (s.rec().type == SOCK_DGRAM ? SOCK_SEQPACKET : SOCK_DGRAM) | SOCK_CLOEXEC | SOCK_NONBLOCK,
+      0));
+  if (!probe.valid()) return errno_error("socket");
+  auto [a, len] = address(name);
+  if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&a), len) == 0 || errno != ECONNREFUSED)
+    return make_error(what(s) + ": the name is held by a live socket");
+  if (::unlink(path.c_str()) != 0) return errno_error("unlink stale socket " + path);
+  return {};
+}
+
+Status bind_name(const Sock& s) {
+  const auto& r = s.rec();
+  CR_TRY_ASSIGN(CwdScope cwd, CwdScope::enter(r.dir));
+  if (r.name[0] != '\0') CR_TRY(clear_stale_path(s));
+  auto [a, len] = address(r.name);
+  if (::bind(s.fd.get(), reinterpret_cast<sockaddr*>(&a), len) != 0)
+    return errno_error(what(s) + ": bind" + (r.dir.empty() ? "" : " in " + r.dir));
+  // bind made the file as crrestore (root, our umask): give it the dumped owner and mode, or
+  // a process of another uid could not connect to its own listener.
+  if (r.name[0] != '\0' && r.file_mode != 0) {
+    const std::string path(r.name.begin(), r.name.end());
+    if (::lchown(path.c_str(), r.file_uid, r.file_gid) != 0)
+      return errno_error(what(s) + ": chown " + path);
+    if (::chmod(path.c_str(), r.file_mode & 07777) != 0)
+      return errno_error(what(s) + ": chmod " + path);
+  }
+  return {};
+}
+
+Status connect_to(int fd, const Sock& s, const Sock& target) {
+  CR_TRY_ASSIGN(CwdScope cwd, CwdScope::enter(target.rec().dir));
+  auto [a, len] = address(target.rec().name);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), len) != 0)
+    return errno_error(what(s) + ": connect to " + what(target));
+  return {};
+}
+
+Status send_all(int from, const std::vector<uint8_t>& msg, uint32_t type, const std::string& w,
+                const sockaddr_un* to = nullptr, socklen_t tolen = 0) {
+  size_t off = 0;
+  do {
+    ssize_t n = ::sendto(from, msg.data() + off, msg.size() - off, MSG_DONTWAIT | MSG_NOSIGNAL,
+                         reinterpret_cast<const sockaddr*>(to), tolen);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno_error(w + ": put back " + std::to_string(msg.size()) + " queued bytes");
+    off += static_cast<size_t>(n);
+    if (type != SOCK_STREAM && off != msg.size()) return make_error(w + ": message cut short");
+  } while (off < msg.size());
+  return {};
+}
+
+Status set_int(int fd, int opt, int v, const std::string& w, const char* name) {
+  if (::setsockopt(fd, SOL_SOCKET, opt, &v, sizeof v) != 0)
+    return errno_error(w + ": setsockopt " + name + " " + std::to_string(v));
+  return {};
+}
+
+// getsockopt reports twice what was asked; the FORCE variants pass the limits (we are root).
+Status set_buffers(const Sock& s) {
+  const auto& r = s.rec();
+  if (r.sndbuf != 0)
+    CR_TRY(set_int(s.fd.get(), SO_SNDBUFFORCE, static_cast<int>(r.sndbuf / 2), what(s),
+                   "SO_SNDBUFFORCE"));
+  if (r.rcvbuf != 0)
+    CR_TRY(set_int(s.fd.get(), SO_RCVBUFFORCE, static_cast<int>(r.rcvbuf / 2), what(s),
+                   "SO_RCVBUFFORCE"));
+  return {};
+}
+
+class Builder {
+ public:
+  explicit Builder(const std::map<uint32_t, UnixSocketImage>& images) {
+    for (const auto& [id, img] : images) {
+      Sock& s = socks_[id];
+      s.img = &img;
+      by_ino_[img.sock.ino] = &s;
+    }
+  }
+
+  Result<std::map<uint32_t, ScopedFd>> run() {
+    for (auto& [id, s] : socks_) {
+      if (s.rec().state == schema::kUnixConnected && by_ino_.count(s.rec().peer_ino) == 0)
+        return make_error(what(s) + ": its peer socket:[" + std::to_string(s.rec().peer_ino) +
+                          "] is not in the image");
+    }
+    // Accepted: a connected stream or seqpacket showing its listener's name, or a name its
+    // unnamed (or closed) peer does not: its listener is closed, a stand-in takes its place.
+    for (auto& [id, s] : socks_) {
+      if ((!gone(s) && s.rec().state != schema::kUnixConnected) || s.rec().type == SOCK_DGRAM ||
+          s.rec().name.empty())
+        continue;
+      s.accepted = listener_of(s) != nullptr || gone(s) || peer(s).rec().name.empty();
+    }
+    CR_TRY(create());
+    for (auto& [id, s] : socks_) {
+      if (s.accepted) continue;
+      CR_TRY(set_buffers(s));
+      if (!s.rec().name.empty()) CR_TRY(bind_name(s));
+      if (s.rec().state == schema::kUnixListening &&
+          ::listen(s.fd.get(), static_cast<int>(s.rec().backlog)) != 0)
+        return errno_error(what(s) + ": listen");
+    }
+    for (auto& [id, s] : socks_)
+      if (!s.img->queue.empty() && !mutual(s)) CR_TRY(fill_from_outside(s));
+    CR_TRY(connect_all());
+    standins_.clear();  // closed as the dumped listener was; a path keeps its file
+    for (auto& [id, s] : socks_)
+      if (!s.img->queue.empty() && mutual(s)) {
+        // The queue is charged to the sender until read, in skbs cut otherwise than the
+        // original's: the sender gets room for it all, then its own buffer size back.
+        const int from = gone(s) ? s.ghost.get() : peer(s).fd.get();
+        CR_TRY(set_int(from, SO_SNDBUFFORCE, kFillSndbuf, what(s), "SO_SNDBUFFORCE"));
+        for (const auto& msg : s.img->queue) CR_TRY(send_all(from, msg, s.rec().type, what(s)));
+        if (!gone(s)) CR_TRY(set_buffers(peer(s)));
+      }
+    // The stand-ins close: a stream sees its peer gone (both directions shut) as it was.
+    for (auto& [id, s] : socks_) s.ghost.reset();
+    std::map<uint32_t, ScopedFd> out;
+    for (auto& [id, s] : socks_) {
+      CR_TRY(finish(s));
+      out[id] = std::move(s.fd);
+    }
+    return out;
+  }
+
+ private:
+  Sock& peer(const Sock& s) { return *by_ino_.at(s.rec().peer_ino); }
+  static bool gone(const Sock& s) { return s.rec().state == schema::kUnixPeerGone; }
+  // Its queue is sent by its peer (or the stand-in of a peer gone), not by a socket to its name.
+  bool mutual(const Sock& s) {
+    if (gone(s)) return true;
+    return s.rec().state == schema::kUnixConnected &&
+           peer(s).rec().state == schema::kUnixConnected && peer(s).rec().peer_ino == s.rec().ino;
+  }
+
+  // The listener of the image whose name an accepted socket shows.
+  Sock* listener_of(const Sock& s) {
+    if (s.rec().name.empty()) return nullptr;
+    for (auto& [id, o] : socks_)
+      if (o.rec().state == schema::kUnixListening && o.rec().type == s.rec().type &&
+          o.rec().name == s.rec().name && o.rec().dir == s.rec().dir)
+        return &o;
+    return nullptr;
+  }
+
+  // The listener an accepted socket comes from: the image's, or a stand-in bound to the name
+  // (its listener was closed), one per name whichever sockets share it.
+  Result<Sock*> listener_for(const Sock& s) {
+    if (Sock* l = listener_of(s)) return l;
+    for (auto& st : standins_)
+      if (st->rec().name == s.rec().name && st->rec().dir == s.rec().dir &&
+          st->rec().type == s.rec().type)
+        return st.get();
+    auto img = std::make_unique<UnixSocketImage>();
+    img->sock = s.rec();
+    img->sock.state = schema::kUnixListening;
+    img->queue.clear();
+    auto st = std::make_unique<Sock>();
+    st->img = img.get();
+    st->fd.reset(::socket(AF_UNIX, static_cast<int>(s.rec().type) | SOCK_CLOEXEC, 0));
+    if (!st->fd.valid()) return errno_error(what(s) + ": socket for its closed listener");
+    CR_TRY(bind_name(*st));
+    if (::listen(st->fd.get(), SOMAXCONN) != 0) return errno_error(what(s) + ": listen");
+    standin_images_.push_back(std::move(img));
+    standins_.push_back(std::move(st));
+    return standins_.back().get();
+  }
+
+  Status create() {
+    for (auto& [id, s] : socks_) {
+      if (s.fd.valid() || s.accepted) continue;
+      const int type = static_cast<int>(s.rec().type) | SOCK_CLOEXEC;
+      if (gone(s)) {
+        int sv[2];
+        if (::socketpair(AF_UNIX, type, 0, sv) != 0) return errno_error(what(s) + ": socketpair");
+        s.fd.reset(sv[0]);
+        s.ghost.reset(sv[1]);
+        continue;
+      }
+      if (mutual(s) && !peer(s).accepted) {
+        int sv[2];
+        if (::socketpair(AF_UNIX, type, 0, sv) != 0) return errno_error(what(s) + ": socketpair");
+        s.fd.reset(sv[0]);
+        peer(s).fd.reset(sv[1]);
+        continue;
+      }
+      s.fd.reset(::socket(AF_UNIX, type, 0));
+      if (!s.fd.valid()) return errno_error(what(s) + ": socket");
+    }
+    return {};
+  }
+
+  // Datagrams others sent to a named socket come back sent to the name while the receiver is
+  // not connected yet (a connected one takes only its peer's): each from the socket bound to
+  // its sender's name, or from an unnamed socket of our own.
+  Status fill_from_outside(const Sock& s) {
+    const auto& r = s.rec();
+    if (r.name.empty()) return make_error(what(s) + ": queued data and no way to send it again");
+    ScopedFd tmp(::socket(AF_UNIX, static_cast<int>(r.type) | SOCK_CLOEXEC, 0));
+    if (!tmp.valid()) return errno_error("socket");
+    CR_TRY(set_int(tmp.get(), SO_SNDBUFFORCE, kFillSndbuf, what(s), "SO_SNDBUFFORCE"));
+    CR_TRY_ASSIGN(CwdScope cwd, CwdScope::enter(r.dir));
+    auto [a, len] = address(r.name);
+    for (size_t i = 0; i < s.img->queue.size(); ++i) {
+      int from = tmp.get();
+      Sock* sender = nullptr;
+      if (i < s.img->senders.size() && !s.img->senders[i].empty()) {
+        sender = named(s.img->senders[i]);
+        if (sender == nullptr)
+          return make_error(what(s) + ": no socket of the image is named '" +
+                            printable(s.img->senders[i]) + "', which sent a queued datagram");
+        from = sender->fd.get();
+        CR_TRY(set_int(from, SO_SNDBUFFORCE, kFillSndbuf, what(*sender), "SO_SNDBUFFORCE"));
+      }
+      CR_TRY(send_all(from, s.img->queue[i], r.type, what(s), &a, len));
+      if (sender != nullptr) CR_TRY(set_buffers(*sender));
+    }
+    return {};
+  }
+
+  // The dgram socket of the image bound to `name`.
+  Sock* named(const schema::bytes_t& name) {
+    for (auto& [id, o] : socks_)
+      if (o.rec().type == SOCK_DGRAM && o.rec().name == name && o.fd.valid()) return &o;
+    return nullptr;
+  }
+
+  Status connect_all() {
+    for (auto& [id, s] : socks_) {
+      if (gone(s) && s.accepted) {
+        // Accepted, its client gone: a stand-in client connects, then closes once it has sent.
+        CR_TRY_ASSIGN(Sock * l, listener_for(s));
+        s.ghost.reset(::socket(AF_UNIX, static_cast<int>(s.rec().type) | SOCK_CLOEXEC, 0));
+        if (!s.ghost.valid()) return errno_error(what(s) + ": socket");
+        CR_TRY(connect_to(s.ghost.get(), s, *l));
+        s.fd.reset(::accept4(l->fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        if (!s.fd.valid()) return errno_error(what(*l) + ": accept");
+        CR_TRY(set_buffers(s));
+        continue;
+      }
+      if (s.rec().state != schema::kUnixConnected || s.accepted) continue;
+      Sock& p = peer(s);
+      if (mutual(s) && !p.accepted) continue;  // a socketpair
+      if (p.accepted) {
+        CR_TRY_ASSIGN(Sock * l, listener_for(p));
+        CR_TRY(connect_to(s.fd.get(), s, *l));
+        p.fd.reset(::accept4(l->fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        if (!p.fd.valid()) return errno_error(what(*l) + ": accept");
+        CR_TRY(set_buffers(p));
+        continue;
+      }
+      if (p.rec().name.empty())
+        return make_error(what(s) + ": connected to unnamed " + what(p) +
+                          ", which cannot be reached");
+      CR_TRY(connect_to(s.fd.get(), s, p));
+    }
+    return {};
+  }
+
+  Status finish(Sock& s) {
+    const auto& r = s.rec();
+    const uint32_t rd = 1, wr = 2;  // RCV_SHUTDOWN, SEND_SHUTDOWN
+    if (r.shutdown != 0) {
+      int how = (r.shutdown & (rd | wr)) == (rd | wr) ? SHUT_RDWR
+                : (r.shutdown & rd)                   ? SHUT_RD
+                                                      : SHUT_WR;
+      if (::shutdown(s.fd.get(), how) != 0) return errno_error(what(s) + ": shutdown");
+    }
+    if ((r.flags & schema::kUnixPassCred) != 0)
+      CR_TRY(set_int(s.fd.get(), SO_PASSCRED, 1, what(s), "SO_PASSCRED"));
+    if (r.peek_off >= 0)
+      CR_TRY(set_int(s.fd.get(), SO_PEEK_OFF, r.peek_off, what(s), "SO_PEEK_OFF"));
+    return {};
+  }
+
+  std::map<uint32_t, Sock> socks_;  // by UnixSocket id: the stream's order
+  std::map<uint64_t, Sock*> by_ino_;
+  std::vector<std::unique_ptr<UnixSocketImage>> standin_images_;
+  std::vector<std::unique_ptr<Sock>> standins_;  // listeners standing in for closed ones
+};
+
+}  // namespace
+
+Result<std::map<uint32_t, ScopedFd>> create_unix_sockets(
+    const std::map<uint32_t, UnixSocketImage>& sockets) {
+  return Builder(sockets).run();
+}
+
+}  // namespace cr::restore
