@@ -36,11 +36,7 @@ long same_target(pid_t pid, int fd, pid_t epoll_pid, int efd, int tfd, int toff)
 // Whether the file at `fd` of `pid` has any event ready now (a copy of the fd through a pidfd,
 // polled without waiting).
 Result<bool> any_event_ready(pid_t pid, int fd) {
-  ScopedFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-  if (!pidfd.valid()) return errno_error("pidfd_open " + std::to_string(pid));
-  ScopedFd copy(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), fd, 0)));
-  if (!copy.valid())
-    return errno_error("pidfd_getfd fd " + std::to_string(fd) + " of " + std::to_string(pid));
+  CR_TRY_ASSIGN(ScopedFd copy, copy_task_fd(pid, fd));
   pollfd p{copy.get(), POLLIN | POLLOUT | POLLPRI | POLLRDHUP, 0};
   int n = ::poll(&p, 1, 0);
   if (n < 0) return errno_error("poll fd " + std::to_string(fd) + " of " + std::to_string(pid));

@@ -17,6 +17,7 @@
 
 #include "common/text.h"
 #include "dump/passes.h"
+#include "sys/linux_abi.h"
 #include "dump/unix_sockets.h"
 
 namespace cr::dump {
@@ -458,6 +459,15 @@ class FileCollector {
 }  // namespace
 
 Status collect_files(DumpTree& tree) { return FileCollector(tree).run(); }
+
+Result<ScopedFd> copy_task_fd(pid_t pid, int fd) {
+  ScopedFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (!pidfd.valid()) return errno_error("pidfd_open(" + std::to_string(pid) + ")");
+  ScopedFd copy(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), fd, 0)));
+  if (!copy.valid())
+    return errno_error("pid " + std::to_string(pid) + " " + fd_name(fd) + ": pidfd_getfd");
+  return copy;
+}
 
 /// Writes a deleted file's contents in FileData records of at most 1 MiB each.
 Status write_file_data(format::RecordWriter& out, uint32_t file, std::span<const uint8_t> data) {

@@ -47,6 +47,9 @@ struct OpenFileRef {
 /// fired EPOLLONESHOT watch whose file has no event ready (restore could not disarm it).
 Status collect_epoll_items(DumpTree& tree, const std::vector<EpollRef>& epolls,
                            const std::vector<OpenFileRef>& open);
+/// A copy of fd `fd` of `pid` in crdump (pidfd_getfd): the same open file description, to
+/// read state only an open file shows (a socket's queue, a pty's termios, a file's readiness).
+Result<ScopedFd> copy_task_fd(pid_t pid, int fd);
 /// Writes a deleted file's contents as FileData records of at most 1 MiB each.
 Status write_file_data(format::RecordWriter& out, uint32_t file, std::span<const uint8_t> data);
 

@@ -24,17 +24,6 @@ namespace {
 
 std::string pts_name(uint32_t index) { return "/dev/pts/" + std::to_string(index); }
 
-// A copy of fd `fd` of `pid` in crdump: the same open file description.
-Result<ScopedFd> copy_fd(pid_t pid, int fd) {
-  ScopedFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-  if (!pidfd.valid()) return errno_error("pidfd_open(" + std::to_string(pid) + ")");
-  ScopedFd copy(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), fd, 0)));
-  if (!copy.valid())
-    return errno_error("pid " + std::to_string(pid) + " fd " + std::to_string(fd) +
-                       ": pidfd_getfd");
-  return copy;
-}
-
 Result<int> int_ioctl(int fd, unsigned long req, const char* name) {
   int v = 0;
   if (::ioctl(fd, req, &v) != 0) return errno_error(name);
@@ -126,8 +115,8 @@ Result<schema::Pty> read_pty(const DumpTree& tree, const PtyEnds& e) {
   if (::stat(pts_name(e.index).c_str(), &st) != 0 || st.st_dev != e.slave_st.st_dev ||
       st.st_rdev != e.slave_st.st_rdev)
     return make_error(what + ": on another devpts instance than /dev/pts not supported yet");
-  CR_TRY_ASSIGN(ScopedFd master, copy_fd(e.master_pid, e.master_fd));
-  CR_TRY_ASSIGN(ScopedFd slave, copy_fd(e.slave_pid, e.slave_fd));
+  CR_TRY_ASSIGN(ScopedFd master, copy_task_fd(e.master_pid, e.master_fd));
+  CR_TRY_ASSIGN(ScopedFd slave, copy_task_fd(e.slave_pid, e.slave_fd));
   CR_TRY_ASSIGN(int index, int_ioctl(master.get(), TIOCGPTN, "TIOCGPTN"));
   if (static_cast<uint32_t>(index) != e.index)
     return make_error(what + ": TIOCGPTN says " + std::to_string(index));

@@ -13,16 +13,12 @@
 
 #include <algorithm>
 
+#include "dump/passes.h"
+
 namespace cr::dump {
 
 namespace {
 
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434  // Linux 5.3
-#endif
-#ifndef SYS_pidfd_getfd
-#define SYS_pidfd_getfd 438  // Linux 5.6
-#endif
 #ifndef SO_PEEK_OFF
 #define SO_PEEK_OFF 42
 #endif
@@ -71,16 +67,6 @@ std::string type_name(uint32_t type) {
     default:
       return "type " + std::to_string(type);
   }
-}
-
-// A copy of `fd` of `pid` in this process: the same open file description, so the same socket.
-Result<ScopedFd> grab_fd(pid_t pid, int fd) {
-  ScopedFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-  if (!pidfd.valid()) return errno_error("pidfd_open(" + std::to_string(pid) + ")");
-  ScopedFd copy(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), fd, 0)));
-  if (!copy.valid())
-    return errno_error("pidfd_getfd(pid " + std::to_string(pid) + ", " + fd_name(fd) + ")");
-  return copy;
 }
 
 Result<int> get_int_opt(int s, int opt, const char* name) {
@@ -193,7 +179,7 @@ Result<uint32_t> UnixSocketCollector::add(DumpContext& proc, int fd, uint64_t in
   auto d = diag_->find(ino);
   if (d == diag_->end()) {
     // Not a unix socket of this network namespace (a frozen tree creates none meanwhile).
-    CR_TRY_ASSIGN(ScopedFd s, grab_fd(proc.pid, fd));
+    CR_TRY_ASSIGN(ScopedFd s, copy_task_fd(proc.pid, fd));
     CR_TRY_ASSIGN(int family, get_int_opt(s.get(), SO_DOMAIN, "SO_DOMAIN"));
     if (family == AF_UNIX)
       return make_error(fd_name(fd) + ": unix socket socket:[" + std::to_string(ino) +
@@ -305,7 +291,7 @@ Status UnixSocketCollector::describe(const Entry& e, schema::UnixSocket& rec) {
         return make_error("unix socket accepted from listener socket:[" + std::to_string(ino) +
                           "] '" + printable(d.name) + "' outside the process tree");
 
-  CR_TRY_ASSIGN(ScopedFd s, grab_fd(e.proc->pid, e.fd));
+  CR_TRY_ASSIGN(ScopedFd s, copy_task_fd(e.proc->pid, e.fd));
   CR_TRY_ASSIGN(int passcred, get_int_opt(s.get(), SO_PASSCRED, "SO_PASSCRED"));
   CR_TRY_ASSIGN(int sndbuf, get_int_opt(s.get(), SO_SNDBUF, "SO_SNDBUF"));
   CR_TRY_ASSIGN(int rcvbuf, get_int_opt(s.get(), SO_RCVBUF, "SO_RCVBUF"));
