@@ -150,8 +150,8 @@ struct DumpTree {
   IpcTable ipc;
   uint32_t next_obj_id = 1;  // objdef ids of Pipe and File records
 
-  DumpContext* find(pid_t pid) {
-    for (auto& p : procs)
+  DumpContext* find(pid_t pid) const {
+    for (const auto& p : procs)
       if (p->pid == pid) return p.get();
     return nullptr;
   }

@@ -2,7 +2,6 @@
 // apart with kcmp), Pipe objects with their queued bytes (peeked with tee(2), never consumed),
 // Pty objects for the pty pairs whose master is in the tree (pty.cc), contents of deleted
 // files, and one Fd per slot of each process.
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/kcmp.h>
 #include <sys/ioctl.h>
@@ -276,30 +275,19 @@ class FileCollector {
   // write end. Walks every process's fds: done only for a pipe missing an end in the tree.
   bool held_outside(ino_t ino, bool read_end) const {
     const std::string want = "pipe:[" + std::to_string(ino) + "]";
-    DIR* procs = ::opendir("/proc");
-    if (procs == nullptr) return true;  // cannot tell: the safe answer
-    bool found = false;
-    while (dirent* pe = ::readdir(procs)) {
-      auto pid = parse_uint(pe->d_name);
-      if (!pid || tree_.find(static_cast<pid_t>(*pid)) != nullptr) continue;
-      auto proc = ProcDir::open(static_cast<pid_t>(*pid));
-      if (!proc.ok()) continue;
-      auto fds = proc->fds();
-      if (!fds.ok()) continue;
-      for (int fd : *fds) {
-        auto link = proc->readlink("fd/" + std::to_string(fd));
+    return any_outside_process(tree_, [&](const ProcDir& proc, const std::vector<int>& fds) {
+      for (int fd : fds) {
+        auto link = proc.readlink("fd/" + std::to_string(fd));
         if (!link.ok() || *link != want) continue;
-        auto info = proc->read("fdinfo/" + std::to_string(fd));
+        auto info = proc.read("fdinfo/" + std::to_string(fd));
         if (!info.ok()) continue;
         auto parsed = parse_fdinfo(*info);
         if (!parsed.ok()) continue;
         const int acc = static_cast<int>(parsed->flags & O_ACCMODE);
-        if (acc == O_RDWR || (read_end ? acc == O_RDONLY : acc == O_WRONLY)) found = true;
+        if (acc == O_RDWR || (read_end ? acc == O_RDONLY : acc == O_WRONLY)) return true;
       }
-      if (found) break;
-    }
-    ::closedir(procs);
-    return found;
+      return false;
+    });
   }
 
   // --inherit-fd names fds of the root; a child sharing that description shares its File.
@@ -459,6 +447,21 @@ class FileCollector {
 }  // namespace
 
 Status collect_files(DumpTree& tree) { return FileCollector(tree).run(); }
+
+bool any_outside_process(const DumpTree& tree,
+                         const std::function<bool(const ProcDir&, const std::vector<int>&)>& fn) {
+  auto pids = ProcDir::all_pids();
+  if (!pids.ok()) return true;  // cannot tell: the safe answer is "held"
+  for (int pid : *pids) {
+    if (tree.find(pid) != nullptr) continue;
+    auto proc = ProcDir::open(pid);
+    if (!proc.ok()) continue;  // gone meanwhile
+    auto fds = proc->fds();
+    if (!fds.ok()) continue;
+    if (fn(*proc, *fds)) return true;
+  }
+  return false;
+}
 
 Result<ScopedFd> copy_task_fd(pid_t pid, int fd) {
   ScopedFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));

@@ -47,6 +47,12 @@ struct OpenFileRef {
 /// fired EPOLLONESHOT watch whose file has no event ready (restore could not disarm it).
 Status collect_epoll_items(DumpTree& tree, const std::vector<EpollRef>& epolls,
                            const std::vector<OpenFileRef>& open);
+/// Calls `fn` with every process outside the tree until it returns true; returns
+/// whether it did. For the checks that an object has no holder outside (a pipe's other end, a
+/// pty): they walk every process, so they run only for objects that need them. `fn` gets the
+/// process's open fds too.
+bool any_outside_process(const DumpTree& tree,
+                         const std::function<bool(const ProcDir&, const std::vector<int>&)>& fn);
 /// A copy of fd `fd` of `pid` in crdump (pidfd_getfd): the same open file description, to
 /// read state only an open file shows (a socket's queue, a pty's termios, a file's readiness).
 Result<ScopedFd> copy_task_fd(pid_t pid, int fd);

@@ -2,7 +2,6 @@
 // copies of the tree's own fds (pidfd_getfd: a reopen of /dev/ptmx would make a new pair), and
 // the checks that keep a restore from losing part of one (queued bytes, holders outside the
 // tree, a controlling terminal of a session that is not the tree's).
-#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/ioctl.h>
@@ -169,48 +168,35 @@ Status check_pty_holders(const DumpTree& tree, const std::vector<schema::Pty>& p
     struct stat st {};
     if (::stat(pts_name(p.index).c_str(), &st) == 0) by_tty_nr[pty_tty_nr(st.st_rdev)] = p.index;
   }
-  DIR* procs = ::opendir("/proc");
-  if (procs == nullptr) return errno_error("opendir /proc");
   std::string found;
-  while (dirent* pe = ::readdir(procs)) {
-    auto pid = parse_uint(pe->d_name);
-    if (!pid || static_cast<pid_t>(*pid) == ::getpid()) continue;
-    if (std::any_of(tree.procs.begin(), tree.procs.end(),
-                    [&](const auto& c) { return c->pid == static_cast<pid_t>(*pid); }))
-      continue;
-    auto proc = ProcDir::open(static_cast<pid_t>(*pid));
-    if (!proc.ok()) continue;  // gone meanwhile
-    const std::string who = "pid " + std::to_string(*pid);
-    if (auto text = proc->read("stat"); text.ok())
-      if (auto s = parse_stat(*text); s.ok() && by_tty_nr.count(s->tty_nr) != 0)
+  any_outside_process(tree, [&](const ProcDir& proc, const std::vector<int>& fds) {
+    if (proc.pid() == ::getpid()) return false;  // crdump's own copies of the tree's fds
+    const std::string who = "pid " + std::to_string(proc.pid());
+    if (auto text = proc.read("stat"); text.ok())
+      if (auto s = parse_stat(*text); s.ok() && by_tty_nr.count(s->tty_nr) != 0) {
         found = pts_name(by_tty_nr[s->tty_nr]) + " is the controlling terminal of " + who;
-    DIR* fds = found.empty()
-                   ? ::fdopendir(::openat(proc->fd(), "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC))
-                   : nullptr;
-    while (fds != nullptr && found.empty()) {
-      dirent* de = ::readdir(fds);
-      if (de == nullptr) break;
-      auto fd = parse_uint(de->d_name);
-      if (!fd) continue;
-      const std::string n = "fd/" + std::to_string(*fd);
-      auto st = proc->stat(n);
+        return true;
+      }
+    for (int fd : fds) {
+      auto st = proc.stat("fd/" + std::to_string(fd));
       if (!st.ok() || !S_ISCHR(st->st_mode)) continue;
       if (major(st->st_rdev) == 5 && minor(st->st_rdev) == 2) {
-        auto info = proc->read("fdinfo/" + std::to_string(*fd));
+        auto info = proc.read("fdinfo/" + std::to_string(fd));
         if (!info.ok()) continue;
         auto parsed = parse_fdinfo(*info);
         if (parsed.ok() && parsed->tty_index >= 0 &&
-            indexes.count(static_cast<uint32_t>(parsed->tty_index)) != 0)
+            indexes.count(static_cast<uint32_t>(parsed->tty_index)) != 0) {
           found = "the master of " + pts_name(static_cast<uint32_t>(parsed->tty_index)) +
-                  " is also open in " + who + " fd " + std::to_string(*fd);
+                  " is also open in " + who + " fd " + std::to_string(fd);
+          return true;
+        }
       } else if (auto it = by_tty_nr.find(pty_tty_nr(st->st_rdev)); it != by_tty_nr.end()) {
-        found = pts_name(it->second) + " is also open in " + who + " fd " + std::to_string(*fd);
+        found = pts_name(it->second) + " is also open in " + who + " fd " + std::to_string(fd);
+        return true;
       }
     }
-    if (fds != nullptr) ::closedir(fds);
-    if (!found.empty()) break;
-  }
-  ::closedir(procs);
+    return false;
+  });
   if (!found.empty()) return make_error("pty " + found + ", outside the process tree");
   return {};
 }

@@ -106,9 +106,11 @@ Result<struct stat> ProcDir::stat(const std::string& name) const {
   return st;
 }
 
-Result<std::vector<int>> ProcDir::numbered(const char* dir) const {
-  const std::string where = "/proc/" + std::to_string(pid_) + "/" + dir;
-  ScopedFd fd(::openat(dir_.get(), dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+namespace {
+
+// The numbered entries of directory `dir` (relative to `at`), ascending.
+Result<std::vector<int>> numbered_entries(int at, const char* dir, const std::string& where) {
+  ScopedFd fd(::openat(at, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd.valid()) return errno_error("open " + where);
   DIR* d = ::fdopendir(fd.get());
   if (d == nullptr) return errno_error("fdopendir " + where);
@@ -121,6 +123,14 @@ Result<std::vector<int>> ProcDir::numbered(const char* dir) const {
   std::sort(out.begin(), out.end());
   return out;
 }
+
+}  // namespace
+
+Result<std::vector<int>> ProcDir::numbered(const char* dir) const {
+  return numbered_entries(dir_.get(), dir, "/proc/" + std::to_string(pid_) + "/" + dir);
+}
+
+Result<std::vector<int>> ProcDir::all_pids() { return numbered_entries(AT_FDCWD, "/proc", "/proc"); }
 
 std::string map_files_entry(uint64_t start, uint64_t end) {
   char name[64];

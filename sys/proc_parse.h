@@ -32,6 +32,8 @@ class ProcDir {
   /// The numbered entries of a directory under /proc/PID ("task", "fd"), ascending. A listing
   /// is a snapshot: threads and fds come and go.
   Result<std::vector<int>> numbered(const char* dir) const;
+  /// Every process's pid in /proc, ascending (a snapshot).
+  static Result<std::vector<int>> all_pids();
   /// The thread ids in task/, ascending.
   Result<std::vector<pid_t>> tasks() const { return numbered("task"); }
   /// The open fds in fd/, ascending.
