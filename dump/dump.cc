@@ -28,6 +28,15 @@ Status timed(const DumpOptions& opts, const char* name, F&& f) {
   return st;
 }
 
+// Runs `f`, adding its wall time to `seconds`.
+template <class F>
+Status summed(double& seconds, F&& f) {
+  auto t0 = std::chrono::steady_clock::now();
+  Status st = f();
+  seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return st;
+}
+
 // Runs a per-process pass over every live process (a zombie has nothing left to read).
 Status each(DumpTree& tree, Status (*pass)(DumpContext&)) {
   for (auto& p : tree.procs)
@@ -134,11 +143,17 @@ Status run_passes(DumpTree& tree, pid_t root, const DumpOptions& opts, format::R
   }));
   CR_TRY(timed(opts, "write-head", [&] { return write_tree_head(tree); }));
   // Per process: its memory map, its pages, its signals and threads.
+  // Each reported once, summed over the processes.
+  double pages_s = 0, tail_s = 0;
   for (auto& p : tree.procs) {
     if (p->zombie) continue;
     CR_TRY(write_mm_records(*p));
-    CR_TRY(timed(opts, "pages", [&] { return write_pages(*p); }));
-    CR_TRY(timed(opts, "write-tail", [&] { return write_tail_records(*p); }));
+    CR_TRY(summed(pages_s, [&] { return write_pages(*p); }));
+    CR_TRY(summed(tail_s, [&] { return write_tail_records(*p); }));
+  }
+  if (opts.on_pass) {
+    opts.on_pass("pages", pages_s);
+    opts.on_pass("write-tail", tail_s);
   }
   return timed(opts, "finish", [&] { return out.finish(); });
 }
