@@ -151,8 +151,9 @@ void default_signals() {
 bool shares_files(const RestoreContext& ctx) { return ctx.img.process->files_shared_with != 0; }
 
 // Forks the process's children, each with its dumped pid, each running child_main in turn. A
-// child that shares our fd table (CLONE_FILES) gets a pipe to say it is done with the inherited
-// files: until then we must not rebuild the table it shares. Returns those pipes' read ends.
+// child that shares our fd table (CLONE_FILES) gets a pipe whose write end it closes when it is
+// done with the inherited files: until then we must not rebuild the table it shares. Returns
+// those pipes' read ends.
 Result<std::vector<int>> fork_children(const RestoreContext& root, const RestoreContext& me,
                                        const Carriers& carriers, int report_fd) {
   std::vector<int> waits;
@@ -193,17 +194,16 @@ Result<std::vector<int>> fork_children(const RestoreContext& root, const Restore
   return waits;
 }
 
-// Waits until every child sharing our fd table has said it is done with it (or died).
-Status wait_for_sharers(const std::vector<int>& waits) {
+// Waits until every child sharing our fd table is done with it: it closes the write end (EOF),
+// the last thing it does to the table. (A child that failed closes it too; it has reported its
+// error to crrestore, which then kills the tree.)
+void wait_for_sharers(const std::vector<int>& waits) {
   for (int fd : waits) {
     char c;
-    ssize_t n;
-    while ((n = ::read(fd, &c, 1)) < 0 && errno == EINTR) {
+    while (::read(fd, &c, 1) < 0 && errno == EINTR) {
     }
     ::close(fd);
-    if (n != 1) return make_error("a child sharing the fd table failed before it was ready");
   }
-  return {};
 }
 
 Status setup(const RestoreContext& root, const RestoreContext& ctx, const Carriers& carriers,
@@ -211,7 +211,7 @@ Status setup(const RestoreContext& root, const RestoreContext& ctx, const Carrie
   const auto& p = *ctx.img.process;
   CR_TRY(set_session(root, ctx, carriers, *report_fd));
   CR_TRY_ASSIGN(std::vector<int> sharers, fork_children(root, ctx, carriers, *report_fd));
-  CR_TRY(wait_for_sharers(sharers));
+  wait_for_sharers(sharers);
   // A table shared with the parent is the parent's to build, once this process is ready.
   if (!shares_files(ctx)) CR_TRY(build_fd_table(ctx, carriers, report_fd));
   if (ctx.img.fs && !ctx.img.fs->cwd.empty() && ::chdir(ctx.img.fs->cwd.c_str()) != 0)
@@ -240,8 +240,8 @@ void child_main(const RestoreContext& root, const RestoreContext& ctx, const Car
   }
   report(report_fd, 'R', me);
   if (shares_files(ctx)) {
-    // The table is the parent's: it may rebuild it now (closing our report fd with it).
-    (void)!::write(done_fd, "d", 1);
+    // The table is the parent's: closing the pipe's one write end (EOF) lets it rebuild it now,
+    // our report fd with it. Nothing here touches the table after this.
     ::close(done_fd);
   } else {
     ::close(report_fd);

@@ -10,6 +10,8 @@
 #include <string>
 #include <utility>
 
+#include "sys/proc_parse.h"
+
 namespace cr::restore {
 
 namespace {
@@ -22,6 +24,18 @@ void reap(pid_t tid) {
     if (r < 0 && errno == EINTR) continue;
     if (r < 0 || WIFEXITED(st) || WIFSIGNALED(st)) return;
   }
+}
+
+constexpr int kZombieWaitMs = 5000;
+
+// Whether `pid` exists only as a zombie (exited, waiting for its parent to reap it).
+bool held_by_zombie(pid_t pid) {
+  auto proc = sys::ProcDir::open(pid);
+  if (!proc.ok()) return false;
+  auto text = proc->read("stat");
+  if (!text.ok()) return false;
+  auto st = sys::parse_stat(*text);
+  return st.ok() && (st->state == 'Z' || st->state == 'X');
 }
 
 }  // namespace
@@ -63,8 +77,19 @@ Result<ChildGuard> clone_with_pid(pid_t pid, const std::function<void()>& child_
   args.set_tid = reinterpret_cast<uint64_t>(&tid);
   args.set_tid_size = 1;
   long r = ::syscall(SYS_clone3, &args, sizeof args);
+  // A zombie of the dumped process (killed by crdump) holds its pid until its parent reaps it;
+  // when that parent is init, reaping can take a moment. Nothing signals the reap to a stranger,
+  // so wait for it a bounded time, and only while the holder is a zombie.
+  for (int waited_ms = 0; r < 0 && errno == EEXIST && waited_ms < kZombieWaitMs; waited_ms += 10) {
+    if (!held_by_zombie(pid)) break;
+    ::usleep(10 * 1000);
+    r = ::syscall(SYS_clone3, &args, sizeof args);
+  }
   if (r < 0) {
-    if (errno == EEXIST) return Error{"pid " + std::to_string(pid) + " is in use", EEXIST};
+    if (errno == EEXIST) {
+      const std::string why = held_by_zombie(pid) ? " (by a zombie its parent has not reaped)" : "";
+      return Error{"pid " + std::to_string(pid) + " is in use" + why, EEXIST};
+    }
     return errno_error("clone3 with pid " + std::to_string(pid));
   }
   if (r == 0) {
