@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <set>
 
 #include "dump/passes.h"
 
@@ -107,25 +108,49 @@ Status check_namespaces(const DumpContext& p, const DumpContext& root) {
   return {};
 }
 
+// Whether a process with this pid exists (a zombie counts: its pid is not free).
+bool alive(uint32_t pid) { return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM; }
+
 // Sessions and process groups restore can rebuild: a process leads its session or shares its
 // parent's; its group is its own, another one's in the tree (same session), or the root's.
 Status check_tree(DumpTree& tree) {
-  const schema::Process& root = tree.procs.front()->process;
+  schema::Process& root = tree.procs.front()->process;
+  std::set<uint32_t> remade;  // groups a helper remakes at restore (their leader has exited)
+  // The root's session and group are its own, or the ones it joins at restore (crrestore's),
+  // unless their leader has exited: then they are remade (a daemon whose session leader
+  // exited after the double fork).
+  if (root.sid != root.pid && root.pgid == root.sid && !alive(root.sid)) {
+    root.flags |= schema::kProcessSessionLeaderGone;
+    remade.insert(root.pgid);
+  }
   for (size_t i = 1; i < tree.procs.size(); ++i) {
-    const schema::Process& p = tree.procs[i]->process;
+    schema::Process& p = tree.procs[i]->process;
     const DumpContext* parent = tree.find(tree.procs[i]->parent);
     const std::string who = "pid " + std::to_string(p.pid);
     if (tree.procs[i]->zombie) continue;  // shares nothing any more
     CR_TRY(check_namespaces(*tree.procs[i], *tree.procs.front()));
-    if (p.sid != p.pid && (parent == nullptr || p.sid != parent->process.sid))
-      return make_error(who + " is in session " + std::to_string(p.sid) +
-                        ", not its parent's: not supported yet");
-    if (p.pgid == p.pid) continue;
+    const bool parents_session = parent != nullptr && p.sid == parent->process.sid;
+    const bool parents_group = parent != nullptr && p.pgid == parent->process.pgid;
+    if (p.sid != p.pid && !parents_session) {
+      // A session led from outside: remade if its leader is gone (and is its group's too).
+      if (alive(p.sid) || p.pgid != p.sid || !remade.insert(p.pgid).second)
+        return make_error(who + " is in session " + std::to_string(p.sid) +
+                          ", not its parent's, led from outside the tree: not supported yet");
+      p.flags |= schema::kProcessSessionLeaderGone;
+      continue;
+    }
+    if (p.pgid == p.pid || parents_group) continue;
     const DumpContext* leader = tree.find(static_cast<pid_t>(p.pgid));
     if (leader != nullptr && leader->process.sid == p.sid) continue;
     if (p.pgid == root.pgid && p.sid == root.sid) continue;
+    if (remade.count(p.pgid) != 0) continue;  // joined once its first member has remade it
+    if (!alive(p.pgid) && p.sid != p.pgid) {
+      remade.insert(p.pgid);
+      p.flags |= schema::kProcessGroupLeaderGone;
+      continue;
+    }
     return make_error(who + " is in process group " + std::to_string(p.pgid) +
-                      ", outside the tree: not supported yet");
+                      ", led from outside the tree: not supported yet");
   }
   return {};
 }

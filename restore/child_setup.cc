@@ -150,6 +150,23 @@ void default_signals() {
 
 bool shares_files(const RestoreContext& ctx) { return ctx.img.process->files_shared_with != 0; }
 
+}  // namespace
+
+Result<ChildGuard> create_process(const RestoreContext& ctx, const std::function<void()>& body,
+                                  uint64_t share) {
+  const schema::Process& p = *ctx.img.process;
+  const bool session = (p.flags & schema::kProcessSessionLeaderGone) != 0;
+  const bool group = (p.flags & schema::kProcessGroupLeaderGone) != 0;
+  if (!session && !group) return clone_with_pid(ctx.pid(), body, share);
+  if (share != 0)
+    return make_error("pid " + std::to_string(p.pid) +
+                      " shares its fd table or fs context and its session or group's leader is gone");
+  return clone_into_gone_leaders(ctx.pid(), static_cast<pid_t>(session ? p.sid : p.pgid), session,
+                                 body);
+}
+
+namespace {
+
 // Forks the process's children, each with its dumped pid, each running child_main in turn. A
 // child that shares our fd table (CLONE_FILES) gets a pipe whose write end it closes when it is
 // done with the inherited files: until then we must not rebuild the table it shares. Returns
@@ -179,14 +196,11 @@ Result<std::vector<int>> fork_children(const RestoreContext& root, const Restore
       share |= CLONE_FS;
     }
     const int done_fd = done[1];
-    CR_TRY_ASSIGN(ChildGuard g,
-                  clone_with_pid(
-                      kid.pid(),
-                      [&root, &kid, &carriers, report_fd, zombie, done_fd] {
-                        if (zombie) become_zombie(kid.img.process->exit_status);
-                        child_main(root, kid, carriers, report_fd, done_fd);
-                      },
-                      share));
+    auto body = [&root, &kid, &carriers, report_fd, zombie, done_fd] {
+      if (zombie) become_zombie(kid.img.process->exit_status);
+      child_main(root, kid, carriers, report_fd, done_fd);
+    };
+    CR_TRY_ASSIGN(ChildGuard g, create_process(kid, body, share));
     (void)g.release();  // it lives on; crrestore kills the whole tree if anything fails
     // In a shared table the write end is the child's to close; in ours it goes now.
     if (done_fd >= 0 && (share & CLONE_FILES) == 0) ::close(done_fd);

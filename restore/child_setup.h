@@ -25,6 +25,11 @@ using Carriers = std::map<uint32_t, int>;
 
 /// Runs in the process created by clone_with_pid for `ctx` (`root` holds the whole tree).
 /// Never returns: it waits to be seized on success, or _exit(1) after reporting its error.
+/// Creates the process of `ctx` running `body` (clone_with_pid; through a helper when its
+/// session or group leader is gone, so that it is in that session or group from the start).
+Result<ChildGuard> create_process(const RestoreContext& ctx, const std::function<void()>& body,
+                                  uint64_t share = 0);
+
 [[noreturn]] void child_main(const RestoreContext& root, const RestoreContext& ctx,
                              const Carriers& carriers, int report_fd, int done_fd = -1);
 

@@ -233,7 +233,8 @@ Status check_tree_head(const TreeHead& head) {
   // A flag this build does not know means state it would not restore: refuse, never ignore.
   constexpr uint32_t kKnownFlags =
       schema::kProcessShellJob | schema::kProcessZombie | schema::kProcessOwnIpcNs |
-      schema::kProcessChildSubreaper;
+      schema::kProcessChildSubreaper | schema::kProcessSessionLeaderGone |
+      schema::kProcessGroupLeaderGone;
   for (const auto& img : head.procs)
     if ((img.process->flags & ~kKnownFlags) != 0)
       return make_error("pid " + std::to_string(img.process->pid) + ": process flags " +

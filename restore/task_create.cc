@@ -28,14 +28,24 @@ void reap(pid_t tid) {
 
 constexpr int kZombieWaitMs = 5000;
 
-// Whether `pid` exists only as a zombie (exited, waiting for its parent to reap it).
+// Whether `pid` is held only by zombies (exited, waiting for their parent to reap them): as
+// their pid, or as the id of a session or process group a zombie is still in (the number stays
+// taken while it names one). Walks /proc: only done when a pid is in use.
 bool held_by_zombie(pid_t pid) {
-  auto proc = sys::ProcDir::open(pid);
-  if (!proc.ok()) return false;
-  auto text = proc->read("stat");
-  if (!text.ok()) return false;
-  auto st = sys::parse_stat(*text);
-  return st.ok() && (st->state == 'Z' || st->state == 'X');
+  auto pids = sys::ProcDir::all_pids();
+  if (!pids.ok()) return false;
+  bool held = false;
+  for (int p : *pids) {
+    auto proc = sys::ProcDir::open(p);
+    if (!proc.ok()) continue;
+    auto text = proc->read("stat");
+    if (!text.ok()) continue;
+    auto st = sys::parse_stat(*text);
+    if (!st.ok() || (p != pid && st->pgrp != pid && st->session != pid)) continue;
+    if (st->state != 'Z' && st->state != 'X') return false;  // a live holder: no use waiting
+    held = true;
+  }
+  return held;
 }
 
 }  // namespace
@@ -72,21 +82,25 @@ Result<ChildGuard> clone_with_pid(pid_t pid, const std::function<void()>& child_
   if (pid <= 0) return make_error("cannot create pid " + std::to_string(pid));
   pid_t tid = pid;
   clone_args args{};
-  args.flags = share & (CLONE_FILES | CLONE_FS);
-  args.exit_signal = SIGCHLD;
+  args.flags = share & (CLONE_FILES | CLONE_FS | CLONE_PARENT);
+  // With CLONE_PARENT clone3 takes no exit signal: the child gets its creator's (SIGCHLD).
+  args.exit_signal = (share & CLONE_PARENT) != 0 ? 0 : SIGCHLD;
   args.set_tid = reinterpret_cast<uint64_t>(&tid);
   args.set_tid_size = 1;
   long r = ::syscall(SYS_clone3, &args, sizeof args);
+  int err = r < 0 ? errno : 0;
   // A zombie of the dumped process (killed by crdump) holds its pid until its parent reaps it;
   // when that parent is init, reaping can take a moment. Nothing signals the reap to a stranger,
   // so wait for it a bounded time, and only while the holder is a zombie.
-  for (int waited_ms = 0; r < 0 && errno == EEXIST && waited_ms < kZombieWaitMs; waited_ms += 10) {
+  for (int waited_ms = 0; err == EEXIST && waited_ms < kZombieWaitMs; waited_ms += 10) {
     if (!held_by_zombie(pid)) break;
     ::usleep(10 * 1000);
     r = ::syscall(SYS_clone3, &args, sizeof args);
+    err = r < 0 ? errno : 0;
   }
   if (r < 0) {
-    if (errno == EEXIST) {
+    errno = err;  // the /proc reads above may have changed it
+    if (err == EEXIST) {
       const std::string why = held_by_zombie(pid) ? " (by a zombie its parent has not reaped)" : "";
       return Error{"pid " + std::to_string(pid) + " is in use" + why, EEXIST};
     }
@@ -102,6 +116,28 @@ Result<ChildGuard> clone_with_pid(pid_t pid, const std::function<void()>& child_
                       std::to_string(pid));
   }
   return ChildGuard(static_cast<pid_t>(r));
+}
+
+Result<ChildGuard> clone_into_gone_leaders(pid_t pid, pid_t leader, bool new_session,
+                                          const std::function<void()>& child_main) {
+  const std::string what = std::string(new_session ? "session" : "process group") + " " +
+                           std::to_string(leader) + " of pid " + std::to_string(pid);
+  CR_TRY_ASSIGN(ChildGuard helper, clone_with_pid(leader, [&] {
+                  if (new_session ? ::setsid() < 0 : ::setpgid(0, 0) != 0) ::_exit(90);
+                  auto c = clone_with_pid(pid, child_main, CLONE_PARENT);
+                  if (!c.ok()) ::_exit(c.error().code == EEXIST ? 91 : 92);
+                  (void)c->release();  // the caller's child now
+                  ::_exit(0);
+                }));
+  const pid_t h = helper.release();
+  int st = 0;
+  while (::waitpid(h, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return ChildGuard(pid);
+  if (WIFEXITED(st) && WEXITSTATUS(st) == 91)
+    return Error{"pid " + std::to_string(pid) + " is in use", EEXIST};
+  return make_error("remaking the " + what + ": its helper failed (status " +
+                    std::to_string(st) + ")");
 }
 
 }  // namespace cr::restore

@@ -46,4 +46,11 @@ class ChildGuard {
 Result<ChildGuard> clone_with_pid(pid_t pid, const std::function<void()>& child_main,
                                   uint64_t share = 0);
 
+/// clone_with_pid, but into a session (`new_session`) or process group whose leader, pid
+/// `leader`, has exited: a helper with that pid makes the session (setsid) or group (setpgid),
+/// clones the child with CLONE_PARENT, so that its parent is the caller, and exits; the caller
+/// reaps it. The group or session lives on in its member.
+Result<ChildGuard> clone_into_gone_leaders(pid_t pid, pid_t leader, bool new_session,
+                                          const std::function<void()>& child_main);
+
 }  // namespace cr::restore

@@ -96,7 +96,7 @@ Status create_tree(RestoreContext& root) {
   if (::pipe2(p, O_CLOEXEC) != 0) return errno_error("pipe2");
   ScopedFd rd(p[0]), wr(p[1]);
   const int report_fd = p[1];
-  auto created = clone_with_pid(root.pid(), [&root, &carriers, &p, report_fd] {
+  auto created = create_process(root, [&root, &carriers, &p, report_fd] {
     ::close(p[0]);
     child_main(root, root, carriers.fds, report_fd);
   });
@@ -135,12 +135,17 @@ Status create_tree(RestoreContext& root) {
 Status join_groups(RestoreContext& root) {
   const pid_t root_pgrp = ::getpgid(root.pid());
   const std::vector<RestoreContext*> all = tree_order(root);
-  std::set<pid_t> pids;
-  for (RestoreContext* c : all) pids.insert(c->pid());
+  constexpr uint32_t kRemade = schema::kProcessSessionLeaderGone | schema::kProcessGroupLeaderGone;
+  std::set<pid_t> groups;  // led by a process of the tree, or remade by a helper (gone leader)
+  for (RestoreContext* c : all) {
+    groups.insert(c->pid());
+    if ((c->img.process->flags & kRemade) != 0) groups.insert(static_cast<pid_t>(c->img.process->pgid));
+  }
   for (RestoreContext* c : all) {
     const auto& p = *c->img.process;
-    if (c == &root || p.pgid == p.pid) continue;  // done by the process itself
-    const bool in_tree = pids.count(static_cast<pid_t>(p.pgid)) != 0;
+    // Done by the process itself, or by the helper that created it.
+    if (c == &root || p.pgid == p.pid || (p.flags & kRemade) != 0) continue;
+    const bool in_tree = groups.count(static_cast<pid_t>(p.pgid)) != 0;
     // A group led from outside the tree is the root's (crdump checked): wherever the root is.
     const pid_t want = in_tree ? static_cast<pid_t>(p.pgid) : root_pgrp;
     if (::getpgid(c->pid()) == want) continue;

@@ -59,6 +59,10 @@ enum ProcessFlags : uint32_t {
   kProcessOwnIpcNs = 4,  // (root) the tree has an IPC namespace of its own: its SysV objects
                          // are in the image and restore makes a new namespace for them
   kProcessChildSubreaper = 8,  // PR_SET_CHILD_SUBREAPER: orphans below it are reparented to it
+  kProcessSessionLeaderGone = 16,  // in a session (and the group of the same id) whose leader
+                                   // has exited: restore remakes it with a helper of that pid
+  kProcessGroupLeaderGone = 32,    // in a group of its parent's session whose leader has
+                                   // exited (and its parent is not in it): the same, for the group
 };
 
 CR_RECORD(Creds, 0x0101, "creds", "credentials of a process",

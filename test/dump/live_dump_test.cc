@@ -1142,6 +1142,26 @@ TEST(LiveDump, RefusesSiblingsSharingAnFdTableWithoutTheirParent) {
   expect_refused(child, "shares its fd table (CLONE_FILES) with pid");
 }
 
+// A child in a process group whose leader is alive outside the tree (the group this test runs
+// in, while the root has one of its own): restore could not put it back there. Refused.
+TEST(LiveDump, RefusesGroupLedByALiveProcessOutside) {
+  static pid_t outside_group;
+  outside_group = getpgrp();
+  Child child(
+      [] {
+        const pid_t parent = getpid();
+        if (setpgid(0, 0) != 0) _exit(96);  // the root leads its own group
+        const pid_t kid = fork();
+        if (kid == 0) {
+          die_with_parent(parent);
+          for (;;) pause();
+        }
+        if (setpgid(kid, outside_group) != 0) _exit(97);  // done before the root says ready
+      },
+      check_alive);
+  expect_refused(child, "led from outside the tree: not supported yet");
+}
+
 TEST(LiveDump, ZombieChildKeepsItsExitStatus) {
   static pid_t zombie;
   Child child(

@@ -180,5 +180,60 @@ TEST(RealTrees, MakeJ2WhileCompiling) {
   EXPECT_EQ(output(dir.work()), want) << "the restored build's program";
 }
 
+
+// A daemon, made the classic way: python3 calls setsid(), forks and exits, so the daemon is in a
+// session (and group) whose leader is gone, and has no terminal. Dumped and restored (from this
+// harness, whose session is another), it is in its own session again, with the same id, and
+// carries on: on SIGTERM it checks its session and group against the ones it saw before.
+TEST(RealTrees, DaemonKeepsTheSessionOfItsGoneLeader) {
+  if (!tools_present()) return;
+  become_subreaper();  // the daemon, orphaned, and later the restored one, come to us
+  TempDir dir;
+  const std::string script = R"py(
+import os, signal, sys
+os.setsid()
+if os.fork() != 0:
+    os._exit(0)  # the session leader goes
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+sid, pg = os.getsid(0), os.getpgrp()
+os.write(1, b'%d\n' % os.getpid())
+os.dup2(os.open('/dev/null', os.O_WRONLY), 1)  # nothing left pointing at the harness
+signal.sigwait([signal.SIGTERM])
+ok = os.getsid(0) == sid and os.getpgrp() == pg and sid != os.getpid()
+with open('result', 'w') as f:
+    f.write('ok' if ok else 'session %d group %d, was %d %d' % (os.getsid(0), os.getpgrp(), sid, pg))
+)py";
+  int out[2];
+  ASSERT_EQ(pipe2(out, O_CLOEXEC), 0);
+  SpawnSpec spec;
+  spec.argv = {"/usr/bin/python3", "-c", script};
+  spec.cwd = dir.root();
+  spec.stdout_fd = out[1];
+  const pid_t leader = spawn(spec);
+  ASSERT_GT(leader, 0);
+  close(out[1]);
+  std::string line;
+  char c;
+  while (read(out[0], &c, 1) == 1 && c != '\n') line += c;
+  close(out[0]);
+  waitpid(leader, nullptr, 0);
+  const pid_t daemon = static_cast<pid_t>(std::atoi(line.c_str()));
+  ASSERT_GT(daemon, 0) << "no pid from the daemon: '" << line << "'";
+  ASSERT_EQ(getsid(daemon), leader) << "the daemon is not in its gone leader's session";
+  const std::string img = dir.path("img");
+  ToolRun d = run_tool(dir, "crdump", {"-o", img, std::to_string(daemon)});
+  ASSERT_TRUE(d.status.ok()) << d.describe();
+  waitpid(daemon, nullptr, 0);  // killed by crdump; ours to reap (we are a subreaper)
+  ToolRun r = run_tool(dir, "crrestore", {"-d", "-i", img});
+  ASSERT_TRUE(r.status.ok()) << r.describe();
+  EXPECT_EQ(getsid(daemon), leader) << "restored into another session";
+  EXPECT_EQ(getpgid(daemon), leader);
+  ASSERT_EQ(kill(daemon, SIGTERM), 0);
+  int st = 0;
+  ASSERT_EQ(waitpid(daemon, &st, 0), daemon);  // ours again once crrestore -d has gone
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+  EXPECT_EQ(read_file(dir.root() + "/result"), "ok");
+}
+
 }  // namespace
 }  // namespace cr::e2e

@@ -64,6 +64,7 @@ const std::vector<ZdtmCase>& cases() {
       {"tree_zombie", {}},
       {"tree_shmem", {}},
       {"tree_orphan", {}},
+      {"tree_gone_leaders", {}},
       {"tree_clone_files", {}},
       {"event_fds", {}},
       {"sysv_ipc", {}},
