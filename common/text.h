@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <string_view>
 
 namespace cr {
 
@@ -15,6 +16,21 @@ inline std::string hex(uint64_t v) {
   std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
   return buf;
 }
+
+/// A unix socket name for messages: an abstract name's NUL bytes as '@', as ss(8) shows them;
+/// other control bytes as '?'.
+inline std::string socket_name_text(std::string_view name) {
+  std::string s(name);
+  for (char& c : s)
+    if (c == '\0')
+      c = '@';
+    else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      c = '?';
+  return s;
+}
+
+/// "fd 7": how an fd is named in messages.
+inline std::string fd_name(int fd) { return "fd " + std::to_string(fd); }
 
 /// A file's mtime in nanoseconds, as Vma.file_mtime_ns and File.mtime_ns record it. crdump
 /// writes it and crrestore compares it, so both sides must use this one definition.

@@ -38,8 +38,6 @@ struct FdEntry {
 // An epoll shows no "tfd:" line in its fdinfo until it has a watch: its link tells.
 constexpr std::string_view kEpollLink = "anon_inode:[eventpoll]";
 
-std::string fd_name(int fd) { return "fd " + std::to_string(fd); }
-
 constexpr unsigned long kMqueueMagic = 0x19800202;
 constexpr unsigned long kHugetlbfsMagic = 0x958458f6;
 

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 
+#include "common/text.h"
 #include "dump/passes.h"
 
 namespace cr::dump {
@@ -26,18 +27,6 @@ namespace {
 // Tail bytes per UnixSocketData record for stream data, and the largest datagram read.
 constexpr size_t kStreamChunk = 1u << 20;
 constexpr size_t kMaxMessage = 1u << 20;
-
-std::string fd_name(int fd) { return "fd " + std::to_string(fd); }
-
-// An abstract name's NUL bytes as '@', as ss(8) shows them; other control bytes as '?'.
-std::string printable(std::string name) {
-  for (char& c : name)
-    if (c == '\0')
-      c = '@';
-    else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
-      c = '?';
-  return name;
-}
 
 std::string family_name(int family) {
   switch (family) {
@@ -256,7 +245,7 @@ Status UnixSocketCollector::describe(const Entry& e, schema::UnixSocket& rec) {
   switch (d.state) {
     case TCP_LISTEN:
       if (!d.icons.empty() || d.rqueue != 0)
-        return make_error("listening unix socket '" + printable(d.name) + "' with " +
+        return make_error("listening unix socket '" + socket_name_text(d.name) + "' with " +
                           std::to_string(std::max<size_t>(d.icons.size(), d.rqueue)) +
                           " connections not yet accepted not supported yet");
       rec.state = schema::kUnixListening;
@@ -289,7 +278,7 @@ Status UnixSocketCollector::describe(const Entry& e, schema::UnixSocket& rec) {
       if (o.state == TCP_LISTEN && o.type == d.type && o.name == d.name &&
           (d.name[0] == '\0' || (o.vfs_ino == d.vfs_ino && o.vfs_dev == d.vfs_dev)))
         return make_error("unix socket accepted from listener socket:[" + std::to_string(ino) +
-                          "] '" + printable(d.name) + "' outside the process tree");
+                          "] '" + socket_name_text(d.name) + "' outside the process tree");
 
   CR_TRY_ASSIGN(ScopedFd s, copy_task_fd(e.proc->pid, e.fd));
   CR_TRY_ASSIGN(int passcred, get_int_opt(s.get(), SO_PASSCRED, "SO_PASSCRED"));
@@ -327,7 +316,7 @@ Status UnixSocketCollector::describe(const Entry& e, schema::UnixSocket& rec) {
              return o.second.diag.type == SOCK_DGRAM && o.second.diag.name == sender;
            }) == 1;
     if (!ok)
-      return make_error("unix dgram socket with datagrams queued from '" + printable(sender) +
+      return make_error("unix dgram socket with datagrams queued from '" + socket_name_text(sender) +
                         "' (their sender cannot be restored) not supported yet");
   }
   for (size_t i = 0; i < q.messages.size(); ++i)
@@ -365,7 +354,7 @@ Status UnixSocketCollector::finish() {
       auto [it, fresh] = bound.emplace(std::make_pair(rec.dir, e.diag.name), e.fd);
       if (!fresh)
         return make_error(where + ": unix sockets at fd " + std::to_string(it->second) + " and " +
-                          std::to_string(e.fd) + " share the name '" + printable(e.diag.name) +
+                          std::to_string(e.fd) + " share the name '" + socket_name_text(e.diag.name) +
                           "' not supported yet");
     }
     tree_.files.unix_sockets.push_back(std::move(rec));

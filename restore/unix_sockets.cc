@@ -16,6 +16,8 @@
 #include <memory>
 #include <vector>
 
+#include "common/text.h"
+
 namespace cr::restore {
 
 namespace {
@@ -35,20 +37,9 @@ struct Sock {
   const schema::UnixSocket& rec() const { return img->sock; }
 };
 
-// An abstract name's NUL bytes as '@', as ss(8) shows them; other control bytes as '?'.
-std::string printable(const schema::bytes_t& name) {
-  std::string s(name.begin(), name.end());
-  for (char& c : s)
-    if (c == '\0')
-      c = '@';
-    else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
-      c = '?';
-  return s;
-}
-
 std::string what(const Sock& s) {
   std::string w = "unix socket " + std::to_string(s.rec().id);
-  if (!s.rec().name.empty()) w += " '" + printable(s.rec().name) + "'";
+  if (!s.rec().name.empty()) w += " '" + socket_name_text({reinterpret_cast<const char*>(s.rec().name.data()), s.rec().name.size()}) + "'";
   return w;
 }
 
@@ -305,7 +296,7 @@ class Builder {
         sender = named(s.img->senders[i]);
         if (sender == nullptr)
           return make_error(what(s) + ": no socket of the image is named '" +
-                            printable(s.img->senders[i]) + "', which sent a queued datagram");
+                            socket_name_text({reinterpret_cast<const char*>(s.img->senders[i].data()), s.img->senders[i].size()}) + "', which sent a queued datagram");
         from = sender->fd.get();
         CR_TRY(set_int(from, SO_SNDBUFFORCE, kFillSndbuf, what(*sender), "SO_SNDBUFFORCE"));
       }
