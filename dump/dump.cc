@@ -111,6 +111,22 @@ Status check_namespaces(const DumpContext& p, const DumpContext& root) {
 // Whether a process with this pid exists (a zombie counts: its pid is not free).
 bool alive(uint32_t pid) { return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM; }
 
+// Whether a live process outside the tree is in session or group `id`: then restore cannot make
+// it anew with that id (walks every process: only asked for a gone leader's session or group).
+bool members_outside(const DumpTree& tree, uint32_t id) {
+  return any_outside_process(tree, [id](const ProcDir& proc, const std::vector<int>&) {
+    auto text = proc.read("stat");
+    if (!text.ok()) return false;
+    auto st = parse_stat(*text);
+    return st.ok() && st->state != 'Z' && st->state != 'X' &&
+           (static_cast<uint32_t>(st->pgrp) == id || static_cast<uint32_t>(st->session) == id);
+  });
+}
+
+// A session or group restore can make anew: its leader has exited and nobody outside the tree
+// is in it.
+bool remakeable(const DumpTree& tree, uint32_t id) { return !alive(id) && !members_outside(tree, id); }
+
 // Sessions and process groups restore can rebuild: a process leads its session or shares its
 // parent's; its group is its own, another one's in the tree (same session), or the root's.
 Status check_tree(DumpTree& tree) {
@@ -119,7 +135,7 @@ Status check_tree(DumpTree& tree) {
   // The root's session and group are its own, or the ones it joins at restore (crrestore's),
   // unless their leader has exited: then they are remade (a daemon whose session leader
   // exited after the double fork).
-  if (root.sid != root.pid && root.pgid == root.sid && !alive(root.sid)) {
+  if (root.sid != root.pid && root.pgid == root.sid && remakeable(tree, root.sid)) {
     root.flags |= schema::kProcessSessionLeaderGone;
     remade.insert(root.pgid);
   }
@@ -133,7 +149,7 @@ Status check_tree(DumpTree& tree) {
     const bool parents_group = parent != nullptr && p.pgid == parent->process.pgid;
     if (p.sid != p.pid && !parents_session) {
       // A session led from outside: remade if its leader is gone (and is its group's too).
-      if (alive(p.sid) || p.pgid != p.sid || !remade.insert(p.pgid).second)
+      if (p.pgid != p.sid || !remakeable(tree, p.sid) || !remade.insert(p.pgid).second)
         return make_error(who + " is in session " + std::to_string(p.sid) +
                           ", not its parent's, led from outside the tree: not supported yet");
       p.flags |= schema::kProcessSessionLeaderGone;
@@ -144,7 +160,7 @@ Status check_tree(DumpTree& tree) {
     if (leader != nullptr && leader->process.sid == p.sid) continue;
     if (p.pgid == root.pgid && p.sid == root.sid) continue;
     if (remade.count(p.pgid) != 0) continue;  // joined once its first member has remade it
-    if (!alive(p.pgid) && p.sid != p.pgid) {
+    if (p.sid != p.pgid && remakeable(tree, p.pgid)) {
       remade.insert(p.pgid);
       p.flags |= schema::kProcessGroupLeaderGone;
       continue;
