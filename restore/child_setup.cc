@@ -17,6 +17,7 @@
 
 #include "restore/fd_plan.h"
 #include "restore/open_files.h"
+#include "restore/privilege.h"
 #include "restore/pty.h"
 #include "restore/task_create.h"
 
@@ -114,9 +115,9 @@ Status set_session(const RestoreContext& root, const RestoreContext& ctx, const 
     if (::setpgid(0, 0) != 0) return errno_error("setpgid");
     CR_TRY(restore_controlling_tty(root.shared, p, carriers));
   } else if (is_root && static_cast<pid_t>(p.pgid) != ::getpgrp()) {
-    report(
-        report_fd, 'W',
-        std::to_string(p.pid) + " process group " + std::to_string(p.pgid) + " is not restored: the task joins crrestore's");
+    report(report_fd, 'W',
+           std::to_string(p.pid) + " process group " + std::to_string(p.pgid) +
+               " is not restored: the task joins crrestore's");
   }
   return {};
 }
@@ -159,8 +160,9 @@ Result<ChildGuard> create_process(const RestoreContext& ctx, const std::function
   const bool group = (p.flags & schema::kProcessGroupLeaderGone) != 0;
   if (!session && !group) return clone_with_pid(ctx.pid(), body, share);
   if (share != 0)
-    return make_error("pid " + std::to_string(p.pid) +
-                      " shares its fd table or fs context and its session or group's leader is gone");
+    return make_error(
+        "pid " + std::to_string(p.pid) +
+        " shares its fd table or fs context and its session or group's leader is gone");
   return clone_into_gone_leaders(ctx.pid(), static_cast<pid_t>(session ? p.sid : p.pgid), session,
                                  body);
 }
@@ -228,8 +230,16 @@ Status setup(const RestoreContext& root, const RestoreContext& ctx, const Carrie
   wait_for_sharers(sharers);
   // A table shared with the parent is the parent's to build, once this process is ready.
   if (!shares_files(ctx)) CR_TRY(build_fd_table(ctx, carriers, report_fd));
+  // A restricted image's process acts as itself on the filesystem from here on: its cwd, and
+  // every open, mapping, exe link and chroot crrestore injects into it later, are checked with
+  // its own rights (its other credentials come last, restore_creds).
+  if (root.privileges.restricted() && ctx.img.creds)
+    CR_TRY(become_fs_identity(FsIdentity::of(*ctx.img.creds)));
   if (ctx.img.fs && !ctx.img.fs->cwd.empty() && ::chdir(ctx.img.fs->cwd.c_str()) != 0)
-    return errno_error("chdir " + ctx.img.fs->cwd);
+    return errno_error("chdir " + ctx.img.fs->cwd +
+                       (root.privileges.restricted()
+                            ? " as uid " + std::to_string(ctx.img.creds->fsuid)
+                            : std::string()));
   ::umask(static_cast<mode_t>(p.umask));
   if (::personality(p.personality) < 0) return errno_error("personality");
   CR_TRY(set_rlimits(ctx, *report_fd));

@@ -16,6 +16,7 @@
 #include "format/record_reader.h"
 #include "restore/image.h"
 #include "restore/ipc.h"
+#include "restore/privilege.h"
 #include "restore/task_create.h"
 #include "sys/remote_syscalls.h"
 #include "sys/tracee.h"
@@ -75,6 +76,8 @@ struct RestoreContext {
   ProcessImage img;
   ProcessImage shared;  // root only: Pipes, Files, file contents, every Fd
   std::vector<std::unique_ptr<RestoreContext>> others;  // root only
+  /// What the image may ask for, as whom its files are opened (root only: read_tree_head).
+  Privileges privileges;
   bool stream_ended = false;  // stream_pages met the trailer (the last process's section)
   /// Shared memory objects by Shmem id: fds of crrestore's own (root only, kept to the end);
   /// every process maps them, and memfd Files are opened, through /proc/<crrestore>/fd/N.
@@ -111,9 +114,7 @@ struct RestoreContext {
 
   pid_t pid() const { return img.process ? static_cast<pid_t>(img.process->pid) : -1; }
   /// A zombie: recreated exited, never seized, no section of its own in the stream.
-  bool zombie() const {
-    return img.process && (img.process->flags & schema::kProcessZombie) != 0;
-  }
+  bool zombie() const { return img.process && (img.process->flags & schema::kProcessZombie) != 0; }
   void warn(std::string msg) { warnings.push_back(std::move(msg)); }
 
   /// Copies `len` bytes into the trampoline's scratch area; returns their task address.

@@ -6,11 +6,12 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
-#include <sys/timerfd.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <map>
+#include <optional>
 #include <set>
 
 #include "restore/pty.h"
@@ -49,6 +50,45 @@ Result<int> open_path(const std::string& path, int flags) {
   return fd;
 }
 
+// A dumped path as /proc showed it: its last component was never a symlink, so one there now
+// was put in since (by whoever can write the directory) and is not followed. The type is
+// checked on the opened file, so nothing swapped in between dump and restore slips through.
+Result<int> open_dumped(const schema::File& f, int flags, const FsIdentity* as) {
+  std::optional<FsCredsScope> creds;
+  if (as != nullptr) {
+    CR_TRY_ASSIGN(FsCredsScope s, FsCredsScope::enter(*as));
+    creds.emplace(std::move(s));
+  }
+  const std::string who = as == nullptr ? "" : " as uid " + std::to_string(as->fsuid);
+  int got = ::open(f.path.c_str(), (flags & ~kCreationFlags) | O_CLOEXEC | O_NOFOLLOW);
+  if (got < 0 && errno == ELOOP)
+    return make_error("open " + f.path + ": it is a symlink now, it was not at dump");
+  if (got < 0) return errno_error("open " + f.path + who);
+  ScopedFd fd(got);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return errno_error("fstat " + f.path);
+  bool right = true;
+  switch (f.kind) {
+    case schema::kFileRegular:
+      right = S_ISREG(st.st_mode);
+      break;
+    case schema::kFileDirectory:
+      right = S_ISDIR(st.st_mode);
+      break;
+    case schema::kFileFifo:
+      right = S_ISFIFO(st.st_mode);
+      break;
+    case schema::kFileDevice:
+      right = (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) &&
+              (f.rdev == 0 || static_cast<uint64_t>(st.st_rdev) == f.rdev);
+      break;
+    default:
+      break;
+  }
+  if (!right) return make_error(f.path + ": not the kind of file it was at dump");
+  return fd.release();
+}
+
 #ifndef TFD_IOC_SET_TICKS
 #define TFD_IOC_SET_TICKS _IOW('T', 0, uint64_t)  // Linux 3.17, CONFIG_CHECKPOINT_RESTORE
 #endif
@@ -78,7 +118,8 @@ Result<int> open_event_fd(const schema::File& f) {
     if (fd < 0) return errno_error("signalfd");
     return fd;
   }
-  int fd = ::timerfd_create(static_cast<int>(f.clockid), TFD_CLOEXEC | (nonblock ? TFD_NONBLOCK : 0));
+  int fd =
+      ::timerfd_create(static_cast<int>(f.clockid), TFD_CLOEXEC | (nonblock ? TFD_NONBLOCK : 0));
   if (fd < 0) return errno_error("timerfd_create(clock " + std::to_string(f.clockid) + ")");
   if (f.value_ns != 0) {
     itimerspec spec{};
@@ -101,8 +142,8 @@ Result<int> open_event_fd(const schema::File& f) {
 class Opener {
  public:
   Opener(const ProcessImage& img, const RestoreOptions& opts,
-         const std::map<uint32_t, ShmemHandle>& shmems)
-      : img_(img), opts_(opts), shmems_(shmems) {}
+         const std::map<uint32_t, ShmemHandle>& shmems, const Privileges& priv)
+      : img_(img), opts_(opts), shmems_(shmems), priv_(priv) {}
   ~Opener() {
     for (auto& [id, ends] : pipes_) {
       if (ends.r >= 0) ::close(ends.r);
@@ -117,12 +158,13 @@ class Opener {
     switch (f.kind) {
       case schema::kFileRegular:
       case schema::kFileDevice: {
-        CR_TRY_ASSIGN(int fd, open_path(f.path, static_cast<int>(f.flags)));
+        CR_TRY_ASSIGN(int fd, open_dumped(f, static_cast<int>(f.flags), priv_.for_file(f.id)));
         if (f.kind == schema::kFileRegular) CR_TRY(seek_to(fd, f.pos, f.path));
         return fd;
       }
       case schema::kFileDirectory: {
-        CR_TRY_ASSIGN(int fd, open_path(f.path, static_cast<int>(f.flags) | O_DIRECTORY));
+        CR_TRY_ASSIGN(
+            int fd, open_dumped(f, static_cast<int>(f.flags) | O_DIRECTORY, priv_.for_file(f.id)));
         CR_TRY(seek_to(fd, f.pos, f.path));
         return fd;
       }
@@ -215,12 +257,12 @@ class Opener {
   Result<int> open_fifo(const schema::File& f) {
     // Holding it O_RDWR first means the dumped open (read-only or write-only) does not wait
     // for a peer, and gives us a way to put the queued bytes back.
-    CR_TRY_ASSIGN(int rw, open_path(f.path, O_RDWR | O_NONBLOCK));
+    CR_TRY_ASSIGN(int rw, open_dumped(f, O_RDWR | O_NONBLOCK, priv_.for_file(f.id)));
     ScopedFd rw_owner(rw);
     // Both ends of one FIFO name the same Pipe: its bytes go in once.
     if (f.pipe != 0 && filled_fifos_.insert(f.pipe).second)
       CR_TRY(fill_pipe(rw, f.pipe, "fifo " + f.path));
-    return open_path(f.path, static_cast<int>(f.flags));
+    return open_dumped(f, static_cast<int>(f.flags), priv_.for_file(f.id));
   }
 
   Result<int> open_deleted(const schema::File& f) {
@@ -233,13 +275,22 @@ class Opener {
     if (dir.empty()) dir = "/";
     const std::string tmp =
         dir + "/.crrestore-" + std::to_string(::getpid()) + "-" + std::to_string(f.id);
-    int w = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, f.mode & 07777);
-    if (w < 0) return errno_error("recreate deleted file " + path + " as " + tmp);
+    // Made as the process holding it (restricted image): in a directory it may write, owned
+    // by it. O_EXCL never follows a symlink; the file is reopened through our fd, not its name,
+    // and unlinked at once (under the same identity: a name swapped in is not ours to remove).
+    const FsIdentity* as = priv_.for_file(f.id);
+    std::optional<FsCredsScope> creds;
+    if (as != nullptr) {
+      CR_TRY_ASSIGN(FsCredsScope s, FsCredsScope::enter(*as));
+      creds.emplace(std::move(s));
+    }
+    int w = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (w < 0)
+      return errno_error("recreate deleted file " + path + " as " + tmp +
+                         (as == nullptr ? "" : " as uid " + std::to_string(as->fsuid)));
     ScopedFd wfd(w);
-    struct Unlink {
-      const std::string& p;
-      ~Unlink() { ::unlink(p.c_str()); }
-    } unlink_tmp{tmp};
+    ::unlink(tmp.c_str());
+    creds.reset();
     auto it = img_.file_data.find(f.id);
     if (it != img_.file_data.end())
       for (const auto& [off, bytes] : it->second.chunks)
@@ -247,7 +298,10 @@ class Opener {
             static_cast<ssize_t>(bytes.size()))
           return errno_error("write deleted file " + tmp);
     if (::ftruncate(w, static_cast<off_t>(f.size)) != 0) return errno_error("ftruncate " + tmp);
-    CR_TRY_ASSIGN(int fd, open_path(tmp, static_cast<int>(f.flags)));
+    // The mode last, once written: a write by someone without CAP_FSETID clears set-id bits.
+    if (::fchmod(w, f.mode & 07777) != 0) return errno_error("fchmod " + tmp);
+    CR_TRY_ASSIGN(int fd,
+                  open_path("/proc/self/fd/" + std::to_string(w), static_cast<int>(f.flags)));
     CR_TRY(seek_to(fd, f.pos, path));
     return fd;
   }
@@ -270,7 +324,7 @@ class Opener {
   // then takes its own. A socket has one open file description: its File.
   Result<int> open_unix_socket(const schema::File& f) {
     if (!unix_built_) {
-      CR_TRY_ASSIGN(unix_, create_unix_sockets(img_.unix_sockets));
+      CR_TRY_ASSIGN(unix_, create_unix_sockets(img_.unix_sockets, priv_));
       unix_built_ = true;
     }
     auto it = unix_.find(f.object);
@@ -296,6 +350,7 @@ class Opener {
   const ProcessImage& img_;
   const RestoreOptions& opts_;
   const std::map<uint32_t, ShmemHandle>& shmems_;
+  const Privileges& priv_;
   std::map<uint32_t, Ends> pipes_;
   PtyMaker ptys_;
   std::set<uint32_t> filled_fifos_;
@@ -306,8 +361,9 @@ class Opener {
 }  // namespace
 
 Result<std::vector<FdSource>> open_files(const ProcessImage& img, const RestoreOptions& opts,
-                                         const std::map<uint32_t, ShmemHandle>& shmems) {
-  Opener opener(img, opts, shmems);
+                                         const std::map<uint32_t, ShmemHandle>& shmems,
+                                         const Privileges& priv) {
+  Opener opener(img, opts, shmems, priv);
   std::vector<FdSource> out;
   std::set<uint32_t> done;
   for (const auto& fd : img.fds) {

@@ -8,14 +8,17 @@
 #include "common/result.h"
 #include "restore/context.h"
 #include "restore/fd_plan.h"
+#include "restore/privilege.h"
 
 namespace cr::restore {
 
 /// Opens every File the Fds name, in the calling process. Pipes are created once per Pipe with
 /// their queued data written back; FIFOs get their data through a temporary O_RDWR open;
 /// deleted files are recreated from their content and unlinked; a memfd is a new open of the
-/// Shmem object in `shmems` (built before). Returns the opened fds.
+/// Shmem object in `shmems` (built before). Files reached by a path are opened as `priv`
+/// says (restricted image: as the process holding them). Returns the opened fds.
 Result<std::vector<FdSource>> open_files(const ProcessImage& img, const RestoreOptions& opts,
-                                         const std::map<uint32_t, ShmemHandle>& shmems);
+                                         const std::map<uint32_t, ShmemHandle>& shmems,
+                                         const Privileges& priv);
 
 }  // namespace cr::restore

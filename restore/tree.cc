@@ -62,6 +62,17 @@ Status read_tree_head(RestoreContext& root) {
   root.ipc->detach_all();
   if (!positioned) return make_error("image ends before any process's memory");
   CR_TRY(check_tree_head(head));
+  // Before anything is made for the image: what it asks for must be its own to ask.
+  root.privileges = Privileges::of(head);
+  CR_TRY(root.privileges.check(head));
+  if (const FsIdentity* owner = root.privileges.owner()) {
+    // The tree's shared memory is its own, not root's: its processes open it by /proc as
+    // themselves (a memfd of mode 0600 among them).
+    for (const auto& [id, h] : root.shmem_fds)
+      if (::fchown(h.fd.get(), owner->fsuid, owner->fsgid) != 0)
+        return errno_error("shmem " + std::to_string(id) + ": fchown to uid " +
+                           std::to_string(owner->fsuid));
+  }
   const uint32_t root_flags = head.procs.front().process->flags;
   if ((root_flags & schema::kProcessZombie) != 0)
     return make_error("the image's root process is a zombie");
@@ -88,7 +99,8 @@ Status read_tree_head(RestoreContext& root) {
 
 Status create_tree(RestoreContext& root) {
   OpenCarriers carriers;
-  CR_TRY_ASSIGN(std::vector<FdSource> opened, open_files(root.shared, root.opts, root.shmem_fds));
+  CR_TRY_ASSIGN(std::vector<FdSource> opened,
+                open_files(root.shared, root.opts, root.shmem_fds, root.privileges));
   for (const FdSource& s : opened) carriers.fds[s.file_id] = s.fd;
   CR_TRY(restore_epoll_items(root.shared, carriers.fds));
 
@@ -139,7 +151,8 @@ Status join_groups(RestoreContext& root) {
   std::set<pid_t> groups;  // led by a process of the tree, or remade by a helper (gone leader)
   for (RestoreContext* c : all) {
     groups.insert(c->pid());
-    if ((c->img.process->flags & kRemade) != 0) groups.insert(static_cast<pid_t>(c->img.process->pgid));
+    if ((c->img.process->flags & kRemade) != 0)
+      groups.insert(static_cast<pid_t>(c->img.process->pgid));
   }
   for (RestoreContext* c : all) {
     const auto& p = *c->img.process;

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "common/text.h"
@@ -39,7 +40,11 @@ struct Sock {
 
 std::string what(const Sock& s) {
   std::string w = "unix socket " + std::to_string(s.rec().id);
-  if (!s.rec().name.empty()) w += " '" + socket_name_text({reinterpret_cast<const char*>(s.rec().name.data()), s.rec().name.size()}) + "'";
+  if (!s.rec().name.empty())
+    w += " '" +
+         socket_name_text(
+             {reinterpret_cast<const char*>(s.rec().name.data()), s.rec().name.size()}) +
+         "'";
   return w;
 }
 
@@ -96,26 +101,56 @@ Status clear_stale_path(const Sock& s) {
   return {};
 }
 
-Status bind_name(const Sock& s) {
+// Acts as `as` (a restricted image) for what goes through a path: bind, connect, sendto.
+Result<std::optional<FsCredsScope>> act_as(const FsIdentity* as) {
+  std::optional<FsCredsScope> scope;
+  if (as == nullptr) return scope;
+  CR_TRY_ASSIGN(FsCredsScope c, FsCredsScope::enter(*as));
+  scope.emplace(std::move(c));
+  return scope;
+}
+
+// The umask bind makes the socket file with (its mode is 0777 & ~umask), put back after.
+class UmaskScope {
+ public:
+  explicit UmaskScope(mode_t mask) : old_(::umask(mask)) {}
+  ~UmaskScope() { ::umask(old_); }
+  UmaskScope(const UmaskScope&) = delete;
+  UmaskScope& operator=(const UmaskScope&) = delete;
+
+ private:
+  mode_t old_;
+};
+
+// The file of a path name is made by bind with its dumped owner and mode: nothing is done
+// through its path afterwards, where the directory's owner could have swapped in a symlink.
+// A restricted image binds as the process holding the socket (the user's rights on the
+// directory, the file the user's); otherwise crrestore binds with the dumped owner as its fs
+// identity and its capabilities kept.
+Status bind_name(const Sock& s, const FsIdentity* as) {
   const auto& r = s.rec();
-  CR_TRY_ASSIGN(CwdScope cwd, CwdScope::enter(r.dir));
-  if (r.name[0] != '\0') CR_TRY(clear_stale_path(s));
-  auto [a, len] = address(r.name);
-  if (::bind(s.fd.get(), reinterpret_cast<sockaddr*>(&a), len) != 0)
-    return errno_error(what(s) + ": bind" + (r.dir.empty() ? "" : " in " + r.dir));
-  // bind made the file as crrestore (root, our umask): give it the dumped owner and mode, or
-  // a process of another uid could not connect to its own listener.
-  if (r.name[0] != '\0' && r.file_mode != 0) {
-    const std::string path(r.name.begin(), r.name.end());
-    if (::lchown(path.c_str(), r.file_uid, r.file_gid) != 0)
-      return errno_error(what(s) + ": chown " + path);
-    if (::chmod(path.c_str(), r.file_mode & 07777) != 0)
-      return errno_error(what(s) + ": chmod " + path);
+  const bool path = r.name[0] != '\0';
+  std::optional<FsCredsScope> creds;
+  if (as != nullptr) {
+    CR_TRY_ASSIGN(FsCredsScope c, FsCredsScope::enter(*as));
+    creds.emplace(std::move(c));
+  } else if (path && r.file_mode != 0) {
+    CR_TRY_ASSIGN(FsCredsScope c, FsCredsScope::enter({r.file_uid, r.file_gid, {}}, true));
+    creds.emplace(std::move(c));
   }
+  CR_TRY_ASSIGN(CwdScope cwd, CwdScope::enter(r.dir));
+  if (path) CR_TRY(clear_stale_path(s));
+  auto [a, len] = address(r.name);
+  std::optional<UmaskScope> mask;
+  if (path && r.file_mode != 0) mask.emplace(~r.file_mode & 0777);
+  if (::bind(s.fd.get(), reinterpret_cast<sockaddr*>(&a), len) != 0)
+    return errno_error(what(s) + ": bind" + (r.dir.empty() ? "" : " in " + r.dir) +
+                       (as == nullptr ? "" : " as uid " + std::to_string(as->fsuid)));
   return {};
 }
 
-Status connect_to(int fd, const Sock& s, const Sock& target) {
+Status connect_to(int fd, const Sock& s, const Sock& target, const FsIdentity* as) {
+  CR_TRY_ASSIGN(auto creds, act_as(as));
   CR_TRY_ASSIGN(CwdScope cwd, CwdScope::enter(target.rec().dir));
   auto [a, len] = address(target.rec().name);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&a), len) != 0)
@@ -157,7 +192,7 @@ Status set_buffers(const Sock& s) {
 
 class Builder {
  public:
-  explicit Builder(const std::map<uint32_t, UnixSocketImage>& images) {
+  Builder(const std::map<uint32_t, UnixSocketImage>& images, const Privileges& priv) : priv_(priv) {
     for (const auto& [id, img] : images) {
       Sock& s = socks_[id];
       s.img = &img;
@@ -183,7 +218,7 @@ class Builder {
     for (auto& [id, s] : socks_) {
       if (s.accepted) continue;
       CR_TRY(set_buffers(s));
-      if (!s.rec().name.empty()) CR_TRY(bind_name(s));
+      if (!s.rec().name.empty()) CR_TRY(bind_name(s, as(s)));
       if (s.rec().state == schema::kUnixListening &&
           ::listen(s.fd.get(), static_cast<int>(s.rec().backlog)) != 0)
         return errno_error(what(s) + ": listen");
@@ -213,6 +248,7 @@ class Builder {
 
  private:
   Sock& peer(const Sock& s) { return *by_ino_.at(s.rec().peer_ino); }
+  const FsIdentity* as(const Sock& s) const { return priv_.for_socket(s.rec().id); }
   static bool gone(const Sock& s) { return s.rec().state == schema::kUnixPeerGone; }
   // Its queue is sent by its peer (or the stand-in of a peer gone), not by a socket to its name.
   bool mutual(const Sock& s) {
@@ -247,7 +283,7 @@ class Builder {
     st->img = img.get();
     st->fd.reset(::socket(AF_UNIX, static_cast<int>(s.rec().type) | SOCK_CLOEXEC, 0));
     if (!st->fd.valid()) return errno_error(what(s) + ": socket for its closed listener");
-    CR_TRY(bind_name(*st));
+    CR_TRY(bind_name(*st, as(s)));
     if (::listen(st->fd.get(), SOMAXCONN) != 0) return errno_error(what(s) + ": listen");
     standin_images_.push_back(std::move(img));
     standins_.push_back(std::move(st));
@@ -287,6 +323,7 @@ class Builder {
     ScopedFd tmp(::socket(AF_UNIX, static_cast<int>(r.type) | SOCK_CLOEXEC, 0));
     if (!tmp.valid()) return errno_error("socket");
     CR_TRY(set_int(tmp.get(), SO_SNDBUFFORCE, kFillSndbuf, what(s), "SO_SNDBUFFORCE"));
+    CR_TRY_ASSIGN(auto creds, act_as(as(s)));
     CR_TRY_ASSIGN(CwdScope cwd, CwdScope::enter(r.dir));
     auto [a, len] = address(r.name);
     for (size_t i = 0; i < s.img->queue.size(); ++i) {
@@ -295,8 +332,11 @@ class Builder {
       if (i < s.img->senders.size() && !s.img->senders[i].empty()) {
         sender = named(s.img->senders[i]);
         if (sender == nullptr)
-          return make_error(what(s) + ": no socket of the image is named '" +
-                            socket_name_text({reinterpret_cast<const char*>(s.img->senders[i].data()), s.img->senders[i].size()}) + "', which sent a queued datagram");
+          return make_error(
+              what(s) + ": no socket of the image is named '" +
+              socket_name_text({reinterpret_cast<const char*>(s.img->senders[i].data()),
+                                s.img->senders[i].size()}) +
+              "', which sent a queued datagram");
         from = sender->fd.get();
         CR_TRY(set_int(from, SO_SNDBUFFORCE, kFillSndbuf, what(*sender), "SO_SNDBUFFORCE"));
       }
@@ -320,7 +360,7 @@ class Builder {
         CR_TRY_ASSIGN(Sock * l, listener_for(s));
         s.ghost.reset(::socket(AF_UNIX, static_cast<int>(s.rec().type) | SOCK_CLOEXEC, 0));
         if (!s.ghost.valid()) return errno_error(what(s) + ": socket");
-        CR_TRY(connect_to(s.ghost.get(), s, *l));
+        CR_TRY(connect_to(s.ghost.get(), s, *l, as(s)));
         s.fd.reset(::accept4(l->fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
         if (!s.fd.valid()) return errno_error(what(*l) + ": accept");
         CR_TRY(set_buffers(s));
@@ -331,7 +371,7 @@ class Builder {
       if (mutual(s) && !p.accepted) continue;  // a socketpair
       if (p.accepted) {
         CR_TRY_ASSIGN(Sock * l, listener_for(p));
-        CR_TRY(connect_to(s.fd.get(), s, *l));
+        CR_TRY(connect_to(s.fd.get(), s, *l, as(s)));
         p.fd.reset(::accept4(l->fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
         if (!p.fd.valid()) return errno_error(what(*l) + ": accept");
         CR_TRY(set_buffers(p));
@@ -340,7 +380,7 @@ class Builder {
       if (p.rec().name.empty())
         return make_error(what(s) + ": connected to unnamed " + what(p) +
                           ", which cannot be reached");
-      CR_TRY(connect_to(s.fd.get(), s, p));
+      CR_TRY(connect_to(s.fd.get(), s, p, as(s)));
     }
     return {};
   }
@@ -361,6 +401,7 @@ class Builder {
     return {};
   }
 
+  const Privileges& priv_;
   std::map<uint32_t, Sock> socks_;  // by UnixSocket id: the stream's order
   std::map<uint64_t, Sock*> by_ino_;
   std::vector<std::unique_ptr<UnixSocketImage>> standin_images_;
@@ -370,8 +411,8 @@ class Builder {
 }  // namespace
 
 Result<std::map<uint32_t, ScopedFd>> create_unix_sockets(
-    const std::map<uint32_t, UnixSocketImage>& sockets) {
-  return Builder(sockets).run();
+    const std::map<uint32_t, UnixSocketImage>& sockets, const Privileges& priv) {
+  return Builder(sockets, priv).run();
 }
 
 }  // namespace cr::restore

@@ -8,11 +8,14 @@
 #include "common/result.h"
 #include "common/scoped_fd.h"
 #include "restore/image.h"
+#include "restore/privilege.h"
 
 namespace cr::restore {
 
-/// Creates every UnixSocket of the image; returns one fd per UnixSocket id.
+/// Creates every UnixSocket of the image; returns one fd per UnixSocket id. Names are bound
+/// and connected to as `priv` says (restricted image: as the process holding the socket), the
+/// file of a bound name made with its dumped owner and mode from the start.
 Result<std::map<uint32_t, ScopedFd>> create_unix_sockets(
-    const std::map<uint32_t, UnixSocketImage>& sockets);
+    const std::map<uint32_t, UnixSocketImage>& sockets, const Privileges& priv);
 
 }  // namespace cr::restore

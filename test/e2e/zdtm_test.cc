@@ -36,6 +36,7 @@ const std::vector<ZdtmCase>& cases() {
       {"pid_ids", {"arg1", "arg2"}},
       {"proc_attrs", {}},
       {"creds_nonroot", {}, /*needs_root=*/true},
+      {"creds_user_files", {}, /*needs_root=*/true},
       {"signals", {}},
       {"itimer", {}},
       {"posix_timer", {}},

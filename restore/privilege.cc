@@ -1,0 +1,215 @@
+#include "restore/privilege.h"
+
+#include <linux/capability.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <iterator>
+#include <utility>
+
+namespace cr::restore {
+
+namespace {
+
+std::string hex(uint64_t v) {
+  char b[24];
+  std::snprintf(b, sizeof b, "%#llx", static_cast<unsigned long long>(v));
+  return b;
+}
+
+// RLIMIT_* in order, for messages.
+constexpr const char* kRlimitNames[] = {
+    "CPU",     "FSIZE", "DATA",  "STACK",      "CORE",     "RSS",  "NPROC",  "NOFILE",
+    "MEMLOCK", "AS",    "LOCKS", "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO", "RTTIME"};
+
+std::string limit_text(uint64_t v) { return v == ~0ull ? "unlimited" : std::to_string(v); }
+
+// The character devices a process can be given whatever its uid: they hold nothing of anyone's
+// (major 136 is every /dev/pts/N: a pty the image names is one crrestore made for it).
+bool allowed_device(uint64_t rdev) {
+  const unsigned maj = major(rdev), min = minor(rdev);
+  if (maj == 1) return min == 3 || min == 5 || min == 7 || min == 8 || min == 9;
+  if (maj == 5) return min == 0 || min == 2;
+  return maj == 136;
+}
+
+std::string device_text(uint64_t rdev) {
+  return std::to_string(major(rdev)) + ":" + std::to_string(minor(rdev));
+}
+
+Status check_process(const ProcessImage& p) {
+  const std::string who = "pid " + std::to_string(p.process->pid);
+  const schema::Creds& c = *p.creds;
+  const std::string uid = "uid " + std::to_string(c.uid);
+  if ((c.cap_prm | c.cap_eff | c.cap_inh | c.cap_amb) != 0)
+    return make_error(who + ": " + uid + " with capabilities (permitted " + hex(c.cap_prm) +
+                      ", effective " + hex(c.cap_eff) + ", inheritable " + hex(c.cap_inh) +
+                      ", ambient " + hex(c.cap_amb) +
+                      "): an image without a root process cannot ask for capabilities");
+  if (p.rlimits) {
+    const auto& lim = p.rlimits->limits;
+    for (size_t r = 0; 2 * r + 1 < lim.size() && r < RLIM_NLIMITS; ++r) {
+      rlimit ours{};
+      if (::getrlimit(static_cast<__rlimit_resource>(r), &ours) != 0) continue;
+      const uint64_t want = lim[2 * r + 1];
+      const uint64_t have = ours.rlim_max == RLIM_INFINITY ? ~0ull : ours.rlim_max;
+      if (want > have)
+        return make_error(who + ": " + uid + " asks for a hard RLIMIT_" +
+                          (r < std::size(kRlimitNames) ? kRlimitNames[r] : std::to_string(r)) +
+                          " of " + limit_text(want) + ", above this environment's " +
+                          limit_text(have) + ": a user cannot raise a hard limit");
+    }
+  }
+  if (p.fs && !p.fs->root.empty() && p.fs->root != "/" && c.no_new_privs == 0)
+    return make_error(who + ": " + uid + " with root directory " + p.fs->root +
+                      ": a user cannot chroot (allowed only with no_new_privs set)");
+  return {};
+}
+
+}  // namespace
+
+FsIdentity FsIdentity::of(const schema::Creds& c) {
+  FsIdentity id;
+  id.fsuid = c.fsuid;
+  id.fsgid = c.fsgid;
+  for (uint64_t g : c.groups) id.groups.push_back(static_cast<gid_t>(g));
+  return id;
+}
+
+bool root_creds(const schema::Creds& c) {
+  return c.uid == 0 || c.euid == 0 || c.suid == 0 || c.fsuid == 0;
+}
+
+Privileges Privileges::of(const TreeHead& head) {
+  Privileges p;
+  p.restricted_ = !head.procs.empty();
+  for (const ProcessImage& proc : head.procs)
+    // No Creds: the process keeps crrestore's, root's.
+    if (!proc.creds || root_creds(*proc.creds)) p.restricted_ = false;
+  if (!p.restricted_) return p;
+  p.owner_ = FsIdentity::of(*head.procs.front().creds);
+  for (const ProcessImage& proc : head.procs) {
+    p.ids_.push_back(FsIdentity::of(*proc.creds));
+    for (const schema::Fd& fd : proc.fds) p.file_holder_.emplace(fd.file, p.ids_.size() - 1);
+  }
+  for (const auto& [id, f] : head.shared.files)
+    if (f.kind == schema::kFileUnixSocket) {
+      auto it = p.file_holder_.find(id);
+      if (it != p.file_holder_.end()) p.socket_holder_.emplace(f.object, it->second);
+    }
+  return p;
+}
+
+const FsIdentity* Privileges::for_file(uint32_t file_id) const {
+  if (!restricted_) return nullptr;
+  auto it = file_holder_.find(file_id);
+  return it == file_holder_.end() ? &owner_ : &ids_[it->second];
+}
+
+const FsIdentity* Privileges::for_socket(uint32_t socket_id) const {
+  if (!restricted_) return nullptr;
+  auto it = socket_holder_.find(socket_id);
+  return it == socket_holder_.end() ? &owner_ : &ids_[it->second];
+}
+
+Status Privileges::check(const TreeHead& head) const {
+  if (!restricted_) return {};
+  for (const ProcessImage& p : head.procs) CR_TRY(check_process(p));
+  for (const auto& [id, f] : head.shared.files) {
+    if (f.kind == schema::kFileDevice && !allowed_device(f.rdev))
+      return make_error("file " + f.path + ": device " + device_text(f.rdev) +
+                        " is not one an image without a root process may open (only null, "
+                        "zero, full, random, urandom, tty, ptmx and pts)");
+    if (f.kind == schema::kFileDeleted && (f.mode & (S_ISUID | S_ISGID)) != 0) {
+      char mode[8];
+      std::snprintf(mode, sizeof mode, "%04o", f.mode & 07777);
+      return make_error("deleted file " + f.path + " with mode " + mode +
+                        ": an image without a root process cannot ask for set-user-ID or "
+                        "set-group-ID files");
+    }
+  }
+  return {};
+}
+
+// ---- Switching the fs identity of one thread -----------------------------------------------
+
+namespace {
+
+std::vector<gid_t> current_groups() {
+  std::vector<gid_t> g(static_cast<size_t>(std::max(::getgroups(0, nullptr), 0)));
+  if (!g.empty() && ::getgroups(static_cast<int>(g.size()), g.data()) < 0) g.clear();
+  return g;
+}
+
+Status set_ids(const FsIdentity& id) {
+  // Nothing asked that is not already so: a user restoring its own image (no CAP_SETGID).
+  if (current_groups() != id.groups &&
+      ::syscall(SYS_setgroups, id.groups.size(), id.groups.data()) != 0)
+    return errno_error("setgroups");
+  ::syscall(SYS_setfsgid, id.fsgid);
+  ::syscall(SYS_setfsuid, id.fsuid);
+  // setfsuid/setfsgid return the previous value whatever happens: ask again (-1 changes nothing).
+  if (static_cast<uint32_t>(::syscall(SYS_setfsuid, -1)) != id.fsuid ||
+      static_cast<uint32_t>(::syscall(SYS_setfsgid, -1)) != id.fsgid)
+    return make_error("cannot act as uid " + std::to_string(id.fsuid) + " gid " +
+                      std::to_string(id.fsgid));
+  return {};
+}
+
+bool get_caps(uint32_t out[2][3]) {
+  __user_cap_header_struct h{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct d[2]{};
+  if (::syscall(SYS_capget, &h, d) != 0) return false;
+  for (int i = 0; i < 2; ++i) {
+    out[i][0] = d[i].effective;
+    out[i][1] = d[i].permitted;
+    out[i][2] = d[i].inheritable;
+  }
+  return true;
+}
+
+bool set_caps(const uint32_t in[2][3]) {
+  __user_cap_header_struct h{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct d[2]{};
+  for (int i = 0; i < 2; ++i) d[i] = {in[i][0], in[i][1], in[i][2]};
+  return ::syscall(SYS_capset, &h, d) == 0;
+}
+
+}  // namespace
+
+Result<FsCredsScope> FsCredsScope::enter(const FsIdentity& id, bool keep_caps) {
+  FsCredsScope s;
+  s.fsuid_ = static_cast<uint32_t>(::syscall(SYS_setfsuid, -1));
+  s.fsgid_ = static_cast<uint32_t>(::syscall(SYS_setfsgid, -1));
+  s.groups_ = current_groups();
+  if (!get_caps(s.caps_)) return errno_error("capget");
+  s.active_ = true;  // from here the destructor puts everything back
+  CR_TRY(set_ids(id));
+  if (keep_caps && !set_caps(s.caps_)) return errno_error("capset");
+  return s;
+}
+
+FsCredsScope::FsCredsScope(FsCredsScope&& o) noexcept
+    : active_(std::exchange(o.active_, false)),
+      fsuid_(o.fsuid_),
+      fsgid_(o.fsgid_),
+      groups_(std::move(o.groups_)) {
+  std::memcpy(caps_, o.caps_, sizeof caps_);
+}
+
+FsCredsScope::~FsCredsScope() {
+  if (!active_) return;
+  FsIdentity back{fsuid_, fsgid_, groups_};
+  // Going on as the wrong user would do the next file with the wrong rights: stop instead.
+  if (!set_ids(back).ok() || !set_caps(caps_)) ::abort();
+}
+
+Status become_fs_identity(const FsIdentity& id) { return set_ids(id); }
+
+}  // namespace cr::restore

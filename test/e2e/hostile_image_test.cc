@@ -1,0 +1,257 @@
+// Hostile images: a real image of a uid-1001 process (zdtm creds_user_files), edited through
+// `crit decode --pages` -> JSON -> `crit encode` to ask root's crrestore for what the user
+// could not get: each must be refused in one line, and nothing of it left behind. Then a
+// symlink swapped in for the socket file while restores run must never have its target
+// changed. README "Trust model" says what is allowed.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "e2e_common.h"
+#include "harness.h"
+
+namespace cr::e2e {
+namespace {
+
+using Json = nlohmann::ordered_json;
+constexpr uid_t kUser = 1001;
+
+std::string hex_of(const std::string& s) {
+  static const char* d = "0123456789abcdef";
+  std::string h;
+  for (unsigned char c : s) {
+    h += d[c >> 4];
+    h += d[c & 15];
+  }
+  return h;
+}
+
+// One dump of creds_user_files for the whole suite: every case edits a copy of its JSON.
+class HostileImage : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (geteuid() != 0 || !tool_exists("crit") || !tool_exists("crrestore")) return;
+    become_subreaper();
+    dir_ = new TempDir;
+    Target t = Target::start(*dir_, {zdtm_path("creds_user_files")});
+    if (t.pid() <= 0) return;
+    pid_ = t.pid();
+    const std::string img = dir_->path("img");
+    if (!dump_target(*dir_, t, Mode::kKill, img)) return;
+    int out = open(dir_->path("img.json").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    ToolRun d = run_tool(*dir_, "crit", {"decode", "--pages", img}, -1, out);
+    close(out);
+    if (!d.status.ok()) return;
+    doc_ = new Json(Json::parse(read_file(dir_->path("img.json"))));
+  }
+  static void TearDownTestSuite() {
+    delete doc_;
+    delete dir_;
+    doc_ = nullptr;
+    dir_ = nullptr;
+  }
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "restoring another user's image needs root";
+    ASSERT_NE(doc_, nullptr) << "dumping and decoding creds_user_files failed";
+  }
+
+  // The records of `type` in a copy of the document.
+  static std::vector<Json*> records(Json& doc, const std::string& type) {
+    std::vector<Json*> v;
+    for (auto& r : doc["records"])
+      if (r["type"] == type) v.push_back(&r["fields"]);
+    return v;
+  }
+  static Json* file_named(Json& doc, const std::string& tail) {
+    for (Json* f : records(doc, "file")) {
+      const std::string p = (*f)["path"].is_string() ? (*f)["path"].get<std::string>() : "";
+      if (p.size() >= tail.size() && p.find(tail) != std::string::npos) return f;
+    }
+    return nullptr;
+  }
+
+  // Encodes `doc` and runs crrestore on it.
+  ToolRun restore(const Json& doc) {
+    const std::string json = dir_->path("edit.json"), img = dir_->path("edit.img");
+    write_file(json, doc.dump());
+    ToolRun e = run_tool(*dir_, "crit", {"encode", json, "-o", img});
+    EXPECT_TRUE(e.status.ok()) << "crit encode: " << e.describe();
+    dir_->restore_work();  // as at dump time: a restore before may have written the log
+    ToolRun r = run_tool(*dir_, "crrestore", {"-d", "-i", img});
+    return r;
+  }
+
+  // The edited image is refused in one line naming `want`, and no process is left.
+  void expect_refused(const Json& doc, const std::vector<std::string>& want) {
+    ToolRun r = restore(doc);
+    EXPECT_FALSE(r.status.ok()) << "restored: " << r.describe();
+    EXPECT_TRUE(r.one_line_error("crrestore")) << "want one line 'crrestore: ...': " << r.err;
+    for (const auto& w : want)
+      EXPECT_NE(r.err.find(w), std::string::npos) << "message should name '" << w << "': " << r.err;
+    std::cout << "  [refused] " << r.err;
+    if (r.status.ok()) terminate_pid(pid_);
+    EXPECT_FALSE(pid_exists(pid_)) << "pid " << pid_ << " left after a refused restore";
+    kill_child(pid_);
+  }
+
+  static TempDir* dir_;
+  static Json* doc_;
+  static pid_t pid_;
+};
+
+TempDir* HostileImage::dir_ = nullptr;
+Json* HostileImage::doc_ = nullptr;
+pid_t HostileImage::pid_ = -1;
+
+// The baseline: the image as dumped, through the same decode/encode, restores as the user's.
+TEST_F(HostileImage, UneditedImageRestores) {
+  ToolRun r = restore(*doc_);
+  ASSERT_TRUE(r.status.ok()) << r.describe() << "\nlog: " << read_file(dir_->work() + "/log");
+  struct stat st {};
+  ASSERT_EQ(lstat((dir_->work() + "/sock").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, kUser) << "socket file made as root";
+  ExitStatus s = terminate_pid(pid_);
+  EXPECT_TRUE(s.ok()) << s.describe() << "\nlog: " << read_file(dir_->work() + "/log");
+}
+
+TEST_F(HostileImage, SetuidGhostFileRefused) {
+  Json doc = *doc_;
+  Json* f = file_named(doc, "/gone");
+  ASSERT_NE(f, nullptr);
+  (*f)["mode"] = 06777;
+  expect_refused(doc, {"mode 6777", "set-user-ID"});
+}
+
+TEST_F(HostileImage, ShadowOpenedReadWriteRefused) {
+  struct stat st {};
+  ASSERT_EQ(stat("/etc/shadow", &st), 0);
+  Json doc = *doc_;
+  Json* f = file_named(doc, "/data");
+  ASSERT_NE(f, nullptr);
+  // Size and mtime as they are, so only the permission stands in the way.
+  (*f)["path"] = "/etc/shadow";
+  (*f)["flags"] = O_RDWR;
+  (*f)["pos"] = 0;
+  (*f)["size"] = static_cast<uint64_t>(st.st_size);
+  (*f)["mtime_ns"] = static_cast<uint64_t>(st.st_mtim.tv_sec) * 1000000000ull +
+                     static_cast<uint64_t>(st.st_mtim.tv_nsec);
+  (*f)["dev"] = static_cast<uint64_t>(st.st_dev);
+  (*f)["ino"] = static_cast<uint64_t>(st.st_ino);
+  expect_refused(doc, {"/etc/shadow", "as uid 1001", "Permission denied"});
+}
+
+TEST_F(HostileImage, KmsgDeviceRefused) {
+  Json doc = *doc_;
+  Json* f = file_named(doc, "/data");
+  ASSERT_NE(f, nullptr);
+  (*f)["kind"] = 3;  // kFileDevice
+  (*f)["path"] = "/dev/kmsg";
+  (*f)["flags"] = O_RDWR;
+  (*f)["pos"] = 0;
+  (*f)["rdev"] = static_cast<uint64_t>(makedev(1, 11));
+  expect_refused(doc, {"/dev/kmsg", "device 1:11"});
+}
+
+TEST_F(HostileImage, HardRlimitAboveOursRefused) {
+  rlimit ours{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &ours), 0);
+  ASSERT_NE(ours.rlim_max, RLIM_INFINITY);
+  Json doc = *doc_;
+  auto lim = records(doc, "rlimits");
+  ASSERT_FALSE(lim.empty());
+  (*lim[0])["limits"][2 * RLIMIT_NOFILE + 1] = static_cast<uint64_t>(ours.rlim_max) + 1;
+  expect_refused(doc, {"hard RLIMIT_NOFILE", "cannot raise a hard limit"});
+}
+
+TEST_F(HostileImage, CapabilitiesAddedRefused) {
+  Json doc = *doc_;
+  auto creds = records(doc, "creds");
+  ASSERT_FALSE(creds.empty());
+  (*creds[0])["cap_prm"] = 0x1ffffffffffull;
+  (*creds[0])["cap_eff"] = 0x1ffffffffffull;
+  expect_refused(doc, {"uid 1001 with capabilities", "cannot ask for capabilities"});
+}
+
+TEST_F(HostileImage, ExeLinkToRootOnlyFileRefused) {
+  // Readable and executable by root only, in a directory everyone can search.
+  const std::string exe = dir_->path("root-only-exe");
+  write_file(exe, "#!/bin/sh\n");
+  ASSERT_EQ(chmod(exe.c_str(), 0700), 0);
+  struct stat st {};
+  ASSERT_EQ(stat(exe.c_str(), &st), 0);
+  Json doc = *doc_;
+  auto mm = records(doc, "mm");
+  ASSERT_FALSE(mm.empty());
+  (*mm[0])["exe_path"] = exe;
+  (*mm[0])["exe_dev"] = static_cast<uint64_t>(st.st_dev);
+  (*mm[0])["exe_ino"] = static_cast<uint64_t>(st.st_ino);
+  expect_refused(doc, {"root-only-exe", "Permission denied"});
+}
+
+TEST_F(HostileImage, SocketBoundInRootDirectoryRefused) {
+  const std::string root_dir = dir_->path("root-dir");
+  ASSERT_EQ(mkdir(root_dir.c_str(), 0755), 0);
+  Json doc = *doc_;
+  auto socks = records(doc, "unix_socket");
+  ASSERT_FALSE(socks.empty());
+  (*socks[0])["name"] = hex_of("sock");
+  (*socks[0])["dir"] = root_dir;
+  expect_refused(doc, {"bind in " + root_dir, "as uid 1001", "Permission denied"});
+  struct stat st {};
+  EXPECT_NE(lstat((root_dir + "/sock").c_str(), &st), 0) << "a socket file was made there";
+}
+
+// The directory's owner swaps a symlink to a root-only file in for the socket file while
+// crrestore binds it: the target's mode and owner must never change. A racer thread puts the
+// symlink over every socket file it sees and removes it again, so each restore can bind.
+TEST_F(HostileImage, SocketFileSymlinkSwapNeverReachesTarget) {
+  const std::string target = dir_->path("precious");
+  write_file(target, "root's\n");
+  ASSERT_EQ(chmod(target.c_str(), 0600), 0);
+  const std::string sock = dir_->work() + "/sock", lnk = dir_->work() + "/sock.lnk";
+  unlink(sock.c_str());
+  std::atomic<bool> stop{false};
+  std::atomic<int> swaps{0};
+  std::thread racer([&] {
+    while (!stop.load()) {
+      struct stat st {};
+      if (lstat(sock.c_str(), &st) != 0) continue;
+      if (S_ISSOCK(st.st_mode)) {
+        unlink(lnk.c_str());
+        if (symlink(target.c_str(), lnk.c_str()) == 0 && rename(lnk.c_str(), sock.c_str()) == 0)
+          swaps.fetch_add(1);
+      } else if (S_ISLNK(st.st_mode)) {
+        unlink(sock.c_str());
+      }
+    }
+  });
+  int restored = 0;
+  constexpr int kRestores = 40;
+  for (int i = 0; i < kRestores; ++i) {
+    dir_->restore_work();
+    ToolRun r = run_tool(*dir_, "crrestore", {"-d", "-i", dir_->path("img")});
+    if (r.status.ok()) ++restored;
+    kill_child(pid_);
+    reap_zombies();
+    struct stat st {};
+    ASSERT_EQ(stat(target.c_str(), &st), 0);
+    ASSERT_EQ(st.st_mode & 07777, 0600u) << "restore " << i << " changed the target's mode";
+    ASSERT_EQ(st.st_uid, 0u) << "restore " << i << " changed the target's owner";
+  }
+  stop = true;
+  racer.join();
+  std::cout << "  " << restored << " of " << kRestores << " restores succeeded, " << swaps.load()
+            << " symlinks swapped in\n";
+  EXPECT_GT(swaps.load(), 0) << "the racer never saw a socket file: nothing was tested";
+}
+
+}  // namespace
+}  // namespace cr::e2e
