@@ -93,6 +93,9 @@ struct RestoreContext {
   ChildGuard child;
 
   size_t xsave_size = 0;  // this CPU's NT_X86_XSTATE size, read once from the task
+  /// Root only, while the tree is created: a pipe whose write end crrestore closes once every
+  /// live process is ready; zombies wait for that to join their process group, then exit.
+  int zombie_go_rd = -1, zombie_go_wr = -1;
 
   // Figures for -v and the report.
   uint64_t page_bytes = 0;
@@ -111,9 +114,7 @@ struct RestoreContext {
 
   pid_t pid() const { return img.process ? static_cast<pid_t>(img.process->pid) : -1; }
   /// A zombie: recreated exited, never seized, no section of its own in the stream.
-  bool zombie() const {
-    return img.process && (img.process->flags & schema::kProcessZombie) != 0;
-  }
+  bool zombie() const { return img.process && (img.process->flags & schema::kProcessZombie) != 0; }
   void warn(std::string msg) { warnings.push_back(std::move(msg)); }
 
   /// Copies `len` bytes into the trampoline's scratch area; returns their task address.

@@ -39,7 +39,11 @@ struct Sock {
 
 std::string what(const Sock& s) {
   std::string w = "unix socket " + std::to_string(s.rec().id);
-  if (!s.rec().name.empty()) w += " '" + socket_name_text({reinterpret_cast<const char*>(s.rec().name.data()), s.rec().name.size()}) + "'";
+  if (!s.rec().name.empty())
+    w += " '" +
+         socket_name_text(
+             {reinterpret_cast<const char*>(s.rec().name.data()), s.rec().name.size()}) +
+         "'";
   return w;
 }
 
@@ -295,8 +299,11 @@ class Builder {
       if (i < s.img->senders.size() && !s.img->senders[i].empty()) {
         sender = named(s.img->senders[i]);
         if (sender == nullptr)
-          return make_error(what(s) + ": no socket of the image is named '" +
-                            socket_name_text({reinterpret_cast<const char*>(s.img->senders[i].data()), s.img->senders[i].size()}) + "', which sent a queued datagram");
+          return make_error(
+              what(s) + ": no socket of the image is named '" +
+              socket_name_text({reinterpret_cast<const char*>(s.img->senders[i].data()),
+                                s.img->senders[i].size()}) +
+              "', which sent a queued datagram");
         from = sender->fd.get();
         CR_TRY(set_int(from, SO_SNDBUFFORCE, kFillSndbuf, what(*sender), "SO_SNDBUFFORCE"));
       }
@@ -314,6 +321,7 @@ class Builder {
   }
 
   Status connect_all() {
+    std::vector<Sock*> one_way;  // connected to a socket connected elsewhere (dgram)
     for (auto& [id, s] : socks_) {
       if (gone(s) && s.accepted) {
         // Accepted, its client gone: a stand-in client connects, then closes once it has sent.
@@ -340,7 +348,32 @@ class Builder {
       if (p.rec().name.empty())
         return make_error(what(s) + ": connected to unnamed " + what(p) +
                           ", which cannot be reached");
-      CR_TRY(connect_to(s.fd.get(), s, p));
+      one_way.push_back(&s);
+    }
+    return connect_one_way(one_way);
+  }
+
+  // A dgram socket takes a connect only while it is unconnected or connected to the one
+  // connecting (else EPERM): with A connected to B and B to C, A connects before B does.
+  // Each socket connects once every socket connecting to it has; the kernel's rule makes a
+  // cycle of three or more impossible, so the walk always ends.
+  Status connect_one_way(const std::vector<Sock*>& pending) {
+    std::map<uint64_t, int> incoming;  // by ino: connects into that socket still to make
+    for (Sock* s : pending) ++incoming[s->rec().peer_ino];
+    std::vector<Sock*> left = pending;
+    while (!left.empty()) {
+      std::vector<Sock*> later;
+      for (Sock* s : left) {
+        if (incoming[s->rec().ino] > 0) {
+          later.push_back(s);
+          continue;
+        }
+        CR_TRY(connect_to(s->fd.get(), *s, peer(*s)));
+        --incoming[s->rec().peer_ino];
+      }
+      if (later.size() == left.size())
+        return make_error(what(*left.front()) + ": its dgram connections form a cycle");
+      left = std::move(later);
     }
     return {};
   }
