@@ -125,7 +125,9 @@ bool members_outside(const DumpTree& tree, uint32_t id) {
 
 // A session or group restore can make anew: its leader has exited and nobody outside the tree
 // is in it.
-bool remakeable(const DumpTree& tree, uint32_t id) { return !alive(id) && !members_outside(tree, id); }
+bool remakeable(const DumpTree& tree, uint32_t id) {
+  return !alive(id) && !members_outside(tree, id);
+}
 
 // Sessions and process groups restore can rebuild: a process leads its session or shares its
 // parent's; its group is its own, another one's in the tree (same session), or the root's.
@@ -203,16 +205,22 @@ Status run_passes(DumpTree& tree, pid_t root, const DumpOptions& opts, format::R
 // then collect each exit as the tracer. Children before parents, and in each process the other
 // threads first: the kernel reports a leader's exit only once its group has been reaped (by
 // us, their tracer).
+// A zombie of the tree whose parent was killed just before is reaped by init (or a subreaper)
+// at any moment: ESRCH from kill, or ECHILD from a wait, means that process is already gone,
+// which is what this pass wants; the dump itself has succeeded by then.
 Status kill_tree(DumpTree& tree) {
   for (auto& p : tree.procs)
-    if (::kill(p->pid, SIGKILL) != 0) return errno_error("kill " + std::to_string(p->pid));
+    if (::kill(p->pid, SIGKILL) != 0 && errno != ESRCH)
+      return errno_error("kill " + std::to_string(p->pid));
   for (size_t k = tree.procs.size(); k-- > 0;) {
     DumpContext& ctx = *tree.procs[k];
     for (size_t i = ctx.threads.size(); i-- > 0;) {
       ThreadState& t = ctx.threads[i];
       for (;;) {
-        CR_TRY_ASSIGN(sys::WaitStatus ws, sys::wait_for(t.tid));
-        if (ws.exited() || ws.signaled()) break;
+        auto ws = sys::wait_for(t.tid);
+        if (!ws.ok() && (ws.error().code == ECHILD || ws.error().code == ESRCH)) break;
+        if (!ws.ok()) return ws.error();
+        if (ws->exited() || ws->signaled()) break;
       }
       t.tracee.release();
     }

@@ -8,6 +8,7 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,8 +17,8 @@
 
 #include "common/text.h"
 #include "dump/passes.h"
-#include "sys/linux_abi.h"
 #include "dump/unix_sockets.h"
+#include "sys/linux_abi.h"
 
 namespace cr::dump {
 
@@ -34,6 +35,36 @@ struct FdEntry {
   Fdinfo info;
   uint32_t file_id = 0;
 };
+
+// A timerfd's remaining time, period and unread expirations. A periodic timer that expired
+// stays stopped in the kernel (fdinfo shows no time left and one tick) until it is read or
+// timerfd_gettime is called: gettime on a copy of the fd counts the periods missed since and
+// starts it again, as the program's next read or gettime would have, so the next expiry and
+// the ticks are the ones the program will see. A relative timer comes back with the time it
+// had left (the time between dump and restore does not count); one armed with
+// TFD_TIMER_ABSTIME keeps its expiry on its clock.
+Status read_timerfd(const FdEntry& e, schema::File& f) {
+  const std::string what = "fd " + std::to_string(e.fd) + ": timerfd";
+  CR_TRY_ASSIGN(ScopedFd t, copy_task_fd(e.proc->pid, e.fd));
+  // The clock first: now + what is left is then never later than the real expiry.
+  timespec now{};
+  if (::clock_gettime(static_cast<clockid_t>(e.info.clockid), &now) != 0)
+    return errno_error(what + ": clock_gettime(" + std::to_string(e.info.clockid) + ")");
+  itimerspec cur{};
+  if (::timerfd_gettime(t.get(), &cur) != 0) return errno_error(what + ": timerfd_gettime");
+  CR_TRY_ASSIGN(std::string text, e.proc->proc.read("fdinfo/" + std::to_string(e.fd)));
+  CR_TRY_ASSIGN(Fdinfo info, parse_fdinfo(text));
+  auto ns = [](const timespec& ts) {
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+  };
+  f.clockid = info.clockid;
+  f.value_ns = ns(cur.it_value);
+  f.interval_ns = ns(cur.it_interval);
+  f.counter = info.ticks;
+  if ((info.settime_flags & TFD_TIMER_ABSTIME) != 0 && f.value_ns != 0)
+    f.abs_ns = ns(now) + f.value_ns;
+  return {};
+}
 
 // An epoll shows no "tfd:" line in its fdinfo until it has a watch: its link tells.
 constexpr std::string_view kEpollLink = "anon_inode:[eventpoll]";
@@ -253,7 +284,8 @@ class FileCollector {
 
   // Errors about another process than the root name it.
   std::string where(const FdEntry& e) const {
-    return e.proc == tree_.procs.front().get() ? std::string() : "pid " + std::to_string(e.proc->pid);
+    return e.proc == tree_.procs.front().get() ? std::string()
+                                               : "pid " + std::to_string(e.proc->pid);
   }
 
   // The File id of an earlier fd, in this process or another, with the same open file
@@ -339,13 +371,8 @@ class FileCollector {
       // TFD_TIMER_CANCEL_ON_SET: a restore would arm it without the cancellation.
       return refuse(e.fd, "timerfd with TFD_TIMER_CANCEL_ON_SET");
     } else if (e.info.kind == FdinfoKind::kTimerfd) {
-      // The remaining time, as the kernel reports it for either kind of setting: restore
-      // arms it relative to its own start.
       f.kind = schema::kFileTimerfd;
-      f.clockid = e.info.clockid;
-      f.value_ns = e.info.value_ns;
-      f.interval_ns = e.info.interval_ns;
-      f.counter = e.info.ticks;
+      CR_TRY(read_timerfd(e, f));
     } else if (e.link == kEpollLink) {
       // Its watches are EpollItems, collected once every File has its id.
       f.kind = schema::kFileEpoll;
@@ -418,9 +445,11 @@ class FileCollector {
         // Restore opens it by path: the path must lead to this very file (not so for a POSIX
         // message queue, whose "/name" is on the mqueue filesystem, or for an overmounted file).
         struct stat at {};
-        if (::stat(f.path.c_str(), &at) != 0 || at.st_dev != e.st.st_dev || at.st_ino != e.st.st_ino)
-          return refuse(e.fd, e.link + " not reachable at its path (overmounted or another "
-                                       "mount namespace's)");
+        if (::stat(f.path.c_str(), &at) != 0 || at.st_dev != e.st.st_dev ||
+            at.st_ino != e.st.st_ino)
+          return refuse(e.fd, e.link +
+                                  " not reachable at its path (overmounted or another "
+                                  "mount namespace's)");
         f.kind = schema::kFileRegular;
       }
     } else {

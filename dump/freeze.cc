@@ -27,10 +27,11 @@ Status check_supported(DumpContext& ctx) {
   CR_TRY_ASSIGN(ctx.status, parse_status(text));
   std::string pid = std::to_string(ctx.pid);
   if (ctx.status.state == 'Z')
-    return make_error("pid " + pid +
-                      (ctx.status.threads > 1
-                           ? ": the main thread has exited while other threads run: not supported yet"
-                           : " is a zombie: it has no state left to dump"));
+    return make_error(
+        "pid " + pid +
+        (ctx.status.threads > 1
+             ? ": the main thread has exited while other threads run: not supported yet"
+             : " is a zombie: it has no state left to dump"));
   if (ctx.status.seccomp != 0) return make_error("pid " + pid + ": seccomp not supported yet");
   CR_TRY_ASSIGN(std::vector<pid_t> tids, ctx.proc.tasks());
   ctx.children.clear();
@@ -131,9 +132,8 @@ Status check_thread_creds(DumpContext& ctx, const ThreadState& t) {
   CR_TRY_ASSIGN(ProcStatus ts, parse_status(text));
   const ProcStatus& s = ctx.status;
   const bool same = std::equal(s.uid, s.uid + 4, ts.uid) && std::equal(s.gid, s.gid + 4, ts.gid) &&
-                    s.groups == ts.groups && s.cap_inh == ts.cap_inh &&
-                    s.cap_prm == ts.cap_prm && s.cap_eff == ts.cap_eff &&
-                    s.cap_bnd == ts.cap_bnd && s.cap_amb == ts.cap_amb &&
+                    s.groups == ts.groups && s.cap_inh == ts.cap_inh && s.cap_prm == ts.cap_prm &&
+                    s.cap_eff == ts.cap_eff && s.cap_bnd == ts.cap_bnd && s.cap_amb == ts.cap_amb &&
                     s.no_new_privs == ts.no_new_privs;
   if (!same)
     return make_error("thread " + std::to_string(t.tid) +
@@ -158,6 +158,30 @@ Status peek_pending(const sys::Tracee& tracee, pid_t pid, pid_t tid,
   return {};
 }
 
+// A thread stopped inside an rseq critical section would have it aborted by the kernel on its
+// way back to user space (it was preempted): its IP goes to the section's abort handler. A
+// restored thread would not: its registration is made again (from the trampoline, outside any
+// section, so the kernel clears rseq_cs) before its registers are set. So the image holds what
+// the kernel would have done: the IP at the abort handler.
+Status abort_rseq_critical_section(ThreadState& t) {
+  struct RseqCs {  // struct rseq_cs (uapi/linux/rseq.h), 32-byte aligned in the task
+    uint32_t version, flags;
+    uint64_t start_ip, post_commit_offset, abort_ip;
+  } cs{};
+  uint64_t cs_addr = 0;
+  // struct rseq: u32 cpu_id_start, u32 cpu_id, u64 rseq_cs, ...
+  if (!t.tracee.read_mem(t.rseq.addr + 8, &cs_addr, sizeof cs_addr).ok() || cs_addr == 0) return {};
+  // A descriptor the kernel cannot read or accept gets the thread killed (SIGSEGV) when it
+  // resumes, restored or not: nothing to do for it here.
+  if (!t.tracee.read_mem(cs_addr, &cs, sizeof cs).ok() || cs.version != 0) return {};
+  const uint64_t ip = t.regs.rip;
+  if (ip < cs.start_ip || ip - cs.start_ip >= cs.post_commit_offset) return {};
+  uint32_t sig = 0;
+  if (!t.tracee.read_mem(cs.abort_ip - 4, &sig, sizeof sig).ok() || sig != t.rseq.sig) return {};
+  t.regs.rip = cs.abort_ip;
+  return {};
+}
+
 Status read_thread(DumpContext& ctx, ThreadState& t) {
   CR_TRY_ASSIGN(t.regs, t.tracee.get_regs());
   sys::restart_fixup(t.regs);
@@ -169,6 +193,7 @@ Status read_thread(DumpContext& ctx, ThreadState& t) {
   } else if (rseq.error().code != EINVAL && rseq.error().code != EIO) {
     return std::move(rseq).error();
   }
+  if (t.rseq.addr != 0) CR_TRY(abort_rseq_critical_section(t));
   // get_robust_list works on another task with ptrace access; it is not a ptrace request.
   long head = 0;
   size_t len = 0;

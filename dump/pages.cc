@@ -27,10 +27,11 @@ namespace {
 constexpr uint64_t kPage = 4096;
 constexpr uint64_t kPmPresent = 1ull << 63;
 constexpr uint64_t kPmSwapped = 1ull << 62;
-constexpr uint64_t kPmFile = 1ull << 61;    // file page or shared anon: not copied-on-write
-constexpr size_t kBatchBytes = 1u << 20;    // one buffer fill; also the Pages record cap
-constexpr size_t kMaxIov = 1024;            // IOV_MAX
-constexpr size_t kPagemapChunk = 1u << 16;  // entries per pagemap read (512 KiB)
+constexpr uint64_t kPmFile = 1ull << 61;         // file page or shared anon: not copied-on-write
+constexpr uint64_t kPmGuardRegion = 1ull << 58;  // a guard page (Linux 6.15): shows as swapped
+constexpr size_t kBatchBytes = 1u << 20;         // one buffer fill; also the Pages record cap
+constexpr size_t kMaxIov = 1024;                 // IOV_MAX
+constexpr size_t kPagemapChunk = 1u << 16;       // entries per pagemap read (512 KiB)
 constexpr size_t kBatchPages = kBatchBytes / kPage;
 constexpr int kSlots = 3;  // buffers: one being planned, one being read, one being written
 // Below this much anonymous memory the reader thread costs more in hand-offs (each a wake-up
@@ -53,6 +54,7 @@ constexpr uint64_t kPageIsFile = 1 << 2;
 constexpr uint64_t kPageIsPresent = 1 << 3;
 constexpr uint64_t kPageIsSwapped = 1 << 4;
 constexpr uint64_t kPageIsPfnZero = 1 << 5;
+constexpr uint64_t kPageIsGuard = 1 << 8;  // Linux 6.15; a guard page is also "swapped"
 constexpr size_t kScanRegions = 1024;
 
 bool page_is_zero(const uint8_t* p) {
@@ -206,6 +208,7 @@ class PageDumper {
     bool file_private = false;
     switch (v.kind) {
       case schema::kVmaAnon:
+      case schema::kVmaDroppable:
       case schema::kVmaHeap:
       case schema::kVmaStack:
         break;
@@ -238,7 +241,7 @@ class PageDumper {
       CR_TRY(read_pagemap(first + done, n));
       for (size_t i = 0; i < n; ++i) {
         uint64_t e = pm_[i];
-        if (!(e & (kPmPresent | kPmSwapped))) continue;
+        if (!(e & (kPmPresent | kPmSwapped)) || (e & kPmGuardRegion)) continue;
         if (file_private && (e & kPmFile)) continue;
         CR_TRY(add_range((first + done + i) * kPage, 1));
       }
@@ -258,7 +261,10 @@ class PageDumper {
     // Present or swapped, never the shared zero page, and in a private file mapping only
     // the pages copied on write (not file pages).
     arg.category_anyof_mask = kPageIsPresent | kPageIsSwapped;
-    arg.category_mask = kPageIsPfnZero | (file_private ? kPageIsFile : 0);
+    // Guard pages (which fault on any access, and have no contents) left out; a kernel that
+    // does not know the category has none.
+    arg.category_mask =
+        kPageIsPfnZero | (file_private ? kPageIsFile : 0) | (scan_knows_guard_ ? kPageIsGuard : 0);
     arg.category_inverted = arg.category_mask;
     arg.return_mask = 0;  // merge every matching neighbour into one region
     uint64_t at = v.start;
@@ -267,6 +273,12 @@ class PageDumper {
       arg.end = v.end;
       arg.walk_end = 0;
       long n = ::ioctl(pagemap_.get(), kPagemapScan, &arg);
+      if (n < 0 && errno == EINVAL && scan_knows_guard_ && at == v.start) {
+        scan_knows_guard_ = false;
+        arg.category_mask &= ~kPageIsGuard;
+        arg.category_inverted = arg.category_mask;
+        continue;
+      }
       if (n < 0) {
         if ((errno == ENOTTY || errno == EINVAL) && at == v.start) return false;
         return errno_error("PAGEMAP_SCAN at " + hex(at));
@@ -391,6 +403,7 @@ class PageDumper {
   std::vector<uint64_t> pm_;
   std::vector<PageRegion> regions_;
   bool use_scan_;
+  bool scan_knows_guard_ = true;  // PAGEMAP_SCAN takes PAGE_IS_GUARD (until EINVAL says not)
   bool threaded_;
 
   Batch slots_[kSlots];

@@ -31,6 +31,8 @@ Status collect_process_info(DumpContext& ctx) {
   p.umask = ctx.status.umask;
   p.flags = ctx.opts.shell_job ? uint32_t{schema::kProcessShellJob} : 0u;
   if (ctx.remote.child_subreaper) p.flags |= schema::kProcessChildSubreaper;
+  for (const schema::Vma& v : ctx.vmas)
+    if (!v.guards.empty()) p.flags |= schema::kProcessGuardRegions;
   p.files_shared_with = static_cast<uint32_t>(ctx.files_of);
   p.fs_shared_with = static_cast<uint32_t>(ctx.fs_of);
 

@@ -156,6 +156,11 @@ Result<schema::Pty> read_pty(const DumpTree& tree, const PtyEnds& e) {
   p.sid = static_cast<uint32_t>(sid);
   p.pgrp = static_cast<uint32_t>(pgrp);
   CR_TRY(check_session(tree, p, pty_tty_nr(e.slave_st.st_rdev)));
+  struct stat node {};
+  if (::fstat(slave.get(), &node) != 0) return errno_error(what + ": fstat of the slave");
+  p.slave_uid = node.st_uid;
+  p.slave_gid = node.st_gid;
+  p.slave_mode = node.st_mode;
   return p;
 }
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "common/text.h"
 #include "dump/passes.h"
@@ -93,6 +94,33 @@ class PeekOffset {
   int old_;
 };
 
+// SO_PASSCRED turned on for the walk of a seqpacket queue, put back off on every path. With it
+// every queued message, even one of zero bytes, comes with SCM_CREDENTIALS, while the end of
+// file of a socket whose peer has gone comes with nothing: both read 0 bytes otherwise.
+class PassCredProbe {
+ public:
+  static Result<PassCredProbe> start(int s) {
+    CR_TRY_ASSIGN(int old, get_int_opt(s, SO_PASSCRED, "SO_PASSCRED"));
+    if (old != 0) return PassCredProbe(-1);  // the target's own: its credentials are refused
+    int one = 1;
+    if (::setsockopt(s, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) != 0)
+      return errno_error("setsockopt SO_PASSCRED");
+    return PassCredProbe(s);
+  }
+  PassCredProbe(PassCredProbe&& o) noexcept : s_(std::exchange(o.s_, -1)) {}
+  PassCredProbe(const PassCredProbe&) = delete;
+  ~PassCredProbe() {
+    int zero = 0;
+    if (s_ >= 0) ::setsockopt(s_, SOL_SOCKET, SO_PASSCRED, &zero, sizeof zero);
+  }
+  /// Whether the credentials recvmsg shows are the probe's, not the target's.
+  bool active() const { return s_ >= 0; }
+
+ private:
+  explicit PassCredProbe(int s) : s_(s) {}
+  int s_;
+};
+
 struct Peeked {
   std::vector<std::vector<uint8_t>> messages;  // stream: runs of bytes
   std::vector<std::string> senders;            // each datagram's sender name ("": unnamed)
@@ -101,6 +129,12 @@ struct Peeked {
 // Every message queued on `s`, oldest first, without consuming any.
 Result<Peeked> peek_queue(int s, uint32_t type) {
   CR_TRY_ASSIGN(PeekOffset guard, PeekOffset::start(s));
+  std::optional<PassCredProbe> probe;
+  if (type == SOCK_SEQPACKET) {
+    auto started = PassCredProbe::start(s);
+    if (!started.ok()) return started.error();
+    probe.emplace(std::move(*started));
+  }
   Peeked out;
   std::vector<uint8_t> buf(type == SOCK_STREAM ? kStreamChunk : kMaxMessage);
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 253) + CMSG_SPACE(sizeof(ucred))];
@@ -132,6 +166,12 @@ Result<Peeked> peek_queue(int s, uint32_t type) {
       }
     }
     if (rights) return make_error("unix socket with file descriptors in flight not supported yet");
+    if (probe) {
+      // A seqpacket socket whose peer has gone reads 0 for ever past its last message; with
+      // SO_PASSCRED on (the probe's, or the target's own) only a real message has credentials.
+      if (n == 0 && !creds) break;
+      if (probe->active()) creds = false;
+    }
     if (creds)
       return make_error("unix socket with credentials in flight (SO_PASSCRED) not supported yet");
     if (type == SOCK_STREAM) {
@@ -252,6 +292,12 @@ Status UnixSocketCollector::describe(const Entry& e, schema::UnixSocket& rec) {
       rec.backlog = d.wqueue;
       break;
     case TCP_ESTABLISHED:
+      // A dgram socket another one connected to shows established too, with no peer of its
+      // own: it is not connected.
+      if (d.type == SOCK_DGRAM && !d.has_peer) {
+        rec.state = schema::kUnixUnconnected;
+        break;
+      }
       if (!d.has_peer || d.peer_ino == 0) {
         // Its peer was closed: sock_diag shows no inode for a released socket.
         rec.state = schema::kUnixPeerGone;
@@ -316,7 +362,8 @@ Status UnixSocketCollector::describe(const Entry& e, schema::UnixSocket& rec) {
              return o.second.diag.type == SOCK_DGRAM && o.second.diag.name == sender;
            }) == 1;
     if (!ok)
-      return make_error("unix dgram socket with datagrams queued from '" + socket_name_text(sender) +
+      return make_error("unix dgram socket with datagrams queued from '" +
+                        socket_name_text(sender) +
                         "' (their sender cannot be restored) not supported yet");
   }
   for (size_t i = 0; i < q.messages.size(); ++i)
@@ -354,8 +401,8 @@ Status UnixSocketCollector::finish() {
       auto [it, fresh] = bound.emplace(std::make_pair(rec.dir, e.diag.name), e.fd);
       if (!fresh)
         return make_error(where + ": unix sockets at fd " + std::to_string(it->second) + " and " +
-                          std::to_string(e.fd) + " share the name '" + socket_name_text(e.diag.name) +
-                          "' not supported yet");
+                          std::to_string(e.fd) + " share the name '" +
+                          socket_name_text(e.diag.name) + "' not supported yet");
     }
     tree_.files.unix_sockets.push_back(std::move(rec));
   }

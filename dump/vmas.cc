@@ -1,9 +1,13 @@
 // The address space layout: one Vma record per mapping from /proc/PID/smaps, with the
 // refusals for mappings a restore could not rebuild faithfully yet.
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <vector>
 
 #include "common/text.h"
 #include "dump/passes.h"
@@ -77,10 +81,12 @@ Result<schema::Vma> shmem_vma(DumpContext& ctx, const MapEntry& m, schema::Vma v
 // offset 0, then pieces split off by mprotect, contiguous, up to the segment's end.
 Result<schema::Vma> sysv_attach(DumpContext& ctx, const MapEntry& m, schema::Vma v) {
   if (!ctx.tree.ipc.own_ns)
-    return refuse(m, "SysV shared memory of the host's IPC namespace (run the job in an IPC "
-                     "namespace of its own, unshare --ipc)");
+    return refuse(m,
+                  "SysV shared memory of the host's IPC namespace (run the job in an IPC "
+                  "namespace of its own, unshare --ipc)");
   const schema::SysvShm* seg = ctx.tree.ipc.shm(static_cast<uint32_t>(m.inode));
-  if (seg == nullptr) return refuse(m, "SysV segment " + std::to_string(m.inode) + " that has gone");
+  if (seg == nullptr)
+    return refuse(m, "SysV segment " + std::to_string(m.inode) + " that has gone");
   if (m.offset != 0) {
     const schema::Vma* prev = ctx.vmas.empty() ? nullptr : &ctx.vmas.back();
     if (prev == nullptr || prev->kind != schema::kVmaSysvShm || prev->shmem != seg->id ||
@@ -105,12 +111,19 @@ Status check_sysv_attaches(const DumpContext& ctx) {
                       ctx.vmas[i + 1].pgoff == 0 || ctx.vmas[i + 1].shmem != v.shmem;
     if (!last) continue;
     for (const auto& seg : ctx.tree.ipc.shms)
-      if (seg.id == v.shmem && v.pgoff * 4096 + (v.end - v.start) < ((seg.size + 4095) & ~uint64_t{4095}))
+      if (seg.id == v.shmem &&
+          v.pgoff * 4096 + (v.end - v.start) < ((seg.size + 4095) & ~uint64_t{4095}))
         return make_error("vma " + hex(v.start) + "-" + hex(v.end) +
                           ": part of a SysV attach (its end is unmapped) not supported yet");
   }
   return {};
 }
+
+#ifdef MAP_DROPPABLE
+constexpr uint32_t kMapDroppable = MAP_DROPPABLE;
+#else
+constexpr uint32_t kMapDroppable = 0x08;  // Linux 6.11
+#endif
 
 Result<schema::Vma> make_vma(DumpContext& ctx, const MapEntry& m) {
   schema::Vma v;
@@ -146,7 +159,15 @@ Result<schema::Vma> make_vma(DumpContext& ctx, const MapEntry& m) {
       v.kind = special_kind(m.path);
       if (v.kind == 0) return refuse(m, "special mapping " + m.path);
     }
-    if (v.kind == schema::kVmaAnon || v.kind == schema::kVmaHeap || v.kind == schema::kVmaStack)
+    if (v.kind == schema::kVmaAnon && m.has_flag("dp")) {
+      // MAP_DROPPABLE (Linux 6.11): a mapping type of its own, which implies wipe-on-fork,
+      // no core dump and no reserve; the kernel's pages may be dropped under pressure.
+      v.kind = schema::kVmaDroppable;
+      v.flags = kMapDroppable;
+      v.madv &= ~(schema::kMadvWipeOnFork | schema::kMadvDontDump);
+    }
+    if (v.kind == schema::kVmaAnon || v.kind == schema::kVmaHeap || v.kind == schema::kVmaStack ||
+        v.kind == schema::kVmaDroppable)
       v.flags |= MAP_ANONYMOUS;
     v.pgoff = 0;
     return v;
@@ -198,6 +219,38 @@ Status find_syscall(DumpContext& ctx) {
   return make_error("pid " + std::to_string(ctx.pid) + ": no syscall instruction in [vdso]");
 }
 
+// Guard regions (MADV_GUARD_INSTALL) fault on every access and have no contents: pagemap shows
+// each guard page with bit 58 (and as swapped). They are recorded as ranges, to install again.
+Status find_guards(DumpContext& ctx, schema::Vma& v) {
+  constexpr uint64_t kPmGuardRegion = 1ull << 58;  // Linux 6.15
+  ScopedFd pm(::openat(ctx.proc.fd(), "pagemap", O_RDONLY | O_CLOEXEC));
+  if (!pm.valid()) return errno_error("open /proc/" + std::to_string(ctx.pid) + "/pagemap");
+  const uint64_t first = v.start / 4096, total = (v.end - v.start) / 4096;
+  std::vector<uint64_t> entries(std::min<uint64_t>(total, 4096));
+  uint64_t run_start = 0, run_pages = 0;
+  for (uint64_t done = 0; done < total;) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(total - done, entries.size()));
+    const ssize_t r =
+        ::pread(pm.get(), entries.data(), n * 8, static_cast<off_t>((first + done) * 8));
+    if (r != static_cast<ssize_t>(n * 8))
+      return errno_error("read pagemap at " + hex((first + done) * 4096), r < 0 ? errno : EIO);
+    for (size_t i = 0; i < n; ++i) {
+      const uint64_t addr = (first + done + i) * 4096;
+      if ((entries[i] & kPmGuardRegion) == 0) continue;
+      if (run_pages != 0 && run_start + run_pages * 4096 == addr) {
+        ++run_pages;
+        continue;
+      }
+      if (run_pages != 0) v.guards.insert(v.guards.end(), {run_start, run_pages});
+      run_start = addr;
+      run_pages = 1;
+    }
+    done += n;
+  }
+  if (run_pages != 0) v.guards.insert(v.guards.end(), {run_start, run_pages});
+  return {};
+}
+
 }  // namespace
 
 Status collect_vmas(DumpContext& ctx) {
@@ -206,6 +259,8 @@ Status collect_vmas(DumpContext& ctx) {
   for (const MapEntry& m : ctx.maps) {
     if (m.path == "[vsyscall]") continue;  // fixed by the kernel, not a real mapping
     CR_TRY_ASSIGN(schema::Vma v, make_vma(ctx, m));
+    // "gu": guard regions were installed in it (MADV_GUARD_INSTALL, Linux 6.13).
+    if (m.has_flag("gu")) CR_TRY(find_guards(ctx, v));
     ctx.vmas.push_back(std::move(v));
   }
   CR_TRY(check_sysv_attaches(ctx));

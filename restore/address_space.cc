@@ -1,19 +1,19 @@
-#include "common/text.h"
 #include "restore/address_space.h"
 
 #include <fcntl.h>
 #include <linux/prctl.h>
 #include <sys/mman.h>
-#include <sys/shm.h>
 #include <sys/prctl.h>
+#include <sys/shm.h>
 #include <sys/syscall.h>
 
 #include <chrono>
 #include <cstring>
 
+#include "common/text.h"
 #include "restore/layout.h"
-#include "sys/linux_abi.h"
 #include "restore/trampoline.h"
+#include "sys/linux_abi.h"
 
 namespace cr::restore {
 
@@ -35,7 +35,8 @@ const char* vdso_name(uint32_t kind) {
 }
 
 bool is_private(const schema::Vma& v) {
-  return v.kind == schema::kVmaAnon || v.kind == schema::kVmaHeap || v.kind == schema::kVmaStack ||
+  return v.kind == schema::kVmaAnon || v.kind == schema::kVmaDroppable ||
+         v.kind == schema::kVmaHeap || v.kind == schema::kVmaStack ||
          v.kind == schema::kVmaFilePrivate || v.kind == schema::kVmaShmemPrivate;
 }
 
@@ -65,6 +66,37 @@ Status apply_madvise(RestoreContext& ctx, const schema::Vma& v) {
     if (!r.ok()) return std::move(r).error().wrap("vma " + hex(v.start));
   }
   return {};
+}
+
+#ifdef MAP_DROPPABLE
+constexpr uint64_t kMapDroppable = MAP_DROPPABLE;
+#else
+constexpr uint64_t kMapDroppable = 0x08;  // Linux 6.11
+#endif
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102  // Linux 6.13
+#endif
+
+// Guard regions fault on every access; none of their pages is in the image.
+Status install_guards(RestoreContext& ctx, const schema::Vma& v) {
+  for (size_t i = 0; i + 1 < v.guards.size(); i += 2) {
+    auto r = ctx.call("MADV_GUARD_INSTALL", SYS_madvise, v.guards[i], v.guards[i + 1] * 4096,
+                      MADV_GUARD_INSTALL);
+    if (!r.ok()) return std::move(r).error().wrap("vma " + hex(v.start) + ": guard region");
+  }
+  return {};
+}
+
+// A copy, in the task, of crrestore's fd `fd` (pidfd_getfd: the same open file description).
+Result<int64_t> memfd_created_description(RestoreContext& ctx, int fd) {
+  CR_TRY_ASSIGN(uint64_t pidfd,
+                ctx.call("pidfd_open", SYS_pidfd_open, static_cast<uint64_t>(::getpid()), 0));
+  auto got = ctx.call("pidfd_getfd", SYS_pidfd_getfd, pidfd, static_cast<uint64_t>(fd), 0);
+  auto closed = ctx.call("close", SYS_close, pidfd);
+  if (!got.ok()) return std::move(got).error();
+  if (!closed.ok()) return std::move(closed).error();
+  return static_cast<int64_t>(*got);
 }
 
 }  // namespace
@@ -192,17 +224,26 @@ Status map_vmas(RestoreContext& ctx) {
       ctx.reset_scratch();
       const std::string via =
           "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(h.fd.get());
-      CR_TRY_ASSIGN(uint64_t path, ctx.put_str(via));
-      CR_TRY_ASSIGN(uint64_t got,
-                    ctx.call("open shared memory", SYS_openat, static_cast<uint64_t>(AT_FDCWD),
-                             path, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC));
-      remote_fd = static_cast<int64_t>(got);
+      if (!rdonly && h.kind == schema::kShmemMemfd) {
+        // A writable reopen would count as a writer of the memfd for as long as the mapping
+        // lives, and exec refuses a file with writers (ETXTBSY); memfd_create's description
+        // does not count: the task takes a copy of crrestore's.
+        CR_TRY_ASSIGN(remote_fd, memfd_created_description(ctx, h.fd.get()));
+      } else {
+        CR_TRY_ASSIGN(uint64_t path, ctx.put_str(via));
+        CR_TRY_ASSIGN(uint64_t got,
+                      ctx.call("open shared memory", SYS_openat, static_cast<uint64_t>(AT_FDCWD),
+                               path, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC));
+        remote_fd = static_cast<int64_t>(got);
+      }
       open_path = via;
       fd = remote_fd;
       flags |= shared ? MAP_SHARED : MAP_PRIVATE;
     } else if (v.kind == schema::kVmaSysvShm) {
       CR_TRY(attach_sysv(ctx, v));
       continue;
+    } else if (v.kind == schema::kVmaDroppable) {
+      flags |= kMapDroppable | MAP_ANONYMOUS;
     } else {
       flags |= MAP_PRIVATE | MAP_ANONYMOUS;
       if (v.kind == schema::kVmaStack || (v.flags & MAP_GROWSDOWN) != 0) flags |= MAP_GROWSDOWN;
@@ -213,6 +254,7 @@ Status map_vmas(RestoreContext& ctx) {
       return std::move(r).error().wrap("vma " + hex(v.start) + "-" + hex(v.end) +
                                        (v.path.empty() ? "" : " " + v.path));
     if (*r != v.start) return make_error("vma " + hex(v.start) + " mapped at " + hex(*r));
+    CR_TRY(install_guards(ctx, v));
     CR_TRY(apply_madvise(ctx, v));
   }
   return close_remote();

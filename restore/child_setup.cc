@@ -20,6 +20,7 @@
 #include "restore/privilege.h"
 #include "restore/pty.h"
 #include "restore/task_create.h"
+#include "restore/tree.h"
 
 namespace cr::restore {
 
@@ -132,8 +133,27 @@ void default_signals() {
 }
 
 // A zombie child is recreated by exiting the way it did; its parent (waiting to be seized,
-// SIGCHLD at its default) leaves it unreaped until the restored parent reaps it.
-[[noreturn]] void become_zombie(uint32_t status) {
+// SIGCHLD at its default) leaves it unreaped until the restored parent reaps it. It leads its
+// session or group again first; a group of another process may not exist yet (its leader is
+// made later), so it waits until crrestore says every live process is ready, joins the group
+// then, and exits (crrestore checks the group it ended in).
+[[noreturn]] void become_zombie(const RestoreContext& root, const schema::Process& p,
+                                int report_fd) {
+  if (p.sid == p.pid) {
+    ::setsid();
+  } else if (p.pgid == p.pid) {
+    ::setpgid(0, 0);
+  }
+  ::close(report_fd);  // crrestore reads reports until every process has closed it
+  ::close(root.zombie_go_wr);
+  char c;
+  while (::read(root.zombie_go_rd, &c, 1) < 0 && errno == EINTR) {
+  }
+  if (p.sid != p.pid && p.pgid != p.pid) {
+    const pid_t want = restored_group(root, p, ::getpgid(root.pid()));
+    if (::getpgrp() != want) ::setpgid(0, want);
+  }
+  const uint32_t status = p.exit_status;
   if (WIFSIGNALED(status)) {
     const int sig = WTERMSIG(status);
     rlimit no_core{0, 0};
@@ -199,7 +219,7 @@ Result<std::vector<int>> fork_children(const RestoreContext& root, const Restore
     }
     const int done_fd = done[1];
     auto body = [&root, &kid, &carriers, report_fd, zombie, done_fd] {
-      if (zombie) become_zombie(kid.img.process->exit_status);
+      if (zombie) become_zombie(root, *kid.img.process, report_fd);
       child_main(root, kid, carriers, report_fd, done_fd);
     };
     CR_TRY_ASSIGN(ChildGuard g, create_process(kid, body, share));

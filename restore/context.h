@@ -96,6 +96,9 @@ struct RestoreContext {
   ChildGuard child;
 
   size_t xsave_size = 0;  // this CPU's NT_X86_XSTATE size, read once from the task
+  /// Root only, while the tree is created: a pipe whose write end crrestore closes once every
+  /// live process is ready; zombies wait for that to join their process group, then exit.
+  int zombie_go_rd = -1, zombie_go_wr = -1;
 
   // Figures for -v and the report.
   uint64_t page_bytes = 0;

@@ -1,10 +1,11 @@
-#include "common/text.h"
 #include "restore/image.h"
 
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <set>
+
+#include "common/text.h"
 
 namespace cr::restore {
 
@@ -130,8 +131,9 @@ Status stash_own(const format::RecordReader& reader, TreeHead& head,
   if (img == nullptr)
     return make_error(std::string(R::kName) + " record for pid " + std::to_string(r.pid) +
                       " before its process");
-  if (img->*slot) return make_error("second " + std::string(R::kName) + " record for pid " +
-                                    std::to_string(r.pid));
+  if (img->*slot)
+    return make_error("second " + std::string(R::kName) + " record for pid " +
+                      std::to_string(r.pid));
   img->*slot = std::move(r);
   return {};
 }
@@ -231,10 +233,10 @@ Result<bool> load_tree_head(format::RecordReader& reader, TreeHead& head) {
 
 Status check_tree_head(const TreeHead& head) {
   // A flag this build does not know means state it would not restore: refuse, never ignore.
-  constexpr uint32_t kKnownFlags =
-      schema::kProcessShellJob | schema::kProcessZombie | schema::kProcessOwnIpcNs |
-      schema::kProcessChildSubreaper | schema::kProcessSessionLeaderGone |
-      schema::kProcessGroupLeaderGone;
+  constexpr uint32_t kKnownFlags = schema::kProcessShellJob | schema::kProcessZombie |
+                                   schema::kProcessOwnIpcNs | schema::kProcessChildSubreaper |
+                                   schema::kProcessSessionLeaderGone |
+                                   schema::kProcessGroupLeaderGone | schema::kProcessGuardRegions;
   for (const auto& img : head.procs)
     if ((img.process->flags & ~kKnownFlags) != 0)
       return make_error("pid " + std::to_string(img.process->pid) + ": process flags " +
@@ -387,6 +389,7 @@ Status check_memory(const ProcessImage& img) {
     prev_end = v.end;
     switch (v.kind) {
       case schema::kVmaAnon:
+      case schema::kVmaDroppable:
       case schema::kVmaFilePrivate:
       case schema::kVmaHeap:
       case schema::kVmaStack:
@@ -525,8 +528,8 @@ Result<size_t> check_pages(const std::vector<schema::Vma>& vmas, uint64_t vaddr,
     // Shared memory has its contents in the file or in its object's records, never in Pages.
     if (vmas[i].kind == schema::kVmaFileShared || vmas[i].kind == schema::kVmaAnonShared ||
         vmas[i].kind == schema::kVmaSysvShm)
-      return make_error("pages at " + hex(vaddr) + " for the shared mapping " +
-                        hex(vmas[i].start) + " " + vmas[i].path);
+      return make_error("pages at " + hex(vaddr) + " for the shared mapping " + hex(vmas[i].start) +
+                        " " + vmas[i].path);
     covered = vmas[i].end;
   }
   if (covered < end)

@@ -122,12 +122,15 @@ Result<int> open_event_fd(const schema::File& f) {
       ::timerfd_create(static_cast<int>(f.clockid), TFD_CLOEXEC | (nonblock ? TFD_NONBLOCK : 0));
   if (fd < 0) return errno_error("timerfd_create(clock " + std::to_string(f.clockid) + ")");
   if (f.value_ns != 0) {
+    // A relative timer gets the time it had left; an absolute one its expiry (already past:
+    // it fires at once, and a periodic one counts the periods missed).
+    const uint64_t value = f.abs_ns != 0 ? f.abs_ns : f.value_ns;
     itimerspec spec{};
-    spec.it_value = {static_cast<time_t>(f.value_ns / 1000000000),
-                     static_cast<long>(f.value_ns % 1000000000)};
+    spec.it_value = {static_cast<time_t>(value / 1000000000),
+                     static_cast<long>(value % 1000000000)};
     spec.it_interval = {static_cast<time_t>(f.interval_ns / 1000000000),
                         static_cast<long>(f.interval_ns % 1000000000)};
-    if (::timerfd_settime(fd, 0, &spec, nullptr) != 0) {
+    if (::timerfd_settime(fd, f.abs_ns != 0 ? TFD_TIMER_ABSTIME : 0, &spec, nullptr) != 0) {
       ::close(fd);
       return errno_error("timerfd_settime");
     }
@@ -313,9 +316,22 @@ class Opener {
     if (it == shmems_.end() || it->second.kind != schema::kShmemMemfd)
       return make_error("memfd file " + std::to_string(f.id) + " names shmem " +
                         std::to_string(f.object) + ", not a memfd of the image");
-    CR_TRY_ASSIGN(int got, open_path("/proc/self/fd/" + std::to_string(it->second.fd.get()),
-                                     static_cast<int>(f.flags)));
-    ScopedFd fd(got);
+    // memfd_create's own description does not count as a writer of the inode, a reopen for
+    // writing does, and exec refuses a file with writers (ETXTBSY): the first read-write File
+    // of each memfd is crrestore's memfd_create description itself (a program that writes a
+    // memfd and then execs it held that one), the others are reopens as they were.
+    ScopedFd fd;
+    const bool read_write = (f.flags & O_ACCMODE) == O_RDWR;
+    if (read_write && memfd_created_.insert(f.object).second) {
+      fd.reset(::fcntl(it->second.fd.get(), F_DUPFD_CLOEXEC, 0));
+      if (!fd.valid()) return errno_error("memfd \"" + it->second.name + "\": dup");
+      if (::fcntl(fd.get(), F_SETFL, static_cast<int>(f.flags) & kSettableFlags) != 0)
+        return errno_error("memfd \"" + it->second.name + "\": F_SETFL");
+    } else {
+      CR_TRY_ASSIGN(int got, open_path("/proc/self/fd/" + std::to_string(it->second.fd.get()),
+                                       static_cast<int>(f.flags)));
+      fd.reset(got);
+    }
     CR_TRY(seek_to(fd.get(), f.pos, "memfd \"" + it->second.name + "\""));
     return fd.release();
   }
@@ -351,6 +367,7 @@ class Opener {
   const RestoreOptions& opts_;
   const std::map<uint32_t, ShmemHandle>& shmems_;
   const Privileges& priv_;
+  std::set<uint32_t> memfd_created_;  // memfds whose memfd_create description a File took
   std::map<uint32_t, Ends> pipes_;
   PtyMaker ptys_;
   std::set<uint32_t> filled_fifos_;

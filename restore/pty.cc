@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -67,10 +68,19 @@ Result<PtyMaker::Pair*> PtyMaker::make(const schema::Pty& p) {
   CR_TRY(set_state(p, master.get()));
   const int s = ::ioctl(master.get(), TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (s < 0) return errno_error(what + ": TIOCGPTPEER");
+  ScopedFd slave(s);
+  // devpts makes the node crrestore's (root) with its default mode; the tree's programs may
+  // have been given theirs (grantpt, or a chown by a login program).
+  if (p.slave_mode != 0) {
+    if (::fchown(slave.get(), p.slave_uid, p.slave_gid) != 0)
+      return errno_error(what + ": fchown " + std::to_string(p.slave_uid) + ":" +
+                         std::to_string(p.slave_gid));
+    if (::fchmod(slave.get(), p.slave_mode & 07777) != 0) return errno_error(what + ": fchmod");
+  }
   Pair& pair = pairs_[p.id];
   pair.rec = &p;
   pair.master = std::move(master);
-  pair.slave.reset(s);
+  pair.slave = std::move(slave);
   return &pair;
 }
 

@@ -28,13 +28,16 @@ void reap(pid_t tid) {
 
 constexpr int kZombieWaitMs = 5000;
 
-// Whether `pid` is held only by zombies (exited, waiting for their parent to reap them): as
-// their pid, or as the id of a session or process group a zombie is still in (the number stays
-// taken while it names one). Walks /proc: only done when a pid is in use.
-bool held_by_zombie(pid_t pid) {
+enum class Holder { kNone, kZombie, kLive };
+
+// Who holds `pid`: nobody (it was freed since the EEXIST: try again at once), only zombies
+// (exited, waiting for their parent to reap them; as their pid, or as the id of a session or
+// process group a zombie is still in: the number stays taken while it names one), or a live
+// process. Walks /proc: only done when a pid is in use.
+Holder pid_holder(pid_t pid) {
   auto pids = sys::ProcDir::all_pids();
-  if (!pids.ok()) return false;
-  bool held = false;
+  if (!pids.ok()) return Holder::kLive;
+  Holder held = Holder::kNone;
   for (int p : *pids) {
     auto proc = sys::ProcDir::open(p);
     if (!proc.ok()) continue;
@@ -42,8 +45,8 @@ bool held_by_zombie(pid_t pid) {
     if (!text.ok()) continue;
     auto st = sys::parse_stat(*text);
     if (!st.ok() || (p != pid && st->pgrp != pid && st->session != pid)) continue;
-    if (st->state != 'Z' && st->state != 'X') return false;  // a live holder: no use waiting
-    held = true;
+    if (st->state != 'Z' && st->state != 'X') return Holder::kLive;  // no use waiting
+    held = Holder::kZombie;
   }
   return held;
 }
@@ -92,16 +95,28 @@ Result<ChildGuard> clone_with_pid(pid_t pid, const std::function<void()>& child_
   // A zombie of the dumped process (killed by crdump) holds its pid until its parent reaps it;
   // when that parent is init, reaping can take a moment. Nothing signals the reap to a stranger,
   // so wait for it a bounded time, and only while the holder is a zombie.
-  for (int waited_ms = 0; err == EEXIST && waited_ms < kZombieWaitMs; waited_ms += 10) {
-    if (!held_by_zombie(pid)) break;
-    ::usleep(10 * 1000);
+  // A holder reaped between the EEXIST and the scan shows as no holder at all: the pid is free
+  // now, so clone again at once (a bounded number of times: the scan can miss a holder that
+  // is born and dies while it runs).
+  Holder holder = Holder::kNone;
+  int free_retries = 0;
+  for (int waited_ms = 0; err == EEXIST && waited_ms < kZombieWaitMs;) {
+    holder = pid_holder(pid);
+    if (holder == Holder::kLive) break;
+    if (holder == Holder::kZombie) {
+      ::usleep(10 * 1000);
+      waited_ms += 10;
+    } else if (++free_retries > 100) {
+      break;
+    }
     r = ::syscall(SYS_clone3, &args, sizeof args);
     err = r < 0 ? errno : 0;
   }
   if (r < 0) {
     errno = err;  // the /proc reads above may have changed it
     if (err == EEXIST) {
-      const std::string why = held_by_zombie(pid) ? " (by a zombie its parent has not reaped)" : "";
+      const std::string why =
+          holder == Holder::kZombie ? " (by a zombie its parent has not reaped)" : "";
       return Error{"pid " + std::to_string(pid) + " is in use" + why, EEXIST};
     }
     return errno_error("clone3 with pid " + std::to_string(pid));
@@ -119,7 +134,7 @@ Result<ChildGuard> clone_with_pid(pid_t pid, const std::function<void()>& child_
 }
 
 Result<ChildGuard> clone_into_gone_leaders(pid_t pid, pid_t leader, bool new_session,
-                                          const std::function<void()>& child_main) {
+                                           const std::function<void()>& child_main) {
   const std::string what = std::string(new_session ? "session" : "process group") + " " +
                            std::to_string(leader) + " of pid " + std::to_string(pid);
   CR_TRY_ASSIGN(ChildGuard helper, clone_with_pid(leader, [&] {
@@ -136,8 +151,8 @@ Result<ChildGuard> clone_into_gone_leaders(pid_t pid, pid_t leader, bool new_ses
   if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return ChildGuard(pid);
   if (WIFEXITED(st) && WEXITSTATUS(st) == 91)
     return Error{"pid " + std::to_string(pid) + " is in use", EEXIST};
-  return make_error("remaking the " + what + ": its helper failed (status " +
-                    std::to_string(st) + ")");
+  return make_error("remaking the " + what + ": its helper failed (status " + std::to_string(st) +
+                    ")");
 }
 
 }  // namespace cr::restore

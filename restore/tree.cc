@@ -1,6 +1,7 @@
 #include "restore/tree.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/ptrace.h>
@@ -16,6 +17,7 @@
 #include "restore/open_files.h"
 #include "restore/shmem.h"
 #include "restore/trampoline.h"
+#include "sys/linux_abi.h"
 #include "sys/proc_parse.h"
 
 namespace cr::restore {
@@ -31,6 +33,30 @@ struct OpenCarriers {
     for (const auto& [id, fd] : fds) ::close(fd);
   }
 };
+
+// Waits until every zombie of the tree has exited (its pidfd polls readable), then checks it
+// ended in its dumped process group. Returns an error message, or "".
+std::string wait_for_zombies(const RestoreContext& root) {
+  const pid_t root_pgrp = ::getpgid(root.pid());
+  for (const auto& o : root.others) {
+    if (!o->zombie()) continue;
+    const pid_t pid = o->pid();
+    ScopedFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+    if (!pidfd.valid()) return "zombie " + std::to_string(pid) + ": pidfd_open: " + strerror(errno);
+    pollfd pf{pidfd.get(), POLLIN, 0};
+    while (::poll(&pf, 1, -1) < 0 && errno == EINTR) {
+    }
+    auto proc = sys::ProcDir::open(pid);
+    auto text = proc.ok() ? proc->read("stat") : Result<std::string>(proc.error());
+    auto st = text.ok() ? sys::parse_stat(*text) : Result<sys::ProcStat>(text.error());
+    if (!st.ok()) return "zombie " + std::to_string(pid) + ": " + st.error().message;
+    const pid_t want = restored_group(root, *o->img.process, root_pgrp);
+    if (st->pgrp != want)
+      return "zombie " + std::to_string(pid) + " is in process group " + std::to_string(st->pgrp) +
+             ", not " + std::to_string(want);
+  }
+  return "";
+}
 
 }  // namespace
 
@@ -104,6 +130,11 @@ Status create_tree(RestoreContext& root) {
   for (const FdSource& s : opened) carriers.fds[s.file_id] = s.fd;
   CR_TRY(restore_epoll_items(root.shared, carriers.fds));
 
+  int go[2];
+  if (::pipe2(go, O_CLOEXEC) != 0) return errno_error("pipe2");
+  ScopedFd go_rd(go[0]), go_wr(go[1]);
+  root.zombie_go_rd = go[0];
+  root.zombie_go_wr = go[1];
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) return errno_error("pipe2");
   ScopedFd rd(p[0]), wr(p[1]);
@@ -126,6 +157,9 @@ Status create_tree(RestoreContext& root) {
         break;
       }
   }
+  // Every live process has its group now: the zombies join theirs and exit.
+  go_wr.reset();
+  if (rep.error.empty()) rep.error = wait_for_zombies(root);
   if (!rep.error.empty()) {
     // The processes that said ready wait in pause(); the others have exited already.
     for (RestoreContext* c : all)
@@ -144,23 +178,33 @@ Status create_tree(RestoreContext& root) {
   return {};
 }
 
+namespace {
+constexpr uint32_t kRemade = schema::kProcessSessionLeaderGone | schema::kProcessGroupLeaderGone;
+}  // namespace
+
+pid_t restored_group(const RestoreContext& root, const schema::Process& p, pid_t root_pgrp) {
+  // Led by a process of the tree (a zombie leads its group again too), or remade by a helper.
+  auto leads = [&p](const schema::Process& o) {
+    return o.pid == p.pgid && (o.pgid == o.pid || (o.flags & schema::kProcessZombie) == 0);
+  };
+  auto remade = [&p](const schema::Process& o) {
+    return (o.flags & kRemade) != 0 && o.pgid == p.pgid;
+  };
+  bool in_tree = leads(*root.img.process) || remade(*root.img.process);
+  for (const auto& o : root.others)
+    in_tree = in_tree || leads(*o->img.process) || remade(*o->img.process);
+  // A group led from outside the tree is the root's (crdump checked): wherever the root is.
+  return in_tree ? static_cast<pid_t>(p.pgid) : root_pgrp;
+}
+
 Status join_groups(RestoreContext& root) {
   const pid_t root_pgrp = ::getpgid(root.pid());
   const std::vector<RestoreContext*> all = tree_order(root);
-  constexpr uint32_t kRemade = schema::kProcessSessionLeaderGone | schema::kProcessGroupLeaderGone;
-  std::set<pid_t> groups;  // led by a process of the tree, or remade by a helper (gone leader)
-  for (RestoreContext* c : all) {
-    groups.insert(c->pid());
-    if ((c->img.process->flags & kRemade) != 0)
-      groups.insert(static_cast<pid_t>(c->img.process->pgid));
-  }
   for (RestoreContext* c : all) {
     const auto& p = *c->img.process;
     // Done by the process itself, or by the helper that created it.
     if (c == &root || p.pgid == p.pid || (p.flags & kRemade) != 0) continue;
-    const bool in_tree = groups.count(static_cast<pid_t>(p.pgid)) != 0;
-    // A group led from outside the tree is the root's (crdump checked): wherever the root is.
-    const pid_t want = in_tree ? static_cast<pid_t>(p.pgid) : root_pgrp;
+    const pid_t want = restored_group(root, p, root_pgrp);
     if (::getpgid(c->pid()) == want) continue;
     CR_TRY_ASSIGN(auto rs, sys::RemoteSyscalls::create(c->tracee, own_syscall_insn()));
     auto r = rs.call("setpgid", SYS_setpgid, 0, static_cast<uint64_t>(want));

@@ -23,6 +23,10 @@ Status read_tree_head(RestoreContext& root);
 /// Opens the files, forks the tree, waits for every process's report, seizes every process.
 Status create_tree(RestoreContext& root);
 
+/// The process group `p` goes back to: its dumped one when a process of the tree leads it (or a
+/// helper remade it), else the root's (`root_pgrp`), where a group led from outside goes.
+pid_t restored_group(const RestoreContext& root, const schema::Process& p, pid_t root_pgrp);
+
 /// Puts each process in its dumped process group, now that every group leader exists.
 Status join_groups(RestoreContext& root);
 

@@ -354,6 +354,7 @@ class Builder {
   }
 
   Status connect_all() {
+    std::vector<Sock*> one_way;  // connected to a socket connected elsewhere (dgram)
     for (auto& [id, s] : socks_) {
       if (gone(s) && s.accepted) {
         // Accepted, its client gone: a stand-in client connects, then closes once it has sent.
@@ -380,7 +381,32 @@ class Builder {
       if (p.rec().name.empty())
         return make_error(what(s) + ": connected to unnamed " + what(p) +
                           ", which cannot be reached");
-      CR_TRY(connect_to(s.fd.get(), s, p, as(s)));
+      one_way.push_back(&s);
+    }
+    return connect_one_way(one_way);
+  }
+
+  // A dgram socket takes a connect only while it is unconnected or connected to the one
+  // connecting (else EPERM): with A connected to B and B to C, A connects before B does.
+  // Each socket connects once every socket connecting to it has; the kernel's rule makes a
+  // cycle of three or more impossible, so the walk always ends.
+  Status connect_one_way(const std::vector<Sock*>& pending) {
+    std::map<uint64_t, int> incoming;  // by ino: connects into that socket still to make
+    for (Sock* s : pending) ++incoming[s->rec().peer_ino];
+    std::vector<Sock*> left = pending;
+    while (!left.empty()) {
+      std::vector<Sock*> later;
+      for (Sock* s : left) {
+        if (incoming[s->rec().ino] > 0) {
+          later.push_back(s);
+          continue;
+        }
+        CR_TRY(connect_to(s->fd.get(), *s, peer(*s), as(*s)));
+        --incoming[s->rec().peer_ino];
+      }
+      if (later.size() == left.size())
+        return make_error(what(*left.front()) + ": its dgram connections form a cycle");
+      left = std::move(later);
     }
     return {};
   }

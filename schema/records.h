@@ -63,6 +63,7 @@ enum ProcessFlags : uint32_t {
                                    // has exited: restore remakes it with a helper of that pid
   kProcessGroupLeaderGone = 32,    // in a group of its parent's session whose leader has
                                    // exited (and its parent is not in it): the same, for the group
+  kProcessGuardRegions = 0x400,    // some Vma has guard regions (`guards`) to install again
 };
 
 CR_RECORD(Creds, 0x0101, "creds", "credentials of a process",
@@ -96,6 +97,7 @@ enum VmaKind : uint32_t {
   kVmaAnonShared = 9,  // MAP_SHARED of the Shmem object `shmem` (anonymous or a memfd)
   kVmaShmemPrivate = 10,  // MAP_PRIVATE of the memfd Shmem `shmem`: its copied pages stored
   kVmaSysvShm = 11,    // a shmat() attach: `shmem` names the SysvShm, `pgoff` is into it
+  kVmaDroppable = 12,  // MAP_DROPPABLE anonymous memory (Linux 6.11): its pages as kVmaAnon's
 };
 
 CR_RECORD(Vma, 0x0111, "vma", "one mapping of a process",
@@ -107,8 +109,11 @@ CR_RECORD(Vma, 0x0111, "vma", "one mapping of a process",
           (u32, madv),   // MadvFlags below
           (str, path), (u64, dev), (u64, ino),
           (u64, file_size), (u64, file_mtime_ns),  // checked at restore for file mappings
-          (objref, shmem))  // kVmaAnonShared, kVmaShmemPrivate: the Shmem object it maps
+          (objref, shmem),  // kVmaAnonShared, kVmaShmemPrivate: the Shmem object it maps
                             // (pgoff is into it); kVmaSysvShm: the SysvShm segment attached
+          // Guard regions in it (MADV_GUARD_INSTALL, Linux 6.13): pairs of start address and
+          // page count; the Process has kProcessGuardRegions, so older readers refuse it.
+          (u64s, guards))
 
 enum ShmemKind : uint32_t {
   kShmemAnon = 0,   // MAP_SHARED|MAP_ANONYMOUS or a deleted shared file (images before memfd)
@@ -251,8 +256,10 @@ CR_RECORD(File, 0x0202, "file", "an open file description",
           (str, key),      // kFileExternal: the key crrestore --inherit-fd must name
           (u64, counter), (u64, sigmask), (u32, clockid), (u64, value_ns), (u64, interval_ns),
           (u32, kflags),   // the event fds' state (FileKind says which)
-          (objref, object))  // kinds 12 and up: the object record this file is an open of
+          (objref, object),  // kinds 12 and up: the object record this file is an open of
                              // (Shmem for memfd, the socket or pty record), written before it
+          (u64, abs_ns))     // timerfd armed with TFD_TIMER_ABSTIME: its expiry on its clock
+                             // (value_ns is the time that was left; 0: a relative timer)
 
 CR_RECORD_TAIL(FileData, 0x0203, "file_data", "contents of a deleted file; tail = the bytes",
                (objref, file), (u64, offset))
@@ -274,7 +281,10 @@ CR_RECORD(Pty, 0x0240, "pty", "a pseudo-terminal pair (objdef): /dev/pts/<index>
           (u32, rows), (u32, cols), (u32, xpixel), (u32, ypixel),  // TIOCGWINSZ
           (u32, flags),  // PtyFlags
           (u32, sid),    // the session whose controlling terminal the slave is, 0 = none
-          (u32, pgrp))   // its foreground process group (with sid)
+          (u32, pgrp),   // its foreground process group (with sid)
+          // The /dev/pts/N node's owner and st_mode (file type bits included, so 0 means an
+          // image from before they were kept: the node is left as devpts makes it).
+          (u32, slave_uid), (u32, slave_gid), (u32, slave_mode))
 
 CR_RECORD(Fd, 0x0210, "fd", "one slot of a process's fd table", (u32, pid), (u32, fd),
           (objref, file), (u32, fd_flags))  // FD_CLOEXEC

@@ -4,13 +4,15 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <iostream>
 #include <string>
 
-#include "test/common/devpts_lock.h"
 #include "e2e_common.h"
+#include "test/common/devpts_lock.h"
 
 namespace cr::e2e {
 namespace {
@@ -19,7 +21,9 @@ namespace {
 std::vector<std::string> mem_anon(int mib) { return {zdtm_path("mem_anon"), std::to_string(mib)}; }
 
 // Shows the tool's message in the test output: the wording is part of what is reviewed.
-void note(const std::string& what, const std::string& err) { std::cout << "  [" << what << "] " << err; }
+void note(const std::string& what, const std::string& err) {
+  std::cout << "  [" << what << "] " << err;
+}
 
 void expect_intact(Target& t) {
   ASSERT_TRUE(pid_exists(t.pid())) << "target gone";
@@ -87,7 +91,8 @@ TEST(CrdumpFailure, TargetKilledWhileWriterBlocked) {
     cap = fcntl(p[0], F_GETPIPE_SZ);
     if (ioctl(p[0], FIONREAD, &queued) == 0 && queued >= cap) break;
     siginfo_t si{};
-    if (waitid(P_PID, static_cast<id_t>(dumper), &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid)
+    if (waitid(P_PID, static_cast<id_t>(dumper), &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+        si.si_pid)
       break;  // crdump finished (or failed) without blocking
     sched_yield();
   }
@@ -166,7 +171,8 @@ TEST(CrrestoreFailure, PidInUse) {
   TempDir dir;
   Target t = Target::start(dir, {zdtm_path("pid_ids"), "arg1", "arg2"});
   ASSERT_GT(t.pid(), 0) << t.error();
-  ToolRun d = run_tool(dir, "crdump", {"--leave-running", "-o", dir.path("img"), std::to_string(t.pid())});
+  ToolRun d =
+      run_tool(dir, "crdump", {"--leave-running", "-o", dir.path("img"), std::to_string(t.pid())});
   ASSERT_TRUE(d.status.ok()) << d.describe();
   ToolRun r = run_tool(dir, "crrestore", {"-d", "-i", dir.path("img")});
   note("pid in use", r.err);
@@ -237,13 +243,82 @@ TEST_F(CrrestoreDamaged, ByteFlippedInTheMiddle) {
   expect_refused(bad, "flipped byte at " + std::to_string(bad.size() / 2));
 }
 
-TEST_F(CrrestoreDamaged, TruncatedToHalf) { expect_refused(image_.substr(0, image_.size() / 2), "half image"); }
+TEST_F(CrrestoreDamaged, TruncatedToHalf) {
+  expect_refused(image_.substr(0, image_.size() / 2), "half image");
+}
 
-TEST_F(CrrestoreDamaged, LastByteCut) { expect_refused(image_.substr(0, image_.size() - 1), "last byte cut"); }
+TEST_F(CrrestoreDamaged, LastByteCut) {
+  expect_refused(image_.substr(0, image_.size() - 1), "last byte cut");
+}
 
 TEST_F(CrrestoreDamaged, Empty) { expect_refused("", "empty image"); }
 
 TEST_F(CrrestoreDamaged, NotAnImage) { expect_refused(read_file("/etc/passwd"), "/etc/passwd"); }
+
+}  // namespace
+}  // namespace cr::e2e
+
+namespace cr::e2e {
+namespace {
+
+// Issue 11: a dump that succeeded reported failure when, after crdump had killed the tree, a
+// zombie of it was reaped by its new parent (init, or a subreaper) before crdump's kill reached
+// it (ESRCH). Here that parent is a subreaper that reaps at once: the tree's root has a child
+// holding many zombies, which go to the reaper as soon as their parent dies, while crdump is
+// still killing them one by one. crdump must exit 0 with nothing on stderr.
+TEST(CrdumpKill, ZombiesReapedByTheirNewParentMeanwhile) {
+  if (!tools_present()) return;
+  TempDir dir;
+  int to_test[2];
+  ASSERT_EQ(::pipe(to_test), 0);
+  const pid_t reaper = ::fork();
+  ASSERT_GE(reaper, 0);
+  if (reaper == 0) {
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    // The tree holds nothing of ours: /dev/null as 0-2, nothing else once it is ready.
+    const int null = ::open("/dev/null", O_RDWR);
+    for (int fd = 0; fd < 3; ++fd) ::dup2(null, fd);
+    ::dup2(to_test[1], 3);
+    ::close_range(4, ~0u, 0);
+    int ready[2];
+    if (::pipe(ready) != 0) ::_exit(2);
+    const pid_t root = ::fork();
+    if (root == 0) {
+      ::close(3);
+      ::close(ready[0]);
+      if (::fork() == 0) {  // the zombies' parent
+        for (int i = 0; i < 300; ++i) {
+          pid_t z = ::fork();
+          if (z == 0) ::_exit(0);
+          siginfo_t si;
+          if (z < 0 || ::waitid(P_PID, static_cast<id_t>(z), &si, WEXITED | WNOWAIT) != 0)
+            ::_exit(3);
+        }
+        ::close(ready[1]);
+        for (;;) ::pause();
+      }
+      ::close(ready[1]);
+      for (;;) ::pause();
+    }
+    ::close(ready[1]);
+    char c;
+    (void)!::read(ready[0], &c, 1);  // EOF: both closed their ends
+    (void)!::write(3, &root, sizeof root);
+    ::close(3);
+    while (::waitpid(-1, nullptr, 0) > 0 || errno == EINTR) {
+    }
+    ::_exit(0);
+  }
+  ::close(to_test[1]);
+  pid_t root = 0;
+  ASSERT_EQ(::read(to_test[0], &root, sizeof root), static_cast<ssize_t>(sizeof root));
+  ::close(to_test[0]);
+  ToolRun d = run_tool(dir, "crdump", {"-o", dir.path("img"), std::to_string(root)});
+  EXPECT_TRUE(d.status.exited && d.status.code == 0) << d.describe();
+  EXPECT_EQ(d.err, "");
+  int st = 0;
+  ASSERT_EQ(::waitpid(reaper, &st, 0), reaper);  // it exits once the whole tree is reaped
+}
 
 }  // namespace
 }  // namespace cr::e2e

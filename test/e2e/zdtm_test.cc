@@ -82,14 +82,30 @@ const std::vector<ZdtmCase>& cases() {
       {"unix_named", {}},
       {"socket_inet_refused", {}, false, "fd 4: socket of family inet (AF_INET) not supported yet"},
       {"unix_rights_refused", {}, false, "unix socket with file descriptors in flight"},
-      {"unix_backlog_refused", {}, false,
+      {"unix_backlog_refused",
+       {},
+       false,
        "fd 4: listening unix socket 'backlog.sock' with 1 connections not yet accepted"},
-      {"unix_passcred_refused", {}, false,
+      {"unix_passcred_refused",
+       {},
+       false,
        "fd 5: unix socket with credentials in flight (SO_PASSCRED) not supported yet"},
-      {"unix_sender_refused", {}, false,
+      {"unix_sender_refused",
+       {},
+       false,
        "fd 4: unix dgram socket with datagrams queued from 'cli.sock' (their sender cannot be "
        "restored)"},
       {"unix_unlinked_refused", {}, false, "fd 4: unix socket bound to 'gone.sock': the file was"},
+      // Issue 11 (conformance suite).
+      {"pty_owner", {}, /*needs_root=*/true},
+      {"unix_seqpacket_closed", {}},
+      {"unix_dgram_chain", {}},
+      {"tree_zombie_group", {}},
+      {"mem_wipe_droppable", {}},
+      {"timerfd_times", {}},
+      {"memfd_exec", {}},
+      {"mem_guard_eof", {}},
+      {"rseq_cs", {}},
 
   };
   return all;
@@ -158,8 +174,8 @@ TEST_P(ZdtmDumpRestore, RestoredPasses) {
     dir.keep();
     return;
   }
-  if (mode == Mode::kTwice &&
-      !(redump_restored(dir, pid, dir.path("img2")) && restore_detached(dir, dir.path("img2"), pid))) {
+  if (mode == Mode::kTwice && !(redump_restored(dir, pid, dir.path("img2")) &&
+                                restore_detached(dir, dir.path("img2"), pid))) {
     dir.keep();
     return;
   }

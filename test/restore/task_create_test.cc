@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <string>
+#include <thread>
 
 namespace cr::restore {
 namespace {
@@ -39,6 +40,28 @@ TEST(CloneWithPid, PidInUseIsAClearError) {
   auto r = clone_with_pid(::getpid(), [] { ::_exit(0); });
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().message, "pid " + std::to_string(::getpid()) + " is in use");
+}
+
+// Issue 11: a zombie reaped between clone3's EEXIST and the /proc scan left no holder, and the
+// scan's "nobody holds it" was taken as "in use". The reaper here runs beside the restore, as
+// init does: every round must give the pid, however the two interleave.
+TEST(CloneWithPid, ZombieReapedDuringTheWaitGivesThePid) {
+  for (int round = 0; round < 40; ++round) {
+    pid_t z = ::fork();
+    ASSERT_GE(z, 0);
+    if (z == 0) ::_exit(0);
+    siginfo_t si{};
+    ASSERT_EQ(::waitid(P_PID, static_cast<id_t>(z), &si, WEXITED | WNOWAIT), 0);  // a zombie now
+    std::thread reaper([z] { ::waitpid(z, nullptr, 0); });
+    auto r = clone_with_pid(z, [] { ::_exit(3); });
+    reaper.join();
+    if (!r.ok() && r.error().code == EEXIST && pid_exists(z)) continue;  // taken by a stranger
+    ASSERT_TRUE(r.ok()) << "round " << round << ": " << r.error().message;
+    int st = 0;
+    ASSERT_EQ(::waitpid(z, &st, 0), z);
+    r->release();
+    EXPECT_EQ(WEXITSTATUS(st), 3);
+  }
 }
 
 TEST(ChildGuard, KillsAndReapsAnArmedChild) {

@@ -1,4 +1,3 @@
-#include "common/text.h"
 #include "tools/crit/summary.h"
 
 #include <fcntl.h>
@@ -9,6 +8,8 @@
 #include <cstdio>
 #include <functional>
 #include <map>
+
+#include "common/text.h"
 
 namespace cr::crit {
 
@@ -25,6 +26,8 @@ std::string vma_kind_text(uint64_t kind) {
   switch (kind) {
     case schema::kVmaAnon:
       return "anon";
+    case schema::kVmaDroppable:
+      return "droppable";
     case schema::kVmaFilePrivate:
       return "file";
     case schema::kVmaHeap:
@@ -101,8 +104,10 @@ std::string unix_socket_text(const Fields& f) {
   if (!name.empty() && name[0] == '\0')
     s += " name @" + printable(name.substr(1), 108);
   else if (!name.empty())
-    s += " name " + printable(name, 108) + (f.s("dir").empty() ? "" : " in " + printable(f.s("dir"), 120));
-  if (shut != 0) s += std::string(" shutdown") + ((shut & 1) ? " rd" : "") + ((shut & 2) ? " wr" : "");
+    s += " name " + printable(name, 108) +
+         (f.s("dir").empty() ? "" : " in " + printable(f.s("dir"), 120));
+  if (shut != 0)
+    s += std::string(" shutdown") + ((shut & 1) ? " rd" : "") + ((shut & 2) ? " wr" : "");
   return s;
 }
 
