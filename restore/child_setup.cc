@@ -53,16 +53,40 @@ int highest_open_fd() {
 
 // The fd table from the files crrestore opened before the tree was forked (inherited by every
 // process): each process keeps what its own Fds name, at their numbers, and closes the rest.
-Status build_fd_table(const RestoreContext& ctx, const Carriers& carriers, int* report_fd) {
+// A file under /proc/PID of a process of the tree, opened here: PID exists by now (this
+// process, an ancestor, or a child forked before the table is built; crdump checked).
+Result<int> open_proc_file(const schema::File& f) {
+  int fd = ::open(
+      f.path.c_str(),
+      static_cast<int>(f.flags & ~static_cast<uint32_t>(O_CREAT | O_EXCL | O_TRUNC)) | O_CLOEXEC);
+  if (fd < 0) return errno_error("open " + f.path);
+  if (f.pos != 0 && ::lseek(fd, static_cast<off_t>(f.pos), SEEK_SET) < 0) {
+    ::close(fd);
+    return errno_error(f.path + ": lseek to " + std::to_string(f.pos));
+  }
+  return fd;
+}
+
+Status build_fd_table(const RestoreContext& root, const RestoreContext& ctx,
+                      const Carriers& carriers, int* report_fd) {
   std::vector<FdSource> sources;
   for (const auto& fd : ctx.img.fds) {
+    bool have = false;
+    for (const auto& s : sources) have |= s.file_id == fd.file;
+    if (have) continue;
     auto it = carriers.find(fd.file);
+    auto file = root.shared.files.find(fd.file);
+    if (it == carriers.end() && file != root.shared.files.end() &&
+        file->second.kind == schema::kFileProcPid) {
+      auto opened = open_proc_file(file->second);
+      if (!opened.ok()) return std::move(opened).error().wrap("fd " + std::to_string(fd.fd));
+      sources.push_back({fd.file, *opened});
+      continue;
+    }
     if (it == carriers.end())
       return make_error("fd " + std::to_string(fd.fd) + ": file " + std::to_string(fd.file) +
                         " was not opened");
-    bool have = false;
-    for (const auto& s : sources) have |= s.file_id == fd.file;
-    if (!have) sources.push_back({fd.file, it->second});
+    sources.push_back({fd.file, it->second});
   }
   std::vector<FdTarget> targets;
   for (const auto& fd : ctx.img.fds)
@@ -114,9 +138,9 @@ Status set_session(const RestoreContext& root, const RestoreContext& ctx, const 
     if (::setpgid(0, 0) != 0) return errno_error("setpgid");
     CR_TRY(restore_controlling_tty(root.shared, p, carriers));
   } else if (is_root && static_cast<pid_t>(p.pgid) != ::getpgrp()) {
-    report(
-        report_fd, 'W',
-        std::to_string(p.pid) + " process group " + std::to_string(p.pgid) + " is not restored: the task joins crrestore's");
+    report(report_fd, 'W',
+           std::to_string(p.pid) + " process group " + std::to_string(p.pgid) +
+               " is not restored: the task joins crrestore's");
   }
   return {};
 }
@@ -159,8 +183,9 @@ Result<ChildGuard> create_process(const RestoreContext& ctx, const std::function
   const bool group = (p.flags & schema::kProcessGroupLeaderGone) != 0;
   if (!session && !group) return clone_with_pid(ctx.pid(), body, share);
   if (share != 0)
-    return make_error("pid " + std::to_string(p.pid) +
-                      " shares its fd table or fs context and its session or group's leader is gone");
+    return make_error(
+        "pid " + std::to_string(p.pid) +
+        " shares its fd table or fs context and its session or group's leader is gone");
   return clone_into_gone_leaders(ctx.pid(), static_cast<pid_t>(session ? p.sid : p.pgid), session,
                                  body);
 }
@@ -220,6 +245,30 @@ void wait_for_sharers(const std::vector<int>& waits) {
   }
 }
 
+// A cwd that was removed while the process was in it: a directory made at its path (or beside
+// it if the name is taken again), entered and removed, so /proc shows "PATH (deleted)" again.
+Status enter_deleted_cwd(const schema::FsInfo& fs) {
+  std::string dir = fs.cwd;
+  if (::mkdir(dir.c_str(), 0700) != 0) {
+    if (errno != EEXIST) return errno_error("recreate deleted cwd " + fs.cwd);
+    const size_t slash = dir.rfind('/');
+    dir = (slash == 0 || slash == std::string::npos ? std::string("/") : dir.substr(0, slash)) +
+          "/.crrestore-cwd-" + std::to_string(::getpid());
+    if (::mkdir(dir.c_str(), 0700) != 0)
+      return errno_error("recreate deleted cwd " + fs.cwd + " as " + dir);
+  }
+  struct Rmdir {
+    const std::string& d;
+    ~Rmdir() { ::rmdir(d.c_str()); }
+  } rm{dir};
+  // The image owner's directory with its bits, less setuid/setgid (no privilege to grant).
+  if (fs.cwd_mode != 0 && (::chown(dir.c_str(), fs.cwd_uid, fs.cwd_gid) != 0 ||
+                           ::chmod(dir.c_str(), fs.cwd_mode & 01777) != 0))
+    return errno_error("set owner and mode of deleted cwd " + fs.cwd);
+  if (::chdir(dir.c_str()) != 0) return errno_error("chdir " + dir);
+  return {};
+}
+
 Status setup(const RestoreContext& root, const RestoreContext& ctx, const Carriers& carriers,
              int* report_fd) {
   const auto& p = *ctx.img.process;
@@ -227,8 +276,10 @@ Status setup(const RestoreContext& root, const RestoreContext& ctx, const Carrie
   CR_TRY_ASSIGN(std::vector<int> sharers, fork_children(root, ctx, carriers, *report_fd));
   wait_for_sharers(sharers);
   // A table shared with the parent is the parent's to build, once this process is ready.
-  if (!shares_files(ctx)) CR_TRY(build_fd_table(ctx, carriers, report_fd));
-  if (ctx.img.fs && !ctx.img.fs->cwd.empty() && ::chdir(ctx.img.fs->cwd.c_str()) != 0)
+  if (!shares_files(ctx)) CR_TRY(build_fd_table(root, ctx, carriers, report_fd));
+  if (ctx.img.fs && (p.flags & schema::kProcessCwdDeleted) != 0)
+    CR_TRY(enter_deleted_cwd(*ctx.img.fs));
+  else if (ctx.img.fs && !ctx.img.fs->cwd.empty() && ::chdir(ctx.img.fs->cwd.c_str()) != 0)
     return errno_error("chdir " + ctx.img.fs->cwd);
   ::umask(static_cast<mode_t>(p.umask));
   if (::personality(p.personality) < 0) return errno_error("personality");

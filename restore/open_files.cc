@@ -6,13 +6,14 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
-#include <sys/timerfd.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <map>
 #include <set>
 
+#include "restore/ghost_files.h"
 #include "restore/pty.h"
 #include "restore/unix_sockets.h"
 
@@ -78,7 +79,8 @@ Result<int> open_event_fd(const schema::File& f) {
     if (fd < 0) return errno_error("signalfd");
     return fd;
   }
-  int fd = ::timerfd_create(static_cast<int>(f.clockid), TFD_CLOEXEC | (nonblock ? TFD_NONBLOCK : 0));
+  int fd =
+      ::timerfd_create(static_cast<int>(f.clockid), TFD_CLOEXEC | (nonblock ? TFD_NONBLOCK : 0));
   if (fd < 0) return errno_error("timerfd_create(clock " + std::to_string(f.clockid) + ")");
   if (f.value_ns != 0) {
     itimerspec spec{};
@@ -101,8 +103,8 @@ Result<int> open_event_fd(const schema::File& f) {
 class Opener {
  public:
   Opener(const ProcessImage& img, const RestoreOptions& opts,
-         const std::map<uint32_t, ShmemHandle>& shmems)
-      : img_(img), opts_(opts), shmems_(shmems) {}
+         const std::map<uint32_t, ShmemHandle>& shmems, bool image_owner_root)
+      : img_(img), opts_(opts), shmems_(shmems), ghosts_(img, image_owner_root) {}
   ~Opener() {
     for (auto& [id, ends] : pipes_) {
       if (ends.r >= 0) ::close(ends.r);
@@ -131,7 +133,11 @@ class Opener {
       case schema::kFileFifo:
         return open_fifo(f);
       case schema::kFileDeleted:
-        return open_deleted(f);
+        return ghosts_.open_file(f);
+      case schema::kFileGhostNode:
+        return ghosts_.open_node(f, [this, &f](int wfd) {
+          return f.pipe != 0 ? fill_pipe(wfd, f.pipe, "deleted fifo " + f.path) : Status{};
+        });
       case schema::kFileTty:
         return open_tty(f);
       case schema::kFileExternal: {
@@ -223,35 +229,6 @@ class Opener {
     return open_path(f.path, static_cast<int>(f.flags));
   }
 
-  Result<int> open_deleted(const schema::File& f) {
-    std::string path = f.path;
-    const std::string suffix = " (deleted)";
-    if (path.size() > suffix.size() &&
-        path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0)
-      path.resize(path.size() - suffix.size());
-    std::string dir = path.substr(0, path.rfind('/'));
-    if (dir.empty()) dir = "/";
-    const std::string tmp =
-        dir + "/.crrestore-" + std::to_string(::getpid()) + "-" + std::to_string(f.id);
-    int w = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, f.mode & 07777);
-    if (w < 0) return errno_error("recreate deleted file " + path + " as " + tmp);
-    ScopedFd wfd(w);
-    struct Unlink {
-      const std::string& p;
-      ~Unlink() { ::unlink(p.c_str()); }
-    } unlink_tmp{tmp};
-    auto it = img_.file_data.find(f.id);
-    if (it != img_.file_data.end())
-      for (const auto& [off, bytes] : it->second.chunks)
-        if (::pwrite(w, bytes.data(), bytes.size(), static_cast<off_t>(off)) !=
-            static_cast<ssize_t>(bytes.size()))
-          return errno_error("write deleted file " + tmp);
-    if (::ftruncate(w, static_cast<off_t>(f.size)) != 0) return errno_error("ftruncate " + tmp);
-    CR_TRY_ASSIGN(int fd, open_path(tmp, static_cast<int>(f.flags)));
-    CR_TRY(seek_to(fd, f.pos, path));
-    return fd;
-  }
-
   // A description of its own on the memfd crrestore made (its inode: the same contents and
   // seals, "/memfd:NAME (deleted)" in /proc), with the dumped flags and offset.
   Result<int> open_memfd(const schema::File& f) {
@@ -298,6 +275,7 @@ class Opener {
   const std::map<uint32_t, ShmemHandle>& shmems_;
   std::map<uint32_t, Ends> pipes_;
   PtyMaker ptys_;
+  GhostMaker ghosts_;
   std::set<uint32_t> filled_fifos_;
   std::map<uint32_t, ScopedFd> unix_;  // by UnixSocket id, until its File takes it
   bool unix_built_ = false;
@@ -306,13 +284,16 @@ class Opener {
 }  // namespace
 
 Result<std::vector<FdSource>> open_files(const ProcessImage& img, const RestoreOptions& opts,
-                                         const std::map<uint32_t, ShmemHandle>& shmems) {
-  Opener opener(img, opts, shmems);
+                                         const std::map<uint32_t, ShmemHandle>& shmems,
+                                         bool image_owner_root) {
+  Opener opener(img, opts, shmems, image_owner_root);
   std::vector<FdSource> out;
   std::set<uint32_t> done;
   for (const auto& fd : img.fds) {
     if (!done.insert(fd.file).second) continue;
     const schema::File& f = img.files.at(fd.file);
+    // Opened by its holder once the process it belongs to exists (child_setup.cc).
+    if (f.kind == schema::kFileProcPid) continue;
     auto r = opener.open(f);
     if (!r.ok()) return std::move(r).error().wrap("fd " + std::to_string(fd.fd));
     out.push_back({fd.file, *r});

@@ -13,9 +13,11 @@ namespace cr::restore {
 
 /// Opens every File the Fds name, in the calling process. Pipes are created once per Pipe with
 /// their queued data written back; FIFOs get their data through a temporary O_RDWR open;
-/// deleted files are recreated from their content and unlinked; a memfd is a new open of the
-/// Shmem object in `shmems` (built before). Returns the opened fds.
+/// deleted files, directories, FIFOs and memory device nodes are made anew and removed
+/// (ghost_files.h; no setuid/setgid bits unless `image_owner_root`); a memfd is a new open of
+/// the Shmem object in `shmems` (built before). Returns the opened fds.
 Result<std::vector<FdSource>> open_files(const ProcessImage& img, const RestoreOptions& opts,
-                                         const std::map<uint32_t, ShmemHandle>& shmems);
+                                         const std::map<uint32_t, ShmemHandle>& shmems,
+                                         bool image_owner_root);
 
 }  // namespace cr::restore

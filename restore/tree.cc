@@ -88,7 +88,9 @@ Status read_tree_head(RestoreContext& root) {
 
 Status create_tree(RestoreContext& root) {
   OpenCarriers carriers;
-  CR_TRY_ASSIGN(std::vector<FdSource> opened, open_files(root.shared, root.opts, root.shmem_fds));
+  const bool owner_root = root.img.creds && root.img.creds->uid == 0;
+  CR_TRY_ASSIGN(std::vector<FdSource> opened,
+                open_files(root.shared, root.opts, root.shmem_fds, owner_root));
   for (const FdSource& s : opened) carriers.fds[s.file_id] = s.fd;
   CR_TRY(restore_epoll_items(root.shared, carriers.fds));
 
