@@ -27,6 +27,9 @@ struct DumpOptions {
   bool leave_running = false;    // detach after the dump instead of SIGKILL
   bool shell_job = false;        // tty fds are the shell's: recorded as kFileTty
   std::vector<int> inherit_fds;  // target fds recorded as kFileExternal (key = readlink text)
+  /// A deleted file with more data than this (bytes of its data extents, holes not counted)
+  /// is refused, naming the fd and the size (--ghost-limit). 0: no limit.
+  uint64_t ghost_limit = 0;
   /// Find the pages to store with PAGEMAP_SCAN (6.7+); false reads every /proc/PID/pagemap
   /// entry instead (also the automatic fallback when the kernel lacks the ioctl).
   bool pagemap_scan = true;

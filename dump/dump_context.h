@@ -11,10 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "common/scoped_fd.h"
 #include "dump/dump.h"
-#include "sys/proc_parse.h"
 #include "format/record_writer.h"
 #include "schema/records.h"
+#include "sys/proc_parse.h"
 #include "sys/tracee.h"
 
 namespace cr::dump {
@@ -51,13 +52,21 @@ struct ThreadState {
   uint64_t clear_child_tid = 0;
 };
 
+/// A deleted file's contents, read when written: an fd of crdump's own on it and its data
+/// extents (offset, length), holes left out (ghost_files.cc).
+struct GhostData {
+  uint32_t file = 0;  // File id
+  ScopedFd src;
+  std::vector<std::pair<uint64_t, uint64_t>> extents;
+};
+
 /// Open files, ready to be written: objects first, then what points at them (files.cc).
 struct FileTable {
   std::vector<schema::Pty> ptys;  // written before the Files that open them
   std::vector<schema::Pipe> pipes;
   std::vector<std::pair<uint32_t, std::vector<uint8_t>>> pipe_data;  // pipe id, queued bytes
   std::vector<schema::File> files;
-  std::vector<std::pair<uint32_t, std::vector<uint8_t>>> file_data;  // file id, contents
+  std::vector<GhostData> file_data;  // deleted files' contents, after the Files
   std::vector<schema::UnixSocket> unix_sockets;
   struct UnixQueued {
     uint32_t socket;

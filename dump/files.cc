@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "common/text.h"
@@ -23,9 +24,6 @@
 namespace cr::dump {
 
 namespace {
-
-constexpr uint64_t kMaxDeletedFileBytes = 64ull << 20;
-constexpr size_t kFileDataChunk = 1u << 20;
 
 struct FdEntry {
   DumpContext* proc = nullptr;
@@ -107,7 +105,23 @@ int64_t pts_index(const struct stat& st) {
 bool is_plain_device(const struct stat& st) {
   if (!S_ISCHR(st.st_mode) || major(st.st_rdev) != 1) return false;
   unsigned mi = minor(st.st_rdev);
-  return mi == 3 || mi == 5 || mi == 8 || mi == 9;  // null, zero, random, urandom
+  return mi == 3 || mi == 5 || mi == 7 || mi == 8 || mi == 9;  // null, zero, full, random, urandom
+}
+
+constexpr std::string_view kDeleted = " (deleted)";
+
+// Removed from its directory while open: the kernel keeps the name and adds " (deleted)".
+bool is_deleted(const FdEntry& e) { return e.link.ends_with(kDeleted) && e.st.st_nlink == 0; }
+
+std::string without_deleted(const std::string& link) {
+  return link.ends_with(kDeleted) ? link.substr(0, link.size() - kDeleted.size()) : link;
+}
+
+// An O_TMPFILE file that was never linked: /proc names it "DIR/#INO (deleted)".
+bool is_tmpfile(const std::string& path, const struct stat& st) {
+  const size_t slash = path.rfind('/');
+  return slash != std::string::npos &&
+         path.compare(slash + 1, std::string::npos, "#" + std::to_string(st.st_ino)) == 0;
 }
 
 // The bytes queued in the pipe behind `fd`, copied with tee(2) into a pipe of our own so the
@@ -146,31 +160,57 @@ Result<std::pair<uint32_t, std::vector<uint8_t>>> peek_pipe(const ProcDir& proc,
   return std::make_pair(static_cast<uint32_t>(cap), std::move(data));
 }
 
-Result<std::vector<uint8_t>> read_deleted(const ProcDir& proc, const FdEntry& e) {
-  if (static_cast<uint64_t>(e.st.st_size) > kMaxDeletedFileBytes)
-    return make_error(fd_name(e.fd) + ": deleted file " + e.link + " is larger than 64 MiB");
-  std::string name = "fd/" + std::to_string(e.fd);
-  ScopedFd f(::openat(proc.fd(), name.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!f.valid()) return errno_error(fd_name(e.fd) + ": reopen deleted file");
-  std::vector<uint8_t> data(static_cast<size_t>(e.st.st_size));
-  size_t got = 0;
-  while (got < data.size()) {
-    ssize_t r = ::pread(f.get(), data.data() + got, data.size() - got, static_cast<off_t>(got));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return errno_error(fd_name(e.fd) + ": read deleted file");
-    if (r == 0) break;  // shrank meanwhile (another process): keep what is there
-    got += static_cast<size_t>(r);
-  }
-  data.resize(got);
-  return data;
-}
-
 std::string anon_name(const FdEntry& e) {
   if (e.info.kind != FdinfoKind::kPlain) return std::string(fdinfo_kind_name(e.info.kind));
   std::string n = e.link.substr(e.link.find(':') + 1);
   if (n.size() >= 2 && n.front() == '[' && n.back() == ']') n = n.substr(1, n.size() - 2);
   return n;
 }
+
+constexpr unsigned long kProcMagic = 0x9fa0;
+
+}  // namespace
+
+pid_t proc_path_pid(std::string_view path) {
+  if (!path.starts_with("/proc/")) return 0;
+  path.remove_prefix(6);
+  pid_t pid = 0;
+  size_t i = 0;
+  for (; i < path.size() && path[i] >= '0' && path[i] <= '9' && pid < 10000000; ++i)
+    pid = pid * 10 + (path[i] - '0');
+  if (i == 0 || (i < path.size() && path[i] != '/')) return 0;
+  return pid;
+}
+
+Status check_proc_path(const DumpTree& tree, const DumpContext& holder, const std::string& path,
+                       const std::string& what) {
+  const pid_t pid = proc_path_pid(path);
+  if (pid == 0) return {};
+  const DumpContext* target = tree.find(pid);
+  if (target == nullptr)
+    return make_error(what + " " + path + " is of process " + std::to_string(pid) +
+                      ", outside the process tree");
+  // A thread's directory: other threads are made after the fds are in place.
+  const std::string task = "/proc/" + std::to_string(pid) + "/task/";
+  if (path.starts_with(task) && proc_path_pid("/proc/" + path.substr(task.size())) != pid)
+    return make_error(what + " " + path + " of a thread other than the main one not supported yet");
+  if (target->zombie)
+    return make_error(what + " " + path + " is of zombie " + std::to_string(pid) +
+                      " not supported yet");
+  // Restore opens it in the holder as it builds its fd table: itself, its ancestors and its
+  // children exist by then, other processes of the tree maybe not yet.
+  bool ok = pid == holder.pid || target->parent == holder.pid;
+  for (const DumpContext* a = &holder; !ok && a != nullptr && a->parent != 0;
+       a = tree.find(a->parent))
+    ok = a->parent == pid;
+  if (!ok)
+    return make_error(what + " " + path + " is of process " + std::to_string(pid) +
+                      ", neither the holder " + std::to_string(holder.pid) +
+                      " nor its ancestor or child (not supported yet)");
+  return {};
+}
+
+namespace {
 
 class FileCollector {
  public:
@@ -200,6 +240,13 @@ class FileCollector {
         }
         e.file_id = *id;
       }
+      // Each holder opens a /proc file of its own at restore: one description cannot be
+      // shared (inherited across fork) that way.
+      auto holder = proc_holders_.find(e.file_id);
+      if (holder != proc_holders_.end() && holder->second != e.proc->pid)
+        return make_error("pid " + std::to_string(e.proc->pid) + " " + fd_name(e.fd) + ": " +
+                          e.link + " shared with process " + std::to_string(holder->second) +
+                          " (one file description) not supported yet");
       schema::Fd rec;
       rec.pid = static_cast<uint32_t>(e.proc->pid);
       rec.fd = static_cast<uint32_t>(e.fd);
@@ -350,8 +397,11 @@ class FileCollector {
     f.dev = e.st.st_dev;
     f.ino = e.st.st_ino;
     f.rdev = e.st.st_rdev;
-    std::vector<uint8_t> deleted_data;
-    bool has_data = false;
+    f.uid = e.st.st_uid;
+    f.gid = e.st.st_gid;
+    f.atime_ns = static_cast<uint64_t>(e.st.st_atim.tv_sec) * 1000000000ull +
+                 static_cast<uint64_t>(e.st.st_atim.tv_nsec);
+    std::optional<GhostData> ghost;
 
     if (inherited(e)) {
       f.kind = schema::kFileExternal;
@@ -397,9 +447,18 @@ class FileCollector {
       f.kind = schema::kFilePipe;
       f.path.clear();
       CR_TRY_ASSIGN(f.pipe, pipe_object(e));
+    } else if (S_ISFIFO(e.st.st_mode) && is_deleted(e)) {
+      // Made anew at restore (mknod, opened, unlinked); its ends in the tree share it by `pipe`.
+      f.kind = schema::kFileGhostNode;
+      f.path = without_deleted(e.link);
+      CR_TRY_ASSIGN(f.pipe, pipe_object(e));
     } else if (S_ISFIFO(e.st.st_mode)) {
       f.kind = schema::kFileFifo;
       CR_TRY_ASSIGN(f.pipe, pipe_object(e));
+    } else if (proc_path_pid(e.link) != 0 && (S_ISREG(e.st.st_mode) || S_ISDIR(e.st.st_mode)) &&
+               fs_magic(*e.proc, e.fd) == kProcMagic) {
+      CR_TRY(check_proc_path(tree_, *e.proc, e.link, fd_name(e.fd) + ":"));
+      f.kind = schema::kFileProcPid;
     } else if (is_ptmx(e.st)) {
       if (e.info.tty_index < 0) return refuse(e.fd, "pty master " + e.link + " without tty-index");
       // Each open of a ptmx makes a pair: a second description with this index is another
@@ -423,6 +482,15 @@ class FileCollector {
                                 std::to_string(minor(e.st.st_rdev)) + ")");
       }
       f.kind = schema::kFileDevice;
+      // A node made with mknod and removed: restore makes one of the same device (only the
+      // memory devices above, which give no access a process could not have anyway).
+      if (is_deleted(e)) {
+        f.kind = schema::kFileGhostNode;
+        f.path = without_deleted(e.link);
+      }
+    } else if (S_ISDIR(e.st.st_mode) && is_deleted(e)) {
+      f.kind = schema::kFileGhostNode;
+      f.path = without_deleted(e.link);
     } else if (S_ISDIR(e.st.st_mode)) {
       f.kind = schema::kFileDirectory;
     } else if (S_ISREG(e.st.st_mode) && fs_magic(*e.proc, e.fd) == kMqueueMagic) {
@@ -430,17 +498,16 @@ class FileCollector {
     } else if (S_ISREG(e.st.st_mode) && fs_magic(*e.proc, e.fd) == kHugetlbfsMagic) {
       return refuse(e.fd, "hugetlbfs file " + e.link);
     } else if (S_ISREG(e.st.st_mode)) {
-      constexpr std::string_view kDeleted = " (deleted)";
       if (e.st.st_nlink == 0 || e.link.ends_with(kDeleted)) {
-        if (f.path.ends_with(kDeleted)) f.path.resize(f.path.size() - kDeleted.size());
+        f.path = without_deleted(f.path);
         // Its shared mappings restore as shared memory of their own: with an fd on the same
         // file too, writes through one would no longer show in the other.
         for (const ShmemObject& o : tree_.shmems)
           if (o.dev == e.st.st_dev && o.rec.ino == static_cast<uint64_t>(e.st.st_ino))
             return refuse(e.fd, "deleted file " + f.path + " that is also mapped shared");
         f.kind = schema::kFileDeleted;
-        CR_TRY_ASSIGN(deleted_data, read_deleted(e.proc->proc, e));
-        has_data = true;
+        if (is_tmpfile(f.path, e.st)) f.kflags |= schema::kFileGhostTmpfile;
+        CR_TRY_ASSIGN(ghost, read_ghost_extents(*e.proc, e.fd, e.st, f.path));
       } else {
         // Restore opens it by path: the path must lead to this very file (not so for a POSIX
         // message queue, whose "/name" is on the mqueue filesystem, or for an overmounted file).
@@ -456,8 +523,12 @@ class FileCollector {
       return refuse(e.fd, e.link);
     }
     f.id = tree_.next_obj_id++;
+    if (f.kind == schema::kFileProcPid) proc_holders_[f.id] = e.proc->pid;
     t_.files.push_back(std::move(f));
-    if (has_data) t_.file_data.emplace_back(t_.files.back().id, std::move(deleted_data));
+    if (ghost) {
+      ghost->file = t_.files.back().id;
+      t_.file_data.push_back(std::move(*ghost));
+    }
     return t_.files.back().id;
   }
 
@@ -469,6 +540,7 @@ class FileCollector {
   std::map<uint32_t, PtyEnds> ptys_;      // by pts index: the tree's pty pairs
   std::map<uint32_t, uint32_t> pty_ids_;  // pts index -> Pty id
   UnixSocketCollector unix_;
+  std::map<uint32_t, pid_t> proc_holders_;  // kFileProcPid File id -> the process holding it
 };
 
 }  // namespace
@@ -497,15 +569,6 @@ Result<ScopedFd> copy_task_fd(pid_t pid, int fd) {
   if (!copy.valid())
     return errno_error("pid " + std::to_string(pid) + " " + fd_name(fd) + ": pidfd_getfd");
   return copy;
-}
-
-/// Writes a deleted file's contents in FileData records of at most 1 MiB each.
-Status write_file_data(format::RecordWriter& out, uint32_t file, std::span<const uint8_t> data) {
-  for (size_t off = 0; off < data.size(); off += kFileDataChunk) {
-    schema::FileData rec{file, off};
-    CR_TRY(out.write(rec, data.subspan(off, std::min(kFileDataChunk, data.size() - off))));
-  }
-  return {};
 }
 
 }  // namespace cr::dump

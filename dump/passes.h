@@ -56,8 +56,18 @@ bool any_outside_process(const DumpTree& tree,
 /// A copy of fd `fd` of `pid` in crdump (pidfd_getfd): the same open file description, to
 /// read state only an open file shows (a socket's queue, a pty's termios, a file's readiness).
 Result<ScopedFd> copy_task_fd(pid_t pid, int fd);
-/// Writes a deleted file's contents as FileData records of at most 1 MiB each.
-Status write_file_data(format::RecordWriter& out, uint32_t file, std::span<const uint8_t> data);
+/// The pid of a path under /proc/PID ("/proc/12/stat" -> 12), 0 for any other path.
+pid_t proc_path_pid(std::string_view path);
+/// For a file or cwd under /proc/PID held by `holder`: refuses (message starting with `what`) a
+/// process outside the tree, and one that may not exist yet when restore opens it there.
+Status check_proc_path(const DumpTree& tree, const DumpContext& holder, const std::string& path,
+                       const std::string& what);
+/// ghost_files.cc: the data extents of deleted file `fd` of `ctx` (SEEK_DATA/SEEK_HOLE up to
+/// `st.st_size`) and an fd to read them later; refuses more data than opts.ghost_limit.
+Result<GhostData> read_ghost_extents(const DumpContext& ctx, int fd, const struct stat& st,
+                                     const std::string& path);
+/// Writes a deleted file's data extents as FileData records of at most 1 MiB each.
+Status write_file_data(format::RecordWriter& out, const GhostData& g);
 
 /// pty.cc: where the tree holds a pty pair: its master and one slave fd (pid 0: none).
 struct PtyEnds {

@@ -63,6 +63,22 @@ Status collect_process_info(DumpContext& ctx) {
   ctx.fs.pid = pid;
   CR_TRY_ASSIGN(ctx.fs.cwd, ctx.proc.readlink("cwd"));
   CR_TRY_ASSIGN(ctx.fs.root, ctx.proc.readlink("root"));
+  CR_TRY_ASSIGN(struct stat cwd_st, ctx.proc.stat("cwd"));
+  ctx.fs.cwd_mode = cwd_st.st_mode;
+  ctx.fs.cwd_uid = cwd_st.st_uid;
+  ctx.fs.cwd_gid = cwd_st.st_gid;
+  // A directory removed while it is the cwd: nlink 0 and " (deleted)" after its last name.
+  constexpr std::string_view kDeleted = " (deleted)";
+  if (cwd_st.st_nlink == 0 && ctx.fs.cwd.ends_with(kDeleted)) {
+    ctx.fs.cwd.resize(ctx.fs.cwd.size() - kDeleted.size());
+    ctx.process.flags |= schema::kProcessCwdDeleted;
+  }
+  CR_TRY(check_proc_path(ctx.tree, ctx, ctx.fs.cwd, "cwd"));
+  CR_TRY_ASSIGN(struct stat root_st, ctx.proc.stat("root"));
+  if (root_st.st_nlink == 0 && ctx.fs.root.ends_with(kDeleted))
+    return make_error("root directory " + ctx.fs.root +
+                      " (chroot into a removed directory) not "
+                      "supported yet");
 
   schema::Mm& mm = ctx.mm;
   mm.pid = pid;

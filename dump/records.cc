@@ -36,7 +36,7 @@ Status write_tree_head(DumpTree& tree) {
     CR_TRY(out.write(schema::UnixSocketData{q.socket, {q.sender.begin(), q.sender.end()}},
                      q.bytes));
   for (const auto& f : t.files) CR_TRY(out.write(f));
-  for (const auto& [file, data] : t.file_data) CR_TRY(write_file_data(out, file, data));
+  for (const auto& g : t.file_data) CR_TRY(write_file_data(out, g));
   for (const auto& fd : t.fds) CR_TRY(out.write(fd));
   for (const auto& item : t.epoll_items) CR_TRY(out.write(item));
   return {};

@@ -192,6 +192,10 @@ Result<schema::Vma> make_vma(DumpContext& ctx, const MapEntry& m) {
   if ((m.deleted || st.st_nlink == 0) && m.shared) return shmem_vma(ctx, m, v);
   if (m.deleted || st.st_nlink == 0) return refuse(m, "mapping of deleted file " + m.path);
   v.kind = m.shared ? schema::kVmaFileShared : schema::kVmaFilePrivate;
+  // The link's mode bits are the mapped file's f_mode (read, write): a private mapping of a
+  // file opened O_RDWR keeps that at restore.
+  CR_TRY_ASSIGN(struct stat lst, ctx.proc.lstat(map_files_entry(m.start, m.end)));
+  v.file_open_mode = lst.st_mode & (S_IRUSR | S_IWUSR);
   v.path = m.path;
   v.dev = st.st_dev;
   v.ino = st.st_ino;

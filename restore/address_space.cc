@@ -169,6 +169,7 @@ Status map_vmas(RestoreContext& ctx) {
   // Consecutive VMAs of one file (a library's segments) share one remote open.
   std::string open_path;
   bool open_shared = false;
+  bool open_rw = false;
   int64_t remote_fd = -1;
   auto close_remote = [&]() -> Status {
     if (remote_fd < 0) return {};
@@ -184,17 +185,20 @@ Status map_vmas(RestoreContext& ctx) {
     int64_t fd = -1;
     if (v.kind == schema::kVmaFilePrivate || v.kind == schema::kVmaFileShared) {
       const bool shared = v.kind == schema::kVmaFileShared;
-      if (remote_fd < 0 || open_path != v.path || open_shared != shared) {
+      // The dumped open mode when the image has it (a private mapping of a file opened
+      // O_RDWR stays so); else a shared mapping keeps the right to become writable only if
+      // the file is open for writing: try that first, read-only files still map.
+      const bool known = v.file_open_mode != 0;
+      const bool rw = known ? (v.file_open_mode & S_IWUSR) != 0 : shared;
+      if (remote_fd < 0 || open_path != v.path || open_shared != shared || open_rw != rw) {
         CR_TRY(close_remote());
         ctx.reset_scratch();
         CR_TRY_ASSIGN(uint64_t path, ctx.put_str(v.path));
-        // A shared mapping keeps the right to become writable only if the file is open for
-        // writing; try that first, read-only files still map.
         auto r = ctx.remote->call_raw(SYS_openat, static_cast<uint64_t>(AT_FDCWD), path,
-                                      (shared ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+                                      (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
         if (!r.ok()) return std::move(r).error();
         int64_t got = *r;
-        if (got < 0 && shared) {
+        if (got < 0 && shared && !known) {
           CR_TRY_ASSIGN(got, ctx.remote->call_raw(SYS_openat, static_cast<uint64_t>(AT_FDCWD), path,
                                                   O_RDONLY | O_CLOEXEC));
         }
@@ -203,6 +207,7 @@ Status map_vmas(RestoreContext& ctx) {
         remote_fd = got;
         open_path = v.path;
         open_shared = shared;
+        open_rw = rw;
       }
       fd = remote_fd;
       flags |= shared ? MAP_SHARED : MAP_PRIVATE;

@@ -55,16 +55,40 @@ int highest_open_fd() {
 
 // The fd table from the files crrestore opened before the tree was forked (inherited by every
 // process): each process keeps what its own Fds name, at their numbers, and closes the rest.
-Status build_fd_table(const RestoreContext& ctx, const Carriers& carriers, int* report_fd) {
+// A file under /proc/PID of a process of the tree, opened here: PID exists by now (this
+// process, an ancestor, or a child forked before the table is built; crdump checked).
+Result<int> open_proc_file(const schema::File& f) {
+  int fd = ::open(
+      f.path.c_str(),
+      static_cast<int>(f.flags & ~static_cast<uint32_t>(O_CREAT | O_EXCL | O_TRUNC)) | O_CLOEXEC);
+  if (fd < 0) return errno_error("open " + f.path);
+  if (f.pos != 0 && ::lseek(fd, static_cast<off_t>(f.pos), SEEK_SET) < 0) {
+    ::close(fd);
+    return errno_error(f.path + ": lseek to " + std::to_string(f.pos));
+  }
+  return fd;
+}
+
+Status build_fd_table(const RestoreContext& root, const RestoreContext& ctx,
+                      const Carriers& carriers, int* report_fd) {
   std::vector<FdSource> sources;
   for (const auto& fd : ctx.img.fds) {
+    bool have = false;
+    for (const auto& s : sources) have |= s.file_id == fd.file;
+    if (have) continue;
     auto it = carriers.find(fd.file);
+    auto file = root.shared.files.find(fd.file);
+    if (it == carriers.end() && file != root.shared.files.end() &&
+        file->second.kind == schema::kFileProcPid) {
+      auto opened = open_proc_file(file->second);
+      if (!opened.ok()) return std::move(opened).error().wrap("fd " + std::to_string(fd.fd));
+      sources.push_back({fd.file, *opened});
+      continue;
+    }
     if (it == carriers.end())
       return make_error("fd " + std::to_string(fd.fd) + ": file " + std::to_string(fd.file) +
                         " was not opened");
-    bool have = false;
-    for (const auto& s : sources) have |= s.file_id == fd.file;
-    if (!have) sources.push_back({fd.file, it->second});
+    sources.push_back({fd.file, it->second});
   }
   std::vector<FdTarget> targets;
   for (const auto& fd : ctx.img.fds)
@@ -242,6 +266,34 @@ void wait_for_sharers(const std::vector<int>& waits) {
   }
 }
 
+// A cwd that was removed while the process was in it: a directory made at its path (or beside
+// it if the name is taken again), entered and removed, so /proc shows "PATH (deleted)" again.
+Status enter_deleted_cwd(const schema::FsInfo& fs) {
+  std::string dir = fs.cwd;
+  if (::mkdir(dir.c_str(), 0700) != 0) {
+    if (errno != EEXIST) return errno_error("recreate deleted cwd " + fs.cwd);
+    const size_t slash = dir.rfind('/');
+    dir = (slash == 0 || slash == std::string::npos ? std::string("/") : dir.substr(0, slash)) +
+          "/.crrestore-cwd-" + std::to_string(::getpid());
+    if (::mkdir(dir.c_str(), 0700) != 0)
+      return errno_error("recreate deleted cwd " + fs.cwd + " as " + dir);
+  }
+  struct Rmdir {
+    const std::string& d;
+    ~Rmdir() { ::rmdir(d.c_str()); }
+  } rm{dir};
+  // Through an fd of the directory just made, never its path again: the owner of the parent
+  // directory could swap a symlink in between (README "Trust model").
+  ScopedFd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!d.valid()) return errno_error("open recreated cwd " + dir);
+  // The image owner's directory with its bits, less setuid/setgid (no privilege to grant).
+  if (fs.cwd_mode != 0 && (::fchown(d.get(), fs.cwd_uid, fs.cwd_gid) != 0 ||
+                           ::fchmod(d.get(), fs.cwd_mode & 01777) != 0))
+    return errno_error("set owner and mode of deleted cwd " + fs.cwd);
+  if (::fchdir(d.get()) != 0) return errno_error("chdir " + dir);
+  return {};
+}
+
 Status setup(const RestoreContext& root, const RestoreContext& ctx, const Carriers& carriers,
              int* report_fd) {
   const auto& p = *ctx.img.process;
@@ -249,13 +301,15 @@ Status setup(const RestoreContext& root, const RestoreContext& ctx, const Carrie
   CR_TRY_ASSIGN(std::vector<int> sharers, fork_children(root, ctx, carriers, *report_fd));
   wait_for_sharers(sharers);
   // A table shared with the parent is the parent's to build, once this process is ready.
-  if (!shares_files(ctx)) CR_TRY(build_fd_table(ctx, carriers, report_fd));
+  if (!shares_files(ctx)) CR_TRY(build_fd_table(root, ctx, carriers, report_fd));
   // A restricted image's process acts as itself on the filesystem from here on: its cwd, and
   // every open, mapping, exe link and chroot crrestore injects into it later, are checked with
   // its own rights (its other credentials come last, restore_creds).
   if (root.privileges.restricted() && ctx.img.creds)
     CR_TRY(become_fs_identity(FsIdentity::of(*ctx.img.creds)));
-  if (ctx.img.fs && !ctx.img.fs->cwd.empty() && ::chdir(ctx.img.fs->cwd.c_str()) != 0)
+  if (ctx.img.fs && (p.flags & schema::kProcessCwdDeleted) != 0)
+    CR_TRY(enter_deleted_cwd(*ctx.img.fs));
+  else if (ctx.img.fs && !ctx.img.fs->cwd.empty() && ::chdir(ctx.img.fs->cwd.c_str()) != 0)
     return errno_error("chdir " + ctx.img.fs->cwd +
                        (root.privileges.restricted()
                             ? " as uid " + std::to_string(ctx.img.creds->fsuid)

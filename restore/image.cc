@@ -236,7 +236,8 @@ Status check_tree_head(const TreeHead& head) {
   constexpr uint32_t kKnownFlags = schema::kProcessShellJob | schema::kProcessZombie |
                                    schema::kProcessOwnIpcNs | schema::kProcessChildSubreaper |
                                    schema::kProcessSessionLeaderGone |
-                                   schema::kProcessGroupLeaderGone | schema::kProcessGuardRegions;
+                                   schema::kProcessGroupLeaderGone | schema::kProcessGuardRegions |
+                                   schema::kProcessCwdDeleted;
   for (const auto& img : head.procs)
     if ((img.process->flags & ~kKnownFlags) != 0)
       return make_error("pid " + std::to_string(img.process->pid) + ": process flags " +
@@ -437,7 +438,8 @@ Status check_files(const ProcessImage& img) {
       return make_error("socket file " + std::to_string(id) + " names object " +
                         std::to_string(f.object) + ", not a unix socket");
     const bool pty = f.kind == schema::kFilePtyMaster || f.kind == schema::kFilePtySlave;
-    if (!pty && f.kind != schema::kFileEpoll &&
+    if (!pty && f.kind != schema::kFileEpoll && f.kind != schema::kFileGhostNode &&
+        f.kind != schema::kFileProcPid &&
         (f.kind < schema::kFileRegular || f.kind > schema::kFileUnixSocket))
       return make_error("file " + std::to_string(id) + ": unknown kind " + std::to_string(f.kind));
     if (pty && img.ptys.count(f.object) == 0)

@@ -14,6 +14,7 @@
 #include <optional>
 #include <set>
 
+#include "restore/ghost_files.h"
 #include "restore/pty.h"
 #include "restore/unix_sockets.h"
 
@@ -146,7 +147,7 @@ class Opener {
  public:
   Opener(const ProcessImage& img, const RestoreOptions& opts,
          const std::map<uint32_t, ShmemHandle>& shmems, const Privileges& priv)
-      : img_(img), opts_(opts), shmems_(shmems), priv_(priv) {}
+      : img_(img), opts_(opts), shmems_(shmems), priv_(priv), ghosts_(img, priv) {}
   ~Opener() {
     for (auto& [id, ends] : pipes_) {
       if (ends.r >= 0) ::close(ends.r);
@@ -176,7 +177,11 @@ class Opener {
       case schema::kFileFifo:
         return open_fifo(f);
       case schema::kFileDeleted:
-        return open_deleted(f);
+        return ghosts_.open_file(f);
+      case schema::kFileGhostNode:
+        return ghosts_.open_node(f, [this, &f](int wfd) {
+          return f.pipe != 0 ? fill_pipe(wfd, f.pipe, "deleted fifo " + f.path) : Status{};
+        });
       case schema::kFileTty:
         return open_tty(f);
       case schema::kFileExternal: {
@@ -268,47 +273,6 @@ class Opener {
     return open_dumped(f, static_cast<int>(f.flags), priv_.for_file(f.id));
   }
 
-  Result<int> open_deleted(const schema::File& f) {
-    std::string path = f.path;
-    const std::string suffix = " (deleted)";
-    if (path.size() > suffix.size() &&
-        path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0)
-      path.resize(path.size() - suffix.size());
-    std::string dir = path.substr(0, path.rfind('/'));
-    if (dir.empty()) dir = "/";
-    const std::string tmp =
-        dir + "/.crrestore-" + std::to_string(::getpid()) + "-" + std::to_string(f.id);
-    // Made as the process holding it (restricted image): in a directory it may write, owned
-    // by it. O_EXCL never follows a symlink; the file is reopened through our fd, not its name,
-    // and unlinked at once (under the same identity: a name swapped in is not ours to remove).
-    const FsIdentity* as = priv_.for_file(f.id);
-    std::optional<FsCredsScope> creds;
-    if (as != nullptr) {
-      CR_TRY_ASSIGN(FsCredsScope s, FsCredsScope::enter(*as));
-      creds.emplace(std::move(s));
-    }
-    int w = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (w < 0)
-      return errno_error("recreate deleted file " + path + " as " + tmp +
-                         (as == nullptr ? "" : " as uid " + std::to_string(as->fsuid)));
-    ScopedFd wfd(w);
-    ::unlink(tmp.c_str());
-    creds.reset();
-    auto it = img_.file_data.find(f.id);
-    if (it != img_.file_data.end())
-      for (const auto& [off, bytes] : it->second.chunks)
-        if (::pwrite(w, bytes.data(), bytes.size(), static_cast<off_t>(off)) !=
-            static_cast<ssize_t>(bytes.size()))
-          return errno_error("write deleted file " + tmp);
-    if (::ftruncate(w, static_cast<off_t>(f.size)) != 0) return errno_error("ftruncate " + tmp);
-    // The mode last, once written: a write by someone without CAP_FSETID clears set-id bits.
-    if (::fchmod(w, f.mode & 07777) != 0) return errno_error("fchmod " + tmp);
-    CR_TRY_ASSIGN(int fd,
-                  open_path("/proc/self/fd/" + std::to_string(w), static_cast<int>(f.flags)));
-    CR_TRY(seek_to(fd, f.pos, path));
-    return fd;
-  }
-
   // A description of its own on the memfd crrestore made (its inode: the same contents and
   // seals, "/memfd:NAME (deleted)" in /proc), with the dumped flags and offset.
   Result<int> open_memfd(const schema::File& f) {
@@ -370,6 +334,7 @@ class Opener {
   std::set<uint32_t> memfd_created_;  // memfds whose memfd_create description a File took
   std::map<uint32_t, Ends> pipes_;
   PtyMaker ptys_;
+  GhostMaker ghosts_;
   std::set<uint32_t> filled_fifos_;
   std::map<uint32_t, ScopedFd> unix_;  // by UnixSocket id, until its File takes it
   bool unix_built_ = false;
@@ -386,6 +351,8 @@ Result<std::vector<FdSource>> open_files(const ProcessImage& img, const RestoreO
   for (const auto& fd : img.fds) {
     if (!done.insert(fd.file).second) continue;
     const schema::File& f = img.files.at(fd.file);
+    // Opened by its holder once the process it belongs to exists (child_setup.cc).
+    if (f.kind == schema::kFileProcPid) continue;
     auto r = opener.open(f);
     if (!r.ok()) return std::move(r).error().wrap("fd " + std::to_string(fd.fd));
     out.push_back({fd.file, *r});

@@ -14,7 +14,8 @@ namespace cr::restore {
 
 /// Opens every File the Fds name, in the calling process. Pipes are created once per Pipe with
 /// their queued data written back; FIFOs get their data through a temporary O_RDWR open;
-/// deleted files are recreated from their content and unlinked; a memfd is a new open of the
+/// deleted files, directories, FIFOs and memory device nodes are made anew and removed
+/// (ghost_files.h, as the process holding them for a restricted image); a memfd is a new open of the
 /// Shmem object in `shmems` (built before). Files reached by a path are opened as `priv`
 /// says (restricted image: as the process holding them). Returns the opened fds.
 Result<std::vector<FdSource>> open_files(const ProcessImage& img, const RestoreOptions& opts,

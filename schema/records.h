@@ -58,12 +58,15 @@ enum ProcessFlags : uint32_t {
   kProcessZombie = 2,    // exited, not yet reaped by its parent: no other record of it follows
   kProcessOwnIpcNs = 4,  // (root) the tree has an IPC namespace of its own: its SysV objects
                          // are in the image and restore makes a new namespace for them
-  kProcessChildSubreaper = 8,  // PR_SET_CHILD_SUBREAPER: orphans below it are reparented to it
+  kProcessChildSubreaper = 8,      // PR_SET_CHILD_SUBREAPER: orphans below it are reparented to it
   kProcessSessionLeaderGone = 16,  // in a session (and the group of the same id) whose leader
                                    // has exited: restore remakes it with a helper of that pid
   kProcessGroupLeaderGone = 32,    // in a group of its parent's session whose leader has
                                    // exited (and its parent is not in it): the same, for the group
   kProcessGuardRegions = 0x400,    // some Vma has guard regions (`guards`) to install again
+  kProcessCwdDeleted = 0x800,      // its cwd was removed (rmdir) while it was there: restore makes
+                                   // a directory at FsInfo.cwd (mode and owner of FsInfo), enters
+                                   // it and removes it again
 };
 
 CR_RECORD(Creds, 0x0101, "creds", "credentials of a process",
@@ -74,8 +77,10 @@ CR_RECORD(Creds, 0x0101, "creds", "credentials of a process",
 CR_RECORD(Rlimits, 0x0102, "rlimits", "resource limits: [cur, max] pairs in RLIMIT_* order",
           (u32, pid), (u64s, limits))  // RLIM_INFINITY as ~0
 
-CR_RECORD(FsInfo, 0x0103, "fs", "filesystem context of a process", (u32, pid), (str, cwd),
-          (str, root))
+CR_RECORD(FsInfo, 0x0103, "fs", "filesystem context of a process", (u32, pid),
+          (str, cwd),  // without " (deleted)" when kProcessCwdDeleted
+          (str, root), (u32, cwd_mode), (u32, cwd_uid),
+          (u32, cwd_gid))  // the cwd directory's st_mode, owner
 
 // Address space. Vma records come in address order, then the Pages of that process.
 CR_RECORD(Mm, 0x0110, "mm", "address-space fields restored with PR_SET_MM_MAP",
@@ -100,8 +105,7 @@ enum VmaKind : uint32_t {
   kVmaDroppable = 12,  // MAP_DROPPABLE anonymous memory (Linux 6.11): its pages as kVmaAnon's
 };
 
-CR_RECORD(Vma, 0x0111, "vma", "one mapping of a process",
-          (u32, pid), (u64, start), (u64, end),
+CR_RECORD(Vma, 0x0111, "vma", "one mapping of a process", (u32, pid), (u64, start), (u64, end),
           (u64, pgoff),  // file offset in pages
           (u32, prot),   // PROT_*
           (u32, flags),  // MAP_PRIVATE/MAP_SHARED | MAP_ANONYMOUS | MAP_GROWSDOWN
@@ -113,7 +117,11 @@ CR_RECORD(Vma, 0x0111, "vma", "one mapping of a process",
                             // (pgoff is into it); kVmaSysvShm: the SysvShm segment attached
           // Guard regions in it (MADV_GUARD_INSTALL, Linux 6.13): pairs of start address and
           // page count; the Process has kProcessGuardRegions, so older readers refuse it.
-          (u64s, guards))
+          (u64s, guards),
+          (u32, file_open_mode))  // file mappings: how the mapped file was opened, as the
+                                  // mode of its map_files link shows it (S_IRUSR read,
+                                  // S_IWUSR write); 0 (older images): read-only for private,
+                                  // read-write if it can be for shared
 
 enum ShmemKind : uint32_t {
   kShmemAnon = 0,   // MAP_SHARED|MAP_ANONYMOUS or a deleted shared file (images before memfd)
@@ -217,27 +225,36 @@ CR_RECORD(SysvSem, 0x0304, "sysv_sem", "a SysV semaphore set",
 // ---- Files (0x0200-0x02ff). A File is one open file description; Fds point at Files.
 
 enum FileKind : uint32_t {
-  kFileRegular = 1,   // path, checked by size and mtime at restore
+  kFileRegular = 1,  // path, checked by size and mtime at restore
   kFileDirectory = 2,
-  kFileDevice = 3,    // /dev/null, zero, random, urandom (by rdev)
-  kFilePipe = 4,      // an end of a pipe: `pipe` names the Pipe
-  kFileFifo = 5,      // an end of a named FIFO at `path`: `pipe` names its data
-  kFileTty = 6,       // the shell's terminal (--shell-job)
-  kFileDeleted = 7,   // regular file unlinked while open: contents in FileData records
-  kFileExternal = 8,  // outside the dump: reconnected with crrestore --inherit-fd KEY
-  kFileEventfd = 9,   // `counter`, kFileEfdSemaphore in `kflags`
-  kFileSignalfd = 10, // `sigmask`
-  kFileTimerfd = 11,  // `clockid`, remaining `value_ns`, `interval_ns`, `counter` = ticks unread
+  kFileDevice = 3,     // /dev/null, zero, random, urandom (by rdev)
+  kFilePipe = 4,       // an end of a pipe: `pipe` names the Pipe
+  kFileFifo = 5,       // an end of a named FIFO at `path`: `pipe` names its data
+  kFileTty = 6,        // the shell's terminal (--shell-job)
+  kFileDeleted = 7,    // regular file unlinked while open: contents in FileData records
+  kFileExternal = 8,   // outside the dump: reconnected with crrestore --inherit-fd KEY
+  kFileEventfd = 9,    // `counter`, kFileEfdSemaphore in `kflags`
+  kFileSignalfd = 10,  // `sigmask`
+  kFileTimerfd = 11,   // `clockid`, remaining `value_ns`, `interval_ns`, `counter` = ticks unread
   // Kinds whose state is an object record of their own, named by `object`:
   kFileMemfd = 12,       // `object` = the Shmem holding its contents
   kFileUnixSocket = 13,  // `object` = its UnixSocket record
   kFileEpoll = 14,       // its watches are EpollItem records after the Fds
   kFilePtyMaster = 15,   // `object` = its Pty record
   kFilePtySlave = 16,    // `object` = its Pty record
+  // 40 and up: deleted and unusual files (issue 11).
+  kFileGhostNode = 40,  // a directory, FIFO or character device removed while open: the type
+                        // is in `mode` (S_IFDIR, S_IFIFO, S_IFCHR with `rdev`); restore makes a
+                        // node at `path`, opens it and removes it; a FIFO's data is `pipe`'s
+  kFileProcPid = 41,    // a file or directory under /proc/PID of a process of the tree: opened
+                        // by the process holding it, once PID exists (itself, an ancestor or a
+                        // child), at `path` with `flags` and `pos`
 };
 
 enum FileKernelFlags : uint32_t {
   kFileEfdSemaphore = 1,  // eventfd in EFD_SEMAPHORE mode
+  kFileGhostTmpfile = 2,  // kFileDeleted opened with O_TMPFILE (never had a name): `path` is
+                          // its directory; restore makes it with O_TMPFILE there
 };
 
 CR_RECORD(Pipe, 0x0200, "pipe", "a pipe or FIFO buffer", (objdef, id), (u64, ino),
@@ -246,22 +263,25 @@ CR_RECORD(Pipe, 0x0200, "pipe", "a pipe or FIFO buffer", (objdef, id), (u64, ino
 CR_RECORD_TAIL(PipeData, 0x0201, "pipe_data", "bytes queued in a pipe; tail = the bytes",
                (objref, pipe))
 
-CR_RECORD(File, 0x0202, "file", "an open file description",
-          (objdef, id), (u32, kind),  // FileKind
+CR_RECORD(File, 0x0202, "file", "an open file description", (objdef, id), (u32, kind),  // FileKind
           (str, path),
           (u32, flags),  // O_* as F_GETFL shows them (O_APPEND, O_NONBLOCK, access mode)
           (u64, pos), (u32, mode), (u64, size), (u64, mtime_ns), (u64, dev), (u64, ino),
-          (u64, rdev),
-          (objref, pipe),  // kFilePipe / kFileFifo
-          (str, key),      // kFileExternal: the key crrestore --inherit-fd must name
+          (u64, rdev), (objref, pipe),  // kFilePipe / kFileFifo
+          (str, key),                   // kFileExternal: the key crrestore --inherit-fd must name
           (u64, counter), (u64, sigmask), (u32, clockid), (u64, value_ns), (u64, interval_ns),
-          (u32, kflags),   // the event fds' state (FileKind says which)
-          (objref, object),  // kinds 12 and up: the object record this file is an open of
+          (u32, kflags),     // the event fds' state (FileKind says which)
+          (objref, object),  // kinds 12 to 39: the object record this file is an open of
                              // (Shmem for memfd, the socket or pty record), written before it
-          (u64, abs_ns))     // timerfd armed with TFD_TIMER_ABSTIME: its expiry on its clock
+          (u64, abs_ns),     // timerfd armed with TFD_TIMER_ABSTIME: its expiry on its clock
                              // (value_ns is the time that was left; 0: a relative timer)
+          (u32, uid), (u32, gid),  // owner (kFileDeleted, kFileGhostNode: set at restore)
+          (u64, atime_ns))         // kFileDeleted, kFileGhostNode: atime (mtime in mtime_ns)
 
-CR_RECORD_TAIL(FileData, 0x0203, "file_data", "contents of a deleted file; tail = the bytes",
+// A deleted file's data extents (SEEK_DATA/SEEK_HOLE), at most 1 MiB a record; what lies
+// between them and up to File.size is a hole.
+CR_RECORD_TAIL(FileData, 0x0203, "file_data",
+               "contents of a deleted file from `offset`; tail = the bytes (holes omitted)",
                (objref, file), (u64, offset))
 
 // ---- Pseudo-terminals (0x0240-0x024f). A Pty is one pair, defined before the Files that open

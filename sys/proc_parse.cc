@@ -106,6 +106,13 @@ Result<struct stat> ProcDir::stat(const std::string& name) const {
   return st;
 }
 
+Result<struct stat> ProcDir::lstat(const std::string& name) const {
+  struct stat st {};
+  if (::fstatat(dir_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+    return errno_error("lstat /proc/" + std::to_string(pid_) + "/" + name);
+  return st;
+}
+
 namespace {
 
 // The numbered entries of directory `dir` (relative to `at`), ascending.
@@ -130,7 +137,9 @@ Result<std::vector<int>> ProcDir::numbered(const char* dir) const {
   return numbered_entries(dir_.get(), dir, "/proc/" + std::to_string(pid_) + "/" + dir);
 }
 
-Result<std::vector<int>> ProcDir::all_pids() { return numbered_entries(AT_FDCWD, "/proc", "/proc"); }
+Result<std::vector<int>> ProcDir::all_pids() {
+  return numbered_entries(AT_FDCWD, "/proc", "/proc");
+}
 
 std::string map_files_entry(uint64_t start, uint64_t end) {
   char name[64];
@@ -494,7 +503,8 @@ Result<Fdinfo> parse_fdinfo(std::string_view text) {
       if (!t.empty() && t.back() == ')') t.remove_suffix(1);
       size_t comma = t.find(',');
       auto sec = parse_uint(trim(t.substr(0, comma)));
-      auto nsec = comma == std::string_view::npos ? std::nullopt : parse_uint(trim(t.substr(comma + 1)));
+      auto nsec =
+          comma == std::string_view::npos ? std::nullopt : parse_uint(trim(t.substr(comma + 1)));
       if (!sec || !nsec) return bad("fdinfo", line);
       (key == "it_value" ? fi.value_ns : fi.interval_ns) = *sec * 1000000000ull + *nsec;
     } else if (key == "inotify wd") {

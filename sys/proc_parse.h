@@ -29,6 +29,8 @@ class ProcDir {
   Result<std::string> readlink(const std::string& name) const;
   /// stat(2) following the link ("fd/3", "map_files/7f..-7f..").
   Result<struct stat> stat(const std::string& name) const;
+  /// lstat(2): the link itself (a map_files entry's mode is its file's open mode).
+  Result<struct stat> lstat(const std::string& name) const;
   /// The numbered entries of a directory under /proc/PID ("task", "fd"), ascending. A listing
   /// is a snapshot: threads and fds come and go.
   Result<std::vector<int>> numbered(const char* dir) const;

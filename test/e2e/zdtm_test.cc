@@ -19,6 +19,7 @@ struct ZdtmCase {
   bool needs_root = false;
   std::string refused;  // empty: must dump and restore; otherwise crdump's message contains this
   std::string program;  // the zdtm program to run; empty: `name` (cases that differ by args)
+  std::vector<std::string> dump_args;  // more crdump options (refusals by an option)
 };
 
 std::ostream& operator<<(std::ostream& os, const ZdtmCase& c) { return os << c.name; }
@@ -106,6 +107,24 @@ const std::vector<ZdtmCase>& cases() {
       {"memfd_exec", {}},
       {"mem_guard_eof", {}},
       {"rseq_cs", {}},
+      {"deleted_cwd", {}},
+      {"deleted_nodes", {}},
+      {"deleted_dev_refused", {"refused"}, false, "fd 4: device ", "deleted_nodes"},
+      {"deleted_tmpfile", {}},
+      {"deleted_sparse", {}, /*needs_root=*/true},
+      {"ghost_limit_refused",
+       {"big"},
+       false,
+       "fd 4: deleted file ",
+       "deleted_sparse",
+       {"--ghost-limit", "2M"}},
+      {"file_map_mode", {}},
+      {"proc_files", {}},
+      {"proc_outside_refused",
+       {"outside"},
+       false,
+       "fd 4: /proc/1/stat is of process 1, outside the process tree",
+       "proc_files"},
 
   };
   return all;
@@ -208,6 +227,7 @@ TEST_P(ZdtmRefused, DumpRefusedTargetIntact) {
   for (Mode mode : {Mode::kKill, Mode::kLeaveRunning}) {
     std::vector<std::string> args = {"-o", dir.path("img")};
     if (mode == Mode::kLeaveRunning) args.push_back("--leave-running");
+    args.insert(args.end(), c.dump_args.begin(), c.dump_args.end());
     args.push_back(std::to_string(t.pid()));
     ToolRun d = run_tool(dir, "crdump", args);
     EXPECT_TRUE(d.status.exited && d.status.code == 1) << mode_name(mode) << ": " << d.describe();

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,30 @@ std::vector<std::string> rewrite_args(int argc, char** argv) {
   return out;
 }
 
+// "1048576", "512K", "64M", "2G" (binary multiples) -> bytes; nullopt if not a size.
+std::optional<uint64_t> parse_size(const std::string& s) {
+  size_t used = 0;
+  unsigned long long v = 0;
+  try {
+    v = std::stoull(s, &used);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  if (s[0] == '-') return std::nullopt;
+  const std::string unit = s.substr(used);
+  int shift = 0;
+  if (unit == "K" || unit == "k")
+    shift = 10;
+  else if (unit == "M" || unit == "m")
+    shift = 20;
+  else if (unit == "G" || unit == "g")
+    shift = 30;
+  else if (!unit.empty())
+    return std::nullopt;
+  if (v > (~0ull >> shift)) return std::nullopt;
+  return static_cast<uint64_t>(v) << shift;
+}
+
 int run(int argc, char** argv) {
   CLI::App app{"crdump: checkpoint a running process and its descendants into one image stream"};
   std::string out_path;
@@ -66,6 +91,9 @@ int run(int argc, char** argv) {
                  "fd FD of the process is external (restore reconnects it with --inherit-fd)")
       ->expected(1)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  std::string ghost_limit;
+  app.add_option("--ghost-limit", ghost_limit,
+                 "refuse a deleted file holding more data than SIZE (bytes, or with K, M, G)");
   app.add_flag("-v,--verbose", verbose, "print each pass and its time on stderr");
   app.add_option("PID", pid, "process to dump")->required()->check(CLI::PositiveNumber);
   app.footer("-z[LEVEL]: compress with zstd (level 3 unless given, e.g. -z9)");
@@ -74,6 +102,13 @@ int run(int argc, char** argv) {
     app.parse(args);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  }
+
+  if (!ghost_limit.empty()) {
+    auto limit = parse_size(ghost_limit);
+    if (!limit)
+      return die("--ghost-limit: '" + ghost_limit + "' is not a size (e.g. 1048576, 64M)");
+    opts.ghost_limit = *limit;
   }
 
   cr::ScopedFd owned;

@@ -86,6 +86,10 @@ std::string file_kind_text(uint64_t kind) {
       return "memfd";
     case schema::kFileUnixSocket:
       return "unix";
+    case schema::kFileGhostNode:
+      return "deleted-node";
+    case schema::kFileProcPid:
+      return "proc";
   }
   return "kind" + std::to_string(kind);
 }
