@@ -194,13 +194,14 @@ Status map_vmas(RestoreContext& ctx) {
         CR_TRY(close_remote());
         ctx.reset_scratch();
         CR_TRY_ASSIGN(uint64_t path, ctx.put_str(v.path));
+        // O_NOFOLLOW: /proc showed the resolved path; a symlink there now was swapped in.
         auto r = ctx.remote->call_raw(SYS_openat, static_cast<uint64_t>(AT_FDCWD), path,
-                                      (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+                                      (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW);
         if (!r.ok()) return std::move(r).error();
         int64_t got = *r;
         if (got < 0 && shared && !known) {
           CR_TRY_ASSIGN(got, ctx.remote->call_raw(SYS_openat, static_cast<uint64_t>(AT_FDCWD), path,
-                                                  O_RDONLY | O_CLOEXEC));
+                                                  O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
         }
         if (got < 0)
           return make_error("remote open " + v.path + ": " + std::strerror(static_cast<int>(-got)));
@@ -332,7 +333,7 @@ Status set_mm(RestoreContext& ctx) {
   if (!mm.exe_path.empty()) {
     CR_TRY_ASSIGN(uint64_t path, ctx.put_str(mm.exe_path));
     auto r = ctx.call("open executable", SYS_openat, static_cast<uint64_t>(AT_FDCWD), path,
-                      O_RDONLY | O_CLOEXEC);
+                      O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (!r.ok()) return std::move(r).error().wrap(mm.exe_path);
     exe_fd = static_cast<int64_t>(*r);
     map.exe_fd = static_cast<uint32_t>(exe_fd);

@@ -1,0 +1,198 @@
+#include "restore/privilege.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+
+namespace cr::restore {
+namespace {
+
+ProcessImage proc(uint32_t pid, uint32_t uid, std::vector<uint32_t> files = {}) {
+  ProcessImage p;
+  p.process.emplace();
+  p.process->pid = pid;
+  schema::Creds c{};
+  c.pid = pid;
+  c.uid = c.euid = c.suid = c.fsuid = uid;
+  c.gid = c.egid = c.sgid = c.fsgid = uid;
+  c.groups = {uid, 100};
+  p.creds = c;
+  for (uint32_t f : files) {
+    schema::Fd fd{};
+    fd.pid = pid;
+    fd.fd = 3 + f;
+    fd.file = f;
+    p.fds.push_back(fd);
+  }
+  return p;
+}
+
+schema::File file(uint32_t id, uint32_t kind, const std::string& path) {
+  schema::File f{};
+  f.id = id;
+  f.kind = kind;
+  f.path = path;
+  return f;
+}
+
+TreeHead user_tree() {
+  TreeHead h;
+  h.procs.push_back(proc(10, 1001, {1}));
+  h.procs.push_back(proc(11, 1002, {1, 2}));
+  h.shared.files[1] = file(1, schema::kFileRegular, "/home/a/f");
+  h.shared.files[2] = file(2, schema::kFileRegular, "/home/b/f");
+  return h;
+}
+
+std::string message(const Status& s) { return s.ok() ? "" : s.error().message; }
+
+TEST(Privileges, ImageWithARootProcessIsUnrestricted) {
+  TreeHead h = user_tree();
+  h.procs.push_back(proc(12, 0));
+  h.procs.back().creds->cap_eff = ~0ull;
+  Privileges p = Privileges::of(h);
+  EXPECT_FALSE(p.restricted());
+  EXPECT_EQ(p.for_file(1), nullptr);
+  EXPECT_EQ(p.owner(), nullptr);
+  EXPECT_TRUE(p.check(h).ok());
+  // A process with no Creds keeps crrestore's (root's): the image is root's too.
+  TreeHead g = user_tree();
+  g.procs[1].creds.reset();
+  EXPECT_FALSE(Privileges::of(g).restricted());
+}
+
+TEST(Privileges, FilesAreOpenedAsTheirFirstHolder) {
+  TreeHead h = user_tree();
+  Privileges p = Privileges::of(h);
+  ASSERT_TRUE(p.restricted());
+  ASSERT_NE(p.for_file(1), nullptr);
+  EXPECT_EQ(p.for_file(1)->fsuid, 1001u);  // the parent holds it first
+  EXPECT_EQ(p.for_file(2)->fsuid, 1002u);  // only the child holds it
+  EXPECT_EQ(p.for_file(2)->fsgid, 1002u);
+  EXPECT_EQ(p.for_file(2)->groups, (std::vector<gid_t>{1002, 100}));
+  EXPECT_EQ(p.owner()->fsuid, 1001u);
+  EXPECT_TRUE(p.check(h).ok()) << message(p.check(h));
+}
+
+TEST(Privileges, SocketsAreMadeAsTheHolderOfTheirFile) {
+  TreeHead h = user_tree();
+  schema::File s = file(3, schema::kFileUnixSocket, "");
+  s.object = 40;
+  h.shared.files[3] = s;
+  schema::Fd fd{};
+  fd.pid = 11;
+  fd.fd = 9;
+  fd.file = 3;
+  h.procs[1].fds.push_back(fd);
+  Privileges p = Privileges::of(h);
+  ASSERT_NE(p.for_socket(40), nullptr);
+  EXPECT_EQ(p.for_socket(40)->fsuid, 1002u);
+}
+
+TEST(Privileges, CapabilitiesOfAUserAreRefused) {
+  TreeHead h = user_tree();
+  h.procs[1].creds->cap_amb = 1ull << 21;
+  Status st = Privileges::of(h).check(h);
+  EXPECT_NE(message(st).find("pid 11: uid 1002 with capabilities"), std::string::npos)
+      << message(st);
+}
+
+TEST(Privileges, HardRlimitAboveOursIsRefusedLowerIsNot) {
+  rlimit ours{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &ours), 0);
+  ASSERT_NE(ours.rlim_max, RLIM_INFINITY);
+  TreeHead h = user_tree();
+  h.procs[0].rlimits.emplace();
+  auto& lim = h.procs[0].rlimits->limits;
+  lim.assign(2 * RLIM_NLIMITS, 0);
+  lim[2 * RLIMIT_NOFILE + 1] = ours.rlim_max;  // the same: fine
+  EXPECT_TRUE(Privileges::of(h).check(h).ok());
+  lim[2 * RLIMIT_NOFILE + 1] = ~0ull;
+  Status st = Privileges::of(h).check(h);
+  EXPECT_NE(message(st).find("hard RLIMIT_NOFILE of unlimited"), std::string::npos) << message(st);
+}
+
+TEST(Privileges, OnlyAllowlistedDevices) {
+  for (auto [maj, min, ok] : {std::tuple{1u, 3u, true},
+                              {1u, 9u, true},
+                              {5u, 2u, true},
+                              {136u, 7u, true},
+                              {1u, 11u, false},
+                              {1u, 1u, false},
+                              {8u, 0u, false},
+                              {4u, 1u, false}}) {
+    TreeHead h = user_tree();
+    schema::File d = file(1, schema::kFileDevice, "/dev/x");
+    d.rdev = makedev(maj, min);
+    h.shared.files[1] = d;
+    EXPECT_EQ(Privileges::of(h).check(h).ok(), ok) << maj << ":" << min;
+  }
+}
+
+TEST(Privileges, SetIdDeletedFileRefused) {
+  TreeHead h = user_tree();
+  schema::File g = file(1, schema::kFileDeleted, "/tmp/x (deleted)");
+  g.mode = S_IFREG | 0644;
+  h.shared.files[1] = g;
+  EXPECT_TRUE(Privileges::of(h).check(h).ok());
+  h.shared.files[1].mode = S_IFREG | 02755;
+  EXPECT_NE(message(Privileges::of(h).check(h)).find("mode 2755"), std::string::npos);
+}
+
+TEST(Privileges, ChrootOnlyWithNoNewPrivs) {
+  TreeHead h = user_tree();
+  h.procs[0].fs.emplace();
+  h.procs[0].fs->root = "/srv/jail";
+  EXPECT_NE(message(Privileges::of(h).check(h)).find("root directory /srv/jail"),
+            std::string::npos);
+  h.procs[0].creds->no_new_privs = 1;
+  EXPECT_TRUE(Privileges::of(h).check(h).ok());
+}
+
+// The scope's permission checks are the user's, and everything is back after it.
+TEST(FsCredsScope, OpensAsTheUserThenAsRootAgain) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  char tmpl[] = "/tmp/privilege_test-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  ASSERT_EQ(chmod(tmpl, 0755), 0);
+  const std::string secret = std::string(tmpl) + "/secret";
+  int fd = ::open(secret.c_str(), O_WRONLY | O_CREAT, 0600);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  {
+    auto s = FsCredsScope::enter({1001, 1001, {}});
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    EXPECT_LT(::open(secret.c_str(), O_RDONLY), 0);
+    EXPECT_EQ(errno, EACCES);
+    // What it creates is the user's.
+    const std::string mine = std::string(tmpl) + "/mine";
+    EXPECT_LT(::open(mine.c_str(), O_WRONLY | O_CREAT, 0600), 0) << "dir is root's 0755";
+  }
+  fd = ::open(secret.c_str(), O_RDONLY);
+  EXPECT_GE(fd, 0) << "root's rights not back";
+  if (fd >= 0) ::close(fd);
+  {
+    // keep_caps: the owner is the user's, the checks root's.
+    auto s = FsCredsScope::enter({1001, 1001, {}}, true);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    const std::string made = std::string(tmpl) + "/made";
+    fd = ::open(made.c_str(), O_WRONLY | O_CREAT, 0600);
+    EXPECT_GE(fd, 0);
+    struct stat st {};
+    EXPECT_EQ(::fstat(fd, &st), 0);
+    EXPECT_EQ(st.st_uid, 1001u);
+    if (fd >= 0) ::close(fd);
+    ::unlink(made.c_str());
+  }
+  ::unlink(secret.c_str());
+  ::rmdir(tmpl);
+}
+
+}  // namespace
+}  // namespace cr::restore
