@@ -44,7 +44,11 @@ Result<GhostData> read_ghost_extents(const DumpContext& ctx, int fd, const struc
   const std::string what = fd_name(fd) + ": deleted file " + path;
   GhostData g;
   // A description of our own (not a copy of the task's): seeking it leaves the task's offset.
-  g.src.reset(::openat(ctx.proc.fd(), ("fd/" + std::to_string(fd)).c_str(), O_RDONLY | O_CLOEXEC));
+  // O_NOATIME: reading it must not change the atime of a file the dump leaves running.
+  const std::string entry = "fd/" + std::to_string(fd);
+  g.src.reset(::openat(ctx.proc.fd(), entry.c_str(), O_RDONLY | O_CLOEXEC | O_NOATIME));
+  if (!g.src.valid() && errno == EPERM)  // not the owner, without CAP_FOWNER
+    g.src.reset(::openat(ctx.proc.fd(), entry.c_str(), O_RDONLY | O_CLOEXEC));
   if (!g.src.valid()) return errno_error(what + ": reopen");
   CR_TRY_ASSIGN(g.extents, data_extents(g.src.get(), static_cast<uint64_t>(st.st_size), what));
   uint64_t bytes = 0;
