@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "dump/dump.h"
+#include "sys/file_locks.h"
 #include "sys/proc_parse.h"
 #include "format/record_writer.h"
 #include "schema/records.h"
@@ -67,6 +68,8 @@ struct FileTable {
   std::vector<UnixQueued> unix_data;  // one message, or a run of stream bytes, each
   std::vector<schema::Fd> fds;
   std::vector<schema::EpollItem> epoll_items;  // after every Fd: targets and epolls are Files
+  std::vector<schema::FileLock> locks;         // after every Fd (file_locks.cc)
+  std::vector<schema::FileOwner> owners;
 };
 
 struct DumpTree;

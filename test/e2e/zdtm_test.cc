@@ -89,6 +89,13 @@ const std::vector<ZdtmCase>& cases() {
        "fd 4: unix dgram socket with datagrams queued from 'cli.sock' (their sender cannot be "
        "restored)"},
       {"unix_unlinked_refused", {}, false, "fd 4: unix socket bound to 'gone.sock': the file was"},
+      {"file_locks", {}},
+      {"file_lock_wait", {}},
+      {"file_owner", {}},
+      {"file_lock_owner_outside", {"owner_outside"}, false, "(F_SETOWN) is outside the tree",
+       "file_lock_refused"},
+      {"file_lock_lease_breaking", {"lease_breaking"}, false, "lease being broken",
+       "file_lock_refused"},
 
   };
   return all;
