@@ -103,9 +103,15 @@ pid_t process_of_thread(const DumpTree& tree, pid_t tid) {
   return 0;
 }
 
+// Whether a process of the tree is in group `pgid` (read from stat: the files pass runs before
+// the process records are filled; frozen processes cannot change group).
 bool group_in_tree(const DumpTree& tree, pid_t pgid) {
-  for (const auto& p : tree.procs)
-    if (p->stat.pgrp == pgid) return true;
+  for (const auto& p : tree.procs) {
+    auto text = p->proc.read("stat");
+    if (!text.ok()) continue;
+    auto st = parse_stat(*text);
+    if (st.ok() && st->pgrp == pgid) return true;
+  }
   return false;
 }
 
