@@ -13,6 +13,7 @@
 
 #include "common/scoped_fd.h"
 #include "dump/dump.h"
+#include "sys/file_locks.h"
 #include "format/record_writer.h"
 #include "schema/records.h"
 #include "sys/proc_parse.h"
@@ -76,6 +77,8 @@ struct FileTable {
   std::vector<UnixQueued> unix_data;  // one message, or a run of stream bytes, each
   std::vector<schema::Fd> fds;
   std::vector<schema::EpollItem> epoll_items;  // after every Fd: targets and epolls are Files
+  std::vector<schema::FileLock> locks;         // after every Fd (file_locks.cc)
+  std::vector<schema::FileOwner> owners;
 };
 
 struct DumpTree;

@@ -31,6 +31,7 @@ struct FdEntry {
   std::string link;  // readlink of /proc/PID/fd/N
   struct stat st {};
   Fdinfo info;
+  std::vector<LockLine> locks;  // its fdinfo "lock:" lines
   uint32_t file_id = 0;
 };
 
@@ -257,7 +258,8 @@ class FileCollector {
     CR_TRY(check_pty_holders(tree_, t_.ptys));
     // Peers, listeners and names are checked once every socket of the tree is known.
     CR_TRY(unix_.finish());
-    return collect_epolls();
+    CR_TRY(collect_epolls());
+    return collect_locks();
   }
 
  private:
@@ -274,6 +276,9 @@ class FileCollector {
       auto parsed = parse_fdinfo(info);
       if (!parsed.ok()) return std::move(parsed).error().wrap(fd_name(fd));
       e.info = *parsed;
+      auto locks = parse_fdinfo_locks(info);
+      if (!locks.ok()) return std::move(locks).error().wrap(fd_name(fd));
+      e.locks = std::move(locks).value();
       entries_.push_back(std::move(e));
     }
     return {};
@@ -327,6 +332,19 @@ class FileCollector {
         epolls.push_back({e.proc->pid, e.fd, e.file_id, e.info.epoll_watches});
     }
     return collect_epoll_items(tree_, epolls, open);
+  }
+
+  Status collect_locks() {
+    std::map<uint32_t, uint32_t> kinds;
+    for (const schema::File& f : t_.files) kinds[f.id] = f.kind;
+    std::vector<LockedFd> fds;
+    fds.reserve(entries_.size());
+    for (FdEntry& e : entries_) {
+      const uint32_t kind = kinds[e.file_id];
+      const bool external = kind == schema::kFileExternal || kind == schema::kFileTty;
+      fds.push_back({e.proc->pid, e.fd, e.file_id, external, std::move(e.locks)});
+    }
+    return collect_file_locks(tree_, fds);
   }
 
   // Errors about another process than the root name it.

@@ -42,6 +42,22 @@ struct OpenFileRef {
   uint64_t ino = 0;
   uint32_t file_id = 0;
 };
+/// One fd of the tree (of the processes with their own fd table) with the locks its fdinfo
+/// shows, for file_locks.cc.
+struct LockedFd {
+  pid_t pid = 0;
+  int fd = -1;
+  uint32_t file_id = 0;
+  bool external = false;  // given with --inherit-fd, or the shell's terminal: not the tree's
+  std::vector<LockLine> locks;
+};
+/// file_locks.cc: a FileLock per lock the tree holds (POSIX per process, OFD, flock and lease
+/// per open file description) and a FileOwner per open file description with an async I/O
+/// owner or signal (F_GETOWN_EX, F_GETSIG through a copy of the fd). Refuses a lease being
+/// broken, lock kinds it cannot take again, a POSIX lock of the tree on a file no fd of the
+/// tree shows, a lock on an --inherit-fd file and an owner outside the tree.
+Status collect_file_locks(DumpTree& tree, const std::vector<LockedFd>& fds);
+
 /// epoll.cc: one EpollItem per watch (tree.files.epoll_items), its target found among `open`
 /// with kcmp(KCMP_EPOLL_TFD). Refuses a watch on a file the tree does not have open, and a
 /// fired EPOLLONESHOT watch whose file has no event ready (restore could not disarm it).

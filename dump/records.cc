@@ -1,7 +1,7 @@
 // Writing the collected state in the stream's fixed order (everything but the pages):
 // every Process; per process Creds, Rlimits, FsInfo; the SysV objects of a tree with its own IPC
 // namespace; Shmem, ShmemData; Pty, Pipe, PipeData, UnixSocket, UnixSocketData, File, FileData;
-// every Fd; every EpollItem;
+// every Fd; every EpollItem; every FileLock and FileOwner;
 // then per process: Mm, Vma | Pages | Sigaction, Itimer, PosixTimer, PendingSignal (shared,
 // then per thread), Thread (leader first). One process gives the version 1 order exactly.
 #include <sched.h>
@@ -17,6 +17,9 @@ namespace cr::dump {
 Status write_tree_head(DumpTree& tree) {
   format::RecordWriter& out = tree.procs.front()->out;
   if (tree.ipc.own_ns) tree.procs.front()->process.flags |= schema::kProcessOwnIpcNs;
+  // A build that skipped the lock records would restore the files unlocked: it must refuse.
+  if (!tree.files.locks.empty() || !tree.files.owners.empty())
+    tree.procs.front()->process.flags |= schema::kProcessFileLocks;
   for (const auto& p : tree.procs) CR_TRY(out.write(p->process));
   for (const auto& p : tree.procs) {
     if (p->zombie) continue;
@@ -39,6 +42,8 @@ Status write_tree_head(DumpTree& tree) {
   for (const auto& g : t.file_data) CR_TRY(write_file_data(out, g));
   for (const auto& fd : t.fds) CR_TRY(out.write(fd));
   for (const auto& item : t.epoll_items) CR_TRY(out.write(item));
+  for (const auto& l : t.locks) CR_TRY(out.write(l));
+  for (const auto& o : t.owners) CR_TRY(out.write(o));
   return {};
 }
 

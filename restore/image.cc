@@ -189,6 +189,24 @@ Status stash_tree_record(const format::RecordReader& reader, TreeHead& head) {
       head.shared.fds.push_back(fd);
       return {};
     }
+    case schema::FileLock::kType: {
+      CR_TRY_ASSIGN(auto l, reader.decode<schema::FileLock>());
+      ProcessImage* img = head.find(l.pid);
+      if (img == nullptr)
+        return make_error("file lock of pid " + std::to_string(l.pid) + ", which has no process record");
+      img->file_locks.push_back(l);
+      head.shared.file_locks.push_back(l);
+      return {};
+    }
+    case schema::FileOwner::kType: {
+      CR_TRY_ASSIGN(auto o, reader.decode<schema::FileOwner>());
+      ProcessImage* img = head.find(o.pid);
+      if (img == nullptr)
+        return make_error("file owner of pid " + std::to_string(o.pid) + ", which has no process record");
+      img->file_owners.push_back(o);
+      head.shared.file_owners.push_back(o);
+      return {};
+    }
     case schema::Shmem::kType: {
       CR_TRY_ASSIGN(auto r, reader.decode<schema::Shmem>());
       CR_TRY(check_shmem(r));
@@ -231,13 +249,35 @@ Result<bool> load_tree_head(format::RecordReader& reader, TreeHead& head) {
   return true;
 }
 
+namespace {
+
+// Every FileLock and FileOwner names an Fd of its process that is an open of its File.
+Status check_lock_fds(const ProcessImage& shared) {
+  auto has_fd = [&](uint32_t pid, uint32_t fd, uint32_t file) {
+    for (const auto& f : shared.fds)
+      if (f.pid == pid && f.fd == fd && f.file == file) return true;
+    return false;
+  };
+  for (const auto& l : shared.file_locks)
+    if (!has_fd(l.pid, l.fd, l.file))
+      return make_error("file lock of pid " + std::to_string(l.pid) + " fd " +
+                        std::to_string(l.fd) + ": no such fd on file " + std::to_string(l.file));
+  for (const auto& o : shared.file_owners)
+    if (!has_fd(o.pid, o.fd, o.file))
+      return make_error("file owner of pid " + std::to_string(o.pid) + " fd " +
+                        std::to_string(o.fd) + ": no such fd on file " + std::to_string(o.file));
+  return {};
+}
+
+}  // namespace
+
 Status check_tree_head(const TreeHead& head) {
   // A flag this build does not know means state it would not restore: refuse, never ignore.
-  constexpr uint32_t kKnownFlags = schema::kProcessShellJob | schema::kProcessZombie |
-                                   schema::kProcessOwnIpcNs | schema::kProcessChildSubreaper |
-                                   schema::kProcessSessionLeaderGone |
-                                   schema::kProcessGroupLeaderGone | schema::kProcessGuardRegions |
-                                   schema::kProcessCwdDeleted;
+  constexpr uint32_t kKnownFlags =
+      schema::kProcessShellJob | schema::kProcessZombie | schema::kProcessOwnIpcNs |
+      schema::kProcessChildSubreaper | schema::kProcessSessionLeaderGone |
+      schema::kProcessGroupLeaderGone | schema::kProcessGuardRegions | schema::kProcessCwdDeleted |
+      schema::kProcessFileLocks;
   for (const auto& img : head.procs)
     if ((img.process->flags & ~kKnownFlags) != 0)
       return make_error("pid " + std::to_string(img.process->pid) + ": process flags " +
@@ -250,7 +290,8 @@ Status check_tree_head(const TreeHead& head) {
       return make_error("pid " + std::to_string(p.pid) + ": its parent " + std::to_string(p.ppid) +
                         " is not an earlier process of the image");
   }
-  return check_files(head.shared);
+  CR_TRY(check_files(head.shared));
+  return check_lock_fds(head.shared);
 }
 
 Result<bool> load_body_head(format::RecordReader& reader, ProcessImage& img) {

@@ -57,6 +57,8 @@ struct ProcessImage {
   std::map<uint32_t, UnixSocketImage> unix_sockets;  // by UnixSocket id
   std::vector<schema::Fd> fds;
   std::vector<schema::EpollItem> epoll_items;  // stream order (none in older images)
+  std::vector<schema::FileLock> file_locks;    // the locks taken through this process's fds
+  std::vector<schema::FileOwner> file_owners;  // the owners set through its fds
   std::vector<schema::Vma> vmas;  // address order (checked)
   // After the pages:
   std::vector<schema::Sigaction> sigactions;

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "restore/address_space.h"
+#include "restore/file_locks.h"
 #include "restore/shmem.h"
 #include "restore/task_state.h"
 #include "restore/threads.h"
@@ -99,6 +100,7 @@ constexpr Pass kProcessPasses[] = {
     {"timers", restore_timers},
     {"pending signals", restore_pending_signals},
     {"thread state", restore_thread_state},
+    {"file locks", take_file_locks},
     {"credentials", restore_creds},
     {"registers", set_registers},
 };
@@ -138,6 +140,8 @@ Status run(RestoreContext& root) {
   if (!root.stream_ended)
     return make_error("image holds records after the last process (offset " +
                       std::to_string(root.reader->offset()) + ")");
+  // Every process and thread exists: the async I/O owners can be named.
+  CR_TRY(tree_pass("file owners", set_file_owners));
   // Every mapping exists: memfd seals can go on now (F_SEAL_WRITE refuses writable shared
   // mappings made before it and forbids them after).
   CR_TRY(tree_pass("seal memfds", [](RestoreContext& r) { return seal_shmems(r.shmem_fds); }));

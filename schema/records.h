@@ -67,6 +67,9 @@ enum ProcessFlags : uint32_t {
   kProcessCwdDeleted = 0x800,      // its cwd was removed (rmdir) while it was there: restore makes
                                    // a directory at FsInfo.cwd (mode and owner of FsInfo), enters
                                    // it and removes it again
+  kProcessFileLocks = 0x2000,  // (root) the image holds FileLock or FileOwner records: a build
+                               // that does not know them would skip them and restore the files
+                               // unlocked, so it must refuse the image instead
 };
 
 CR_RECORD(Creds, 0x0101, "creds", "credentials of a process",
@@ -320,6 +323,43 @@ CR_RECORD(EpollItem, 0x0230, "epoll_item", "one watch of an epoll: target file, 
                              // a fired EPOLLONESHOT watch keeps only its flag bits)
           (u64, data))
 
+// ---- File locks and async I/O owners (0x0250-0x025f), after every Fd. Each names the File it
+// is on and the fd (`pid`, `fd`) restore takes or sets it through.
+
+enum FileLockKind : uint32_t {
+  kLockPosix = 1,  // fcntl F_SETLK/F_SETLKW, lockf: owned by the fd table of `pid` (a child
+                   // sharing it with CLONE_FILES shares its locks), taken by `pid` itself
+  kLockOfd = 2,    // F_OFD_SETLK: owned by the open file description
+  kLockFlock = 3,  // flock(): owned by the open file description, whole file
+  kLockLease = 4,  // F_SETLEASE: owned by the open file description, whole file
+};
+
+CR_RECORD(FileLock, 0x0250, "file_lock",
+          "a lock held by the tree: POSIX (process), OFD, flock or lease (file description)",
+          (objref, file),  // the File it was taken through
+          (u32, pid),      // the process whose fd `fd` restore takes it through
+          (u32, fd),
+          (u32, kind),     // FileLockKind
+          (u32, type),     // F_RDLCK 0, F_WRLCK 1
+          (u64, start),    // first byte (0 for flock and leases)
+          (u64, end))      // last byte, ~0 = to the end of the file, however it grows
+
+enum FileOwnerType : uint32_t {  // as F_GETOWN_EX reports it
+  kOwnerTid = 0,   // F_OWNER_TID: one thread
+  kOwnerPid = 1,   // F_OWNER_PID: a process
+  kOwnerPgrp = 2,  // F_OWNER_PGRP: a process group
+};
+
+CR_RECORD(FileOwner, 0x0251, "file_owner",
+          "who gets SIGIO/SIGURG from an open file description (F_SETOWN_EX) and which signal "
+          "(F_SETSIG); only for a file with an owner or a signal set",
+          (objref, file),
+          (u32, pid), (u32, fd),  // an fd of the file: O_ASYNC is set again through it, so the
+                                  // signal's si_fd is this fd number (the owner's if it holds one)
+          (u32, owner_type),      // FileOwnerType
+          (u32, owner),           // tid, pid or pgid (0: none)
+          (u32, signo))           // F_GETSIG: 0 = SIGIO without siginfo
+
 // ---- Unix sockets (0x0220-0x022f). One UnixSocket object per socket in the tree, written
 // before the Files that are opens of it (File kind kFileUnixSocket, `object`); then the bytes
 // queued in each socket's receive queue, oldest first.
@@ -362,7 +402,8 @@ using AllRecords =
     std::tuple<StreamHeader, SchemaType, Trailer, ErrorRecord, Process, Creds, Rlimits, FsInfo, Mm,
                Vma, Pages, Shmem, ShmemData, Thread, Sigaction, PendingSignal, Itimer, PosixTimer,
                Pipe, PipeData, File, FileData, Fd, SysvShm, SysvShmData, SysvMsgQueue, SysvMsg,
-               SysvSem, SysvLimits, Pty, EpollItem, UnixSocket, UnixSocketData>;
+               SysvSem, SysvLimits, Pty, EpollItem, UnixSocket, UnixSocketData, FileLock,
+               FileOwner>;
 
 namespace detail {
 template <class Tuple, size_t... I>

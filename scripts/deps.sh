@@ -3,7 +3,8 @@
 # Sourced by demo.sh and test.sh; safe to run again.
 cr_deps() {
   local pkgs=(cmake g++ make pkg-config libzstd-dev zstd nlohmann-json3-dev libcli11-dev
-              libgtest-dev libbenchmark-dev clang libclang-rt-dev python3 bash procps)
+              libgtest-dev libbenchmark-dev clang libclang-rt-dev python3 bash procps
+              sqlite3)
   local missing=()
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

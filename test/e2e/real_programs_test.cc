@@ -493,6 +493,75 @@ sys.exit(1)
   }
 }
 
+// Debian's sqlite3 shell run on `db` with `sql`: its exit status and what it printed.
+std::pair<ExitStatus, std::string> run_sqlite3(TempDir& dir, const std::string& db,
+                                               const std::string& sql) {
+  const std::string out = dir.path("sqlite3.out");
+  const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (o < 0) return {ExitStatus{}, "cannot create " + out};
+  SpawnSpec spec;
+  spec.argv = {"/usr/bin/sqlite3", db, sql};
+  spec.stdout_fd = o;
+  spec.stderr_fd = o;
+  pid_t pid = spawn(spec);
+  ::close(o);
+  if (pid < 0) return {ExitStatus{}, "spawn sqlite3 failed"};
+  auto st = wait_exit(pid, std::chrono::seconds(30));
+  if (!st) {
+    kill_child(pid);
+    return {ExitStatus{}, "sqlite3 timed out"};
+  }
+  return {*st, read_file(out)};
+}
+
+// python3's sqlite3 module in an open write transaction (BEGIN IMMEDIATE, 100 rows inserted,
+// not committed) is dumped and restored: its POSIX locks on the database come back, so the
+// sqlite3 shell can read only the committed row and cannot write ("database is locked"); then
+// the restored transaction commits and all the rows are there. Kill path only: on the
+// leave-running path the original commits, and the database is no longer the dumped one.
+TEST(RealPrograms, PythonSqliteTransaction) {
+  if (!tools_present()) return;
+  if (::access("/usr/bin/sqlite3", X_OK) != 0) GTEST_SKIP() << "sqlite3 not installed (scripts/deps.sh)";
+  const std::string script = R"(
+import os, signal, sqlite3, sys
+db = sqlite3.connect('t.db', isolation_level=None, timeout=0)
+db.execute('create table t(x)')
+db.execute('insert into t values (0)')
+db.execute('begin immediate')
+for i in range(1, 101):
+    db.execute('insert into t values (?)', (i,))
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+os.close(3)
+signal.sigwait([signal.SIGTERM])
+db.execute('commit')
+n = db.execute('select count(*), sum(x) from t').fetchone()
+if n == (101, 5050):
+    print('PASS', file=sys.stderr)
+    sys.exit(0)
+print('FAIL: rows %r' % (n,), file=sys.stderr)
+sys.exit(1)
+)";
+  TempDir dir;
+  Target t = Target::start(dir, {"/usr/bin/python3", "-I", "-c", script});
+  ASSERT_GT(t.pid(), 0) << t.error();
+  const pid_t pid = t.pid();
+  const std::string db = dir.work() + "/t.db";
+  if (!dump_target(dir, t, Mode::kKill, dir.path("img"))) return;
+  // Between the dump and the restore nobody holds the database: a writer would get in now.
+  if (!restore_detached(dir, dir.path("img"), pid)) return;
+  auto [wst, wout] = run_sqlite3(dir, db, "insert into t values (999);");
+  EXPECT_FALSE(wst.ok()) << "a second writer got in while the restored transaction is open";
+  EXPECT_NE(wout.find("database is locked"), std::string::npos) << wout;
+  auto [rst, rout] = run_sqlite3(dir, db, "select count(*) from t;");
+  EXPECT_TRUE(rst.ok()) << rout;
+  EXPECT_EQ(rout, "1\n") << "a reader sees only the committed row";
+  expect_restored_passes(dir, pid);
+  auto [ast, aout] = run_sqlite3(dir, db, "select count(*), sum(x) from t;");
+  EXPECT_TRUE(ast.ok()) << aout;
+  EXPECT_EQ(aout, "101|5050\n") << "rows after the restored process committed";
+  std::cout << "  [sqlite3] second writer: " << wout;
+}
+
 TEST(RealPrograms, Sleep2) {
   if (!tools_present()) return;
   for (Mode mode : kModes) {

@@ -125,6 +125,13 @@ const std::vector<ZdtmCase>& cases() {
        false,
        "fd 4: /proc/1/stat is of process 1, outside the process tree",
        "proc_files"},
+      {"file_locks", {}},
+      {"file_lock_wait", {}},
+      {"file_owner", {}},
+      {"file_lock_owner_outside", {"owner_outside"}, false, "(F_SETOWN) is outside the tree",
+       "file_lock_refused"},
+      {"file_lock_lease_breaking", {"lease_breaking"}, false, "lease being broken",
+       "file_lock_refused"},
 
   };
   return all;
