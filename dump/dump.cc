@@ -10,6 +10,7 @@
 #include <chrono>
 #include <set>
 
+#include "common/test_hook.h"
 #include "dump/passes.h"
 
 namespace cr::dump {
@@ -20,6 +21,7 @@ namespace {
 // tree is reported once, with the time summed.
 template <class F>
 Status timed(const DumpOptions& opts, const char* name, F&& f) {
+  test_kill_point("pass");
   auto t0 = std::chrono::steady_clock::now();
   Status st = f();
   if (opts.on_pass) {
@@ -125,7 +127,9 @@ bool members_outside(const DumpTree& tree, uint32_t id) {
 
 // A session or group restore can make anew: its leader has exited and nobody outside the tree
 // is in it.
-bool remakeable(const DumpTree& tree, uint32_t id) { return !alive(id) && !members_outside(tree, id); }
+bool remakeable(const DumpTree& tree, uint32_t id) {
+  return !alive(id) && !members_outside(tree, id);
+}
 
 // Sessions and process groups restore can rebuild: a process leads its session or shares its
 // parent's; its group is its own, another one's in the tree (same session), or the root's.
@@ -188,6 +192,7 @@ Status run_passes(DumpTree& tree, pid_t root, const DumpOptions& opts, format::R
   double pages_s = 0, tail_s = 0;
   for (auto& p : tree.procs) {
     if (p->zombie) continue;
+    test_kill_point("pass");
     CR_TRY(write_mm_records(*p));
     CR_TRY(summed(pages_s, [&] { return write_pages(*p); }));
     CR_TRY(summed(tail_s, [&] { return write_tail_records(*p); }));

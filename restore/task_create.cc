@@ -2,6 +2,7 @@
 
 #include <linux/sched.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -27,6 +28,17 @@ void reap(pid_t tid) {
 }
 
 constexpr int kZombieWaitMs = 5000;
+
+// In a new process, first thing: it gets SIGKILL when its parent dies, until crrestore clears
+// that at the end of the restore (clear_restore_pdeathsig). The root's parent is crrestore, every
+// other process's is its restored parent (a CLONE_PARENT child's, the helper's parent), so a
+// SIGKILL to crrestore at any moment takes the whole half-built tree with it, helpers included,
+// down the chain. pdeathsig follows the parent *thread*: every clone here is made by the main
+// thread of a process that stays until the restore ends. A parent that died before the prctl
+// is caught by getppid().
+void die_with_parent(pid_t parent) {
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent) ::_exit(126);
+}
 
 // Whether `pid` is held only by zombies (exited, waiting for their parent to reap them): as
 // their pid, or as the id of a session or process group a zombie is still in (the number stays
@@ -87,7 +99,10 @@ Result<ChildGuard> clone_with_pid(pid_t pid, const std::function<void()>& child_
   args.exit_signal = (share & CLONE_PARENT) != 0 ? 0 : SIGCHLD;
   args.set_tid = reinterpret_cast<uint64_t>(&tid);
   args.set_tid_size = 1;
+  // The process that will be the child's parent (with CLONE_PARENT, ours).
+  const pid_t parent = (share & CLONE_PARENT) != 0 ? ::getppid() : ::getpid();
   long r = ::syscall(SYS_clone3, &args, sizeof args);
+  if (r == 0) die_with_parent(parent);
   int err = r < 0 ? errno : 0;
   // A zombie of the dumped process (killed by crdump) holds its pid until its parent reaps it;
   // when that parent is init, reaping can take a moment. Nothing signals the reap to a stranger,
@@ -96,6 +111,7 @@ Result<ChildGuard> clone_with_pid(pid_t pid, const std::function<void()>& child_
     if (!held_by_zombie(pid)) break;
     ::usleep(10 * 1000);
     r = ::syscall(SYS_clone3, &args, sizeof args);
+    if (r == 0) die_with_parent(parent);
     err = r < 0 ? errno : 0;
   }
   if (r < 0) {
@@ -119,7 +135,7 @@ Result<ChildGuard> clone_with_pid(pid_t pid, const std::function<void()>& child_
 }
 
 Result<ChildGuard> clone_into_gone_leaders(pid_t pid, pid_t leader, bool new_session,
-                                          const std::function<void()>& child_main) {
+                                           const std::function<void()>& child_main) {
   const std::string what = std::string(new_session ? "session" : "process group") + " " +
                            std::to_string(leader) + " of pid " + std::to_string(pid);
   CR_TRY_ASSIGN(ChildGuard helper, clone_with_pid(leader, [&] {
@@ -136,8 +152,8 @@ Result<ChildGuard> clone_into_gone_leaders(pid_t pid, pid_t leader, bool new_ses
   if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return ChildGuard(pid);
   if (WIFEXITED(st) && WEXITSTATUS(st) == 91)
     return Error{"pid " + std::to_string(pid) + " is in use", EEXIST};
-  return make_error("remaking the " + what + ": its helper failed (status " +
-                    std::to_string(st) + ")");
+  return make_error("remaking the " + what + ": its helper failed (status " + std::to_string(st) +
+                    ")");
 }
 
 }  // namespace cr::restore
