@@ -10,6 +10,7 @@
 #include <chrono>
 #include <set>
 
+#include "common/test_hook.h"
 #include "dump/passes.h"
 
 namespace cr::dump {
@@ -20,6 +21,7 @@ namespace {
 // tree is reported once, with the time summed.
 template <class F>
 Status timed(const DumpOptions& opts, const char* name, F&& f) {
+  test_kill_point("pass");
   auto t0 = std::chrono::steady_clock::now();
   Status st = f();
   if (opts.on_pass) {
@@ -190,6 +192,7 @@ Status run_passes(DumpTree& tree, pid_t root, const DumpOptions& opts, format::R
   double pages_s = 0, tail_s = 0;
   for (auto& p : tree.procs) {
     if (p->zombie) continue;
+    test_kill_point("pass");
     CR_TRY(write_mm_records(*p));
     CR_TRY(summed(pages_s, [&] { return write_pages(*p); }));
     CR_TRY(summed(tail_s, [&] { return write_tail_records(*p); }));

@@ -17,6 +17,7 @@
 #include "format/record_writer.h"
 #include "schema/records.h"
 #include "sys/proc_parse.h"
+#include "sys/sigreturn_frame.h"
 #include "sys/tracee.h"
 
 namespace cr::dump {
@@ -39,7 +40,7 @@ struct RemoteState {
 struct ThreadState {
   pid_t tid = 0;
   sys::Tracee tracee;
-  user_regs_struct regs{};  // after sys::restart_fixup: what is saved and set back
+  user_regs_struct regs{};   // after sys::restart_fixup: what is saved and set back
   bool epoll_rerun = false;  // regs re-run an epoll wait the freeze ended with EINTR: they are
                              // set back on detach too (the kernel would return EINTR)
   std::vector<uint8_t> xsave;
@@ -114,6 +115,9 @@ struct DumpContext {
   std::vector<MapEntry> maps;     // as smaps shows them, [vsyscall] included
   std::vector<schema::Vma> vmas;  // what is written, address order
   uint64_t syscall_insn = 0;      // a `syscall` in [vdso]
+  // What makes injected calls survive crdump's death (sys/sigreturn_frame.h); not ok(): the
+  // task lacks one of them and its calls run unprotected.
+  sys::HealGadgets heal;
 
   RemoteState remote;
 
@@ -157,7 +161,8 @@ struct IpcTable {
 /// pipes are the tree's: one File per open file description whichever processes share it.
 struct DumpTree {
   std::vector<std::unique_ptr<DumpContext>> procs;
-  FileTable files;           // objects, then every process's Fd records
+  uint64_t sigreturn_hint = 0;  // where the last process had its rt_sigreturn code (forks share it)
+  FileTable files;              // objects, then every process's Fd records
   std::vector<ShmemObject> shmems;
   IpcTable ipc;
   uint32_t next_obj_id = 1;  // objdef ids of Pipe and File records

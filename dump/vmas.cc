@@ -204,8 +204,43 @@ Result<schema::Vma> make_vma(DumpContext& ctx, const MapEntry& m) {
   return v;
 }
 
+// The first rt_sigreturn sequence in the task's executable mappings, libc's first; a fork of
+// the process dumped before has it at the same address, which is checked before the search.
+void find_sigreturn_code(DumpContext& ctx) {
+  const uint64_t hint = ctx.tree.sigreturn_hint;
+  for (const MapEntry& m : ctx.maps) {
+    uint8_t code[9];
+    if (hint == 0 || !m.exec || hint < m.start || hint + sizeof code > m.end) continue;
+    if (ctx.tracee().read_mem(hint, code, sizeof code).ok() &&
+        sys::is_sigreturn(code, sizeof code)) {
+      ctx.heal.sigreturn = hint;
+      return;
+    }
+  }
+  std::vector<const MapEntry*> order;
+  for (const MapEntry& m : ctx.maps)
+    if (m.exec && m.read && m.path.find("libc") != std::string::npos) order.push_back(&m);
+  for (const MapEntry& m : ctx.maps)
+    if (m.exec && m.read && m.path.find("libc") == std::string::npos && m.path != "[vsyscall]")
+      order.push_back(&m);
+  constexpr uint64_t kChunk = 1 << 20;
+  std::vector<uint8_t> buf;
+  for (const MapEntry* m : order)
+    for (uint64_t at = m->start; at < m->end; at += kChunk) {
+      // Chunks overlap by a sequence's length, so none is missed at a boundary.
+      const size_t len = std::min<uint64_t>(m->end - at, kChunk + 8);
+      buf.resize(len);
+      if (!ctx.tracee().read_mem(at, buf.data(), len).ok()) break;
+      if (uint64_t a = sys::find_sigreturn(buf.data(), len, at); a != 0) {
+        ctx.heal.sigreturn = ctx.tree.sigreturn_hint = a;
+        return;
+      }
+    }
+}
+
 // A `syscall` instruction the injected calls can use: in [vdso], else in any executable
-// mapping.
+// mapping. Also the code that makes them safe against crdump's death (sys/sigreturn_frame.h):
+// `syscall; ...; ret` in [vdso] and an rt_sigreturn sequence (libc's signal restorer).
 Status find_syscall(DumpContext& ctx) {
   std::vector<const MapEntry*> candidates;
   for (const MapEntry& m : ctx.maps)
@@ -217,10 +252,15 @@ Status find_syscall(DumpContext& ctx) {
     size_t len = std::min<uint64_t>(m->end - m->start, 1 << 20);
     buf.resize(len);
     if (!ctx.tracee().read_mem(m->start, buf.data(), len).ok()) continue;
-    ctx.syscall_insn = sys::find_syscall_insn(buf.data(), len, m->start);
-    if (ctx.syscall_insn != 0) return {};
+    if (ctx.syscall_insn == 0) ctx.syscall_insn = sys::find_syscall_insn(buf.data(), len, m->start);
+    if (ctx.heal.syscall_ret == 0)
+      ctx.heal.syscall_ret = sys::find_syscall_ret(buf.data(), len, m->start);
+    if (ctx.syscall_insn != 0 && ctx.heal.syscall_ret != 0) break;
   }
-  return make_error("pid " + std::to_string(ctx.pid) + ": no syscall instruction in [vdso]");
+  if (ctx.syscall_insn == 0)
+    return make_error("pid " + std::to_string(ctx.pid) + ": no syscall instruction in [vdso]");
+  find_sigreturn_code(ctx);
+  return {};
 }
 
 // Guard regions (MADV_GUARD_INSTALL) fault on every access and have no contents: pagemap shows

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -194,9 +195,14 @@ Status restore_epoll_items(const ProcessImage& img, const Carriers& carriers) {
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) return errno_error("pipe2");
   ScopedFd rd(p[0]), wr(p[1]);
+  const pid_t self = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) return errno_error("fork the epoll helper");
-  if (pid == 0) run_helper(lift, steps, p[1]);
+  if (pid == 0) {
+    // Dies with crrestore (a SIGKILL to crrestore leaves nothing behind).
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != self) ::_exit(126);
+    run_helper(lift, steps, p[1]);
+  }
   wr.reset();
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0)

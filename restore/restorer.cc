@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/user.h>
 #include <termios.h>
 #include <unistd.h>
@@ -10,6 +12,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "common/test_hook.h"
 #include "restore/address_space.h"
 #include "restore/file_locks.h"
 #include "restore/shmem.h"
@@ -39,7 +42,8 @@ void account(RestoreContext& root, const char* name, Clock::time_point t0) {
 // The process's Mm and Vmas (the reader is on its Mm), checked, and its mapped files verified.
 Status read_memory_map(RestoreContext& ctx) {
   CR_TRY_ASSIGN(bool positioned, load_body_head(*ctx.reader, ctx.img));
-  if (!positioned) return make_error("pid " + std::to_string(ctx.pid()) + ": image ends after its memory map");
+  if (!positioned)
+    return make_error("pid " + std::to_string(ctx.pid()) + ": image ends after its memory map");
   CR_TRY(check_memory(ctx.img));
   return verify_on_disk(ctx.img);
 }
@@ -49,12 +53,22 @@ Status restore_memory_layout(RestoreContext& ctx) {
   return unmap_rest(ctx);
 }
 
+// Until now the process died with its parent (task_create.cc: a SIGKILL to crrestore takes the
+// half-built tree with it); from here that is EXITKILL's job alone (it is still traced), and once
+// detached it must live on. HOOK for restoring the image's own pdeathsig: set it here, in place
+// of the 0 (the last word on it must come after this).
+Status clear_restore_pdeathsig(RestoreContext& ctx) {
+  CR_TRY(ctx.remote->call("prctl(PR_SET_PDEATHSIG)", SYS_prctl, PR_SET_PDEATHSIG, 0));
+  return {};
+}
+
 // Everything but letting it run: the other threads' registers, the trampoline gone, the
 // leader's registers and xsave area in place.
 Status set_registers(RestoreContext& ctx) {
   const auto& t = ctx.img.leader();
   CR_TRY_ASSIGN(user_regs_struct regs, thread_regs(t));
   CR_TRY(set_thread_registers(ctx));
+  CR_TRY(clear_restore_pdeathsig(ctx));
   // The last remote call: it returns into a page that is gone, but we stop at its exit first
   // and put the dumped registers in place before the task runs again.
   CR_TRY(remove_trampoline(ctx));
@@ -107,6 +121,7 @@ constexpr Pass kProcessPasses[] = {
 
 Status run(RestoreContext& root) {
   auto tree_pass = [&root](const char* name, Status (*f)(RestoreContext&)) {
+    test_kill_point("pass");
     auto t0 = Clock::now();
     Status st = f(root);
     account(root, name, t0);
@@ -122,6 +137,7 @@ Status run(RestoreContext& root) {
     if (root.stream_ended)
       return make_error("image ends before the memory of pid " + std::to_string(ctx.pid()));
     for (const Pass& pass : kProcessPasses) {
+      test_kill_point("pass");
       auto t0 = Clock::now();
       Status st = pass.run(ctx);
       account(root, pass.name, t0);
@@ -149,6 +165,7 @@ Status run(RestoreContext& root) {
   CR_TRY(root.ipc->remove_marked());
   // Every process is ready: children first, so that a parent never runs while its children
   // are still held.
+  test_kill_point("pass");
   auto t0 = Clock::now();
   for (size_t i = all.size(); i-- > 0;) CR_TRY(detach(*all[i]));
   account(root, "resume", t0);

@@ -2,6 +2,7 @@
 
 #include <linux/sched.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -27,6 +28,17 @@ void reap(pid_t tid) {
 }
 
 constexpr int kZombieWaitMs = 5000;
+
+// In a new process, first thing: it gets SIGKILL when its parent dies, until crrestore clears
+// that at the end of the restore (clear_restore_pdeathsig). The root's parent is crrestore, every
+// other process's is its restored parent (a CLONE_PARENT child's, the helper's parent), so a
+// SIGKILL to crrestore at any moment takes the whole half-built tree with it, helpers included,
+// down the chain. pdeathsig follows the parent *thread*: every clone here is made by the main
+// thread of a process that stays until the restore ends. A parent that died before the prctl
+// is caught by getppid().
+void die_with_parent(pid_t parent) {
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent) ::_exit(126);
+}
 
 enum class Holder { kNone, kZombie, kLive };
 
@@ -90,7 +102,10 @@ Result<ChildGuard> clone_with_pid(pid_t pid, const std::function<void()>& child_
   args.exit_signal = (share & CLONE_PARENT) != 0 ? 0 : SIGCHLD;
   args.set_tid = reinterpret_cast<uint64_t>(&tid);
   args.set_tid_size = 1;
+  // The process that will be the child's parent (with CLONE_PARENT, ours).
+  const pid_t parent = (share & CLONE_PARENT) != 0 ? ::getppid() : ::getpid();
   long r = ::syscall(SYS_clone3, &args, sizeof args);
+  if (r == 0) die_with_parent(parent);
   int err = r < 0 ? errno : 0;
   // A zombie of the dumped process (killed by crdump) holds its pid until its parent reaps it;
   // when that parent is init, reaping can take a moment. Nothing signals the reap to a stranger,
@@ -110,6 +125,7 @@ Result<ChildGuard> clone_with_pid(pid_t pid, const std::function<void()>& child_
       break;
     }
     r = ::syscall(SYS_clone3, &args, sizeof args);
+    if (r == 0) die_with_parent(parent);
     err = r < 0 ? errno : 0;
   }
   if (r < 0) {

@@ -4,13 +4,19 @@
 #include <cstring>
 #include <utility>
 
+#include "common/test_hook.h"
+
 namespace cr::sys {
+
+namespace {
+// Every step that changes the task's state is a point where the tests kill the tracer.
+constexpr const char* kKillPoint = "inject";
+}  // namespace
 
 Result<RemoteSyscalls> RemoteSyscalls::create(Tracee& tracee, uint64_t syscall_insn) {
   RemoteSyscalls rs(tracee, syscall_insn);
   CR_TRY_ASSIGN(rs.saved_, tracee.get_regs());
   CR_TRY_ASSIGN(rs.saved_mask_, tracee.get_sigmask());
-  CR_TRY(tracee.set_sigmask(~uint64_t{0}));
   rs.active_ = true;
   return rs;
 }
@@ -20,25 +26,69 @@ RemoteSyscalls::RemoteSyscalls(RemoteSyscalls&& o) noexcept
       insn_(o.insn_),
       saved_(o.saved_),
       saved_mask_(o.saved_mask_),
-      active_(std::exchange(o.active_, false)) {}
+      active_(std::exchange(o.active_, false)),
+      masked_(o.masked_),
+      heal_(o.heal_),
+      xsave_(std::move(o.xsave_)),
+      frame_sp_(o.frame_sp_),
+      frame_regs_(o.frame_regs_),
+      frame_mask_(o.frame_mask_) {}
 
 RemoteSyscalls::~RemoteSyscalls() {
   if (active_) (void)finish();
+}
+
+void RemoteSyscalls::heal_with(const HealGadgets& g, std::vector<uint8_t> xsave) {
+  heal_ = g;
+  xsave_ = std::move(xsave);
 }
 
 Status RemoteSyscalls::finish() {
   if (!active_) return {};
   active_ = false;
   if (!tracee_->attached()) return make_error("task died during remote system calls");
+  // The mask first, then the registers: parked on its frame (healing), the task then holds at
+  // no instant registers that would run on with every signal blocked.
+  CR_TRY(tracee_->set_sigmask(saved_mask_));
+  test_kill_point(kKillPoint);
   CR_TRY(tracee_->set_regs(saved_));
-  return tracee_->set_sigmask(saved_mask_);
+  test_kill_point(kKillPoint);
+  return {};
+}
+
+// Sets the registers of a call. With healing on they also park the task on its rt_sigreturn
+// frame, which is written first, while the task still holds its own registers (a frame cut
+// short by the tracer's death then lies unused below its stack).
+Status RemoteSyscalls::park(user_regs_struct& regs) {
+  if (!heal_.ok()) {
+    regs.rip = insn_;
+    return tracee_->set_regs(regs);
+  }
+  if (frame_sp_ == 0) {
+    SigreturnFrame f = build_sigreturn_frame(saved_, saved_mask_, xsave_, heal_.sigreturn);
+    if (!tracee_->write_mem(f.addr, f.bytes.data(), f.bytes.size()).ok()) {
+      // No room under the stack pointer (a thread at the deepest point its stack has reached:
+      // ptrace cannot grow a stack): the calls run unprotected, as before.
+      heal_ = {};
+      regs.rip = insn_;
+      return tracee_->set_regs(regs);
+    }
+    test_kill_point(kKillPoint);
+    frame_sp_ = f.sp;
+    frame_regs_ = saved_;
+    frame_mask_ = saved_mask_;
+  } else if (std::memcmp(&frame_regs_, &saved_, sizeof saved_) != 0 || frame_mask_ != saved_mask_) {
+    return make_error("remote syscalls: final registers changed after the first call");
+  }
+  regs.rip = heal_.syscall_ret;
+  regs.rsp = frame_sp_;
+  return tracee_->set_regs(regs);
 }
 
 Result<int64_t> RemoteSyscalls::call_raw(long nr, uint64_t a1, uint64_t a2, uint64_t a3,
                                          uint64_t a4, uint64_t a5, uint64_t a6) {
   if (!active_ || !tracee_->attached()) return make_error("remote syscall on a finished scope");
   user_regs_struct regs = saved_;
-  regs.rip = insn_;
   regs.rax = static_cast<uint64_t>(nr);
   // orig_rax < 0: the kernel must not apply syscall-restart logic to these registers.
   regs.orig_rax = ~uint64_t{0};
@@ -48,7 +98,15 @@ Result<int64_t> RemoteSyscalls::call_raw(long nr, uint64_t a1, uint64_t a2, uint
   regs.r10 = a4;
   regs.r8 = a5;
   regs.r9 = a6;
-  CR_TRY(tracee_->set_regs(regs));
+  CR_TRY(park(regs));
+  test_kill_point(kKillPoint);
+  // Nothing may be delivered in the middle. Blocked only now: with healing on, the registers
+  // just set give the mask back if the task runs on without us.
+  if (!masked_) {
+    CR_TRY(tracee_->set_sigmask(~uint64_t{0}));
+    masked_ = true;
+    test_kill_point(kKillPoint);
+  }
   int group_stops = 0;
   for (int stop = 0; stop < 2; ++stop) {  // entry stop, then exit stop
     CR_TRY_ASSIGN(WaitStatus ws, tracee_->syscall_and_wait());
@@ -62,6 +120,7 @@ Result<int64_t> RemoteSyscalls::call_raw(long nr, uint64_t a1, uint64_t a2, uint
     if (!ws.syscall_stop())
       return make_error("task " + std::to_string(tracee_->tid()) + " " + ws.describe() +
                         " during remote syscall " + std::to_string(nr));
+    test_kill_point(kKillPoint);
   }
   CR_TRY_ASSIGN(user_regs_struct after, tracee_->get_regs());
   return static_cast<int64_t>(after.rax);

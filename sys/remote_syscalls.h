@@ -5,14 +5,21 @@
 // the tracee, sets rax and the arguments, and steps over exactly that instruction with
 // PTRACE_SYSCALL (entry stop, exit stop), so no trap instruction is needed after it. When the
 // scope ends, on every path, the saved registers and mask are put back.
+//
+// A scope given HealGadgets (heal_with, the dump does it) also survives the death of its
+// tracer at any instant (sys/sigreturn_frame.h): the registers it gives the task always lead it
+// back, through rt_sigreturn, to the final registers and mask, and the mask is blocked only
+// while they do so.
 #pragma once
 
 #include <sys/user.h>
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
+#include "sys/sigreturn_frame.h"
 #include "sys/tracee.h"
 
 namespace cr::sys {
@@ -33,6 +40,11 @@ class RemoteSyscalls {
   Result<uint64_t> call(const char* name, long nr, uint64_t a1 = 0, uint64_t a2 = 0,
                         uint64_t a3 = 0, uint64_t a4 = 0, uint64_t a5 = 0, uint64_t a6 = 0);
 
+  /// Makes the scope safe against the tracer's death (see above), from the first call on:
+  /// `xsave` is the task's NT_X86_XSTATE area, given back with the registers. The final
+  /// registers and mask must be set before the first call.
+  void heal_with(const HealGadgets& g, std::vector<uint8_t> xsave);
+
   /// Moves the instruction used for later calls (the restorer moves it to a page it owns).
   void set_syscall_insn(uint64_t addr) { insn_ = addr; }
   /// The registers that will be put back when the scope ends (the restorer sets the restored
@@ -50,6 +62,14 @@ class RemoteSyscalls {
   user_regs_struct saved_{};
   uint64_t saved_mask_ = 0;
   bool active_ = false;
+  bool masked_ = false;  // every signal blocked in the task (undone by finish)
+  // Self-healing (heal_with): the frame is written once, before the first call.
+  HealGadgets heal_;
+  std::vector<uint8_t> xsave_;
+  uint64_t frame_sp_ = 0;
+  user_regs_struct frame_regs_{};
+  uint64_t frame_mask_ = 0;
+  Status park(user_regs_struct& regs);
 };
 
 /// Finds the bytes 0f 05 (`syscall`) inside [data, data+len) that starts at `base` in the
