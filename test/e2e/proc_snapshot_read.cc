@@ -151,9 +151,9 @@ void add_process(Snapshot& s, pid_t pid, Canon& canon) {
     if (tid == pid) continue;
     const std::string tp = p + "task/" + std::to_string(tid) + "/";
     add_thread_files(s, d, tp, "task/" + std::to_string(tid) + "/");
-    // timerslack_ns is per thread but shown only at /proc/TID.
-    if (auto td = sys::ProcDir::open(tid))
-      s[tp + "timerslack_ns"] = chomp(read_or_error(*td, "timerslack_ns"));
+    // timerslack_ns of a thread is shown only at /proc/TID, and looking a thread up there
+    // keeps its tid taken after the process is gone (clone3 with set_tid then fails with
+    // EEXIST, seen on 6.18): not read. The leader's is read at /proc/PID.
   }
 }
 
