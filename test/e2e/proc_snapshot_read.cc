@@ -1,0 +1,229 @@
+// Reading a live tree for proc_snapshot.h: every file through sys::ProcDir, its text handed
+// to the flatteners of proc_snapshot.cc.
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "proc_snapshot.h"
+#include "sys/proc_parse.h"
+
+namespace cr::e2e {
+namespace {
+
+std::string errno_text(const Error& e) {
+  return std::string("!") + strerrorname_np(e.code ? e.code : EIO);
+}
+
+std::string read_or_error(const sys::ProcDir& d, const std::string& name) {
+  auto r = d.read(name);
+  return r ? std::move(*r) : errno_text(r.error());
+}
+
+std::string link_or_error(const sys::ProcDir& d, const std::string& name) {
+  auto r = d.readlink(name);
+  return r ? std::move(*r) : errno_text(r.error());
+}
+
+std::string chomp(std::string s) {
+  while (!s.empty() && s.back() == '\n') s.pop_back();
+  return s;
+}
+
+// cmdline and environ: NUL-separated; shown with "\0" so an empty argument still counts.
+std::string nul_text(std::string s) {
+  std::string out;
+  for (char c : s) out += c == '\0' ? std::string("\\0") : std::string(1, c);
+  return out;
+}
+
+// "130 0x7ffd... 0x8 ..." -> "130"; "running" stays.
+std::string syscall_nr(const std::string& text) {
+  return text.substr(0, text.find_first_of(" \n"));
+}
+
+std::string sorted_words(const std::string& text) {
+  std::vector<long> v;
+  for (const auto& w : sys::parse_children(text)) v.push_back(w);
+  std::sort(v.begin(), v.end());
+  std::string out;
+  for (long x : v) out += (out.empty() ? "" : " ") + std::to_string(x);
+  return out;
+}
+
+std::vector<pid_t> tasks_of(pid_t pid) {
+  auto d = sys::ProcDir::open(pid);
+  if (!d) return {};
+  auto t = d->tasks();
+  return t ? *t : std::vector<pid_t>{};
+}
+
+// The files that are per thread, for the leader (prefix "PID/") or another thread
+// ("PID/task/TID/"); `rel` is where the thread's files are relative to /proc/PID.
+void add_thread_files(Snapshot& s, const sys::ProcDir& d, const std::string& prefix,
+                      const std::string& rel) {
+  add_status(s, prefix, read_or_error(d, rel + "status"));
+  add_stat(s, prefix, read_or_error(d, rel + "stat"));
+  s[prefix + "comm"] = chomp(read_or_error(d, rel + "comm"));
+  s[prefix + "children"] = sorted_words(read_or_error(d, rel + "children"));
+  s[prefix + "syscall"] = syscall_nr(read_or_error(d, rel + "syscall"));
+  s[prefix + "attr/current"] = chomp(read_or_error(d, rel + "attr/current"));
+  s[prefix + "attr/apparmor/current"] = chomp(read_or_error(d, rel + "attr/apparmor/current"));
+}
+
+void add_process(Snapshot& s, pid_t pid, Canon& canon) {
+  const std::string p = std::to_string(pid) + "/";
+  auto dr = sys::ProcDir::open(pid);
+  if (!dr) {
+    s[p + "exists"] = errno_text(dr.error());
+    return;
+  }
+  const sys::ProcDir& d = *dr;
+  add_thread_files(s, d, p, "task/" + std::to_string(pid) + "/");
+  add_limits(s, p, read_or_error(d, "limits"));
+  for (const char* f :
+       {"cgroup", "personality", "timerslack_ns", "oom_score_adj", "loginuid", "sessionid",
+        "coredump_filter", "uid_map", "gid_map", "setgroups", "timers"})
+    s[p + f] = chomp(read_or_error(d, f));
+  s[p + "cmdline"] = nul_text(read_or_error(d, "cmdline"));
+  s[p + "environ"] = nul_text(read_or_error(d, "environ"));
+  for (const char* f : {"cwd", "root", "exe"}) s[p + f] = link_or_error(d, f);
+
+  // Namespaces: "host" where they are the harness's own.
+  std::string mnt_ns;
+  for (const char* ns : {"cgroup", "ipc", "mnt", "net", "pid", "pid_for_children", "time",
+                         "time_for_children", "user", "uts"}) {
+    std::string link = link_or_error(d, std::string("ns/") + ns);
+    std::string ours(4096, '\0');
+    ssize_t n = readlink((std::string("/proc/self/ns/") + ns).c_str(), ours.data(), ours.size());
+    ours.resize(n > 0 ? static_cast<size_t>(n) : 0);
+    s[p + "ns/" + ns] = canon_ns(link, ours, canon);
+    if (std::string(ns) == "mnt") mnt_ns = s[p + "ns/" + ns];
+  }
+  // The mount table of the harness's own namespace changes with what other tests on the machine
+  // mount; it is compared only for a namespace of the tree's own.
+  if (mnt_ns != "host") s[p + "mountinfo"] = read_or_error(d, "mountinfo");
+
+  // fds: every link first (so an epoll's watch can name its target's canonical inode).
+  auto fds = d.fds();
+  if (!fds) {
+    s[p + "fd"] = errno_text(fds.error());
+  } else {
+    std::vector<std::pair<int, std::string>> links;
+    for (int fd : *fds) {
+      std::string link = link_or_error(d, "fd/" + std::to_string(fd));
+      s[p + "fd/" + std::to_string(fd)] = canon_link(link, canon);
+      links.emplace_back(fd, link);
+    }
+    for (auto& [fd, link] : links)
+      add_fdinfo(s, p, fd, link, read_or_error(d, "fdinfo/" + std::to_string(fd)), canon);
+  }
+
+  std::string smaps = read_or_error(d, "smaps");
+  add_smaps(s, p, smaps, canon);
+  // map_files: the link's mode says how the file behind the mapping was opened (r or rw).
+  for (const MergedMap& mm : merged_maps(smaps, nullptr)) {
+    if (mm.pieces.front().inode == 0) continue;
+    std::string modes;
+    for (const sys::MapEntry& m : mm.pieces) {
+      std::string entry = sys::map_files_entry(m.start, m.end);
+      struct stat st {};
+      std::string mode;
+      if (fstatat(d.fd(), entry.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        mode = std::string("!") + strerrorname_np(errno);
+      } else {
+        char buf[16];
+        snprintf(buf, sizeof buf, "%o", st.st_mode);
+        mode = buf;
+      }
+      if (modes.find(mode) == std::string::npos) modes += (modes.empty() ? "" : ",") + mode;
+    }
+    s[p + "map_files/" + mm.range()] = modes;
+  }
+
+  auto tids = d.tasks();
+  if (!tids) return;
+  for (pid_t tid : *tids) {
+    if (tid == pid) continue;
+    const std::string tp = p + "task/" + std::to_string(tid) + "/";
+    add_thread_files(s, d, tp, "task/" + std::to_string(tid) + "/");
+    // timerslack_ns of a thread is shown only at /proc/TID, and looking a thread up there
+    // keeps its tid taken after the process is gone (clone3 with set_tid then fails with
+    // EEXIST, seen on 6.18): not read. The leader's is read at /proc/PID.
+  }
+}
+
+}  // namespace
+
+std::vector<pid_t> tree_pids(pid_t root) {
+  std::vector<pid_t> out = {root}, todo = {root};
+  while (!todo.empty()) {
+    pid_t pid = todo.back();
+    todo.pop_back();
+    auto d = sys::ProcDir::open(pid);
+    if (!d) continue;
+    for (pid_t tid : tasks_of(pid)) {
+      auto text = d->read("task/" + std::to_string(tid) + "/children");
+      if (!text) continue;
+      for (pid_t c : sys::parse_children(*text)) {
+        out.push_back(c);
+        todo.push_back(c);
+      }
+    }
+  }
+  std::sort(out.begin() + 1, out.end());
+  return out;
+}
+
+Snapshot take_snapshot(pid_t root) {
+  Snapshot s;
+  Canon canon;
+  std::vector<pid_t> pids = tree_pids(root);
+  for (pid_t pid : pids) add_process(s, pid, canon);
+  std::string locks;
+  int fd = open("/proc/locks", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) locks.append(buf, static_cast<size_t>(n));
+    close(fd);
+  }
+  add_locks(s, locks, pids);
+  return s;
+}
+
+bool wait_quiescent(pid_t root, std::chrono::milliseconds limit, const Snapshot* like) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  std::vector<pid_t> last;
+  for (;;) {
+    std::vector<pid_t> now;
+    bool blocked = true;
+    for (pid_t pid : tree_pids(root)) {
+      auto d = sys::ProcDir::open(pid);
+      if (!d) continue;
+      for (pid_t tid : tasks_of(pid)) {
+        now.push_back(tid);
+        if (like) {
+          const std::string key = std::to_string(pid) + "/" +
+                                  (tid == pid ? "" : "task/" + std::to_string(tid) + "/") +
+                                  "syscall";
+          auto was = like->find(key);
+          if (was == like->end() || was->second == "running") continue;
+        }
+        auto sc = d->read("task/" + std::to_string(tid) + "/syscall");
+        if (sc && sc->starts_with("running")) blocked = false;
+      }
+    }
+    if (blocked && (like || now == last)) return true;
+    last = std::move(now);
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    // A polling interval, not a synchronisation: the condition is re-read each round.
+    poll(nullptr, 0, 1);
+  }
+}
+
+}  // namespace cr::e2e
