@@ -20,6 +20,7 @@ namespace {
 // tree is reported once, with the time summed.
 template <class F>
 Status timed(const DumpOptions& opts, const char* name, F&& f) {
+  if (opts.checkpoint) CR_TRY(opts.checkpoint(name));
   auto t0 = std::chrono::steady_clock::now();
   Status st = f();
   if (opts.on_pass) {
@@ -188,6 +189,7 @@ Status run_passes(DumpTree& tree, pid_t root, const DumpOptions& opts, format::R
   double pages_s = 0, tail_s = 0;
   for (auto& p : tree.procs) {
     if (p->zombie) continue;
+    if (opts.checkpoint) CR_TRY(opts.checkpoint("pages"));
     CR_TRY(write_mm_records(*p));
     CR_TRY(summed(pages_s, [&] { return write_pages(*p); }));
     CR_TRY(summed(tail_s, [&] { return write_tail_records(*p); }));
@@ -264,6 +266,14 @@ Status dump_process(pid_t pid, const DumpOptions& opts, format::RecordWriter& ou
     (void)detach_all(tree);
     out.fail(st.error().message);
     return st;
+  }
+  if (opts.before_kill) {
+    // The image is not safe yet (an fsync or rename failed): the tree carries on.
+    st = opts.before_kill();
+    if (!st.ok()) {
+      (void)detach_all(tree);
+      return st;
+    }
   }
   auto t0 = std::chrono::steady_clock::now();
   if (opts.leave_running) {

@@ -14,6 +14,7 @@
 
 #include <climits>
 #include <cstdlib>
+#include <unordered_set>
 
 #include "restore/fd_plan.h"
 #include "restore/open_files.h"
@@ -55,14 +56,13 @@ int highest_open_fd() {
 // process): each process keeps what its own Fds name, at their numbers, and closes the rest.
 Status build_fd_table(const RestoreContext& ctx, const Carriers& carriers, int* report_fd) {
   std::vector<FdSource> sources;
+  std::unordered_set<uint32_t> have;  // not a scan of `sources` per fd: 200k fds are possible
   for (const auto& fd : ctx.img.fds) {
     auto it = carriers.find(fd.file);
     if (it == carriers.end())
       return make_error("fd " + std::to_string(fd.fd) + ": file " + std::to_string(fd.file) +
                         " was not opened");
-    bool have = false;
-    for (const auto& s : sources) have |= s.file_id == fd.file;
-    if (!have) sources.push_back({fd.file, it->second});
+    if (have.insert(fd.file).second) sources.push_back({fd.file, it->second});
   }
   std::vector<FdTarget> targets;
   for (const auto& fd : ctx.img.fds)
