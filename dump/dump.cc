@@ -22,6 +22,7 @@ namespace {
 template <class F>
 Status timed(const DumpOptions& opts, const char* name, F&& f) {
   test_kill_point("pass");
+  if (opts.checkpoint) CR_TRY(opts.checkpoint(name));
   auto t0 = std::chrono::steady_clock::now();
   Status st = f();
   if (opts.on_pass) {
@@ -193,6 +194,7 @@ Status run_passes(DumpTree& tree, pid_t root, const DumpOptions& opts, format::R
   for (auto& p : tree.procs) {
     if (p->zombie) continue;
     test_kill_point("pass");
+    if (opts.checkpoint) CR_TRY(opts.checkpoint("pages"));
     CR_TRY(write_mm_records(*p));
     CR_TRY(summed(pages_s, [&] { return write_pages(*p); }));
     CR_TRY(summed(tail_s, [&] { return write_tail_records(*p); }));
@@ -275,6 +277,14 @@ Status dump_process(pid_t pid, const DumpOptions& opts, format::RecordWriter& ou
     (void)detach_all(tree);
     out.fail(st.error().message);
     return st;
+  }
+  if (opts.before_kill) {
+    // The image is not safe yet (an fsync or rename failed): the tree carries on.
+    st = opts.before_kill();
+    if (!st.ok()) {
+      (void)detach_all(tree);
+      return st;
+    }
   }
   auto t0 = std::chrono::steady_clock::now();
   if (opts.leave_running) {

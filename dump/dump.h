@@ -37,6 +37,13 @@ struct DumpOptions {
   std::function<void(std::string_view pass, double seconds)> on_pass;
   /// Called as page data goes out, with the bytes of pages written so far (for a progress line).
   std::function<void(uint64_t page_bytes)> on_progress;
+  /// Called before each pass (and before each process's pages) with the pass name; an error
+  /// cancels the dump like a failed pass: every process resumes, the stream ends with an
+  /// ErrorRecord (crdump: SIGINT, SIGTERM, SIGHUP). The last call is before "finish".
+  std::function<Status(std::string_view pass)> checkpoint;
+  /// Called once the stream is finished, before any process is killed: crdump makes the image
+  /// durable here (fsync, rename). An error resumes every process instead of killing them.
+  std::function<Status()> before_kill;
 };
 
 /// The StreamHeader for a dump of `pid`: kernel release, hostname, page size, arch, time.

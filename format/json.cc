@@ -4,11 +4,13 @@
 
 #include <cerrno>
 #include <limits>
+#include <optional>
 
 #include "format/crc32c.h"
 #include "format/record_writer.h"
 #include "format/self_description.h"
 #include "format/stream_format.h"
+#include "format/stream_seal.h"
 
 namespace cr::format {
 
@@ -338,6 +340,9 @@ class FrameSink {
   Status prefix() {
     const auto p = make_prefix(version_, flags_);
     stream_crc_ = crc32c(p.data(), p.size());
+    CR_TRY_ASSIGN(auto chain, SealChain::create());
+    seal_.emplace(std::move(chain));
+    seal_->prefix(p);
     return emit(p);
   }
 
@@ -351,11 +356,16 @@ class FrameSink {
     // The trailer's chained checksum covers every record header before it.
     if (type != schema::Trailer::kType && checksums_)
       stream_crc_ = crc32c_extend(stream_crc_, h.data(), h.size());
+    if (type != schema::Trailer::kType && type != schema::StreamSeal::kType)
+      seal_->record(seal_->byte_count(), type, static_cast<uint32_t>(length), checksums_ ? crc : 0);
     ++records_;
     CR_TRY(emit(h));
     CR_TRY(emit(fields));
     return emit(tail);
   }
+
+  /// Fields of the seal for what has been written so far (unsigned: crit cannot sign).
+  Result<schema::StreamSeal> seal() { return seal_->seal(checksums_); }
 
   /// Fields of the trailer for what has been written so far.
   schema::Trailer trailer() const {
@@ -381,6 +391,7 @@ class FrameSink {
 
  private:
   Status emit(std::span<const uint8_t> bytes) {
+    seal_->bytes(bytes);
     buf_.insert(buf_.end(), bytes.begin(), bytes.end());
     if (buf_.size() >= (1u << 20)) return flush();
     return {};
@@ -390,6 +401,7 @@ class FrameSink {
   uint32_t version_, flags_;
   bool checksums_;
   uint32_t stream_crc_ = 0;
+  std::optional<SealChain> seal_;
   uint64_t records_ = 0;
   std::vector<uint8_t> buf_;
 };
@@ -470,9 +482,20 @@ Status JsonStreamEncoder::add(const ordered_json& j) {
     if (!st.ok()) return std::move(st).error().wrap(where);
     auto parsed = parse_schema_type(*st);
     if (!parsed.ok()) return std::move(parsed).error().wrap(where);
+    if (parsed->type_id == schema::StreamSeal::kType) seal_described_ = true;
     if (parsed->type_id > schema::ErrorRecord::kType) types_.add(std::move(parsed).value());
   }
+  if (rec->type == schema::StreamSeal::kType) {
+    // Recomputed like the trailer (without a MAC: a signed image edited here is no longer signed).
+    if (sealed_) return make_error(where + ": a second stream seal");
+    CR_TRY_ASSIGN(auto seal, sink_->seal());
+    rec->fields.clear();
+    rec->tail.clear();
+    encode_fields(seal, rec->fields);
+    sealed_ = true;
+  }
   if (rec->type == schema::Trailer::kType) {
+    if (seal_described_ && !sealed_) CR_TRY_CTX(write_seal(), where);
     // Checksums of what precedes it: recomputed, so an edited JSON still gives a valid image.
     rec->fields.clear();
     encode_fields(sink_->trailer(), rec->fields);
@@ -483,10 +506,19 @@ Status JsonStreamEncoder::add(const ordered_json& j) {
   return {};
 }
 
+Status JsonStreamEncoder::write_seal() {
+  CR_TRY_ASSIGN(auto seal, sink_->seal());
+  std::vector<uint8_t> fields;
+  encode_fields(seal, fields);
+  sealed_ = true;
+  return sink_->record(schema::StreamSeal::kType, fields, {});
+}
+
 Status JsonStreamEncoder::finish() {
   if (!sink_) CR_TRY(begin(kFormatVersion, 0));
   if (!ended_) {
     // A hand-written document may leave the trailer out.
+    if (seal_described_ && !sealed_) CR_TRY(write_seal());
     std::vector<uint8_t> fields;
     encode_fields(sink_->trailer(), fields);
     CR_TRY(sink_->record(schema::Trailer::kType, fields, {}));

@@ -89,7 +89,8 @@ class FrameSink;
 /// Encodes a decoded stream into an uncompressed image on `fd`, one record at a time, so a
 /// caller that parses the JSON incrementally (crit encode) holds one record, not the image.
 /// The schema_type records it is given describe the records after them; the trailer's values
-/// are recomputed; without a trailer record, finish() adds one.
+/// and the stream seal's values are recomputed (a seal is added before the trailer when the
+/// stream describes stream_seal); without a trailer record, finish() adds one.
 class JsonStreamEncoder {
  public:
   explicit JsonStreamEncoder(int fd);
@@ -102,11 +103,14 @@ class JsonStreamEncoder {
   Status finish();
 
  private:
+  Status write_seal();
   int fd_;
   std::unique_ptr<detail::FrameSink> sink_;
   TypeTable types_;
   size_t index_ = 0;
   bool ended_ = false;
+  bool seal_described_ = false;  // a SchemaType described stream_seal: one goes before the trailer
+  bool sealed_ = false;
 };
 
 /// "format_version" and "flags" of a decoded stream (defaults: current version, 0).

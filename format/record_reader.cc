@@ -17,6 +17,7 @@
 #include "format/record_writer.h"
 #include "format/self_description.h"
 #include "format/stream_format.h"
+#include "format/stream_seal.h"
 
 namespace cr::format {
 
@@ -81,6 +82,7 @@ class StreamReader final : public RecordReader {
   Result<bool> read_record();
   Status check_objects();
   Status on_trailer();
+  Status on_seal();
   std::string type_name(uint32_t type) const;
   std::string where() const {
     return "record at offset " + std::to_string(cur_offset_) + " (type " + type_name(cur_type_) +
@@ -105,6 +107,9 @@ class StreamReader final : public RecordReader {
   uint32_t version_ = 0;
   bool checksums_ = true;  // verify CRCs (option and the stream's flag)
   uint32_t stream_crc_ = 0;
+  std::optional<SealChain> seal_;  // fed every record before the seal
+  bool seal_described_ = false;    // the writer knew seals: the stream must have one
+  bool sealed_ = false;            // the seal was read and checked
   uint64_t records_ = 0;
   bool done_ = false;
   std::optional<Error> failed_;
@@ -246,6 +251,13 @@ Result<bool> StreamReader::read_record() {
   // Trailer's chain covers the headers before it; compute before advancing.
   if (h.type != schema::Trailer::kType && checksums_)
     stream_crc_ = crc32c_extend(stream_crc_, hdr, kRecordHeaderSize);
+  if (sealed_ && h.type != schema::Trailer::kType)
+    return make_error("record at offset " + std::to_string(off) + " (type " + type_name(h.type) +
+                      ") after the stream seal: only the trailer may follow it");
+  if (seal_ && h.type != schema::StreamSeal::kType && h.type != schema::Trailer::kType) {
+    seal_->record(off, h.type, h.length, h.payload_crc);
+    seal_->bytes({hdr, total});
+  }
   pos_ += total;
   stream_pos_ += total;
   set_current(off, h.type, payload);
@@ -301,7 +313,22 @@ Status StreamReader::on_trailer() {
   if (checksums_ && t->stream_crc != stream_crc_)
     return make_error("trailer at offset " + std::to_string(cur_offset_) +
                       ": stream checksum mismatch (the headers before it do not match)");
+  if (!sealed_ && seal_described_)
+    return make_error("trailer at offset " + std::to_string(cur_offset_) +
+                      ": the stream seal is missing (the stream describes one)");
+  if (!sealed_ && !opts_.mac_key.empty())
+    return make_error("trailer at offset " + std::to_string(cur_offset_) +
+                      ": the image is not signed (no stream seal)");
   done_ = true;
+  return {};
+}
+
+Status StreamReader::on_seal() {
+  if (sealed_ || !seal_) return make_error(where() + ": a second stream seal");
+  auto s = decode_fields<schema::StreamSeal>(cur_payload_);
+  if (!s.ok()) return std::move(s).error().wrap(where());
+  CR_TRY(seal_->check(*s, cur_offset_, checksums_));
+  sealed_ = true;
   return {};
 }
 
@@ -357,13 +384,20 @@ Status StreamReader::open() {
         "image was written without checksums (a benchmark stream); open it with "
         "verify_checksums = false");
   stream_crc_ = crc32c(p, kPrefixSize);
+  {
+    CR_TRY_ASSIGN(auto chain, SealChain::create(opts_.mac_key));
+    seal_.emplace(std::move(chain));
+    seal_->prefix({p, kPrefixSize});
+    seal_->bytes({p, kPrefixSize});
+  }
   pos_ += kPrefixSize;
   stream_pos_ = kPrefixSize;
 
   // Bookkeeping types are read with their compiled layouts (frozen forever).
   const std::vector<StreamType> compiled = compiled_types();
   for (const StreamType& t : compiled)
-    if (t.type_id <= schema::ErrorRecord::kType) types_[t.type_id] = t;
+    if (t.type_id <= schema::ErrorRecord::kType || t.type_id == schema::StreamSeal::kType)
+      types_[t.type_id] = t;
 
   CR_TRY_ASSIGN(bool first, read_record());
   (void)first;
@@ -393,6 +427,7 @@ Status StreamReader::open() {
     if (described[t.type_id])
       return make_error(where() + ": type " + hex_type(t.type_id) + " described twice");
     described[t.type_id] = true;
+    if (t.type_id == schema::StreamSeal::kType) seal_described_ = true;
     described_order_.push_back(t.type_id);
     // A type this build knows must agree with it field by field as far as both go (fields are
     // only ever appended); otherwise decoding it would misread every field after the change.
@@ -459,6 +494,10 @@ Result<bool> StreamReader::advance() {
     case schema::Trailer::kType:
       CR_TRY(on_trailer());
       return opts_.include_bookkeeping;
+    case schema::StreamSeal::kType:
+      CR_TRY(on_seal());
+      if (opts_.include_bookkeeping) return true;
+      return advance();  // the trailer must follow
     default:
       break;
   }

@@ -21,6 +21,9 @@ struct ReaderOptions {
   /// Open streams whose format_version is newer than kFormatVersion (crit shows them as far as
   /// the self-description allows). Without it open() refuses them.
   bool allow_newer_version = false;
+  /// Verify the stream's signature with this key (crrestore --verify-key): the stream must end
+  /// with a seal whose HMAC-SHA256 matches, else the reader fails at the seal or the trailer.
+  std::vector<uint8_t> mac_key;
 };
 
 /// One record type as the stream describes itself (from its SchemaType records).

@@ -14,10 +14,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <memory>
+#include <optional>
 
 #include "format/crc32c.h"
 #include "format/self_description.h"
 #include "format/stream_format.h"
+#include "format/stream_seal.h"
 
 namespace cr::format {
 
@@ -82,7 +84,8 @@ class StreamWriter final : public RecordWriter {
   std::vector<uint8_t> out_;   // uncompressed stream bytes not yet written/compressed
   std::vector<uint8_t> zout_;  // compressed bytes not yet written
   std::unique_ptr<ZSTD_CCtx, ZstdCCtxFree> cctx_;
-  uint32_t stream_crc_ = 0;  // chained over the prefix and every record header so far
+  uint32_t stream_crc_ = 0;        // chained over the prefix and every record header so far
+  std::optional<SealChain> seal_;  // the stream describes stream_seal: finish() writes one
   uint64_t bytes_ = 0;
   uint64_t records_ = 0;
   bool done_ = false;    // finish() or fail() ran
@@ -107,14 +110,6 @@ Status StreamWriter::init(const schema::StreamHeader& header) {
   if (fcntl(fd_, F_GETPIPE_SZ) > 0 && fcntl(fd_, F_GETPIPE_SZ) < kPipeSize)
     (void)fcntl(fd_, F_SETPIPE_SZ, kPipeSize);
 
-  const auto prefix = make_prefix(opts_.format_version, opts_.checksums ? 0 : kFlagNoChecksums);
-  stream_crc_ = crc32c(prefix.data(), prefix.size());
-  CR_TRY(emit(prefix));
-
-  scratch_.clear();
-  encode_fields(header, scratch_);
-  CR_TRY(record(schema::StreamHeader::kType, scratch_, {}));
-
   // Self-description: compiled types, with extra_types replacing or adding.
   std::vector<StreamType> types = compiled_types();
   for (const StreamType& extra : opts_.extra_types) {
@@ -138,6 +133,25 @@ Status StreamWriter::init(const schema::StreamHeader& header) {
     }
     types = std::move(chosen);
   }
+  const bool sealed = std::any_of(types.begin(), types.end(), [](const StreamType& t) {
+    return t.type_id == schema::StreamSeal::kType;
+  });
+  if (!opts_.mac_key.empty() && !sealed)
+    return make_error("image writer: a signed stream must describe stream_seal");
+  if (sealed) {
+    CR_TRY_ASSIGN(auto chain, SealChain::create(opts_.mac_key));
+    seal_.emplace(std::move(chain));
+  }
+
+  const auto prefix = make_prefix(opts_.format_version, opts_.checksums ? 0 : kFlagNoChecksums);
+  stream_crc_ = crc32c(prefix.data(), prefix.size());
+  if (seal_) seal_->prefix(prefix);
+  CR_TRY(emit(prefix));
+
+  scratch_.clear();
+  encode_fields(header, scratch_);
+  CR_TRY(record(schema::StreamHeader::kType, scratch_, {}));
+
   for (const StreamType& t : types) {
     scratch_.clear();
     encode_fields(to_schema_type(t), scratch_);
@@ -155,7 +169,7 @@ Status StreamWriter::check_open() const {
 Status StreamWriter::write_raw(uint32_t type, std::span<const uint8_t> fields,
                                std::span<const uint8_t> tail) {
   CR_TRY(check_open());
-  if (type <= schema::ErrorRecord::kType)
+  if (type <= schema::ErrorRecord::kType || type == schema::StreamSeal::kType)
     return make_error("image writer: record type " + std::to_string(type) +
                       " is bookkeeping, written by create()/finish()/fail() only");
   return record(type, fields, tail);
@@ -172,6 +186,8 @@ Status StreamWriter::record(uint32_t type, std::span<const uint8_t> fields,
   if (opts_.checksums) crc = crc32c_extend(crc32c(fields), tail.data(), tail.size());
   const auto hdr = make_record_header(type, static_cast<uint32_t>(length), crc, opts_.checksums);
   if (opts_.checksums) stream_crc_ = crc32c_extend(stream_crc_, hdr.data(), hdr.size());
+  if (seal_ && type != schema::StreamSeal::kType && type != schema::Trailer::kType)
+    seal_->record(bytes_, type, static_cast<uint32_t>(length), opts_.checksums ? crc : 0);
   CR_TRY(emit(hdr));
   CR_TRY(emit(fields));
   CR_TRY(emit(tail));
@@ -182,6 +198,7 @@ Status StreamWriter::record(uint32_t type, std::span<const uint8_t> fields,
 Status StreamWriter::emit(std::span<const uint8_t> bytes) {
   if (bytes.empty()) return {};
   bytes_ += bytes.size();
+  if (seal_) seal_->bytes(bytes);
   if (bytes.size() < kDirectTail && out_.size() + bytes.size() <= kOutBufSize) {
     out_.insert(out_.end(), bytes.begin(), bytes.end());
     return {};
@@ -274,6 +291,14 @@ Status StreamWriter::compress(std::span<const uint8_t> extra, ZSTD_EndDirective 
 
 Status StreamWriter::finish() {
   CR_TRY(check_open());
+  if (seal_) {
+    auto s = seal_->seal(opts_.checksums);
+    if (!s.ok()) return io_failed(std::move(s).error());
+    seal_.reset();  // the seal itself and the trailer are not part of the chain
+    scratch_.clear();
+    encode_fields(*s, scratch_);
+    CR_TRY(record(schema::StreamSeal::kType, scratch_, {}));
+  }
   schema::Trailer t;
   t.record_count = records_;
   t.stream_crc = opts_.checksums ? stream_crc_ : 0;

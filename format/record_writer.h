@@ -30,6 +30,9 @@ struct WriterOptions {
   /// description, types the input did not describe included out); every one must be a
   /// compiled or an extra type.
   std::vector<uint32_t> describe_only;
+  /// Signs the stream: its seal carries an HMAC-SHA256 with this key (crdump --sign-key).
+  /// The stream must describe stream_seal (it does unless describe_only leaves it out).
+  std::vector<uint8_t> mac_key;
 };
 
 class RecordWriter {

@@ -14,6 +14,7 @@
 
 #include <climits>
 #include <cstdlib>
+#include <unordered_set>
 
 #include "restore/fd_plan.h"
 #include "restore/open_files.h"
@@ -72,6 +73,7 @@ Result<int> open_proc_file(const schema::File& f) {
 Status build_fd_table(const RestoreContext& root, const RestoreContext& ctx,
                       const Carriers& carriers, int* report_fd) {
   std::vector<FdSource> sources;
+  std::unordered_set<uint32_t> have;  // not a scan of `sources` per fd: 200k fds are possible
   for (const auto& fd : ctx.img.fds) {
     bool have = false;
     for (const auto& s : sources) have |= s.file_id == fd.file;
@@ -88,7 +90,7 @@ Status build_fd_table(const RestoreContext& root, const RestoreContext& ctx,
     if (it == carriers.end())
       return make_error("fd " + std::to_string(fd.fd) + ": file " + std::to_string(fd.file) +
                         " was not opened");
-    sources.push_back({fd.file, it->second});
+    if (have.insert(fd.file).second) sources.push_back({fd.file, it->second});
   }
   std::vector<FdTarget> targets;
   for (const auto& fd : ctx.img.fds)

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdint>
 #include <map>
 #include <string>
 
@@ -17,10 +18,21 @@ Result<FdPlan> plan_fd_table(const std::vector<FdSource>& sources,
     if (t.fd < 0) return make_error("fd plan: negative target fd");
     top = std::max(top, t.fd);
   }
-  for (size_t i = 0; i < targets.size(); ++i)
-    for (size_t j = i + 1; j < targets.size(); ++j)
-      if (targets[i].fd == targets[j].fd)
-        return make_error("fd " + std::to_string(targets[i].fd) + " appears twice in the image");
+  // Sorted, not pairwise: an image may hold a few hundred thousand fds.
+  std::vector<int> fds;
+  fds.reserve(targets.size());
+  for (const auto& t : targets) fds.push_back(t.fd);
+  std::sort(fds.begin(), fds.end());
+  for (size_t i = 1; i < fds.size(); ++i)
+    if (fds[i] == fds[i - 1])
+      return make_error("fd " + std::to_string(fds[i]) + " appears twice in the image");
+  // The lifted copies go above every fd: base, then one per source file. Refuse numbers that
+  // would overflow an int there instead of wrapping into negative fds.
+  const int64_t highest = int64_t{top} + 1 + static_cast<int64_t>(sources.size());
+  if (highest > INT_MAX)
+    return make_error("fd " + std::to_string(top) +
+                      " is too high to restore: the fd table would need fd numbers beyond " +
+                      std::to_string(INT_MAX));
   FdPlan plan;
   const int base = top + 1;
   std::map<uint32_t, int> lifted;  // file id -> lifted fd

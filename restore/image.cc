@@ -1,6 +1,8 @@
 #include "restore/image.h"
 
+#include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <set>
@@ -237,7 +239,20 @@ ProcessImage* TreeHead::find(uint32_t pid) {
   return nullptr;
 }
 
+Status check_stream_header(const schema::StreamHeader& h) {
+  constexpr uint32_t kEmX86_64 = 62;
+  if (h.arch != kEmX86_64)
+    return make_error("image is for machine type " + std::to_string(h.arch) +
+                      " (ELF e_machine), this one is x86_64 (62)");
+  const long page = ::sysconf(_SC_PAGESIZE);
+  if (page > 0 && h.page_size != static_cast<uint64_t>(page))
+    return make_error("image has page size " + std::to_string(h.page_size) + ", this machine " +
+                      std::to_string(page));
+  return {};
+}
+
 Result<bool> load_tree_head(format::RecordReader& reader, TreeHead& head) {
+  CR_TRY(check_stream_header(reader.header()));
   for (;;) {
     CR_TRY_ASSIGN(bool more, reader.next());
     if (!more) return false;
@@ -282,6 +297,17 @@ Status check_tree_head(const TreeHead& head) {
     if ((img.process->flags & ~kKnownFlags) != 0)
       return make_error("pid " + std::to_string(img.process->pid) + ": process flags " +
                         hex(img.process->flags) + " unknown to this build (a newer crdump?)");
+  for (const auto& img : head.procs) {
+    // A zombie is remade by exiting as it did: only an exit or a death by signal can be
+    // replayed (a stop code would leave the child running, and the restore waiting for it).
+    const uint32_t st = img.process->exit_status;
+    const uint32_t sig = st & 0x7f;
+    const bool exited = sig == 0 && (st & ~0xff00u) == 0;
+    const bool signaled = sig != 0 && sig <= 64 && (st & ~0xffu) == 0;
+    if ((img.process->flags & schema::kProcessZombie) != 0 && !exited && !signaled)
+      return make_error("pid " + std::to_string(img.process->pid) + ": zombie exit status " +
+                        hex(st) + " is neither an exit nor a death by signal");
+  }
   for (size_t i = 1; i < head.procs.size(); ++i) {
     const auto& p = *head.procs[i].process;
     bool parent_before = false;
@@ -344,6 +370,11 @@ Status stash_tail_record(const format::RecordReader& reader, ProcessImage& img) 
     case schema::Sigaction::kType: {
       CR_TRY_ASSIGN(auto r, reader.decode<schema::Sigaction>());
       CR_TRY(mine(r.pid));
+      // The dumper never writes these (SIGKILL and SIGSTOP cannot be caught): such a record is
+      // damage or a forgery, and dropping it would restore a different disposition table.
+      if (r.signo == 0 || r.signo > 64 || r.signo == SIGKILL || r.signo == SIGSTOP)
+        return make_error("sigaction for signal " + std::to_string(r.signo) +
+                          ": not a signal whose action can be set");
       img.sigactions.push_back(r);
       return {};
     }

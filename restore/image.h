@@ -99,6 +99,9 @@ struct TreeHead {
 Result<bool> load_tree_head(format::RecordReader& reader, TreeHead& head);
 /// Parents before children, every Fd naming a File, every pipe File naming a Pipe.
 Status check_tree_head(const TreeHead& head);
+
+/// The machine the image was made for must be this one: arch (ELF e_machine) and page size.
+Status check_stream_header(const schema::StreamHeader& h);
 /// Reads one process's Mm and Vmas, the reader positioned on the Mm; returns true when the
 /// reader is then positioned on the next record (Pages, per-task, or the next process's Mm).
 Result<bool> load_body_head(format::RecordReader& reader, ProcessImage& img);

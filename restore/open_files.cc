@@ -232,6 +232,13 @@ class Opener {
     const PipeImage& p = it->second;
     if (p.pipe.capacity != 0 && ::fcntl(wfd, F_SETPIPE_SZ, static_cast<int>(p.pipe.capacity)) < 0)
       return errno_error(what + ": F_SETPIPE_SZ " + std::to_string(p.pipe.capacity));
+    // More data than the pipe holds would block this write forever (no reader yet).
+    const int cap = ::fcntl(wfd, F_GETPIPE_SZ);
+    if (cap < 0) return errno_error(what + ": F_GETPIPE_SZ");
+    if (p.data.size() > static_cast<size_t>(cap))
+      return make_error(what + ": " + std::to_string(p.data.size()) +
+                        " bytes of data are more than the pipe's capacity of " +
+                        std::to_string(cap));
     return write_all(wfd, p.data.data(), p.data.size(), what + " data");
   }
 

@@ -63,6 +63,34 @@ Holder pid_holder(pid_t pid) {
   return held;
 }
 
+// Who holds `pid`, for the refusal: " (by 'sleep', pid 12, alive)", " (by 'sh', a zombie its
+// parent has not reaped)", or the session or group it still names.
+std::string holder_text(pid_t pid) {
+  auto describe = [](const sys::ProcStat& st) {
+    return "'" + st.comm + "' (" +
+           (st.state == 'Z' || st.state == 'X'
+                ? "a zombie its parent, pid " + std::to_string(st.ppid) + ", has not reaped"
+                : "alive, state " + std::string(1, st.state)) +
+           ")";
+  };
+  if (auto proc = sys::ProcDir::open(pid); proc.ok())
+    if (auto text = proc->read("stat"); text.ok())
+      if (auto st = sys::parse_stat(*text); st.ok()) return " by " + describe(*st);
+  auto pids = sys::ProcDir::all_pids();
+  if (!pids.ok()) return {};
+  for (int p : *pids) {
+    auto proc = sys::ProcDir::open(p);
+    if (!proc.ok()) continue;
+    auto text = proc->read("stat");
+    if (!text.ok()) continue;
+    auto st = sys::parse_stat(*text);
+    if (!st.ok() || (st->pgrp != pid && st->session != pid)) continue;
+    return std::string(" as the id of the ") + (st->session == pid ? "session" : "process group") +
+           " of pid " + std::to_string(p) + " " + describe(*st);
+  }
+  return {};
+}
+
 }  // namespace
 
 ChildGuard::ChildGuard(ChildGuard&& o) noexcept
@@ -131,9 +159,7 @@ Result<ChildGuard> clone_with_pid(pid_t pid, const std::function<void()>& child_
   if (r < 0) {
     errno = err;  // the /proc reads above may have changed it
     if (err == EEXIST) {
-      const std::string why =
-          holder == Holder::kZombie ? " (by a zombie its parent has not reaped)" : "";
-      return Error{"pid " + std::to_string(pid) + " is in use" + why, EEXIST};
+      return Error{"pid " + std::to_string(pid) + " is in use" + holder_text(pid), EEXIST};
     }
     return errno_error("clone3 with pid " + std::to_string(pid));
   }
@@ -166,9 +192,9 @@ Result<ChildGuard> clone_into_gone_leaders(pid_t pid, pid_t leader, bool new_ses
   }
   if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return ChildGuard(pid);
   if (WIFEXITED(st) && WEXITSTATUS(st) == 91)
-    return Error{"pid " + std::to_string(pid) + " is in use", EEXIST};
-  return make_error("remaking the " + what + ": its helper failed (status " + std::to_string(st) +
-                    ")");
+    return Error{"pid " + std::to_string(pid) + " is in use" + holder_text(pid), EEXIST};
+  return make_error("remaking the " + what + ": its helper failed (status " +
+                    std::to_string(st) + ")");
 }
 
 }  // namespace cr::restore

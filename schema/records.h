@@ -40,6 +40,20 @@ CR_RECORD(Trailer, 0x0003, "trailer", "end of a complete stream",
 CR_RECORD(ErrorRecord, 0x0004, "error", "the writer failed: the stream is incomplete",
           (str, message))
 
+// The seal: right before the Trailer of a stream whose self-description describes it (every
+// stream written since; docs/FORMAT.md section 4). It is what the Trailer's stream_crc was meant
+// to be: that one chains whole record headers, and a header ends with the CRC of its first 12
+// bytes, so each header drives CRC32C to the same residue and the chain depends on the record
+// count alone (swapped or copied records pass). A new record rather than a new meaning of
+// stream_crc, so images of format version 2 keep their meaning and need no conversion.
+CR_RECORD(StreamSeal, 0x0005, "stream_seal", "what a reader needs to know it has all of the stream",
+          (u64, record_count),  // records before the seal, header and schema included
+          (u64, byte_count),    // stream bytes before the seal (= its offset, uncompressed)
+          (u32, chain),         // CRC32C over the prefix, then per record before the seal its
+                                // le64 offset, le32 type, le32 length, le32 payload CRC
+          (bytes, mac))         // HMAC-SHA256 over stream bytes [0, byte_count) with the
+                                // signer's key (crdump --sign-key); empty: not signed
+
 // ---- Processes (0x0100-0x01ff)
 
 CR_RECORD(Process, 0x0100, "process", "one process and its per-process attributes",
@@ -403,7 +417,7 @@ using AllRecords =
                Vma, Pages, Shmem, ShmemData, Thread, Sigaction, PendingSignal, Itimer, PosixTimer,
                Pipe, PipeData, File, FileData, Fd, SysvShm, SysvShmData, SysvMsgQueue, SysvMsg,
                SysvSem, SysvLimits, Pty, EpollItem, UnixSocket, UnixSocketData, FileLock,
-               FileOwner>;
+               FileOwner, StreamSeal>;
 
 namespace detail {
 template <class Tuple, size_t... I>

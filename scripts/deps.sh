@@ -2,7 +2,7 @@
 # Installs the Debian packages crtools needs to build and test, if any is missing.
 # Sourced by demo.sh and test.sh; safe to run again.
 cr_deps() {
-  local pkgs=(cmake g++ make pkg-config libzstd-dev zstd nlohmann-json3-dev libcli11-dev
+  local pkgs=(cmake g++ make pkg-config libzstd-dev zstd libssl-dev nlohmann-json3-dev libcli11-dev
               libgtest-dev libbenchmark-dev clang libclang-rt-dev python3 bash procps
               sqlite3)
   local missing=()

@@ -274,6 +274,8 @@ Result<ProcStatus> parse_status(std::string_view text) {
       s.state = val.empty() ? 0 : val[0];
     } else if (key == "PPid") {
       CR_TRY_ASSIGN(s.ppid, num(10));
+    } else if (key == "TracerPid") {
+      CR_TRY_ASSIGN(s.tracer_pid, num(10));
     } else if (key == "Uid") {
       CR_TRY(quad(s.uid));
       seen_uid = true;

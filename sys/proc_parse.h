@@ -95,6 +95,7 @@ struct ProcStatus {
   uint64_t sig_queued = 0, sig_queue_limit = 0;  // SigQ
   uint64_t sig_pnd = 0, shd_pnd = 0, sig_blk = 0, sig_ign = 0, sig_cgt = 0;
   uint64_t rss_anon_kb = 0;  // RssAnon
+  pid_t tracer_pid = 0;      // TracerPid: 0 when nobody ptraces it
 };
 Result<ProcStatus> parse_status(std::string_view text);
 

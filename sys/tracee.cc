@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "sys/proc_parse.h"
 // Newer than the 6.1 headers.
 // PTRACE_GET_RSEQ_CONFIGURATION is Linux 5.13; glibc's enum may or may not carry it.
 constexpr int kPtraceGetRseqConfiguration = 0x420f;
@@ -69,10 +70,27 @@ Result<Tracee> Tracee::seize(pid_t tid, unsigned options) {
   return t;
 }
 
+// " (already traced by pid 77 (gdb))" when /proc says someone else ptraces `tid`: the usual
+// reason PTRACE_SEIZE fails with EPERM.
+static std::string tracer_text(pid_t tid) {
+  auto proc = ProcDir::open(tid);
+  if (!proc.ok()) return {};
+  auto text = proc->read("status");
+  if (!text.ok()) return {};
+  auto st = parse_status(*text);
+  if (!st.ok() || st->tracer_pid == 0) return {};
+  std::string comm = "?";
+  if (auto tp = ProcDir::open(st->tracer_pid); tp.ok())
+    if (auto ts = tp->read("status"); ts.ok())
+      if (auto t = parse_status(*ts); t.ok()) comm = t->name;
+  return " (already traced by pid " + std::to_string(st->tracer_pid) + " (" + comm + "))";
+}
+
 Result<Tracee> Tracee::seize_nowait(pid_t tid, unsigned options) {
   if (::ptrace(PTRACE_SEIZE, tid, nullptr, reinterpret_cast<void*>(uintptr_t{options})) != 0) {
-    if (errno == ESRCH) return Error{"no process with pid " + std::to_string(tid), ESRCH};
-    return errno_error("PTRACE_SEIZE " + std::to_string(tid));
+    const int err = errno;
+    if (err == ESRCH) return Error{"no process with pid " + std::to_string(tid), ESRCH};
+    return errno_error("PTRACE_SEIZE " + std::to_string(tid) + tracer_text(tid), err);
   }
   Tracee t(tid);
   if (::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0) return t.ptrace_error("PTRACE_INTERRUPT");

@@ -41,7 +41,8 @@ struct Filler {
 };
 
 template <class R>
-constexpr bool is_bookkeeping = R::kType <= schema::ErrorRecord::kType;
+constexpr bool is_bookkeeping =
+    R::kType <= schema::ErrorRecord::kType || R::kType == schema::StreamSeal::kType;
 
 TEST(RecordStream, RoundTripOfEveryRecordType) {
   uint64_t counter = 0;
@@ -136,15 +137,16 @@ TEST(RecordStream, BookkeepingRecordsOnRequest) {
   auto recs = read_image(image, opts);
   ASSERT_TRUE(recs.ok()) << recs.error().message;
   const size_t ntypes = compiled_types().size();
-  ASSERT_EQ(recs->size(), 1 + ntypes + 1 + 1);
+  ASSERT_EQ(recs->size(), 1 + ntypes + 1 + 1 + 1);  // header, schema, process, seal, trailer
   EXPECT_EQ(recs->front().type, schema::StreamHeader::kType);
   EXPECT_EQ(recs->front().offset, kPrefixSize);
   for (size_t i = 1; i <= ntypes; ++i) EXPECT_EQ((*recs)[i].type, schema::SchemaType::kType);
   EXPECT_EQ((*recs)[ntypes + 1].type, schema::Process::kType);
+  EXPECT_EQ((*recs)[ntypes + 2].type, schema::StreamSeal::kType);
   EXPECT_EQ(recs->back().type, schema::Trailer::kType);
   auto t = decode_fields<schema::Trailer>(recs->back().fields);
   ASSERT_TRUE(t.ok());
-  EXPECT_EQ(t->record_count, ntypes + 2);
+  EXPECT_EQ(t->record_count, ntypes + 3);
   // Offsets increase and the last one is the trailer's.
   for (size_t i = 1; i < recs->size(); ++i) EXPECT_GT((*recs)[i].offset, (*recs)[i - 1].offset);
   // Without the option only the data record comes back.

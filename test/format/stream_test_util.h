@@ -13,6 +13,7 @@
 #include "format/record_writer.h"
 #include "format/self_description.h"
 #include "format/stream_format.h"
+#include "format/stream_seal.h"
 
 namespace cr::format::testing {
 
@@ -96,17 +97,26 @@ struct RawStream {
   std::vector<uint8_t> bytes;
   uint32_t chain = 0;
   uint64_t count = 0;
+  SealChain seal = std::move(SealChain::create()).value();
+  bool sealed = false;  // begin() described stream_seal: trailer() writes the seal first
 
   explicit RawStream(uint32_t version = kFormatVersion, uint32_t flags = 0) {
     auto p = make_prefix(version, flags);
     bytes.assign(p.begin(), p.end());
     chain = crc32c(p.data(), p.size());
+    seal.prefix(p);
+    seal.bytes(p);
   }
   void record(uint32_t type, const std::vector<uint8_t>& payload) {
     auto h = make_record_header(type, static_cast<uint32_t>(payload.size()), crc32c(payload), true);
     if (type != schema::Trailer::kType) {
       chain = crc32c_extend(chain, h.data(), h.size());
       ++count;
+    }
+    if (type != schema::Trailer::kType && type != schema::StreamSeal::kType) {
+      seal.record(bytes.size(), type, static_cast<uint32_t>(payload.size()), crc32c(payload));
+      seal.bytes(h);
+      seal.bytes(payload);
     }
     bytes.insert(bytes.end(), h.begin(), h.end());
     bytes.insert(bytes.end(), payload.begin(), payload.end());
@@ -121,8 +131,10 @@ struct RawStream {
   void begin() {
     add(test_header());
     for (const StreamType& t : compiled_types()) add(to_schema_type(t));
+    sealed = true;
   }
   void trailer() {
+    if (sealed) add(std::move(seal.seal(true)).value());
     schema::Trailer t;
     t.record_count = count;
     t.stream_crc = chain;

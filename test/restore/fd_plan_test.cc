@@ -82,5 +82,29 @@ TEST(FdPlan, RefusesDuplicateTargetsAndUnopenedFiles) {
   EXPECT_FALSE(plan_fd_table({{1, 3}}, {{0, 2, false}}, -1, 3).ok());
 }
 
+// Fd numbers near INT_MAX: the lifted copies above them would overflow an int. Refused, never
+// planned with negative numbers.
+TEST(FdPlan, RefusesFdsWhoseLiftedCopiesWouldOverflow) {
+  auto plan = plan_fd_table({{1, 3}}, {{2147483647, 1, false}}, 4, 10);
+  ASSERT_FALSE(plan.ok());
+  EXPECT_NE(plan.error().message.find("too high"), std::string::npos) << plan.error().message;
+  EXPECT_FALSE(plan_fd_table({{1, 3}, {2, 4}}, {{2147483645, 1, false}}, 4, 10).ok());
+  EXPECT_FALSE(plan_fd_table({{1, 3}}, {{-1, 1, false}}, 4, 10).ok());
+}
+
+// 200k fds (the duplicate check was pairwise: 2e10 comparisons); the plan is linear in them.
+TEST(FdPlan, TwoHundredThousandFds) {
+  std::vector<FdSource> sources{{1, 3}};
+  std::vector<FdTarget> targets;
+  for (int fd = 0; fd < 200000; ++fd) targets.push_back({fd, 1, false});
+  auto plan = plan_fd_table(sources, targets, 4, 10);
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  EXPECT_GT(plan->keep_fd, 199999);
+  targets.push_back({123456, 1, false});
+  auto dup = plan_fd_table(sources, targets, 4, 10);
+  ASSERT_FALSE(dup.ok());
+  EXPECT_NE(dup.error().message.find("fd 123456 appears twice"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace cr::restore

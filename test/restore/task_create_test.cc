@@ -39,7 +39,9 @@ TEST(CloneWithPid, GivesTheAskedPid) {
 TEST(CloneWithPid, PidInUseIsAClearError) {
   auto r = clone_with_pid(::getpid(), [] { ::_exit(0); });
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().message, "pid " + std::to_string(::getpid()) + " is in use");
+  // Names the holder: its comm, and whether it is alive or a zombie.
+  EXPECT_EQ(r.error().message,
+            "pid " + std::to_string(::getpid()) + " is in use by 'restore_test' (alive, state R)");
 }
 
 // Issue 11: a zombie reaped between clone3's EEXIST and the /proc scan left no holder, and the

@@ -2,11 +2,20 @@
 //
 //   crdump [-o FILE] [-z[LEVEL]] [--leave-running] [--shell-job] [--inherit-fd FD]... [-v] PID
 //
-// Writes to stdout unless -o; refuses to write an image to a terminal. After a good dump the
-// process is killed unless --leave-running. On any failure the process is resumed untouched,
-// the stream ends with an error record, and crdump prints one line and exits 1.
+// Writes to stdout unless -o; refuses to write an image to a terminal. With -o the image goes to
+// a temporary name in the same directory, is fsynced and renamed over FILE before any process
+// is killed, so a failed dump never replaces a good image. After a good dump the process is
+// killed unless --leave-running. On any failure (or SIGINT, SIGTERM, SIGHUP before the stream
+// is finished) the process is resumed untouched, the stream ends with an error record, and
+// crdump prints one line and exits 1.
+//
+// Test hook: CR_TEST_PAUSE_AT=PASS makes crdump print "crdump: paused before PASS" on stderr
+// and wait for one of those signals before that pass (pass names as -v prints them), so a test
+// can cancel a dump at a pass of its choosing without timing.
 #include <fcntl.h>
+#include <libgen.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -22,6 +31,8 @@
 #include "common/scoped_fd.h"
 #include "dump/dump.h"
 #include "format/record_writer.h"
+#include "format/stream_seal.h"
+#include "tools/output_path.h"
 #include "tools/progress.h"
 
 namespace {
@@ -32,6 +43,83 @@ int die(const std::string& what) {
   std::fprintf(stderr, "crdump: %s\n", what.c_str());
   return 1;
 }
+
+// The signals that cancel a dump. They stay blocked: the dump checks for one between passes
+// (DumpOptions::checkpoint), so a tracee is never left half-injected.
+sigset_t cancel_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) sigaddset(&set, s);
+  return set;
+}
+
+cr::Status cancelled(int sig) {
+  return cr::make_error(
+      std::string("cancelled by SIG") + sigabbrev_np(sig) + " (the tree carries on)", ECANCELED);
+}
+
+// Before each pass: a pending cancel signal ends the dump; CR_TEST_PAUSE_AT waits for one.
+cr::Status checkpoint(std::string_view pass) {
+  const sigset_t set = cancel_signals();
+  static const char* pause_at = std::getenv("CR_TEST_PAUSE_AT");
+  if (pause_at != nullptr && pass == pause_at) {
+    std::fprintf(stderr, "crdump: paused before %s\n", pause_at);
+    std::fflush(stderr);
+    int sig = 0;
+    while (sigwait(&set, &sig) != 0) {
+    }
+    return cancelled(sig);
+  }
+  const timespec zero{};
+  const int sig = sigtimedwait(&set, nullptr, &zero);
+  if (sig > 0) return cancelled(sig);
+  return {};
+}
+
+// -o FILE: written as FILE.crdump-XXXXXX in FILE's directory (same file system, so the rename
+// is atomic), renamed over FILE once complete and fsynced; removed on any failure.
+class OutputFile {
+ public:
+  ~OutputFile() {
+    if (!tmp_.empty()) ::unlink(tmp_.c_str());
+  }
+  cr::Status open(const std::string& path) {
+    path_ = path;
+    if (cr::tools::is_special_output(path)) {
+      fd_.reset(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+      if (!fd_.valid()) return cr::errno_error(path);
+      return {};
+    }
+    std::string tmpl = path + ".crdump-XXXXXX";
+    fd_.reset(::mkostemp(tmpl.data(), O_CLOEXEC));
+    if (!fd_.valid()) return cr::errno_error(path + ": cannot create a temporary file beside it");
+    tmp_ = tmpl;
+    return {};
+  }
+  int fd() const { return fd_.get(); }
+  // Durable and in place: fsync the data, rename over the target, fsync the directory.
+  cr::Status commit() {
+    CR_TRY(sync_fd(fd_.get(), path_));
+    if (tmp_.empty()) return {};
+    if (::rename(tmp_.c_str(), path_.c_str()) != 0) return cr::errno_error("rename to " + path_);
+    tmp_.clear();
+    std::string dir = path_;
+    cr::ScopedFd d(::open(::dirname(dir.data()), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (d.valid() && ::fsync(d.get()) != 0)
+      return cr::errno_error("fsync of the directory of " + path_);
+    return {};
+  }
+  // fsync where it means something: a pipe or a socket has no data at rest (EINVAL).
+  static cr::Status sync_fd(int fd, const std::string& name) {
+    if (::fsync(fd) != 0 && errno != EINVAL && errno != EROFS)
+      return cr::errno_error("fsync " + name);
+    return {};
+  }
+
+ private:
+  std::string path_, tmp_;
+  cr::ScopedFd fd_;
+};
 
 // "-z" and "-zN" become "--zstd-level=N" before CLI11 sees them, so "-z 1234" cannot eat the
 // PID as a level.
@@ -81,8 +169,13 @@ int run(int argc, char** argv) {
   int zstd_level = 0;
   int pid = 0;
   bool verbose = false;
+  std::string sign_key;
   cr::dump::DumpOptions opts;
-  app.add_option("-o,--output", out_path, "write the image to FILE instead of stdout");
+  app.add_option("-o,--output", out_path,
+                 "write the image to FILE instead of stdout (atomically: a temporary file in "
+                 "the same directory, fsynced and renamed over FILE before the tree is killed)");
+  app.add_option("--sign-key", sign_key,
+                 "sign the image: HMAC-SHA256 with the key in FILE (crrestore --verify-key)");
   app.add_option("--zstd-level", zstd_level, "zstd level (-z alone: 3, -zN: N)")
       ->check(CLI::Range(1, 19));
   app.add_flag("--leave-running", opts.leave_running, "let the process carry on after the dump");
@@ -96,7 +189,13 @@ int run(int argc, char** argv) {
                  "refuse a deleted file holding more data than SIZE (bytes, or with K, M, G)");
   app.add_flag("-v,--verbose", verbose, "print each pass and its time on stderr");
   app.add_option("PID", pid, "process to dump")->required()->check(CLI::PositiveNumber);
-  app.footer("-z[LEVEL]: compress with zstd (level 3 unless given, e.g. -z9)");
+  app.footer(
+      "-z[LEVEL]: compress with zstd (level 3 unless given, e.g. -z9)\n"
+      "To a pipe (stdout), crdump cannot know whether the reader stored all of the stream: the\n"
+      "tree is killed once the stream is written. A complete stream ends with a seal (record\n"
+      "and byte count, chained checksum) and a trailer: check it (crit check) before relying\n"
+      "on it, or use --leave-running. SIGINT, SIGTERM or SIGHUP before the stream is finished\n"
+      "cancel the dump: the tree carries on, the stream ends with an error record.");
   try {
     std::vector<std::string> args = rewrite_args(argc, argv);
     app.parse(args);
@@ -111,23 +210,34 @@ int run(int argc, char** argv) {
     opts.ghost_limit = *limit;
   }
 
-  cr::ScopedFd owned;
+  // A closed reader must show up as EPIPE (so the task is resumed), not kill us mid-dump; and
+  // an interrupt is taken between passes (checkpoint), or after the tree is killed or detached.
+  ::signal(SIGPIPE, SIG_IGN);
+  const sigset_t block = cancel_signals();
+  sigprocmask(SIG_BLOCK, &block, nullptr);
+
+  cr::format::WriterOptions wopts;
+  if (!sign_key.empty()) {
+    auto key = cr::format::read_key_file(sign_key);
+    if (!key.ok()) return die(key.error().message);
+    wopts.mac_key = std::move(key).value();
+  }
+  if (::isatty(out_path.empty() ? STDOUT_FILENO : -1) == 1)
+    return die("refusing to write an image to a terminal (use -o FILE or a pipe)");
+  OutputFile file;
   int out_fd = STDOUT_FILENO;
   if (!out_path.empty()) {
-    owned.reset(::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    if (!owned.valid()) return die(out_path + ": " + std::strerror(errno));
-    out_fd = owned.get();
+    cr::Status st = file.open(out_path);
+    if (!st.ok()) return die(st.error().message);
+    out_fd = file.fd();
+    if (::isatty(out_fd))
+      return die("refusing to write an image to a terminal (use -o FILE or a pipe)");
   }
-  if (::isatty(out_fd))
-    return die("refusing to write an image to a terminal (use -o FILE or a pipe)");
-
-  // A closed reader must show up as EPIPE (so the task is resumed), not kill us mid-dump; and
-  // an interrupt waits until the task is resumed or dumped.
-  ::signal(SIGPIPE, SIG_IGN);
-  sigset_t block;
-  sigemptyset(&block);
-  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) sigaddset(&block, s);
-  sigprocmask(SIG_BLOCK, &block, nullptr);
+  opts.checkpoint = checkpoint;
+  opts.before_kill = [&]() -> cr::Status {
+    if (!out_path.empty()) return file.commit();
+    return OutputFile::sync_fd(out_fd, "stdout");
+  };
 
   auto t0 = std::chrono::steady_clock::now();
   if (verbose)
@@ -137,7 +247,6 @@ int run(int argc, char** argv) {
     };
   auto header = cr::dump::stream_header(pid);
   if (!header.ok()) return die(header.error().message);
-  cr::format::WriterOptions wopts;
   wopts.zstd_level = zstd_level;
   auto writer = cr::format::RecordWriter::create(out_fd, wopts, *header);
   if (!writer.ok()) return die(writer.error().message);

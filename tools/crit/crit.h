@@ -43,7 +43,8 @@ struct Image {
 
 /// Opens `path` ("-": stdin) for reading; `bookkeeping` also returns stream_header,
 /// schema_type and trailer records.
-Image open_image(const std::string& path, bool bookkeeping, bool verify_checksums = true);
+Image open_image(const std::string& path, bool bookkeeping, bool verify_checksums = true,
+                 std::vector<uint8_t> mac_key = {});
 
 /// The fields of one record, looked up by name (from the stream's description).
 class Fields {
@@ -79,7 +80,7 @@ std::string printable(std::string_view s, size_t max = 200);
 /// without them, or a look past a damaged byte).
 int cmd_show(const std::string& path, bool verify);
 int cmd_info(const std::string& path, bool verify);
-int cmd_check(const std::string& path);
+int cmd_check(const std::string& path, const std::string& verify_key = {});
 int cmd_decode(const std::string& path, bool pages);
 int cmd_encode(const std::string& in, const std::string& out);
 int cmd_x(const std::string& what, const std::string& path, bool verify);

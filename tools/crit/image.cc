@@ -7,7 +7,8 @@
 
 namespace cr::crit {
 
-Image open_image(const std::string& path, bool bookkeeping, bool verify_checksums) {
+Image open_image(const std::string& path, bool bookkeeping, bool verify_checksums,
+                 std::vector<uint8_t> mac_key) {
   Image img;
   int fd = 0;
   if (path != "-") {
@@ -20,6 +21,7 @@ Image open_image(const std::string& path, bool bookkeeping, bool verify_checksum
   opts.verify_checksums = verify_checksums;
   // crit shows any version from the image's own description.
   opts.allow_newer_version = true;
+  opts.mac_key = std::move(mac_key);
   auto r = format::RecordReader::open(fd, opts);
   if (!r.ok()) fail((path == "-" ? std::string("stdin") : path) + ": " + r.error().message);
   img.reader = std::move(r).value();

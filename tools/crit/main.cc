@@ -28,6 +28,9 @@ int main(int argc, char** argv) {
 
   auto* check = app.add_subcommand("check", "verify checksums, objrefs and the trailer");
   check->add_option("IMG", img, kImgHelp);
+  std::string verify_key;
+  check->add_option("--verify-key", verify_key,
+                    "also require a signature (crdump --sign-key) made with the key in FILE");
 
   bool pages = false;
   auto* decode = app.add_subcommand("decode", "image to JSON on stdout");
@@ -61,7 +64,7 @@ int main(int argc, char** argv) {
   try {
     if (*show) return cr::crit::cmd_show(img, !no_verify);
     if (*info) return cr::crit::cmd_info(img, !no_verify);
-    if (*check) return cr::crit::cmd_check(img);
+    if (*check) return cr::crit::cmd_check(img, verify_key);
     if (*decode) return cr::crit::cmd_decode(img, pages);
     if (*encode) return cr::crit::cmd_encode(json_in, out);
     if (*x) return cr::crit::cmd_x(view, img, !no_verify);

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "format/stream_format.h"
+#include "format/stream_seal.h"
 #include "tools/crit/crit.h"
 #include "tools/crit/summary.h"
 
@@ -114,8 +115,10 @@ int cmd_info(const std::string& path, bool verify) {
   return 0;
 }
 
-int cmd_check(const std::string& path) {
-  Image img = open_image(path, /*bookkeeping=*/true);
+int cmd_check(const std::string& path, const std::string& verify_key) {
+  std::vector<uint8_t> key;
+  if (!verify_key.empty()) key = take(format::read_key_file(verify_key));
+  Image img = open_image(path, /*bookkeeping=*/true, /*verify_checksums=*/true, std::move(key));
   auto& r = *img.reader;
   Totals totals;
   while (take(r.next())) {

@@ -1,5 +1,6 @@
 // crit decode and encode: image <-> JSON through format/json.h.
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -8,6 +9,8 @@
 #include <nlohmann/json.hpp>
 
 #include "format/json.h"
+#include "format/record_reader.h"
+#include "format/stream_format.h"
 #include "tools/output_path.h"
 #include "tools/crit/crit.h"
 
@@ -58,6 +61,37 @@ void encode_incrementally(std::istream& in, const std::string& name, int fd) {
   take(enc.finish());
 }
 
+// What encode made must be an image its own reader takes whole: read it through once.
+void verify_encoded(int fd) {
+  uint8_t prefix[format::kPrefixSize] = {};
+  if (::pread(fd, prefix, sizeof prefix, 0) != static_cast<ssize_t>(sizeof prefix))
+    fail("the encoded stream is shorter than its prefix");
+  format::ReaderOptions opts;
+  opts.verify_checksums = (format::load_le32(prefix + 12) & format::kFlagNoChecksums) == 0;
+  opts.allow_newer_version = true;
+  if (::lseek(fd, 0, SEEK_SET) != 0) fail(errno_error("lseek").message);
+  auto r = take(format::RecordReader::open(fd, opts));
+  while (take(r->next())) {
+  }
+}
+
+void copy_fd(int from, int to) {
+  if (::lseek(from, 0, SEEK_SET) != 0) fail(errno_error("lseek").message);
+  std::vector<char> buf(1 << 20);
+  for (;;) {
+    const ssize_t n = ::read(from, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail(errno_error("read").message);
+    if (n == 0) return;
+    for (ssize_t done = 0; done < n;) {
+      const ssize_t w = ::write(to, buf.data() + done, static_cast<size_t>(n - done));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) fail(errno_error("write").message);
+      done += w;
+    }
+  }
+}
+
 }  // namespace
 
 int cmd_encode(const std::string& in, const std::string& out) {
@@ -77,7 +111,16 @@ int cmd_encode(const std::string& in, const std::string& out) {
     fail("encode: refusing to write an image to a terminal (use -o FILE or a redirect)");
   }
   try {
-    encode_incrementally(in == "-" ? std::cin : file, in == "-" ? "stdin" : in, fd);
+    // Encoded into memory first and read back: an image the reader refuses is never written.
+    ScopedFd mem(::memfd_create("crit-encode", MFD_CLOEXEC));
+    if (!mem.valid()) fail(errno_error("memfd_create").message);
+    encode_incrementally(in == "-" ? std::cin : file, in == "-" ? "stdin" : in, mem.get());
+    try {
+      verify_encoded(mem.get());
+    } catch (const Failure& e) {
+      fail(std::string("the encoded image does not read back: ") + e.what());
+    }
+    copy_fd(mem.get(), fd);
   } catch (const Failure& e) {
     // Do not leave a half-written image behind under the name the user gave (a device or a
     // FIFO is not ours to remove).

@@ -1,6 +1,13 @@
 // crrestore: restores a process tree from an image stream (stdin or -i FILE, plain or zstd).
+//
+// --verify-key FILE: nothing is created before the signature is checked. Restore creates
+// things while it reads the head (IPC objects, pipes, the process tree), and the MAC can only
+// be checked at the stream's end, so the stream is first copied into a sealed memfd and read
+// through once, verifying every checksum and the MAC; then it is restored from that copy. The
+// cost: the image's size in memory (swappable shmem) and one extra read of it.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,6 +20,7 @@
 
 #include "common/scoped_fd.h"
 #include "format/record_reader.h"
+#include "format/stream_seal.h"
 #include "restore/restorer.h"
 #include "tools/progress.h"
 
@@ -33,6 +41,40 @@ void raise_nofile() {
   }
 }
 
+// Copies all of `in` into a memfd that nobody can change after (F_SEAL_WRITE etc.).
+cr::Result<cr::ScopedFd> buffer_stream(int in) {
+  cr::ScopedFd m(::memfd_create("crrestore-image", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (!m.valid()) return cr::errno_error("memfd_create");
+  std::vector<char> buf(1 << 20);
+  for (;;) {
+    const ssize_t r = ::read(in, buf.data(), buf.size());
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return cr::errno_error("read");
+    if (r == 0) break;
+    for (ssize_t done = 0; done < r;) {
+      const ssize_t w = ::write(m.get(), buf.data() + done, static_cast<size_t>(r - done));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) return cr::errno_error("buffering the image");
+      done += w;
+    }
+  }
+  if (::fcntl(m.get(), F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) != 0)
+    return cr::errno_error("sealing the image buffer");
+  if (::lseek(m.get(), 0, SEEK_SET) != 0) return cr::errno_error("lseek");
+  return m;
+}
+
+// Reads the whole stream with the key: every checksum, the seal and its MAC.
+cr::Status verify_stream(int fd, const cr::format::ReaderOptions& ropts) {
+  CR_TRY_ASSIGN(auto reader, cr::format::RecordReader::open(fd, ropts));
+  for (;;) {
+    CR_TRY_ASSIGN(bool more, reader->next());
+    if (!more) break;
+  }
+  if (::lseek(fd, 0, SEEK_SET) != 0) return cr::errno_error("lseek");
+  return {};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -40,7 +82,11 @@ int main(int argc, char** argv) {
   std::string input;
   bool detach = false, shell_job = false, verbose = false;
   std::vector<std::string> inherit;
+  std::string verify_key;
   app.add_option("-i,--input", input, "image file (default: stdin)");
+  app.add_option("--verify-key", verify_key,
+                 "refuse an image not signed with the key in FILE (crdump --sign-key); the "
+                 "image is buffered in memory and checked whole before anything is created");
   app.add_flag("-d,--detach", detach, "return once the process runs");
   app.add_flag("--shell-job", shell_job, "reconnect terminal fds to ours");
   app.add_option("--inherit-fd", inherit, "fd[N]:KEY: give our fd N for the external file KEY");
@@ -78,9 +124,22 @@ int main(int argc, char** argv) {
     if (!owned.valid()) die(cr::errno_error(input).message);
     fd = owned.get();
   }
-  auto reader = cr::format::RecordReader::open(fd);
-  if (!reader.ok())
-    die((input.empty() ? std::string("stdin") : input) + ": " + reader.error().message);
+  const std::string name = input.empty() ? std::string("stdin") : input;
+  cr::format::ReaderOptions ropts;
+  cr::ScopedFd buffered;
+  if (!verify_key.empty()) {
+    auto key = cr::format::read_key_file(verify_key);
+    if (!key.ok()) die(key.error().message);
+    ropts.mac_key = std::move(key).value();
+    auto m = buffer_stream(fd);
+    if (!m.ok()) die(name + ": " + m.error().message);
+    buffered = std::move(m).value();
+    fd = buffered.get();
+    cr::Status st = verify_stream(fd, ropts);
+    if (!st.ok()) die(name + ": " + st.error().message);
+  }
+  auto reader = cr::format::RecordReader::open(fd, ropts);
+  if (!reader.ok()) die(name + ": " + reader.error().message);
   ctx.reader = reader->get();
 
   cr::tools::Progress progress("crrestore");
