@@ -36,6 +36,9 @@ const std::vector<ZdtmCase>& cases() {
       {"pid_ids", {"arg1", "arg2"}},
       {"proc_attrs", {}},
       {"creds_nonroot", {}, /*needs_root=*/true},
+      {"creds_nonroot_caps", {"caps"}, true, "", "creds_nonroot"},
+      {"proc_prctl", {}, true},
+      {"proc_prctl_root_pdeathsig", {"root_pdeathsig"}, true, "signal 10 (PR_SET_PDEATHSIG) on the root", "proc_prctl"},
       {"signals", {}},
       {"itimer", {}},
       {"posix_timer", {}},
@@ -89,6 +92,14 @@ const std::vector<ZdtmCase>& cases() {
        "fd 4: unix dgram socket with datagrams queued from 'cli.sock' (their sender cannot be "
        "restored)"},
       {"unix_unlinked_refused", {}, false, "fd 4: unix socket bound to 'gone.sock': the file was"},
+      {"ns_uts_refused", {"uts"}, true, "uts namespace differs from crdump's", "ns_refused"},
+      {"ns_net_refused", {"net"}, true, "net namespace differs from crdump's", "ns_refused"},
+      {"ns_mnt_refused", {"mnt"}, true, "mnt namespace differs from crdump's", "ns_refused"},
+      {"ns_cgroup_refused", {"cgroup"}, true, "cgroup namespace differs from crdump's", "ns_refused"},
+      {"ns_user_refused", {"user"}, true, "user namespace differs from crdump's", "ns_refused"},
+      {"ns_pid_refused", {"pid"}, true, "pid_for_children namespace differs", "ns_refused"},
+      {"ns_time_refused", {"time"}, true, "time_for_children namespace differs", "ns_refused"},
+      {"ns_child_uts_refused", {"child_uts"}, true, "is in another uts namespace", "ns_refused"},
 
   };
   return all;
