@@ -33,6 +33,9 @@ struct RemoteState {
   uint32_t securebits = 0;
   uint64_t brk = 0;
   bool child_subreaper = false;
+  uint32_t dumpable = 1;     // PR_GET_DUMPABLE
+  uint32_t thp_disable = 0;  // PR_GET_THP_DISABLE
+  uint32_t membarrier = 0;   // MEMBARRIER_CMD_GET_REGISTRATIONS
 };
 
 /// One thread, frozen by freeze.cc and queried by remote_state.cc. Each owns its ptrace
@@ -52,6 +55,8 @@ struct ThreadState {
   uint64_t ss_sp = 0, ss_size = 0;
   uint32_t ss_flags = 0;
   uint64_t clear_child_tid = 0;
+  uint32_t pdeathsig = 0;       // PR_GET_PDEATHSIG
+  uint64_t timer_slack_ns = 0;  // PR_GET_TIMERSLACK
 };
 
 /// A deleted file's contents, read when written: an fd of crdump's own on it and its data
@@ -106,6 +111,7 @@ struct DumpContext {
   // freeze.cc
   std::vector<ThreadState> threads;  // ascending tid; the leader (tid == pid) is first
   bool group_stopped = false;
+  int stop_signo = 0;  // the group stop's signal
   std::vector<schema::PendingSignal> shared_pending;  // the process-wide queue
 
   /// The leader's attachment: memory reads and process-wide injected calls go through it.
@@ -126,6 +132,7 @@ struct DumpContext {
   schema::Creds creds;
   schema::Rlimits rlimits;
   schema::FsInfo fs;
+  schema::ProcAttrs attrs;
   schema::Mm mm;
 
   // pages.cc statistics

@@ -48,11 +48,13 @@ Status check_supported(DumpContext& ctx) {
 // After PTRACE_SEIZE + PTRACE_INTERRUPT the first stop can be a signal that was already being
 // delivered. Let it be delivered (as it would have been without us) until the thread reaches
 // the interrupt's event stop, or a group stop.
-Status settle(ThreadState& t, bool& group_stopped) {
+Status settle(ThreadState& t, bool& group_stopped, int& stop_signo) {
   for (int round = 0; round < 64; ++round) {
     const sys::WaitStatus& ws = t.tracee.last_stop();
     if (ws.ptrace_event() == kEventStop) {
+      // In a group stop the event stop carries the stop signal (SIGSTOP, SIGTSTP, ...).
       group_stopped = ws.stop_sig() != SIGTRAP;
+      if (group_stopped) stop_signo = ws.stop_sig();
       return {};
     }
     CR_TRY_ASSIGN(sys::WaitStatus next, t.tracee.cont_and_wait(ws.stop_sig()));
@@ -108,7 +110,7 @@ Status seize_all(DumpContext& ctx) {
         return st;
       }
       bool stopped = false;
-      CR_TRY(settle(t, stopped));
+      CR_TRY(settle(t, stopped, ctx.stop_signo));
       ctx.group_stopped = ctx.group_stopped || stopped;
       ++i;
     }

@@ -1,4 +1,7 @@
 // Per-process attributes from /proc: Process, Creds, Rlimits, FsInfo, Mm.
+#include <cerrno>
+#include <cstdlib>
+
 #include "dump/passes.h"
 
 namespace cr::dump {
@@ -8,6 +11,50 @@ namespace {
 std::string strip_newline(std::string s) {
   while (!s.empty() && s.back() == '\n') s.pop_back();
   return s;
+}
+
+Result<int64_t> read_number(const ProcDir& proc, const std::string& name) {
+  CR_TRY_ASSIGN(std::string text, proc.read(name));
+  errno = 0;
+  char* end = nullptr;
+  const long long v = std::strtoll(text.c_str(), &end, 10);
+  if (errno != 0 || end == text.c_str())
+    return make_error("/proc/" + name + ": not a number: '" + strip_newline(text) + "'");
+  return static_cast<int64_t>(v);
+}
+
+// ProcAttrs, and what of it restore could not give back: refused here, naming it.
+Status collect_attrs(DumpContext& ctx) {
+  const std::string who = "pid " + std::to_string(ctx.pid);
+  schema::ProcAttrs& a = ctx.attrs;
+  a.pid = static_cast<uint32_t>(ctx.pid);
+  CR_TRY_ASSIGN(int64_t oom, read_number(ctx.proc, "oom_score_adj"));
+  a.oom_score_adj = static_cast<int32_t>(oom);
+  // The audit login uid is per task (inherited by clone); the image has one per process.
+  CR_TRY_ASSIGN(int64_t loginuid, read_number(ctx.proc, "loginuid"));
+  a.loginuid = static_cast<uint32_t>(loginuid);
+  for (const ThreadState& t : ctx.threads) {
+    CR_TRY_ASSIGN(int64_t l, read_number(ctx.proc, "task/" + std::to_string(t.tid) + "/loginuid"));
+    if (static_cast<uint32_t>(l) != a.loginuid)
+      return make_error(who + " thread " + std::to_string(t.tid) + ": loginuid " +
+                        std::to_string(static_cast<uint32_t>(l)) + " differs from its process's " +
+                        std::to_string(a.loginuid) + ": not supported");
+    // A parent-death signal fires when the parent exits; the root's parent is outside the
+    // tree, and at restore it would be crrestore, which exits.
+    if (ctx.parent == 0 && t.pdeathsig != 0)
+      return make_error(who + " thread " + std::to_string(t.tid) + ": parent-death signal " +
+                        std::to_string(t.pdeathsig) +
+                        " (PR_SET_PDEATHSIG) on the root, whose parent is outside the tree: "
+                        "not supported");
+  }
+  // 2 (SUID_DUMP_ROOT) comes from an exec under fs.suid_dumpable = 2; prctl cannot set it.
+  if (ctx.remote.dumpable > 1)
+    return make_error(who + ": dumpable " + std::to_string(ctx.remote.dumpable) +
+                      " (suid_dumpable) cannot be set back: not supported");
+  a.dumpable = ctx.remote.dumpable;
+  a.thp_disable = ctx.remote.thp_disable;
+  a.membarrier = ctx.remote.membarrier;
+  return {};
 }
 
 }  // namespace
@@ -55,6 +102,8 @@ Status collect_process_info(DumpContext& ctx) {
   c.cap_amb = s.cap_amb;
   c.securebits = ctx.remote.securebits;
   c.no_new_privs = s.no_new_privs;
+
+  CR_TRY(collect_attrs(ctx));
 
   CR_TRY_ASSIGN(std::string limits_text, ctx.proc.read("limits"));
   ctx.rlimits.pid = pid;

@@ -1,5 +1,5 @@
 // Writing the collected state in the stream's fixed order (everything but the pages):
-// every Process; per process Creds, Rlimits, FsInfo; the SysV objects of a tree with its own IPC
+// every Process; per process Creds, Rlimits, FsInfo, ProcAttrs; the SysV objects of a tree with its own IPC
 // namespace; Shmem, ShmemData; Pty, Pipe, PipeData, UnixSocket, UnixSocketData, File, FileData;
 // every Fd; every EpollItem; every FileLock and FileOwner;
 // then per process: Mm, Vma | Pages | Sigaction, Itimer, PosixTimer, PendingSignal (shared,
@@ -26,6 +26,7 @@ Status write_tree_head(DumpTree& tree) {
     CR_TRY(out.write(p->creds));
     CR_TRY(out.write(p->rlimits));
     CR_TRY(out.write(p->fs));
+    CR_TRY(out.write(p->attrs));
   }
   CR_TRY(write_ipc(tree));
   // Shared memory objects before the files: a memfd's File names its Shmem.
@@ -89,6 +90,9 @@ Result<schema::Thread> make_thread(DumpContext& ctx, const ThreadState& t) {
   th.sched_priority = static_cast<uint32_t>(sp.sched_priority);
   th.nice = nice;
   th.flags = ctx.group_stopped ? uint32_t{schema::kThreadStopped} : 0u;
+  th.pdeathsig = t.pdeathsig;
+  th.timer_slack_ns = t.timer_slack_ns;
+  th.stop_signo = ctx.group_stopped ? static_cast<uint32_t>(ctx.stop_signo) : 0u;
   return th;
 }
 

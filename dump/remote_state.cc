@@ -1,6 +1,7 @@
 // State only the task itself can report, read by system calls injected into it: signal
-// dispositions, interval and POSIX timers, securebits, brk (process-wide, asked of the leader);
-// altstack and clear_child_tid (asked of every thread).
+// dispositions, interval and POSIX timers, securebits, dumpable, THP-disable, membarrier
+// registrations, brk (process-wide, asked of the leader); altstack, clear_child_tid, the
+// parent-death signal and timer slack (asked of every thread).
 // Results land on a scratch page mapped in the task and unmapped again on every path.
 #include <signal.h>
 #include <sys/mman.h>
@@ -11,6 +12,7 @@
 #include <cstring>
 
 #include "dump/passes.h"
+#include "sys/linux_abi.h"
 #include "sys/remote_syscalls.h"
 
 namespace cr::dump {
@@ -96,6 +98,18 @@ Status query(DumpContext& ctx, sys::RemoteSyscalls& rs, uint64_t scratch) {
 
   CR_TRY_ASSIGN(uint64_t bits, rs.call("prctl(PR_GET_SECUREBITS)", SYS_prctl, PR_GET_SECUREBITS));
   r.securebits = static_cast<uint32_t>(bits);
+  CR_TRY_ASSIGN(uint64_t dumpable, rs.call("prctl(PR_GET_DUMPABLE)", SYS_prctl, PR_GET_DUMPABLE));
+  r.dumpable = static_cast<uint32_t>(dumpable);
+  CR_TRY_ASSIGN(uint64_t thp, rs.call("prctl(PR_GET_THP_DISABLE)", SYS_prctl, PR_GET_THP_DISABLE));
+  r.thp_disable = static_cast<uint32_t>(thp);
+  // The mm's membarrier registrations show nowhere in /proc; since 6.3 the task can ask.
+  auto regs = rs.call_raw(SYS_membarrier, MEMBARRIER_CMD_GET_REGISTRATIONS, 0, 0, 0, 0);
+  if (!regs.ok()) return std::move(regs).error();
+  if (*regs >= 0) {
+    r.membarrier = static_cast<uint32_t>(*regs);
+  } else if (*regs != -EINVAL) {
+    return errno_error("remote membarrier(GET_REGISTRATIONS)", static_cast<int>(-*regs));
+  }  // EINVAL: a kernel before 6.3 cannot tell (docs/ARCHITECTURE.md)
   CR_TRY_ASSIGN(r.brk, rs.call("brk", SYS_brk, 0));
   CR_TRY(rs.call("prctl(PR_GET_CHILD_SUBREAPER)", SYS_prctl, PR_GET_CHILD_SUBREAPER, scratch));
   CR_TRY_ASSIGN(uint32_t subreaper, fetch<uint32_t>(ctx.tracee(), scratch));
@@ -133,6 +147,10 @@ Status query_thread(const sys::Tracee& leader, ThreadState& t, sys::RemoteSyscal
   t.ss_flags = static_cast<uint32_t>(ss.flags);
   CR_TRY(rs.call("prctl(PR_GET_TID_ADDRESS)", SYS_prctl, PR_GET_TID_ADDRESS, scratch));
   CR_TRY_ASSIGN(t.clear_child_tid, fetch<uint64_t>(leader, scratch));
+  CR_TRY(rs.call("prctl(PR_GET_PDEATHSIG)", SYS_prctl, PR_GET_PDEATHSIG, scratch));
+  CR_TRY_ASSIGN(t.pdeathsig, fetch<uint32_t>(leader, scratch));
+  CR_TRY_ASSIGN(t.timer_slack_ns,
+                rs.call("prctl(PR_GET_TIMERSLACK)", SYS_prctl, PR_GET_TIMERSLACK));
   return {};
 }
 

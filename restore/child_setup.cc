@@ -128,6 +128,37 @@ Status set_rlimits(const RestoreContext& ctx, int report_fd) {
   return {};
 }
 
+// Writes `value` to /proc/self/`name` unless it holds it already.
+Status write_own_proc(const std::string& name, const std::string& value) {
+  const std::string path = "/proc/self/" + name;
+  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return errno_error("open " + path);
+  char buf[32] = {};
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  std::string now(buf, n > 0 ? static_cast<size_t>(n) : 0);
+  while (!now.empty() && now.back() == '\n') now.pop_back();
+  Status st;
+  if (now != value && ::pwrite(fd, value.data(), value.size(), 0) < 0)
+    st = errno_error(name + " " + value);
+  ::close(fd);
+  return st;
+}
+
+// What only the process itself may set (the kernel takes loginuid from the task itself only):
+// its audit login uid and, while it is still root, its oom_score_adj.
+Status set_own_attrs(const RestoreContext& ctx) {
+  if (!ctx.img.attrs) return {};
+  const auto& a = *ctx.img.attrs;
+  Status st = write_own_proc("oom_score_adj", std::to_string(a.oom_score_adj));
+  // Below the lowest value crrestore's ancestors set with CAP_SYS_RESOURCE (which we lack).
+  if (!st.ok() && st.error().code == EACCES)
+    return std::move(st).error().wrap(
+        "below crrestore's own oom_score_adj floor (lowering it "
+        "needs CAP_SYS_RESOURCE)");
+  if (!st.ok()) return st;
+  return write_own_proc("loginuid", std::to_string(a.loginuid));
+}
+
 // Before any child is forked, so that they start in the right session, with its controlling
 // terminal. Joining another process's group waits until every process exists (crrestore does it,
 // tree.cc).
@@ -319,6 +350,7 @@ Status setup(const RestoreContext& root, const RestoreContext& ctx, const Carrie
   ::umask(static_cast<mode_t>(p.umask));
   if (::personality(p.personality) < 0) return errno_error("personality");
   CR_TRY(set_rlimits(ctx, *report_fd));
+  CR_TRY(set_own_attrs(ctx));
   if (::prctl(PR_SET_NAME, p.comm.c_str(), 0, 0, 0) != 0) return errno_error("PR_SET_NAME");
   if ((p.flags & schema::kProcessChildSubreaper) != 0 &&
       ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)

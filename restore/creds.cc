@@ -9,8 +9,8 @@
 #include <algorithm>
 #include <cstdio>
 
-#include "sys/proc_parse.h"
 #include "restore/task_state.h"
+#include "sys/proc_parse.h"
 
 namespace cr::restore {
 
@@ -34,10 +34,9 @@ bool creds_match(const sys::ProcStatus& s, const schema::Creds& c) {
   const uint32_t uid[4] = {c.uid, c.euid, c.suid, c.fsuid};
   const uint32_t gid[4] = {c.gid, c.egid, c.sgid, c.fsgid};
   std::vector<uint32_t> groups(c.groups.begin(), c.groups.end());
-  return std::equal(uid, uid + 4, s.uid) && std::equal(gid, gid + 4, s.gid) &&
-         groups == s.groups && s.cap_inh == c.cap_inh && s.cap_prm == c.cap_prm &&
-         s.cap_eff == c.cap_eff && s.cap_bnd == c.cap_bnd && s.cap_amb == c.cap_amb &&
-         s.no_new_privs == c.no_new_privs;
+  return std::equal(uid, uid + 4, s.uid) && std::equal(gid, gid + 4, s.gid) && groups == s.groups &&
+         s.cap_inh == c.cap_inh && s.cap_prm == c.cap_prm && s.cap_eff == c.cap_eff &&
+         s.cap_bnd == c.cap_bnd && s.cap_amb == c.cap_amb && s.no_new_privs == c.no_new_privs;
 }
 
 int last_cap() {
@@ -70,9 +69,8 @@ Status restore_thread_creds(RestoreContext& ctx, ThreadView& th) {
   for (int cap = 0; cap <= last && cap < 64; ++cap) {
     // Only what the task has and the dump had not (CAP_SYS_RESOURCE is in neither here).
     if ((c.cap_bnd >> cap) & 1 || ((bnd >> cap) & 1) == 0) continue;
-    CR_TRY(
-        check(rs.call("PR_CAPBSET_DROP", SYS_prctl, PR_CAPBSET_DROP, static_cast<uint64_t>(cap)),
-              "bounding set"));
+    CR_TRY(check(rs.call("PR_CAPBSET_DROP", SYS_prctl, PR_CAPBSET_DROP, static_cast<uint64_t>(cap)),
+                 "bounding set"));
   }
   ctx.reset_scratch();
   std::vector<uint32_t> groups(c.groups.begin(), c.groups.end());
@@ -81,37 +79,50 @@ Status restore_thread_creds(RestoreContext& ctx, ThreadView& th) {
     CR_TRY_ASSIGN(groups_addr, ctx.put(groups.data(), groups.size() * sizeof(uint32_t)));
   }
   CR_TRY(check(rs.call("setgroups", SYS_setgroups, groups.size(), groups_addr), "groups"));
-  const bool uid_changes = c.uid != 0 || c.euid != 0 || c.suid != 0;
-  // Keep the permitted set across the uid change; capset below sets the final sets.
-  const uint64_t bits = c.securebits | (uid_changes ? SECBIT_KEEP_CAPS : 0);
+  const bool uid_changes = c.uid != 0 || c.euid != 0 || c.suid != 0 || c.fsuid != 0;
+  // Keep every capability across the uid change: SECBIT_NO_SETUID_FIXUP leaves the sets alone.
+  // (SECBIT_KEEP_CAPS would keep only the permitted set; without CAP_SETPCAP in the effective
+  // set the final securebits could not be set and KEEP_CAPS would stay.) The final securebits
+  // go on while CAP_SETPCAP is still effective, the final capability sets last.
   auto cur_bits = rs.call_raw(SYS_prctl, PR_GET_SECUREBITS);
   if (!cur_bits.ok()) return std::move(cur_bits).error();
-  if (static_cast<uint64_t>(*cur_bits) != bits)
-    CR_TRY(check(rs.call("PR_SET_SECUREBITS", SYS_prctl, PR_SET_SECUREBITS, bits), "securebits"));
+  uint64_t bits = static_cast<uint64_t>(*cur_bits);
+  if (uid_changes && bits != SECBIT_NO_SETUID_FIXUP) {
+    CR_TRY(check(rs.call("PR_SET_SECUREBITS", SYS_prctl, PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP),
+                 "securebits"));
+    bits = SECBIT_NO_SETUID_FIXUP;
+  }
   CR_TRY(check(rs.call("setresgid", SYS_setresgid, c.gid, c.egid, c.sgid), "gids"));
   (void)rs.call("setfsgid", SYS_setfsgid, c.fsgid);
   CR_TRY(check(rs.call("setresuid", SYS_setresuid, c.uid, c.euid, c.suid), "uids"));
   (void)rs.call("setfsuid", SYS_setfsuid, c.fsuid);
   __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
-  __user_cap_data_struct data[2]{};
-  for (int i = 0; i < 2; ++i) {
-    data[i].effective = static_cast<uint32_t>(c.cap_eff >> (32 * i));
-    data[i].permitted = static_cast<uint32_t>(c.cap_prm >> (32 * i));
-    data[i].inheritable = static_cast<uint32_t>(c.cap_inh >> (32 * i));
+  auto set_caps = [&](uint64_t inh, uint64_t prm, uint64_t eff) -> Status {
+    __user_cap_data_struct data[2]{};
+    for (int i = 0; i < 2; ++i) {
+      data[i].effective = static_cast<uint32_t>(eff >> (32 * i));
+      data[i].permitted = static_cast<uint32_t>(prm >> (32 * i));
+      data[i].inheritable = static_cast<uint32_t>(inh >> (32 * i));
+    }
+    ctx.reset_scratch();
+    CR_TRY_ASSIGN(uint64_t hdr_addr, ctx.put(&hdr, sizeof hdr));
+    CR_TRY_ASSIGN(uint64_t data_addr, ctx.put(data, sizeof data));
+    return check(rs.call("capset", SYS_capset, hdr_addr, data_addr), "capabilities");
+  };
+  if (c.cap_amb != 0) {
+    // An ambient capability must be permitted and inheritable when raised: the dumped
+    // inheritable set first, our permitted and effective sets kept until the end.
+    CR_TRY(set_caps(c.cap_inh, now.cap_prm, now.cap_eff));
+    for (int cap = 0; cap <= last && cap < 64; ++cap)
+      if ((c.cap_amb >> cap) & 1)
+        CR_TRY(check(rs.call("PR_CAP_AMBIENT_RAISE", SYS_prctl, PR_CAP_AMBIENT,
+                             PR_CAP_AMBIENT_RAISE, static_cast<uint64_t>(cap)),
+                     "ambient capabilities"));
   }
-  ctx.reset_scratch();
-  CR_TRY_ASSIGN(uint64_t hdr_addr, ctx.put(&hdr, sizeof hdr));
-  CR_TRY_ASSIGN(uint64_t data_addr, ctx.put(data, sizeof data));
-  CR_TRY(check(rs.call("capset", SYS_capset, hdr_addr, data_addr), "capabilities"));
-  for (int cap = 0; cap <= last && cap < 64; ++cap)
-    if ((c.cap_amb >> cap) & 1)
-      CR_TRY(check(rs.call("PR_CAP_AMBIENT_RAISE", SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE,
-                            static_cast<uint64_t>(cap)),
-                   "ambient capabilities"));
-  if (bits != c.securebits) {
-    auto r = rs.call("PR_SET_SECUREBITS", SYS_prctl, PR_SET_SECUREBITS, c.securebits);
-    if (!r.ok()) ctx.warn("securebits keep SECBIT_KEEP_CAPS: " + r.error().message);
-  }
+  if (bits != c.securebits)
+    CR_TRY(check(rs.call("PR_SET_SECUREBITS", SYS_prctl, PR_SET_SECUREBITS, c.securebits),
+                 "securebits"));
+  CR_TRY(set_caps(c.cap_inh, c.cap_prm, c.cap_eff));
   // A uid change clears the dumpable flag; a process of its own uid was dumpable (crdump could
   // read it), so give that back or /proc/PID would stay root's.
   if (uid_changes) (void)rs.call("PR_SET_DUMPABLE", SYS_prctl, PR_SET_DUMPABLE, 1);

@@ -44,6 +44,8 @@ Status stash_head_record(const format::RecordReader& reader, ProcessImage& img) 
       return set_once(img.rlimits, reader);
     case schema::FsInfo::kType:
       return set_once(img.fs, reader);
+    case schema::ProcAttrs::kType:
+      return set_once(img.attrs, reader);
     case schema::Mm::kType:
       return set_once(img.mm, reader);
     case schema::Pipe::kType: {
@@ -181,6 +183,8 @@ Status stash_tree_record(const format::RecordReader& reader, TreeHead& head) {
       return stash_own(reader, head, &ProcessImage::rlimits);
     case schema::FsInfo::kType:
       return stash_own(reader, head, &ProcessImage::fs);
+    case schema::ProcAttrs::kType:
+      return stash_own(reader, head, &ProcessImage::attrs);
     case schema::Fd::kType: {
       CR_TRY_ASSIGN(auto fd, reader.decode<schema::Fd>());
       ProcessImage* img = head.find(fd.pid);

@@ -48,6 +48,7 @@ struct ProcessImage {
   std::optional<schema::Creds> creds;
   std::optional<schema::Rlimits> rlimits;
   std::optional<schema::FsInfo> fs;
+  std::optional<schema::ProcAttrs> attrs;  // none in images before it existed
   std::optional<schema::Mm> mm;
   std::map<uint32_t, schema::Pty> ptys;       // by Pty id
   std::map<uint32_t, PipeImage> pipes;        // by Pipe id

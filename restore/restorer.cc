@@ -15,6 +15,7 @@
 #include "common/test_hook.h"
 #include "restore/address_space.h"
 #include "restore/file_locks.h"
+#include "restore/attrs.h"
 #include "restore/shmem.h"
 #include "restore/task_state.h"
 #include "restore/threads.h"
@@ -86,9 +87,14 @@ Status detach(RestoreContext& ctx) {
   if (ctx.opts.foreground_tty >= 0 && p.pgid == p.pid &&
       ::tcsetpgrp(ctx.opts.foreground_tty, static_cast<pid_t>(p.pid)) != 0)
     ctx.warn(errno_error("tcsetpgrp").message + ": the task runs in the background");
-  // Dumped in group stop: a SIGSTOP pending at detach stops it before it runs any code.
-  if ((t.flags & schema::kThreadStopped) != 0 && ::kill(static_cast<pid_t>(p.pid), SIGSTOP) != 0)
-    return errno_error("SIGSTOP for the stopped task");
+  // Dumped in group stop: the same stop signal pending at detach stops it before it runs any
+  // code (its parent sees a new stop; images before stop_signo have 0: SIGSTOP). A SIGTSTP,
+  // SIGTTIN or SIGTTOU is dropped, as the kernel drops it, if the group is orphaned by then.
+  const int stop = t.stop_signo != 0 ? static_cast<int>(t.stop_signo) : SIGSTOP;
+  if (stop != SIGSTOP && stop != SIGTSTP && stop != SIGTTIN && stop != SIGTTOU)
+    return make_error("stop signal " + std::to_string(stop) + " is not a stop signal");
+  if ((t.flags & schema::kThreadStopped) != 0 && ::kill(static_cast<pid_t>(p.pid), stop) != 0)
+    return errno_error("signal " + std::to_string(stop) + " for the stopped task");
   CR_TRY(detach_threads(ctx));
   CR_TRY(ctx.tracee.detach());
   (void)ctx.child.release();
@@ -116,6 +122,7 @@ constexpr Pass kProcessPasses[] = {
     {"thread state", restore_thread_state},
     {"file locks", take_file_locks},
     {"credentials", restore_creds},
+    {"attributes", restore_attrs},
     {"registers", set_registers},
 };
 

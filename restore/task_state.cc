@@ -175,8 +175,14 @@ Status restore_one_thread(RestoreContext& ctx, ThreadView& th) {
   CR_TRY(wrap_call(rs.call("set_tid_address", SYS_set_tid_address, t.clear_child_tid),
                    who + "clear_child_tid"));
   if (t.rseq_addr != 0)
-    CR_TRY(wrap_call(rs.call("rseq", SYS_rseq, t.rseq_addr, t.rseq_len, 0, t.rseq_sig),
-                     who + "rseq"));
+    CR_TRY(
+        wrap_call(rs.call("rseq", SYS_rseq, t.rseq_addr, t.rseq_len, 0, t.rseq_sig), who + "rseq"));
+  // Before the policy: a realtime thread ignores PR_SET_TIMERSLACK (its slack is 0, recorded
+  // as "not set"). The default slack its children would inherit is not visible: not restored.
+  if (t.timer_slack_ns != 0)
+    CR_TRY(wrap_call(
+        rs.call("prctl(PR_SET_TIMERSLACK)", SYS_prctl, PR_SET_TIMERSLACK, t.timer_slack_ns),
+        who + "timer slack"));
   if (t.sched_policy != SCHED_OTHER || t.sched_priority != 0) {
     ctx.reset_scratch();
     sched_param sp{};

@@ -91,6 +91,17 @@ CR_RECORD(Creds, 0x0101, "creds", "credentials of a process",
           (u32, sgid), (u32, fsgid), (u64s, groups), (u64, cap_inh), (u64, cap_prm), (u64, cap_eff),
           (u64, cap_bnd), (u64, cap_amb), (u32, securebits), (u32, no_new_privs))
 
+// Attributes of a process that neither /proc/PID/status nor the other records carry; one per
+// live process, after its FsInfo. Readers that predate it skip it (the restored process then
+// has crrestore's own values, as before it existed).
+CR_RECORD(ProcAttrs, 0x0130, "proc_attrs", "per-process attributes: oom, audit, prctl, membarrier",
+          (u32, pid),
+          (i32, oom_score_adj),  // /proc/PID/oom_score_adj
+          (u32, loginuid),       // /proc/PID/loginuid (4294967295: unset)
+          (u32, dumpable),       // PR_GET_DUMPABLE (0 or 1)
+          (u32, thp_disable),    // PR_GET_THP_DISABLE: 0, 1, or 1|PR_THP_DISABLE_EXCEPT_ADVISED
+          (u32, membarrier))     // MEMBARRIER_CMD_GET_REGISTRATIONS: MEMBARRIER_CMD_REGISTER_* bits
+
 CR_RECORD(Rlimits, 0x0102, "rlimits", "resource limits: [cur, max] pairs in RLIMIT_* order",
           (u32, pid), (u64s, limits))  // RLIM_INFINITY as ~0
 
@@ -184,8 +195,11 @@ CR_RECORD(Thread, 0x0120, "thread", "registers and per-thread state of one threa
           (u64, rseq_addr), (u32, rseq_len), (u32, rseq_sig),
           (str, comm), (u32, sched_policy), (u32, sched_priority), (i32, nice),
           (u32, flags),         // ThreadFlags below
-          (u64s, xsave_layout)) // the dumping CPU's (component, offset, size) triples; empty
+          (u64s, xsave_layout), // the dumping CPU's (component, offset, size) triples; empty
                                 // in images written before it was recorded
+          (u32, pdeathsig),     // PR_GET_PDEATHSIG (0: none)
+          (u64, timer_slack_ns),  // PR_GET_TIMERSLACK (0: not recorded, or an RT thread's)
+          (u32, stop_signo))      // kThreadStopped: the signal of the group stop (0: SIGSTOP)
 
 enum ThreadFlags : uint32_t {
   kThreadStopped = 1,  // was in group stop (SIGSTOP'd) when dumped
@@ -413,7 +427,7 @@ CR_RECORD_TAIL(UnixSocketData, 0x0221, "unix_socket_data",
 
 /// Every record type, for the writer's self-description, crit and the id check below.
 using AllRecords =
-    std::tuple<StreamHeader, SchemaType, Trailer, ErrorRecord, Process, Creds, Rlimits, FsInfo, Mm,
+    std::tuple<StreamHeader, SchemaType, Trailer, ErrorRecord, Process, Creds, Rlimits, FsInfo, ProcAttrs, Mm,
                Vma, Pages, Shmem, ShmemData, Thread, Sigaction, PendingSignal, Itimer, PosixTimer,
                Pipe, PipeData, File, FileData, Fd, SysvShm, SysvShmData, SysvMsgQueue, SysvMsg,
                SysvSem, SysvLimits, Pty, EpollItem, UnixSocket, UnixSocketData, FileLock,

@@ -27,6 +27,13 @@
 #ifndef MFD_EXEC
 #define MFD_EXEC 0x0010U  // Linux 6.3
 #endif
+// Process attributes (dump/remote_state.cc, restore/attrs.cc).
+#ifndef MEMBARRIER_CMD_GET_REGISTRATIONS
+#define MEMBARRIER_CMD_GET_REGISTRATIONS (1 << 9)  // Linux 6.3: the mm's REGISTER_* bits
+#endif
+#ifndef PR_THP_DISABLE_EXCEPT_ADVISED
+#define PR_THP_DISABLE_EXCEPT_ADVISED (1 << 1)  // Linux 6.18: PR_SET_THP_DISABLE arg3 flag
+#endif
 
 namespace cr::sys {
 

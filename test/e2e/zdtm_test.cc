@@ -41,6 +41,9 @@ const std::vector<ZdtmCase>& cases() {
       {"proc_attrs", {}},
       {"creds_nonroot", {}, /*needs_root=*/true},
       {"creds_user_files", {}, /*needs_root=*/true},
+      {"creds_nonroot_caps", {"caps"}, true, "", "creds_nonroot"},
+      {"proc_prctl", {}, true},
+      {"proc_prctl_root_pdeathsig", {"root_pdeathsig"}, true, "signal 10 (PR_SET_PDEATHSIG) on the root", "proc_prctl"},
       {"signals", {}},
       {"itimer", {}},
       {"posix_timer", {}},
@@ -135,6 +138,14 @@ const std::vector<ZdtmCase>& cases() {
        "file_lock_refused"},
       {"file_lock_lease_breaking", {"lease_breaking"}, false, "lease being broken",
        "file_lock_refused"},
+      {"ns_uts_refused", {"uts"}, true, "uts namespace differs from crdump's", "ns_refused"},
+      {"ns_net_refused", {"net"}, true, "net namespace differs from crdump's", "ns_refused"},
+      {"ns_mnt_refused", {"mnt"}, true, "mnt namespace differs from crdump's", "ns_refused"},
+      {"ns_cgroup_refused", {"cgroup"}, true, "cgroup namespace differs from crdump's", "ns_refused"},
+      {"ns_user_refused", {"user"}, true, "user namespace differs from crdump's", "ns_refused"},
+      {"ns_pid_refused", {"pid"}, true, "pid_for_children namespace differs", "ns_refused"},
+      {"ns_time_refused", {"time"}, true, "time_for_children namespace differs", "ns_refused"},
+      {"ns_child_uts_refused", {"child_uts"}, true, "is in another uts namespace", "ns_refused"},
 
   };
   return all;

@@ -157,8 +157,9 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "crrestore: %.1f MiB of pages in %.3f s (%.2f GB/s)\n",
                    ctx.page_bytes / 1048576.0, ctx.pages_seconds,
                    ctx.pages_seconds > 0 ? ctx.page_bytes / ctx.pages_seconds / 1e9 : 0.0);
-    for (const auto& w : ctx.warnings) std::fprintf(stderr, "crrestore: warning: %s\n", w.c_str());
   }
+  // Warnings always: each says what came back other than it was dumped.
+  for (const auto& w : ctx.warnings) std::fprintf(stderr, "crrestore: warning: %s\n", w.c_str());
   if (!pid.ok()) die(pid.error().message);
   if (verbose) std::fprintf(stderr, "crrestore: restored pid %d\n", *pid);
   if (detach) return 0;
