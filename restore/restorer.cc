@@ -56,10 +56,11 @@ Status restore_memory_layout(RestoreContext& ctx) {
 
 // Until now the process died with its parent (task_create.cc: a SIGKILL to crrestore takes the
 // half-built tree with it); from here that is EXITKILL's job alone (it is still traced), and once
-// detached it must live on. HOOK for restoring the image's own pdeathsig: set it here, in place
-// of the 0 (the last word on it must come after this).
+// detached it must live on: the leader's parent-death signal becomes the image's own (0 for
+// most; restore_attrs set every thread's already, this is the last word on the leader's).
 Status clear_restore_pdeathsig(RestoreContext& ctx) {
-  CR_TRY(ctx.remote->call("prctl(PR_SET_PDEATHSIG)", SYS_prctl, PR_SET_PDEATHSIG, 0));
+  CR_TRY(ctx.remote->call("prctl(PR_SET_PDEATHSIG)", SYS_prctl, PR_SET_PDEATHSIG,
+                          static_cast<uint64_t>(ctx.img.leader().pdeathsig)));
   return {};
 }
 
