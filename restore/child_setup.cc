@@ -114,9 +114,9 @@ Status set_session(const RestoreContext& root, const RestoreContext& ctx, const 
     if (::setpgid(0, 0) != 0) return errno_error("setpgid");
     CR_TRY(restore_controlling_tty(root.shared, p, carriers));
   } else if (is_root && static_cast<pid_t>(p.pgid) != ::getpgrp()) {
-    report(
-        report_fd, 'W',
-        std::to_string(p.pid) + " process group " + std::to_string(p.pgid) + " is not restored: the task joins crrestore's");
+    report(report_fd, 'W',
+           std::to_string(p.pid) + " process group " + std::to_string(p.pgid) +
+               " is not restored: the task joins crrestore's");
   }
   return {};
 }
@@ -131,11 +131,15 @@ void default_signals() {
 }
 
 // A zombie child is recreated by exiting the way it did; its parent (waiting to be seized,
-// SIGCHLD at its default) leaves it unreaped until the restored parent reaps it.
-[[noreturn]] void become_zombie(uint32_t status) {
+// SIGCHLD at its default) leaves it unreaped until the restored parent reaps it. It keeps its
+// name (ps shows it) and the hard core limit it inherited.
+[[noreturn]] void become_zombie(uint32_t status, const std::string& comm) {
+  ::prctl(PR_SET_NAME, comm.c_str(), 0, 0, 0);
   if (WIFSIGNALED(status)) {
     const int sig = WTERMSIG(status);
     rlimit no_core{0, 0};
+    ::getrlimit(RLIMIT_CORE, &no_core);
+    no_core.rlim_cur = 0;  // no core file from this exit
     ::setrlimit(RLIMIT_CORE, &no_core);
     ::signal(sig, SIG_DFL);
     sigset_t one;
@@ -159,8 +163,9 @@ Result<ChildGuard> create_process(const RestoreContext& ctx, const std::function
   const bool group = (p.flags & schema::kProcessGroupLeaderGone) != 0;
   if (!session && !group) return clone_with_pid(ctx.pid(), body, share);
   if (share != 0)
-    return make_error("pid " + std::to_string(p.pid) +
-                      " shares its fd table or fs context and its session or group's leader is gone");
+    return make_error(
+        "pid " + std::to_string(p.pid) +
+        " shares its fd table or fs context and its session or group's leader is gone");
   return clone_into_gone_leaders(ctx.pid(), static_cast<pid_t>(session ? p.sid : p.pgid), session,
                                  body);
 }
@@ -197,7 +202,7 @@ Result<std::vector<int>> fork_children(const RestoreContext& root, const Restore
     }
     const int done_fd = done[1];
     auto body = [&root, &kid, &carriers, report_fd, zombie, done_fd] {
-      if (zombie) become_zombie(kid.img.process->exit_status);
+      if (zombie) become_zombie(kid.img.process->exit_status, kid.img.process->comm);
       child_main(root, kid, carriers, report_fd, done_fd);
     };
     CR_TRY_ASSIGN(ChildGuard g, create_process(kid, body, share));
