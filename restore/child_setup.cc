@@ -193,7 +193,8 @@ void default_signals() {
 // SIGCHLD at its default) leaves it unreaped until the restored parent reaps it. It leads its
 // session or group again first; a group of another process may not exist yet (its leader is
 // made later), so it waits until crrestore says every live process is ready, joins the group
-// then, and exits (crrestore checks the group it ended in).
+// then, and exits (crrestore checks the group it ended in). It keeps its name (ps shows it)
+// and the hard core limit it inherited.
 [[noreturn]] void become_zombie(const RestoreContext& root, const schema::Process& p,
                                 int report_fd) {
   if (p.sid == p.pid) {
@@ -211,9 +212,12 @@ void default_signals() {
     if (::getpgrp() != want) ::setpgid(0, want);
   }
   const uint32_t status = p.exit_status;
+  ::prctl(PR_SET_NAME, p.comm.c_str(), 0, 0, 0);
   if (WIFSIGNALED(status)) {
     const int sig = WTERMSIG(status);
     rlimit no_core{0, 0};
+    ::getrlimit(RLIMIT_CORE, &no_core);
+    no_core.rlim_cur = 0;  // no core file from this exit
     ::setrlimit(RLIMIT_CORE, &no_core);
     ::signal(sig, SIG_DFL);
     sigset_t one;
