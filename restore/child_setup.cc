@@ -75,9 +75,7 @@ Status build_fd_table(const RestoreContext& root, const RestoreContext& ctx,
   std::vector<FdSource> sources;
   std::unordered_set<uint32_t> have;  // not a scan of `sources` per fd: 200k fds are possible
   for (const auto& fd : ctx.img.fds) {
-    bool have = false;
-    for (const auto& s : sources) have |= s.file_id == fd.file;
-    if (have) continue;
+    if (have.count(fd.file) != 0) continue;
     auto it = carriers.find(fd.file);
     auto file = root.shared.files.find(fd.file);
     if (it == carriers.end() && file != root.shared.files.end() &&
@@ -85,12 +83,14 @@ Status build_fd_table(const RestoreContext& root, const RestoreContext& ctx,
       auto opened = open_proc_file(file->second);
       if (!opened.ok()) return std::move(opened).error().wrap("fd " + std::to_string(fd.fd));
       sources.push_back({fd.file, *opened});
+      have.insert(fd.file);
       continue;
     }
     if (it == carriers.end())
       return make_error("fd " + std::to_string(fd.fd) + ": file " + std::to_string(fd.file) +
                         " was not opened");
-    if (have.insert(fd.file).second) sources.push_back({fd.file, it->second});
+    have.insert(fd.file);
+    sources.push_back({fd.file, it->second});
   }
   std::vector<FdTarget> targets;
   for (const auto& fd : ctx.img.fds)
