@@ -339,6 +339,8 @@ Status setup(const RestoreContext& root, const RestoreContext& ctx, const Carrie
   wait_for_sharers(sharers);
   // A table shared with the parent is the parent's to build, once this process is ready.
   if (!shares_files(ctx)) CR_TRY(build_fd_table(root, ctx, carriers, report_fd));
+  // Written to /proc/self while its fs identity is still root's: the files belong to its euid.
+  CR_TRY(set_own_attrs(ctx));
   // A restricted image's process acts as itself on the filesystem from here on: its cwd, and
   // every open, mapping, exe link and chroot crrestore injects into it later, are checked with
   // its own rights (its other credentials come last, restore_creds).
@@ -354,7 +356,6 @@ Status setup(const RestoreContext& root, const RestoreContext& ctx, const Carrie
   ::umask(static_cast<mode_t>(p.umask));
   if (::personality(p.personality) < 0) return errno_error("personality");
   CR_TRY(set_rlimits(ctx, *report_fd));
-  CR_TRY(set_own_attrs(ctx));
   if (::prctl(PR_SET_NAME, p.comm.c_str(), 0, 0, 0) != 0) return errno_error("PR_SET_NAME");
   if ((p.flags & schema::kProcessChildSubreaper) != 0 &&
       ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)

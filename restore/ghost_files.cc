@@ -155,7 +155,7 @@ Result<int> GhostMaker::open_node(const schema::File& f,
     CR_TRY_ASSIGN(gone.name, place(
                                  path, f.id, [](const char* n) { return ::mkdir(n, 0700); },
                                  "deleted directory"));
-    fd.reset(::open(gone.name.c_str(), flags | O_DIRECTORY | O_NOFOLLOW));
+    fd.reset(::open(gone.name.c_str(), flags | O_DIRECTORY));
     if (!fd.valid()) return errno_error("open deleted directory " + gone.name);
     CR_TRY(set_attrs(fd.get(), f));
     CR_TRY(seek_to(fd.get(), f.pos, path));
@@ -169,7 +169,7 @@ Result<int> GhostMaker::open_node(const schema::File& f,
                                    path, f.id, [](const char* n) { return ::mkfifo(n, 0600); },
                                    "deleted FIFO"));
       // O_RDWR: neither end waits for a peer, and the queued bytes go in through it.
-      hold.reset(::open(gone.name.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW));
+      hold.reset(::open(gone.name.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC));
       if (!hold.valid()) return errno_error("open deleted FIFO " + gone.name);
       if (fill) CR_TRY(fill(hold.get()));
     }
@@ -190,7 +190,7 @@ Result<int> GhostMaker::open_node(const schema::File& f,
                                    return ::mknod(n, S_IFCHR | 0600, static_cast<dev_t>(f.rdev));
                                  },
                                  "deleted device node"));
-    fd.reset(::open(gone.name.c_str(), flags | O_NOFOLLOW));
+    fd.reset(::open(gone.name.c_str(), flags));
     if (!fd.valid()) return errno_error("open deleted device node " + gone.name);
     CR_TRY(set_attrs(fd.get(), f));
     return fd.release();

@@ -61,12 +61,19 @@ Result<int> open_dumped(const schema::File& f, int flags, const FsIdentity* as) 
     creds.emplace(std::move(s));
   }
   const std::string who = as == nullptr ? "" : " as uid " + std::to_string(as->fsuid);
-  int got = ::open(f.path.c_str(), (flags & ~kCreationFlags) | O_CLOEXEC | O_NOFOLLOW);
-  if (got < 0 && errno == ELOOP)
+  // O_PATH|O_NOFOLLOW holds the last component itself (a symlink shows as one), then the file
+  // is opened through that hold: an open with O_NOFOLLOW would keep the flag in the file's
+  // flags (fdinfo, F_GETFL), where the program never had it.
+  ScopedFd hold(::open(f.path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  if (!hold.valid()) return errno_error("open " + f.path + who);
+  struct stat st {};
+  if (::fstat(hold.get(), &st) != 0) return errno_error("fstat " + f.path);
+  if (S_ISLNK(st.st_mode))
     return make_error("open " + f.path + ": it is a symlink now, it was not at dump");
+  const std::string via = "/proc/self/fd/" + std::to_string(hold.get());
+  int got = ::open(via.c_str(), (flags & ~kCreationFlags) | O_CLOEXEC);
   if (got < 0) return errno_error("open " + f.path + who);
   ScopedFd fd(got);
-  struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return errno_error("fstat " + f.path);
   bool right = true;
   switch (f.kind) {

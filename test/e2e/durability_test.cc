@@ -179,6 +179,10 @@ TEST(CulpritMessages, SeizeNamesTheTracerAlreadyAttached) {
   EXPECT_EQ(d.status.code, 1) << d.describe();
   EXPECT_NE(d.err.find("already traced by pid " + std::to_string(::getpid())), std::string::npos)
       << d.err;
+  // A seized tracee detaches only from a stop.
+  ASSERT_EQ(::ptrace(PTRACE_INTERRUPT, t.pid(), nullptr, nullptr), 0) << strerror(errno);
+  int st = 0;
+  ASSERT_EQ(::waitpid(t.pid(), &st, __WALL), t.pid()) << strerror(errno);
   ASSERT_EQ(::ptrace(PTRACE_DETACH, t.pid(), nullptr, nullptr), 0) << strerror(errno);
   expect_intact(t);
 }
