@@ -51,28 +51,10 @@ Result<int> open_path(const std::string& path, int flags) {
   return fd;
 }
 
-// A dumped path as /proc showed it: its last component was never a symlink, so one there now
-// was put in since (by whoever can write the directory) and is not followed. The type is
-// checked on the opened file, so nothing swapped in between dump and restore slips through.
-Result<int> open_dumped(const schema::File& f, int flags, const FsIdentity* as) {
-  std::optional<FsCredsScope> creds;
-  if (as != nullptr) {
-    CR_TRY_ASSIGN(FsCredsScope s, FsCredsScope::enter(*as));
-    creds.emplace(std::move(s));
-  }
-  const std::string who = as == nullptr ? "" : " as uid " + std::to_string(as->fsuid);
-  // O_PATH|O_NOFOLLOW holds the last component itself (a symlink shows as one), then the file
-  // is opened through that hold: an open with O_NOFOLLOW would keep the flag in the file's
-  // flags (fdinfo, F_GETFL), where the program never had it.
-  ScopedFd hold(::open(f.path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
-  if (!hold.valid()) return errno_error("open " + f.path + who);
+// Takes `got` (an fd opened for `f`) and checks it is the kind of file the image says: nothing
+// swapped in between dump and restore slips through.
+Result<int> check_dumped_kind(const schema::File& f, int got) {
   struct stat st {};
-  if (::fstat(hold.get(), &st) != 0) return errno_error("fstat " + f.path);
-  if (S_ISLNK(st.st_mode))
-    return make_error("open " + f.path + ": it is a symlink now, it was not at dump");
-  const std::string via = "/proc/self/fd/" + std::to_string(hold.get());
-  int got = ::open(via.c_str(), (flags & ~kCreationFlags) | O_CLOEXEC);
-  if (got < 0) return errno_error("open " + f.path + who);
   ScopedFd fd(got);
   if (::fstat(fd.get(), &st) != 0) return errno_error("fstat " + f.path);
   bool right = true;
@@ -95,6 +77,39 @@ Result<int> open_dumped(const schema::File& f, int flags, const FsIdentity* as) 
   }
   if (!right) return make_error(f.path + ": not the kind of file it was at dump");
   return fd.release();
+}
+
+// A dumped path as /proc showed it: its last component was never a symlink, so one there now
+// was put in since (by whoever can write the directory) and is not followed. The type is
+// checked on the opened file, so nothing swapped in between dump and restore slips through.
+Result<int> open_dumped(const schema::File& f, int flags, const FsIdentity* as) {
+  std::optional<FsCredsScope> creds;
+  if (as != nullptr) {
+    CR_TRY_ASSIGN(FsCredsScope s, FsCredsScope::enter(*as));
+    creds.emplace(std::move(s));
+  }
+  const std::string who = as == nullptr ? "" : " as uid " + std::to_string(as->fsuid);
+  // O_PATH|O_NOFOLLOW holds the last component itself (a symlink shows as one), then the file
+  // is opened through that hold: an open with O_NOFOLLOW would keep the flag in the file's
+  // flags (fdinfo, F_GETFL), where the program never had it.
+  // A file the program itself opened O_NOFOLLOW (sqlite does) is opened so again, directly.
+  if ((flags & O_NOFOLLOW) != 0) {
+    int got = ::open(f.path.c_str(), (flags & ~kCreationFlags) | O_CLOEXEC);
+    if (got < 0 && errno == ELOOP)
+      return make_error("open " + f.path + ": it is a symlink now, it was not at dump");
+    if (got < 0) return errno_error("open " + f.path + who);
+    return check_dumped_kind(f, got);
+  }
+  ScopedFd hold(::open(f.path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  if (!hold.valid()) return errno_error("open " + f.path + who);
+  struct stat st {};
+  if (::fstat(hold.get(), &st) != 0) return errno_error("fstat " + f.path);
+  if (S_ISLNK(st.st_mode))
+    return make_error("open " + f.path + ": it is a symlink now, it was not at dump");
+  const std::string via = "/proc/self/fd/" + std::to_string(hold.get());
+  int got = ::open(via.c_str(), (flags & ~kCreationFlags) | O_CLOEXEC);
+  if (got < 0) return errno_error("open " + f.path + who);
+  return check_dumped_kind(f, got);
 }
 
 #ifndef TFD_IOC_SET_TICKS

@@ -25,6 +25,31 @@ const std::vector<AllowEntry>& zdtm_allowlist() {
        "commit accounting only (maps are compared with VMAs split only by it merged)"},
       {"deleted_file", "*/fdinfo/4/ino",
        "an unlinked file cannot be linked back: crrestore makes a new one with its content"},
+      {"deleted_nodes", "*/fdinfo/*/ino",
+       "deleted directories, FIFOs and device nodes cannot be linked back: crrestore makes new "
+       "ones"},
+      {"deleted_tmpfile", "*/fdinfo/4/ino",
+       "an O_TMPFILE file cannot be linked back: crrestore makes a new one with its content"},
+      {"deleted_tmpfile", "*/fd/4",
+       "an O_TMPFILE file's name is '#' and its inode number, which is new (see ino)"},
+      {"creds_user_files", "*/fdinfo/5/ino",
+       "fd 5 is an unlinked file: crrestore makes a new one with its content"},
+      {"deleted_sparse", "*/fdinfo/*/ino",
+       "its deleted files cannot be linked back: crrestore makes new ones with their extents"},
+      {"proc_files", "*/fdinfo/*/ino",
+       "/proc inodes are made per process instance: the restored process's /proc/PID entries "
+       "are new ones"},
+      {"file_locks", "*/fdinfo/7/ino",
+       "fd 7 is a deleted file: crrestore makes a new one (a new inode)"},
+      {"file_locks", "*/fdinfo/7/lock/*",
+       "the lock lines of fd 7 name its inode, which is new (a deleted file remade)"},
+      {"file_locks", "*/locks/*",
+       "/proc/locks entries are keyed by device:inode, and the deleted file's is new; the "
+       "program itself checks every lock after restore (F_GETLK, F_OFD_GETLK, flock from "
+       "another description)"},
+      {"proc_prctl", "*/sessionid",
+       "the audit session id: the kernel gives a new one whenever loginuid is written, and "
+       "nothing sets it (README: not preserved)"},
       {"file_map_private", "*/map_files/*",
        "a private mapping never writes to its file: crrestore maps it through a read-only open "
        "(the original used its O_RDWR fd), which only the map_files link mode shows: "
@@ -64,6 +89,14 @@ const std::vector<AllowEntry>& zdtm_allowlist() {
        "KNOWN BUG: memfd mappings come back through an O_RDONLY open (private ones, and the "
        "read-only shared one above): map_files mode '120600' -> '120400'",
        true},
+      {"deleted_tmpfile", "*/fdinfo/4/flags",
+       "KNOWN BUG (deleted files): the remade O_TMPFILE file is reopened through /proc, which "
+       "drops the __O_TMPFILE|O_DIRECTORY bits of its flags: '020300002' -> '0100002'",
+       true},
+      {"tree_zombie_group", "*/status/SigCgt",
+       "KNOWN BUG: a restored zombie's handlers are reset to default before it exits: SigCgt "
+       "'0000000000004000' -> '0000000000000000'",
+       true},
       {"tree_zombie", "*/status/SigCgt",
        "KNOWN BUG: a restored zombie's handlers are reset to default before it exits: SigCgt "
        "'0000000000004000' -> '0000000000000000'",
@@ -80,9 +113,9 @@ const std::vector<AllowEntry>& zdtm_allowlist() {
 bool zdtm_busy(const std::string& case_name) {
   // These never block in a system call after ready: counter_loop counts, regs_gpr_avx spins
   // on its flag with its registers loaded, threads_churn makes threads, the threads of
-  // threads_count and threads_sighandler keep counting.
-  for (const char* busy :
-       {"counter_loop", "regs_gpr_avx", "threads_churn", "threads_count*", "threads_sighandler"})
+  // threads_count and threads_sighandler keep counting, rseq_cs loops in its critical section.
+  for (const char* busy : {"counter_loop", "regs_gpr_avx", "threads_churn", "threads_count*",
+                           "threads_sighandler", "rseq_cs"})
     if (fnmatch(busy, case_name.c_str(), 0) == 0) return true;
   return false;
 }

