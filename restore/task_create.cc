@@ -42,25 +42,35 @@ void die_with_parent(pid_t parent) {
 
 enum class Holder { kNone, kZombie, kLive };
 
-// Who holds `pid`: nobody (it was freed since the EEXIST: try again at once), only zombies
-// (exited, waiting for their parent to reap them; as their pid, or as the id of a session or
-// process group a zombie is still in: the number stays taken while it names one), or a live
-// process. Walks /proc: only done when a pid is in use.
-Holder pid_holder(pid_t pid) {
+// Calls `f(pid, stat)` for every process /proc shows until it returns true; false when /proc
+// cannot be listed.
+template <class F>
+bool for_each_stat(F f) {
   auto pids = sys::ProcDir::all_pids();
-  if (!pids.ok()) return Holder::kLive;
-  Holder held = Holder::kNone;
+  if (!pids.ok()) return false;
   for (int p : *pids) {
     auto proc = sys::ProcDir::open(p);
     if (!proc.ok()) continue;
     auto text = proc->read("stat");
     if (!text.ok()) continue;
     auto st = sys::parse_stat(*text);
-    if (!st.ok() || (p != pid && st->pgrp != pid && st->session != pid)) continue;
-    if (st->state != 'Z' && st->state != 'X') return Holder::kLive;  // no use waiting
-    held = Holder::kZombie;
+    if (st.ok() && f(p, *st)) break;
   }
-  return held;
+  return true;
+}
+
+// Who holds `pid`: nobody (it was freed since the EEXIST: try again at once), only zombies
+// (exited, waiting for their parent to reap them; as their pid, or as the id of a session or
+// process group a zombie is still in: the number stays taken while it names one), or a live
+// process. Walks /proc: only done when a pid is in use.
+Holder pid_holder(pid_t pid) {
+  Holder held = Holder::kNone;
+  const bool listed = for_each_stat([&](int p, const sys::ProcStat& st) {
+    if (p != pid && st.pgrp != pid && st.session != pid) return false;
+    held = st.state != 'Z' && st.state != 'X' ? Holder::kLive : Holder::kZombie;
+    return held == Holder::kLive;  // no use waiting
+  });
+  return listed ? held : Holder::kLive;
 }
 
 // Who holds `pid`, for the refusal: " (by 'sleep', pid 12, alive)", " (by 'sh', a zombie its
@@ -76,19 +86,14 @@ std::string holder_text(pid_t pid) {
   if (auto proc = sys::ProcDir::open(pid); proc.ok())
     if (auto text = proc->read("stat"); text.ok())
       if (auto st = sys::parse_stat(*text); st.ok()) return " by " + describe(*st);
-  auto pids = sys::ProcDir::all_pids();
-  if (!pids.ok()) return {};
-  for (int p : *pids) {
-    auto proc = sys::ProcDir::open(p);
-    if (!proc.ok()) continue;
-    auto text = proc->read("stat");
-    if (!text.ok()) continue;
-    auto st = sys::parse_stat(*text);
-    if (!st.ok() || (st->pgrp != pid && st->session != pid)) continue;
-    return std::string(" as the id of the ") + (st->session == pid ? "session" : "process group") +
-           " of pid " + std::to_string(p) + " " + describe(*st);
-  }
-  return {};
+  std::string named;
+  for_each_stat([&](int p, const sys::ProcStat& st) {
+    if (st.pgrp != pid && st.session != pid) return false;
+    named = std::string(" as the id of the ") + (st.session == pid ? "session" : "process group") +
+            " of pid " + std::to_string(p) + " " + describe(st);
+    return true;
+  });
+  return named;
 }
 
 }  // namespace
@@ -193,8 +198,8 @@ Result<ChildGuard> clone_into_gone_leaders(pid_t pid, pid_t leader, bool new_ses
   if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return ChildGuard(pid);
   if (WIFEXITED(st) && WEXITSTATUS(st) == 91)
     return Error{"pid " + std::to_string(pid) + " is in use" + holder_text(pid), EEXIST};
-  return make_error("remaking the " + what + ": its helper failed (status " +
-                    std::to_string(st) + ")");
+  return make_error("remaking the " + what + ": its helper failed (status " + std::to_string(st) +
+                    ")");
 }
 
 }  // namespace cr::restore

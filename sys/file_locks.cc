@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "sys/proc_parse.h"
+
 namespace cr::sys {
 
 namespace {
@@ -65,12 +67,7 @@ Result<LockLine> parse_lock_line(std::string_view line) {
 
 Result<std::vector<LockLine>> parse_proc_locks(std::string_view text) {
   std::vector<LockLine> out;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string_view::npos) nl = text.size();
-    std::string_view line = text.substr(pos, nl - pos);
-    pos = nl + 1;
+  for (std::string_view line : split_lines(text)) {
     if (line.empty()) continue;
     CR_TRY_ASSIGN(LockLine l, parse_lock_line(line));
     out.push_back(std::move(l));
@@ -81,12 +78,7 @@ Result<std::vector<LockLine>> parse_proc_locks(std::string_view text) {
 Result<std::vector<LockLine>> parse_fdinfo_locks(std::string_view text) {
   constexpr std::string_view kPrefix = "lock:";
   std::vector<LockLine> out;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string_view::npos) nl = text.size();
-    std::string_view line = text.substr(pos, nl - pos);
-    pos = nl + 1;
+  for (std::string_view line : split_lines(text)) {
     if (!line.starts_with(kPrefix)) continue;
     CR_TRY_ASSIGN(LockLine l, parse_lock_line(line.substr(kPrefix.size())));
     out.push_back(std::move(l));
