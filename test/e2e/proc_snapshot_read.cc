@@ -198,15 +198,19 @@ Snapshot take_snapshot(pid_t root) {
 
 bool wait_quiescent(pid_t root, std::chrono::milliseconds limit, const Snapshot* like) {
   auto deadline = std::chrono::steady_clock::now() + limit;
-  std::vector<pid_t> last;
+  // Each round records every task with the syscall it waits in; quiescent means no task runs
+  // and two rounds read the same. A task at "-1" is blocked outside a system call (a page fault
+  // of a program still starting under load); it must stay so for a while before it counts.
+  std::vector<std::pair<pid_t, std::string>> last;
+  int rounds_outside_syscall = 0;
   for (;;) {
-    std::vector<pid_t> now;
+    std::vector<std::pair<pid_t, std::string>> now;
     bool blocked = true;
+    bool outside_syscall = false;
     for (pid_t pid : tree_pids(root)) {
       auto d = sys::ProcDir::open(pid);
       if (!d) continue;
       for (pid_t tid : tasks_of(pid)) {
-        now.push_back(tid);
         if (like) {
           const std::string key = std::to_string(pid) + "/" +
                                   (tid == pid ? "" : "task/" + std::to_string(tid) + "/") +
@@ -215,10 +219,15 @@ bool wait_quiescent(pid_t root, std::chrono::milliseconds limit, const Snapshot*
           if (was == like->end() || was->second == "running") continue;
         }
         auto sc = d->read("task/" + std::to_string(tid) + "/syscall");
-        if (sc && sc->starts_with("running")) blocked = false;
+        std::string nr = sc ? sc->substr(0, sc->find(' ')) : "";
+        if (nr.starts_with("running")) blocked = false;
+        if (nr == "-1") outside_syscall = true;
+        now.emplace_back(tid, std::move(nr));
       }
     }
-    if (blocked && (like || now == last)) return true;
+    rounds_outside_syscall = outside_syscall ? rounds_outside_syscall + 1 : 0;
+    if (blocked && (like || (now == last && (!outside_syscall || rounds_outside_syscall > 200))))
+      return true;
     last = std::move(now);
     if (std::chrono::steady_clock::now() > deadline) return false;
     // A polling interval, not a synchronisation: the condition is re-read each round.
