@@ -1,10 +1,12 @@
 // Small formatting helpers shared by every layer (error messages, crit output).
 #pragma once
 
+#include <arpa/inet.h>
 #include <sys/stat.h>
 
 #include <cstdint>
 #include <cstdio>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -27,6 +29,17 @@ inline std::string socket_name_text(std::string_view name) {
     else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
       c = '?';
   return s;
+}
+
+/// "127.0.0.1:8080", "[::1]:8080": an internet address (4 or 16 bytes) and port for messages.
+inline std::string inet_endpoint_text(std::span<const uint8_t> addr, uint32_t port) {
+  char buf[64] = "?";
+  if (addr.size() == 4)
+    std::snprintf(buf, sizeof buf, "%u.%u.%u.%u", addr[0], addr[1], addr[2], addr[3]);
+  else if (addr.size() == 16)
+    ::inet_ntop(AF_INET6, addr.data(), buf, sizeof buf);
+  std::string a = addr.size() == 16 ? "[" + std::string(buf) + "]" : std::string(buf);
+  return a + ":" + std::to_string(port);
 }
 
 /// "fd 7": how an fd is named in messages.

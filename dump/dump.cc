@@ -309,7 +309,9 @@ Status dump_process(pid_t pid, const DumpOptions& opts, format::RecordWriter& ou
   Status st = run_passes(tree, pid, opts, out);
   if (!st.ok()) {
     // Registers and masks were put back by the injection scopes (remote_state.cc) if they ran;
-    // detaching lets every process carry on where it was.
+    // detaching lets every process carry on where it was. Its TCP connections first leave
+    // repair mode and the network lock.
+    (void)tree.net.resume();
     (void)detach_all(tree);
     out.fail(st.error().message);
     return st;
@@ -318,15 +320,19 @@ Status dump_process(pid_t pid, const DumpOptions& opts, format::RecordWriter& ou
     // The image is not safe yet (an fsync or rename failed): the tree carries on.
     st = opts.before_kill();
     if (!st.ok()) {
+      (void)tree.net.resume();
       (void)detach_all(tree);
       return st;
     }
   }
   auto t0 = std::chrono::steady_clock::now();
   if (opts.leave_running) {
+    Status net = tree.net.resume();
     CR_TRY(detach_all(tree));
+    CR_TRY(std::move(net));
   } else {
     CR_TRY(kill_tree(tree));
+    tree.net.leave_for_restore();
   }
   if (opts.on_pass) {
     std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;

@@ -26,6 +26,8 @@ namespace cr::dump {
 struct DumpOptions {
   bool leave_running = false;    // detach after the dump instead of SIGKILL
   bool shell_job = false;        // tty fds are the shell's: recorded as kFileTty
+  /// Established TCP connections are dumped (TCP_REPAIR, network lock) instead of refused.
+  bool tcp_established = false;
   std::vector<int> inherit_fds;  // target fds recorded as kFileExternal (key = readlink text)
   /// A deleted file with more data than this (bytes of its data extents, holes not counted)
   /// is refused, naming the fd and the size (--ghost-limit). 0: no limit.

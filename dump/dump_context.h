@@ -14,6 +14,7 @@
 #include "common/scoped_fd.h"
 #include "dump/dump.h"
 #include "sys/file_locks.h"
+#include "sys/netlock.h"
 #include "format/record_writer.h"
 #include "schema/records.h"
 #include "sys/proc_parse.h"
@@ -81,6 +82,13 @@ struct FileTable {
     std::vector<uint8_t> bytes;
   };
   std::vector<UnixQueued> unix_data;  // one message, or a run of stream bytes, each
+  std::vector<schema::InetSocket> inet_sockets;
+  struct InetQueued {
+    uint32_t socket;
+    uint32_t queue;  // schema::InetQueue
+    std::vector<uint8_t> bytes;
+  };
+  std::vector<InetQueued> inet_data;
   std::vector<schema::Fd> fds;
   std::vector<schema::EpollItem> epoll_items;  // after every Fd: targets and epolls are Files
   std::vector<schema::FileLock> locks;         // after every Fd (file_locks.cc)
@@ -166,12 +174,27 @@ struct IpcTable {
 
 /// The whole subtree: the root and its descendants, parents before children. Open files and
 /// pipes are the tree's: one File per open file description whichever processes share it.
+/// The tree's established TCP connections while they are dumped (inet_sockets.cc): the network
+/// lock dropping their packets, and crdump's copies of them with TCP_REPAIR on.
+struct NetState {
+  sys::NetLock lock;
+  std::vector<ScopedFd> repaired;
+
+  /// The dump failed or leaves the tree running: repair off (each connection carries on where
+  /// it was), then the lock goes. Before the tree runs again.
+  Status resume();
+  /// The tree was killed: the copies close silently (a socket in repair sends no reset) and
+  /// the lock stays until crrestore has the connections back.
+  void leave_for_restore();
+};
+
 struct DumpTree {
   std::vector<std::unique_ptr<DumpContext>> procs;
   uint64_t sigreturn_hint = 0;  // where the last process had its rt_sigreturn code (forks share it)
   FileTable files;              // objects, then every process's Fd records
   std::vector<ShmemObject> shmems;
   IpcTable ipc;
+  NetState net;
   uint32_t next_obj_id = 1;  // objdef ids of Pipe and File records
 
   DumpContext* find(pid_t pid) const {

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <linux/kcmp.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -18,6 +19,7 @@
 
 #include "common/text.h"
 #include "dump/passes.h"
+#include "dump/inet_sockets.h"
 #include "dump/unix_sockets.h"
 #include "sys/linux_abi.h"
 
@@ -215,7 +217,7 @@ namespace {
 
 class FileCollector {
  public:
-  explicit FileCollector(DumpTree& tree) : tree_(tree), t_(tree.files), unix_(tree) {}
+  explicit FileCollector(DumpTree& tree) : tree_(tree), t_(tree.files), unix_(tree), inet_(tree) {}
 
   Status run() {
     for (auto& p : tree_.procs)
@@ -259,7 +261,10 @@ class FileCollector {
     // Peers, listeners and names are checked once every socket of the tree is known.
     CR_TRY(unix_.finish());
     CR_TRY(collect_epolls());
-    return collect_locks();
+    CR_TRY(collect_locks());
+    // Last: established TCP connections are locked and put in repair mode here, once nothing
+    // else can refuse the dump.
+    return inet_.finish();
   }
 
  private:
@@ -425,9 +430,25 @@ class FileCollector {
       f.kind = schema::kFileExternal;
       f.key = e.link;
     } else if (e.link.starts_with("socket:") || S_ISSOCK(e.st.st_mode)) {
-      f.kind = schema::kFileUnixSocket;
       f.path.clear();
-      CR_TRY_ASSIGN(f.object, unix_.add(*e.proc, e.fd, e.st.st_ino));
+      CR_TRY_ASSIGN(bool is_unix, unix_.knows(e.st.st_ino));
+      int family = AF_UNIX;
+      ScopedFd copy;
+      if (!is_unix) {
+        CR_TRY_ASSIGN(copy, copy_task_fd(e.proc->pid, e.fd));
+        int v = 0;
+        socklen_t len = sizeof v;
+        if (::getsockopt(copy.get(), SOL_SOCKET, SO_DOMAIN, &v, &len) != 0)
+          return errno_error(fd_name(e.fd) + ": getsockopt SO_DOMAIN");
+        family = v;
+      }
+      if (family == AF_INET || family == AF_INET6) {
+        f.kind = schema::kFileInetSocket;
+        CR_TRY_ASSIGN(f.object, inet_.add(*e.proc, e.fd, e.st.st_ino, std::move(copy), family));
+      } else {
+        f.kind = schema::kFileUnixSocket;
+        CR_TRY_ASSIGN(f.object, unix_.add(*e.proc, e.fd, e.st.st_ino));
+      }
     } else if (e.info.kind == FdinfoKind::kEventfd) {
       f.kind = schema::kFileEventfd;
       f.counter = e.info.eventfd_count;
@@ -558,6 +579,7 @@ class FileCollector {
   std::map<uint32_t, PtyEnds> ptys_;      // by pts index: the tree's pty pairs
   std::map<uint32_t, uint32_t> pty_ids_;  // pts index -> Pty id
   UnixSocketCollector unix_;
+  InetSocketCollector inet_;
   std::map<uint32_t, pid_t> proc_holders_;  // kFileProcPid File id -> the process holding it
 };
 

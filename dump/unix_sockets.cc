@@ -199,6 +199,14 @@ Result<Peeked> peek_queue(int s, uint32_t type) {
 
 }  // namespace
 
+Result<bool> UnixSocketCollector::knows(uint64_t ino) {
+  if (!diag_) {
+    CR_TRY_ASSIGN(auto all, sys::query_unix_sockets());
+    diag_ = std::move(all);
+  }
+  return diag_->count(ino) != 0;
+}
+
 Result<uint32_t> UnixSocketCollector::add(DumpContext& proc, int fd, uint64_t ino) {
   if (auto it = entries_.find(ino); it != entries_.end()) return it->second.id;
   if (!diag_) {

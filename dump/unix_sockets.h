@@ -15,6 +15,9 @@ class UnixSocketCollector {
  public:
   explicit UnixSocketCollector(DumpTree& tree) : tree_(tree) {}
 
+  /// Whether socket inode `ino` is a unix socket of this network namespace (sock_diag).
+  Result<bool> knows(uint64_t ino);
+
   /// The UnixSocket object id of socket `fd` of `proc` (inode `ino`), allocated on first sight.
   /// Sockets of other families are refused, naming the family and the fd.
   Result<uint32_t> add(DumpContext& proc, int fd, uint64_t ino);

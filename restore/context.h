@@ -26,6 +26,8 @@ namespace cr::restore {
 struct RestoreOptions {
   bool detach = false;                     // -d: return once the task runs
   bool shell_job = false;                  // reconnect tty fds to ours
+  bool tcp_close = false;                  // established TCP connections come back closed
+  bool signed_image = false;               // the stream's seal was verified (--verify-key)
   bool verbose = false;                    // -v: passes, timings, warnings
   std::map<std::string, int> inherit_fds;  // --inherit-fd fd[N]:KEY -> KEY -> N
   /// A terminal to hand to the task's process group before it runs (foreground --shell-job),

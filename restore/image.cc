@@ -1,6 +1,8 @@
 #include "restore/image.h"
 
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,6 +19,34 @@ bool is_tail_type(uint32_t type) {
   return type == schema::Pages::kType || type == schema::Sigaction::kType ||
          type == schema::Itimer::kType || type == schema::PosixTimer::kType ||
          type == schema::PendingSignal::kType || type == schema::Thread::kType;
+}
+
+// The values an InetSocket may hold: what socket(), bind() and the repair calls accept.
+Status check_inet_socket(const schema::InetSocket& u) {
+  const std::string what = "inet_socket " + std::to_string(u.id) + ": ";
+  if (u.family != AF_INET && u.family != AF_INET6)
+    return make_error(what + "family " + std::to_string(u.family));
+  const size_t alen = u.family == AF_INET ? 4 : 16;
+  if ((!u.src.empty() && u.src.size() != alen) || (!u.dst.empty() && u.dst.size() != alen) ||
+      u.src_port > 65535 || u.dst_port > 65535)
+    return make_error(what + "address or port out of range");
+  const bool tcp = u.type == SOCK_STREAM && u.protocol == IPPROTO_TCP;
+  const bool dgram = u.type == SOCK_DGRAM &&
+                     (u.protocol == IPPROTO_UDP || u.protocol == IPPROTO_UDPLITE ||
+                      u.protocol == IPPROTO_ICMP || u.protocol == IPPROTO_ICMPV6);
+  if (!tcp && !dgram)
+    return make_error(what + "type " + std::to_string(u.type) + " protocol " +
+                      std::to_string(u.protocol));
+  if (u.state > schema::kInetConnected || (u.state == schema::kInetListening && !tcp) ||
+      (u.state == schema::kInetEstablished && !tcp) || (u.state == schema::kInetConnected && tcp))
+    return make_error(what + "state " + std::to_string(u.state));
+  if ((u.state == schema::kInetEstablished || u.state == schema::kInetConnected) &&
+      (u.dst.empty() || u.src.empty()))
+    return make_error(what + "connected without both addresses");
+  if (u.unsent_len > u.outq_len) return make_error(what + "more unsent bytes than queued");
+  if (u.bind_dev.size() >= 16) return make_error(what + "device name too long");
+  if (u.congestion.size() >= 16) return make_error(what + "congestion control name too long");
+  return {};
 }
 
 Status add_bytes(ProcessImage& img, size_t n, const char* what) {
@@ -84,6 +114,36 @@ Status stash_head_record(const format::RecordReader& reader, ProcessImage& img) 
       CR_TRY(add_bytes(img, tail.size(), "unix socket data"));
       it->second.queue.emplace_back(tail.begin(), tail.end());
       it->second.senders.push_back(std::move(d.sender));
+      return {};
+    }
+    case schema::InetSocket::kType: {
+      CR_TRY_ASSIGN(auto u, reader.decode<schema::InetSocket>());
+      CR_TRY(check_inet_socket(u));
+      const uint32_t id = u.id;
+      img.inet_sockets[id].sock = std::move(u);
+      return {};
+    }
+    case schema::InetSocketData::kType: {
+      CR_TRY_ASSIGN(auto d, reader.decode<schema::InetSocketData>());
+      auto it = img.inet_sockets.find(d.socket);
+      if (it == img.inet_sockets.end())
+        return make_error("inet_socket_data names object " + std::to_string(d.socket) +
+                          ", not an inet socket");
+      if (d.queue != schema::kInetRecvQueue && d.queue != schema::kInetSendQueue)
+        return make_error("inet_socket_data: unknown queue " + std::to_string(d.queue));
+      auto tail = reader.tail();
+      CR_TRY(add_bytes(img, tail.size(), "inet socket data"));
+      auto& q = d.queue == schema::kInetRecvQueue ? it->second.recv_queue : it->second.send_queue;
+      q.insert(q.end(), tail.begin(), tail.end());
+      return {};
+    }
+    case schema::NetLock::kType: {
+      CR_TRY_ASSIGN(auto l, reader.decode<schema::NetLock>());
+      // It names an nftables table that crrestore deletes: only crtools' own names.
+      if (!l.table.starts_with("crtools_lock_") || l.table.size() > 64 ||
+          l.table.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") != std::string::npos)
+        return make_error("net_lock names table '" + l.table + "', not one crdump makes");
+      img.net_lock = std::move(l.table);
       return {};
     }
     case schema::File::kType: {
@@ -357,6 +417,8 @@ Result<bool> load_head(format::RecordReader& reader, ProcessImage& img) {
   img.epoll_items = std::move(head.shared.epoll_items);
   img.memfds = std::move(head.shared.memfds);
   img.unix_sockets = std::move(head.shared.unix_sockets);
+  img.inet_sockets = std::move(head.shared.inet_sockets);
+  img.net_lock = std::move(head.shared.net_lock);
   img.stashed_bytes = head.shared.stashed_bytes;
   if (!positioned) return false;
   return load_body_head(reader, img);
@@ -513,9 +575,12 @@ Status check_files(const ProcessImage& img) {
     if (f.kind == schema::kFileUnixSocket && img.unix_sockets.count(f.object) == 0)
       return make_error("socket file " + std::to_string(id) + " names object " +
                         std::to_string(f.object) + ", not a unix socket");
+    if (f.kind == schema::kFileInetSocket && img.inet_sockets.count(f.object) == 0)
+      return make_error("socket file " + std::to_string(id) + " names object " +
+                        std::to_string(f.object) + ", not an inet socket");
     const bool pty = f.kind == schema::kFilePtyMaster || f.kind == schema::kFilePtySlave;
     if (!pty && f.kind != schema::kFileEpoll && f.kind != schema::kFileGhostNode &&
-        f.kind != schema::kFileProcPid &&
+        f.kind != schema::kFileProcPid && f.kind != schema::kFileInetSocket &&
         (f.kind < schema::kFileRegular || f.kind > schema::kFileUnixSocket))
       return make_error("file " + std::to_string(id) + ": unknown kind " + std::to_string(f.kind));
     if (pty && img.ptys.count(f.object) == 0)

@@ -43,6 +43,12 @@ struct UnixSocketImage {
   std::vector<schema::bytes_t> senders;  // each message's sender name (empty: none)
 };
 
+/// An internet socket and, for an established TCP connection, its two queues.
+struct InetSocketImage {
+  schema::InetSocket sock;
+  std::vector<uint8_t> recv_queue, send_queue;
+};
+
 struct ProcessImage {
   std::optional<schema::Process> process;
   std::optional<schema::Creds> creds;
@@ -56,6 +62,8 @@ struct ProcessImage {
   std::map<uint32_t, FileContent> file_data;  // by File id (deleted files)
   std::set<uint32_t> memfds;                  // ids of the memfd Shmem objects read so far
   std::map<uint32_t, UnixSocketImage> unix_sockets;  // by UnixSocket id
+  std::map<uint32_t, InetSocketImage> inet_sockets;  // by InetSocket id
+  std::string net_lock;  // the NetLock table crdump left (empty: none)
   std::vector<schema::Fd> fds;
   std::vector<schema::EpollItem> epoll_items;  // stream order (none in older images)
   std::vector<schema::FileLock> file_locks;    // the locks taken through this process's fds

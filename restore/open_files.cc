@@ -16,6 +16,7 @@
 
 #include "restore/ghost_files.h"
 #include "restore/pty.h"
+#include "restore/inet_sockets.h"
 #include "restore/unix_sockets.h"
 
 namespace cr::restore {
@@ -237,6 +238,8 @@ class Opener {
         return open_memfd(f);
       case schema::kFileUnixSocket:
         return open_unix_socket(f);
+      case schema::kFileInetSocket:
+        return open_inet_socket(f);
       default:
         return make_error("file " + std::to_string(f.id) + ": unknown kind");
     }
@@ -346,6 +349,21 @@ class Opener {
     return s.release();
   }
 
+  Result<int> open_inet_socket(const schema::File& f) {
+    if (!inet_built_) {
+      CR_TRY_ASSIGN(inet_, create_inet_sockets(img_.inet_sockets, priv_, opts_.tcp_close));
+      inet_built_ = true;
+    }
+    auto it = inet_.find(f.object);
+    if (it == inet_.end() || !it->second.valid())
+      return make_error("file " + std::to_string(f.id) + ": inet socket " +
+                        std::to_string(f.object) + " opened twice");
+    ScopedFd s = std::move(it->second);
+    if (::fcntl(s.get(), F_SETFL, static_cast<int>(f.flags) & kSettableFlags) != 0)
+      return errno_error("inet socket " + std::to_string(f.object) + ": F_SETFL");
+    return s.release();
+  }
+
   Result<int> open_tty(const schema::File& f) {
     if (!opts_.shell_job) return make_error("fd on a terminal: restore with --shell-job");
     if (::isatty(STDERR_FILENO) == 1) {
@@ -367,6 +385,8 @@ class Opener {
   std::set<uint32_t> filled_fifos_;
   std::map<uint32_t, ScopedFd> unix_;  // by UnixSocket id, until its File takes it
   bool unix_built_ = false;
+  std::map<uint32_t, ScopedFd> inet_;  // by InetSocket id, until its File takes it
+  bool inet_built_ = false;
 };
 
 }  // namespace

@@ -1,6 +1,8 @@
 #include "restore/privilege.h"
 
 #include <linux/capability.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -12,6 +14,8 @@
 #include <cstring>
 #include <iterator>
 #include <utility>
+
+#include "common/text.h"
 
 namespace cr::restore {
 
@@ -72,6 +76,43 @@ Status check_process(const ProcessImage& p) {
   return {};
 }
 
+// What a user cannot do with an internet socket of its own: repair a connection (TCP_REPAIR
+// needs CAP_NET_ADMIN, and would let it take over any connection's sequence numbers), bind a
+// privileged port, mark or prioritise packets beyond the unprivileged range, be transparent,
+// open ping sockets outside the administrator's choice.
+Status check_inet(const schema::InetSocket& r) {
+  const std::string who =
+      "inet socket " + std::to_string(r.id) +
+      (r.src.empty() ? std::string() : " (" + inet_endpoint_text(r.src, r.src_port) + ")");
+  const std::string tail = ": an image without a root process cannot ask for it (restore a "
+                           "signed image with --verify-key to vouch for it)";
+  if (r.state == schema::kInetEstablished)
+    return make_error(who + ": an established TCP connection is rebuilt with TCP_REPAIR" + tail);
+  if (r.protocol == IPPROTO_ICMP || r.protocol == IPPROTO_ICMPV6)
+    return make_error(who + ": ping socket" + tail);
+  int start = 1024;
+  if (FILE* f = std::fopen("/proc/sys/net/ipv4/ip_unprivileged_port_start", "re")) {
+    if (std::fscanf(f, "%d", &start) != 1) start = 1024;
+    std::fclose(f);
+  }
+  if ((r.flags & schema::kInetBound) && r.src_port != 0 && static_cast<int>(r.src_port) < start)
+    return make_error(who + ": port " + std::to_string(r.src_port) + " is below " +
+                      std::to_string(start) + tail);
+  for (uint64_t o : r.opts) {
+    const int level = static_cast<int>(static_cast<int16_t>(o >> 48));
+    const int name = static_cast<int>(static_cast<uint16_t>(o >> 32));
+    const int value = static_cast<int>(static_cast<uint32_t>(o));
+    const bool bad = (level == SOL_SOCKET && name == SO_MARK) ||
+                     (level == SOL_SOCKET && name == SO_PRIORITY && (value < 0 || value > 6)) ||
+                     (level == IPPROTO_IP && name == IP_TRANSPARENT) ||
+                     (level == IPPROTO_IPV6 && name == 75 /* IPV6_TRANSPARENT */);
+    if (bad)
+      return make_error(who + ": socket option " + std::to_string(level) + "/" +
+                        std::to_string(name) + " = " + std::to_string(value) + tail);
+  }
+  return {};
+}
+
 }  // namespace
 
 FsIdentity FsIdentity::of(const schema::Creds& c) {
@@ -118,9 +159,15 @@ const FsIdentity* Privileges::for_socket(uint32_t socket_id) const {
   return it == socket_holder_.end() ? &owner_ : &ids_[it->second];
 }
 
-Status Privileges::check(const TreeHead& head) const {
-  if (!restricted_) return {};
+Status Privileges::check(const TreeHead& head, bool signed_image) const {
+  // A signed image is vouched for by whoever holds the key (the root that dumped it): its
+  // files are still opened as their processes' users, but what it asks for is granted.
+  if (!restricted_ || signed_image) return {};
   for (const ProcessImage& p : head.procs) CR_TRY(check_process(p));
+  for (const auto& [id, sock] : head.shared.inet_sockets) CR_TRY(check_inet(sock.sock));
+  if (!head.shared.net_lock.empty())
+    return make_error("the image names network lock " + head.shared.net_lock +
+                      ": an image without a root process cannot ask for nftables changes");
   for (const auto& [id, f] : head.shared.files) {
     if (f.kind == schema::kFileDevice && !allowed_device(f.rdev))
       return make_error("file " + f.path + ": device " + device_text(f.rdev) +

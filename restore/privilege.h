@@ -48,7 +48,8 @@ class Privileges {
   /// Refuses, naming it, what a restricted image asks for that its user could not do:
   /// capabilities, hard rlimits above this environment's, devices outside the allowlist,
   /// deleted files with set-id bits, a root directory of its own without no_new_privs.
-  Status check(const TreeHead& head) const;
+  /// A `signed_image` (its seal verified with --verify-key) is not refused anything.
+  Status check(const TreeHead& head, bool signed_image = false) const;
 
  private:
   bool restricted_ = false;

@@ -21,6 +21,7 @@
 #include "restore/threads.h"
 #include "restore/trampoline.h"
 #include "restore/tree.h"
+#include "sys/netlock.h"
 
 namespace cr::restore {
 
@@ -177,6 +178,14 @@ Status run(RestoreContext& root) {
   auto t0 = Clock::now();
   for (size_t i = all.size(); i-- > 0;) CR_TRY(detach(*all[i]));
   account(root, "resume", t0);
+  // The connections are live and their programs run: their peers' packets may come in.
+  if (!root.shared.net_lock.empty()) {
+    auto t1 = Clock::now();
+    Status st = sys::netlock_delete(root.shared.net_lock);
+    if (!st.ok()) root.warn("network unlock: " + st.error().message);
+    root.shared.net_lock.clear();
+    account(root, "network unlock", t1);
+  }
   // Every process holds what it maps and opens: crrestore's own hold on the shared memory
   // objects would keep their memory alive while it waits for the root, after the tree let go.
   root.shmem_fds.clear();
@@ -198,6 +207,9 @@ Result<pid_t> restore(RestoreContext& ctx) {
   Status st = run(ctx);
   if (!st.ok()) {
     kill_tree(ctx);
+    // The connections are gone with the tree: their peers may hear so (a reset) rather
+    // than wait on a lock nobody lifts.
+    if (!ctx.shared.net_lock.empty()) (void)sys::netlock_delete(ctx.shared.net_lock);
     return std::move(st).error();
   }
   return ctx.pid();

@@ -90,7 +90,7 @@ Status read_tree_head(RestoreContext& root) {
   CR_TRY(check_tree_head(head));
   // Before anything is made for the image: what it asks for must be its own to ask.
   root.privileges = Privileges::of(head);
-  CR_TRY(root.privileges.check(head));
+  CR_TRY(root.privileges.check(head, root.opts.signed_image));
   if (const FsIdentity* owner = root.privileges.owner()) {
     // The tree's shared memory is its own, not root's: its processes open it by /proc as
     // themselves (a memfd of mode 0600 among them).

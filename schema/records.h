@@ -273,6 +273,7 @@ enum FileKind : uint32_t {
   kFileEpoll = 14,       // its watches are EpollItem records after the Fds
   kFilePtyMaster = 15,   // `object` = its Pty record
   kFilePtySlave = 16,    // `object` = its Pty record
+  kFileInetSocket = 17,  // `object` = its InetSocket record
   // 40 and up: deleted and unusual files (issue 11).
   kFileGhostNode = 40,  // a directory, FIFO or character device removed while open: the type
                         // is in `mode` (S_IFDIR, S_IFIFO, S_IFCHR with `rdev`); restore makes a
@@ -425,13 +426,72 @@ CR_RECORD_TAIL(UnixSocketData, 0x0221, "unix_socket_data",
                (objref, socket),
                (bytes, sender))  // a datagram's sender name as recvmsg showed it (empty: none)
 
+// ---- Internet sockets (0x0260-0x026f). One InetSocket object per AF_INET/AF_INET6 socket of
+// the tree, written before the Files that open it (File kind kFileInetSocket, `object`); then
+// an established TCP connection's queues (InetSocketData), and a NetLock when crdump left the
+// connections' packets dropped for crrestore to let through again.
+
+enum InetSocketState : uint32_t {
+  kInetClosed = 0,       // never connected or listening; bound if kInetBound
+  kInetListening = 1,    // TCP listen(); its accept queue was empty
+  kInetEstablished = 2,  // TCP connection, restored with TCP_REPAIR (crdump --tcp-established)
+  kInetConnected = 3,    // UDP (or ping) socket connect()ed to `dst`
+};
+
+enum InetSocketFlags : uint32_t {
+  kInetBound = 1,               // bind() to `src`: a listener's or an unconnected socket's own
+  kInetLinger = 2,              // SO_LINGER on, for `linger` seconds
+  kInetTcpSack = 0x100,         // an established connection's negotiated options (tcp_info)
+  kInetTcpWscale = 0x200,
+  kInetTcpTimestamps = 0x400,
+};
+
+CR_RECORD(InetSocket, 0x0260, "inet_socket", "an AF_INET or AF_INET6 socket (objdef)",
+          (objdef, id), (u64, ino),
+          (u32, family), (u32, type), (u32, protocol),  // as socket() took them
+          (u32, state),                                 // InetSocketState
+          (bytes, src), (u32, src_port),  // getsockname: 4 or 16 address bytes, host-order port
+          (bytes, dst), (u32, dst_port),  // getpeername (established, connected)
+          (u32, flags),                   // InetSocketFlags
+          (u32, backlog),                 // a listener's
+          (u32, linger),                  // with kInetLinger
+          // Integer options whose value differs from a new socket's, each
+          // level << 48 | name << 32 | value (SO_SNDBUF, SO_RCVBUF: as getsockopt shows them).
+          (u64s, opts),
+          (str, bind_dev),    // SO_BINDTODEVICE
+          (str, congestion),  // TCP_CONGESTION when not the default
+          // An established TCP connection, as TCP_REPAIR shows it:
+          (u32, snd_seq),     // write_seq: the sequence number after the last byte queued
+          (u32, rcv_seq),     // rcv_nxt: the next one expected
+          (u32, outq_len),    // bytes in the send queue (sent and not acknowledged, or unsent)
+          (u32, unsent_len),  // of them, never sent
+          (u32, inq_len),     // bytes received and not read
+          (u32, mss),         // mss_clamp
+          (u32, snd_wscale), (u32, rcv_wscale),
+          (u32, timestamp),  // TCP_TIMESTAMP: the connection's clock
+          (u32, snd_wl1), (u32, snd_wnd), (u32, max_window), (u32, rcv_wnd), (u32, rcv_wup))
+
+enum InetQueue : uint32_t {
+  kInetRecvQueue = 1,  // received, not read by the program
+  kInetSendQueue = 2,  // written by the program, not acknowledged by the peer
+};
+
+CR_RECORD_TAIL(InetSocketData, 0x0261, "inet_socket_data",
+               "bytes of an established TCP connection's queue; tail = the bytes",
+               (objref, socket), (u32, queue))  // InetQueue
+
+CR_RECORD(NetLock, 0x0262, "net_lock",
+          "crdump dropped the packets of the image's TCP connections with the nftables table "
+          "`table` (family inet) and left it for crrestore to delete once they are restored",
+          (str, table))
+
 /// Every record type, for the writer's self-description, crit and the id check below.
 using AllRecords =
     std::tuple<StreamHeader, SchemaType, Trailer, ErrorRecord, Process, Creds, Rlimits, FsInfo, ProcAttrs, Mm,
                Vma, Pages, Shmem, ShmemData, Thread, Sigaction, PendingSignal, Itimer, PosixTimer,
                Pipe, PipeData, File, FileData, Fd, SysvShm, SysvShmData, SysvMsgQueue, SysvMsg,
                SysvSem, SysvLimits, Pty, EpollItem, UnixSocket, UnixSocketData, FileLock,
-               FileOwner, StreamSeal>;
+               FileOwner, StreamSeal, InetSocket, InetSocketData, NetLock>;
 
 namespace detail {
 template <class Tuple, size_t... I>

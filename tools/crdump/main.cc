@@ -180,6 +180,9 @@ int run(int argc, char** argv) {
       ->check(CLI::Range(1, 19));
   app.add_flag("--leave-running", opts.leave_running, "let the process carry on after the dump");
   app.add_flag("--shell-job", opts.shell_job, "the process uses the shell's terminal");
+  app.add_flag("--tcp-established", opts.tcp_established,
+               "dump established TCP connections (TCP_REPAIR); their packets are dropped by an "
+               "nftables table from the dump until crrestore has them back");
   app.add_option("--inherit-fd", opts.inherit_fds,
                  "fd FD of the process is external (restore reconnects it with --inherit-fd)")
       ->expected(1)

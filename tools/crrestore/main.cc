@@ -80,7 +80,7 @@ cr::Status verify_stream(int fd, const cr::format::ReaderOptions& ropts) {
 int main(int argc, char** argv) {
   CLI::App app{"crrestore: restore a process tree from a crtools image"};
   std::string input;
-  bool detach = false, shell_job = false, verbose = false;
+  bool detach = false, shell_job = false, verbose = false, tcp_close = false;
   std::vector<std::string> inherit;
   std::string verify_key;
   app.add_option("-i,--input", input, "image file (default: stdin)");
@@ -89,6 +89,9 @@ int main(int argc, char** argv) {
                  "image is buffered in memory and checked whole before anything is created");
   app.add_flag("-d,--detach", detach, "return once the process runs");
   app.add_flag("--shell-job", shell_job, "reconnect terminal fds to ours");
+  app.add_flag("--tcp-close", tcp_close,
+               "restore established TCP connections closed (the peer is gone): the program's "
+               "next call on one fails with ECONNABORTED");
   app.add_option("--inherit-fd", inherit, "fd[N]:KEY: give our fd N for the external file KEY");
   app.add_flag("-v,--verbose", verbose, "print each pass with its time");
   CLI11_PARSE(app, argc, argv);
@@ -96,6 +99,7 @@ int main(int argc, char** argv) {
   cr::restore::RestoreContext ctx;
   ctx.opts.detach = detach;
   ctx.opts.shell_job = shell_job;
+  ctx.opts.tcp_close = tcp_close;
   ctx.opts.verbose = verbose;
   static const std::regex kInherit(R"(fd\[(\d+)\]:(.+))");
   for (const auto& spec : inherit) {
@@ -137,6 +141,7 @@ int main(int argc, char** argv) {
     fd = buffered.get();
     cr::Status st = verify_stream(fd, ropts);
     if (!st.ok()) die(name + ": " + st.error().message);
+    ctx.opts.signed_image = true;
   }
   auto reader = cr::format::RecordReader::open(fd, ropts);
   if (!reader.ok()) die(name + ": " + reader.error().message);

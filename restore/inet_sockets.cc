@@ -1,0 +1,253 @@
+// The order inside one connection follows what TCP_REPAIR allows: the queues' first sequence
+// numbers are set while the socket is still closed; bind and connect then make it established
+// without a packet; the negotiated options, the clock, the queues' bytes and the window follow;
+// repair goes off last, and the bytes the program had written but the kernel never sent are
+// written then, as any write. The peer's packets are still dropped by crdump's network lock
+// until the tree runs (restorer.cc deletes it).
+#include "restore/inet_sockets.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cstring>
+#include <vector>
+
+#include "common/text.h"
+
+namespace cr::restore {
+
+namespace {
+
+#ifndef TCP_REPAIR_WINDOW
+#define TCP_REPAIR_WINDOW 29
+#endif
+
+struct RepairWindow {  // struct tcp_repair_window (Linux 4.8)
+  uint32_t snd_wl1, snd_wnd, max_window, rcv_wnd, rcv_wup;
+};
+
+// Bytes per write into a queue in repair mode (each write is one buffer of the queue).
+constexpr size_t kQueueChunk = 64 * 1024;
+
+std::string text(const schema::InetSocket& r) {
+  std::string proto = r.protocol == IPPROTO_TCP ? "tcp" : r.protocol == IPPROTO_UDP ? "udp"
+                    : r.protocol == IPPROTO_UDPLITE ? "udplite" : "ping";
+  if (r.family == AF_INET6) proto += "6";
+  std::string s = "inet socket " + std::to_string(r.id) + " (" + proto;
+  if (!r.src.empty()) s += " " + inet_endpoint_text(r.src, r.src_port);
+  if (!r.dst.empty()) s += " -> " + inet_endpoint_text(r.dst, r.dst_port);
+  return s + ")";
+}
+
+std::pair<sockaddr_storage, socklen_t> sockaddr_of(uint32_t family, const schema::bytes_t& a,
+                                                    uint32_t port) {
+  sockaddr_storage ss{};
+  if (family == AF_INET) {
+    auto& in = reinterpret_cast<sockaddr_in&>(ss);
+    in.sin_family = AF_INET;
+    in.sin_port = htons(static_cast<uint16_t>(port));
+    if (a.size() == 4) std::memcpy(&in.sin_addr, a.data(), 4);
+    return {ss, sizeof(sockaddr_in)};
+  }
+  auto& in6 = reinterpret_cast<sockaddr_in6&>(ss);
+  in6.sin6_family = AF_INET6;
+  in6.sin6_port = htons(static_cast<uint16_t>(port));
+  if (a.size() == 16) std::memcpy(&in6.sin6_addr, a.data(), 16);
+  return {ss, sizeof(sockaddr_in6)};
+}
+
+Status set_int(int s, int level, int name, int value, const std::string& what) {
+  if (::setsockopt(s, level, name, &value, sizeof value) != 0)
+    return errno_error("setsockopt(" + std::to_string(level) + ", " + std::to_string(name) +
+                       ", " + std::to_string(value) + ")")
+        .wrap(what);
+  return {};
+}
+
+Status set_options(int s, const schema::InetSocket& r, bool restricted, const std::string& what) {
+  for (uint64_t o : r.opts) {
+    const int level = static_cast<int>(static_cast<int16_t>(o >> 48));
+    int name = static_cast<int>(static_cast<uint16_t>(o >> 32));
+    int value = static_cast<int>(static_cast<uint32_t>(o));
+    // getsockopt shows a buffer size doubled (the kernel's bookkeeping share); the FORCE
+    // variants set it whatever the system maximum, which only root may ask for.
+    if (level == SOL_SOCKET && (name == SO_SNDBUF || name == SO_RCVBUF)) {
+      value /= 2;
+      if (!restricted) name = name == SO_SNDBUF ? SO_SNDBUFFORCE : SO_RCVBUFFORCE;
+    }
+    CR_TRY(set_int(s, level, name, value, what));
+  }
+  if (r.flags & schema::kInetLinger) {
+    linger lg{1, static_cast<int>(r.linger)};
+    if (::setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) != 0)
+      return errno_error("setsockopt SO_LINGER").wrap(what);
+  }
+  if (!r.bind_dev.empty() &&
+      ::setsockopt(s, SOL_SOCKET, SO_BINDTODEVICE, r.bind_dev.data(),
+                   static_cast<socklen_t>(r.bind_dev.size())) != 0)
+    return errno_error("SO_BINDTODEVICE " + r.bind_dev).wrap(what);
+  if (!r.congestion.empty() &&
+      ::setsockopt(s, IPPROTO_TCP, TCP_CONGESTION, r.congestion.data(),
+                   static_cast<socklen_t>(r.congestion.size())) != 0)
+    return errno_error("TCP_CONGESTION " + r.congestion).wrap(what);
+  return {};
+}
+
+Status bind_to(int s, const schema::InetSocket& r, const std::string& what) {
+  auto [ss, len] = sockaddr_of(r.family, r.src, r.src_port);
+  if (::bind(s, reinterpret_cast<const sockaddr*>(&ss), len) == 0) return {};
+  if (errno == EADDRINUSE)
+    return make_error(what + ": the address is in use (another socket on this machine holds " +
+                      inet_endpoint_text(r.src, r.src_port) + ")");
+  return errno_error("bind").wrap(what);
+}
+
+Status connect_to(int s, const schema::InetSocket& r, const std::string& what) {
+  auto [ss, len] = sockaddr_of(r.family, r.dst, r.dst_port);
+  if (::connect(s, reinterpret_cast<const sockaddr*>(&ss), len) == 0) return {};
+  if (errno == EADDRNOTAVAIL || errno == EADDRINUSE)
+    return make_error(what + ": the connection's address pair is in use on this machine");
+  return errno_error("connect").wrap(what);
+}
+
+Status repair(int s, int mode, const std::string& what) {
+  return set_int(s, IPPROTO_TCP, TCP_REPAIR, mode, what + ": TCP_REPAIR");
+}
+
+// Writes `bytes` into the queue selected (repair mode), or as the program would (not).
+Status fill(int s, const uint8_t* p, size_t n, const std::string& what) {
+  size_t off = 0;
+  while (off < n) {
+    ssize_t w = ::send(s, p + off, std::min(kQueueChunk, n - off), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return errno_error("write " + std::to_string(n) + " queued bytes").wrap(what);
+    off += static_cast<size_t>(w);
+  }
+  return {};
+}
+
+Status restore_connection(int s, const InetSocketImage& img, const std::string& what) {
+  const schema::InetSocket& r = img.sock;
+  if (img.recv_queue.size() != r.inq_len || img.send_queue.size() != r.outq_len)
+    return make_error(what + ": queued bytes do not match the recorded queue lengths");
+  CR_TRY(set_int(s, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE, what));
+  CR_TRY(set_int(s, IPPROTO_TCP, TCP_QUEUE_SEQ, static_cast<int>(r.snd_seq - r.outq_len), what));
+  CR_TRY(set_int(s, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE, what));
+  CR_TRY(set_int(s, IPPROTO_TCP, TCP_QUEUE_SEQ, static_cast<int>(r.rcv_seq - r.inq_len), what));
+  CR_TRY(bind_to(s, r, what));
+  CR_TRY(connect_to(s, r, what));
+
+  std::vector<tcp_repair_opt> opts;
+  opts.push_back({TCPOPT_MAXSEG, r.mss});
+  if (r.flags & schema::kInetTcpWscale)
+    opts.push_back({TCPOPT_WINDOW, r.snd_wscale | (r.rcv_wscale << 16)});
+  if (r.flags & schema::kInetTcpSack) opts.push_back({TCPOPT_SACK_PERMITTED, 0});
+  if (r.flags & schema::kInetTcpTimestamps) opts.push_back({TCPOPT_TIMESTAMP, 0});
+  if (::setsockopt(s, IPPROTO_TCP, TCP_REPAIR_OPTIONS, opts.data(),
+                   static_cast<socklen_t>(opts.size() * sizeof opts[0])) != 0)
+    return errno_error("TCP_REPAIR_OPTIONS").wrap(what);
+  if (r.flags & schema::kInetTcpTimestamps)
+    CR_TRY(set_int(s, IPPROTO_TCP, TCP_TIMESTAMP, static_cast<int>(r.timestamp), what));
+
+  if (!img.recv_queue.empty()) {
+    CR_TRY(set_int(s, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE, what));
+    CR_TRY(fill(s, img.recv_queue.data(), img.recv_queue.size(), what + ": receive queue"));
+  }
+  // The bytes sent and not acknowledged go in as sent (the peer may acknowledge them); the
+  // rest after repair, as new writes.
+  const size_t sent = r.outq_len - r.unsent_len;
+  if (sent > 0) {
+    CR_TRY(set_int(s, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE, what));
+    CR_TRY(fill(s, img.send_queue.data(), sent, what + ": send queue"));
+  }
+  RepairWindow w{r.snd_wl1, r.snd_wnd, r.max_window, r.rcv_wnd, r.rcv_wup};
+  if (::setsockopt(s, IPPROTO_TCP, TCP_REPAIR_WINDOW, &w, sizeof w) != 0)
+    return errno_error("TCP_REPAIR_WINDOW").wrap(what);
+  return set_int(s, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE, what);
+}
+
+// Once every listener has its port: repair off (the kernel probes the peer's window), then
+// the bytes never sent, as the program's own writes.
+Status finish_connection(int s, const InetSocketImage& img, const std::string& what) {
+  const schema::InetSocket& r = img.sock;
+  CR_TRY(repair(s, 0, what));
+  if (r.unsent_len > 0)
+    CR_TRY(fill(s, img.send_queue.data() + (r.outq_len - r.unsent_len), r.unsent_len,
+                what + ": unsent bytes"));
+  return {};
+}
+
+// bind() then listen() with SO_REUSEADDR on for both (each takes the port again): the port
+// is shared with the connections accepted from it, which are in repair mode (whose "force
+// reuse" only gives way to a socket that asks for reuse too). The program's own value after.
+Status bind_listener(int s, const schema::InetSocket& r, const std::string& what) {
+  int had = 0;
+  socklen_t len = sizeof had;
+  if (::getsockopt(s, SOL_SOCKET, SO_REUSEADDR, &had, &len) != 0)
+    return errno_error("getsockopt SO_REUSEADDR").wrap(what);
+  CR_TRY(set_int(s, SOL_SOCKET, SO_REUSEADDR, 1, what));
+  CR_TRY(bind_to(s, r, what));
+  if (::listen(s, static_cast<int>(r.backlog)) != 0) return errno_error("listen").wrap(what);
+  if (had == 0) CR_TRY(set_int(s, SOL_SOCKET, SO_REUSEADDR, 0, what));
+  return {};
+}
+
+// --tcp-close: connected in repair mode (no packet), then disconnected in repair mode, which
+// the kernel does silently and marks with ECONNABORTED for the program's next call.
+Status restore_closed(int s, const schema::InetSocket& r, const std::string& what) {
+  CR_TRY(connect_to(s, r, what));
+  sockaddr unspec{};
+  unspec.sa_family = AF_UNSPEC;
+  if (::connect(s, &unspec, sizeof unspec) != 0)
+    return errno_error("connect(AF_UNSPEC)").wrap(what);
+  return repair(s, 0, what);
+}
+
+}  // namespace
+
+Result<std::map<uint32_t, ScopedFd>> create_inet_sockets(
+    const std::map<uint32_t, InetSocketImage>& sockets, const Privileges& priv, bool tcp_close) {
+  std::map<uint32_t, ScopedFd> out;
+  // Connections first, in repair mode: a connection accepted from a listener has the
+  // listener's port, and a socket in repair mode binds to it only while no listener holds it.
+  // Then the listeners and the rest; then the connections leave repair mode.
+  for (int pass = 0; pass < 2; ++pass)
+    for (const auto& [id, img] : sockets) {
+      const schema::InetSocket& r = img.sock;
+      const bool established = r.state == schema::kInetEstablished;
+      if (established != (pass == 0)) continue;
+      const std::string what = text(r);
+      ScopedFd s(::socket(static_cast<int>(r.family), static_cast<int>(r.type) | SOCK_CLOEXEC,
+                          static_cast<int>(r.protocol)));
+      if (!s.valid()) return errno_error("socket").wrap(what);
+      if (established) CR_TRY(repair(s.get(), 1, what));
+      CR_TRY(set_options(s.get(), r, priv.restricted(), what));
+      switch (r.state) {
+        case schema::kInetClosed:
+          if (r.flags & schema::kInetBound) CR_TRY(bind_to(s.get(), r, what));
+          break;
+        case schema::kInetListening:
+          CR_TRY(bind_listener(s.get(), r, what));
+          break;
+        case schema::kInetConnected:
+          if (r.flags & schema::kInetBound) CR_TRY(bind_to(s.get(), r, what));
+          CR_TRY(connect_to(s.get(), r, what));
+          break;
+        case schema::kInetEstablished:
+          CR_TRY(tcp_close ? restore_closed(s.get(), r, what)
+                           : restore_connection(s.get(), img, what));
+          break;
+        default:
+          return make_error(what + ": unknown state " + std::to_string(r.state));
+      }
+      out[id] = std::move(s);
+    }
+  if (!tcp_close)
+    for (const auto& [id, img] : sockets)
+      if (img.sock.state == schema::kInetEstablished)
+        CR_TRY(finish_connection(out.at(id).get(), img, text(img.sock)));
+  return out;
+}
+
+}  // namespace cr::restore
