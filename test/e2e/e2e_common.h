@@ -126,8 +126,12 @@ inline bool restore_detached(TempDir& dir, const std::string& img, pid_t pid) {
 }
 
 /// Dumps a restored task (our child) with the kill path and reaps it.
-inline bool redump_restored(TempDir& dir, pid_t pid, const std::string& img) {
-  ToolRun d = run_tool(dir, "crdump", {"-o", img, std::to_string(pid)});
+inline bool redump_restored(TempDir& dir, pid_t pid, const std::string& img,
+                            std::vector<std::string> extra = {}) {
+  std::vector<std::string> args = {"-o", img};
+  args.insert(args.end(), extra.begin(), extra.end());
+  args.push_back(std::to_string(pid));
+  ToolRun d = run_tool(dir, "crdump", args);
   if (!d.status.ok()) {
     ADD_FAILURE() << "crdump of the restored task: " << d.describe()
                   << "\nlog: " << read_file(dir.work() + "/log");

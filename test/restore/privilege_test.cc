@@ -1,6 +1,8 @@
 #include "restore/privilege.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -101,6 +103,54 @@ TEST(Privileges, CapabilitiesOfAUserAreRefused) {
   Status st = Privileges::of(h).check(h);
   EXPECT_NE(message(st).find("pid 11: uid 1002 with capabilities"), std::string::npos)
       << message(st);
+}
+
+schema::InetSocket inet(uint32_t id, uint32_t state, uint32_t port) {
+  schema::InetSocket r{};
+  r.id = id;
+  r.family = AF_INET;
+  r.type = SOCK_STREAM;
+  r.protocol = IPPROTO_TCP;
+  r.state = state;
+  r.src = {127, 0, 0, 1};
+  r.src_port = port;
+  r.flags = state == schema::kInetEstablished ? 0u : uint32_t{schema::kInetBound};
+  if (state == schema::kInetEstablished) {
+    r.dst = {127, 0, 0, 1};
+    r.dst_port = 40000;
+  }
+  return r;
+}
+
+// A user cannot repair a connection (TCP_REPAIR would let it take over any connection), bind
+// a privileged port or mark its packets; a listener on a high port is its own. A signed image
+// is vouched for by its signer.
+TEST(Privileges, InetSocketsAUserCannotMakeAreRefused) {
+  TreeHead h = user_tree();
+  h.shared.inet_sockets[5].sock = inet(5, schema::kInetListening, 8080);
+  EXPECT_TRUE(Privileges::of(h).check(h).ok()) << message(Privileges::of(h).check(h));
+
+  h.shared.inet_sockets[6].sock = inet(6, schema::kInetEstablished, 8080);
+  Status st = Privileges::of(h).check(h);
+  EXPECT_NE(message(st).find("inet socket 6 (127.0.0.1:8080): an established TCP connection"),
+            std::string::npos)
+      << message(st);
+  EXPECT_TRUE(Privileges::of(h).check(h, /*signed_image=*/true).ok());
+
+  h.shared.inet_sockets.erase(6);
+  h.shared.inet_sockets[7].sock = inet(7, schema::kInetListening, 80);
+  EXPECT_NE(message(Privileges::of(h).check(h)).find("port 80 is below"), std::string::npos);
+
+  h.shared.inet_sockets.erase(7);
+  schema::InetSocket marked = inet(8, schema::kInetClosed, 0);
+  marked.opts = {uint64_t{SOL_SOCKET} << 48 | uint64_t{SO_MARK} << 32 | 7};
+  h.shared.inet_sockets[8].sock = marked;
+  EXPECT_NE(message(Privileges::of(h).check(h)).find("socket option 1/36 = 7"), std::string::npos)
+      << message(Privileges::of(h).check(h));
+
+  h.shared.inet_sockets.erase(8);
+  h.shared.net_lock = "crtools_lock_1_2";
+  EXPECT_NE(message(Privileges::of(h).check(h)).find("nftables"), std::string::npos);
 }
 
 TEST(Privileges, HardRlimitAboveOursIsRefusedLowerIsNot) {

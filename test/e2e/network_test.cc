@@ -1,0 +1,379 @@
+// Internet sockets (issue 12): listeners, UDP and their options in every mode; established TCP
+// connections with both ends in the tree and with the peer outside it (this test process), held
+// through the network lock; --tcp-close; the refusal without --tcp-established; redis-server
+// with a client that keeps its connection.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "common/scoped_fd.h"
+#include "e2e_common.h"
+
+namespace cr::e2e {
+namespace {
+
+// ---- this process as a TCP client ----------------------------------------------------------
+
+ScopedFd connect_tcp(uint16_t port) {
+  ScopedFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (!s.valid() || ::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return {};
+  return s;
+}
+
+bool send_all(int s, const std::string& data) {
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::send(s, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// Reads until `n` bytes came, the peer closed or reset, or a generous guard ran out (a hang
+// is reported as a failure, not waited for).
+std::string recv_n(int s, size_t n, std::string* error = nullptr) {
+  std::string out;
+  while (out.size() < n) {
+    pollfd p{s, POLLIN, 0};
+    int r = ::poll(&p, 1, 30000);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      if (error) *error = "no answer within 30 s";
+      break;
+    }
+    char buf[4096];
+    ssize_t got = ::recv(s, buf, std::min(sizeof buf, n - out.size()), 0);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      if (error) *error = got == 0 ? "connection closed" : std::string("recv: ") + strerror(errno);
+      break;
+    }
+    out.append(buf, static_cast<size_t>(got));
+  }
+  return out;
+}
+
+// A port nobody uses now (bound to 0, then released).
+uint16_t free_port() {
+  ScopedFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (::bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::getsockname(s.get(), reinterpret_cast<sockaddr*>(&a), &len) != 0)
+    return 0;
+  return ntohs(a.sin_port);
+}
+
+bool nft_present() { return access("/usr/sbin/nft", X_OK) == 0; }
+
+// The crtools lock tables nft lists now.
+std::string lock_tables() {
+  FILE* f = ::popen("nft list tables 2>/dev/null | grep -o 'crtools_lock_[0-9_]*'", "r");
+  if (!f) return "?";
+  std::string out;
+  char buf[256];
+  while (std::fgets(buf, sizeof buf, f)) out += buf;
+  ::pclose(f);
+  return out;
+}
+
+// python3 running `script` under the zdtm protocol, dumped with `dump_args`, restored with
+// `restore_args`, told to check itself.
+void python_round(const std::string& script, Mode mode, std::vector<std::string> dump_args,
+                  std::vector<std::string> restore_args = {}) {
+  SCOPED_TRACE(mode_name(mode));
+  TempDir dir;
+  Target t = Target::start(dir, {"/usr/bin/python3", "-I", "-c", script});
+  ASSERT_GT(t.pid(), 0) << t.error();
+  const pid_t pid = t.pid();
+  const std::string img = dir.path("img");
+  if (!dump_target(dir, t, mode, img, dump_args)) return;
+  std::vector<std::string> args = {"-d", "-i", img};
+  args.insert(args.end(), restore_args.begin(), restore_args.end());
+  ToolRun r = run_tool(dir, "crrestore", args);
+  ASSERT_TRUE(r.status.ok()) << r.describe() << "\nlog: " << read_file(dir.work() + "/log");
+  if (mode == Mode::kTwice) {
+    if (!redump_restored(dir, pid, img, dump_args)) return;
+    r = run_tool(dir, "crrestore", args);
+    ASSERT_TRUE(r.status.ok()) << "second restore: " << r.describe();
+  }
+  expect_restored_passes(dir, pid);
+  EXPECT_EQ(lock_tables(), "") << "a network lock was left behind";
+  std::cout << "  [python3 " << mode_name(mode) << "] " << read_file(dir.work() + "/log");
+}
+
+// Listeners (IPv4, IPv6 only), a bound UDP socket, a connected one, an unbound TCP socket and
+// their options: the same after the restore, and every one of them works.
+TEST(Network, ListenersUdpAndOptions) {
+  if (!tools_present()) return;
+  const std::string script = R"py(
+import os, signal, socket as S, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+l4 = S.socket()
+l4.setsockopt(S.SOL_SOCKET, S.SO_REUSEADDR, 1)
+l4.setsockopt(S.IPPROTO_TCP, S.TCP_NODELAY, 1)
+l4.setsockopt(S.SOL_SOCKET, S.SO_RCVBUF, 65536)
+l4.bind(('127.0.0.1', 0)); l4.listen(7)
+l6 = S.socket(S.AF_INET6)
+l6.setsockopt(S.IPPROTO_IPV6, S.IPV6_V6ONLY, 1)
+l6.setsockopt(S.SOL_SOCKET, S.SO_KEEPALIVE, 1)
+l6.setsockopt(S.IPPROTO_TCP, S.TCP_KEEPIDLE, 77)
+l6.bind(('::1', 0)); l6.listen(3)
+u = S.socket(S.AF_INET, S.SOCK_DGRAM); u.bind(('127.0.0.1', 0))
+uc = S.socket(S.AF_INET, S.SOCK_DGRAM); uc.connect(u.getsockname())
+u6 = S.socket(S.AF_INET6, S.SOCK_DGRAM); u6.setsockopt(S.SOL_SOCKET, S.SO_BROADCAST, 1)
+fresh = S.socket()
+def opts():
+    return (l4.getsockname(), l6.getsockname()[:2], u.getsockname(), uc.getsockname(), uc.getpeername(),
+            l4.getsockopt(S.SOL_SOCKET, S.SO_REUSEADDR) != 0, l4.getsockopt(S.IPPROTO_TCP, S.TCP_NODELAY) != 0,
+            l4.getsockopt(S.SOL_SOCKET, S.SO_RCVBUF), l6.getsockopt(S.IPPROTO_IPV6, S.IPV6_V6ONLY),
+            l6.getsockopt(S.SOL_SOCKET, S.SO_KEEPALIVE) != 0, l6.getsockopt(S.IPPROTO_TCP, S.TCP_KEEPIDLE),
+            u6.getsockopt(S.SOL_SOCKET, S.SO_BROADCAST) != 0, l6.getsockopt(S.SOL_SOCKET, S.SO_REUSEADDR))
+before = opts()
+os.close(3)
+signal.sigwait([signal.SIGTERM])
+errs = []
+after = opts()
+if after != before: errs.append('options %r -> %r' % (before, after))
+for l, fam in ((l4, S.AF_INET), (l6, S.AF_INET6)):
+    c = S.socket(fam); c.connect(l.getsockname()); a, _ = l.accept()
+    c.sendall(b'ping'); a.sendall(a.recv(10) + b'!')
+    if c.recv(10) != b'ping!': errs.append('listener %r' % (l.getsockname(),))
+    c.close(); a.close()
+uc.send(b'dgram')
+data, sender = u.recvfrom(100)
+if (data, sender) != (b'dgram', uc.getsockname()): errs.append('udp %r %r' % (data, sender))
+fresh.bind(('127.0.0.1', 0))
+print('PASS' if not errs else 'FAIL: ' + '; '.join(errs), file=sys.stderr)
+sys.exit(0 if not errs else 1)
+)py";
+  for (Mode mode : {Mode::kKill, Mode::kLeaveRunning, Mode::kTwice}) python_round(script, mode, {});
+}
+
+// A connection with both ends in one process: bytes queued unread both ways, and a send queue
+// filled until the peer's window closed (bytes never sent). After the restore every byte comes
+// out once, in order, and the connections carry on (IPv4 and IPv6).
+const char* const kPairScript = R"py(
+import os, signal, socket as S, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+def pair(fam, host):
+    l = S.socket(fam); l.bind((host, 0)); l.listen(1)
+    c = S.socket(fam); c.connect(l.getsockname()[:2]); a, _ = l.accept()
+    l.close()
+    return c, a
+c, a = pair(S.AF_INET, '127.0.0.1')
+c6, a6 = pair(S.AF_INET6, '::1')
+c.setsockopt(S.IPPROTO_TCP, S.TCP_NODELAY, 1)
+c.sendall(b'to-a' * 1000)
+a.sendall(b'to-c')
+c6.sendall(b'six')
+c2, a2 = pair(S.AF_INET, '127.0.0.1')
+a2.setblocking(False)
+sent = 0
+try:
+    while True:
+        sent += a2.send(bytes((sent + i) % 251 for i in range(4096)))
+except BlockingIOError:
+    pass
+a2.setblocking(True)
+os.close(3)
+signal.sigwait([signal.SIGTERM])
+errs = []
+def recv_n(s, n):
+    out = b''
+    while len(out) < n:
+        d = s.recv(n - len(out))
+        if not d: break
+        out += d
+    return out
+if recv_n(a, 4000) != b'to-a' * 1000: errs.append('a queue')
+if recv_n(c, 4) != b'to-c': errs.append('c queue')
+if recv_n(a6, 3) != b'six': errs.append('a6 queue')
+got = recv_n(c2, sent)
+if got != bytes(i % 251 for i in range(sent)): errs.append('c2: %d of %d bytes, content %s' % (len(got), sent, 'ok' if got == bytes(i % 251 for i in range(len(got))) else 'wrong'))
+for x, y in ((c, a), (a, c), (c6, a6), (a2, c2)):
+    x.sendall(b'more')
+    if recv_n(y, 4) != b'more': errs.append('after restore')
+print('PASS %d bytes in flight' % sent if not errs else 'FAIL: ' + '; '.join(errs), file=sys.stderr)
+sys.exit(0 if not errs else 1)
+)py";
+
+TEST(Network, ConnectionsInsideTheTree) {
+  if (!tools_present() || !nft_present()) GTEST_SKIP() << "needs nft (Debian nftables)";
+  // Not --leave-running: the original, ended after the dump, would leave its connections'
+  // addresses in TIME_WAIT on this machine.
+  for (Mode mode : {Mode::kKill, Mode::kTwice})
+    python_round(kPairScript, mode, {"--tcp-established"});
+}
+
+// Without --tcp-established the dump is refused, naming the connection and the option, and
+// the program carries on untouched.
+TEST(Network, EstablishedRefusedWithoutTheOption) {
+  if (!tools_present()) return;
+  TempDir dir;
+  Target t = Target::start(dir, {"/usr/bin/python3", "-I", "-c", kPairScript});
+  ASSERT_GT(t.pid(), 0) << t.error();
+  ToolRun d = run_tool(dir, "crdump", {"-o", dir.path("img"), std::to_string(t.pid())});
+  EXPECT_FALSE(d.status.ok());
+  EXPECT_TRUE(d.one_line_error("crdump")) << d.err;
+  EXPECT_NE(d.err.find("established connection tcp 127.0.0.1:"), std::string::npos) << d.err;
+  EXPECT_NE(d.err.find("--tcp-established"), std::string::npos) << d.err;
+  ExitStatus st = t.terminate();
+  EXPECT_TRUE(st.ok()) << st.describe() << "\nlog: " << t.log();
+  EXPECT_NE(t.log().find("PASS"), std::string::npos) << t.log();
+}
+
+// An echo server in the tree, this process its client. The client's bytes sent while the tree
+// is away are dropped by the lock and sent again by the kernel once it is back: the client
+// sees a pause, every answer, no error. Twice: the restored server is dumped again.
+const char* const kEchoServer = R"py(
+import os, select, signal, socket as S, sys
+srv = S.socket(); srv.setsockopt(S.SOL_SOCKET, S.SO_REUSEADDR, 1)
+srv.bind(('127.0.0.1', 0)); srv.listen(4)
+open('port', 'w').write(str(srv.getsockname()[1]))
+r, w = os.pipe(); os.set_blocking(w, False)
+signal.set_wakeup_fd(w); signal.signal(signal.SIGTERM, lambda *a: None)
+conns, served = [], 0
+os.close(3)
+while True:
+    rl, _, _ = select.select([srv, r] + conns, [], [])
+    if r in rl: break
+    if srv in rl:
+        conns.append(srv.accept()[0])
+    for c in conns[:]:
+        if c in rl:
+            try:
+                d = c.recv(4096)
+            except ConnectionError as e:
+                print('FAIL: %r' % e, file=sys.stderr); sys.exit(1)
+            if not d:
+                conns.remove(c); c.close(); continue
+            c.sendall(b'echo:' + d); served += 1
+print('PASS served %d' % served, file=sys.stderr)
+)py";
+
+TEST(Network, ClientOutsideTheTreeKeepsItsConnection) {
+  if (!tools_present() || !nft_present()) GTEST_SKIP() << "needs nft (Debian nftables)";
+  TempDir dir;
+  Target t = Target::start(dir, {"/usr/bin/python3", "-I", "-c", kEchoServer});
+  ASSERT_GT(t.pid(), 0) << t.error();
+  const pid_t pid = t.pid();
+  const uint16_t port = static_cast<uint16_t>(std::stoi(read_file(dir.work() + "/port")));
+  ScopedFd c = connect_tcp(port);
+  ASSERT_TRUE(c.valid()) << strerror(errno);
+  std::string err;
+  ASSERT_TRUE(send_all(c.get(), "one"));
+  ASSERT_EQ(recv_n(c.get(), 8, &err), "echo:one") << err;
+  const std::string img = dir.path("img");
+  for (int round = 0; round < 2; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    if (round == 0) {
+      if (!dump_target(dir, t, Mode::kKill, img, {"--tcp-established"})) return;
+    } else if (!redump_restored(dir, pid, img, {"--tcp-established"})) {
+      return;
+    }
+    EXPECT_NE(lock_tables(), "") << "the lock should hold while the tree is away";
+    // Sent while nobody is there: dropped, then sent again by the kernel.
+    ASSERT_TRUE(send_all(c.get(), "away"));
+    ToolRun r = run_tool(dir, "crrestore", {"-d", "-i", img});
+    ASSERT_TRUE(r.status.ok()) << r.describe() << "\nlog: " << read_file(dir.work() + "/log");
+    EXPECT_EQ(lock_tables(), "");
+    EXPECT_EQ(recv_n(c.get(), 9, &err), "echo:away") << err;
+    ASSERT_TRUE(send_all(c.get(), "back"));
+    EXPECT_EQ(recv_n(c.get(), 9, &err), "echo:back") << err;
+  }
+  // A new client is served too.
+  ScopedFd c2 = connect_tcp(port);
+  ASSERT_TRUE(c2.valid());
+  ASSERT_TRUE(send_all(c2.get(), "new"));
+  EXPECT_EQ(recv_n(c2.get(), 8, &err), "echo:new") << err;
+  c2.reset();
+  c.reset();
+  expect_restored_passes(dir, pid);
+}
+
+// --tcp-close: the peer is gone; the program's connection comes back closed and its next call
+// on it fails instead of waiting for ever.
+TEST(Network, TcpCloseRestoresConnectionsClosed) {
+  if (!tools_present() || !nft_present()) GTEST_SKIP() << "needs nft (Debian nftables)";
+  const std::string script = R"py(
+import os, signal, socket as S, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+l = S.socket(); l.bind(('127.0.0.1', 0)); l.listen(1)
+c = S.socket(); c.connect(l.getsockname()); a, _ = l.accept()
+a.sendall(b'lost')
+os.close(3)
+signal.sigwait([signal.SIGTERM])
+outcome = []
+for s in (c, a):
+    try:
+        d = s.recv(10)
+        outcome.append('eof' if d == b'' else 'data %r' % d)
+    except OSError as e:
+        outcome.append(type(e).__name__)
+ok = all(o in ('ConnectionAbortedError', 'ConnectionResetError', 'eof') for o in outcome)
+print(('PASS ' if ok else 'FAIL: ') + ' '.join(outcome), file=sys.stderr)
+sys.exit(0 if ok else 1)
+)py";
+  python_round(script, Mode::kKill, {"--tcp-established"}, {"--tcp-close"});
+}
+
+// redis-server with a client outside the tree that holds its connection through the dump and
+// the restore: its counter goes on, and a new client is served after.
+TEST(Network, RedisKeepsItsClient) {
+  if (!tools_present() || !nft_present() || access("/usr/bin/redis-server", X_OK) != 0)
+    GTEST_SKIP() << "needs redis-server and nft (Debian redis-server, nftables)";
+  TempDir dir;
+  const uint16_t port = free_port();
+  ASSERT_NE(port, 0);
+  Target t = Target::start(dir,
+                           {"/usr/bin/redis-server", "--port", std::to_string(port), "--bind",
+                            "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no",
+                            "--protected-mode", "no", "--logfile", ""},
+                           Target::Ready::kOnExec);
+  ASSERT_GT(t.pid(), 0) << t.error();
+  const pid_t pid = t.pid();
+  // Ready when it accepts: polled (the condition is re-checked, no fixed wait).
+  ScopedFd c;
+  for (int i = 0; i < 500 && !c.valid(); ++i) {
+    c = connect_tcp(port);
+    if (!c.valid()) ::poll(nullptr, 0, 10);
+  }
+  ASSERT_TRUE(c.valid()) << "redis-server does not accept on port " << port << "\n" << t.log();
+  std::string err;
+  const std::string incr = "*2\r\n$4\r\nINCR\r\n$3\r\nctr\r\n";
+  ASSERT_TRUE(send_all(c.get(), incr));
+  ASSERT_EQ(recv_n(c.get(), 4, &err), ":1\r\n") << err;
+  const std::string img = dir.path("img");
+  if (!dump_target(dir, t, Mode::kKill, img, {"--tcp-established"})) return;
+  ToolRun r = run_tool(dir, "crrestore", {"-d", "-i", img});
+  ASSERT_TRUE(r.status.ok()) << r.describe() << "\nlog: " << t.log();
+  ASSERT_TRUE(send_all(c.get(), incr));
+  EXPECT_EQ(recv_n(c.get(), 4, &err), ":2\r\n") << err;
+  ScopedFd c2 = connect_tcp(port);
+  ASSERT_TRUE(c2.valid());
+  ASSERT_TRUE(send_all(c2.get(), incr));
+  EXPECT_EQ(recv_n(c2.get(), 4, &err), ":3\r\n") << err;
+  EXPECT_EQ(lock_tables(), "");
+  ExitStatus st = terminate_pid(pid);
+  EXPECT_TRUE(st.ok()) << st.describe();
+}
+
+}  // namespace
+}  // namespace cr::e2e
