@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -362,8 +363,9 @@ TEST(Network, RedisKeepsItsClient) {
   ASSERT_EQ(recv_n(c.get(), 4, &err), ":1\r\n") << err;
   const std::string img = dir.path("img");
   if (!dump_target(dir, t, Mode::kKill, img, {"--tcp-established"})) return;
-  ToolRun r = run_tool(dir, "crrestore", {"-d", "-i", img});
+  ToolRun r = run_tool(dir, "crrestore", {"-d", "-i", img, "--pidfile", dir.path("pid")});
   ASSERT_TRUE(r.status.ok()) << r.describe() << "\nlog: " << t.log();
+  EXPECT_EQ(read_file(dir.path("pid")), std::to_string(pid) + "\n");
   ASSERT_TRUE(send_all(c.get(), incr));
   EXPECT_EQ(recv_n(c.get(), 4, &err), ":2\r\n") << err;
   ScopedFd c2 = connect_tcp(port);
@@ -373,6 +375,57 @@ TEST(Network, RedisKeepsItsClient) {
   EXPECT_EQ(lock_tables(), "");
   ExitStatus st = terminate_pid(pid);
   EXPECT_TRUE(st.ok()) << st.describe();
+}
+
+// python3's http.server (HTTP/1.1, keep-alive) serving a file to a client outside the tree
+// whose connection stays open through the dump and the restore.
+TEST(Network, PythonHttpServerKeepAliveClient) {
+  if (!tools_present() || !nft_present()) GTEST_SKIP() << "needs nft (Debian nftables)";
+  TempDir dir;
+  write_file(dir.work() + "/hello.txt", "hello over http\n");
+  const std::string script = R"py(
+import http.server, os, socketserver, sys
+class H(http.server.SimpleHTTPRequestHandler):
+    protocol_version = 'HTTP/1.1'
+    def log_message(self, *a): pass
+srv = http.server.HTTPServer(('127.0.0.1', 0), H)
+open('port', 'w').write(str(srv.server_address[1]))
+os.close(3)
+srv.serve_forever()
+)py";
+  Target t = Target::start(dir, {"/usr/bin/python3", "-I", "-c", script});
+  ASSERT_GT(t.pid(), 0) << t.error();
+  const pid_t pid = t.pid();
+  const uint16_t port = static_cast<uint16_t>(std::stoi(read_file(dir.work() + "/port")));
+  ScopedFd c = connect_tcp(port);
+  ASSERT_TRUE(c.valid());
+  const std::string get = "GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n";
+  // One response: headers up to the blank line, then Content-Length bytes.
+  auto fetch = [&](int s) -> std::string {
+    if (!send_all(s, get)) return "send failed";
+    std::string head, err;
+    while (head.find("\r\n\r\n") == std::string::npos) {
+      std::string b = recv_n(s, 1, &err);
+      if (b.empty()) return "no response: " + err;
+      head += b;
+    }
+    auto at = head.find("Content-Length: ");
+    if (at == std::string::npos) return "no length in " + head;
+    size_t len = std::stoul(head.substr(at + 16));
+    return recv_n(s, len, &err);
+  };
+  ASSERT_EQ(fetch(c.get()), "hello over http\n");
+  const std::string img = dir.path("img");
+  if (!dump_target(dir, t, Mode::kKill, img, {"--tcp-established"})) return;
+  ToolRun r = run_tool(dir, "crrestore", {"-d", "-i", img});
+  ASSERT_TRUE(r.status.ok()) << r.describe() << "\nlog: " << t.log();
+  EXPECT_EQ(fetch(c.get()), "hello over http\n") << "the kept-alive connection";
+  ScopedFd c2 = connect_tcp(port);
+  ASSERT_TRUE(c2.valid());
+  EXPECT_EQ(fetch(c2.get()), "hello over http\n") << "a new connection";
+  c.reset();
+  c2.reset();
+  kill_child(pid);
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstring>
 #include <regex>
 #include <string>
 #include <vector>
@@ -89,6 +90,8 @@ int main(int argc, char** argv) {
                  "image is buffered in memory and checked whole before anything is created");
   app.add_flag("-d,--detach", detach, "return once the process runs");
   app.add_flag("--shell-job", shell_job, "reconnect terminal fds to ours");
+  std::string pidfile;
+  app.add_option("--pidfile", pidfile, "write the restored root's pid to this file");
   app.add_flag("--tcp-close", tcp_close,
                "restore established TCP connections closed (the peer is gone): the program's "
                "next call on one fails with ECONNABORTED");
@@ -167,6 +170,20 @@ int main(int argc, char** argv) {
   for (const auto& w : ctx.warnings) std::fprintf(stderr, "crrestore: warning: %s\n", w.c_str());
   if (!pid.ok()) die(pid.error().message);
   if (verbose) std::fprintf(stderr, "crrestore: restored pid %d\n", *pid);
+  if (!pidfile.empty()) {
+    // Whole or not at all: a reader never sees a partial number.
+    const std::string tmp = pidfile + ".tmp" + std::to_string(::getpid());
+    FILE* f = std::fopen(tmp.c_str(), "we");
+    bool ok = f != nullptr && std::fprintf(f, "%d\n", *pid) > 0;
+    if (f != nullptr && std::fclose(f) != 0) ok = false;
+    if (!ok || std::rename(tmp.c_str(), pidfile.c_str()) != 0) {
+      ::unlink(tmp.c_str());
+      // The tree runs; only the file is missing: said, and the exit status says so too.
+      std::fprintf(stderr, "crrestore: --pidfile %s: %s (pid %d restored)\n", pidfile.c_str(),
+                   std::strerror(errno), *pid);
+      if (detach) return 1;
+    }
+  }
   if (detach) return 0;
   int st = 0;
   while (::waitpid(*pid, &st, 0) < 0) {
