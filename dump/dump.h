@@ -28,6 +28,10 @@ struct DumpOptions {
   bool shell_job = false;        // tty fds are the shell's: recorded as kFileTty
   /// Established TCP connections are dumped (TCP_REPAIR, network lock) instead of refused.
   bool tcp_established = false;
+  /// A unix socket connected to a peer outside the tree is dumped instead of refused: to be
+  /// connected again to the peer's path, or (peer unnamed: a client of the tree's listener)
+  /// restored as if its peer had closed.
+  bool ext_unix_sk = false;
   std::vector<int> inherit_fds;  // target fds recorded as kFileExternal (key = readlink text)
   /// A deleted file with more data than this (bytes of its data extents, holes not counted)
   /// is refused, naming the fd and the size (--ghost-limit). 0: no limit.

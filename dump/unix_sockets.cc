@@ -282,6 +282,28 @@ Status UnixSocketCollector::resolve_name(const Entry& e, schema::UnixSocket& rec
                     "no cwd of the tree (the name cannot be restored)");
 }
 
+// --ext-unix-sk: a peer bound to an absolute path that still leads to it is connected to
+// again; any other peer (a client of the tree's listener, an unnamed or abstract socket) is
+// treated as gone: the socket comes back with its queue, then end of file, as if the peer had
+// closed (which is what a kill of the tree does to it).
+Status UnixSocketCollector::describe_external(const Entry& e, schema::UnixSocket& rec) {
+  const sys::UnixDiag& d = e.diag;
+  auto p = diag_->find(d.peer_ino);
+  const bool ours_named_same = p != diag_->end() && p->second.name == d.name;
+  if (p != diag_->end() && !p->second.name.empty() && p->second.name[0] == '/' &&
+      p->second.has_vfs && !ours_named_same) {
+    struct stat st {};
+    if (::stat(p->second.name.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) &&
+        st.st_ino == p->second.vfs_ino && st.st_dev == user_dev(p->second.vfs_dev)) {
+      rec.state = schema::kUnixExternal;
+      rec.peer_name = p->second.name;
+      return {};
+    }
+  }
+  rec.state = schema::kUnixPeerGone;
+  return {};
+}
+
 Status UnixSocketCollector::describe(const Entry& e, schema::UnixSocket& rec) {
   const sys::UnixDiag& d = e.diag;
   rec.id = e.id;
@@ -311,9 +333,14 @@ Status UnixSocketCollector::describe(const Entry& e, schema::UnixSocket& rec) {
         rec.state = schema::kUnixPeerGone;
         break;
       }
-      if (entries_.count(d.peer_ino) == 0)
-        return make_error("unix socket connected to socket:[" + std::to_string(d.peer_ino) +
-                          "] outside the process tree");
+      if (entries_.count(d.peer_ino) == 0) {
+        if (!e.proc->opts.ext_unix_sk)
+          return make_error("unix socket connected to socket:[" + std::to_string(d.peer_ino) +
+                            "] outside the process tree (dump with --ext-unix-sk to reconnect "
+                            "it by name, or --inherit-fd " + std::to_string(e.fd) + ")");
+        CR_TRY(describe_external(e, rec));
+        break;
+      }
       rec.state = schema::kUnixConnected;
       rec.peer_ino = d.peer_ino;
       break;
@@ -324,6 +351,23 @@ Status UnixSocketCollector::describe(const Entry& e, schema::UnixSocket& rec) {
       return make_error("unix socket in state " + std::to_string(d.state) + " not supported yet");
   }
   CR_TRY(resolve_name(e, rec));
+  if (rec.state == schema::kUnixExternal) {
+    // Its queue came from the outside peer, which a new connection would not send again.
+    CR_TRY_ASSIGN(ScopedFd s, copy_task_fd(e.proc->pid, e.fd));
+    CR_TRY_ASSIGN(Peeked q, peek_queue(s.get(), d.type));
+    if (!q.messages.empty())
+      return make_error("unix socket connected to '" + rec.peer_name + "' outside the tree with " +
+                        std::to_string(q.messages.size()) + " messages queued not supported yet");
+    tree_.procs.front()->process.flags |= schema::kProcessExtUnix;
+    CR_TRY_ASSIGN(int sndbuf, get_int_opt(s.get(), SO_SNDBUF, "SO_SNDBUF"));
+    CR_TRY_ASSIGN(int rcvbuf, get_int_opt(s.get(), SO_RCVBUF, "SO_RCVBUF"));
+    CR_TRY_ASSIGN(int passcred, get_int_opt(s.get(), SO_PASSCRED, "SO_PASSCRED"));
+    rec.sndbuf = static_cast<uint32_t>(sndbuf);
+    rec.rcvbuf = static_cast<uint32_t>(rcvbuf);
+    rec.flags = passcred != 0 ? uint32_t{schema::kUnixPassCred} : 0u;
+    rec.peek_off = -1;
+    return {};
+  }
   // Accepted from a listener that still listens, outside the tree: restore could not give it
   // its name back without that listener.
   if ((rec.state == schema::kUnixConnected || rec.state == schema::kUnixPeerGone) &&

@@ -35,6 +35,7 @@ class UnixSocketCollector {
   };
 
   Status describe(const Entry& e, schema::UnixSocket& rec);
+  Status describe_external(const Entry& e, schema::UnixSocket& rec);
   Status resolve_name(const Entry& e, schema::UnixSocket& rec) const;
   const Entry* listener_named(const Entry& e) const;
 

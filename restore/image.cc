@@ -356,7 +356,7 @@ Status check_tree_head(const TreeHead& head) {
       schema::kProcessShellJob | schema::kProcessZombie | schema::kProcessOwnIpcNs |
       schema::kProcessChildSubreaper | schema::kProcessSessionLeaderGone |
       schema::kProcessGroupLeaderGone | schema::kProcessGuardRegions | schema::kProcessCwdDeleted |
-      schema::kProcessFileLocks;
+      schema::kProcessFileLocks | schema::kProcessExtUnix;
   for (const auto& img : head.procs)
     if ((img.process->flags & ~kKnownFlags) != 0)
       return make_error("pid " + std::to_string(img.process->pid) + ": process flags " +

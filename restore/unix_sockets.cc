@@ -356,6 +356,17 @@ class Builder {
   Status connect_all() {
     std::vector<Sock*> one_way;  // connected to a socket connected elsewhere (dgram)
     for (auto& [id, s] : socks_) {
+      if (s.rec().state == schema::kUnixExternal) {
+        // --ext-unix-sk: to the outside peer's path again, as the process holding it.
+        const std::string& path = s.rec().peer_name;
+        if (path.empty() || path[0] != '/' || path.size() >= sizeof(sockaddr_un::sun_path))
+          return make_error(what(s) + ": external peer path '" + path + "' is not absolute");
+        CR_TRY_ASSIGN(auto creds, act_as(as(s)));
+        auto [a, len] = address(schema::bytes_t(path.begin(), path.end()));
+        if (::connect(s.fd.get(), reinterpret_cast<sockaddr*>(&a), len) != 0)
+          return errno_error(what(s) + ": connect to its external peer " + path);
+        continue;
+      }
       if (gone(s) && s.accepted) {
         // Accepted, its client gone: a stand-in client connects, then closes once it has sent.
         CR_TRY_ASSIGN(Sock * l, listener_for(s));

@@ -84,6 +84,8 @@ enum ProcessFlags : uint32_t {
   kProcessFileLocks = 0x2000,  // (root) the image holds FileLock or FileOwner records: a build
                                // that does not know them would skip them and restore the files
                                // unlocked, so it must refuse the image instead
+  kProcessExtUnix = 0x4000,    // (root) some UnixSocket is kUnixExternal (crdump --ext-unix-sk):
+                               // an older build would leave it unconnected
 };
 
 CR_RECORD(Creds, 0x0101, "creds", "credentials of a process",
@@ -398,6 +400,8 @@ enum UnixSocketState : uint32_t {
   kUnixListening = 1,    // listen() called; its accept queue was empty
   kUnixConnected = 2,    // connected to `peer_ino` (stream/seqpacket: both ways)
   kUnixPeerGone = 3,     // was connected; its peer has been closed since (no `peer_ino`)
+  kUnixExternal = 4,     // connected to a socket outside the tree bound to the path
+                         // `peer_name` (crdump --ext-unix-sk): restore connects to it again
 };
 
 enum UnixSocketFlags : uint32_t {
@@ -418,7 +422,8 @@ CR_RECORD(UnixSocket, 0x0220, "unix_socket", "an AF_UNIX socket (objdef)",
           (u32, sndbuf), (u32, rcvbuf),  // SO_SNDBUF, SO_RCVBUF as getsockopt reports them
           (i32, peek_off),  // SO_PEEK_OFF (-1: off)
           (u32, backlog),   // a listener's backlog
-          (u32, file_mode), (u32, file_uid), (u32, file_gid))  // a path name's socket file
+          (u32, file_mode), (u32, file_uid), (u32, file_gid),  // a path name's socket file
+          (str, peer_name))  // kUnixExternal: the absolute path its outside peer is bound to
 
 CR_RECORD_TAIL(UnixSocketData, 0x0221, "unix_socket_data",
                "data queued for reading on `socket`: one message (dgram, seqpacket) or a run "

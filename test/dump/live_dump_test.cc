@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 #include <sys/shm.h>
 #include <sys/prctl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -1293,15 +1294,26 @@ TEST(LiveDump, RefusesUnixStreamWithOutOfBandData) {
   expect_refused(child, "fd 9: unix stream socket with out-of-band data (MSG_OOB) not supported yet");
 }
 
-TEST(LiveDump, RefusesInetSocket) {
+TEST(LiveDump, RefusesNetlinkSocket) {
   Child child(
       [] {
-        int s = socket(AF_INET6, SOCK_STREAM, 0);
+        int s = socket(AF_NETLINK, SOCK_RAW, 0);
         dup2(s, 9);
         close(s);
       },
       check_alive);
-  expect_refused(child, "fd 9: socket of family inet6 (AF_INET6) not supported yet");
+  expect_refused(child, "fd 9: socket of family netlink (AF_NETLINK) not supported yet");
+}
+
+TEST(LiveDump, RefusesRawInetSocket) {
+  Child child(
+      [] {
+        int s = socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
+        dup2(s, 9);
+        close(s);
+      },
+      check_alive);
+  expect_refused(child, "fd 9: raw socket (SOCK_RAW) not supported yet");
 }
 
 // Queued messages are peeked, not consumed: the image holds each one in order with its

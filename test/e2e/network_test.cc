@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -83,15 +84,27 @@ uint16_t free_port() {
 
 bool nft_present() { return access("/usr/sbin/nft", X_OK) == 0; }
 
-// The crtools lock tables nft lists now.
-std::string lock_tables() {
-  FILE* f = ::popen("nft list tables 2>/dev/null | grep -o 'crtools_lock_[0-9_]*'", "r");
+std::string command_output(const std::string& cmd) {
+  FILE* f = ::popen(cmd.c_str(), "r");
   if (!f) return "?";
   std::string out;
   char buf[256];
   while (std::fgets(buf, sizeof buf, f)) out += buf;
   ::pclose(f);
   return out;
+}
+
+// The network lock table an image names ("" if none) and whether nft has it now. Other tests
+// running at the same time have tables of their own: only this image's is looked at.
+std::string lock_of(const std::string& img) {
+  std::string t = command_output(tool_path("crit") + " show " + img +
+                                 " 2>/dev/null | grep -o 'crtools_lock_[0-9_]*' | head -1");
+  while (!t.empty() && t.back() == '\n') t.pop_back();
+  return t;
+}
+bool lock_present(const std::string& table) {
+  return !table.empty() &&
+         command_output("nft list table inet " + table + " >/dev/null 2>&1 && echo yes") == "yes\n";
 }
 
 // python3 running `script` under the zdtm protocol, dumped with `dump_args`, restored with
@@ -115,7 +128,7 @@ void python_round(const std::string& script, Mode mode, std::vector<std::string>
     ASSERT_TRUE(r.status.ok()) << "second restore: " << r.describe();
   }
   expect_restored_passes(dir, pid);
-  EXPECT_EQ(lock_tables(), "") << "a network lock was left behind";
+  EXPECT_FALSE(lock_present(lock_of(img))) << "a network lock was left behind";
   std::cout << "  [python3 " << mode_name(mode) << "] " << read_file(dir.work() + "/log");
 }
 
@@ -289,12 +302,13 @@ TEST(Network, ClientOutsideTheTreeKeepsItsConnection) {
     } else if (!redump_restored(dir, pid, img, {"--tcp-established"})) {
       return;
     }
-    EXPECT_NE(lock_tables(), "") << "the lock should hold while the tree is away";
+    const std::string table = lock_of(img);
+    EXPECT_TRUE(lock_present(table)) << "the lock should hold while the tree is away: '" << table << "'";
     // Sent while nobody is there: dropped, then sent again by the kernel.
     ASSERT_TRUE(send_all(c.get(), "away"));
     ToolRun r = run_tool(dir, "crrestore", {"-d", "-i", img});
     ASSERT_TRUE(r.status.ok()) << r.describe() << "\nlog: " << read_file(dir.work() + "/log");
-    EXPECT_EQ(lock_tables(), "");
+    EXPECT_FALSE(lock_present(table));
     EXPECT_EQ(recv_n(c.get(), 9, &err), "echo:away") << err;
     ASSERT_TRUE(send_all(c.get(), "back"));
     EXPECT_EQ(recv_n(c.get(), 9, &err), "echo:back") << err;
@@ -372,9 +386,117 @@ TEST(Network, RedisKeepsItsClient) {
   ASSERT_TRUE(c2.valid());
   ASSERT_TRUE(send_all(c2.get(), incr));
   EXPECT_EQ(recv_n(c2.get(), 4, &err), ":3\r\n") << err;
-  EXPECT_EQ(lock_tables(), "");
+  EXPECT_FALSE(lock_present(lock_of(img)));
   ExitStatus st = terminate_pid(pid);
   EXPECT_TRUE(st.ok()) << st.describe();
+}
+
+// --ext-unix-sk, a client in the tree: its stream socket connected to a listener outside (this
+// process) and its dgram socket connected to an outside dgram socket are connected to their
+// paths again at restore; without the option the dump is refused, naming it.
+TEST(Network, ExtUnixSkReconnectsToOutsidePaths) {
+  if (!tools_present()) return;
+  TempDir dir;
+  const std::string spath = dir.work() + "/outside.sock", dpath = dir.work() + "/outside.dgram";
+  ScopedFd lst(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ScopedFd dg(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::snprintf(a.sun_path, sizeof a.sun_path, "%s", spath.c_str());
+  ASSERT_EQ(::bind(lst.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << strerror(errno);
+  ASSERT_EQ(::listen(lst.get(), 4), 0);
+  std::snprintf(a.sun_path, sizeof a.sun_path, "%s", dpath.c_str());
+  ASSERT_EQ(::bind(dg.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << strerror(errno);
+  const std::string script = R"py(
+import os, signal, socket as S, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+c = S.socket(S.AF_UNIX, S.SOCK_STREAM); c.connect('outside.sock')
+d = S.socket(S.AF_UNIX, S.SOCK_DGRAM); d.connect('outside.dgram')
+os.close(3)
+signal.sigwait([signal.SIGTERM])
+c.sendall(b'stream again'); d.send(b'dgram again')
+ok = c.recv(10) == b'welcome'
+print('PASS' if ok else 'FAIL', file=sys.stderr)
+sys.exit(0 if ok else 1)
+)py";
+  Target t = Target::start(dir, {"/usr/bin/python3", "-I", "-c", script});
+  ASSERT_GT(t.pid(), 0) << t.error();
+  const pid_t pid = t.pid();
+  ScopedFd first(::accept4(lst.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  ASSERT_TRUE(first.valid());
+  ToolRun refused = run_tool(dir, "crdump", {"-o", dir.path("img"), std::to_string(pid)});
+  EXPECT_FALSE(refused.status.ok());
+  EXPECT_NE(refused.err.find("outside the process tree (dump with --ext-unix-sk"), std::string::npos)
+      << refused.err;
+  if (!dump_target(dir, t, Mode::kKill, dir.path("img"), {"--ext-unix-sk"})) return;
+  first.reset();  // the dumped connection; the restored one is new
+  ToolRun r = run_tool(dir, "crrestore", {"-d", "-i", dir.path("img")});
+  ASSERT_TRUE(r.status.ok()) << r.describe() << "\nlog: " << t.log();
+  ScopedFd again(::accept4(lst.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  ASSERT_TRUE(again.valid()) << "the restored client did not connect again";
+  ASSERT_TRUE(send_all(again.get(), "welcome"));
+  ASSERT_EQ(::kill(pid, SIGTERM), 0);
+  std::string err;
+  EXPECT_EQ(recv_n(again.get(), 12, &err), "stream again") << err;
+  char buf[64];
+  ssize_t n = ::recv(dg.get(), buf, sizeof buf, 0);
+  EXPECT_EQ(std::string(buf, n > 0 ? static_cast<size_t>(n) : 0), "dgram again");
+  expect_restored_passes(dir, pid);
+}
+
+// --ext-unix-sk, a server in the tree (redis-server with redis-cli, say): the connection of its
+// client outside ends with the dump, so the restored server reads its end as closed by the
+// peer, and serves new clients.
+TEST(Network, ExtUnixSkServerSeesOutsideClientGone) {
+  if (!tools_present()) return;
+  const std::string script = R"py(
+import os, signal, socket as S, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+l = S.socket(S.AF_UNIX, S.SOCK_STREAM); l.bind('srv.sock'); l.listen(4)
+os.close(3)
+a, _ = l.accept()
+a.recv(100, S.MSG_PEEK)
+signal.sigwait([signal.SIGTERM])
+old = a.recv(100), a.recv(100)
+n, _ = l.accept()
+new = n.recv(100)
+ok = old == (b'queued', b'') and new == b'new client'
+print('PASS' if ok else 'FAIL %r %r' % (old, new), file=sys.stderr)
+sys.exit(0 if ok else 1)
+)py";
+  TempDir dir;
+  Target t = Target::start(dir, {"/usr/bin/python3", "-I", "-c", script});
+  ASSERT_GT(t.pid(), 0) << t.error();
+  const pid_t pid = t.pid();
+  auto connect_unix = [&]() {
+    ScopedFd c(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", (dir.work() + "/srv.sock").c_str());
+    if (::connect(c.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) c.reset();
+    return c;
+  };
+  ScopedFd c = connect_unix();
+  ASSERT_TRUE(c.valid());
+  ASSERT_TRUE(send_all(c.get(), "queued"));
+  // The server has accepted and seen the bytes (its peek returned) once it sleeps in sigwait
+  // (rt_sigtimedwait, 128): polled, the condition read again each round.
+  bool waiting = false;
+  for (int i = 0; i < 3000 && !waiting; ++i) {
+    std::string sc = read_file("/proc/" + std::to_string(pid) + "/syscall");
+    waiting = sc.starts_with("128 ");
+    if (!waiting) ::poll(nullptr, 0, 10);
+  }
+  ASSERT_TRUE(waiting) << "the server never reached sigwait";
+  if (!dump_target(dir, t, Mode::kKill, dir.path("img"), {"--ext-unix-sk"})) return;
+  std::string err;
+  EXPECT_EQ(recv_n(c.get(), 1, &err), "") << "the outside client should see its end closed";
+  ToolRun r = run_tool(dir, "crrestore", {"-d", "-i", dir.path("img")});
+  ASSERT_TRUE(r.status.ok()) << r.describe() << "\nlog: " << t.log();
+  ScopedFd c2 = connect_unix();
+  ASSERT_TRUE(c2.valid());
+  ASSERT_TRUE(send_all(c2.get(), "new client"));
+  expect_restored_passes(dir, pid);
 }
 
 // python3's http.server (HTTP/1.1, keep-alive) serving a file to a client outside the tree
@@ -420,10 +542,10 @@ srv.serve_forever()
   ToolRun r = run_tool(dir, "crrestore", {"-d", "-i", img});
   ASSERT_TRUE(r.status.ok()) << r.describe() << "\nlog: " << t.log();
   EXPECT_EQ(fetch(c.get()), "hello over http\n") << "the kept-alive connection";
+  c.reset();  // the server (one connection at a time) goes back to accepting
   ScopedFd c2 = connect_tcp(port);
   ASSERT_TRUE(c2.valid());
   EXPECT_EQ(fetch(c2.get()), "hello over http\n") << "a new connection";
-  c.reset();
   c2.reset();
   kill_child(pid);
 }

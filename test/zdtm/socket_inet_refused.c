@@ -1,5 +1,5 @@
 // Holds a bound AF_INET UDP socket with a datagram queued: crdump must refuse it naming the
-// family and the fd, and leave the program intact (the datagram still there).
+// socket and the fd, and leave the program intact (the datagram still there).
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <netinet/in.h>

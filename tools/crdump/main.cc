@@ -180,6 +180,9 @@ int run(int argc, char** argv) {
       ->check(CLI::Range(1, 19));
   app.add_flag("--leave-running", opts.leave_running, "let the process carry on after the dump");
   app.add_flag("--shell-job", opts.shell_job, "the process uses the shell's terminal");
+  app.add_flag("--ext-unix-sk", opts.ext_unix_sk,
+               "dump unix sockets connected outside the tree: reconnected to the peer's path "
+               "at restore, or (a client of ours outside) restored as closed by the peer");
   app.add_flag("--tcp-established", opts.tcp_established,
                "dump established TCP connections (TCP_REPAIR); their packets are dropped by an "
                "nftables table from the dump until crrestore has them back");
