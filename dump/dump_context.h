@@ -6,16 +6,19 @@
 #include <sys/user.h>
 
 #include <cstdint>
+#include <future>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "common/scoped_fd.h"
 #include "dump/dump.h"
-#include "sys/file_locks.h"
 #include "format/record_writer.h"
 #include "schema/records.h"
+#include "sys/file_locks.h"
 #include "sys/proc_parse.h"
 #include "sys/sigreturn_frame.h"
 #include "sys/tracee.h"
@@ -111,7 +114,7 @@ struct DumpContext {
   // freeze.cc
   std::vector<ThreadState> threads;  // ascending tid; the leader (tid == pid) is first
   bool group_stopped = false;
-  int stop_signo = 0;  // the group stop's signal
+  int stop_signo = 0;                                 // the group stop's signal
   std::vector<schema::PendingSignal> shared_pending;  // the process-wide queue
 
   /// The leader's attachment: memory reads and process-wide injected calls go through it.
@@ -164,6 +167,10 @@ struct IpcTable {
   }
 };
 
+/// A POSIX lock as /proc/locks and fdinfo both print it, less its pid: device, inode, first and
+/// last byte, type (file_locks.cc).
+using PosixLockKey = std::tuple<std::string, uint64_t, uint64_t, uint64_t, std::string>;
+
 /// The whole subtree: the root and its descendants, parents before children. Open files and
 /// pipes are the tree's: one File per open file description whichever processes share it.
 struct DumpTree {
@@ -173,6 +180,11 @@ struct DumpTree {
   std::vector<ShmemObject> shmems;
   IpcTable ipc;
   uint32_t next_obj_id = 1;  // objdef ids of Pipe and File records
+  // file_locks.cc: /proc/locks as read on a thread of its own once the tree is frozen (a read
+  // waits for an RCU grace period, milliseconds), and the POSIX locks the tree's fds show,
+  // checked against it at the end of the dump (the future's destructor waits for the read).
+  std::set<PosixLockKey> posix_shown;
+  std::future<Result<std::string>> proc_locks;
 
   DumpContext* find(pid_t pid) const {
     for (const auto& p : procs)

@@ -54,9 +54,15 @@ struct LockedFd {
 /// file_locks.cc: a FileLock per lock the tree holds (POSIX per process, OFD, flock and lease
 /// per open file description) and a FileOwner per open file description with an async I/O
 /// owner or signal (F_GETOWN_EX, F_GETSIG through a copy of the fd). Refuses a lease being
-/// broken, lock kinds it cannot take again, a POSIX lock of the tree on a file no fd of the
-/// tree shows, a lock on an --inherit-fd file and an owner outside the tree.
+/// broken, lock kinds it cannot take again, a lock on an --inherit-fd file and an owner outside
+/// the tree. Keeps the POSIX locks the fds show for check_unseen_posix_locks.
 Status collect_file_locks(DumpTree& tree, const std::vector<LockedFd>& fds);
+/// file_locks.cc: starts reading /proc/locks on a thread of its own (tree.proc_locks); called
+/// once every process of the tree is frozen, so what it reads is the tree's final state.
+void start_reading_proc_locks(DumpTree& tree);
+/// file_locks.cc: waits for that read (or reads it now if no thread could be started) and
+/// refuses a POSIX lock of a tree process that no fd of the tree shows (collect_file_locks).
+Status check_unseen_posix_locks(DumpTree& tree);
 
 /// epoll.cc: one EpollItem per watch (tree.files.epoll_items), its target found among `open`
 /// with kcmp(KCMP_EPOLL_TFD). Refuses a watch on a file the tree does not have open, and a
