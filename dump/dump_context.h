@@ -110,6 +110,7 @@ struct DumpContext {
   ProcDir proc;
   ProcStatus status;
   ProcStat stat;
+  ScopedFd pidfd;  // opened on first use by copy_task_fd, kept for the dump
 
   // freeze.cc
   std::vector<ThreadState> threads;  // ascending tid; the leader (tid == pid) is first

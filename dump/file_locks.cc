@@ -104,7 +104,7 @@ bool group_in_tree(const DumpTree& tree, pid_t pgid) {
 // the tree (restore could not name it).
 Result<std::optional<schema::FileOwner>> read_owner(const DumpTree& tree, const LockedFd& f,
                                                     const std::vector<LockedFd>& fds) {
-  CR_TRY_ASSIGN(ScopedFd copy, copy_task_fd(f.pid, f.fd));
+  CR_TRY_ASSIGN(ScopedFd copy, copy_task_fd(tree, f.pid, f.fd));
   f_owner_ex ex{};
   if (::fcntl(copy.get(), F_GETOWN_EX, &ex) != 0) return errno_error(holder(f) + ": F_GETOWN_EX");
   int sig = ::fcntl(copy.get(), F_GETSIG);

@@ -75,9 +75,12 @@ Status collect_epoll_items(DumpTree& tree, const std::vector<EpollRef>& epolls,
 /// process's open fds too.
 bool any_outside_process(const DumpTree& tree,
                          const std::function<bool(const ProcDir&, const std::vector<int>&)>& fn);
-/// A copy of fd `fd` of `pid` in crdump (pidfd_getfd): the same open file description, to
+/// A copy of fd `fd` of `proc` in crdump (pidfd_getfd): the same open file description, to
 /// read state only an open file shows (a socket's queue, a pty's termios, a file's readiness).
-Result<ScopedFd> copy_task_fd(pid_t pid, int fd);
+/// The process's pidfd is opened once (proc.pidfd).
+Result<ScopedFd> copy_task_fd(DumpContext& proc, int fd);
+/// The same for process `pid` of the tree.
+Result<ScopedFd> copy_task_fd(const DumpTree& tree, pid_t pid, int fd);
 /// The pid of a path under /proc/PID ("/proc/12/stat" -> 12), 0 for any other path.
 pid_t proc_path_pid(std::string_view path);
 /// For a file or cwd under /proc/PID held by `holder`: refuses (message starting with `what`) a
