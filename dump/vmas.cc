@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <map>
+#include <tuple>
 #include <vector>
 
 #include "common/text.h"
@@ -125,7 +127,12 @@ constexpr uint32_t kMapDroppable = MAP_DROPPABLE;
 constexpr uint32_t kMapDroppable = 0x08;  // Linux 6.11
 #endif
 
-Result<schema::Vma> make_vma(DumpContext& ctx, const MapEntry& m) {
+// The stat of each mapped file, by what maps shows of it (device, inode, path, deleted): a
+// library is mapped four or five times, and its inode says the same through each mapping.
+using FileStats =
+    std::map<std::tuple<uint32_t, uint32_t, uint64_t, std::string, bool>, struct stat>;
+
+Result<schema::Vma> make_vma(DumpContext& ctx, const MapEntry& m, FileStats& stats) {
   schema::Vma v;
   v.pid = static_cast<uint32_t>(ctx.pid);
   v.start = m.start;
@@ -174,7 +181,13 @@ Result<schema::Vma> make_vma(DumpContext& ctx, const MapEntry& m) {
   }
 
   // A file mapping. Stat it through map_files so a renamed or deleted file is caught.
-  CR_TRY_ASSIGN(struct stat st, ctx.proc.stat(map_files_entry(m.start, m.end)));
+  const auto key = std::make_tuple(m.dev_major, m.dev_minor, m.inode, m.path, m.deleted);
+  auto known = stats.find(key);
+  if (known == stats.end()) {
+    CR_TRY_ASSIGN(struct stat fresh, ctx.proc.stat(map_files_entry(m.start, m.end)));
+    known = stats.emplace(key, fresh).first;
+  }
+  const struct stat st = known->second;
   if (S_ISCHR(st.st_mode)) {
     // MAP_PRIVATE of /dev/zero is plain anonymous memory.
     if (!m.shared && major(st.st_rdev) == 1 && minor(st.st_rdev) == 5) {
@@ -320,9 +333,10 @@ Status find_guards(DumpContext& ctx, schema::Vma& v) {
 Status collect_vmas(DumpContext& ctx) {
   CR_TRY_ASSIGN(std::string text, ctx.proc.read("smaps"));
   CR_TRY_ASSIGN(ctx.maps, parse_smaps(text));
+  FileStats stats;
   for (const MapEntry& m : ctx.maps) {
     if (m.path == "[vsyscall]") continue;  // fixed by the kernel, not a real mapping
-    CR_TRY_ASSIGN(schema::Vma v, make_vma(ctx, m));
+    CR_TRY_ASSIGN(schema::Vma v, make_vma(ctx, m, stats));
     // "gu": guard regions were installed in it (MADV_GUARD_INSTALL, Linux 6.13).
     if (m.has_flag("gu")) CR_TRY(find_guards(ctx, v));
     ctx.vmas.push_back(std::move(v));
