@@ -16,9 +16,9 @@
 
 #include "common/scoped_fd.h"
 #include "dump/dump.h"
+#include "sys/file_locks.h"
 #include "format/record_writer.h"
 #include "schema/records.h"
-#include "sys/file_locks.h"
 #include "sys/proc_parse.h"
 #include "sys/sigreturn_frame.h"
 #include "sys/tracee.h"
