@@ -214,6 +214,9 @@ Status check_tree(DumpTree& tree) {
 
 Status run_passes(DumpTree& tree, pid_t root, const DumpOptions& opts, format::RecordWriter& out) {
   CR_TRY(timed(opts, "freeze", [&] { return freeze_tree(tree, root, opts, out); }));
+  // Every process is stopped: no lock of the tree changes from here. The read of /proc/locks
+  // waits for an RCU grace period, so it runs alongside the passes (checked before finish).
+  start_reading_proc_locks(tree);
   CR_TRY(timed(opts, "sharing", [&] { return check_sharing(tree); }));
   CR_TRY(timed(opts, "ipc", [&] { return collect_ipc(tree); }));
   CR_TRY(timed(opts, "vmas", [&] { return each(tree, collect_vmas); }));
@@ -239,6 +242,7 @@ Status run_passes(DumpTree& tree, pid_t root, const DumpOptions& opts, format::R
     opts.on_pass("pages", pages_s);
     opts.on_pass("write-tail", tail_s);
   }
+  CR_TRY(timed(opts, "locks", [&] { return check_unseen_posix_locks(tree); }));
   return timed(opts, "finish", [&] { return out.finish(); });
 }
 

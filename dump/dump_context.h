@@ -6,9 +6,12 @@
 #include <sys/user.h>
 
 #include <cstdint>
+#include <future>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "common/scoped_fd.h"
@@ -115,11 +118,12 @@ struct DumpContext {
   ProcDir proc;
   ProcStatus status;
   ProcStat stat;
+  ScopedFd pidfd;  // opened on first use by copy_task_fd, kept for the dump
 
   // freeze.cc
   std::vector<ThreadState> threads;  // ascending tid; the leader (tid == pid) is first
   bool group_stopped = false;
-  int stop_signo = 0;  // the group stop's signal
+  int stop_signo = 0;                                 // the group stop's signal
   std::vector<schema::PendingSignal> shared_pending;  // the process-wide queue
 
   /// The leader's attachment: memory reads and process-wide injected calls go through it.
@@ -172,6 +176,10 @@ struct IpcTable {
   }
 };
 
+/// A POSIX lock as /proc/locks and fdinfo both print it, less its pid: device, inode, first and
+/// last byte, type (file_locks.cc).
+using PosixLockKey = std::tuple<std::string, uint64_t, uint64_t, uint64_t, std::string>;
+
 /// The whole subtree: the root and its descendants, parents before children. Open files and
 /// pipes are the tree's: one File per open file description whichever processes share it.
 /// The tree's established TCP connections while they are dumped (inet_sockets.cc): the network
@@ -196,6 +204,11 @@ struct DumpTree {
   IpcTable ipc;
   NetState net;
   uint32_t next_obj_id = 1;  // objdef ids of Pipe and File records
+  // file_locks.cc: /proc/locks as read on a thread of its own once the tree is frozen (a read
+  // waits for an RCU grace period, milliseconds), and the POSIX locks the tree's fds show,
+  // checked against it at the end of the dump (the future's destructor waits for the read).
+  std::set<PosixLockKey> posix_shown;
+  std::future<Result<std::string>> proc_locks;
 
   DumpContext* find(pid_t pid) const {
     for (const auto& p : procs)

@@ -35,8 +35,8 @@ long same_target(pid_t pid, int fd, pid_t epoll_pid, int efd, int tfd, int toff)
 
 // Whether the file at `fd` of `pid` has any event ready now (a copy of the fd through a pidfd,
 // polled without waiting).
-Result<bool> any_event_ready(pid_t pid, int fd) {
-  CR_TRY_ASSIGN(ScopedFd copy, copy_task_fd(pid, fd));
+Result<bool> any_event_ready(const DumpTree& tree, pid_t pid, int fd) {
+  CR_TRY_ASSIGN(ScopedFd copy, copy_task_fd(tree, pid, fd));
   pollfd p{copy.get(), POLLIN | POLLOUT | POLLPRI | POLLRDHUP, 0};
   int n = ::poll(&p, 1, 0);
   if (n < 0) return errno_error("poll fd " + std::to_string(fd) + " of " + std::to_string(pid));
@@ -76,7 +76,7 @@ Status collect_epoll_items(DumpTree& tree, const std::vector<EpollRef>& epolls,
                           "): its file is not open in the process tree: not supported yet");
       if (disarmed_oneshot(w.events)) {
         // Restore disarms it by letting it fire once: that needs an event ready on the file.
-        CR_TRY_ASSIGN(bool ready, any_event_ready(target->pid, target->fd));
+        CR_TRY_ASSIGN(bool ready, any_event_ready(tree, target->pid, target->fd));
         if (!ready)
           return make_error(watch + ": a fired EPOLLONESHOT watch on a file with no event " +
                             "ready (restore cannot disarm it): not supported yet");

@@ -46,7 +46,7 @@ struct FdEntry {
 // TFD_TIMER_ABSTIME keeps its expiry on its clock.
 Status read_timerfd(const FdEntry& e, schema::File& f) {
   const std::string what = "fd " + std::to_string(e.fd) + ": timerfd";
-  CR_TRY_ASSIGN(ScopedFd t, copy_task_fd(e.proc->pid, e.fd));
+  CR_TRY_ASSIGN(ScopedFd t, copy_task_fd(*e.proc, e.fd));
   // The clock first: now + what is left is then never later than the real expiry.
   timespec now{};
   if (::clock_gettime(static_cast<clockid_t>(e.info.clockid), &now) != 0)
@@ -602,13 +602,24 @@ bool any_outside_process(const DumpTree& tree,
   return false;
 }
 
-Result<ScopedFd> copy_task_fd(pid_t pid, int fd) {
-  ScopedFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-  if (!pidfd.valid()) return errno_error("pidfd_open(" + std::to_string(pid) + ")");
-  ScopedFd copy(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), fd, 0)));
+Result<ScopedFd> copy_task_fd(DumpContext& proc, int fd) {
+  // One pidfd per process for the whole dump: the owner of every open file description is
+  // read through a copy, and a process with many files would pay a pidfd_open and a close
+  // for each.
+  if (!proc.pidfd.valid()) {
+    proc.pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, proc.pid, 0)));
+    if (!proc.pidfd.valid()) return errno_error("pidfd_open(" + std::to_string(proc.pid) + ")");
+  }
+  ScopedFd copy(static_cast<int>(::syscall(SYS_pidfd_getfd, proc.pidfd.get(), fd, 0)));
   if (!copy.valid())
-    return errno_error("pid " + std::to_string(pid) + " " + fd_name(fd) + ": pidfd_getfd");
+    return errno_error("pid " + std::to_string(proc.pid) + " " + fd_name(fd) + ": pidfd_getfd");
   return copy;
+}
+
+Result<ScopedFd> copy_task_fd(const DumpTree& tree, pid_t pid, int fd) {
+  DumpContext* proc = tree.find(pid);
+  if (proc == nullptr) return make_error("pid " + std::to_string(pid) + " is not in the tree");
+  return copy_task_fd(*proc, fd);
 }
 
 }  // namespace cr::dump

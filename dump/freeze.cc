@@ -20,9 +20,9 @@ constexpr int kEventStop = 128;  // PTRACE_EVENT_STOP
 // a process that outruns this many is refused rather than dumped inconsistently.
 constexpr int kMaxSeizeRounds = 200;
 
-// Refusals that are read from /proc alone (seccomp, a dead leader), and the children of every
-// thread: they are dumped too, as part of the tree.
-Status check_supported(DumpContext& ctx) {
+// Refusals that are read from /proc alone (seccomp, a dead leader), and (`children`) the
+// children of every thread: they are dumped too, as part of the tree.
+Status check_supported(DumpContext& ctx, bool children) {
   CR_TRY_ASSIGN(std::string text, ctx.proc.read("status"));
   CR_TRY_ASSIGN(ctx.status, parse_status(text));
   std::string pid = std::to_string(ctx.pid);
@@ -33,6 +33,7 @@ Status check_supported(DumpContext& ctx) {
              ? ": the main thread has exited while other threads run: not supported yet"
              : " is a zombie: it has no state left to dump"));
   if (ctx.status.seccomp != 0) return make_error("pid " + pid + ": seccomp not supported yet");
+  if (!children) return {};
   CR_TRY_ASSIGN(std::vector<pid_t> tids, ctx.proc.tasks());
   ctx.children.clear();
   for (pid_t tid : tids) {
@@ -219,11 +220,13 @@ Status read_thread(DumpContext& ctx, ThreadState& t) {
 
 Status freeze(DumpContext& ctx) {
   CR_TRY_ASSIGN(ctx.proc, ProcDir::open(ctx.pid));
-  CR_TRY(check_supported(ctx));
+  // The refusals before anything is seized; the children only once every thread is stopped (a
+  // list read before would be thrown away: one read of task/TID/children per thread).
+  CR_TRY(check_supported(ctx, /*children=*/false));
   CR_TRY(seize_all(ctx));
   // Again, now that no thread can fork or change what /proc shows: the children are final.
   // (Threads: in status may still count one that is exiting; the listing loop decides.)
-  CR_TRY(check_supported(ctx));
+  CR_TRY(check_supported(ctx, /*children=*/true));
 
   for (ThreadState& t : ctx.threads) CR_TRY(read_thread(ctx, t));
 

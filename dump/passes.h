@@ -54,9 +54,15 @@ struct LockedFd {
 /// file_locks.cc: a FileLock per lock the tree holds (POSIX per process, OFD, flock and lease
 /// per open file description) and a FileOwner per open file description with an async I/O
 /// owner or signal (F_GETOWN_EX, F_GETSIG through a copy of the fd). Refuses a lease being
-/// broken, lock kinds it cannot take again, a POSIX lock of the tree on a file no fd of the
-/// tree shows, a lock on an --inherit-fd file and an owner outside the tree.
+/// broken, lock kinds it cannot take again, a lock on an --inherit-fd file and an owner outside
+/// the tree. Keeps the POSIX locks the fds show for check_unseen_posix_locks.
 Status collect_file_locks(DumpTree& tree, const std::vector<LockedFd>& fds);
+/// file_locks.cc: starts reading /proc/locks on a thread of its own (tree.proc_locks); called
+/// once every process of the tree is frozen, so what it reads is the tree's final state.
+void start_reading_proc_locks(DumpTree& tree);
+/// file_locks.cc: waits for that read (or reads it now if no thread could be started) and
+/// refuses a POSIX lock of a tree process that no fd of the tree shows (collect_file_locks).
+Status check_unseen_posix_locks(DumpTree& tree);
 
 /// epoll.cc: one EpollItem per watch (tree.files.epoll_items), its target found among `open`
 /// with kcmp(KCMP_EPOLL_TFD). Refuses a watch on a file the tree does not have open, and a
@@ -69,9 +75,12 @@ Status collect_epoll_items(DumpTree& tree, const std::vector<EpollRef>& epolls,
 /// process's open fds too.
 bool any_outside_process(const DumpTree& tree,
                          const std::function<bool(const ProcDir&, const std::vector<int>&)>& fn);
-/// A copy of fd `fd` of `pid` in crdump (pidfd_getfd): the same open file description, to
+/// A copy of fd `fd` of `proc` in crdump (pidfd_getfd): the same open file description, to
 /// read state only an open file shows (a socket's queue, a pty's termios, a file's readiness).
-Result<ScopedFd> copy_task_fd(pid_t pid, int fd);
+/// The process's pidfd is opened once (proc.pidfd).
+Result<ScopedFd> copy_task_fd(DumpContext& proc, int fd);
+/// The same for process `pid` of the tree.
+Result<ScopedFd> copy_task_fd(const DumpTree& tree, pid_t pid, int fd);
 /// The pid of a path under /proc/PID ("/proc/12/stat" -> 12), 0 for any other path.
 pid_t proc_path_pid(std::string_view path);
 /// For a file or cwd under /proc/PID held by `holder`: refuses (message starting with `what`) a

@@ -114,8 +114,8 @@ Result<schema::Pty> read_pty(const DumpTree& tree, const PtyEnds& e) {
   if (::stat(pts_name(e.index).c_str(), &st) != 0 || st.st_dev != e.slave_st.st_dev ||
       st.st_rdev != e.slave_st.st_rdev)
     return make_error(what + ": on another devpts instance than /dev/pts not supported yet");
-  CR_TRY_ASSIGN(ScopedFd master, copy_task_fd(e.master_pid, e.master_fd));
-  CR_TRY_ASSIGN(ScopedFd slave, copy_task_fd(e.slave_pid, e.slave_fd));
+  CR_TRY_ASSIGN(ScopedFd master, copy_task_fd(tree, e.master_pid, e.master_fd));
+  CR_TRY_ASSIGN(ScopedFd slave, copy_task_fd(tree, e.slave_pid, e.slave_fd));
   CR_TRY_ASSIGN(int index, int_ioctl(master.get(), TIOCGPTN, "TIOCGPTN"));
   if (static_cast<uint32_t>(index) != e.index)
     return make_error(what + ": TIOCGPTN says " + std::to_string(index));

@@ -216,7 +216,7 @@ Result<uint32_t> UnixSocketCollector::add(DumpContext& proc, int fd, uint64_t in
   auto d = diag_->find(ino);
   if (d == diag_->end()) {
     // Not a unix socket of this network namespace (a frozen tree creates none meanwhile).
-    CR_TRY_ASSIGN(ScopedFd s, copy_task_fd(proc.pid, fd));
+    CR_TRY_ASSIGN(ScopedFd s, copy_task_fd(proc, fd));
     CR_TRY_ASSIGN(int family, get_int_opt(s.get(), SO_DOMAIN, "SO_DOMAIN"));
     if (family == AF_UNIX)
       return make_error(fd_name(fd) + ": unix socket socket:[" + std::to_string(ino) +
@@ -378,7 +378,7 @@ Status UnixSocketCollector::describe(const Entry& e, schema::UnixSocket& rec) {
         return make_error("unix socket accepted from listener socket:[" + std::to_string(ino) +
                           "] '" + socket_name_text(d.name) + "' outside the process tree");
 
-  CR_TRY_ASSIGN(ScopedFd s, copy_task_fd(e.proc->pid, e.fd));
+  CR_TRY_ASSIGN(ScopedFd s, copy_task_fd(*e.proc, e.fd));
   CR_TRY_ASSIGN(int passcred, get_int_opt(s.get(), SO_PASSCRED, "SO_PASSCRED"));
   CR_TRY_ASSIGN(int sndbuf, get_int_opt(s.get(), SO_SNDBUF, "SO_SNDBUF"));
   CR_TRY_ASSIGN(int rcvbuf, get_int_opt(s.get(), SO_RCVBUF, "SO_RCVBUF"));

@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <map>
+#include <tuple>
 #include <vector>
 
 #include "common/text.h"
@@ -125,7 +127,12 @@ constexpr uint32_t kMapDroppable = MAP_DROPPABLE;
 constexpr uint32_t kMapDroppable = 0x08;  // Linux 6.11
 #endif
 
-Result<schema::Vma> make_vma(DumpContext& ctx, const MapEntry& m) {
+// The stat of each mapped file, by what maps shows of it (device, inode, path, deleted): a
+// library is mapped four or five times, and its inode says the same through each mapping.
+using FileStats =
+    std::map<std::tuple<uint32_t, uint32_t, uint64_t, std::string, bool>, struct stat>;
+
+Result<schema::Vma> make_vma(DumpContext& ctx, const MapEntry& m, FileStats& stats) {
   schema::Vma v;
   v.pid = static_cast<uint32_t>(ctx.pid);
   v.start = m.start;
@@ -174,7 +181,13 @@ Result<schema::Vma> make_vma(DumpContext& ctx, const MapEntry& m) {
   }
 
   // A file mapping. Stat it through map_files so a renamed or deleted file is caught.
-  CR_TRY_ASSIGN(struct stat st, ctx.proc.stat(map_files_entry(m.start, m.end)));
+  const auto key = std::make_tuple(m.dev_major, m.dev_minor, m.inode, m.path, m.deleted);
+  auto known = stats.find(key);
+  if (known == stats.end()) {
+    CR_TRY_ASSIGN(struct stat fresh, ctx.proc.stat(map_files_entry(m.start, m.end)));
+    known = stats.emplace(key, fresh).first;
+  }
+  const struct stat st = known->second;
   if (S_ISCHR(st.st_mode)) {
     // MAP_PRIVATE of /dev/zero is plain anonymous memory.
     if (!m.shared && major(st.st_rdev) == 1 && minor(st.st_rdev) == 5) {
@@ -204,9 +217,31 @@ Result<schema::Vma> make_vma(DumpContext& ctx, const MapEntry& m) {
   return v;
 }
 
+// The code searches below read the task's text in chunks this small: the pieces they look for
+// usually lie in the first pages searched (glibc's signal restorer about 90 KiB into its text),
+// and a read of 1 MiB costs a millisecond (256 pages pinned and copied, a fresh buffer faulted
+// in), a tenth of a small dump. Chunks overlap by more than any sequence searched is long, so
+// none is missed at a boundary.
+constexpr uint64_t kSearchChunk = 64 << 10;
+constexpr uint64_t kSearchOverlap = 64;
+
+// Calls `fn(data, len, address)` on successive chunks of [start, end) of the task's memory
+// until it returns true; stops at the first chunk that cannot be read. Returns whether `fn` did.
+template <class F>
+bool search_chunks(DumpContext& ctx, std::vector<uint8_t>& buf, uint64_t start, uint64_t end,
+                   F&& fn) {
+  for (uint64_t at = start; at < end; at += kSearchChunk) {
+    const size_t len = std::min<uint64_t>(end - at, kSearchChunk + kSearchOverlap);
+    buf.resize(len);
+    if (!ctx.tracee().read_mem(at, buf.data(), len).ok()) return false;
+    if (fn(buf.data(), len, at)) return true;
+  }
+  return false;
+}
+
 // The first rt_sigreturn sequence in the task's executable mappings, libc's first; a fork of
 // the process dumped before has it at the same address, which is checked before the search.
-void find_sigreturn_code(DumpContext& ctx) {
+void find_sigreturn_code(DumpContext& ctx, std::vector<uint8_t>& buf) {
   const uint64_t hint = ctx.tree.sigreturn_hint;
   for (const MapEntry& m : ctx.maps) {
     uint8_t code[9];
@@ -223,24 +258,21 @@ void find_sigreturn_code(DumpContext& ctx) {
   for (const MapEntry& m : ctx.maps)
     if (m.exec && m.read && m.path.find("libc") == std::string::npos && m.path != "[vsyscall]")
       order.push_back(&m);
-  constexpr uint64_t kChunk = 1 << 20;
-  std::vector<uint8_t> buf;
-  for (const MapEntry* m : order)
-    for (uint64_t at = m->start; at < m->end; at += kChunk) {
-      // Chunks overlap by a sequence's length, so none is missed at a boundary.
-      const size_t len = std::min<uint64_t>(m->end - at, kChunk + 8);
-      buf.resize(len);
-      if (!ctx.tracee().read_mem(at, buf.data(), len).ok()) break;
-      if (uint64_t a = sys::find_sigreturn(buf.data(), len, at); a != 0) {
-        ctx.heal.sigreturn = ctx.tree.sigreturn_hint = a;
-        return;
-      }
-    }
+  for (const MapEntry* m : order) {
+    const bool found =
+        search_chunks(ctx, buf, m->start, m->end, [&](const uint8_t* d, size_t len, uint64_t at) {
+          const uint64_t a = sys::find_sigreturn(d, len, at);
+          if (a != 0) ctx.heal.sigreturn = ctx.tree.sigreturn_hint = a;
+          return a != 0;
+        });
+    if (found) return;
+  }
 }
 
 // A `syscall` instruction the injected calls can use: in [vdso], else in any executable
-// mapping. Also the code that makes them safe against crdump's death (sys/sigreturn_frame.h):
-// `syscall; ...; ret` in [vdso] and an rt_sigreturn sequence (libc's signal restorer).
+// mapping (its first MiB). Also the code that makes them safe against crdump's death
+// (sys/sigreturn_frame.h): `syscall; ...; ret` in [vdso] and an rt_sigreturn sequence (libc's
+// signal restorer).
 Status find_syscall(DumpContext& ctx) {
   std::vector<const MapEntry*> candidates;
   for (const MapEntry& m : ctx.maps)
@@ -249,17 +281,18 @@ Status find_syscall(DumpContext& ctx) {
     if (m.exec && m.read && m.path != "[vdso]" && m.path != "[vsyscall]") candidates.push_back(&m);
   std::vector<uint8_t> buf;
   for (const MapEntry* m : candidates) {
-    size_t len = std::min<uint64_t>(m->end - m->start, 1 << 20);
-    buf.resize(len);
-    if (!ctx.tracee().read_mem(m->start, buf.data(), len).ok()) continue;
-    if (ctx.syscall_insn == 0) ctx.syscall_insn = sys::find_syscall_insn(buf.data(), len, m->start);
-    if (ctx.heal.syscall_ret == 0)
-      ctx.heal.syscall_ret = sys::find_syscall_ret(buf.data(), len, m->start);
-    if (ctx.syscall_insn != 0 && ctx.heal.syscall_ret != 0) break;
+    const uint64_t end = m->start + std::min<uint64_t>(m->end - m->start, 1 << 20);
+    const bool both =
+        search_chunks(ctx, buf, m->start, end, [&](const uint8_t* d, size_t len, uint64_t at) {
+          if (ctx.syscall_insn == 0) ctx.syscall_insn = sys::find_syscall_insn(d, len, at);
+          if (ctx.heal.syscall_ret == 0) ctx.heal.syscall_ret = sys::find_syscall_ret(d, len, at);
+          return ctx.syscall_insn != 0 && ctx.heal.syscall_ret != 0;
+        });
+    if (both) break;
   }
   if (ctx.syscall_insn == 0)
     return make_error("pid " + std::to_string(ctx.pid) + ": no syscall instruction in [vdso]");
-  find_sigreturn_code(ctx);
+  find_sigreturn_code(ctx, buf);
   return {};
 }
 
@@ -300,9 +333,10 @@ Status find_guards(DumpContext& ctx, schema::Vma& v) {
 Status collect_vmas(DumpContext& ctx) {
   CR_TRY_ASSIGN(std::string text, ctx.proc.read("smaps"));
   CR_TRY_ASSIGN(ctx.maps, parse_smaps(text));
+  FileStats stats;
   for (const MapEntry& m : ctx.maps) {
     if (m.path == "[vsyscall]") continue;  // fixed by the kernel, not a real mapping
-    CR_TRY_ASSIGN(schema::Vma v, make_vma(ctx, m));
+    CR_TRY_ASSIGN(schema::Vma v, make_vma(ctx, m, stats));
     // "gu": guard regions were installed in it (MADV_GUARD_INSTALL, Linux 6.13).
     if (m.has_flag("gu")) CR_TRY(find_guards(ctx, v));
     ctx.vmas.push_back(std::move(v));

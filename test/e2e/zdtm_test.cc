@@ -152,6 +152,12 @@ const std::vector<ZdtmCase>& cases() {
        false,
        "lease being broken",
        "file_lock_refused"},
+      // Checked last (the locks pass): /proc/locks is read while the other passes run.
+      {"file_lock_posix_unseen",
+       {"posix_unseen"},
+       false,
+       "on a file the tree does not have open not supported",
+       "file_lock_refused"},
       {"ns_uts_refused", {"uts"}, true, "uts namespace differs from crdump's", "ns_refused"},
       {"ns_net_refused", {"net"}, true, "net namespace differs from crdump's", "ns_refused"},
       {"ns_mnt_refused", {"mnt"}, true, "mnt namespace differs from crdump's", "ns_refused"},
