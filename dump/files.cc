@@ -435,7 +435,7 @@ class FileCollector {
       int family = AF_UNIX;
       ScopedFd copy;
       if (!is_unix) {
-        CR_TRY_ASSIGN(copy, copy_task_fd(e.proc->pid, e.fd));
+        CR_TRY_ASSIGN(copy, copy_task_fd(*e.proc, e.fd));
         int v = 0;
         socklen_t len = sizeof v;
         if (::getsockopt(copy.get(), SOL_SOCKET, SO_DOMAIN, &v, &len) != 0)

@@ -353,7 +353,7 @@ Status UnixSocketCollector::describe(const Entry& e, schema::UnixSocket& rec) {
   CR_TRY(resolve_name(e, rec));
   if (rec.state == schema::kUnixExternal) {
     // Its queue came from the outside peer, which a new connection would not send again.
-    CR_TRY_ASSIGN(ScopedFd s, copy_task_fd(e.proc->pid, e.fd));
+    CR_TRY_ASSIGN(ScopedFd s, copy_task_fd(*e.proc, e.fd));
     CR_TRY_ASSIGN(Peeked q, peek_queue(s.get(), d.type));
     if (!q.messages.empty())
       return make_error("unix socket connected to '" + rec.peer_name + "' outside the tree with " +
