@@ -3,6 +3,7 @@
 // through the network lock; --tcp-close; the refusal without --tcp-established; redis-server
 // with a client that keeps its connection.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -321,6 +322,57 @@ TEST(Network, ClientOutsideTheTreeKeepsItsConnection) {
   c2.reset();
   c.reset();
   expect_restored_passes(dir, pid);
+}
+
+// A dump cancelled after the network lock went on (SIGTERM while paused before the pages):
+// crdump turns repair off and deletes the lock before the tree runs again, so the client's
+// connection goes on as if nothing had happened.
+TEST(Network, CancelledDumpLeavesTheConnectionWorking) {
+  if (!tools_present() || !nft_present()) GTEST_SKIP() << "needs nft (Debian nftables)";
+  TempDir dir;
+  Target t = Target::start(dir, {"/usr/bin/python3", "-I", "-c", kEchoServer});
+  ASSERT_GT(t.pid(), 0) << t.error();
+  const uint16_t port = static_cast<uint16_t>(std::stoi(read_file(dir.work() + "/port")));
+  ScopedFd c = connect_tcp(port);
+  ASSERT_TRUE(c.valid());
+  std::string err;
+  ASSERT_TRUE(send_all(c.get(), "one"));
+  ASSERT_EQ(recv_n(c.get(), 8, &err), "echo:one") << err;
+  const std::string img = dir.path("img");
+  ScopedFd out(::open(img.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  int errp[2];
+  ASSERT_EQ(pipe2(errp, O_CLOEXEC), 0);
+  ::setenv("CR_TEST_PAUSE_AT", "pages", 1);
+  SpawnSpec spec;
+  spec.argv = {tool_path("crdump"), "--tcp-established", std::to_string(t.pid())};
+  spec.stdout_fd = out.get();
+  spec.stderr_fd = errp[1];
+  const pid_t dumper = spawn(spec);
+  ::unsetenv("CR_TEST_PAUSE_AT");
+  ::close(errp[1]);
+  ASSERT_GT(dumper, 0);
+  std::string msg;
+  char buf[512];
+  while (msg.find("paused before") == std::string::npos) {
+    const ssize_t n = ::read(errp[0], buf, sizeof buf);
+    if (n <= 0) break;
+    msg.append(buf, static_cast<size_t>(n));
+  }
+  ASSERT_NE(msg.find("paused before pages"), std::string::npos) << msg;
+  // Locked and in repair now: sent while so, it is dropped and sent again later.
+  ASSERT_TRUE(send_all(c.get(), "two"));
+  ::kill(dumper, SIGTERM);
+  for (ssize_t n; (n = ::read(errp[0], buf, sizeof buf)) > 0;) msg.append(buf, static_cast<size_t>(n));
+  ::close(errp[0]);
+  auto st = wait_exit(dumper, std::chrono::seconds(60));
+  ASSERT_TRUE(st && st->exited && st->code == 1) << (st ? st->describe() : "hangs") << " " << msg;
+  EXPECT_FALSE(lock_present(lock_of(img))) << "the lock outlived the cancelled dump";
+  EXPECT_EQ(recv_n(c.get(), 8, &err), "echo:two") << err;
+  ASSERT_TRUE(send_all(c.get(), "three"));
+  EXPECT_EQ(recv_n(c.get(), 10, &err), "echo:three") << err;
+  c.reset();
+  ExitStatus done = t.terminate();
+  EXPECT_TRUE(done.ok()) << done.describe() << "\nlog: " << t.log();
 }
 
 // --tcp-close: the peer is gone; the program's connection comes back closed and its next call
