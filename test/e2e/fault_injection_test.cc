@@ -21,6 +21,7 @@
 #include <string>
 
 #include "e2e_common.h"
+#include "proc_snapshot.h"
 
 namespace cr::e2e {
 namespace {
@@ -239,14 +240,25 @@ TEST(FaultInjection, CrrestoreKilledAtEveryPass) { kill_crrestore_at_every("pass
 TEST(FaultInjection, CrrestoreKilledAtInjectionSteps) { kill_crrestore_at_every("inject", 97); }
 
 // The target killed at the start of each pass of its dump: crdump fails in one line (or
-// completes, if the target died after everything was read) and never hangs.
-// DISABLED: the harness cannot wait for the killed target here yet (see the report).
-TEST(FaultInjection, DISABLED_TargetKilledAtEveryPass) {
+// completes, if the target died after everything was read) and never hangs. Only the root is
+// killed: its children, orphaned and busy, are ended here by pid (read before the dump).
+TEST(FaultInjection, TargetKilledAtEveryPass) {
   if (!tools_present()) return;
+  become_subreaper();  // the killed root's children become ours, to be ended
   for (int n = 1; n < 100; ++n) {
     TempDir dir;
     Target t = Target::start(dir, {zdtm_path("tree_busy"), "3"});
     ASSERT_GT(t.pid(), 0) << t.error();
+    const std::vector<pid_t> tree = tree_pids(t.pid());
+    struct EndChildren {
+      const std::vector<pid_t>& pids;
+      pid_t root;
+      ~EndChildren() {
+        for (pid_t p : pids)
+          if (p != root) kill_child(p);
+        reap_zombies();
+      }
+    } end_children{tree, t.pid()};
     ToolRun d;
     {
       ScopedEnv at("CR_TEST_KILL_AT", "pass:" + std::to_string(n));
