@@ -90,6 +90,8 @@ struct FileTable {
     uint32_t socket;
     uint32_t queue;  // schema::InetQueue
     std::vector<uint8_t> bytes;
+    std::vector<uint8_t> from;  // a datagram's sender address and port
+    uint32_t from_port = 0;
   };
   std::vector<InetQueued> inet_data;
   std::vector<schema::Fd> fds;

@@ -37,6 +37,9 @@ namespace {
 #define SO_PEEK_OFF 42
 #endif
 
+// Datagrams written per socket at most: a queue is bounded by its receive buffer anyway.
+constexpr size_t kMaxDatagrams = 65536;
+
 struct RepairWindow {  // struct tcp_repair_window (Linux 4.8)
   uint32_t snd_wl1, snd_wnd, max_window, rcv_wnd, rcv_wup;
 };
@@ -320,6 +323,11 @@ Status InetSocketCollector::describe(Entry& e, schema::InetSocket& rec) {
   if (has_peer) std::tie(rec.dst, rec.dst_port) = endpoint(ss);
   if (rec.src_port == 0 && all_zero(rec.src)) rec.src.clear();  // never bound
 
+  // The program's own peek offset would move with crdump's peeks (and a restore could not
+  // say where it was in the queue).
+  auto peek = get_int(s, SOL_SOCKET, SO_PEEK_OFF, "SO_PEEK_OFF");
+  if (peek.ok() && *peek >= 0)
+    return make_error(inet_socket_text(rec) + " with SO_PEEK_OFF set not supported yet");
   const bool tcp = type == SOCK_STREAM && protocol == IPPROTO_TCP;
   const bool dgram = type == SOCK_DGRAM && (protocol == IPPROTO_UDP || protocol == IPPROTO_UDPLITE ||
                                             protocol == IPPROTO_ICMP || protocol == IPPROTO_ICMPV6);
@@ -360,8 +368,9 @@ Status InetSocketCollector::describe(Entry& e, schema::InetSocket& rec) {
     // A datagram queued, even of zero bytes, peeks as a length; an empty queue as EAGAIN.
     char b;
     ssize_t n = ::recv(s, &b, 1, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC);
-    if (n >= 0)
+    if (n >= 0 && protocol != IPPROTO_UDP)
       return make_error(inet_socket_text(rec) + " with datagrams queued not supported yet");
+    if (n >= 0) CR_TRY(peek_datagrams(s, rec));
     int outq = 0;
     if (::ioctl(s, SIOCOUTQ, &outq) == 0 && outq > 0)
       return make_error(inet_socket_text(rec) + " with " + std::to_string(outq) +
@@ -401,10 +410,42 @@ Status InetSocketCollector::describe(Entry& e, schema::InetSocket& rec) {
   len = 0;
   if (::getsockopt(s, SOL_SOCKET, SO_ATTACH_FILTER, nullptr, &len) == 0 && len != 0)
     return make_error(inet_socket_text(rec) + " with a socket filter (SO_ATTACH_FILTER) not supported yet");
-  auto peek = get_int(s, SOL_SOCKET, SO_PEEK_OFF, "SO_PEEK_OFF");
-  if (peek.ok() && *peek >= 0)
-    return make_error(inet_socket_text(rec) + " with SO_PEEK_OFF set not supported yet");
   if (rec.state == schema::kInetEstablished) CR_TRY(read_connection(e, rec));
+  return {};
+}
+
+// Every datagram queued on UDP socket `s`, oldest first, with its sender, none consumed: the
+// walk moves SO_PEEK_OFF (off before, as describe() checked) from one datagram to the next,
+// and turns it off again on every path.
+Status InetSocketCollector::peek_datagrams(int s, const schema::InetSocket& rec) {
+  int zero = 0, off = -1;
+  if (::setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) != 0)
+    return errno_error("setsockopt SO_PEEK_OFF");
+  struct Restore {
+    int s, off;
+    ~Restore() { ::setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof off); }
+  } restore{s, off};
+  std::vector<uint8_t> buf(65536);
+  for (size_t count = 0;; ++count) {
+    if (count >= kMaxDatagrams)
+      return make_error(inet_socket_text(rec) + " with over " + std::to_string(kMaxDatagrams) +
+                        " datagrams queued not supported yet");
+    sockaddr_storage from{};
+    iovec iov{buf.data(), buf.size()};
+    msghdr m{};
+    m.msg_name = &from;
+    m.msg_namelen = sizeof from;
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    ssize_t n = ::recvmsg(s, &m, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (n < 0) return errno_error("recvmsg(MSG_PEEK)");
+    if ((m.msg_flags & MSG_TRUNC) != 0) return make_error("a queued datagram over 64 KiB");
+    FileTable::InetQueued q{rec.id, schema::kInetDatagram, {buf.begin(), buf.begin() + n}, {}, 0};
+    std::tie(q.from, q.from_port) = endpoint(from);
+    tree_.files.inet_data.push_back(std::move(q));
+  }
   return {};
 }
 

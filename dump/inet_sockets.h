@@ -34,6 +34,7 @@ class InetSocketCollector {
 
   Status describe(Entry& e, schema::InetSocket& rec);
   Status read_connection(Entry& e, schema::InetSocket& rec);
+  Status peek_datagrams(int s, const schema::InetSocket& rec);
 
   DumpTree& tree_;
   std::map<uint64_t, Entry> entries_;  // by inode

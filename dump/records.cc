@@ -42,7 +42,7 @@ Status write_tree_head(DumpTree& tree) {
                      q.bytes));
   for (const auto& u : t.inet_sockets) CR_TRY(out.write(u));
   for (const auto& q : t.inet_data)
-    CR_TRY(out.write(schema::InetSocketData{q.socket, q.queue}, q.bytes));
+    CR_TRY(out.write(schema::InetSocketData{q.socket, q.queue, q.from, q.from_port}, q.bytes));
   if (tree.net.lock.active()) CR_TRY(out.write(schema::NetLock{tree.net.lock.table()}));
   for (const auto& f : t.files) CR_TRY(out.write(f));
   for (const auto& g : t.file_data) CR_TRY(write_file_data(out, g));

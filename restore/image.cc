@@ -129,10 +129,21 @@ Status stash_head_record(const format::RecordReader& reader, ProcessImage& img) 
       if (it == img.inet_sockets.end())
         return make_error("inet_socket_data names object " + std::to_string(d.socket) +
                           ", not an inet socket");
-      if (d.queue != schema::kInetRecvQueue && d.queue != schema::kInetSendQueue)
+      if (d.queue != schema::kInetRecvQueue && d.queue != schema::kInetSendQueue &&
+          d.queue != schema::kInetDatagram)
         return make_error("inet_socket_data: unknown queue " + std::to_string(d.queue));
       auto tail = reader.tail();
       CR_TRY(add_bytes(img, tail.size(), "inet socket data"));
+      if (d.queue == schema::kInetDatagram) {
+        const schema::InetSocket& u = it->second.sock;
+        if (u.type != SOCK_DGRAM || u.protocol != IPPROTO_UDP || tail.size() > 65507 ||
+            (d.from.size() != 4 && d.from.size() != 16) || d.from_port > 65535 ||
+            (u.family == AF_INET && d.from.size() != 4))
+          return make_error("inet_socket_data: datagram of inet socket " +
+                            std::to_string(d.socket) + " with a bad sender or size");
+        it->second.datagrams.push_back({{tail.begin(), tail.end()}, std::move(d.from), d.from_port});
+        return {};
+      }
       auto& q = d.queue == schema::kInetRecvQueue ? it->second.recv_queue : it->second.send_queue;
       q.insert(q.end(), tail.begin(), tail.end());
       return {};

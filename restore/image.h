@@ -47,6 +47,12 @@ struct UnixSocketImage {
 struct InetSocketImage {
   schema::InetSocket sock;
   std::vector<uint8_t> recv_queue, send_queue;
+  struct Datagram {
+    std::vector<uint8_t> bytes;
+    std::vector<uint8_t> from;  // the sender's address (4 or 16 bytes) and port
+    uint32_t from_port = 0;
+  };
+  std::vector<Datagram> datagrams;  // a UDP socket's queue, oldest first
 };
 
 struct ProcessImage {

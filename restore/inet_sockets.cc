@@ -8,6 +8,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <cstring>
@@ -204,6 +205,74 @@ Status restore_closed(int s, const schema::InetSocket& r, const std::string& wha
   return repair(s, 0, what);
 }
 
+bool v4_mapped(const std::vector<uint8_t>& a) {
+  static const uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  return a.size() == 16 && std::memcmp(a.data(), prefix, 12) == 0;
+}
+
+bool all_zero(const std::vector<uint8_t>& a) {
+  for (uint8_t b : a)
+    if (b != 0) return false;
+  return true;
+}
+
+// A queued datagram goes back into the restored socket's queue as the kernel would have put it
+// there: sent from its sender's address and port (a raw UDP socket bound to that address,
+// IP_FREEBIND since it may not be ours, the UDP header our own) to the socket's address (its
+// loopback one when it is bound to any). IPv4 leaves the UDP checksum out (0: none); IPv6 has
+// the kernel compute it.
+Status replay_datagram(int target, const schema::InetSocket& r,
+                       const InetSocketImage::Datagram& d, const std::string& what) {
+  const bool v4 = d.from.size() == 4 || v4_mapped(d.from);
+  const size_t sfrom = d.from.size() == 16 && v4 ? 12 : 0;
+  sockaddr_storage src{}, dst{};
+  socklen_t len = 0;
+  if (v4) {
+    auto& s4 = reinterpret_cast<sockaddr_in&>(src);
+    auto& d4 = reinterpret_cast<sockaddr_in&>(dst);
+    s4.sin_family = d4.sin_family = AF_INET;
+    std::memcpy(&s4.sin_addr, d.from.data() + sfrom, 4);
+    const bool any = r.src.empty() || all_zero(r.src) || (r.src.size() == 16 && !v4_mapped(r.src));
+    if (any)
+      d4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    else
+      std::memcpy(&d4.sin_addr, r.src.data() + (r.src.size() == 16 ? 12 : 0), 4);
+    len = sizeof(sockaddr_in);
+  } else {
+    auto& s6 = reinterpret_cast<sockaddr_in6&>(src);
+    auto& d6 = reinterpret_cast<sockaddr_in6&>(dst);
+    s6.sin6_family = d6.sin6_family = AF_INET6;
+    std::memcpy(&s6.sin6_addr, d.from.data(), 16);
+    if (r.src.size() == 16 && !all_zero(r.src))
+      std::memcpy(&d6.sin6_addr, r.src.data(), 16);
+    else
+      d6.sin6_addr = in6addr_loopback;
+    len = sizeof(sockaddr_in6);
+  }
+  ScopedFd raw(::socket(v4 ? AF_INET : AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_UDP));
+  if (!raw.valid()) return errno_error("raw socket for its queued datagrams").wrap(what);
+  CR_TRY(set_int(raw.get(), v4 ? IPPROTO_IP : IPPROTO_IPV6, v4 ? IP_FREEBIND : 78 /* IPV6_FREEBIND */,
+                 1, what));
+  if (!v4) CR_TRY(set_int(raw.get(), IPPROTO_IPV6, IPV6_CHECKSUM, 6, what));
+  if (::bind(raw.get(), reinterpret_cast<const sockaddr*>(&src), len) != 0)
+    return errno_error("bind a raw socket to a datagram's sender " +
+                       inet_endpoint_text(d.from, d.from_port))
+        .wrap(what);
+  std::vector<uint8_t> pkt(8 + d.bytes.size());
+  const uint16_t sport = htons(static_cast<uint16_t>(d.from_port));
+  const uint16_t dport = htons(static_cast<uint16_t>(r.src_port));
+  const uint16_t ulen = htons(static_cast<uint16_t>(pkt.size()));
+  std::memcpy(&pkt[0], &sport, 2);
+  std::memcpy(&pkt[2], &dport, 2);
+  std::memcpy(&pkt[4], &ulen, 2);
+  if (!d.bytes.empty()) std::memcpy(&pkt[8], d.bytes.data(), d.bytes.size());
+  if (::sendto(raw.get(), pkt.data(), pkt.size(), 0, reinterpret_cast<const sockaddr*>(&dst),
+               len) != static_cast<ssize_t>(pkt.size()))
+    return errno_error("send a queued datagram again").wrap(what);
+  (void)target;
+  return {};
+}
+
 }  // namespace
 
 Result<std::map<uint32_t, ScopedFd>> create_inet_sockets(
@@ -243,6 +312,18 @@ Result<std::map<uint32_t, ScopedFd>> create_inet_sockets(
       }
       out[id] = std::move(s);
     }
+  for (const auto& [id, img] : sockets) {
+    if (img.datagrams.empty()) continue;
+    if (!(img.sock.flags & schema::kInetBound) || img.sock.src_port == 0)
+      return make_error(text(img.sock) + ": datagrams queued on a socket with no port");
+    for (const auto& d : img.datagrams)
+      CR_TRY(replay_datagram(out.at(id).get(), img.sock, d, text(img.sock)));
+    // Loopback delivers as it sends (the receive runs before sendto returns): the queue must
+    // show the first one now, or the datagrams went elsewhere.
+    pollfd p{out.at(id).get(), POLLIN, 0};
+    if (::poll(&p, 1, 1000) != 1)
+      return make_error(text(img.sock) + ": its queued datagrams, sent again, did not arrive");
+  }
   if (!tcp_close)
     for (const auto& [id, img] : sockets)
       if (img.sock.state == schema::kInetEstablished)

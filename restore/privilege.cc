@@ -164,7 +164,14 @@ Status Privileges::check(const TreeHead& head, bool signed_image) const {
   // files are still opened as their processes' users, but what it asks for is granted.
   if (!restricted_ || signed_image) return {};
   for (const ProcessImage& p : head.procs) CR_TRY(check_process(p));
-  for (const auto& [id, sock] : head.shared.inet_sockets) CR_TRY(check_inet(sock.sock));
+  for (const auto& [id, sock] : head.shared.inet_sockets) {
+    CR_TRY(check_inet(sock.sock));
+    if (!sock.datagrams.empty())
+      return make_error("inet socket " + std::to_string(id) +
+                        ": queued datagrams are put back from their senders' addresses with a raw "
+                        "socket: an image without a root process cannot ask for it (restore a "
+                        "signed image with --verify-key to vouch for it)");
+  }
   if (!head.shared.net_lock.empty())
     return make_error("the image names network lock " + head.shared.net_lock +
                       ": an image without a root process cannot ask for nftables changes");

@@ -479,11 +479,14 @@ CR_RECORD(InetSocket, 0x0260, "inet_socket", "an AF_INET or AF_INET6 socket (obj
 enum InetQueue : uint32_t {
   kInetRecvQueue = 1,  // received, not read by the program
   kInetSendQueue = 2,  // written by the program, not acknowledged by the peer
+  kInetDatagram = 3,   // one UDP datagram received and not read, from `from`:`from_port`
 };
 
 CR_RECORD_TAIL(InetSocketData, 0x0261, "inet_socket_data",
-               "bytes of an established TCP connection's queue; tail = the bytes",
-               (objref, socket), (u32, queue))  // InetQueue
+               "bytes of an established TCP connection's queue, or one queued UDP datagram; "
+               "tail = the bytes",
+               (objref, socket), (u32, queue),  // InetQueue
+               (bytes, from), (u32, from_port))  // a datagram's sender (4 or 16 bytes)
 
 CR_RECORD(NetLock, 0x0262, "net_lock",
           "crdump dropped the packets of the image's TCP connections with the nftables table "

@@ -181,6 +181,73 @@ sys.exit(0 if not errs else 1)
   for (Mode mode : {Mode::kKill, Mode::kLeaveRunning, Mode::kTwice}) python_round(script, mode, {});
 }
 
+// UDP datagrams left unread come back in order with their senders: from a socket of the tree,
+// from this process (outside, still bound), over IPv6, zero bytes long, and on a connected
+// socket from its peer.
+TEST(Network, UdpQueuedDatagramsKeepTheirSenders) {
+  if (!tools_present()) return;
+  const std::string script = R"py(
+import os, signal, socket as S, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+u = S.socket(S.AF_INET, S.SOCK_DGRAM); u.bind(('127.0.0.1', 0))
+a = S.socket(S.AF_INET, S.SOCK_DGRAM); a.bind(('127.0.0.1', 0))
+u6 = S.socket(S.AF_INET6, S.SOCK_DGRAM); u6.bind(('::1', 0))
+b6 = S.socket(S.AF_INET6, S.SOCK_DGRAM); b6.bind(('::1', 0))
+c = S.socket(S.AF_INET, S.SOCK_DGRAM); c.connect(a.getsockname())
+open('port', 'w').write(str(u.getsockname()[1]))
+a.sendto(b'first', u.getsockname())
+a.sendto(b'', u.getsockname())
+b6.sendto(b'six', u6.getsockname())
+a.sendto(b'to c', c.getsockname())
+os.close(3)
+signal.sigwait([signal.SIGTERM])
+outside = ('127.0.0.1', int(open('sender').read()))
+want = [(u, b'first', a.getsockname()), (u, b'', a.getsockname()), (u, b'outside', outside),
+        (u6, b'six', b6.getsockname()), (c, b'to c', a.getsockname())]
+errs = []
+for s, data, sender in want:
+    s.setblocking(False)
+    try:
+        got = s.recvfrom(100)
+        if got[0] != data or got[1][:2] != sender[:2]: errs.append('%r from %r' % got)
+    except BlockingIOError:
+        errs.append('missing %r' % data)
+for s in (u, u6, c):
+    try:
+        errs.append('extra %r' % (s.recvfrom(100),))
+    except BlockingIOError:
+        pass
+print('PASS' if not errs else 'FAIL: ' + '; '.join(errs), file=sys.stderr)
+sys.exit(0 if not errs else 1)
+)py";
+  for (Mode mode : {Mode::kKill, Mode::kLeaveRunning, Mode::kTwice}) {
+    SCOPED_TRACE(mode_name(mode));
+    TempDir dir;
+    ScopedFd sender(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    ASSERT_EQ(::bind(sender.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    ASSERT_EQ(::getsockname(sender.get(), reinterpret_cast<sockaddr*>(&a), &len), 0);
+    write_file(dir.work() + "/sender", std::to_string(ntohs(a.sin_port)));
+    Target t = Target::start(dir, {"/usr/bin/python3", "-I", "-c", script});
+    ASSERT_GT(t.pid(), 0) << t.error();
+    const pid_t pid = t.pid();
+    a.sin_port = htons(static_cast<uint16_t>(std::stoi(read_file(dir.work() + "/port"))));
+    ASSERT_EQ(::sendto(sender.get(), "outside", 7, 0, reinterpret_cast<sockaddr*>(&a), sizeof a), 7);
+    const std::string img = dir.path("img");
+    if (!dump_target(dir, t, mode, img)) continue;
+    ASSERT_TRUE(restore_detached(dir, img, pid));
+    if (mode == Mode::kTwice) {
+      if (!redump_restored(dir, pid, img)) continue;
+      ASSERT_TRUE(restore_detached(dir, img, pid));
+    }
+    expect_restored_passes(dir, pid);
+    std::cout << "  [python3 " << mode_name(mode) << "] " << read_file(dir.work() + "/log");
+  }
+}
+
 // A connection with both ends in one process: bytes queued unread both ways, and a send queue
 // filled until the peer's window closed (bytes never sent). After the restore every byte comes
 // out once, in order, and the connections carry on (IPv4 and IPv6).
