@@ -1,6 +1,7 @@
 // Freezing one process of the tree: the refusals that need no stop, PTRACE_SEIZE of every thread
 // (re-scanning task/ until no thread appears that is not stopped), its children (final once it
 // is stopped), and the per-thread state ptrace reads.
+#include <linux/kcmp.h>
 #include <signal.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
@@ -154,6 +155,29 @@ Status check_thread_creds(DumpContext& ctx, const ThreadState& t) {
   return {};
 }
 
+// Every thread must hold its process's fd table and fs context: the image has the leader's fds
+// (/proc/PID/fd) and one cwd, root and umask, and restore makes threads with CLONE_FILES |
+// CLONE_FS. A thread that called unshare(CLONE_FILES) or unshare(CLONE_FS) (or a leader that did,
+// leaving its threads on the old ones) would lose its own silently. kcmp compares the tasks'
+// objects, so a thread id works as well as a process id.
+Status check_thread_sharing(const DumpContext& ctx, const ThreadState& t) {
+  if (t.tid == ctx.pid) return {};
+  static constexpr struct {
+    int type;
+    const char* what;
+  } kOwn[] = {{KCMP_FILES, "an fd table of its own (unshare(CLONE_FILES))"},
+              {KCMP_FS, "a cwd, root and umask of its own (unshare(CLONE_FS))"}};
+  for (const auto& k : kOwn) {
+    const long r = ::syscall(SYS_kcmp, ctx.pid, t.tid, k.type, 0, 0);
+    if (r < 0)
+      return errno_error("kcmp(" + std::to_string(ctx.pid) + ", " + std::to_string(t.tid) + ")");
+    if (r != 0)
+      return make_error("pid " + std::to_string(ctx.pid) + " thread " + std::to_string(t.tid) +
+                        ": " + k.what + " not supported yet");
+  }
+  return {};
+}
+
 // The queued signals of thread `tid` (0: the process-wide queue, read through any thread).
 Status peek_pending(const sys::Tracee& tracee, pid_t pid, pid_t tid,
                     std::vector<schema::PendingSignal>& out) {
@@ -213,6 +237,7 @@ Status read_thread(DumpContext& ctx, ThreadState& t) {
   t.robust_head = static_cast<uint64_t>(head);
   t.robust_len = len;
   CR_TRY(peek_pending(t.tracee, ctx.pid, t.tid, t.pending));
+  CR_TRY(check_thread_sharing(ctx, t));
   return check_thread_creds(ctx, t);
 }
 

@@ -1013,6 +1013,31 @@ TEST(LiveDump, RefusesThreadWithItsOwnCredentials) {
   expect_refused(child, "has credentials different from its process's");
 }
 
+// A thread's own fd table or fs context would be lost: the image has one per process.
+TEST(LiveDump, RefusesThreadWithItsOwnFdTable) {
+  Child child(
+      [] {
+        start_workers([](void* arg) -> void* {
+          if (reinterpret_cast<long>(arg) == 1 && unshare(CLONE_FILES) == 0) dup2(0, 30);
+          return nullptr;
+        });
+      },
+      check_alive);
+  expect_refused(child, ": an fd table of its own (unshare(CLONE_FILES)) not supported yet");
+}
+
+TEST(LiveDump, RefusesThreadWithItsOwnFsContext) {
+  Child child(
+      [] {
+        start_workers([](void* arg) -> void* {
+          if (reinterpret_cast<long>(arg) == 1 && unshare(CLONE_FS) == 0) umask(077);
+          return nullptr;
+        });
+      },
+      check_alive);
+  expect_refused(child, ": a cwd, root and umask of its own (unshare(CLONE_FS)) not supported yet");
+}
+
 // In a test's grandchild: dies with its parent, also when the parent died before the prctl.
 void die_with_parent(pid_t parent) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);

@@ -3,6 +3,7 @@
 //   lease_breaking  a read lease a child is breaking (its open for writing waits)
 //   posix_unseen    a POSIX lock a thread holds through an fd table of its own
 //                   (unshare(CLONE_FILES)): /proc/locks shows it, no fdinfo of the process does
+//                   (the thread's own table is refused at freeze, before the locks are read)
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
