@@ -93,7 +93,7 @@ const std::vector<ZdtmCase>& cases() {
       {"memfd_hugetlb_refused", {}, false, "with MFD_HUGETLB (hugetlbfs) not supported"},
       {"unix_socketpair", {}},
       {"unix_named", {}},
-      {"socket_inet_refused", {}, false, "with datagrams queued not supported yet"},
+      {"socket_inet_refused", {}, false, "bytes corked or not yet sent not supported yet"},
       {"unix_rights_refused", {}, false, "unix socket with file descriptors in flight"},
       {"unix_backlog_refused",
        {},
