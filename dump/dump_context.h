@@ -92,6 +92,7 @@ struct FileTable {
     std::vector<uint8_t> bytes;
   };
   std::vector<InetQueued> inet_data;
+  std::vector<schema::NetlinkSocket> netlink_sockets;
   std::vector<schema::Fd> fds;
   std::vector<schema::EpollItem> epoll_items;  // after every Fd: targets and epolls are Files
   std::vector<schema::FileLock> locks;         // after every Fd (file_locks.cc)
