@@ -638,5 +638,33 @@ sys.exit(0 if ok else 1)
   EXPECT_NE(t.log().find("PASS"), std::string::npos) << t.log();
 }
 
+// The port id is the socket's address: while another socket holds it (here the original,
+// left running) the restore is refused in one line naming it, before any process is made.
+TEST(Network, NetlinkPortIdInUseAtRestore) {
+  if (!tools_present()) return;
+  const std::string script = R"py(
+import os, signal, socket as S, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+n = S.socket(S.AF_NETLINK, S.SOCK_RAW, S.NETLINK_ROUTE); n.bind((0, 0))
+os.close(3)
+signal.sigwait([signal.SIGTERM])
+print('PASS', file=sys.stderr)
+)py";
+  TempDir dir;
+  Target t = Target::start(dir, {"/usr/bin/python3", "-I", "-c", script});
+  ASSERT_GT(t.pid(), 0) << t.error();
+  ToolRun d = run_tool(dir, "crdump",
+                       {"--leave-running", "-o", dir.path("img"), std::to_string(t.pid())});
+  ASSERT_TRUE(d.status.ok()) << d.describe();
+  ToolRun r = run_tool(dir, "crrestore", {"-d", "-i", dir.path("img")});
+  EXPECT_FALSE(r.status.ok());
+  EXPECT_TRUE(r.one_line_error("crrestore")) << r.err;
+  EXPECT_NE(r.err.find("port id " + std::to_string(t.pid()) + " is in use"), std::string::npos)
+      << r.err;
+  ExitStatus st = t.terminate();
+  EXPECT_TRUE(st.ok()) << st.describe() << "\nlog: " << t.log();
+  EXPECT_NE(t.log().find("PASS"), std::string::npos) << t.log();
+}
+
 }  // namespace
 }  // namespace cr::e2e
