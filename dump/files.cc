@@ -20,6 +20,7 @@
 #include "common/text.h"
 #include "dump/passes.h"
 #include "dump/inet_sockets.h"
+#include "dump/netlink_sockets.h"
 #include "dump/unix_sockets.h"
 #include "sys/linux_abi.h"
 
@@ -217,7 +218,8 @@ namespace {
 
 class FileCollector {
  public:
-  explicit FileCollector(DumpTree& tree) : tree_(tree), t_(tree.files), unix_(tree), inet_(tree) {}
+  explicit FileCollector(DumpTree& tree)
+      : tree_(tree), t_(tree.files), unix_(tree), inet_(tree), netlink_(tree) {}
 
   Status run() {
     for (auto& p : tree_.procs)
@@ -262,6 +264,7 @@ class FileCollector {
     CR_TRY(unix_.finish());
     CR_TRY(collect_epolls());
     CR_TRY(collect_locks());
+    CR_TRY(netlink_.finish());
     // Last: established TCP connections are locked and put in repair mode here, once nothing
     // else can refuse the dump.
     return inet_.finish();
@@ -445,6 +448,9 @@ class FileCollector {
       if (family == AF_INET || family == AF_INET6) {
         f.kind = schema::kFileInetSocket;
         CR_TRY_ASSIGN(f.object, inet_.add(*e.proc, e.fd, e.st.st_ino, std::move(copy), family));
+      } else if (family == AF_NETLINK) {
+        f.kind = schema::kFileNetlinkSocket;
+        CR_TRY_ASSIGN(f.object, netlink_.add(*e.proc, e.fd, e.st.st_ino, std::move(copy)));
       } else {
         f.kind = schema::kFileUnixSocket;
         CR_TRY_ASSIGN(f.object, unix_.add(*e.proc, e.fd, e.st.st_ino));
@@ -580,6 +586,7 @@ class FileCollector {
   std::map<uint32_t, uint32_t> pty_ids_;  // pts index -> Pty id
   UnixSocketCollector unix_;
   InetSocketCollector inet_;
+  NetlinkSocketCollector netlink_;
   std::map<uint32_t, pid_t> proc_holders_;  // kFileProcPid File id -> the process holding it
 };
 

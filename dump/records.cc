@@ -1,7 +1,7 @@
 // Writing the collected state in the stream's fixed order (everything but the pages):
 // every Process; per process Creds, Rlimits, FsInfo, ProcAttrs; the SysV objects of a tree with its own IPC
 // namespace; Shmem, ShmemData; Pty, Pipe, PipeData, UnixSocket, UnixSocketData, InetSocket,
-// InetSocketData, NetLock, File, FileData;
+// InetSocketData, NetLock, NetlinkSocket, File, FileData;
 // every Fd; every EpollItem; every FileLock and FileOwner;
 // then per process: Mm, Vma | Pages | Sigaction, Itimer, PosixTimer, PendingSignal (shared,
 // then per thread), Thread (leader first). One process gives the version 1 order exactly.
@@ -44,6 +44,7 @@ Status write_tree_head(DumpTree& tree) {
   for (const auto& q : t.inet_data)
     CR_TRY(out.write(schema::InetSocketData{q.socket, q.queue, q.from, q.from_port}, q.bytes));
   if (tree.net.lock.active()) CR_TRY(out.write(schema::NetLock{tree.net.lock.table()}));
+  for (const auto& n : t.netlink_sockets) CR_TRY(out.write(n));
   for (const auto& f : t.files) CR_TRY(out.write(f));
   for (const auto& g : t.file_data) CR_TRY(write_file_data(out, g));
   for (const auto& fd : t.fds) CR_TRY(out.write(fd));

@@ -1,5 +1,6 @@
 #include "restore/image.h"
 
+#include <linux/netlink.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -46,6 +47,46 @@ Status check_inet_socket(const schema::InetSocket& u) {
   if (u.unsent_len > u.outq_len) return make_error(what + "more unsent bytes than queued");
   if (u.bind_dev.size() >= 16) return make_error(what + "device name too long");
   if (u.congestion.size() >= 16) return make_error(what + "congestion control name too long");
+  return {};
+}
+
+// The values a NetlinkSocket may hold: the protocols crdump writes, the socket types netlink
+// takes, groups the kernel could have given, and only the options crdump reads.
+Status check_netlink_socket(const schema::NetlinkSocket& n) {
+  const std::string what = "netlink_socket " + std::to_string(n.id) + ": ";
+  if (n.protocol != NETLINK_ROUTE && n.protocol != NETLINK_GENERIC &&
+      n.protocol != NETLINK_KOBJECT_UEVENT && n.protocol != NETLINK_AUDIT)
+    return make_error(what + "protocol " + std::to_string(n.protocol));
+  if (n.type != SOCK_RAW && n.type != SOCK_DGRAM)
+    return make_error(what + "type " + std::to_string(n.type));
+  if ((n.flags & ~uint32_t{schema::kNetlinkBound | schema::kNetlinkConnected}) != 0)
+    return make_error(what + "flags " + hex(n.flags));
+  // A socket with a port id 0 is unbound; connect() binds first.
+  if (((n.flags & schema::kNetlinkBound) != 0) != (n.portid != 0) ||
+      ((n.flags & schema::kNetlinkConnected) && !(n.flags & schema::kNetlinkBound)))
+    return make_error(what + "port id " + std::to_string(n.portid) + " with flags " + hex(n.flags));
+  if (!(n.flags & schema::kNetlinkConnected) && (n.dst_portid != 0 || n.dst_group != 0))
+    return make_error(what + "a peer without kNetlinkConnected");
+  // The kernel's group numbers are below 2^16 for every protocol crdump takes.
+  if (n.groups.size() > 4096) return make_error(what + std::to_string(n.groups.size()) + " groups");
+  for (uint64_t g : n.groups)
+    if (g == 0 || g > 65536) return make_error(what + "group " + std::to_string(g));
+  // getpeername shows the peer's group as a mask of one bit.
+  if ((n.dst_group & (n.dst_group - 1)) != 0)
+    return make_error(what + "peer group mask " + hex(n.dst_group));
+  for (uint64_t o : n.opts) {
+    const int level = static_cast<int>(static_cast<int16_t>(o >> 48));
+    const int name = static_cast<int>(static_cast<uint16_t>(o >> 32));
+    const int value = static_cast<int>(static_cast<uint32_t>(o));
+    const bool flag = level == SOL_NETLINK &&
+                      (name == NETLINK_PKTINFO || name == NETLINK_BROADCAST_ERROR ||
+                       name == NETLINK_NO_ENOBUFS || name == NETLINK_LISTEN_ALL_NSID ||
+                       name == 10 || name == 11 || name == 12);  // CAP_ACK, EXT_ACK, GET_STRICT_CHK
+    const bool buf = level == SOL_SOCKET && (name == SO_SNDBUF || name == SO_RCVBUF);
+    if ((!flag && !buf) || (flag && value != 0 && value != 1) || (buf && value < 0))
+      return make_error(what + "option " + std::to_string(level) + "/" + std::to_string(name) +
+                        " = " + std::to_string(value));
+  }
   return {};
 }
 
@@ -121,6 +162,13 @@ Status stash_head_record(const format::RecordReader& reader, ProcessImage& img) 
       CR_TRY(check_inet_socket(u));
       const uint32_t id = u.id;
       img.inet_sockets[id].sock = std::move(u);
+      return {};
+    }
+    case schema::NetlinkSocket::kType: {
+      CR_TRY_ASSIGN(auto n, reader.decode<schema::NetlinkSocket>());
+      CR_TRY(check_netlink_socket(n));
+      const uint32_t id = n.id;
+      img.netlink_sockets[id] = std::move(n);
       return {};
     }
     case schema::InetSocketData::kType: {
@@ -429,6 +477,7 @@ Result<bool> load_head(format::RecordReader& reader, ProcessImage& img) {
   img.memfds = std::move(head.shared.memfds);
   img.unix_sockets = std::move(head.shared.unix_sockets);
   img.inet_sockets = std::move(head.shared.inet_sockets);
+  img.netlink_sockets = std::move(head.shared.netlink_sockets);
   img.net_lock = std::move(head.shared.net_lock);
   img.stashed_bytes = head.shared.stashed_bytes;
   if (!positioned) return false;
@@ -589,9 +638,13 @@ Status check_files(const ProcessImage& img) {
     if (f.kind == schema::kFileInetSocket && img.inet_sockets.count(f.object) == 0)
       return make_error("socket file " + std::to_string(id) + " names object " +
                         std::to_string(f.object) + ", not an inet socket");
+    if (f.kind == schema::kFileNetlinkSocket && img.netlink_sockets.count(f.object) == 0)
+      return make_error("socket file " + std::to_string(id) + " names object " +
+                        std::to_string(f.object) + ", not a netlink socket");
     const bool pty = f.kind == schema::kFilePtyMaster || f.kind == schema::kFilePtySlave;
     if (!pty && f.kind != schema::kFileEpoll && f.kind != schema::kFileGhostNode &&
         f.kind != schema::kFileProcPid && f.kind != schema::kFileInetSocket &&
+        f.kind != schema::kFileNetlinkSocket &&
         (f.kind < schema::kFileRegular || f.kind > schema::kFileUnixSocket))
       return make_error("file " + std::to_string(id) + ": unknown kind " + std::to_string(f.kind));
     if (pty && img.ptys.count(f.object) == 0)

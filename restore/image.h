@@ -69,6 +69,7 @@ struct ProcessImage {
   std::set<uint32_t> memfds;                  // ids of the memfd Shmem objects read so far
   std::map<uint32_t, UnixSocketImage> unix_sockets;  // by UnixSocket id
   std::map<uint32_t, InetSocketImage> inet_sockets;  // by InetSocket id
+  std::map<uint32_t, schema::NetlinkSocket> netlink_sockets;  // by NetlinkSocket id
   std::string net_lock;  // the NetLock table crdump left (empty: none)
   std::vector<schema::Fd> fds;
   std::vector<schema::EpollItem> epoll_items;  // stream order (none in older images)

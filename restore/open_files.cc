@@ -17,6 +17,7 @@
 #include "restore/ghost_files.h"
 #include "restore/pty.h"
 #include "restore/inet_sockets.h"
+#include "restore/netlink_sockets.h"
 #include "restore/unix_sockets.h"
 
 namespace cr::restore {
@@ -240,6 +241,8 @@ class Opener {
         return open_unix_socket(f);
       case schema::kFileInetSocket:
         return open_inet_socket(f);
+      case schema::kFileNetlinkSocket:
+        return open_netlink_socket(f);
       default:
         return make_error("file " + std::to_string(f.id) + ": unknown kind");
     }
@@ -364,6 +367,18 @@ class Opener {
     return s.release();
   }
 
+  // A socket has one open file description, its File: each is made once, for it.
+  Result<int> open_netlink_socket(const schema::File& f) {
+    if (!netlink_made_.insert(f.object).second)
+      return make_error("file " + std::to_string(f.id) + ": netlink socket " +
+                        std::to_string(f.object) + " opened twice");
+    CR_TRY_ASSIGN(ScopedFd s,
+                  create_netlink_socket(img_.netlink_sockets.at(f.object), priv_.restricted()));
+    if (::fcntl(s.get(), F_SETFL, static_cast<int>(f.flags) & kSettableFlags) != 0)
+      return errno_error("netlink socket " + std::to_string(f.object) + ": F_SETFL");
+    return s.release();
+  }
+
   Result<int> open_tty(const schema::File& f) {
     if (!opts_.shell_job) return make_error("fd on a terminal: restore with --shell-job");
     if (::isatty(STDERR_FILENO) == 1) {
@@ -387,6 +402,7 @@ class Opener {
   bool unix_built_ = false;
   std::map<uint32_t, ScopedFd> inet_;  // by InetSocket id, until its File takes it
   bool inet_built_ = false;
+  std::set<uint32_t> netlink_made_;  // NetlinkSocket ids a File took
 };
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "restore/privilege.h"
 
 #include <linux/capability.h>
+#include <linux/netlink.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/resource.h>
@@ -113,6 +114,27 @@ Status check_inet(const schema::InetSocket& r) {
   return {};
 }
 
+// What a user cannot do with a netlink socket of its own: join the audit log's group (needs
+// CAP_AUDIT_READ), join groups of a protocol that admits only CAP_NET_ADMIN to them (route
+// and kobject_uevent let anyone listen), send to a group (CAP_NET_ADMIN for every protocol
+// crdump takes), or listen in every network namespace (CAP_NET_BROADCAST).
+Status check_netlink(const schema::NetlinkSocket& r) {
+  const std::string who = "netlink socket " + std::to_string(r.id) + " (protocol " +
+                          std::to_string(r.protocol) + ")";
+  const std::string tail = ": an image without a root process cannot ask for it (restore a "
+                           "signed image with --verify-key to vouch for it)";
+  const bool anyone_listens = r.protocol == NETLINK_ROUTE || r.protocol == NETLINK_KOBJECT_UEVENT;
+  if (!r.groups.empty() && !anyone_listens)
+    return make_error(who + ": multicast group " + std::to_string(r.groups.front()) + tail);
+  if (r.dst_group != 0) return make_error(who + ": connected to a multicast group" + tail);
+  for (uint64_t o : r.opts)
+    if (static_cast<int>(static_cast<int16_t>(o >> 48)) == SOL_NETLINK &&
+        static_cast<int>(static_cast<uint16_t>(o >> 32)) == NETLINK_LISTEN_ALL_NSID &&
+        static_cast<uint32_t>(o) != 0)
+      return make_error(who + ": NETLINK_LISTEN_ALL_NSID" + tail);
+  return {};
+}
+
 }  // namespace
 
 FsIdentity FsIdentity::of(const schema::Creds& c) {
@@ -172,6 +194,7 @@ Status Privileges::check(const TreeHead& head, bool signed_image) const {
                         "socket: an image without a root process cannot ask for it (restore a "
                         "signed image with --verify-key to vouch for it)");
   }
+  for (const auto& [id, sock] : head.shared.netlink_sockets) CR_TRY(check_netlink(sock));
   if (!head.shared.net_lock.empty())
     return make_error("the image names network lock " + head.shared.net_lock +
                       ": an image without a root process cannot ask for nftables changes");

@@ -276,6 +276,7 @@ enum FileKind : uint32_t {
   kFilePtyMaster = 15,   // `object` = its Pty record
   kFilePtySlave = 16,    // `object` = its Pty record
   kFileInetSocket = 17,  // `object` = its InetSocket record
+  kFileNetlinkSocket = 18,  // `object` = its NetlinkSocket record
   // 40 and up: deleted and unusual files (issue 11).
   kFileGhostNode = 40,  // a directory, FIFO or character device removed while open: the type
                         // is in `mode` (S_IFDIR, S_IFIFO, S_IFCHR with `rdev`); restore makes a
@@ -493,13 +494,34 @@ CR_RECORD(NetLock, 0x0262, "net_lock",
           "`table` (family inet) and left it for crrestore to delete once they are restored",
           (str, table))
 
+// ---- Netlink sockets (0x0270-0x027f). One NetlinkSocket object per AF_NETLINK socket of the
+// tree, written before the Files that open it (File kind kFileNetlinkSocket, `object`). Only
+// sockets with nothing queued are written: the kernel's messages cannot be replayed.
+
+enum NetlinkSocketFlags : uint32_t {
+  kNetlinkBound = 1,      // has a port id (`portid`): bind() or the kernel's autobind
+  kNetlinkConnected = 2,  // connect()ed to `dst_portid` / `dst_group`
+};
+
+CR_RECORD(NetlinkSocket, 0x0270, "netlink_socket", "an AF_NETLINK socket (objdef)",
+          (objdef, id), (u64, ino),
+          (u32, type), (u32, protocol),  // as socket() took them: SOCK_RAW or SOCK_DGRAM
+          (u32, flags),                  // NetlinkSocketFlags
+          (u32, portid),                 // getsockname nl_pid (kNetlinkBound)
+          (u64s, groups),                // every multicast group joined (NETLINK_LIST_MEMBERSHIPS), 1-based
+          // getpeername (kNetlinkConnected): port id, and the group as a mask of one bit
+          (u32, dst_portid), (u32, dst_group),
+          // Options whose value differs from a new socket's, each level << 48 | name << 32 |
+          // value: SOL_NETLINK flags, SO_SNDBUF, SO_RCVBUF (as getsockopt shows them).
+          (u64s, opts))
+
 /// Every record type, for the writer's self-description, crit and the id check below.
 using AllRecords =
     std::tuple<StreamHeader, SchemaType, Trailer, ErrorRecord, Process, Creds, Rlimits, FsInfo, ProcAttrs, Mm,
                Vma, Pages, Shmem, ShmemData, Thread, Sigaction, PendingSignal, Itimer, PosixTimer,
                Pipe, PipeData, File, FileData, Fd, SysvShm, SysvShmData, SysvMsgQueue, SysvMsg,
                SysvSem, SysvLimits, Pty, EpollItem, UnixSocket, UnixSocketData, FileLock,
-               FileOwner, StreamSeal, InetSocket, InetSocketData, NetLock>;
+               FileOwner, StreamSeal, InetSocket, InetSocketData, NetLock, NetlinkSocket>;
 
 namespace detail {
 template <class Tuple, size_t... I>

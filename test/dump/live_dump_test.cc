@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 #include <sys/shm.h>
 #include <sys/prctl.h>
+#include <linux/netlink.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1319,15 +1320,71 @@ TEST(LiveDump, RefusesUnixStreamWithOutOfBandData) {
   expect_refused(child, "fd 9: unix stream socket with out-of-band data (MSG_OOB) not supported yet");
 }
 
-TEST(LiveDump, RefusesNetlinkSocket) {
+// A route socket bound with a group, one above bind's 32 bits joined by option, and a flag
+// set: one NetlinkSocket naming each group once, the option that differs from a new
+// socket's, and the port id the kernel gave it (its pid, free at the first autobind).
+TEST(LiveDump, NetlinkRouteSocketRecorded) {
   Child child(
       [] {
-        int s = socket(AF_NETLINK, SOCK_RAW, 0);
+        int s = socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
+        sockaddr_nl a{};
+        a.nl_family = AF_NETLINK;
+        a.nl_groups = 1;  // RTMGRP_LINK
+        if (s < 0 || bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) _exit(95);
+        int g = 33, on = 1;
+        if (setsockopt(s, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &g, sizeof g) != 0 ||
+            setsockopt(s, SOL_NETLINK, NETLINK_NO_ENOBUFS, &on, sizeof on) != 0)
+          _exit(96);
         dup2(s, 9);
         close(s);
       },
       check_alive);
-  expect_refused(child, "fd 9: socket of family netlink (AF_NETLINK) not supported yet");
+  ASSERT_TRUE(child.ready());
+  auto d = dump_leaving_running(child);
+  ASSERT_TRUE(d->status.ok()) << d->status.error().message;
+  auto socks = d->w.all<schema::NetlinkSocket>();
+  ASSERT_EQ(socks.size(), 1u);
+  const auto& n = socks[0];
+  EXPECT_EQ(n.protocol, uint32_t{NETLINK_ROUTE});
+  EXPECT_EQ(n.type, uint32_t{SOCK_RAW});
+  EXPECT_EQ(n.flags, uint32_t{schema::kNetlinkBound});
+  EXPECT_EQ(n.portid, static_cast<uint32_t>(child.pid()));
+  EXPECT_EQ(n.groups, (std::vector<uint64_t>{1, 33}));
+  EXPECT_EQ(n.opts, (std::vector<uint64_t>{uint64_t{SOL_NETLINK} << 48 |
+                                           uint64_t{NETLINK_NO_ENOBUFS} << 32 | 1}));
+  bool named = false;
+  for (const auto& f : d->w.all<schema::File>())
+    if (f.kind == schema::kFileNetlinkSocket) named = f.object == n.id;
+  EXPECT_TRUE(named);
+  EXPECT_EQ(child.ask('c'), "alive");
+}
+
+TEST(LiveDump, RefusesNetlinkSockDiagSocket) {
+  Child child(
+      [] {
+        int s = socket(AF_NETLINK, SOCK_RAW, NETLINK_SOCK_DIAG);
+        dup2(s, 9);
+        close(s);
+      },
+      check_alive);
+  expect_refused(child, "fd 9: netlink sock_diag socket not supported yet");
+}
+
+// An ack the program has not read: the kernel's messages cannot be queued again at restore.
+TEST(LiveDump, RefusesNetlinkSocketWithMessagesQueued) {
+  Child child(
+      [] {
+        int s = socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
+        nlmsghdr h{};
+        h.nlmsg_len = sizeof h;
+        h.nlmsg_type = NLMSG_NOOP;
+        h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+        if (s < 0 || send(s, &h, sizeof h, 0) != sizeof h) _exit(95);
+        dup2(s, 9);
+        close(s);
+      },
+      check_alive);
+  expect_refused(child, "fd 9: netlink route socket with messages queued not supported yet");
 }
 
 TEST(LiveDump, RefusesRawInetSocket) {

@@ -142,6 +142,29 @@ TEST(HostileValues, SigactionForAnOutOfRangeSignal) {
   expect_refused(dir, pid, "sigaction for signal 99");
 }
 
+// A netlink socket of a protocol crdump never writes, a group the kernel cannot have given,
+// a peer without a port id of its own.
+TEST(HostileValues, NetlinkSocketOutOfRange) {
+  if (!ready()) return;
+  TempDir dir;
+  const pid_t pid = dumped(dir, {"/usr/bin/python3", "-I", "-c", R"py(
+import os, signal, socket as S
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+n = S.socket(S.AF_NETLINK, S.SOCK_RAW, S.NETLINK_ROUTE); n.bind((0, 1))
+os.close(3)
+signal.sigwait([signal.SIGTERM])
+)py"});
+  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(edited(dir, [](Json& doc) { return set_field(doc, "netlink_socket", "protocol", 4); }));
+  expect_refused(dir, pid, ": protocol 4");
+  ASSERT_TRUE(edited(dir, [](Json& doc) {
+    return set_field(doc, "netlink_socket", "groups", Json::array({0}));
+  }));
+  expect_refused(dir, pid, ": group 0");
+  ASSERT_TRUE(edited(dir, [](Json& doc) { return set_field(doc, "netlink_socket", "flags", 2); }));
+  expect_refused(dir, pid, "with flags 0x2");
+}
+
 TEST(HostileValues, CritEncodeRefusesWhatItsReaderRejects) {
   if (!ready()) return;
   TempDir dir;

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <linux/netlink.h>
 #include <sys/socket.h>
 #include <gtest/gtest.h>
 #include <sys/resource.h>
@@ -151,6 +152,42 @@ TEST(Privileges, InetSocketsAUserCannotMakeAreRefused) {
   h.shared.inet_sockets.erase(8);
   h.shared.net_lock = "crtools_lock_1_2";
   EXPECT_NE(message(Privileges::of(h).check(h)).find("nftables"), std::string::npos);
+}
+
+// Listening to route and uevent groups is anyone's; the audit log's group, sending to a
+// group and listening in every namespace are not a user's to ask for.
+TEST(Privileges, NetlinkSocketsAUserCannotMakeAreRefused) {
+  TreeHead h = user_tree();
+  schema::NetlinkSocket r{};
+  r.id = 5;
+  r.type = SOCK_RAW;
+  r.protocol = NETLINK_ROUTE;
+  r.flags = schema::kNetlinkBound;
+  r.portid = 1234;
+  r.groups = {1, 33};
+  h.shared.netlink_sockets[5] = r;
+  EXPECT_TRUE(Privileges::of(h).check(h).ok()) << message(Privileges::of(h).check(h));
+
+  schema::NetlinkSocket audit = r;
+  audit.protocol = NETLINK_AUDIT;
+  audit.groups = {1};
+  h.shared.netlink_sockets[5] = audit;
+  EXPECT_NE(message(Privileges::of(h).check(h)).find("netlink socket 5 (protocol 9): multicast group 1"),
+            std::string::npos)
+      << message(Privileges::of(h).check(h));
+  EXPECT_TRUE(Privileges::of(h).check(h, /*signed_image=*/true).ok());
+
+  schema::NetlinkSocket sender = r;
+  sender.flags |= schema::kNetlinkConnected;
+  sender.dst_group = 1;
+  h.shared.netlink_sockets[5] = sender;
+  EXPECT_NE(message(Privileges::of(h).check(h)).find("connected to a multicast group"),
+            std::string::npos);
+
+  schema::NetlinkSocket all_nsid = r;
+  all_nsid.opts = {uint64_t{SOL_NETLINK} << 48 | uint64_t{NETLINK_LISTEN_ALL_NSID} << 32 | 1};
+  h.shared.netlink_sockets[5] = all_nsid;
+  EXPECT_NE(message(Privileges::of(h).check(h)).find("NETLINK_LISTEN_ALL_NSID"), std::string::npos);
 }
 
 TEST(Privileges, HardRlimitAboveOursIsRefusedLowerIsNot) {

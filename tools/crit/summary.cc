@@ -86,6 +86,8 @@ std::string file_kind_text(uint64_t kind) {
       return "memfd";
     case schema::kFileUnixSocket:
       return "unix";
+    case schema::kFileNetlinkSocket:
+      return "netlink";
     case schema::kFileGhostNode:
       return "deleted-node";
     case schema::kFileProcPid:
