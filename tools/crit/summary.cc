@@ -88,6 +88,8 @@ std::string file_kind_text(uint64_t kind) {
       return "unix";
     case schema::kFileNetlinkSocket:
       return "netlink";
+    case schema::kFileInetSocket:
+      return "inet";
     case schema::kFileGhostNode:
       return "deleted-node";
     case schema::kFileProcPid:
