@@ -386,9 +386,7 @@ Status InetSocketCollector::describe(Entry& e, schema::InetSocket& rec) {
     socklen_t l = sizeof v;
     if (::getsockopt(s, o->level, o->name, &v, &l) != 0) continue;
     if (v == dv) continue;
-    rec.opts.push_back(static_cast<uint64_t>(static_cast<uint16_t>(o->level)) << 48 |
-                       static_cast<uint64_t>(static_cast<uint16_t>(o->name)) << 32 |
-                       static_cast<uint32_t>(v));
+    rec.opts.push_back(schema::SocketOption{o->level, o->name, v}.encode());
   }
   linger lg{};
   len = sizeof lg;

@@ -255,9 +255,7 @@ Status NetlinkSocketCollector::describe(Entry& e, uint64_t ino, schema::NetlinkS
   for (size_t i = 0; i < std::size(kOpts); ++i) {
     auto v = get_int(s, kOpts[i].level, kOpts[i].name);
     if (!v.ok() || *v == defs[i]) continue;
-    rec.opts.push_back(static_cast<uint64_t>(static_cast<uint16_t>(kOpts[i].level)) << 48 |
-                       static_cast<uint64_t>(static_cast<uint16_t>(kOpts[i].name)) << 32 |
-                       static_cast<uint32_t>(*v));
+    rec.opts.push_back(schema::SocketOption{kOpts[i].level, kOpts[i].name, *v}.encode());
   }
   return {};
 }

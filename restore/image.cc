@@ -75,9 +75,7 @@ Status check_netlink_socket(const schema::NetlinkSocket& n) {
   if ((n.dst_group & (n.dst_group - 1)) != 0)
     return make_error(what + "peer group mask " + hex(n.dst_group));
   for (uint64_t o : n.opts) {
-    const int level = static_cast<int>(static_cast<int16_t>(o >> 48));
-    const int name = static_cast<int>(static_cast<uint16_t>(o >> 32));
-    const int value = static_cast<int>(static_cast<uint32_t>(o));
+    const auto [level, name, value] = schema::SocketOption::decode(o);
     const bool flag = level == SOL_NETLINK &&
                       (name == NETLINK_PKTINFO || name == NETLINK_BROADCAST_ERROR ||
                        name == NETLINK_NO_ENOBUFS || name == NETLINK_LISTEN_ALL_NSID ||

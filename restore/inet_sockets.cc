@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/text.h"
+#include "restore/socket_options.h"
 
 namespace cr::restore {
 
@@ -58,27 +59,8 @@ std::pair<sockaddr_storage, socklen_t> sockaddr_of(uint32_t family, const schema
   return {ss, sizeof(sockaddr_in6)};
 }
 
-Status set_int(int s, int level, int name, int value, const std::string& what) {
-  if (::setsockopt(s, level, name, &value, sizeof value) != 0)
-    return errno_error("setsockopt(" + std::to_string(level) + ", " + std::to_string(name) +
-                       ", " + std::to_string(value) + ")")
-        .wrap(what);
-  return {};
-}
-
 Status set_options(int s, const schema::InetSocket& r, bool restricted, const std::string& what) {
-  for (uint64_t o : r.opts) {
-    const int level = static_cast<int>(static_cast<int16_t>(o >> 48));
-    int name = static_cast<int>(static_cast<uint16_t>(o >> 32));
-    int value = static_cast<int>(static_cast<uint32_t>(o));
-    // getsockopt shows a buffer size doubled (the kernel's bookkeeping share); the FORCE
-    // variants set it whatever the system maximum, which only root may ask for.
-    if (level == SOL_SOCKET && (name == SO_SNDBUF || name == SO_RCVBUF)) {
-      value /= 2;
-      if (!restricted) name = name == SO_SNDBUF ? SO_SNDBUFFORCE : SO_RCVBUFFORCE;
-    }
-    CR_TRY(set_int(s, level, name, value, what));
-  }
+  CR_TRY(set_socket_options(s, r.opts, restricted, what));
   if (r.flags & schema::kInetLinger) {
     linger lg{1, static_cast<int>(r.linger)};
     if (::setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) != 0)

@@ -4,6 +4,7 @@
 // queued), bind with the dumped port id, every group joined by NETLINK_ADD_MEMBERSHIP (bind
 // takes only the first 32), connect.
 #include "restore/netlink_sockets.h"
+#include "restore/socket_options.h"
 
 #include <linux/netlink.h>
 #include <sys/socket.h>
@@ -26,13 +27,6 @@ std::string text(const schema::NetlinkSocket& r) {
   return s;
 }
 
-Status set_int(int s, int level, int name, int value, const std::string& what) {
-  if (::setsockopt(s, level, name, &value, sizeof value) != 0)
-    return errno_error("setsockopt(" + std::to_string(level) + ", " + std::to_string(name) + ", " +
-                       std::to_string(value) + ")")
-        .wrap(what);
-  return {};
-}
 
 }  // namespace
 
@@ -41,18 +35,7 @@ Result<ScopedFd> create_netlink_socket(const schema::NetlinkSocket& r, bool rest
   ScopedFd s(
       ::socket(AF_NETLINK, static_cast<int>(r.type) | SOCK_CLOEXEC, static_cast<int>(r.protocol)));
   if (!s.valid()) return errno_error("socket").wrap(what);
-  for (uint64_t o : r.opts) {
-    const int level = static_cast<int>(static_cast<int16_t>(o >> 48));
-    int name = static_cast<int>(static_cast<uint16_t>(o >> 32));
-    int value = static_cast<int>(static_cast<uint32_t>(o));
-    // getsockopt shows a buffer size doubled (the kernel's bookkeeping share); the FORCE
-    // variants set it whatever the system maximum, which only root may ask for.
-    if (level == SOL_SOCKET && (name == SO_SNDBUF || name == SO_RCVBUF)) {
-      value /= 2;
-      if (!restricted) name = name == SO_SNDBUF ? SO_SNDBUFFORCE : SO_RCVBUFFORCE;
-    }
-    CR_TRY(set_int(s.get(), level, name, value, what));
-  }
+  CR_TRY(set_socket_options(s.get(), r.opts, restricted, what));
   if (r.flags & schema::kNetlinkBound) {
     sockaddr_nl a{};
     a.nl_family = AF_NETLINK;

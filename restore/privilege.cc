@@ -100,9 +100,7 @@ Status check_inet(const schema::InetSocket& r) {
     return make_error(who + ": port " + std::to_string(r.src_port) + " is below " +
                       std::to_string(start) + tail);
   for (uint64_t o : r.opts) {
-    const int level = static_cast<int>(static_cast<int16_t>(o >> 48));
-    const int name = static_cast<int>(static_cast<uint16_t>(o >> 32));
-    const int value = static_cast<int>(static_cast<uint32_t>(o));
+    const auto [level, name, value] = schema::SocketOption::decode(o);
     const bool bad = (level == SOL_SOCKET && name == SO_MARK) ||
                      (level == SOL_SOCKET && name == SO_PRIORITY && (value < 0 || value > 6)) ||
                      (level == IPPROTO_IP && name == IP_TRANSPARENT) ||
@@ -128,9 +126,8 @@ Status check_netlink(const schema::NetlinkSocket& r) {
     return make_error(who + ": multicast group " + std::to_string(r.groups.front()) + tail);
   if (r.dst_group != 0) return make_error(who + ": connected to a multicast group" + tail);
   for (uint64_t o : r.opts)
-    if (static_cast<int>(static_cast<int16_t>(o >> 48)) == SOL_NETLINK &&
-        static_cast<int>(static_cast<uint16_t>(o >> 32)) == NETLINK_LISTEN_ALL_NSID &&
-        static_cast<uint32_t>(o) != 0)
+    if (const auto opt = schema::SocketOption::decode(o);
+        opt.level == SOL_NETLINK && opt.name == NETLINK_LISTEN_ALL_NSID && opt.value != 0)
       return make_error(who + ": NETLINK_LISTEN_ALL_NSID" + tail);
   return {};
 }

@@ -452,6 +452,20 @@ enum InetSocketFlags : uint32_t {
   kInetTcpTimestamps = 0x400,
 };
 
+/// One integer socket option as InetSocket.opts and NetlinkSocket.opts hold it:
+/// level << 48 | name << 32 | value (level and name 16 bits each, value 32).
+struct SocketOption {
+  int level = 0, name = 0, value = 0;
+  constexpr uint64_t encode() const {
+    return static_cast<uint64_t>(static_cast<uint16_t>(level)) << 48 |
+           static_cast<uint64_t>(static_cast<uint16_t>(name)) << 32 | static_cast<uint32_t>(value);
+  }
+  static constexpr SocketOption decode(uint64_t o) {
+    return {static_cast<int16_t>(o >> 48), static_cast<uint16_t>(o >> 32),
+            static_cast<int>(static_cast<uint32_t>(o))};
+  }
+};
+
 CR_RECORD(InetSocket, 0x0260, "inet_socket", "an AF_INET or AF_INET6 socket (objdef)",
           (objdef, id), (u64, ino),
           (u32, family), (u32, type), (u32, protocol),  // as socket() took them
