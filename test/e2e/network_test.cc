@@ -297,7 +297,8 @@ sys.exit(0 if not errs else 1)
 )py";
 
 TEST(Network, ConnectionsInsideTheTree) {
-  if (!tools_present() || !nft_present()) GTEST_SKIP() << "needs nft (Debian nftables)";
+  if (!tools_present()) return;
+  if (!nft_present()) GTEST_SKIP() << "nft not installed (Debian nftables; scripts/deps.sh installs it)";
   // Not --leave-running: the original, ended after the dump, would leave its connections'
   // addresses in TIME_WAIT on this machine.
   for (Mode mode : {Mode::kKill, Mode::kTwice})
@@ -351,7 +352,8 @@ print('PASS served %d' % served, file=sys.stderr)
 )py";
 
 TEST(Network, ClientOutsideTheTreeKeepsItsConnection) {
-  if (!tools_present() || !nft_present()) GTEST_SKIP() << "needs nft (Debian nftables)";
+  if (!tools_present()) return;
+  if (!nft_present()) GTEST_SKIP() << "nft not installed (Debian nftables; scripts/deps.sh installs it)";
   TempDir dir;
   Target t = Target::start(dir, {"/usr/bin/python3", "-I", "-c", kEchoServer});
   ASSERT_GT(t.pid(), 0) << t.error();
@@ -395,7 +397,8 @@ TEST(Network, ClientOutsideTheTreeKeepsItsConnection) {
 // crdump turns repair off and deletes the lock before the tree runs again, so the client's
 // connection goes on as if nothing had happened.
 TEST(Network, CancelledDumpLeavesTheConnectionWorking) {
-  if (!tools_present() || !nft_present()) GTEST_SKIP() << "needs nft (Debian nftables)";
+  if (!tools_present()) return;
+  if (!nft_present()) GTEST_SKIP() << "nft not installed (Debian nftables; scripts/deps.sh installs it)";
   TempDir dir;
   Target t = Target::start(dir, {"/usr/bin/python3", "-I", "-c", kEchoServer});
   ASSERT_GT(t.pid(), 0) << t.error();
@@ -445,7 +448,8 @@ TEST(Network, CancelledDumpLeavesTheConnectionWorking) {
 // --tcp-close: the peer is gone; the program's connection comes back closed and its next call
 // on it fails instead of waiting for ever.
 TEST(Network, TcpCloseRestoresConnectionsClosed) {
-  if (!tools_present() || !nft_present()) GTEST_SKIP() << "needs nft (Debian nftables)";
+  if (!tools_present()) return;
+  if (!nft_present()) GTEST_SKIP() << "nft not installed (Debian nftables; scripts/deps.sh installs it)";
   const std::string script = R"py(
 import os, signal, socket as S, sys
 signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
@@ -471,8 +475,9 @@ sys.exit(0 if ok else 1)
 // redis-server with a client outside the tree that holds its connection through the dump and
 // the restore: its counter goes on, and a new client is served after.
 TEST(Network, RedisKeepsItsClient) {
-  if (!tools_present() || !nft_present() || access("/usr/bin/redis-server", X_OK) != 0)
-    GTEST_SKIP() << "needs redis-server and nft (Debian redis-server, nftables)";
+  if (!tools_present()) return;
+  if (!nft_present() || access("/usr/bin/redis-server", X_OK) != 0)
+    GTEST_SKIP() << "redis-server or nft not installed (scripts/deps.sh installs both)";
   TempDir dir;
   const uint16_t port = free_port();
   ASSERT_NE(port, 0);
@@ -621,7 +626,8 @@ sys.exit(0 if ok else 1)
 // python3's http.server (HTTP/1.1, keep-alive) serving a file to a client outside the tree
 // whose connection stays open through the dump and the restore.
 TEST(Network, PythonHttpServerKeepAliveClient) {
-  if (!tools_present() || !nft_present()) GTEST_SKIP() << "needs nft (Debian nftables)";
+  if (!tools_present()) return;
+  if (!nft_present()) GTEST_SKIP() << "nft not installed (Debian nftables; scripts/deps.sh installs it)";
   TempDir dir;
   write_file(dir.work() + "/hello.txt", "hello over http\n");
   const std::string script = R"py(
