@@ -146,16 +146,26 @@ bool root_creds(const schema::Creds& c) {
   return c.uid == 0 || c.euid == 0 || c.suid == 0 || c.fsuid == 0;
 }
 
+namespace {
+bool zombie(const ProcessImage& p) { return (p.process->flags & schema::kProcessZombie) != 0; }
+}  // namespace
+
 Privileges Privileges::of(const TreeHead& head) {
   Privileges p;
   p.restricted_ = !head.procs.empty();
-  for (const ProcessImage& proc : head.procs)
+  for (const ProcessImage& proc : head.procs) {
+    // A zombie runs none of the image's code (it is made only to exit with its status): it
+    // has no Creds, and makes nobody root.
+    if (zombie(proc)) continue;
     // No Creds: the process keeps crrestore's, root's.
     if (!proc.creds || root_creds(*proc.creds)) p.restricted_ = false;
+  }
   if (!p.restricted_) return p;
   p.owner_ = FsIdentity::of(*head.procs.front().creds);
   for (const ProcessImage& proc : head.procs) {
+    if (zombie(proc)) continue;
     p.ids_.push_back(FsIdentity::of(*proc.creds));
+    p.process_.emplace(proc.process->pid, p.ids_.size() - 1);
     for (const schema::Fd& fd : proc.fds) p.file_holder_.emplace(fd.file, p.ids_.size() - 1);
   }
   for (const auto& [id, f] : head.shared.files)
@@ -172,6 +182,12 @@ const FsIdentity* Privileges::for_file(uint32_t file_id) const {
   return it == file_holder_.end() ? &owner_ : &ids_[it->second];
 }
 
+const FsIdentity* Privileges::for_process(uint32_t pid) const {
+  if (!restricted_) return nullptr;
+  auto it = process_.find(pid);
+  return it == process_.end() ? &owner_ : &ids_[it->second];
+}
+
 const FsIdentity* Privileges::for_socket(uint32_t socket_id) const {
   if (!restricted_) return nullptr;
   auto it = socket_holder_.find(socket_id);
@@ -182,7 +198,8 @@ Status Privileges::check(const TreeHead& head, bool signed_image) const {
   // A signed image is vouched for by whoever holds the key (the root that dumped it): its
   // files are still opened as their processes' users, but what it asks for is granted.
   if (!restricted_ || signed_image) return {};
-  for (const ProcessImage& p : head.procs) CR_TRY(check_process(p));
+  for (const ProcessImage& p : head.procs)
+    if (!zombie(p)) CR_TRY(check_process(p));
   for (const auto& [id, sock] : head.shared.inet_sockets) {
     CR_TRY(check_inet(sock.sock));
     if (!sock.datagrams.empty())

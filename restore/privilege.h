@@ -42,6 +42,9 @@ class Privileges {
   const FsIdentity* for_file(uint32_t file_id) const;
   /// The identity a unix socket is made, bound and connected with (its File's holder).
   const FsIdentity* for_socket(uint32_t socket_id) const;
+  /// The identity of process `pid` of the image (its cgroups are made and joined as it).
+  /// nullptr when unrestricted.
+  const FsIdentity* for_process(uint32_t pid) const;
   /// The image's root process's identity (shared memory objects are given to it).
   const FsIdentity* owner() const { return restricted_ ? &owner_ : nullptr; }
 
@@ -57,6 +60,7 @@ class Privileges {
   std::vector<FsIdentity> ids_;               // one per process, tree order
   std::map<uint32_t, size_t> file_holder_;    // File id -> index into ids_
   std::map<uint32_t, size_t> socket_holder_;  // UnixSocket id -> index into ids_
+  std::map<uint32_t, size_t> process_;        // pid -> index into ids_
 };
 
 /// Acts as `id` on the filesystem in the calling thread until destroyed (raw syscalls: only

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -209,6 +210,28 @@ TEST_F(HostileImage, SocketBoundInRootDirectoryRefused) {
   expect_refused(doc, {"bind in " + root_dir, "as uid 1001", "Permission denied"});
   struct stat st {};
   EXPECT_NE(lstat((root_dir + "/sock").c_str(), &st), 0) << "a socket file was made there";
+}
+
+// A zombie child runs none of the image's code: it must not make the image a root one (it has
+// no credentials of its own to say it is not).
+TEST_F(HostileImage, ZombieDoesNotLiftRestrictions) {
+  Json doc = *doc_;
+  auto& recs = doc["records"];
+  for (size_t i = 0; i < recs.size(); ++i) {
+    if (recs[i]["type"] != "process") continue;
+    Json zombie = recs[i];
+    zombie["fields"]["ppid"] = zombie["fields"]["pid"];
+    zombie["fields"]["pid"] = zombie["fields"]["pid"].get<uint32_t>() + 1;
+    zombie["fields"]["flags"] = 2;  // kProcessZombie
+    zombie["fields"]["nthreads"] = 0;
+    recs.insert(recs.begin() + static_cast<long>(i) + 1, zombie);
+    break;
+  }
+  auto creds = records(doc, "creds");
+  ASSERT_FALSE(creds.empty());
+  (*creds[0])["cap_prm"] = 0x1ffffffffffull;
+  (*creds[0])["cap_eff"] = 0x1ffffffffffull;
+  expect_refused(doc, {"uid 1001 with capabilities", "cannot ask for capabilities"});
 }
 
 // The directory's owner swaps a symlink to a root-only file in for the socket file while
