@@ -226,6 +226,7 @@ Status run_passes(DumpTree& tree, pid_t root, const DumpOptions& opts, format::R
     CR_TRY(each(tree, collect_process_info));
     return check_tree(tree);
   }));
+  CR_TRY(timed(opts, "cgroups", [&] { return collect_cgroups(tree); }));
   CR_TRY(timed(opts, "write-head", [&] { return write_tree_head(tree); }));
   // Per process: its memory map, its pages, its signals and threads.
   // Each reported once, summed over the processes.

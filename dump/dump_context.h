@@ -179,6 +179,19 @@ struct IpcTable {
   }
 };
 
+/// The cgroups of the tree (cgroups.cc): every directory a task is in and its ancestors,
+/// parents first, each with the settings restore gives it if it has to create it; then where
+/// each process (and each thread in other cgroups than its process) is.
+struct CgroupTable {
+  struct Dir {
+    schema::Cgroup rec;
+    std::vector<schema::CgroupProperty> props;
+  };
+  std::vector<Dir> dirs;
+  std::vector<schema::CgroupMember> members;
+  bool differs = false;  // some task is in another cgroup than crdump (kProcessCgroups)
+};
+
 /// A POSIX lock as /proc/locks and fdinfo both print it, less its pid: device, inode, first and
 /// last byte, type (file_locks.cc).
 using PosixLockKey = std::tuple<std::string, uint64_t, uint64_t, uint64_t, std::string>;
@@ -206,6 +219,7 @@ struct DumpTree {
   std::vector<ShmemObject> shmems;
   IpcTable ipc;
   NetState net;
+  CgroupTable cgroups;
   uint32_t next_obj_id = 1;  // objdef ids of Pipe and File records
   // file_locks.cc: /proc/locks as read on a thread of its own once the tree is frozen (a read
   // waits for an RCU grace period, milliseconds), and the POSIX locks the tree's fds show,

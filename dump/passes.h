@@ -118,6 +118,10 @@ Status collect_remote_state(DumpContext& ctx);
 /// process_info.cc: Process, Creds, Rlimits, FsInfo, Mm.
 Status collect_process_info(DumpContext& ctx);
 
+/// cgroups.cc: the cgroups of every process and thread of the tree, with the settings of each
+/// directory and its ancestors (tree.cgroups).
+Status collect_cgroups(DumpTree& tree);
+
 /// records.cc: writes everything but the pages, in stream order (docs/FORMAT.md):
 /// the tree head (every Process; per process Creds, Rlimits, FsInfo; the shared memory
 /// objects; the file objects; every Fd), then per process Mm, Vma | its Pages | its

@@ -21,6 +21,8 @@ Status write_tree_head(DumpTree& tree) {
   // A build that skipped the lock records would restore the files unlocked: it must refuse.
   if (!tree.files.locks.empty() || !tree.files.owners.empty())
     tree.procs.front()->process.flags |= schema::kProcessFileLocks;
+  // A build that skipped the cgroup records would leave the tree in its own cgroups.
+  if (tree.cgroups.differs) tree.procs.front()->process.flags |= schema::kProcessCgroups;
   for (const auto& p : tree.procs) CR_TRY(out.write(p->process));
   for (const auto& p : tree.procs) {
     if (p->zombie) continue;
@@ -29,6 +31,11 @@ Status write_tree_head(DumpTree& tree) {
     CR_TRY(out.write(p->fs));
     CR_TRY(out.write(p->attrs));
   }
+  for (const auto& d : tree.cgroups.dirs) {
+    CR_TRY(out.write(d.rec));
+    for (const auto& prop : d.props) CR_TRY(out.write(prop));
+  }
+  for (const auto& m : tree.cgroups.members) CR_TRY(out.write(m));
   CR_TRY(write_ipc(tree));
   // Shared memory objects before the files: a memfd's File names its Shmem.
   CR_TRY(write_shmem(tree));

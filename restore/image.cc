@@ -11,6 +11,7 @@
 #include <set>
 
 #include "common/text.h"
+#include "restore/cgroups.h"
 
 namespace cr::restore {
 
@@ -340,6 +341,10 @@ Status stash_tree_record(const format::RecordReader& reader, TreeHead& head) {
       CR_TRY_ASSIGN(auto r, reader.decode<schema::ShmemData>());
       return head.on_shmem_data ? head.on_shmem_data(r, reader.tail()) : Status{};
     }
+    case schema::Cgroup::kType:
+    case schema::CgroupProperty::kType:
+    case schema::CgroupMember::kType:
+      return stash_cgroup_record(reader, head);
     case schema::SysvLimits::kType:
     case schema::SysvShm::kType:
     case schema::SysvShmData::kType:
@@ -413,7 +418,7 @@ Status check_tree_head(const TreeHead& head) {
       schema::kProcessShellJob | schema::kProcessZombie | schema::kProcessOwnIpcNs |
       schema::kProcessChildSubreaper | schema::kProcessSessionLeaderGone |
       schema::kProcessGroupLeaderGone | schema::kProcessGuardRegions | schema::kProcessCwdDeleted |
-      schema::kProcessFileLocks | schema::kProcessExtUnix;
+      schema::kProcessFileLocks | schema::kProcessExtUnix | schema::kProcessCgroups;
   for (const auto& img : head.procs)
     if ((img.process->flags & ~kKnownFlags) != 0)
       return make_error("pid " + std::to_string(img.process->pid) + ": process flags " +

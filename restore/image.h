@@ -55,6 +55,12 @@ struct InetSocketImage {
   std::vector<Datagram> datagrams;  // a UDP socket's queue, oldest first
 };
 
+/// A cgroup directory of the image and the settings it gets if restore creates it.
+struct CgroupImage {
+  schema::Cgroup cg;
+  std::vector<schema::CgroupProperty> props;  // stream order: the order they are written
+};
+
 struct ProcessImage {
   std::optional<schema::Process> process;
   std::optional<schema::Creds> creds;
@@ -71,6 +77,8 @@ struct ProcessImage {
   std::map<uint32_t, InetSocketImage> inet_sockets;  // by InetSocket id
   std::map<uint32_t, schema::NetlinkSocket> netlink_sockets;  // by NetlinkSocket id
   std::string net_lock;  // the NetLock table crdump left (empty: none)
+  std::map<uint32_t, CgroupImage> cgroups;          // by Cgroup id (none in older images)
+  std::vector<schema::CgroupMember> cgroup_members;  // stream order
   std::vector<schema::Fd> fds;
   std::vector<schema::EpollItem> epoll_items;  // stream order (none in older images)
   std::vector<schema::FileLock> file_locks;    // the locks taken through this process's fds

@@ -1,5 +1,7 @@
 #include "restore/restorer.h"
 
+#include "restore/cgroups.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -140,6 +142,8 @@ Status run(RestoreContext& root) {
   CR_TRY(tree_pass("verify files", [](RestoreContext& r) { return verify_on_disk(r.shared); }));
   CR_TRY(tree_pass("create tree", create_tree));
   CR_TRY(tree_pass("process groups", join_groups));
+  // Before any memory is placed: pages are charged to the cgroup of the task that faults them.
+  CR_TRY(tree_pass("cgroups", join_cgroups));
   std::vector<RestoreContext*> all = tree_order(root);
   for (size_t i = 0; i < all.size(); ++i) {
     RestoreContext& ctx = *all[i];
@@ -165,7 +169,9 @@ Status run(RestoreContext& root) {
   if (!root.stream_ended)
     return make_error("image holds records after the last process (offset " +
                       std::to_string(root.reader->offset()) + ")");
-  // Every process and thread exists: the async I/O owners can be named.
+  // Every process and thread exists: the async I/O owners can be named, the threads in
+  // cgroups of their own moved.
+  CR_TRY(tree_pass("thread cgroups", join_thread_cgroups));
   CR_TRY(tree_pass("file owners", set_file_owners));
   // Every mapping exists: memfd seals can go on now (F_SEAL_WRITE refuses writable shared
   // mappings made before it and forbids them after).

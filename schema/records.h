@@ -86,6 +86,8 @@ enum ProcessFlags : uint32_t {
                                // unlocked, so it must refuse the image instead
   kProcessExtUnix = 0x4000,    // (root) some UnixSocket is kUnixExternal (crdump --ext-unix-sk):
                                // an older build would leave it unconnected
+  kProcessCgroups = 0x8000,    // (root) some process or thread was in another cgroup than
+                               // crdump (CgroupMember): an older build would leave it in its own
 };
 
 CR_RECORD(Creds, 0x0101, "creds", "credentials of a process",
@@ -103,6 +105,30 @@ CR_RECORD(ProcAttrs, 0x0130, "proc_attrs", "per-process attributes: oom, audit, 
           (u32, dumpable),       // PR_GET_DUMPABLE (0 or 1)
           (u32, thp_disable),    // PR_GET_THP_DISABLE: 0, 1, or 1|PR_THP_DISABLE_EXCEPT_ADVISED
           (u32, membarrier))     // MEMBARRIER_CMD_GET_REGISTRATIONS: MEMBARRIER_CMD_REGISTER_* bits
+
+// ---- cgroups (0x0140-0x014f), after every process's ProcAttrs. A Cgroup is one directory of
+// one hierarchy (objdef) that a task of the tree is in, or an ancestor of one, parents first;
+// its CgroupProperty records follow it, in the order they are written back. Restore creates a
+// Cgroup that does not exist (and only then writes its properties), then moves each process and
+// thread into its own (CgroupMember).
+CR_RECORD(Cgroup, 0x0140, "cgroup", "a cgroup directory of one hierarchy (objdef)",
+          (objdef, id),
+          (str, controllers),  // as /proc/PID/cgroup names the hierarchy: "" for cgroup v2,
+                               // "cpu,cpuacct", "memory", "name=systemd" for v1
+          (str, path))         // as /proc/PID/cgroup shows it: absolute from crdump's cgroup
+                               // namespace root ("/" is the root), no "." or ".." parts
+
+CR_RECORD(CgroupProperty, 0x0141, "cgroup_property",
+          "a setting of a Cgroup, written back when restore creates the cgroup",
+          (objref, cgroup),
+          (str, name),   // the control file: "memory.max", "cpu.shares", "cgroup.subtree_control"
+          (str, value))  // as written: one line (a file of several lines has one record per line)
+
+CR_RECORD(CgroupMember, 0x0142, "cgroup_member", "the cgroups a process or one of its threads is in",
+          (u32, pid),
+          (u32, tid),        // == pid: the process (and every thread not listed apart); another
+                             // tid: a thread in other cgroups than its process (v1, v2 threaded)
+          (u64s, cgroups))   // Cgroup ids, one per hierarchy the task is in
 
 CR_RECORD(Rlimits, 0x0102, "rlimits", "resource limits: [cur, max] pairs in RLIMIT_* order",
           (u32, pid), (u64s, limits))  // RLIM_INFINITY as ~0
@@ -535,7 +561,8 @@ using AllRecords =
                Vma, Pages, Shmem, ShmemData, Thread, Sigaction, PendingSignal, Itimer, PosixTimer,
                Pipe, PipeData, File, FileData, Fd, SysvShm, SysvShmData, SysvMsgQueue, SysvMsg,
                SysvSem, SysvLimits, Pty, EpollItem, UnixSocket, UnixSocketData, FileLock,
-               FileOwner, StreamSeal, InetSocket, InetSocketData, NetLock, NetlinkSocket>;
+               FileOwner, StreamSeal, InetSocket, InetSocketData, NetLock, NetlinkSocket, Cgroup,
+               CgroupProperty, CgroupMember>;
 
 namespace detail {
 template <class Tuple, size_t... I>

@@ -560,6 +560,74 @@ Result<std::vector<uint64_t>> parse_limits(std::string_view text) {
   return out;
 }
 
+// ---- cgroups and mounts
+
+Result<std::vector<CgroupLine>> parse_cgroup(std::string_view text) {
+  std::vector<CgroupLine> out;
+  for (std::string_view line : split_lines(text)) {
+    if (line.empty()) continue;
+    // The path is the rest of the line: it may hold ':' itself.
+    const size_t a = line.find(':');
+    const size_t b = a == std::string_view::npos ? a : line.find(':', a + 1);
+    if (b == std::string_view::npos) return bad("cgroup", line);
+    auto h = parse_uint(line.substr(0, a));
+    if (!h || *h > UINT32_MAX || !line.substr(b + 1).starts_with('/')) return bad("cgroup", line);
+    out.push_back({static_cast<uint32_t>(*h), std::string(line.substr(a + 1, b - a - 1)),
+                   std::string(line.substr(b + 1))});
+  }
+  return out;
+}
+
+namespace {
+
+// mountinfo escapes space, tab, newline and backslash in paths as \ooo.
+std::string unescape_mount_field(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '3' && s[i + 2] >= '0' && s[i + 2] <= '7' &&
+        s[i + 3] >= '0' && s[i + 3] <= '7') {
+      out.push_back(static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0')));
+      i += 3;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<MountLine>> parse_mountinfo(std::string_view text) {
+  // "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue"
+  std::vector<MountLine> out;
+  for (std::string_view line : split_lines(text)) {
+    if (line.empty()) continue;
+    std::string_view rest = line;
+    MountLine m;
+    auto id = parse_uint(next_token(rest));
+    (void)next_token(rest);  // parent id
+    (void)next_token(rest);  // major:minor
+    std::string_view root = next_token(rest), point = next_token(rest);
+    (void)next_token(rest);  // mount options
+    // Optional fields up to the lone "-".
+    std::string_view t;
+    while (!(t = next_token(rest)).empty() && t != "-") {
+    }
+    std::string_view fstype = next_token(rest);
+    (void)next_token(rest);  // source
+    std::string_view super = next_token(rest);
+    if (!id || *id > UINT32_MAX || t != "-" || fstype.empty() || root.empty() || point.empty())
+      return bad("mountinfo", line);
+    m.id = static_cast<uint32_t>(*id);
+    m.root = unescape_mount_field(root);
+    m.mount_point = unescape_mount_field(point);
+    m.fstype = std::string(fstype);
+    m.super_options = std::string(super);
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
 // ---- timers
 
 Result<std::vector<ProcTimer>> parse_timers(std::string_view text) {

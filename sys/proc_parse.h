@@ -172,6 +172,26 @@ struct ProcTimer {
 };
 Result<std::vector<ProcTimer>> parse_timers(std::string_view text);
 
+// ---- cgroups and mounts
+
+/// One line of /proc/PID/cgroup: "4:memory:/a/b" (v1), "0::/a" (v2), "9:name=systemd:/".
+struct CgroupLine {
+  uint32_t hierarchy = 0;
+  std::string controllers;  // "" for v2
+  std::string path;         // from the reader's cgroup namespace root
+};
+Result<std::vector<CgroupLine>> parse_cgroup(std::string_view text);
+
+/// The fields of a /proc/PID/mountinfo line crtools reads, octal escapes (\040) decoded.
+struct MountLine {
+  uint32_t id = 0;
+  std::string root;           // the mount's root within its filesystem
+  std::string mount_point;
+  std::string fstype;
+  std::string super_options;  // "rw,memory" for a v1 cgroup hierarchy
+};
+Result<std::vector<MountLine>> parse_mountinfo(std::string_view text);
+
 // ---- small helpers shared with the passes
 
 /// Splits `text` at '\n' (no empty trailing piece).

@@ -234,6 +234,65 @@ TEST_F(HostileImage, ZombieDoesNotLiftRestrictions) {
   expect_refused(doc, {"uid 1001 with capabilities", "cannot ask for capabilities"});
 }
 
+// The image's cgroup of a hierarchy mounted here whose root cgroup it names (a process of the
+// suite sits in the root of cgroup2 and of pids on this machine), or nullptr.
+Json* root_cgroup(Json& doc) {
+  for (const char* want : {"", "pids", "name=systemd"})
+    for (auto& r : doc["records"])
+      if (r["type"] == "cgroup" && r["fields"]["controllers"] == want && r["fields"]["path"] == "/")
+        return &r["fields"];
+  return nullptr;
+}
+
+TEST_F(HostileImage, CgroupPathOutsideTheHierarchyRefused) {
+  Json doc = *doc_;
+  Json* cg = root_cgroup(doc);
+  ASSERT_NE(cg, nullptr) << "the image names no root cgroup of cgroup2, pids or name=systemd";
+  (*cg)["path"] = "/../../../etc";
+  expect_refused(doc, {"path '/../../../etc'", "'..' parts"});
+}
+
+TEST_F(HostileImage, CgroupFileThatIsNoSettingRefused) {
+  Json doc = *doc_;
+  Json* cg = root_cgroup(doc);
+  ASSERT_NE(cg, nullptr);
+  (*cg)["path"] = "/crtools-hostile";
+  Json prop = {{"type", "cgroup_property"},
+               {"fields", {{"cgroup", (*cg)["id"]}, {"name", "release_agent"}, {"value", "/x"}}}};
+  auto& recs = doc["records"];
+  for (size_t i = 0; i < recs.size(); ++i)
+    if (recs[i]["type"] == "cgroup" && &recs[i]["fields"] == cg) {
+      recs.insert(recs.begin() + static_cast<long>(i) + 1, prop);
+      break;
+    }
+  expect_refused(doc, {"'release_agent' is not a setting restore writes"});
+}
+
+// The user's process asks to join a cgroup of root's, and to have one made where only root may:
+// both are things uid 1001 could not do.
+TEST_F(HostileImage, CgroupsOfRootRefused) {
+  Json doc = *doc_;
+  Json* cg = root_cgroup(doc);
+  ASSERT_NE(cg, nullptr);
+  const std::string controllers = (*cg)["controllers"];
+  std::string mount;
+  for (const char* m : {"/sys/fs/cgroup/unified", "/sys/fs/cgroup"})
+    if (controllers.empty() && access((std::string(m) + "/cgroup.procs").c_str(), F_OK) == 0 &&
+        access((std::string(m) + "/cgroup.controllers").c_str(), F_OK) == 0) {
+      mount = m;
+      break;
+    }
+  if (!controllers.empty()) mount = "/sys/fs/cgroup/" + controllers.substr(controllers.find('=') + 1);
+  const std::string name = "crtools-hostile-" + std::to_string(getpid());
+  const std::string dir = mount + "/" + name;
+  ASSERT_EQ(mkdir(dir.c_str(), 0755), 0) << dir << ": " << strerror(errno);
+  (*cg)["path"] = "/" + name;
+  expect_refused(doc, {"uid 1001 cannot write " + dir + "/cgroup.procs", "Permission denied"});
+  (*cg)["path"] = "/" + name + "/made";
+  expect_refused(doc, {"mkdir " + dir + "/made as uid 1001", "Permission denied"});
+  EXPECT_EQ(rmdir(dir.c_str()), 0) << dir << ": " << strerror(errno);
+}
+
 // The directory's owner swaps a symlink to a root-only file in for the socket file while
 // crrestore binds it: the target's mode and owner must never change. Before each restore a
 // symlink waits beside the socket's name; a racer thread exchanges the two names

@@ -139,6 +139,7 @@ const std::vector<ZdtmCase>& cases() {
        "proc_files"},
       {"tree_stopped", {}},
       {"tree_stopped_tstp_refused", {"tstp"}, false, "is stopped by signal 20", "tree_stopped"},
+      {"cgroup_member", {}, /*needs_root=*/true},
       {"file_locks", {}},
       {"file_lock_wait", {}},
       {"file_owner", {}},

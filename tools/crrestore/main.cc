@@ -95,6 +95,11 @@ int main(int argc, char** argv) {
   app.add_flag("--tcp-close", tcp_close,
                "restore established TCP connections closed (the peer is gone): the program's "
                "next call on one fails with ECONNABORTED");
+  std::string manage_cgroups = "soft";
+  app.add_option("--manage-cgroups", manage_cgroups,
+                 "soft (default): each process and thread goes back to its cgroups, a missing "
+                 "cgroup is created with its dumped settings; ignore: the tree stays in ours")
+      ->check(CLI::IsMember({"soft", "ignore"}));
   app.add_option("--inherit-fd", inherit, "fd[N]:KEY: give our fd N for the external file KEY");
   app.add_flag("-v,--verbose", verbose, "print each pass with its time");
   CLI11_PARSE(app, argc, argv);
@@ -103,6 +108,7 @@ int main(int argc, char** argv) {
   ctx.opts.detach = detach;
   ctx.opts.shell_job = shell_job;
   ctx.opts.tcp_close = tcp_close;
+  ctx.opts.ignore_cgroups = manage_cgroups == "ignore";
   ctx.opts.verbose = verbose;
   static const std::regex kInherit(R"(fd\[(\d+)\]:(.+))");
   for (const auto& spec : inherit) {
