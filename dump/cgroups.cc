@@ -68,8 +68,8 @@ class Collector {
     if (at) {
       auto props = sys::read_cgroup_properties(*at, m->v2);
       if (!props.ok())
-        return std::move(props).error().wrap("cgroup " + (controllers.empty() ? "(v2)" : controllers) +
-                                             ":" + path);
+        return std::move(props).error().wrap(
+            "cgroup " + (controllers.empty() ? "(v2)" : controllers) + ":" + path);
       for (auto& [name, value] : *props)
         d.props.push_back(schema::CgroupProperty{d.rec.id, std::move(name), std::move(value)});
     }

@@ -111,8 +111,10 @@ class Placer {
                              const FsIdentity* as) {
     auto dir = sys::cgroup_dir(m, cg.path);
     if (!dir)
-      return make_error("cgroup " + cgroup_text(cg) + " is outside the part of its hierarchy "
-                        "mounted at " + m.mount_point);
+      return make_error("cgroup " + cgroup_text(cg) +
+                        " is outside the part of its hierarchy "
+                        "mounted at " +
+                        m.mount_point);
     if (is_dir(*dir)) return *dir;
     std::string path;
     size_t at = 1;
@@ -155,9 +157,10 @@ class Placer {
 
 // The Cgroups of member `m` (checked when stashed).
 std::vector<const schema::Cgroup*> cgroups_of(const RestoreContext& root,
-                                               const schema::CgroupMember& m) {
+                                              const schema::CgroupMember& m) {
   std::vector<const schema::Cgroup*> out;
-  for (uint64_t id : m.cgroups) out.push_back(&root.shared.cgroups.at(static_cast<uint32_t>(id)).cg);
+  for (uint64_t id : m.cgroups)
+    out.push_back(&root.shared.cgroups.at(static_cast<uint32_t>(id)).cg);
   return out;
 }
 
@@ -200,7 +203,8 @@ Status stash_cgroup_record(const format::RecordReader& reader, TreeHead& head) {
       if (!sys::known_cgroup_property(c.cg.controllers.empty(), p.name))
         return make_error("cgroup " + cgroup_text(c.cg) + ": '" + p.name.substr(0, 100) +
                           "' is not a setting restore writes");
-      if (p.value.size() > 4096 || p.value.find_first_of(std::string("\n\0", 2)) != std::string::npos)
+      if (p.value.size() > 4096 ||
+          p.value.find_first_of(std::string("\n\0", 2)) != std::string::npos)
         return make_error("cgroup " + cgroup_text(c.cg) + ": value of " + p.name +
                           " is not one line of at most 4096 bytes");
       size_t total = 0;

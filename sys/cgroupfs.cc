@@ -31,25 +31,59 @@ std::vector<std::string> split(std::string_view s, char sep) {
 // freezer state (a dump does not freeze with it).
 constexpr std::string_view kV1Properties[] = {
     "notify_on_release",
-    "cpu.shares", "cpu.cfs_period_us", "cpu.cfs_quota_us", "cpu.cfs_burst_us", "cpu.idle",
-    "cpu.rt_period_us", "cpu.rt_runtime_us",
-    "cpuset.cpus", "cpuset.mems", "cpuset.cpu_exclusive", "cpuset.mem_exclusive",
-    "cpuset.mem_hardwall", "cpuset.memory_migrate", "cpuset.memory_spread_page",
-    "cpuset.memory_spread_slab", "cpuset.sched_load_balance", "cpuset.sched_relax_domain_level",
-    "memory.limit_in_bytes", "memory.memsw.limit_in_bytes", "memory.soft_limit_in_bytes",
-    "memory.swappiness", "memory.oom_control",
+    "cpu.shares",
+    "cpu.cfs_period_us",
+    "cpu.cfs_quota_us",
+    "cpu.cfs_burst_us",
+    "cpu.idle",
+    "cpu.rt_period_us",
+    "cpu.rt_runtime_us",
+    "cpuset.cpus",
+    "cpuset.mems",
+    "cpuset.cpu_exclusive",
+    "cpuset.mem_exclusive",
+    "cpuset.mem_hardwall",
+    "cpuset.memory_migrate",
+    "cpuset.memory_spread_page",
+    "cpuset.memory_spread_slab",
+    "cpuset.sched_load_balance",
+    "cpuset.sched_relax_domain_level",
+    "memory.limit_in_bytes",
+    "memory.memsw.limit_in_bytes",
+    "memory.soft_limit_in_bytes",
+    "memory.swappiness",
+    "memory.oom_control",
     "pids.max",
     "blkio.weight",
-    "net_cls.classid", "net_prio.ifpriomap",
+    "net_cls.classid",
+    "net_prio.ifpriomap",
     "devices.list",
 };
 constexpr std::string_view kV2Properties[] = {
-    "cgroup.type", "cgroup.max.descendants", "cgroup.max.depth",
-    "cpu.weight", "cpu.max", "cpu.max.burst", "cpu.idle", "cpu.uclamp.min", "cpu.uclamp.max",
-    "cpuset.cpus", "cpuset.mems", "cpuset.cpus.exclusive", "cpuset.cpus.partition",
-    "memory.min", "memory.low", "memory.high", "memory.max", "memory.swap.high",
-    "memory.swap.max", "memory.zswap.max", "memory.zswap.writeback", "memory.oom.group",
-    "io.weight", "io.max",
+    "cgroup.type",
+    "cgroup.max.descendants",
+    "cgroup.max.depth",
+    "cpu.weight",
+    "cpu.max",
+    "cpu.max.burst",
+    "cpu.idle",
+    "cpu.uclamp.min",
+    "cpu.uclamp.max",
+    "cpuset.cpus",
+    "cpuset.mems",
+    "cpuset.cpus.exclusive",
+    "cpuset.cpus.partition",
+    "memory.min",
+    "memory.low",
+    "memory.high",
+    "memory.max",
+    "memory.swap.high",
+    "memory.swap.max",
+    "memory.zswap.max",
+    "memory.zswap.writeback",
+    "memory.oom.group",
+    "io.weight",
+    "io.max",
     "pids.max",
     "cgroup.subtree_control",
 };
@@ -157,8 +191,9 @@ bool valid_cgroup_controllers(std::string_view controllers) {
 }
 
 bool known_cgroup_property(bool v2, std::string_view name) {
-  if (v2) return std::find(std::begin(kV2Properties), std::end(kV2Properties), name) !=
-                 std::end(kV2Properties);
+  if (v2)
+    return std::find(std::begin(kV2Properties), std::end(kV2Properties), name) !=
+           std::end(kV2Properties);
   if (name == "devices.allow" || name == "devices.deny") return true;
   return name != "devices.list" && std::find(std::begin(kV1Properties), std::end(kV1Properties),
                                              name) != std::end(kV1Properties);

@@ -1,7 +1,6 @@
 #include "sys/cgroupfs.h"
 
 #include <gtest/gtest.h>
-
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -111,7 +110,8 @@ TEST(Cgroupfs, ReadsSettingsInTheirWrittenForm) {
   put("cgroup.type", "domain\n");
   put("cgroup.subtree_control", "cpu memory\n");
   put("memory.max", "max\n");
-  put("io.max", "8:0 rbps=1 wbps=max riops=max wiops=max\n8:16 rbps=2 wbps=max riops=max wiops=max\n");
+  put("io.max",
+      "8:0 rbps=1 wbps=max riops=max wiops=max\n8:16 rbps=2 wbps=max riops=max wiops=max\n");
   put("cgroup.procs", "1\n");  // never a setting
   auto v2 = read_cgroup_properties(dir, true);
   ASSERT_TRUE(v2.ok()) << v2.error().message;
