@@ -87,9 +87,10 @@ constexpr const char* kNamespaces[] = {"pid",
 // holds no namespace, and a root restored into crrestore's would see another system (and an
 // init of a pid namespace would not be pid 1 there).
 Status check_root_namespaces(pid_t root) {
-  // A pid that is gone, or a zombie (no namespaces left): freeze says so.
+  // A pid that is gone, or a zombie (no namespaces left but its pid namespace, which stays
+  // with the pid): freeze says so.
   auto opened = ProcDir::open(root);
-  if (!opened.ok() || !opened->readlink("ns/pid").ok()) return {};
+  if (!opened.ok() || !opened->readlink("ns/mnt").ok()) return {};
   const ProcDir& proc = *opened;
   for (const char* ns : kNamespaces) {
     if (std::string_view(ns) == "ipc") continue;
