@@ -228,21 +228,23 @@ Status map_vmas(RestoreContext& ctx) {
       const bool write_sealed = (h.seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) != 0;
       const bool rdonly = !shared || (write_sealed && (v.prot & PROT_WRITE) == 0);
       ctx.reset_scratch();
-      const std::string via =
-          "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(h.fd.get());
-      if (!rdonly && h.kind == schema::kShmemMemfd) {
-        // A writable reopen would count as a writer of the memfd for as long as the mapping
+      // The task takes a copy of crrestore's description (its real uid is still root's, which
+      // pidfd_getfd asks for); a user's process could not open /proc/<crrestore>/fd/N with
+      // its own fs identity, but reopens its own copy through /proc/self as itself.
+      CR_TRY_ASSIGN(remote_fd, memfd_created_description(ctx, h.fd.get()));
+      if (rdonly || h.kind != schema::kShmemMemfd) {
+        // A writable reopen of a memfd would count as a writer for as long as the mapping
         // lives, and exec refuses a file with writers (ETXTBSY); memfd_create's description
-        // does not count: the task takes a copy of crrestore's.
-        CR_TRY_ASSIGN(remote_fd, memfd_created_description(ctx, h.fd.get()));
-      } else {
+        // does not count, so a writable memfd mapping keeps the copy itself.
+        const std::string via = "/proc/self/fd/" + std::to_string(remote_fd);
         CR_TRY_ASSIGN(uint64_t path, ctx.put_str(via));
-        CR_TRY_ASSIGN(uint64_t got,
-                      ctx.call("open shared memory", SYS_openat, static_cast<uint64_t>(AT_FDCWD),
-                               path, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC));
-        remote_fd = static_cast<int64_t>(got);
+        auto got = ctx.call("open shared memory", SYS_openat, static_cast<uint64_t>(AT_FDCWD),
+                            path, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+        CR_TRY(close_remote());
+        if (!got.ok()) return std::move(got).error().wrap("vma " + hex(v.start));
+        remote_fd = static_cast<int64_t>(*got);
       }
-      open_path = via;
+      open_path = "shmem " + std::to_string(v.shmem);
       fd = remote_fd;
       flags |= shared ? MAP_SHARED : MAP_PRIVATE;
     } else if (v.kind == schema::kVmaSysvShm) {

@@ -7,6 +7,7 @@
 // restore every one must still be one object: a write through the fd shows in the mappings and
 // the other way round, in the parent and in the child, and the seals still hold.
 #define _GNU_SOURCE
+#include <grp.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -48,8 +49,15 @@ static void expect_seals(int fd, int want, const char *name) {
   if (s != want) test_fail("%s: seals %#x, want %#x", name, s, want);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   test_init();
+  // "user": all of it as uid 1001, restored by root (README "Trust model"): the restored
+  // processes open the shared memory crrestore made as themselves.
+  if (argc > 1 && !strcmp(argv[1], "user")) {
+    if (chown(".", 1001, 1001) || fchown(1, 1001, 1001)) test_fail_errno("chown");
+    if (setgroups(0, NULL) || setresgid(1001, 1001, 1001) || setresuid(1001, 1001, 1001))
+      test_fail_errno("drop to uid 1001");
+  }
   // a: first page through write(), the rest through a shared mapping.
   int a = memfd_create("crtools a", MFD_ALLOW_SEALING);
   if (a < 0) test_fail_errno("memfd_create a");

@@ -2,6 +2,7 @@
 // the contents are back and the sharing is real: what the child writes the parent reads, and
 // the other way round; the mappings are still shared anonymous memory.
 #define _GNU_SOURCE
+#include <grp.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -11,8 +12,15 @@
 
 #define SIZE (2u << 20)
 
-int main(void) {
+int main(int argc, char **argv) {
   test_init();
+  // "user": all of it as uid 1001, restored by root (README "Trust model"): the restored
+  // processes open the shared memory crrestore made as themselves.
+  if (argc > 1 && !strcmp(argv[1], "user")) {
+    if (chown(".", 1001, 1001) || fchown(1, 1001, 1001)) test_fail_errno("chown");
+    if (setgroups(0, NULL) || setresgid(1001, 1001, 1001) || setresuid(1001, 1001, 1001))
+      test_fail_errno("drop to uid 1001");
+  }
   uint8_t *shared = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   uint8_t *own = mmap(NULL, 64 << 10, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (shared == MAP_FAILED || own == MAP_FAILED) test_fail_errno("mmap");
