@@ -25,18 +25,38 @@ static void *spin(void *arg) {
   return NULL;
 }
 
+static volatile sig_atomic_t usr1_seen;
+static void on_usr1(int sig) {
+  (void)sig;
+  usr1_seen++;
+}
+
 // Tells the parent it runs, then waits for its byte (after SIGCONT) and exits with `code`.
+// Every kid catches SIGUSR1: one sent while it is stopped stays queued (through the restore
+// too: the /proc comparison sees it) and is handled once it runs again, by the main thread
+// (the other one blocks it), before its read goes on (SA_RESTART).
 static void kid_main(int code, int threads) {
   close(3);
   close(go[1]);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_usr1;
+  sa.sa_flags = SA_RESTART;
+  if (sigaction(SIGUSR1, &sa, NULL)) _exit(23);
   if (threads) {
+    sigset_t usr1;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &usr1, NULL);  // inherited by the new thread
     pthread_t t;
     if (pthread_create(&t, NULL, spin, NULL)) _exit(20);
+    pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
   }
   // Only now may it be stopped: fd 3 (the harness's ready pipe) is closed.
   if (write(started[1], "s", 1) != 1) _exit(22);
   char c;
-  _exit(read(go[0], &c, 1) == 1 ? code : 21);
+  if (read(go[0], &c, 1) != 1) _exit(21);
+  _exit(usr1_seen == 1 ? code : 24);
 }
 
 // Field `n` (3: state, 22: start time) of /proc/PID/stat, counted as proc(5) does.
@@ -86,6 +106,7 @@ int main(int argc, char **argv) {
     if (waitpid(kids[i], &st, WUNTRACED) != kids[i]) test_fail_errno("waitpid");
     if (!WIFSTOPPED(st) || WSTOPSIG(st) != sigs[i]) test_fail("kid %d: status %#x", i, st);
     started_at[i] = stat_field(kids[i], 22);
+    if (kill(kids[i], SIGUSR1)) test_fail_errno("SIGUSR1");
   }
   close(go[0]);
   close(started[0]);
