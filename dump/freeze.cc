@@ -9,8 +9,12 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "dump/passes.h"
+#include "sys/process_groups.h"
 
 namespace cr::dump {
 
@@ -57,14 +61,6 @@ Status settle(ThreadState& t, bool& group_stopped, int& stop_signo) {
       // In a group stop the event stop carries the stop signal (SIGSTOP, SIGTSTP, ...).
       group_stopped = ws.stop_sig() != SIGTRAP;
       if (group_stopped) stop_signo = ws.stop_sig();
-      // Restore sends the stop signal again, but a task stopped by SIGTSTP, SIGTTIN or SIGTTOU
-      // came back stopped by SIGSTOP in tests (its parent's waitpid would see another signal):
-      // refused until that is right.
-      if (group_stopped && stop_signo != SIGSTOP)
-        return make_error("thread " + std::to_string(t.tid) + " is stopped by signal " +
-                          std::to_string(stop_signo) +
-                          ": only a stop by SIGSTOP is restored yet (SIGCONT it, or stop it "
-                          "with SIGSTOP)");
       return {};
     }
     CR_TRY_ASSIGN(sys::WaitStatus next, t.tracee.cont_and_wait(ws.stop_sig()));
@@ -178,6 +174,39 @@ Status check_thread_sharing(const DumpContext& ctx, const ThreadState& t) {
   return {};
 }
 
+// Every thread must be in its process's namespaces: the image has none of its own, and
+// restore makes threads in their leader's, so a thread that called setns() or unshare() would
+// be put back into its process's silently. These are the kinds a thread can hold apart (its
+// pid and user namespaces and active time namespace only change for a single-threaded
+// process; mnt needs an fs context of its own, refused before this). The links name the
+// namespace by inode, so equal text is the same namespace. The leader's are read once (seven
+// readlinks cost ~25 us per thread).
+Status check_thread_namespaces(const DumpContext& ctx) {
+  static constexpr const char* kPerThread[] = {
+      "net", "uts", "ipc", "mnt", "cgroup", "pid_for_children", "time_for_children"};
+  if (ctx.threads.size() < 2) return {};
+  // pid_for_children cannot be read while its namespace has no init yet (unshare(NEWPID)
+  // before the first fork): unreadable on one side only is a difference too.
+  std::vector<std::optional<std::string>> leaders;
+  for (const char* ns : kPerThread) {
+    auto link = ctx.proc.readlink(std::string("ns/") + ns);
+    leaders.push_back(link.ok() ? std::optional(std::move(link).value()) : std::nullopt);
+  }
+  for (const ThreadState& t : ctx.threads) {
+    if (t.tid == ctx.pid) continue;
+    const std::string dir = "task/" + std::to_string(t.tid) + "/ns/";
+    for (size_t i = 0; i < std::size(kPerThread); ++i) {
+      auto link = ctx.proc.readlink(dir + kPerThread[i]);
+      const bool same = link.ok() ? leaders[i] == *link : !leaders[i].has_value();
+      if (!same)
+        return make_error("pid " + std::to_string(ctx.pid) + " thread " + std::to_string(t.tid) +
+                          ": " + kPerThread[i] +
+                          " namespace differs from its process's: not supported yet");
+    }
+  }
+  return {};
+}
+
 // The queued signals of thread `tid` (0: the process-wide queue, read through any thread).
 Status peek_pending(const sys::Tracee& tracee, pid_t pid, pid_t tid,
                     std::vector<schema::PendingSignal>& out) {
@@ -241,6 +270,37 @@ Status read_thread(DumpContext& ctx, ThreadState& t) {
   return check_thread_creds(ctx, t);
 }
 
+// A process stopped by SIGTSTP, SIGTTIN or SIGTTOU is stopped by that signal again at restore
+// (restore/group_stop.cc): its parent's waitpid(WUNTRACED) then reports the same signal. The
+// kernel takes such a signal as a stop only where its default action applies and the process's
+// group is not orphaned (get_signal discards it there); where it would not, the stop could not
+// be made again, and the process is refused. (A SIGSTOP stop can always be made again.)
+Status check_stop_signal(const DumpContext& ctx) {
+  if (!ctx.group_stopped || ctx.stop_signo == SIGSTOP) return {};
+  const int sig = ctx.stop_signo;
+  const char* abbrev = ::sigabbrev_np(sig);
+  const std::string name = abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
+  const std::string who = "pid " + std::to_string(ctx.pid) + " is stopped by " + name;
+  if (sig != SIGTSTP && sig != SIGTTIN && sig != SIGTTOU)
+    return make_error(who + ", which is not a stop signal");
+  const uint64_t bit = uint64_t{1} << (sig - 1);
+  // A thread that set a handler while the group stop was under way (it stops only on its way
+  // back to user space) leaves one.
+  if (((ctx.status.sig_ign | ctx.status.sig_cgt) & bit) != 0)
+    return make_error(who +
+                      " but now catches or ignores it: restore could not stop it the same "
+                      "way (SIGCONT it, or stop it with SIGSTOP)");
+  CR_TRY_ASSIGN(std::string text, ctx.proc.read("stat"));
+  CR_TRY_ASSIGN(ProcStat st, parse_stat(text));
+  CR_TRY_ASSIGN(bool orphaned, sys::pgrp_orphaned_now(st.pgrp));
+  if (orphaned)
+    return make_error(who + " in process group " + std::to_string(st.pgrp) +
+                      ", which is orphaned: the kernel discards " + name +
+                      " there, so restore could not stop it the same way (SIGCONT it, or stop "
+                      "it with SIGSTOP)");
+  return {};
+}
+
 }  // namespace
 
 Status freeze(DumpContext& ctx) {
@@ -254,6 +314,8 @@ Status freeze(DumpContext& ctx) {
   CR_TRY(check_supported(ctx, /*children=*/true));
 
   for (ThreadState& t : ctx.threads) CR_TRY(read_thread(ctx, t));
+  CR_TRY(check_thread_namespaces(ctx));
+  CR_TRY(check_stop_signal(ctx));
 
   CR_TRY(peek_pending(ctx.tracee(), ctx.pid, 0, ctx.shared_pending));
   // An epoll wait that returned EINTR with no signal queued was ended by the freeze: it waits

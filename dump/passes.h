@@ -11,7 +11,8 @@ namespace cr::dump {
 
 /// freeze.cc: refuses seccomp and zombies, seizes every thread and settles it in a ptrace
 /// stop; lists the children; reads registers (with restart_fixup), xstate, sigmask, rseq,
-/// robust list, pending signals.
+/// robust list, pending signals. Refuses a thread with credentials, an fd table, an fs context
+/// or namespaces other than its process's, and a stop by a signal restore could not send again.
 Status freeze(DumpContext& ctx);
 
 /// sharing.cc: which processes share an fd table or fs context (kcmp): with its parent it is

@@ -17,6 +17,7 @@
 #include "common/test_hook.h"
 #include "restore/address_space.h"
 #include "restore/file_locks.h"
+#include "restore/group_stop.h"
 #include "restore/attrs.h"
 #include "restore/shmem.h"
 #include "restore/task_state.h"
@@ -83,22 +84,21 @@ Status set_registers(RestoreContext& ctx) {
   return set_xstate(ctx, ctx.tracee, t);
 }
 
-Status detach(RestoreContext& ctx) {
+// `root` gets the warnings (the process passes have handed theirs over already).
+Status detach(RestoreContext& root, RestoreContext& ctx) {
   const auto& t = ctx.img.leader();
   // A shell job in the foreground gets the terminal while still stopped, so its first read
   // does not meet SIGTTIN.
   const auto& p = *ctx.img.process;
   if (ctx.opts.foreground_tty >= 0 && p.pgid == p.pid &&
       ::tcsetpgrp(ctx.opts.foreground_tty, static_cast<pid_t>(p.pid)) != 0)
-    ctx.warn(errno_error("tcsetpgrp").message + ": the task runs in the background");
-  // Dumped in group stop: the same stop signal pending at detach stops it before it runs any
-  // code (its parent sees a new stop; images before stop_signo have 0: SIGSTOP). A SIGTSTP,
-  // SIGTTIN or SIGTTOU is dropped, as the kernel drops it, if the group is orphaned by then.
-  const int stop = t.stop_signo != 0 ? static_cast<int>(t.stop_signo) : SIGSTOP;
-  if (stop != SIGSTOP && stop != SIGTSTP && stop != SIGTTIN && stop != SIGTTOU)
-    return make_error("stop signal " + std::to_string(stop) + " is not a stop signal");
-  if ((t.flags & schema::kThreadStopped) != 0 && ::kill(static_cast<pid_t>(p.pid), stop) != 0)
-    return errno_error("signal " + std::to_string(stop) + " for the stopped task");
+    root.warn("pid " + std::to_string(p.pid) + ": " + errno_error("tcsetpgrp").message +
+              ": the task runs in the background");
+  if ((t.flags & schema::kThreadStopped) != 0) {
+    std::string warning;
+    CR_TRY(stop_again(ctx, warning));
+    if (!warning.empty()) root.warn("pid " + std::to_string(p.pid) + ": " + warning);
+  }
   CR_TRY(detach_threads(ctx));
   CR_TRY(ctx.tracee.detach());
   (void)ctx.child.release();
@@ -182,7 +182,7 @@ Status run(RestoreContext& root) {
   // are still held.
   test_kill_point("pass");
   auto t0 = Clock::now();
-  for (size_t i = all.size(); i-- > 0;) CR_TRY(detach(*all[i]));
+  for (size_t i = all.size(); i-- > 0;) CR_TRY(detach(root, *all[i]));
   account(root, "resume", t0);
   // The connections are live and their programs run: their peers' packets may come in.
   if (!root.shared.net_lock.empty()) {
