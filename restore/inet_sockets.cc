@@ -59,8 +59,24 @@ std::pair<sockaddr_storage, socklen_t> sockaddr_of(uint32_t family, const schema
   return {ss, sizeof(sockaddr_in6)};
 }
 
+bool is_reuseaddr(uint64_t o) {
+  const auto opt = schema::SocketOption::decode(o);
+  return opt.level == SOL_SOCKET && opt.name == SO_REUSEADDR;
+}
+
+// A connection's SO_REUSEADDR waits until it leaves repair mode: TCP_REPAIR on makes the
+// socket "force reuse" for its bind (the port is its listener's, or held by TIME_WAIT
+// sockets), which setting SO_REUSEADDR would replace by plain reuse, and TCP_REPAIR off resets
+// it to no reuse at all, losing the program's value.
 Status set_options(int s, const schema::InetSocket& r, bool restricted, const std::string& what) {
-  CR_TRY(set_socket_options(s, r.opts, restricted, what));
+  if (r.state == schema::kInetEstablished) {
+    std::vector<uint64_t> opts;
+    for (uint64_t o : r.opts)
+      if (!is_reuseaddr(o)) opts.push_back(o);
+    CR_TRY(set_socket_options(s, opts, restricted, what));
+  } else {
+    CR_TRY(set_socket_options(s, r.opts, restricted, what));
+  }
   if (r.flags & schema::kInetLinger) {
     linger lg{1, static_cast<int>(r.linger)};
     if (::setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) != 0)
@@ -152,9 +168,18 @@ Status restore_connection(int s, const InetSocketImage& img, const std::string& 
 
 // Once every listener has its port: repair off (the kernel probes the peer's window), then
 // the bytes never sent, as the program's own writes.
+// The program's SO_REUSEADDR on a connection, once it is out of repair mode.
+Status set_reuseaddr_after_repair(int s, const schema::InetSocket& r, const std::string& what) {
+  for (uint64_t o : r.opts)
+    if (is_reuseaddr(o))
+      return set_int(s, SOL_SOCKET, SO_REUSEADDR, schema::SocketOption::decode(o).value, what);
+  return {};
+}
+
 Status finish_connection(int s, const InetSocketImage& img, const std::string& what) {
   const schema::InetSocket& r = img.sock;
   CR_TRY(repair(s, 0, what));
+  CR_TRY(set_reuseaddr_after_repair(s, r, what));
   if (r.unsent_len > 0)
     CR_TRY(fill(s, img.send_queue.data() + (r.outq_len - r.unsent_len), r.unsent_len,
                 what + ": unsent bytes"));
@@ -184,7 +209,8 @@ Status restore_closed(int s, const schema::InetSocket& r, const std::string& wha
   unspec.sa_family = AF_UNSPEC;
   if (::connect(s, &unspec, sizeof unspec) != 0)
     return errno_error("connect(AF_UNSPEC)").wrap(what);
-  return repair(s, 0, what);
+  CR_TRY(repair(s, 0, what));
+  return set_reuseaddr_after_repair(s, r, what);
 }
 
 bool v4_mapped(const std::vector<uint8_t>& a) {
