@@ -19,69 +19,10 @@
 
 #include "common/scoped_fd.h"
 #include "e2e_common.h"
+#include "net_util.h"
 
 namespace cr::e2e {
 namespace {
-
-// ---- this process as a TCP client ----------------------------------------------------------
-
-ScopedFd connect_tcp(uint16_t port) {
-  ScopedFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (!s.valid() || ::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return {};
-  return s;
-}
-
-bool send_all(int s, const std::string& data) {
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::send(s, data.data() + off, data.size() - off, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    off += static_cast<size_t>(n);
-  }
-  return true;
-}
-
-// Reads until `n` bytes came, the peer closed or reset, or a generous guard ran out (a hang
-// is reported as a failure, not waited for).
-std::string recv_n(int s, size_t n, std::string* error = nullptr) {
-  std::string out;
-  while (out.size() < n) {
-    pollfd p{s, POLLIN, 0};
-    int r = ::poll(&p, 1, 30000);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) {
-      if (error) *error = "no answer within 30 s";
-      break;
-    }
-    char buf[4096];
-    ssize_t got = ::recv(s, buf, std::min(sizeof buf, n - out.size()), 0);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) {
-      if (error) *error = got == 0 ? "connection closed" : std::string("recv: ") + strerror(errno);
-      break;
-    }
-    out.append(buf, static_cast<size_t>(got));
-  }
-  return out;
-}
-
-// A port nobody uses now (bound to 0, then released).
-uint16_t free_port() {
-  ScopedFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (::bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::getsockname(s.get(), reinterpret_cast<sockaddr*>(&a), &len) != 0)
-    return 0;
-  return ntohs(a.sin_port);
-}
 
 bool nft_present() { return access("/usr/sbin/nft", X_OK) == 0; }
 
@@ -249,7 +190,8 @@ sys.exit(0 if not errs else 1)
 }
 
 // A connection with both ends in one process: bytes queued unread both ways, and a send queue
-// filled until the peer's window closed (bytes never sent). After the restore every byte comes
+// filled until the peer's window closed (bytes never sent); one that keeps SO_REUSEADDR, on
+// a port a TIME_WAIT socket without reuse also holds. After the restore every byte comes
 // out once, in order, and the connections carry on (IPv4 and IPv6).
 const char* const kPairScript = R"py(
 import os, signal, socket as S, sys
@@ -265,6 +207,14 @@ c.setsockopt(S.IPPROTO_TCP, S.TCP_NODELAY, 1)
 c.sendall(b'to-a' * 1000)
 a.sendall(b'to-c')
 c6.sendall(b'six')
+# A connection accepted from a listener with SO_REUSEADDR (it inherits it), whose port also
+# has a TIME_WAIT socket without reuse (a connection on it the server closed first): restore
+# must bind it in spite of that one, and give it its SO_REUSEADDR back.
+l3 = S.socket(); l3.setsockopt(S.SOL_SOCKET, S.SO_REUSEADDR, 1)
+l3.bind(('127.0.0.1', 0)); l3.listen(2)
+t = S.socket(); t.connect(l3.getsockname()); tw, _ = l3.accept()
+tw.setsockopt(S.SOL_SOCKET, S.SO_REUSEADDR, 0); tw.close(); t.recv(1); t.close()
+c3 = S.socket(); c3.connect(l3.getsockname()); a3, _ = l3.accept(); l3.close()
 c2, a2 = pair(S.AF_INET, '127.0.0.1')
 a2.setblocking(False)
 sent = 0
@@ -289,7 +239,9 @@ if recv_n(c, 4) != b'to-c': errs.append('c queue')
 if recv_n(a6, 3) != b'six': errs.append('a6 queue')
 got = recv_n(c2, sent)
 if got != bytes(i % 251 for i in range(sent)): errs.append('c2: %d of %d bytes, content %s' % (len(got), sent, 'ok' if got == bytes(i % 251 for i in range(len(got))) else 'wrong'))
-for x, y in ((c, a), (a, c), (c6, a6), (a2, c2)):
+if a3.getsockopt(S.SOL_SOCKET, S.SO_REUSEADDR) == 0: errs.append('a3 lost SO_REUSEADDR')
+if c3.getsockopt(S.SOL_SOCKET, S.SO_REUSEADDR) != 0: errs.append('c3 got SO_REUSEADDR')
+for x, y in ((c, a), (a, c), (c6, a6), (a2, c2), (a3, c3), (c3, a3)):
     x.sendall(b'more')
     if recv_n(y, 4) != b'more': errs.append('after restore')
 print('PASS %d bytes in flight' % sent if not errs else 'FAIL: ' + '; '.join(errs), file=sys.stderr)
