@@ -68,6 +68,13 @@ Result<bool> as_zombie(DumpContext& c) {
   p.comm = st.comm;
   p.flags = schema::kProcessZombie;
   p.exit_status = st.exit_code;
+  // /proc/PID/status of a zombie still shows the dispositions it died with.
+  CR_TRY_ASSIGN(std::string status, proc.read("status"));
+  CR_TRY_ASSIGN(ProcStatus ps, parse_status(status));
+  p.zombie_caught = ps.sig_cgt;
+  p.zombie_ignored = ps.sig_ign;
+  p.zombie_pending = ps.shd_pnd;
+  p.zombie_blocked = ps.sig_blk;
   return true;
 }
 

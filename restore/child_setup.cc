@@ -195,6 +195,8 @@ void default_signals() {
 // made later), so it waits until crrestore says every live process is ready, joins the group
 // then, and exits (crrestore checks the group it ended in). It keeps its name (ps shows it)
 // and the hard core limit it inherited.
+void zombie_handler(int) {}
+
 [[noreturn]] void become_zombie(const RestoreContext& root, const schema::Process& p,
                                 int report_fd) {
   if (p.sid == p.pid) {
@@ -213,20 +215,42 @@ void default_signals() {
   }
   const uint32_t status = p.exit_status;
   ::prctl(PR_SET_NAME, p.comm.c_str(), 0, 0, 0);
-  if (WIFSIGNALED(status)) {
-    const int sig = WTERMSIG(status);
+  // Its dispositions as it died (status shows them): a handler of ours stands for each of its
+  // handlers, never run (nothing is sent to it from here but its fatal signal, at default).
+  for (int sig = 1; sig <= 64; ++sig) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    const uint64_t bit = 1ull << (sig - 1);
+    if (p.zombie_ignored & bit) ::signal(sig, SIG_IGN);
+    if (p.zombie_caught & bit) ::signal(sig, zombie_handler);
+  }
+  // The signals pending at its death (blocked then) are sent again, blocked; the mask it died
+  // with follows. 64-bit masks as the kernel's (bit N-1 is signal N).
+  const int death = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+  const uint64_t death_bit = death > 0 && death <= 64 ? 1ull << (death - 1) : 0;
+  auto set_mask = [](uint64_t bits) { ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &bits, nullptr, 8); };
+  set_mask(p.zombie_pending | p.zombie_blocked | death_bit);
+  for (int sig = 1; sig <= 64; ++sig)
+    if ((p.zombie_pending & ~death_bit) & (1ull << (sig - 1))) ::kill(::getpid(), sig);
+  if (death != 0) {
     rlimit no_core{0, 0};
     ::getrlimit(RLIMIT_CORE, &no_core);
     no_core.rlim_cur = 0;  // no core file from this exit
     ::setrlimit(RLIMIT_CORE, &no_core);
-    ::signal(sig, SIG_DFL);
-    sigset_t one;
-    sigemptyset(&one);
-    sigaddset(&one, sig);
-    ::sigprocmask(SIG_UNBLOCK, &one, nullptr);
-    ::kill(::getpid(), sig);
+    ::signal(death, SIG_DFL);
+    if (p.zombie_pending & death_bit) {
+      // Sent while not blocked, the kernel kills at once and the signal stays pending (as
+      // when it came while the process ran or slept).
+      set_mask((p.zombie_pending | p.zombie_blocked) & ~death_bit);
+      ::kill(::getpid(), death);
+    } else {
+      // Sent blocked, then unblocked: it is taken off the queue as it kills (as when it came
+      // while blocked, or was raised by the thread itself).
+      ::kill(::getpid(), death);
+      set_mask((p.zombie_pending | p.zombie_blocked) & ~death_bit);
+    }
     ::kill(::getpid(), SIGKILL);  // a signal that does not kill by default: the closest we have
   }
+  set_mask(p.zombie_pending | p.zombie_blocked);
   ::_exit(WEXITSTATUS(status));
 }
 

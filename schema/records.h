@@ -64,8 +64,14 @@ CR_RECORD(Process, 0x0100, "process", "one process and its per-process attribute
           (u32, exit_status),    // a zombie's status as waitpid() reports it
           (u32, files_shared_with),  // its parent's pid if it shares its parent's fd table
                                      // (CLONE_FILES): then it has no Fd records of its own
-          (u32, fs_shared_with))     // its parent's pid if it shares cwd, root and umask
+          (u32, fs_shared_with),     // its parent's pid if it shares cwd, root and umask
                                      // (CLONE_FS)
+          // A zombie as it exited, as /proc/PID/status shows it: bits of signals 1-64 caught
+          // (SigCgt), ignored (SigIgn), pending for the process (ShdPnd: signals blocked at
+          // its death, and the fatal one unless it was dequeued) and blocked (SigBlk).
+          // Restore makes its copy exit with the same.
+          (u64, zombie_caught), (u64, zombie_ignored), (u64, zombie_pending),
+          (u64, zombie_blocked))
 
 enum ProcessFlags : uint32_t {
   kProcessShellJob = 1,  // dumped with --shell-job: tty fds reconnect to the restorer's tty

@@ -96,19 +96,6 @@ const std::vector<AllowEntry>& zdtm_allowlist() {
        "KNOWN BUG (deleted files): the remade O_TMPFILE file is reopened through /proc, which "
        "drops the __O_TMPFILE|O_DIRECTORY bits of its flags: '020300002' -> '0100002'",
        true},
-      {"tree_zombie_group", "*/status/SigCgt",
-       "KNOWN BUG: a restored zombie's handlers are reset to default before it exits: SigCgt "
-       "'0000000000004000' -> '0000000000000000'",
-       true},
-      {"tree_zombie", "*/status/SigCgt",
-       "KNOWN BUG: a restored zombie's handlers are reset to default before it exits: SigCgt "
-       "'0000000000004000' -> '0000000000000000'",
-       true},
-      {"tree_zombie", "*/status/ShdPnd",
-       "KNOWN BUG: a zombie remade by kill(getpid(), SIGTERM) keeps SIGTERM in its shared "
-       "pending set: ShdPnd '0000000000000000' -> '0000000000004000' (seen in every run before "
-       "the zombie kept its name and hard core limit, in none of one run after: to check)",
-       true},
   };
   return all;
 }
