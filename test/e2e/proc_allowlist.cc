@@ -76,10 +76,6 @@ const std::vector<AllowEntry>& zdtm_allowlist() {
       // ---- KNOWN BUGS (to fix) ------------------------------------------------------------
       // Each names the zdtm case, the field and the values seen before the dump -> after the
       // restore. Not legitimate: remove the entry with the fix.
-      {"deleted_file", "*/fd/4",
-       "KNOWN BUG (deleted files): the restored unlinked file shows crrestore's temporary name: "
-       "'work/gone (deleted)' -> 'work/.crrestore-PID-3 (deleted)'",
-       true},
       {"memfd", "*/smaps/*/VmFlags/sh",
        "KNOWN BUG: a read-only MAP_SHARED mapping of a write-sealed memfd comes back mapped "
        "through an O_RDONLY open, so the kernel drops VM_SHARED: VmFlags sh '1' -> absent "
