@@ -105,8 +105,20 @@ Result<int> GhostMaker::open_file(const schema::File& f) {
   const std::string path = without_deleted(f.path);
   ScopedFd w;
   RemoveName gone;
+  // An O_TMPFILE file opened for writing, with no status flag F_SETFL cannot set, keeps the
+  // description O_TMPFILE made (its flags show __O_TMPFILE | O_DIRECTORY, as the dumped one's
+  // did); anything else is reopened through /proc below, without those bits.
+  constexpr uint32_t kSettable = O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME;
+  constexpr uint32_t kLargefile = 0100000;  // the kernel's O_LARGEFILE (0 in x86_64 libc)
+  const uint32_t accmode = f.flags & O_ACCMODE;
+  const bool keep_tmpfile =
+      (f.kflags & schema::kFileGhostTmpfile) != 0 && (accmode == O_RDWR || accmode == O_WRONLY) &&
+      (f.flags & ~(O_ACCMODE | static_cast<uint32_t>(O_TMPFILE) | kLargefile | O_CLOEXEC |
+                   kSettable | static_cast<uint32_t>(kCreationFlags))) == 0;
   if ((f.kflags & schema::kFileGhostTmpfile) != 0) {
-    w.reset(::open(dir_of(path).c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+    w.reset(::open(dir_of(path).c_str(),
+                   O_TMPFILE | (keep_tmpfile ? static_cast<int>(accmode) : O_RDWR) | O_CLOEXEC,
+                   0600));
     if (!w.valid()) return errno_error("O_TMPFILE in " + dir_of(path));
   } else {
     CR_TRY_ASSIGN(gone.name, place(
@@ -135,10 +147,18 @@ Result<int> GhostMaker::open_file(const schema::File& f) {
   // Written extents only: the rest up to the size stays (or becomes) a hole.
   if (::ftruncate(w.get(), static_cast<off_t>(f.size)) != 0)
     return errno_error("ftruncate " + path);
-  // An O_TMPFILE open shows __O_TMPFILE | O_DIRECTORY in its flags: not for a reopen.
-  CR_TRY_ASSIGN(int got, reopen(w.get(), f.flags & ~static_cast<uint32_t>(O_TMPFILE),
-                                "deleted file " + path));
-  ScopedFd fd(got);
+  ScopedFd fd;
+  if (keep_tmpfile) {
+    if ((f.flags & kSettable) != 0 &&
+        ::fcntl(w.get(), F_SETFL, static_cast<int>(f.flags & kSettable)) != 0)
+      return errno_error("F_SETFL on deleted file " + path);
+    fd = std::move(w);
+  } else {
+    // An O_TMPFILE open shows __O_TMPFILE | O_DIRECTORY in its flags: not for a reopen.
+    CR_TRY_ASSIGN(int got, reopen(w.get(), f.flags & ~static_cast<uint32_t>(O_TMPFILE),
+                                  "deleted file " + path));
+    fd = ScopedFd(got);
+  }
   CR_TRY(set_attrs(fd.get(), f));
   CR_TRY(seek_to(fd.get(), f.pos, path));
   return fd.release();

@@ -88,10 +88,6 @@ const std::vector<AllowEntry>& zdtm_allowlist() {
       {"memfd_user", "*/smaps/*/VmFlags/sh", "the same program as memfd, as uid 1001: as above",
        true},
       {"memfd_user", "*/map_files/*", "the same program as memfd, as uid 1001: as above", true},
-      {"deleted_tmpfile", "*/fdinfo/4/flags",
-       "KNOWN BUG (deleted files): the remade O_TMPFILE file is reopened through /proc, which "
-       "drops the __O_TMPFILE|O_DIRECTORY bits of its flags: '020300002' -> '0100002'",
-       true},
   };
   return all;
 }
