@@ -75,6 +75,10 @@ Result<schema::Vma> shmem_vma(DumpContext& ctx, const MapEntry& m, schema::Vma v
   if (!memfd) v.flags |= MAP_ANONYMOUS;
   if (memfd) v.path = m.path;  // for crit; restore maps the object
   v.shmem = obj->rec.id;
+  // How the mapped object was opened (the link's mode bits are its f_mode): a memfd mapped
+  // through an O_RDWR fd is mapped so again.
+  CR_TRY_ASSIGN(struct stat lst, ctx.proc.lstat(entry));
+  v.file_open_mode = lst.st_mode & (S_IRUSR | S_IWUSR);
   return v;
 }
 

@@ -226,7 +226,13 @@ Status map_vmas(RestoreContext& ctx) {
       // a shared mapping that may become writable exists (the kernel gave the dumped one no
       // VM_MAYWRITE for the same reason).
       const bool write_sealed = (h.seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) != 0;
-      const bool rdonly = !shared || (write_sealed && (v.prot & PROT_WRITE) == 0);
+      // The dumped open mode when the image has it: a memfd mapped through an O_RDWR fd is
+      // mapped through crrestore's O_RDWR description again (a read-only shared mapping of a
+      // write-sealed one keeps VM_SHARED: F_SEAL_WRITE went on when its contents were in,
+      // shmem.cc, so the kernel drops only VM_MAYWRITE, as it did for the dumped one).
+      const bool known = v.file_open_mode != 0 && h.kind == schema::kShmemMemfd;
+      const bool rdonly = known ? (v.file_open_mode & S_IWUSR) == 0
+                                : !shared || (write_sealed && (v.prot & PROT_WRITE) == 0);
       ctx.reset_scratch();
       // The task takes a copy of crrestore's description (its real uid is still root's, which
       // pidfd_getfd asks for); a user's process could not open /proc/<crrestore>/fd/N with

@@ -104,6 +104,12 @@ Status ShmemBuilder::hand_over(std::map<uint32_t, ShmemHandle>& out) {
     }
     if (b.map != nullptr) ::munmap(b.map, b.rec.size);
     b.map = nullptr;
+    // Its contents are in (and crrestore's own mapping gone) and F_SEAL_WRITE means no
+    // writable shared mapping of it existed: sealed now, a read-only shared mapping through a
+    // writable fd keeps VM_SHARED (the other seals wait for every mapping, seal_shmems).
+    if (h.kind == schema::kShmemMemfd && (h.seals & F_SEAL_WRITE) != 0 &&
+        ::fcntl(h.fd.get(), F_ADD_SEALS, F_SEAL_WRITE) != 0)
+      return errno_error("memfd \"" + h.name + "\": F_ADD_SEALS F_SEAL_WRITE");
     out[id] = std::move(h);
   }
   return {};

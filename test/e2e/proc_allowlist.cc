@@ -76,18 +76,6 @@ const std::vector<AllowEntry>& zdtm_allowlist() {
       // ---- KNOWN BUGS (to fix) ------------------------------------------------------------
       // Each names the zdtm case, the field and the values seen before the dump -> after the
       // restore. Not legitimate: remove the entry with the fix.
-      {"memfd", "*/smaps/*/VmFlags/sh",
-       "KNOWN BUG: a read-only MAP_SHARED mapping of a write-sealed memfd comes back mapped "
-       "through an O_RDONLY open, so the kernel drops VM_SHARED: VmFlags sh '1' -> absent "
-       "(docs/ARCHITECTURE.md lists it: it cannot become writable again)",
-       true},
-      {"memfd", "*/map_files/*",
-       "KNOWN BUG: memfd mappings come back through an O_RDONLY open (private ones, and the "
-       "read-only shared one above): map_files mode '120600' -> '120400'",
-       true},
-      {"memfd_user", "*/smaps/*/VmFlags/sh", "the same program as memfd, as uid 1001: as above",
-       true},
-      {"memfd_user", "*/map_files/*", "the same program as memfd, as uid 1001: as above", true},
   };
   return all;
 }
