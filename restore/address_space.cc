@@ -244,8 +244,8 @@ Status map_vmas(RestoreContext& ctx) {
         // does not count, so a writable memfd mapping keeps the copy itself.
         const std::string via = "/proc/self/fd/" + std::to_string(remote_fd);
         CR_TRY_ASSIGN(uint64_t path, ctx.put_str(via));
-        auto got = ctx.call("open shared memory", SYS_openat, static_cast<uint64_t>(AT_FDCWD),
-                            path, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+        auto got = ctx.call("open shared memory", SYS_openat, static_cast<uint64_t>(AT_FDCWD), path,
+                            (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
         CR_TRY(close_remote());
         if (!got.ok()) return std::move(got).error().wrap("vma " + hex(v.start));
         remote_fd = static_cast<int64_t>(*got);

@@ -227,7 +227,9 @@ void zombie_handler(int) {}
   // with follows. 64-bit masks as the kernel's (bit N-1 is signal N).
   const int death = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
   const uint64_t death_bit = death > 0 && death <= 64 ? 1ull << (death - 1) : 0;
-  auto set_mask = [](uint64_t bits) { ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &bits, nullptr, 8); };
+  auto set_mask = [](uint64_t bits) {
+    ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &bits, nullptr, 8);
+  };
   set_mask(p.zombie_pending | p.zombie_blocked | death_bit);
   for (int sig = 1; sig <= 64; ++sig)
     if ((p.zombie_pending & ~death_bit) & (1ull << (sig - 1))) ::kill(::getpid(), sig);

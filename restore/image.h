@@ -77,7 +77,7 @@ struct ProcessImage {
   std::map<uint32_t, InetSocketImage> inet_sockets;  // by InetSocket id
   std::map<uint32_t, schema::NetlinkSocket> netlink_sockets;  // by NetlinkSocket id
   std::string net_lock;  // the NetLock table crdump left (empty: none)
-  std::map<uint32_t, CgroupImage> cgroups;          // by Cgroup id (none in older images)
+  std::map<uint32_t, CgroupImage> cgroups;           // by Cgroup id (none in older images)
   std::vector<schema::CgroupMember> cgroup_members;  // stream order
   std::vector<schema::Fd> fds;
   std::vector<schema::EpollItem> epoll_items;  // stream order (none in older images)

@@ -1,7 +1,5 @@
 #include "restore/restorer.h"
 
-#include "restore/cgroups.h"
-
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -16,9 +14,10 @@
 
 #include "common/test_hook.h"
 #include "restore/address_space.h"
+#include "restore/attrs.h"
+#include "restore/cgroups.h"
 #include "restore/file_locks.h"
 #include "restore/group_stop.h"
-#include "restore/attrs.h"
 #include "restore/shmem.h"
 #include "restore/task_state.h"
 #include "restore/threads.h"

@@ -56,12 +56,11 @@ CR_RECORD(StreamSeal, 0x0005, "stream_seal", "what a reader needs to know it has
 
 // ---- Processes (0x0100-0x01ff)
 
-CR_RECORD(Process, 0x0100, "process", "one process and its per-process attributes",
-          (u32, pid), (u32, ppid), (u32, pgid), (u32, sid),
+CR_RECORD(Process, 0x0100, "process", "one process and its per-process attributes", (u32, pid),
+          (u32, ppid), (u32, pgid), (u32, sid),
           (u32, nthreads),  // Thread records that follow for this pid
-          (str, comm), (u32, personality), (u32, umask),
-          (u32, flags),          // ProcessFlags below
-          (u32, exit_status),    // a zombie's status as waitpid() reports it
+          (str, comm), (u32, personality), (u32, umask), (u32, flags),  // ProcessFlags below
+          (u32, exit_status),        // a zombie's status as waitpid() reports it
           (u32, files_shared_with),  // its parent's pid if it shares its parent's fd table
                                      // (CLONE_FILES): then it has no Fd records of its own
           (u32, fs_shared_with),     // its parent's pid if it shares cwd, root and umask
@@ -70,8 +69,7 @@ CR_RECORD(Process, 0x0100, "process", "one process and its per-process attribute
           // (SigCgt), ignored (SigIgn), pending for the process (ShdPnd: signals blocked at
           // its death, and the fatal one unless it was dequeued) and blocked (SigBlk).
           // Restore makes its copy exit with the same.
-          (u64, zombie_caught), (u64, zombie_ignored), (u64, zombie_pending),
-          (u64, zombie_blocked))
+          (u64, zombie_caught), (u64, zombie_ignored), (u64, zombie_pending), (u64, zombie_blocked))
 
 enum ProcessFlags : uint32_t {
   kProcessShellJob = 1,  // dumped with --shell-job: tty fds reconnect to the restorer's tty
@@ -87,13 +85,13 @@ enum ProcessFlags : uint32_t {
   kProcessCwdDeleted = 0x800,      // its cwd was removed (rmdir) while it was there: restore makes
                                    // a directory at FsInfo.cwd (mode and owner of FsInfo), enters
                                    // it and removes it again
-  kProcessFileLocks = 0x2000,  // (root) the image holds FileLock or FileOwner records: a build
-                               // that does not know them would skip them and restore the files
-                               // unlocked, so it must refuse the image instead
-  kProcessExtUnix = 0x4000,    // (root) some UnixSocket is kUnixExternal (crdump --ext-unix-sk):
-                               // an older build would leave it unconnected
-  kProcessCgroups = 0x8000,    // (root) some process or thread was in another cgroup than
-                               // crdump (CgroupMember): an older build would leave it in its own
+  kProcessFileLocks = 0x2000,      // (root) the image holds FileLock or FileOwner records: a build
+                                   // that does not know them would skip them and restore the files
+                                   // unlocked, so it must refuse the image instead
+  kProcessExtUnix = 0x4000,  // (root) some UnixSocket is kUnixExternal (crdump --ext-unix-sk):
+                             // an older build would leave it unconnected
+  kProcessCgroups = 0x8000,  // (root) some process or thread was in another cgroup than
+                             // crdump (CgroupMember): an older build would leave it in its own
 };
 
 CR_RECORD(Creds, 0x0101, "creds", "credentials of a process",
@@ -117,24 +115,22 @@ CR_RECORD(ProcAttrs, 0x0130, "proc_attrs", "per-process attributes: oom, audit, 
 // its CgroupProperty records follow it, in the order they are written back. Restore creates a
 // Cgroup that does not exist (and only then writes its properties), then moves each process and
 // thread into its own (CgroupMember).
-CR_RECORD(Cgroup, 0x0140, "cgroup", "a cgroup directory of one hierarchy (objdef)",
-          (objdef, id),
+CR_RECORD(Cgroup, 0x0140, "cgroup", "a cgroup directory of one hierarchy (objdef)", (objdef, id),
           (str, controllers),  // as /proc/PID/cgroup names the hierarchy: "" for cgroup v2,
                                // "cpu,cpuacct", "memory", "name=systemd" for v1
           (str, path))         // as /proc/PID/cgroup shows it: absolute from crdump's cgroup
                                // namespace root ("/" is the root), no "." or ".." parts
 
 CR_RECORD(CgroupProperty, 0x0141, "cgroup_property",
-          "a setting of a Cgroup, written back when restore creates the cgroup",
-          (objref, cgroup),
+          "a setting of a Cgroup, written back when restore creates the cgroup", (objref, cgroup),
           (str, name),   // the control file: "memory.max", "cpu.shares", "cgroup.subtree_control"
           (str, value))  // as written: one line (a file of several lines has one record per line)
 
-CR_RECORD(CgroupMember, 0x0142, "cgroup_member", "the cgroups a process or one of its threads is in",
-          (u32, pid),
-          (u32, tid),        // == pid: the process (and every thread not listed apart); another
-                             // tid: a thread in other cgroups than its process (v1, v2 threaded)
-          (u64s, cgroups))   // Cgroup ids, one per hierarchy the task is in
+CR_RECORD(CgroupMember, 0x0142, "cgroup_member",
+          "the cgroups a process or one of its threads is in", (u32, pid),
+          (u32, tid),       // == pid: the process (and every thread not listed apart); another
+                            // tid: a thread in other cgroups than its process (v1, v2 threaded)
+          (u64s, cgroups))  // Cgroup ids, one per hierarchy the task is in
 
 CR_RECORD(Rlimits, 0x0102, "rlimits", "resource limits: [cur, max] pairs in RLIMIT_* order",
           (u32, pid), (u64s, limits))  // RLIM_INFINITY as ~0
@@ -563,12 +559,12 @@ CR_RECORD(NetlinkSocket, 0x0270, "netlink_socket", "an AF_NETLINK socket (objdef
 
 /// Every record type, for the writer's self-description, crit and the id check below.
 using AllRecords =
-    std::tuple<StreamHeader, SchemaType, Trailer, ErrorRecord, Process, Creds, Rlimits, FsInfo, ProcAttrs, Mm,
-               Vma, Pages, Shmem, ShmemData, Thread, Sigaction, PendingSignal, Itimer, PosixTimer,
-               Pipe, PipeData, File, FileData, Fd, SysvShm, SysvShmData, SysvMsgQueue, SysvMsg,
-               SysvSem, SysvLimits, Pty, EpollItem, UnixSocket, UnixSocketData, FileLock,
-               FileOwner, StreamSeal, InetSocket, InetSocketData, NetLock, NetlinkSocket, Cgroup,
-               CgroupProperty, CgroupMember>;
+    std::tuple<StreamHeader, SchemaType, Trailer, ErrorRecord, Process, Creds, Rlimits, FsInfo,
+               ProcAttrs, Mm, Vma, Pages, Shmem, ShmemData, Thread, Sigaction, PendingSignal,
+               Itimer, PosixTimer, Pipe, PipeData, File, FileData, Fd, SysvShm, SysvShmData,
+               SysvMsgQueue, SysvMsg, SysvSem, SysvLimits, Pty, EpollItem, UnixSocket,
+               UnixSocketData, FileLock, FileOwner, StreamSeal, InetSocket, InetSocketData, NetLock,
+               NetlinkSocket, Cgroup, CgroupProperty, CgroupMember>;
 
 namespace detail {
 template <class Tuple, size_t... I>

@@ -185,7 +185,7 @@ Result<std::vector<CgroupLine>> parse_cgroup(std::string_view text);
 /// The fields of a /proc/PID/mountinfo line crtools reads, octal escapes (\040) decoded.
 struct MountLine {
   uint32_t id = 0;
-  std::string root;           // the mount's root within its filesystem
+  std::string root;  // the mount's root within its filesystem
   std::string mount_point;
   std::string fstype;
   std::string super_options;  // "rw,memory" for a v1 cgroup hierarchy

@@ -282,7 +282,8 @@ TEST_F(HostileImage, CgroupsOfRootRefused) {
       mount = m;
       break;
     }
-  if (!controllers.empty()) mount = "/sys/fs/cgroup/" + controllers.substr(controllers.find('=') + 1);
+  if (!controllers.empty())
+    mount = "/sys/fs/cgroup/" + controllers.substr(controllers.find('=') + 1);
   const std::string name = "crtools-hostile-" + std::to_string(getpid());
   const std::string dir = mount + "/" + name;
   ASSERT_EQ(mkdir(dir.c_str(), 0755), 0) << dir << ": " << strerror(errno);

@@ -60,8 +60,19 @@ class Psql {
     int in[2], out[2];
     if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) return;
     SpawnSpec spec;
-    spec.argv = {"/usr/bin/psql", "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
-                 "-p", std::to_string(port), "-U", "postgres", "postgres"};
+    spec.argv = {"/usr/bin/psql",
+                 "-X",
+                 "-q",
+                 "-tA",
+                 "-v",
+                 "ON_ERROR_STOP=1",
+                 "-h",
+                 "127.0.0.1",
+                 "-p",
+                 std::to_string(port),
+                 "-U",
+                 "postgres",
+                 "postgres"};
     spec.stdin_fd = in[0];
     spec.stdout_fd = out[1];
     spec.stderr_fd = out[1];
@@ -162,7 +173,8 @@ TEST(RealServers, PostgresTransactionGoesOnThroughTheRestore) {
   ASSERT_GT(t.pid(), 0) << t.error();
   const pid_t pid = t.pid();
   ASSERT_TRUE(connect_when_listening(port).valid())
-      << "postgres does not accept on port " << port << "\n" << t.log();
+      << "postgres does not accept on port " << port << "\n"
+      << t.log();
 
   const std::string key = dir.path("key");
   write_file(key, "a key only this test and its crtools know, 32 bytes+");
