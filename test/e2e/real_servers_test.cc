@@ -210,6 +210,7 @@ TEST(RealServers, NginxKeepAliveClientThroughTwoRestores) {
     EXPECT_TRUE(lock_present(tree.locks.back())) << "the lock should hold while the tree is away";
     ToolRun r = run_tool(dir, "crrestore", {"-d", "-i", img});
     ASSERT_TRUE(r.status.ok()) << "crrestore: " << r.describe() << logs();
+    EXPECT_EQ(d.err + r.err, "") << "no warning from either tool";
     EXPECT_FALSE(lock_present(tree.locks.back())) << "a network lock was left behind";
     std::vector<pid_t> workers = children_of(tree.master);
     std::sort(workers.begin(), workers.end());
