@@ -4,7 +4,7 @@
 cr_deps() {
   local pkgs=(cmake g++ make pkg-config libzstd-dev zstd libssl-dev nlohmann-json3-dev libcli11-dev
               libgtest-dev libbenchmark-dev clang libclang-rt-dev python3 bash procps
-              sqlite3 nftables redis-server postgresql)
+              sqlite3 nftables redis-server postgresql nginx-light)
   local missing=()
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -12,16 +12,28 @@ cr_deps() {
   if ((${#missing[@]})); then
     echo "installing: ${missing[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
-    # Servers the tests start themselves (redis-server, postgresql) must not be started as
-    # services by their packages: policy-rc.d forbids it for the install, if none is set.
-    local policy=/usr/sbin/policy-rc.d own_policy=0
+    # The servers are installed for the tests, which start their own: their packages must not
+    # start (or, under systemd, enable) the machine's service. A policy-rc.d that forbids every
+    # start, for this install only, unless the machine has one of its own.
+    local policy=/usr/sbin/policy-rc.d own_policy=0 rc=0
     if [[ ! -e $policy ]]; then
-      printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && own_policy=1
+      printf '#!/bin/sh\n# crtools scripts/deps.sh: no service starts during its install\nexit 101\n' >"$policy"
+      chmod 755 "$policy"
+      own_policy=1
     fi
-    local rc=0
     apt-get update -qq >&2 || rc=$?
     ((rc)) || apt-get install -y -qq "${missing[@]}" >&2 || rc=$?
     if ((own_policy)); then rm -f "$policy"; fi
+    if ((rc == 0)) && [[ -d /run/systemd/system ]]; then
+      local p
+      for p in "${missing[@]}"; do
+        case $p in
+          redis-server) systemctl disable -q redis-server >&2 || true ;;
+          nginx-light) systemctl disable -q nginx >&2 || true ;;
+          postgresql) systemctl disable -q postgresql >&2 || true ;;
+        esac
+      done
+    fi
     return $rc
   fi
 }

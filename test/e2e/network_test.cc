@@ -19,35 +19,10 @@
 
 #include "common/scoped_fd.h"
 #include "e2e_common.h"
-#include "net_util.h"
+#include "tcp_client.h"
 
 namespace cr::e2e {
 namespace {
-
-bool nft_present() { return access("/usr/sbin/nft", X_OK) == 0; }
-
-std::string command_output(const std::string& cmd) {
-  FILE* f = ::popen(cmd.c_str(), "r");
-  if (!f) return "?";
-  std::string out;
-  char buf[256];
-  while (std::fgets(buf, sizeof buf, f)) out += buf;
-  ::pclose(f);
-  return out;
-}
-
-// The network lock table an image names ("" if none) and whether nft has it now. Other tests
-// running at the same time have tables of their own: only this image's is looked at.
-std::string lock_of(const std::string& img) {
-  std::string t = command_output(tool_path("crit") + " show " + img +
-                                 " 2>/dev/null | grep -o 'crtools_lock_[0-9_]*' | head -1");
-  while (!t.empty() && t.back() == '\n') t.pop_back();
-  return t;
-}
-bool lock_present(const std::string& table) {
-  return !table.empty() &&
-         command_output("nft list table inet " + table + " >/dev/null 2>&1 && echo yes") == "yes\n";
-}
 
 // python3 running `script` under the zdtm protocol, dumped with `dump_args`, restored with
 // `restore_args`, told to check itself.
@@ -440,12 +415,8 @@ TEST(Network, RedisKeepsItsClient) {
                            Target::Ready::kOnExec);
   ASSERT_GT(t.pid(), 0) << t.error();
   const pid_t pid = t.pid();
-  // Ready when it accepts: polled (the condition is re-checked, no fixed wait).
-  ScopedFd c;
-  for (int i = 0; i < 500 && !c.valid(); ++i) {
-    c = connect_tcp(port);
-    if (!c.valid()) ::poll(nullptr, 0, 10);
-  }
+  // Ready when it accepts.
+  ScopedFd c = connect_tcp_when_listening(port);
   ASSERT_TRUE(c.valid()) << "redis-server does not accept on port " << port << "\n" << t.log();
   std::string err;
   const std::string incr = "*2\r\n$4\r\nINCR\r\n$3\r\nctr\r\n";
@@ -598,31 +569,16 @@ srv.serve_forever()
   const uint16_t port = static_cast<uint16_t>(std::stoi(read_file(dir.work() + "/port")));
   ScopedFd c = connect_tcp(port);
   ASSERT_TRUE(c.valid());
-  const std::string get = "GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n";
-  // One response: headers up to the blank line, then Content-Length bytes.
-  auto fetch = [&](int s) -> std::string {
-    if (!send_all(s, get)) return "send failed";
-    std::string head, err;
-    while (head.find("\r\n\r\n") == std::string::npos) {
-      std::string b = recv_n(s, 1, &err);
-      if (b.empty()) return "no response: " + err;
-      head += b;
-    }
-    auto at = head.find("Content-Length: ");
-    if (at == std::string::npos) return "no length in " + head;
-    size_t len = std::stoul(head.substr(at + 16));
-    return recv_n(s, len, &err);
-  };
-  ASSERT_EQ(fetch(c.get()), "hello over http\n");
+  ASSERT_EQ(http_get(c.get(), "/hello.txt"), "hello over http\n");
   const std::string img = dir.path("img");
   if (!dump_target(dir, t, Mode::kKill, img, {"--tcp-established"})) return;
   ToolRun r = run_tool(dir, "crrestore", {"-d", "-i", img});
   ASSERT_TRUE(r.status.ok()) << r.describe() << "\nlog: " << t.log();
-  EXPECT_EQ(fetch(c.get()), "hello over http\n") << "the kept-alive connection";
+  EXPECT_EQ(http_get(c.get(), "/hello.txt"), "hello over http\n") << "the kept-alive connection";
   c.reset();  // the server (one connection at a time) goes back to accepting
   ScopedFd c2 = connect_tcp(port);
   ASSERT_TRUE(c2.valid());
-  EXPECT_EQ(fetch(c2.get()), "hello over http\n") << "a new connection";
+  EXPECT_EQ(http_get(c2.get(), "/hello.txt"), "hello over http\n") << "a new connection";
   c2.reset();
   kill_child(pid);
 }

@@ -20,7 +20,7 @@
 #include <string>
 
 #include "e2e_common.h"
-#include "net_util.h"
+#include "tcp_client.h"
 
 namespace cr::e2e {
 namespace {
@@ -172,7 +172,7 @@ TEST(RealServers, PostgresTransactionGoesOnThroughTheRestore) {
   Target t = Target::start(dir, argv, Target::Ready::kOnExec);
   ASSERT_GT(t.pid(), 0) << t.error();
   const pid_t pid = t.pid();
-  ASSERT_TRUE(connect_when_listening(port).valid())
+  ASSERT_TRUE(connect_tcp_when_listening(port, 1000).valid())
       << "postgres does not accept on port " << port << "\n"
       << t.log();
 

@@ -1,0 +1,257 @@
+// Unmodified Debian servers dumped and restored while a client outside the tree (this test
+// process) holds a connection (issue 12, "network servers"): nginx, a master and two workers of
+// another uid sharing a listener, serving a file to a keep-alive client.
+#include <dirent.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "e2e_common.h"
+#include "proc_snapshot.h"
+#include "tcp_client.h"
+
+namespace cr::e2e {
+namespace {
+
+const char* const kNginx = "/usr/sbin/nginx";
+
+// Every path nginx writes (pid, logs, temp dirs) is in WORK, so nothing of the machine's own
+// nginx setup is read or touched. daemon off: the master stays the test's child, the root of
+// the tree. Workers run as nobody (nginx's default when started as root), so the tree has two
+// sets of credentials. The keep-alive timeout is longer than any run of the test: nginx never
+// closes an idle client by itself.
+const char* const kNginxConf = R"(daemon off;
+master_process on;
+worker_processes 2;
+pid WORK/nginx.pid;
+error_log WORK/error.log info;
+events { worker_connections 64; }
+http {
+  access_log WORK/access.log;
+  client_body_temp_path WORK/tmp_client_body;
+  proxy_temp_path WORK/tmp_proxy;
+  fastcgi_temp_path WORK/tmp_fastcgi;
+  uwsgi_temp_path WORK/tmp_uwsgi;
+  scgi_temp_path WORK/tmp_scgi;
+  keepalive_timeout 600s;
+  server {
+    listen 127.0.0.1:PORT;
+    root WORK/html;
+  }
+}
+)";
+
+std::string nginx_conf(const std::string& work, uint16_t port) {
+  std::string conf = kNginxConf;
+  for (size_t at = conf.find("WORK"); at != std::string::npos; at = conf.find("WORK", at))
+    conf.replace(at, 4, work);
+  return conf.replace(conf.find("PORT"), 4, std::to_string(port));
+}
+
+// The children of `pid` (every thread's), from /proc.
+std::vector<pid_t> children_of(pid_t pid) {
+  std::vector<pid_t> out;
+  const std::string task = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = opendir(task.c_str());
+  if (d == nullptr) return out;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    std::string kids = read_file(task + "/" + e->d_name + "/children");
+    size_t at = 0;
+    while (at < kids.size()) {
+      size_t end = kids.find(' ', at);
+      if (end == std::string::npos) end = kids.size();
+      if (end > at) out.push_back(static_cast<pid_t>(std::stol(kids.substr(at, end - at))));
+      at = end + 1;
+    }
+  }
+  closedir(d);
+  return out;
+}
+
+// How many socket fds the processes of the tree hold (listener, channels, connections).
+int socket_fds(pid_t root) {
+  int n = 0;
+  for (pid_t p : tree_pids(root)) {
+    const std::string fds = fd_listing(p);
+    for (size_t at = fds.find("socket:["); at != std::string::npos;
+         at = fds.find("socket:[", at + 1))
+      ++n;
+  }
+  return n;
+}
+
+// The lines of nginx's error log at levels that mean something went wrong (a worker that died
+// of a signal is an [alert] of the master, a reset connection an [error] or [info] "reset").
+std::string error_lines(const std::string& log) {
+  std::string out;
+  size_t at = 0;
+  while (at < log.size()) {
+    size_t end = log.find('\n', at);
+    if (end == std::string::npos) end = log.size();
+    const std::string line = log.substr(at, end - at);
+    for (const char* level : {"[emerg]", "[alert]", "[crit]", "[error]", "reset by peer"})
+      if (line.find(level) != std::string::npos) {
+        out += line + "\n";
+        break;
+      }
+    at = end + 1;
+  }
+  return out;
+}
+
+// The tree as /proc shows it once every process waits (the master in sigsuspend, the workers
+// in epoll_wait).
+Snapshot settled(pid_t root, const std::string& what) {
+  if (!wait_quiescent(root, std::chrono::seconds(10)))
+    ADD_FAILURE() << what << ": a process of the nginx tree is still running 10 s on";
+  return take_snapshot(root);
+}
+
+void expect_same_proc(const std::string& what, const Snapshot& before, const Snapshot& after) {
+  std::string bad = describe_unallowed(diff(before, after, "nginx", zdtm_allowlist()));
+  EXPECT_TRUE(bad.empty()) << what << ": /proc differs from before the dump:\n" << bad;
+}
+
+// Ends the tree however the test went: SIGTERM to the master if it is our child and running
+// (it stops its workers and waits for them), then anything of it still there is killed, by
+// pid, if it is our child (a worker is, once the master is gone: we are its subreaper). After
+// a dump the master's pid is no longer ours until the restore: nothing is sent to it then.
+struct NginxTree {
+  pid_t master = -1;
+  std::vector<pid_t> workers;
+  ExitStatus stop() {
+    ExitStatus st;
+    int raw = 0;
+    if (master > 0) {
+      const pid_t w = waitpid(master, &raw, WNOHANG);
+      if (w == 0) {
+        st = terminate_pid(master);
+      } else if (w == master) {  // it had ended already
+        st.exited = WIFEXITED(raw);
+        st.code = st.exited ? WEXITSTATUS(raw) : WTERMSIG(raw);
+      }
+    }
+    for (pid_t w : workers) kill_child(w);
+    master = -1;
+    workers.clear();
+    return st;
+  }
+  // The network locks of its dumps: one a failed restore left behind (crrestore removes it
+  // when it succeeds) is removed with the tree, so it does not outlive the test.
+  std::vector<std::string> locks;
+  ~NginxTree() {
+    stop();
+    for (const std::string& table : locks)
+      if (lock_present(table)) command_output("nft delete table inet " + table);
+  }
+};
+
+// nginx, master and two workers, serving a file to a client that keeps its connection alive
+// through crdump --tcp-established and crrestore: the second request on that connection gets
+// the file, and a new connection is served too. Then again on the restored tree with the new
+// connection held (the client reconnected), which also checks that nothing leaked: the first
+// connection, closed by the client, is closed by the restored worker (the tree holds as many
+// sockets as at the start), no network lock is left, and nginx logs no error.
+TEST(RealServers, NginxKeepAliveClientThroughTwoRestores) {
+  if (!tools_present()) return;
+  if (access(kNginx, X_OK) != 0)
+    GTEST_SKIP() << "nginx not installed (Debian nginx-light; scripts/deps.sh installs it)";
+  if (!nft_present())
+    GTEST_SKIP() << "nft not installed (Debian nftables; scripts/deps.sh installs it)";
+  TempDir dir;
+  const std::string work = dir.work();
+  const uint16_t port = free_port();
+  ASSERT_NE(port, 0);
+  ASSERT_EQ(mkdir((work + "/html").c_str(), 0755), 0);
+  const std::string body = "hello from nginx\n";
+  write_file(work + "/html/hello.txt", body);
+  write_file(work + "/nginx.conf", nginx_conf(work, port));
+  // -e: the error log from the start (before the configuration is read), not the machine's.
+  Target t = Target::start(
+      dir, {kNginx, "-p", work, "-e", work + "/error.log", "-c", work + "/nginx.conf"},
+      Target::Ready::kOnExec);
+  ASSERT_GT(t.pid(), 0) << t.error();
+  NginxTree tree;
+  tree.master = t.pid();
+  t.release();  // from here on `tree` ends it, also when restored
+  auto logs = [&] {
+    return "\nstderr: " + read_file(work + "/log") + "\nerror.log:\n" +
+           read_file(work + "/error.log");
+  };
+  ScopedFd c = connect_tcp_when_listening(port);
+  ASSERT_TRUE(c.valid()) << "nginx does not accept on port " << port << logs();
+  ASSERT_EQ(http_get(c.get(), "/hello.txt"), body) << logs();
+  ASSERT_TRUE(
+      poll_until([&] { return children_of(tree.master).size() == 2; }, std::chrono::seconds(20)))
+      << "nginx did not start two workers" << logs();
+  tree.workers = children_of(tree.master);
+  std::sort(tree.workers.begin(), tree.workers.end());
+  const int sockets = socket_fds(tree.master);
+
+  for (int round = 1; round <= 2; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    const std::string img = dir.path("img" + std::to_string(round));
+    const Snapshot before = settled(tree.master, "before the dump");
+    ToolRun d =
+        run_tool(dir, "crdump", {"--tcp-established", "-o", img, std::to_string(tree.master)});
+    ASSERT_TRUE(d.status.ok()) << "crdump: " << d.describe() << logs();
+    // The master (our child) and its workers (killed first, then handed to us as the master
+    // died) are reaped, so their pids are free for the restore.
+    ASSERT_TRUE(wait_exit(tree.master, std::chrono::seconds(10)).has_value());
+    reap_zombies();
+    tree.locks.push_back(lock_of(img));
+    EXPECT_TRUE(lock_present(tree.locks.back())) << "the lock should hold while the tree is away";
+    ToolRun r = run_tool(dir, "crrestore", {"-d", "-i", img});
+    ASSERT_TRUE(r.status.ok()) << "crrestore: " << r.describe() << logs();
+    EXPECT_EQ(d.err + r.err, "") << "no warning from either tool";
+    EXPECT_FALSE(lock_present(tree.locks.back())) << "a network lock was left behind";
+    std::vector<pid_t> workers = children_of(tree.master);
+    std::sort(workers.begin(), workers.end());
+    ASSERT_EQ(workers, tree.workers) << "the workers, with their pids";
+    const Snapshot after = settled(tree.master, "restored");
+    expect_same_proc("restored", before, after);
+    std::cout << "  [nginx round " << round << "] " << tree_pids(tree.master).size()
+              << " processes, " << after.size() << " /proc entries compared\n";
+    EXPECT_EQ(http_get(c.get(), "/hello.txt"), body) << "the kept-alive connection" << logs();
+    // The client reconnects: its old connection, restored, is closed on both sides (the worker
+    // reads the end of file and closes its fd), and a new one is served.
+    c.reset();
+    EXPECT_TRUE(poll_until([&] { return socket_fds(tree.master) == sockets - 1; },
+                           std::chrono::seconds(20)))
+        << "the restored connection was not closed by nginx:\n"
+        << fd_listing(tree.master);
+    c = connect_tcp(port);
+    ASSERT_TRUE(c.valid());
+    EXPECT_EQ(http_get(c.get(), "/hello.txt"), body) << "a new connection" << logs();
+    EXPECT_TRUE(
+        poll_until([&] { return socket_fds(tree.master) == sockets; }, std::chrono::seconds(20)))
+        << "the tree should hold " << sockets << " sockets, holds " << socket_fds(tree.master);
+  }
+
+  // Five requests served, each logged by the worker that served it (once the response is
+  // sent: polled, the client may read it first).
+  auto served = [&] {
+    const std::string log = read_file(work + "/access.log");
+    size_t n = 0;
+    for (size_t at = log.find("\"GET /hello.txt HTTP/1.1\" 200 "); at != std::string::npos;
+         at = log.find("\"GET /hello.txt HTTP/1.1\" 200 ", at + 1))
+      ++n;
+    return n;
+  };
+  EXPECT_TRUE(poll_until([&] { return served() == 5; }, std::chrono::seconds(20)))
+      << read_file(work + "/access.log");
+  c.reset();
+  ExitStatus st = tree.stop();
+  EXPECT_TRUE(st.ok()) << "nginx master on SIGTERM: " << st.describe() << logs();
+  EXPECT_EQ(error_lines(read_file(work + "/error.log")), "") << logs();
+}
+
+}  // namespace
+}  // namespace cr::e2e
