@@ -180,9 +180,27 @@ Status finish_connection(int s, const InetSocketImage& img, const std::string& w
   const schema::InetSocket& r = img.sock;
   CR_TRY(repair(s, 0, what));
   CR_TRY(set_reuseaddr_after_repair(s, r, what));
-  if (r.unsent_len > 0)
-    CR_TRY(fill(s, img.send_queue.data() + (r.outq_len - r.unsent_len), r.unsent_len,
-                what + ": unsent bytes"));
+  if (r.unsent_len == 0) return {};
+  // The never-sent bytes fit the dumped send buffer as the kernel had packed them; written
+  // again (the peer's window may be closed) they may take more of it, per-buffer overhead
+  // differing. The buffer is made room for while they go in, then set back to the dumped
+  // size (a grown buffer is locked at its size already: its SO_SNDBUF is in the image).
+  int had = 0;
+  socklen_t len = sizeof had;
+  if (::getsockopt(s, SOL_SOCKET, SO_SNDBUF, &had, &len) != 0)
+    return errno_error("getsockopt SO_SNDBUF").wrap(what);
+  bool recorded = false;
+  for (uint64_t o : r.opts) {
+    const auto opt = schema::SocketOption::decode(o);
+    recorded = recorded || (opt.level == SOL_SOCKET && opt.name == SO_SNDBUF);
+  }
+  const uint64_t room = std::min<uint64_t>(INT32_MAX / 2, static_cast<uint64_t>(had) +
+                                                             2 * uint64_t{r.unsent_len} + (1 << 20));
+  if (recorded) CR_TRY(set_int(s, SOL_SOCKET, SO_SNDBUFFORCE, static_cast<int>(room), what));
+  CR_TRY(fill(s, img.send_queue.data() + (r.outq_len - r.unsent_len), r.unsent_len,
+              what + ": unsent bytes"));
+  // The kernel doubles what it is given: half of what it showed gives that back.
+  if (recorded) CR_TRY(set_int(s, SOL_SOCKET, SO_SNDBUFFORCE, had / 2, what));
   return {};
 }
 
