@@ -90,7 +90,14 @@ Status read_tree_head(RestoreContext& root) {
   CR_TRY(check_tree_head(head));
   // Before anything is made for the image: what it asks for must be its own to ask.
   root.privileges = Privileges::of(head);
-  CR_TRY(root.privileges.check(head, root.opts.signed_image));
+  Status allowed = root.privileges.check(head, root.opts.signed_image);
+  if (!allowed.ok() && !head.shared.net_lock.empty())
+    // Not the image's to lift (it is refused), nor left silently: the peers of its connections
+    // wait on dropped packets until someone does.
+    return make_error(std::move(allowed).error().message +
+                      " (the network lock crdump left stays: 'nft delete table inet " +
+                      head.shared.net_lock + "' lifts it)");
+  CR_TRY(std::move(allowed));
   if (const FsIdentity* owner = root.privileges.owner()) {
     // The tree's shared memory is its own, not root's: its processes open it by /proc as
     // themselves (a memfd of mode 0600 among them).

@@ -194,6 +194,16 @@ TEST(RealServers, PostgresTransactionGoesOnThroughTheRestore) {
     } else if (!redump_restored(dir, pid, img, dump_args)) {
       return;
     }
+    if (round == 0) {
+      // Unsigned, the user's image may not ask for TCP_REPAIR: refused in one line that says
+      // how to lift the network lock it leaves (not the image's to lift), and nothing made.
+      ToolRun no = run_tool(dir, "crrestore", {"-d", "-i", img});
+      EXPECT_FALSE(no.status.ok()) << "restored without --verify-key";
+      EXPECT_TRUE(no.one_line_error("crrestore")) << no.err;
+      EXPECT_NE(no.err.find("TCP_REPAIR"), std::string::npos) << no.err;
+      EXPECT_NE(no.err.find("'nft delete table inet crtools_lock_"), std::string::npos) << no.err;
+      EXPECT_FALSE(pid_exists(pid));
+    }
     ToolRun r = run_tool(dir, "crrestore", {"-d", "-i", img, "--verify-key", key});
     ASSERT_TRUE(r.status.ok()) << r.describe() << "\nlog: " << t.log();
     // Inside the transaction its own row counts; outside it does not yet.
