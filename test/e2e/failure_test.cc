@@ -146,6 +146,28 @@ TEST(CrdumpFailure, NoSuchProcess) {
   EXPECT_TRUE(d.one_line_error("crdump")) << d.err;
 }
 
+// Every tool says its name and version; a PID that is not one gets one line saying so.
+TEST(ToolsCli, VersionAndPidArgument) {
+  if (!tools_present()) return;
+  TempDir dir;
+  for (const char* tool : {"crdump", "crrestore", "crit", "crconvert"}) {
+    if (!tool_exists(tool)) continue;
+    const std::string out = dir.path(std::string(tool) + ".version");
+    int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    ToolRun r = run_tool(dir, tool, {"--version"}, -1, fd);
+    ::close(fd);
+    EXPECT_TRUE(r.status.ok()) << tool << ": " << r.describe();
+    EXPECT_EQ(read_file(out).rfind(std::string(tool) + " ", 0), 0u) << read_file(out);
+  }
+  for (const char* bad : {"abc", "0", "-5", "12x", "99999999999"}) {
+    ToolRun r = run_tool(dir, "crdump", {"-o", dir.path("img"), "--", bad});
+    EXPECT_EQ(r.status.code, 1) << bad << ": " << r.describe();
+    EXPECT_TRUE(r.one_line_error("crdump")) << r.err;
+    EXPECT_NE(r.err.find(std::string("'") + bad + "' is not a process id"), std::string::npos)
+        << r.err;
+  }
+}
+
 TEST(CrrestoreFailure, TruncatedZstdImage) {
   if (!tools_present()) return;
   TempDir dir;

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
       ->expected(0, 1)
       ->default_str("3");
   app.add_flag("-v,--verbose", verbose, "print what was converted");
+  app.set_version_flag("--version", std::string("crconvert ") + CR_TOOL_VERSION);
   CLI11_PARSE(app, argc, argv);
   if (app.count("-z") && level == 0) level = 3;
 

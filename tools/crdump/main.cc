@@ -168,6 +168,7 @@ int run(int argc, char** argv) {
   std::string out_path;
   int zstd_level = 0;
   int pid = 0;
+  std::string pid_arg;
   bool verbose = false;
   std::string sign_key;
   cr::dump::DumpOptions opts;
@@ -194,7 +195,8 @@ int run(int argc, char** argv) {
   app.add_option("--ghost-limit", ghost_limit,
                  "refuse a deleted file holding more data than SIZE (bytes, or with K, M, G)");
   app.add_flag("-v,--verbose", verbose, "print each pass and its time on stderr");
-  app.add_option("PID", pid, "process to dump")->required()->check(CLI::PositiveNumber);
+  app.add_option("PID", pid_arg, "process to dump (the root of the tree)")->required();
+  app.set_version_flag("--version", std::string("crdump ") + CR_TOOL_VERSION);
   app.footer(
       "-z[LEVEL]: compress with zstd (level 3 unless given, e.g. -z9)\n"
       "To a pipe (stdout), crdump cannot know whether the reader stored all of the stream: the\n"
@@ -207,6 +209,17 @@ int run(int argc, char** argv) {
     app.parse(args);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  }
+
+  // A PID: digits only, not 0 (a name or a negative number is a mistake worth one line).
+  {
+    char* end = nullptr;
+    errno = 0;
+    const long v = std::strtol(pid_arg.c_str(), &end, 10);
+    if (pid_arg.empty() || *end != '\0' || pid_arg.find_first_not_of("0123456789") != std::string::npos ||
+        errno != 0 || v <= 0 || v > INT32_MAX)
+      return die("'" + pid_arg + "' is not a process id: crdump takes the PID of the tree's root");
+    pid = static_cast<int>(v);
   }
 
   if (!ghost_limit.empty()) {

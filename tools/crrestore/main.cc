@@ -102,6 +102,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"soft", "ignore"}));
   app.add_option("--inherit-fd", inherit, "fd[N]:KEY: give our fd N for the external file KEY");
   app.add_flag("-v,--verbose", verbose, "print each pass with its time");
+  app.set_version_flag("--version", std::string("crrestore ") + CR_TOOL_VERSION);
   CLI11_PARSE(app, argc, argv);
 
   cr::restore::RestoreContext ctx;
