@@ -16,6 +16,7 @@
 #include <netinet/udp.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <tuple>
@@ -403,12 +404,61 @@ Status InetSocketCollector::describe(Entry& e, schema::InetSocket& rec) {
     if (::getsockopt(s, IPPROTO_TCP, TCP_CONGESTION, cc, &len) == 0 && default_cc != cc)
       rec.congestion = cc;
   }
+  // Not restored yet, and shown nowhere but by asking: IP options, multicast memberships.
+  if (e.family == AF_INET) {
+    uint8_t ipopts[40];
+    len = sizeof ipopts;
+    if (::getsockopt(s, IPPROTO_IP, IP_OPTIONS, ipopts, &len) == 0 && len > 0)
+      return make_error(inet_socket_text(rec) + " with IP options (IP_OPTIONS) not supported yet");
+  }
+  if (!tcp) CR_TRY(check_memberships(s, e.family, rec));
   // What cannot be read back is refused: a filter program, and peek offsets (a peek at
   // restore would move them).
   len = 0;
   if (::getsockopt(s, SOL_SOCKET, SO_ATTACH_FILTER, nullptr, &len) == 0 && len != 0)
     return make_error(inet_socket_text(rec) + " with a socket filter (SO_ATTACH_FILTER) not supported yet");
   if (rec.state == schema::kInetEstablished) CR_TRY(read_connection(e, rec));
+  return {};
+}
+
+// A socket in a multicast group is refused, naming the group: joins are not restored yet, and
+// no interface lists a socket's groups. Each group some socket joined on this machine
+// (/proc/net/igmp, igmp6) is asked about: MCAST_MSFILTER answers for a member only.
+Status InetSocketCollector::check_memberships(int s, int family, const schema::InetSocket& rec) {
+  if (!groups_) {
+    CR_TRY_ASSIGN(ProcDir self, ProcDir::open(::getpid()));
+    groups_.emplace();
+    for (const char* file : {"net/igmp", "net/igmp6"}) {
+      auto text = self.read(file);
+      if (!text.ok()) continue;  // no IPv4 or IPv6 on this machine: no groups of it either
+      auto parsed = std::string_view(file) == "net/igmp" ? sys::parse_igmp(*text)
+                                                         : sys::parse_igmp6(*text);
+      if (!parsed.ok()) return std::move(parsed).error();
+      groups_->insert(groups_->end(), parsed->begin(), parsed->end());
+    }
+  }
+  for (const sys::McastGroup& g : *groups_) {
+    const bool v4 = g.group.size() == 4;
+    if ((family == AF_INET) != v4) continue;
+    group_filter gf{};
+    gf.gf_interface = static_cast<uint32_t>(g.ifindex);
+    if (v4) {
+      auto* a = reinterpret_cast<sockaddr_in*>(&gf.gf_group);
+      a->sin_family = AF_INET;
+      std::memcpy(&a->sin_addr, g.group.data(), 4);
+    } else {
+      auto* a = reinterpret_cast<sockaddr_in6*>(&gf.gf_group);
+      a->sin6_family = AF_INET6;
+      std::memcpy(&a->sin6_addr, g.group.data(), 16);
+    }
+    socklen_t len = sizeof gf;
+    if (::getsockopt(s, v4 ? IPPROTO_IP : IPPROTO_IPV6, MCAST_MSFILTER, &gf, &len) == 0) {
+      std::string group = inet_endpoint_text(g.group, 0);
+      group.erase(group.rfind(':'));
+      return make_error(inet_socket_text(rec) + " is in multicast group " + group + " on " +
+                        g.device + ": memberships are not restored yet");
+    }
+  }
   return {};
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <vector>
 
 #include "common/scoped_fd.h"
@@ -35,6 +36,10 @@ class InetSocketCollector {
   Status describe(Entry& e, schema::InetSocket& rec);
   Status read_connection(Entry& e, schema::InetSocket& rec);
   Status peek_datagrams(int s, const schema::InetSocket& rec);
+  Status check_memberships(int s, int family, const schema::InetSocket& rec);
+
+  // The multicast groups joined on this machine (/proc/net/igmp, igmp6), read on first need.
+  std::optional<std::vector<sys::McastGroup>> groups_;
 
   DumpTree& tree_;
   std::map<uint64_t, Entry> entries_;  // by inode

@@ -629,6 +629,57 @@ Result<std::vector<MountLine>> parse_mountinfo(std::string_view text) {
   return out;
 }
 
+// ---- multicast groups
+
+Result<std::vector<McastGroup>> parse_igmp(std::string_view text) {
+  // "1\tlo        :     2      V3" starts a device; "\t\t\t\t030201EF     1 0:00000000\t\t0"
+  // is one of its groups, the address as the kernel prints a big-endian word in host order.
+  std::vector<McastGroup> out;
+  int ifindex = -1;
+  std::string device;
+  auto lines = split_lines(text);
+  for (size_t i = 1; i < lines.size(); ++i) {
+    std::string_view line = lines[i];
+    if (line.empty()) continue;
+    std::string_view rest = line;
+    if (line.front() != '\t' && line.front() != ' ') {
+      auto idx = parse_uint(next_token(rest));
+      std::string_view name = next_token(rest);
+      if (!idx || name.empty()) return bad("igmp", line);
+      ifindex = static_cast<int>(*idx);
+      device = std::string(name);
+      continue;
+    }
+    auto word = parse_uint(next_token(rest), 16);
+    if (!word || ifindex < 0 || *word > UINT32_MAX) return bad("igmp", line);
+    const uint32_t w = static_cast<uint32_t>(*word);
+    out.push_back({ifindex, device,
+                   {static_cast<uint8_t>(w), static_cast<uint8_t>(w >> 8),
+                    static_cast<uint8_t>(w >> 16), static_cast<uint8_t>(w >> 24)}});
+  }
+  return out;
+}
+
+Result<std::vector<McastGroup>> parse_igmp6(std::string_view text) {
+  // "1    lo              ff020000000000000000000000000001     1 0000000C 0"
+  std::vector<McastGroup> out;
+  for (std::string_view line : split_lines(text)) {
+    if (line.empty()) continue;
+    std::string_view rest = line;
+    auto idx = parse_uint(next_token(rest));
+    std::string_view name = next_token(rest), hex = next_token(rest);
+    if (!idx || name.empty() || hex.size() != 32) return bad("igmp6", line);
+    McastGroup g{static_cast<int>(*idx), std::string(name), {}};
+    for (size_t k = 0; k < 32; k += 2) {
+      auto b = parse_uint(hex.substr(k, 2), 16);
+      if (!b) return bad("igmp6", line);
+      g.group.push_back(static_cast<uint8_t>(*b));
+    }
+    out.push_back(std::move(g));
+  }
+  return out;
+}
+
 // ---- timers
 
 Result<std::vector<ProcTimer>> parse_timers(std::string_view text) {

@@ -192,6 +192,18 @@ struct MountLine {
 };
 Result<std::vector<MountLine>> parse_mountinfo(std::string_view text);
 
+// ---- multicast groups
+
+/// A multicast group some socket on this machine joined on an interface: /proc/net/igmp (IPv4)
+/// and /proc/net/igmp6 lines.
+struct McastGroup {
+  int ifindex = 0;
+  std::string device;
+  std::vector<uint8_t> group;  // 4 or 16 bytes, network order
+};
+Result<std::vector<McastGroup>> parse_igmp(std::string_view text);
+Result<std::vector<McastGroup>> parse_igmp6(std::string_view text);
+
 // ---- small helpers shared with the passes
 
 /// Splits `text` at '\n' (no empty trailing piece).

@@ -421,5 +421,34 @@ TEST(ProcParse, MemfdName) {
   EXPECT_EQ(memfd_name("anon_inode:[memfd]"), std::nullopt);
 }
 
+TEST(ProcParse, IgmpGroupsPerDevice) {
+  auto g = parse_igmp(
+      "Idx\tDevice    : Count Querier\tGroup    Users Timer\tReporter\n"
+      "1\tlo        :     2      V3\n"
+      "\t\t\t\t030201EF     1 0:00000000\t\t0\n"
+      "\t\t\t\t010000E0     1 0:00000000\t\t0\n"
+      "4\teth0      :     1      V3\n"
+      "\t\t\t\t010000E0     1 0:00000000\t\t0\n");
+  ASSERT_TRUE(g.ok()) << g.error().message;
+  ASSERT_EQ(g->size(), 3u);
+  EXPECT_EQ((*g)[0].ifindex, 1);
+  EXPECT_EQ((*g)[0].device, "lo");
+  EXPECT_EQ((*g)[0].group, (std::vector<uint8_t>{239, 1, 2, 3}));
+  EXPECT_EQ((*g)[2].device, "eth0");
+  EXPECT_EQ((*g)[2].group, (std::vector<uint8_t>{224, 0, 0, 1}));
+  EXPECT_FALSE(parse_igmp("Idx\n\t\t\t\t030201EF 1\n").ok());  // a group before any device
+}
+
+TEST(ProcParse, Igmp6Groups) {
+  auto g = parse_igmp6("1    lo              ff150000000000000000000000001234     1 00000004 0\n");
+  ASSERT_TRUE(g.ok()) << g.error().message;
+  ASSERT_EQ(g->size(), 1u);
+  EXPECT_EQ((*g)[0].device, "lo");
+  ASSERT_EQ((*g)[0].group.size(), 16u);
+  EXPECT_EQ((*g)[0].group[0], 0xff);
+  EXPECT_EQ((*g)[0].group[15], 0x34);
+  EXPECT_FALSE(parse_igmp6("1 lo ff15\n").ok());
+}
+
 }  // namespace
 }  // namespace cr::sys
