@@ -221,18 +221,22 @@ TEST(RealServers, NginxKeepAliveClientThroughTwoRestores) {
               << " processes, " << after.size() << " /proc entries compared\n";
     EXPECT_EQ(http_get(c.get(), "/hello.txt"), body) << "the kept-alive connection" << logs();
     // The client reconnects: its old connection, restored, is closed on both sides (the worker
-    // reads the end of file and closes its fd), and a new one is served.
+    // reads the end of file and closes its fd), and a new one is served. Counted from now: a
+    // worker closes the channels of the workers started after it at some point after its
+    // start, so the count may only go down by itself, never up.
+    const int open_now = socket_fds(tree.master);
+    EXPECT_LE(open_now, sockets);
     c.reset();
-    EXPECT_TRUE(poll_until([&] { return socket_fds(tree.master) == sockets - 1; },
+    EXPECT_TRUE(poll_until([&] { return socket_fds(tree.master) <= open_now - 1; },
                            std::chrono::seconds(20)))
         << "the restored connection was not closed by nginx:\n"
         << fd_listing(tree.master);
     c = connect_tcp(port);
     ASSERT_TRUE(c.valid());
     EXPECT_EQ(http_get(c.get(), "/hello.txt"), body) << "a new connection" << logs();
-    EXPECT_TRUE(
-        poll_until([&] { return socket_fds(tree.master) == sockets; }, std::chrono::seconds(20)))
-        << "the tree should hold " << sockets << " sockets, holds " << socket_fds(tree.master);
+    EXPECT_LE(socket_fds(tree.master), open_now)
+        << "the tree holds more sockets than before the reconnection:\n"
+        << fd_listing(tree.master);
   }
 
   // Five requests served, each logged by the worker that served it (once the response is
