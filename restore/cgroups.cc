@@ -186,9 +186,8 @@ Status stash_cgroup_record(const format::RecordReader& reader, TreeHead& head) {
       if (!sys::valid_cgroup_path(c.path))
         return make_error("cgroup " + std::to_string(c.id) + ": path '" + c.path.substr(0, 200) +
                           "' is not absolute or has empty, '.' or '..' parts");
-      for (const auto& [id, o] : cgroups)
-        if (o.cg.controllers == c.controllers && o.cg.path == c.path)
-          return make_error("cgroup " + cgroup_text(c) + " recorded twice");
+      if (!head.shared.cgroup_paths.emplace(c.controllers, c.path).second)
+        return make_error("cgroup " + cgroup_text(c) + " recorded twice");
       const uint32_t id = c.id;
       cgroups[id].cg = std::move(c);
       return {};
@@ -207,9 +206,8 @@ Status stash_cgroup_record(const format::RecordReader& reader, TreeHead& head) {
           p.value.find_first_of(std::string("\n\0", 2)) != std::string::npos)
         return make_error("cgroup " + cgroup_text(c.cg) + ": value of " + p.name +
                           " is not one line of at most 4096 bytes");
-      size_t total = 0;
-      for (const auto& [id, o] : cgroups) total += o.props.size();
-      if (total >= kMaxProperties) return make_error("too many cgroup properties");
+      if (++head.shared.cgroup_properties > kMaxProperties)
+        return make_error("too many cgroup properties");
       c.props.push_back(std::move(p));
       return {};
     }
@@ -221,8 +219,8 @@ Status stash_cgroup_record(const format::RecordReader& reader, TreeHead& head) {
       if (img == nullptr || (img->process->flags & schema::kProcessZombie) != 0)
         return make_error(who + ": no live process of the image has that pid");
       if (m.tid == 0) return make_error(who + ": thread id 0");
-      for (const auto& o : head.shared.cgroup_members)
-        if (o.pid == m.pid && o.tid == m.tid) return make_error(who + ": recorded twice");
+      if (!head.shared.cgroup_member_tasks.emplace(m.pid, m.tid).second)
+        return make_error(who + ": recorded twice");
       std::set<std::string> hierarchies;
       for (uint64_t id : m.cgroups) {
         auto it = id <= UINT32_MAX ? cgroups.find(static_cast<uint32_t>(id)) : cgroups.end();
@@ -243,15 +241,14 @@ Status stash_cgroup_record(const format::RecordReader& reader, TreeHead& head) {
 Status join_cgroups(RestoreContext& root) {
   if (!needs_placing(root, false)) return {};
   CR_TRY_ASSIGN(Placer placer, Placer::open(root));
-  for (const RestoreContext* c : tree_order(root)) {
-    for (const auto& m : root.shared.cgroup_members) {
-      if (m.pid != static_cast<uint32_t>(c->pid()) || m.tid != m.pid) continue;
-      const FsIdentity* as = root.privileges.for_process(m.pid);
-      for (const schema::Cgroup* cg : cgroups_of(root, m)) {
-        if (placer.ours(*cg)) continue;
-        Status st = placer.join(*cg, c->pid(), false, as);
-        if (!st.ok()) return std::move(st).error().wrap("pid " + std::to_string(m.pid));
-      }
+  // Every member names a live process of the image (checked when stashed).
+  for (const auto& m : root.shared.cgroup_members) {
+    if (m.tid != m.pid) continue;
+    const FsIdentity* as = root.privileges.for_process(m.pid);
+    for (const schema::Cgroup* cg : cgroups_of(root, m)) {
+      if (placer.ours(*cg)) continue;
+      Status st = placer.join(*cg, static_cast<pid_t>(m.pid), false, as);
+      if (!st.ok()) return std::move(st).error().wrap("pid " + std::to_string(m.pid));
     }
   }
   for (auto& w : placer.warnings) root.warn(std::move(w));
@@ -261,22 +258,23 @@ Status join_cgroups(RestoreContext& root) {
 Status join_thread_cgroups(RestoreContext& root) {
   if (!needs_placing(root, true)) return {};
   CR_TRY_ASSIGN(Placer placer, Placer::open(root));
+  // Each process's threads and cgroups, once: a thread moves where its own cgroups differ.
+  std::map<uint32_t, std::set<uint32_t>> threads;
+  for (const RestoreContext* c : tree_order(root))
+    for (const auto& t : c->img.threads) threads[static_cast<uint32_t>(c->pid())].insert(t.tid);
+  std::map<uint32_t, std::set<const schema::Cgroup*>> process_cgroups;
+  for (const auto& o : root.shared.cgroup_members)
+    if (o.tid == o.pid)
+      for (const schema::Cgroup* cg : cgroups_of(root, o)) process_cgroups[o.pid].insert(cg);
   for (const auto& m : root.shared.cgroup_members) {
     if (m.tid == m.pid) continue;
     const std::string who = "pid " + std::to_string(m.pid) + " thread " + std::to_string(m.tid);
-    bool found = false;
-    for (const RestoreContext* c : tree_order(root))
-      if (c->pid() == static_cast<pid_t>(m.pid))
-        for (const auto& t : c->img.threads) found = found || t.tid == m.tid;
-    if (!found) return make_error("cgroups of " + who + ": the process has no such thread");
+    if (threads[m.pid].count(m.tid) == 0)
+      return make_error("cgroups of " + who + ": the process has no such thread");
     const FsIdentity* as = root.privileges.for_process(m.pid);
-    std::set<const schema::Cgroup*> process_cgroups;
-    for (const auto& o : root.shared.cgroup_members)
-      if (o.pid == m.pid && o.tid == o.pid)
-        for (const schema::Cgroup* cg : cgroups_of(root, o)) process_cgroups.insert(cg);
+    const auto& own = process_cgroups[m.pid];
     for (const schema::Cgroup* cg : cgroups_of(root, m)) {
-      // A thread starts in its process's cgroups: it moves where its own differ.
-      if (process_cgroups.count(cg) != 0) continue;
+      if (own.count(cg) != 0) continue;
       Status st = placer.join(*cg, static_cast<pid_t>(m.tid), true, as);
       if (!st.ok()) return std::move(st).error().wrap(who);
     }

@@ -79,6 +79,10 @@ struct ProcessImage {
   std::string net_lock;  // the NetLock table crdump left (empty: none)
   std::map<uint32_t, CgroupImage> cgroups;           // by Cgroup id (none in older images)
   std::vector<schema::CgroupMember> cgroup_members;  // stream order
+  // Indexes for the checks as they are read (an image may hold many: no quadratic walks).
+  std::set<std::pair<std::string, std::string>> cgroup_paths;  // (controllers, path)
+  std::set<std::pair<uint32_t, uint32_t>> cgroup_member_tasks;  // (pid, tid)
+  size_t cgroup_properties = 0;
   std::vector<schema::Fd> fds;
   std::vector<schema::EpollItem> epoll_items;  // stream order (none in older images)
   std::vector<schema::FileLock> file_locks;    // the locks taken through this process's fds

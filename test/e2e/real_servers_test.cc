@@ -54,25 +54,11 @@ std::string nginx_conf(const std::string& work, uint16_t port) {
   return conf.replace(conf.find("PORT"), 4, std::to_string(port));
 }
 
-// The children of `pid` (every thread's), from /proc.
-std::vector<pid_t> children_of(pid_t pid) {
-  std::vector<pid_t> out;
-  const std::string task = "/proc/" + std::to_string(pid) + "/task";
-  DIR* d = opendir(task.c_str());
-  if (d == nullptr) return out;
-  while (dirent* e = readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    std::string kids = read_file(task + "/" + e->d_name + "/children");
-    size_t at = 0;
-    while (at < kids.size()) {
-      size_t end = kids.find(' ', at);
-      if (end == std::string::npos) end = kids.size();
-      if (end > at) out.push_back(static_cast<pid_t>(std::stol(kids.substr(at, end - at))));
-      at = end + 1;
-    }
-  }
-  closedir(d);
-  return out;
+// The workers of `master` (its children: nginx's workers have none of their own), ascending.
+std::vector<pid_t> children_of(pid_t master) {
+  std::vector<pid_t> pids = tree_pids(master);  // the root first, then ascending
+  pids.erase(pids.begin());
+  return pids;
 }
 
 // How many socket fds the processes of the tree hold (listener, channels, connections).
