@@ -235,6 +235,7 @@ Status run_passes(DumpTree& tree, pid_t root, const DumpOptions& opts, format::R
     return check_tree(tree);
   }));
   CR_TRY(timed(opts, "cgroups", [&] { return collect_cgroups(tree); }));
+  CR_TRY(timed(opts, "cow", [&] { return find_parent_pages(tree); }));
   CR_TRY(timed(opts, "write-head", [&] { return write_tree_head(tree); }));
   // Per process: its memory map, its pages, its signals and threads.
   // Each reported once, summed over the processes.

@@ -103,6 +103,12 @@ struct FileTable {
 
 struct DumpTree;
 
+/// A run of pages: its first address and how many.
+struct PageSpan {
+  uint64_t vaddr = 0;
+  uint64_t npages = 0;
+};
+
 /// One process of the tree being dumped.
 struct DumpContext {
   DumpContext(pid_t p, const DumpOptions& o, format::RecordWriter& w, DumpTree& t)
@@ -150,8 +156,12 @@ struct DumpContext {
   schema::ProcAttrs attrs;
   schema::Mm mm;
 
+  // cow.cc: runs of pages it still shares copy-on-write with its parent (address order), left
+  // out of its Pages (PagesParent instead).
+  std::vector<PageSpan> parent_pages;
+
   // pages.cc statistics
-  uint64_t pages_scanned = 0, pages_written = 0, pages_zero = 0;
+  uint64_t pages_scanned = 0, pages_written = 0, pages_zero = 0, pages_parent = 0;
 };
 
 /// A shared memory object (one shmem file: anonymous shared memory or a memfd), and where to

@@ -72,6 +72,9 @@ bool page_is_zero(const uint8_t* p) {
 struct Run {
   uint64_t vaddr;
   uint64_t npages;
+  // In a private file mapping a page of zeros is a copy too: left out, it would come back as
+  // the file's page.
+  bool keep_zero = false;
 };
 
 // One buffer's worth of pages: planned by the dumper, read by the reader thread, then written.
@@ -156,6 +159,10 @@ class PageDumper {
       return errno_error("open /proc/" + std::to_string(ctx_.pid) + "/pagemap");
     CR_TRY(ensure_buffer(planning()));
     for (int i = 1; i < kSlots; ++i) free_.push_back(i);
+    // The pages it shares with its parent first: the parent's section has their contents.
+    const uint32_t pid = static_cast<uint32_t>(ctx_.pid);
+    for (const PageSpan& sp : ctx_.parent_pages)
+      CR_TRY(ctx_.out.write(schema::PagesParent{pid, sp.vaddr, sp.npages}));
     for (const schema::Vma& v : ctx_.vmas) CR_TRY(dump_vma(v));
     CR_TRY(submit());
     if (!reader_.joinable() && !in_flight_.empty() && !slots_[in_flight_.front()].filled) {
@@ -225,6 +232,7 @@ class PageDumper {
       mem_.reset(::openat(ctx_.proc.fd(), "mem", O_RDONLY | O_CLOEXEC));
       if (!mem_.valid()) return errno_error("open /proc/" + std::to_string(ctx_.pid) + "/mem");
     }
+    keep_zero_ = file_private;
     if (via_mem != planning().via_mem) {
       CR_TRY(submit());
       planning().via_mem = via_mem;
@@ -306,20 +314,46 @@ class PageDumper {
     return {};
   }
 
+  // Plans `npages` pages from `addr` but those shared with the parent.
+  Status add_range(uint64_t addr, uint64_t npages) {
+    const auto& shared = ctx_.parent_pages;  // address order
+    if (shared.empty()) return add_own(addr, npages);
+    // The first shared run that ends after addr.
+    auto it = std::partition_point(shared.begin(), shared.end(), [addr](const PageSpan& sp) {
+      return sp.vaddr + sp.npages * kPage <= addr;
+    });
+    while (npages > 0) {
+      if (it != shared.end() && it->vaddr + it->npages * kPage <= addr) ++it;
+      if (it == shared.end()) return add_own(addr, npages);
+      const PageSpan& sp = *it;
+      uint64_t n;
+      if (sp.vaddr <= addr) {  // inside a shared run: skipped
+        n = std::min(npages, (sp.vaddr + sp.npages * kPage - addr) / kPage);
+      } else {
+        n = std::min(npages, (sp.vaddr - addr) / kPage);
+        CR_TRY(add_own(addr, n));
+      }
+      addr += n * kPage;
+      npages -= n;
+    }
+    return {};
+  }
+
   // Plans `npages` pages from `addr`, submitting the batch whenever its buffer or iovec array
   // is full.
-  Status add_range(uint64_t addr, uint64_t npages) {
+  Status add_own(uint64_t addr, uint64_t npages) {
     while (npages > 0) {
       Batch& b = planning();
       uint64_t take = std::min<uint64_t>(npages, kBatchPages - b.pages);
-      if (!b.runs.empty() && b.runs.back().vaddr + b.runs.back().npages * kPage == addr) {
+      if (!b.runs.empty() && b.runs.back().vaddr + b.runs.back().npages * kPage == addr &&
+          b.runs.back().keep_zero == keep_zero_) {
         b.runs.back().npages += take;
       } else {
         if (b.runs.size() == kMaxIov) {
           CR_TRY(submit());
           continue;
         }
-        b.runs.push_back(Run{addr, take});
+        b.runs.push_back(Run{addr, take, keep_zero_});
       }
       b.pages += take;
       addr += take * kPage;
@@ -376,12 +410,12 @@ class PageDumper {
     for (const Run& r : b.runs) {
       uint64_t i = 0;  // emit maximal sub-runs of non-zero pages
       while (i < r.npages) {
-        while (i < r.npages && b.zero[page + i]) {
+        while (i < r.npages && b.zero[page + i] && !r.keep_zero) {
           ++ctx_.pages_zero;
           ++i;
         }
         uint64_t j = i;
-        while (j < r.npages && !b.zero[page + j]) ++j;
+        while (j < r.npages && (!b.zero[page + j] || r.keep_zero)) ++j;
         if (j > i) {
           schema::Pages rec{pid, r.vaddr + i * kPage, static_cast<uint32_t>(j - i)};
           CR_TRY(ctx_.out.write(
@@ -402,6 +436,7 @@ class PageDumper {
   ScopedFd pagemap_, mem_;
   std::vector<uint64_t> pm_;
   std::vector<PageRegion> regions_;
+  bool keep_zero_ = false;  // the VMA being planned is a private file mapping
   bool use_scan_;
   bool scan_knows_guard_ = true;  // PAGEMAP_SCAN takes PAGE_IS_GUARD (until EINVAL says not)
   bool threaded_;

@@ -25,6 +25,11 @@ Status check_sharing(DumpTree& tree);
 /// devices and private mappings of deleted files. Finds a `syscall` in [vdso].
 Status collect_vmas(DumpContext& ctx);
 
+/// cow.cc: for each process whose parent is in the tree, the runs of private pages both still
+/// map copy-on-write (the same frame in pagemap at the same address): its `parent_pages`, and
+/// kProcessParentPages on its Process. Before the head is written (it holds the flag).
+Status find_parent_pages(DumpTree& tree);
+
 /// files.cc: every process's fd table -> Pipe, PipeData, File, FileData (once per object in
 /// the tree), Fd (per slot); refuses what is not handled.
 Status collect_files(DumpTree& tree);

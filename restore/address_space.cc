@@ -6,9 +6,12 @@
 #include <sys/prctl.h>
 #include <sys/shm.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <vector>
 
 #include "common/text.h"
 #include "restore/layout.h"
@@ -274,15 +277,73 @@ Status map_vmas(RestoreContext& ctx) {
   return close_remote();
 }
 
+namespace {
+
+// Pages the process shared copy-on-write with its parent: the parent's section came first, so
+// its memory holds them, restored. Read through /proc/PID/mem (it reads unreadable mappings
+// too), written into ours.
+class ParentPages {
+ public:
+  Status copy(RestoreContext& ctx, const schema::PagesParent& p) {
+    const auto& proc = *ctx.img.process;
+    if ((proc.flags & schema::kProcessParentPages) == 0)
+      return make_error("pages of the parent at " + hex(p.vaddr) + " in pid " +
+                        std::to_string(proc.pid) + ", not flagged to have any");
+    if (p.pid != proc.pid || p.npages == 0 || p.npages > (uint64_t{1} << 36))
+      return make_error("pages of the parent at " + hex(p.vaddr) + ": malformed run");
+    if (!mem_.valid()) {
+      const std::string path = "/proc/" + std::to_string(proc.ppid) + "/mem";
+      mem_.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!mem_.valid()) return errno_error("open " + path);
+      buf_.resize(kChunk);
+    }
+    uint64_t at = p.vaddr, left = p.npages * 4096;
+    while (left > 0) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(left, kChunk));
+      size_t got = 0;
+      while (got < n) {
+        ssize_t r = ::pread(mem_.get(), buf_.data() + got, n - got, static_cast<off_t>(at + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0)
+          return errno_error("read parent " + std::to_string(proc.ppid) + "'s memory at " +
+                                 hex(at + got),
+                             r == 0 ? EIO : errno);
+        got += static_cast<size_t>(r);
+      }
+      CR_TRY(ctx.tracee.write_mem(at, buf_.data(), n));
+      at += n;
+      left -= n;
+    }
+    return {};
+  }
+
+ private:
+  static constexpr size_t kChunk = 1u << 20;
+  ScopedFd mem_;
+  std::vector<uint8_t> buf_;
+};
+
+}  // namespace
+
 Status stream_pages(RestoreContext& ctx) {
   auto& reader = *ctx.reader;
   const auto& vmas = ctx.img.vmas;
   size_t hint = 0;
   auto t0 = std::chrono::steady_clock::now();
+  ParentPages parent;
   bool more = true;
   while (more) {
     if (reader.type() == schema::Mm::kType) break;  // the next process's section
-    if (reader.type() == schema::Pages::kType) {
+    if (reader.type() == schema::PagesParent::kType) {
+      CR_TRY_ASSIGN(auto p, reader.decode<schema::PagesParent>());
+      if (p.npages > (uint64_t{1} << 36))
+        return make_error("pages of the parent at " + hex(p.vaddr) + ": malformed run");
+      CR_TRY_ASSIGN(hint, check_pages(vmas, p.vaddr, p.npages * 4096, hint));
+      if (vdso_name(vmas[hint].kind) != nullptr)
+        return make_error("pages of the parent at " + hex(p.vaddr) + " in the vdso");
+      CR_TRY(parent.copy(ctx, p));
+      ctx.page_bytes += p.npages * 4096;
+    } else if (reader.type() == schema::Pages::kType) {
       CR_TRY_ASSIGN(auto p, reader.decode<schema::Pages>());
       auto tail = reader.tail();
       const uint64_t len = uint64_t{p.npages} * 4096;

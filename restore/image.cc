@@ -18,7 +18,8 @@ namespace cr::restore {
 namespace {
 
 bool is_tail_type(uint32_t type) {
-  return type == schema::Pages::kType || type == schema::Sigaction::kType ||
+  return type == schema::Pages::kType || type == schema::PagesParent::kType ||
+         type == schema::Sigaction::kType ||
          type == schema::Itimer::kType || type == schema::PosixTimer::kType ||
          type == schema::PendingSignal::kType || type == schema::Thread::kType;
 }
@@ -418,7 +419,8 @@ Status check_tree_head(const TreeHead& head) {
       schema::kProcessShellJob | schema::kProcessZombie | schema::kProcessOwnIpcNs |
       schema::kProcessChildSubreaper | schema::kProcessSessionLeaderGone |
       schema::kProcessGroupLeaderGone | schema::kProcessGuardRegions | schema::kProcessCwdDeleted |
-      schema::kProcessFileLocks | schema::kProcessExtUnix | schema::kProcessCgroups;
+      schema::kProcessFileLocks | schema::kProcessExtUnix | schema::kProcessCgroups |
+      schema::kProcessParentPages;
   for (const auto& img : head.procs)
     if ((img.process->flags & ~kKnownFlags) != 0)
       return make_error("pid " + std::to_string(img.process->pid) + ": process flags " +
@@ -434,13 +436,21 @@ Status check_tree_head(const TreeHead& head) {
       return make_error("pid " + std::to_string(img.process->pid) + ": zombie exit status " +
                         hex(st) + " is neither an exit nor a death by signal");
   }
+  if ((head.procs.front().process->flags & schema::kProcessParentPages) != 0)
+    return make_error("the root process has pages shared with a parent the image does not hold");
   for (size_t i = 1; i < head.procs.size(); ++i) {
     const auto& p = *head.procs[i].process;
-    bool parent_before = false;
-    for (size_t j = 0; j < i; ++j) parent_before |= head.procs[j].process->pid == p.ppid;
-    if (!parent_before)
+    const schema::Process* parent = nullptr;
+    for (size_t j = 0; j < i; ++j)
+      if (head.procs[j].process->pid == p.ppid) parent = &*head.procs[j].process;
+    if (parent == nullptr)
       return make_error("pid " + std::to_string(p.pid) + ": its parent " + std::to_string(p.ppid) +
                         " is not an earlier process of the image");
+    // Its pages come from the parent's restored memory: there must be some.
+    if ((p.flags & schema::kProcessParentPages) != 0 &&
+        ((p.flags | parent->flags) & schema::kProcessZombie) != 0)
+      return make_error("pid " + std::to_string(p.pid) +
+                        ": pages shared with its parent, but one of them is a zombie");
   }
   CR_TRY(check_files(head.shared));
   return check_lock_fds(head.shared);
@@ -535,6 +545,7 @@ Status stash_tail_record(const format::RecordReader& reader, ProcessImage& img) 
     case schema::Process::kType:
       return make_error("process record out of order (after the memory of processes)");
     case schema::Pages::kType:
+    case schema::PagesParent::kType:
       return make_error("pages record out of order");
     default:
       return {};

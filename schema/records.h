@@ -92,6 +92,8 @@ enum ProcessFlags : uint32_t {
                              // an older build would leave it unconnected
   kProcessCgroups = 0x8000,  // (root) some process or thread was in another cgroup than
                              // crdump (CgroupMember): an older build would leave it in its own
+  kProcessParentPages = 0x10000,  // its section has PagesParent records: an older build would
+                                  // leave those pages empty
 };
 
 CR_RECORD(Creds, 0x0101, "creds", "credentials of a process",
@@ -214,6 +216,14 @@ enum MadvFlags : uint32_t {
 
 CR_RECORD_TAIL(Pages, 0x0112, "pages", "contents of a run of pages; tail = npages * page_size bytes",
                (u32, pid), (u64, vaddr), (u32, npages))
+
+// Pages a process still shares copy-on-write with its parent (pagemap shows the same physical
+// page at the same address in both): stored once, in the parent's section, which comes first.
+// Restore gives the process its restored parent's contents there. Only in a process flagged
+// kProcessParentPages, before its Pages records.
+CR_RECORD(PagesParent, 0x0115, "pages_parent",
+          "a run of pages shared copy-on-write with the parent: their contents are the parent's",
+          (u32, pid), (u64, vaddr), (u64, npages))
 
 // Per-thread state. For a single-threaded process there is one, with tid == pid.
 CR_RECORD(Thread, 0x0120, "thread", "registers and per-thread state of one thread",
@@ -564,7 +574,7 @@ using AllRecords =
                Itimer, PosixTimer, Pipe, PipeData, File, FileData, Fd, SysvShm, SysvShmData,
                SysvMsgQueue, SysvMsg, SysvSem, SysvLimits, Pty, EpollItem, UnixSocket,
                UnixSocketData, FileLock, FileOwner, StreamSeal, InetSocket, InetSocketData, NetLock,
-               NetlinkSocket, Cgroup, CgroupProperty, CgroupMember>;
+               NetlinkSocket, Cgroup, CgroupProperty, CgroupMember, PagesParent>;
 
 namespace detail {
 template <class Tuple, size_t... I>

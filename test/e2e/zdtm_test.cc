@@ -81,6 +81,7 @@ const std::vector<ZdtmCase>& cases() {
       {"tree_orphan", {}},
       {"tree_gone_leaders", {}},
       {"tree_clone_files", {}},
+      {"tree_cow", {}},
       {"event_fds", {}},
       {"sysv_ipc", {}},
       {"pty_pair", {}},

@@ -1,5 +1,6 @@
 // A MAP_PRIVATE mapping of a file in the temp dir with some pages modified: modified pages keep
 // the new content, the others still show the file's content and the mapping stays file-backed.
+// A page cleared to zeros is a copy too: it must not come back as the file's content.
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 enum { kPages = 16, kPage = 4096 };
 
 static int modified(int page) { return page == 3 || page == 7 || page == 8 || page == 15; }
+static int cleared(int page) { return page == 11 || page == 12; }
 
 int main(void) {
   test_init();
@@ -31,6 +33,8 @@ int main(void) {
   for (int p = 0; p < kPages; p++) {
     if (modified(p))
       test_fill(map + p * kPage, kPage, (uint64_t)p * kPage, 0xf2);
+    else if (cleared(p))
+      memset(map + p * kPage, 0, kPage);
     else if (p % 2)
       sink += map[p * kPage];  // read-faulted but clean
   }
@@ -40,6 +44,11 @@ int main(void) {
   test_wait();
 
   for (int p = 0; p < kPages; p++) {
+    if (cleared(p)) {
+      for (int i = 0; i < kPage; i++)
+        if (map[p * kPage + i] != 0) test_fail("page %d: cleared, now holds the file's content", p);
+      continue;
+    }
     uint32_t seed = modified(p) ? 0xf2 : 0xf1;
     if (test_check(map + p * kPage, kPage, (uint64_t)p * kPage, seed) >= 0)
       test_fail("page %d: %s content lost", p, modified(p) ? "modified" : "file");
