@@ -1,5 +1,5 @@
 // Writing the collected state in the stream's fixed order (everything but the pages):
-// every Process; per process Creds, Rlimits, FsInfo, ProcAttrs; the SysV objects of a tree with its own IPC
+// the Vdso; every Process; per process Creds, Rlimits, FsInfo, ProcAttrs; the SysV objects of a tree with its own IPC
 // namespace; Shmem, ShmemData; Pty, Pipe, PipeData, UnixSocket, UnixSocketData, InetSocket,
 // InetSocketData, NetLock, NetlinkSocket, File, FileData;
 // every Fd; every EpollItem; every FileLock and FileOwner;
@@ -11,12 +11,42 @@
 #include <cstring>
 
 #include "dump/passes.h"
+#include "format/crc32c.h"
+#include "sys/vdso.h"
 #include "sys/xstate.h"
 
 namespace cr::dump {
 
+namespace {
+
+// The root's vDSO: what crrestore needs to tell whether its own differs, and where the dumped
+// one had its functions (sys/vdso.h).
+Status write_vdso(DumpContext& root) {
+  for (const auto& v : root.vmas) {
+    if (v.kind != schema::kVmaVdso) continue;
+    std::vector<uint8_t> bytes(v.end - v.start);
+    CR_TRY(root.tracee().read_mem(v.start, bytes.data(), bytes.size()));
+    auto fns = sys::vdso_functions(bytes);
+    if (!fns.ok()) return std::move(fns).error().wrap("pid " + std::to_string(root.pid));
+    schema::Vdso rec;
+    rec.size = bytes.size();
+    rec.crc = format::crc32c(bytes.data(), bytes.size());
+    for (const auto& f : *fns) {
+      if (f.name.find('\n') != std::string::npos) continue;
+      if (!rec.names.empty()) rec.names += '\n';
+      rec.names += f.name;
+      rec.offsets.push_back(f.offset);
+    }
+    return root.out.write(rec);
+  }
+  return {};  // a kernel without one (vdso=0)
+}
+
+}  // namespace
+
 Status write_tree_head(DumpTree& tree) {
   format::RecordWriter& out = tree.procs.front()->out;
+  CR_TRY(write_vdso(*tree.procs.front()));
   if (tree.ipc.own_ns) tree.procs.front()->process.flags |= schema::kProcessOwnIpcNs;
   // A build that skipped the lock records would restore the files unlocked: it must refuse.
   if (!tree.files.locks.empty() || !tree.files.owners.empty())

@@ -1,5 +1,6 @@
 #include "restore/address_space.h"
 
+#include <elf.h>
 #include <fcntl.h>
 #include <linux/prctl.h>
 #include <sys/mman.h>
@@ -16,6 +17,7 @@
 #include "common/text.h"
 #include "restore/layout.h"
 #include "restore/trampoline.h"
+#include "restore/vdso.h"
 #include "sys/linux_abi.h"
 
 namespace cr::restore {
@@ -104,11 +106,54 @@ Result<int64_t> memfd_created_description(RestoreContext& ctx, int fd) {
 
 }  // namespace
 
+namespace {
+
+Status do_vdso_moves(RestoreContext& ctx, const std::vector<VdsoPiece>& pieces,
+                     const std::vector<Range>& avoid) {
+  CR_TRY_ASSIGN(auto moves, plan_vdso_moves(pieces, avoid));
+  for (const auto& m : moves) {
+    auto r = ctx.call("mremap vdso", SYS_mremap, m.from, m.size, m.size,
+                      MREMAP_MAYMOVE | MREMAP_FIXED, m.to);
+    if (!r.ok()) return std::move(r).error().wrap(hex(m.from) + " -> " + hex(m.to));
+    if (*r != m.to) return make_error("mremap vdso landed at " + hex(*r));
+  }
+  ctx.vdso_ranges.clear();
+  for (const auto& p : pieces) {
+    ctx.vdso_ranges.emplace_back(p.target, p.target + p.current.size());
+    if (p.name == "[vdso]") ctx.vdso_base = p.target;
+  }
+  return {};
+}
+
+// The dumped vDSO differs from ours (restore/vdso.h): this kernel's pieces move together, as
+// the kernel laid them out, to a place free in crrestore's layout and the image's; the dumped
+// [vdso] address gets the jumps later (map_vmas).
+Status move_vdso_aside(RestoreContext& ctx, const std::vector<MapsEntry>& maps,
+                       const std::vector<Range>& avoid) {
+  std::vector<VdsoPiece> pieces;
+  uint64_t lo = ~0ull, hi = 0;
+  for (const auto& m : maps) {
+    if (m.name != "[vdso]" && m.name != "[vvar]" && m.name != "[vvar_vclock]") continue;
+    pieces.push_back({m.name, m.range, 0});
+    lo = std::min(lo, m.range.start);
+    hi = std::max(hi, m.range.end);
+  }
+  if (pieces.empty()) return make_error("this kernel gave the task no vDSO");
+  std::vector<Range> image;
+  for (const auto& v : ctx.img.vmas) image.push_back({v.start, v.end});
+  CR_TRY_ASSIGN(uint64_t at, choose_free_range(avoid, image, hi - lo));
+  for (auto& p : pieces) p.target = at + (p.current.start - lo);
+  return do_vdso_moves(ctx, pieces, avoid);
+}
+
+}  // namespace
+
 Status move_vdso(RestoreContext& ctx) {
   CR_TRY_ASSIGN(auto maps, read_task_maps(ctx.tracee.tid()));
   std::vector<VdsoPiece> pieces;
   std::vector<Range> avoid;
   for (const auto& m : maps) avoid.push_back(m.range);
+  if (ctx.vdso != nullptr && ctx.vdso->proxy) return move_vdso_aside(ctx, maps, avoid);
   for (const auto& v : ctx.img.vmas) {
     const char* name = vdso_name(v.kind);
     if (name == nullptr) continue;
@@ -122,14 +167,7 @@ Status move_vdso(RestoreContext& ctx) {
                         ")");
     pieces.push_back({name, cur->range, v.start});
   }
-  CR_TRY_ASSIGN(auto moves, plan_vdso_moves(pieces, avoid));
-  for (const auto& m : moves) {
-    auto r = ctx.call("mremap vdso", SYS_mremap, m.from, m.size, m.size,
-                      MREMAP_MAYMOVE | MREMAP_FIXED, m.to);
-    if (!r.ok()) return std::move(r).error().wrap(hex(m.from) + " -> " + hex(m.to));
-    if (*r != m.to) return make_error("mremap vdso landed at " + hex(*r));
-  }
-  return {};
+  return do_vdso_moves(ctx, pieces, avoid);
 }
 
 Status unmap_rest(RestoreContext& ctx) {
@@ -142,8 +180,7 @@ Status unmap_rest(RestoreContext& ctx) {
     if (!r.ok()) return std::move(r).error();
   }
   std::vector<Range> keep{{ctx.tramp.addr, ctx.tramp.addr + ctx.tramp.size}};
-  for (const auto& v : ctx.img.vmas)
-    if (vdso_name(v.kind) != nullptr) keep.push_back({v.start, v.end});
+  for (const auto& [start, end] : ctx.vdso_ranges) keep.push_back({start, end});
   for (const auto& r : unmap_ranges(keep)) {
     auto u = ctx.call("munmap", SYS_munmap, r.start, r.size());
     if (!u.ok()) return std::move(u).error().wrap(hex(r.start) + "-" + hex(r.end));
@@ -182,6 +219,11 @@ Status map_vmas(RestoreContext& ctx) {
     return {};
   };
   for (const auto& v : ctx.img.vmas) {
+    if (v.kind == schema::kVmaVdso && ctx.vdso != nullptr && ctx.vdso->proxy) {
+      CR_TRY(close_remote());
+      CR_TRY(map_vdso_stubs(ctx, v));
+      continue;
+    }
     if (vdso_name(v.kind) != nullptr) continue;
     const uint64_t len = v.end - v.start;
     uint64_t flags = MAP_FIXED;
@@ -393,10 +435,18 @@ Status set_mm(RestoreContext& ctx) {
   map.env_start = mm.env_start;
   map.env_end = mm.env_end;
   map.exe_fd = ~0u;
-  if (!mm.auxv.empty()) {
-    CR_TRY_ASSIGN(uint64_t auxv, ctx.put(mm.auxv.data(), mm.auxv.size() * sizeof(uint64_t)));
+  std::vector<uint64_t> auxv_words = mm.auxv;
+  if (ctx.vdso != nullptr && ctx.vdso->proxy) {
+    CR_TRY(check_threads_outside_vdso(ctx));
+    // The dumped address holds only jumps now: whoever looks for the vDSO's ELF image (a
+    // dynamic loader, a runtime) finds this kernel's.
+    for (size_t i = 0; i + 1 < auxv_words.size(); i += 2)
+      if (auxv_words[i] == AT_SYSINFO_EHDR) auxv_words[i + 1] = ctx.vdso_base;
+  }
+  if (!auxv_words.empty()) {
+    CR_TRY_ASSIGN(uint64_t auxv, ctx.put(auxv_words.data(), auxv_words.size() * sizeof(uint64_t)));
     map.auxv = reinterpret_cast<__u64*>(auxv);
-    map.auxv_size = static_cast<uint32_t>(mm.auxv.size() * sizeof(uint64_t));
+    map.auxv_size = static_cast<uint32_t>(auxv_words.size() * sizeof(uint64_t));
   }
   int64_t exe_fd = -1;
   if (!mm.exe_path.empty()) {

@@ -18,6 +18,7 @@
 #include "restore/ipc.h"
 #include "restore/privilege.h"
 #include "restore/task_create.h"
+#include "restore/vdso.h"
 #include "sys/remote_syscalls.h"
 #include "sys/tracee.h"
 
@@ -89,6 +90,14 @@ struct RestoreContext {
   /// SysV objects of the tree's own IPC namespace: owned by the root, seen by every context.
   std::unique_ptr<IpcBuilder> ipc_owner;
   IpcBuilder* ipc = nullptr;
+
+  /// The dumped vDSO against ours (restore/vdso.h): the root's plan, seen by every context.
+  VdsoPlan vdso_plan;
+  const VdsoPlan* vdso = nullptr;
+  /// Where this kernel's [vvar], [vvar_vclock], [vdso] are once moved (kept by unmap_rest), and
+  /// its [vdso]'s start (the proxy's jumps go there).
+  std::vector<std::pair<uint64_t, uint64_t>> vdso_ranges;
+  uint64_t vdso_base = 0;
 
   sys::Tracee tracee;
   std::optional<sys::RemoteSyscalls> remote;

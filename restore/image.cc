@@ -346,6 +346,11 @@ Status stash_tree_record(const format::RecordReader& reader, TreeHead& head) {
     case schema::CgroupProperty::kType:
     case schema::CgroupMember::kType:
       return stash_cgroup_record(reader, head);
+    case schema::Vdso::kType: {
+      if (head.vdso) return make_error("two vdso records");
+      CR_TRY_ASSIGN(head.vdso, reader.decode<schema::Vdso>());
+      return {};
+    }
     case schema::SysvLimits::kType:
     case schema::SysvShm::kType:
     case schema::SysvShmData::kType:
@@ -380,6 +385,7 @@ Status check_stream_header(const schema::StreamHeader& h) {
 
 Result<bool> load_tree_head(format::RecordReader& reader, TreeHead& head) {
   CR_TRY(check_stream_header(reader.header()));
+  head.kernel_release = reader.header().kernel_release;
   for (;;) {
     CR_TRY_ASSIGN(bool more, reader.next());
     if (!more) return false;

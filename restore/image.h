@@ -113,6 +113,8 @@ inline constexpr size_t kMaxProcesses = 32768;
 struct TreeHead {
   ProcessImage shared;
   std::vector<ProcessImage> procs;
+  std::optional<schema::Vdso> vdso;  // none in images of older builds
+  std::string kernel_release;        // of the kernel that wrote the image
   ProcessImage* find(uint32_t pid);
   /// Shared memory objects and their contents, handed over as they are read (they can be
   /// large: nothing is kept here). Without a handler they are skipped.

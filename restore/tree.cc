@@ -88,6 +88,8 @@ Status read_tree_head(RestoreContext& root) {
   root.ipc->detach_all();
   if (!positioned) return make_error("image ends before any process's memory");
   CR_TRY(check_tree_head(head));
+  CR_TRY_ASSIGN(root.vdso_plan, plan_vdso_here(head));
+  root.vdso = &root.vdso_plan;
   // Before anything is made for the image: what it asks for must be its own to ask.
   root.privileges = Privileges::of(head);
   Status allowed = root.privileges.check(head, root.opts.signed_image);
@@ -124,6 +126,7 @@ Status read_tree_head(RestoreContext& root) {
     ctx->reader = root.reader;
     ctx->shmems = &root.shmem_fds;
     ctx->ipc = root.ipc;
+    ctx->vdso = &root.vdso_plan;
     ctx->img = std::move(head.procs[i]);
     root.others.push_back(std::move(ctx));
   }

@@ -225,6 +225,16 @@ CR_RECORD(PagesParent, 0x0115, "pages_parent",
           "a run of pages shared copy-on-write with the parent: their contents are the parent's",
           (u32, pid), (u64, vaddr), (u64, npages))
 
+// The dumped kernel's vDSO (the root's [vdso]), once per image, in the head. Its code differs
+// between kernel builds, and programs hold pointers into it (libc's, taken at start): crrestore
+// compares it with its own and, when they differ, maps a jump to its kernel's function at each
+// dumped function's offset. Images without it are restored only on the kernel release that
+// wrote them (StreamHeader.kernel_release).
+CR_RECORD(Vdso, 0x0116, "vdso", "the dumped vDSO: size, CRC32C of its bytes, its functions",
+          (u64, size), (u32, crc),
+          (str, names),      // the exported functions, '\n' between names
+          (u64s, offsets))   // each one's offset from the vDSO's start, in the same order
+
 // Per-thread state. For a single-threaded process there is one, with tid == pid.
 CR_RECORD(Thread, 0x0120, "thread", "registers and per-thread state of one thread",
           (u32, pid), (u32, tid),
@@ -574,7 +584,7 @@ using AllRecords =
                Itimer, PosixTimer, Pipe, PipeData, File, FileData, Fd, SysvShm, SysvShmData,
                SysvMsgQueue, SysvMsg, SysvSem, SysvLimits, Pty, EpollItem, UnixSocket,
                UnixSocketData, FileLock, FileOwner, StreamSeal, InetSocket, InetSocketData, NetLock,
-               NetlinkSocket, Cgroup, CgroupProperty, CgroupMember, PagesParent>;
+               NetlinkSocket, Cgroup, CgroupProperty, CgroupMember, PagesParent, Vdso>;
 
 namespace detail {
 template <class Tuple, size_t... I>

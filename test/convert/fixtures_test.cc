@@ -114,8 +114,12 @@ TEST_P(E2eFixtures, ConvertsChecksAndRuns) {
   auto out = outputs.find(fx.name);
   if (out != outputs.end()) unlink(out->second.first.c_str());
   Outcome rst = run({kBin + "/crrestore", "-i", converted}, "", "");
+  // A fixture older than the Vdso record restores only on the kernel release that wrote it:
+  // another build's vDSO has its functions elsewhere (the threads fixture, restored blind on
+  // another build of 6.18.44, died in the vDSO).
   if (rst.status != 0 && (rst.err.find("changed since dump") != std::string::npos ||
-                          rst.err.find("is in use") != std::string::npos)) {
+                          rst.err.find("is in use") != std::string::npos ||
+                          rst.err.find("did not record its vDSO") != std::string::npos)) {
     GTEST_SKIP() << "this machine cannot host the fixture's process: " << rst.err;
   }
   ASSERT_EQ(rst.status, 0) << rst.err;  // foreground crrestore exits with the program's status
