@@ -122,6 +122,38 @@ Status find_in(DumpContext& child, DumpContext& parent) {
   return {};
 }
 
+bool anon_kind(uint32_t kind) {
+  return kind == schema::kVmaAnon || kind == schema::kVmaHeap || kind == schema::kVmaStack;
+}
+
+// The lowest range of `size` bytes in [kAreaLow, kAreaHigh) that no process of the tree maps,
+// with a MiB free on each side. The window starts above the 16 TiB an ASan shadow takes and
+// ends below where the kernel puts PIE executables and top-down mappings; crrestore's own
+// layout is like any process's, so it is free there too (crrestore checks).
+constexpr uint64_t kAreaLow = 0x110000000000ull, kAreaHigh = 0x550000000000ull;
+constexpr uint64_t kMargin = 1ull << 20;
+
+void choose_premap_area(DumpTree& tree) {
+  uint64_t size = 0;
+  std::vector<std::pair<uint64_t, uint64_t>> used;
+  for (const auto& p : tree.procs) {
+    if (p->zombie) continue;
+    for (const auto& v : p->vmas) {
+      used.emplace_back(v.start, v.end);
+      // Each slot starts at its mapping's offset in a 2 MiB page, a page after the last.
+      if (anon_kind(v.kind)) size += v.end - v.start + (2ull << 20) + kPage;
+    }
+  }
+  std::sort(used.begin(), used.end());
+  uint64_t at = kAreaLow;
+  for (const auto& [s, e] : used) {
+    if (e + kMargin <= at) continue;
+    if (s >= at + size + kMargin) break;
+    at = std::max(at, e + kMargin);
+  }
+  if (at + size <= kAreaHigh) tree.premap = {at, at + size};
+}
+
 }  // namespace
 
 Status find_parent_pages(DumpTree& tree) {
@@ -136,6 +168,11 @@ Status find_parent_pages(DumpTree& tree) {
     for (const PageSpan& s : c->parent_pages) c->pages_parent += s.npages;
     if (!c->parent_pages.empty()) c->process.flags |= schema::kProcessParentPages;
   }
+  for (const auto& c : tree.procs)
+    if (!c->parent_pages.empty()) {
+      choose_premap_area(tree);
+      break;
+    }
   return {};
 }
 

@@ -230,6 +230,9 @@ struct DumpTree {
   IpcTable ipc;
   NetState net;
   CgroupTable cgroups;
+  // cow.cc: a range no process maps, for crrestore to fill before forking (PremapArea);
+  // {0, 0}: none (no pages shared with a parent, or no room).
+  std::pair<uint64_t, uint64_t> premap{0, 0};
   uint32_t next_obj_id = 1;  // objdef ids of Pipe and File records
   // file_locks.cc: /proc/locks as read on a thread of its own once the tree is frozen (a read
   // waits for an RCU grace period, milliseconds), and the POSIX locks the tree's fds show,

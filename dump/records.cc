@@ -47,6 +47,8 @@ Status write_vdso(DumpContext& root) {
 Status write_tree_head(DumpTree& tree) {
   format::RecordWriter& out = tree.procs.front()->out;
   CR_TRY(write_vdso(*tree.procs.front()));
+  if (tree.premap.second != 0)
+    CR_TRY(out.write(schema::PremapArea{tree.premap.first, tree.premap.second}));
   if (tree.ipc.own_ns) tree.procs.front()->process.flags |= schema::kProcessOwnIpcNs;
   // A build that skipped the lock records would restore the files unlocked: it must refuse.
   if (!tree.files.locks.empty() || !tree.files.owners.empty())

@@ -181,6 +181,11 @@ Status unmap_rest(RestoreContext& ctx) {
   }
   std::vector<Range> keep{{ctx.tramp.addr, ctx.tramp.addr + ctx.tramp.size}};
   for (const auto& [start, end] : ctx.vdso_ranges) keep.push_back({start, end});
+  // Memory placed before the fork (premap.cc) stays until map_vmas moves it into place.
+  if (ctx.premap != nullptr)
+    if (auto it = ctx.premap->slots.find(static_cast<uint32_t>(ctx.pid()));
+        it != ctx.premap->slots.end())
+      for (const auto& [start, s] : it->second) keep.push_back({s.slot, s.slot + (s.end - s.start)});
   for (const auto& r : unmap_ranges(keep)) {
     auto u = ctx.call("munmap", SYS_munmap, r.start, r.size());
     if (!u.ok()) return std::move(u).error().wrap(hex(r.start) + "-" + hex(r.end));
@@ -226,6 +231,17 @@ Status map_vmas(RestoreContext& ctx) {
     }
     if (vdso_name(v.kind) != nullptr) continue;
     const uint64_t len = v.end - v.start;
+    if (const PremapSlot* s =
+            ctx.premap ? ctx.premap->find(static_cast<uint32_t>(ctx.pid()), v.start) : nullptr) {
+      // Its memory is in place already (premap.cc), shared with the parent where it was.
+      auto r = ctx.call("mremap premap slot", SYS_mremap, s->slot, len, len,
+                        MREMAP_MAYMOVE | MREMAP_FIXED, v.start);
+      if (!r.ok()) return std::move(r).error().wrap("vma " + hex(v.start) + "-" + hex(v.end));
+      if (*r != v.start) return make_error("vma " + hex(v.start) + " moved to " + hex(*r));
+      CR_TRY(install_guards(ctx, v));
+      CR_TRY(apply_madvise(ctx, v));
+      continue;
+    }
     uint64_t flags = MAP_FIXED;
     int64_t fd = -1;
     if (v.kind == schema::kVmaFilePrivate || v.kind == schema::kVmaFileShared) {
@@ -373,6 +389,17 @@ Status stream_pages(RestoreContext& ctx) {
   size_t hint = 0;
   auto t0 = std::chrono::steady_clock::now();
   ParentPages parent;
+  if (ctx.preloaded) {
+    // Read while the tree was created (premap.cc): what did not go into a slot.
+    for (const auto& p : ctx.pending_parent) CR_TRY(parent.copy(ctx, p));
+    for (const auto& [addr, bytes] : ctx.pending_pages)
+      CR_TRY(ctx.tracee.write_mem(addr, bytes.data(), bytes.size()));
+    ctx.pending_parent.clear();
+    ctx.pending_pages.clear();
+    ctx.pages_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return {};
+  }
   bool more = true;
   while (more) {
     if (reader.type() == schema::Mm::kType) break;  // the next process's section

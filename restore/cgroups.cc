@@ -238,12 +238,12 @@ Status stash_cgroup_record(const format::RecordReader& reader, TreeHead& head) {
   }
 }
 
-Status join_cgroups(RestoreContext& root) {
+Status join_cgroups(RestoreContext& root, pid_t only) {
   if (!needs_placing(root, false)) return {};
   CR_TRY_ASSIGN(Placer placer, Placer::open(root));
   // Every member names a live process of the image (checked when stashed).
   for (const auto& m : root.shared.cgroup_members) {
-    if (m.tid != m.pid) continue;
+    if (m.tid != m.pid || (only != 0 && m.pid != static_cast<uint32_t>(only))) continue;
     const FsIdentity* as = root.privileges.for_process(m.pid);
     for (const schema::Cgroup* cg : cgroups_of(root, m)) {
       if (placer.ours(*cg)) continue;

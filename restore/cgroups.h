@@ -21,8 +21,9 @@ namespace cr::restore {
 /// outside the kept list, a member of no process.
 Status stash_cgroup_record(const format::RecordReader& reader, TreeHead& head);
 
-/// Tree pass, once every process exists and before its memory: each process joins its cgroups.
-Status join_cgroups(RestoreContext& root);
+/// Tree pass, once every process exists and before its memory: each process joins its cgroups
+/// (`only`: that process alone, for memory placed while the tree is created).
+Status join_cgroups(RestoreContext& root, pid_t only = 0);
 
 /// Tree pass, once every thread exists: the threads in other cgroups than their process's.
 Status join_thread_cgroups(RestoreContext& root);

@@ -361,6 +361,8 @@ Status setup(const RestoreContext& root, const RestoreContext& ctx, const Carrie
              int* report_fd) {
   const auto& p = *ctx.img.process;
   CR_TRY(set_session(root, ctx, carriers, *report_fd));
+  // Its private memory in place before its children are forked: they inherit it.
+  if (root.premap != nullptr) CR_TRY(wait_for_premap(ctx, *report_fd));
   CR_TRY_ASSIGN(std::vector<int> sharers, fork_children(root, ctx, carriers, *report_fd));
   wait_for_sharers(sharers);
   // A table shared with the parent is the parent's to build, once this process is ready.
@@ -413,31 +415,59 @@ void child_main(const RestoreContext& root, const RestoreContext& ctx, const Car
   for (;;) ::pause();
 }
 
-ChildReport read_child_report(int fd) {
-  std::string all;
-  char buf[4096];
+void ChildReport::add(const std::string& line) {
+  if (line.size() < 2) return;
+  // "<kind><pid> <text>"
+  const size_t sp = line.find(' ');
+  const pid_t pid = static_cast<pid_t>(std::atol(line.substr(1, sp).c_str()));
+  const std::string text = sp == std::string::npos ? "" : line.substr(sp + 1);
+  if (line[0] == 'W') warnings.push_back(text);
+  if (line[0] == 'E' && error.empty()) error = "pid " + std::to_string(pid) + ": " + text;
+  if (line[0] == 'R') ready.insert(pid);
+  if (line[0] == 'P') premap[pid] = std::atoi(text.c_str());
+}
+
+bool ReportLines::next(std::string& line) {
   for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
+    const size_t nl = buf_.find('\n');
+    if (nl != std::string::npos) {
+      line = buf_.substr(0, nl);
+      buf_.erase(0, nl + 1);
+      return true;
+    }
+    char chunk[4096];
+    ssize_t n = ::read(fd_, chunk, sizeof chunk);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    all.append(buf, static_cast<size_t>(n));
+    if (n <= 0) {
+      if (buf_.empty()) return false;
+      line = std::move(buf_);
+      buf_.clear();
+      return true;
+    }
+    buf_.append(chunk, static_cast<size_t>(n));
   }
+}
+
+ChildReport read_child_report(int fd) {
   ChildReport rep;
-  size_t pos = 0;
-  while (pos < all.size()) {
-    size_t nl = all.find('\n', pos);
-    std::string line = all.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
-    pos = nl == std::string::npos ? all.size() : nl + 1;
-    if (line.size() < 2) continue;
-    // "<kind><pid> <text>"
-    const size_t sp = line.find(' ');
-    const pid_t pid = static_cast<pid_t>(std::atol(line.substr(1, sp).c_str()));
-    const std::string text = sp == std::string::npos ? "" : line.substr(sp + 1);
-    if (line[0] == 'W') rep.warnings.push_back(text);
-    if (line[0] == 'E' && rep.error.empty()) rep.error = "pid " + std::to_string(pid) + ": " + text;
-    if (line[0] == 'R') rep.ready.insert(pid);
-  }
+  ReportLines lines(fd);
+  std::string line;
+  while (lines.next(line)) rep.add(line);
   return rep;
+}
+
+Status wait_for_premap(const RestoreContext& ctx, int report_fd) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return errno_error("pipe2");
+  report(report_fd, 'P', std::to_string(ctx.pid()) + " " + std::to_string(p[1]));
+  char c = 0;
+  ssize_t n;
+  while ((n = ::read(p[0], &c, 1)) < 0 && errno == EINTR) {
+  }
+  ::close(p[0]);
+  ::close(p[1]);
+  if (n != 1 || c != 'G') return make_error("released from the premap wait without a go");
+  return {};
 }
 
 }  // namespace cr::restore

@@ -38,7 +38,25 @@ struct ChildReport {
   std::vector<std::string> warnings;
   std::string error;            // the first error reported
   std::set<pid_t> ready;        // processes that reported ready
+  std::map<pid_t, int> premap;  // processes waiting for their memory: the fd to release them by
+  /// Takes one line "<kind><pid> <text>".
+  void add(const std::string& line);
 };
 ChildReport read_child_report(int fd);
+/// The lines of the report pipe one at a time, for a create_tree that acts between them.
+class ReportLines {
+ public:
+  explicit ReportLines(int fd) : fd_(fd) {}
+  /// The next line, blocking; false at end of file (every process closed its end).
+  bool next(std::string& line);
+
+ private:
+  int fd_;
+  std::string buf_;
+};
+/// Called by each process before it forks its children when crrestore places memory first
+/// (restore/premap.h): reports 'P' with the write end of a pipe of its own and waits until
+/// crrestore writes a byte into it.
+Status wait_for_premap(const RestoreContext& ctx, int report_fd);
 
 }  // namespace cr::restore

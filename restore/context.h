@@ -16,6 +16,7 @@
 #include "format/record_reader.h"
 #include "restore/image.h"
 #include "restore/ipc.h"
+#include "restore/premap.h"
 #include "restore/privilege.h"
 #include "restore/task_create.h"
 #include "restore/vdso.h"
@@ -90,6 +91,16 @@ struct RestoreContext {
   /// SysV objects of the tree's own IPC namespace: owned by the root, seen by every context.
   std::unique_ptr<IpcBuilder> ipc_owner;
   IpcBuilder* ipc = nullptr;
+
+  /// Memory placed before forking (restore/premap.h): the root's, seen by every context; null
+  /// when the restore does not premap.
+  std::unique_ptr<Premap> premap_owner;
+  Premap* premap = nullptr;
+  /// Its section was read while the tree was created (premap): the pages pass writes what
+  /// is kept here, and copies the PagesParent runs that lie outside slots.
+  bool preloaded = false;
+  std::vector<std::pair<uint64_t, std::vector<uint8_t>>> pending_pages;  // (address, bytes)
+  std::vector<schema::PagesParent> pending_parent;
 
   /// The dumped vDSO against ours (restore/vdso.h): the root's plan, seen by every context.
   VdsoPlan vdso_plan;

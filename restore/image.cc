@@ -346,6 +346,11 @@ Status stash_tree_record(const format::RecordReader& reader, TreeHead& head) {
     case schema::CgroupProperty::kType:
     case schema::CgroupMember::kType:
       return stash_cgroup_record(reader, head);
+    case schema::PremapArea::kType: {
+      if (head.premap_area) return make_error("two premap_area records");
+      CR_TRY_ASSIGN(head.premap_area, reader.decode<schema::PremapArea>());
+      return {};
+    }
     case schema::Vdso::kType: {
       if (head.vdso) return make_error("two vdso records");
       CR_TRY_ASSIGN(head.vdso, reader.decode<schema::Vdso>());

@@ -114,6 +114,7 @@ struct TreeHead {
   ProcessImage shared;
   std::vector<ProcessImage> procs;
   std::optional<schema::Vdso> vdso;  // none in images of older builds
+  std::optional<schema::PremapArea> premap_area;
   std::string kernel_release;        // of the kernel that wrote the image
   ProcessImage* find(uint32_t pid);
   /// Shared memory objects and their contents, handed over as they are read (they can be

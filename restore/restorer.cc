@@ -45,6 +45,7 @@ void account(RestoreContext& root, const char* name, Clock::time_point t0) {
 
 // The process's Mm and Vmas (the reader is on its Mm), checked, and its mapped files verified.
 Status read_memory_map(RestoreContext& ctx) {
+  if (ctx.preloaded) return verify_on_disk(ctx.img);  // read while the tree was created
   CR_TRY_ASSIGN(bool positioned, load_body_head(*ctx.reader, ctx.img));
   if (!positioned)
     return make_error("pid " + std::to_string(ctx.pid()) + ": image ends after its memory map");
@@ -142,7 +143,7 @@ Status run(RestoreContext& root) {
   CR_TRY(tree_pass("create tree", create_tree));
   CR_TRY(tree_pass("process groups", join_groups));
   // Before any memory is placed: pages are charged to the cgroup of the task that faults them.
-  CR_TRY(tree_pass("cgroups", join_cgroups));
+  CR_TRY(tree_pass("cgroups", [](RestoreContext& r) { return join_cgroups(r); }));
   std::vector<RestoreContext*> all = tree_order(root);
   for (size_t i = 0; i < all.size(); ++i) {
     RestoreContext& ctx = *all[i];

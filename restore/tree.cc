@@ -90,6 +90,8 @@ Status read_tree_head(RestoreContext& root) {
   CR_TRY(check_tree_head(head));
   CR_TRY_ASSIGN(root.vdso_plan, plan_vdso_here(head));
   root.vdso = &root.vdso_plan;
+  CR_TRY_ASSIGN(root.premap_owner, plan_premap(head));
+  root.premap = root.premap_owner.get();
   // Before anything is made for the image: what it asks for must be its own to ask.
   root.privileges = Privileges::of(head);
   Status allowed = root.privileges.check(head, root.opts.signed_image);
@@ -127,6 +129,7 @@ Status read_tree_head(RestoreContext& root) {
     ctx->shmems = &root.shmem_fds;
     ctx->ipc = root.ipc;
     ctx->vdso = &root.vdso_plan;
+    ctx->premap = root.premap;
     ctx->img = std::move(head.procs[i]);
     root.others.push_back(std::move(ctx));
   }
@@ -157,9 +160,32 @@ Status create_tree(RestoreContext& root) {
   if (!created.ok()) return std::move(created).error();
   root.child = std::move(created).value();
   // Until every process has closed its end: a process that failed or died has, too.
-  ChildReport rep = read_child_report(rd.get());
-  for (auto& w : rep.warnings) root.warn(std::move(w));
   std::vector<RestoreContext*> all = tree_order(root);
+  ChildReport rep;
+  ReportLines lines(rd.get());
+  std::string line;
+  if (root.premap != nullptr) {
+    // Each process in stream order, once it waits at its fork point: its section read, its
+    // memory placed (premap.cc). Its parent came before it, so it does get there.
+    for (RestoreContext* c : all) {
+      while (rep.error.empty() && rep.premap.count(c->pid()) == 0) {
+        if (!lines.next(line)) {
+          rep.error = "pid " + std::to_string(c->pid()) + " died while being created";
+          break;
+        }
+        rep.add(line);
+      }
+      if (!rep.error.empty()) break;
+      Status st = premap_process(root, *c, rep.premap[c->pid()]);
+      if (!st.ok()) {
+        rep.error = std::move(st).error().message;
+        break;
+      }
+    }
+  }
+  if (rep.error.empty())
+    while (lines.next(line)) rep.add(line);
+  for (auto& w : rep.warnings) root.warn(std::move(w));
   if (rep.error.empty()) {
     for (RestoreContext* c : all)
       if (rep.ready.count(c->pid()) == 0) {
@@ -171,9 +197,11 @@ Status create_tree(RestoreContext& root) {
   go_wr.reset();
   if (rep.error.empty()) rep.error = wait_for_zombies(root);
   if (!rep.error.empty()) {
-    // The processes that said ready wait in pause(); the others have exited already.
+    // The processes that said ready wait in pause(), those placing memory in a read; the
+    // others have exited already.
     for (RestoreContext* c : all)
-      if (c != &root && rep.ready.count(c->pid()) != 0) ::kill(c->pid(), SIGKILL);
+      if (c != &root && (rep.ready.count(c->pid()) != 0 || rep.premap.count(c->pid()) != 0))
+        ::kill(c->pid(), SIGKILL);
     root.child.kill_and_reap();
     return make_error(rep.error);
   }

@@ -225,6 +225,14 @@ CR_RECORD(PagesParent, 0x0115, "pages_parent",
           "a run of pages shared copy-on-write with the parent: their contents are the parent's",
           (u32, pid), (u64, vaddr), (u64, npages))
 
+// Where crrestore may put memory it fills before forking a process's children, so that they
+// inherit it copy-on-write (PagesParent): a range no process of the tree maps, as large as all
+// their private anonymous mappings together. Written with PagesParent; without it, or when
+// crrestore's own memory is there, the children get copies.
+CR_RECORD(PremapArea, 0x0117, "premap_area",
+          "a range no process of the tree maps: restore fills memory there before forking",
+          (u64, start), (u64, end))
+
 // The dumped kernel's vDSO (the root's [vdso]), once per image, in the head. Its code differs
 // between kernel builds, and programs hold pointers into it (libc's, taken at start): crrestore
 // compares it with its own and, when they differ, maps a jump to its kernel's function at each
@@ -584,7 +592,8 @@ using AllRecords =
                Itimer, PosixTimer, Pipe, PipeData, File, FileData, Fd, SysvShm, SysvShmData,
                SysvMsgQueue, SysvMsg, SysvSem, SysvLimits, Pty, EpollItem, UnixSocket,
                UnixSocketData, FileLock, FileOwner, StreamSeal, InetSocket, InetSocketData, NetLock,
-               NetlinkSocket, Cgroup, CgroupProperty, CgroupMember, PagesParent, Vdso>;
+               NetlinkSocket, Cgroup, CgroupProperty, CgroupMember, PagesParent, Vdso,
+               PremapArea>;
 
 namespace detail {
 template <class Tuple, size_t... I>

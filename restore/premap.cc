@@ -1,0 +1,253 @@
+#include "restore/premap.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "common/text.h"
+#include "restore/cgroups.h"
+#include "restore/context.h"
+#include "restore/layout.h"
+#include "restore/trampoline.h"
+#include "sys/remote_syscalls.h"
+#include "sys/tracee.h"
+
+namespace cr::restore {
+
+namespace {
+
+constexpr uint64_t kPage = 4096;
+constexpr uint64_t kMargin = 1ull << 20;
+constexpr uint64_t kHuge = 2ull << 20;
+
+bool anon_kind(uint32_t kind) {
+  return kind == schema::kVmaAnon || kind == schema::kVmaHeap || kind == schema::kVmaStack;
+}
+
+// process_vm_writev of one run into the (untraced) task.
+Status write_into(pid_t pid, uint64_t addr, const uint8_t* data, size_t len) {
+  size_t done = 0;
+  while (done < len) {
+    iovec local{const_cast<uint8_t*>(data + done), len - done};
+    iovec remote{reinterpret_cast<void*>(addr + done), len - done};
+    ssize_t n = ::process_vm_writev(pid, &local, 1, &remote, 1, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return errno_error("process_vm_writev into pid " + std::to_string(pid) + " at " +
+                                       hex(addr + done),
+                                   n == 0 ? EIO : errno);
+    done += static_cast<size_t>(n);
+  }
+  return {};
+}
+
+using Slots = std::map<uint64_t, PremapSlot>;
+
+// The slot of the mapping holding `addr`, or null.
+const PremapSlot* slot_at(const Slots& slots, uint64_t addr) {
+  auto it = slots.upper_bound(addr);
+  if (it == slots.begin()) return nullptr;
+  --it;
+  return addr < it->second.end ? &it->second : nullptr;
+}
+
+// Calls fn(addr, len, slot or null) for the pieces of [addr, addr+len) split at slot edges.
+template <class Fn>
+Status for_each_piece(const Slots& slots, uint64_t addr, uint64_t len, Fn&& fn) {
+  const uint64_t end = addr + len;
+  while (addr < end) {
+    const PremapSlot* s = slot_at(slots, addr);
+    uint64_t stop = end;
+    if (s != nullptr) {
+      stop = std::min(end, s->end);
+    } else {
+      auto next = slots.upper_bound(addr);
+      if (next != slots.end()) stop = std::min(end, next->second.start);
+    }
+    CR_TRY(fn(addr, stop - addr, s));
+    addr = stop;
+  }
+  return {};
+}
+
+}  // namespace
+
+const PremapSlot* Premap::find(uint32_t pid, uint64_t start) const {
+  auto p = slots.find(pid);
+  if (p == slots.end()) return nullptr;
+  auto s = p->second.find(start);
+  return s == p->second.end() ? nullptr : &s->second;
+}
+
+Result<std::unique_ptr<Premap>> plan_premap(const TreeHead& head) {
+  bool wanted = false;
+  for (const auto& p : head.procs) wanted |= (p.process->flags & schema::kProcessParentPages) != 0;
+  if (!wanted || !head.premap_area) return std::unique_ptr<Premap>();
+  const auto& a = *head.premap_area;
+  if (a.start >= a.end || a.start < kMinPlaceAddr + kMargin || a.end > kTaskSize - kMargin ||
+      ((a.start | a.end) & (kPage - 1)) != 0)
+    return make_error("premap_area " + hex(a.start) + "-" + hex(a.end) + " is not a usable range");
+  CR_TRY_ASSIGN(auto own, read_task_maps(::getpid()));
+  const Range area{a.start - kMargin, a.end + kMargin};
+  for (const auto& m : own)
+    if (m.range.overlaps(area)) return std::unique_ptr<Premap>();  // ours is there: copies
+  auto pm = std::make_unique<Premap>();
+  pm->area_start = a.start;
+  pm->next = a.start;
+  pm->end = a.end;
+  return pm;
+}
+
+Status premap_process(RestoreContext& root, RestoreContext& x, int release_fd) {
+  Premap& pm = *root.premap;
+  const pid_t pid = x.pid();
+  const std::string who = "pid " + std::to_string(pid);
+  auto& reader = *x.reader;
+  // Pages are charged to the memory cgroup of the task they are placed in: its own first.
+  CR_TRY(join_cgroups(root, pid));
+  CR_TRY_ASSIGN(bool positioned, load_body_head(reader, x.img));
+  if (!positioned) return make_error(who + ": image ends after its memory map");
+  CR_TRY(check_memory(x.img));
+  const auto& proc = *x.img.process;
+  Slots& mine = pm.slots[proc.pid];
+  const bool inherits = (proc.flags & schema::kProcessParentPages) != 0;
+  const Slots* theirs = nullptr;
+  if (inherits && pm.slots.count(proc.ppid) != 0) theirs = &pm.slots[proc.ppid];
+  for (const auto& v : x.img.vmas) {
+    if (v.start < pm.end && pm.area_start < v.end)
+      return make_error(who + ": vma " + hex(v.start) + " lies in the image's premap area");
+    if (!anon_kind(v.kind)) continue;
+    PremapSlot s;
+    s.start = v.start;
+    s.end = v.end;
+    s.kind = v.kind;
+    s.growsdown = v.kind == schema::kVmaStack || (v.flags & MAP_GROWSDOWN) != 0;
+    if (theirs != nullptr) {
+      const PremapSlot* p = slot_at(*theirs, v.start);
+      if (p != nullptr && v.end <= p->end && p->kind == v.kind && p->growsdown == s.growsdown) {
+        s.slot = p->slot + (v.start - p->start);
+        s.inherited = true;
+      }
+    }
+    if (!s.inherited) {
+      // The same offset in a 2 MiB page as the mapping's: huge pages placed in the slot stay
+      // aligned once it moves. A page between slots: they never merge.
+      const uint64_t len = v.end - v.start;
+      const uint64_t at = ((pm.next + kHuge - 1) & ~(kHuge - 1)) + (v.start & (kHuge - 1));
+      if (at < pm.next || at > pm.end || pm.end - at < len)
+        return make_error(who + ": the image's premap area has no room for vma " + hex(v.start));
+      s.slot = at;
+      s.madv = v.madv;
+      pm.next = std::min(pm.end, at + len + kPage);
+    }
+    mine[v.start] = s;
+  }
+
+  CR_TRY_ASSIGN(sys::Tracee t, sys::Tracee::seize(pid, PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL));
+  CR_TRY_ASSIGN(auto rs, sys::RemoteSyscalls::create(t, own_syscall_insn()));
+  for (const auto& [start, s] : mine) {
+    if (s.inherited) continue;
+    const uint64_t flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE |
+                           (s.growsdown ? MAP_GROWSDOWN : 0);
+    auto r = rs.call("mmap premap slot", SYS_mmap, s.slot, s.end - s.start, PROT_READ | PROT_WRITE,
+                     flags, static_cast<uint64_t>(-1), 0);
+    if (!r.ok()) return std::move(r).error().wrap(who + ": vma " + hex(start));
+    if (*r != s.slot) return make_error(who + ": premap slot mapped at " + hex(*r));
+    // Huge pages or not as the mapping had, before its pages go in (map_vmas advises again).
+    const int advice = (s.madv & schema::kMadvHugepage) != 0     ? MADV_HUGEPAGE
+                       : (s.madv & schema::kMadvNoHugepage) != 0 ? MADV_NOHUGEPAGE
+                                                                 : -1;
+    if (advice >= 0) {
+      auto m = rs.call("madvise premap slot", SYS_madvise, s.slot, s.end - s.start,
+                       static_cast<uint64_t>(advice));
+      if (!m.ok()) return std::move(m).error().wrap(who + ": vma " + hex(start));
+    }
+  }
+
+  // The runs each inherited slot keeps from the parent; the rest of it is dropped before the
+  // process's own pages go in.
+  std::map<uint64_t, std::vector<std::pair<uint64_t, uint64_t>>> kept;
+  bool dropped = false;
+  auto drop_unshared = [&]() -> Status {
+    dropped = true;
+    for (const auto& [start, s] : mine) {
+      if (!s.inherited) continue;
+      auto& runs = kept[start];
+      std::sort(runs.begin(), runs.end());
+      uint64_t at = s.start;
+      runs.emplace_back(s.end, s.end);
+      for (const auto& [a, b] : runs) {
+        if (a > at) {
+          auto r = rs.call("madvise premap", SYS_madvise, s.slot + (at - s.start), a - at,
+                           MADV_DONTNEED);
+          if (!r.ok()) return std::move(r).error().wrap(who + ": vma " + hex(start));
+        }
+        at = std::max(at, b);
+      }
+    }
+    return {};
+  };
+
+  size_t hint = 0;
+  bool more = true;
+  while (more) {
+    if (reader.type() == schema::Mm::kType) break;  // the next process's section
+    if (reader.type() == schema::PagesParent::kType) {
+      CR_TRY_ASSIGN(auto p, reader.decode<schema::PagesParent>());
+      if (!inherits || dropped || p.pid != proc.pid || p.npages == 0 || p.npages > (1ull << 36))
+        return make_error(who + ": pages of the parent at " + hex(p.vaddr) + " out of place");
+      const uint64_t len = p.npages * kPage;
+      CR_TRY_ASSIGN(hint, check_pages(x.img.vmas, p.vaddr, len, hint));
+      CR_TRY(for_each_piece(mine, p.vaddr, len,
+                            [&](uint64_t a, uint64_t n, const PremapSlot* s) -> Status {
+                              if (s != nullptr && s->inherited) {
+                                kept[s->start].emplace_back(a, a + n);
+                              } else {  // copied from the parent's memory once it is in place
+                                x.pending_parent.push_back({proc.pid, a, n / kPage});
+                              }
+                              return {};
+                            }));
+    } else if (reader.type() == schema::Pages::kType) {
+      if (!dropped) CR_TRY(drop_unshared());
+      CR_TRY_ASSIGN(auto p, reader.decode<schema::Pages>());
+      auto tail = reader.tail();
+      const uint64_t len = uint64_t{p.npages} * kPage;
+      if (tail.size() != len)
+        return make_error("pages at " + hex(p.vaddr) + ": " + std::to_string(tail.size()) +
+                          " bytes for " + std::to_string(p.npages) + " pages");
+      CR_TRY_ASSIGN(hint, check_pages(x.img.vmas, p.vaddr, len, hint));
+      const uint8_t* data = tail.data();
+      CR_TRY(for_each_piece(mine, p.vaddr, len,
+                            [&](uint64_t a, uint64_t n, const PremapSlot* s) -> Status {
+                              const uint8_t* d = data + (a - p.vaddr);
+                              if (s != nullptr) return write_into(pid, s->slot + (a - s->start), d, n);
+                              x.pending_pages.emplace_back(a, std::vector<uint8_t>(d, d + n));
+                              return {};
+                            }));
+      x.page_bytes += len;
+      if (x.opts.on_progress) x.opts.on_progress(x.page_bytes);
+    } else {
+      auto st = stash_tail_record(reader, x.img);
+      if (!st.ok()) return std::move(st).error().wrap("offset " + std::to_string(reader.offset()));
+    }
+    CR_TRY_ASSIGN(more, reader.next());
+  }
+  if (!dropped) CR_TRY(drop_unshared());
+  x.stream_ended = !more;
+  x.preloaded = true;
+  CR_TRY(check_threads(x.img));
+  CR_TRY(rs.finish());
+  CR_TRY(t.detach());
+  // It goes on: forks its children, which inherit the slots.
+  const std::string path = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(release_fd);
+  ScopedFd go(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!go.valid()) return errno_error(who + ": open " + path);
+  if (::write(go.get(), "G", 1) != 1) return errno_error(who + ": release");
+  return {};
+}
+
+}  // namespace cr::restore
