@@ -234,10 +234,19 @@ Status map_vmas(RestoreContext& ctx) {
     if (const PremapSlot* s =
             ctx.premap ? ctx.premap->find(static_cast<uint32_t>(ctx.pid()), v.start) : nullptr) {
       // Its memory is in place already (premap.cc), shared with the parent where it was.
-      auto r = ctx.call("mremap premap slot", SYS_mremap, s->slot, len, len,
+      const uint64_t in_slot = s->end - s->start;
+      if (in_slot == 0 || in_slot > len) return make_error("vma " + hex(v.start) + ": bad slot");
+      auto r = ctx.call("mremap premap slot", SYS_mremap, s->slot, in_slot, in_slot,
                         MREMAP_MAYMOVE | MREMAP_FIXED, v.start);
       if (!r.ok()) return std::move(r).error().wrap("vma " + hex(v.start) + "-" + hex(v.end));
       if (*r != v.start) return make_error("vma " + hex(v.start) + " moved to " + hex(*r));
+      if (in_slot < len) {
+        // Grown past the parent's mapping since the fork: the rest is new memory, one mapping
+        // with the moved part again (nothing in it yet, so the kernel merges them).
+        auto g = ctx.call("mmap", SYS_mmap, v.start + in_slot, len - in_slot, initial_prot(v),
+                          MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, static_cast<uint64_t>(-1), 0);
+        if (!g.ok()) return std::move(g).error().wrap("vma " + hex(v.start + in_slot));
+      }
       CR_TRY(install_guards(ctx, v));
       CR_TRY(apply_madvise(ctx, v));
       continue;

@@ -126,9 +126,17 @@ Status premap_process(RestoreContext& root, RestoreContext& x, int release_fd) {
     s.end = v.end;
     s.kind = v.kind;
     s.growsdown = v.kind == schema::kVmaStack || (v.flags & MAP_GROWSDOWN) != 0;
+    s.vma_end = v.end;
     if (theirs != nullptr) {
+      // Within one of the parent's (or grown past its end since the fork, as a heap by brk:
+      // then the part in the parent's slot is inherited, the rest mapped fresh by map_vmas).
       const PremapSlot* p = slot_at(*theirs, v.start);
-      if (p != nullptr && v.end <= p->end && p->kind == v.kind && p->growsdown == s.growsdown) {
+      if (p != nullptr && p->kind == v.kind && p->growsdown == s.growsdown && !s.growsdown) {
+        s.slot = p->slot + (v.start - p->start);
+        s.end = std::min(v.end, p->end);
+        s.inherited = true;
+      } else if (p != nullptr && v.end <= p->end && p->kind == v.kind &&
+                 p->growsdown == s.growsdown) {
         s.slot = p->slot + (v.start - p->start);
         s.inherited = true;
       }

@@ -2,7 +2,9 @@
 // process sees its own contents. What parent and children kept since the fork, what the parent
 // wrote after it (the children keep the old bytes), what one child wrote (only it sees them),
 // what a child dropped with MADV_DONTNEED (zeros in it only), a heap, and the copied pages of a
-// private file mapping. crdump stores the shared pages once (test/e2e/cow_test.cc looks).
+// private file mapping, and memory from brk that one child grew further after the fork (its
+// heap then reaches past its parent's). crdump stores the shared pages once and crrestore
+// shares them again (test/e2e/cow_test.cc looks).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -14,9 +16,10 @@
 
 #include "zdtmlib.h"
 
-enum { kPage = 4096, kPages = 2048, kKids = 3, kHeap = 200 << 10, kFilePages = 8 };
+enum { kPage = 4096, kPages = 2048, kKids = 3, kHeap = 200 << 10, kFilePages = 8, kBrk = 64,
+       kGrown = 32 };
 
-static uint8_t *anon, *heap, *fmap;
+static uint8_t *anon, *heap, *fmap, *brkmem;
 
 // What process `who` (0: the parent, 1..kKids: a child) must see at anon page `p`.
 static int anon_seed(int who, int p) {
@@ -44,6 +47,11 @@ static void check(int who) {
   }
   uint32_t hseed = who == 2 ? 7 : 3;
   if (test_check(heap, kHeap, 0, hseed) >= 0) test_fail("process %d: heap differs", who);
+  for (int p = 0; p < kBrk + (who == 3 ? kGrown : 0); p++) {
+    uint32_t seed = p >= kBrk ? 9 : (who == 3 && p == 0) ? 12 : 8;
+    if (test_check(brkmem + p * kPage, kPage, (uint64_t)p * kPage, seed) >= 0)
+      test_fail("process %d: brk page %d differs", who, p);
+  }
   for (int p = 0; p < kFilePages; p++)
     if (test_check(fmap + p * kPage, kPage, (uint64_t)p * kPage, (uint32_t)file_seed(who, p)) >= 0)
       test_fail("process %d: file page %d differs", who, p);
@@ -67,6 +75,13 @@ int main(void) {
   if (fmap == MAP_FAILED) test_fail_errno("mmap file");
   close(fd);
   test_fill(fmap, 4 * kPage, 0, 5);
+  // Whole pages from brkmem: the heap's end moves to a page boundary first.
+  uintptr_t cur = (uintptr_t)sbrk(0);
+  if (sbrk((intptr_t)(((cur + kPage - 1) & ~(uintptr_t)(kPage - 1)) - cur)) == (void *)-1)
+    test_fail_errno("sbrk align");
+  brkmem = sbrk(kBrk * kPage);
+  if (brkmem == (void *)-1) test_fail_errno("sbrk");
+  test_fill(brkmem, kBrk * kPage, 0, 8);
 
   int set[2], go[2];
   if (pipe(set) || pipe(go)) test_fail_errno("pipe");
@@ -82,6 +97,11 @@ int main(void) {
       if (madvise(anon + (1000 + 10 * k) * kPage, 8 * kPage, MADV_DONTNEED)) _exit(30);
       if (k == 2) test_fill(heap, kHeap, 0, 7);
       if (k == 1) test_fill(fmap + kPage, kPage, kPage, 6);
+      if (k == 3) {
+        if (sbrk(kGrown * kPage) == (void *)-1) _exit(32);
+        test_fill(brkmem + kBrk * kPage, kGrown * kPage, (uint64_t)kBrk * kPage, 9);
+        test_fill(brkmem, kPage, 0, 12);
+      }
       close(set[1]);
       char c;
       ssize_t n;
