@@ -45,7 +45,74 @@ Status write_into(pid_t pid, uint64_t addr, const uint8_t* data, size_t len) {
   return {};
 }
 
+// Runs up to this long are overwritten with zeros rather than dropped by an injected madvise:
+// one process_vm_writev takes a thousand of them, an injected call costs tens of
+// microseconds. (The page then exists, holding zeros, as a page the process wrote would.)
+constexpr uint64_t kZeroFill = 16 * kPage;
+
+class ZeroFill {
+ public:
+  explicit ZeroFill(pid_t pid) : pid_(pid) {}
+  Status add(uint64_t addr, uint64_t len) {
+    if (remote_.size() == kIov) CR_TRY(flush());
+    remote_.push_back(iovec{reinterpret_cast<void*>(addr), len});
+    local_.push_back(iovec{const_cast<uint8_t*>(kZeros), len});
+    total_ += len;
+    return {};
+  }
+  Status flush() {
+    if (remote_.empty()) return {};
+    ssize_t n = ::process_vm_writev(pid_, local_.data(), local_.size(), remote_.data(),
+                                    remote_.size(), 0);
+    if (n < 0 || static_cast<uint64_t>(n) != total_)
+      return errno_error("process_vm_writev of zeros into pid " + std::to_string(pid_) + " at " +
+                             hex(reinterpret_cast<uint64_t>(remote_.front().iov_base)),
+                         n < 0 ? errno : EIO);
+    local_.clear();
+    remote_.clear();
+    total_ = 0;
+    return {};
+  }
+
+ private:
+  static constexpr size_t kIov = 1024;  // IOV_MAX
+  static constexpr uint8_t kZeros[kZeroFill] = {};
+  pid_t pid_;
+  std::vector<iovec> local_, remote_;
+  uint64_t total_ = 0;
+};
+
 using Slots = std::map<uint64_t, PremapSlot>;
+using Run = std::pair<uint64_t, uint64_t>;  // [first, end)
+
+// Sorted, overlapping and touching runs joined.
+std::vector<Run> merged(std::vector<Run> v) {
+  std::sort(v.begin(), v.end());
+  std::vector<Run> out;
+  for (const Run& r : v) {
+    if (!out.empty() && r.first <= out.back().second) {
+      out.back().second = std::max(out.back().second, r.second);
+    } else {
+      out.push_back(r);
+    }
+  }
+  return out;
+}
+
+// `a` less `b`, both merged.
+std::vector<Run> subtract(const std::vector<Run>& a, const std::vector<Run>& b) {
+  std::vector<Run> out;
+  size_t j = 0;
+  for (Run r : a) {
+    while (j < b.size() && b[j].second <= r.first) ++j;
+    for (size_t k = j; k < b.size() && b[k].first < r.second; ++k) {
+      if (b[k].first > r.first) out.emplace_back(r.first, b[k].first);
+      r.first = std::max(r.first, b[k].second);
+    }
+    if (r.first < r.second) out.push_back(r);
+  }
+  return out;
+}
 
 // The slot of the mapping holding `addr`, or null.
 const PremapSlot* slot_at(const Slots& slots, uint64_t addr) {
@@ -157,14 +224,30 @@ Status premap_process(RestoreContext& root, RestoreContext& x, int release_fd) {
 
   CR_TRY_ASSIGN(sys::Tracee t, sys::Tracee::seize(pid, PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL));
   CR_TRY_ASSIGN(auto rs, sys::RemoteSyscalls::create(t, own_syscall_insn()));
+  // Its new slots lie one after the other: one mapping covers them all (the gaps between go
+  // with unmap_rest), a stack's is mapped again over it with MAP_GROWSDOWN.
+  uint64_t span_start = ~0ull, span_end = 0;
+  for (const auto& [start, s] : mine)
+    if (!s.inherited) {
+      span_start = std::min(span_start, s.slot);
+      span_end = std::max(span_end, s.slot + (s.end - s.start));
+    }
+  if (span_start < span_end) {
+    auto r = rs.call("mmap premap slots", SYS_mmap, span_start, span_end - span_start,
+                     PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+                     static_cast<uint64_t>(-1), 0);
+    if (!r.ok()) return std::move(r).error().wrap(who + ": premap slots " + hex(span_start));
+    if (*r != span_start) return make_error(who + ": premap slots mapped at " + hex(*r));
+  }
   for (const auto& [start, s] : mine) {
     if (s.inherited) continue;
-    const uint64_t flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE |
-                           (s.growsdown ? MAP_GROWSDOWN : 0);
-    auto r = rs.call("mmap premap slot", SYS_mmap, s.slot, s.end - s.start, PROT_READ | PROT_WRITE,
-                     flags, static_cast<uint64_t>(-1), 0);
-    if (!r.ok()) return std::move(r).error().wrap(who + ": vma " + hex(start));
-    if (*r != s.slot) return make_error(who + ": premap slot mapped at " + hex(*r));
+    if (s.growsdown) {
+      auto r = rs.call("mmap premap slot", SYS_mmap, s.slot, s.end - s.start,
+                       PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_GROWSDOWN,
+                       static_cast<uint64_t>(-1), 0);
+      if (!r.ok()) return std::move(r).error().wrap(who + ": vma " + hex(start));
+      if (*r != s.slot) return make_error(who + ": premap slot mapped at " + hex(*r));
+    }
     // Huge pages or not as the mapping had, before its pages go in (map_vmas advises again).
     const int advice = (s.madv & schema::kMadvHugepage) != 0     ? MADV_HUGEPAGE
                        : (s.madv & schema::kMadvNoHugepage) != 0 ? MADV_NOHUGEPAGE
@@ -176,28 +259,35 @@ Status premap_process(RestoreContext& root, RestoreContext& x, int release_fd) {
     }
   }
 
-  // The runs each inherited slot keeps from the parent; the rest of it is dropped before the
-  // process's own pages go in.
-  std::map<uint64_t, std::vector<std::pair<uint64_t, uint64_t>>> kept;
-  bool dropped = false;
+  // What each slot holds of the process's own: the runs it kept from the parent and the
+  // pages written there. In an inherited slot, what the parent's held beyond that the process
+  // did not have (a page it dropped, a page of zeros, a page the parent touched after the
+  // fork): dropped once the section is read. Only where the parent's slot has pages, so a
+  // process sharing nearly everything costs few calls.
+  Premap::Runs& have = pm.held[proc.pid];
+  bool pages_seen = false;
+  ZeroFill zeros(pid);
   auto drop_unshared = [&]() -> Status {
-    dropped = true;
+    for (auto& [start, runs] : have) runs = merged(std::move(runs));
+    const auto parent_held = pm.held.find(proc.ppid);
     for (const auto& [start, s] : mine) {
-      if (!s.inherited) continue;
-      auto& runs = kept[start];
-      std::sort(runs.begin(), runs.end());
-      uint64_t at = s.start;
-      runs.emplace_back(s.end, s.end);
-      for (const auto& [a, b] : runs) {
-        if (a > at) {
-          auto r = rs.call("madvise premap", SYS_madvise, s.slot + (at - s.start), a - at,
-                           MADV_DONTNEED);
-          if (!r.ok()) return std::move(r).error().wrap(who + ": vma " + hex(start));
+      if (!s.inherited || parent_held == pm.held.end()) continue;
+      std::vector<Run> theirs;
+      for (const auto& [ps, pruns] : parent_held->second)
+        for (const Run& r : pruns)
+          if (r.second > s.start && r.first < s.end)
+            theirs.emplace_back(std::max(r.first, s.start), std::min(r.second, s.end));
+      for (const Run& z : subtract(merged(std::move(theirs)), have[start])) {
+        const uint64_t at = s.slot + (z.first - s.start), len = z.second - z.first;
+        if (len <= kZeroFill) {
+          CR_TRY(zeros.add(at, len));  // a page or a few: written over, many to a call
+          continue;
         }
-        at = std::max(at, b);
+        auto r = rs.call("madvise premap", SYS_madvise, at, len, MADV_DONTNEED);
+        if (!r.ok()) return std::move(r).error().wrap(who + ": vma " + hex(start));
       }
     }
-    return {};
+    return zeros.flush();
   };
 
   size_t hint = 0;
@@ -206,21 +296,21 @@ Status premap_process(RestoreContext& root, RestoreContext& x, int release_fd) {
     if (reader.type() == schema::Mm::kType) break;  // the next process's section
     if (reader.type() == schema::PagesParent::kType) {
       CR_TRY_ASSIGN(auto p, reader.decode<schema::PagesParent>());
-      if (!inherits || dropped || p.pid != proc.pid || p.npages == 0 || p.npages > (1ull << 36))
+      if (!inherits || pages_seen || p.pid != proc.pid || p.npages == 0 || p.npages > (1ull << 36))
         return make_error(who + ": pages of the parent at " + hex(p.vaddr) + " out of place");
       const uint64_t len = p.npages * kPage;
       CR_TRY_ASSIGN(hint, check_pages(x.img.vmas, p.vaddr, len, hint));
       CR_TRY(for_each_piece(mine, p.vaddr, len,
                             [&](uint64_t a, uint64_t n, const PremapSlot* s) -> Status {
                               if (s != nullptr && s->inherited) {
-                                kept[s->start].emplace_back(a, a + n);
+                                have[s->start].emplace_back(a, a + n);
                               } else {  // copied from the parent's memory once it is in place
                                 x.pending_parent.push_back({proc.pid, a, n / kPage});
                               }
                               return {};
                             }));
     } else if (reader.type() == schema::Pages::kType) {
-      if (!dropped) CR_TRY(drop_unshared());
+      pages_seen = true;
       CR_TRY_ASSIGN(auto p, reader.decode<schema::Pages>());
       auto tail = reader.tail();
       const uint64_t len = uint64_t{p.npages} * kPage;
@@ -232,6 +322,7 @@ Status premap_process(RestoreContext& root, RestoreContext& x, int release_fd) {
       CR_TRY(for_each_piece(mine, p.vaddr, len,
                             [&](uint64_t a, uint64_t n, const PremapSlot* s) -> Status {
                               const uint8_t* d = data + (a - p.vaddr);
+                              if (s != nullptr) have[s->start].emplace_back(a, a + n);
                               if (s != nullptr) return write_into(pid, s->slot + (a - s->start), d, n);
                               x.pending_pages.emplace_back(a, std::vector<uint8_t>(d, d + n));
                               return {};
@@ -244,7 +335,7 @@ Status premap_process(RestoreContext& root, RestoreContext& x, int release_fd) {
     }
     CR_TRY_ASSIGN(more, reader.next());
   }
-  if (!dropped) CR_TRY(drop_unshared());
+  CR_TRY(drop_unshared());
   x.stream_ended = !more;
   x.preloaded = true;
   CR_TRY(check_threads(x.img));

@@ -37,6 +37,10 @@ struct Premap {
   uint64_t area_start = 0;
   uint64_t next = 0, end = 0;  // the rest of the PremapArea
   std::map<uint32_t, std::map<uint64_t, PremapSlot>> slots;  // by pid, then mapping start
+  /// What each process's slots hold (by pid, then slot's mapping start): [first, end) runs of
+  /// dumped addresses, sorted. A child drops from an inherited slot only what its parent held.
+  using Runs = std::map<uint64_t, std::vector<std::pair<uint64_t, uint64_t>>>;
+  std::map<uint32_t, Runs> held;
   const PremapSlot* find(uint32_t pid, uint64_t start) const;
 };
 
