@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <iterator>
+#include <unordered_map>
 
 #include "common/text.h"
 #include "dump/passes.h"
@@ -70,23 +72,41 @@ bool shared(uint64_t child, uint64_t parent) {
   return (child & kPfnMask) != 0 && (child & kPfnMask) == (parent & kPfnMask);
 }
 
-void add(std::vector<PageSpan>& spans, uint64_t vaddr) {
-  if (!spans.empty() && spans.back().vaddr + spans.back().npages * kPage == vaddr) {
+// A page of the child that another child may share: present, a copy (not a file page), not
+// mapped by this process alone.
+bool maybe_shared(uint64_t e) {
+  return (e & kPmPresent) != 0 && (e & (kPmFile | kPmExclusive)) == 0 && (e & kPfnMask) != 0;
+}
+
+void add(std::vector<PageSpan>& spans, uint64_t vaddr, bool prefork = false) {
+  if (!spans.empty() && spans.back().vaddr + spans.back().npages * kPage == vaddr &&
+      spans.back().prefork == prefork) {
     ++spans.back().npages;
   } else {
-    spans.push_back(PageSpan{vaddr, 1});
+    spans.push_back(PageSpan{vaddr, 1, prefork});
   }
 }
 
-// The spans of [start, end) where the child's and the parent's pages are one.
+bool anon_kind(uint32_t kind) {
+  return kind == schema::kVmaAnon || kind == schema::kVmaHeap || kind == schema::kVmaStack;
+}
+
+// The spans of [start, end) where the child's and the parent's pages are one; with
+// `candidates`, the child's other pages that a sibling may share (address, frame).
 Status compare(Pagemap& child, Pagemap& parent, uint64_t start, uint64_t end,
-               std::vector<uint64_t>& a, std::vector<uint64_t>& b, std::vector<PageSpan>& out) {
+               std::vector<uint64_t>& a, std::vector<uint64_t>& b, std::vector<PageSpan>& out,
+               std::vector<std::pair<uint64_t, uint64_t>>* candidates) {
   for (uint64_t at = start / kPage; at < end / kPage;) {
     const size_t n = static_cast<size_t>(std::min<uint64_t>(end / kPage - at, kChunk));
     CR_TRY(child.read(at, n, a.data()));
     CR_TRY(parent.read(at, n, b.data()));
-    for (size_t i = 0; i < n; ++i)
-      if (shared(a[i], b[i])) add(out, (at + i) * kPage);
+    for (size_t i = 0; i < n; ++i) {
+      if (shared(a[i], b[i])) {
+        add(out, (at + i) * kPage);
+      } else if (candidates != nullptr && maybe_shared(a[i])) {
+        candidates->emplace_back((at + i) * kPage, a[i] & kPfnMask);
+      }
+    }
     at += n;
   }
   return {};
@@ -111,7 +131,10 @@ Status find_in(DumpContext& child, DumpContext& parent) {
         a.resize(kChunk);
         b.resize(kChunk);
       }
-      CR_TRY(compare(cm, pm, s, e, a, b, child.parent_pages));
+      // Pages siblings share are placed in the parent's slot before the fork, which only
+      // anonymous mappings of both have (restore/premap.cc).
+      const bool anon = anon_kind(cv[i].kind) && anon_kind(pv[j].kind);
+      CR_TRY(compare(cm, pm, s, e, a, b, child.parent_pages, anon ? &child.cow_candidates : nullptr));
     }
     if (cv[i].end <= pv[j].end) {
       ++i;
@@ -122,8 +145,66 @@ Status find_in(DumpContext& child, DumpContext& parent) {
   return {};
 }
 
-bool anon_kind(uint32_t kind) {
-  return kind == schema::kVmaAnon || kind == schema::kVmaHeap || kind == schema::kVmaStack;
+// Pages that children of `parent` still share among themselves but no longer with it (it wrote
+// its own copy after forking them): each address's frame is counted over the children, and one
+// held by two or more is stored once, in the parent's section (PagesPrefork, read from the
+// first child that has it), for crrestore to place before the parent forks; each child names
+// it as a PagesParent run marked prefork.
+void find_sibling_pages(DumpTree& tree, DumpContext& parent) {
+  struct Seen {
+    uint64_t pfn;
+    uint32_t count;
+    pid_t source;
+  };
+  std::unordered_map<uint64_t, Seen> seen;
+  std::vector<DumpContext*> kids;
+  for (auto& c : tree.procs)
+    if (!c->zombie && c->parent == parent.pid && !c->cow_candidates.empty()) kids.push_back(c.get());
+  if (kids.size() < 2) {
+    for (DumpContext* k : kids) k->cow_candidates.clear();
+    return;
+  }
+  for (DumpContext* k : kids)
+    for (const auto& [addr, pfn] : k->cow_candidates) {
+      auto [it, fresh] = seen.try_emplace(addr, Seen{pfn, 0, k->pid});
+      if (it->second.pfn == pfn) ++it->second.count;
+    }
+  // Not where the parent's own page is its parent's (restore keeps that one in its slot).
+  auto parents_own = [&parent](uint64_t addr) {
+    const auto& v = parent.parent_pages;
+    auto it = std::upper_bound(v.begin(), v.end(), addr,
+                               [](uint64_t a, const PageSpan& s) { return a < s.vaddr; });
+    return it != v.begin() && addr < std::prev(it)->vaddr + std::prev(it)->npages * kPage;
+  };
+  std::vector<std::pair<uint64_t, pid_t>> prefork;
+  for (auto& [addr, s] : seen) {
+    if (s.count >= 2 && parents_own(addr)) s.count = 0;
+    if (s.count >= 2) prefork.emplace_back(addr, s.source);
+  }
+  std::sort(prefork.begin(), prefork.end());
+  for (const auto& [addr, source] : prefork) {
+    auto& v = parent.prefork;
+    if (!v.empty() && v.back().vaddr + v.back().npages * kPage == addr && v.back().source == source) {
+      ++v.back().npages;
+    } else {
+      v.push_back(PreforkSpan{addr, 1, source});
+    }
+  }
+  for (DumpContext* k : kids) {
+    std::vector<PageSpan> theirs;
+    for (const auto& [addr, pfn] : k->cow_candidates) {
+      auto it = seen.find(addr);
+      if (it != seen.end() && it->second.pfn == pfn && it->second.count >= 2) add(theirs, addr, true);
+    }
+    k->cow_candidates.clear();
+    k->cow_candidates.shrink_to_fit();
+    if (theirs.empty()) continue;
+    std::vector<PageSpan> all;
+    std::merge(k->parent_pages.begin(), k->parent_pages.end(), theirs.begin(), theirs.end(),
+               std::back_inserter(all),
+               [](const PageSpan& x, const PageSpan& y) { return x.vaddr < y.vaddr; });
+    k->parent_pages = std::move(all);
+  }
 }
 
 // The lowest range of `size` bytes in [kAreaLow, kAreaHigh) that no process of the tree maps,
@@ -165,6 +246,10 @@ Status find_parent_pages(DumpTree& tree) {
     if (!st.ok())
       return std::move(st).error().wrap("pid " + std::to_string(c->pid) +
                                         ": pages shared with its parent");
+  }
+  for (auto& p : tree.procs)
+    if (!p->zombie) find_sibling_pages(tree, *p);
+  for (auto& c : tree.procs) {
     for (const PageSpan& s : c->parent_pages) c->pages_parent += s.npages;
     if (!c->parent_pages.empty()) c->process.flags |= schema::kProcessParentPages;
   }

@@ -107,6 +107,14 @@ struct DumpTree;
 struct PageSpan {
   uint64_t vaddr = 0;
   uint64_t npages = 0;
+  bool prefork = false;  // a parent run: the contents its PagesPrefork gives, not its memory
+};
+
+/// A run of pages the children share and the process no longer has: read from `source`.
+struct PreforkSpan {
+  uint64_t vaddr = 0;
+  uint64_t npages = 0;
+  pid_t source = 0;
 };
 
 /// One process of the tree being dumped.
@@ -159,6 +167,10 @@ struct DumpContext {
   // cow.cc: runs of pages it still shares copy-on-write with its parent (address order), left
   // out of its Pages (PagesParent instead).
   std::vector<PageSpan> parent_pages;
+  // cow.cc: runs its children share among themselves but it no longer has (PagesPrefork), and
+  // while the pass runs, its own pages a sibling may share (address, frame number).
+  std::vector<PreforkSpan> prefork;
+  std::vector<std::pair<uint64_t, uint64_t>> cow_candidates;
 
   // pages.cc statistics
   uint64_t pages_scanned = 0, pages_written = 0, pages_zero = 0, pages_parent = 0;

@@ -162,7 +162,8 @@ class PageDumper {
     // The pages it shares with its parent first: the parent's section has their contents.
     const uint32_t pid = static_cast<uint32_t>(ctx_.pid);
     for (const PageSpan& sp : ctx_.parent_pages)
-      CR_TRY(ctx_.out.write(schema::PagesParent{pid, sp.vaddr, sp.npages}));
+      CR_TRY(ctx_.out.write(schema::PagesParent{pid, sp.vaddr, sp.npages, sp.prefork ? 1u : 0u}));
+    CR_TRY(write_prefork());
     for (const schema::Vma& v : ctx_.vmas) CR_TRY(dump_vma(v));
     CR_TRY(submit());
     if (!reader_.joinable() && !in_flight_.empty() && !slots_[in_flight_.front()].filled) {
@@ -310,6 +311,31 @@ class PageDumper {
       if (r <= 0)
         return errno_error("read pagemap at " + hex(page_index * kPage), r == 0 ? EIO : errno);
       got += static_cast<size_t>(r);
+    }
+    return {};
+  }
+
+  // What its children share and it no longer has, read from a child that has it (frozen, as
+  // the whole tree): PagesPrefork records, up to a buffer each.
+  Status write_prefork() {
+    if (ctx_.prefork.empty()) return {};
+    const uint32_t pid = static_cast<uint32_t>(ctx_.pid);
+    uint8_t* buf = static_cast<uint8_t*>(slots_[planning_].buf.get());
+    for (const PreforkSpan& sp : ctx_.prefork) {
+      for (uint64_t done = 0; done < sp.npages;) {
+        const uint64_t n = std::min<uint64_t>(sp.npages - done, kBatchPages);
+        const uint64_t addr = sp.vaddr + done * kPage;
+        iovec local{buf, n * kPage};
+        iovec remote{reinterpret_cast<void*>(addr), n * kPage};
+        ssize_t got = ::process_vm_readv(sp.source, &local, 1, &remote, 1, 0);
+        if (got != static_cast<ssize_t>(n * kPage))
+          return errno_error("process_vm_readv of pid " + std::to_string(sp.source) + " at " +
+                                 hex(addr) + " (pages its siblings share)",
+                             got < 0 ? errno : EIO);
+        CR_TRY(ctx_.out.write(schema::PagesPrefork{pid, addr, static_cast<uint32_t>(n)},
+                              std::span<const uint8_t>(buf, n * kPage)));
+        done += n;
+      }
     }
     return {};
   }

@@ -358,6 +358,17 @@ class ParentPages {
                         std::to_string(proc.pid) + ", not flagged to have any");
     if (p.pid != proc.pid || p.npages == 0 || p.npages > (uint64_t{1} << 36))
       return make_error("pages of the parent at " + hex(p.vaddr) + ": malformed run");
+    if (p.prefork != 0) {
+      // Shared with its siblings, not its parent's memory now: the parent's PagesPrefork.
+      if (buf_.size() < kChunk) buf_.resize(kChunk);
+      for (uint64_t done = 0; done < p.npages * 4096;) {
+        const uint64_t n = std::min<uint64_t>(p.npages * 4096 - done, kChunk);
+        CR_TRY(ctx.prefork->read(proc.ppid, p.vaddr + done, n, buf_.data()));
+        CR_TRY(ctx.tracee.write_mem(p.vaddr + done, buf_.data(), n));
+        done += n;
+      }
+      return {};
+    }
     if (!mem_.valid()) {
       const std::string path = "/proc/" + std::to_string(proc.ppid) + "/mem";
       mem_.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -403,8 +414,19 @@ Status stream_pages(RestoreContext& ctx) {
     for (const auto& p : ctx.pending_parent) CR_TRY(parent.copy(ctx, p));
     for (const auto& [addr, bytes] : ctx.pending_pages)
       CR_TRY(ctx.tracee.write_mem(addr, bytes.data(), bytes.size()));
+    // Its children are forked: what it held only for them goes.
+    static const std::vector<uint8_t> zeros(16 * 4096);
+    for (const auto& [first, end] : ctx.pending_drop) {
+      if (end - first <= zeros.size()) {
+        CR_TRY(ctx.tracee.write_mem(first, zeros.data(), end - first));
+        continue;
+      }
+      auto r = ctx.call("madvise", SYS_madvise, first, end - first, MADV_DONTNEED);
+      if (!r.ok()) return std::move(r).error().wrap("drop " + hex(first));
+    }
     ctx.pending_parent.clear();
     ctx.pending_pages.clear();
+    ctx.pending_drop.clear();
     ctx.pages_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return {};
@@ -412,7 +434,16 @@ Status stream_pages(RestoreContext& ctx) {
   bool more = true;
   while (more) {
     if (reader.type() == schema::Mm::kType) break;  // the next process's section
-    if (reader.type() == schema::PagesParent::kType) {
+    if (reader.type() == schema::PagesPrefork::kType) {
+      // Kept for its children (it has its own pages there).
+      CR_TRY_ASSIGN(auto p, reader.decode<schema::PagesPrefork>());
+      auto tail = reader.tail();
+      if (p.pid != ctx.img.process->pid || tail.size() != uint64_t{p.npages} * 4096 ||
+          p.npages == 0)
+        return make_error("prefork pages at " + hex(p.vaddr) + ": malformed run");
+      CR_TRY_ASSIGN(hint, check_pages(vmas, p.vaddr, tail.size(), hint));
+      ctx.prefork->add(p.pid, p.vaddr, tail);
+    } else if (reader.type() == schema::PagesParent::kType) {
       CR_TRY_ASSIGN(auto p, reader.decode<schema::PagesParent>());
       if (p.npages > (uint64_t{1} << 36))
         return make_error("pages of the parent at " + hex(p.vaddr) + ": malformed run");

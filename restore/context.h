@@ -101,6 +101,12 @@ struct RestoreContext {
   bool preloaded = false;
   std::vector<std::pair<uint64_t, std::vector<uint8_t>>> pending_pages;  // (address, bytes)
   std::vector<schema::PagesParent> pending_parent;
+  /// Pages its slots held for its children (PagesPrefork) that it did not have itself: dropped
+  /// by the pages pass, once the children are forked. [first, end) runs.
+  std::vector<std::pair<uint64_t, uint64_t>> pending_drop;
+  /// Every process's PagesPrefork contents (the root's, seen by every context).
+  std::unique_ptr<PreforkStore> prefork_owner;
+  PreforkStore* prefork = nullptr;
 
   /// The dumped vDSO against ours (restore/vdso.h): the root's plan, seen by every context.
   VdsoPlan vdso_plan;

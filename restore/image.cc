@@ -19,6 +19,7 @@ namespace {
 
 bool is_tail_type(uint32_t type) {
   return type == schema::Pages::kType || type == schema::PagesParent::kType ||
+         type == schema::PagesPrefork::kType ||
          type == schema::Sigaction::kType ||
          type == schema::Itimer::kType || type == schema::PosixTimer::kType ||
          type == schema::PendingSignal::kType || type == schema::Thread::kType;
@@ -557,6 +558,7 @@ Status stash_tail_record(const format::RecordReader& reader, ProcessImage& img) 
       return make_error("process record out of order (after the memory of processes)");
     case schema::Pages::kType:
     case schema::PagesParent::kType:
+    case schema::PagesPrefork::kType:
       return make_error("pages record out of order");
     default:
       return {};

@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
+#include <iterator>
 
 #include "common/text.h"
 #include "restore/cgroups.h"
@@ -143,6 +145,30 @@ Status for_each_piece(const Slots& slots, uint64_t addr, uint64_t len, Fn&& fn) 
 
 }  // namespace
 
+void PreforkStore::add(uint32_t pid, uint64_t addr, std::span<const uint8_t> bytes) {
+  runs[pid][addr].assign(bytes.begin(), bytes.end());
+}
+
+Status PreforkStore::read(uint32_t pid, uint64_t addr, uint64_t len, uint8_t* out) const {
+  auto p = runs.find(pid);
+  uint64_t done = 0;
+  while (p != runs.end() && done < len) {
+    const uint64_t at = addr + done;
+    auto it = p->second.upper_bound(at);
+    if (it == p->second.begin()) break;
+    --it;
+    const uint64_t end = it->first + it->second.size();
+    if (at >= end) break;
+    const uint64_t n = std::min(len - done, end - at);
+    std::memcpy(out + done, it->second.data() + (at - it->first), n);
+    done += n;
+  }
+  if (done < len)
+    return make_error("pid " + std::to_string(pid) + " has no prefork pages at " +
+                      hex(addr + done));
+  return {};
+}
+
 const PremapSlot* Premap::find(uint32_t pid, uint64_t start) const {
   auto p = slots.find(pid);
   if (p == slots.end()) return nullptr;
@@ -266,6 +292,7 @@ Status premap_process(RestoreContext& root, RestoreContext& x, int release_fd) {
   // process sharing nearly everything costs few calls.
   Premap::Runs& have = pm.held[proc.pid];
   bool pages_seen = false;
+  std::vector<Run> prefork_runs, own_runs;  // address order, as the records come
   ZeroFill zeros(pid);
   auto drop_unshared = [&]() -> Status {
     for (auto& [start, runs] : have) runs = merged(std::move(runs));
@@ -309,7 +336,25 @@ Status premap_process(RestoreContext& root, RestoreContext& x, int release_fd) {
                               }
                               return {};
                             }));
+    } else if (reader.type() == schema::PagesPrefork::kType) {
+      // What its children share: into its slots now, before they are forked.
+      CR_TRY_ASSIGN(auto p, reader.decode<schema::PagesPrefork>());
+      auto tail = reader.tail();
+      const uint64_t len = uint64_t{p.npages} * kPage;
+      if (pages_seen || p.pid != proc.pid || tail.size() != len || len == 0)
+        return make_error(who + ": prefork pages at " + hex(p.vaddr) + " out of place");
+      CR_TRY_ASSIGN(hint, check_pages(x.img.vmas, p.vaddr, len, hint));
+      x.prefork->add(proc.pid, p.vaddr, tail);
+      const uint8_t* data = tail.data();
+      CR_TRY(for_each_piece(mine, p.vaddr, len,
+                            [&](uint64_t a, uint64_t n, const PremapSlot* s) -> Status {
+                              if (s == nullptr) return {};  // its children copy it
+                              have[s->start].emplace_back(a, a + n);
+                              prefork_runs.emplace_back(a, a + n);
+                              return write_into(pid, s->slot + (a - s->start), data + (a - p.vaddr), n);
+                            }));
     } else if (reader.type() == schema::Pages::kType) {
+      if (!pages_seen) prefork_runs = merged(std::move(prefork_runs));
       pages_seen = true;
       CR_TRY_ASSIGN(auto p, reader.decode<schema::Pages>());
       auto tail = reader.tail();
@@ -322,9 +367,21 @@ Status premap_process(RestoreContext& root, RestoreContext& x, int release_fd) {
       CR_TRY(for_each_piece(mine, p.vaddr, len,
                             [&](uint64_t a, uint64_t n, const PremapSlot* s) -> Status {
                               const uint8_t* d = data + (a - p.vaddr);
-                              if (s != nullptr) have[s->start].emplace_back(a, a + n);
-                              if (s != nullptr) return write_into(pid, s->slot + (a - s->start), d, n);
-                              x.pending_pages.emplace_back(a, std::vector<uint8_t>(d, d + n));
+                              own_runs.emplace_back(a, a + n);
+                              if (s == nullptr) {
+                                x.pending_pages.emplace_back(a, std::vector<uint8_t>(d, d + n));
+                                return {};
+                              }
+                              // Over what its children get: written once they are forked.
+                              const std::vector<Run> now = subtract({{a, a + n}}, prefork_runs);
+                              for (const Run& r : subtract({{a, a + n}}, now))
+                                x.pending_pages.emplace_back(
+                                    r.first, std::vector<uint8_t>(d + (r.first - a), d + (r.second - a)));
+                              for (const Run& r : now) {
+                                have[s->start].push_back(r);
+                                CR_TRY(write_into(pid, s->slot + (r.first - s->start), d + (r.first - a),
+                                                  r.second - r.first));
+                              }
                               return {};
                             }));
       x.page_bytes += len;
@@ -336,6 +393,8 @@ Status premap_process(RestoreContext& root, RestoreContext& x, int release_fd) {
     CR_TRY_ASSIGN(more, reader.next());
   }
   CR_TRY(drop_unshared());
+  // Where its children got pages it did not have itself: dropped once they are forked.
+  x.pending_drop = subtract(merged(std::move(prefork_runs)), merged(std::move(own_runs)));
   x.stream_ended = !more;
   x.preloaded = true;
   CR_TRY(check_threads(x.img));

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "common/result.h"
@@ -42,6 +43,16 @@ struct Premap {
   using Runs = std::map<uint64_t, std::vector<std::pair<uint64_t, uint64_t>>>;
   std::map<uint32_t, Runs> held;
   const PremapSlot* find(uint32_t pid, uint64_t start) const;
+};
+
+/// The PagesPrefork contents of each process (by pid, then run start), kept while the tree is
+/// restored: a child whose PagesParent run is marked prefork and not inherited in a slot (or
+/// every such child, without premap) copies its pages from here.
+struct PreforkStore {
+  std::map<uint32_t, std::map<uint64_t, std::vector<uint8_t>>> runs;
+  void add(uint32_t pid, uint64_t addr, std::span<const uint8_t> bytes);
+  /// The bytes of [addr, addr + len) of `pid`'s runs into `out`; an error if a page is missing.
+  Status read(uint32_t pid, uint64_t addr, uint64_t len, uint8_t* out) const;
 };
 
 /// Whether this restore places memory before forking: the image has PagesParent, a

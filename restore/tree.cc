@@ -92,6 +92,8 @@ Status read_tree_head(RestoreContext& root) {
   root.vdso = &root.vdso_plan;
   CR_TRY_ASSIGN(root.premap_owner, plan_premap(head));
   root.premap = root.premap_owner.get();
+  root.prefork_owner = std::make_unique<PreforkStore>();
+  root.prefork = root.prefork_owner.get();
   // Before anything is made for the image: what it asks for must be its own to ask.
   root.privileges = Privileges::of(head);
   Status allowed = root.privileges.check(head, root.opts.signed_image);
@@ -130,6 +132,7 @@ Status read_tree_head(RestoreContext& root) {
     ctx->ipc = root.ipc;
     ctx->vdso = &root.vdso_plan;
     ctx->premap = root.premap;
+    ctx->prefork = root.prefork;
     ctx->img = std::move(head.procs[i]);
     root.others.push_back(std::move(ctx));
   }

@@ -223,7 +223,16 @@ CR_RECORD_TAIL(Pages, 0x0112, "pages", "contents of a run of pages; tail = npage
 // kProcessParentPages, before its Pages records.
 CR_RECORD(PagesParent, 0x0115, "pages_parent",
           "a run of pages shared copy-on-write with the parent: their contents are the parent's",
-          (u32, pid), (u64, vaddr), (u64, npages))
+          (u32, pid), (u64, vaddr), (u64, npages),
+          (u32, prefork))  // 1: shared with siblings, not the parent: its PagesPrefork has them
+
+// Pages a process's children still share among themselves but it no longer has (it wrote its
+// own copy after forking them; python's reference counts do): their contents, in its section
+// after its PagesParent and before its Pages. crrestore places them before the process forks
+// and its own pages there after.
+CR_RECORD_TAIL(PagesPrefork, 0x0118, "pages_prefork",
+               "contents the children inherited and the process has since rewritten (tail)",
+               (u32, pid), (u64, vaddr), (u32, npages))
 
 // Where crrestore may put memory it fills before forking a process's children, so that they
 // inherit it copy-on-write (PagesParent): a range no process of the tree maps, as large as all
@@ -593,7 +602,7 @@ using AllRecords =
                SysvMsgQueue, SysvMsg, SysvSem, SysvLimits, Pty, EpollItem, UnixSocket,
                UnixSocketData, FileLock, FileOwner, StreamSeal, InetSocket, InetSocketData, NetLock,
                NetlinkSocket, Cgroup, CgroupProperty, CgroupMember, PagesParent, Vdso,
-               PremapArea>;
+               PremapArea, PagesPrefork>;
 
 namespace detail {
 template <class Tuple, size_t... I>
