@@ -344,5 +344,43 @@ TEST_F(HostileImage, SocketFileSymlinkSwapNeverReachesTarget) {
   EXPECT_GT(swaps.load(), 0) << "the racer never saw a socket file: nothing was tested";
 }
 
+// Pages "shared with the parent" in a root, which has none in the image: refused before
+// anything is made, and a run of them in a process not flagged to have any.
+TEST_F(HostileImage, ParentPagesOfTheRootRefused) {
+  Json doc = *doc_;
+  Json* p = records(doc, "process").front();
+  (*p)["flags"] = (*p)["flags"].get<uint32_t>() | 0x10000u;
+  expect_refused(doc, {"root process has pages shared with a parent"});
+
+  Json runs = *doc_;
+  Json copy = Json::array();
+  bool added = false;
+  for (auto& r : runs["records"]) {
+    if (!added && r["type"] == "pages") {
+      Json pp;
+      pp["type"] = "pages_parent";
+      pp["fields"] = {{"pid", r["fields"]["pid"]}, {"vaddr", r["fields"]["vaddr"]},
+                      {"npages", 1}, {"prefork", 0}};
+      copy.push_back(pp);
+      added = true;
+    }
+    copy.push_back(r);
+  }
+  ASSERT_TRUE(added);
+  runs["records"] = copy;
+  expect_refused(runs, {"pages of the parent at", "not flagged to have any"});
+}
+
+// A vDSO record that does not hold together (as if from another kernel build, so it is used):
+// refused naming it.
+TEST_F(HostileImage, MalformedVdsoRecordRefused) {
+  Json doc = *doc_;
+  auto v = records(doc, "vdso");
+  if (v.empty()) GTEST_SKIP() << "no vDSO on this kernel";
+  (*v.front())["crc"] = (*v.front())["crc"].get<uint32_t>() ^ 1u;
+  (*v.front())["offsets"].push_back(0);
+  expect_refused(doc, {"vdso record:", "names for"});
+}
+
 }  // namespace
 }  // namespace cr::e2e
