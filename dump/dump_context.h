@@ -94,6 +94,7 @@ struct FileTable {
     uint32_t from_port = 0;
   };
   std::vector<InetQueued> inet_data;
+  std::vector<schema::InetMcast> inet_mcast;  // after the inet sockets
   std::vector<schema::NetlinkSocket> netlink_sockets;
   std::vector<schema::Fd> fds;
   std::vector<schema::EpollItem> epoll_items;  // after every Fd: targets and epolls are Files

@@ -404,7 +404,7 @@ Status InetSocketCollector::describe(Entry& e, schema::InetSocket& rec) {
     if (::getsockopt(s, IPPROTO_TCP, TCP_CONGESTION, cc, &len) == 0 && default_cc != cc)
       rec.congestion = cc;
   }
-  // Not restored yet, and shown nowhere but by asking: IP options, multicast memberships.
+  // Shown nowhere but by asking: IP options (not restored yet), multicast memberships.
   if (e.family == AF_INET) {
     uint8_t ipopts[40];
     len = sizeof ipopts;
@@ -421,9 +421,10 @@ Status InetSocketCollector::describe(Entry& e, schema::InetSocket& rec) {
   return {};
 }
 
-// A socket in a multicast group is refused, naming the group: joins are not restored yet, and
-// no interface lists a socket's groups. Each group some socket joined on this machine
-// (/proc/net/igmp, igmp6) is asked about: MCAST_MSFILTER answers for a member only.
+// The multicast groups of a socket: no interface lists them, so each group some socket joined on
+// this machine (/proc/net/igmp, igmp6) is asked about: MCAST_MSFILTER answers for a member
+// only, with its source filter. A membership for any source becomes an InetMcast; one with
+// a source filter (MCAST_JOIN_SOURCE_GROUP, MCAST_BLOCK_SOURCE) is refused, naming the group.
 Status InetSocketCollector::check_memberships(int s, int family, const schema::InetSocket& rec) {
   if (!groups_) {
     CR_TRY_ASSIGN(ProcDir self, ProcDir::open(::getpid()));
@@ -452,12 +453,15 @@ Status InetSocketCollector::check_memberships(int s, int family, const schema::I
       std::memcpy(&a->sin6_addr, g.group.data(), 16);
     }
     socklen_t len = sizeof gf;
-    if (::getsockopt(s, v4 ? IPPROTO_IP : IPPROTO_IPV6, MCAST_MSFILTER, &gf, &len) == 0) {
+    if (::getsockopt(s, v4 ? IPPROTO_IP : IPPROTO_IPV6, MCAST_MSFILTER, &gf, &len) != 0)
+      continue;  // not a member
+    if (gf.gf_fmode != MCAST_EXCLUDE || gf.gf_numsrc != 0) {
       std::string group = inet_endpoint_text(g.group, 0);
       group.erase(group.rfind(':'));
       return make_error(inet_socket_text(rec) + " is in multicast group " + group + " on " +
-                        g.device + ": memberships are not restored yet");
+                        g.device + " with a source filter: not supported yet");
     }
+    tree_.files.inet_mcast.push_back(schema::InetMcast{rec.id, g.group, g.device});
   }
   return {};
 }

@@ -55,6 +55,8 @@ Status write_tree_head(DumpTree& tree) {
     tree.procs.front()->process.flags |= schema::kProcessFileLocks;
   // A build that skipped the cgroup records would leave the tree in its own cgroups.
   if (tree.cgroups.differs) tree.procs.front()->process.flags |= schema::kProcessCgroups;
+  // A build that skipped the memberships would restore the sockets outside their groups.
+  if (!tree.files.inet_mcast.empty()) tree.procs.front()->process.flags |= schema::kProcessMcast;
   for (const auto& p : tree.procs) CR_TRY(out.write(p->process));
   for (const auto& p : tree.procs) {
     if (p->zombie) continue;
@@ -82,6 +84,7 @@ Status write_tree_head(DumpTree& tree) {
   for (const auto& u : t.inet_sockets) CR_TRY(out.write(u));
   for (const auto& q : t.inet_data)
     CR_TRY(out.write(schema::InetSocketData{q.socket, q.queue, q.from, q.from_port}, q.bytes));
+  for (const auto& m : t.inet_mcast) CR_TRY(out.write(m));
   if (tree.net.lock.active()) CR_TRY(out.write(schema::NetLock{tree.net.lock.table()}));
   for (const auto& n : t.netlink_sockets) CR_TRY(out.write(n));
   for (const auto& f : t.files) CR_TRY(out.write(f));

@@ -1,6 +1,7 @@
 #include "restore/image.h"
 
 #include <linux/netlink.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -195,6 +196,21 @@ Status stash_head_record(const format::RecordReader& reader, ProcessImage& img) 
       }
       auto& q = d.queue == schema::kInetRecvQueue ? it->second.recv_queue : it->second.send_queue;
       q.insert(q.end(), tail.begin(), tail.end());
+      return {};
+    }
+    case schema::InetMcast::kType: {
+      CR_TRY_ASSIGN(auto m, reader.decode<schema::InetMcast>());
+      auto it = img.inet_sockets.find(m.socket);
+      if (it == img.inet_sockets.end())
+        return make_error("inet_mcast names object " + std::to_string(m.socket) +
+                          ", not an inet socket");
+      const schema::InetSocket& u = it->second.sock;
+      const size_t want = u.family == AF_INET ? 4 : 16;
+      if (u.type != SOCK_DGRAM || m.group.size() != want || m.device.empty() ||
+          m.device.size() >= IFNAMSIZ || it->second.mcast.size() >= 256)
+        return make_error("inet_mcast of inet socket " + std::to_string(m.socket) +
+                          ": not a datagram socket's group, or a bad group or device");
+      it->second.mcast.push_back(std::move(m));
       return {};
     }
     case schema::NetLock::kType: {
@@ -432,7 +448,7 @@ Status check_tree_head(const TreeHead& head) {
       schema::kProcessChildSubreaper | schema::kProcessSessionLeaderGone |
       schema::kProcessGroupLeaderGone | schema::kProcessGuardRegions | schema::kProcessCwdDeleted |
       schema::kProcessFileLocks | schema::kProcessExtUnix | schema::kProcessCgroups |
-      schema::kProcessParentPages;
+      schema::kProcessParentPages | schema::kProcessMcast;
   for (const auto& img : head.procs)
     if ((img.process->flags & ~kKnownFlags) != 0)
       return make_error("pid " + std::to_string(img.process->pid) + ": process flags " +

@@ -46,6 +46,7 @@ struct UnixSocketImage {
 /// An internet socket and, for an established TCP connection, its two queues.
 struct InetSocketImage {
   schema::InetSocket sock;
+  std::vector<schema::InetMcast> mcast;  // its multicast groups
   std::vector<uint8_t> recv_queue, send_queue;
   struct Datagram {
     std::vector<uint8_t> bytes;

@@ -6,6 +6,7 @@
 // until the tree runs (restorer.cc deletes it).
 #include "restore/inet_sockets.h"
 
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -299,6 +300,34 @@ Status replay_datagram(int target, const schema::InetSocket& r,
   return {};
 }
 
+// Its multicast groups again (any source), on the device of the dumped name: its index may
+// differ here.
+Status join_groups(int s, const InetSocketImage& img, const std::string& what) {
+  for (const auto& m : img.mcast) {
+    const bool v4 = m.group.size() == 4;
+    std::string group = inet_endpoint_text(m.group, 0);
+    group.erase(group.rfind(':'));
+    const unsigned ifindex = ::if_nametoindex(m.device.c_str());
+    if (ifindex == 0)
+      return errno_error("multicast group " + group + " on " + m.device + ": no such device")
+          .wrap(what);
+    group_req req{};
+    req.gr_interface = ifindex;
+    if (v4) {
+      auto* a = reinterpret_cast<sockaddr_in*>(&req.gr_group);
+      a->sin_family = AF_INET;
+      std::memcpy(&a->sin_addr, m.group.data(), 4);
+    } else {
+      auto* a = reinterpret_cast<sockaddr_in6*>(&req.gr_group);
+      a->sin6_family = AF_INET6;
+      std::memcpy(&a->sin6_addr, m.group.data(), 16);
+    }
+    if (::setsockopt(s, v4 ? IPPROTO_IP : IPPROTO_IPV6, MCAST_JOIN_GROUP, &req, sizeof req) != 0)
+      return errno_error("join multicast group " + group + " on " + m.device).wrap(what);
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<std::map<uint32_t, ScopedFd>> create_inet_sockets(
@@ -336,6 +365,7 @@ Result<std::map<uint32_t, ScopedFd>> create_inet_sockets(
         default:
           return make_error(what + ": unknown state " + std::to_string(r.state));
       }
+      CR_TRY(join_groups(s.get(), img, what));
       out[id] = std::move(s);
     }
   for (const auto& [id, img] : sockets) {

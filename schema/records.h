@@ -92,6 +92,8 @@ enum ProcessFlags : uint32_t {
                              // an older build would leave it unconnected
   kProcessCgroups = 0x8000,  // (root) some process or thread was in another cgroup than
                              // crdump (CgroupMember): an older build would leave it in its own
+  kProcessMcast = 0x20000,  // (root) some InetSocket is in multicast groups (InetMcast): an
+                            // older build would restore it outside them
   kProcessParentPages = 0x10000,  // its section has PagesParent records: an older build would
                                   // leave those pages empty
 };
@@ -568,6 +570,13 @@ CR_RECORD_TAIL(InetSocketData, 0x0261, "inet_socket_data",
                (objref, socket), (u32, queue),  // InetQueue
                (bytes, from), (u32, from_port))  // a datagram's sender (4 or 16 bytes)
 
+// A multicast group an inet datagram socket joined for any source (IP_ADD_MEMBERSHIP,
+// IPV6_JOIN_GROUP, MCAST_JOIN_GROUP), after the socket's record; joined again on the device of
+// that name. The root has kProcessMcast.
+CR_RECORD(InetMcast, 0x0263, "inet_mcast", "a multicast group an inet socket is in",
+          (objref, socket), (bytes, group),  // 4 or 16 address bytes
+          (str, device))
+
 CR_RECORD(NetLock, 0x0262, "net_lock",
           "crdump dropped the packets of the image's TCP connections with the nftables table "
           "`table` (family inet) and left it for crrestore to delete once they are restored",
@@ -602,7 +611,7 @@ using AllRecords =
                SysvMsgQueue, SysvMsg, SysvSem, SysvLimits, Pty, EpollItem, UnixSocket,
                UnixSocketData, FileLock, FileOwner, StreamSeal, InetSocket, InetSocketData, NetLock,
                NetlinkSocket, Cgroup, CgroupProperty, CgroupMember, PagesParent, Vdso,
-               PremapArea, PagesPrefork>;
+               PremapArea, PagesPrefork, InetMcast>;
 
 namespace detail {
 template <class Tuple, size_t... I>

@@ -1,8 +1,7 @@
 // What a socket holds that crtools does not restore yet, and which no /proc file shows: crdump
-// must find it and refuse, leaving the program intact. "mcast": a UDP socket in multicast
-// group 239.1.2.3 on lo (IP_ADD_MEMBERSHIP), found by asking (MCAST_MSFILTER) about each group
-// /proc/net/igmp lists; "mcast6": an IPv6 one in ff15::1234 on lo; "ipopts": IP options set
-// on a UDP socket (IP_OPTIONS). After SIGTERM the program checks the state is still there.
+// must find it and refuse, leaving the program intact. "ipopts": IP options set on a UDP
+// socket (IP_OPTIONS). ("mcast", "mcast6": memberships, restored now: socket_mcast.c tests
+// them.) After SIGTERM the program checks the state is still there.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <net/if.h>
