@@ -423,8 +423,7 @@ Status InetSocketCollector::describe(Entry& e, schema::InetSocket& rec) {
 
 // The multicast groups of a socket: no interface lists them, so each group some socket joined on
 // this machine (/proc/net/igmp, igmp6) is asked about: MCAST_MSFILTER answers for a member
-// only, with its source filter. A membership for any source becomes an InetMcast; one with
-// a source filter (MCAST_JOIN_SOURCE_GROUP, MCAST_BLOCK_SOURCE) is refused, naming the group.
+// only, with its source filter. Each membership becomes an InetMcast with that filter.
 Status InetSocketCollector::check_memberships(int s, int family, const schema::InetSocket& rec) {
   if (!groups_) {
     CR_TRY_ASSIGN(ProcDir self, ProcDir::open(::getpid()));
@@ -441,27 +440,41 @@ Status InetSocketCollector::check_memberships(int s, int family, const schema::I
   for (const sys::McastGroup& g : *groups_) {
     const bool v4 = g.group.size() == 4;
     if ((family == AF_INET) != v4) continue;
-    group_filter gf{};
-    gf.gf_interface = static_cast<uint32_t>(g.ifindex);
+    // Room for kMaxSources sources: more than the kernel's default limit (igmp_max_msf 10).
+    constexpr uint32_t kMaxSources = 64;
+    std::vector<uint8_t> buf(GROUP_FILTER_SIZE(kMaxSources));
+    auto* gf = reinterpret_cast<group_filter*>(buf.data());
+    gf->gf_interface = static_cast<uint32_t>(g.ifindex);
+    gf->gf_numsrc = kMaxSources;  // in: room for so many (the kernel copies no more); out: all
     if (v4) {
-      auto* a = reinterpret_cast<sockaddr_in*>(&gf.gf_group);
+      auto* a = reinterpret_cast<sockaddr_in*>(&gf->gf_group);
       a->sin_family = AF_INET;
       std::memcpy(&a->sin_addr, g.group.data(), 4);
     } else {
-      auto* a = reinterpret_cast<sockaddr_in6*>(&gf.gf_group);
+      auto* a = reinterpret_cast<sockaddr_in6*>(&gf->gf_group);
       a->sin6_family = AF_INET6;
       std::memcpy(&a->sin6_addr, g.group.data(), 16);
     }
-    socklen_t len = sizeof gf;
-    if (::getsockopt(s, v4 ? IPPROTO_IP : IPPROTO_IPV6, MCAST_MSFILTER, &gf, &len) != 0)
+    socklen_t len = static_cast<socklen_t>(buf.size());
+    if (::getsockopt(s, v4 ? IPPROTO_IP : IPPROTO_IPV6, MCAST_MSFILTER, gf, &len) != 0)
       continue;  // not a member
-    if (gf.gf_fmode != MCAST_EXCLUDE || gf.gf_numsrc != 0) {
-      std::string group = inet_endpoint_text(g.group, 0);
-      group.erase(group.rfind(':'));
+    std::string group = inet_endpoint_text(g.group, 0);
+    group.erase(group.rfind(':'));
+    if (gf->gf_numsrc > kMaxSources)
       return make_error(inet_socket_text(rec) + " is in multicast group " + group + " on " +
-                        g.device + " with a source filter: not supported yet");
+                        g.device + " with over " + std::to_string(kMaxSources) +
+                        " sources in its filter: not supported");
+    // The filter: include only, or exclude, these sources.
+    schema::InetMcast m{rec.id, g.group, g.device, gf->gf_fmode == MCAST_INCLUDE ? 1u : 0u, {}};
+    for (uint32_t i = 0; i < gf->gf_numsrc; ++i) {
+      const auto& src = gf->gf_slist[i];
+      const auto* b = v4 ? reinterpret_cast<const uint8_t*>(
+                               &reinterpret_cast<const sockaddr_in*>(&src)->sin_addr)
+                         : reinterpret_cast<const uint8_t*>(
+                               &reinterpret_cast<const sockaddr_in6*>(&src)->sin6_addr);
+      m.sources.insert(m.sources.end(), b, b + (v4 ? 4 : 16));
     }
-    tree_.files.inet_mcast.push_back(schema::InetMcast{rec.id, g.group, g.device});
+    tree_.files.inet_mcast.push_back(std::move(m));
   }
   return {};
 }

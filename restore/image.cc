@@ -207,7 +207,9 @@ Status stash_head_record(const format::RecordReader& reader, ProcessImage& img) 
       const schema::InetSocket& u = it->second.sock;
       const size_t want = u.family == AF_INET ? 4 : 16;
       if (u.type != SOCK_DGRAM || m.group.size() != want || m.device.empty() ||
-          m.device.size() >= IFNAMSIZ || it->second.mcast.size() >= 256)
+          m.device.size() >= IFNAMSIZ || it->second.mcast.size() >= 256 || m.include > 1 ||
+          m.sources.size() % want != 0 || m.sources.size() / want > 64 ||
+          (m.include == 1 && m.sources.empty()))
         return make_error("inet_mcast of inet socket " + std::to_string(m.socket) +
                           ": not a datagram socket's group, or a bad group or device");
       it->second.mcast.push_back(std::move(m));

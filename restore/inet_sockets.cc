@@ -322,8 +322,32 @@ Status join_groups(int s, const InetSocketImage& img, const std::string& what) {
       a->sin6_family = AF_INET6;
       std::memcpy(&a->sin6_addr, m.group.data(), 16);
     }
-    if (::setsockopt(s, v4 ? IPPROTO_IP : IPPROTO_IPV6, MCAST_JOIN_GROUP, &req, sizeof req) != 0)
+    const int level = v4 ? IPPROTO_IP : IPPROTO_IPV6;
+    if (::setsockopt(s, level, MCAST_JOIN_GROUP, &req, sizeof req) != 0)
       return errno_error("join multicast group " + group + " on " + m.device).wrap(what);
+    if (m.include == 0 && m.sources.empty()) continue;  // any source: as joined
+    // The source filter, on the membership just made (the kernel wants one).
+    const size_t step = m.group.size(), n = m.sources.size() / step;
+    std::vector<uint8_t> buf(GROUP_FILTER_SIZE(n));
+    auto* gf = reinterpret_cast<group_filter*>(buf.data());
+    gf->gf_interface = ifindex;
+    gf->gf_group = req.gr_group;
+    gf->gf_fmode = m.include != 0 ? MCAST_INCLUDE : MCAST_EXCLUDE;
+    gf->gf_numsrc = static_cast<uint32_t>(n);
+    for (size_t i = 0; i < n; ++i) {
+      if (v4) {
+        auto* a = reinterpret_cast<sockaddr_in*>(&gf->gf_slist[i]);
+        a->sin_family = AF_INET;
+        std::memcpy(&a->sin_addr, m.sources.data() + i * step, 4);
+      } else {
+        auto* a = reinterpret_cast<sockaddr_in6*>(&gf->gf_slist[i]);
+        a->sin6_family = AF_INET6;
+        std::memcpy(&a->sin6_addr, m.sources.data() + i * step, 16);
+      }
+    }
+    if (::setsockopt(s, level, MCAST_MSFILTER, gf, static_cast<socklen_t>(buf.size())) != 0)
+      return errno_error("source filter of multicast group " + group + " on " + m.device)
+          .wrap(what);
   }
   return {};
 }

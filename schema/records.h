@@ -570,12 +570,15 @@ CR_RECORD_TAIL(InetSocketData, 0x0261, "inet_socket_data",
                (objref, socket), (u32, queue),  // InetQueue
                (bytes, from), (u32, from_port))  // a datagram's sender (4 or 16 bytes)
 
-// A multicast group an inet datagram socket joined for any source (IP_ADD_MEMBERSHIP,
-// IPV6_JOIN_GROUP, MCAST_JOIN_GROUP), after the socket's record; joined again on the device of
-// that name. The root has kProcessMcast.
+// A multicast group an inet datagram socket joined (IP_ADD_MEMBERSHIP, IPV6_JOIN_GROUP,
+// MCAST_JOIN_GROUP, or with sources: IP_ADD_SOURCE_MEMBERSHIP, MCAST_BLOCK_SOURCE, ...), after
+// the socket's record; joined again on the device of that name, its source filter set again
+// (MCAST_MSFILTER). The root has kProcessMcast.
 CR_RECORD(InetMcast, 0x0263, "inet_mcast", "a multicast group an inet socket is in",
           (objref, socket), (bytes, group),  // 4 or 16 address bytes
-          (str, device))
+          (str, device),
+          (u32, include),   // 1: only from `sources` (MCAST_INCLUDE); 0: all but them
+          (bytes, sources))  // addresses of the group's size, one after another
 
 CR_RECORD(NetLock, 0x0262, "net_lock",
           "crdump dropped the packets of the image's TCP connections with the nftables table "

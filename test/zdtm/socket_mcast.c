@@ -1,8 +1,9 @@
 // Multicast memberships of UDP sockets: "v4" joins 239.1.2.3 and 239.1.2.4 on lo
 // (IP_ADD_MEMBERSHIP), "v6" ff15::1234 on lo (IPV6_JOIN_GROUP); after restore each socket is a
 // member again, for any source (MCAST_MSFILTER shows it, and leaving succeeds only for a
-// member), and a socket that joined nothing is in no group. "source": a membership with a
-// source filter (IP_ADD_SOURCE_MEMBERSHIP), which crdump refuses.
+// member), and a socket that joined nothing is in no group. "source": memberships with source
+// filters: 239.1.2.3 from 127.0.0.1 only (IP_ADD_SOURCE_MEMBERSHIP: include mode), 239.1.2.5
+// from all but 127.0.0.2 (IP_BLOCK_SOURCE: exclude mode); both come back with their filter.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <net/if.h>
@@ -42,6 +43,14 @@ int main(int argc, char **argv) {
     inet_pton(AF_INET, "127.0.0.1", &m.imr_interface);
     if (setsockopt(s, IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP, &m, sizeof m))
       test_fail_errno("join 239.1.2.3 from 127.0.0.1");
+    struct ip_mreqn j = {.imr_ifindex = (int)if_nametoindex("lo")};
+    inet_pton(AF_INET, "239.1.2.5", &j.imr_multiaddr);
+    if (setsockopt(s, IPPROTO_IP, IP_ADD_MEMBERSHIP, &j, sizeof j)) test_fail_errno("join 239.1.2.5");
+    struct ip_mreq_source b = {0};
+    inet_pton(AF_INET, "239.1.2.5", &b.imr_multiaddr);
+    inet_pton(AF_INET, "127.0.0.2", &b.imr_sourceaddr);
+    inet_pton(AF_INET, "127.0.0.1", &b.imr_interface);
+    if (setsockopt(s, IPPROTO_IP, IP_BLOCK_SOURCE, &b, sizeof b)) test_fail_errno("block 127.0.0.2");
   } else if (v6) {
     struct ipv6_mreq m = {.ipv6mr_interface = if_nametoindex("lo")};
     inet_pton(AF_INET6, "ff15::1234", &m.ipv6mr_multiaddr);
@@ -58,6 +67,23 @@ int main(int argc, char **argv) {
   test_wait();
 
   if (!strcmp(what, "source")) {
+    struct {
+      const char *group, *source;
+      uint32_t mode;
+    } want[] = {{"239.1.2.3", "127.0.0.1", MCAST_INCLUDE}, {"239.1.2.5", "127.0.0.2", MCAST_EXCLUDE}};
+    for (int i = 0; i < 2; i++) {
+      struct group_filter gf;
+      group_v4(&gf, want[i].group);
+      gf.gf_numsrc = 1;  // room for one source: the kernel copies no more than this asks
+      socklen_t len = sizeof gf;
+      if (getsockopt(s, IPPROTO_IP, MCAST_MSFILTER, &gf, &len)) test_fail_errno("not in %s", want[i].group);
+      struct in_addr src;
+      inet_pton(AF_INET, want[i].source, &src);
+      if (gf.gf_fmode != want[i].mode || gf.gf_numsrc != 1 ||
+          ((struct sockaddr_in *)&gf.gf_slist[0])->sin_addr.s_addr != src.s_addr)
+        test_fail("%s: filter mode %u with %u sources, not the dumped one", want[i].group,
+                  gf.gf_fmode, gf.gf_numsrc);
+    }
     struct ip_mreq_source m = {0};
     inet_pton(AF_INET, "239.1.2.3", &m.imr_multiaddr);
     inet_pton(AF_INET, "127.0.0.1", &m.imr_sourceaddr);
