@@ -158,6 +158,14 @@ TEST(ToolsCli, VersionAndPidArgument) {
     ::close(fd);
     EXPECT_TRUE(r.status.ok()) << tool << ": " << r.describe();
     EXPECT_EQ(read_file(out).rfind(std::string(tool) + " ", 0), 0u) << read_file(out);
+    // The usage line names the program.
+    const std::string help = dir.path(std::string(tool) + ".help");
+    fd = ::open(help.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    ToolRun h = run_tool(dir, tool, {"--help"}, -1, fd);
+    ::close(fd);
+    EXPECT_TRUE(h.status.ok()) << tool << ": " << h.describe();
+    EXPECT_NE(read_file(help).find(std::string("Usage: ") + tool + " "), std::string::npos)
+        << read_file(help);
   }
   for (const char* bad : {"abc", "0", "-5", "12x", "99999999999"}) {
     ToolRun r = run_tool(dir, "crdump", {"-o", dir.path("img"), "--", bad});

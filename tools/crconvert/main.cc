@@ -12,7 +12,7 @@
 #include "tools/output_path.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"crconvert: upgrade a crtools image to the current format version"};
+  CLI::App app{"crconvert: upgrade a crtools image to the current format version", "crconvert"};
   std::string in_path = "-", out_path = "-";
   uint32_t to = cr::format::kFormatVersion;
   int level = 0;

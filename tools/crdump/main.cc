@@ -164,7 +164,8 @@ std::optional<uint64_t> parse_size(const std::string& s) {
 }
 
 int run(int argc, char** argv) {
-  CLI::App app{"crdump: checkpoint a running process and its descendants into one image stream"};
+  CLI::App app{"crdump: checkpoint a running process and its descendants into one image stream",
+               "crdump"};
   std::string out_path;
   int zstd_level = 0;
   int pid = 0;

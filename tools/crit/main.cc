@@ -6,7 +6,7 @@
 #include "tools/crit/crit.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"crit: show, check, decode and encode crtools image streams (plain or zstd)"};
+  CLI::App app{"crit: show, check, decode and encode crtools image streams (plain or zstd)", "crit"};
   app.set_version_flag("--version", std::string("crit ") + CR_TOOL_VERSION);
   app.require_subcommand(1);
 

@@ -79,7 +79,7 @@ cr::Status verify_stream(int fd, const cr::format::ReaderOptions& ropts) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"crrestore: restore a process tree from a crtools image"};
+  CLI::App app{"crrestore: restore a process tree from a crtools image", "crrestore"};
   std::string input;
   bool detach = false, shell_job = false, verbose = false, tcp_close = false;
   std::vector<std::string> inherit;
