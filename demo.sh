@@ -43,7 +43,7 @@ echo "== crit x mems"
 "$bin/crit" x mems "$dir/counter.img.zst" | head -n 15
 
 echo "== crrestore -d < $dir/counter.img.zst"
-"$bin/crrestore" -d <"$dir/counter.img.zst"
+pid=$("$bin/crrestore" -d <"$dir/counter.img.zst")  # it prints the restored root's pid
 echo "restored pid $pid: $(cat /proc/$pid/cmdline | tr '\0' ' ')"
 before=$(wc -l <"$log")
 for _ in $(seq 100); do [ "$(wc -l <"$log")" -ge $((before + 5)) ] && break; sleep 0.1; done

@@ -176,6 +176,25 @@ TEST(ToolsCli, VersionAndPidArgument) {
   }
 }
 
+// `crrestore -d` prints the restored root's pid on stdout (for pid=$(crrestore -d ...)); -q is
+// taken (it hides warnings).
+TEST(ToolsCli, DetachedRestorePrintsThePid) {
+  if (!tools_present()) return;
+  TempDir dir;
+  Target t = Target::start(dir, mem_anon(1));
+  ASSERT_GT(t.pid(), 0) << t.error();
+  const pid_t pid = t.pid();
+  ASSERT_TRUE(dump_target(dir, t, Mode::kKill, dir.path("img")));
+  const std::string out = dir.path("stdout");
+  int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  ToolRun r = run_tool(dir, "crrestore", {"-d", "-q", "-i", dir.path("img")}, -1, fd);
+  ::close(fd);
+  ASSERT_TRUE(r.status.ok()) << r.describe();
+  EXPECT_EQ(read_file(out), std::to_string(pid) + "\n");
+  ExitStatus st = terminate_pid(pid);
+  EXPECT_TRUE(st.ok()) << st.describe();
+}
+
 TEST(CrrestoreFailure, TruncatedZstdImage) {
   if (!tools_present()) return;
   TempDir dir;

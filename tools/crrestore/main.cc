@@ -81,14 +81,15 @@ cr::Status verify_stream(int fd, const cr::format::ReaderOptions& ropts) {
 int main(int argc, char** argv) {
   CLI::App app{"crrestore: restore a process tree from a crtools image", "crrestore"};
   std::string input;
-  bool detach = false, shell_job = false, verbose = false, tcp_close = false;
+  bool detach = false, shell_job = false, verbose = false, tcp_close = false, quiet = false;
   std::vector<std::string> inherit;
   std::string verify_key;
   app.add_option("-i,--input", input, "image file (default: stdin)");
   app.add_option("--verify-key", verify_key,
                  "refuse an image not signed with the key in FILE (crdump --sign-key); the "
                  "image is buffered in memory and checked whole before anything is created");
-  app.add_flag("-d,--detach", detach, "return once the process runs");
+  app.add_flag("-d,--detach", detach,
+               "return once the process runs, printing the restored root's pid on stdout");
   app.add_flag("--shell-job", shell_job, "reconnect terminal fds to ours");
   std::string pidfile;
   app.add_option("--pidfile", pidfile, "write the restored root's pid to this file");
@@ -102,6 +103,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"soft", "ignore"}));
   app.add_option("--inherit-fd", inherit, "fd[N]:KEY: give our fd N for the external file KEY");
   app.add_flag("-v,--verbose", verbose, "print each pass with its time");
+  app.add_flag("-q,--quiet", quiet,
+               "no warnings (what came back other than it was dumped, as rlimits above ours)");
   app.set_version_flag("--version", std::string("crrestore ") + CR_TOOL_VERSION);
   CLI11_PARSE(app, argc, argv);
 
@@ -174,7 +177,8 @@ int main(int argc, char** argv) {
                    ctx.pages_seconds > 0 ? ctx.page_bytes / ctx.pages_seconds / 1e9 : 0.0);
   }
   // Warnings always: each says what came back other than it was dumped.
-  for (const auto& w : ctx.warnings) std::fprintf(stderr, "crrestore: warning: %s\n", w.c_str());
+  if (!quiet)
+    for (const auto& w : ctx.warnings) std::fprintf(stderr, "crrestore: warning: %s\n", w.c_str());
   if (!pid.ok()) die(pid.error().message);
   if (verbose) std::fprintf(stderr, "crrestore: restored pid %d\n", *pid);
   if (!pidfile.empty()) {
@@ -191,7 +195,13 @@ int main(int argc, char** argv) {
       if (detach) return 1;
     }
   }
-  if (detach) return 0;
+  if (detach) {
+    // For `pid=$(crrestore -d ...)`; a reader gone is no failure of the restore.
+    ::signal(SIGPIPE, SIG_IGN);
+    std::printf("%d\n", *pid);
+    std::fflush(stdout);
+    return 0;
+  }
   int st = 0;
   while (::waitpid(*pid, &st, 0) < 0) {
     if (errno != EINTR) die(cr::errno_error("waitpid " + std::to_string(*pid)).message);
