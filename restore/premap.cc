@@ -11,6 +11,7 @@
 #include <cstring>
 #include <iterator>
 
+#include "common/test_hook.h"
 #include "common/text.h"
 #include "restore/cgroups.h"
 #include "restore/context.h"
@@ -196,6 +197,7 @@ Result<std::unique_ptr<Premap>> plan_premap(const TreeHead& head) {
 }
 
 Status premap_process(RestoreContext& root, RestoreContext& x, int release_fd) {
+  test_kill_point("pass");  // crrestore killed with processes waiting here: none may be left
   Premap& pm = *root.premap;
   const pid_t pid = x.pid();
   const std::string who = "pid " + std::to_string(pid);
