@@ -222,7 +222,8 @@ void choose_premap_area(DumpTree& tree) {
     for (const auto& v : p->vmas) {
       used.emplace_back(v.start, v.end);
       // Each slot starts at its mapping's offset in a 2 MiB page, a page after the last.
-      if (anon_kind(v.kind)) size += v.end - v.start + (2ull << 20) + kPage;
+      if (anon_kind(v.kind) || v.kind == schema::kVmaFilePrivate)
+        size += v.end - v.start + (2ull << 20) + kPage;
     }
   }
   std::sort(used.begin(), used.end());

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/ptrace.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -47,6 +48,10 @@ Status write_into(pid_t pid, uint64_t addr, const uint8_t* data, size_t len) {
   }
   return {};
 }
+
+// The path a private file mapping's slot opens, written into the process's copy of this
+// buffer (it is a copy of crrestore until it forks).
+char kPathBuf[4096];
 
 // Runs up to this long are overwritten with zeros rather than dropped by an injected madvise:
 // one process_vm_writev takes a thousand of them, an injected call costs tens of
@@ -212,17 +217,33 @@ Status premap_process(RestoreContext& root, RestoreContext& x, int release_fd) {
   const bool inherits = (proc.flags & schema::kProcessParentPages) != 0;
   const Slots* theirs = nullptr;
   if (inherits && pm.slots.count(proc.ppid) != 0) theirs = &pm.slots[proc.ppid];
+  // A private file mapping gets a slot too (its copied pages are shared like anonymous ones),
+  // mapping the file as root: only for an image restored with root's rights. A user's image
+  // maps its files as the user, later (map_vmas): copies there.
+  const bool file_slots = !root.privileges.restricted();
   for (const auto& v : x.img.vmas) {
     if (v.start < pm.end && pm.area_start < v.end)
       return make_error(who + ": vma " + hex(v.start) + " lies in the image's premap area");
-    if (!anon_kind(v.kind)) continue;
+    const bool file = v.kind == schema::kVmaFilePrivate && file_slots && !v.path.empty();
+    if (!anon_kind(v.kind) && !file) continue;
     PremapSlot s;
     s.start = v.start;
     s.end = v.end;
     s.kind = v.kind;
     s.growsdown = v.kind == schema::kVmaStack || (v.flags & MAP_GROWSDOWN) != 0;
     s.vma_end = v.end;
-    if (theirs != nullptr) {
+    if (file) {
+      s.path = v.path;
+      s.pgoff = v.pgoff;
+      s.file_rw = (v.file_open_mode & S_IWUSR) != 0;
+      // Within the parent's mapping of the same file at the same offsets: inherited.
+      const PremapSlot* p = theirs ? slot_at(*theirs, v.start) : nullptr;
+      if (p != nullptr && p->kind == v.kind && v.end <= p->end && p->path == v.path &&
+          p->pgoff + (v.start - p->start) / kPage == v.pgoff) {
+        s.slot = p->slot + (v.start - p->start);
+        s.inherited = true;
+      }
+    } else if (theirs != nullptr) {
       // Within one of the parent's (or grown past its end since the fork, as a heap by brk:
       // then the part in the parent's slot is inherited, the rest mapped fresh by map_vmas).
       const PremapSlot* p = slot_at(*theirs, v.start);
@@ -241,8 +262,9 @@ Status premap_process(RestoreContext& root, RestoreContext& x, int release_fd) {
       // aligned once it moves. A page between slots: they never merge.
       const uint64_t len = v.end - v.start;
       const uint64_t at = ((pm.next + kHuge - 1) & ~(kHuge - 1)) + (v.start & (kHuge - 1));
-      if (at < pm.next || at > pm.end || pm.end - at < len)
-        return make_error(who + ": the image's premap area has no room for vma " + hex(v.start));
+      // No room left (an image that did not count this mapping): mapped in place later, its
+      // pages written then, what it shared copied.
+      if (at < pm.next || at > pm.end || pm.end - at < len) continue;
       s.slot = at;
       s.madv = v.madv;
       pm.next = std::min(pm.end, at + len + kPage);
@@ -286,6 +308,23 @@ Status premap_process(RestoreContext& root, RestoreContext& x, int release_fd) {
       if (!m.ok()) return std::move(m).error().wrap(who + ": vma " + hex(start));
     }
   }
+  // Private file mappings over their part of the span: the file opened in the process (its
+  // path written into its copy of kPathBuf) and mapped at the slot.
+  for (const auto& [start, s] : mine) {
+    if (s.inherited || s.path.empty()) continue;
+    if (s.path.size() >= sizeof kPathBuf) return make_error(who + ": path too long: " + s.path);
+    CR_TRY(write_into(pid, reinterpret_cast<uint64_t>(kPathBuf),
+                      reinterpret_cast<const uint8_t*>(s.path.c_str()), s.path.size() + 1));
+    auto fd = rs.call("open premap file", SYS_openat, static_cast<uint64_t>(AT_FDCWD),
+                      reinterpret_cast<uint64_t>(kPathBuf),
+                      (s.file_rw ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW);
+    if (!fd.ok()) return std::move(fd).error().wrap(who + ": " + s.path);
+    auto r = rs.call("mmap premap file", SYS_mmap, s.slot, s.end - s.start,
+                     PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, *fd, s.pgoff * kPage);
+    (void)rs.call("close", SYS_close, *fd);
+    if (!r.ok()) return std::move(r).error().wrap(who + ": vma " + hex(start) + " " + s.path);
+    if (*r != s.slot) return make_error(who + ": premap slot mapped at " + hex(*r));
+  }
 
   // What each slot holds of the process's own: the runs it kept from the parent and the
   // pages written there. In an inherited slot, what the parent's held beyond that the process
@@ -308,7 +347,8 @@ Status premap_process(RestoreContext& root, RestoreContext& x, int release_fd) {
             theirs.emplace_back(std::max(r.first, s.start), std::min(r.second, s.end));
       for (const Run& z : subtract(merged(std::move(theirs)), have[start])) {
         const uint64_t at = s.slot + (z.first - s.start), len = z.second - z.first;
-        if (len <= kZeroFill) {
+        // In a file mapping a page it did not have shows the file: dropped, never zeros.
+        if (len <= kZeroFill && s.path.empty()) {
           CR_TRY(zeros.add(at, len));  // a page or a few: written over, many to a call
           continue;
         }

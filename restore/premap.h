@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "common/result.h"
@@ -30,6 +31,9 @@ struct PremapSlot {
   uint32_t kind = 0;
   bool growsdown = false;       // a stack: the slot is MAP_GROWSDOWN too (mremap keeps it)
   uint32_t madv = 0;            // its MadvFlags (huge pages or not while it is filled)
+  std::string path;             // a private file mapping: its file, offset (pages), open mode
+  uint64_t pgoff = 0;
+  bool file_rw = false;
   bool inherited = false;       // within a slot of the parent's, made by fork
 };
 
