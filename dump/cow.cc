@@ -10,6 +10,7 @@
 #include <iterator>
 #include <unordered_map>
 
+#include "common/io.h"
 #include "common/text.h"
 #include "dump/passes.h"
 
@@ -48,15 +49,7 @@ class Pagemap {
   }
   // Entries of `n` pages from page index `first` into `out`.
   Status read(uint64_t first, size_t n, uint64_t* out) const {
-    size_t want = n * 8, got = 0;
-    auto* dst = reinterpret_cast<uint8_t*>(out);
-    while (got < want) {
-      ssize_t r = ::pread(fd_.get(), dst + got, want - got, static_cast<off_t>(first * 8 + got));
-      if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) return errno_error("read pagemap at " + hex(first * kPage), r == 0 ? EIO : errno);
-      got += static_cast<size_t>(r);
-    }
-    return {};
+    return pread_full(fd_.get(), out, n * 8, first * 8, "read pagemap");
   }
 
  private:

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/io.h"
 #include "common/text.h"
 #include "dump/passes.h"
 
@@ -101,15 +102,8 @@ Status fill(pid_t pid, int mem_fd, Batch& b) {
   if (b.via_mem) {
     uint8_t* at = dst;
     for (const Run& r : b.runs) {
-      size_t len = r.npages * kPage, got = 0;
-      while (got < len) {
-        ssize_t n = ::pread(mem_fd, at + got, len - got, static_cast<off_t>(r.vaddr + got));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0)
-          return errno_error("read /proc/PID/mem at " + hex(r.vaddr + got), n == 0 ? EIO : errno);
-        got += static_cast<size_t>(n);
-      }
-      at += len;
+      CR_TRY(pread_full(mem_fd, at, r.npages * kPage, r.vaddr, "read /proc/PID/mem"));
+      at += r.npages * kPage;
     }
   } else {
     iovec iov[kMaxIov];
@@ -302,17 +296,7 @@ class PageDumper {
   }
 
   Status read_pagemap(uint64_t page_index, size_t n) {
-    size_t want = n * 8, got = 0;
-    auto* dst = reinterpret_cast<uint8_t*>(pm_.data());
-    while (got < want) {
-      ssize_t r =
-          ::pread(pagemap_.get(), dst + got, want - got, static_cast<off_t>(page_index * 8 + got));
-      if (r < 0 && errno == EINTR) continue;
-      if (r <= 0)
-        return errno_error("read pagemap at " + hex(page_index * kPage), r == 0 ? EIO : errno);
-      got += static_cast<size_t>(r);
-    }
-    return {};
+    return pread_full(pagemap_.get(), pm_.data(), n * 8, page_index * 8, "read pagemap");
   }
 
   // What its children share and it no longer has, read from a child that has it (frozen, as

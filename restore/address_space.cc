@@ -14,6 +14,7 @@
 #include <cstring>
 #include <vector>
 
+#include "common/io.h"
 #include "common/text.h"
 #include "restore/layout.h"
 #include "restore/trampoline.h"
@@ -375,22 +376,12 @@ class ParentPages {
       if (!mem_.valid()) return errno_error("open " + path);
       buf_.resize(kChunk);
     }
-    uint64_t at = p.vaddr, left = p.npages * 4096;
-    while (left > 0) {
-      const size_t n = static_cast<size_t>(std::min<uint64_t>(left, kChunk));
-      size_t got = 0;
-      while (got < n) {
-        ssize_t r = ::pread(mem_.get(), buf_.data() + got, n - got, static_cast<off_t>(at + got));
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0)
-          return errno_error("read parent " + std::to_string(proc.ppid) + "'s memory at " +
-                                 hex(at + got),
-                             r == 0 ? EIO : errno);
-        got += static_cast<size_t>(r);
-      }
-      CR_TRY(ctx.tracee.write_mem(at, buf_.data(), n));
-      at += n;
-      left -= n;
+    const std::string what = "read parent " + std::to_string(proc.ppid) + "'s memory";
+    for (uint64_t done = 0; done < p.npages * 4096;) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(p.npages * 4096 - done, kChunk));
+      CR_TRY(pread_full(mem_.get(), buf_.data(), n, p.vaddr + done, what));
+      CR_TRY(ctx.tracee.write_mem(p.vaddr + done, buf_.data(), n));
+      done += n;
     }
     return {};
   }
@@ -414,16 +405,8 @@ Status stream_pages(RestoreContext& ctx) {
     for (const auto& p : ctx.pending_parent) CR_TRY(parent.copy(ctx, p));
     for (const auto& [addr, bytes] : ctx.pending_pages)
       CR_TRY(ctx.tracee.write_mem(addr, bytes.data(), bytes.size()));
-    // Its children are forked: what it held only for them goes.
-    static const std::vector<uint8_t> zeros(16 * 4096);
-    for (const auto& [first, end] : ctx.pending_drop) {
-      if (end - first <= zeros.size()) {
-        CR_TRY(ctx.tracee.write_mem(first, zeros.data(), end - first));
-        continue;
-      }
-      auto r = ctx.call("madvise", SYS_madvise, first, end - first, MADV_DONTNEED);
-      if (!r.ok()) return std::move(r).error().wrap("drop " + hex(first));
-    }
+    // Its children are forked: what it held only for them (anonymous memory) goes.
+    CR_TRY(drop_pages(*ctx.remote, ctx.pid(), ctx.pending_drop, true));
     ctx.pending_parent.clear();
     ctx.pending_pages.clear();
     ctx.pending_drop.clear();

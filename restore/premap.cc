@@ -33,22 +33,6 @@ bool anon_kind(uint32_t kind) {
   return kind == schema::kVmaAnon || kind == schema::kVmaHeap || kind == schema::kVmaStack;
 }
 
-// process_vm_writev of one run into the (untraced) task.
-Status write_into(pid_t pid, uint64_t addr, const uint8_t* data, size_t len) {
-  size_t done = 0;
-  while (done < len) {
-    iovec local{const_cast<uint8_t*>(data + done), len - done};
-    iovec remote{reinterpret_cast<void*>(addr + done), len - done};
-    ssize_t n = ::process_vm_writev(pid, &local, 1, &remote, 1, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return errno_error("process_vm_writev into pid " + std::to_string(pid) + " at " +
-                                       hex(addr + done),
-                                   n == 0 ? EIO : errno);
-    done += static_cast<size_t>(n);
-  }
-  return {};
-}
-
 // The path a private file mapping's slot opens, written into the process's copy of this
 // buffer (it is a copy of crrestore until it forks).
 char kPathBuf[4096];
@@ -175,6 +159,20 @@ Status PreforkStore::read(uint32_t pid, uint64_t addr, uint64_t len, uint8_t* ou
   return {};
 }
 
+Status drop_pages(sys::RemoteSyscalls& rs, pid_t pid,
+                  const std::vector<std::pair<uint64_t, uint64_t>>& runs, bool anonymous) {
+  ZeroFill zeros(pid);
+  for (const auto& [first, end] : runs) {
+    if (anonymous && end - first <= kZeroFill) {
+      CR_TRY(zeros.add(first, end - first));  // a page or a few: written over, many to a call
+      continue;
+    }
+    auto r = rs.call("madvise", SYS_madvise, first, end - first, MADV_DONTNEED);
+    if (!r.ok()) return std::move(r).error().wrap("drop " + hex(first));
+  }
+  return zeros.flush();
+}
+
 const PremapSlot* Premap::find(uint32_t pid, uint64_t start) const {
   auto p = slots.find(pid);
   if (p == slots.end()) return nullptr;
@@ -246,14 +244,12 @@ Status premap_process(RestoreContext& root, RestoreContext& x, int release_fd) {
     } else if (theirs != nullptr) {
       // Within one of the parent's (or grown past its end since the fork, as a heap by brk:
       // then the part in the parent's slot is inherited, the rest mapped fresh by map_vmas).
+      // A stack must lie within (it cannot grow up past the parent's).
       const PremapSlot* p = slot_at(*theirs, v.start);
-      if (p != nullptr && p->kind == v.kind && p->growsdown == s.growsdown && !s.growsdown) {
+      if (p != nullptr && p->kind == v.kind && p->growsdown == s.growsdown &&
+          (!s.growsdown || v.end <= p->end)) {
         s.slot = p->slot + (v.start - p->start);
         s.end = std::min(v.end, p->end);
-        s.inherited = true;
-      } else if (p != nullptr && v.end <= p->end && p->kind == v.kind &&
-                 p->growsdown == s.growsdown) {
-        s.slot = p->slot + (v.start - p->start);
         s.inherited = true;
       }
     }
@@ -313,8 +309,7 @@ Status premap_process(RestoreContext& root, RestoreContext& x, int release_fd) {
   for (const auto& [start, s] : mine) {
     if (s.inherited || s.path.empty()) continue;
     if (s.path.size() >= sizeof kPathBuf) return make_error(who + ": path too long: " + s.path);
-    CR_TRY(write_into(pid, reinterpret_cast<uint64_t>(kPathBuf),
-                      reinterpret_cast<const uint8_t*>(s.path.c_str()), s.path.size() + 1));
+    CR_TRY(t.write_mem(reinterpret_cast<uint64_t>(kPathBuf), s.path.c_str(), s.path.size() + 1));
     auto fd = rs.call("open premap file", SYS_openat, static_cast<uint64_t>(AT_FDCWD),
                       reinterpret_cast<uint64_t>(kPathBuf),
                       (s.file_rw ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW);
@@ -334,7 +329,6 @@ Status premap_process(RestoreContext& root, RestoreContext& x, int release_fd) {
   Premap::Runs& have = pm.held[proc.pid];
   bool pages_seen = false;
   std::vector<Run> prefork_runs, own_runs;  // address order, as the records come
-  ZeroFill zeros(pid);
   auto drop_unshared = [&]() -> Status {
     for (auto& [start, runs] : have) runs = merged(std::move(runs));
     const auto parent_held = pm.held.find(proc.ppid);
@@ -345,18 +339,13 @@ Status premap_process(RestoreContext& root, RestoreContext& x, int release_fd) {
         for (const Run& r : pruns)
           if (r.second > s.start && r.first < s.end)
             theirs.emplace_back(std::max(r.first, s.start), std::min(r.second, s.end));
-      for (const Run& z : subtract(merged(std::move(theirs)), have[start])) {
-        const uint64_t at = s.slot + (z.first - s.start), len = z.second - z.first;
-        // In a file mapping a page it did not have shows the file: dropped, never zeros.
-        if (len <= kZeroFill && s.path.empty()) {
-          CR_TRY(zeros.add(at, len));  // a page or a few: written over, many to a call
-          continue;
-        }
-        auto r = rs.call("madvise premap", SYS_madvise, at, len, MADV_DONTNEED);
-        if (!r.ok()) return std::move(r).error().wrap(who + ": vma " + hex(start));
-      }
+      std::vector<Run> drop = subtract(merged(std::move(theirs)), have[start]);
+      for (Run& z : drop) z = {s.slot + (z.first - s.start), s.slot + (z.second - s.start)};
+      // In a file mapping a page it did not have shows the file: dropped, never zeros.
+      auto st = drop_pages(rs, pid, drop, s.path.empty());
+      if (!st.ok()) return std::move(st).error().wrap(who + ": vma " + hex(start));
     }
-    return zeros.flush();
+    return {};
   };
 
   size_t hint = 0;
@@ -393,7 +382,7 @@ Status premap_process(RestoreContext& root, RestoreContext& x, int release_fd) {
                               if (s == nullptr) return {};  // its children copy it
                               have[s->start].emplace_back(a, a + n);
                               prefork_runs.emplace_back(a, a + n);
-                              return write_into(pid, s->slot + (a - s->start), data + (a - p.vaddr), n);
+                              return t.write_mem(s->slot + (a - s->start), data + (a - p.vaddr), n);
                             }));
     } else if (reader.type() == schema::Pages::kType) {
       if (!pages_seen) prefork_runs = merged(std::move(prefork_runs));
@@ -421,7 +410,7 @@ Status premap_process(RestoreContext& root, RestoreContext& x, int release_fd) {
                                     r.first, std::vector<uint8_t>(d + (r.first - a), d + (r.second - a)));
                               for (const Run& r : now) {
                                 have[s->start].push_back(r);
-                                CR_TRY(write_into(pid, s->slot + (r.first - s->start), d + (r.first - a),
+                                CR_TRY(t.write_mem(s->slot + (r.first - s->start), d + (r.first - a),
                                                   r.second - r.first));
                               }
                               return {};

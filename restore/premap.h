@@ -18,6 +18,7 @@
 
 #include "common/result.h"
 #include "restore/image.h"
+#include "sys/remote_syscalls.h"
 
 namespace cr::restore {
 
@@ -58,6 +59,12 @@ struct PreforkStore {
   /// The bytes of [addr, addr + len) of `pid`'s runs into `out`; an error if a page is missing.
   Status read(uint32_t pid, uint64_t addr, uint64_t len, uint8_t* out) const;
 };
+
+/// Drops runs of the task's memory (task addresses) through `rs`: MADV_DONTNEED, or, in
+/// `anonymous` memory, runs up to 16 pages overwritten with zeros, a thousand to one
+/// process_vm_writev (an injected call costs tens of microseconds).
+Status drop_pages(sys::RemoteSyscalls& rs, pid_t pid,
+                  const std::vector<std::pair<uint64_t, uint64_t>>& runs, bool anonymous);
 
 /// Whether this restore places memory before forking: the image has PagesParent, a
 /// PremapArea, and crrestore's own memory is not in that area. Otherwise children get copies.
