@@ -60,10 +60,7 @@ void run_cow(bool premap) {
   const std::string img = dir.path("img");
   if (!dump_target(dir, t, Mode::kKill, img)) return;
   {
-    ScopedFd out(::open(dir.path("img.json").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                        0644));
-    ASSERT_TRUE(out.valid());
-    ToolRun r = run_tool(dir, "crit", {"decode", "--pages", img}, -1, out.get());
+    ToolRun r = run_tool_to_file(dir, "crit", {"decode", "--pages", img}, dir.path("img.json"));
     ASSERT_TRUE(r.status.ok()) << r.describe();
   }
   const nlohmann::json recs = nlohmann::json::parse(read_file(dir.path("img.json")))["records"];
@@ -98,9 +95,7 @@ void run_cow(bool premap) {
       if (r["type"] != "premap_area") kept.push_back(r);
     ASSERT_EQ(kept.size() + 1, doc["records"].size()) << "no premap_area record";
     doc["records"] = kept;
-    write_file(dir.path("copies.json"), doc.dump());
-    ToolRun enc = run_tool(dir, "crit", {"encode", "-o", dir.path("img.copies"),
-                                         dir.path("copies.json")});
+    ToolRun enc = crit_encode(dir, doc.dump(), dir.path("img.copies"));
     ASSERT_TRUE(enc.status.ok()) << enc.describe();
     to_restore = dir.path("img.copies");
   }

@@ -3,6 +3,7 @@
 #ifndef CR_TEST_E2E_E2E_COMMON_H
 #define CR_TEST_E2E_E2E_COMMON_H
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sched.h>
 #include <unistd.h>
@@ -107,6 +108,22 @@ inline bool dump_target(TempDir& dir, Target& t, Mode mode, const std::string& i
     crit_check(dir, img);
   }
   return true;
+}
+
+/// Runs bin/<tool> with its stdout into the file `path` (made anew).
+inline ToolRun run_tool_to_file(TempDir& dir, const std::string& tool,
+                                const std::vector<std::string>& args, const std::string& path) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  EXPECT_GE(fd, 0) << "create " << path;
+  ToolRun r = run_tool(dir, tool, args, -1, fd);
+  if (fd >= 0) ::close(fd);
+  return r;
+}
+
+/// `crit encode` of the JSON text `json` into the image `img` (the JSON kept beside it).
+inline ToolRun crit_encode(TempDir& dir, const std::string& json, const std::string& img) {
+  write_file(img + ".json", json);
+  return run_tool(dir, "crit", {"encode", "-o", img, img + ".json"});
 }
 
 /// `crrestore -d -i img`: on success the restored pid is running as our child.

@@ -153,16 +153,12 @@ TEST(ToolsCli, VersionAndPidArgument) {
   for (const char* tool : {"crdump", "crrestore", "crit", "crconvert"}) {
     if (!tool_exists(tool)) continue;
     const std::string out = dir.path(std::string(tool) + ".version");
-    int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    ToolRun r = run_tool(dir, tool, {"--version"}, -1, fd);
-    ::close(fd);
+    ToolRun r = run_tool_to_file(dir, tool, {"--version"}, out);
     EXPECT_TRUE(r.status.ok()) << tool << ": " << r.describe();
     EXPECT_EQ(read_file(out).rfind(std::string(tool) + " ", 0), 0u) << read_file(out);
     // The usage line names the program.
     const std::string help = dir.path(std::string(tool) + ".help");
-    fd = ::open(help.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    ToolRun h = run_tool(dir, tool, {"--help"}, -1, fd);
-    ::close(fd);
+    ToolRun h = run_tool_to_file(dir, tool, {"--help"}, help);
     EXPECT_TRUE(h.status.ok()) << tool << ": " << h.describe();
     EXPECT_NE(read_file(help).find(std::string("Usage: ") + tool + " "), std::string::npos)
         << read_file(help);
@@ -186,9 +182,7 @@ TEST(ToolsCli, DetachedRestorePrintsThePid) {
   const pid_t pid = t.pid();
   ASSERT_TRUE(dump_target(dir, t, Mode::kKill, dir.path("img")));
   const std::string out = dir.path("stdout");
-  int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  ToolRun r = run_tool(dir, "crrestore", {"-d", "-q", "-i", dir.path("img")}, -1, fd);
-  ::close(fd);
+  ToolRun r = run_tool_to_file(dir, "crrestore", {"-d", "-q", "-i", dir.path("img")}, out);
   ASSERT_TRUE(r.status.ok()) << r.describe();
   EXPECT_EQ(read_file(out), std::to_string(pid) + "\n");
   ExitStatus st = terminate_pid(pid);

@@ -15,9 +15,7 @@ namespace cr::e2e {
 namespace {
 
 bool crit_to_file(TempDir& dir, const std::vector<std::string>& args, const std::string& out) {
-  ScopedFd fd(::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd.valid()) return false;
-  ToolRun r = run_tool(dir, "crit", args, -1, fd.get());
+  ToolRun r = run_tool_to_file(dir, "crit", args, out);
   EXPECT_TRUE(r.status.ok()) << "crit " << args.front() << ": " << r.describe();
   return r.status.ok();
 }
@@ -63,8 +61,7 @@ TEST(ShmemOrder, OlderImageWithShmemAfterTheFdsRestores) {
       for (auto& m : moved) old_order.push_back(m);
   }
   recs = old_order;
-  write_file(dir.path("old.json"), doc.dump());
-  ToolRun enc = run_tool(dir, "crit", {"encode", "-o", dir.path("img.old"), dir.path("old.json")});
+  ToolRun enc = crit_encode(dir, doc.dump(), dir.path("img.old"));
   ASSERT_TRUE(enc.status.ok()) << enc.describe();
 
   ASSERT_TRUE(crit_to_file(dir, {"decode", dir.path("img.old")}, dir.path("check.json")));

@@ -25,10 +25,7 @@ TEST(VdsoProxy, DifferentVdsoRestoresThroughJumps) {
     return;
   }
   {
-    ScopedFd out(::open(dir.path("img.json").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                        0644));
-    ASSERT_TRUE(out.valid());
-    ToolRun r = run_tool(dir, "crit", {"decode", "--pages", img}, -1, out.get());
+    ToolRun r = run_tool_to_file(dir, "crit", {"decode", "--pages", img}, dir.path("img.json"));
     ASSERT_TRUE(r.status.ok()) << r.describe();
   }
   nlohmann::json doc = nlohmann::json::parse(read_file(dir.path("img.json")));
@@ -40,9 +37,7 @@ TEST(VdsoProxy, DifferentVdsoRestoresThroughJumps) {
     r["fields"]["crc"] = r["fields"]["crc"].get<uint32_t>() ^ 1u;
   }
   ASSERT_TRUE(found) << "crdump wrote no vdso record";
-  write_file(dir.path("other.json"), doc.dump());
-  ToolRun enc =
-      run_tool(dir, "crit", {"encode", "-o", dir.path("img.other"), dir.path("other.json")});
+  ToolRun enc = crit_encode(dir, doc.dump(), dir.path("img.other"));
   ASSERT_TRUE(enc.status.ok()) << enc.describe();
   if (!restore_detached(dir, dir.path("img.other"), pid)) {
     dir.keep();

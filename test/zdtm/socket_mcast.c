@@ -22,6 +22,15 @@ static void group_v4(struct group_filter *gf, const char *addr) {
   inet_pton(AF_INET, addr, &a->sin_addr);
 }
 
+// 239.1.2.3 from 127.0.0.1 only, on lo.
+static struct ip_mreq_source from_localhost(void) {
+  struct ip_mreq_source m = {0};
+  inet_pton(AF_INET, "239.1.2.3", &m.imr_multiaddr);
+  inet_pton(AF_INET, "127.0.0.1", &m.imr_sourceaddr);
+  inet_pton(AF_INET, "127.0.0.1", &m.imr_interface);
+  return m;
+}
+
 // Whether `s` is in group `addr` for any source.
 static int member_any(int s, int level, struct group_filter *gf) {
   socklen_t len = sizeof *gf;
@@ -37,10 +46,7 @@ int main(int argc, char **argv) {
   int none = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM, 0);
   if (s < 0 || none < 0) test_fail_errno("socket");
   if (!strcmp(what, "source")) {
-    struct ip_mreq_source m = {0};
-    inet_pton(AF_INET, "239.1.2.3", &m.imr_multiaddr);
-    inet_pton(AF_INET, "127.0.0.1", &m.imr_sourceaddr);
-    inet_pton(AF_INET, "127.0.0.1", &m.imr_interface);
+    struct ip_mreq_source m = from_localhost();
     if (setsockopt(s, IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP, &m, sizeof m))
       test_fail_errno("join 239.1.2.3 from 127.0.0.1");
     struct ip_mreqn j = {.imr_ifindex = (int)if_nametoindex("lo")};
@@ -84,10 +90,7 @@ int main(int argc, char **argv) {
         test_fail("%s: filter mode %u with %u sources, not the dumped one", want[i].group,
                   gf.gf_fmode, gf.gf_numsrc);
     }
-    struct ip_mreq_source m = {0};
-    inet_pton(AF_INET, "239.1.2.3", &m.imr_multiaddr);
-    inet_pton(AF_INET, "127.0.0.1", &m.imr_sourceaddr);
-    inet_pton(AF_INET, "127.0.0.1", &m.imr_interface);
+    struct ip_mreq_source m = from_localhost();
     if (setsockopt(s, IPPROTO_IP, IP_DROP_SOURCE_MEMBERSHIP, &m, sizeof m))
       test_fail_errno("no longer a member from 127.0.0.1");
   } else if (v6) {
