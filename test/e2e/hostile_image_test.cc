@@ -376,7 +376,7 @@ TEST_F(HostileImage, ParentPagesOfTheRootRefused) {
 TEST_F(HostileImage, MalformedVdsoRecordRefused) {
   Json doc = *doc_;
   auto v = records(doc, "vdso");
-  if (v.empty()) GTEST_SKIP() << "no vDSO on this kernel";
+  if (v.empty()) GTEST_SKIP() << "this kernel maps no vDSO (booted with vdso=0): no vdso record to edit";
   (*v.front())["crc"] = (*v.front())["crc"].get<uint32_t>() ^ 1u;
   (*v.front())["offsets"].push_back(0);
   expect_refused(doc, {"vdso record:", "names for"});

@@ -35,7 +35,7 @@ Own own() {
 
 TEST(VdsoPlan, TheSameVdsoNeedsNoProxy) {
   Own o = own();
-  if (o.bytes.empty()) GTEST_SKIP() << "no vDSO";
+  if (o.bytes.empty()) GTEST_SKIP() << "this kernel maps no vDSO (booted with vdso=0)";
   auto p = plan_vdso(o.rec, "a", o.bytes, "b");
   ASSERT_TRUE(p.ok()) << p.error().message;
   EXPECT_FALSE(p->proxy);
@@ -43,7 +43,7 @@ TEST(VdsoPlan, TheSameVdsoNeedsNoProxy) {
 
 TEST(VdsoPlan, ADifferentVdsoGetsOneJumpPerFunction) {
   Own o = own();
-  if (o.bytes.empty()) GTEST_SKIP() << "no vDSO";
+  if (o.bytes.empty()) GTEST_SKIP() << "this kernel maps no vDSO (booted with vdso=0)";
   o.rec.crc ^= 1;
   auto p = plan_vdso(o.rec, "a", o.bytes, "a");
   ASSERT_TRUE(p.ok()) << p.error().message;
@@ -58,7 +58,7 @@ TEST(VdsoPlan, ADifferentVdsoGetsOneJumpPerFunction) {
 
 TEST(VdsoPlan, RefusesWhatItCannotJumpTo) {
   Own o = own();
-  if (o.bytes.empty()) GTEST_SKIP() << "no vDSO";
+  if (o.bytes.empty()) GTEST_SKIP() << "this kernel maps no vDSO (booted with vdso=0)";
   o.rec.crc ^= 1;
   schema::Vdso missing = o.rec;
   missing.names += "\n__vdso_teleport";

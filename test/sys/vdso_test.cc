@@ -12,7 +12,7 @@ namespace {
 TEST(Vdso, OwnVdsoExportsClockGettime) {
   auto own = own_vdso();
   ASSERT_TRUE(own.ok()) << own.error().message;
-  if (own->empty()) GTEST_SKIP() << "no vDSO here";
+  if (own->empty()) GTEST_SKIP() << "this kernel maps no vDSO (booted with vdso=0)";
   auto fns = vdso_functions(*own);
   ASSERT_TRUE(fns.ok()) << fns.error().message;
   bool found = false;
