@@ -243,15 +243,13 @@ Status find_parent_pages(DumpTree& tree) {
   }
   for (auto& p : tree.procs)
     if (!p->zombie) find_sibling_pages(tree, *p);
-  for (auto& c : tree.procs) {
-    for (const PageSpan& s : c->parent_pages) c->pages_parent += s.npages;
-    if (!c->parent_pages.empty()) c->process.flags |= schema::kProcessParentPages;
-  }
-  for (const auto& c : tree.procs)
+  bool any = false;
+  for (auto& c : tree.procs)
     if (!c->parent_pages.empty()) {
-      choose_premap_area(tree);
-      break;
+      c->process.flags |= schema::kProcessParentPages;
+      any = true;
     }
+  if (any) choose_premap_area(tree);
   return {};
 }
 

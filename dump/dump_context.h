@@ -174,7 +174,7 @@ struct DumpContext {
   std::vector<std::pair<uint64_t, uint64_t>> cow_candidates;
 
   // pages.cc statistics
-  uint64_t pages_scanned = 0, pages_written = 0, pages_zero = 0, pages_parent = 0;
+  uint64_t pages_scanned = 0, pages_written = 0, pages_zero = 0;
 };
 
 /// A shared memory object (one shmem file: anonymous shared memory or a memfd), and where to

@@ -229,7 +229,6 @@ Status premap_process(RestoreContext& root, RestoreContext& x, int release_fd) {
     s.end = v.end;
     s.kind = v.kind;
     s.growsdown = v.kind == schema::kVmaStack || (v.flags & MAP_GROWSDOWN) != 0;
-    s.vma_end = v.end;
     if (file) {
       s.path = v.path;
       s.pgoff = v.pgoff;

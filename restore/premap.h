@@ -26,8 +26,7 @@ struct RestoreContext;
 
 /// One private anonymous mapping of a process and where its memory waits.
 struct PremapSlot {
-  uint64_t start = 0, end = 0;  // the part of the mapping in the slot (all of it unless inherited)
-  uint64_t vma_end = 0;         // the mapping's end, as dumped
+  uint64_t start = 0, end = 0;  // the part of the mapping in the slot (a grown heap: less)
   uint64_t slot = 0;            // where its memory is until moved
   uint32_t kind = 0;
   bool growsdown = false;       // a stack: the slot is MAP_GROWSDOWN too (mremap keeps it)
