@@ -277,9 +277,19 @@ Status UnixSocketCollector::resolve_name(const Entry& e, schema::UnixSocket& rec
     rec.file_gid = st.st_gid;
     return {};
   }
+  // Unlinked: nothing is at the path any more (a relative one: from the holder's cwd). Restore
+  // binds the name again, which makes a file, and unlinks it once every connection is made.
+  // Something else at the path would have to go for that: refused.
+  const std::string path = n[0] == '/' ? n : dirs.empty() ? std::string() : dirs.front() + "/" + n;
+  struct stat st {};
+  if (!path.empty() && ::lstat(path.c_str(), &st) != 0 && errno == ENOENT) {
+    rec.dir = n[0] == '/' ? std::string() : dirs.front();
+    rec.flags |= schema::kUnixNameUnlinked;
+    return {};
+  }
   return make_error(bad +
-                    ": the file was unlinked or replaced, or the name is relative to "
-                    "no cwd of the tree (the name cannot be restored)");
+                    ": the file was replaced, or the name is relative to no cwd of the tree "
+                    "(the name cannot be restored)");
 }
 
 // --ext-unix-sk: a peer bound to an absolute path that still leads to it is connected to
@@ -304,6 +314,93 @@ Status UnixSocketCollector::describe_external(const Entry& e, schema::UnixSocket
   return {};
 }
 
+// The listener whose accept queue holds a connection from socket `ino`, or null. Such a
+// socket shows no peer inode: its peer is the listener's new socket, which has none until
+// accept() gives it one, as a closed peer has none.
+const sys::UnixDiag* UnixSocketCollector::pending_on(uint64_t ino) const {
+  for (const auto& [lino, l] : *diag_)
+    if (l.state == TCP_LISTEN && std::find(l.icons.begin(), l.icons.end(), ino) != l.icons.end())
+      return &l;
+  return nullptr;
+}
+
+namespace {
+
+// Bytes a connection not yet accepted carries cannot be read: they are in the listener's new
+// socket, which no fd holds until accept() (and accepting would take it from the program). The
+// client's send queue length says whether there are any.
+Status check_nothing_sent(const sys::UnixDiag& client, const std::string& listener) {
+  if (client.wqueue != 0)
+    return make_error("unix socket connected to listener '" + listener +
+                      "', not accepted yet, with data sent to it (queued where it cannot be read "
+                      "before accept) not supported yet");
+  return {};
+}
+
+}  // namespace
+
+// A listener's accept queue: each connection's client is a socket of the tree (connected again
+// at restore, in the same order) or, with --ext-unix-sk, one outside (its connection ends with
+// the dump: a stand-in connects in its place and closes). A client already closed, or one that
+// sent data, left bytes in the new socket that cannot be read: refused.
+Status UnixSocketCollector::describe_pending(const Entry& e, schema::UnixSocket& rec) {
+  const sys::UnixDiag& d = e.diag;
+  const std::string name = socket_name_text(d.name);
+  if (d.icons.size() != d.rqueue)
+    return make_error("listening unix socket '" + name + "' with " + std::to_string(d.rqueue) +
+                      " connections not yet accepted, of which sock_diag lists " +
+                      std::to_string(d.icons.size()) + " (not supported)");
+  for (uint64_t c : d.icons) {
+    if (c == 0)
+      return make_error("listening unix socket '" + name +
+                        "' with a connection not yet accepted whose client has closed (what it "
+                        "sent cannot be read before accept) not supported yet");
+    auto cd = diag_->find(c);
+    if (cd == diag_->end())
+      return make_error("listening unix socket '" + name + "': its pending client socket:[" +
+                        std::to_string(c) + "] is not known to sock_diag");
+    CR_TRY(check_nothing_sent(cd->second, name));
+    if (entries_.count(c) != 0) {
+      rec.pending.push_back(c);
+      continue;
+    }
+    if (!e.proc->opts.ext_unix_sk)
+      return make_error("listening unix socket '" + name +
+                        "' with a connection not yet accepted from socket:[" + std::to_string(c) +
+                        "] outside the process tree (dump with --ext-unix-sk to restore it as "
+                        "closed by its client)");
+    rec.pending.push_back(0);
+  }
+  if (!rec.pending.empty()) tree_.procs.front()->process.flags |= schema::kProcessUnixPending;
+  return {};
+}
+
+// A socket of the tree connected to a listener that has not accepted it: to a listener of the
+// tree it connects again at restore; to one outside, with --ext-unix-sk, to its path again.
+Status UnixSocketCollector::describe_connecting(const Entry& e, const sys::UnixDiag& l,
+                                                schema::UnixSocket& rec) {
+  const std::string name = socket_name_text(l.name);
+  CR_TRY(check_nothing_sent(e.diag, name));
+  if (entries_.count(l.ino) != 0) {
+    rec.state = schema::kUnixConnecting;
+    rec.peer_ino = l.ino;
+    return {};
+  }
+  if (e.proc->opts.ext_unix_sk && !l.name.empty() && l.name[0] == '/' && l.has_vfs) {
+    struct stat st {};
+    if (::stat(l.name.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == l.vfs_ino &&
+        st.st_dev == user_dev(l.vfs_dev)) {
+      rec.state = schema::kUnixExternal;
+      rec.peer_name = l.name;
+      return {};
+    }
+  }
+  return make_error("unix socket connecting to listener socket:[" + std::to_string(l.ino) + "] '" +
+                    name + "' outside the process tree, not accepted yet" +
+                    (e.proc->opts.ext_unix_sk ? " (its path no longer leads to it)"
+                                              : " (dump with --ext-unix-sk to connect to it again)"));
+}
+
 Status UnixSocketCollector::describe(const Entry& e, schema::UnixSocket& rec) {
   const sys::UnixDiag& d = e.diag;
   rec.id = e.id;
@@ -314,12 +411,9 @@ Status UnixSocketCollector::describe(const Entry& e, schema::UnixSocket& rec) {
     return make_error("unix socket of " + type_name(d.type) + " not supported yet");
   switch (d.state) {
     case TCP_LISTEN:
-      if (!d.icons.empty() || d.rqueue != 0)
-        return make_error("listening unix socket '" + socket_name_text(d.name) + "' with " +
-                          std::to_string(std::max<size_t>(d.icons.size(), d.rqueue)) +
-                          " connections not yet accepted not supported yet");
       rec.state = schema::kUnixListening;
       rec.backlog = d.wqueue;
+      CR_TRY(describe_pending(e, rec));
       break;
     case TCP_ESTABLISHED:
       // A dgram socket another one connected to shows established too, with no peer of its
@@ -329,6 +423,10 @@ Status UnixSocketCollector::describe(const Entry& e, schema::UnixSocket& rec) {
         break;
       }
       if (!d.has_peer || d.peer_ino == 0) {
+        if (const sys::UnixDiag* l = pending_on(d.ino)) {
+          CR_TRY(describe_connecting(e, *l, rec));
+          break;
+        }
         // Its peer was closed: sock_diag shows no inode for a released socket.
         rec.state = schema::kUnixPeerGone;
         break;
@@ -364,7 +462,7 @@ Status UnixSocketCollector::describe(const Entry& e, schema::UnixSocket& rec) {
     CR_TRY_ASSIGN(int passcred, get_int_opt(s.get(), SO_PASSCRED, "SO_PASSCRED"));
     rec.sndbuf = static_cast<uint32_t>(sndbuf);
     rec.rcvbuf = static_cast<uint32_t>(rcvbuf);
-    rec.flags = passcred != 0 ? uint32_t{schema::kUnixPassCred} : 0u;
+    if (passcred != 0) rec.flags |= schema::kUnixPassCred;
     rec.peek_off = -1;
     return {};
   }
@@ -383,7 +481,7 @@ Status UnixSocketCollector::describe(const Entry& e, schema::UnixSocket& rec) {
   CR_TRY_ASSIGN(int sndbuf, get_int_opt(s.get(), SO_SNDBUF, "SO_SNDBUF"));
   CR_TRY_ASSIGN(int rcvbuf, get_int_opt(s.get(), SO_RCVBUF, "SO_RCVBUF"));
   CR_TRY_ASSIGN(int peek_off, get_int_opt(s.get(), SO_PEEK_OFF, "SO_PEEK_OFF"));
-  rec.flags = passcred != 0 ? uint32_t{schema::kUnixPassCred} : 0u;
+  if (passcred != 0) rec.flags |= schema::kUnixPassCred;
   rec.sndbuf = static_cast<uint32_t>(sndbuf);
   rec.rcvbuf = static_cast<uint32_t>(rcvbuf);
   rec.peek_off = peek_off;

@@ -36,6 +36,10 @@ class UnixSocketCollector {
 
   Status describe(const Entry& e, schema::UnixSocket& rec);
   Status describe_external(const Entry& e, schema::UnixSocket& rec);
+  Status describe_pending(const Entry& e, schema::UnixSocket& rec);
+  Status describe_connecting(const Entry& e, const sys::UnixDiag& listener,
+                             schema::UnixSocket& rec);
+  const sys::UnixDiag* pending_on(uint64_t ino) const;
   Status resolve_name(const Entry& e, schema::UnixSocket& rec) const;
   const Entry* listener_named(const Entry& e) const;
 

@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstring>
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -205,6 +206,7 @@ class Builder {
       if (s.rec().state == schema::kUnixConnected && by_ino_.count(s.rec().peer_ino) == 0)
         return make_error(what(s) + ": its peer socket:[" + std::to_string(s.rec().peer_ino) +
                           "] is not in the image");
+      CR_TRY(check_pending(s));
     }
     // Accepted: a connected stream or seqpacket showing its listener's name, or a name its
     // unnamed (or closed) peer does not: its listener is closed, a stand-in takes its place.
@@ -238,6 +240,9 @@ class Builder {
       }
     // The stand-ins close: a stream sees its peer gone (both directions shut) as it was.
     for (auto& [id, s] : socks_) s.ghost.reset();
+    pending_ghosts_.clear();
+    // Every connection to a name is made: the names whose file was unlinked lose it again.
+    for (auto& [id, s] : socks_) CR_TRY(unlink_name(s));
     std::map<uint32_t, ScopedFd> out;
     for (auto& [id, s] : socks_) {
       CR_TRY(finish(s));
@@ -394,7 +399,75 @@ class Builder {
                           ", which cannot be reached");
       one_way.push_back(&s);
     }
-    return connect_one_way(one_way);
+    CR_TRY(connect_one_way(one_way));
+    for (auto& [id, s] : socks_) CR_TRY(connect_pending(s));
+    return {};
+  }
+
+  // A listener's pending list names sockets of the image connecting to it, and only those
+  // name it: each connects once, whatever the image says.
+  Status check_pending(const Sock& s) {
+    const auto& r = s.rec();
+    if (!r.pending.empty() && r.state != schema::kUnixListening)
+      return make_error(what(s) + ": connections pending on a socket that is not a listener");
+    for (uint64_t ino : r.pending) {
+      if (ino == 0) continue;
+      auto c = by_ino_.find(ino);
+      if (c == by_ino_.end() || c->second->rec().state != schema::kUnixConnecting ||
+          c->second->rec().peer_ino != r.ino)
+        return make_error(what(s) + ": pending connection from socket:[" + std::to_string(ino) +
+                          "], which is not a socket of the image connecting to it");
+      if (std::count(r.pending.begin(), r.pending.end(), ino) != 1)
+        return make_error(what(s) + ": socket:[" + std::to_string(ino) + "] pending twice");
+    }
+    if (r.state == schema::kUnixConnecting) {
+      auto l = by_ino_.find(r.peer_ino);
+      if (l == by_ino_.end() || std::count(l->second->rec().pending.begin(),
+                                           l->second->rec().pending.end(), r.ino) != 1)
+        return make_error(what(s) + ": connecting to socket:[" + std::to_string(r.peer_ino) +
+                          "], which is not a listener of the image holding it pending");
+    }
+    return {};
+  }
+
+  // A listener's accept queue, in its order: the tree's clients connect to it, and a stand-in
+  // for each client outside (closed at the end). Non-blocking: a queue longer than the
+  // backlog the image gives fails (EAGAIN) rather than waiting for an accept that never comes.
+  Status connect_pending(const Sock& l) {
+    for (uint64_t ino : l.rec().pending) {
+      int fd = -1;
+      if (ino == 0) {
+        pending_ghosts_.emplace_back(
+            ::socket(AF_UNIX, static_cast<int>(l.rec().type) | SOCK_CLOEXEC, 0));
+        if (!pending_ghosts_.back().valid()) return errno_error(what(l) + ": socket");
+        fd = pending_ghosts_.back().get();
+      } else {
+        fd = by_ino_.at(ino)->fd.get();
+      }
+      const Sock& c = ino == 0 ? l : *by_ino_.at(ino);
+      const int fl = ::fcntl(fd, F_GETFL);
+      if (fl < 0 || ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) return errno_error("fcntl");
+      auto st = connect_to(fd, c, l, as(c));
+      if (::fcntl(fd, F_SETFL, fl) != 0) return errno_error("fcntl");
+      CR_TRY(std::move(st));
+    }
+    return {};
+  }
+
+  // kUnixNameUnlinked: the file bind made goes, as the original's had. Only a socket file is
+  // removed (the name was free when bound; whatever is there now and is not one stays).
+  Status unlink_name(const Sock& s) {
+    const auto& r = s.rec();
+    if ((r.flags & schema::kUnixNameUnlinked) == 0 || r.name.empty() || r.name[0] == '\0')
+      return {};
+    CR_TRY_ASSIGN(auto creds, act_as(as(s)));
+    CR_TRY_ASSIGN(CwdScope cwd, CwdScope::enter(r.dir));
+    const std::string path(r.name.begin(), r.name.end());
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) return {};  // another socket of the name did it
+    if (!S_ISSOCK(st.st_mode) || ::unlink(path.c_str()) != 0)
+      return make_error(what(s) + ": cannot unlink " + path + " again (its file was unlinked)");
+    return {};
   }
 
   // A dgram socket takes a connect only while it is unconnected or connected to the one
@@ -443,6 +516,7 @@ class Builder {
   std::map<uint64_t, Sock*> by_ino_;
   std::vector<std::unique_ptr<UnixSocketImage>> standin_images_;
   std::vector<std::unique_ptr<Sock>> standins_;  // listeners standing in for closed ones
+  std::vector<ScopedFd> pending_ghosts_;          // clients outside, in a listener's queue
 };
 
 }  // namespace

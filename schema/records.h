@@ -96,6 +96,8 @@ enum ProcessFlags : uint32_t {
                             // older build would restore it outside them
   kProcessParentPages = 0x10000,  // its section has PagesParent records: an older build would
                                   // leave those pages empty
+  kProcessUnixPending = 0x40000,  // (root) a unix listener has connections not yet accepted
+                                  // (UnixSocket `pending`): an older build would drop them
 };
 
 CR_RECORD(Creds, 0x0101, "creds", "credentials of a process",
@@ -470,10 +472,13 @@ enum UnixSocketState : uint32_t {
   kUnixPeerGone = 3,     // was connected; its peer has been closed since (no `peer_ino`)
   kUnixExternal = 4,     // connected to a socket outside the tree bound to the path
                          // `peer_name` (crdump --ext-unix-sk): restore connects to it again
+  kUnixConnecting = 5,   // connected to the listener `peer_ino` of the tree, which has not
+                         // accepted it yet: restore connects it in the listener's `pending` order
 };
 
 enum UnixSocketFlags : uint32_t {
-  kUnixPassCred = 1,  // SO_PASSCRED
+  kUnixPassCred = 1,     // SO_PASSCRED
+  kUnixNameUnlinked = 2,  // its path name's file was unlinked: restore binds, then unlinks it
 };
 
 CR_RECORD(UnixSocket, 0x0220, "unix_socket", "an AF_UNIX socket (objdef)",
@@ -491,7 +496,11 @@ CR_RECORD(UnixSocket, 0x0220, "unix_socket", "an AF_UNIX socket (objdef)",
           (i32, peek_off),  // SO_PEEK_OFF (-1: off)
           (u32, backlog),   // a listener's backlog
           (u32, file_mode), (u32, file_uid), (u32, file_gid),  // a path name's socket file
-          (str, peer_name))  // kUnixExternal: the absolute path its outside peer is bound to
+          (str, peer_name),  // kUnixExternal: the absolute path its outside peer is bound to
+          (u64s, pending))   // a listener's connections not yet accepted, oldest first: the
+                             // ino of the tree's socket connecting (kUnixConnecting), or 0 for
+                             // a client outside the tree (--ext-unix-sk): restore connects a
+                             // stand-in, which closes (the client's connection ended with the dump)
 
 CR_RECORD_TAIL(UnixSocketData, 0x0221, "unix_socket_data",
                "data queued for reading on `socket`: one message (dgram, seqpacket) or a run "

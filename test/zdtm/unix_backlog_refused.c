@@ -1,5 +1,6 @@
-// A listening unix socket with a connection not yet accepted: crdump must refuse it naming the
-// fd, and leave the program intact (the connection is still there to accept, its bytes with it).
+// A listening unix socket with a connection not yet accepted that carries data (unreadable
+// before accept): crdump must refuse it naming the fd, and leave the program intact (the
+// connection is still there to accept, its bytes with it).
 #define _GNU_SOURCE
 #include <string.h>
 #include <sys/socket.h>

@@ -107,7 +107,10 @@ std::string unix_socket_text(const Fields& f) {
   s += state == schema::kUnixListening   ? " listening backlog " + std::to_string(f.u("backlog"))
        : state == schema::kUnixConnected ? " connected peer ino " + std::to_string(f.u("peer_ino"))
        : state == schema::kUnixPeerGone  ? " connected, peer closed"
-                                         : " unconnected";
+       : state == schema::kUnixExternal  ? " connected outside to " + printable(f.s("peer_name"), 108)
+       : state == schema::kUnixConnecting
+           ? " connecting to listener ino " + std::to_string(f.u("peer_ino")) + ", not accepted"
+           : " unconnected";
   std::string_view name = f.s("name");
   if (!name.empty() && name[0] == '\0')
     s += " name @" + printable(name.substr(1), 108);
