@@ -138,6 +138,16 @@ std::string proto_name(const schema::InetSocket& r) {
   }
 }
 
+// The states a connection is kept in (with --tcp-established): established or half closed.
+bool connection_state(uint32_t st) {
+  return st == TCP_ESTABLISHED || st == TCP_FIN_WAIT1 || st == TCP_FIN_WAIT2 ||
+         st == TCP_CLOSE_WAIT || st == TCP_LAST_ACK || st == TCP_CLOSING;
+}
+
+bool fin_sent(uint32_t st) {
+  return st == TCP_FIN_WAIT1 || st == TCP_FIN_WAIT2 || st == TCP_LAST_ACK || st == TCP_CLOSING;
+}
+
 Result<int> get_int(int s, int level, int name, const char* text) {
   int v = 0;
   socklen_t len = sizeof v;
@@ -355,10 +365,24 @@ Status InetSocketCollector::describe(Entry& e, schema::InetSocket& rec) {
         rec.backlog = ti.tcpi_sacked;
         break;
       case TCP_ESTABLISHED:
+      case TCP_FIN_WAIT1:
+      case TCP_FIN_WAIT2:
+      case TCP_CLOSE_WAIT:
+      case TCP_LAST_ACK:
+      case TCP_CLOSING:
         if (!e.proc->opts.tcp_established)
-          return make_error("established connection " + inet_socket_text(rec) +
+          return make_error(std::string(ti.tcpi_state == TCP_ESTABLISHED ? "established"
+                                                                         : "half-closed") +
+                            " connection " + inet_socket_text(rec) +
+                            (ti.tcpi_state == TCP_ESTABLISHED
+                                 ? ""
+                                 : " (" + std::string(tcp_state_name(ti.tcpi_state)) + ")") +
                             " (dump with --tcp-established to keep it)");
         rec.state = schema::kInetEstablished;
+        if (ti.tcpi_state != TCP_ESTABLISHED) {
+          rec.tcp_state = ti.tcpi_state;
+          tree_.procs.front()->process.flags |= schema::kProcessTcpHalfClosed;
+        }
         break;
       default:
         return make_error(inet_socket_text(rec) + " in TCP state " +
@@ -531,8 +555,9 @@ Status InetSocketCollector::read_connection(Entry& e, schema::InetSocket& rec) {
   tcp_info ti{};
   socklen_t len = sizeof ti;
   if (::getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) return errno_error("TCP_INFO");
-  if (ti.tcpi_state != TCP_ESTABLISHED)
-    return make_error(inet_socket_text(rec) + " left ESTABLISHED (" +
+  const uint32_t want = rec.tcp_state != 0 ? rec.tcp_state : uint32_t{TCP_ESTABLISHED};
+  if (ti.tcpi_state != want)
+    return make_error(inet_socket_text(rec) + " left " + std::string(tcp_state_name(want)) + " (" +
                       tcp_state_name(ti.tcpi_state) + ") while it was dumped");
   if (ti.tcpi_options & TCPI_OPT_SACK) rec.flags |= schema::kInetTcpSack;
   if (ti.tcpi_options & TCPI_OPT_WSCALE) {
@@ -574,6 +599,12 @@ Status InetSocketCollector::read_connection(Entry& e, schema::InetSocket& rec) {
   rec.outq_len = static_cast<uint32_t>(n);
   if (::ioctl(s, SIOCOUTQNSD, &n) != 0) return errno_error("SIOCOUTQNSD");
   rec.unsent_len = static_cast<uint32_t>(n);
+  // Our FIN is in the queue's sequence space (write_seq counts it) but carries no byte: the
+  // lengths leave it out (acknowledged, it is out of SIOCOUTQ already; unsent, it is in both).
+  if (fin_sent(rec.tcp_state)) {
+    if (rec.outq_len > 0) --rec.outq_len;
+    if (rec.unsent_len > 0) --rec.unsent_len;
+  }
   if (rec.outq_len > 0) {
     CR_TRY_ASSIGN(auto bytes, peek_tcp_queue(s, rec.outq_len, "send"));
     tree_.files.inet_data.push_back({rec.id, schema::kInetSendQueue, std::move(bytes)});
@@ -593,7 +624,7 @@ Status InetSocketCollector::finish() {
     tcp_info ti{};
     socklen_t len = sizeof ti;
     if (::getsockopt(e.s.get(), IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
-        ti.tcpi_state != TCP_ESTABLISHED || !e.proc->opts.tcp_established)
+        !connection_state(ti.tcpi_state) || !e.proc->opts.tcp_established)
       continue;
     schema::InetSocket r;
     sockaddr_storage a{}, b{};

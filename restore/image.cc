@@ -451,7 +451,7 @@ Status check_tree_head(const TreeHead& head) {
       schema::kProcessGroupLeaderGone | schema::kProcessGuardRegions | schema::kProcessCwdDeleted |
       schema::kProcessFileLocks | schema::kProcessExtUnix | schema::kProcessCgroups |
       schema::kProcessParentPages | schema::kProcessMcast |
-      schema::kProcessUnixPending;
+      schema::kProcessUnixPending | schema::kProcessTcpHalfClosed;
   for (const auto& img : head.procs)
     if ((img.process->flags & ~kKnownFlags) != 0)
       return make_error("pid " + std::to_string(img.process->pid) + ": process flags " +

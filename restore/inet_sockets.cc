@@ -12,11 +12,13 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
 #include "common/text.h"
 #include "restore/socket_options.h"
+#include "sys/netlock.h"
 
 namespace cr::restore {
 
@@ -127,16 +129,156 @@ Status fill(int s, const uint8_t* p, size_t n, const std::string& what) {
   return {};
 }
 
+bool fin_sent(uint32_t st) {
+  return st == TCP_FIN_WAIT1 || st == TCP_FIN_WAIT2 || st == TCP_LAST_ACK || st == TCP_CLOSING;
+}
+bool fin_received(uint32_t st) {
+  return st == TCP_CLOSE_WAIT || st == TCP_LAST_ACK || st == TCP_CLOSING;
+}
+
+bool v4_mapped(const std::vector<uint8_t>& a) {
+  static const uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  return a.size() == 16 && std::memcmp(a.data(), prefix, 12) == 0;
+}
+
+uint32_t sum16(const uint8_t* p, size_t n, uint32_t acc) {
+  for (size_t i = 0; i + 1 < n; i += 2) acc += static_cast<uint32_t>(p[i] << 8 | p[i + 1]);
+  if (n % 2 != 0) acc += static_cast<uint32_t>(p[n - 1] << 8);
+  return acc;
+}
+
+// A segment of the connection's peer, made here: a raw TCP socket bound to the peer's address
+// (IP_FREEBIND: it may not be ours) sends it to the connection's own address, marked so that
+// the network lock lets it through. TCP_REPAIR cannot set a half-closed state; the peer's FIN
+// (or its ACK of ours) arriving does, as it did the first time. The checksum is ours on IPv4,
+// the kernel's on IPv6 (IPV6_CHECKSUM).
+Status inject_from_peer(const schema::InetSocket& r, uint8_t flags, uint32_t seq, uint32_t ack,
+                        const std::string& what) {
+  const bool v4 = r.dst.size() == 4 || v4_mapped(r.dst);
+  const size_t off = r.dst.size() == 16 && v4 ? 12 : 0;
+  if (r.src.size() != r.dst.size()) return make_error(what + ": addresses of two families");
+  sockaddr_storage from{}, to{};
+  socklen_t len = 0;
+  if (v4) {
+    auto& f = reinterpret_cast<sockaddr_in&>(from);
+    auto& t = reinterpret_cast<sockaddr_in&>(to);
+    f.sin_family = t.sin_family = AF_INET;
+    std::memcpy(&f.sin_addr, r.dst.data() + off, 4);
+    std::memcpy(&t.sin_addr, r.src.data() + off, 4);
+    len = sizeof(sockaddr_in);
+  } else {
+    auto& f = reinterpret_cast<sockaddr_in6&>(from);
+    auto& t = reinterpret_cast<sockaddr_in6&>(to);
+    f.sin6_family = t.sin6_family = AF_INET6;
+    std::memcpy(&f.sin6_addr, r.dst.data(), 16);
+    std::memcpy(&t.sin6_addr, r.src.data(), 16);
+    len = sizeof(sockaddr_in6);
+  }
+  ScopedFd raw(::socket(v4 ? AF_INET : AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_TCP));
+  if (!raw.valid()) return errno_error("raw TCP socket").wrap(what);
+  CR_TRY(set_int(raw.get(), v4 ? IPPROTO_IP : IPPROTO_IPV6, v4 ? IP_FREEBIND : 78 /* IPV6_FREEBIND */,
+                 1, what));
+  if (!v4) CR_TRY(set_int(raw.get(), IPPROTO_IPV6, IPV6_CHECKSUM, 16, what));
+  CR_TRY(set_int(raw.get(), SOL_SOCKET, SO_MARK, static_cast<int>(sys::kNetLockPassMark), what));
+  if (::bind(raw.get(), reinterpret_cast<const sockaddr*>(&from), len) != 0)
+    return errno_error("bind a raw socket to the peer " + inet_endpoint_text(r.dst, r.dst_port))
+        .wrap(what);
+  uint8_t h[20] = {};
+  auto put16 = [&](size_t at, uint32_t v) {
+    h[at] = static_cast<uint8_t>(v >> 8);
+    h[at + 1] = static_cast<uint8_t>(v);
+  };
+  auto put32 = [&](size_t at, uint32_t v) {
+    put16(at, v >> 16);
+    put16(at + 2, v & 0xffff);
+  };
+  put16(0, r.dst_port);
+  put16(2, r.src_port);
+  put32(4, seq);
+  put32(8, ack);
+  h[12] = 5 << 4;  // 20 bytes, no options
+  h[13] = flags;
+  // The window the peer offered (the segment updates ours from it).
+  const uint32_t shift = (r.flags & schema::kInetTcpWscale) ? r.snd_wscale : 0;
+  put16(14, std::min<uint32_t>(0xffff, r.snd_wnd >> shift));
+  if (v4) {
+    uint8_t pseudo[12] = {};
+    std::memcpy(pseudo, r.dst.data() + off, 4);
+    std::memcpy(pseudo + 4, r.src.data() + off, 4);
+    pseudo[9] = IPPROTO_TCP;
+    pseudo[11] = sizeof h;
+    uint32_t acc = sum16(h, sizeof h, sum16(pseudo, sizeof pseudo, 0));
+    while (acc >> 16) acc = (acc & 0xffff) + (acc >> 16);
+    put16(16, ~acc & 0xffff);
+  }
+  if (::sendto(raw.get(), h, sizeof h, 0, reinterpret_cast<const sockaddr*>(&to), len) !=
+      static_cast<ssize_t>(sizeof h))
+    return errno_error("send the peer's segment").wrap(what);
+  return {};
+}
+
+bool fin_after_unsent(const schema::InetSocket& r) {
+  return r.tcp_state == TCP_FIN_WAIT1 && r.unsent_len > 0;
+}
+
+// Our FIN into the send queue, as shutdown() puts it there. Acknowledged already (FIN_WAIT2):
+// put in as sent (TCP_REPAIR_QUEUE on the send queue), then acknowledged by the peer's ACK.
+Status shut_in_repair(int s, bool acked, const std::string& what) {
+  if (acked) CR_TRY(set_int(s, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE, what));
+  if (::shutdown(s, SHUT_WR) != 0) return errno_error("shutdown(SHUT_WR)").wrap(what);
+  return set_int(s, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE, what);
+}
+
+// A half-closed connection, once established in repair mode with its queues: the FINs as they
+// happened. FIN_WAIT1, CLOSING: ours first (its retransmission is due, the lock drops it till
+// the tree runs); CLOSE_WAIT, LAST_ACK, CLOSING: the peer's, then for LAST_ACK ours; FIN_WAIT2:
+// ours as sent, and the peer's ACK of it.
+Status half_close(int s, const schema::InetSocket& r, const std::string& what) {
+  const uint32_t st = r.tcp_state;
+  const uint32_t snd_una = r.snd_seq - (fin_sent(st) ? 1 : 0) - r.outq_len;
+  // FIN_WAIT1 with bytes never sent: the FIN goes after them, once they are written again
+  // (finish_connection); till then it is established.
+  if (fin_after_unsent(r)) return {};
+  if (st == TCP_FIN_WAIT1 || st == TCP_FIN_WAIT2 || st == TCP_CLOSING)
+    CR_TRY(shut_in_repair(s, st == TCP_FIN_WAIT2, what));
+  if (fin_received(st))
+    CR_TRY(inject_from_peer(r, 0x11 /* FIN|ACK */, r.rcv_seq - 1, snd_una, what + ": peer's FIN"));
+  if (st == TCP_LAST_ACK) CR_TRY(shut_in_repair(s, false, what));
+  if (st == TCP_FIN_WAIT2)
+    CR_TRY(inject_from_peer(r, 0x10 /* ACK */, r.rcv_seq, r.snd_seq, what + ": peer's ACK"));
+  tcp_info ti{};
+  socklen_t len = sizeof ti;
+  if (::getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) return errno_error("TCP_INFO");
+  if (ti.tcpi_state != st)
+    return make_error(what + ": half-closed state " + std::to_string(st) +
+                      " did not come back (state " + std::to_string(ti.tcpi_state) +
+                      "; the peer's segment was dropped?)");
+  return {};
+}
+
 Status restore_connection(int s, const InetSocketImage& img, const std::string& what) {
   const schema::InetSocket& r = img.sock;
   if (img.recv_queue.size() != r.inq_len || img.send_queue.size() != r.outq_len)
     return make_error(what + ": queued bytes do not match the recorded queue lengths");
+  const uint32_t st = r.tcp_state;
+  if (st != 0 && !fin_sent(st) && !fin_received(st))
+    return make_error(what + ": TCP state " + std::to_string(st) + " cannot be restored");
+  // The FINs are not in the queues: they come after them, as the kernel makes them.
+  const uint32_t snd_end = r.snd_seq - (fin_sent(st) ? 1 : 0);
+  const uint32_t rcv_end = r.rcv_seq - (fin_received(st) ? 1 : 0);
   CR_TRY(set_int(s, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE, what));
-  CR_TRY(set_int(s, IPPROTO_TCP, TCP_QUEUE_SEQ, static_cast<int>(r.snd_seq - r.outq_len), what));
+  CR_TRY(set_int(s, IPPROTO_TCP, TCP_QUEUE_SEQ, static_cast<int>(snd_end - r.outq_len), what));
   CR_TRY(set_int(s, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE, what));
-  CR_TRY(set_int(s, IPPROTO_TCP, TCP_QUEUE_SEQ, static_cast<int>(r.rcv_seq - r.inq_len), what));
+  CR_TRY(set_int(s, IPPROTO_TCP, TCP_QUEUE_SEQ, static_cast<int>(rcv_end - r.inq_len), what));
   CR_TRY(bind_to(s, r, what));
+  // The segment size is worked out at connect from the clamp, which is the default 536 unless
+  // the user's TCP_MAXSEG says otherwise; TCP_REPAIR_OPTIONS sets the clamp later but leaves
+  // the size (a loopback connection would go on in 524-byte segments). The dumped one given
+  // as the user's for the connect (at most 32767, the most TCP_MAXSEG takes), then taken back.
+  CR_TRY(set_int(s, IPPROTO_TCP, TCP_MAXSEG,
+                 static_cast<int>(std::clamp<uint32_t>(r.mss, 88, 32767)), what));
   CR_TRY(connect_to(s, r, what));
+  CR_TRY(set_int(s, IPPROTO_TCP, TCP_MAXSEG, 0, what));
 
   std::vector<tcp_repair_opt> opts;
   opts.push_back({TCPOPT_MAXSEG, r.mss});
@@ -162,9 +304,16 @@ Status restore_connection(int s, const InetSocketImage& img, const std::string& 
     CR_TRY(fill(s, img.send_queue.data(), sent, what + ": send queue"));
   }
   RepairWindow w{r.snd_wl1, r.snd_wnd, r.max_window, r.rcv_wnd, r.rcv_wup};
+  if (fin_received(st)) {
+    // The window as it was before the peer's FIN, which moves it on again when it arrives.
+    --w.rcv_wup;
+    ++w.rcv_wnd;
+  }
   if (::setsockopt(s, IPPROTO_TCP, TCP_REPAIR_WINDOW, &w, sizeof w) != 0)
     return errno_error("TCP_REPAIR_WINDOW").wrap(what);
-  return set_int(s, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE, what);
+  CR_TRY(set_int(s, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE, what));
+  if (st != 0) CR_TRY(half_close(s, r, what));
+  return {};
 }
 
 // Once every listener has its port: repair off (the kernel probes the peer's window), then
@@ -202,6 +351,9 @@ Status finish_connection(int s, const InetSocketImage& img, const std::string& w
               what + ": unsent bytes"));
   // The kernel doubles what it is given: half of what it showed gives that back.
   if (recorded) CR_TRY(set_int(s, SOL_SOCKET, SO_SNDBUFFORCE, had / 2, what));
+  // FIN_WAIT1 with bytes never sent: its FIN after them, as the program's shutdown queued it.
+  if (fin_after_unsent(r) && ::shutdown(s, SHUT_WR) != 0)
+    return errno_error("shutdown(SHUT_WR)").wrap(what);
   return {};
 }
 
@@ -230,11 +382,6 @@ Status restore_closed(int s, const schema::InetSocket& r, const std::string& wha
     return errno_error("connect(AF_UNSPEC)").wrap(what);
   CR_TRY(repair(s, 0, what));
   return set_reuseaddr_after_repair(s, r, what);
-}
-
-bool v4_mapped(const std::vector<uint8_t>& a) {
-  static const uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  return a.size() == 16 && std::memcmp(a.data(), prefix, 12) == 0;
 }
 
 bool all_zero(const std::vector<uint8_t>& a) {

@@ -96,6 +96,8 @@ enum ProcessFlags : uint32_t {
                             // older build would restore it outside them
   kProcessParentPages = 0x10000,  // its section has PagesParent records: an older build would
                                   // leave those pages empty
+  kProcessTcpHalfClosed = 0x80000,  // (root) an InetSocket has a `tcp_state`: an older build
+                                    // would restore it established, its sequence numbers off
   kProcessUnixPending = 0x40000,  // (root) a unix listener has connections not yet accepted
                                   // (UnixSocket `pending`): an older build would drop them
 };
@@ -565,7 +567,12 @@ CR_RECORD(InetSocket, 0x0260, "inet_socket", "an AF_INET or AF_INET6 socket (obj
           (u32, mss),         // mss_clamp
           (u32, snd_wscale), (u32, rcv_wscale),
           (u32, timestamp),  // TCP_TIMESTAMP: the connection's clock
-          (u32, snd_wl1), (u32, snd_wnd), (u32, max_window), (u32, rcv_wnd), (u32, rcv_wup))
+          (u32, snd_wl1), (u32, snd_wnd), (u32, max_window), (u32, rcv_wnd), (u32, rcv_wup),
+          // The TCP state (tcp_info) of a kInetEstablished connection half closed: FIN_WAIT1
+          // (4), FIN_WAIT2 (5), CLOSE_WAIT (8), LAST_ACK (9), CLOSING (11); 0: established.
+          // snd_seq and rcv_seq count a FIN sent or received as the kernel does; outq_len and
+          // unsent_len leave it out. The root has kProcessTcpHalfClosed.
+          (u32, tcp_state))
 
 enum InetQueue : uint32_t {
   kInetRecvQueue = 1,  // received, not read by the program

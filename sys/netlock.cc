@@ -61,7 +61,8 @@ std::string netlock_script(const std::string& table, const std::vector<TcpTuple>
   std::string s = "table inet " + table + " {\n";
   for (const char* hook : {"input", "output"})
     s += std::string("  chain ") + hook + " {\n    type filter hook " + hook +
-         " priority -300; policy accept;\n" + rules + "  }\n";
+         " priority -300; policy accept;\n    meta mark " + std::to_string(kNetLockPassMark) +
+         " accept\n" + rules + "  }\n";
   return s + "}\n";
 }
 

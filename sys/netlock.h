@@ -25,11 +25,15 @@ struct TcpTuple {
   bool operator==(const TcpTuple&) const = default;
 };
 
+/// The SO_MARK of the packets crrestore makes in a half-closed connection's name (the peer's
+/// FIN, its ACK of ours): the lock's rules let them through, and nothing else is dropped less.
+constexpr uint32_t kNetLockPassMark = 0x63724c4b;  // "crLK"
+
 /// A table name no other dump uses at the same time: "crtools_lock_<pid>_<nanoseconds>".
 std::string netlock_table_name();
 
 /// The nft script that makes `table` (family inet) with input and output chains dropping every
-/// packet of each connection, both ways.
+/// packet of each connection, both ways, but those marked kNetLockPassMark.
 std::string netlock_script(const std::string& table, const std::vector<TcpTuple>& conns);
 
 /// Runs `nft -f -` with `script` on its stdin. Errors carry nft's own message.

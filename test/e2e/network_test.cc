@@ -232,6 +232,135 @@ TEST(Network, ConnectionsInsideTheTree) {
     python_round(kPairScript, mode, {"--tcp-established"});
 }
 
+// Half-closed connections with both ends in one process (IPv4 and IPv6): one end shut for
+// writing (FIN_WAIT2, its peer CLOSE_WAIT with the bytes sent before the FIN unread), and one
+// shut behind bytes its peer's window has no room for (FIN_WAIT1, the FIN unsent). TCP_REPAIR
+// makes a connection established; crrestore then replays the FINs (shutdown, and the peer's
+// FIN and ACK as packets through the network lock). After the restore the states are the
+// same, the bytes then end of file come out, and the open direction still carries data.
+const char* const kHalfClosedPairScript = R"py(
+import os, signal, socket as S, sys, time
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+st = lambda s: s.getsockopt(S.IPPROTO_TCP, S.TCP_INFO, 1)[0]
+def pair(fam, host):
+    l = S.socket(fam); l.bind((host, 0)); l.listen(1)
+    c = S.socket(fam); c.connect(l.getsockname()[:2]); a, _ = l.accept()
+    l.close()
+    c.sendall(b'req'); c.shutdown(S.SHUT_WR)
+    return c, a
+pairs = [pair(S.AF_INET, '127.0.0.1'), pair(S.AF_INET6, '::1')]
+# FIN_WAIT1: shut after filling the peer's window, the FIN queued behind bytes never sent.
+l = S.socket(); l.bind(('127.0.0.1', 0)); l.listen(1)
+c3 = S.socket(); c3.connect(l.getsockname()); a3, _ = l.accept(); l.close()
+a3.setblocking(False)
+sent = 0
+try:
+    while True:
+        sent += a3.send(bytes((sent + i) % 251 for i in range(4096)))
+except BlockingIOError:
+    pass
+a3.setblocking(True); a3.shutdown(S.SHUT_WR)
+for i in range(1000):
+    if all((st(c), st(a)) == (5, 8) for c, a in pairs): break
+    time.sleep(0.01)
+os.close(3)
+signal.sigwait([signal.SIGTERM])
+errs = []
+def recv_all(s):
+    out = b''
+    while True:
+        d = s.recv(65536)
+        if not d: return out
+        out += d
+for n, (c, a) in enumerate(pairs):
+    if (st(c), st(a)) != (5, 8): errs.append('%d: states %d %d' % (n, st(c), st(a)))
+    if recv_all(a) != b'req': errs.append('%d: bytes before the FIN' % n)
+    a.sendall(b'resp')
+    if c.recv(4) != b'resp': errs.append('%d: the open direction' % n)
+    try:
+        c.send(b'x'); errs.append('%d: send after shutdown' % n)
+    except BrokenPipeError:
+        pass
+    a.close()
+    if c.recv(4) != b'': errs.append('%d: end of file' % n)
+if st(a3) != 4: errs.append('FIN_WAIT1: state %d' % st(a3))
+got = recv_all(c3)
+if got != bytes(i % 251 for i in range(sent)): errs.append('FIN_WAIT1: %d of %d bytes before the FIN' % (len(got), sent))
+print('PASS' if not errs else 'FAIL: ' + '; '.join(errs), file=sys.stderr)
+sys.exit(0 if not errs else 1)
+)py";
+
+TEST(Network, HalfClosedConnectionsInsideTheTree) {
+  if (!tools_present()) return;
+  if (!nft_present()) GTEST_SKIP() << "nft not installed (Debian nftables; scripts/deps.sh installs it)";
+  for (Mode mode : {Mode::kKill, Mode::kTwice})
+    python_round(kHalfClosedPairScript, mode, {"--tcp-established"});
+}
+
+// A server in the tree, its client outside: one connection the client shut for writing after
+// its request (the server's end in CLOSE_WAIT, the request unread), one the server shut after
+// its answer (FIN_WAIT2). After the restore the server reads the request and end of file and
+// answers; the client's late bytes on the other still reach it. The client sees no error.
+TEST(Network, HalfClosedConnectionsWithAClientOutside) {
+  if (!tools_present()) return;
+  if (!nft_present()) GTEST_SKIP() << "nft not installed (Debian nftables; scripts/deps.sh installs it)";
+  const std::string script = R"py(
+import os, signal, socket as S, sys, time
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+st = lambda s: s.getsockopt(S.IPPROTO_TCP, S.TCP_INFO, 1)[0]
+l = S.socket(); l.bind(('127.0.0.1', 0)); l.listen(4)
+open('port', 'w').write(str(l.getsockname()[1]))
+os.close(3)
+a1, _ = l.accept(); a2, _ = l.accept()
+a2.sendall(b'bye'); a2.shutdown(S.SHUT_WR)
+for i in range(1000):
+    if (st(a1), st(a2)) == (8, 5): break
+    time.sleep(0.01)
+a1.sendall(b'ready')
+signal.sigwait([signal.SIGTERM])
+errs = []
+# a2 has the client's FIN by now (closed); crrestore checked it came back FIN_WAIT2.
+if st(a1) != 8: errs.append('state %d' % st(a1))
+def recv_all(s):
+    out = b''
+    while True:
+        d = s.recv(100)
+        if not d: return out
+        out += d
+if recv_all(a1) != b'req': errs.append('request')
+a1.sendall(b'resp'); a1.close()
+if recv_all(a2) != b'late': errs.append('late bytes')
+print('PASS' if not errs else 'FAIL: ' + '; '.join(errs), file=sys.stderr)
+sys.exit(0 if not errs else 1)
+)py";
+  TempDir dir;
+  Target t = Target::start(dir, {"/usr/bin/python3", "-I", "-c", script});
+  ASSERT_GT(t.pid(), 0) << t.error();
+  const pid_t pid = t.pid();
+  const uint16_t port = static_cast<uint16_t>(std::stoi(read_file(dir.work() + "/port")));
+  ScopedFd c1 = connect_tcp(port);
+  ASSERT_TRUE(c1.valid());
+  ScopedFd c2 = connect_tcp(port);
+  ASSERT_TRUE(c2.valid());
+  ASSERT_TRUE(send_all(c1.get(), "req"));
+  ASSERT_EQ(::shutdown(c1.get(), SHUT_WR), 0);
+  std::string err;
+  ASSERT_EQ(recv_n(c2.get(), 3, &err), "bye") << err;
+  ASSERT_EQ(recv_n(c1.get(), 5, &err), "ready") << err;  // the server saw both states
+  const std::string img = dir.path("img");
+  if (!dump_target(dir, t, Mode::kKill, img, {"--tcp-established"})) return;
+  ToolRun r = run_tool(dir, "crrestore", {"-d", "-i", img});
+  ASSERT_TRUE(r.status.ok()) << r.describe() << "\nlog: " << read_file(dir.work() + "/log");
+  EXPECT_FALSE(lock_present(lock_of(img)));
+  ASSERT_TRUE(send_all(c2.get(), "late"));
+  ASSERT_EQ(::shutdown(c2.get(), SHUT_WR), 0);
+  ASSERT_EQ(::kill(pid, SIGTERM), 0);
+  EXPECT_EQ(recv_n(c1.get(), 4, &err), "resp") << err;
+  EXPECT_EQ(recv_n(c1.get(), 1, &err), "") << "end of file after the answer: " << err;
+  EXPECT_EQ(recv_n(c2.get(), 1, &err), "") << "the server's FIN: " << err;
+  expect_restored_passes(dir, pid);
+}
+
 // Without --tcp-established the dump is refused, naming the connection and the option, and
 // the program carries on untouched.
 TEST(Network, EstablishedRefusedWithoutTheOption) {

@@ -19,7 +19,7 @@ TcpTuple tuple(int family, const char* a, uint16_t ap, const char* b, uint16_t b
 }
 
 // Both directions of every connection are dropped, on the way in and out, before anything
-// else sees them.
+// else sees them; only crrestore's own marked packets pass.
 TEST(NetLock, ScriptDropsEachConnectionBothWays) {
   std::string s = netlock_script(
       "crtools_lock_1_2", {tuple(AF_INET, "127.0.0.1", 8080, "127.0.0.2", 40000),
@@ -28,6 +28,7 @@ TEST(NetLock, ScriptDropsEachConnectionBothWays) {
             "table inet crtools_lock_1_2 {\n"
             "  chain input {\n"
             "    type filter hook input priority -300; policy accept;\n"
+            "    meta mark 1668435019 accept\n"
             "    ip saddr 127.0.0.1 tcp sport 8080 ip daddr 127.0.0.2 tcp dport 40000 drop\n"
             "    ip saddr 127.0.0.2 tcp sport 40000 ip daddr 127.0.0.1 tcp dport 8080 drop\n"
             "    ip6 saddr ::1 tcp sport 443 ip6 daddr 2001:db8::7 tcp dport 5555 drop\n"
@@ -35,6 +36,7 @@ TEST(NetLock, ScriptDropsEachConnectionBothWays) {
             "  }\n"
             "  chain output {\n"
             "    type filter hook output priority -300; policy accept;\n"
+            "    meta mark 1668435019 accept\n"
             "    ip saddr 127.0.0.1 tcp sport 8080 ip daddr 127.0.0.2 tcp dport 40000 drop\n"
             "    ip saddr 127.0.0.2 tcp sport 40000 ip daddr 127.0.0.1 tcp dport 8080 drop\n"
             "    ip6 saddr ::1 tcp sport 443 ip6 daddr 2001:db8::7 tcp dport 5555 drop\n"
