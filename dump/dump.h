@@ -32,6 +32,9 @@ struct DumpOptions {
   /// connected again to the peer's path, or (peer unnamed: a client of the tree's listener)
   /// restored as if its peer had closed.
   bool ext_unix_sk = false;
+  /// A TCP listener's connections not yet accepted are left out instead of refused (CRIU's
+  /// --skip-in-flight): the killed tree resets them, their clients connect again.
+  bool skip_in_flight = false;
   std::vector<int> inherit_fds;  // target fds recorded as kFileExternal (key = readlink text)
   /// A deleted file with more data than this (bytes of its data extents, holes not counted)
   /// is refused, naming the fd and the size (--ghost-limit). 0: no limit.

@@ -357,10 +357,13 @@ Status InetSocketCollector::describe(Entry& e, schema::InetSocket& rec) {
         break;
       case TCP_LISTEN:
         // For a listener tcp_info counts its accept queue (unacked) and backlog (sacked).
-        if (ti.tcpi_unacked != 0)
+        // Their sockets have no fd before accept(), and a connection's sequence numbers
+        // cannot be put into a new listener's queue: kept they cannot be.
+        if (ti.tcpi_unacked != 0 && !e.proc->opts.skip_in_flight)
           return make_error("listening " + inet_socket_text(rec) + " with " +
                             std::to_string(ti.tcpi_unacked) +
-                            " connections not yet accepted not supported yet");
+                            " connections not yet accepted (dump with --skip-in-flight to "
+                            "leave them out: their clients see a reset and connect again)");
         rec.state = schema::kInetListening;
         rec.backlog = ti.tcpi_sacked;
         break;

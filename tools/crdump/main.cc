@@ -188,6 +188,9 @@ int run(int argc, char** argv) {
   app.add_flag("--tcp-established", opts.tcp_established,
                "dump established TCP connections (TCP_REPAIR); their packets are dropped by an "
                "nftables table from the dump until crrestore has them back");
+  app.add_flag("--skip-in-flight", opts.skip_in_flight,
+               "leave out the connections a TCP listener has not accepted yet (the killed tree "
+               "resets them; their clients connect again) instead of refusing the dump");
   app.add_option("--inherit-fd", opts.inherit_fds,
                  "fd FD of the process is external (restore reconnects it with --inherit-fd)")
       ->expected(1)
