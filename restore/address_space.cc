@@ -18,6 +18,7 @@
 #include "common/text.h"
 #include "restore/layout.h"
 #include "restore/trampoline.h"
+#include "restore/uffd_pages.h"
 #include "restore/vdso.h"
 #include "sys/linux_abi.h"
 
@@ -414,6 +415,7 @@ Status stream_pages(RestoreContext& ctx) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return {};
   }
+  UffdPages uffd = UffdPages::start(ctx);
   bool more = true;
   while (more) {
     if (reader.type() == schema::Mm::kType) break;  // the next process's section
@@ -445,7 +447,10 @@ Status stream_pages(RestoreContext& ctx) {
       CR_TRY_ASSIGN(hint, check_pages(vmas, p.vaddr, len, hint));
       if (vdso_name(vmas[hint].kind) == nullptr) {
         // Into a VMA mapped writable above; one copy from the reader's buffer.
-        CR_TRY(ctx.tracee.write_mem(p.vaddr, tail.data(), tail.size()));
+        if (uffd.active())
+          CR_TRY(uffd.place(ctx, p.vaddr, tail.data(), tail.size()));
+        else
+          CR_TRY(ctx.tracee.write_mem(p.vaddr, tail.data(), tail.size()));
         ctx.page_bytes += len;
         if (ctx.opts.on_progress) ctx.opts.on_progress(ctx.page_bytes);
       }
@@ -455,6 +460,7 @@ Status stream_pages(RestoreContext& ctx) {
     }
     CR_TRY_ASSIGN(more, reader.next());
   }
+  uffd.finish();
   ctx.stream_ended = !more;
   ctx.pages_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return check_threads(ctx.img);
