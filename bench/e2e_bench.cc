@@ -5,6 +5,9 @@
 //   BM_Dump/1024          crdump --leave-running of a process with 1 GiB touched anon memory
 //   BM_DumpToFile/1024    the same, to a file in /tmp
 //   BM_Restore/1024       crrestore -d of that image (the restored task is then killed)
+//   BM_RestoreWriteMem/1024  the same with CR_RESTORE_UFFD=0 (every page by process_vm_writev)
+//   BM_UffdCopy/1024      the machine's limit for placing pages: UFFDIO_COPY of 2 MiB chunks
+//                         into 1 GiB of fresh anonymous memory, in this process
 //   BM_Dump/4, BM_Restore/4: a small process (4 MiB touched)
 //
 // Each target is a forked child of this binary that touches its memory, closes every fd it got
@@ -12,7 +15,10 @@
 #include <benchmark/benchmark.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -95,10 +101,53 @@ void BM_Restore(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * (mib << 20)));
 }
 
+void BM_RestoreWriteMem(benchmark::State& state) {
+  setenv("CR_RESTORE_UFFD", "0", 1);
+  BM_Restore(state);
+  unsetenv("CR_RESTORE_UFFD");
+}
+
+void BM_UffdCopy(benchmark::State& state) {
+  const size_t len = static_cast<size_t>(state.range(0)) << 20, chunk = 2u << 20;
+  std::vector<char> src(chunk, 7);
+  for (auto _ : state) {
+    void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    int uffd = static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | 1 /* UFFD_USER_MODE_ONLY */));
+    uffdio_api api{};
+    api.api = UFFD_API;
+    uffdio_register reg{};
+    reg.range.start = reinterpret_cast<uint64_t>(p);
+    reg.range.len = len;
+    reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+    if (p == MAP_FAILED || uffd < 0 || ioctl(uffd, UFFDIO_API, &api) != 0 ||
+        ioctl(uffd, UFFDIO_REGISTER, &reg) != 0) {
+      state.SkipWithError("userfaultfd");
+      break;
+    }
+    for (size_t off = 0; off < len; off += chunk) {
+      uffdio_copy c{};
+      c.dst = reg.range.start + off;
+      c.src = reinterpret_cast<uint64_t>(src.data());
+      c.len = chunk;
+      if (ioctl(uffd, UFFDIO_COPY, &c) != 0) {
+        state.SkipWithError("UFFDIO_COPY");
+        break;
+      }
+    }
+    state.PauseTiming();
+    close(uffd);
+    munmap(p, len);
+    state.ResumeTiming();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * len));
+}
+
 BENCHMARK(BM_Memcpy)->Arg(1024)->Unit(benchmark::kMillisecond)->Iterations(5);
 BENCHMARK(BM_Dump)->Arg(1024)->Arg(4)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(5);
 BENCHMARK(BM_DumpToFile)->Arg(1024)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);
 BENCHMARK(BM_Restore)->Arg(1024)->Arg(4)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(5);
+BENCHMARK(BM_RestoreWriteMem)->Arg(1024)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(5);
+BENCHMARK(BM_UffdCopy)->Arg(1024)->Unit(benchmark::kMillisecond)->Iterations(5);
 
 }  // namespace
 
