@@ -83,6 +83,7 @@ struct FileTable {
     uint32_t socket;
     std::string sender;  // a datagram's sender name ("": unnamed, or not a datagram)
     std::vector<uint8_t> bytes;
+    std::vector<uint64_t> files;  // File ids of the fds in flight with it (SCM_RIGHTS)
   };
   std::vector<UnixQueued> unix_data;  // one message, or a run of stream bytes, each
   std::vector<schema::InetSocket> inet_sockets;

@@ -261,7 +261,7 @@ class FileCollector {
     }
     CR_TRY(check_pty_holders(tree_, t_.ptys));
     // Peers, listeners and names are checked once every socket of the tree is known.
-    CR_TRY(unix_.finish());
+    CR_TRY(unix_.finish([this](int local) { return description_of(local); }));
     CR_TRY(collect_epolls());
     CR_TRY(collect_locks());
     CR_TRY(netlink_.finish());
@@ -363,6 +363,19 @@ class FileCollector {
 
   // The File id of an earlier fd, in this process or another, with the same open file
   // description (dup, or inherited across fork), or 0.
+  // The File of the tree's fd that is the open file description crdump's fd `local` is (an
+  // fd in flight in a unix socket's queue, received by peeking).
+  Result<uint32_t> description_of(int local) const {
+    struct stat st {};
+    if (::fstat(local, &st) != 0) return errno_error("fstat of an fd in flight");
+    for (const FdEntry& o : entries_)
+      if (o.file_id != 0 && o.st.st_dev == st.st_dev && o.st.st_ino == st.st_ino &&
+          same_description(::getpid(), local, o.proc->pid, o.fd))
+        return o.file_id;
+    return make_error("an fd in flight (SCM_RIGHTS) whose file no fd of the tree holds not "
+                      "supported yet");
+  }
+
   uint32_t shared_description(size_t i) const {
     const FdEntry& e = entries_[i];
     for (size_t j = 0; j < i; ++j) {

@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 
 #include <cstring>
+#include <map>
 
 #include "dump/passes.h"
 #include "format/crc32c.h"
@@ -88,6 +89,13 @@ Status write_tree_head(DumpTree& tree) {
   if (tree.net.lock.active()) CR_TRY(out.write(schema::NetLock{tree.net.lock.table()}));
   for (const auto& n : t.netlink_sockets) CR_TRY(out.write(n));
   for (const auto& f : t.files) CR_TRY(out.write(f));
+  // The fds in flight, once their Files are written: each names its message by its index in
+  // its socket's queue.
+  std::map<uint32_t, uint32_t> index;  // socket -> messages seen
+  for (const auto& q : t.unix_data) {
+    const uint32_t i = index[q.socket]++;
+    if (!q.files.empty()) CR_TRY(out.write(schema::UnixSocketRights{q.socket, i, q.files}));
+  }
   for (const auto& g : t.file_data) CR_TRY(write_file_data(out, g));
   for (const auto& fd : t.fds) CR_TRY(out.write(fd));
   for (const auto& item : t.epoll_items) CR_TRY(out.write(item));

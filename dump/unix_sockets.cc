@@ -124,7 +124,33 @@ class PassCredProbe {
 struct Peeked {
   std::vector<std::vector<uint8_t>> messages;  // stream: runs of bytes
   std::vector<std::string> senders;            // each datagram's sender name ("": unnamed)
+  std::vector<std::vector<ScopedFd>> rights;   // each message's fds in flight, received here
 };
+
+// Whether the stream byte at peek offset `at` came with fds (peeked alone; they are closed).
+Result<bool> has_rights_at(int s, int at) {
+  if (::setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &at, sizeof at) != 0)
+    return errno_error("setsockopt SO_PEEK_OFF");
+  char b;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 253)];
+  iovec iov{&b, 1};
+  msghdr m{};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  m.msg_control = control;
+  m.msg_controllen = sizeof control;
+  if (::recvmsg(s, &m, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != 1)
+    return errno_error("recvmsg(MSG_PEEK) of one byte");
+  bool rights = false;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const size_t nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    const int* fds = reinterpret_cast<const int*>(CMSG_DATA(c));
+    for (size_t i = 0; i < nfds; ++i) ::close(fds[i]);
+    rights = true;
+  }
+  return rights;
+}
 
 // Every message queued on `s`, oldest first, without consuming any.
 Result<Peeked> peek_queue(int s, uint32_t type) {
@@ -136,6 +162,7 @@ Result<Peeked> peek_queue(int s, uint32_t type) {
     probe.emplace(std::move(*started));
   }
   Peeked out;
+  int stream_off = 0;  // the peek offset a stream run starts at
   std::vector<uint8_t> buf(type == SOCK_STREAM ? kStreamChunk : kMaxMessage);
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 253) + CMSG_SPACE(sizeof(ucred))];
   for (;;) {
@@ -152,20 +179,21 @@ Result<Peeked> peek_queue(int s, uint32_t type) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
     if (n < 0) return errno_error("recvmsg(MSG_PEEK)");
-    bool rights = (m.msg_flags & MSG_CTRUNC) != 0, creds = false;
+    bool creds = false;
+    std::vector<ScopedFd> got;  // peeking installed the fds in flight here too: ours to close
     for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
       if (c->cmsg_level != SOL_SOCKET) continue;
       if (c->cmsg_type == SCM_RIGHTS) {
-        // Peeking installed them here too: close our copies.
         const size_t nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
         const int* fds = reinterpret_cast<const int*>(CMSG_DATA(c));
-        for (size_t i = 0; i < nfds; ++i) ::close(fds[i]);
-        rights = true;
+        for (size_t i = 0; i < nfds; ++i) got.emplace_back(fds[i]);
       } else if (c->cmsg_type == SCM_CREDENTIALS) {
         creds = true;
       }
     }
-    if (rights) return make_error("unix socket with file descriptors in flight not supported yet");
+    if ((m.msg_flags & MSG_CTRUNC) != 0)
+      return make_error("unix socket with more fds in flight in one message than crdump takes "
+                        "(253) not supported yet");
     if (probe) {
       // A seqpacket socket whose peer has gone reads 0 for ever past its last message; with
       // SO_PASSCRED on (the probe's, or the target's own) only a real message has credentials.
@@ -176,7 +204,28 @@ Result<Peeked> peek_queue(int s, uint32_t type) {
       return make_error("unix socket with credentials in flight (SO_PASSCRED) not supported yet");
     if (type == SOCK_STREAM) {
       if (n == 0) break;  // the peer shut down writing: end of the stream
-      out.messages.emplace_back(buf.begin(), buf.begin() + n);
+      // A run ends with the buffer that carries fds, and may start with bytes before it that
+      // carry none: where that buffer begins is the first byte that peeks with fds.
+      int split = 0;
+      if (!got.empty() && n > 1) {
+        int lo = 0, hi = static_cast<int>(n) - 1;
+        while (lo < hi) {
+          const int mid = (lo + hi) / 2;
+          CR_TRY_ASSIGN(bool r, has_rights_at(s, stream_off + mid));
+          if (r) hi = mid; else lo = mid + 1;
+        }
+        split = lo;
+        const int next = stream_off + static_cast<int>(n);
+        if (::setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &next, sizeof next) != 0)
+          return errno_error("setsockopt SO_PEEK_OFF");
+      }
+      if (split > 0) {
+        out.messages.emplace_back(buf.begin(), buf.begin() + split);
+        out.rights.emplace_back();
+      }
+      out.messages.emplace_back(buf.begin() + split, buf.begin() + n);
+      out.rights.push_back(std::move(got));
+      stream_off += static_cast<int>(n);
       continue;
     }
     if ((m.msg_flags & MSG_TRUNC) != 0)
@@ -189,6 +238,7 @@ Result<Peeked> peek_queue(int s, uint32_t type) {
     }
     out.senders.push_back(std::move(sender));
     out.messages.emplace_back(buf.begin(), buf.begin() + n);
+    out.rights.push_back(std::move(got));
   }
   // An out-of-band byte (MSG_OOB) would come back as an ordinary one: refused.
   char oob;
@@ -401,7 +451,8 @@ Status UnixSocketCollector::describe_connecting(const Entry& e, const sys::UnixD
                                               : " (dump with --ext-unix-sk to connect to it again)"));
 }
 
-Status UnixSocketCollector::describe(const Entry& e, schema::UnixSocket& rec) {
+Status UnixSocketCollector::describe(const Entry& e, schema::UnixSocket& rec,
+                                     const std::function<Result<uint32_t>(int)>& file_of) {
   const sys::UnixDiag& d = e.diag;
   rec.id = e.id;
   rec.ino = d.ino;
@@ -516,14 +567,26 @@ Status UnixSocketCollector::describe(const Entry& e, schema::UnixSocket& rec) {
                         socket_name_text(sender) +
                         "' (their sender cannot be restored) not supported yet");
   }
-  for (size_t i = 0; i < q.messages.size(); ++i)
+  for (size_t i = 0; i < q.messages.size(); ++i) {
+    std::vector<uint64_t> files;
+    for (const ScopedFd& f : q.rights[i]) {
+      // Sent again by the peer with the queue; datagrams others sent go to the name instead.
+      if (!mutual)
+        return make_error("unix " + type_name(d.type) +
+                          " socket with fds in flight from a socket other than its peer not "
+                          "supported yet");
+      CR_TRY_ASSIGN(uint32_t id, file_of(f.get()));
+      files.push_back(id);
+      tree_.procs.front()->process.flags |= schema::kProcessUnixRights;
+    }
     tree_.files.unix_data.push_back({e.id,
                                      i < q.senders.size() ? std::move(q.senders[i]) : std::string(),
-                                     std::move(q.messages[i])});
+                                     std::move(q.messages[i]), std::move(files)});
+  }
   return {};
 }
 
-Status UnixSocketCollector::finish() {
+Status UnixSocketCollector::finish(const std::function<Result<uint32_t>(int)>& file_of) {
   std::map<std::pair<std::string, std::string>, int> bound;  // (dir, name) -> fd binding it
   for (size_t i = 0; i < order_.size(); ++i) {
     const Entry& e = entries_.at(order_[i]);
@@ -531,7 +594,7 @@ Status UnixSocketCollector::finish() {
         (e.proc == tree_.procs.front().get() ? "" : "pid " + std::to_string(e.proc->pid) + ": ") +
         fd_name(e.fd);
     schema::UnixSocket rec;
-    auto st = describe(e, rec);
+    auto st = describe(e, rec, file_of);
     if (!st.ok()) return std::move(st).error().wrap(where);
     if (rec.peer_ino != 0) {
       const Entry& peer = entries_.at(rec.peer_ino);

@@ -3,6 +3,7 @@
 // and listener is inside the tree, resolves bound names, and peeks at the queued data.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <optional>
 
@@ -23,8 +24,10 @@ class UnixSocketCollector {
   Result<uint32_t> add(DumpContext& proc, int fd, uint64_t ino);
 
   /// After every fd of the tree was added: the UnixSocket and UnixSocketData records into
-  /// tree.files, or a refusal naming the fd.
-  Status finish();
+  /// tree.files, or a refusal naming the fd. `file_of` gives the File id of the open file
+  /// description behind one of crdump's own fds (an fd in flight, received by peeking), or
+  /// an error when no fd of the tree holds it.
+  Status finish(const std::function<Result<uint32_t>(int)>& file_of);
 
  private:
   struct Entry {
@@ -34,7 +37,8 @@ class UnixSocketCollector {
     sys::UnixDiag diag;
   };
 
-  Status describe(const Entry& e, schema::UnixSocket& rec);
+  Status describe(const Entry& e, schema::UnixSocket& rec,
+                  const std::function<Result<uint32_t>(int)>& file_of);
   Status describe_external(const Entry& e, schema::UnixSocket& rec);
   Status describe_pending(const Entry& e, schema::UnixSocket& rec);
   Status describe_connecting(const Entry& e, const sys::UnixDiag& listener,

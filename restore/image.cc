@@ -159,6 +159,25 @@ Status stash_head_record(const format::RecordReader& reader, ProcessImage& img) 
       it->second.senders.push_back(std::move(d.sender));
       return {};
     }
+    case schema::UnixSocketRights::kType: {
+      CR_TRY_ASSIGN(auto r, reader.decode<schema::UnixSocketRights>());
+      auto it = img.unix_sockets.find(r.socket);
+      if (it == img.unix_sockets.end() || r.message >= it->second.queue.size() ||
+          it->second.rights.count(r.message) != 0 || r.files.empty() || r.files.size() > 253)
+        return make_error("unix_socket_rights names no queued message of a unix socket (socket " +
+                          std::to_string(r.socket) + ", message " + std::to_string(r.message) +
+                          ")");
+      std::vector<uint32_t> ids;
+      for (uint64_t f : r.files) {
+        auto fit = img.files.find(static_cast<uint32_t>(f));
+        if (f > UINT32_MAX || fit == img.files.end() || fit->second.kind == schema::kFileProcPid)
+          return make_error("unix_socket_rights: file " + std::to_string(f) +
+                            " is not a file of the image that can be in flight");
+        ids.push_back(static_cast<uint32_t>(f));
+      }
+      it->second.rights[r.message] = std::move(ids);
+      return {};
+    }
     case schema::InetSocket::kType: {
       CR_TRY_ASSIGN(auto u, reader.decode<schema::InetSocket>());
       CR_TRY(check_inet_socket(u));
@@ -451,7 +470,7 @@ Status check_tree_head(const TreeHead& head) {
       schema::kProcessGroupLeaderGone | schema::kProcessGuardRegions | schema::kProcessCwdDeleted |
       schema::kProcessFileLocks | schema::kProcessExtUnix | schema::kProcessCgroups |
       schema::kProcessParentPages | schema::kProcessMcast |
-      schema::kProcessUnixPending | schema::kProcessTcpHalfClosed;
+      schema::kProcessUnixPending | schema::kProcessTcpHalfClosed | schema::kProcessUnixRights;
   for (const auto& img : head.procs)
     if ((img.process->flags & ~kKnownFlags) != 0)
       return make_error("pid " + std::to_string(img.process->pid) + ": process flags " +

@@ -41,6 +41,7 @@ struct UnixSocketImage {
   schema::UnixSocket sock;
   std::vector<std::vector<uint8_t>> queue;
   std::vector<schema::bytes_t> senders;  // each message's sender name (empty: none)
+  std::map<size_t, std::vector<uint32_t>> rights;  // message index -> File ids in flight with it
 };
 
 /// An internet socket and, for an established TCP connection, its two queues.

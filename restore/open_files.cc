@@ -182,6 +182,24 @@ class Opener {
   /// What can only be set once every file is open (pty lock and exclusive mode).
   Status finish() { return ptys_.finish(); }
 
+  /// A file opened before its turn (in flight in a unix socket's queue): its fd, now ours.
+  int take_early(uint32_t id) {
+    auto it = early_.find(id);
+    if (it == early_.end()) return -1;
+    return it->second.release();
+  }
+
+  // A File in flight in a unix socket's queue, opened while the sockets are built: once, kept
+  // for its holders (the loop in open_files takes it), its fd lent for the sendmsg.
+  Result<int> open_early(const schema::File& f) {
+    if (auto it = early_.find(f.id); it != early_.end()) return it->second.get();
+    if (f.kind == schema::kFileUnixSocket || f.kind == schema::kFileProcPid)
+      return make_error("file " + std::to_string(f.id) + " cannot be opened in flight");
+    CR_TRY_ASSIGN(int fd, open(f));
+    early_[f.id].reset(fd);
+    return fd;
+  }
+
   Result<int> open(const schema::File& f) {
     switch (f.kind) {
       case schema::kFileRegular:
@@ -339,7 +357,10 @@ class Opener {
   // then takes its own. A socket has one open file description: its File.
   Result<int> open_unix_socket(const schema::File& f) {
     if (!unix_built_) {
-      CR_TRY_ASSIGN(unix_, create_unix_sockets(img_.unix_sockets, priv_));
+      CR_TRY_ASSIGN(unix_, create_unix_sockets(img_.unix_sockets, priv_, img_.files,
+                                                [this](const schema::File& f) {
+                                                  return open_early(f);
+                                                }));
       unix_built_ = true;
     }
     auto it = unix_.find(f.object);
@@ -403,6 +424,7 @@ class Opener {
   std::map<uint32_t, ScopedFd> inet_;  // by InetSocket id, until its File takes it
   bool inet_built_ = false;
   std::set<uint32_t> netlink_made_;  // NetlinkSocket ids a File took
+  std::map<uint32_t, ScopedFd> early_;  // Files opened to go in flight, until the loop takes them
 };
 
 }  // namespace
@@ -418,6 +440,10 @@ Result<std::vector<FdSource>> open_files(const ProcessImage& img, const RestoreO
     const schema::File& f = img.files.at(fd.file);
     // Opened by its holder once the process it belongs to exists (child_setup.cc).
     if (f.kind == schema::kFileProcPid) continue;
+    if (int early = opener.take_early(fd.file); early >= 0) {
+      out.push_back({fd.file, early});
+      continue;
+    }
     auto r = opener.open(f);
     if (!r.ok()) return std::move(r).error().wrap("fd " + std::to_string(fd.fd));
     out.push_back({fd.file, *r});

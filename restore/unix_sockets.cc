@@ -193,7 +193,9 @@ Status set_buffers(const Sock& s) {
 
 class Builder {
  public:
-  Builder(const std::map<uint32_t, UnixSocketImage>& images, const Privileges& priv) : priv_(priv) {
+  Builder(const std::map<uint32_t, UnixSocketImage>& images, const Privileges& priv,
+          const std::map<uint32_t, schema::File>& files, const FileOpener& open_file)
+      : priv_(priv), files_(files), open_file_(open_file) {
     for (const auto& [id, img] : images) {
       Sock& s = socks_[id];
       s.img = &img;
@@ -235,7 +237,13 @@ class Builder {
         // original's: the sender gets room for it all, then its own buffer size back.
         const int from = gone(s) ? s.ghost.get() : peer(s).fd.get();
         CR_TRY(set_int(from, SO_SNDBUFFORCE, kFillSndbuf, what(s), "SO_SNDBUFFORCE"));
-        for (const auto& msg : s.img->queue) CR_TRY(send_all(from, msg, s.rec().type, what(s)));
+        for (size_t i = 0; i < s.img->queue.size(); ++i) {
+          auto r = s.img->rights.find(i);
+          if (r == s.img->rights.end())
+            CR_TRY(send_all(from, s.img->queue[i], s.rec().type, what(s)));
+          else
+            CR_TRY(send_with_rights(from, s, s.img->queue[i], r->second));
+        }
         if (!gone(s)) CR_TRY(set_buffers(peer(s)));
       }
     // The stand-ins close: a stream sees its peer gone (both directions shut) as it was.
@@ -511,7 +519,50 @@ class Builder {
     return {};
   }
 
+  // One queued message and the fds that came with it, in one sendmsg (the whole message: a
+  // stream's run that carries fds is a buffer of its own, as the sender's was).
+  Status send_with_rights(int from, const Sock& s, const std::vector<uint8_t>& msg,
+                          const std::vector<uint32_t>& ids) {
+    std::vector<int> fds;
+    for (uint32_t id : ids) {
+      const schema::File& f = files_.at(id);
+      if (f.kind == schema::kFileUnixSocket) {
+        auto it = socks_.find(f.object);
+        if (it == socks_.end() || !it->second.fd.valid())
+          return make_error(what(s) + ": the unix socket in flight (file " + std::to_string(id) +
+                            ") is not one of the image");
+        fds.push_back(it->second.fd.get());
+        continue;
+      }
+      auto fd = open_file_(f);
+      if (!fd.ok()) return std::move(fd).error().wrap(what(s) + ": file in flight");
+      fds.push_back(*fd);
+    }
+    std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
+    iovec iov{const_cast<uint8_t*>(msg.data()), msg.size()};
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = control.data();
+    m.msg_controllen = control.size();
+    cmsghdr* c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+    ssize_t n;
+    do {
+      n = ::sendmsg(from, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) return errno_error(what(s) + ": put back a message with its fds in flight");
+    if (static_cast<size_t>(n) != msg.size())
+      return make_error(what(s) + ": a message with fds in flight cut short");
+    return {};
+  }
+
   const Privileges& priv_;
+  const std::map<uint32_t, schema::File>& files_;
+  const FileOpener& open_file_;
   std::map<uint32_t, Sock> socks_;  // by UnixSocket id: the stream's order
   std::map<uint64_t, Sock*> by_ino_;
   std::vector<std::unique_ptr<UnixSocketImage>> standin_images_;
@@ -522,8 +573,9 @@ class Builder {
 }  // namespace
 
 Result<std::map<uint32_t, ScopedFd>> create_unix_sockets(
-    const std::map<uint32_t, UnixSocketImage>& sockets, const Privileges& priv) {
-  return Builder(sockets, priv).run();
+    const std::map<uint32_t, UnixSocketImage>& sockets, const Privileges& priv,
+    const std::map<uint32_t, schema::File>& files, const FileOpener& open_file) {
+  return Builder(sockets, priv, files, open_file).run();
 }
 
 }  // namespace cr::restore

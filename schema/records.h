@@ -98,6 +98,8 @@ enum ProcessFlags : uint32_t {
                                   // leave those pages empty
   kProcessTcpHalfClosed = 0x80000,  // (root) an InetSocket has a `tcp_state`: an older build
                                     // would restore it established, its sequence numbers off
+  kProcessUnixRights = 0x100000,  // (root) UnixSocketRights records: an older build would put
+                                  // the messages back without their fds
   kProcessUnixPending = 0x40000,  // (root) a unix listener has connections not yet accepted
                                   // (UnixSocket `pending`): an older build would drop them
 };
@@ -509,6 +511,15 @@ CR_RECORD_TAIL(UnixSocketData, 0x0221, "unix_socket_data",
                "of stream bytes; tail = the bytes",
                (objref, socket),
                (bytes, sender))  // a datagram's sender name as recvmsg showed it (empty: none)
+
+// The fds in flight with one queued message (SCM_RIGHTS), after the Files they name (every one
+// an open file description some fd of the tree holds): restore sends that message with them.
+// The root has kProcessUnixRights.
+CR_RECORD(UnixSocketRights, 0x0222, "unix_socket_rights",
+          "fds in flight with a queued message of a unix socket",
+          (objref, socket),  // the UnixSocket whose queue holds the message
+          (u32, message),    // which UnixSocketData of that socket, from 0
+          (u64s, files))     // the File ids, in the order they were sent
 
 // ---- Internet sockets (0x0260-0x026f). One InetSocket object per AF_INET/AF_INET6 socket of
 // the tree, written before the Files that open it (File kind kFileInetSocket, `object`); then

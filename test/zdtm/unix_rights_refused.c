@@ -1,6 +1,7 @@
-// A socketpair with a file descriptor in flight (SCM_RIGHTS, sent and not yet received):
-// crdump must refuse it naming the fd, and leave the program intact: the descriptor still
-// arrives, and the peek did not consume the message.
+// A socketpair with a file descriptor in flight (SCM_RIGHTS, sent and not yet received) that
+// no fd of the process holds any more (the sender closed its copy): crdump must refuse it
+// naming the fd, and leave the program intact: the descriptor still arrives, and the peek did
+// not consume the message. (With the file still held, unix_rights, it is dumped.)
 #define _GNU_SOURCE
 #include <string.h>
 #include <sys/socket.h>
