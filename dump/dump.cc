@@ -2,11 +2,13 @@
 // dump: kill or detach every process on success, resume them untouched on failure.
 #include "dump/dump.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <set>
 
@@ -193,14 +195,21 @@ Status check_tree(DumpTree& tree) {
     const DumpContext* parent = tree.find(tree.procs[i]->parent);
     const std::string who = "pid " + std::to_string(p.pid);
     if (tree.procs[i]->zombie) continue;  // shares nothing any more
-    CR_TRY(check_namespaces(*tree.procs[i], *tree.procs.front()));
+    if (Status ns = check_namespaces(*tree.procs[i], *tree.procs.front()); !ns.ok()) {
+      CR_TRY(tree.refuse(tree.procs[i]->pid, std::move(ns).error()));
+      continue;
+    }
     const bool parents_session = parent != nullptr && p.sid == parent->process.sid;
     const bool parents_group = parent != nullptr && p.pgid == parent->process.pgid;
     if (p.sid != p.pid && !parents_session) {
       // A session led from outside: remade if its leader is gone (and is its group's too).
-      if (p.pgid != p.sid || !remakeable(tree, p.sid) || !remade.insert(p.pgid).second)
-        return make_error(who + " is in session " + std::to_string(p.sid) +
-                          ", not its parent's, led from outside the tree: not supported yet");
+      if (p.pgid != p.sid || !remakeable(tree, p.sid) || !remade.insert(p.pgid).second) {
+        CR_TRY(tree.refuse(tree.procs[i]->pid,
+                           make_error(who + " is in session " + std::to_string(p.sid) +
+                                      ", not its parent's, led from outside the tree: not "
+                                      "supported yet")));
+        continue;
+      }
       p.flags |= schema::kProcessSessionLeaderGone;
       continue;
     }
@@ -214,8 +223,9 @@ Status check_tree(DumpTree& tree) {
       p.flags |= schema::kProcessGroupLeaderGone;
       continue;
     }
-    return make_error(who + " is in process group " + std::to_string(p.pgid) +
-                      ", led from outside the tree: not supported yet");
+    CR_TRY(tree.refuse(tree.procs[i]->pid,
+                       make_error(who + " is in process group " + std::to_string(p.pgid) +
+                                  ", led from outside the tree: not supported yet")));
   }
   return {};
 }
@@ -235,6 +245,8 @@ Status run_passes(DumpTree& tree, pid_t root, const DumpOptions& opts, format::R
     return check_tree(tree);
   }));
   CR_TRY(timed(opts, "cgroups", [&] { return collect_cgroups(tree); }));
+  // What follows writes the stream and refuses nothing, but for locks no fd of the tree shows.
+  if (tree.dry_run) return timed(opts, "locks", [&] { return check_unseen_posix_locks(tree); });
   CR_TRY(timed(opts, "cow", [&] { return find_parent_pages(tree); }));
   CR_TRY(timed(opts, "write-head", [&] { return write_tree_head(tree); }));
   // Per process: its memory map, its pages, its signals and threads.
@@ -298,6 +310,48 @@ Status detach_all(DumpTree& tree) {
 }
 
 }  // namespace
+
+Status DumpTree::refuse(pid_t pid, Error err) {
+  if (!dry_run) return err;
+  // Messages about the root do not name it (crdump names it on the command line); a dry run
+  // lists many processes, so each line does.
+  const std::string who = "pid " + std::to_string(pid);
+  std::string line = err.message.starts_with(who + ":") || err.message.starts_with(who + " ")
+                         ? std::move(err.message)
+                         : who + ": " + err.message;
+  // An item seen twice (a description at two fds, a check made before and after the freeze)
+  // is one blocker.
+  if (std::find(blockers.begin(), blockers.end(), line) == blockers.end())
+    blockers.push_back(std::move(line));
+  return {};
+}
+
+Blockers find_blockers(pid_t pid, const DumpOptions& opts) {
+  Blockers found;
+  auto stopped = [&found](Error e) {
+    found.lines.push_back(std::move(e.message));
+    found.stopped = true;
+    return std::move(found);
+  };
+  // The contexts hold a writer; a dry run writes nothing to it but the stream's prefix, which
+  // goes nowhere.
+  ScopedFd sink(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+  if (!sink.valid()) return stopped(errno_error("open /dev/null"));
+  auto header = stream_header(pid);
+  if (!header.ok()) return stopped(std::move(header).error());
+  auto out = format::RecordWriter::create(sink.get(), {}, *header);
+  if (!out.ok()) return stopped(std::move(out).error());
+  DumpTree tree;
+  tree.dry_run = true;
+  Status st = run_passes(tree, pid, opts, **out);
+  // As after a failed dump: every process carries on where it was.
+  (void)tree.net.resume();
+  Status detached = detach_all(tree);
+  found.lines = std::move(tree.blockers);
+  if (!st.ok()) return stopped(std::move(st).error());
+  if (!detached.ok()) return stopped(std::move(detached).error());
+  return found;
+}
 
 Result<schema::StreamHeader> stream_header(pid_t pid) {
   schema::StreamHeader h;

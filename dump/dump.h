@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -54,6 +55,22 @@ struct DumpOptions {
   /// durable here (fsync, rename). An error resumes every process instead of killing them.
   std::function<Status()> before_kill;
 };
+
+/// What a dry run found (find_blockers).
+struct Blockers {
+  /// One line per thing that blocks the dump, naming its process and the item
+  /// ("pid 123: fd 7: io_uring not supported yet"); empty: nothing blocks it.
+  std::vector<std::string> lines;
+  /// The run stopped at the last line: after it nothing could be checked (the tree could not
+  /// be frozen), so more may block.
+  bool stopped = false;
+};
+
+/// crdump --dry-run: the passes of a dump of `pid` that can refuse it (up to the pages, which
+/// refuse nothing), each refusal kept instead of ending the dump at the first. The tree is
+/// frozen, as for a dump, and left running untouched; nothing is written, established TCP
+/// connections are neither locked nor put in repair mode.
+Blockers find_blockers(pid_t pid, const DumpOptions& opts);
 
 /// The StreamHeader for a dump of `pid`: kernel release, hostname, page size, arch, time.
 Result<schema::StreamHeader> stream_header(pid_t pid);

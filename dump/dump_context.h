@@ -253,6 +253,15 @@ struct DumpTree {
   // checked against it at the end of the dump (the future's destructor waits for the read).
   std::set<PosixLockKey> posix_shown;
   std::future<Result<std::string>> proc_locks;
+  // A dry run (find_blockers): each refusal is kept here, one line naming its process, and the
+  // pass goes on with the next item; nothing is written, the network is not locked.
+  bool dry_run = false;
+  std::vector<std::string> blockers;
+
+  /// Where an item (an fd, a mapping, a thread, a lock...) of process `pid` refuses the dump:
+  /// returns `err` (the dump ends there), or in a dry run keeps it and returns success, for
+  /// the caller to skip the item and go on with the next.
+  Status refuse(pid_t pid, Error err);
 
   DumpContext* find(pid_t pid) const {
     for (const auto& p : procs)

@@ -71,15 +71,22 @@ Status collect_epoll_items(DumpTree& tree, const std::vector<EpollRef>& epolls,
             break;
           }
         }
-      if (target == nullptr)
-        return make_error(watch + " (inode " + std::to_string(w.ino) +
-                          "): its file is not open in the process tree: not supported yet");
+      if (target == nullptr) {
+        CR_TRY(tree.refuse(ep.pid, make_error(watch + " (inode " + std::to_string(w.ino) +
+                                              "): its file is not open in the process tree: "
+                                              "not supported yet")));
+        continue;  // a dry run: the next watch
+      }
       if (disarmed_oneshot(w.events)) {
         // Restore disarms it by letting it fire once: that needs an event ready on the file.
         CR_TRY_ASSIGN(bool ready, any_event_ready(tree, target->pid, target->fd));
-        if (!ready)
-          return make_error(watch + ": a fired EPOLLONESHOT watch on a file with no event " +
-                            "ready (restore cannot disarm it): not supported yet");
+        if (!ready) {
+          CR_TRY(tree.refuse(ep.pid,
+                             make_error(watch + ": a fired EPOLLONESHOT watch on a file with no "
+                                                "event ready (restore cannot disarm it): not "
+                                                "supported yet")));
+          continue;
+        }
       }
       schema::EpollItem item;
       item.epoll = ep.file_id;

@@ -162,8 +162,16 @@ Status collect_file_locks(DumpTree& tree, const std::vector<LockedFd>& fds) {
   for (const LockedFd& f : fds) {
     for (const LockLine& l : f.locks) {
       if (l.blocked) continue;
-      if (f.external) return refuse_lock(f, l, "lock on an fd given with --inherit-fd");
-      CR_TRY_ASSIGN(schema::FileLock r, lock_record(f, l));
+      if (f.external) {
+        CR_TRY(tree.refuse(f.pid, refuse_lock(f, l, "lock on an fd given with --inherit-fd")));
+        continue;  // a dry run: the next lock
+      }
+      auto made = lock_record(f, l);
+      if (!made.ok()) {
+        CR_TRY(tree.refuse(f.pid, std::move(made).error()));
+        continue;
+      }
+      const schema::FileLock r = *made;
       const uint32_t who = r.kind == schema::kLockPosix ? r.pid : 0;
       if (!seen.insert({r.file, who, r.kind, r.type, r.start, r.end}).second) continue;
       t.locks.push_back(r);
@@ -175,8 +183,12 @@ Status collect_file_locks(DumpTree& tree, const std::vector<LockedFd>& fds) {
   std::set<uint32_t> asked;
   for (const LockedFd& f : fds) {
     if (f.external || !asked.insert(f.file_id).second) continue;
-    CR_TRY_ASSIGN(std::optional<schema::FileOwner> o, read_owner(tree, f, fds));
-    if (o) t.owners.push_back(*o);
+    auto o = read_owner(tree, f, fds);
+    if (!o.ok()) {
+      CR_TRY(tree.refuse(f.pid, std::move(o).error()));
+      continue;
+    }
+    if (*o) t.owners.push_back(**o);
   }
   return {};
 }
@@ -199,8 +211,9 @@ Status check_unseen_posix_locks(DumpTree& tree) {
     if (l.blocked || l.kind != "POSIX" || l.pid <= 0) continue;
     if (tree.find(static_cast<pid_t>(l.pid)) == nullptr) continue;  // not ours
     if (tree.posix_shown.count({l.dev, l.ino, l.start, l.end, l.type}) != 0) continue;
-    return make_error("pid " + std::to_string(l.pid) + ": lock '" + l.text() +
-                      "' on a file the tree does not have open not supported");
+    CR_TRY(tree.refuse(static_cast<pid_t>(l.pid),
+                       make_error("pid " + std::to_string(l.pid) + ": lock '" + l.text() +
+                                  "' on a file the tree does not have open not supported")));
   }
   return {};
 }

@@ -240,18 +240,23 @@ class FileCollector {
         auto id = add_file(e);
         if (!id.ok()) {
           const std::string w = where(e);
-          if (w.empty()) return std::move(id).error();
-          return std::move(id).error().wrap(w);
+          CR_TRY(tree_.refuse(e.proc->pid,
+                              w.empty() ? std::move(id).error() : std::move(id).error().wrap(w)));
+          continue;  // a dry run: the next fd (its File id stays 0, later passes skip it)
         }
         e.file_id = *id;
       }
       // Each holder opens a /proc file of its own at restore: one description cannot be
       // shared (inherited across fork) that way.
       auto holder = proc_holders_.find(e.file_id);
-      if (holder != proc_holders_.end() && holder->second != e.proc->pid)
-        return make_error("pid " + std::to_string(e.proc->pid) + " " + fd_name(e.fd) + ": " +
-                          e.link + " shared with process " + std::to_string(holder->second) +
-                          " (one file description) not supported yet");
+      if (holder != proc_holders_.end() && holder->second != e.proc->pid) {
+        CR_TRY(tree_.refuse(
+            e.proc->pid,
+            make_error("pid " + std::to_string(e.proc->pid) + " " + fd_name(e.fd) + ": " + e.link +
+                       " shared with process " + std::to_string(holder->second) +
+                       " (one file description) not supported yet")));
+        continue;
+      }
       schema::Fd rec;
       rec.pid = static_cast<uint32_t>(e.proc->pid);
       rec.fd = static_cast<uint32_t>(e.fd);
@@ -259,7 +264,8 @@ class FileCollector {
       rec.fd_flags = (e.info.flags & O_CLOEXEC) ? FD_CLOEXEC : 0;
       t_.fds.push_back(rec);
     }
-    CR_TRY(check_pty_holders(tree_, t_.ptys));
+    if (Status st = check_pty_holders(tree_, t_.ptys); !st.ok())
+      CR_TRY(tree_.refuse(tree_.procs.front()->pid, std::move(st).error()));
     // Peers, listeners and names are checked once every socket of the tree is known.
     CR_TRY(unix_.finish([this](int local) { return description_of(local); }));
     CR_TRY(collect_epolls());

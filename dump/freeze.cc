@@ -37,7 +37,8 @@ Status check_supported(DumpContext& ctx, bool children) {
         (ctx.status.threads > 1
              ? ": the main thread has exited while other threads run: not supported yet"
              : " is a zombie: it has no state left to dump"));
-  if (ctx.status.seccomp != 0) return make_error("pid " + pid + ": seccomp not supported yet");
+  if (ctx.status.seccomp != 0)
+    CR_TRY(ctx.tree.refuse(ctx.pid, make_error("pid " + pid + ": seccomp not supported yet")));
   if (!children) return {};
   CR_TRY_ASSIGN(std::vector<pid_t> tids, ctx.proc.tasks());
   ctx.children.clear();
@@ -144,10 +145,12 @@ Status check_thread_creds(DumpContext& ctx, const ThreadState& t) {
                     s.cap_eff == ts.cap_eff && s.cap_bnd == ts.cap_bnd && s.cap_amb == ts.cap_amb &&
                     s.no_new_privs == ts.no_new_privs;
   if (!same)
-    return make_error("thread " + std::to_string(t.tid) +
-                      " has credentials different from its process's: not supported yet");
+    CR_TRY(ctx.tree.refuse(ctx.pid, make_error("thread " + std::to_string(t.tid) +
+                                               " has credentials different from its "
+                                               "process's: not supported yet")));
   if (ts.seccomp != 0)
-    return make_error("thread " + std::to_string(t.tid) + ": seccomp not supported yet");
+    CR_TRY(ctx.tree.refuse(
+        ctx.pid, make_error("thread " + std::to_string(t.tid) + ": seccomp not supported yet")));
   return {};
 }
 
@@ -156,7 +159,7 @@ Status check_thread_creds(DumpContext& ctx, const ThreadState& t) {
 // CLONE_FS. A thread that called unshare(CLONE_FILES) or unshare(CLONE_FS) (or a leader that did,
 // leaving its threads on the old ones) would lose its own silently. kcmp compares the tasks'
 // objects, so a thread id works as well as a process id.
-Status check_thread_sharing(const DumpContext& ctx, const ThreadState& t) {
+Status check_thread_sharing(DumpContext& ctx, const ThreadState& t) {
   if (t.tid == ctx.pid) return {};
   static constexpr struct {
     int type;
@@ -168,8 +171,9 @@ Status check_thread_sharing(const DumpContext& ctx, const ThreadState& t) {
     if (r < 0)
       return errno_error("kcmp(" + std::to_string(ctx.pid) + ", " + std::to_string(t.tid) + ")");
     if (r != 0)
-      return make_error("pid " + std::to_string(ctx.pid) + " thread " + std::to_string(t.tid) +
-                        ": " + k.what + " not supported yet");
+      CR_TRY(ctx.tree.refuse(
+          ctx.pid, make_error("pid " + std::to_string(ctx.pid) + " thread " +
+                              std::to_string(t.tid) + ": " + k.what + " not supported yet")));
   }
   return {};
 }
@@ -181,7 +185,7 @@ Status check_thread_sharing(const DumpContext& ctx, const ThreadState& t) {
 // process; mnt needs an fs context of its own, refused before this). The links name the
 // namespace by inode, so equal text is the same namespace. The leader's are read once (seven
 // readlinks cost ~25 us per thread).
-Status check_thread_namespaces(const DumpContext& ctx) {
+Status check_thread_namespaces(DumpContext& ctx) {
   static constexpr const char* kPerThread[] = {
       "net", "uts", "ipc", "mnt", "cgroup", "pid_for_children", "time_for_children"};
   if (ctx.threads.size() < 2) return {};
@@ -199,9 +203,10 @@ Status check_thread_namespaces(const DumpContext& ctx) {
       auto link = ctx.proc.readlink(dir + kPerThread[i]);
       const bool same = link.ok() ? leaders[i] == *link : !leaders[i].has_value();
       if (!same)
-        return make_error("pid " + std::to_string(ctx.pid) + " thread " + std::to_string(t.tid) +
-                          ": " + kPerThread[i] +
-                          " namespace differs from its process's: not supported yet");
+        CR_TRY(ctx.tree.refuse(ctx.pid, make_error("pid " + std::to_string(ctx.pid) + " thread " +
+                                                   std::to_string(t.tid) + ": " + kPerThread[i] +
+                                                   " namespace differs from its process's: not "
+                                                   "supported yet")));
     }
   }
   return {};
@@ -315,7 +320,8 @@ Status freeze(DumpContext& ctx) {
 
   for (ThreadState& t : ctx.threads) CR_TRY(read_thread(ctx, t));
   CR_TRY(check_thread_namespaces(ctx));
-  CR_TRY(check_stop_signal(ctx));
+  if (Status st = check_stop_signal(ctx); !st.ok())
+    CR_TRY(ctx.tree.refuse(ctx.pid, std::move(st).error()));
 
   CR_TRY(peek_pending(ctx.tracee(), ctx.pid, 0, ctx.shared_pending));
   // An epoll wait that returned EINTR with no signal queued was ended by the freeze: it waits

@@ -23,6 +23,7 @@
 
 #include "common/text.h"
 #include "dump/passes.h"
+#include "sys/kernel_features.h"
 
 namespace cr::dump {
 
@@ -444,7 +445,7 @@ Status InetSocketCollector::describe(Entry& e, schema::InetSocket& rec) {
   len = 0;
   if (::getsockopt(s, SOL_SOCKET, SO_ATTACH_FILTER, nullptr, &len) == 0 && len != 0)
     return make_error(inet_socket_text(rec) + " with a socket filter (SO_ATTACH_FILTER) not supported yet");
-  if (rec.state == schema::kInetEstablished) CR_TRY(read_connection(e, rec));
+  if (rec.state == schema::kInetEstablished && !tree_.dry_run) CR_TRY(read_connection(e, rec));
   return {};
 }
 
@@ -639,7 +640,11 @@ Status InetSocketCollector::finish() {
     std::tie(r.dst, r.dst_port) = endpoint(b);
     conns.push_back(tuple_of(r));
   }
-  if (!conns.empty()) {
+  if (!conns.empty() && tree_.dry_run) {
+    // No lock, no repair mode: the connections run on. Whether the lock would work is asked.
+    if (const sys::KernelFeature nft = sys::probe_nft(); !nft.ok)
+      CR_TRY(tree_.refuse(tree_.procs.front()->pid, make_error(nft.detail)));
+  } else if (!conns.empty()) {
     auto lock = sys::NetLock::install(conns);
     if (!lock.ok()) return std::move(lock).error().wrap("network lock for " + std::to_string(conns.size()) + " TCP connections");
     tree_.net.lock = std::move(lock).value();
@@ -649,7 +654,10 @@ Status InetSocketCollector::finish() {
     schema::InetSocket rec;
     rec.ino = ino;
     auto st = describe(e, rec);
-    if (!st.ok()) return std::move(st).error().wrap(where(e));
+    if (!st.ok()) {
+      CR_TRY(tree_.refuse(e.proc->pid, std::move(st).error().wrap(where(e))));
+      continue;  // a dry run: the next socket
+    }
     tree_.files.inet_sockets.push_back(std::move(rec));
   }
   return {};

@@ -277,7 +277,10 @@ Status NetlinkSocketCollector::finish() {
     if (st.ok() && dumping.count(ino) != 0)
       st = make_error("netlink " + netlink_protocol_name(rec.protocol) +
                       " socket with a dump (NLM_F_DUMP) under way not supported yet");
-    if (!st.ok()) return std::move(st).error().wrap(where(e));
+    if (!st.ok()) {
+      CR_TRY(tree_.refuse(e.proc->pid, std::move(st).error().wrap(where(e))));
+      continue;  // a dry run: the next socket
+    }
     tree_.files.netlink_sockets.push_back(std::move(rec));
   }
   return {};

@@ -20,6 +20,7 @@
 #include "common/io.h"
 #include "common/text.h"
 #include "dump/passes.h"
+#include "sys/linux_abi.h"
 
 namespace cr::dump {
 
@@ -41,21 +42,6 @@ constexpr uint64_t kThreadedFromBytes = 64ull << 20;
 
 static_assert(kBatchBytes <= format::kPagesPerRecordBytes);
 
-// PAGEMAP_SCAN (Linux 6.7; newer than the 6.1 headers): the kernel walks the page tables and
-// returns only the ranges that match, so sparse or huge reserved mappings cost nothing.
-struct PageRegion {
-  uint64_t start, end, categories;
-};
-struct PmScanArg {
-  uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages, category_inverted,
-      category_mask, category_anyof_mask, return_mask;
-};
-constexpr unsigned long kPagemapScan = _IOWR('f', 16, PmScanArg);
-constexpr uint64_t kPageIsFile = 1 << 2;
-constexpr uint64_t kPageIsPresent = 1 << 3;
-constexpr uint64_t kPageIsSwapped = 1 << 4;
-constexpr uint64_t kPageIsPfnZero = 1 << 5;
-constexpr uint64_t kPageIsGuard = 1 << 8;  // Linux 6.15; a guard page is also "swapped"
 constexpr size_t kScanRegions = 1024;
 
 bool page_is_zero(const uint8_t* p) {

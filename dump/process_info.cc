@@ -36,21 +36,26 @@ Status collect_attrs(DumpContext& ctx) {
   for (const ThreadState& t : ctx.threads) {
     CR_TRY_ASSIGN(int64_t l, read_number(ctx.proc, "task/" + std::to_string(t.tid) + "/loginuid"));
     if (static_cast<uint32_t>(l) != a.loginuid)
-      return make_error(who + " thread " + std::to_string(t.tid) + ": loginuid " +
-                        std::to_string(static_cast<uint32_t>(l)) + " differs from its process's " +
-                        std::to_string(a.loginuid) + ": not supported");
+      CR_TRY(ctx.tree.refuse(
+          ctx.pid,
+          make_error(who + " thread " + std::to_string(t.tid) + ": loginuid " +
+                     std::to_string(static_cast<uint32_t>(l)) + " differs from its process's " +
+                     std::to_string(a.loginuid) + ": not supported")));
     // A parent-death signal fires when the parent exits; the root's parent is outside the
     // tree, and at restore it would be crrestore, which exits.
     if (ctx.parent == 0 && t.pdeathsig != 0)
-      return make_error(who + " thread " + std::to_string(t.tid) + ": parent-death signal " +
-                        std::to_string(t.pdeathsig) +
-                        " (PR_SET_PDEATHSIG) on the root, whose parent is outside the tree: "
-                        "not supported");
+      CR_TRY(ctx.tree.refuse(
+          ctx.pid, make_error(who + " thread " + std::to_string(t.tid) + ": parent-death signal " +
+                              std::to_string(t.pdeathsig) +
+                              " (PR_SET_PDEATHSIG) on the root, whose parent "
+                              "is outside the tree: not supported")));
   }
   // 2 (SUID_DUMP_ROOT) comes from an exec under fs.suid_dumpable = 2; prctl cannot set it.
   if (ctx.remote.dumpable > 1)
-    return make_error(who + ": dumpable " + std::to_string(ctx.remote.dumpable) +
-                      " (suid_dumpable) cannot be set back: not supported");
+    CR_TRY(ctx.tree.refuse(ctx.pid,
+                           make_error(who + ": dumpable " + std::to_string(ctx.remote.dumpable) +
+                                      " (suid_dumpable) cannot be set back: not "
+                                      "supported")));
   a.dumpable = ctx.remote.dumpable;
   a.thp_disable = ctx.remote.thp_disable;
   a.membarrier = ctx.remote.membarrier;
@@ -122,12 +127,13 @@ Status collect_process_info(DumpContext& ctx) {
     ctx.fs.cwd.resize(ctx.fs.cwd.size() - kDeleted.size());
     ctx.process.flags |= schema::kProcessCwdDeleted;
   }
-  CR_TRY(check_proc_path(ctx.tree, ctx, ctx.fs.cwd, "cwd"));
+  if (Status st = check_proc_path(ctx.tree, ctx, ctx.fs.cwd, "cwd"); !st.ok())
+    CR_TRY(ctx.tree.refuse(ctx.pid, std::move(st).error()));
   CR_TRY_ASSIGN(struct stat root_st, ctx.proc.stat("root"));
   if (root_st.st_nlink == 0 && ctx.fs.root.ends_with(kDeleted))
-    return make_error("root directory " + ctx.fs.root +
-                      " (chroot into a removed directory) not "
-                      "supported yet");
+    CR_TRY(ctx.tree.refuse(ctx.pid, make_error("root directory " + ctx.fs.root +
+                                               " (chroot into a removed directory) not "
+                                               "supported yet")));
 
   schema::Mm& mm = ctx.mm;
   mm.pid = pid;

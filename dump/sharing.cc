@@ -48,10 +48,12 @@ Status record_with_parents(DumpTree& tree, int type, const char* what, pid_t Dum
       DumpContext* c = group[k];
       const bool parent_in =
           std::any_of(group.begin(), group.end(), [c](const DumpContext* g) { return g->pid == c->parent; });
-      if (!parent_in)
-        return make_error("pid " + std::to_string(c->pid) + " shares " + what + " with pid " +
-                          std::to_string(group[0]->pid) +
-                          ", not through its parent: not supported yet");
+      if (!parent_in) {
+        CR_TRY(tree.refuse(c->pid, make_error("pid " + std::to_string(c->pid) + " shares " + what +
+                                              " with pid " + std::to_string(group[0]->pid) +
+                                              ", not through its parent: not supported yet")));
+        continue;
+      }
       c->*of = c->parent;
     }
   }
@@ -70,8 +72,11 @@ Status check_sharing(DumpTree& tree) {
                   {KCMP_SIGHAND, "its signal handlers (CLONE_SIGHAND)"}};
   for (const auto& k : kRefused)
     for (auto& group : sharing_groups(tree, k.type))
-      return make_error("pid " + std::to_string(group[1]->pid) + " shares " + k.what +
-                        " with pid " + std::to_string(group[0]->pid) + ": not supported yet");
+      for (size_t i = 1; i < group.size(); ++i)
+        CR_TRY(tree.refuse(
+            group[i]->pid,
+            make_error("pid " + std::to_string(group[i]->pid) + " shares " + k.what + " with pid " +
+                       std::to_string(group[0]->pid) + ": not supported yet")));
   return {};
 }
 

@@ -595,7 +595,10 @@ Status UnixSocketCollector::finish(const std::function<Result<uint32_t>(int)>& f
         fd_name(e.fd);
     schema::UnixSocket rec;
     auto st = describe(e, rec, file_of);
-    if (!st.ok()) return std::move(st).error().wrap(where);
+    if (!st.ok()) {
+      CR_TRY(tree_.refuse(e.proc->pid, std::move(st).error().wrap(where)));
+      continue;  // a dry run: the next socket
+    }
     if (rec.peer_ino != 0) {
       const Entry& peer = entries_.at(rec.peer_ino);
       for (size_t j = 0; j < i; ++j)
@@ -613,9 +616,10 @@ Status UnixSocketCollector::finish(const std::function<Result<uint32_t>(int)>& f
     if (!e.diag.name.empty() && !accepted) {
       auto [it, fresh] = bound.emplace(std::make_pair(rec.dir, e.diag.name), e.fd);
       if (!fresh)
-        return make_error(where + ": unix sockets at fd " + std::to_string(it->second) + " and " +
-                          std::to_string(e.fd) + " share the name '" +
-                          socket_name_text(e.diag.name) + "' not supported yet");
+        CR_TRY(tree_.refuse(
+            e.proc->pid, make_error(where + ": unix sockets at fd " + std::to_string(it->second) +
+                                    " and " + std::to_string(e.fd) + " share the name '" +
+                                    socket_name_text(e.diag.name) + "' not supported yet")));
     }
     tree_.files.unix_sockets.push_back(std::move(rec));
   }

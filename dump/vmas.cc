@@ -340,12 +340,18 @@ Status collect_vmas(DumpContext& ctx) {
   FileStats stats;
   for (const MapEntry& m : ctx.maps) {
     if (m.path == "[vsyscall]") continue;  // fixed by the kernel, not a real mapping
-    CR_TRY_ASSIGN(schema::Vma v, make_vma(ctx, m, stats));
+    auto made = make_vma(ctx, m, stats);
+    if (!made.ok()) {
+      CR_TRY(ctx.tree.refuse(ctx.pid, std::move(made).error()));
+      continue;  // a dry run: the next mapping
+    }
+    schema::Vma v = std::move(made).value();
     // "gu": guard regions were installed in it (MADV_GUARD_INSTALL, Linux 6.13).
     if (m.has_flag("gu")) CR_TRY(find_guards(ctx, v));
     ctx.vmas.push_back(std::move(v));
   }
-  CR_TRY(check_sysv_attaches(ctx));
+  if (Status st = check_sysv_attaches(ctx); !st.ok())
+    CR_TRY(ctx.tree.refuse(ctx.pid, std::move(st).error()));
   return find_syscall(ctx);
 }
 

@@ -48,4 +48,24 @@ struct KTermios2 {
 inline constexpr unsigned long kTcgets2 = _IOR('T', 0x2A, KTermios2);
 inline constexpr unsigned long kTcsets2 = _IOW('T', 0x2B, KTermios2);
 
+// PAGEMAP_SCAN (Linux 6.7): the kernel walks the page tables and returns only the ranges whose
+// pages match, so sparse or huge reserved mappings cost nothing (dump/pages.cc; crdump
+// --check probes it). <linux/fs.h> of 6.7+ has it as struct pm_scan_arg.
+struct PageRegion {
+  uint64_t start, end, categories;
+};
+struct PmScanArg {
+  uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages, category_inverted,
+      category_mask, category_anyof_mask, return_mask;
+};
+inline constexpr unsigned long kPagemapScan = _IOWR('f', 16, PmScanArg);
+#ifdef PAGEMAP_SCAN
+static_assert(kPagemapScan == PAGEMAP_SCAN, "struct pm_scan_arg changed");
+#endif
+inline constexpr uint64_t kPageIsFile = 1 << 2;
+inline constexpr uint64_t kPageIsPresent = 1 << 3;
+inline constexpr uint64_t kPageIsSwapped = 1 << 4;
+inline constexpr uint64_t kPageIsPfnZero = 1 << 5;
+inline constexpr uint64_t kPageIsGuard = 1 << 8;  // Linux 6.15; a guard page is also "swapped"
+
 }  // namespace cr::sys

@@ -1,6 +1,8 @@
 // crdump: dump a live process, its threads and its descendants into one image stream.
 //
 //   crdump [-o FILE] [-z[LEVEL]] [--leave-running] [--shell-job] [--inherit-fd FD]... [-v] PID
+//   crdump --dry-run [--shell-job] [--tcp-established] ... PID   (what blocks the dump)
+//   crdump --check                                               (what this kernel offers)
 //
 // Writes to stdout unless -o; refuses to write an image to a terminal. With -o the image goes to
 // a temporary name in the same directory, is fsynced and renamed over FILE before any process
@@ -32,6 +34,7 @@
 #include "dump/dump.h"
 #include "format/record_writer.h"
 #include "format/stream_seal.h"
+#include "tools/crdump/reports.h"
 #include "tools/output_path.h"
 #include "tools/progress.h"
 
@@ -74,6 +77,12 @@ cr::Status checkpoint(std::string_view pass) {
   const int sig = sigtimedwait(&set, nullptr, &zero);
   if (sig > 0) return cancelled(sig);
   return {};
+}
+
+// -v: each pass and its time.
+void print_pass(std::string_view pass, double seconds) {
+  std::fprintf(stderr, "crdump: %-10.*s %9.3f ms\n", static_cast<int>(pass.size()), pass.data(),
+               seconds * 1e3);
 }
 
 // -o FILE: written as FILE.crdump-XXXXXX in FILE's directory (same file system, so the rename
@@ -199,7 +208,14 @@ int run(int argc, char** argv) {
   app.add_option("--ghost-limit", ghost_limit,
                  "refuse a deleted file holding more data than SIZE (bytes, or with K, M, G)");
   app.add_flag("-v,--verbose", verbose, "print each pass and its time on stderr");
-  app.add_option("PID", pid_arg, "process to dump (the root of the tree)")->required();
+  bool check = false, dry_run = false;
+  app.add_flag("--check", check,
+               "no PID: print which kernel features this machine has and what each enables "
+               "or limits; exit 1 if a plain dump or restore cannot work");
+  app.add_flag("--dry-run", dry_run,
+               "list everything that blocks the dump of PID (exit 1), or say nothing does "
+               "(exit 0); the tree carries on, no image is written");
+  app.add_option("PID", pid_arg, "process to dump (the root of the tree)");
   app.set_version_flag("--version", std::string("crdump ") + CR_TOOL_VERSION);
   app.footer(
       "-z[LEVEL]: compress with zstd (level 3 unless given, e.g. -z9)\n"
@@ -214,6 +230,15 @@ int run(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+
+  if (check) {
+    if (!pid_arg.empty())
+      return die("--check takes no PID: it checks this machine (--dry-run checks a process)");
+    return crdump::print_kernel_check();
+  }
+  if (pid_arg.empty()) return die("a PID is required (the root of the tree to dump); see --help");
+  if (dry_run && (!out_path.empty() || zstd_level != 0 || !sign_key.empty()))
+    return die("--dry-run writes no image: -o, -z and --sign-key do not go with it");
 
   // A PID: digits only, not 0 (a name or a negative number is a mistake worth one line).
   {
@@ -231,6 +256,15 @@ int run(int argc, char** argv) {
     if (!limit)
       return die("--ghost-limit: '" + ghost_limit + "' is not a size (e.g. 1048576, 64M)");
     opts.ghost_limit = *limit;
+  }
+
+  if (dry_run) {
+    if (verbose) opts.on_pass = print_pass;
+    // Cancel signals end it between passes too, the tree carrying on.
+    const sigset_t block = cancel_signals();
+    sigprocmask(SIG_BLOCK, &block, nullptr);
+    opts.checkpoint = checkpoint;
+    return crdump::print_blockers(pid, opts);
   }
 
   // A closed reader must show up as EPIPE (so the task is resumed), not kill us mid-dump; and
@@ -263,11 +297,7 @@ int run(int argc, char** argv) {
   };
 
   auto t0 = std::chrono::steady_clock::now();
-  if (verbose)
-    opts.on_pass = [](std::string_view pass, double s) {
-      std::fprintf(stderr, "crdump: %-10.*s %9.3f ms\n", static_cast<int>(pass.size()), pass.data(),
-                   s * 1e3);
-    };
+  if (verbose) opts.on_pass = print_pass;
   auto header = cr::dump::stream_header(pid);
   if (!header.ok()) return die(header.error().message);
   wopts.zstd_level = zstd_level;
