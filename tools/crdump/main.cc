@@ -265,6 +265,10 @@ int run(int argc, char** argv) {
       std::fprintf(stderr, "crdump: %-10.*s %9.3f ms\n", static_cast<int>(pass.size()), pass.data(),
                    s * 1e3);
     };
+  if (!opts.shell_job) {
+    cr::Status fg = cr::dump::check_foreground_job(pid);
+    if (!fg.ok()) return die(fg.error().message);
+  }
   auto header = cr::dump::stream_header(pid);
   if (!header.ok()) return die(header.error().message);
   wopts.zstd_level = zstd_level;
