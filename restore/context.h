@@ -32,6 +32,7 @@ struct RestoreOptions {
   bool signed_image = false;               // the stream's seal was verified (--verify-key)
   bool verbose = false;                    // -v: passes, timings, warnings
   bool ignore_cgroups = false;             // --manage-cgroups=ignore: stay in ours
+  bool allow_changed_files = false;        // an fd's regular file that changed: a warning
   std::map<std::string, int> inherit_fds;  // --inherit-fd fd[N]:KEY -> KEY -> N
   /// A terminal to hand to the task's process group before it runs (foreground --shell-job),
   /// or -1. The caller takes it back when the task is gone.

@@ -139,7 +139,9 @@ Status run(RestoreContext& root) {
     return st;
   };
   CR_TRY(tree_pass("read image head", read_tree_head));
-  CR_TRY(tree_pass("verify files", [](RestoreContext& r) { return verify_on_disk(r.shared); }));
+  CR_TRY(tree_pass("verify files", [](RestoreContext& r) {
+    return verify_on_disk(r.shared, r.opts.allow_changed_files ? &r.warnings : nullptr);
+  }));
   CR_TRY(tree_pass("create tree", create_tree));
   CR_TRY(tree_pass("process groups", join_groups));
   // Before any memory is placed: pages are charged to the cgroup of the task that faults them.

@@ -101,6 +101,11 @@ int main(int argc, char** argv) {
                  "soft (default): each process and thread goes back to its cgroups, a missing "
                  "cgroup is created with its dumped settings; ignore: the tree stays in ours")
       ->check(CLI::IsMember({"soft", "ignore"}));
+  bool allow_changed = false;
+  app.add_flag("--allow-changed-files", allow_changed,
+               "restore an fd whose regular file changed since the dump (size or mtime) at its "
+               "recorded offset, with a warning naming the file; mapped files and the "
+               "executable must still be unchanged");
   app.add_option("--inherit-fd", inherit, "fd[N]:KEY: give our fd N for the external file KEY");
   app.add_flag("-v,--verbose", verbose, "print each pass with its time");
   app.add_flag("-q,--quiet", quiet,
@@ -113,6 +118,7 @@ int main(int argc, char** argv) {
   ctx.opts.shell_job = shell_job;
   ctx.opts.tcp_close = tcp_close;
   ctx.opts.ignore_cgroups = manage_cgroups == "ignore";
+  ctx.opts.allow_changed_files = allow_changed;
   ctx.opts.verbose = verbose;
   static const std::regex kInherit(R"(fd\[(\d+)\]:(.+))");
   for (const auto& spec : inherit) {
