@@ -137,6 +137,8 @@ Status stash_head_record(const format::RecordReader& reader, ProcessImage& img) 
       it->second.data.insert(it->second.data.end(), tail.begin(), tail.end());
       return {};
     }
+    case schema::ShellTty::kType:
+      return set_once(img.shell_tty, reader);
     case schema::Pty::kType: {
       CR_TRY_ASSIGN(auto p, reader.decode<schema::Pty>());
       img.ptys[p.id] = std::move(p);

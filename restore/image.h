@@ -70,6 +70,7 @@ struct ProcessImage {
   std::optional<schema::ProcAttrs> attrs;  // none in images before it existed
   std::optional<schema::Mm> mm;
   std::map<uint32_t, schema::Pty> ptys;       // by Pty id
+  std::optional<schema::ShellTty> shell_tty;  // --shell-job images since it exists
   std::map<uint32_t, PipeImage> pipes;        // by Pipe id
   std::map<uint32_t, schema::File> files;     // by File id
   std::map<uint32_t, FileContent> file_data;  // by File id (deleted files)
