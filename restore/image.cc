@@ -737,16 +737,16 @@ Status verify_on_disk(const ProcessImage& img, std::vector<std::string>* changed
         // Size and mtime both: an offset past a shrunk file, or data the process never saw
         // (a rewrite of the same size), would restore wrong without a word.
         if (static_cast<uint64_t>(st.st_size) != f.size || mtime_ns(st) != f.mtime_ns) {
-          const std::string what =
-              f.path + ": file changed since dump (size " + std::to_string(f.size) + " -> " +
-              std::to_string(st.st_size) + (mtime_ns(st) != f.mtime_ns ? ", mtime differs)" : ")");
+          const std::string what = f.path + ": file changed since dump (size " +
+                                   std::to_string(f.size) + " -> " + std::to_string(st.st_size) +
+                                   (mtime_ns(st) != f.mtime_ns ? ", mtime differs)" : ")");
           if (changed_ok == nullptr)
             return make_error(what + "; crrestore --allow-changed-files restores it anyway");
           // The log-file case: the fd goes back to its recorded offset (an O_APPEND one writes
           // at the end whatever it is), which the program's next write or read takes as it comes.
-          changed_ok->push_back(what + ", restored at offset " + std::to_string(f.pos) +
-                                ((f.flags & O_APPEND) != 0 ? " (O_APPEND: writes go to the end)"
-                                                           : ""));
+          changed_ok->push_back(
+              what + ", restored at offset " + std::to_string(f.pos) +
+              ((f.flags & O_APPEND) != 0 ? " (O_APPEND: writes go to the end)" : ""));
         }
         break;
       case schema::kFileDirectory:

@@ -155,7 +155,6 @@ Status restore_controlling_tty(const ProcessImage& shared, const schema::Process
   return {};
 }
 
-
 Status restore_shell_ctty(const ProcessImage& shared, const schema::Process& p,
                           const std::map<uint32_t, int>& carriers, std::string& warning) {
   if (!shared.shell_tty) return {};
@@ -186,8 +185,8 @@ Status set_shell_tty_modes(const schema::ShellTty& t, int fd, std::string& warni
   // it now. (ENOTTY: not our controlling terminal, no job control applies.)
   const pid_t fg = ::tcgetpgrp(fd);
   if (fg >= 0 && fg != ::getpgrp()) {
-    warning = "crrestore runs in the background of its terminal: the job's terminal modes "
-              "(dumped from " + t.path + ") are not set";
+    warning = "crrestore runs in the background of its terminal: the job's modes (dumped from " +
+              t.path + ") are not set";
     return {};
   }
   sys::KTermios2 k{};
@@ -201,8 +200,7 @@ Status set_shell_tty_modes(const schema::ShellTty& t, int fd, std::string& warni
   k.c_ospeed = t.ospeed;
   if (::ioctl(fd, sys::kTcsets2, &k) != 0) return errno_error("the terminal: TCSETS2");
   winsize ws{};
-  if (::ioctl(fd, TIOCGWINSZ, &ws) == 0)
-    resized = ws.ws_row != t.rows || ws.ws_col != t.cols;
+  if (::ioctl(fd, TIOCGWINSZ, &ws) == 0) resized = ws.ws_row != t.rows || ws.ws_col != t.cols;
   return {};
 }
 

@@ -419,13 +419,12 @@ CR_RECORD(Pty, 0x0240, "pty", "a pseudo-terminal pair (objdef): /dev/pts/<index>
 CR_RECORD(ShellTty, 0x0241, "shell_tty",
           "the shell's terminal as the job left it (--shell-job): termios, window size, session",
           (str, path),  // the tty fds' link at dump time (/dev/pts/3): for messages only
-          (u64, rdev),
-          (u32, iflag), (u32, oflag), (u32, cflag), (u32, lflag), (u32, line),
+          (u64, rdev), (u32, iflag), (u32, oflag), (u32, cflag), (u32, lflag), (u32, line),
           (bytes, cc),                   // c_cc as struct termios2 holds it (19 bytes)
           (u32, ispeed), (u32, ospeed),  // TCGETS2
           (u32, rows), (u32, cols), (u32, xpixel), (u32, ypixel),  // TIOCGWINSZ
-          (u32, sid),    // a session leader of the tree whose controlling terminal it was, 0: none
-          (u32, pgrp))   // with sid: that terminal's foreground process group
+          (u32, sid),   // a session leader of the tree whose controlling terminal it was, 0: none
+          (u32, pgrp))  // with sid: that terminal's foreground process group
 
 CR_RECORD(Fd, 0x0210, "fd", "one slot of a process's fd table", (u32, pid), (u32, fd),
           (objref, file), (u32, fd_flags))  // FD_CLOEXEC
@@ -644,8 +643,8 @@ using AllRecords =
                Itimer, PosixTimer, Pipe, PipeData, File, FileData, Fd, SysvShm, SysvShmData,
                SysvMsgQueue, SysvMsg, SysvSem, SysvLimits, Pty, ShellTty, EpollItem, UnixSocket,
                UnixSocketData, FileLock, FileOwner, StreamSeal, InetSocket, InetSocketData, NetLock,
-               NetlinkSocket, Cgroup, CgroupProperty, CgroupMember, PagesParent, Vdso,
-               PremapArea, PagesPrefork, InetMcast>;
+               NetlinkSocket, Cgroup, CgroupProperty, CgroupMember, PagesParent, Vdso, PremapArea,
+               PagesPrefork, InetMcast>;
 
 namespace detail {
 template <class Tuple, size_t... I>

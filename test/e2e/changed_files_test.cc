@@ -50,7 +50,8 @@ TEST(ChangedFiles, GrownLogRestoredAtItsOffsetWithAllowChangedFiles) {
   ToolRun r = run_tool(dir, "crrestore", {"-d", "--allow-changed-files", "-i", dir.path("img")});
   ASSERT_TRUE(r.status.ok()) << r.describe();
   for (const std::string& path : {app, app_append}) {
-    const std::string line = "crrestore: warning: " + path + ": file changed since dump (size 7 -> 18";
+    const std::string line =
+        "crrestore: warning: " + path + ": file changed since dump (size 7 -> 18";
     EXPECT_NE(r.err.find(line), std::string::npos) << "no warning for " << path << ": " << r.err;
   }
   ExitStatus st = terminate_pid(pid);

@@ -82,15 +82,25 @@ bool ended(pid_t pid) {
   const size_t close = text.rfind(')');
   return close == std::string::npos || close + 2 >= text.size() || text[close + 2] == 'Z';
 }
-long session_of(pid_t pid) { auto f = stat_fields(pid); return f.size() > 4 ? f[3] : -1; }
-long tty_nr_of(pid_t pid) { auto f = stat_fields(pid); return f.size() > 4 ? f[4] : -1; }
-long tpgid_of(pid_t pid) { auto f = stat_fields(pid); return f.size() > 5 ? f[5] : -2; }
+long session_of(pid_t pid) {
+  auto f = stat_fields(pid);
+  return f.size() > 4 ? f[3] : -1;
+}
+long tty_nr_of(pid_t pid) {
+  auto f = stat_fields(pid);
+  return f.size() > 4 ? f[4] : -1;
+}
+long tpgid_of(pid_t pid) {
+  auto f = stat_fields(pid);
+  return f.size() > 5 ? f[5] : -2;
+}
 
 // Starts test/zdtm/shell_job_tty on the slave (stdin, stdout; its log on stderr) and waits for
 // ready. `ctty`: as a session leader holding it as its controlling terminal.
 pid_t start_job(TempDir& dir, const Pty& pty, bool ctty) {
   become_subreaper();
-  const int log = ::open((dir.work() + "/log").c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  const int log =
+      ::open((dir.work() + "/log").c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   int p[2];
   if (log < 0 || ::pipe2(p, O_CLOEXEC) != 0) return -1;
   SpawnSpec spec;
@@ -151,8 +161,8 @@ TEST(ShellJob, ModesComeBackAndTheJobIsInTheForegroundWithTheTerminalOnStdoutOnl
   ::close(err);
   ASSERT_GT(restorer, 0);
   // crrestore sets the modes, then hands the terminal to the job's group as it lets it run.
-  const bool foreground = poll_until(
-      [&] { return tpgid_of(job) == job || ended(restorer); }, std::chrono::seconds(60));
+  const bool foreground =
+      poll_until([&] { return tpgid_of(job) == job || ended(restorer); }, std::chrono::seconds(60));
   const std::string err_text = read_file(dir.path("crrestore.err"));
   ASSERT_TRUE(foreground && tpgid_of(job) == job)
       << "the job is not in the foreground; crrestore: " << err_text;
@@ -164,8 +174,8 @@ TEST(ShellJob, ModesComeBackAndTheJobIsInTheForegroundWithTheTerminalOnStdoutOnl
   auto st = wait_exit(restorer, std::chrono::seconds(30));
   ASSERT_TRUE(st.has_value()) << "crrestore did not end with its job";
   EXPECT_TRUE(st->ok()) << "crrestore (the job's status): " << st->describe()
-                        << "\nlog: " << read_file(dir.work() + "/log") << "\ncrrestore: "
-                        << read_file(dir.path("crrestore.err"));
+                        << "\nlog: " << read_file(dir.work() + "/log")
+                        << "\ncrrestore: " << read_file(dir.path("crrestore.err"));
   EXPECT_NE(read_file(dir.work() + "/log").find("PASS"), std::string::npos);
   EXPECT_EQ(read_file(dir.path("crrestore.err")).find("background"), std::string::npos)
       << read_file(dir.path("crrestore.err"));

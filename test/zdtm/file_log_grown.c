@@ -25,7 +25,8 @@ int main(void) {
   test_ready();
   test_wait();
 
-  if (lseek(app, 0, SEEK_CUR) != 7) test_fail("app.log offset %ld, want 7", (long)lseek(app, 0, SEEK_CUR));
+  if (lseek(app, 0, SEEK_CUR) != 7)
+    test_fail("app.log offset %ld, want 7", (long)lseek(app, 0, SEEK_CUR));
   if (write(app, "after\n", 6) != 6) test_fail_errno("write app.log");
   if (write(append, "after\n", 6) != 6) test_fail_errno("write append.log");
   return test_pass();
