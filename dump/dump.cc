@@ -116,9 +116,33 @@ Status check_root_namespaces(pid_t root) {
   return {};
 }
 
+// The tree must not hold crdump: crdump cannot seize itself, and an ancestor of ours (the
+// shell that waits for `crdump $$`) would stay frozen until the dump is over, or for good if it
+// is killed after. Checked before anything is seized.
+Status check_not_our_tree(pid_t root) {
+  const pid_t me = ::getpid();
+  if (root == me)
+    return make_error("pid " + std::to_string(root) + " is crdump itself: it cannot dump itself");
+  for (pid_t p = ::getppid(); p > 0;) {
+    if (p == root)
+      return make_error("pid " + std::to_string(root) +
+                        " is an ancestor of crdump: its tree holds crdump, and would stay frozen "
+                        "while crdump runs (dump it from outside the tree)");
+    auto proc = ProcDir::open(p);
+    if (!proc.ok()) break;  // gone meanwhile: nothing above it to find
+    auto text = proc->read("stat");
+    if (!text.ok()) break;
+    auto st = parse_stat(*text);
+    if (!st.ok() || st->ppid == p) break;
+    p = st->ppid;
+  }
+  return {};
+}
+
 // The root and its descendants, each frozen before its children are listed (a stopped process
 // cannot fork, so its list of children is final). Parents come before children.
 Status freeze_tree(DumpTree& tree, pid_t root, const DumpOptions& opts, format::RecordWriter& out) {
+  CR_TRY(check_not_our_tree(root));
   CR_TRY(check_root_namespaces(root));
   std::vector<std::pair<pid_t, pid_t>> todo = {{root, 0}};  // (pid, parent)
   for (size_t i = 0; i < todo.size(); ++i) {
@@ -351,6 +375,31 @@ Blockers find_blockers(pid_t pid, const DumpOptions& opts) {
   if (!st.ok()) return stopped(std::move(st).error());
   if (!detached.ok()) return stopped(std::move(detached).error());
   return found;
+}
+
+// A root in the foreground process group of our own controlling terminal is a job of the
+// shell we run in (a pipeline with crdump, or what a script without job control starts):
+// restored without --shell-job it would lose the terminal it was in the foreground of. A
+// background job on the same terminal is not refused here (an fd of it on the terminal is, by
+// the files pass).
+Status check_foreground_job(pid_t root) {
+  // `crdump $$` from a script is both: being our ancestor is what it must hear.
+  CR_TRY(check_not_our_tree(root));
+  auto mine_text = ProcDir::open(::getpid());
+  if (!mine_text.ok()) return {};
+  auto mine = mine_text->read("stat");
+  auto root_dir = ProcDir::open(root);
+  if (!mine.ok() || !root_dir.ok()) return {};  // a root that is gone: freeze says so
+  auto theirs = root_dir->read("stat");
+  if (!theirs.ok()) return {};
+  auto me = parse_stat(*mine);
+  auto st = parse_stat(*theirs);
+  if (!me.ok() || !st.ok()) return {};
+  if (me->tty_nr == 0 || st->tty_nr != me->tty_nr || st->tpgid <= 0 || st->pgrp != st->tpgid)
+    return {};
+  return make_error("pid " + std::to_string(root) + " is in the foreground process group " +
+                    std::to_string(st->pgrp) +
+                    " of crdump's terminal (a job of crdump's shell): dump it with --shell-job");
 }
 
 Result<schema::StreamHeader> stream_header(pid_t pid) {

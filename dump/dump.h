@@ -72,6 +72,10 @@ struct Blockers {
 /// connections are neither locked nor put in repair mode.
 Blockers find_blockers(pid_t pid, const DumpOptions& opts);
 
+/// Refuses (naming --shell-job) a root in the foreground process group of the caller's
+/// controlling terminal: a job of the caller's shell. crdump calls it without --shell-job.
+Status check_foreground_job(pid_t root);
+
 /// The StreamHeader for a dump of `pid`: kernel release, hostname, page size, arch, time.
 Result<schema::StreamHeader> stream_header(pid_t pid);
 

@@ -74,6 +74,7 @@ struct GhostData {
 /// Open files, ready to be written: objects first, then what points at them (files.cc).
 struct FileTable {
   std::vector<schema::Pty> ptys;  // written before the Files that open them
+  std::optional<schema::ShellTty> shell_tty;  // --shell-job: the terminal of the tty Files
   std::vector<schema::Pipe> pipes;
   std::vector<std::pair<uint32_t, std::vector<uint8_t>>> pipe_data;  // pipe id, queued bytes
   std::vector<schema::File> files;

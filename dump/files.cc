@@ -540,6 +540,10 @@ class FileCollector {
         return make_error(fd_name(e.fd) + ": tty " + e.link +
                           " is outside the process (dump with --shell-job)");
       f.kind = schema::kFileTty;
+      // The first tty fd's terminal is the job's: crrestore connects all of them to one.
+      if (!t_.shell_tty) {
+        CR_TRY_ASSIGN(t_.shell_tty, read_shell_tty(tree_, e.proc->pid, e.fd, e.st, e.link));
+      }
     } else if (S_ISCHR(e.st.st_mode)) {
       if (!is_plain_device(e.st)) {
         return refuse(e.fd, "device " + e.link + " (" + std::to_string(major(e.st.st_rdev)) + ":" +

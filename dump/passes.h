@@ -114,6 +114,11 @@ Result<schema::Pty> read_pty(const DumpTree& tree, const PtyEnds& ends);
 /// Refuses when a process outside the tree holds one of `ptys` (either end, or as its
 /// controlling terminal): the restored pair would leave it out.
 Status check_pty_holders(const DumpTree& tree, const std::vector<schema::Pty>& ptys);
+/// --shell-job: the state of the shell's terminal that fd `fd` of `pid` is open on (`st`, `link`
+/// as /proc shows them): termios and window size through a copy of the fd, and the session
+/// leader of the tree it is the controlling terminal of, if any.
+Result<schema::ShellTty> read_shell_tty(const DumpTree& tree, pid_t pid, int fd,
+                                        const struct stat& st, const std::string& link);
 /// A slave's device number as /proc/PID/stat prints tty_nr.
 uint32_t pty_tty_nr(dev_t rdev);
 

@@ -164,6 +164,43 @@ Result<schema::Pty> read_pty(const DumpTree& tree, const PtyEnds& e) {
   return p;
 }
 
+Result<schema::ShellTty> read_shell_tty(const DumpTree& tree, pid_t pid, int fd,
+                                        const struct stat& st, const std::string& link) {
+  const std::string what = "fd " + std::to_string(fd) + ": terminal " + link;
+  CR_TRY_ASSIGN(ScopedFd tty, copy_task_fd(tree, pid, fd));
+  schema::ShellTty s;
+  s.path = link;
+  s.rdev = st.st_rdev;
+  sys::KTermios2 t{};
+  if (::ioctl(tty.get(), sys::kTcgets2, &t) != 0) return errno_error(what + ": TCGETS2");
+  s.iflag = t.c_iflag;
+  s.oflag = t.c_oflag;
+  s.cflag = t.c_cflag;
+  s.lflag = t.c_lflag;
+  s.line = t.c_line;
+  s.cc.assign(t.c_cc, t.c_cc + sizeof t.c_cc);
+  s.ispeed = t.c_ispeed;
+  s.ospeed = t.c_ospeed;
+  winsize ws{};
+  if (::ioctl(tty.get(), TIOCGWINSZ, &ws) != 0) return errno_error(what + ": TIOCGWINSZ");
+  s.rows = ws.ws_row;
+  s.cols = ws.ws_col;
+  s.xpixel = ws.ws_xpixel;
+  s.ypixel = ws.ws_ypixel;
+  // A session leader of the tree with this terminal as its controlling terminal gets it back
+  // (TIOCSCTTY at restore); stat shows it as tty_nr, and the foreground group as tpgid.
+  const uint32_t tty_nr = pty_tty_nr(st.st_rdev);
+  for (const auto& c : tree.procs) {
+    if (c->zombie) continue;
+    CR_TRY_ASSIGN(std::string text, c->proc.read("stat"));
+    CR_TRY_ASSIGN(ProcStat ps, parse_stat(text));
+    if (ps.session != ps.pid || ps.tty_nr != tty_nr) continue;
+    s.sid = static_cast<uint32_t>(ps.pid);
+    s.pgrp = ps.tpgid > 0 ? static_cast<uint32_t>(ps.tpgid) : 0;
+  }
+  return s;
+}
+
 Status check_pty_holders(const DumpTree& tree, const std::vector<schema::Pty>& ptys) {
   if (ptys.empty()) return {};
   std::set<uint32_t> indexes;

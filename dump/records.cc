@@ -76,6 +76,7 @@ Status write_tree_head(DumpTree& tree) {
   CR_TRY(write_shmem(tree));
   const FileTable& t = tree.files;
   for (const auto& p : t.ptys) CR_TRY(out.write(p));
+  if (t.shell_tty) CR_TRY(out.write(*t.shell_tty));
   for (const auto& p : t.pipes) CR_TRY(out.write(p));
   for (const auto& [pipe, data] : t.pipe_data) CR_TRY(out.write(schema::PipeData{pipe}, data));
   for (const auto& u : t.unix_sockets) CR_TRY(out.write(u));

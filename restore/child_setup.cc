@@ -166,12 +166,15 @@ Status set_session(const RestoreContext& root, const RestoreContext& ctx, const 
                    int report_fd) {
   const bool is_root = &root == &ctx;
   const auto& p = *ctx.img.process;
-  if (p.sid == p.pid) {
-    if (::setsid() < 0) return errno_error("setsid");
+  if (p.sid == p.pid || p.pgid == p.pid) {
+    if (p.sid == p.pid && ::setsid() < 0) return errno_error("setsid");
+    if (p.sid != p.pid && ::setpgid(0, 0) != 0) return errno_error("setpgid");
     CR_TRY(restore_controlling_tty(root.shared, p, carriers));
-  } else if (p.pgid == p.pid) {
-    if (::setpgid(0, 0) != 0) return errno_error("setpgid");
-    CR_TRY(restore_controlling_tty(root.shared, p, carriers));
+    if (root.opts.shell_job) {
+      std::string warning;
+      CR_TRY(restore_shell_ctty(root.shared, p, carriers, warning));
+      if (!warning.empty()) report(report_fd, 'W', std::to_string(p.pid) + " " + warning);
+    }
   } else if (is_root && static_cast<pid_t>(p.pgid) != ::getpgrp()) {
     report(report_fd, 'W',
            std::to_string(p.pid) + " process group " + std::to_string(p.pgid) +

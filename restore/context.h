@@ -32,7 +32,11 @@ struct RestoreOptions {
   bool signed_image = false;               // the stream's seal was verified (--verify-key)
   bool verbose = false;                    // -v: passes, timings, warnings
   bool ignore_cgroups = false;             // --manage-cgroups=ignore: stay in ours
+  bool allow_changed_files = false;        // an fd's regular file that changed: a warning
   std::map<std::string, int> inherit_fds;  // --inherit-fd fd[N]:KEY -> KEY -> N
+  /// --shell-job: the terminal the tree's tty fds are connected to (crrestore's stdin, stdout
+  /// or stderr, the first that is one), or -1: /dev/tty.
+  int terminal = -1;
   /// A terminal to hand to the task's process group before it runs (foreground --shell-job),
   /// or -1. The caller takes it back when the task is gone.
   int foreground_tty = -1;
@@ -133,6 +137,9 @@ struct RestoreContext {
   uint64_t page_bytes = 0;
   double pages_seconds = 0;
   std::vector<std::string> warnings;
+  /// The terminal's window size is not the dumped one: the job's group gets SIGWINCH once it
+  /// runs, so a full-screen program draws itself again for this window.
+  bool winch = false;
   std::vector<std::pair<std::string, double>> pass_seconds;
 
   /// The leader, then every created thread (only valid once the threads pass has run).

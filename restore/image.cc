@@ -1,5 +1,6 @@
 #include "restore/image.h"
 
+#include <fcntl.h>
 #include <linux/netlink.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -136,6 +137,8 @@ Status stash_head_record(const format::RecordReader& reader, ProcessImage& img) 
       it->second.data.insert(it->second.data.end(), tail.begin(), tail.end());
       return {};
     }
+    case schema::ShellTty::kType:
+      return set_once(img.shell_tty, reader);
     case schema::Pty::kType: {
       CR_TRY_ASSIGN(auto p, reader.decode<schema::Pty>());
       img.ptys[p.id] = std::move(p);
@@ -733,14 +736,17 @@ Status check_files(const ProcessImage& img) {
   return {};
 }
 
-Status verify_on_disk(const ProcessImage& img) {
+Status verify_on_disk(const ProcessImage& img, std::vector<std::string>* changed_ok) {
   for (const auto& v : img.vmas) {
     if (v.kind != schema::kVmaFilePrivate && v.kind != schema::kVmaFileShared) continue;
     struct stat st {};
     if (::stat(v.path.c_str(), &st) != 0)
       return errno_error("mapped file " + v.path).wrap("cannot restore");
+    // Never relaxed: pages of the mapping that are not in the image (clean file pages) would
+    // be read from the new contents, under code that expects the old.
     if (static_cast<uint64_t>(st.st_size) != v.file_size || mtime_ns(st) != v.file_mtime_ns)
-      return make_error("mapped file " + v.path + " changed since dump");
+      return make_error("mapped file " + v.path +
+                        " changed since dump (--allow-changed-files does not cover mapped files)");
   }
   for (const auto& [id, f] : img.files) {
     struct stat st {};
@@ -749,10 +755,18 @@ Status verify_on_disk(const ProcessImage& img) {
         if (::stat(f.path.c_str(), &st) != 0) return errno_error("open file " + f.path);
         // Size and mtime both: an offset past a shrunk file, or data the process never saw
         // (a rewrite of the same size), would restore wrong without a word.
-        if (static_cast<uint64_t>(st.st_size) != f.size || mtime_ns(st) != f.mtime_ns)
-          return make_error(f.path + ": file changed since dump (size " + std::to_string(f.size) +
-                            " -> " + std::to_string(st.st_size) +
-                            (mtime_ns(st) != f.mtime_ns ? ", mtime differs)" : ")"));
+        if (static_cast<uint64_t>(st.st_size) != f.size || mtime_ns(st) != f.mtime_ns) {
+          const std::string what = f.path + ": file changed since dump (size " +
+                                   std::to_string(f.size) + " -> " + std::to_string(st.st_size) +
+                                   (mtime_ns(st) != f.mtime_ns ? ", mtime differs)" : ")");
+          if (changed_ok == nullptr)
+            return make_error(what + "; crrestore --allow-changed-files restores it anyway");
+          // The log-file case: the fd goes back to its recorded offset (an O_APPEND one writes
+          // at the end whatever it is), which the program's next write or read takes as it comes.
+          changed_ok->push_back(
+              what + ", restored at offset " + std::to_string(f.pos) +
+              ((f.flags & O_APPEND) != 0 ? " (O_APPEND: writes go to the end)" : ""));
+        }
         break;
       case schema::kFileDirectory:
         if (::stat(f.path.c_str(), &st) != 0) return errno_error("open directory " + f.path);

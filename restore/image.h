@@ -71,6 +71,7 @@ struct ProcessImage {
   std::optional<schema::ProcAttrs> attrs;  // none in images before it existed
   std::optional<schema::Mm> mm;
   std::map<uint32_t, schema::Pty> ptys;       // by Pty id
+  std::optional<schema::ShellTty> shell_tty;  // --shell-job images since it exists
   std::map<uint32_t, PipeImage> pipes;        // by Pipe id
   std::map<uint32_t, schema::File> files;     // by File id
   std::map<uint32_t, FileContent> file_data;  // by File id (deleted files)
@@ -164,9 +165,12 @@ Status check_memory(const ProcessImage& img);
 Status check_files(const ProcessImage& img);
 
 /// Checks the machine against the image: file mappings unchanged (size and mtime), open
-/// regular files with the same size (a different mtime is only a warning), devices with the
-/// same rdev, the executable with the same dev/ino.
-Status verify_on_disk(const ProcessImage& img);
+/// regular files unchanged (size and mtime), devices with the same rdev, the executable with
+/// the same dev/ino. With `changed_ok` (crrestore --allow-changed-files), an open regular file
+/// that changed is not refused: one line naming it and what changed is appended there instead.
+/// Mapped files and the executable are refused whatever it says: the pages of a private
+/// mapping that are not in the image come from the file.
+Status verify_on_disk(const ProcessImage& img, std::vector<std::string>* changed_ok = nullptr);
 
 /// Checks a Pages run against the dumped VMAs: it must lie inside VMAs that are contiguous
 /// and hold pages (not shared file mappings). Returns the first VMA index it touches.

@@ -402,9 +402,9 @@ class Opener {
 
   Result<int> open_tty(const schema::File& f) {
     if (!opts_.shell_job) return make_error("fd on a terminal: restore with --shell-job");
-    if (::isatty(STDERR_FILENO) == 1) {
-      int fd = ::fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 0);
-      if (fd < 0) return errno_error("dup stderr for the terminal");
+    if (opts_.terminal >= 0) {
+      int fd = ::fcntl(opts_.terminal, F_DUPFD_CLOEXEC, 0);
+      if (fd < 0) return errno_error("dup fd " + std::to_string(opts_.terminal) + ", the terminal");
       return fd;
     }
     return open_path("/dev/tty", static_cast<int>(f.flags) | O_NOCTTY);

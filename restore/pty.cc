@@ -6,7 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <string>
 
 #include "sys/linux_abi.h"
 
@@ -18,6 +20,19 @@ constexpr int kCreationFlags = O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY;
 constexpr int kSettableFlags = O_APPEND | O_NONBLOCK | O_ASYNC;
 
 std::string pts_name(uint32_t index) { return "/dev/pts/" + std::to_string(index); }
+
+// TIOCSPGRP from a background group stops us with SIGTTOU unless it is blocked.
+int set_foreground(int fd, pid_t pgrp) {
+  sigset_t ttou, old;
+  sigemptyset(&ttou);
+  sigaddset(&ttou, SIGTTOU);
+  ::sigprocmask(SIG_BLOCK, &ttou, &old);
+  const int r = ::ioctl(fd, TIOCSPGRP, &pgrp);
+  const int err = errno;
+  ::sigprocmask(SIG_SETMASK, &old, nullptr);
+  errno = err;
+  return r;
+}
 
 Status set_state(const schema::Pty& p, int master) {
   const std::string what = "pty " + pts_name(p.index);
@@ -134,20 +149,58 @@ Status restore_controlling_tty(const ProcessImage& shared, const schema::Process
         fd = carriers.at(fid);
     if (fd < 0) return make_error(what + ": no slave open to make it a controlling terminal");
     if (leader && ::ioctl(fd, TIOCSCTTY, 0) != 0) return errno_error(what + ": TIOCSCTTY");
-    if (foreground) {
-      // From a background group this would stop us with SIGTTOU, unless it is blocked.
-      sigset_t ttou, old;
-      sigemptyset(&ttou);
-      sigaddset(&ttou, SIGTTOU);
-      ::sigprocmask(SIG_BLOCK, &ttou, &old);
-      const pid_t pgrp = static_cast<pid_t>(pty.pgrp);
-      const int r = ::ioctl(fd, TIOCSPGRP, &pgrp);
-      const int err = errno;
-      ::sigprocmask(SIG_SETMASK, &old, nullptr);
-      errno = err;
-      if (r != 0) return errno_error(what + ": TIOCSPGRP " + std::to_string(pgrp));
-    }
+    if (foreground && set_foreground(fd, static_cast<pid_t>(pty.pgrp)) != 0)
+      return errno_error(what + ": TIOCSPGRP " + std::to_string(pty.pgrp));
   }
+  return {};
+}
+
+Status restore_shell_ctty(const ProcessImage& shared, const schema::Process& p,
+                          const std::map<uint32_t, int>& carriers, std::string& warning) {
+  if (!shared.shell_tty) return {};
+  const schema::ShellTty& t = *shared.shell_tty;
+  const bool leader = t.sid == p.pid && p.sid == p.pid;
+  const bool foreground =
+      t.sid != 0 && t.sid == p.sid && t.pgrp == p.pid && p.pgid == p.pid && t.pgrp != t.sid;
+  if (!leader && !foreground) return {};
+  int fd = -1;
+  for (const auto& [fid, f] : shared.files)
+    if (f.kind == schema::kFileTty && carriers.count(fid) != 0) fd = carriers.at(fid);
+  if (fd < 0) return {};  // no fd of the tree on it: nothing to take it through
+  if (leader && ::ioctl(fd, TIOCSCTTY, 0) != 0) {
+    // EPERM: the session crrestore runs in has it (stealing it would hang that session up).
+    warning = "session leader: TIOCSCTTY on the terminal (" + std::string(std::strerror(errno)) +
+              "): it stays without a controlling terminal (the terminal is another session's, "
+              "as when crrestore runs from a shell on it)";
+    return {};
+  }
+  if (foreground && set_foreground(fd, static_cast<pid_t>(p.pid)) != 0)
+    warning = "TIOCSPGRP " + std::to_string(p.pid) + " on the terminal (" +
+              std::string(std::strerror(errno)) + "): the group runs in the background";
+  return {};
+}
+
+Status set_shell_tty_modes(const schema::ShellTty& t, int fd, std::string& warning, bool& resized) {
+  // Our controlling terminal with another group in the foreground: someone else's program has
+  // it now. (ENOTTY: not our controlling terminal, no job control applies.)
+  const pid_t fg = ::tcgetpgrp(fd);
+  if (fg >= 0 && fg != ::getpgrp()) {
+    warning = "crrestore runs in the background of its terminal: the job's modes (dumped from " +
+              t.path + ") are not set";
+    return {};
+  }
+  sys::KTermios2 k{};
+  k.c_iflag = t.iflag;
+  k.c_oflag = t.oflag;
+  k.c_cflag = t.cflag;
+  k.c_lflag = t.lflag;
+  k.c_line = static_cast<uint8_t>(t.line);
+  std::memcpy(k.c_cc, t.cc.data(), std::min(t.cc.size(), sizeof k.c_cc));
+  k.c_ispeed = t.ispeed;
+  k.c_ospeed = t.ospeed;
+  if (::ioctl(fd, sys::kTcsets2, &k) != 0) return errno_error("the terminal: TCSETS2");
+  winsize ws{};
+  if (::ioctl(fd, TIOCGWINSZ, &ws) == 0) resized = ws.ws_row != t.rows || ws.ws_col != t.cols;
   return {};
 }
 

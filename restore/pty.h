@@ -44,4 +44,18 @@ class PtyMaker {
 Status restore_controlling_tty(const ProcessImage& shared, const schema::Process& p,
                                const std::map<uint32_t, int>& carriers);
 
+/// --shell-job, in a restored process right after its setsid() or setpgid(): a session leader
+/// whose controlling terminal was the shell's terminal (ShellTty.sid) takes it back through a
+/// tty File of the tree (TIOCSCTTY), a group leader that was its foreground group makes its
+/// group the foreground one again. The terminal being another session's (crrestore run from a
+/// shell on it) is no error: `warning` says it stays without one.
+Status restore_shell_ctty(const ProcessImage& shared, const schema::Process& p,
+                          const std::map<uint32_t, int>& carriers, std::string& warning);
+
+/// --shell-job: the termios the job's terminal had (ShellTty) set on `fd`, the terminal
+/// crrestore connected it to; unless crrestore is in the background of that terminal (then
+/// the modes are not the job's to set yet: `warning` says so). `resized`: its window size now
+/// differs from the dumped one (the window's is kept: it is the real one).
+Status set_shell_tty_modes(const schema::ShellTty& t, int fd, std::string& warning, bool& resized);
+
 }  // namespace cr::restore

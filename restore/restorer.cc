@@ -18,6 +18,7 @@
 #include "restore/cgroups.h"
 #include "restore/file_locks.h"
 #include "restore/group_stop.h"
+#include "restore/pty.h"
 #include "restore/shmem.h"
 #include "restore/task_state.h"
 #include "restore/threads.h"
@@ -90,10 +91,18 @@ Status detach(RestoreContext& root, RestoreContext& ctx) {
   // A shell job in the foreground gets the terminal while still stopped, so its first read
   // does not meet SIGTTIN.
   const auto& p = *ctx.img.process;
-  if (ctx.opts.foreground_tty >= 0 && p.pgid == p.pid &&
-      ::tcsetpgrp(ctx.opts.foreground_tty, static_cast<pid_t>(p.pid)) != 0)
+  // Only a group of our session can have our terminal (a session of the tree's own has its
+  // terminal back from restore_shell_ctty, or none).
+  const pid_t pid = static_cast<pid_t>(p.pid);
+  if (ctx.opts.foreground_tty >= 0 && p.pgid == p.pid && ::getsid(pid) == ::getsid(0) &&
+      ::tcsetpgrp(ctx.opts.foreground_tty, pid) != 0)
     root.warn("pid " + std::to_string(p.pid) + ": " + errno_error("tcsetpgrp").message +
               ": the task runs in the background");
+  if (&ctx == &root && ctx.opts.shell_job && !ctx.opts.detach && ctx.opts.foreground_tty < 0 &&
+      root.shared.shell_tty && ::getsid(pid) == ::getsid(0))
+    root.warn("pid " + std::to_string(p.pid) +
+              ": runs in the background: crrestore is not in the foreground of a terminal on its "
+              "stdin, stdout or stderr");
   if ((t.flags & schema::kThreadStopped) != 0) {
     std::string warning;
     CR_TRY(stop_again(ctx, warning));
@@ -102,6 +111,26 @@ Status detach(RestoreContext& root, RestoreContext& ctx) {
   CR_TRY(detach_threads(ctx));
   CR_TRY(ctx.tracee.detach());
   (void)ctx.child.release();
+  return {};
+}
+
+// --shell-job: the terminal gets the job's modes back before the job runs.
+Status set_terminal_modes(RestoreContext& root) {
+  if (!root.opts.shell_job || !root.shared.shell_tty) return {};
+  ScopedFd own;
+  int fd = root.opts.terminal;
+  if (fd < 0) {
+    own.reset(::open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (!own.valid()) {
+      root.warn("no terminal (" + errno_error("/dev/tty").message + "): the job's terminal modes " +
+                "are not set");
+      return {};
+    }
+    fd = own.get();
+  }
+  std::string warning;
+  CR_TRY(set_shell_tty_modes(*root.shared.shell_tty, fd, warning, root.winch));
+  if (!warning.empty()) root.warn(warning);
   return {};
 }
 
@@ -139,7 +168,9 @@ Status run(RestoreContext& root) {
     return st;
   };
   CR_TRY(tree_pass("read image head", read_tree_head));
-  CR_TRY(tree_pass("verify files", [](RestoreContext& r) { return verify_on_disk(r.shared); }));
+  CR_TRY(tree_pass("verify files", [](RestoreContext& r) {
+    return verify_on_disk(r.shared, r.opts.allow_changed_files ? &r.warnings : nullptr);
+  }));
   CR_TRY(tree_pass("create tree", create_tree));
   CR_TRY(tree_pass("process groups", join_groups));
   // Before any memory is placed: pages are charged to the cgroup of the task that faults them.
@@ -178,12 +209,14 @@ Status run(RestoreContext& root) {
   CR_TRY(tree_pass("seal memfds", [](RestoreContext& r) { return seal_shmems(r.shmem_fds); }));
   // Segments removed while attached go now that every process has attached its own.
   CR_TRY(root.ipc->remove_marked());
+  CR_TRY(tree_pass("terminal modes", set_terminal_modes));
   // Every process is ready: children first, so that a parent never runs while its children
   // are still held.
   test_kill_point("pass");
   auto t0 = Clock::now();
   for (size_t i = all.size(); i-- > 0;) CR_TRY(detach(root, *all[i]));
   account(root, "resume", t0);
+  if (root.winch) (void)::kill(-::getpgid(root.pid()), SIGWINCH);
   // The connections are live and their programs run: their peers' packets may come in.
   if (!root.shared.net_lock.empty()) {
     auto t1 = Clock::now();

@@ -414,6 +414,20 @@ CR_RECORD(Pty, 0x0240, "pty", "a pseudo-terminal pair (objdef): /dev/pts/<index>
           // image from before they were kept: the node is left as devpts makes it).
           (u32, slave_uid), (u32, slave_gid), (u32, slave_mode))
 
+// The shell's terminal (crdump --shell-job): a terminal the tree's kFileTty Files are open on,
+// whose other side (a pty master, the console) is outside the tree. Once per image, before the
+// Files, with the state crrestore gives the terminal it connects the job to. A reader that
+// predates it skips it: the job then runs with that terminal's modes as they are.
+CR_RECORD(ShellTty, 0x0241, "shell_tty",
+          "the shell's terminal as the job left it (--shell-job): termios, window size, session",
+          (str, path),  // the tty fds' link at dump time (/dev/pts/3): for messages only
+          (u64, rdev), (u32, iflag), (u32, oflag), (u32, cflag), (u32, lflag), (u32, line),
+          (bytes, cc),                   // c_cc as struct termios2 holds it (19 bytes)
+          (u32, ispeed), (u32, ospeed),  // TCGETS2
+          (u32, rows), (u32, cols), (u32, xpixel), (u32, ypixel),  // TIOCGWINSZ
+          (u32, sid),   // a session leader of the tree whose controlling terminal it was, 0: none
+          (u32, pgrp))  // with sid: that terminal's foreground process group
+
 CR_RECORD(Fd, 0x0210, "fd", "one slot of a process's fd table", (u32, pid), (u32, fd),
           (objref, file), (u32, fd_flags))  // FD_CLOEXEC
 
@@ -638,10 +652,10 @@ using AllRecords =
     std::tuple<StreamHeader, SchemaType, Trailer, ErrorRecord, Process, Creds, Rlimits, FsInfo,
                ProcAttrs, Mm, Vma, Pages, Shmem, ShmemData, Thread, Sigaction, PendingSignal,
                Itimer, PosixTimer, Pipe, PipeData, File, FileData, Fd, SysvShm, SysvShmData,
-               SysvMsgQueue, SysvMsg, SysvSem, SysvLimits, Pty, EpollItem, UnixSocket,
+               SysvMsgQueue, SysvMsg, SysvSem, SysvLimits, Pty, ShellTty, EpollItem, UnixSocket,
                UnixSocketData, FileLock, FileOwner, StreamSeal, InetSocket, InetSocketData, NetLock,
-               NetlinkSocket, Cgroup, CgroupProperty, CgroupMember, PagesParent, Vdso,
-               PremapArea, PagesPrefork, InetMcast>;
+               NetlinkSocket, Cgroup, CgroupProperty, CgroupMember, PagesParent, Vdso, PremapArea,
+               PagesPrefork, InetMcast>;
 
 namespace detail {
 template <class Tuple, size_t... I>

@@ -365,6 +365,10 @@ Result<ProcStat> parse_stat(std::string_view text) {
   CR_TRY_ASSIGN(s.pgrp, field(5));
   CR_TRY_ASSIGN(s.session, field(6));
   CR_TRY_ASSIGN(s.tty_nr, field(7));
+  // -1 without a controlling terminal: the one signed field read here.
+  if (f[8 - 3] != "-1") {
+    CR_TRY_ASSIGN(s.tpgid, field(8));
+  }
   CR_TRY_ASSIGN(s.num_threads, field(20));
   CR_TRY_ASSIGN(s.start_code, field(26));
   CR_TRY_ASSIGN(s.end_code, field(27));

@@ -107,6 +107,7 @@ struct ProcStat {
   char state = 0;
   pid_t ppid = 0, pgrp = 0, session = 0;
   uint32_t tty_nr = 0;  // field 7: the controlling terminal's device number (new encoding), 0 none
+  pid_t tpgid = -1;     // field 8: the foreground process group of that terminal, -1 none
   uint32_t num_threads = 0;
   uint64_t start_code = 0, end_code = 0, start_stack = 0;
   uint64_t start_data = 0, end_data = 0, start_brk = 0, arg_start = 0, arg_end = 0, env_start = 0,

@@ -82,6 +82,9 @@ struct SpawnSpec {
   int fd3 = -1;                   // if >= 0, becomes fd 3 (not close-on-exec)
   bool fd3_cloexec = false;       // fd 3 closes on exec (readiness = "exec done")
   bool new_session = false;
+  /// With new_session: the first of fds 0-2 that is a terminal becomes the new session's
+  /// controlling terminal (TIOCSCTTY), its group the foreground one (a shell's job on a tty).
+  bool ctty = false;
 };
 
 /// fork + exec; the child gets exactly fds 0-2 (and 3 if asked), default signal dispositions

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -191,6 +192,11 @@ inline pid_t spawn(const SpawnSpec& spec) {
     if (dup3(fd3, 3, spec.fd3_cloexec ? O_CLOEXEC : 0) < 0) fail();
   } else {
     close(3);
+  }
+  if (spec.ctty) {
+    int fd = 0;
+    while (fd <= 2 && (!isatty(fd) || ioctl(fd, TIOCSCTTY, 0) != 0)) fd++;
+    if (fd > 2) fail();
   }
   // Everything above 3 goes at exec (the error pipe must live until then).
   syscall(SYS_close_range, 4, ~0U, CLOSE_RANGE_CLOEXEC);

@@ -341,6 +341,53 @@ TEST(Image, ChangedFileIsRefused) {
       << r.error().message;
 }
 
+// --allow-changed-files: the refusal names the option; with it, an fd's file that grew is a
+// warning naming the file and what changed, a mapped file is still refused.
+TEST(Image, AllowChangedFilesRelaxesFdsOnly) {
+  TempFile tf;
+  auto st = tf.stat();
+  ProcessImage img;
+  img.process.emplace();
+  img.mm = schema::Mm{};
+  schema::File f{};
+  f.id = 1;
+  f.kind = schema::kFileRegular;
+  f.path = tf.path;
+  f.pos = static_cast<uint64_t>(st.st_size);
+  f.flags = O_WRONLY;
+  f.size = static_cast<uint64_t>(st.st_size);
+  f.mtime_ns = mtime_ns(st);
+  img.files[1] = f;
+  int fd = ::open(tf.path.c_str(), O_WRONLY | O_APPEND);
+  ASSERT_EQ(::write(fd, "grown", 5), 5);
+  ::close(fd);
+  auto refused = verify_on_disk(img);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("--allow-changed-files"), std::string::npos)
+      << refused.error().message;
+  std::vector<std::string> warnings;
+  auto allowed = verify_on_disk(img, &warnings);
+  ASSERT_TRUE(allowed.ok()) << allowed.error().message;
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find(tf.path), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[0].find("size " + std::to_string(st.st_size) + " -> " +
+                             std::to_string(st.st_size + 5)),
+            std::string::npos)
+      << warnings[0];
+  // The same file mapped: refused with or without the option.
+  schema::Vma v = anon(0x1000, 0x2000);
+  v.kind = schema::kVmaFilePrivate;
+  v.path = tf.path;
+  v.file_size = f.size;
+  v.file_mtime_ns = f.mtime_ns;
+  img.vmas.push_back(v);
+  warnings.clear();
+  auto mapped = verify_on_disk(img, &warnings);
+  ASSERT_FALSE(mapped.ok());
+  EXPECT_NE(mapped.error().message.find("mapped file " + tf.path), std::string::npos)
+      << mapped.error().message;
+}
+
 TEST(Image, ChangedMappedFileIsRefusedNamingThePath) {
   TempFile tf;
   auto st = tf.stat();

@@ -176,6 +176,13 @@ TEST(ProcParse, StatWithHostileComm) {
   EXPECT_EQ(r->pgrp, 4242);
   EXPECT_EQ(r->session, 99);
   EXPECT_EQ(r->tty_nr, 34816u);  // 136:0, /dev/pts/0
+  EXPECT_EQ(r->tpgid, 4242);
+  // No controlling terminal: tpgid is printed as -1.
+  std::string no_tty = text;
+  no_tty.replace(no_tty.find(" 34816 4242 "), 12, " 0 -1 ");
+  auto n = parse_stat(no_tty);
+  ASSERT_TRUE(n.ok()) << n.error().message;
+  EXPECT_EQ(n->tpgid, -1);
   EXPECT_EQ(r->num_threads, 1u);
   EXPECT_EQ(r->start_code, 94000000u);
   EXPECT_EQ(r->end_code, 94100000u);

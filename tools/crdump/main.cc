@@ -298,6 +298,10 @@ int run(int argc, char** argv) {
 
   auto t0 = std::chrono::steady_clock::now();
   if (verbose) opts.on_pass = print_pass;
+  if (!opts.shell_job) {
+    cr::Status fg = cr::dump::check_foreground_job(pid);
+    if (!fg.ok()) return die(fg.error().message);
+  }
   auto header = cr::dump::stream_header(pid);
   if (!header.ok()) return die(header.error().message);
   wopts.zstd_level = zstd_level;

@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -90,7 +91,9 @@ int main(int argc, char** argv) {
                  "image is buffered in memory and checked whole before anything is created");
   app.add_flag("-d,--detach", detach,
                "return once the process runs, printing the restored root's pid on stdout");
-  app.add_flag("--shell-job", shell_job, "reconnect terminal fds to ours");
+  app.add_flag("--shell-job", shell_job,
+               "reconnect terminal fds to ours (the first of stdin, stdout, stderr that is a "
+               "terminal) with the modes the job had, in the foreground if we are");
   std::string pidfile;
   app.add_option("--pidfile", pidfile, "write the restored root's pid to this file");
   app.add_flag("--tcp-close", tcp_close,
@@ -101,6 +104,11 @@ int main(int argc, char** argv) {
                  "soft (default): each process and thread goes back to its cgroups, a missing "
                  "cgroup is created with its dumped settings; ignore: the tree stays in ours")
       ->check(CLI::IsMember({"soft", "ignore"}));
+  bool allow_changed = false;
+  app.add_flag("--allow-changed-files", allow_changed,
+               "restore an fd whose regular file changed since the dump (size or mtime) at its "
+               "recorded offset, with a warning naming the file; mapped files and the "
+               "executable must still be unchanged");
   app.add_option("--inherit-fd", inherit, "fd[N]:KEY: give our fd N for the external file KEY");
   app.add_flag("-v,--verbose", verbose, "print each pass with its time");
   app.add_flag("-q,--quiet", quiet,
@@ -113,6 +121,7 @@ int main(int argc, char** argv) {
   ctx.opts.shell_job = shell_job;
   ctx.opts.tcp_close = tcp_close;
   ctx.opts.ignore_cgroups = manage_cgroups == "ignore";
+  ctx.opts.allow_changed_files = allow_changed;
   ctx.opts.verbose = verbose;
   static const std::regex kInherit(R"(fd\[(\d+)\]:(.+))");
   for (const auto& spec : inherit) {
@@ -125,12 +134,20 @@ int main(int argc, char** argv) {
     ctx.opts.inherit_fds[m[2].str()] = fd;
   }
   raise_nofile();
-  // Foreground shell job: the restored process group takes our terminal, we take it back after.
+  // Shell job: the terminal is the first of stdin, stdout, stderr that is one (`< img`, `2>log`
+  // redirect the others). In the foreground of it, the restored process group takes it, and we
+  // take it back after (with the modes we had if the job was killed, as a shell does).
   int tty = -1;
-  if (shell_job && !detach) {
-    for (int fd : {STDIN_FILENO, STDERR_FILENO})
-      if (tty < 0 && ::isatty(fd) == 1 && ::tcgetpgrp(fd) == ::getpgrp()) tty = fd;
-    if (tty >= 0) ::signal(SIGTTOU, SIG_IGN);  // tcsetpgrp from the background, after
+  termios saved_modes{};
+  bool modes_saved = false;
+  if (shell_job) {
+    for (int fd : {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO})
+      if (ctx.opts.terminal < 0 && ::isatty(fd) == 1) ctx.opts.terminal = fd;
+    if (!detach && ctx.opts.terminal >= 0 && ::tcgetpgrp(ctx.opts.terminal) == ::getpgrp()) {
+      tty = ctx.opts.terminal;
+      modes_saved = ::tcgetattr(tty, &saved_modes) == 0;
+      ::signal(SIGTTOU, SIG_IGN);  // tcsetpgrp and tcsetattr from the background, after
+    }
   }
   ctx.opts.foreground_tty = tty;
 
@@ -179,7 +196,10 @@ int main(int argc, char** argv) {
   // Warnings always: each says what came back other than it was dumped.
   if (!quiet)
     for (const auto& w : ctx.warnings) std::fprintf(stderr, "crrestore: warning: %s\n", w.c_str());
-  if (!pid.ok()) die(pid.error().message);
+  if (!pid.ok()) {
+    if (modes_saved) ::tcsetattr(tty, TCSADRAIN, &saved_modes);  // the job's are set late
+    die(pid.error().message);
+  }
   if (verbose) std::fprintf(stderr, "crrestore: restored pid %d\n", *pid);
   if (!pidfile.empty()) {
     // Whole or not at all: a reader never sees a partial number.
@@ -207,6 +227,9 @@ int main(int argc, char** argv) {
     if (errno != EINTR) die(cr::errno_error("waitpid " + std::to_string(*pid)).message);
   }
   if (tty >= 0) ::tcsetpgrp(tty, ::getpgrp());
+  // A job that exited put its terminal modes back itself (or meant to leave them); one killed
+  // by a signal could not.
+  if (modes_saved && WIFSIGNALED(st)) ::tcsetattr(tty, TCSADRAIN, &saved_modes);
   if (WIFEXITED(st)) return WEXITSTATUS(st);
   if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
   return 1;
