@@ -4,15 +4,19 @@
 // the parent's section, and the child's section names the run (PagesParent): a server that
 // forked 16 workers from a big parent writes its memory once, not 17 times.
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <iterator>
+#include <utility>
+#include <vector>
 #include <unordered_map>
 
 #include "common/io.h"
 #include "common/text.h"
 #include "dump/passes.h"
+#include "sys/linux_abi.h"
 
 namespace cr::dump {
 
@@ -51,9 +55,38 @@ class Pagemap {
   Status read(uint64_t first, size_t n, uint64_t* out) const {
     return pread_full(fd_.get(), out, n * 8, first * 8, "read pagemap");
   }
+  // The ranges of [start, end) with present pages (PAGEMAP_SCAN: the kernel walks only the
+  // page tables there is, so a reserved terabyte costs nothing), or false without the ioctl.
+  Result<bool> present(uint64_t start, uint64_t end,
+                       std::vector<std::pair<uint64_t, uint64_t>>& out) {
+    if (!scan_) return false;
+    if (regions_.empty()) regions_.resize(1024);
+    sys::PmScanArg arg{};
+    arg.size = sizeof arg;
+    arg.vec = reinterpret_cast<uint64_t>(regions_.data());
+    arg.vec_len = regions_.size();
+    arg.category_anyof_mask = sys::kPageIsPresent;
+    for (uint64_t at = start; at < end;) {
+      arg.start = at;
+      arg.end = end;
+      arg.walk_end = 0;
+      const long n = ::ioctl(fd_.get(), sys::kPagemapScan, &arg);
+      if (n < 0 && (errno == ENOTTY || errno == EINVAL) && at == start) {
+        scan_ = false;
+        return false;
+      }
+      if (n < 0) return errno_error("PAGEMAP_SCAN at " + hex(at));
+      for (long i = 0; i < n; ++i) out.emplace_back(regions_[i].start, regions_[i].end);
+      if (arg.walk_end <= at) return make_error("PAGEMAP_SCAN made no progress at " + hex(at));
+      at = arg.walk_end;
+    }
+    return true;
+  }
 
  private:
   ScopedFd fd_;
+  bool scan_ = true;
+  std::vector<sys::PageRegion> regions_;
 };
 
 bool shared(uint64_t child, uint64_t parent) {
@@ -86,9 +119,10 @@ bool anon_kind(uint32_t kind) {
 
 // The spans of [start, end) where the child's and the parent's pages are one; with
 // `candidates`, the child's other pages that a sibling may share (address, frame).
-Status compare(Pagemap& child, Pagemap& parent, uint64_t start, uint64_t end,
-               std::vector<uint64_t>& a, std::vector<uint64_t>& b, std::vector<PageSpan>& out,
-               std::vector<std::pair<uint64_t, uint64_t>>* candidates) {
+Status compare_range(Pagemap& child, Pagemap& parent, uint64_t start, uint64_t end,
+                     std::vector<uint64_t>& a, std::vector<uint64_t>& b,
+                     std::vector<PageSpan>& out,
+                     std::vector<std::pair<uint64_t, uint64_t>>* candidates) {
   for (uint64_t at = start / kPage; at < end / kPage;) {
     const size_t n = static_cast<size_t>(std::min<uint64_t>(end / kPage - at, kChunk));
     CR_TRY(child.read(at, n, a.data()));
@@ -102,6 +136,18 @@ Status compare(Pagemap& child, Pagemap& parent, uint64_t start, uint64_t end,
     }
     at += n;
   }
+  return {};
+}
+
+// Only where the child has pages: a mapping reserved huge and barely touched (sanitizer
+// shadow, a runtime's heap reservation) would otherwise cost a pagemap entry per page.
+Status compare(Pagemap& child, Pagemap& parent, uint64_t start, uint64_t end,
+               std::vector<uint64_t>& a, std::vector<uint64_t>& b, std::vector<PageSpan>& out,
+               std::vector<std::pair<uint64_t, uint64_t>>* candidates) {
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  CR_TRY_ASSIGN(bool scanned, child.present(start, end, ranges));
+  if (!scanned) return compare_range(child, parent, start, end, a, b, out, candidates);
+  for (const auto& [s, e] : ranges) CR_TRY(compare_range(child, parent, s, e, a, b, out, candidates));
   return {};
 }
 
