@@ -4,7 +4,7 @@
 cr_deps() {
   local pkgs=(cmake g++ make pkg-config libzstd-dev zstd libssl-dev nlohmann-json3-dev libcli11-dev
               libgtest-dev libbenchmark-dev clang libclang-rt-dev python3 bash procps
-              sqlite3 nftables redis-server postgresql nginx-light
+              sqlite3 nftables redis-server postgresql nginx-light tmux
               groff-base dpkg-dev)  # the manuals' check (groff); cpack -G DEB (dpkg-shlibdeps)
   local missing=()
   for p in "${pkgs[@]}"; do
