@@ -382,5 +382,16 @@ TEST_F(HostileImage, MalformedVdsoRecordRefused) {
   expect_refused(doc, {"vdso record:", "names for"});
 }
 
+// A listener's pending connection from a socket that is not connecting to it: refused before
+// anything is made.
+TEST_F(HostileImage, UnixPendingConnectionThatIsNoneRefused) {
+  Json doc2 = *doc_;
+  auto socks2 = records(doc2, "unix_socket");
+  (*socks2[0])["state"] = 1;  // a listener
+  (*socks2[0])["pending"] = Json::array({(*socks2[0])["ino"].get<uint64_t>()});
+  for (Json* p : records(doc2, "process")) (*p)["flags"] = (*p)["flags"].get<uint32_t>() | 0x40000u;
+  expect_refused(doc2, {"pending connection from socket:["});
+}
+
 }  // namespace
 }  // namespace cr::e2e

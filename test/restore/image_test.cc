@@ -193,6 +193,51 @@ TEST(Image, UnixSocketsAndTheirQueues) {
       << st.error().message;
 }
 
+// Fds in flight: kept per message for a message the socket has and Files of the image; a
+// message it does not have, or a File it does not have, is refused.
+TEST(Image, UnixSocketRightsNameAMessageAndFiles) {
+  for (int c = 0; c < 3; ++c) {
+    SCOPED_TRACE(c);
+    Stream s;
+    add_process(s);
+    schema::UnixSocket u{};
+    u.id = 1;
+    u.ino = 77;
+    u.type = SOCK_STREAM;
+    u.state = schema::kUnixPeerGone;
+    s.add(u);
+    schema::UnixSocketData d{};
+    d.socket = 1;
+    const uint8_t m[] = {'x'};
+    s.add(d, m);
+    schema::File f{};
+    f.id = 2;
+    f.kind = schema::kFileUnixSocket;
+    f.object = 1;
+    f.flags = O_RDWR;
+    s.add(f);
+    schema::UnixSocketRights r{};
+    r.socket = 1;
+    r.message = c == 1 ? 1 : 0;           // 1: past the one message
+    r.files = {c == 2 ? 9u : 2u};         // 9: no such File
+    s.add(r);
+    add_mm(s);
+    auto reader = s.finish();
+    ProcessImage img;
+    auto st = load_head(*reader, img);
+    if (c == 0) {
+      ASSERT_TRUE(st.ok()) << st.error().message;
+      ASSERT_EQ(img.unix_sockets[1].rights.count(0), 1u);
+      EXPECT_EQ(img.unix_sockets[1].rights[0], std::vector<uint32_t>{2});
+      continue;
+    }
+    ASSERT_FALSE(st.ok());
+    EXPECT_NE(st.error().message.find(c == 1 ? "names no queued message" : "file 9 is not a file"),
+              std::string::npos)
+        << st.error().message;
+  }
+}
+
 TEST(Image, UnixSocketDataNamingNoSocketIsRefused) {
   Stream s;
   add_process(s);
