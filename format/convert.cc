@@ -87,6 +87,7 @@ Status convert_stream(int in_fd, int out_fd, const ConvertOptions& opts, Convert
       if (!st.ok()) return std::move(st).error().wrap("offset " + std::to_string(reader->offset()));
       // Records no step touches go straight through, copied once.
       CR_TRY(writer->write_raw(reader->type(), reader->fields(), reader->tail()));
+      if (opts.on_progress) opts.on_progress(reader->offset());
     }
     return writer->finish();
   };

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "common/result.h"
 #include "format/versioning.h"
@@ -12,6 +13,8 @@ namespace cr::format {
 struct ConvertOptions {
   uint32_t to_version = kFormatVersion;  // kOldestFormatVersion .. kFormatVersion
   int zstd_level = 0;
+  /// Called after each record with the stream bytes read so far (for a progress line).
+  std::function<void(uint64_t bytes)> on_progress;
 };
 
 struct ConvertStats {

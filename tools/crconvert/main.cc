@@ -10,6 +10,7 @@
 #include "common/scoped_fd.h"
 #include "format/convert.h"
 #include "tools/output_path.h"
+#include "tools/progress.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"crconvert: upgrade a crtools image to the current format version", "crconvert"};
@@ -53,8 +54,11 @@ int main(int argc, char** argv) {
   opts.to_version = to;
   opts.zstd_level = level;
   cr::format::ConvertStats stats;
+  cr::tools::Progress progress("crconvert", in.valid() ? in.get() : 0);
+  opts.on_progress = [&progress](uint64_t bytes) { progress.update(bytes, "of stream"); };
   auto st = cr::format::convert_stream(in.valid() ? in.get() : 0, out.valid() ? out.get() : 1,
                                        opts, &stats);
+  progress.finish();
   if (!st.ok()) {
     if (!tmp_path.empty()) ::unlink(tmp_path.c_str());
     std::fprintf(stderr, "crconvert: %s\n", st.error().message.c_str());

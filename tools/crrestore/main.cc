@@ -177,7 +177,7 @@ int main(int argc, char** argv) {
   if (!reader.ok()) die(name + ": " + reader.error().message);
   ctx.reader = reader->get();
 
-  cr::tools::Progress progress("crrestore");
+  cr::tools::Progress progress("crrestore", fd);
   ctx.opts.on_progress = [&progress](uint64_t bytes) { progress.update(bytes); };
   auto pid = cr::restore::restore(ctx);
   progress.finish();
