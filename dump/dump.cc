@@ -4,6 +4,8 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -379,9 +381,9 @@ Blockers find_blockers(pid_t pid, const DumpOptions& opts) {
 
 // A root in the foreground process group of our own controlling terminal is a job of the
 // shell we run in (a pipeline with crdump, or what a script without job control starts):
-// restored without --shell-job it would lose the terminal it was in the foreground of. A
-// background job on the same terminal is not refused here (an fd of it on the terminal is, by
-// the files pass).
+// restored without --shell-job it would lose the terminal it was in the foreground of, and its
+// fds on it. A background job on the same terminal is not refused here (an fd of it on the
+// terminal is, by the files pass).
 Status check_foreground_job(pid_t root) {
   // `crdump $$` from a script is both: being our ancestor is what it must hear.
   CR_TRY(check_not_our_tree(root));
@@ -397,6 +399,18 @@ Status check_foreground_job(pid_t root) {
   if (!me.ok() || !st.ok()) return {};
   if (me->tty_nr == 0 || st->tty_nr != me->tty_nr || st->tpgid <= 0 || st->pgrp != st->tpgid)
     return {};
+  // Only a job that uses the terminal (its stdin, stdout or stderr on it): one whose stdio go
+  // elsewhere (a script's `prog </dev/null >log &`, in the script's foreground group as a shell
+  // without job control leaves it) loses nothing restored without it.
+  bool uses = false;
+  for (int fd = 0; fd <= 2 && !uses; ++fd) {
+    struct stat fs {};
+    const std::string link = "/proc/" + std::to_string(root) + "/fd/" + std::to_string(fd);
+    if (::stat(link.c_str(), &fs) != 0 || !S_ISCHR(fs.st_mode)) continue;
+    const uint32_t ma = major(fs.st_rdev), mi = minor(fs.st_rdev);
+    uses = ((mi & 0xff) | (ma << 8) | ((mi & ~0xffu) << 12)) == me->tty_nr;
+  }
+  if (!uses) return {};
   return make_error("pid " + std::to_string(root) + " is in the foreground process group " +
                     std::to_string(st->pgrp) +
                     " of crdump's terminal (a job of crdump's shell): dump it with --shell-job");

@@ -256,8 +256,9 @@ TEST(CrdumpRefuses, ItselfAndItsAncestors) {
 }
 
 // A script (no job control) on a terminal starts a program in the background: it is in the
-// script's process group, the terminal's foreground one, as crdump is. Without --shell-job
-// crdump says to use it; with it the dump goes ahead.
+// script's process group, the terminal's foreground one, as crdump is. Its output on the
+// terminal: without --shell-job crdump says to use it; with it the dump goes ahead. Its stdio
+// elsewhere (demo.sh's counter): it does not use the terminal, and is dumped without.
 TEST(CrdumpRefuses, ForegroundJobOfItsShellWithoutShellJob) {
   if (!tools_present()) return;
   test::DevptsLock devpts;
@@ -265,12 +266,18 @@ TEST(CrdumpRefuses, ForegroundJobOfItsShellWithoutShellJob) {
   TempDir dir;
   Pty pty;
   const std::string pidfile = dir.path("sleep.pid");
+  const std::string quiet_pidfile = dir.path("quiet.pid");
   ShRun r = run_sh(dir,
-                   "sleep 1000 </dev/null >/dev/null 2>&1 & echo $! > \"$2\"; "
+                   "exec 3<&0; sleep 1000 </dev/null >&3 3<&- & exec 3<&-; echo $! > \"$2\"; "
                    "\"$1\" -o \"$3\" $!; echo \"plain=$?\"; "
-                   "\"$1\" --shell-job --leave-running -o \"$3\" $!; echo \"shell_job=$?\"",
-                   {pidfile, dir.path("img")}, pty.slave);
+                   "\"$1\" --shell-job --leave-running -o \"$3\" $!; echo \"shell_job=$?\"; "
+                   "sleep 1000 </dev/null >/dev/null 2>&1 & echo $! > \"$4\"; "
+                   "\"$1\" --leave-running -o \"$3\" $!; echo \"quiet=$?\"",
+                   {pidfile, dir.path("img"), quiet_pidfile}, pty.slave);
   const pid_t sleeper = static_cast<pid_t>(std::atoi(read_file(pidfile).c_str()));
+  const pid_t quiet = static_cast<pid_t>(std::atoi(read_file(quiet_pidfile).c_str()));
+  EXPECT_NE(r.out.find("quiet=0"), std::string::npos) << r.out << r.err;
+  if (quiet > 0) kill_child(quiet);
   EXPECT_NE(r.out.find("plain=1"), std::string::npos) << r.out << r.err;
   EXPECT_NE(r.err.find("in the foreground process group"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("dump it with --shell-job"), std::string::npos) << r.err;
