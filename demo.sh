@@ -12,6 +12,7 @@ bin=$PWD/build/bin
 
 dir=$(mktemp -d /tmp/crtools-demo.XXXXXX)
 log=$dir/counter.log
+: >"$log"  # made now: the background redirect below may not have run when it is first read
 # The counter closes whatever fds it inherited beyond stdio (a pipe from a CI runner, say):
 # crdump refuses fds that point outside the process.
 /usr/bin/python3 -c '
