@@ -96,6 +96,17 @@ Status check_session(const DumpTree& tree, const schema::Pty& p, uint32_t tty_nr
   return {};
 }
 
+// The terminal's modes and window size, as TCGETS2 and TIOCGWINSZ report them, into `r`.
+template <class Record>
+Status read_modes(int fd, const std::string& what, Record& r) {
+  sys::KTermios2 t{};
+  if (::ioctl(fd, sys::kTcgets2, &t) != 0) return errno_error(what + ": TCGETS2");
+  winsize ws{};
+  if (::ioctl(fd, TIOCGWINSZ, &ws) != 0) return errno_error(what + ": TIOCGWINSZ");
+  sys::modes_to_record(t, ws, r);
+  return {};
+}
+
 }  // namespace
 
 uint32_t pty_tty_nr(dev_t rdev) {
@@ -123,23 +134,8 @@ Result<schema::Pty> read_pty(const DumpTree& tree, const PtyEnds& e) {
 
   schema::Pty p;
   p.index = e.index;
-  sys::KTermios2 t{};
   // On a master, termios and window size requests act on its slave.
-  if (::ioctl(master.get(), sys::kTcgets2, &t) != 0) return errno_error(what + ": TCGETS2");
-  p.iflag = t.c_iflag;
-  p.oflag = t.c_oflag;
-  p.cflag = t.c_cflag;
-  p.lflag = t.c_lflag;
-  p.line = t.c_line;
-  p.cc.assign(t.c_cc, t.c_cc + sizeof t.c_cc);
-  p.ispeed = t.c_ispeed;
-  p.ospeed = t.c_ospeed;
-  winsize ws{};
-  if (::ioctl(master.get(), TIOCGWINSZ, &ws) != 0) return errno_error(what + ": TIOCGWINSZ");
-  p.rows = ws.ws_row;
-  p.cols = ws.ws_col;
-  p.xpixel = ws.ws_xpixel;
-  p.ypixel = ws.ws_ypixel;
+  CR_TRY(read_modes(master.get(), what, p));
   CR_TRY_ASSIGN(int pkt, int_ioctl(master.get(), TIOCGPKT, "TIOCGPKT"));
   CR_TRY_ASSIGN(int lck, int_ioctl(master.get(), TIOCGPTLCK, "TIOCGPTLCK"));
   CR_TRY_ASSIGN(int excl, int_ioctl(slave.get(), TIOCGEXCL, "TIOCGEXCL"));
@@ -171,22 +167,7 @@ Result<schema::ShellTty> read_shell_tty(const DumpTree& tree, pid_t pid, int fd,
   schema::ShellTty s;
   s.path = link;
   s.rdev = st.st_rdev;
-  sys::KTermios2 t{};
-  if (::ioctl(tty.get(), sys::kTcgets2, &t) != 0) return errno_error(what + ": TCGETS2");
-  s.iflag = t.c_iflag;
-  s.oflag = t.c_oflag;
-  s.cflag = t.c_cflag;
-  s.lflag = t.c_lflag;
-  s.line = t.c_line;
-  s.cc.assign(t.c_cc, t.c_cc + sizeof t.c_cc);
-  s.ispeed = t.c_ispeed;
-  s.ospeed = t.c_ospeed;
-  winsize ws{};
-  if (::ioctl(tty.get(), TIOCGWINSZ, &ws) != 0) return errno_error(what + ": TIOCGWINSZ");
-  s.rows = ws.ws_row;
-  s.cols = ws.ws_col;
-  s.xpixel = ws.ws_xpixel;
-  s.ypixel = ws.ws_ypixel;
+  CR_TRY(read_modes(tty.get(), what, s));
   // A session leader of the tree with this terminal as its controlling terminal gets it back
   // (TIOCSCTTY at restore); stat shows it as tty_nr, and the foreground group as tpgid.
   const uint32_t tty_nr = pty_tty_nr(st.st_rdev);

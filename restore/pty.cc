@@ -6,8 +6,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <cstring>
 #include <string>
 
 #include "sys/linux_abi.h"
@@ -36,15 +34,7 @@ int set_foreground(int fd, pid_t pgrp) {
 
 Status set_state(const schema::Pty& p, int master) {
   const std::string what = "pty " + pts_name(p.index);
-  sys::KTermios2 t{};
-  t.c_iflag = p.iflag;
-  t.c_oflag = p.oflag;
-  t.c_cflag = p.cflag;
-  t.c_lflag = p.lflag;
-  t.c_line = static_cast<uint8_t>(p.line);
-  std::memcpy(t.c_cc, p.cc.data(), std::min(p.cc.size(), sizeof t.c_cc));
-  t.c_ispeed = p.ispeed;
-  t.c_ospeed = p.ospeed;
+  const sys::KTermios2 t = sys::termios_of_record(p);
   // On a master, termios and window size requests act on its slave.
   if (::ioctl(master, sys::kTcsets2, &t) != 0) return errno_error(what + ": TCSETS2");
   winsize ws{};
@@ -189,15 +179,7 @@ Status set_shell_tty_modes(const schema::ShellTty& t, int fd, std::string& warni
               t.path + ") are not set";
     return {};
   }
-  sys::KTermios2 k{};
-  k.c_iflag = t.iflag;
-  k.c_oflag = t.oflag;
-  k.c_cflag = t.cflag;
-  k.c_lflag = t.lflag;
-  k.c_line = static_cast<uint8_t>(t.line);
-  std::memcpy(k.c_cc, t.cc.data(), std::min(t.cc.size(), sizeof k.c_cc));
-  k.c_ispeed = t.ispeed;
-  k.c_ospeed = t.ospeed;
+  const sys::KTermios2 k = sys::termios_of_record(t);
   if (::ioctl(fd, sys::kTcsets2, &k) != 0) return errno_error("the terminal: TCSETS2");
   winsize ws{};
   if (::ioctl(fd, TIOCGWINSZ, &ws) == 0) resized = ws.ws_row != t.rows || ws.ws_col != t.cols;

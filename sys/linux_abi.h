@@ -48,6 +48,37 @@ struct KTermios2 {
 inline constexpr unsigned long kTcgets2 = _IOR('T', 0x2A, KTermios2);
 inline constexpr unsigned long kTcsets2 = _IOW('T', 0x2B, KTermios2);
 
+/// A terminal's modes and window size into a record with the fields iflag ... ospeed, rows,
+/// cols, xpixel, ypixel (Pty, ShellTty), and back.
+template <class Record>
+void modes_to_record(const KTermios2& t, const winsize& ws, Record& r) {
+  r.iflag = t.c_iflag;
+  r.oflag = t.c_oflag;
+  r.cflag = t.c_cflag;
+  r.lflag = t.c_lflag;
+  r.line = t.c_line;
+  r.cc.assign(t.c_cc, t.c_cc + sizeof t.c_cc);
+  r.ispeed = t.c_ispeed;
+  r.ospeed = t.c_ospeed;
+  r.rows = ws.ws_row;
+  r.cols = ws.ws_col;
+  r.xpixel = ws.ws_xpixel;
+  r.ypixel = ws.ws_ypixel;
+}
+template <class Record>
+KTermios2 termios_of_record(const Record& r) {
+  KTermios2 t{};
+  t.c_iflag = r.iflag;
+  t.c_oflag = r.oflag;
+  t.c_cflag = r.cflag;
+  t.c_lflag = r.lflag;
+  t.c_line = static_cast<uint8_t>(r.line);
+  for (size_t i = 0; i < r.cc.size() && i < sizeof t.c_cc; ++i) t.c_cc[i] = r.cc[i];
+  t.c_ispeed = r.ispeed;
+  t.c_ospeed = r.ospeed;
+  return t;
+}
+
 // PAGEMAP_SCAN (Linux 6.7): the kernel walks the page tables and returns only the ranges whose
 // pages match, so sparse or huge reserved mappings cost nothing (dump/pages.cc; crdump
 // --check probes it). <linux/fs.h> of 6.7+ has it as struct pm_scan_arg.
