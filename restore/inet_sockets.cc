@@ -147,6 +147,29 @@ uint32_t sum16(const uint8_t* p, size_t n, uint32_t acc) {
   return acc;
 }
 
+// The address `a` (4 bytes, 16, or a v4-mapped 16 when `v4`) with port 0.
+std::pair<sockaddr_storage, socklen_t> ip_of(bool v4, const std::vector<uint8_t>& a) {
+  if (!v4) return sockaddr_of(AF_INET6, a, 0);
+  return sockaddr_of(AF_INET, std::vector<uint8_t>(a.end() - std::min<size_t>(4, a.size()), a.end()),
+                     0);
+}
+
+// A raw socket of `proto` bound to `from`, an address that may not be ours (IP_FREEBIND): what
+// it sends comes from there, as from the peer or sender it stands for. IPv6 has the kernel
+// write the checksum at `csum_at` of what is sent.
+Result<ScopedFd> raw_socket_at(const sockaddr_storage& from, socklen_t len, int proto, int csum_at,
+                               const std::string& what) {
+  const bool v4 = from.ss_family == AF_INET;
+  ScopedFd raw(::socket(from.ss_family, SOCK_RAW | SOCK_CLOEXEC, proto));
+  if (!raw.valid()) return errno_error("raw socket").wrap(what);
+  CR_TRY(set_int(raw.get(), v4 ? IPPROTO_IP : IPPROTO_IPV6, v4 ? IP_FREEBIND : 78 /* IPV6_FREEBIND */,
+                 1, what));
+  if (!v4) CR_TRY(set_int(raw.get(), IPPROTO_IPV6, IPV6_CHECKSUM, csum_at, what));
+  if (::bind(raw.get(), reinterpret_cast<const sockaddr*>(&from), len) != 0)
+    return errno_error("bind a raw socket to the sender's address").wrap(what);
+  return raw;
+}
+
 // A segment of the connection's peer, made here: a raw TCP socket bound to the peer's address
 // (IP_FREEBIND: it may not be ours) sends it to the connection's own address, marked so that
 // the network lock lets it through. TCP_REPAIR cannot set a half-closed state; the peer's FIN
@@ -157,32 +180,10 @@ Status inject_from_peer(const schema::InetSocket& r, uint8_t flags, uint32_t seq
   const bool v4 = r.dst.size() == 4 || v4_mapped(r.dst);
   const size_t off = r.dst.size() == 16 && v4 ? 12 : 0;
   if (r.src.size() != r.dst.size()) return make_error(what + ": addresses of two families");
-  sockaddr_storage from{}, to{};
-  socklen_t len = 0;
-  if (v4) {
-    auto& f = reinterpret_cast<sockaddr_in&>(from);
-    auto& t = reinterpret_cast<sockaddr_in&>(to);
-    f.sin_family = t.sin_family = AF_INET;
-    std::memcpy(&f.sin_addr, r.dst.data() + off, 4);
-    std::memcpy(&t.sin_addr, r.src.data() + off, 4);
-    len = sizeof(sockaddr_in);
-  } else {
-    auto& f = reinterpret_cast<sockaddr_in6&>(from);
-    auto& t = reinterpret_cast<sockaddr_in6&>(to);
-    f.sin6_family = t.sin6_family = AF_INET6;
-    std::memcpy(&f.sin6_addr, r.dst.data(), 16);
-    std::memcpy(&t.sin6_addr, r.src.data(), 16);
-    len = sizeof(sockaddr_in6);
-  }
-  ScopedFd raw(::socket(v4 ? AF_INET : AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_TCP));
-  if (!raw.valid()) return errno_error("raw TCP socket").wrap(what);
-  CR_TRY(set_int(raw.get(), v4 ? IPPROTO_IP : IPPROTO_IPV6, v4 ? IP_FREEBIND : 78 /* IPV6_FREEBIND */,
-                 1, what));
-  if (!v4) CR_TRY(set_int(raw.get(), IPPROTO_IPV6, IPV6_CHECKSUM, 16, what));
+  const auto [from, len] = ip_of(v4, r.dst);
+  const auto to = ip_of(v4, r.src).first;
+  CR_TRY_ASSIGN(ScopedFd raw, raw_socket_at(from, len, IPPROTO_TCP, 16, what + ": the peer's segment"));
   CR_TRY(set_int(raw.get(), SOL_SOCKET, SO_MARK, static_cast<int>(sys::kNetLockPassMark), what));
-  if (::bind(raw.get(), reinterpret_cast<const sockaddr*>(&from), len) != 0)
-    return errno_error("bind a raw socket to the peer " + inet_endpoint_text(r.dst, r.dst_port))
-        .wrap(what);
   uint8_t h[20] = {};
   auto put16 = [&](size_t at, uint32_t v) {
     h[at] = static_cast<uint8_t>(v >> 8);
@@ -398,40 +399,17 @@ bool all_zero(const std::vector<uint8_t>& a) {
 Status replay_datagram(int target, const schema::InetSocket& r,
                        const InetSocketImage::Datagram& d, const std::string& what) {
   const bool v4 = d.from.size() == 4 || v4_mapped(d.from);
-  const size_t sfrom = d.from.size() == 16 && v4 ? 12 : 0;
-  sockaddr_storage src{}, dst{};
-  socklen_t len = 0;
-  if (v4) {
-    auto& s4 = reinterpret_cast<sockaddr_in&>(src);
-    auto& d4 = reinterpret_cast<sockaddr_in&>(dst);
-    s4.sin_family = d4.sin_family = AF_INET;
-    std::memcpy(&s4.sin_addr, d.from.data() + sfrom, 4);
-    const bool any = r.src.empty() || all_zero(r.src) || (r.src.size() == 16 && !v4_mapped(r.src));
-    if (any)
-      d4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    else
-      std::memcpy(&d4.sin_addr, r.src.data() + (r.src.size() == 16 ? 12 : 0), 4);
-    len = sizeof(sockaddr_in);
-  } else {
-    auto& s6 = reinterpret_cast<sockaddr_in6&>(src);
-    auto& d6 = reinterpret_cast<sockaddr_in6&>(dst);
-    s6.sin6_family = d6.sin6_family = AF_INET6;
-    std::memcpy(&s6.sin6_addr, d.from.data(), 16);
-    if (r.src.size() == 16 && !all_zero(r.src))
-      std::memcpy(&d6.sin6_addr, r.src.data(), 16);
-    else
-      d6.sin6_addr = in6addr_loopback;
-    len = sizeof(sockaddr_in6);
-  }
-  ScopedFd raw(::socket(v4 ? AF_INET : AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_UDP));
-  if (!raw.valid()) return errno_error("raw socket for its queued datagrams").wrap(what);
-  CR_TRY(set_int(raw.get(), v4 ? IPPROTO_IP : IPPROTO_IPV6, v4 ? IP_FREEBIND : 78 /* IPV6_FREEBIND */,
-                 1, what));
-  if (!v4) CR_TRY(set_int(raw.get(), IPPROTO_IPV6, IPV6_CHECKSUM, 6, what));
-  if (::bind(raw.get(), reinterpret_cast<const sockaddr*>(&src), len) != 0)
-    return errno_error("bind a raw socket to a datagram's sender " +
-                       inet_endpoint_text(d.from, d.from_port))
-        .wrap(what);
+  // Sent to the socket's own address; bound to any (or, v4, to an IPv6 one): loopback.
+  std::vector<uint8_t> at = r.src;
+  if (v4 && (r.src.empty() || all_zero(r.src) || (r.src.size() == 16 && !v4_mapped(r.src))))
+    at = {127, 0, 0, 1};
+  if (!v4 && (r.src.size() != 16 || all_zero(r.src)))
+    at = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  const auto [src, len] = ip_of(v4, d.from);
+  const auto dst = ip_of(v4, at).first;
+  CR_TRY_ASSIGN(ScopedFd raw,
+                raw_socket_at(src, len, IPPROTO_UDP, 6,
+                              what + ": a datagram from " + inet_endpoint_text(d.from, d.from_port)));
   std::vector<uint8_t> pkt(8 + d.bytes.size());
   const uint16_t sport = htons(static_cast<uint16_t>(d.from_port));
   const uint16_t dport = htons(static_cast<uint16_t>(r.src_port));
