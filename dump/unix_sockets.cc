@@ -127,6 +127,18 @@ struct Peeked {
   std::vector<std::vector<ScopedFd>> rights;   // each message's fds in flight, received here
 };
 
+// The fds in flight a peek installed here (SCM_RIGHTS), ours to close.
+std::vector<ScopedFd> take_rights(msghdr& m) {
+  std::vector<ScopedFd> got;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const size_t nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    const int* fds = reinterpret_cast<const int*>(CMSG_DATA(c));
+    for (size_t i = 0; i < nfds; ++i) got.emplace_back(fds[i]);
+  }
+  return got;
+}
+
 // Whether the stream byte at peek offset `at` came with fds (peeked alone; they are closed).
 Result<bool> has_rights_at(int s, int at) {
   if (::setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &at, sizeof at) != 0)
@@ -141,15 +153,7 @@ Result<bool> has_rights_at(int s, int at) {
   m.msg_controllen = sizeof control;
   if (::recvmsg(s, &m, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != 1)
     return errno_error("recvmsg(MSG_PEEK) of one byte");
-  bool rights = false;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    const size_t nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    const int* fds = reinterpret_cast<const int*>(CMSG_DATA(c));
-    for (size_t i = 0; i < nfds; ++i) ::close(fds[i]);
-    rights = true;
-  }
-  return rights;
+  return !take_rights(m).empty();
 }
 
 // Every message queued on `s`, oldest first, without consuming any.
@@ -179,18 +183,10 @@ Result<Peeked> peek_queue(int s, uint32_t type) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
     if (n < 0) return errno_error("recvmsg(MSG_PEEK)");
+    std::vector<ScopedFd> got = take_rights(m);
     bool creds = false;
-    std::vector<ScopedFd> got;  // peeking installed the fds in flight here too: ours to close
-    for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
-      if (c->cmsg_level != SOL_SOCKET) continue;
-      if (c->cmsg_type == SCM_RIGHTS) {
-        const size_t nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        const int* fds = reinterpret_cast<const int*>(CMSG_DATA(c));
-        for (size_t i = 0; i < nfds; ++i) got.emplace_back(fds[i]);
-      } else if (c->cmsg_type == SCM_CREDENTIALS) {
-        creds = true;
-      }
-    }
+    for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c))
+      creds = creds || (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS);
     if ((m.msg_flags & MSG_CTRUNC) != 0)
       return make_error("unix socket with more fds in flight in one message than crdump takes "
                         "(253) not supported yet");

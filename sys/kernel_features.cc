@@ -458,10 +458,9 @@ KernelFeature probe_tcp_repair() {
 
 KernelFeature probe_nft() {
   constexpr const char* kName = "nft";
-  // A table added and deleted in one transaction: nf_tables and the tool both answer, and
-  // nothing shows outside the transaction.
-  const std::string table = "crtools_check_" + std::to_string(::getpid());
-  Status st = run_nft("add table inet " + table + "\ndelete table inet " + table + "\n");
+  // netlock_delete adds and deletes the table in one transaction: nf_tables and the tool both
+  // answer, and nothing shows outside the transaction.
+  Status st = netlock_delete("crtools_check_" + std::to_string(::getpid()));
   if (!st.ok())
     return no(kName, false,
               st.error().message +
