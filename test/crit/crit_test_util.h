@@ -20,6 +20,7 @@
 #include "format/record_writer.h"
 #include "format/self_description.h"
 #include "format/stream_format.h"
+#include "test/common/temp_dir.h"
 
 extern char** environ;
 
@@ -40,16 +41,7 @@ inline std::string read_text(const std::string& path) {
   return std::string(b.begin(), b.end());
 }
 
-/// A fresh directory under /tmp, removed with its contents at scope end.
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/crit-test-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string operator/(const std::string& name) const { return path + "/" + name; }
-};
+using TempDir = cr::test::TempDir;
 
 /// Made-up record types: one the stream describes (a "newer writer" type), one it does not.
 inline constexpr uint32_t kFutureType = 0x7f01;

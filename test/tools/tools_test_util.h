@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "test/common/temp_dir.h"
+
 extern char** environ;
 
 namespace cr::tools::testing {
@@ -33,18 +35,7 @@ inline std::vector<std::string> lines_of(const std::string& text) {
   return out;
 }
 
-/// A fresh directory under /tmp, removed with its contents at scope end.
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/crtools-tools-test-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string operator/(const std::string& name) const { return path + "/" + name; }
-};
+using TempDir = cr::test::TempDir;
 
 struct RunResult {
   int exit_code = -1;  // -1: did not run, or killed by a signal
