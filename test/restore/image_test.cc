@@ -356,9 +356,9 @@ TEST(Image, OverlappingVmasAreRefused) {
   EXPECT_FALSE(check_head(img).ok());
 }
 
-TEST(Image, ChangedFileIsRefused) {
-  TempFile tf;
-  auto st = tf.stat();
+// An image whose File 1 is `tf` open for writing at its end, as it is now.
+ProcessImage image_holding(const TempFile& tf) {
+  const struct stat st = tf.stat();
   ProcessImage img;
   img.process.emplace();
   img.mm = schema::Mm{};
@@ -366,9 +366,17 @@ TEST(Image, ChangedFileIsRefused) {
   f.id = 1;
   f.kind = schema::kFileRegular;
   f.path = tf.path;
+  f.pos = static_cast<uint64_t>(st.st_size);
+  f.flags = O_WRONLY;
   f.size = static_cast<uint64_t>(st.st_size);
   f.mtime_ns = mtime_ns(st);
   img.files[1] = f;
+  return img;
+}
+
+TEST(Image, ChangedFileIsRefused) {
+  TempFile tf;
+  ProcessImage img = image_holding(tf);
   ASSERT_TRUE(verify_on_disk(img).ok()) << verify_on_disk(img).error().message;
   // Rewritten with the same size (only the mtime tells): refused.
   timespec times[2] = {{0, UTIME_OMIT}, {12345, 0}};
@@ -390,19 +398,9 @@ TEST(Image, ChangedFileIsRefused) {
 // warning naming the file and what changed, a mapped file is still refused.
 TEST(Image, AllowChangedFilesRelaxesFdsOnly) {
   TempFile tf;
-  auto st = tf.stat();
-  ProcessImage img;
-  img.process.emplace();
-  img.mm = schema::Mm{};
-  schema::File f{};
-  f.id = 1;
-  f.kind = schema::kFileRegular;
-  f.path = tf.path;
-  f.pos = static_cast<uint64_t>(st.st_size);
-  f.flags = O_WRONLY;
-  f.size = static_cast<uint64_t>(st.st_size);
-  f.mtime_ns = mtime_ns(st);
-  img.files[1] = f;
+  const auto st = tf.stat();
+  ProcessImage img = image_holding(tf);
+  const schema::File& f = img.files[1];
   int fd = ::open(tf.path.c_str(), O_WRONLY | O_APPEND);
   ASSERT_EQ(::write(fd, "grown", 5), 5);
   ::close(fd);
