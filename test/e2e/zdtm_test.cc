@@ -22,7 +22,7 @@ struct ZdtmCase {
   bool needs_root = false;
   std::string refused;  // empty: must dump and restore; otherwise crdump's message contains this
   std::string program;  // the zdtm program to run; empty: `name` (cases that differ by args)
-  std::vector<std::string> dump_args;  // more crdump options (refusals by an option)
+  std::vector<std::string> dump_args;  // more crdump options (for every dump of the case)
 };
 
 std::ostream& operator<<(std::ostream& os, const ZdtmCase& c) { return os << c.name; }
@@ -124,6 +124,7 @@ const std::vector<ZdtmCase>& cases() {
        "restored)"},
       {"unix_unlinked", {}},
       {"unix_pending", {}},
+      {"socket_tcp_halfclosed", {}, false, "", "", {"--tcp-established"}},
       // Issue 11 (conformance suite).
       {"pty_owner", {}, /*needs_root=*/true},
       {"unix_seqpacket_closed", {}},
@@ -310,7 +311,7 @@ TEST_P(ZdtmDumpRestore, RestoredPasses) {
     expect_same_proc(c, "original after crdump --leave-running", before,
                      settled_snapshot(c, pid, "original after crdump", &before));
   };
-  if (!dump_target(dir, t, mode, img, {}, false, left)) {
+  if (!dump_target(dir, t, mode, img, c.dump_args, false, left)) {
     dir.keep();
     return;
   }
@@ -321,7 +322,7 @@ TEST_P(ZdtmDumpRestore, RestoredPasses) {
   const Snapshot after = settled_snapshot(c, pid, "restored", &before);
   expect_same_proc(c, "restored", before, after);
   if (mode == Mode::kTwice) {
-    if (!(redump_restored(dir, pid, dir.path("img2")) &&
+    if (!(redump_restored(dir, pid, dir.path("img2"), c.dump_args) &&
           restore_detached(dir, dir.path("img2"), pid))) {
       dir.keep();
       return;
