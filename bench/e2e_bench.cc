@@ -1,13 +1,20 @@
 // End-to-end figures for crdump and crrestore, always beside a memcpy of the same number of
 // bytes measured in the same run (the machine is shared and noisy: quote ratios).
 //
+// The machine's limits for moving 1 GiB (what the tools' rates are quoted against):
 //   BM_Memcpy/1024        memcpy of 1 GiB between touched buffers
+//   BM_ProcessVmReadv/1024  process_vm_readv of a target's 1 GiB in 1 MiB calls, into one
+//                         touched buffer (what crdump's reading can reach)
+//   BM_WriteTmpfs/1024    write() of 1 GiB in 1 MiB calls to a new file in /dev/shm (what a
+//                         dump to a tmpfs file can reach)
+//   BM_ReadFresh/1024     read() of that file into fresh anonymous memory (fault, zero, copy:
+//                         the plain restore path); BM_ReadFreshHuge: with MADV_HUGEPAGE
+//   BM_UffdCopy/1024      UFFDIO_COPY of 2 MiB chunks into 1 GiB of fresh anonymous memory
+// The tools (images on tmpfs, as the CRIU figures of issue 17 were measured):
 //   BM_Dump/1024          crdump --leave-running of a process with 1 GiB touched anon memory
-//   BM_DumpToFile/1024    the same, to a file in /tmp
+//   BM_DumpToFile/1024    the same, to a file in /dev/shm
 //   BM_Restore/1024       crrestore -d of that image (the restored task is then killed)
 //   BM_RestoreWriteMem/1024  the same with CR_RESTORE_UFFD=0 (every page by process_vm_writev)
-//   BM_UffdCopy/1024      the machine's limit for placing pages: UFFDIO_COPY of 2 MiB chunks
-//                         into 1 GiB of fresh anonymous memory, in this process
 //   BM_Dump/4, BM_Restore/4: a small process (4 MiB touched)
 //
 // Each target is a forked child of this binary that touches its memory, closes every fd it got
@@ -20,6 +27,7 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/prctl.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -58,6 +66,82 @@ void BM_Memcpy(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * len));
 }
 
+void BM_ProcessVmReadv(benchmark::State& state) {
+  const size_t len = static_cast<size_t>(state.range(0)) << 20, chunk = 1u << 20;
+  // The target's mapping is at the same address in us: it is forked after the mmap.
+  auto* p = static_cast<uint64_t*>(
+      mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  pid_t pid = spawn_target([p, len] {
+    for (size_t i = 0; i < len / 8; ++i) p[i] = i * 0x9E3779B97F4A7C15ull + 1;
+  });
+  munmap(p, len);
+  std::vector<char> buf(chunk, 1);
+  for (auto _ : state) {
+    for (size_t off = 0; off < len; off += chunk) {
+      iovec local{buf.data(), chunk}, remote{reinterpret_cast<char*>(p) + off, chunk};
+      if (process_vm_readv(pid, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(chunk)) {
+        state.SkipWithError("process_vm_readv");
+        break;
+      }
+    }
+  }
+  kill_and_reap(pid);
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * len));
+}
+
+const char* kLimitFile = "/dev/shm/crtools-bench-limit";
+
+// Writes `len` bytes of non-zero data to kLimitFile in 1 MiB calls.
+bool write_limit_file(size_t len) {
+  std::vector<char> buf(1u << 20, 3);
+  int fd = open(kLimitFile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  bool ok = fd >= 0;
+  for (size_t off = 0; ok && off < len; off += buf.size())
+    ok = write(fd, buf.data(), buf.size()) == static_cast<ssize_t>(buf.size());
+  if (fd >= 0) close(fd);
+  return ok;
+}
+
+void BM_WriteTmpfs(benchmark::State& state) {
+  const size_t len = static_cast<size_t>(state.range(0)) << 20;
+  for (auto _ : state) {
+    if (!write_limit_file(len)) state.SkipWithError("write to /dev/shm");
+    state.PauseTiming();
+    unlink(kLimitFile);
+    state.ResumeTiming();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * len));
+}
+
+void read_fresh(benchmark::State& state, bool huge) {
+  const size_t len = static_cast<size_t>(state.range(0)) << 20, chunk = 1u << 20;
+  if (!write_limit_file(len)) {
+    state.SkipWithError("write to /dev/shm");
+    return;
+  }
+  int fd = open(kLimitFile, O_RDONLY | O_CLOEXEC);
+  for (auto _ : state) {
+    auto* p = static_cast<char*>(
+        mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    if (huge) madvise(p, len, MADV_HUGEPAGE);
+    for (size_t off = 0; off < len; off += chunk) {
+      if (pread(fd, p + off, chunk, static_cast<off_t>(off)) != static_cast<ssize_t>(chunk)) {
+        state.SkipWithError("read");
+        break;
+      }
+    }
+    state.PauseTiming();
+    munmap(p, len);
+    state.ResumeTiming();
+  }
+  close(fd);
+  unlink(kLimitFile);
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * len));
+}
+
+void BM_ReadFresh(benchmark::State& state) { read_fresh(state, false); }
+void BM_ReadFreshHuge(benchmark::State& state) { read_fresh(state, true); }
+
 void dump_bench(benchmark::State& state, const char* out) {
   size_t mib = static_cast<size_t>(state.range(0));
   pid_t pid = spawn_memory_target(mib);
@@ -75,11 +159,14 @@ void dump_bench(benchmark::State& state, const char* out) {
 }
 
 void BM_Dump(benchmark::State& state) { dump_bench(state, "/dev/null"); }
-void BM_DumpToFile(benchmark::State& state) { dump_bench(state, "/tmp/crtools-bench.img"); }
+void BM_DumpToFile(benchmark::State& state) {
+  dump_bench(state, "/dev/shm/crtools-bench.img");
+  unlink("/dev/shm/crtools-bench.img");
+}
 
 void BM_Restore(benchmark::State& state) {
   size_t mib = static_cast<size_t>(state.range(0));
-  const char* img = "/tmp/crtools-bench-restore.img";
+  const char* img = "/dev/shm/crtools-bench-restore.img";
   pid_t pid = spawn_memory_target(mib);
   if (run({kBin + "/crdump", std::to_string(pid)}, img) != 0) {
     kill_and_reap(pid);
@@ -142,12 +229,16 @@ void BM_UffdCopy(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * len));
 }
 
-BENCHMARK(BM_Memcpy)->Arg(1024)->Unit(benchmark::kMillisecond)->Iterations(5);
+BENCHMARK(BM_Memcpy)->Arg(1024)->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(5);
+BENCHMARK(BM_ProcessVmReadv)->Arg(1024)->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(5);
+BENCHMARK(BM_WriteTmpfs)->Arg(1024)->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(5);
+BENCHMARK(BM_ReadFresh)->Arg(1024)->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(5);
+BENCHMARK(BM_ReadFreshHuge)->Arg(1024)->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(5);
 BENCHMARK(BM_Dump)->Arg(1024)->Arg(4)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(5);
 BENCHMARK(BM_DumpToFile)->Arg(1024)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);
 BENCHMARK(BM_Restore)->Arg(1024)->Arg(4)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(5);
 BENCHMARK(BM_RestoreWriteMem)->Arg(1024)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(5);
-BENCHMARK(BM_UffdCopy)->Arg(1024)->Unit(benchmark::kMillisecond)->Iterations(5);
+BENCHMARK(BM_UffdCopy)->Arg(1024)->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(5);
 
 }  // namespace
 

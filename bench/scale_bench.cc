@@ -5,7 +5,7 @@
 //                        stack: crdump --leave-running to /dev/null; counter freeze_ms is
 //                        crdump's own "freeze" pass (seize every thread, read its state)
 //   BM_RestoreThreads/N  crrestore -d of such an image (the restored process is then killed)
-//   BM_DumpTree/N        a tree of N processes (1, 10, 100, 500): a root and N-1 children,
+//   BM_DumpTree/N        a tree of N processes (1, 10, 100, 1000): a root and N-1 children,
 //                        each in pause()
 //   BM_RestoreTree/N     crrestore -d of such an image
 //
@@ -77,7 +77,7 @@ void kill_tree(pid_t root) {
   while (in >> kid) kill(kid, SIGKILL);
   kill_and_reap(root);
   // The children come to us as zombies once the root is gone.
-  for (int i = 0; i < 1000 && waitpid(-1, nullptr, 0) > 0; ++i) {
+  for (int i = 0; i < 5000 && waitpid(-1, nullptr, 0) > 0; ++i) {
   }
 }
 
@@ -118,7 +118,7 @@ void dump_bench(benchmark::State& state, pid_t pid, const char* counter) {
 
 void restore_bench(benchmark::State& state, pid_t pid, const char* counter) {
   const int n = static_cast<int>(state.range(0));
-  const char* img = "/tmp/crtools-bench-scale.img";
+  const char* img = "/dev/shm/crtools-bench-scale.img";
   if (run({kBin + "/crdump", std::to_string(pid)}, img, "/dev/null") != 0) {
     kill_and_reap(pid);
     state.SkipWithError("crdump failed");
@@ -156,9 +156,9 @@ BENCHMARK(BM_DumpThreads)->Arg(1)->Arg(10)->Arg(100)->Arg(1000)->UseManualTime()
     ->Unit(benchmark::kMillisecond)->Iterations(5);
 BENCHMARK(BM_RestoreThreads)->Arg(1)->Arg(10)->Arg(100)->Arg(1000)->UseManualTime()
     ->Unit(benchmark::kMillisecond)->Iterations(5);
-BENCHMARK(BM_DumpTree)->Arg(1)->Arg(10)->Arg(100)->Arg(500)->UseManualTime()
+BENCHMARK(BM_DumpTree)->Arg(1)->Arg(10)->Arg(100)->Arg(1000)->UseManualTime()
     ->Unit(benchmark::kMillisecond)->Iterations(5);
-BENCHMARK(BM_RestoreTree)->Arg(1)->Arg(10)->Arg(100)->Arg(500)->UseManualTime()
+BENCHMARK(BM_RestoreTree)->Arg(1)->Arg(10)->Arg(100)->Arg(1000)->UseManualTime()
     ->Unit(benchmark::kMillisecond)->Iterations(5);
 
 }  // namespace

@@ -30,6 +30,7 @@ constexpr size_t kInitialWindow = 64 << 10;
 constexpr size_t kMaxSlack = 4 << 20;  // window room beyond the largest record, at most
 constexpr int kPipeSize = 1 << 20;
 constexpr int kMaxWindowLog = 25;
+constexpr size_t kMaxSpares = 4;  // windows kept for reuse while tokens hold them
 
 struct ZstdDCtxFree {
   void operator()(ZSTD_DCtx* c) const { ZSTD_freeDCtx(c); }
@@ -70,9 +71,15 @@ class StreamReader final : public RecordReader {
   std::vector<uint32_t> described_types() const override { return described_order_;
   }
   size_t buffer_capacity() const override {
-    return cap_ + zin_.capacity() + (dctx_ ? ZSTD_sizeof_DCtx(dctx_.get()) : 0);
+    return cap_ * (1 + spares_.size()) + zin_.capacity() +
+           (dctx_ ? ZSTD_sizeof_DCtx(dctx_.get()) : 0);
   }
   uint64_t records_read() const override { return records_; }
+  std::shared_ptr<const void> hold() const override {
+    const uint8_t* p = cur_payload_.data();
+    if (p == nullptr || p < buf_.get() || p + cur_payload_.size() > buf_.get() + cap_) return nullptr;
+    return buf_;
+  }
 
  private:
   // Makes `n` bytes available at buf_[pos_]; returns how many are (fewer only at end of input).
@@ -94,7 +101,10 @@ class StreamReader final : public RecordReader {
   ReaderOptions opts_;
   bool zstd_ = false;
   bool eof_ = false;
-  std::unique_ptr<uint8_t[]> buf_;
+  // The window. Shared with hold()'s tokens: a held window is never written over where it
+  // holds bytes; sliding moves to another buffer (a spare no token holds any more, or a new one).
+  std::shared_ptr<uint8_t[]> buf_;
+  std::vector<std::shared_ptr<uint8_t[]>> spares_;  // windows of cap_ bytes, maybe still held
   size_t cap_ = 0, pos_ = 0, end_ = 0;
   uint64_t stream_pos_ = 0;  // stream offset of buf_[pos_]
   std::vector<uint8_t> zin_;
@@ -181,7 +191,25 @@ Result<size_t> StreamReader::fill(size_t n) {
   if (cap_ - pos_ < n && pos_ > 0) {
     // Slide the window so the record can be contiguous.
     const size_t have = end_ - pos_;
-    if (have) std::memmove(buf_.get(), buf_.get() + pos_, have);
+    if (buf_.use_count() > 1) {
+      // A token holds bytes before pos_: continue in a window nobody holds.
+      std::shared_ptr<uint8_t[]> next;
+      for (auto& s : spares_) {
+        if (s.use_count() == 1) {
+          next = std::move(s);
+          s = buf_;
+          break;
+        }
+      }
+      if (!next) {
+        next.reset(new uint8_t[cap_]);
+        if (spares_.size() < kMaxSpares) spares_.push_back(buf_);
+      }
+      if (have) std::memcpy(next.get(), buf_.get() + pos_, have);
+      buf_ = std::move(next);
+    } else if (have) {
+      std::memmove(buf_.get(), buf_.get() + pos_, have);
+    }
     pos_ = 0;
     end_ = have;
   }
@@ -192,10 +220,11 @@ Result<size_t> StreamReader::fill(size_t n) {
       // Aim for about two records of this size, so the window slides rarely.
       const size_t target = std::max(n + kReadAhead, std::min(2 * n + kReadAhead, kMaxSlack));
       const size_t ncap = std::min(std::max(cap_ * 2, kInitialWindow), target);
-      std::unique_ptr<uint8_t[]> nbuf(new uint8_t[ncap]);
+      std::shared_ptr<uint8_t[]> nbuf(new uint8_t[ncap]);
       if (end_) std::memcpy(nbuf.get(), buf_.get(), end_);
       buf_ = std::move(nbuf);
       cap_ = ncap;
+      spares_.clear();  // of the old size
     }
     const size_t want = std::min(cap_ - end_, std::max(n - (end_ - pos_), kReadAhead));
     CR_TRY_ASSIGN(size_t got, read_some(buf_.get() + end_, want));

@@ -80,6 +80,10 @@ class RecordReader {
   virtual size_t buffer_capacity() const { return 0; }
   /// Records read so far, bookkeeping included (the Trailer's record_count counts the same).
   virtual uint64_t records_read() const { return 0; }
+  /// Keeps the current record's payload valid after next(), for as long as the returned token
+  /// lives (another thread may read it meanwhile: crrestore places pages while the next record
+  /// is read and checked). Null where the reader cannot: the caller copies or uses it at once.
+  virtual std::shared_ptr<const void> hold() const { return nullptr; }
 };
 
 }  // namespace cr::format

@@ -446,9 +446,10 @@ Status stream_pages(RestoreContext& ctx) {
                           " bytes for " + std::to_string(p.npages) + " pages");
       CR_TRY_ASSIGN(hint, check_pages(vmas, p.vaddr, len, hint));
       if (vdso_name(vmas[hint].kind) == nullptr) {
-        // Into a VMA mapped writable above; one copy from the reader's buffer.
+        // Into a VMA mapped writable above; one copy from the reader's buffer (held for the
+        // copier thread while the next records are read).
         if (uffd.active())
-          CR_TRY(uffd.place(ctx, p.vaddr, tail.data(), tail.size()));
+          CR_TRY(uffd.place(ctx, p.vaddr, tail.data(), tail.size(), reader.hold()));
         else
           CR_TRY(ctx.tracee.write_mem(p.vaddr, tail.data(), tail.size()));
         ctx.page_bytes += len;
@@ -460,7 +461,7 @@ Status stream_pages(RestoreContext& ctx) {
     }
     CR_TRY_ASSIGN(more, reader.next());
   }
-  uffd.finish();
+  CR_TRY(uffd.finish());
   ctx.stream_ended = !more;
   ctx.pages_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return check_threads(ctx.img);

@@ -10,10 +10,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <fstream>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 
 #include "common/text.h"
 
@@ -44,7 +49,106 @@ bool eligible(const schema::Vma& v) {
   return !thp_always() || (v.madv & schema::kMadvNoHugepage) != 0;
 }
 
+// Runs of at most this many bytes wait for the copier: with 1 MiB Pages records the reader is
+// at most a few records ahead, and holds a few windows.
+constexpr size_t kMaxQueued = 4;
+
+// UFFDIO_COPY of `len` bytes; a page already there (EEXIST: the task's own stack under the
+// injected calls) is written over with process_vm_writev.
+Status copy_pages(int fd, pid_t pid, const sys::Tracee& tracee, uint64_t addr,
+                  const uint8_t* data, uint64_t len) {
+  while (len > 0) {
+    uffdio_copy c{};
+    c.dst = addr;
+    c.src = reinterpret_cast<uint64_t>(data);
+    c.len = len;
+    if (::ioctl(fd, UFFDIO_COPY, &c) == 0) return {};
+    const int err = errno;
+    const uint64_t done = c.copy > 0 ? static_cast<uint64_t>(c.copy) : 0;
+    addr += done;
+    data += done;
+    len -= done;
+    if (err == EAGAIN || err == EINTR) continue;
+    if (err == EEXIST) {
+      // A page already there (the task's own stack under the injected calls): written over.
+      CR_TRY(tracee.write_mem(addr, data, 4096));
+      addr += 4096;
+      data += 4096;
+      len -= 4096;
+      continue;
+    }
+    return make_error("UFFDIO_COPY into pid " + std::to_string(pid) + " at " + hex(addr) +
+                      ": " + std::strerror(err));
+  }
+  return {};
+}
+
 }  // namespace
+
+// The copier thread: UFFDIO_COPY of held runs, in order. It only makes ioctls and
+// process_vm_writev calls (Tracee::write_mem), never ptrace (which only the tracer thread may
+// do), and it ends before load_pages returns: crrestore forks its children later, and a fork
+// while another thread may hold the allocator's lock would leave the child stuck.
+struct UffdPages::Copier {
+  struct Job {
+    uint64_t addr;
+    const uint8_t* data;
+    uint64_t len;
+    std::shared_ptr<const void> hold;
+  };
+  std::mutex mu;
+  std::condition_variable cv;  // a job queued, a job done, or stop
+  std::deque<Job> jobs;
+  bool stop = false;   // finish (drain first) or destruction (drop the rest)
+  bool drop = false;
+  std::optional<Error> failed;
+  std::thread thread;
+
+  void run(int fd, pid_t pid, const sys::Tracee& tracee) {
+    std::unique_lock lk(mu);
+    for (;;) {
+      cv.wait(lk, [&] { return !jobs.empty() || stop; });
+      if (jobs.empty() || drop || failed) break;
+      Job j = std::move(jobs.front());
+      lk.unlock();
+      Status st = copy_pages(fd, pid, tracee, j.addr, j.data, j.len);
+      j.hold.reset();
+      lk.lock();
+      jobs.pop_front();
+      if (!st.ok()) failed = std::move(st).error();
+      cv.notify_all();
+    }
+    jobs.clear();
+    cv.notify_all();
+  }
+  // Stops the thread; `drain`: after the queued jobs. The first failure, if any.
+  Status end(bool drain) {
+    {
+      std::lock_guard lk(mu);
+      stop = true;
+      drop = !drain;
+    }
+    cv.notify_all();
+    if (thread.joinable()) thread.join();
+    if (failed) return std::move(*failed);
+    return {};
+  }
+};
+
+UffdPages::UffdPages() = default;
+UffdPages::UffdPages(UffdPages&&) noexcept = default;
+UffdPages& UffdPages::operator=(UffdPages&&) noexcept = default;
+UffdPages::~UffdPages() {
+  if (copier_) (void)copier_->end(false);
+}
+
+Status UffdPages::finish() {
+  Status st;
+  if (copier_) st = copier_->end(true);
+  copier_.reset();
+  fd_.reset();
+  return st;
+}
 
 UffdPages UffdPages::start(RestoreContext& ctx) {
   UffdPages u;
@@ -81,7 +185,8 @@ UffdPages UffdPages::start(RestoreContext& ctx) {
   return u;
 }
 
-Status UffdPages::place(RestoreContext& ctx, uint64_t addr, const uint8_t* data, uint64_t len) {
+Status UffdPages::place(RestoreContext& ctx, uint64_t addr, const uint8_t* data, uint64_t len,
+                        std::shared_ptr<const void> hold) {
   const uint64_t end = addr + len;
   auto it = std::upper_bound(ranges_.begin(), ranges_.end(), std::make_pair(addr, UINT64_MAX));
   if (it != ranges_.begin()) --it;
@@ -97,38 +202,37 @@ Status UffdPages::place(RestoreContext& ctx, uint64_t addr, const uint8_t* data,
       data += n;
     }
     const uint64_t n = std::min(end, it->second) - addr;
-    CR_TRY(copy(ctx, addr, data, n));
+    if (hold) {
+      CR_TRY(queue(ctx, addr, data, n, hold));
+    } else {
+      CR_TRY(copy_pages(fd_.get(), ctx.pid(), ctx.tracee, addr, data, n));
+    }
     addr += n;
     data += n;
   }
   return {};
 }
 
-Status UffdPages::copy(RestoreContext& ctx, uint64_t addr, const uint8_t* data, uint64_t len) {
-  while (len > 0) {
-    uffdio_copy c{};
-    c.dst = addr;
-    c.src = reinterpret_cast<uint64_t>(data);
-    c.len = len;
-    if (::ioctl(fd_.get(), UFFDIO_COPY, &c) == 0) return {};
-    const int err = errno;
-    const uint64_t done = c.copy > 0 ? static_cast<uint64_t>(c.copy) : 0;
-    addr += done;
-    data += done;
-    len -= done;
-    if (err == EAGAIN || err == EINTR) continue;
-    if (err == EEXIST) {
-      // A page already there (the task's own stack under the injected calls): written over.
-      CR_TRY(ctx.tracee.write_mem(addr, data, 4096));
-      addr += 4096;
-      data += 4096;
-      len -= 4096;
-      continue;
-    }
-    return make_error("UFFDIO_COPY into pid " + std::to_string(ctx.pid()) + " at " + hex(addr) +
-                      ": " + std::strerror(err));
+Status UffdPages::queue(RestoreContext& ctx, uint64_t addr, const uint8_t* data, uint64_t len,
+                        const std::shared_ptr<const void>& hold) {
+  if (!copier_) {
+    copier_ = std::make_unique<Copier>();
+    copier_->thread = std::thread([c = copier_.get(), fd = fd_.get(), pid = ctx.pid(),
+                                   t = &ctx.tracee] { c->run(fd, pid, *t); });
   }
+  Copier& c = *copier_;
+  std::unique_lock lk(c.mu);
+  c.cv.wait(lk, [&] { return c.jobs.size() < kMaxQueued || c.failed.has_value(); });
+  if (c.failed) {
+    Error e = std::move(*c.failed);
+    c.failed.reset();
+    c.stop = c.drop = true;
+    return e;
+  }
+  c.jobs.push_back({addr, data, len, hold});
+  c.cv.notify_all();
   return {};
 }
+
 
 }  // namespace cr::restore

@@ -268,10 +268,16 @@ TEST(CrdumpRefuses, ForegroundJobOfItsShellWithoutShellJob) {
   const std::string pidfile = dir.path("sleep.pid");
   const std::string quiet_pidfile = dir.path("quiet.pid");
   ShRun r = run_sh(dir,
+                   // execd: the job is sleep, not yet the shell's fork (which still holds
+                   // the shell's fds) when crdump looks at it; a busy machine shows the gap.
+                   "execd() { s=$(command -v sleep); "
+                   "while [ \"$(readlink -f /proc/$1/exe)\" != \"$(readlink -f \"$s\")\" ]; "
+                   "do :; done; }; "
                    "exec 3<&0; sleep 1000 </dev/null >&3 3<&- & exec 3<&-; echo $! > \"$2\"; "
+                   "execd $!; "
                    "\"$1\" -o \"$3\" $!; echo \"plain=$?\"; "
                    "\"$1\" --shell-job --leave-running -o \"$3\" $!; echo \"shell_job=$?\"; "
-                   "sleep 1000 </dev/null >/dev/null 2>&1 & echo $! > \"$4\"; "
+                   "sleep 1000 </dev/null >/dev/null 2>&1 & echo $! > \"$4\"; execd $!; "
                    "\"$1\" --leave-running -o \"$3\" $!; echo \"quiet=$?\"",
                    {pidfile, dir.path("img"), quiet_pidfile}, pty.slave);
   const pid_t sleeper = static_cast<pid_t>(std::atoi(read_file(pidfile).c_str()));

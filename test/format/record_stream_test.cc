@@ -470,4 +470,57 @@ TEST(RecordStream, WriterRefusesOversizedRecordsAndBookkeeping) {
 }
 
 }  // namespace
+// crrestore's copier thread places a Pages record's bytes while the reader reads on: a held
+// payload must stay intact however far the reader goes (the window slides into another
+// buffer), plain and zstd, and the reader still reads everything right.
+TEST(RecordStream, HeldPayloadsSurviveLaterRecords) {
+  for (int level : {0, 3}) {
+    WriterOptions o;
+    o.zstd_level = level;
+    const int kRecords = 40;
+    auto tail_of = [](int i) {
+      // Sizes around the window: small ones, page runs, a 1 MiB run (a Pages record's cap).
+      const size_t n = i % 3 == 0 ? (1u << 20) : i % 3 == 1 ? 4096u * (i + 1) : 100u + i;
+      std::vector<uint8_t> t(n);
+      for (size_t k = 0; k < n; ++k) t[k] = static_cast<uint8_t>(k * 13 + i);
+      return t;
+    };
+    auto bytes = make_image(o, [&](RecordWriter& w) {
+      for (int i = 0; i < kRecords; ++i) {
+        schema::Pages p;
+        p.pid = 1;
+        p.vaddr = 0x1000u * (i + 1);
+        p.npages = 1;
+        ASSERT_TRUE(w.write(p, tail_of(i)).ok());
+      }
+    });
+    ScopedFd fd = testing::memfd_with(bytes);
+    auto r = RecordReader::open(fd.get());
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    struct Held {
+      std::shared_ptr<const void> token;
+      std::span<const uint8_t> tail;
+      int i;
+    };
+    std::vector<Held> held;
+    int i = 0;
+    for (;;) {
+      auto more = (*r)->next();
+      ASSERT_TRUE(more.ok()) << more.error().message;
+      if (!*more) break;
+      if ((*r)->type() != schema::Pages::kType) continue;
+      auto tail = (*r)->tail();
+      ASSERT_EQ(std::vector<uint8_t>(tail.begin(), tail.end()), tail_of(i));
+      auto token = (*r)->hold();
+      ASSERT_NE(token, nullptr);
+      // Keep every other one for long, let the rest go at once (their windows are reused).
+      if (i % 2 == 0) held.push_back({token, tail, i});
+      ++i;
+    }
+    EXPECT_EQ(i, kRecords);
+    for (const auto& h : held)
+      EXPECT_EQ(std::vector<uint8_t>(h.tail.begin(), h.tail.end()), tail_of(h.i)) << h.i;
+  }
+}
+
 }  // namespace cr::format
