@@ -112,6 +112,11 @@ constexpr IntOpt kUdpOpts[] = {
     {IPPROTO_UDP, 103 /* UDP_SEGMENT */, "UDP_SEGMENT"},
     {IPPROTO_UDP, 104 /* UDP_GRO */, "UDP_GRO"},
 };
+// UDP-Lite's checksum coverage, sent and required (0: the whole datagram).
+constexpr IntOpt kUdpliteOpts[] = {
+    {IPPROTO_UDPLITE, 10 /* UDPLITE_SEND_CSCOV */, "UDPLITE_SEND_CSCOV"},
+    {IPPROTO_UDPLITE, 11 /* UDPLITE_RECV_CSCOV */, "UDPLITE_RECV_CSCOV"},
+};
 
 const char* tcp_state_name(int st) {
   static const char* const names[] = {"?",         "ESTABLISHED", "SYN_SENT",   "SYN_RECV",
@@ -229,6 +234,8 @@ class Defaults {
       for (const IntOpt& o : kTcpOpts) f(o);
     if (protocol == IPPROTO_UDP || protocol == IPPROTO_UDPLITE)
       for (const IntOpt& o : kUdpOpts) f(o);
+    if (protocol == IPPROTO_UDPLITE)
+      for (const IntOpt& o : kUdpliteOpts) f(o);
     if (protocol != IPPROTO_TCP) {
       for (const IntOpt& o : kMulticastOpts) f(o);
       if (family == AF_INET6)
@@ -397,7 +404,7 @@ Status InetSocketCollector::describe(Entry& e, schema::InetSocket& rec) {
     // A datagram queued, even of zero bytes, peeks as a length; an empty queue as EAGAIN.
     char b;
     ssize_t n = ::recv(s, &b, 1, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC);
-    if (n >= 0 && protocol != IPPROTO_UDP)
+    if (n >= 0 && protocol != IPPROTO_UDP && protocol != IPPROTO_UDPLITE)
       return make_error(inet_socket_text(rec) + " with datagrams queued not supported yet");
     if (n >= 0) CR_TRY(peek_datagrams(s, rec));
     int outq = 0;

@@ -208,7 +208,8 @@ Status stash_head_record(const format::RecordReader& reader, ProcessImage& img) 
       CR_TRY(add_bytes(img, tail.size(), "inet socket data"));
       if (d.queue == schema::kInetDatagram) {
         const schema::InetSocket& u = it->second.sock;
-        if (u.type != SOCK_DGRAM || u.protocol != IPPROTO_UDP || tail.size() > 65507 ||
+        if (u.type != SOCK_DGRAM || (u.protocol != IPPROTO_UDP && u.protocol != IPPROTO_UDPLITE) ||
+            tail.size() > 65507 ||
             (d.from.size() != 4 && d.from.size() != 16) || d.from_port > 65535 ||
             (u.family == AF_INET && d.from.size() != 4))
           return make_error("inet_socket_data: datagram of inet socket " +

@@ -391,14 +391,35 @@ bool all_zero(const std::vector<uint8_t>& a) {
   return true;
 }
 
+// The Internet checksum of a UDP-Lite datagram over IPv4 that covers all of it (coverage 0):
+// the pseudo-header (addresses, protocol, length), then header and data.
+uint16_t udplite4_checksum(const std::vector<uint8_t>& src, const std::vector<uint8_t>& dst,
+                           const std::vector<uint8_t>& pkt) {
+  uint64_t sum = 0;
+  auto add = [&sum](const uint8_t* p, size_t n) {
+    for (size_t i = 0; i + 1 < n; i += 2) sum += (uint32_t{p[i]} << 8) | p[i + 1];
+    if (n % 2) sum += uint32_t{p[n - 1]} << 8;
+  };
+  add(src.data() + src.size() - 4, 4);  // a v4-mapped address's last four bytes
+  add(dst.data() + dst.size() - 4, 4);
+  sum += IPPROTO_UDPLITE + pkt.size();
+  add(pkt.data(), pkt.size());
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  const uint16_t c = static_cast<uint16_t>(~sum);
+  return c == 0 ? 0xffff : c;  // 0 would mean "no checksum", which UDP-Lite does not allow
+}
+
 // A queued datagram goes back into the restored socket's queue as the kernel would have put it
-// there: sent from its sender's address and port (a raw UDP socket bound to that address,
-// IP_FREEBIND since it may not be ours, the UDP header our own) to the socket's address (its
-// loopback one when it is bound to any). IPv4 leaves the UDP checksum out (0: none); IPv6 has
-// the kernel compute it.
+// there: sent from its sender's address and port (a raw UDP or UDP-Lite socket bound to that
+// address, IP_FREEBIND since it may not be ours, the header our own) to the socket's address
+// (its loopback one when it is bound to any). IPv4 leaves the UDP checksum out (0: none); IPv6
+// has the kernel compute it. UDP-Lite covers the whole datagram (the coverage the sender chose
+// is not visible to the receiver, and the whole satisfies any UDPLITE_RECV_CSCOV); over IPv4
+// its checksum, which it cannot leave out, is computed here.
 Status replay_datagram(int target, const schema::InetSocket& r,
                        const InetSocketImage::Datagram& d, const std::string& what) {
   const bool v4 = d.from.size() == 4 || v4_mapped(d.from);
+  const bool lite = r.protocol == IPPROTO_UDPLITE;
   // Sent to the socket's own address; bound to any (or, v4, to an IPv6 one): loopback.
   std::vector<uint8_t> at = r.src;
   if (v4 && (r.src.empty() || all_zero(r.src) || (r.src.size() == 16 && !v4_mapped(r.src))))
@@ -408,16 +429,21 @@ Status replay_datagram(int target, const schema::InetSocket& r,
   const auto [src, len] = ip_of(v4, d.from);
   const auto dst = ip_of(v4, at).first;
   CR_TRY_ASSIGN(ScopedFd raw,
-                raw_socket_at(src, len, IPPROTO_UDP, 6,
+                raw_socket_at(src, len, lite ? IPPROTO_UDPLITE : IPPROTO_UDP, 6,
                               what + ": a datagram from " + inet_endpoint_text(d.from, d.from_port)));
   std::vector<uint8_t> pkt(8 + d.bytes.size());
   const uint16_t sport = htons(static_cast<uint16_t>(d.from_port));
   const uint16_t dport = htons(static_cast<uint16_t>(r.src_port));
-  const uint16_t ulen = htons(static_cast<uint16_t>(pkt.size()));
+  // UDP's length field; UDP-Lite's checksum coverage, 0: all of it.
+  const uint16_t ulen = lite ? 0 : htons(static_cast<uint16_t>(pkt.size()));
   std::memcpy(&pkt[0], &sport, 2);
   std::memcpy(&pkt[2], &dport, 2);
   std::memcpy(&pkt[4], &ulen, 2);
   if (!d.bytes.empty()) std::memcpy(&pkt[8], d.bytes.data(), d.bytes.size());
+  if (lite && v4) {
+    const uint16_t sum = htons(udplite4_checksum(d.from, at, pkt));
+    std::memcpy(&pkt[6], &sum, 2);
+  }
   if (::sendto(raw.get(), pkt.data(), pkt.size(), 0, reinterpret_cast<const sockaddr*>(&dst),
                len) != static_cast<ssize_t>(pkt.size()))
     return errno_error("send a queued datagram again").wrap(what);

@@ -115,12 +115,25 @@ a.sendto(b'first', u.getsockname())
 a.sendto(b'', u.getsockname())
 b6.sendto(b'six', u6.getsockname())
 a.sendto(b'to c', c.getsockname())
+# UDP-Lite (protocol 136), v4 and v6, with checksum coverages of their own (send 12, receive
+# at least 8: options 10 and 11 of level 136).
+lite = []
+for fam, host in ((S.AF_INET, '127.0.0.1'), (S.AF_INET6, '::1')):
+    r = S.socket(fam, S.SOCK_DGRAM, 136); r.bind((host, 0)); r.setsockopt(136, 11, 8)
+    w = S.socket(fam, S.SOCK_DGRAM, 136); w.bind((host, 0)); w.setsockopt(136, 10, 12)
+    w.sendto(b'lite one', r.getsockname()); w.sendto(b'lite two!', r.getsockname())
+    lite.append((r, w))
 os.close(3)
 signal.sigwait([signal.SIGTERM])
 outside = ('127.0.0.1', int(open('sender').read()))
 want = [(u, b'first', a.getsockname()), (u, b'', a.getsockname()), (u, b'outside', outside),
         (u6, b'six', b6.getsockname()), (c, b'to c', a.getsockname())]
+for r, w in lite:
+    want += [(r, b'lite one', w.getsockname()), (r, b'lite two!', w.getsockname())]
 errs = []
+for r, w in lite:
+    if r.getsockopt(136, 11) != 8 or w.getsockopt(136, 10) != 12:
+        errs.append('coverage %d %d' % (r.getsockopt(136, 11), w.getsockopt(136, 10)))
 for s, data, sender in want:
     s.setblocking(False)
     try:
@@ -128,7 +141,7 @@ for s, data, sender in want:
         if got[0] != data or got[1][:2] != sender[:2]: errs.append('%r from %r' % got)
     except BlockingIOError:
         errs.append('missing %r' % data)
-for s in (u, u6, c):
+for s in [u, u6, c] + [r for r, w in lite]:
     try:
         errs.append('extra %r' % (s.recvfrom(100),))
     except BlockingIOError:
