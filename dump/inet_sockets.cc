@@ -404,8 +404,12 @@ Status InetSocketCollector::describe(Entry& e, schema::InetSocket& rec) {
     // A datagram queued, even of zero bytes, peeks as a length; an empty queue as EAGAIN.
     char b;
     ssize_t n = ::recv(s, &b, 1, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC);
+    // A ping socket's queue cannot be walked: its kernel side has no SO_PEEK_OFF, so only the
+    // first reply can be read without taking it from the program.
     if (n >= 0 && protocol != IPPROTO_UDP && protocol != IPPROTO_UDPLITE)
-      return make_error(inet_socket_text(rec) + " with datagrams queued not supported yet");
+      return make_error(inet_socket_text(rec) +
+                        " with echo replies queued not supported (the kernel cannot peek past "
+                        "the first)");
     if (n >= 0) CR_TRY(peek_datagrams(s, rec));
     int outq = 0;
     if (::ioctl(s, SIOCOUTQ, &outq) == 0 && outq > 0)
