@@ -305,6 +305,9 @@ Status kill_tree(DumpTree& tree) {
   for (auto& p : tree.procs)
     if (::kill(p->pid, SIGKILL) != 0 && errno != ESRCH)
       return errno_error("kill " + std::to_string(p->pid));
+  // The tree is going: should crdump die now, the connections stay in repair mode and the lock
+  // stays, for crrestore, as after a complete dump.
+  tree.undo.forget_all();
   for (size_t k = tree.procs.size(); k-- > 0;) {
     DumpContext& ctx = *tree.procs[k];
     for (size_t i = ctx.threads.size(); i-- > 0;) {
@@ -369,9 +372,15 @@ Blockers find_blockers(pid_t pid, const DumpOptions& opts) {
   if (!out.ok()) return stopped(std::move(out).error());
   DumpTree tree;
   tree.dry_run = true;
+  {
+    auto guard = UndoGuard::start();  // queues are peeked as in a dump
+    if (!guard.ok()) return stopped(std::move(guard).error());
+    tree.undo = std::move(guard).value();
+  }
   Status st = run_passes(tree, pid, opts, **out);
   // As after a failed dump: every process carries on where it was.
   (void)tree.net.resume();
+  tree.undo.forget_all();
   Status detached = detach_all(tree);
   found.lines = std::move(tree.blockers);
   if (!st.ok()) return stopped(std::move(st).error());
@@ -437,12 +446,22 @@ Result<schema::StreamHeader> stream_header(pid_t pid) {
 
 Status dump_process(pid_t pid, const DumpOptions& opts, format::RecordWriter& out) {
   DumpTree tree;
+  {
+    // Before anything is changed, and before crdump has threads.
+    auto guard = UndoGuard::start();
+    if (!guard.ok()) {
+      out.fail(guard.error().message);
+      return guard.error();
+    }
+    tree.undo = std::move(guard).value();
+  }
   Status st = run_passes(tree, pid, opts, out);
   if (!st.ok()) {
     // Registers and masks were put back by the injection scopes (remote_state.cc) if they ran;
     // detaching lets every process carry on where it was. Its TCP connections first leave
     // repair mode and the network lock.
     (void)tree.net.resume();
+    tree.undo.forget_all();
     (void)detach_all(tree);
     out.fail(st.error().message);
     return st;
@@ -452,6 +471,7 @@ Status dump_process(pid_t pid, const DumpOptions& opts, format::RecordWriter& ou
     st = opts.before_kill();
     if (!st.ok()) {
       (void)tree.net.resume();
+      tree.undo.forget_all();
       (void)detach_all(tree);
       return st;
     }
@@ -459,6 +479,7 @@ Status dump_process(pid_t pid, const DumpOptions& opts, format::RecordWriter& ou
   auto t0 = std::chrono::steady_clock::now();
   if (opts.leave_running) {
     Status net = tree.net.resume();
+    tree.undo.forget_all();
     CR_TRY(detach_all(tree));
     CR_TRY(std::move(net));
   } else {

@@ -16,6 +16,7 @@
 
 #include "common/scoped_fd.h"
 #include "dump/dump.h"
+#include "dump/undo_guard.h"
 #include "sys/file_locks.h"
 #include "sys/netlock.h"
 #include "format/record_writer.h"
@@ -227,7 +228,13 @@ using PosixLockKey = std::tuple<std::string, uint64_t, uint64_t, uint64_t, std::
 /// lock dropping their packets, and crdump's copies of them with TCP_REPAIR on.
 struct NetState {
   sys::NetLock lock;
-  std::vector<ScopedFd> repaired;
+  // A connection in repair mode: crdump's copy, and its SO_REUSEADDR before (turning repair off
+  // clears it).
+  struct Repaired {
+    ScopedFd s;
+    int reuse = 0;
+  };
+  std::vector<Repaired> repaired;
 
   /// The dump failed or leaves the tree running: repair off (each connection carries on where
   /// it was), then the lock goes. Before the tree runs again.
@@ -244,6 +251,8 @@ struct DumpTree {
   std::vector<ShmemObject> shmems;
   IpcTable ipc;
   NetState net;
+  // Puts back what crdump changed on sockets and in the firewall if crdump dies mid-dump.
+  UndoGuard undo;
   CgroupTable cgroups;
   // cow.cc: a range no process maps, for crrestore to fill before forking (PremapArea);
   // {0, 0}: none (no pages shared with a parent, or no room).

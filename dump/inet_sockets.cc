@@ -294,10 +294,14 @@ std::string inet_socket_text(const schema::InetSocket& r) {
 
 Status NetState::resume() {
   Status first;
-  for (ScopedFd& s : repaired) {
+  for (Repaired& r : repaired) {
     int off = 0;  // TCP_REPAIR_OFF: the connection carries on (the kernel probes the window)
-    if (::setsockopt(s.get(), IPPROTO_TCP, TCP_REPAIR, &off, sizeof off) != 0 && first.ok())
+    if (::setsockopt(r.s.get(), IPPROTO_TCP, TCP_REPAIR, &off, sizeof off) != 0 && first.ok())
       first = errno_error("setsockopt TCP_REPAIR off");
+    // Repair off leaves SO_REUSEADDR off (the kernel's repair mode forces reuse, then drops it).
+    if (::setsockopt(r.s.get(), SOL_SOCKET, SO_REUSEADDR, &r.reuse, sizeof r.reuse) != 0 &&
+        first.ok())
+      first = errno_error("setsockopt SO_REUSEADDR");
   }
   repaired.clear();
   Status st = lock.release();
@@ -523,6 +527,7 @@ Status InetSocketCollector::check_memberships(int s, int family, const schema::I
 // and turns it off again on every path.
 Status InetSocketCollector::peek_datagrams(int s, const schema::InetSocket& rec) {
   int zero = 0, off = -1;
+  CR_TRY(tree_.undo.on_death_setopt(s, SOL_SOCKET, SO_PEEK_OFF, off));
   if (::setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) != 0)
     return errno_error("setsockopt SO_PEEK_OFF");
   struct Restore {
@@ -555,17 +560,17 @@ Status InetSocketCollector::peek_datagrams(int s, const schema::InetSocket& rec)
 
 Status InetSocketCollector::read_connection(Entry& e, schema::InetSocket& rec) {
   const int s = e.s.get();
+  CR_TRY_ASSIGN(int reuse, get_int(s, SOL_SOCKET, SO_REUSEADDR, "SO_REUSEADDR"));
+  ScopedFd held(::fcntl(s, F_DUPFD_CLOEXEC, 0));
+  if (!held.valid()) return errno_error("dup");
+  // Should crdump die from here on, its guardian turns repair off and puts SO_REUSEADDR back.
+  CR_TRY(tree_.undo.on_death_setopt(s, SOL_SOCKET, SO_REUSEADDR, reuse));
+  CR_TRY(tree_.undo.on_death_setopt(s, IPPROTO_TCP, TCP_REPAIR, 0));
   int on = 1;
   if (::setsockopt(s, IPPROTO_TCP, TCP_REPAIR, &on, sizeof on) != 0)
     return errno_error("setsockopt TCP_REPAIR (needs CAP_NET_ADMIN)");
   // From here on NetState turns repair off again if the dump does not kill the tree.
-  ScopedFd held(::fcntl(s, F_DUPFD_CLOEXEC, 0));
-  if (!held.valid()) {
-    int off = 0;
-    ::setsockopt(s, IPPROTO_TCP, TCP_REPAIR, &off, sizeof off);
-    return errno_error("dup");
-  }
-  tree_.net.repaired.push_back(std::move(held));
+  tree_.net.repaired.push_back({std::move(held), reuse});
 
   tcp_info ti{};
   socklen_t len = sizeof ti;
@@ -656,7 +661,9 @@ Status InetSocketCollector::finish() {
     if (const sys::KernelFeature nft = sys::probe_nft(); !nft.ok)
       CR_TRY(tree_.refuse(tree_.procs.front()->pid, make_error(nft.detail)));
   } else if (!conns.empty()) {
-    auto lock = sys::NetLock::install(conns);
+    const std::string table = sys::netlock_table_name();
+    CR_TRY(tree_.undo.on_death_delete_table(table));
+    auto lock = sys::NetLock::install(conns, table);
     if (!lock.ok()) return std::move(lock).error().wrap("network lock for " + std::to_string(conns.size()) + " TCP connections");
     tree_.net.lock = std::move(lock).value();
   }

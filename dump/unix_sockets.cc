@@ -75,8 +75,9 @@ dev_t user_dev(uint64_t kdev) {
 // SO_PEEK_OFF set to 0 for the walk, put back to the target's value on every path.
 class PeekOffset {
  public:
-  static Result<PeekOffset> start(int s) {
+  static Result<PeekOffset> start(int s, UndoGuard& undo) {
     CR_TRY_ASSIGN(int old, get_int_opt(s, SO_PEEK_OFF, "SO_PEEK_OFF"));
+    CR_TRY(undo.on_death_setopt(s, SOL_SOCKET, SO_PEEK_OFF, old));
     int zero = 0;
     if (::setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) != 0)
       return errno_error("setsockopt SO_PEEK_OFF");
@@ -99,9 +100,10 @@ class PeekOffset {
 // file of a socket whose peer has gone comes with nothing: both read 0 bytes otherwise.
 class PassCredProbe {
  public:
-  static Result<PassCredProbe> start(int s) {
+  static Result<PassCredProbe> start(int s, UndoGuard& undo) {
     CR_TRY_ASSIGN(int old, get_int_opt(s, SO_PASSCRED, "SO_PASSCRED"));
     if (old != 0) return PassCredProbe(-1);  // the target's own: its credentials are refused
+    CR_TRY(undo.on_death_setopt(s, SOL_SOCKET, SO_PASSCRED, 0));
     int one = 1;
     if (::setsockopt(s, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) != 0)
       return errno_error("setsockopt SO_PASSCRED");
@@ -157,11 +159,11 @@ Result<bool> has_rights_at(int s, int at) {
 }
 
 // Every message queued on `s`, oldest first, without consuming any.
-Result<Peeked> peek_queue(int s, uint32_t type) {
-  CR_TRY_ASSIGN(PeekOffset guard, PeekOffset::start(s));
+Result<Peeked> peek_queue(int s, uint32_t type, UndoGuard& undo) {
+  CR_TRY_ASSIGN(PeekOffset guard, PeekOffset::start(s, undo));
   std::optional<PassCredProbe> probe;
   if (type == SOCK_SEQPACKET) {
-    auto started = PassCredProbe::start(s);
+    auto started = PassCredProbe::start(s, undo);
     if (!started.ok()) return started.error();
     probe.emplace(std::move(*started));
   }
@@ -499,7 +501,7 @@ Status UnixSocketCollector::describe(const Entry& e, schema::UnixSocket& rec,
   if (rec.state == schema::kUnixExternal) {
     // Its queue came from the outside peer, which a new connection would not send again.
     CR_TRY_ASSIGN(ScopedFd s, copy_task_fd(*e.proc, e.fd));
-    CR_TRY_ASSIGN(Peeked q, peek_queue(s.get(), d.type));
+    CR_TRY_ASSIGN(Peeked q, peek_queue(s.get(), d.type, tree_.undo));
     if (!q.messages.empty())
       return make_error("unix socket connected to '" + rec.peer_name + "' outside the tree with " +
                         std::to_string(q.messages.size()) + " messages queued not supported yet");
@@ -537,7 +539,7 @@ Status UnixSocketCollector::describe(const Entry& e, schema::UnixSocket& rec,
       (d.type != SOCK_DGRAM && rec.state == schema::kUnixUnconnected))
     return {};
 
-  CR_TRY_ASSIGN(Peeked q, peek_queue(s.get(), d.type));
+  CR_TRY_ASSIGN(Peeked q, peek_queue(s.get(), d.type, tree_.undo));
   if (q.messages.empty()) return {};
   // Restore sends the queue again: from the peer of a pair (a peer gone is replaced by a
   // socket of crrestore's own, closed after sending), else to the name, each datagram from

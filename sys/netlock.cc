@@ -127,9 +127,8 @@ Status netlock_delete(const std::string& table) {
   return run_nft("add table inet " + table + "\ndelete table inet " + table + "\n");
 }
 
-Result<NetLock> NetLock::install(const std::vector<TcpTuple>& conns) {
+Result<NetLock> NetLock::install(const std::vector<TcpTuple>& conns, const std::string& table) {
   NetLock l;
-  const std::string table = netlock_table_name();
   CR_TRY(run_nft(netlock_script(table, conns)));
   l.table_ = table;
   return l;

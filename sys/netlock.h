@@ -46,7 +46,8 @@ Status netlock_delete(const std::string& table);
 /// restore when it kills the tree).
 class NetLock {
  public:
-  static Result<NetLock> install(const std::vector<TcpTuple>& conns);
+  /// Makes table `table` (netlock_table_name()) dropping the connections' packets.
+  static Result<NetLock> install(const std::vector<TcpTuple>& conns, const std::string& table);
   NetLock() = default;
   NetLock(NetLock&& o) noexcept : table_(std::move(o.table_)) { o.table_.clear(); }
   NetLock& operator=(NetLock&& o) noexcept;

@@ -506,6 +506,53 @@ TEST(Network, ClientOutsideTheTreeKeepsItsConnection) {
   expect_restored_passes(dir, pid);
 }
 
+// crdump SIGKILLed at every pass of a --tcp-established dump (CR_TEST_KILL_AT, as in
+// fault_injection_test.cc): its guardian (dump/undo_guard.h) turns repair off, puts
+// SO_REUSEADDR back and deletes the lock, so the client's connection carries on each time.
+TEST(Network, KilledDumpLeavesTheConnectionWorking) {
+  if (!tools_present()) return;
+  if (!nft_present()) GTEST_SKIP() << "nft not installed (Debian nftables; scripts/deps.sh installs it)";
+  TempDir dir;
+  Target t = Target::start(dir, {"/usr/bin/python3", "-I", "-c", kEchoServer});
+  ASSERT_GT(t.pid(), 0) << t.error();
+  const uint16_t port = static_cast<uint16_t>(std::stoi(read_file(dir.work() + "/port")));
+  ScopedFd c = connect_tcp(port);
+  ASSERT_TRUE(c.valid());
+  std::string err;
+  int kills = 0;
+  for (int n = 1; n < 200; ++n) {
+    const std::string msg = "m" + std::to_string(n);
+    ASSERT_TRUE(send_all(c.get(), msg));
+    ASSERT_EQ(recv_n(c.get(), 5 + msg.size(), &err), "echo:" + msg) << err << " before run " << n;
+    ::setenv("CR_TEST_KILL_AT", ("pass:" + std::to_string(n)).c_str(), 1);
+    const pid_t dumper = start_tool(dir, "crdump",
+                                    {"--tcp-established", "--leave-running", "-o",
+                                     dir.path("img"), std::to_string(t.pid())},
+                                    -1, -1, "dump.err");
+    ::unsetenv("CR_TEST_KILL_AT");
+    ASSERT_GT(dumper, 0);
+    auto st = wait_exit(dumper, std::chrono::seconds(60));
+    ASSERT_TRUE(st.has_value()) << "crdump hangs at pass " << n;
+    if (st->ok()) break;  // past the last pass
+    ASSERT_TRUE(!st->exited && st->code == SIGKILL) << st->describe() << read_file(dir.path("dump.err"));
+    ++kills;
+    // The guardian sees crdump gone and puts everything back (the table's name has crdump's pid).
+    const std::string prefix = "crtools_lock_" + std::to_string(dumper) + "_";
+    EXPECT_TRUE(poll_until(
+        [&] { return command_output("nft list tables 2>/dev/null").find(prefix) == std::string::npos; },
+        std::chrono::seconds(20)))
+        << "the lock of crdump killed at pass " << n << " was left behind";
+    // Repair mode off again: what the client sends now is answered.
+    ASSERT_TRUE(send_all(c.get(), "after"));
+    ASSERT_EQ(recv_n(c.get(), 10, &err), "echo:after") << err << " after crdump was killed at pass " << n;
+  }
+  EXPECT_GT(kills, 3);
+  std::cout << "  [killed dumps] crdump killed at " << kills << " passes; the connection went on\n";
+  c.reset();
+  ExitStatus st = t.terminate();
+  EXPECT_TRUE(st.ok()) << st.describe() << "\nlog: " << t.log();
+}
+
 // A dump cancelled after the network lock went on (SIGTERM while paused before the pages):
 // crdump turns repair off and deletes the lock before the tree runs again, so the client's
 // connection goes on as if nothing had happened.
