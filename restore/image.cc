@@ -414,8 +414,8 @@ Status stash_tree_record(const format::RecordReader& reader, TreeHead& head) {
     case schema::SeccompThread::kType: {
       CR_TRY_ASSIGN(auto t, reader.decode<schema::SeccompThread>());
       ProcessImage* img = head.find(t.pid);
-      const std::string what = "seccomp of pid " + std::to_string(t.pid) + " thread " +
-                               std::to_string(t.tid);
+      const std::string what =
+          "seccomp of pid " + std::to_string(t.pid) + " thread " + std::to_string(t.tid);
       if (img == nullptr) return make_error(what + ": no process record");
       if (t.mode == 1 ? t.filter != 0
                       : t.mode != 2 || head.shared.seccomp_filters.count(t.filter) == 0)

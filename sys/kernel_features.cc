@@ -515,7 +515,8 @@ KernelFeature probe_xsave() {
 KernelFeature probe_seccomp_suspend() {
   constexpr const char* kName = "seccomp suspend";
   auto child = ProbeChild::start();
-  if (!child.ok()) return no(kName, false, "cannot fork a child to probe: " + child.error().message);
+  if (!child.ok())
+    return no(kName, false, "cannot fork a child to probe: " + child.error().message);
   auto t = Tracee::seize(child->pid(), PTRACE_O_SUSPEND_SECCOMP);
   if (!t.ok())
     return no(kName, false,

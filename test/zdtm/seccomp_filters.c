@@ -52,12 +52,12 @@ struct rule {
 // arch check, then one JEQ per rule, then ALLOW.
 static void build(struct prog *p, const struct rule *rules, int n, unsigned flags) {
   int i = 0;
-  p->insns[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-                                               offsetof(struct seccomp_data, arch));
+  p->insns[i++] =
+      (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
   p->insns[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
   p->insns[i++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
-  p->insns[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-                                               offsetof(struct seccomp_data, nr));
+  p->insns[i++] =
+      (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
   for (int r = 0; r < n; ++r) {
     p->insns[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, rules[r].nr, 0, 1);
     p->insns[i++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, rules[r].action);
@@ -81,7 +81,7 @@ struct request {
   pid_t tid;
 };
 struct reply {
-  int count;       // filters in the chain (-errno on failure)
+  int count;  // filters in the chain (-errno on failure)
   unsigned flags[8];
   unsigned short len[8];
   struct sock_filter insns[8][MAX_INSNS];
@@ -328,7 +328,8 @@ int main(int argc, char **argv) {
                         {SYS_getitimer, SECCOMP_RET_KILL_PROCESS},
                         {SYS_sigaltstack, SECCOMP_RET_KILL_PROCESS},
                         {SYS_rt_sigaction, SECCOMP_RET_KILL_PROCESS}};
-    struct rule rl[] = {{SYS_uname, SECCOMP_RET_LOG}, {SYS_getpriority, SECCOMP_RET_ERRNO | ENOTTY}};
+    struct rule rl[] = {{SYS_uname, SECCOMP_RET_LOG},
+                        {SYS_getpriority, SECCOMP_RET_ERRNO | ENOTTY}};
     if (kill)
       build(&f_a, rk, 5, 0);
     else
