@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <future>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -62,6 +63,9 @@ struct ThreadState {
   uint64_t clear_child_tid = 0;
   uint32_t pdeathsig = 0;       // PR_GET_PDEATHSIG
   uint64_t timer_slack_ns = 0;  // PR_GET_TIMERSLACK
+  // seccomp.cc: 0 none, 1 strict, 2 filter; in filter mode its newest SeccompFilter's id.
+  uint32_t seccomp_mode = 0;
+  uint32_t seccomp_filter = 0;
 };
 
 /// A deleted file's contents, read when written: an fd of crdump's own on it and its data
@@ -106,6 +110,14 @@ struct FileTable {
 };
 
 struct DumpTree;
+
+/// The tree's seccomp filters (seccomp.cc), each written once, oldest first: a filter is known
+/// by its program, its flags and the filter before it, so a chain inherited by a child or
+/// shared by threads (TSYNC) is found again as the same ids.
+struct SeccompTable {
+  std::vector<schema::SeccompFilter> filters;
+  std::map<std::tuple<uint32_t, uint32_t, std::vector<uint8_t>>, uint32_t> ids;
+};
 
 /// A run of pages: its first address and how many.
 struct PageSpan {
@@ -254,6 +266,7 @@ struct DumpTree {
   // Puts back what crdump changed on sockets and in the firewall if crdump dies mid-dump.
   UndoGuard undo;
   CgroupTable cgroups;
+  SeccompTable seccomp;
   // cow.cc: a range no process maps, for crrestore to fill before forking (PremapArea);
   // {0, 0}: none (no pages shared with a parent, or no room).
   std::pair<uint64_t, uint64_t> premap{0, 0};

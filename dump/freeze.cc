@@ -25,7 +25,7 @@ constexpr int kEventStop = 128;  // PTRACE_EVENT_STOP
 // a process that outruns this many is refused rather than dumped inconsistently.
 constexpr int kMaxSeizeRounds = 200;
 
-// Refusals that are read from /proc alone (seccomp, a dead leader), and (`children`) the
+// Refusals that are read from /proc alone (a dead leader), and (`children`) the
 // children of every thread: they are dumped too, as part of the tree.
 Status check_supported(DumpContext& ctx, bool children) {
   CR_TRY_ASSIGN(std::string text, ctx.proc.read("status"));
@@ -37,8 +37,6 @@ Status check_supported(DumpContext& ctx, bool children) {
         (ctx.status.threads > 1
              ? ": the main thread has exited while other threads run: not supported yet"
              : " is a zombie: it has no state left to dump"));
-  if (ctx.status.seccomp != 0)
-    CR_TRY(ctx.tree.refuse(ctx.pid, make_error("pid " + pid + ": seccomp not supported yet")));
   if (!children) return {};
   CR_TRY_ASSIGN(std::vector<pid_t> tids, ctx.proc.tasks());
   ctx.children.clear();
@@ -134,9 +132,9 @@ Status seize_all(DumpContext& ctx) {
                     std::to_string(ctx.threads.size()) + " seized), cannot freeze");
 }
 
-// Every thread must carry the leader's credentials and no seccomp: the image has one Creds
-// record and restore gives it to every thread.
-Status check_thread_creds(DumpContext& ctx, const ThreadState& t) {
+// Every thread must carry the leader's credentials: the image has one Creds record and restore
+// gives it to every thread. Its seccomp state is read from the same status (seccomp.cc).
+Status check_thread_creds(DumpContext& ctx, ThreadState& t) {
   CR_TRY_ASSIGN(std::string text, ctx.proc.read("task/" + std::to_string(t.tid) + "/status"));
   CR_TRY_ASSIGN(ProcStatus ts, parse_status(text));
   const ProcStatus& s = ctx.status;
@@ -148,10 +146,7 @@ Status check_thread_creds(DumpContext& ctx, const ThreadState& t) {
     CR_TRY(ctx.tree.refuse(ctx.pid, make_error("thread " + std::to_string(t.tid) +
                                                " has credentials different from its "
                                                "process's: not supported yet")));
-  if (ts.seccomp != 0)
-    CR_TRY(ctx.tree.refuse(
-        ctx.pid, make_error("thread " + std::to_string(t.tid) + ": seccomp not supported yet")));
-  return {};
+  return read_seccomp(ctx, t, ts);
 }
 
 // Every thread must hold its process's fd table and fs context: the image has the leader's fds

@@ -9,11 +9,18 @@
 
 namespace cr::dump {
 
-/// freeze.cc: refuses seccomp and zombies, seizes every thread and settles it in a ptrace
+/// freeze.cc: refuses zombies, seizes every thread and settles it in a ptrace
 /// stop; lists the children; reads registers (with restart_fixup), xstate, sigmask, rseq,
 /// robust list, pending signals. Refuses a thread with credentials, an fd table, an fs context
 /// or namespaces other than its process's, and a stop by a signal restore could not send again.
 Status freeze(DumpContext& ctx);
+
+/// seccomp.cc (from freeze, once every thread is stopped): a thread with seccomp (`status`
+/// is its /proc status) gets PTRACE_O_SUSPEND_SECCOMP, so no injected call of crdump meets
+/// its filters, and its mode and filter chain are read into the tree's SeccompTable.
+Status read_seccomp(DumpContext& ctx, ThreadState& t, const ProcStatus& status);
+/// The SeccompFilter records, then a SeccompThread per thread with seccomp (in the head).
+Status write_seccomp(DumpTree& tree);
 
 /// sharing.cc: which processes share an fd table or fs context (kcmp): with its parent it is
 /// recorded (restore clones with CLONE_FILES / CLONE_FS), otherwise refused; so are memory and

@@ -1,5 +1,6 @@
 // Writing the collected state in the stream's fixed order (everything but the pages):
-// the Vdso; every Process; per process Creds, Rlimits, FsInfo, ProcAttrs; the SysV objects of a tree with its own IPC
+// the Vdso; every Process; per process Creds, Rlimits, FsInfo, ProcAttrs; SeccompFilter,
+// SeccompThread; the SysV objects of a tree with its own IPC
 // namespace; Shmem, ShmemData; Pty, Pipe, PipeData, UnixSocket, UnixSocketData, InetSocket,
 // InetSocketData, NetLock, NetlinkSocket, File, FileData;
 // every Fd; every EpollItem; every FileLock and FileOwner;
@@ -58,6 +59,10 @@ Status write_tree_head(DumpTree& tree) {
   if (tree.cgroups.differs) tree.procs.front()->process.flags |= schema::kProcessCgroups;
   // A build that skipped the memberships would restore the sockets outside their groups.
   if (!tree.files.inet_mcast.empty()) tree.procs.front()->process.flags |= schema::kProcessMcast;
+  // A build that skipped the seccomp records would restore the threads unfiltered.
+  for (const auto& p : tree.procs)
+    for (const ThreadState& t : p->threads)
+      if (t.seccomp_mode != 0) tree.procs.front()->process.flags |= schema::kProcessSeccomp;
   for (const auto& p : tree.procs) CR_TRY(out.write(p->process));
   for (const auto& p : tree.procs) {
     if (p->zombie) continue;
@@ -66,6 +71,7 @@ Status write_tree_head(DumpTree& tree) {
     CR_TRY(out.write(p->fs));
     CR_TRY(out.write(p->attrs));
   }
+  CR_TRY(write_seccomp(tree));
   for (const auto& d : tree.cgroups.dirs) {
     CR_TRY(out.write(d.rec));
     for (const auto& prop : d.props) CR_TRY(out.write(prop));

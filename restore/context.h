@@ -112,6 +112,9 @@ struct RestoreContext {
   std::unique_ptr<PreforkStore> prefork_owner;
   PreforkStore* prefork = nullptr;
 
+  /// Every seccomp filter of the image by id (the root's shared image, seen by every context).
+  const std::map<uint32_t, schema::SeccompFilter>* seccomp_filters = nullptr;
+
   /// The dumped vDSO against ours (restore/vdso.h): the root's plan, seen by every context.
   VdsoPlan vdso_plan;
   const VdsoPlan* vdso = nullptr;

@@ -323,6 +323,23 @@ Status check_shmem(const schema::Shmem& r) {
   return {};
 }
 
+// A filter the kernel could take: whole instructions, at most BPF_MAXINSNS of them, the one flag
+// crdump records, and a filter before it that the image defined (an objref may name any kind of
+// object). The chain's length is the kernel's to limit (MAX_INSNS_PER_PATH, ENOMEM).
+Status check_seccomp_filter(const schema::SeccompFilter& f,
+                            const std::map<uint32_t, schema::SeccompFilter>& defined) {
+  const std::string what = "seccomp filter " + std::to_string(f.id) + ": ";
+  constexpr size_t kInsn = 8, kMaxInsns = 4096;  // struct sock_filter, BPF_MAXINSNS
+  if (f.program.empty() || f.program.size() % kInsn != 0 || f.program.size() > kMaxInsns * kInsn)
+    return make_error(what + "program of " + std::to_string(f.program.size()) + " bytes");
+  if ((f.flags & ~uint32_t{2}) != 0)  // SECCOMP_FILTER_FLAG_LOG
+    return make_error(what + "flags " + hex(f.flags));
+  if (f.prev != 0 && defined.count(f.prev) == 0)
+    return make_error(what + "the filter before it, " + std::to_string(f.prev) +
+                      ", is not a seccomp filter");
+  return {};
+}
+
 // One head record of a tree: a Process starts a process; Creds, Rlimits, FsInfo go to theirs;
 // file objects and every Fd to the shared image, each Fd also to its process.
 Status stash_tree_record(const format::RecordReader& reader, TreeHead& head) {
@@ -388,6 +405,28 @@ Status stash_tree_record(const format::RecordReader& reader, TreeHead& head) {
     case schema::CgroupProperty::kType:
     case schema::CgroupMember::kType:
       return stash_cgroup_record(reader, head);
+    case schema::SeccompFilter::kType: {
+      CR_TRY_ASSIGN(auto f, reader.decode<schema::SeccompFilter>());
+      CR_TRY(check_seccomp_filter(f, head.shared.seccomp_filters));
+      const uint32_t id = f.id;
+      head.shared.seccomp_filters.emplace(id, std::move(f));
+      return {};
+    }
+    case schema::SeccompThread::kType: {
+      CR_TRY_ASSIGN(auto t, reader.decode<schema::SeccompThread>());
+      ProcessImage* img = head.find(t.pid);
+      const std::string what =
+          "seccomp of pid " + std::to_string(t.pid) + " thread " + std::to_string(t.tid);
+      if (img == nullptr) return make_error(what + ": no process record");
+      if (t.mode == 1 ? t.filter != 0
+                      : t.mode != 2 || head.shared.seccomp_filters.count(t.filter) == 0)
+        return make_error(what + ": mode " + std::to_string(t.mode) + " with filter " +
+                          std::to_string(t.filter));
+      for (const auto& other : img->seccomp)
+        if (other.tid == t.tid) return make_error(what + ": two records");
+      img->seccomp.push_back(t);
+      return {};
+    }
     case schema::PremapArea::kType: {
       if (head.premap_area) return make_error("two premap_area records");
       CR_TRY_ASSIGN(head.premap_area, reader.decode<schema::PremapArea>());
@@ -474,7 +513,8 @@ Status check_tree_head(const TreeHead& head) {
       schema::kProcessGroupLeaderGone | schema::kProcessGuardRegions | schema::kProcessCwdDeleted |
       schema::kProcessFileLocks | schema::kProcessExtUnix | schema::kProcessCgroups |
       schema::kProcessParentPages | schema::kProcessMcast |
-      schema::kProcessUnixPending | schema::kProcessTcpHalfClosed | schema::kProcessUnixRights;
+      schema::kProcessUnixPending | schema::kProcessTcpHalfClosed | schema::kProcessUnixRights |
+      schema::kProcessSeccomp;
   for (const auto& img : head.procs)
     if ((img.process->flags & ~kKnownFlags) != 0)
       return make_error("pid " + std::to_string(img.process->pid) + ": process flags " +

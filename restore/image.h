@@ -87,6 +87,9 @@ struct ProcessImage {
   std::set<std::pair<uint32_t, uint32_t>> cgroup_member_tasks;  // (pid, tid)
   size_t cgroup_properties = 0;
   std::vector<schema::Fd> fds;
+  // seccomp: every filter of the tree (shared only; by id), a process's threads with seccomp.
+  std::map<uint32_t, schema::SeccompFilter> seccomp_filters;
+  std::vector<schema::SeccompThread> seccomp;
   std::vector<schema::EpollItem> epoll_items;  // stream order (none in older images)
   std::vector<schema::FileLock> file_locks;    // the locks taken through this process's fds
   std::vector<schema::FileOwner> file_owners;  // the owners set through its fds

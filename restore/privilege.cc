@@ -71,6 +71,13 @@ Status check_process(const ProcessImage& p) {
                           limit_text(have) + ": a user cannot raise a hard limit");
     }
   }
+  // The kernel takes a filter from a task without CAP_SYS_ADMIN only under no_new_privs, and
+  // crrestore installs them while the task still has its own (root's).
+  for (const auto& s : p.seccomp)
+    if (s.mode == 2 && c.no_new_privs == 0)
+      return make_error(who + " thread " + std::to_string(s.tid) + ": " + uid +
+                        " with a seccomp filter but without no_new_privs: a user cannot install "
+                        "one (allowed only with no_new_privs set)");
   if (p.fs && !p.fs->root.empty() && p.fs->root != "/" && c.no_new_privs == 0)
     return make_error(who + ": " + uid + " with root directory " + p.fs->root +
                       ": a user cannot chroot (allowed only with no_new_privs set)");

@@ -19,6 +19,7 @@
 #include "restore/file_locks.h"
 #include "restore/group_stop.h"
 #include "restore/pty.h"
+#include "restore/seccomp.h"
 #include "restore/shmem.h"
 #include "restore/task_state.h"
 #include "restore/threads.h"
@@ -154,6 +155,7 @@ constexpr Pass kProcessPasses[] = {
     {"pending signals", restore_pending_signals},
     {"thread state", restore_thread_state},
     {"file locks", take_file_locks},
+    {"seccomp", restore_seccomp},
     {"credentials", restore_creds},
     {"attributes", restore_attrs},
     {"registers", set_registers},

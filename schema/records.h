@@ -102,6 +102,8 @@ enum ProcessFlags : uint32_t {
                                   // the messages back without their fds
   kProcessUnixPending = 0x40000,  // (root) a unix listener has connections not yet accepted
                                   // (UnixSocket `pending`): an older build would drop them
+  kProcessSeccomp = 0x200000,  // (root) some thread has seccomp (SeccompThread records): an
+                               // older build would restore it unfiltered
 };
 
 CR_RECORD(Creds, 0x0101, "creds", "credentials of a process",
@@ -119,6 +121,23 @@ CR_RECORD(ProcAttrs, 0x0130, "proc_attrs", "per-process attributes: oom, audit, 
           (u32, dumpable),       // PR_GET_DUMPABLE (0 or 1)
           (u32, thp_disable),    // PR_GET_THP_DISABLE: 0, 1, or 1|PR_THP_DISABLE_EXCEPT_ADVISED
           (u32, membarrier))     // MEMBARRIER_CMD_GET_REGISTRATIONS: MEMBARRIER_CMD_REGISTER_* bits
+
+// ---- seccomp (0x0125-0x012f), in the head after every process's ProcAttrs. A SeccompFilter is
+// one BPF program of the kernel's filter tree (objdef), naming the filter installed before it
+// (`prev`, 0: the oldest): a chain shared by threads or by a parent and its child (inherited at
+// fork or clone, or TSYNC) is written once, its programs compared, and each thread names its
+// newest filter. Written oldest first, so `prev` is always defined before.
+CR_RECORD(SeccompFilter, 0x0125, "seccomp_filter",
+          "one seccomp BPF filter (objdef): its program, flags and the filter before it",
+          (objdef, id), (objref, prev),
+          (u32, flags),      // SECCOMP_FILTER_FLAG_LOG (PTRACE_SECCOMP_GET_METADATA)
+          (bytes, program))  // struct sock_filter[], 8 bytes each, as the kernel keeps it
+
+// A thread with seccomp (none for a thread without). The root has kProcessSeccomp.
+CR_RECORD(SeccompThread, 0x0126, "seccomp_thread", "a thread's seccomp mode and newest filter",
+          (u32, pid), (u32, tid),
+          (u32, mode),         // 1 strict (SECCOMP_MODE_STRICT), 2 filter (SECCOMP_MODE_FILTER)
+          (objref, filter))    // mode 2: its newest SeccompFilter; mode 1: 0
 
 // ---- cgroups (0x0140-0x014f), after every process's ProcAttrs. A Cgroup is one directory of
 // one hierarchy (objdef) that a task of the tree is in, or an ancestor of one, parents first;
@@ -655,7 +674,7 @@ using AllRecords =
                SysvMsgQueue, SysvMsg, SysvSem, SysvLimits, Pty, ShellTty, EpollItem, UnixSocket,
                UnixSocketData, FileLock, FileOwner, StreamSeal, InetSocket, InetSocketData, NetLock,
                NetlinkSocket, Cgroup, CgroupProperty, CgroupMember, PagesParent, Vdso, PremapArea,
-               PagesPrefork, InetMcast>;
+               PagesPrefork, InetMcast, SeccompFilter, SeccompThread>;
 
 namespace detail {
 template <class Tuple, size_t... I>

@@ -14,6 +14,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -511,6 +512,23 @@ KernelFeature probe_xsave() {
                  "only while that state is unused");
 }
 
+KernelFeature probe_seccomp_suspend() {
+  constexpr const char* kName = "seccomp suspend";
+  auto child = ProbeChild::start();
+  if (!child.ok())
+    return no(kName, false, "cannot fork a child to probe: " + child.error().message);
+  auto t = Tracee::seize(child->pid(), PTRACE_O_SUSPEND_SECCOMP);
+  if (!t.ok())
+    return no(kName, false,
+              "PTRACE_O_SUSPEND_SECCOMP refused (" + t.error().message +
+                  "; it needs CAP_SYS_ADMIN and no seccomp of our own): a tree with seccomp is "
+                  "refused");
+  (void)t->detach();
+  return yes(kName, false,
+             "PTRACE_O_SUSPEND_SECCOMP: a task's seccomp filters are dumped and restored, and "
+             "never see the calls crdump and crrestore inject");
+}
+
 std::vector<KernelFeature> probe_kernel_features() {
   return {probe_ptrace(),       probe_process_vm_readv(),
           probe_pidfd(),        probe_clone3_set_tid(),
@@ -518,7 +536,8 @@ std::vector<KernelFeature> probe_kernel_features() {
           probe_pagemap_scan(), probe_userfaultfd(),
           probe_soft_dirty(),   probe_tcp_repair(),
           probe_nft(),          probe_time_namespace(),
-          probe_vdso(),         probe_xsave()};
+          probe_vdso(),         probe_xsave(),
+          probe_seccomp_suspend()};
 }
 
 }  // namespace cr::sys

@@ -38,6 +38,7 @@ KernelFeature probe_nft();               // the nft tool and nf_tables (an empty
 KernelFeature probe_time_namespace();    // /proc/self/ns/time
 KernelFeature probe_vdso();              // a vDSO mapped, with its functions
 KernelFeature probe_xsave();             // the xsave components this CPU and kernel enable
+KernelFeature probe_seccomp_suspend();   // PTRACE_O_SUSPEND_SECCOMP on a child
 
 /// Every probe above, in that order (required ones first).
 std::vector<KernelFeature> probe_kernel_features();

@@ -303,6 +303,8 @@ Result<ProcStatus> parse_status(std::string_view text) {
       CR_TRY_ASSIGN(s.no_new_privs, num(10));
     } else if (key == "Seccomp") {
       CR_TRY_ASSIGN(s.seccomp, num(10));
+    } else if (key == "Seccomp_filters") {
+      CR_TRY_ASSIGN(s.seccomp_filters, num(10));
     } else if (key == "Threads") {
       CR_TRY_ASSIGN(s.threads, num(10));
     } else if (key == "SigQ") {

@@ -91,6 +91,7 @@ struct ProcStatus {
   uint64_t cap_inh = 0, cap_prm = 0, cap_eff = 0, cap_bnd = 0, cap_amb = 0;
   uint32_t no_new_privs = 0;
   uint32_t seccomp = 0;  // 0 none, 1 strict, 2 filter
+  uint32_t seccomp_filters = 0;  // Seccomp_filters: the length of the task's chain (5.9+)
   uint32_t threads = 0;
   uint64_t sig_queued = 0, sig_queue_limit = 0;  // SigQ
   uint64_t sig_pnd = 0, shd_pnd = 0, sig_blk = 0, sig_ign = 0, sig_cgt = 0;

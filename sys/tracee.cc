@@ -185,6 +185,35 @@ Status Tracee::set_sigmask(uint64_t mask) const {
   return {};
 }
 
+Status Tracee::set_options(unsigned options) const {
+  if (::ptrace(PTRACE_SETOPTIONS, tid_, nullptr, reinterpret_cast<void*>(uintptr_t{options})) != 0)
+    return ptrace_error("PTRACE_SETOPTIONS");
+  return {};
+}
+
+Result<std::vector<uint8_t>> Tracee::seccomp_filter(unsigned index) const {
+  constexpr size_t kInsn = 8;  // struct sock_filter
+  void* const off = reinterpret_cast<void*>(uintptr_t{index});
+  const long n = ::ptrace(PTRACE_SECCOMP_GET_FILTER, tid_, off, nullptr);
+  if (n < 0) return ptrace_error("PTRACE_SECCOMP_GET_FILTER", index);
+  std::vector<uint8_t> prog(static_cast<size_t>(n) * kInsn);
+  // The chain cannot change while the task is stopped: the count read above holds.
+  const long m = ::ptrace(PTRACE_SECCOMP_GET_FILTER, tid_, off, prog.data());
+  if (m < 0) return ptrace_error("PTRACE_SECCOMP_GET_FILTER", index);
+  if (m != n)
+    return make_error("PTRACE_SECCOMP_GET_FILTER on task " + std::to_string(tid_) + ": filter " +
+                      std::to_string(index) + " changed size");
+  return prog;
+}
+
+Result<uint64_t> Tracee::seccomp_filter_flags(unsigned index) const {
+  __ptrace_seccomp_metadata md{};
+  md.filter_off = index;
+  if (::ptrace(PTRACE_SECCOMP_GET_METADATA, tid_, reinterpret_cast<void*>(sizeof md), &md) < 0)
+    return ptrace_error("PTRACE_SECCOMP_GET_METADATA", index);
+  return md.flags;
+}
+
 Result<std::vector<siginfo_t>> Tracee::peek_siginfo(bool shared) const {
   std::vector<siginfo_t> out;
   for (;;) {

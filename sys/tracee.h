@@ -87,6 +87,15 @@ class Tracee {
     uint32_t len = 0, sig = 0;
   };
   Result<Rseq> get_rseq() const;
+  /// PTRACE_SETOPTIONS on a stopped tracee: the options replace those it had.
+  Status set_options(unsigned options) const;
+  /// Filter `index` of the task's seccomp chain, 0 the oldest (PTRACE_SECCOMP_GET_FILTER):
+  /// its struct sock_filter array, 8 bytes an instruction. Past the newest: error ENOENT.
+  /// Needs CAP_SYS_ADMIN and a tracer without seccomp of its own.
+  Result<std::vector<uint8_t>> seccomp_filter(unsigned index) const;
+  /// Its flags as the kernel reports them (PTRACE_SECCOMP_GET_METADATA: only
+  /// SECCOMP_FILTER_FLAG_LOG is kept per filter).
+  Result<uint64_t> seccomp_filter_flags(unsigned index) const;
 
   /// process_vm_readv / process_vm_writev of one range; errors name the address.
   Status read_mem(uint64_t addr, void* buf, size_t len) const;

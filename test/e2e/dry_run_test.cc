@@ -138,7 +138,8 @@ TEST(KernelCheck, ReportsFeaturesAndSummary) {
     EXPECT_NE(l.find("  yes  "), std::string::npos) << l;
   }
   for (const char* name : {"PAGEMAP_SCAN", "soft-dirty", "TCP_REPAIR", "clone3 set_tid",
-                           "capabilities", "time namespace", "nft", "xsave"})
+                           "capabilities", "time namespace", "nft", "xsave",
+                           "seccomp suspend"})
     EXPECT_FALSE(line(name).empty()) << name << " missing:\n" << text;
   EXPECT_TRUE(lines.back().starts_with("crdump: everything a plain dump and restore needs works"))
       << text;

@@ -243,5 +243,63 @@ TEST(RealServers, NginxKeepAliveClientThroughTwoRestores) {
   EXPECT_EQ(error_lines(read_file(work + "/error.log")), "") << logs();
 }
 
+// python3's http.server started under a seccomp filter by a launcher (no_new_privs, uname(2)
+// fails with EPERM, then exec: what systemd's SystemCallFilter= does to a service). The
+// handler answers each request with what os.uname() gives it. After a dump and restore the
+// server still serves, its status still shows the filter, and uname still fails in it.
+const char* const kUnameServer = R"py(
+import http.server, os
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = 'HTTP/1.1'
+    def do_GET(self):
+        try:
+            body = os.uname().sysname
+        except OSError as e:
+            body = 'errno %d' % e.errno
+        body = (body + '\n').encode()
+        self.send_response(200)
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+srv = http.server.HTTPServer(('127.0.0.1', 0), H)
+open('port', 'w').write(str(srv.server_address[1]))
+os.close(3)
+srv.serve_forever()
+)py";
+
+TEST(RealServers, PythonHttpServerUnderSeccomp) {
+  if (!tools_present()) return;
+  if (geteuid() != 0) GTEST_SKIP() << "crdump needs CAP_SYS_ADMIN for a task with seccomp";
+  TempDir dir;
+  Target t = Target::start(
+      dir, {zdtm_path("seccomp_launch"), "/usr/bin/python3", "-I", "-c", kUnameServer});
+  ASSERT_GT(t.pid(), 0) << t.error();
+  const pid_t pid = t.pid();
+  const uint16_t port = static_cast<uint16_t>(std::stoi(read_file(dir.work() + "/port")));
+  const std::string eperm = "errno " + std::to_string(EPERM) + "\n";
+  auto ask = [&] {
+    ScopedFd c = connect_tcp(port);
+    return c.valid() ? http_get(c.get(), "/uname") : std::string("no connection");
+  };
+  ASSERT_EQ(ask(), eperm) << "uname should fail under the launcher's filter\nlog: " << t.log();
+  auto filter_status = [&] {
+    const std::string st = read_file("/proc/" + std::to_string(pid) + "/status");
+    return st.find("\nSeccomp:\t2\nSeccomp_filters:\t1\n") != std::string::npos;
+  };
+  ASSERT_TRUE(filter_status());
+  const Snapshot before = settled(pid, "before the dump");
+  const std::string img = dir.path("img");
+  if (!dump_target(dir, t, Mode::kKill, img)) return;
+  ToolRun r = run_tool(dir, "crrestore", {"-d", "-i", img});
+  ASSERT_TRUE(r.status.ok()) << "crrestore: " << r.describe() << "\nlog: " << t.log();
+  EXPECT_EQ(r.err, "") << "no warning from crrestore";
+  EXPECT_TRUE(filter_status()) << read_file("/proc/" + std::to_string(pid) + "/status");
+  expect_same_proc("restored", before, settled(pid, "restored"));
+  EXPECT_EQ(ask(), eperm) << "uname in the restored server\nlog: " << t.log();
+  EXPECT_EQ(ask(), eperm) << "a second request";
+  kill_child(pid);
+}
+
 }  // namespace
 }  // namespace cr::e2e

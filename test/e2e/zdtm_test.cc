@@ -211,6 +211,22 @@ const std::vector<ZdtmCase>& cases() {
       {"ns_pid_refused", {"pid"}, true, "pid_for_children namespace differs", "ns_refused"},
       {"ns_time_refused", {"time"}, true, "time_for_children namespace differs", "ns_refused"},
       {"ns_child_uts_refused", {"child_uts"}, true, "is in another uts namespace", "ns_refused"},
+      // Issue 13: seccomp (the checker child reads each chain back: PTRACE_SECCOMP_GET_FILTER
+      // needs CAP_SYS_ADMIN).
+      {"seccomp_errno", {"errno"}, true, "", "seccomp_filters"},
+      {"seccomp_stack", {"stack"}, true, "", "seccomp_filters"},
+      {"seccomp_kill", {"kill"}, true, "", "seccomp_filters"},
+      {"seccomp_log", {"log"}, true, "", "seccomp_filters"},
+      {"seccomp_thread", {"thread"}, true, "", "seccomp_filters"},
+      {"seccomp_tsync", {"tsync"}, true, "", "seccomp_filters"},
+      {"seccomp_fork", {"fork"}, true, "", "seccomp_filters"},
+      {"seccomp_strict", {"strict"}, true, "", "seccomp_filters"},
+      {"seccomp_notif_refused",
+       {"notif"},
+       true,
+       "(0: the oldest) returns SECCOMP_RET_USER_NOTIF (its listener cannot be restored): not "
+       "supported",
+       "seccomp_filters"},
 
   };
   return all;

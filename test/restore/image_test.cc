@@ -689,6 +689,73 @@ TEST(Image, MemfdFileNamingNoMemfdIsRefused) {
   }
 }
 
+schema::SeccompFilter filter(uint32_t id, uint32_t prev, size_t insns) {
+  schema::SeccompFilter f{};
+  f.id = id;
+  f.prev = prev;
+  f.program.assign(insns * 8, 0x06);  // BPF_RET | BPF_K
+  return f;
+}
+
+// A chain of two filters and the threads naming it, read into the shared and per-process
+// images.
+TEST(Image, SeccompFiltersAndThreads) {
+  Stream s;
+  add_process(s);
+  s.add(filter(1, 0, 4));
+  s.add(filter(2, 1, 1));
+  s.add(schema::SeccompThread{4242, 4242, 2, 2});
+  s.add(schema::SeccompThread{4242, 4243, 1, 0});
+  add_mm(s);
+  auto reader = s.finish();
+  TreeHead head;
+  auto r = load_tree_head(*reader, head);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(head.shared.seccomp_filters.size(), 2u);
+  EXPECT_EQ(head.shared.seccomp_filters.at(2).prev, 1u);
+  ASSERT_EQ(head.procs.front().seccomp.size(), 2u);
+  EXPECT_EQ(head.procs.front().seccomp[0].filter, 2u);
+}
+
+TEST(Image, MalformedSeccompIsRefused) {
+  struct Bad {
+    std::vector<schema::SeccompFilter> filters;
+    std::vector<schema::SeccompThread> threads;
+    std::string want;
+  };
+  schema::File f{};
+  f.id = 9;
+  f.kind = schema::kFileDevice;
+  f.path = "/dev/null";
+  std::vector<Bad> bad = {
+      {{filter(1, 0, 0)}, {}, "program of 0 bytes"},
+      {{filter(1, 0, 4097)}, {}, "program of 32776 bytes"},
+      {{filter(1, 9, 1)}, {}, "is not a seccomp filter"},  // a File's id
+      {{filter(1, 0, 1)}, {{4242, 4242, 2, 9}}, "mode 2 with filter 9"},
+      {{filter(1, 0, 1)}, {{4242, 4242, 1, 1}}, "mode 1 with filter 1"},
+      {{filter(1, 0, 1)}, {{4242, 4242, 3, 1}}, "mode 3"},
+      {{filter(1, 0, 1)}, {{4242, 4242, 2, 1}, {4242, 4242, 2, 1}}, "two records"},
+      {{filter(1, 0, 1)}, {{77, 77, 2, 1}}, "no process record"},
+  };
+  bad[1].filters[0].program.resize(4097 * 8);
+  schema::SeccompFilter flagged = filter(1, 0, 1);
+  flagged.flags = 1;  // TSYNC is no filter's own flag
+  bad.push_back({{flagged}, {}, "flags 0x1"});
+  for (const auto& b : bad) {
+    Stream s;
+    add_process(s);
+    s.add(f);
+    for (const auto& x : b.filters) s.add(x);
+    for (const auto& t : b.threads) s.add(t);
+    add_mm(s);
+    auto reader = s.finish();
+    TreeHead head;
+    auto r = load_tree_head(*reader, head);
+    ASSERT_FALSE(r.ok()) << b.want;
+    EXPECT_NE(r.error().message.find(b.want), std::string::npos) << r.error().message;
+  }
+}
+
 TEST(Image, MalformedShmemIsRefused) {
   std::vector<std::pair<schema::Shmem, std::string>> bad;
   bad.emplace_back(memfd_shmem(1, 5000), "");

@@ -156,6 +156,19 @@ TEST(Privileges, InetSocketsAUserCannotMakeAreRefused) {
 
 // Listening to route and uevent groups is anyone's; the audit log's group, sending to a
 // group and listening in every namespace are not a user's to ask for.
+// The kernel takes a filter from a user only under no_new_privs; strict mode needs nothing.
+TEST(Privileges, SeccompFilterOfAUserNeedsNoNewPrivs) {
+  TreeHead h = user_tree();
+  h.procs[1].seccomp.push_back(schema::SeccompThread{11, 11, 1, 0});
+  EXPECT_TRUE(Privileges::of(h).check(h).ok()) << message(Privileges::of(h).check(h));
+  h.procs[1].seccomp.push_back(schema::SeccompThread{11, 12, 2, 7});
+  EXPECT_NE(message(Privileges::of(h).check(h)).find("thread 12: uid 1002 with a seccomp filter"),
+            std::string::npos)
+      << message(Privileges::of(h).check(h));
+  h.procs[1].creds->no_new_privs = 1;
+  EXPECT_TRUE(Privileges::of(h).check(h).ok()) << message(Privileges::of(h).check(h));
+}
+
 TEST(Privileges, NetlinkSocketsAUserCannotMakeAreRefused) {
   TreeHead h = user_tree();
   schema::NetlinkSocket r{};

@@ -157,6 +157,7 @@ TEST(ProcParse, Status) {
   EXPECT_EQ(r->cap_inh, 0u);
   EXPECT_EQ(r->no_new_privs, 1u);
   EXPECT_EQ(r->seccomp, 2u);
+  EXPECT_EQ(r->seccomp_filters, 1u);
   EXPECT_FALSE(parse_status("Name:\tx\n").ok());
 }
 
