@@ -1,5 +1,6 @@
 // Writing the collected state in the stream's fixed order (everything but the pages):
-// the Vdso; every Process; per process Creds, Rlimits, FsInfo, ProcAttrs; the SysV objects of a tree with its own IPC
+// the Vdso; every Process; per process Creds, Rlimits, FsInfo, ProcAttrs; PidNsIds and UtsNs
+// of a tree that owns those namespaces; the SysV objects of a tree with its own IPC
 // namespace; Shmem, ShmemData; Pty, Pipe, PipeData, UnixSocket, UnixSocketData, InetSocket,
 // InetSocketData, NetLock, NetlinkSocket, File, FileData;
 // every Fd; every EpollItem; every FileLock and FileOwner;
@@ -58,6 +59,8 @@ Status write_tree_head(DumpTree& tree) {
   if (tree.cgroups.differs) tree.procs.front()->process.flags |= schema::kProcessCgroups;
   // A build that skipped the memberships would restore the sockets outside their groups.
   if (!tree.files.inet_mcast.empty()) tree.procs.front()->process.flags |= schema::kProcessMcast;
+  if (tree.ns.own_pid) tree.procs.front()->process.flags |= schema::kProcessOwnPidNs;
+  if (tree.ns.own_uts) tree.procs.front()->process.flags |= schema::kProcessOwnUtsNs;
   for (const auto& p : tree.procs) CR_TRY(out.write(p->process));
   for (const auto& p : tree.procs) {
     if (p->zombie) continue;
@@ -66,6 +69,9 @@ Status write_tree_head(DumpTree& tree) {
     CR_TRY(out.write(p->fs));
     CR_TRY(out.write(p->attrs));
   }
+  if (tree.ns.own_pid)
+    for (const auto& p : tree.procs) CR_TRY(out.write(p->ns_ids));
+  if (tree.ns.uts) CR_TRY(out.write(*tree.ns.uts));
   for (const auto& d : tree.cgroups.dirs) {
     CR_TRY(out.write(d.rec));
     for (const auto& prop : d.props) CR_TRY(out.write(prop));
