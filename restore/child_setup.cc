@@ -223,11 +223,23 @@ void zombie_handler(int) {}
   ::prctl(PR_SET_NAME, p.comm.c_str(), 0, 0, 0);
   // Its dispositions as it died (status shows them): a handler of ours stands for each of its
   // handlers, never run (nothing is sent to it from here but its fatal signal, at default).
+  // glibc's signal() refuses its internal signals (32, 33), which a process that made threads
+  // catches: those by raw rt_sigaction.
+  auto set_action = [](int sig, uint64_t handler) {
+    struct {
+      uint64_t handler, flags, restorer, mask;
+    } act{handler, 0, 0, 0};
+    ::syscall(SYS_rt_sigaction, sig, &act, nullptr, 8);
+  };
   for (int sig = 1; sig <= 64; ++sig) {
     if (sig == SIGKILL || sig == SIGSTOP) continue;
     const uint64_t bit = 1ull << (sig - 1);
-    if (p.zombie_ignored & bit) ::signal(sig, SIG_IGN);
-    if (p.zombie_caught & bit) ::signal(sig, zombie_handler);
+    // glibc's own (SA_RESTORER) where it takes the signal: the handler is never run, but an
+    // x86_64 frame without a restorer would fault if it were.
+    if ((p.zombie_ignored & bit) && ::signal(sig, SIG_IGN) == SIG_ERR)
+      set_action(sig, reinterpret_cast<uint64_t>(SIG_IGN));
+    if ((p.zombie_caught & bit) && ::signal(sig, zombie_handler) == SIG_ERR)
+      set_action(sig, reinterpret_cast<uint64_t>(&zombie_handler));
   }
   // The signals pending at its death (blocked then) are sent again, blocked; the mask it died
   // with follows. 64-bit masks as the kernel's (bit N-1 is signal N).

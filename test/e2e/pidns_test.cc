@@ -4,8 +4,10 @@
 // python3 child carry on after the restore with their pids and hostname; a process outside
 // the tree in the tree's UTS namespace is refused by name, and the tree keeps running.
 #include <sched.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <iostream>
 #include <string>
 
@@ -104,6 +106,40 @@ TEST(PidNamespace, StrangerInTheTreesUtsNamespaceRefused) {
   EXPECT_TRUE(stranger.terminate().ok());
   ExitStatus st = t.terminate();
   EXPECT_TRUE(st.ok()) << st.describe() << "\nlog: " << t.log();
+}
+
+// util-linux `unshare --pid --uts --fork` leaves its own parent waiting in the new UTS namespace
+// (and making its children in the new pid namespace): a process outside the tree that the
+// restore would lose, refused naming it (docs/ARCHITECTURE.md).
+TEST(PidNamespace, UnshareForkParentRefused) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to make namespaces";
+  if (!tools_present()) return;
+  TempDir dir;
+  Target t = Target::start(dir, {"/usr/bin/unshare", "--pid", "--uts", "--fork", "--kill-child",
+                                 "/usr/bin/sleep", "1000"},
+                           Target::Ready::kOnExec);
+  ASSERT_GT(t.pid(), 0) << t.error();
+  // Nothing tells us when unshare has forked: look for its child (bounded).
+  pid_t kid = 0;
+  for (int i = 0; i < 2000 && kid == 0; ++i) {
+    const std::string kids =
+        read_file("/proc/" + std::to_string(t.pid()) + "/task/" + std::to_string(t.pid()) +
+                  "/children");
+    kid = static_cast<pid_t>(std::atoi(kids.c_str()));
+    if (kid == 0) ::usleep(1000);
+  }
+  ASSERT_GT(kid, 0) << "unshare made no child";
+  ToolRun d = run_tool(dir, "crdump", {"-o", dir.path("img"), std::to_string(kid)});
+  EXPECT_FALSE(d.status.ok()) << d.describe();
+  EXPECT_NE(d.err.find("pid " + std::to_string(t.pid()) + " ('unshare'), outside the tree, is in "
+                       "the tree's own"),
+            std::string::npos)
+      << d.err;
+  EXPECT_TRUE(pid_exists(kid)) << "the tree must run on after the refusal";
+  // unshare passes SIGTERM to its child, which as the init of its namespace ignores it: a
+  // SIGKILL, which takes the child with it (--kill-child).
+  ::kill(t.pid(), SIGKILL);
+  (void)t.wait();
 }
 
 }  // namespace
