@@ -162,7 +162,7 @@ TEST(ProcParse, Status) {
 
 // The ids of a process in a pid namespace below the reader's: outermost first.
 TEST(ProcParse, StatusNamespaceIds) {
-  const std::string base = "Name:\tsh\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n";
+  const std::string base = "Name:\tsh\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nThreads:\t1\n";
   auto r = parse_status(base +
                         "NStgid:\t4242\t1\nNSpid:\t4242\t1\nNSpgid:\t4100\t0\n"
                         "NSsid:\t4242\t1\n");
