@@ -115,23 +115,23 @@ TEST(PidNamespace, UnshareForkParentRefused) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to make namespaces";
   if (!tools_present()) return;
   TempDir dir;
-  Target t = Target::start(dir, {"/usr/bin/unshare", "--pid", "--uts", "--fork", "/usr/bin/sleep",
-                                 "1000"},
-                           Target::Ready::kOnExec);
+  Target t =
+      Target::start(dir, {"/usr/bin/unshare", "--pid", "--uts", "--fork", "/usr/bin/sleep", "1000"},
+                    Target::Ready::kOnExec);
   ASSERT_GT(t.pid(), 0) << t.error();
   // Nothing tells us when unshare has forked: look for its child (bounded).
   pid_t kid = 0;
   for (int i = 0; i < 2000 && kid == 0; ++i) {
-    const std::string kids =
-        read_file("/proc/" + std::to_string(t.pid()) + "/task/" + std::to_string(t.pid()) +
-                  "/children");
+    const std::string kids = read_file("/proc/" + std::to_string(t.pid()) + "/task/" +
+                                       std::to_string(t.pid()) + "/children");
     kid = static_cast<pid_t>(std::atoi(kids.c_str()));
     if (kid == 0) ::usleep(1000);
   }
   ASSERT_GT(kid, 0) << "unshare made no child";
   ToolRun d = run_tool(dir, "crdump", {"-o", dir.path("img"), std::to_string(kid)});
   EXPECT_FALSE(d.status.ok()) << d.describe();
-  EXPECT_NE(d.err.find("pid " + std::to_string(t.pid()) + " ('unshare'), outside the tree, is in "
+  EXPECT_NE(d.err.find("pid " + std::to_string(t.pid()) +
+                       " ('unshare'), outside the tree, is in "
                        "the tree's own"),
             std::string::npos)
       << d.err;
