@@ -82,42 +82,6 @@ Result<bool> as_zombie(DumpContext& c) {
   return true;
 }
 
-// The namespaces a process is in, and those its next children would be made in.
-constexpr const char* kNamespaces[] = {"pid",
-                                       "mnt",
-                                       "net",
-                                       "ipc",
-                                       "uts",
-                                       "user",
-                                       "cgroup",
-                                       "time",
-                                       "pid_for_children",
-                                       "time_for_children"};
-
-// The root in crdump's own namespaces (but IPC, whose objects are dumped: ipc.cc): the image
-// holds no namespace, and a root restored into crrestore's would see another system (and an
-// init of a pid namespace would not be pid 1 there).
-Status check_root_namespaces(pid_t root) {
-  // A pid that is gone, or a zombie (no namespaces left but its pid namespace, which stays
-  // with the pid): freeze says so.
-  auto opened = ProcDir::open(root);
-  if (!opened.ok() || !opened->readlink("ns/mnt").ok()) return {};
-  const ProcDir& proc = *opened;
-  for (const char* ns : kNamespaces) {
-    if (std::string_view(ns) == "ipc") continue;
-    char ours[64] = {};
-    const std::string mine = std::string("/proc/thread-self/ns/") + ns;
-    if (::readlink(mine.c_str(), ours, sizeof ours - 1) < 0) continue;  // a kind this kernel lacks
-    // pid_for_children of a process that unshared CLONE_NEWPID cannot be read until its first
-    // child is made (the namespace has no init yet): that is a namespace of its own too.
-    auto theirs = proc.readlink(std::string("ns/") + ns);
-    if (!theirs.ok() || *theirs != ours)
-      return make_error("pid " + std::to_string(root) + ": " + ns +
-                        " namespace differs from crdump's: not supported");
-  }
-  return {};
-}
-
 // The tree must not hold crdump: crdump cannot seize itself, and an ancestor of ours (the
 // shell that waits for `crdump $$`) would stay frozen until the dump is over, or for good if it
 // is killed after. Checked before anything is seized.
@@ -145,7 +109,7 @@ Status check_not_our_tree(pid_t root) {
 // cannot fork, so its list of children is final). Parents come before children.
 Status freeze_tree(DumpTree& tree, pid_t root, const DumpOptions& opts, format::RecordWriter& out) {
   CR_TRY(check_not_our_tree(root));
-  CR_TRY(check_root_namespaces(root));
+  CR_TRY(check_root_namespaces(tree, root));
   std::vector<std::pair<pid_t, pid_t>> todo = {{root, 0}};  // (pid, parent)
   for (size_t i = 0; i < todo.size(); ++i) {
     auto ctx = std::make_unique<DumpContext>(todo[i].first, opts, out, tree);
@@ -167,18 +131,6 @@ Status freeze_tree(DumpTree& tree, pid_t root, const DumpOptions& opts, format::
                                         std::to_string(c.parent));
     }
     for (pid_t kid : c.children) todo.emplace_back(kid, c.pid);
-  }
-  return {};
-}
-
-// Every process in the root's namespaces: the image has no record of others.
-Status check_namespaces(const DumpContext& p, const DumpContext& root) {
-  for (const char* ns : kNamespaces) {
-    auto mine = p.proc.readlink(std::string("ns/") + ns);
-    auto roots = root.proc.readlink(std::string("ns/") + ns);
-    if (mine.ok() && roots.ok() && *mine != *roots)
-      return make_error("pid " + std::to_string(p.pid) + " is in another " + ns +
-                        " namespace than pid " + std::to_string(root.pid) + ": not supported yet");
   }
   return {};
 }
@@ -268,7 +220,9 @@ Status run_passes(DumpTree& tree, pid_t root, const DumpOptions& opts, format::R
   CR_TRY(timed(opts, "remote", [&] { return each(tree, collect_remote_state); }));
   CR_TRY(timed(opts, "process", [&]() -> Status {
     CR_TRY(each(tree, collect_process_info));
-    return check_tree(tree);
+    CR_TRY(check_tree(tree));
+    // After check_tree: the ids of gone leaders' sessions and groups are needed then.
+    return collect_namespaces(tree);
   }));
   CR_TRY(timed(opts, "cgroups", [&] { return collect_cgroups(tree); }));
   // What follows writes the stream and refuses nothing, but for locks no fd of the tree shows.

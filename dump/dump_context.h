@@ -179,6 +179,7 @@ struct DumpContext {
   schema::FsInfo fs;
   schema::ProcAttrs attrs;
   schema::Mm mm;
+  schema::PidNsIds ns_ids;  // namespaces.cc, when the tree owns its pid namespace
 
   // cow.cc: runs of pages it still shares copy-on-write with its parent (address order), left
   // out of its Pages (PagesParent instead).
@@ -256,8 +257,16 @@ struct NetState {
   void leave_for_restore();
 };
 
+/// The namespaces the tree's root owns (namespaces.cc), as /proc/PID/ns links show them.
+struct NsTable {
+  bool own_pid = false, own_uts = false;
+  std::string pid_link, uts_link;
+  std::optional<schema::UtsNs> uts;
+};
+
 struct DumpTree {
   std::vector<std::unique_ptr<DumpContext>> procs;
+  NsTable ns;
   uint64_t sigreturn_hint = 0;  // where the last process had its rt_sigreturn code (forks share it)
   FileTable files;              // objects, then every process's Fd records
   std::vector<ShmemObject> shmems;

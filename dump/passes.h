@@ -165,6 +165,15 @@ Status for_each_nonzero_run(std::span<const uint8_t> buf,
 Status collect_ipc(DumpTree& tree);
 Status write_ipc(DumpTree& tree);
 
+/// namespaces.cc: the root's namespaces must be crdump's but for its pid namespace (when it
+/// is pid 1 of it), UTS and IPC (checked before anything is seized; sets tree.ns).
+Status check_root_namespaces(DumpTree& tree, pid_t root);
+/// namespaces.cc: a process of the tree must be in its root's namespaces.
+Status check_namespaces(const DumpContext& p, const DumpContext& root);
+/// namespaces.cc: each process's ids in the tree's pid namespace, the UTS names, and the
+/// refusal of a process outside the tree in either namespace.
+Status collect_namespaces(DumpTree& tree);
+
 /// pages.cc: pagemap + process_vm_readv -> Pages records.
 Status write_pages(DumpContext& ctx);
 

@@ -1,6 +1,7 @@
 // Writing the collected state in the stream's fixed order (everything but the pages):
 // the Vdso; every Process; per process Creds, Rlimits, FsInfo, ProcAttrs; SeccompFilter,
-// SeccompThread; the SysV objects of a tree with its own IPC
+// SeccompThread; PidNsIds and UtsNs of a tree that owns those namespaces; the SysV objects
+// of a tree with its own IPC
 // namespace; Shmem, ShmemData; Pty, Pipe, PipeData, UnixSocket, UnixSocketData, InetSocket,
 // InetSocketData, NetLock, NetlinkSocket, File, FileData;
 // every Fd; every EpollItem; every FileLock and FileOwner;
@@ -59,10 +60,8 @@ Status write_tree_head(DumpTree& tree) {
   if (tree.cgroups.differs) tree.procs.front()->process.flags |= schema::kProcessCgroups;
   // A build that skipped the memberships would restore the sockets outside their groups.
   if (!tree.files.inet_mcast.empty()) tree.procs.front()->process.flags |= schema::kProcessMcast;
-  // A build that skipped the seccomp records would restore the threads unfiltered.
-  for (const auto& p : tree.procs)
-    for (const ThreadState& t : p->threads)
-      if (t.seccomp_mode != 0) tree.procs.front()->process.flags |= schema::kProcessSeccomp;
+  if (tree.ns.own_pid) tree.procs.front()->process.flags |= schema::kProcessOwnPidNs;
+  if (tree.ns.own_uts) tree.procs.front()->process.flags |= schema::kProcessOwnUtsNs | schema::kProcessSeccomp;
   for (const auto& p : tree.procs) CR_TRY(out.write(p->process));
   for (const auto& p : tree.procs) {
     if (p->zombie) continue;
@@ -72,6 +71,9 @@ Status write_tree_head(DumpTree& tree) {
     CR_TRY(out.write(p->attrs));
   }
   CR_TRY(write_seccomp(tree));
+  if (tree.ns.own_pid)
+    for (const auto& p : tree.procs) CR_TRY(out.write(p->ns_ids));
+  if (tree.ns.uts) CR_TRY(out.write(*tree.ns.uts));
   for (const auto& d : tree.cgroups.dirs) {
     CR_TRY(out.write(d.rec));
     for (const auto& prop : d.props) CR_TRY(out.write(prop));

@@ -97,6 +97,17 @@ Status install_guards(RestoreContext& ctx, const schema::Vma& v) {
 
 // A copy, in the task, of crrestore's fd `fd` (pidfd_getfd: the same open file description).
 Result<int64_t> memfd_created_description(RestoreContext& ctx, int fd) {
+  if (ctx.img.ns_ids) {
+    // crrestore is outside the task's pid namespace: no pid names it there. The task opens
+    // the file anew through crrestore's fd (/proc is the host's; a tree with a pid namespace
+    // of its own is root's, README "Trust model"): the same file, another description.
+    const std::string via = "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(fd);
+    CR_TRY_ASSIGN(uint64_t path, ctx.put_str(via));
+    CR_TRY_ASSIGN(uint64_t got,
+                  ctx.call("open shared memory", SYS_openat, static_cast<uint64_t>(AT_FDCWD), path,
+                           O_RDWR | O_CLOEXEC));
+    return static_cast<int64_t>(got);
+  }
   CR_TRY_ASSIGN(uint64_t pidfd,
                 ctx.call("pidfd_open", SYS_pidfd_open, static_cast<uint64_t>(::getpid()), 0));
   auto got = ctx.call("pidfd_getfd", SYS_pidfd_getfd, pidfd, static_cast<uint64_t>(fd), 0);

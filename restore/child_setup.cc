@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/close_range.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
@@ -175,7 +176,7 @@ Status set_session(const RestoreContext& root, const RestoreContext& ctx, const 
       CR_TRY(restore_shell_ctty(root.shared, p, carriers, warning));
       if (!warning.empty()) report(report_fd, 'W', std::to_string(p.pid) + " " + warning);
     }
-  } else if (is_root && static_cast<pid_t>(p.pgid) != ::getpgrp()) {
+  } else if (is_root && static_cast<pid_t>(p.pgid) != root.restorer_pgrp) {
     report(report_fd, 'W',
            std::to_string(p.pid) + " process group " + std::to_string(p.pgid) +
                " is not restored: the task joins crrestore's");
@@ -213,18 +214,32 @@ void zombie_handler(int) {}
   while (::read(root.zombie_go_rd, &c, 1) < 0 && errno == EINTR) {
   }
   if (p.sid != p.pid && p.pgid != p.pid) {
-    const pid_t want = restored_group(root, p, ::getpgid(root.pid()));
-    if (::getpgrp() != want) ::setpgid(0, want);
+    // As this process names it: inside the tree's own pid namespace, its id there (0: a group
+    // outside it, crrestore's, which it cannot name; crrestore checks where it ended).
+    const pid_t want = in_tree_ns(root, restored_group(root, p, root.restorer_pgrp));
+    if (want != 0 && ::getpgrp() != want) ::setpgid(0, want);
   }
   const uint32_t status = p.exit_status;
   ::prctl(PR_SET_NAME, p.comm.c_str(), 0, 0, 0);
   // Its dispositions as it died (status shows them): a handler of ours stands for each of its
   // handlers, never run (nothing is sent to it from here but its fatal signal, at default).
+  // glibc's signal() refuses its internal signals (32, 33), which a process that made threads
+  // catches: those by raw rt_sigaction.
+  auto set_action = [](int sig, uint64_t handler) {
+    struct {
+      uint64_t handler, flags, restorer, mask;
+    } act{handler, 0, 0, 0};
+    ::syscall(SYS_rt_sigaction, sig, &act, nullptr, 8);
+  };
   for (int sig = 1; sig <= 64; ++sig) {
     if (sig == SIGKILL || sig == SIGSTOP) continue;
     const uint64_t bit = 1ull << (sig - 1);
-    if (p.zombie_ignored & bit) ::signal(sig, SIG_IGN);
-    if (p.zombie_caught & bit) ::signal(sig, zombie_handler);
+    // glibc's own (SA_RESTORER) where it takes the signal: the handler is never run, but an
+    // x86_64 frame without a restorer would fault if it were.
+    if ((p.zombie_ignored & bit) && ::signal(sig, SIG_IGN) == SIG_ERR)
+      set_action(sig, reinterpret_cast<uint64_t>(SIG_IGN));
+    if ((p.zombie_caught & bit) && ::signal(sig, zombie_handler) == SIG_ERR)
+      set_action(sig, reinterpret_cast<uint64_t>(&zombie_handler));
   }
   // The signals pending at its death (blocked then) are sent again, blocked; the mask it died
   // with follows. 64-bit masks as the kernel's (bit N-1 is signal N).
@@ -268,13 +283,21 @@ Result<ChildGuard> create_process(const RestoreContext& ctx, const std::function
   const schema::Process& p = *ctx.img.process;
   const bool session = (p.flags & schema::kProcessSessionLeaderGone) != 0;
   const bool group = (p.flags & schema::kProcessGroupLeaderGone) != 0;
-  if (!session && !group) return clone_with_pid(ctx.pid(), body, share);
-  if (share != 0)
+  // In the tree's own pid namespace: its pid there too (the root's namespace is made with it).
+  const pid_t ns_pid = ctx.img.ns_ids ? static_cast<pid_t>(ctx.img.ns_ids->ns_pid) : 0;
+  const uint64_t ns_flags = share & (CLONE_NEWPID | CLONE_NEWUTS);
+  if (!session && !group) return clone_with_pid(ctx.pid(), body, share, ns_pid);
+  if ((share & ~ns_flags) != 0)
     return make_error(
         "pid " + std::to_string(p.pid) +
         " shares its fd table or fs context and its session or group's leader is gone");
+  // The helper with the leader's pid is made where the process is, but for the root of a new
+  // pid namespace: that helper is crrestore's child, outside it.
+  pid_t ns_leader = 0;
+  if (ctx.img.ns_ids && (ns_flags & CLONE_NEWPID) == 0)
+    ns_leader = static_cast<pid_t>(session ? ctx.img.ns_ids->ns_sid : ctx.img.ns_ids->ns_pgid);
   return clone_into_gone_leaders(ctx.pid(), static_cast<pid_t>(session ? p.sid : p.pgid), session,
-                                 body);
+                                 body, ns_pid, ns_leader, ns_flags);
 }
 
 namespace {
@@ -363,6 +386,15 @@ Status enter_deleted_cwd(const schema::FsInfo& fs) {
 Status setup(const RestoreContext& root, const RestoreContext& ctx, const Carriers& carriers,
              int* report_fd) {
   const auto& p = *ctx.img.process;
+  // The root of a tree with its own UTS namespace (new since its clone): the names before any
+  // child is made.
+  if (&root == &ctx && root.shared.uts) {
+    const auto& u = *root.shared.uts;
+    if (::sethostname(u.hostname.data(), u.hostname.size()) != 0)
+      return errno_error("sethostname " + u.hostname);
+    if (::setdomainname(u.domainname.data(), u.domainname.size()) != 0)
+      return errno_error("setdomainname " + u.domainname);
+  }
   CR_TRY(set_session(root, ctx, carriers, *report_fd));
   // Its private memory in place before its children are forked: they inherit it.
   if (root.premap != nullptr) CR_TRY(wait_for_premap(ctx, *report_fd));

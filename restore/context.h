@@ -135,6 +135,9 @@ struct RestoreContext {
   /// Root only, while the tree is created: a pipe whose write end crrestore closes once every
   /// live process is ready; zombies wait for that to join their process group, then exit.
   int zombie_go_rd = -1, zombie_go_wr = -1;
+  /// Root only: crrestore's process group when it forked the tree (a root in a pid namespace of
+  /// its own cannot see it from inside).
+  pid_t restorer_pgrp = 0;
 
   // Figures for -v and the report.
   uint64_t page_bytes = 0;
@@ -155,6 +158,14 @@ struct RestoreContext {
   }
 
   pid_t pid() const { return img.process ? static_cast<pid_t>(img.process->pid) : -1; }
+  /// Thread `tid` (a host tid, as the image names it) as the task itself names it: its id in
+  /// the tree's own pid namespace, or the same outside one (0: not a thread of this process).
+  pid_t own_view_tid(uint64_t tid) const {
+    if (!img.ns_ids) return static_cast<pid_t>(tid);
+    for (size_t i = 0; i < img.ns_ids->tids.size() && i < img.ns_ids->ns_tids.size(); ++i)
+      if (img.ns_ids->tids[i] == tid) return static_cast<pid_t>(img.ns_ids->ns_tids[i]);
+    return 0;
+  }
   /// A zombie: recreated exited, never seized, no section of its own in the stream.
   bool zombie() const { return img.process && (img.process->flags & schema::kProcessZombie) != 0; }
   void warn(std::string msg) { warnings.push_back(std::move(msg)); }

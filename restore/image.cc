@@ -363,6 +363,13 @@ Status stash_tree_record(const format::RecordReader& reader, TreeHead& head) {
       return stash_own(reader, head, &ProcessImage::fs);
     case schema::ProcAttrs::kType:
       return stash_own(reader, head, &ProcessImage::attrs);
+    case schema::PidNsIds::kType:
+      return stash_own(reader, head, &ProcessImage::ns_ids);
+    case schema::UtsNs::kType: {
+      if (head.shared.uts) return make_error("two uts_ns records");
+      CR_TRY_ASSIGN(head.shared.uts, reader.decode<schema::UtsNs>());
+      return {};
+    }
     case schema::Fd::kType: {
       CR_TRY_ASSIGN(auto fd, reader.decode<schema::Fd>());
       ProcessImage* img = head.find(fd.pid);
@@ -503,6 +510,46 @@ Status check_lock_fds(const ProcessImage& shared) {
   return {};
 }
 
+// The namespace records match the root's flags; in a pid namespace of its own every process
+// has its ids there, the root 1, each other one a different pid, each thread one.
+Status check_namespaces(const TreeHead& head) {
+  const uint32_t root_flags = head.procs.front().process->flags;
+  for (size_t i = 1; i < head.procs.size(); ++i)
+    if ((head.procs[i].process->flags & (schema::kProcessOwnPidNs | schema::kProcessOwnUtsNs)) != 0)
+      return make_error("pid " + std::to_string(head.procs[i].process->pid) +
+                        ": namespace flags on a process other than the root");
+  if (((root_flags & schema::kProcessOwnUtsNs) != 0) != head.shared.uts.has_value())
+    return make_error("uts_ns record and the root's kProcessOwnUtsNs flag disagree");
+  if (head.shared.uts &&
+      (head.shared.uts->hostname.size() > 64 || head.shared.uts->domainname.size() > 64))
+    return make_error("uts_ns: hostname or domainname longer than 64 bytes");
+  const bool own_pid = (root_flags & schema::kProcessOwnPidNs) != 0;
+  std::set<uint32_t> ns_pids;
+  for (const ProcessImage& img : head.procs) {
+    const std::string who = "pid " + std::to_string(img.process->pid);
+    if (img.ns_ids.has_value() != own_pid)
+      return make_error(who + ": pid_ns_ids record and the root's kProcessOwnPidNs flag disagree");
+    if (!own_pid) continue;
+    const schema::PidNsIds& ids = *img.ns_ids;
+    const bool is_root = &img == &head.procs.front();
+    // Beyond pid_max's ceiling (4M) no pid can be asked for.
+    constexpr uint32_t kMaxPid = 1u << 22;
+    if ((ids.ns_pid == 1) != is_root || ids.ns_pid == 0 || ids.ns_pid > kMaxPid ||
+        ids.ns_pgid > kMaxPid || ids.ns_sid > kMaxPid || !ns_pids.insert(ids.ns_pid).second)
+      return make_error(who + ": pid " + std::to_string(ids.ns_pid) +
+                        " in its pid namespace is not one the tree can have");
+    if (ids.tids.size() != ids.ns_tids.size() ||
+        (!ids.tids.empty() && (ids.tids[0] != img.process->pid || ids.ns_tids[0] != ids.ns_pid)))
+      return make_error(who + ": its threads' ids in its pid namespace do not match its own");
+    for (size_t t = 1; t < ids.ns_tids.size(); ++t)
+      if (ids.ns_tids[t] == 0 || ids.ns_tids[t] > kMaxPid ||
+          !ns_pids.insert(static_cast<uint32_t>(ids.ns_tids[t])).second)
+        return make_error(who + ": thread id " + std::to_string(ids.ns_tids[t]) +
+                          " in its pid namespace is not one the tree can have");
+  }
+  return {};
+}
+
 }  // namespace
 
 Status check_tree_head(const TreeHead& head) {
@@ -512,9 +559,9 @@ Status check_tree_head(const TreeHead& head) {
       schema::kProcessChildSubreaper | schema::kProcessSessionLeaderGone |
       schema::kProcessGroupLeaderGone | schema::kProcessGuardRegions | schema::kProcessCwdDeleted |
       schema::kProcessFileLocks | schema::kProcessExtUnix | schema::kProcessCgroups |
-      schema::kProcessParentPages | schema::kProcessMcast |
-      schema::kProcessUnixPending | schema::kProcessTcpHalfClosed | schema::kProcessUnixRights |
-      schema::kProcessSeccomp;
+      schema::kProcessParentPages | schema::kProcessMcast | schema::kProcessUnixPending |
+      schema::kProcessTcpHalfClosed | schema::kProcessUnixRights | schema::kProcessOwnPidNs |
+      schema::kProcessOwnUtsNs | schema::kProcessSeccomp;
   for (const auto& img : head.procs)
     if ((img.process->flags & ~kKnownFlags) != 0)
       return make_error("pid " + std::to_string(img.process->pid) + ": process flags " +
@@ -546,6 +593,7 @@ Status check_tree_head(const TreeHead& head) {
       return make_error("pid " + std::to_string(p.pid) +
                         ": pages shared with its parent, but one of them is a zombie");
   }
+  CR_TRY(check_namespaces(head));
   CR_TRY(check_files(head.shared));
   return check_lock_fds(head.shared);
 }

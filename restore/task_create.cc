@@ -126,17 +126,22 @@ void ChildGuard::kill_and_reap() {
 }
 
 Result<ChildGuard> clone_with_pid(pid_t pid, const std::function<void()>& child_main,
-                                  uint64_t share) {
+                                  uint64_t share, pid_t ns_pid) {
   if (pid <= 0) return make_error("cannot create pid " + std::to_string(pid));
-  pid_t tid = pid;
+  const bool new_pid_ns = (share & CLONE_NEWPID) != 0;
+  if (new_pid_ns && ns_pid != 1) return make_error("the init of a new pid namespace is its pid 1");
+  pid_t tids[2] = {ns_pid != 0 ? ns_pid : pid, pid};  // innermost first
   clone_args args{};
-  args.flags = share & (CLONE_FILES | CLONE_FS | CLONE_PARENT);
+  args.flags = share & (CLONE_FILES | CLONE_FS | CLONE_PARENT | CLONE_NEWPID | CLONE_NEWUTS);
   // With CLONE_PARENT clone3 takes no exit signal: the child gets its creator's (SIGCHLD).
   args.exit_signal = (share & CLONE_PARENT) != 0 ? 0 : SIGCHLD;
-  args.set_tid = reinterpret_cast<uint64_t>(&tid);
-  args.set_tid_size = 1;
-  // The process that will be the child's parent (with CLONE_PARENT, ours).
-  const pid_t parent = (share & CLONE_PARENT) != 0 ? ::getppid() : ::getpid();
+  args.set_tid = reinterpret_cast<uint64_t>(tids);
+  args.set_tid_size = ns_pid != 0 ? 2 : 1;
+  // The process that will be the child's parent (with CLONE_PARENT, ours), as the child sees
+  // it: none (0) from inside a new pid namespace.
+  const pid_t parent = new_pid_ns ? 0 : (share & CLONE_PARENT) != 0 ? ::getppid() : ::getpid();
+  // The pid clone3 returns: the caller's view of the child.
+  const pid_t seen = ns_pid != 0 && !new_pid_ns ? ns_pid : pid;
   long r = ::syscall(SYS_clone3, &args, sizeof args);
   if (r == 0) die_with_parent(parent);
   int err = r < 0 ? errno : 0;
@@ -172,30 +177,38 @@ Result<ChildGuard> clone_with_pid(pid_t pid, const std::function<void()>& child_
     child_main();
     ::_exit(127);
   }
-  if (r != pid) {
+  if (r != seen) {
     ChildGuard stray(static_cast<pid_t>(r));  // killed on the way out
     return make_error("clone3 gave pid " + std::to_string(r) + " instead of " +
-                      std::to_string(pid));
+                      std::to_string(seen));
   }
   return ChildGuard(static_cast<pid_t>(r));
 }
 
 Result<ChildGuard> clone_into_gone_leaders(pid_t pid, pid_t leader, bool new_session,
-                                           const std::function<void()>& child_main) {
+                                           const std::function<void()>& child_main, pid_t ns_pid,
+                                           pid_t ns_leader, uint64_t ns_flags) {
   const std::string what = std::string(new_session ? "session" : "process group") + " " +
                            std::to_string(leader) + " of pid " + std::to_string(pid);
-  CR_TRY_ASSIGN(ChildGuard helper, clone_with_pid(leader, [&] {
-                  if (new_session ? ::setsid() < 0 : ::setpgid(0, 0) != 0) ::_exit(90);
-                  auto c = clone_with_pid(pid, child_main, CLONE_PARENT);
-                  if (!c.ok()) ::_exit(c.error().code == EEXIST ? 91 : 92);
-                  (void)c->release();  // the caller's child now
-                  ::_exit(0);
-                }));
+  CR_TRY_ASSIGN(ChildGuard helper, clone_with_pid(
+                                       leader,
+                                       [&] {
+                                         if (new_session ? ::setsid() < 0 : ::setpgid(0, 0) != 0)
+                                           ::_exit(90);
+                                         auto c = clone_with_pid(pid, child_main,
+                                                                 CLONE_PARENT | ns_flags, ns_pid);
+                                         if (!c.ok()) ::_exit(c.error().code == EEXIST ? 91 : 92);
+                                         (void)c->release();  // the caller's child now
+                                         ::_exit(0);
+                                       },
+                                       0, ns_leader));
   const pid_t h = helper.release();
   int st = 0;
   while (::waitpid(h, &st, 0) < 0 && errno == EINTR) {
   }
-  if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return ChildGuard(pid);
+  // The child as the caller sees it (inside the tree's pid namespace: its pid there).
+  if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+    return ChildGuard(ns_pid != 0 && (ns_flags & CLONE_NEWPID) == 0 ? ns_pid : pid);
   if (WIFEXITED(st) && WEXITSTATUS(st) == 91)
     return Error{"pid " + std::to_string(pid) + " is in use" + holder_text(pid), EEXIST};
   return make_error("remaking the " + what + ": its helper failed (status " + std::to_string(st) +

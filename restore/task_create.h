@@ -38,19 +38,28 @@ class ChildGuard {
 };
 
 /// Creates a child process whose PID is `pid` (clone3 with set_tid, exit signal SIGCHLD; a
-/// fork, sharing only what `share` names: CLONE_FILES, CLONE_FS). The child runs `child_main`, which must not return (it is _exit(127)
-/// if it does). EEXIST becomes "pid N is in use".
+/// fork, sharing only what `share` names: CLONE_FILES, CLONE_FS). The child runs `child_main`,
+/// which must not return (it is _exit(127) if it does). EEXIST becomes "pid N is in use".
 ///
 /// The child is a raw clone: glibc's fork handlers do not run, so `child_main` may use only
 /// what is safe in a single-threaded fork child (crrestore is single-threaded at this point).
+///
+/// `ns_pid` != 0: the child is in a pid namespace below the caller's, with that pid there
+/// (set_tid {ns_pid, pid}): the namespace is new with CLONE_NEWPID in `share` (the child is its
+/// init), else the caller's own pid_for_children (the caller is inside it). CLONE_NEWUTS may
+/// be in `share` too. The guard holds the pid as the caller sees it.
 Result<ChildGuard> clone_with_pid(pid_t pid, const std::function<void()>& child_main,
-                                  uint64_t share = 0);
+                                  uint64_t share = 0, pid_t ns_pid = 0);
 
 /// clone_with_pid, but into a session (`new_session`) or process group whose leader, pid
 /// `leader`, has exited: a helper with that pid makes the session (setsid) or group (setpgid),
 /// clones the child with CLONE_PARENT, so that its parent is the caller, and exits; the caller
 /// reaps it. The group or session lives on in its member.
+/// `ns_pid`, `ns_leader`: their ids in the tree's own pid namespace (0: none); `ns_flags`
+/// (CLONE_NEWPID, CLONE_NEWUTS) make the namespaces for the child (a root whose leader is gone).
 Result<ChildGuard> clone_into_gone_leaders(pid_t pid, pid_t leader, bool new_session,
-                                          const std::function<void()>& child_main);
+                                           const std::function<void()>& child_main,
+                                           pid_t ns_pid = 0, pid_t ns_leader = 0,
+                                           uint64_t ns_flags = 0);
 
 }  // namespace cr::restore

@@ -92,7 +92,8 @@ Status restore_timers(RestoreContext& ctx) {
     sev.notify = static_cast<int32_t>(pt.notify);
     // The thread it signals exists again by now (threads are created before timers).
     if ((pt.notify & kSigevThreadId) != 0)
-      sev.tid = pt.notify_tid != 0 ? static_cast<int32_t>(pt.notify_tid) : ctx.pid();
+      sev.tid =
+          ctx.own_view_tid(pt.notify_tid != 0 ? pt.notify_tid : static_cast<uint64_t>(ctx.pid()));
     CR_TRY_ASSIGN(uint64_t sev_addr, ctx.put(&sev, sizeof sev));
     int32_t id = static_cast<int32_t>(pt.timer_id);
     CR_TRY_ASSIGN(uint64_t id_addr, ctx.put(&id, sizeof id));
@@ -137,7 +138,8 @@ Status restore_pending_signals(RestoreContext& ctx) {
     std::memcpy(&si, ps.siginfo.data(), sizeof si);
     ctx.reset_scratch();
     CR_TRY_ASSIGN(uint64_t addr, ctx.put(&si, sizeof si));
-    const uint64_t pid = static_cast<uint64_t>(ctx.pid());
+    // As the task names itself (its pid in the tree's own pid namespace).
+    const uint64_t pid = static_cast<uint64_t>(ctx.own_view_tid(static_cast<uint64_t>(ctx.pid())));
     // The kernel lets a task queue any si_code only to itself, so a thread's own signals are
     // queued by that thread, the shared queue's by the leader.
     Result<uint64_t> r = make_error("no thread " + std::to_string(ps.tid));
@@ -146,8 +148,8 @@ Status restore_pending_signals(RestoreContext& ctx) {
     } else {
       for (ThreadView& t : threads)
         if (t.rec.tid == ps.tid)
-          r = t.remote.call("rt_tgsigqueueinfo", SYS_rt_tgsigqueueinfo, pid, ps.tid, si.si_signo,
-                            addr);
+          r = t.remote.call("rt_tgsigqueueinfo", SYS_rt_tgsigqueueinfo, pid,
+                            static_cast<uint64_t>(ctx.own_view_tid(ps.tid)), si.si_signo, addr);
     }
     CR_TRY(wrap_call(std::move(r), "pending signal " + std::to_string(si.si_signo)));
   }

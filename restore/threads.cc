@@ -34,11 +34,16 @@ Status create_one(RestoreContext& ctx, const schema::Thread& rec) {
   const std::string tid_s = std::to_string(rec.tid);
   ctx.reset_scratch();
   const pid_t want = static_cast<pid_t>(rec.tid);
-  CR_TRY_ASSIGN(uint64_t tid_addr, ctx.put(&want, sizeof want));
+  // In the tree's own pid namespace the thread has a tid there too (innermost first), and
+  // clone3 returns that one: it runs in the task.
+  const pid_t seen = ctx.own_view_tid(rec.tid);
+  if (seen == 0) return make_error("thread " + tid_s + " has no id in its pid namespace");
+  const pid_t tids[2] = {seen, want};
+  CR_TRY_ASSIGN(uint64_t tid_addr, ctx.put(tids, sizeof tids));
   clone_args args{};
   args.flags = kThreadFlags;
   args.set_tid = tid_addr;
-  args.set_tid_size = 1;
+  args.set_tid_size = ctx.img.ns_ids ? 2 : 1;
   CR_TRY_ASSIGN(uint64_t args_addr, ctx.put(&args, sizeof args));
   auto r = ctx.remote->call_raw(SYS_clone3, args_addr, sizeof args);
   if (!r.ok()) return std::move(r).error().wrap("thread " + tid_s);
@@ -46,9 +51,10 @@ Status create_one(RestoreContext& ctx, const schema::Thread& rec) {
   if (*r < 0)
     return Error{"remote clone3 for thread " + tid_s + ": " + std::strerror(static_cast<int>(-*r)),
                  static_cast<int>(-*r)};
-  if (*r != want) {
-    ctx.child.add_thread(static_cast<pid_t>(*r));
-    return make_error("clone3 gave thread id " + std::to_string(*r) + " instead of " + tid_s);
+  if (*r != seen) {
+    if (!ctx.img.ns_ids) ctx.child.add_thread(static_cast<pid_t>(*r));
+    return make_error("clone3 gave thread id " + std::to_string(*r) + " instead of " +
+                      std::to_string(seen));
   }
   ctx.child.add_thread(want);
 

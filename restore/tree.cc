@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/ptrace.h>
@@ -157,10 +158,19 @@ Status create_tree(RestoreContext& root) {
   if (::pipe2(p, O_CLOEXEC) != 0) return errno_error("pipe2");
   ScopedFd rd(p[0]), wr(p[1]);
   const int report_fd = p[1];
-  auto created = create_process(root, [&root, &carriers, &p, report_fd] {
-    ::close(p[0]);
-    child_main(root, root, carriers.fds, report_fd);
-  });
+  root.restorer_pgrp = ::getpgrp();
+  // The root of a tree that owns its pid or UTS namespace is made in new ones (its children
+  // inherit them).
+  const uint32_t flags = root.img.process->flags;
+  const uint64_t ns = ((flags & schema::kProcessOwnPidNs) != 0 ? CLONE_NEWPID : 0) |
+                      ((flags & schema::kProcessOwnUtsNs) != 0 ? CLONE_NEWUTS : 0);
+  auto created = create_process(
+      root,
+      [&root, &carriers, &p, report_fd] {
+        ::close(p[0]);
+        child_main(root, root, carriers.fds, report_fd);
+      },
+      ns);
   wr.reset();
   if (!created.ok()) return std::move(created).error();
   root.child = std::move(created).value();
@@ -240,6 +250,22 @@ pid_t restored_group(const RestoreContext& root, const schema::Process& p, pid_t
   return in_tree ? static_cast<pid_t>(p.pgid) : root_pgrp;
 }
 
+pid_t in_tree_ns(const RestoreContext& root, pid_t id) {
+  if (!root.img.ns_ids) return id;
+  const uint32_t want = static_cast<uint32_t>(id);
+  auto look = [want](const RestoreContext& c) -> uint32_t {
+    if (!c.img.ns_ids) return 0;
+    const schema::Process& p = *c.img.process;
+    if (p.pid == want) return c.img.ns_ids->ns_pid;
+    if (p.pgid == want) return c.img.ns_ids->ns_pgid;
+    if (p.sid == want) return c.img.ns_ids->ns_sid;
+    return 0;
+  };
+  uint32_t got = look(root);
+  for (size_t i = 0; got == 0 && i < root.others.size(); ++i) got = look(*root.others[i]);
+  return static_cast<pid_t>(got);
+}
+
 Status join_groups(RestoreContext& root) {
   const pid_t root_pgrp = ::getpgid(root.pid());
   const std::vector<RestoreContext*> all = tree_order(root);
@@ -249,8 +275,13 @@ Status join_groups(RestoreContext& root) {
     if (c == &root || p.pgid == p.pid || (p.flags & kRemade) != 0) continue;
     const pid_t want = restored_group(root, p, root_pgrp);
     if (::getpgid(c->pid()) == want) continue;
+    // The task names the group in its own pid namespace.
+    const pid_t seen = in_tree_ns(root, want);
+    if (seen == 0)
+      return make_error("pid " + std::to_string(p.pid) + ": process group " + std::to_string(want) +
+                        " is outside the tree's pid namespace");
     CR_TRY_ASSIGN(auto rs, sys::RemoteSyscalls::create(c->tracee, own_syscall_insn()));
-    auto r = rs.call("setpgid", SYS_setpgid, 0, static_cast<uint64_t>(want));
+    auto r = rs.call("setpgid", SYS_setpgid, 0, static_cast<uint64_t>(seen));
     CR_TRY(rs.finish());
     if (!r.ok())
       return std::move(r).error().wrap("pid " + std::to_string(p.pid) + " process group " +

@@ -27,6 +27,11 @@ Status create_tree(RestoreContext& root);
 /// helper remade it), else the root's (`root_pgrp`), where a group led from outside goes.
 pid_t restored_group(const RestoreContext& root, const schema::Process& p, pid_t root_pgrp);
 
+/// Host id `id` (a pid, process group or session the image names) as the tree's processes name
+/// it: its id in the tree's own pid namespace, the same without one, 0 when the namespace has
+/// no such id (a group led from outside it).
+pid_t in_tree_ns(const RestoreContext& root, pid_t id);
+
 /// Puts each process in its dumped process group, now that every group leader exists.
 Status join_groups(RestoreContext& root);
 

@@ -88,12 +88,12 @@ enum ProcessFlags : uint32_t {
   kProcessFileLocks = 0x2000,      // (root) the image holds FileLock or FileOwner records: a build
                                    // that does not know them would skip them and restore the files
                                    // unlocked, so it must refuse the image instead
-  kProcessExtUnix = 0x4000,  // (root) some UnixSocket is kUnixExternal (crdump --ext-unix-sk):
-                             // an older build would leave it unconnected
-  kProcessCgroups = 0x8000,  // (root) some process or thread was in another cgroup than
-                             // crdump (CgroupMember): an older build would leave it in its own
-  kProcessMcast = 0x20000,  // (root) some InetSocket is in multicast groups (InetMcast): an
-                            // older build would restore it outside them
+  kProcessExtUnix = 0x4000,       // (root) some UnixSocket is kUnixExternal (crdump --ext-unix-sk):
+                                  // an older build would leave it unconnected
+  kProcessCgroups = 0x8000,       // (root) some process or thread was in another cgroup than
+                                  // crdump (CgroupMember): an older build would leave it in its own
+  kProcessMcast = 0x20000,        // (root) some InetSocket is in multicast groups (InetMcast): an
+                                  // older build would restore it outside them
   kProcessParentPages = 0x10000,  // its section has PagesParent records: an older build would
                                   // leave those pages empty
   kProcessTcpHalfClosed = 0x80000,  // (root) an InetSocket has a `tcp_state`: an older build
@@ -104,6 +104,15 @@ enum ProcessFlags : uint32_t {
                                   // (UnixSocket `pending`): an older build would drop them
   kProcessSeccomp = 0x200000,  // (root) some thread has seccomp (SeccompThread records): an
                                // older build would restore it unfiltered
+  kProcessUnixRights = 0x100000,    // (root) UnixSocketRights records: an older build would put
+                                    // the messages back without their fds
+  kProcessUnixPending = 0x40000,    // (root) a unix listener has connections not yet accepted
+                                    // (UnixSocket `pending`): an older build would drop them
+  kProcessOwnPidNs = 0x800000,      // (root) it is pid 1 of a pid namespace of its own: every live
+                                    // process has a PidNsIds record, and restore makes the
+                                    // namespace (an older build would give them host pids only)
+  kProcessOwnUtsNs = 0x1000000,     // (root) the tree has a UTS namespace of its own (UtsNs):
+                                    // an older build would restore it with the host's hostname
 };
 
 CR_RECORD(Creds, 0x0101, "creds", "credentials of a process",
@@ -666,6 +675,27 @@ CR_RECORD(NetlinkSocket, 0x0270, "netlink_socket", "an AF_NETLINK socket (objdef
           // value: SOL_NETLINK flags, SO_SNDBUF, SO_RCVBUF (as getsockopt shows them).
           (u64s, opts))
 
+// ---- Namespaces (0x0400-0x040f): the namespaces the tree's root owns, after every process's
+// ProcAttrs (in the head: restore needs them before the tree is forked).
+
+// One per live process of a tree whose root is pid 1 of its own pid namespace
+// (kProcessOwnPidNs). Process.pid, Thread.tid and every other pid of the image stay the host's
+// (crdump's view); these are the same tasks seen from inside: restore creates each with both
+// (clone3 set_tid {ns_pid, pid}) and uses these where a task itself names a task.
+CR_RECORD(PidNsIds, 0x0400, "pid_ns_ids",
+          "a process's ids inside the tree's own pid namespace (kProcessOwnPidNs)", (u32, pid),
+          (u32, ns_pid),   // 1 for the root
+          (u32, ns_pgid),  // its group and session there: 0 when led from outside the namespace
+          (u32, ns_sid),
+          (u64s, tids),     // every thread's host tid, leader first (Thread records' order)
+          (u64s, ns_tids))  // the same threads' tids in the namespace
+
+// The tree's own UTS namespace (kProcessOwnUtsNs): restore makes a new one for the root and
+// sets these in it.
+CR_RECORD(UtsNs, 0x0401, "uts_ns", "hostname and domainname of the tree's own UTS namespace",
+          (str, hostname),    // uname nodename, at most 64 bytes
+          (str, domainname))  // uname domainname (NIS), at most 64 bytes
+
 /// Every record type, for the writer's self-description, crit and the id check below.
 using AllRecords =
     std::tuple<StreamHeader, SchemaType, Trailer, ErrorRecord, Process, Creds, Rlimits, FsInfo,
@@ -674,7 +704,7 @@ using AllRecords =
                SysvMsgQueue, SysvMsg, SysvSem, SysvLimits, Pty, ShellTty, EpollItem, UnixSocket,
                UnixSocketData, FileLock, FileOwner, StreamSeal, InetSocket, InetSocketData, NetLock,
                NetlinkSocket, Cgroup, CgroupProperty, CgroupMember, PagesParent, Vdso, PremapArea,
-               PagesPrefork, InetMcast, SeccompFilter, SeccompThread>;
+               PagesPrefork, InetMcast, SeccompFilter, SeccompThread, PidNsIds, UtsNs>;
 
 namespace detail {
 template <class Tuple, size_t... I>

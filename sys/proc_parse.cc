@@ -305,6 +305,14 @@ Result<ProcStatus> parse_status(std::string_view text) {
       CR_TRY_ASSIGN(s.seccomp, num(10));
     } else if (key == "Seccomp_filters") {
       CR_TRY_ASSIGN(s.seccomp_filters, num(10));
+    } else if (key == "NSpid" || key == "NSpgid" || key == "NSsid") {
+      std::vector<pid_t>& ids = key == "NSpid" ? s.ns_pid : key == "NSpgid" ? s.ns_pgid : s.ns_sid;
+      std::string_view rest = val;
+      for (std::string_view t = next_token(rest); !t.empty(); t = next_token(rest)) {
+        auto v = parse_uint(t);
+        if (!v || *v > INT32_MAX) return bad("status", line);
+        ids.push_back(static_cast<pid_t>(*v));
+      }
     } else if (key == "Threads") {
       CR_TRY_ASSIGN(s.threads, num(10));
     } else if (key == "SigQ") {

@@ -85,6 +85,9 @@ struct SpawnSpec {
   /// With new_session: the first of fds 0-2 that is a terminal becomes the new session's
   /// controlling terminal (TIOCSCTTY), its group the foreground one (a shell's job on a tty).
   bool ctty = false;
+  /// Namespaces the child is made in (CLONE_NEWPID, CLONE_NEWUTS...): the caller stays in its
+  /// own, as a container's launcher does; with CLONE_NEWPID the child is pid 1 there.
+  uint64_t clone_flags = 0;
 };
 
 /// fork + exec; the child gets exactly fds 0-2 (and 3 if asked), default signal dispositions
@@ -117,7 +120,7 @@ class Target {
   /// Starts argv and waits for "ready" (EOF on the ready pipe). On failure returns a Target
   /// with pid() == -1 and error() saying why (with the log).
   static Target start(TempDir& dir, const std::vector<std::string>& argv,
-                      Ready ready = Ready::kClosesFd3);
+                      Ready ready = Ready::kClosesFd3, uint64_t clone_flags = 0);
   Target(Target&& o) noexcept;
   Target& operator=(Target&&) = delete;
   ~Target();

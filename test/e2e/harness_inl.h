@@ -149,7 +149,11 @@ inline pid_t spawn(const SpawnSpec& spec) {
   int ep[2];  // exec error pipe: EOF = exec succeeded, 4 bytes = its errno
   if (devnull < 0 || pipe2(ep, O_CLOEXEC) != 0) return -1;
   const char* cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str();
-  pid_t pid = fork();
+  // A raw clone (fork's flags but the namespaces) when namespaces are asked for: the child
+  // only execs.
+  pid_t pid = spec.clone_flags == 0
+                  ? fork()
+                  : static_cast<pid_t>(syscall(SYS_clone, spec.clone_flags | SIGCHLD, 0, 0, 0, 0));
   if (pid != 0) {
     close(devnull);
     close(ep[1]);
@@ -254,7 +258,8 @@ inline ToolRun run_tool(TempDir& dir, const std::string& tool, const std::vector
   return run;
 }
 
-inline Target Target::start(TempDir& dir, const std::vector<std::string>& argv, Ready ready) {
+inline Target Target::start(TempDir& dir, const std::vector<std::string>& argv, Ready ready,
+                            uint64_t clone_flags) {
   become_subreaper();
   Target t(&dir, -1);
   int logfd = open((dir.work() + "/log").c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
@@ -273,6 +278,7 @@ inline Target Target::start(TempDir& dir, const std::vector<std::string>& argv, 
   spec.fd3 = p[1];
   spec.fd3_cloexec = ready == Ready::kOnExec;
   spec.new_session = true;
+  spec.clone_flags = clone_flags;
   t.pid_ = spawn(spec);
   close(p[1]);
   close(logfd);

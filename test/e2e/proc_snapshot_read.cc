@@ -3,11 +3,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
+#include <thread>
 
 #include "proc_snapshot.h"
 #include "sys/proc_parse.h"
@@ -17,6 +20,23 @@ namespace {
 
 std::string errno_text(const Error& e) {
   return std::string("!") + strerrorname_np(e.code ? e.code : EIO);
+}
+
+std::string uts_names(pid_t pid) {
+  const int ns = ::open(("/proc/" + std::to_string(pid) + "/ns/uts").c_str(), O_RDONLY | O_CLOEXEC);
+  if (ns < 0) return std::string("!") + strerrorname_np(errno);
+  std::string out;
+  std::thread reader([&] {
+    struct utsname u {};
+    if (::setns(ns, CLONE_NEWUTS) != 0 || ::uname(&u) != 0) {
+      out = std::string("!") + strerrorname_np(errno);
+      return;
+    }
+    out = std::string(u.nodename) + " " + u.domainname;
+  });
+  reader.join();
+  ::close(ns);
+  return out;
 }
 
 std::string read_or_error(const sys::ProcDir& d, const std::string& name) {
@@ -107,6 +127,9 @@ void add_process(Snapshot& s, pid_t pid, Canon& canon) {
   // The mount table of the harness's own namespace changes with what other tests on the machine
   // mount; it is compared only for a namespace of the tree's own.
   if (mnt_ns != "host") s[p + "mountinfo"] = read_or_error(d, "mountinfo");
+  // The names of a UTS namespace of the tree's own (hostname, domainname): uname on a thread
+  // of ours that joins it (setns changes the calling thread only).
+  if (s[p + "ns/uts"] != "host") s[p + "uts"] = uts_names(d.pid());
 
   // fds: every link first (so an epoll's watch can name its target's canonical inode).
   auto fds = d.fds();

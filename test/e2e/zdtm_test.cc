@@ -2,6 +2,7 @@
 // the programs crdump must refuse. The table is the list of what the tools must handle. After
 // each restore everything /proc shows about the tree must be as before the dump, but for what
 // test/e2e/proc_allowlist.cc allows (proc_snapshot.h).
+#include <sched.h>
 #include <unistd.h>
 
 #include <iostream>
@@ -23,6 +24,7 @@ struct ZdtmCase {
   std::string refused;  // empty: must dump and restore; otherwise crdump's message contains this
   std::string program;  // the zdtm program to run; empty: `name` (cases that differ by args)
   std::vector<std::string> dump_args;  // more crdump options (for every dump of the case)
+  uint64_t clone_flags = 0;            // namespaces the harness starts it in (it stays in its own)
 };
 
 std::ostream& operator<<(std::ostream& os, const ZdtmCase& c) { return os << c.name; }
@@ -84,6 +86,13 @@ const std::vector<ZdtmCase>& cases() {
       {"tree_cow", {}},
       {"event_fds", {}},
       {"sysv_ipc", {}},
+      // A root that owns its UTS namespace (unshare, hostname set): supported since issue 13.
+      {"ns_uts", {"uts"}, true, "", "ns_refused"},
+      // The root is pid 1 of a pid namespace of its own (the harness, outside, is its launcher),
+      // with its UTS namespace too, and an IPC namespace of its own with SysV objects.
+      {"pidns_tree", {}, true, "", "", {}, CLONE_NEWPID},
+      {"pidns_uts", {"uts"}, true, "", "pidns_tree", {}, CLONE_NEWPID | CLONE_NEWUTS},
+      {"pidns_ipc", {}, true, "", "sysv_ipc", {}, CLONE_NEWPID | CLONE_NEWUTS},
       {"pty_pair", {}},
       {"pty_unread", {}, false, "pty with unread input"},
       {"pty_outside", {"outside"}, false, "outside the process tree", "pty_refused"},
@@ -106,7 +115,9 @@ const std::vector<ZdtmCase>& cases() {
        "with IP options (IP_OPTIONS) not supported yet",
        "socket_opts_refused"},
       {"unix_rights", {}},
-      {"unix_rights_refused", {}, false,
+      {"unix_rights_refused",
+       {},
+       false,
        "fd 5: an fd in flight (SCM_RIGHTS) whose file no fd of the tree holds"},
       {"unix_backlog_refused",
        {},
@@ -199,7 +210,6 @@ const std::vector<ZdtmCase>& cases() {
        true,
        ": uts namespace differs from its process's: not supported yet",
        "threads_ns_refused"},
-      {"ns_uts_refused", {"uts"}, true, "uts namespace differs from crdump's", "ns_refused"},
       {"ns_net_refused", {"net"}, true, "net namespace differs from crdump's", "ns_refused"},
       {"ns_mnt_refused", {"mnt"}, true, "mnt namespace differs from crdump's", "ns_refused"},
       {"ns_cgroup_refused",
@@ -264,7 +274,7 @@ TEST_P(ZdtmBaseline, PassesWithoutDump) {
   if (!root_ok(c)) GTEST_SKIP() << c.name << " needs root to change credentials";
   auto devpts = pty_lock(c);
   TempDir dir;
-  Target t = Target::start(dir, argv_of(c));
+  Target t = Target::start(dir, argv_of(c), Target::Ready::kClosesFd3, c.clone_flags);
   ASSERT_GT(t.pid(), 0) << t.error();
   ExitStatus st = t.terminate();
   EXPECT_TRUE(st.ok()) << st.describe() << "\nlog: " << t.log();
@@ -317,7 +327,7 @@ TEST_P(ZdtmDumpRestore, RestoredPasses) {
   if (!tools_present()) return;
   auto devpts = pty_lock(c);
   TempDir dir;
-  Target t = Target::start(dir, argv_of(c));
+  Target t = Target::start(dir, argv_of(c), Target::Ready::kClosesFd3, c.clone_flags);
   ASSERT_GT(t.pid(), 0) << t.error();
   const pid_t pid = t.pid();
   const std::string img = dir.path("img");
@@ -370,7 +380,7 @@ TEST_P(ZdtmRefused, DumpRefusedTargetIntact) {
   if (!tools_present()) return;
   auto devpts = pty_lock(c);
   TempDir dir;
-  Target t = Target::start(dir, argv_of(c));
+  Target t = Target::start(dir, argv_of(c), Target::Ready::kClosesFd3, c.clone_flags);
   ASSERT_GT(t.pid(), 0) << t.error();
   for (Mode mode : {Mode::kKill, Mode::kLeaveRunning}) {
     std::vector<std::string> args = {"-o", dir.path("img")};

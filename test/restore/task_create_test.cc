@@ -1,6 +1,7 @@
 #include "restore/task_create.h"
 
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -8,6 +9,7 @@
 
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace cr::restore {
 namespace {
@@ -34,6 +36,39 @@ TEST(CloneWithPid, GivesTheAskedPid) {
     return;
   }
   FAIL() << "no free pid in 31000..31099";
+}
+
+// A container's root: pid 1 of a new pid namespace with its host pid, and a child it makes
+// there with both of its pids (set_tid {5, host}).
+TEST(CloneWithPid, InitOfANewPidNamespaceAndItsChild) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to make a pid namespace";
+  std::vector<pid_t> free;
+  for (pid_t pid = 31200; pid < 31300 && free.size() < 2; ++pid)
+    if (!pid_exists(pid)) free.push_back(pid);
+  ASSERT_EQ(free.size(), 2u);
+  const pid_t kid_host = free[1];
+  auto r = clone_with_pid(
+      free[0],
+      [kid_host] {
+        if (::getpid() != 1 || ::getppid() != 0) ::_exit(10);
+        auto c = clone_with_pid(
+            kid_host, [] { ::_exit(::getpid() == 5 && ::getppid() == 1 ? 0 : 11); }, 0, 5);
+        if (!c.ok()) ::_exit(c.error().code == EEXIST ? 12 : 13);
+        if (c->pid() != 5) ::_exit(14);
+        int st = 0;
+        if (::waitpid(5, &st, 0) != 5) ::_exit(15);
+        c->release();
+        ::_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 16);
+      },
+      CLONE_NEWPID | CLONE_NEWUTS, 1);
+  if (!r.ok() && r.error().code == EEXIST) GTEST_SKIP() << "pid taken meanwhile";
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->pid(), free[0]);
+  int st = 0;
+  ASSERT_EQ(::waitpid(free[0], &st, 0), free[0]);
+  r->release();
+  ASSERT_TRUE(WIFEXITED(st));
+  EXPECT_EQ(WEXITSTATUS(st), 0) << "12: the child's host pid was taken meanwhile";
 }
 
 TEST(CloneWithPid, PidInUseIsAClearError) {

@@ -161,6 +161,23 @@ TEST(ProcParse, Status) {
   EXPECT_FALSE(parse_status("Name:\tx\n").ok());
 }
 
+// The ids of a process in a pid namespace below the reader's: outermost first.
+TEST(ProcParse, StatusNamespaceIds) {
+  const std::string base = "Name:\tsh\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nThreads:\t1\n";
+  auto r = parse_status(base +
+                        "NStgid:\t4242\t1\nNSpid:\t4242\t1\nNSpgid:\t4100\t0\n"
+                        "NSsid:\t4242\t1\n");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->ns_pid, (std::vector<pid_t>{4242, 1}));
+  EXPECT_EQ(r->ns_pgid, (std::vector<pid_t>{4100, 0}));
+  EXPECT_EQ(r->ns_sid, (std::vector<pid_t>{4242, 1}));
+  auto host = parse_status(base + "NSpid:\t77\n");
+  ASSERT_TRUE(host.ok());
+  EXPECT_EQ(host->ns_pid, (std::vector<pid_t>{77}));
+  EXPECT_TRUE(host->ns_sid.empty());
+  EXPECT_FALSE(parse_status(base + "NSpid:\t77\tx\n").ok());
+}
+
 TEST(ProcParse, StatWithHostileComm) {
   // comm "a) (b" would shift every field for a parser that splits at the first ')'.
   std::string text =
