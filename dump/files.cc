@@ -68,8 +68,15 @@ Status read_timerfd(const FdEntry& e, schema::File& f) {
   return {};
 }
 
-// An epoll shows no "tfd:" line in its fdinfo until it has a watch: its link tells.
+// An epoll shows no "tfd:" line in its fdinfo until it has a watch, nor an inotify an
+// "inotify wd:" line: their links tell.
 constexpr std::string_view kEpollLink = "anon_inode:[eventpoll]";
+constexpr std::string_view kInotifyLink = "anon_inode:inotify";
+constexpr std::string_view kPidfdLink = "anon_inode:[pidfd]";
+
+// pidfd_open flags (the file keeps them in f_flags): PIDFD_NONBLOCK is O_NONBLOCK,
+// PIDFD_THREAD (6.9) is O_EXCL.
+constexpr uint32_t kPidfdThread = O_EXCL;
 
 constexpr unsigned long kMqueueMagic = 0x19800202;
 constexpr unsigned long kHugetlbfsMagic = 0x958458f6;
@@ -355,7 +362,10 @@ class FileCollector {
     fds.reserve(entries_.size());
     for (FdEntry& e : entries_) {
       const uint32_t kind = kinds[e.file_id];
-      const bool external = kind == schema::kFileExternal || kind == schema::kFileTty;
+      // An O_PATH fd holds no lock and has no owner (fcntl F_GETOWN_EX fails on it): skipped
+      // as the files that are not the tree's are.
+      const bool external =
+          kind == schema::kFileExternal || kind == schema::kFileTty || kind == schema::kFilePath;
       fds.push_back({e.proc->pid, e.fd, e.file_id, external, std::move(e.locks)});
     }
     return collect_file_locks(tree_, fds);
@@ -430,6 +440,66 @@ class FileCollector {
     return id;
   }
 
+  // An O_PATH fd: a hold on a path, with no access to what is there. Restore opens the path
+  // again with the same flags; a symlink (O_PATH|O_NOFOLLOW on a link) is the link itself.
+  Status check_path_fd(const FdEntry& e, schema::File& f) const {
+    const std::string what = fd_name(e.fd) + ": O_PATH fd";
+    if (!e.link.starts_with("/")) return make_error(what + " on " + e.link + " not supported yet");
+    if (e.st.st_nlink == 0 || e.link.ends_with(kDeleted))
+      return make_error(what + " on deleted file " + without_deleted(e.link) + " not supported");
+    if (proc_path_pid(e.link) != 0 && fs_magic(*e.proc, e.fd) == kProcMagic)
+      return make_error(what + " on " + e.link + " not supported yet");
+    // The path must lead to this very file (lstat: a symlink is the fd's file itself).
+    struct stat at {};
+    if (::lstat(e.link.c_str(), &at) != 0 || at.st_dev != e.st.st_dev || at.st_ino != e.st.st_ino)
+      return make_error(what + " on " + e.link +
+                        " not reachable at its path (overmounted or another mount namespace's)");
+    f.kind = schema::kFilePath;
+    f.flags &= static_cast<uint32_t>(O_PATH | O_NOFOLLOW | O_DIRECTORY);
+    f.pos = 0;
+    return {};
+  }
+
+  bool is_tree_thread(pid_t tid) const {
+    for (const auto& p : tree_.procs)
+      for (const auto& t : p->threads)
+        if (t.tid == tid) return true;
+    return false;
+  }
+
+  // A pidfd of a process of the tree, opened again by its holder once that process exists:
+  // itself, an ancestor or a child (as a /proc/PID file, check_proc_path).
+  Status check_pidfd(const FdEntry& e, schema::File& f) const {
+    const std::string what = fd_name(e.fd) + ": pidfd";
+    const int64_t pid = e.info.pidfd_pid;
+    if (pid < 0)
+      return make_error(what + " of a process that has exited and been reaped not supported");
+    if (pid == 0)
+      return make_error(what + " of a process outside crdump's pid namespace not supported");
+    const DumpContext* target = tree_.find(static_cast<pid_t>(pid));
+    if (target == nullptr)
+      return make_error(what + " of pid " + std::to_string(pid) +
+                        (is_tree_thread(static_cast<pid_t>(pid))
+                             ? ", a thread other than the main one, not supported yet"
+                             : ", outside the process tree, not supported"));
+    const DumpContext& holder = *e.proc;
+    bool ok = pid == holder.pid || target->parent == holder.pid;
+    for (const DumpContext* a = &holder; !ok && a != nullptr && a->parent != 0;
+         a = tree_.find(a->parent))
+      ok = a->parent == pid;
+    if (!ok)
+      return make_error(what + " of pid " + std::to_string(pid) + ", neither the holder " +
+                        std::to_string(holder.pid) +
+                        " nor its ancestor or child, not supported yet");
+    if ((e.info.flags &
+         ~static_cast<uint32_t>(O_ACCMODE | O_NONBLOCK | O_CLOEXEC | kPidfdThread)) != 0)
+      return make_error(what + " with flags " + std::to_string(e.info.flags) + " not supported");
+    f.kind = schema::kFilePidfd;
+    f.pidfd_pid = static_cast<uint32_t>(pid);
+    f.mode = 0;
+    return {};
+  }
+
   Result<uint32_t> add_file(const FdEntry& e) {
     schema::File f;
     f.kind = 0;
@@ -451,6 +521,17 @@ class FileCollector {
     if (inherited(e)) {
       f.kind = schema::kFileExternal;
       f.key = e.link;
+    } else if ((e.info.flags & O_PATH) != 0) {
+      // Before the kinds below: an O_PATH fd on a socket, FIFO or device gives no access to it.
+      CR_TRY(check_path_fd(e, f));
+    } else if (e.link == kInotifyLink) {
+      f.kind = schema::kFileInotify;
+      f.path.clear();
+      CR_TRY_ASSIGN(pending_watches_,
+                    read_inotify_watches(*e.proc, e.fd, e.info, fd_name(e.fd) + ": inotify"));
+    } else if (e.link == kPidfdLink || e.info.kind == FdinfoKind::kPidfd) {
+      f.path.clear();
+      CR_TRY(check_pidfd(e, f));
     } else if (e.link.starts_with("socket:") || S_ISSOCK(e.st.st_mode)) {
       f.path.clear();
       CR_TRY_ASSIGN(bool is_unix, unix_.knows(e.st.st_ino));
@@ -591,7 +672,13 @@ class FileCollector {
       return refuse(e.fd, e.link);
     }
     f.id = tree_.next_obj_id++;
-    if (f.kind == schema::kFileProcPid) proc_holders_[f.id] = e.proc->pid;
+    if (f.kind == schema::kFileProcPid || f.kind == schema::kFilePidfd)
+      proc_holders_[f.id] = e.proc->pid;
+    for (schema::InotifyWatch& w : pending_watches_) {
+      w.file = f.id;
+      t_.inotify_watches.push_back(std::move(w));
+    }
+    pending_watches_.clear();
     t_.files.push_back(std::move(f));
     if (ghost) {
       ghost->file = t_.files.back().id;
@@ -610,7 +697,8 @@ class FileCollector {
   UnixSocketCollector unix_;
   InetSocketCollector inet_;
   NetlinkSocketCollector netlink_;
-  std::map<uint32_t, pid_t> proc_holders_;  // kFileProcPid File id -> the process holding it
+  std::map<uint32_t, pid_t> proc_holders_;  // kFileProcPid, kFilePidfd File id -> its holder
+  std::vector<schema::InotifyWatch> pending_watches_;  // of the inotify File being added
 };
 
 }  // namespace

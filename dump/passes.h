@@ -41,6 +41,14 @@ Status find_parent_pages(DumpTree& tree);
 /// the tree), Fd (per slot); refuses what is not handled.
 Status collect_files(DumpTree& tree);
 
+/// inotify.cc: the watches of inotify fd `fd` of `proc` (its fdinfo `info`; `file` left 0 for
+/// the caller), each opened by its file handle to check restore can; `where` names the fd in
+/// errors. Refuses events queued, a watch on a deleted file or a symlink, a filesystem without
+/// handles, a wd above schema::kMaxInotifyWd.
+Result<std::vector<schema::InotifyWatch>> read_inotify_watches(DumpContext& proc, int fd,
+                                                               const Fdinfo& info,
+                                                               const std::string& where);
+
 /// An epoll fd of the tree (the first fd of each epoll File) and its fdinfo watches.
 struct EpollRef {
   pid_t pid = 0;

@@ -1,9 +1,9 @@
 // Writing the collected state in the stream's fixed order (everything but the pages):
 // the Vdso; every Process; per process Creds, Rlimits, FsInfo, ProcAttrs; SeccompFilter,
 // SeccompThread; PidNsIds and UtsNs of a tree that owns those namespaces; the SysV objects
-// of a tree with its own IPC
-// namespace; Shmem, ShmemData; Pty, Pipe, PipeData, UnixSocket, UnixSocketData, InetSocket,
-// InetSocketData, NetLock, NetlinkSocket, File, FileData;
+// of a tree with its own IPC namespace; Shmem, ShmemData; Pty, Pipe, PipeData, UnixSocket,
+// UnixSocketData, InetSocket, InetSocketData, NetLock, NetlinkSocket, File, FileData,
+// InotifyWatch;
 // every Fd; every EpollItem; every FileLock and FileOwner;
 // then per process: Mm, Vma | Pages | Sigaction, Itimer, PosixTimer, PendingSignal (shared,
 // then per thread), Thread (leader first). One process gives the version 1 order exactly.
@@ -106,6 +106,7 @@ Status write_tree_head(DumpTree& tree) {
     if (!q.files.empty()) CR_TRY(out.write(schema::UnixSocketRights{q.socket, i, q.files}));
   }
   for (const auto& g : t.file_data) CR_TRY(write_file_data(out, g));
+  for (const auto& w : t.inotify_watches) CR_TRY(out.write(w));
   for (const auto& fd : t.fds) CR_TRY(out.write(fd));
   for (const auto& item : t.epoll_items) CR_TRY(out.write(item));
   for (const auto& l : t.locks) CR_TRY(out.write(l));

@@ -71,6 +71,24 @@ Result<int> open_proc_file(const schema::File& f) {
   return fd;
 }
 
+// A pidfd of a process of the tree, opened here: PID exists by now (itself, an ancestor, or a
+// child forked before the table is built, a zombie child not yet exited; crdump checked), with
+// its flags (PIDFD_NONBLOCK, PIDFD_THREAD).
+Result<int> open_pidfd(const RestoreContext& root, const schema::File& f) {
+  bool in_tree = root.img.process->pid == f.pidfd_pid;
+  for (const auto& o : root.others) in_tree = in_tree || o->img.process->pid == f.pidfd_pid;
+  const std::string what = "pidfd of pid " + std::to_string(f.pidfd_pid);
+  if (!in_tree) return make_error(what + ": not a process of the image");
+  const unsigned flags = f.flags & static_cast<uint32_t>(O_NONBLOCK | O_EXCL);
+  int fd = static_cast<int>(::syscall(SYS_pidfd_open, f.pidfd_pid, flags));
+  if (fd < 0) return errno_error(what + ": pidfd_open");
+  if (::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
+    ::close(fd);
+    return errno_error(what + ": F_SETFD");
+  }
+  return fd;
+}
+
 Status build_fd_table(const RestoreContext& root, const RestoreContext& ctx,
                       const Carriers& carriers, int* report_fd) {
   std::vector<FdSource> sources;
@@ -80,8 +98,9 @@ Status build_fd_table(const RestoreContext& root, const RestoreContext& ctx,
     auto it = carriers.find(fd.file);
     auto file = root.shared.files.find(fd.file);
     if (it == carriers.end() && file != root.shared.files.end() &&
-        file->second.kind == schema::kFileProcPid) {
-      auto opened = open_proc_file(file->second);
+        (file->second.kind == schema::kFileProcPid || file->second.kind == schema::kFilePidfd)) {
+      auto opened = file->second.kind == schema::kFilePidfd ? open_pidfd(root, file->second)
+                                                            : open_proc_file(file->second);
       if (!opened.ok()) return std::move(opened).error().wrap("fd " + std::to_string(fd.fd));
       sources.push_back({fd.file, *opened});
       have.insert(fd.file);

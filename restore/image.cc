@@ -173,7 +173,8 @@ Status stash_head_record(const format::RecordReader& reader, ProcessImage& img) 
       std::vector<uint32_t> ids;
       for (uint64_t f : r.files) {
         auto fit = img.files.find(static_cast<uint32_t>(f));
-        if (f > UINT32_MAX || fit == img.files.end() || fit->second.kind == schema::kFileProcPid)
+        if (f > UINT32_MAX || fit == img.files.end() || fit->second.kind == schema::kFileProcPid ||
+            fit->second.kind == schema::kFilePidfd)
           return make_error("unix_socket_rights: file " + std::to_string(f) +
                             " is not a file of the image that can be in flight");
         ids.push_back(static_cast<uint32_t>(f));
@@ -261,6 +262,11 @@ Status stash_head_record(const format::RecordReader& reader, ProcessImage& img) 
       CR_TRY(add_bytes(img, tail.size(), "deleted file data"));
       img.file_data[d.file].chunks.emplace_back(d.offset,
                                                 std::vector<uint8_t>(tail.begin(), tail.end()));
+      return {};
+    }
+    case schema::InotifyWatch::kType: {
+      CR_TRY_ASSIGN(auto w, reader.decode<schema::InotifyWatch>());
+      img.inotify_watches.push_back(std::move(w));
       return {};
     }
     case schema::Fd::kType: {
@@ -629,6 +635,7 @@ Result<bool> load_head(format::RecordReader& reader, ProcessImage& img) {
   img.files = std::move(head.shared.files);
   img.file_data = std::move(head.shared.file_data);
   img.epoll_items = std::move(head.shared.epoll_items);
+  img.inotify_watches = std::move(head.shared.inotify_watches);
   img.memfds = std::move(head.shared.memfds);
   img.unix_sockets = std::move(head.shared.unix_sockets);
   img.inet_sockets = std::move(head.shared.inet_sockets);
@@ -801,7 +808,8 @@ Status check_files(const ProcessImage& img) {
     const bool pty = f.kind == schema::kFilePtyMaster || f.kind == schema::kFilePtySlave;
     if (!pty && f.kind != schema::kFileEpoll && f.kind != schema::kFileGhostNode &&
         f.kind != schema::kFileProcPid && f.kind != schema::kFileInetSocket &&
-        f.kind != schema::kFileNetlinkSocket &&
+        f.kind != schema::kFileNetlinkSocket && f.kind != schema::kFileInotify &&
+        f.kind != schema::kFilePath && f.kind != schema::kFilePidfd &&
         (f.kind < schema::kFileRegular || f.kind > schema::kFileUnixSocket))
       return make_error("file " + std::to_string(id) + ": unknown kind " + std::to_string(f.kind));
     if (pty && img.ptys.count(f.object) == 0)
@@ -821,6 +829,22 @@ Status check_files(const ProcessImage& img) {
       return make_error(what + ": its target file " + std::to_string(item.target) +
                         " is not an open file of the image");
     if (item.tfd > 0x7fffffff) return make_error(what + ": fd number out of range");
+  }
+  std::set<std::pair<uint32_t, uint32_t>> wds;  // (inotify File, wd)
+  for (const auto& w : img.inotify_watches) {
+    const std::string what = "inotify_watch wd " + std::to_string(w.wd);
+    auto it = img.files.find(w.file);
+    if (it == img.files.end() || it->second.kind != schema::kFileInotify)
+      return make_error(what + " names file " + std::to_string(w.file) +
+                        ", not an inotify of the image");
+    if (w.wd == 0 || w.wd > schema::kMaxInotifyWd)
+      return make_error(what + ": out of range (1 to " + std::to_string(schema::kMaxInotifyWd) +
+                        ")");
+    if (!wds.insert({w.file, w.wd}).second) return make_error(what + ": twice in one inotify");
+    if ((w.mask & ~schema::kInotifyMaskBits) != 0 || (w.mask & 0xfffu) == 0)
+      return make_error(what + ": bad mask " + std::to_string(w.mask));
+    if (w.handle.empty() || w.handle.size() > 128 || w.path.empty())
+      return make_error(what + ": bad file handle or path");
   }
   return {};
 }

@@ -15,9 +15,10 @@
 #include <set>
 
 #include "restore/ghost_files.h"
-#include "restore/pty.h"
 #include "restore/inet_sockets.h"
+#include "restore/inotify.h"
 #include "restore/netlink_sockets.h"
+#include "restore/pty.h"
 #include "restore/unix_sockets.h"
 
 namespace cr::restore {
@@ -114,6 +115,32 @@ Result<int> open_dumped(const schema::File& f, int flags, const FsIdentity* as) 
   return check_dumped_kind(f, got);
 }
 
+// An O_PATH fd: the path held again with the kernel's flags (O_PATH, O_NOFOLLOW, O_DIRECTORY).
+// The last component is held without following first, and must be of the dumped type: a
+// symlink only for an fd that held the link itself (O_NOFOLLOW), never one put in since.
+Result<int> open_path_fd(const schema::File& f, const FsIdentity* as) {
+  std::optional<FsCredsScope> creds;
+  if (as != nullptr) {
+    CR_TRY_ASSIGN(FsCredsScope s, FsCredsScope::enter(*as));
+    creds.emplace(std::move(s));
+  }
+  const std::string who = as == nullptr ? "" : " as uid " + std::to_string(as->fsuid);
+  const int flags = static_cast<int>(f.flags) & (O_PATH | O_NOFOLLOW | O_DIRECTORY);
+  ScopedFd hold(::open(f.path.c_str(), O_PATH | O_NOFOLLOW | (flags & O_DIRECTORY) | O_CLOEXEC));
+  if (!hold.valid()) return errno_error("open " + f.path + " (O_PATH)" + who);
+  struct stat st {};
+  if (::fstat(hold.get(), &st) != 0) return errno_error("fstat " + f.path);
+  if ((st.st_mode & S_IFMT) != (f.mode & S_IFMT))
+    return make_error(f.path + ": not the kind of file it was at dump" +
+                      std::string(S_ISLNK(st.st_mode) ? " (a symlink now)" : ""));
+  if ((flags & O_NOFOLLOW) != 0) return hold.release();
+  // Without O_NOFOLLOW in its flags: a new open through the hold has exactly the dumped ones.
+  const std::string via = "/proc/self/fd/" + std::to_string(hold.get());
+  int got = ::open(via.c_str(), flags | O_CLOEXEC);
+  if (got < 0) return errno_error("open " + f.path + " (O_PATH)" + who);
+  return got;
+}
+
 #ifndef TFD_IOC_SET_TICKS
 #define TFD_IOC_SET_TICKS _IOW('T', 0, uint64_t)  // Linux 3.17, CONFIG_CHECKPOINT_RESTORE
 #endif
@@ -171,7 +198,10 @@ class Opener {
  public:
   Opener(const ProcessImage& img, const RestoreOptions& opts,
          const std::map<uint32_t, ShmemHandle>& shmems, const Privileges& priv)
-      : img_(img), opts_(opts), shmems_(shmems), priv_(priv), ghosts_(img, priv) {}
+      : img_(img), opts_(opts), shmems_(shmems), priv_(priv), ghosts_(img, priv) {
+    for (const schema::InotifyWatch& w : img.inotify_watches)
+      inotify_watches_[w.file].push_back(&w);
+  }
   ~Opener() {
     for (auto& [id, ends] : pipes_) {
       if (ends.r >= 0) ::close(ends.r);
@@ -193,7 +223,8 @@ class Opener {
   // for its holders (the loop in open_files takes it), its fd lent for the sendmsg.
   Result<int> open_early(const schema::File& f) {
     if (auto it = early_.find(f.id); it != early_.end()) return it->second.get();
-    if (f.kind == schema::kFileUnixSocket || f.kind == schema::kFileProcPid)
+    if (f.kind == schema::kFileUnixSocket || f.kind == schema::kFileProcPid ||
+        f.kind == schema::kFilePidfd)
       return make_error("file " + std::to_string(f.id) + " cannot be opened in flight");
     CR_TRY_ASSIGN(int fd, open(f));
     early_[f.id].reset(fd);
@@ -253,6 +284,13 @@ class Opener {
         }
         return fd;
       }
+      case schema::kFileInotify: {
+        auto it = inotify_watches_.find(f.id);
+        return open_inotify(f, it == inotify_watches_.end() ? kNoWatches : it->second,
+                            priv_.for_file(f.id));
+      }
+      case schema::kFilePath:
+        return open_path_fd(f, priv_.for_file(f.id));
       case schema::kFileMemfd:
         return open_memfd(f);
       case schema::kFileUnixSocket:
@@ -425,6 +463,9 @@ class Opener {
   bool inet_built_ = false;
   std::set<uint32_t> netlink_made_;  // NetlinkSocket ids a File took
   std::map<uint32_t, ScopedFd> early_;  // Files opened to go in flight, until the loop takes them
+  // By kFileInotify File id.
+  std::map<uint32_t, std::vector<const schema::InotifyWatch*>> inotify_watches_;
+  static inline const std::vector<const schema::InotifyWatch*> kNoWatches;
 };
 
 }  // namespace
@@ -439,7 +480,7 @@ Result<std::vector<FdSource>> open_files(const ProcessImage& img, const RestoreO
     if (!done.insert(fd.file).second) continue;
     const schema::File& f = img.files.at(fd.file);
     // Opened by its holder once the process it belongs to exists (child_setup.cc).
-    if (f.kind == schema::kFileProcPid) continue;
+    if (f.kind == schema::kFileProcPid || f.kind == schema::kFilePidfd) continue;
     if (int early = opener.take_early(fd.file); early >= 0) {
       out.push_back({fd.file, early});
       continue;

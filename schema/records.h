@@ -371,13 +371,20 @@ enum FileKind : uint32_t {
   kFileSignalfd = 10,  // `sigmask`
   kFileTimerfd = 11,   // `clockid`, remaining `value_ns`, `interval_ns`, `counter` = ticks unread
   // Kinds whose state is an object record of their own, named by `object`:
-  kFileMemfd = 12,       // `object` = the Shmem holding its contents
-  kFileUnixSocket = 13,  // `object` = its UnixSocket record
-  kFileEpoll = 14,       // its watches are EpollItem records after the Fds
-  kFilePtyMaster = 15,   // `object` = its Pty record
-  kFilePtySlave = 16,    // `object` = its Pty record
-  kFileInetSocket = 17,  // `object` = its InetSocket record
+  kFileMemfd = 12,          // `object` = the Shmem holding its contents
+  kFileUnixSocket = 13,     // `object` = its UnixSocket record
+  kFileEpoll = 14,          // its watches are EpollItem records after the Fds
+  kFilePtyMaster = 15,      // `object` = its Pty record
+  kFilePtySlave = 16,       // `object` = its Pty record
+  kFileInetSocket = 17,     // `object` = its InetSocket record
   kFileNetlinkSocket = 18,  // `object` = its NetlinkSocket record
+  kFileInotify = 19,        // an inotify instance (O_NONBLOCK in `flags`): its watches are the
+                            // InotifyWatch records naming it, written after the Files
+  kFilePath = 20,   // an O_PATH fd at `path` (`flags`: O_PATH, O_NOFOLLOW, O_DIRECTORY as the
+                    // kernel kept them); `mode` gives its type: a symlink (O_PATH|O_NOFOLLOW)
+                    // is the link itself
+  kFilePidfd = 21,  // a pidfd (pidfd_open, PIDFD_NONBLOCK and PIDFD_THREAD in `flags`) of
+                    // process `pidfd_pid` of the tree: opened by its holder once that exists
   // 40 and up: deleted and unusual files (issue 11).
   kFileGhostNode = 40,  // a directory, FIFO or character device removed while open: the type
                         // is in `mode` (S_IFDIR, S_IFIFO, S_IFCHR with `rdev`); restore makes a
@@ -406,13 +413,14 @@ CR_RECORD(File, 0x0202, "file", "an open file description", (objdef, id), (u32, 
           (u64, rdev), (objref, pipe),  // kFilePipe / kFileFifo
           (str, key),                   // kFileExternal: the key crrestore --inherit-fd must name
           (u64, counter), (u64, sigmask), (u32, clockid), (u64, value_ns), (u64, interval_ns),
-          (u32, kflags),     // the event fds' state (FileKind says which)
-          (objref, object),  // kinds 12 to 39: the object record this file is an open of
-                             // (Shmem for memfd, the socket or pty record), written before it
-          (u64, abs_ns),     // timerfd armed with TFD_TIMER_ABSTIME: its expiry on its clock
-                             // (value_ns is the time that was left; 0: a relative timer)
+          (u32, kflags),           // the event fds' state (FileKind says which)
+          (objref, object),        // kinds 12 to 39: the object record this file is an open of
+                                   // (Shmem for memfd, the socket or pty record), written before it
+          (u64, abs_ns),           // timerfd armed with TFD_TIMER_ABSTIME: its expiry on its clock
+                                   // (value_ns is the time that was left; 0: a relative timer)
           (u32, uid), (u32, gid),  // owner (kFileDeleted, kFileGhostNode: set at restore)
-          (u64, atime_ns))         // kFileDeleted, kFileGhostNode: atime (mtime in mtime_ns)
+          (u64, atime_ns),         // kFileDeleted, kFileGhostNode: atime (mtime in mtime_ns)
+          (u32, pidfd_pid))        // kFilePidfd: the process (PIDFD_THREAD: thread) it refers to
 
 // A deleted file's data extents (SEEK_DATA/SEEK_HOLE), at most 1 MiB a record; what lies
 // between them and up to File.size is a hole.
@@ -469,6 +477,24 @@ CR_RECORD(EpollItem, 0x0230, "epoll_item", "one watch of an epoll: target file, 
           (u32, events),     // EPOLL* as the kernel holds them (EPOLLERR|EPOLLHUP included;
                              // a fired EPOLLONESHOT watch keeps only its flag bits)
           (u64, data))
+
+// ---- inotify (0x0280-0x028f). One InotifyWatch per watch of a kFileInotify File, after the
+// Files. The program keeps the watch descriptors, so restore gives each the same `wd`. The
+// watched inode is found again by its file handle on the filesystem of device `dev`.
+// The mask bits a watch keeps (fdinfo shows no others): IN_ALL_EVENTS, IN_EXCL_UNLINK, IN_ONESHOT.
+inline constexpr uint32_t kInotifyMaskBits = 0x00000fffu | 0x04000000u | 0x80000000u;
+// Restore makes a wd by adding and removing watches up to it: a bound on that work.
+inline constexpr uint32_t kMaxInotifyWd = 1u << 20;
+
+CR_RECORD(InotifyWatch, 0x0280, "inotify_watch",
+          "one watch of an inotify: its wd, mask and the inode, by file handle",
+          (objref, file),  // the kFileInotify File
+          (u32, wd),       // the watch descriptor inotify_add_watch returned
+          (u32, mask),     // IN_* events, IN_ONESHOT and IN_EXCL_UNLINK as fdinfo shows them
+          (u64, ino),      // the watched inode
+          (u64, dev),      // st_dev of its filesystem (user-space encoding, as stat gives it)
+          (u32, handle_type), (bytes, handle),  // name_to_handle_at's, as fdinfo shows them
+          (str, path))                          // where it was at dump: for crit and messages only
 
 // ---- File locks and async I/O owners (0x0250-0x025f), after every Fd. Each names the File it
 // is on and the fd (`pid`, `fd`) restore takes or sets it through.
@@ -704,7 +730,8 @@ using AllRecords =
                SysvMsgQueue, SysvMsg, SysvSem, SysvLimits, Pty, ShellTty, EpollItem, UnixSocket,
                UnixSocketData, FileLock, FileOwner, StreamSeal, InetSocket, InetSocketData, NetLock,
                NetlinkSocket, Cgroup, CgroupProperty, CgroupMember, PagesParent, Vdso, PremapArea,
-               PagesPrefork, InetMcast, SeccompFilter, SeccompThread, PidNsIds, UtsNs>;
+               PagesPrefork, InetMcast, SeccompFilter, SeccompThread, PidNsIds, UtsNs,
+               InotifyWatch>;
 
 namespace detail {
 template <class Tuple, size_t... I>

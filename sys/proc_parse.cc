@@ -414,6 +414,8 @@ std::string_view fdinfo_kind_name(FdinfoKind k) {
       return "fanotify";
     case FdinfoKind::kTimerfd:
       return "timerfd";
+    case FdinfoKind::kPidfd:
+      return "pidfd";
   }
   return "?";
 }
@@ -466,6 +468,53 @@ Result<EpollWatch> parse_epoll_watch(std::string_view line) {
     }
   }
   if (!tfd || !events || !data) return bad("epoll fdinfo", line);
+  return w;
+}
+
+Result<InotifyWatch> parse_inotify_watch(std::string_view line) {
+  std::string_view rest = line;
+  if (next_token(rest) != "inotify") return bad("inotify fdinfo", line);
+  InotifyWatch w;
+  bool wd = false, ino = false, sdev = false, mask = false;
+  size_t handle_bytes = 0;
+  for (std::string_view word; !(word = next_token(rest)).empty();) {
+    const size_t colon = word.find(':');
+    if (colon == std::string_view::npos) return bad("inotify fdinfo", line);
+    const std::string_view key = word.substr(0, colon), val = word.substr(colon + 1);
+    if (key == "f_handle") {
+      if (val.size() % 2 != 0 || val.size() / 2 > 128) return bad("inotify fdinfo", line);
+      for (size_t i = 0; i < val.size(); i += 2) {
+        auto b = parse_uint(val.substr(i, 2), 16);
+        if (!b) return bad("inotify fdinfo", line);
+        w.handle.push_back(static_cast<uint8_t>(*b));
+      }
+      continue;
+    }
+    auto v = parse_uint(val, 16);
+    if (!v) return bad("inotify fdinfo", line);
+    if (key == "wd") {
+      if (*v == 0 || *v > 0x7fffffff) return bad("inotify fdinfo", line);
+      w.wd = static_cast<int>(*v);
+      wd = true;
+    } else if (key == "ino") {
+      w.ino = *v;
+      ino = true;
+    } else if (key == "sdev") {
+      w.sdev = static_cast<uint32_t>(*v);
+      sdev = true;
+    } else if (key == "mask") {
+      w.mask = static_cast<uint32_t>(*v);
+      mask = true;
+    } else if (key == "ignored_mask") {
+      w.ignored_mask = static_cast<uint32_t>(*v);
+    } else if (key == "fhandle-bytes") {
+      handle_bytes = static_cast<size_t>(*v);
+    } else if (key == "fhandle-type") {
+      w.handle_type = static_cast<int>(*v);
+    }
+  }
+  if (!wd || !ino || !sdev || !mask || handle_bytes != w.handle.size())
+    return bad("inotify fdinfo", line);
   return w;
 }
 
@@ -525,6 +574,16 @@ Result<Fdinfo> parse_fdinfo(std::string_view text) {
       (key == "it_value" ? fi.value_ns : fi.interval_ns) = *sec * 1000000000ull + *nsec;
     } else if (key == "inotify wd") {
       fi.kind = FdinfoKind::kInotify;
+      CR_TRY_ASSIGN(InotifyWatch w, parse_inotify_watch(line));
+      fi.inotify_watches.push_back(std::move(w));
+    } else if (key == "Pid") {
+      fi.kind = FdinfoKind::kPidfd;
+      std::string_view v = val;
+      const bool negative = !v.empty() && v.front() == '-';
+      if (negative) v.remove_prefix(1);
+      auto n = parse_uint(v);
+      if (!n || *n > 0x7fffffff) return bad("fdinfo", line);
+      fi.pidfd_pid = negative ? -static_cast<int64_t>(*n) : static_cast<int64_t>(*n);
     } else if (key == "fanotify flags" || key == "fanotify ino") {
       fi.kind = FdinfoKind::kFanotify;
     } else if (key == "clockid") {
@@ -621,7 +680,11 @@ Result<std::vector<MountLine>> parse_mountinfo(std::string_view text) {
     MountLine m;
     auto id = parse_uint(next_token(rest));
     (void)next_token(rest);  // parent id
-    (void)next_token(rest);  // major:minor
+    const std::string_view dev = next_token(rest);  // major:minor
+    const size_t colon = dev.find(':');
+    auto major = parse_uint(dev.substr(0, colon));
+    auto minor =
+        parse_uint(colon == std::string_view::npos ? std::string_view{} : dev.substr(colon + 1));
     std::string_view root = next_token(rest), point = next_token(rest);
     (void)next_token(rest);  // mount options
     // Optional fields up to the lone "-".
@@ -631,9 +694,12 @@ Result<std::vector<MountLine>> parse_mountinfo(std::string_view text) {
     std::string_view fstype = next_token(rest);
     (void)next_token(rest);  // source
     std::string_view super = next_token(rest);
-    if (!id || *id > UINT32_MAX || t != "-" || fstype.empty() || root.empty() || point.empty())
+    if (!id || *id > UINT32_MAX || t != "-" || fstype.empty() || root.empty() || point.empty() ||
+        !major || !minor || *major > UINT32_MAX || *minor > UINT32_MAX)
       return bad("mountinfo", line);
     m.id = static_cast<uint32_t>(*id);
+    m.major = static_cast<uint32_t>(*major);
+    m.minor = static_cast<uint32_t>(*minor);
     m.root = unescape_mount_field(root);
     m.mount_point = unescape_mount_field(point);
     m.fstype = std::string(fstype);

@@ -125,7 +125,16 @@ Result<ProcStat> parse_stat(std::string_view text);
 
 /// What the kernel says about an fd beyond pos and flags: the markers of the anon-inode
 /// files crdump does not handle.
-enum class FdinfoKind { kPlain, kEventfd, kEpoll, kSignalfd, kInotify, kFanotify, kTimerfd };
+enum class FdinfoKind {
+  kPlain,
+  kEventfd,
+  kEpoll,
+  kSignalfd,
+  kInotify,
+  kFanotify,
+  kTimerfd,
+  kPidfd
+};
 
 /// One "tfd: ... events: ... data: ... pos:... ino:... sdev:..." line of an epoll's fdinfo.
 struct EpollWatch {
@@ -138,6 +147,21 @@ struct EpollWatch {
 };
 /// Parses one such line, "tfd:" included; errors quote it.
 Result<EpollWatch> parse_epoll_watch(std::string_view line);
+
+/// One "inotify wd:%x ino:%lx sdev:%x mask:%x ignored_mask:%x fhandle-bytes:%x
+/// fhandle-type:%x f_handle:%02x..." line of an inotify's fdinfo (every number in hex). The
+/// handle is absent when the filesystem cannot encode one.
+struct InotifyWatch {
+  int wd = 0;
+  uint64_t ino = 0;
+  uint32_t sdev = 0;  // the superblock's device, kernel encoding (major << 20 | minor)
+  uint32_t mask = 0;  // IN_* events, with IN_ONESHOT and IN_EXCL_UNLINK as set
+  uint32_t ignored_mask = 0;
+  int handle_type = 0;
+  std::vector<uint8_t> handle;  // f_handle bytes (fhandle-bytes of them)
+};
+/// Parses one such line, "inotify" included; errors quote it.
+Result<InotifyWatch> parse_inotify_watch(std::string_view line);
 
 struct Fdinfo {
   uint64_t pos = 0;
@@ -156,6 +180,10 @@ struct Fdinfo {
   int64_t tty_index = -1;
   // epoll: its watches, in the kernel's order (the order KCMP_EPOLL_TFD's toff counts in)
   std::vector<EpollWatch> epoll_watches;
+  // inotify: its watches, in the kernel's order
+  std::vector<InotifyWatch> inotify_watches;
+  // pidfd: "Pid:" (-1: the process has been reaped, 0: not in the reader's pid namespace)
+  int64_t pidfd_pid = 0;
 };
 Result<Fdinfo> parse_fdinfo(std::string_view text);
 std::string_view fdinfo_kind_name(FdinfoKind k);
@@ -190,6 +218,7 @@ Result<std::vector<CgroupLine>> parse_cgroup(std::string_view text);
 /// The fields of a /proc/PID/mountinfo line crtools reads, octal escapes (\040) decoded.
 struct MountLine {
   uint32_t id = 0;
+  uint32_t major = 0, minor = 0;  // st_dev of its filesystem
   std::string root;  // the mount's root within its filesystem
   std::string mount_point;
   std::string fstype;

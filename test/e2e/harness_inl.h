@@ -131,7 +131,8 @@ inline void TempDir::restore_work() {
   std::error_code ec;
   std::vector<std::string> extra;
   for (auto& e : std::filesystem::recursive_directory_iterator(work(), ec))
-    if (e.is_regular_file() && !snapshot_.count(e.path().string())) extra.push_back(e.path());
+    if (e.is_regular_file() && !e.is_symlink() && !snapshot_.count(e.path().string()))
+      extra.push_back(e.path());  // (a symlink to a file is not one: it stays)
   for (auto& p : extra) unlink(p.c_str());
   for (auto& [path, saved] : snapshot_) {
     write_file(path, saved.data);

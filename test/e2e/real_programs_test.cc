@@ -3,7 +3,9 @@
 // a second dump of a restored task).
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -14,8 +16,8 @@
 #include <iostream>
 #include <string>
 
-#include "test/common/devpts_lock.h"
 #include "e2e_common.h"
+#include "test/common/devpts_lock.h"
 
 namespace cr::e2e {
 namespace {
@@ -57,6 +59,68 @@ void dump_restore_python(const std::string& script, Mode mode,
   if (!restore_detached(dir, dir.path("img"), pid)) return;
   expect_restored_passes(dir, pid);
   std::cout << "  [python3 " << mode_name(mode) << "] " << read_file(dir.work() + "/log");
+}
+
+// Waits until the file at `path` holds `text`: woken by inotify as it is written, never by a
+// sleep; false after `limit` without it.
+bool wait_for_text(const std::string& path, const std::string& text,
+                   std::chrono::milliseconds limit = std::chrono::seconds(30)) {
+  const int in = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (in < 0) return false;
+  // Watched first, read second: a write in between still wakes the poll.
+  const bool watched = ::inotify_add_watch(in, path.c_str(), IN_MODIFY) > 0;
+  const auto end = std::chrono::steady_clock::now() + limit;
+  bool found = false;
+  while (watched && !(found = read_file(path).find(text) != std::string::npos)) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        end - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{in, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) < 0 && errno != EINTR) break;
+    char buf[4096];
+    while (::read(in, buf, sizeof buf) > 0) {
+    }
+  }
+  ::close(in);
+  return found;
+}
+
+void append(const std::string& path, const std::string& text) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  ASSERT_GE(fd, 0) << path;
+  ASSERT_EQ(::write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+  ::close(fd);
+}
+
+// `tail -f` of a growing file follows it with an inotify watch (blocked in poll on it): dumped
+// with the watch, restored, it prints the lines appended after the restore. Kill path only: a
+// tail left running would print them too, and it ends on SIGTERM by dying of it.
+TEST(RealPrograms, TailFollowsAfterRestore) {
+  if (!tools_present()) return;
+  TempDir dir;
+  const std::string input = dir.work() + "/input";
+  const std::string log = dir.work() + "/log";
+  write_file(input, "one\n");
+  Target t = Target::start(dir, {"/usr/bin/tail", "-f", "input"}, Target::Ready::kOnExec);
+  ASSERT_GT(t.pid(), 0) << t.error();
+  const pid_t pid = t.pid();
+  ASSERT_TRUE(wait_for_text(log, "one\n")) << "log: " << read_file(log);
+  // Printed through the watch: once it shows, tail has read the event (nothing left queued).
+  append(input, "two\n");
+  ASSERT_TRUE(wait_for_text(log, "one\ntwo\n")) << "log: " << read_file(log);
+  const std::string fds = fd_listing(pid);
+  ASSERT_NE(fds.find("inotify"), std::string::npos) << "tail does not use inotify:\n" << fds;
+  if (!dump_target(dir, t, Mode::kKill, dir.path("img"))) {
+    ADD_FAILURE() << "tail fds at dump time:\n" << fds;
+    return;
+  }
+  if (!restore_detached(dir, dir.path("img"), pid)) return;
+  append(input, "three\n");
+  EXPECT_TRUE(wait_for_text(log, "one\ntwo\nthree\n")) << "log: " << read_file(log);
+  append(input, "four\n");
+  EXPECT_TRUE(wait_for_text(log, "one\ntwo\nthree\nfour\n")) << "log: " << read_file(log);
+  terminate_pid(pid);  // tail dies of SIGTERM: its status says nothing
+  std::cout << "  [tail -f] " << read_file(log);
 }
 
 // bash counts with builtins only (no child) and writes the count when done. It is dumped

@@ -347,6 +347,54 @@ TEST(Image, EpollItemsNameOpenFiles) {
   refused(missing, "not an epoll file");
 }
 
+// InotifyWatches must name an inotify File, with a wd restore can make and a mask and handle
+// the kernel could have shown.
+TEST(Image, InotifyWatchesAreChecked) {
+  ProcessImage img;
+  img.process.emplace();
+  img.process->pid = 5;
+  img.mm = schema::Mm{};
+  img.vmas.push_back(anon(0x1000, 0x2000));
+  schema::File in{}, ev{};
+  in.id = 1;
+  in.kind = schema::kFileInotify;
+  ev.id = 2;
+  ev.kind = schema::kFileEventfd;
+  img.files = {{1, in}, {2, ev}};
+  schema::InotifyWatch w{};
+  w.file = 1;
+  w.wd = 3;
+  w.mask = 0x4000002;  // IN_MODIFY | IN_EXCL_UNLINK
+  w.handle = {1, 2, 3, 4, 5, 6, 7, 8};
+  w.path = "/tmp/x";
+  img.inotify_watches = {w};
+  EXPECT_TRUE(check_head(img).ok()) << check_head(img).error().message;
+
+  auto refused = [&](std::vector<schema::InotifyWatch> bad, const char* want) {
+    img.inotify_watches = std::move(bad);
+    auto st = check_head(img);
+    ASSERT_FALSE(st.ok()) << want;
+    EXPECT_NE(st.error().message.find(want), std::string::npos) << st.error().message;
+  };
+  schema::InotifyWatch b = w;
+  b.file = 2;
+  refused({b}, "not an inotify");
+  b = w;
+  b.wd = 0;
+  refused({b}, "out of range");
+  b.wd = schema::kMaxInotifyWd + 1;  // restore would add and remove watches that many times
+  refused({b}, "out of range");
+  refused({w, w}, "twice");
+  b = w;
+  b.mask = 0x04000000;  // no event
+  refused({b}, "bad mask");
+  b.mask = 0x01000002;  // IN_ONLYDIR is not kept by a watch
+  refused({b}, "bad mask");
+  b = w;
+  b.handle.assign(129, 0);
+  refused({b}, "bad file handle");
+}
+
 TEST(Image, OverlappingVmasAreRefused) {
   ProcessImage img;
   img.process.emplace();

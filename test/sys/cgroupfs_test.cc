@@ -45,6 +45,9 @@ TEST(CgroupParse, MountinfoFieldsAndEscapes) {
   EXPECT_EQ((*m)[3].mount_point, "/mnt/memory again");
   EXPECT_EQ((*m)[4].fstype, "cgroup");  // after an optional field
   EXPECT_EQ((*m)[5].root, "/sub");
+  EXPECT_EQ((*m)[5].major, 0u);  // 0:38, the filesystem's device (inotify watches find it)
+  EXPECT_EQ((*m)[5].minor, 38u);
+  EXPECT_FALSE(parse_mountinfo("31 23 0 / /x rw - tmpfs tmpfs rw\n").ok());
   EXPECT_FALSE(parse_mountinfo("31 23 0:28 / /x rw no-dash-here tmpfs\n").ok());
 }
 

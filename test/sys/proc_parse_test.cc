@@ -298,6 +298,54 @@ TEST(ProcParse, Fdinfo) {
   EXPECT_FALSE(parse_fdinfo("mnt_id:\t1\n").ok());
 }
 
+TEST(ProcParse, FdinfoInotify) {
+  // As 6.18 prints it: every number in hex (wd 0x1a is 26).
+  auto in = parse_fdinfo(
+      "pos:\t0\nflags:\t04000\nmnt_id:\t17\nino:\t1044\n"
+      "inotify wd:1a ino:64006 sdev:fe00000 mask:4000002 ignored_mask:0 fhandle-bytes:8 "
+      "fhandle-type:1 f_handle:0640060069b7b2e3\n"
+      "inotify wd:2 ino:2f5e sdev:800001 mask:80000300 ignored_mask:0\n");
+  ASSERT_TRUE(in.ok()) << in.error().message;
+  EXPECT_EQ(in->kind, FdinfoKind::kInotify);
+  EXPECT_EQ(in->flags, 04000u);
+  ASSERT_EQ(in->inotify_watches.size(), 2u);
+  const InotifyWatch& a = in->inotify_watches[0];
+  EXPECT_EQ(a.wd, 0x1a);
+  EXPECT_EQ(a.ino, 0x64006u);
+  EXPECT_EQ(a.sdev, 0xfe00000u);
+  EXPECT_EQ(a.mask, 0x4000002u);
+  EXPECT_EQ(a.handle_type, 1);
+  EXPECT_EQ(a.handle, (std::vector<uint8_t>{0x06, 0x40, 0x06, 0x00, 0x69, 0xb7, 0xb2, 0xe3}));
+  // A filesystem that cannot encode a handle: no handle fields.
+  EXPECT_EQ(in->inotify_watches[1].wd, 2);
+  EXPECT_TRUE(in->inotify_watches[1].handle.empty());
+  // An inotify without watches shows no line: its fd's link tells (dump/files.cc).
+  auto empty = parse_fdinfo("pos:\t0\nflags:\t02000000\nmnt_id:\t17\nino:\t1044\n");
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->inotify_watches.empty());
+
+  EXPECT_FALSE(parse_inotify_watch("inotify wd:0 ino:1 sdev:1 mask:2 ignored_mask:0").ok());
+  EXPECT_FALSE(parse_inotify_watch("inotify wd:1 ino:1 sdev:1 ignored_mask:0").ok());
+  EXPECT_FALSE(parse_inotify_watch("inotify wd:1 ino:1 sdev:1 mask:2 fhandle-bytes:8 "
+                                   "fhandle-type:1 f_handle:0640")
+                   .ok());  // fewer bytes than it says
+  EXPECT_FALSE(parse_inotify_watch("inotify wd:1 ino:zz sdev:1 mask:2").ok());
+  EXPECT_FALSE(parse_fdinfo("pos:\t0\nflags:\t0\ninotify wd:1 ino:1 sdev:1\n").ok());
+}
+
+TEST(ProcParse, FdinfoPidfd) {
+  auto p =
+      parse_fdinfo("pos:\t0\nflags:\t02004202\nmnt_id:\t4\nino:\t8172\nPid:\t8171\nNSpid:\t8171\n");
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->kind, FdinfoKind::kPidfd);
+  EXPECT_EQ(p->pidfd_pid, 8171);
+  EXPECT_EQ(p->flags, 02004202u);
+  auto gone = parse_fdinfo("pos:\t0\nflags:\t02000002\nmnt_id:\t4\nino:\t9\nPid:\t-1\n");
+  ASSERT_TRUE(gone.ok());
+  EXPECT_EQ(gone->pidfd_pid, -1);
+  EXPECT_FALSE(parse_fdinfo("pos:\t0\nflags:\t02\nPid:\tx\n").ok());
+}
+
 TEST(ProcParse, Timers) {
   const char* text =
       "ID: 0\n"

@@ -1,7 +1,8 @@
 // Several things crdump refuses, in two processes and two passes, for crdump --dry-run to list
 // all at once (test/e2e/dry_run_test.cc):
 //   the root   an io_uring instance (fd)
-//   its child  an inotify instance watching the cwd (fd) and an mlocked page (mapping)
+//   its child  an inotify instance watching the cwd with an event queued (fd) and an mlocked
+//              page (mapping)
 // Nothing else of the tree is refused. After the dry run both must carry on untouched: on
 // SIGTERM the root checks its ring, passes SIGTERM on to the child, which checks its own state,
 // and the root fails unless the child passed.
@@ -42,6 +43,9 @@ static int child_main(int ready) {
   int in = inotify_init1(IN_CLOEXEC);
   if (in < 0) test_fail_errno("inotify_init1");
   if (inotify_add_watch(in, ".", IN_CREATE) < 0) test_fail_errno("inotify_add_watch");
+  int queued = open("queued", O_CREAT | O_WRONLY | O_CLOEXEC, 0644);  // its IN_CREATE stays
+  if (queued < 0) test_fail_errno("create queued");
+  close(queued);
   char *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (page == MAP_FAILED) test_fail_errno("mmap");
   test_fill(page, 4096, 0, 7);
