@@ -104,10 +104,6 @@ enum ProcessFlags : uint32_t {
                                   // (UnixSocket `pending`): an older build would drop them
   kProcessSeccomp = 0x200000,  // (root) some thread has seccomp (SeccompThread records): an
                                // older build would restore it unfiltered
-  kProcessUnixRights = 0x100000,    // (root) UnixSocketRights records: an older build would put
-                                    // the messages back without their fds
-  kProcessUnixPending = 0x40000,    // (root) a unix listener has connections not yet accepted
-                                    // (UnixSocket `pending`): an older build would drop them
   kProcessOwnPidNs = 0x800000,      // (root) it is pid 1 of a pid namespace of its own: every live
                                     // process has a PidNsIds record, and restore makes the
                                     // namespace (an older build would give them host pids only)
