@@ -54,7 +54,8 @@ TEST(NetLock, NamesAreCrtoolsOwnAndDistinct) {
 // A lock made and deleted through nft leaves nothing; deleting it again is not an error.
 TEST(NetLock, InstallAndReleaseWithNft) {
   if (access("/usr/sbin/nft", X_OK) != 0) GTEST_SKIP() << "nft (Debian nftables) not installed";
-  auto lock = NetLock::install({tuple(AF_INET, "127.0.0.1", 1, "127.0.0.1", 2)});
+  auto lock = NetLock::install({tuple(AF_INET, "127.0.0.1", 1, "127.0.0.1", 2)},
+                               netlock_table_name());
   ASSERT_TRUE(lock.ok()) << lock.error().message;
   const std::string table = lock->table();
   Status st = lock->release();
