@@ -12,33 +12,11 @@
 #include <cstring>
 
 #include "dump/passes.h"
+#include "sys/mounts.h"
 
 namespace cr::dump {
 
 namespace {
-
-// The kernel's s_dev (major << 20 | minor) as user space's dev_t.
-dev_t user_dev(uint32_t sdev) { return makedev(sdev >> 20, sdev & 0xfffff); }
-
-// An fd on a mount of the filesystem of device `dev` (one whose root is the
-// filesystem's root if there is one: a handle resolves below any mount with CAP_DAC_READ_SEARCH,
-// but the path read back is then the whole one).
-Result<ScopedFd> mount_of(dev_t dev) {
-  CR_TRY_ASSIGN(ProcDir self, ProcDir::open(::getpid()));
-  CR_TRY_ASSIGN(std::string text, self.read("mountinfo"));
-  CR_TRY_ASSIGN(std::vector<MountLine> mounts, parse_mountinfo(text));
-  const MountLine* best = nullptr;
-  for (const MountLine& m : mounts) {
-    if (makedev(m.major, m.minor) != dev) continue;
-    if (best == nullptr || (best->root != "/" && m.root == "/")) best = &m;
-  }
-  if (best == nullptr)
-    return make_error("no mount of device " + std::to_string(major(dev)) + ":" +
-                      std::to_string(minor(dev)) + " in crdump's mount namespace");
-  ScopedFd fd(::open(best->mount_point.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd.valid()) return errno_error("open mount " + best->mount_point);
-  return fd;
-}
 
 std::string wd_name(const std::string& where, int wd) {
   return where + " watch wd " + std::to_string(wd);
@@ -73,14 +51,9 @@ Result<std::vector<schema::InotifyWatch>> read_inotify_watches(DumpContext& proc
       return make_error(what + " (inode " + std::to_string(w.ino) +
                         "): its filesystem gives no file handle, restore could not find the "
                         "inode again: not supported");
-    const dev_t dev = user_dev(w.sdev);
-    CR_TRY_ASSIGN(ScopedFd mnt, mount_of(dev));
-    std::vector<uint8_t> buf(sizeof(file_handle) + w.handle.size());
-    auto* fh = reinterpret_cast<file_handle*>(buf.data());
-    fh->handle_bytes = static_cast<unsigned>(w.handle.size());
-    fh->handle_type = w.handle_type;
-    std::memcpy(fh->f_handle, w.handle.data(), w.handle.size());
-    ScopedFd file(::open_by_handle_at(mnt.get(), fh, O_PATH | O_CLOEXEC));
+    const dev_t dev = sys::user_dev(w.sdev);
+    CR_TRY_ASSIGN(ScopedFd mnt, sys::open_mount_of(dev, "crdump's"));
+    ScopedFd file(sys::open_by_handle(mnt.get(), w.handle_type, w.handle));
     if (!file.valid())
       return errno_error(what + " (inode " + std::to_string(w.ino) +
                          "): open_by_handle_at (a deleted file?): not supported");

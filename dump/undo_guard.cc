@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "sys/fd_passing.h"
 #include "sys/netlock.h"
 
 namespace cr::dump {
@@ -152,24 +153,11 @@ Status UndoGuard::send(uint32_t op, int fd, int level, int name, int value,
   m.value = value;
   if (text.size() >= sizeof m.text) return make_error("undo guard: name too long: " + text);
   std::memcpy(m.text, text.data(), text.size());
-  iovec iov{&m, sizeof m};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr h{};
-  h.msg_iov = &iov;
-  h.msg_iovlen = 1;
-  if (fd >= 0) {
-    h.msg_control = control;
-    h.msg_controllen = sizeof control;
-    cmsghdr* c = CMSG_FIRSTHDR(&h);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
-  }
-  for (;;) {
-    if (::sendmsg(sock_.get(), &h, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof m)) return {};
-    if (errno != EINTR) return errno_error("undo guard: send");
-  }
+  const std::span<const int> fds(&fd, fd >= 0 ? 1 : 0);
+  if (sys::send_with_fds(sock_.get(), &m, sizeof m, fds, MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(sizeof m))
+    return errno_error("undo guard: send");
+  return {};
 }
 
 Status UndoGuard::on_death_setopt(int fd, int level, int name, int value) {

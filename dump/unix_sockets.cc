@@ -16,6 +16,7 @@
 
 #include "common/text.h"
 #include "dump/passes.h"
+#include "sys/mounts.h"
 
 namespace cr::dump {
 
@@ -65,11 +66,6 @@ Result<int> get_int_opt(int s, int opt, const char* name) {
   if (::getsockopt(s, SOL_SOCKET, opt, &v, &len) != 0)
     return errno_error(std::string("getsockopt ") + name);
   return v;
-}
-
-// sock_diag reports the superblock's kernel dev_t (major << 20 | minor); stat() the user one.
-dev_t user_dev(uint64_t kdev) {
-  return makedev(static_cast<unsigned>(kdev >> 20), static_cast<unsigned>(kdev & 0xfffff));
 }
 
 // SO_PEEK_OFF set to 0 for the walk, put back to the target's value on every path.
@@ -318,7 +314,7 @@ Status UnixSocketCollector::resolve_name(const Entry& e, schema::UnixSocket& rec
     const std::string path = dir.empty() ? n : dir + "/" + n;
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
-    if (st.st_ino != e.diag.vfs_ino || st.st_dev != user_dev(e.diag.vfs_dev)) continue;
+    if (st.st_ino != e.diag.vfs_ino || st.st_dev != sys::user_dev(e.diag.vfs_dev)) continue;
     rec.dir = dir;
     rec.file_mode = st.st_mode;
     rec.file_uid = st.st_uid;
@@ -352,7 +348,7 @@ Status UnixSocketCollector::describe_external(const Entry& e, schema::UnixSocket
       p->second.has_vfs && !ours_named_same) {
     struct stat st {};
     if (::stat(p->second.name.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) &&
-        st.st_ino == p->second.vfs_ino && st.st_dev == user_dev(p->second.vfs_dev)) {
+        st.st_ino == p->second.vfs_ino && st.st_dev == sys::user_dev(p->second.vfs_dev)) {
       rec.state = schema::kUnixExternal;
       rec.peer_name = p->second.name;
       return {};
@@ -437,7 +433,7 @@ Status UnixSocketCollector::describe_connecting(const Entry& e, const sys::UnixD
   if (e.proc->opts.ext_unix_sk && !l.name.empty() && l.name[0] == '/' && l.has_vfs) {
     struct stat st {};
     if (::stat(l.name.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == l.vfs_ino &&
-        st.st_dev == user_dev(l.vfs_dev)) {
+        st.st_dev == sys::user_dev(l.vfs_dev)) {
       rec.state = schema::kUnixExternal;
       rec.peer_name = l.name;
       return {};

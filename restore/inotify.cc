@@ -11,7 +11,7 @@
 #include <map>
 #include <optional>
 
-#include "sys/proc_parse.h"
+#include "sys/mounts.h"
 
 namespace cr::restore {
 
@@ -22,19 +22,7 @@ class Mounts {
  public:
   Result<int> of(dev_t dev) {
     if (auto it = fds_.find(dev); it != fds_.end()) return it->second.get();
-    CR_TRY_ASSIGN(sys::ProcDir self, sys::ProcDir::open(::getpid()));
-    CR_TRY_ASSIGN(std::string text, self.read("mountinfo"));
-    CR_TRY_ASSIGN(std::vector<sys::MountLine> mounts, sys::parse_mountinfo(text));
-    const sys::MountLine* best = nullptr;
-    for (const sys::MountLine& m : mounts) {
-      if (makedev(m.major, m.minor) != dev) continue;
-      if (best == nullptr || (best->root != "/" && m.root == "/")) best = &m;
-    }
-    if (best == nullptr)
-      return make_error("no mount of device " + std::to_string(major(dev)) + ":" +
-                        std::to_string(minor(dev)) + " here");
-    ScopedFd fd(::open(best->mount_point.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!fd.valid()) return errno_error("open mount " + best->mount_point);
+    CR_TRY_ASSIGN(ScopedFd fd, sys::open_mount_of(dev, "crrestore's"));
     const int got = fd.get();
     fds_.emplace(dev, std::move(fd));
     return got;
@@ -50,12 +38,7 @@ Result<ScopedFd> find_inode(const schema::InotifyWatch& w, const FsIdentity* as,
   ScopedFd file;
   if (as == nullptr) {
     CR_TRY_ASSIGN(int mnt, mounts.of(static_cast<dev_t>(w.dev)));
-    std::vector<uint8_t> buf(sizeof(file_handle) + w.handle.size());
-    auto* fh = reinterpret_cast<file_handle*>(buf.data());
-    fh->handle_bytes = static_cast<unsigned>(w.handle.size());
-    fh->handle_type = static_cast<int>(w.handle_type);
-    std::memcpy(fh->f_handle, w.handle.data(), w.handle.size());
-    file.reset(::open_by_handle_at(mnt, fh, O_PATH | O_CLOEXEC));
+    file.reset(sys::open_by_handle(mnt, static_cast<int>(w.handle_type), w.handle));
     if (!file.valid()) return errno_error(what + ": open_by_handle_at");
   } else {
     CR_TRY_ASSIGN(FsCredsScope creds, FsCredsScope::enter(*as));

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "common/text.h"
+#include "sys/fd_passing.h"
 
 namespace cr::restore {
 
@@ -540,22 +541,8 @@ class Builder {
       if (!fd.ok()) return std::move(fd).error().wrap(what(s) + ": file in flight");
       fds.push_back(*fd);
     }
-    std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
-    iovec iov{const_cast<uint8_t*>(msg.data()), msg.size()};
-    msghdr m{};
-    m.msg_iov = &iov;
-    m.msg_iovlen = 1;
-    m.msg_control = control.data();
-    m.msg_controllen = control.size();
-    cmsghdr* c = CMSG_FIRSTHDR(&m);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-    ssize_t n;
-    do {
-      n = ::sendmsg(from, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
+    const ssize_t n =
+        sys::send_with_fds(from, msg.data(), msg.size(), fds, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n < 0) return errno_error(what(s) + ": put back a message with its fds in flight");
     if (static_cast<size_t>(n) != msg.size())
       return make_error(what(s) + ": a message with fds in flight cut short");

@@ -464,6 +464,15 @@ while True:
 print('PASS served %d' % served, file=sys.stderr)
 )py";
 
+// A client of the kEchoServer target started in `dir`, its connection checked with one round
+// trip ("one"); invalid if it could not connect or was not answered.
+ScopedFd echo_client(TempDir& dir) {
+  const uint16_t port = static_cast<uint16_t>(std::stoi(read_file(dir.work() + "/port")));
+  ScopedFd c = connect_tcp(port);
+  if (!c.valid() || !send_all(c.get(), "one") || recv_n(c.get(), 8) != "echo:one") return {};
+  return c;
+}
+
 TEST(Network, ClientOutsideTheTreeKeepsItsConnection) {
   if (!tools_present()) return;
   if (!nft_present()) GTEST_SKIP() << "nft not installed (Debian nftables; scripts/deps.sh installs it)";
@@ -472,11 +481,9 @@ TEST(Network, ClientOutsideTheTreeKeepsItsConnection) {
   ASSERT_GT(t.pid(), 0) << t.error();
   const pid_t pid = t.pid();
   const uint16_t port = static_cast<uint16_t>(std::stoi(read_file(dir.work() + "/port")));
-  ScopedFd c = connect_tcp(port);
-  ASSERT_TRUE(c.valid()) << strerror(errno);
+  ScopedFd c = echo_client(dir);
+  ASSERT_TRUE(c.valid()) << "no echo from the server";
   std::string err;
-  ASSERT_TRUE(send_all(c.get(), "one"));
-  ASSERT_EQ(recv_n(c.get(), 8, &err), "echo:one") << err;
   const std::string img = dir.path("img");
   for (int round = 0; round < 2; ++round) {
     SCOPED_TRACE("round " + std::to_string(round));
@@ -515,9 +522,8 @@ TEST(Network, KilledDumpLeavesTheConnectionWorking) {
   TempDir dir;
   Target t = Target::start(dir, {"/usr/bin/python3", "-I", "-c", kEchoServer});
   ASSERT_GT(t.pid(), 0) << t.error();
-  const uint16_t port = static_cast<uint16_t>(std::stoi(read_file(dir.work() + "/port")));
-  ScopedFd c = connect_tcp(port);
-  ASSERT_TRUE(c.valid());
+  ScopedFd c = echo_client(dir);
+  ASSERT_TRUE(c.valid()) << "no echo from the server";
   std::string err;
   int kills = 0;
   for (int n = 1; n < 200; ++n) {
@@ -562,12 +568,9 @@ TEST(Network, CancelledDumpLeavesTheConnectionWorking) {
   TempDir dir;
   Target t = Target::start(dir, {"/usr/bin/python3", "-I", "-c", kEchoServer});
   ASSERT_GT(t.pid(), 0) << t.error();
-  const uint16_t port = static_cast<uint16_t>(std::stoi(read_file(dir.work() + "/port")));
-  ScopedFd c = connect_tcp(port);
-  ASSERT_TRUE(c.valid());
+  ScopedFd c = echo_client(dir);
+  ASSERT_TRUE(c.valid()) << "no echo from the server";
   std::string err;
-  ASSERT_TRUE(send_all(c.get(), "one"));
-  ASSERT_EQ(recv_n(c.get(), 8, &err), "echo:one") << err;
   const std::string img = dir.path("img");
   ScopedFd out(::open(img.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   int errp[2];

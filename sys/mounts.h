@@ -1,0 +1,31 @@
+// Mounts of crtools' own mount namespace, for what is found by file handle (inotify watches).
+#pragma once
+
+#include <sys/types.h>
+
+#include <sys/sysmacros.h>
+
+#include <cstdint>
+#include <span>
+
+#include "common/result.h"
+#include "common/scoped_fd.h"
+
+namespace cr::sys {
+
+/// The kernel's s_dev as fdinfo and sock_diag print it (major << 20 | minor) as user space's
+/// dev_t (what stat() gives).
+inline dev_t user_dev(uint64_t kdev) {
+  return makedev(static_cast<unsigned>(kdev >> 20), static_cast<unsigned>(kdev & 0xfffff));
+}
+
+/// A directory fd on a mount of the filesystem of device `dev`, one whose root is the
+/// filesystem's root if there is one (a handle resolves below any mount with
+/// CAP_DAC_READ_SEARCH, but the path read back is then the whole one). `who` names the caller's
+/// mount namespace in the error ("crdump's").
+Result<ScopedFd> open_mount_of(dev_t dev, const char* who);
+
+/// open_by_handle_at(mount_fd, {type, handle}, O_PATH | O_CLOEXEC); -1 and errno on failure.
+int open_by_handle(int mount_fd, int type, std::span<const uint8_t> handle);
+
+}  // namespace cr::sys
