@@ -25,11 +25,14 @@ def run(binary, filt):
                          text=True).stdout
     res = {}
     for b in json.loads(out)["benchmarks"]:
+        # "BM_Dump/1024/iterations:5/manual_time" -> "BM_Dump/1024"
+        key = "/".join(part for part in b["name"].split("/")
+                       if not part.startswith("iterations:") and part not in ("manual_time", "real_time"))
         if b.get("error_occurred"):
-            res[b["name"]] = None
+            res[key] = None
             continue
         ms = b["real_time"] * {"ms": 1, "us": 1e-3, "ns": 1e-6, "s": 1e3}[b["time_unit"]]
-        res[b["name"].split("/manual_time")[0].split("/real_time")[0]] = (ms, b)
+        res[key] = (ms, b)
     return res
 
 
