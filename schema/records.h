@@ -727,7 +727,7 @@ using AllRecords =
                UnixSocketData, FileLock, FileOwner, StreamSeal, InetSocket, InetSocketData, NetLock,
                NetlinkSocket, Cgroup, CgroupProperty, CgroupMember, PagesParent, Vdso, PremapArea,
                PagesPrefork, InetMcast, SeccompFilter, SeccompThread, PidNsIds, UtsNs,
-               InotifyWatch>;
+               InotifyWatch, UnixSocketRights>;
 
 namespace detail {
 template <class Tuple, size_t... I>

@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iterator>
+#include <regex>
 #include <set>
+#include <string>
 
 namespace cr::format {
 namespace {
@@ -34,6 +38,24 @@ TEST(SelfDescription, EveryCompiledTypeRoundTripsThroughSchemaType) {
     EXPECT_EQ(parsed->fields, t.fields);
   }
   EXPECT_EQ(ids.size(), types.size());
+}
+
+// A record declared with CR_RECORD but left out of AllRecords is written without its
+// SchemaType: crit and crconvert could not walk it. Every declaration must be listed.
+TEST(SelfDescription, EveryDeclaredRecordIsInAllRecords) {
+  std::ifstream in(std::string(CR_SOURCE_DIR) + "/schema/records.h");
+  ASSERT_TRUE(in.good());
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::set<std::string> declared;
+  const std::regex decl(R"re(\nCR_RECORD(?:_TAIL)?\((\w+), *0x[0-9a-fA-F]+, *"(\w+)")re");
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), decl); it != std::sregex_iterator();
+       ++it)
+    declared.insert((*it)[2].str());
+  std::set<std::string> listed;
+  for (const StreamType& t : compiled_types()) listed.insert(t.name);
+  EXPECT_EQ(declared.size(), listed.size());  // and the pattern still matches them all
+  for (const std::string& name : declared)
+    EXPECT_TRUE(listed.contains(name)) << name << " is declared but not in schema::AllRecords";
 }
 
 TEST(SelfDescription, ParseRejectsMalformedText) {
