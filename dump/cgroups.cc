@@ -48,6 +48,16 @@ class Collector {
     return dir(controllers, path);
   }
 
+  // Whether the Cgroup record `id` enables controllers for its children (cgroup2): then no
+  // task may join it (the "no internal processes" rule), and a restore could not put one there.
+  bool enables_controllers(uint32_t id) const {
+    for (const CgroupTable::Dir& d : tree_.cgroups.dirs)
+      if (d.rec.id == id)
+        for (const schema::CgroupProperty& p : d.props)
+          if (p.name == "cgroup.subtree_control") return true;
+    return false;
+  }
+
  private:
   // Whether crdump itself is in that cgroup.
   bool crdumps(const sys::CgroupLine& l) const {
@@ -139,6 +149,10 @@ Result<schema::CgroupNs> ns_roots(Collector& c, pid_t root, const Lines& outer) 
                         " in its own cgroup namespace (outside the namespace's root, moved "
                         "there after the unshare): not supported");
     CR_TRY_ASSIGN(uint32_t id, c.record(outer[i].controllers, *at));
+    if (c.enables_controllers(id))
+      return make_error(who + ": the root of its cgroup namespace, " + name + ":" + *at +
+                        ", enables controllers for its children (cgroup.subtree_control): the "
+                        "restore could not put the root there to unshare: not supported");
     out.roots.push_back(id);
   }
   return out;
