@@ -1,9 +1,13 @@
 // The cgroups of the tree: where each process and thread is, in every hierarchy, and the
 // settings of those cgroups and their ancestors, so that restore can put each task back and
-// create a cgroup that is gone with the settings it had.
+// create a cgroup that is gone with the settings it had. A tree with its own cgroup namespace
+// also has that namespace's root in each hierarchy (CgroupNs).
+#include <fcntl.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <map>
+#include <thread>
 
 #include "dump/passes.h"
 #include "sys/cgroupfs.h"
@@ -37,6 +41,21 @@ class Collector {
       if (!crdumps(l)) tree_.cgroups.differs = true;
     }
     return m;
+  }
+
+  // The Cgroup record of `path` in hierarchy `controllers` (a cgroup namespace's root).
+  Result<uint32_t> record(const std::string& controllers, const std::string& path) {
+    return dir(controllers, path);
+  }
+
+  // Whether the Cgroup record `id` enables controllers for its children (cgroup2): then no
+  // task may join it (the "no internal processes" rule), and a restore could not put one there.
+  bool enables_controllers(uint32_t id) const {
+    for (const CgroupTable::Dir& d : tree_.cgroups.dirs)
+      if (d.rec.id == id)
+        for (const schema::CgroupProperty& p : d.props)
+          if (p.name == "cgroup.subtree_control") return true;
+    return false;
   }
 
  private:
@@ -89,6 +108,56 @@ Result<Lines> read_lines(const ProcDir& proc, const std::string& entry) {
   return sys::parse_cgroup(text);
 }
 
+// The root's /proc/PID/cgroup as its own cgroup namespace shows it: read by a thread of
+// crdump's that joined that namespace (setns changes the calling thread only, and the file
+// shows paths from its reader's namespace root).
+Result<Lines> read_inner_lines(pid_t root) {
+  const std::string dir = "/proc/" + std::to_string(root);
+  ScopedFd ns(::open((dir + "/ns/cgroup").c_str(), O_RDONLY | O_CLOEXEC));
+  if (!ns.valid()) return errno_error("open the cgroup namespace of pid " + std::to_string(root));
+  Result<Lines> out = make_error("not read");
+  std::thread reader([&] {
+    if (::setns(ns.get(), CLONE_NEWCGROUP) != 0) {
+      out = errno_error("setns into the cgroup namespace of pid " + std::to_string(root));
+      return;
+    }
+    auto proc = ProcDir::open(root);
+    if (!proc.ok()) {
+      out = proc.error();
+      return;
+    }
+    out = read_lines(*proc, "cgroup");
+  });
+  reader.join();
+  return out;
+}
+
+// The roots of the root's own cgroup namespace, one per hierarchy: its cgroup from outside
+// less the path it has inside.
+Result<schema::CgroupNs> ns_roots(Collector& c, pid_t root, const Lines& outer) {
+  const std::string who = "pid " + std::to_string(root);
+  CR_TRY_ASSIGN(Lines inner, read_inner_lines(root));
+  if (inner.size() != outer.size())
+    return make_error(who + ": its cgroup namespace shows another list of hierarchies");
+  schema::CgroupNs out;
+  for (size_t i = 0; i < outer.size(); ++i) {
+    const std::string name = outer[i].controllers.empty() ? "cgroup2" : outer[i].controllers;
+    auto at = sys::cgroup_ns_root(outer[i].path, inner[i].path);
+    if (inner[i].controllers != outer[i].controllers || !at)
+      return make_error(who + ": its cgroup " + name + ":" + outer[i].path + " shows as " +
+                        inner[i].path +
+                        " in its own cgroup namespace (outside the namespace's root, moved "
+                        "there after the unshare): not supported");
+    CR_TRY_ASSIGN(uint32_t id, c.record(outer[i].controllers, *at));
+    if (c.enables_controllers(id))
+      return make_error(who + ": the root of its cgroup namespace, " + name + ":" + *at +
+                        ", enables controllers for its children (cgroup.subtree_control): the "
+                        "restore could not put the root there to unshare: not supported");
+    out.roots.push_back(id);
+  }
+  return out;
+}
+
 }  // namespace
 
 Status collect_cgroups(DumpTree& tree) {
@@ -105,6 +174,16 @@ Status collect_cgroups(DumpTree& tree) {
     if (!lines.ok()) return std::move(lines).error().wrap(who);
     auto m = c.member(p->pid, p->pid, *lines);
     if (!m.ok()) return std::move(m).error().wrap(who);
+    if (tree.ns.own_cgroup && p == tree.procs.front()) {
+      auto roots = ns_roots(c, p->pid, *lines);
+      if (!roots.ok()) {
+        CR_TRY(tree.refuse(p->pid, std::move(roots).error()));
+      } else {
+        tree.ns.cgroup = std::move(roots).value();
+        // Restore moves every task out of the namespace's root, even into crrestore's cgroup.
+        tree.cgroups.differs = true;
+      }
+    }
     tree.cgroups.members.push_back(std::move(m).value());
     // A thread is in its process's cgroups unless moved on its own (v1, v2 threaded).
     for (const ThreadState& t : p->threads) {

@@ -260,9 +260,11 @@ struct NetState {
 
 /// The namespaces the tree's root owns (namespaces.cc), as /proc/PID/ns links show them.
 struct NsTable {
-  bool own_pid = false, own_uts = false;
-  std::string pid_link, uts_link;
+  bool own_pid = false, own_uts = false, own_time = false, own_cgroup = false;
+  std::string pid_link, uts_link, time_link, cgroup_link;
   std::optional<schema::UtsNs> uts;
+  std::optional<schema::TimeNs> time;      // the offsets of its own time namespace
+  std::optional<schema::CgroupNs> cgroup;  // the roots of its own cgroup namespace (cgroups.cc)
 };
 
 struct DumpTree {

@@ -1,7 +1,8 @@
-// The namespaces a tree's root may own: its pid namespace (the root is pid 1 of it) and its
-// UTS namespace. Every other kind must be crdump's (but IPC: ipc.cc). The image holds the
-// ids each process has inside the pid namespace (PidNsIds) and the UTS names (UtsNs); a
-// process outside the tree in either namespace is a part the restore could not rebuild.
+// The namespaces a tree's root may own: its pid namespace (the root is pid 1 of it), its UTS,
+// time and cgroup namespaces. Every other kind must be crdump's (but IPC: ipc.cc). The image
+// holds the ids each process has inside the pid namespace (PidNsIds), the UTS names (UtsNs),
+// the clock offsets (TimeNs) and the cgroup namespace's roots (CgroupNs, cgroups.cc); a
+// process outside the tree in one of them is a part the restore could not rebuild.
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/utsname.h>
@@ -76,6 +77,33 @@ Status check_root_namespaces(DumpTree& tree, pid_t root) {
       tree.ns.uts_link = *theirs;
       continue;
     }
+    if (kind == "cgroup" && theirs.ok()) {
+      tree.ns.own_cgroup = true;
+      tree.ns.cgroup_link = *theirs;
+      continue;
+    }
+    // A time namespace is entered at fork or exec after unshare (time_for_children): the
+    // root must be in the one it makes its children in, else its children so far and those to
+    // come would be in two namespaces.
+    if (kind == "time" && theirs.ok()) {
+      auto kids = proc.readlink("ns/time_for_children");
+      if (!kids.ok() || *kids != *theirs)
+        return make_error(who +
+                          ": time namespace differs from crdump's and its time_for_children "
+                          "from both (a second unshare(CLONE_NEWTIME)): not supported");
+      tree.ns.own_time = true;
+      tree.ns.time_link = *theirs;
+      continue;
+    }
+    if (kind == "time_for_children" && tree.ns.own_time && theirs.ok() &&
+        *theirs == tree.ns.time_link)
+      continue;
+    if (kind == "time_for_children")
+      return make_error(who +
+                        ": time_for_children namespace differs from its time namespace (it "
+                        "called unshare(CLONE_NEWTIME) and has neither forked nor exec'd into "
+                        "it since): not supported; dump a tree whose root is inside its time "
+                        "namespace (`unshare --time` execs into it)");
     if (kind == "pid" && theirs.ok()) {
       CR_TRY(check_pid_ns_root(root, proc));
       tree.ns.own_pid = true;
@@ -166,8 +194,16 @@ Result<schema::UtsNs> read_uts(pid_t root) {
   return out;
 }
 
-// Every process outside the tree in its pid namespace (or making its children there) or its
-// UTS namespace: the restore makes new namespaces, without them.
+// The root's time namespace offsets (it makes its children in its own: check_root_namespaces).
+Result<schema::TimeNs> read_time_offsets(const DumpContext& root) {
+  CR_TRY_ASSIGN(std::string text, root.proc.read("timens_offsets"));
+  CR_TRY_ASSIGN(TimensOffsets o, parse_timens_offsets(text));
+  return schema::TimeNs{o.monotonic_sec, o.monotonic_nsec, o.boottime_sec, o.boottime_nsec};
+}
+
+// Every process outside the tree in its pid namespace (or making its children there), its
+// UTS, time (or making its children there) or cgroup namespace: the restore makes new
+// namespaces, without them.
 Status check_ns_leaks(DumpTree& tree) {
   CR_TRY_ASSIGN(std::vector<int> pids, ProcDir::all_pids());
   for (int pid : pids) {
@@ -184,6 +220,15 @@ Status check_ns_leaks(DumpTree& tree) {
       auto u = proc->readlink("ns/uts");
       if (u.ok() && *u == tree.ns.uts_link) what = "uts";
     }
+    if (what.empty() && tree.ns.own_time) {
+      auto a = proc->readlink("ns/time");
+      auto b = proc->readlink("ns/time_for_children");
+      if ((a.ok() && *a == tree.ns.time_link) || (b.ok() && *b == tree.ns.time_link)) what = "time";
+    }
+    if (what.empty() && tree.ns.own_cgroup) {
+      auto c = proc->readlink("ns/cgroup");
+      if (c.ok() && *c == tree.ns.cgroup_link) what = "cgroup";
+    }
     if (what.empty()) continue;
     std::string comm = "?";
     if (auto s = proc->read("stat"); s.ok())
@@ -192,7 +237,7 @@ Status check_ns_leaks(DumpTree& tree) {
         tree.procs.front()->pid,
         make_error("pid " + std::to_string(pid) + " ('" + comm + "'), outside the tree, is in " +
                    "the tree's own " + what + " namespace" +
-                   (what == "pid" ? " (or makes its children there)" : "") +
+                   (what == "pid" || what == "time" ? " (or makes its children there)" : "") +
                    ": the restored namespace would not hold it (not supported; `unshare --fork` "
                    "leaves its own parent there: dump a tree started by a launcher that stays "
                    "in the host's namespaces)")));
@@ -203,7 +248,7 @@ Status check_ns_leaks(DumpTree& tree) {
 }  // namespace
 
 Status collect_namespaces(DumpTree& tree) {
-  if (!tree.ns.own_pid && !tree.ns.own_uts) return {};
+  if (!tree.ns.own_pid && !tree.ns.own_uts && !tree.ns.own_time && !tree.ns.own_cgroup) return {};
   if (tree.ns.own_pid)
     for (auto& p : tree.procs) {  // a zombie too: it is made again with its pids
       Status st = collect_ns_ids(*p);
@@ -212,6 +257,11 @@ Status collect_namespaces(DumpTree& tree) {
   if (tree.ns.own_uts) {
     CR_TRY_ASSIGN(schema::UtsNs u, read_uts(tree.procs.front()->pid));
     tree.ns.uts = std::move(u);
+  }
+  if (tree.ns.own_time) {
+    auto t = read_time_offsets(*tree.procs.front());
+    if (!t.ok()) return std::move(t).error().wrap("pid " + std::to_string(tree.procs.front()->pid));
+    tree.ns.time = *t;
   }
   return check_ns_leaks(tree);
 }

@@ -1,6 +1,7 @@
 // Writing the collected state in the stream's fixed order (everything but the pages):
 // the Vdso; every Process; per process Creds, Rlimits, FsInfo, ProcAttrs; SeccompFilter,
-// SeccompThread; PidNsIds and UtsNs of a tree that owns those namespaces; the SysV objects
+// SeccompThread; PidNsIds, UtsNs and TimeNs of a tree that owns those namespaces; Cgroup,
+// CgroupProperty, CgroupMember, CgroupNs; the SysV objects
 // of a tree with its own IPC namespace; Shmem, ShmemData; Pty, Pipe, PipeData, UnixSocket,
 // UnixSocketData, InetSocket, InetSocketData, NetLock, NetlinkSocket, File, FileData,
 // InotifyWatch;
@@ -61,7 +62,9 @@ Status write_tree_head(DumpTree& tree) {
   // A build that skipped the memberships would restore the sockets outside their groups.
   if (!tree.files.inet_mcast.empty()) tree.procs.front()->process.flags |= schema::kProcessMcast;
   if (tree.ns.own_pid) tree.procs.front()->process.flags |= schema::kProcessOwnPidNs;
-  if (tree.ns.own_uts) tree.procs.front()->process.flags |= schema::kProcessOwnUtsNs | schema::kProcessSeccomp;
+  if (tree.ns.own_uts) tree.procs.front()->process.flags |= schema::kProcessOwnUtsNs;
+  if (tree.ns.time) tree.procs.front()->process.flags |= schema::kProcessOwnTimeNs;
+  if (tree.ns.cgroup) tree.procs.front()->process.flags |= schema::kProcessOwnCgroupNs;
   for (const auto& p : tree.procs) CR_TRY(out.write(p->process));
   for (const auto& p : tree.procs) {
     if (p->zombie) continue;
@@ -74,11 +77,13 @@ Status write_tree_head(DumpTree& tree) {
   if (tree.ns.own_pid)
     for (const auto& p : tree.procs) CR_TRY(out.write(p->ns_ids));
   if (tree.ns.uts) CR_TRY(out.write(*tree.ns.uts));
+  if (tree.ns.time) CR_TRY(out.write(*tree.ns.time));
   for (const auto& d : tree.cgroups.dirs) {
     CR_TRY(out.write(d.rec));
     for (const auto& prop : d.props) CR_TRY(out.write(prop));
   }
   for (const auto& m : tree.cgroups.members) CR_TRY(out.write(m));
+  if (tree.ns.cgroup) CR_TRY(out.write(*tree.ns.cgroup));
   CR_TRY(write_ipc(tree));
   // Shared memory objects before the files: a memfd's File names its Shmem.
   CR_TRY(write_shmem(tree));

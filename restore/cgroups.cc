@@ -1,6 +1,7 @@
 #include "restore/cgroups.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -84,6 +85,12 @@ class Placer {
                            " cannot write " + path);
     }
     return write_control(dir, file, std::to_string(tid));
+  }
+
+  // The directory of `cg`, made (with its settings) if missing.
+  Result<std::string> dir_of(const schema::Cgroup& cg) {
+    CR_TRY_ASSIGN(const sys::CgroupMount* m, mount_of(cg));
+    return ensure(*m, cg, nullptr);
   }
 
   std::vector<std::string> warnings;
@@ -233,20 +240,66 @@ Status stash_cgroup_record(const format::RecordReader& reader, TreeHead& head) {
       head.shared.cgroup_members.push_back(std::move(m));
       return {};
     }
+    case schema::CgroupNs::kType: {
+      CR_TRY_ASSIGN(auto ns, reader.decode<schema::CgroupNs>());
+      if (head.shared.cgroup_ns) return make_error("two cgroup_ns records");
+      std::set<std::string> hierarchies;
+      for (uint64_t id : ns.roots) {
+        auto it = id <= UINT32_MAX ? cgroups.find(static_cast<uint32_t>(id)) : cgroups.end();
+        if (it == cgroups.end())
+          return make_error("cgroup namespace root " + std::to_string(id) + " is not a cgroup");
+        if (!hierarchies.insert(it->second.cg.controllers).second)
+          return make_error("cgroup namespace: two roots in hierarchy " +
+                            hierarchy_text(it->second.cg.controllers));
+      }
+      head.shared.cgroup_ns = std::move(ns);
+      return {};
+    }
     default:
       return make_error("not a cgroup record");
   }
 }
 
+Status prepare_cgroup_ns(RestoreContext& root) {
+  if (!root.shared.cgroup_ns) return {};
+  if (root.opts.ignore_cgroups)
+    return make_error(
+        "the tree has a cgroup namespace of its own: its root must be entered where it was "
+        "(--manage-cgroups=ignore cannot leave the tree in crrestore's cgroups)");
+  CR_TRY_ASSIGN(Placer placer, Placer::open(root));
+  for (uint64_t id : root.shared.cgroup_ns->roots) {
+    const schema::Cgroup& cg = root.shared.cgroups.at(static_cast<uint32_t>(id)).cg;
+    CR_TRY_ASSIGN(std::string dir, placer.dir_of(cg));
+    root.cgroup_ns_procs.push_back(dir + "/cgroup.procs");
+  }
+  for (auto& w : placer.warnings) root.warn(std::move(w));
+  return {};
+}
+
+Status enter_cgroup_ns(const RestoreContext& root) {
+  if (!root.shared.cgroup_ns) return {};
+  // "0": the writer itself, in whatever pid namespace it is.
+  for (const std::string& procs : root.cgroup_ns_procs) {
+    const size_t slash = procs.rfind('/');
+    Status st = write_control(procs.substr(0, slash), procs.substr(slash + 1), "0");
+    if (!st.ok()) return std::move(st).error().wrap("cgroup namespace root");
+  }
+  if (::unshare(CLONE_NEWCGROUP) != 0) return errno_error("unshare(CLONE_NEWCGROUP)");
+  return {};
+}
+
 Status join_cgroups(RestoreContext& root, pid_t only) {
   if (!needs_placing(root, false)) return {};
   CR_TRY_ASSIGN(Placer placer, Placer::open(root));
+  // In a cgroup namespace of its own the tree starts in the namespace's roots, not where
+  // crrestore is: every task moves.
+  const bool from_ns_root = root.shared.cgroup_ns.has_value();
   // Every member names a live process of the image (checked when stashed).
   for (const auto& m : root.shared.cgroup_members) {
     if (m.tid != m.pid || (only != 0 && m.pid != static_cast<uint32_t>(only))) continue;
     const FsIdentity* as = root.privileges.for_process(m.pid);
     for (const schema::Cgroup* cg : cgroups_of(root, m)) {
-      if (placer.ours(*cg)) continue;
+      if (!from_ns_root && placer.ours(*cg)) continue;
       Status st = placer.join(*cg, static_cast<pid_t>(m.pid), false, as);
       if (!st.ok()) return std::move(st).error().wrap("pid " + std::to_string(m.pid));
     }

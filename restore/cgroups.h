@@ -21,6 +21,14 @@ namespace cr::restore {
 /// outside the kept list, a member of no process.
 Status stash_cgroup_record(const format::RecordReader& reader, TreeHead& head);
 
+/// Before the root is made, for a tree with its own cgroup namespace: the roots of the
+/// namespace made where missing, their cgroup.procs files in root.cgroup_ns_procs.
+Status prepare_cgroup_ns(RestoreContext& root);
+
+/// The root, made a moment ago: joins the namespace's roots and unshares CLONE_NEWCGROUP, so
+/// that the namespace's root is where it was (its own cgroups come with join_cgroups).
+Status enter_cgroup_ns(const RestoreContext& root);
+
 /// Tree pass, once every process exists and before its memory: each process joins its cgroups
 /// (`only`: that process alone, for memory placed while the tree is created).
 Status join_cgroups(RestoreContext& root, pid_t only = 0);

@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <unordered_set>
 
+#include "restore/cgroups.h"
 #include "restore/fd_plan.h"
 #include "restore/open_files.h"
 #include "restore/privilege.h"
@@ -414,6 +415,9 @@ Status setup(const RestoreContext& root, const RestoreContext& ctx, const Carrie
     if (::setdomainname(u.domainname.data(), u.domainname.size()) != 0)
       return errno_error("setdomainname " + u.domainname);
   }
+  // The root of a tree with its own cgroup namespace: made in the namespace's roots before
+  // any child, which inherits it.
+  if (&root == &ctx) CR_TRY(enter_cgroup_ns(root));
   CR_TRY(set_session(root, ctx, carriers, *report_fd));
   // Its private memory in place before its children are forked: they inherit it.
   if (root.premap != nullptr) CR_TRY(wait_for_premap(ctx, *report_fd));

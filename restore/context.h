@@ -84,6 +84,9 @@ struct RestoreContext {
   format::RecordReader* reader = nullptr;
   ProcessImage img;
   ProcessImage shared;  // root only: Pipes, Files, file contents, every Fd
+  /// Root only, a tree with its own cgroup namespace: the cgroup.procs files of the
+  /// namespace's roots, which the root joins before it unshares CLONE_NEWCGROUP (cgroups.cc).
+  std::vector<std::string> cgroup_ns_procs;
   std::vector<std::unique_ptr<RestoreContext>> others;  // root only
   /// What the image may ask for, as whom its files are opened (root only: read_tree_head).
   Privileges privileges;

@@ -376,6 +376,11 @@ Status stash_tree_record(const format::RecordReader& reader, TreeHead& head) {
       CR_TRY_ASSIGN(head.shared.uts, reader.decode<schema::UtsNs>());
       return {};
     }
+    case schema::TimeNs::kType: {
+      if (head.shared.time_ns) return make_error("two time_ns records");
+      CR_TRY_ASSIGN(head.shared.time_ns, reader.decode<schema::TimeNs>());
+      return {};
+    }
     case schema::Fd::kType: {
       CR_TRY_ASSIGN(auto fd, reader.decode<schema::Fd>());
       ProcessImage* img = head.find(fd.pid);
@@ -417,6 +422,7 @@ Status stash_tree_record(const format::RecordReader& reader, TreeHead& head) {
     case schema::Cgroup::kType:
     case schema::CgroupProperty::kType:
     case schema::CgroupMember::kType:
+    case schema::CgroupNs::kType:
       return stash_cgroup_record(reader, head);
     case schema::SeccompFilter::kType: {
       CR_TRY_ASSIGN(auto f, reader.decode<schema::SeccompFilter>());
@@ -521,7 +527,9 @@ Status check_lock_fds(const ProcessImage& shared) {
 Status check_namespaces(const TreeHead& head) {
   const uint32_t root_flags = head.procs.front().process->flags;
   for (size_t i = 1; i < head.procs.size(); ++i)
-    if ((head.procs[i].process->flags & (schema::kProcessOwnPidNs | schema::kProcessOwnUtsNs)) != 0)
+    if ((head.procs[i].process->flags &
+         (schema::kProcessOwnPidNs | schema::kProcessOwnUtsNs | schema::kProcessOwnTimeNs |
+          schema::kProcessOwnCgroupNs)) != 0)
       return make_error("pid " + std::to_string(head.procs[i].process->pid) +
                         ": namespace flags on a process other than the root");
   if (((root_flags & schema::kProcessOwnUtsNs) != 0) != head.shared.uts.has_value())
@@ -530,6 +538,14 @@ Status check_namespaces(const TreeHead& head) {
       (head.shared.uts->hostname.size() > 64 || head.shared.uts->domainname.size() > 64))
     return make_error("uts_ns: hostname or domainname longer than 64 bytes");
   const bool own_pid = (root_flags & schema::kProcessOwnPidNs) != 0;
+  if (((root_flags & schema::kProcessOwnTimeNs) != 0) != head.shared.time_ns.has_value())
+    return make_error("time_ns record and the root's kProcessOwnTimeNs flag disagree");
+  // What the kernel takes (timens_offsets): nanoseconds below a second; seconds it checks.
+  if (head.shared.time_ns && (head.shared.time_ns->monotonic_nsec >= 1000000000 ||
+                              head.shared.time_ns->boottime_nsec >= 1000000000))
+    return make_error("time_ns: nanoseconds of an offset not below one second");
+  if (((root_flags & schema::kProcessOwnCgroupNs) != 0) != head.shared.cgroup_ns.has_value())
+    return make_error("cgroup_ns record and the root's kProcessOwnCgroupNs flag disagree");
   std::set<uint32_t> ns_pids;
   for (const ProcessImage& img : head.procs) {
     const std::string who = "pid " + std::to_string(img.process->pid);
@@ -567,7 +583,8 @@ Status check_tree_head(const TreeHead& head) {
       schema::kProcessFileLocks | schema::kProcessExtUnix | schema::kProcessCgroups |
       schema::kProcessParentPages | schema::kProcessMcast | schema::kProcessUnixPending |
       schema::kProcessTcpHalfClosed | schema::kProcessUnixRights | schema::kProcessOwnPidNs |
-      schema::kProcessOwnUtsNs | schema::kProcessSeccomp;
+      schema::kProcessOwnUtsNs | schema::kProcessSeccomp | schema::kProcessOwnTimeNs |
+      schema::kProcessOwnCgroupNs;
   for (const auto& img : head.procs)
     if ((img.process->flags & ~kKnownFlags) != 0)
       return make_error("pid " + std::to_string(img.process->pid) + ": process flags " +

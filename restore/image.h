@@ -68,9 +68,11 @@ struct ProcessImage {
   std::optional<schema::Creds> creds;
   std::optional<schema::Rlimits> rlimits;
   std::optional<schema::FsInfo> fs;
-  std::optional<schema::ProcAttrs> attrs;  // none in images before it existed
-  std::optional<schema::PidNsIds> ns_ids;  // a tree that owns its pid namespace
-  std::optional<schema::UtsNs> uts;        // shared image: the tree's own UTS namespace
+  std::optional<schema::ProcAttrs> attrs;     // none in images before it existed
+  std::optional<schema::PidNsIds> ns_ids;     // a tree that owns its pid namespace
+  std::optional<schema::UtsNs> uts;           // shared image: the tree's own UTS namespace
+  std::optional<schema::TimeNs> time_ns;      // shared image: the tree's own time namespace
+  std::optional<schema::CgroupNs> cgroup_ns;  // shared image: its own cgroup namespace's roots
   std::optional<schema::Mm> mm;
   std::map<uint32_t, schema::Pty> ptys;       // by Pty id
   std::optional<schema::ShellTty> shell_tty;  // --shell-job images since it exists

@@ -13,10 +13,12 @@
 #include <map>
 #include <set>
 
+#include "restore/cgroups.h"
 #include "restore/child_setup.h"
 #include "restore/epoll.h"
 #include "restore/open_files.h"
 #include "restore/shmem.h"
+#include "restore/time_ns.h"
 #include "restore/trampoline.h"
 #include "sys/linux_abi.h"
 #include "sys/proc_parse.h"
@@ -160,7 +162,14 @@ Status create_tree(RestoreContext& root) {
   const int report_fd = p[1];
   root.restorer_pgrp = ::getpgrp();
   // The root of a tree that owns its pid or UTS namespace is made in new ones (its children
-  // inherit them).
+  // inherit them). Its own time namespace is crrestore's namespace for children while the
+  // root is made (and the helper of its gone leader, which belongs to the tree); its cgroup
+  // namespace the root makes itself (enter_cgroup_ns).
+  ScopedFd own_time;
+  if (root.shared.time_ns) {
+    CR_TRY_ASSIGN(own_time, make_time_ns_for_children(*root.shared.time_ns));
+  }
+  CR_TRY(prepare_cgroup_ns(root));
   const uint32_t flags = root.img.process->flags;
   const uint64_t ns = ((flags & schema::kProcessOwnPidNs) != 0 ? CLONE_NEWPID : 0) |
                       ((flags & schema::kProcessOwnUtsNs) != 0 ? CLONE_NEWUTS : 0);
@@ -172,8 +181,13 @@ Status create_tree(RestoreContext& root) {
       },
       ns);
   wr.reset();
+  Status left = own_time.valid() ? leave_time_ns_for_children(own_time) : Status{};
   if (!created.ok()) return std::move(created).error();
   root.child = std::move(created).value();
+  if (!left.ok()) {
+    root.child.kill_and_reap();
+    return left;
+  }
   // Until every process has closed its end: a process that failed or died has, too.
   std::vector<RestoreContext*> all = tree_order(root);
   ChildReport rep;

@@ -108,6 +108,10 @@ enum ProcessFlags : uint32_t {
                                     // process has a PidNsIds record, and restore makes the
                                     // namespace (an older build would give them host pids only)
   kProcessOwnUtsNs = 0x1000000,     // (root) the tree has a UTS namespace of its own (UtsNs):
+  kProcessOwnTimeNs = 0x2000000,    // (root) the tree has a time namespace of its own (TimeNs):
+                                    // an older build would restore it with the host's clocks
+  kProcessOwnCgroupNs = 0x4000000,  // (root) the tree has a cgroup namespace of its own
+                                    // (CgroupNs): an older build would show it the host's paths
                                     // an older build would restore it with the host's hostname
 };
 
@@ -718,6 +722,21 @@ CR_RECORD(UtsNs, 0x0401, "uts_ns", "hostname and domainname of the tree's own UT
           (str, hostname),    // uname nodename, at most 64 bytes
           (str, domainname))  // uname domainname (NIS), at most 64 bytes
 
+// ---- Time and cgroup namespaces (0x0410-0x041f), beside the others.
+
+// The tree's own time namespace (kProcessOwnTimeNs), as /proc/PID/timens_offsets shows it:
+// restore makes a new one with these offsets before the root is made in it. Same host, same
+// boot: CLOCK_MONOTONIC and CLOCK_BOOTTIME read inside go on as they did.
+CR_RECORD(TimeNs, 0x0410, "time_ns", "clock offsets of the tree's own time namespace",
+          (i64, monotonic_sec), (u32, monotonic_nsec),  // nsec below 1e9, as the kernel keeps it
+          (i64, boottime_sec), (u32, boottime_nsec))
+
+// The tree's own cgroup namespace (kProcessOwnCgroupNs): its root in each hierarchy, the
+// cgroup the root's creator was in when it unshared. After the Cgroup records. Restore puts the
+// root there, unshares, then moves it (and every other task) to its own cgroups (CgroupMember).
+CR_RECORD(CgroupNs, 0x0411, "cgroup_ns", "the roots of the tree's own cgroup namespace",
+          (u64s, roots))  // Cgroup ids, one per hierarchy
+
 /// Every record type, for the writer's self-description, crit and the id check below.
 using AllRecords =
     std::tuple<StreamHeader, SchemaType, Trailer, ErrorRecord, Process, Creds, Rlimits, FsInfo,
@@ -727,7 +746,7 @@ using AllRecords =
                UnixSocketData, FileLock, FileOwner, StreamSeal, InetSocket, InetSocketData, NetLock,
                NetlinkSocket, Cgroup, CgroupProperty, CgroupMember, PagesParent, Vdso, PremapArea,
                PagesPrefork, InetMcast, SeccompFilter, SeccompThread, PidNsIds, UtsNs,
-               InotifyWatch, UnixSocketRights>;
+               InotifyWatch, UnixSocketRights, TimeNs, CgroupNs>;
 
 namespace detail {
 template <class Tuple, size_t... I>

@@ -163,6 +163,17 @@ std::optional<std::string> cgroup_dir(const CgroupMount& m, std::string_view pat
   return m.mount_point + std::string(rest);
 }
 
+std::optional<std::string> cgroup_ns_root(std::string_view outer, std::string_view inner) {
+  if (!valid_cgroup_path(outer) || !valid_cgroup_path(inner)) return std::nullopt;
+  if (inner == "/") return std::string(outer);
+  if (outer == inner) return std::string("/");
+  // "/a/b/c" seen as "/b/c" inside: the root is "/a" (whole parts only: "/xb/c" is not).
+  if (outer.size() <= inner.size() || !outer.ends_with(inner)) return std::nullopt;
+  std::string_view root = outer.substr(0, outer.size() - inner.size());
+  if (root.empty() || root.front() != '/') return std::nullopt;
+  return std::string(root);
+}
+
 bool valid_cgroup_path(std::string_view path) {
   if (!path.starts_with('/') || path.size() > 4096) return false;
   if (path == "/") return true;

@@ -36,6 +36,11 @@ const CgroupMount* find_cgroup_mount(const std::vector<CgroupMount>& mounts,
 /// The directory of cgroup `path` in `m`; nullopt when the mount shows only another subtree.
 std::optional<std::string> cgroup_dir(const CgroupMount& m, std::string_view path);
 
+/// The root of a cgroup namespace in one hierarchy, from a task's cgroup there seen from
+/// outside (`outer`) and from inside the namespace (`inner`, relative to its root): `outer`
+/// less `inner`'s tail. nullopt when they do not fit (`inner` above the namespace root, "/..").
+std::optional<std::string> cgroup_ns_root(std::string_view outer, std::string_view inner);
+
 /// An absolute cgroup path without empty, "." or ".." parts and without NUL or newline ("/" is
 /// one): what an image may name.
 bool valid_cgroup_path(std::string_view path);

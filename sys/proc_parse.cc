@@ -635,6 +635,37 @@ Result<std::vector<uint64_t>> parse_limits(std::string_view text) {
 
 // ---- cgroups and mounts
 
+Result<TimensOffsets> parse_timens_offsets(std::string_view text) {
+  TimensOffsets out;
+  bool mono = false, boot = false;
+  for (std::string_view line : split_lines(text)) {
+    if (line.empty()) continue;
+    // "monotonic           0         0": name, seconds (signed), nanoseconds.
+    std::string_view rest = line;
+    std::string_view w[3] = {next_token(rest), next_token(rest), next_token(rest)};
+    if (w[2].empty() || !next_token(rest).empty()) return bad("timens_offsets", line);
+    const bool neg = w[1].starts_with('-');
+    auto sec = parse_uint(neg ? w[1].substr(1) : w[1]);
+    auto nsec = parse_uint(w[2]);
+    if (!sec || *sec > static_cast<uint64_t>(INT64_MAX) || !nsec || *nsec >= 1000000000)
+      return bad("timens_offsets", line);
+    const int64_t s = neg ? -static_cast<int64_t>(*sec) : static_cast<int64_t>(*sec);
+    if (w[0] == "monotonic" && !mono) {
+      out.monotonic_sec = s;
+      out.monotonic_nsec = static_cast<uint32_t>(*nsec);
+      mono = true;
+    } else if (w[0] == "boottime" && !boot) {
+      out.boottime_sec = s;
+      out.boottime_nsec = static_cast<uint32_t>(*nsec);
+      boot = true;
+    } else {
+      return bad("timens_offsets", line);
+    }
+  }
+  if (!mono || !boot) return bad("timens_offsets", text);
+  return out;
+}
+
 Result<std::vector<CgroupLine>> parse_cgroup(std::string_view text) {
   std::vector<CgroupLine> out;
   for (std::string_view line : split_lines(text)) {

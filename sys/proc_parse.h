@@ -205,6 +205,16 @@ struct ProcTimer {
 };
 Result<std::vector<ProcTimer>> parse_timers(std::string_view text);
 
+// ---- time namespaces
+
+/// /proc/PID/timens_offsets: "monotonic S NS" and "boottime S NS" lines, the offsets of the
+/// time namespace the task makes its children in (its own unless it unshared since).
+struct TimensOffsets {
+  int64_t monotonic_sec = 0, boottime_sec = 0;
+  uint32_t monotonic_nsec = 0, boottime_nsec = 0;  // below 1e9
+};
+Result<TimensOffsets> parse_timens_offsets(std::string_view text);
+
 // ---- cgroups and mounts
 
 /// One line of /proc/PID/cgroup: "4:memory:/a/b" (v1), "0::/a" (v2), "9:name=systemd:/".

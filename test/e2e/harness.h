@@ -72,6 +72,9 @@ class TempDir {
   std::map<std::string, Saved> snapshot_;
 };
 
+/// CLONE_NEWTIME (Linux 5.6; the system headers may lack it).
+constexpr uint64_t kCloneNewTime = 0x00000080;
+
 /// What to connect a spawned process's fds to.
 struct SpawnSpec {
   std::vector<std::string> argv;  // argv[0] is the path executed
@@ -86,7 +89,8 @@ struct SpawnSpec {
   /// controlling terminal (TIOCSCTTY), its group the foreground one (a shell's job on a tty).
   bool ctty = false;
   /// Namespaces the child is made in (CLONE_NEWPID, CLONE_NEWUTS...): the caller stays in its
-  /// own, as a container's launcher does; with CLONE_NEWPID the child is pid 1 there.
+  /// own, as a container's launcher does; with CLONE_NEWPID the child is pid 1 there. With
+  /// kCloneNewTime the program is exec'd in a new time namespace (offsets: kTimensOffsets).
   uint64_t clone_flags = 0;
 };
 

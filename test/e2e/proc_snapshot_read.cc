@@ -54,6 +54,30 @@ std::string chomp(std::string s) {
   return s;
 }
 
+// /proc/PID/cgroup read by a thread of ours that joins PID's cgroup namespace: the file shows
+// paths from its reader's namespace root.
+std::string cgroup_inside(pid_t pid) {
+  const int ns =
+      ::open(("/proc/" + std::to_string(pid) + "/ns/cgroup").c_str(), O_RDONLY | O_CLOEXEC);
+  if (ns < 0) return std::string("!") + strerrorname_np(errno);
+  std::string out;
+  std::thread reader([&] {
+    if (::setns(ns, CLONE_NEWCGROUP) != 0) {
+      out = std::string("!") + strerrorname_np(errno);
+      return;
+    }
+    auto d = sys::ProcDir::open(pid);
+    if (!d) {
+      out = errno_text(d.error());
+      return;
+    }
+    out = chomp(read_or_error(*d, "cgroup"));
+  });
+  reader.join();
+  ::close(ns);
+  return out;
+}
+
 // cmdline and environ: NUL-separated; shown with "\0" so an empty argument still counts.
 std::string nul_text(std::string s) {
   std::string out;
@@ -130,6 +154,13 @@ void add_process(Snapshot& s, pid_t pid, Canon& canon) {
   // The names of a UTS namespace of the tree's own (hostname, domainname): uname on a thread
   // of ours that joins it (setns changes the calling thread only).
   if (s[p + "ns/uts"] != "host") s[p + "uts"] = uts_names(d.pid());
+  // A time namespace of the tree's own: its clock offsets (those of the namespace the task
+  // makes its children in, its own unless it unshared since).
+  if (s[p + "ns/time"] != "host" || s[p + "ns/time_for_children"] != "host")
+    s[p + "timens_offsets"] = chomp(read_or_error(d, "timens_offsets"));
+  // A cgroup namespace of the tree's own: the cgroups as the task sees them (paths from the
+  // namespace's root), read from inside it.
+  if (s[p + "ns/cgroup"] != "host") s[p + "cgroup_inside"] = cgroup_inside(d.pid());
 
   // fds: every link first (so an epoll's watch can name its target's canonical inode).
   auto fds = d.fds();

@@ -93,6 +93,13 @@ const std::vector<ZdtmCase>& cases() {
       {"pidns_tree", {}, true, "", "", {}, CLONE_NEWPID},
       {"pidns_uts", {"uts"}, true, "", "pidns_tree", {}, CLONE_NEWPID | CLONE_NEWUTS},
       {"pidns_ipc", {}, true, "", "sysv_ipc", {}, CLONE_NEWPID | CLONE_NEWUTS},
+      // A root in a time namespace of its own (offsets of days: kTimensOffsets), alone and as pid
+      // 1 of its own pid namespace too (a container's usual set), and one that made its own
+      // cgroup namespace below where it started (and the cgroup one ns_refused makes).
+      {"timens_clock", {}, true, "", "", {}, kCloneNewTime},
+      {"timens_pidns", {}, true, "", "timens_clock", {}, kCloneNewTime | CLONE_NEWPID},
+      {"cgroupns_root", {}, true},
+      {"ns_cgroup", {"cgroup"}, true, "", "ns_refused"},
       {"pty_pair", {}},
       {"pty_unread", {}, false, "pty with unread input"},
       {"pty_outside", {"outside"}, false, "outside the process tree", "pty_refused"},
@@ -224,15 +231,21 @@ const std::vector<ZdtmCase>& cases() {
        "threads_ns_refused"},
       {"ns_net_refused", {"net"}, true, "net namespace differs from crdump's", "ns_refused"},
       {"ns_mnt_refused", {"mnt"}, true, "mnt namespace differs from crdump's", "ns_refused"},
-      {"ns_cgroup_refused",
-       {"cgroup"},
-       true,
-       "cgroup namespace differs from crdump's",
-       "ns_refused"},
       {"ns_user_refused", {"user"}, true, "user namespace differs from crdump's", "ns_refused"},
       {"ns_pid_refused", {"pid"}, true, "pid_for_children namespace differs", "ns_refused"},
       {"ns_time_refused", {"time"}, true, "time_for_children namespace differs", "ns_refused"},
       {"ns_child_uts_refused", {"child_uts"}, true, "is in another uts namespace", "ns_refused"},
+      // Namespaces inside the tree's own: a child that made a time or cgroup namespace.
+      {"ns_child_time_refused",
+       {"child_time"},
+       true,
+       "is in another time_for_children namespace",
+       "ns_refused"},
+      {"ns_child_cgroup_refused",
+       {"child_cgroup"},
+       true,
+       "is in another cgroup namespace",
+       "ns_refused"},
       // Issue 13: seccomp (the checker child reads each chain back: PTRACE_SECCOMP_GET_FILTER
       // needs CAP_SYS_ADMIN).
       {"seccomp_errno", {"errno"}, true, "", "seccomp_filters"},

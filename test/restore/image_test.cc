@@ -618,6 +618,66 @@ TEST(Image, UnknownProcessFlagsAreRefused) {
       << st.error().message;
 }
 
+// A time or cgroup namespace of the root's own: its record and the root's flag go together,
+// offsets the kernel would take, cgroup namespace roots that are Cgroups, one per hierarchy.
+TEST(Image, TimeAndCgroupNamespaceRecordsAreChecked) {
+  auto load = [](uint32_t flags, auto&& more) {
+    Stream s;
+    schema::Process p{};
+    p.pid = 4242;
+    p.flags = flags;
+    s.add(p);
+    more(s);
+    add_mm(s);
+    auto reader = s.finish();
+    TreeHead head;
+    auto more_records = load_tree_head(*reader, head);
+    if (!more_records.ok()) return Status(more_records.error());
+    return check_tree_head(head);
+  };
+  const schema::TimeNs offsets{86400, 5, -3, 999999999};
+  Status st = load(schema::kProcessOwnTimeNs, [&](Stream& s) { s.add(offsets); });
+  EXPECT_TRUE(st.ok()) << st.error().message;
+  st = load(0, [&](Stream& s) { s.add(offsets); });
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("kProcessOwnTimeNs flag disagree"), std::string::npos);
+  st = load(schema::kProcessOwnTimeNs, [](Stream&) {});
+  EXPECT_FALSE(st.ok());
+  st = load(schema::kProcessOwnTimeNs, [](Stream& s) {
+    s.add(schema::TimeNs{0, 1000000000, 0, 0});
+  });
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("not below one second"), std::string::npos);
+
+  auto cgroups = [](Stream& s) {
+    s.add(schema::Cgroup{7, "", "/box"});
+    s.add(schema::Cgroup{8, "memory", "/"});
+    s.add(schema::CgroupMember{4242, 4242, {7, 8}});
+  };
+  st = load(schema::kProcessOwnCgroupNs, [&](Stream& s) {
+    cgroups(s);
+    s.add(schema::CgroupNs{{7, 8}});
+  });
+  EXPECT_TRUE(st.ok()) << st.error().message;
+  st = load(schema::kProcessOwnCgroupNs, [&](Stream& s) { cgroups(s); });
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("kProcessOwnCgroupNs flag disagree"), std::string::npos);
+  st = load(schema::kProcessOwnCgroupNs, [&](Stream& s) {
+    cgroups(s);
+    s.add(schema::CgroupNs{{7, 9}});
+  });
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("is not a cgroup"), std::string::npos) << st.error().message;
+  st = load(schema::kProcessOwnCgroupNs, [&](Stream& s) {
+    cgroups(s);
+    s.add(schema::Cgroup{9, "", "/other"});
+    s.add(schema::CgroupNs{{7, 9}});
+  });
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("two roots in hierarchy"), std::string::npos)
+      << st.error().message;
+}
+
 // Shared memory in the head: images written before memfd support have the Shmem objects after
 // every Fd, newer ones before the files (a memfd File names its Shmem). Both are read.
 struct ShmemSeen {

@@ -169,6 +169,20 @@ TEST(Privileges, SeccompFilterOfAUserNeedsNoNewPrivs) {
   EXPECT_TRUE(Privileges::of(h).check(h).ok()) << message(Privileges::of(h).check(h));
 }
 
+// A time or cgroup namespace takes CAP_SYS_ADMIN to make: not a user's to ask for, unless the
+// image is signed.
+TEST(Privileges, TimeAndCgroupNamespacesOfAUserAreRefused) {
+  for (uint32_t flag :
+       {uint32_t{schema::kProcessOwnTimeNs}, uint32_t{schema::kProcessOwnCgroupNs}}) {
+    TreeHead h = user_tree();
+    h.procs[0].process->flags |= flag;
+    EXPECT_NE(message(Privileges::of(h).check(h)).find("time or cgroup namespace"),
+              std::string::npos)
+        << message(Privileges::of(h).check(h));
+    EXPECT_TRUE(Privileges::of(h).check(h, /*signed_image=*/true).ok());
+  }
+}
+
 TEST(Privileges, NetlinkSocketsAUserCannotMakeAreRefused) {
   TreeHead h = user_tree();
   schema::NetlinkSocket r{};

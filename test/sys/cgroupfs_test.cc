@@ -35,6 +35,16 @@ TEST(CgroupParse, ProcCgroupLines) {
   EXPECT_FALSE(parse_cgroup("4:memory:relative\n").ok());
 }
 
+TEST(CgroupParse, NamespaceRoot) {
+  EXPECT_EQ(cgroup_ns_root("/a/b/c", "/b/c"), "/a");
+  EXPECT_EQ(cgroup_ns_root("/a/b", "/"), "/a/b");
+  EXPECT_EQ(cgroup_ns_root("/a/b", "/a/b"), "/");
+  EXPECT_EQ(cgroup_ns_root("/", "/"), "/");
+  EXPECT_EQ(cgroup_ns_root("/xb/c", "/b/c"), std::nullopt);  // whole parts only
+  EXPECT_EQ(cgroup_ns_root("/a/b", "/../x"), std::nullopt);  // outside the namespace root
+  EXPECT_EQ(cgroup_ns_root("/a", "/a/b"), std::nullopt);
+}
+
 TEST(CgroupParse, MountinfoFieldsAndEscapes) {
   auto m = parse_mountinfo(kMountinfo);
   ASSERT_TRUE(m.ok()) << m.error().message;

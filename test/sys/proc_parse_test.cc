@@ -524,4 +524,22 @@ TEST(ProcParse, Igmp6Groups) {
 }
 
 }  // namespace
+TEST(ProcParse, TimensOffsets) {
+  auto t =
+      parse_timens_offsets("monotonic           0         0\nboottime            0         0\n");
+  ASSERT_TRUE(t.ok()) << t.error().message;
+  EXPECT_EQ(t->monotonic_sec, 0);
+  t = parse_timens_offsets("monotonic       86400       123\nboottime          -17 999999999\n");
+  ASSERT_TRUE(t.ok()) << t.error().message;
+  EXPECT_EQ(t->monotonic_sec, 86400);
+  EXPECT_EQ(t->monotonic_nsec, 123u);
+  EXPECT_EQ(t->boottime_sec, -17);
+  EXPECT_EQ(t->boottime_nsec, 999999999u);
+  EXPECT_FALSE(parse_timens_offsets("monotonic 1 0\n").ok());  // no boottime line
+  EXPECT_FALSE(parse_timens_offsets("monotonic 1 1000000000\nboottime 0 0\n").ok());
+  EXPECT_FALSE(parse_timens_offsets("monotonic 1 0\nboottime 0 0 7\n").ok());
+  EXPECT_FALSE(parse_timens_offsets("realtime 1 0\nboottime 0 0\n").ok());
+  EXPECT_FALSE(parse_timens_offsets("monotonic 1 0\nmonotonic 2 0\nboottime 0 0\n").ok());
+}
+
 }  // namespace cr::sys

@@ -1,7 +1,8 @@
-// A tree in namespaces of its own, which crdump must refuse (the image holds no namespace):
-// argv[1] names the namespace the root unshares (uts, net, mnt, cgroup, user; pid and time
-// give a pid_for_children / time_for_children of its own), or "child_uts": a child in a UTS
-// namespace of its own. The original must carry on intact after the refusal.
+// A tree in namespaces of its own: argv[1] names the namespace the root unshares (uts and
+// cgroup, which crdump supports; net, mnt, user; pid and time give a pid_for_children /
+// time_for_children of its own, refused), or "child_uts", "child_time", "child_cgroup": a
+// child that unshared that namespace (one inside the tree's: refused). The original must carry
+// on intact after a refusal.
 #define _GNU_SOURCE
 #include <sched.h>
 #include <stdio.h>
@@ -28,18 +29,29 @@ int main(int argc, char **argv) {
   if (argc < 2) test_fail("which namespace?");
   pid_t kid = -1;
   int p[2];
-  if (!strcmp(argv[1], "child_uts")) {
-    if (pipe(p)) test_fail_errno("pipe");
+  if (!strncmp(argv[1], "child_", 6)) {
+    int flag = 0;
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+      if (!strcmp(argv[1] + 6, kinds[i].name)) flag = kinds[i].flag;
+    if (!flag) test_fail("unknown namespace %s", argv[1]);
+    int up[2];  // EOF once the child has its namespace
+    if (pipe(p) || pipe(up)) test_fail_errno("pipe");
     kid = fork();
     if (kid < 0) test_fail_errno("fork");
     if (kid == 0) {
       close(3);
       close(p[1]);
-      if (unshare(CLONE_NEWUTS)) _exit(2);
+      close(up[0]);
+      if (unshare(flag)) _exit(2);
+      close(up[1]);
       char c;
       _exit(read(p[0], &c, 1) == 1 ? 0 : 3);
     }
     close(p[0]);
+    close(up[1]);
+    char c;
+    if (read(up[0], &c, 1) != 0) test_fail("child");
+    close(up[0]);
   } else {
     int flag = 0;
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
