@@ -260,9 +260,11 @@ struct NetState {
 
 /// The namespaces the tree's root owns (namespaces.cc), as /proc/PID/ns links show them.
 struct NsTable {
-  bool own_pid = false, own_uts = false;
-  std::string pid_link, uts_link;
+  bool own_pid = false, own_uts = false, own_mnt = false;
+  std::string pid_link, uts_link, mnt_link;
   std::optional<schema::UtsNs> uts;
+  std::vector<schema::Mount> mounts;  // mount_ns.cc, when the tree owns its mount namespace
+  std::vector<std::pair<schema::TmpfsEntry, std::vector<uint8_t>>> tmpfs;  // entry, contents
 };
 
 struct DumpTree {

@@ -1,5 +1,6 @@
 // The namespaces a tree's root may own: its pid namespace (the root is pid 1 of it) and its
-// UTS namespace. Every other kind must be crdump's (but IPC: ipc.cc). The image holds the
+// UTS namespace; its mount namespace (mount_ns.cc). Every other kind must be crdump's (but IPC:
+// ipc.cc). The image holds the
 // ids each process has inside the pid namespace (PidNsIds) and the UTS names (UtsNs); a
 // process outside the tree in either namespace is a part the restore could not rebuild.
 #include <fcntl.h>
@@ -74,6 +75,11 @@ Status check_root_namespaces(DumpTree& tree, pid_t root) {
     if (kind == "uts" && theirs.ok()) {
       tree.ns.own_uts = true;
       tree.ns.uts_link = *theirs;
+      continue;
+    }
+    if (kind == "mnt" && theirs.ok()) {
+      tree.ns.own_mnt = true;  // what is in it is checked once the tree is read (mount_ns.cc)
+      tree.ns.mnt_link = *theirs;
       continue;
     }
     if (kind == "pid" && theirs.ok()) {
@@ -203,6 +209,7 @@ Status check_ns_leaks(DumpTree& tree) {
 }  // namespace
 
 Status collect_namespaces(DumpTree& tree) {
+  CR_TRY(collect_mount_ns(tree));
   if (!tree.ns.own_pid && !tree.ns.own_uts) return {};
   if (tree.ns.own_pid)
     for (auto& p : tree.procs) {  // a zombie too: it is made again with its pids

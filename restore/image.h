@@ -71,6 +71,8 @@ struct ProcessImage {
   std::optional<schema::ProcAttrs> attrs;  // none in images before it existed
   std::optional<schema::PidNsIds> ns_ids;  // a tree that owns its pid namespace
   std::optional<schema::UtsNs> uts;        // shared image: the tree's own UTS namespace
+  std::vector<schema::Mount> mounts;       // shared image: the tree's own mount namespace
+  std::vector<std::pair<schema::TmpfsEntry, std::vector<uint8_t>>> tmpfs;  // its tmpfs files
   std::optional<schema::Mm> mm;
   std::map<uint32_t, schema::Pty> ptys;       // by Pty id
   std::optional<schema::ShellTty> shell_tty;  // --shell-job images since it exists

@@ -207,10 +207,11 @@ Status Privileges::check(const TreeHead& head, bool signed_image) const {
   if (!restricted_ || signed_image) return {};
   // Making a pid or UTS namespace takes CAP_SYS_ADMIN, which a user has only in a user
   // namespace of its own, and crtools restores none.
-  if ((head.procs.front().process->flags & (schema::kProcessOwnPidNs | schema::kProcessOwnUtsNs)) !=
-      0)
+  // A mount namespace would let the image mount over crrestore's paths as root.
+  if ((head.procs.front().process->flags &
+       (schema::kProcessOwnPidNs | schema::kProcessOwnUtsNs | schema::kProcessOwnMntNs)) != 0)
     return make_error(
-        "the image's root owns its pid or UTS namespace: an image without a root "
+        "the image's root owns its pid, UTS or mount namespace: an image without a root "
         "process cannot ask for new ones (restore a signed image with "
         "--verify-key to vouch for it)");
   for (const ProcessImage& p : head.procs)
