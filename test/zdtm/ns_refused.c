@@ -1,6 +1,7 @@
 // A tree in namespaces of its own, which crdump must refuse (the image holds no namespace):
 // argv[1] names the namespace the root unshares (uts, net, mnt, cgroup, user; pid and time
-// give a pid_for_children / time_for_children of its own), or "child_uts": a child in a UTS
+// give a pid_for_children / time_for_children of its own; uts and mnt are supported now: rows
+// ns_uts, ns_mnt), or "child_uts": a child in a UTS
 // namespace of its own. The original must carry on intact after the refusal.
 #define _GNU_SOURCE
 #include <sched.h>
