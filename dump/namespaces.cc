@@ -1,8 +1,9 @@
 // The namespaces a tree's root may own: its pid namespace (the root is pid 1 of it), its UTS,
-// time and cgroup namespaces. Every other kind must be crdump's (but IPC: ipc.cc). The image
-// holds the ids each process has inside the pid namespace (PidNsIds), the UTS names (UtsNs),
-// the clock offsets (TimeNs) and the cgroup namespace's roots (CgroupNs, cgroups.cc); a
-// process outside the tree in one of them is a part the restore could not rebuild.
+// time and cgroup namespaces, its mount namespace (mount_ns.cc). Every other kind must be
+// crdump's (but IPC: ipc.cc). The image holds the ids each process has inside the pid
+// namespace (PidNsIds), the UTS names (UtsNs), the clock offsets (TimeNs) and the cgroup
+// namespace's roots (CgroupNs, cgroups.cc); a process outside the tree in one of them is a
+// part the restore could not rebuild.
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/utsname.h>
@@ -104,6 +105,11 @@ Status check_root_namespaces(DumpTree& tree, pid_t root) {
                         "called unshare(CLONE_NEWTIME) and has neither forked nor exec'd into "
                         "it since): not supported; dump a tree whose root is inside its time "
                         "namespace (`unshare --time` execs into it)");
+    if (kind == "mnt" && theirs.ok()) {
+      tree.ns.own_mnt = true;  // what is in it is checked once the tree is read (mount_ns.cc)
+      tree.ns.mnt_link = *theirs;
+      continue;
+    }
     if (kind == "pid" && theirs.ok()) {
       CR_TRY(check_pid_ns_root(root, proc));
       tree.ns.own_pid = true;
@@ -248,7 +254,10 @@ Status check_ns_leaks(DumpTree& tree) {
 }  // namespace
 
 Status collect_namespaces(DumpTree& tree) {
-  if (!tree.ns.own_pid && !tree.ns.own_uts && !tree.ns.own_time && !tree.ns.own_cgroup) return {};
+  CR_TRY(collect_mount_ns(tree));
+  if (!tree.ns.own_pid && !tree.ns.own_uts && !tree.ns.own_time && !tree.ns.own_cgroup &&
+      !tree.ns.own_mnt)
+    return {};
   if (tree.ns.own_pid)
     for (auto& p : tree.procs) {  // a zombie too: it is made again with its pids
       Status st = collect_ns_ids(*p);

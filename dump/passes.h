@@ -181,6 +181,10 @@ Status check_namespaces(const DumpContext& p, const DumpContext& root);
 /// namespaces.cc: each process's ids in the tree's pid namespace, the UTS names, and the
 /// refusal of a process outside the tree in either namespace.
 Status collect_namespaces(DumpTree& tree);
+/// mount_ns.cc: the mounts of the tree's own mount namespace (refusing what restore could not
+/// make again), its tmpfs contents, and every path of the image checked to lead to the same
+/// file in the tree's namespace and in crdump's (which crrestore's copy starts as).
+Status collect_mount_ns(DumpTree& tree);
 
 /// pages.cc: pagemap + process_vm_readv -> Pages records.
 Status write_pages(DumpContext& ctx);

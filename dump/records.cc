@@ -65,6 +65,7 @@ Status write_tree_head(DumpTree& tree) {
   if (tree.ns.own_uts) tree.procs.front()->process.flags |= schema::kProcessOwnUtsNs;
   if (tree.ns.time) tree.procs.front()->process.flags |= schema::kProcessOwnTimeNs;
   if (tree.ns.cgroup) tree.procs.front()->process.flags |= schema::kProcessOwnCgroupNs;
+  if (tree.ns.own_mnt) tree.procs.front()->process.flags |= schema::kProcessOwnMntNs;
   for (const auto& p : tree.procs) CR_TRY(out.write(p->process));
   for (const auto& p : tree.procs) {
     if (p->zombie) continue;
@@ -78,6 +79,8 @@ Status write_tree_head(DumpTree& tree) {
     for (const auto& p : tree.procs) CR_TRY(out.write(p->ns_ids));
   if (tree.ns.uts) CR_TRY(out.write(*tree.ns.uts));
   if (tree.ns.time) CR_TRY(out.write(*tree.ns.time));
+  for (const auto& m : tree.ns.mounts) CR_TRY(out.write(m));
+  for (const auto& [e, data] : tree.ns.tmpfs) CR_TRY(out.write(e, data));
   for (const auto& d : tree.cgroups.dirs) {
     CR_TRY(out.write(d.rec));
     for (const auto& prop : d.props) CR_TRY(out.write(prop));

@@ -19,6 +19,7 @@
 
 #include "restore/cgroups.h"
 #include "restore/fd_plan.h"
+#include "restore/mount_ns.h"
 #include "restore/open_files.h"
 #include "restore/privilege.h"
 #include "restore/pty.h"
@@ -305,7 +306,7 @@ Result<ChildGuard> create_process(const RestoreContext& ctx, const std::function
   const bool group = (p.flags & schema::kProcessGroupLeaderGone) != 0;
   // In the tree's own pid namespace: its pid there too (the root's namespace is made with it).
   const pid_t ns_pid = ctx.img.ns_ids ? static_cast<pid_t>(ctx.img.ns_ids->ns_pid) : 0;
-  const uint64_t ns_flags = share & (CLONE_NEWPID | CLONE_NEWUTS);
+  const uint64_t ns_flags = share & (CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWNS);
   if (!session && !group) return clone_with_pid(ctx.pid(), body, share, ns_pid);
   if ((share & ~ns_flags) != 0)
     return make_error(
@@ -418,6 +419,13 @@ Status setup(const RestoreContext& root, const RestoreContext& ctx, const Carrie
   // The root of a tree with its own cgroup namespace: made in the namespace's roots before
   // any child, which inherits it.
   if (&root == &ctx) CR_TRY(enter_cgroup_ns(root));
+  // Its own mount namespace (a copy of crrestore's since its clone) made the tree's, before
+  // its cwd and any path of it is used, and inside its pid namespace: a proc mounted now shows
+  // the tree's pids.
+  if (&root == &ctx && !root.shared.mounts.empty()) {
+    CR_TRY(rebuild_mount_ns(root.shared.mounts, root.shared.tmpfs));
+    CR_TRY(reopen_in_namespace(root.shared.files, carriers));
+  }
   CR_TRY(set_session(root, ctx, carriers, *report_fd));
   // Its private memory in place before its children are forked: they inherit it.
   if (root.premap != nullptr) CR_TRY(wait_for_premap(ctx, *report_fd));

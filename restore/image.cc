@@ -14,6 +14,7 @@
 
 #include "common/text.h"
 #include "restore/cgroups.h"
+#include "sys/mount_tree.h"
 
 namespace cr::restore {
 
@@ -269,6 +270,18 @@ Status stash_head_record(const format::RecordReader& reader, ProcessImage& img) 
       img.inotify_watches.push_back(std::move(w));
       return {};
     }
+    case schema::Mount::kType: {
+      CR_TRY_ASSIGN(auto m, reader.decode<schema::Mount>());
+      img.mounts.push_back(std::move(m));
+      return {};
+    }
+    case schema::TmpfsEntry::kType: {
+      CR_TRY_ASSIGN(auto e, reader.decode<schema::TmpfsEntry>());
+      const auto tail = reader.tail();
+      CR_TRY(add_bytes(img, tail.size(), "tmpfs contents"));
+      img.tmpfs.emplace_back(std::move(e), std::vector<uint8_t>(tail.begin(), tail.end()));
+      return {};
+    }
     case schema::Fd::kType: {
       CR_TRY_ASSIGN(auto fd, reader.decode<schema::Fd>());
       img.fds.push_back(fd);
@@ -522,6 +535,35 @@ Status check_lock_fds(const ProcessImage& shared) {
   return {};
 }
 
+// Mount records only with the root's kProcessOwnMntNs, a root mount first that is a copy of
+// crrestore's, each other one's parent before it, known kinds, absolute mount points, and tmpfs
+// entries of a tmpfs of the list with paths that stay inside it (a hostile image's "../").
+Status check_mount_records(const ProcessImage& shared, bool own_mnt) {
+  if (own_mnt == shared.mounts.empty())
+    return make_error("mount records and the root's kProcessOwnMntNs flag disagree");
+  if (!own_mnt) return shared.tmpfs.empty() ? Status{} : make_error("tmpfs_entry without mounts");
+  std::set<uint32_t> ids;
+  std::set<uint32_t> tmpfs_ids;
+  for (size_t i = 0; i < shared.mounts.size(); ++i) {
+    const schema::Mount& m = shared.mounts[i];
+    const std::string who = "mount " + std::to_string(m.id) + " (" + m.mount_point + ")";
+    if (m.kind < schema::kMountHost || m.kind > schema::kMountSysfs)
+      return make_error(who + ": unknown kind " + std::to_string(m.kind));
+    if (m.mount_point.empty() || m.mount_point[0] != '/' ||
+        (m.kind == schema::kMountBind && (m.bind_from.empty() || m.bind_from[0] != '/')))
+      return make_error(who + ": not an absolute path");
+    if (i == 0 ? m.kind != schema::kMountHost : ids.count(m.parent) == 0)
+      return make_error(who + ": its parent is not before it (or the first is not a copy)");
+    if (!ids.insert(m.id).second) return make_error(who + ": id seen twice");
+    if (m.kind == schema::kMountTmpfs) tmpfs_ids.insert(m.id);
+  }
+  for (const auto& [e, data] : shared.tmpfs)
+    if (tmpfs_ids.count(e.mount) == 0 || !sys::safe_relative_path(e.path))
+      return make_error("tmpfs_entry '" + e.path + "' of mount " + std::to_string(e.mount) +
+                        ": no such tmpfs, or a path leaving it");
+  return {};
+}
+
 // The namespace records match the root's flags; in a pid namespace of its own every process
 // has its ids there, the root 1, each other one a different pid, each thread one.
 Status check_namespaces(const TreeHead& head) {
@@ -529,7 +571,7 @@ Status check_namespaces(const TreeHead& head) {
   for (size_t i = 1; i < head.procs.size(); ++i)
     if ((head.procs[i].process->flags &
          (schema::kProcessOwnPidNs | schema::kProcessOwnUtsNs | schema::kProcessOwnTimeNs |
-          schema::kProcessOwnCgroupNs)) != 0)
+          schema::kProcessOwnCgroupNs | schema::kProcessOwnMntNs)) != 0)
       return make_error("pid " + std::to_string(head.procs[i].process->pid) +
                         ": namespace flags on a process other than the root");
   if (((root_flags & schema::kProcessOwnUtsNs) != 0) != head.shared.uts.has_value())
@@ -537,6 +579,7 @@ Status check_namespaces(const TreeHead& head) {
   if (head.shared.uts &&
       (head.shared.uts->hostname.size() > 64 || head.shared.uts->domainname.size() > 64))
     return make_error("uts_ns: hostname or domainname longer than 64 bytes");
+  CR_TRY(check_mount_records(head.shared, (root_flags & schema::kProcessOwnMntNs) != 0));
   const bool own_pid = (root_flags & schema::kProcessOwnPidNs) != 0;
   if (((root_flags & schema::kProcessOwnTimeNs) != 0) != head.shared.time_ns.has_value())
     return make_error("time_ns record and the root's kProcessOwnTimeNs flag disagree");
@@ -584,7 +627,7 @@ Status check_tree_head(const TreeHead& head) {
       schema::kProcessParentPages | schema::kProcessMcast | schema::kProcessUnixPending |
       schema::kProcessTcpHalfClosed | schema::kProcessUnixRights | schema::kProcessOwnPidNs |
       schema::kProcessOwnUtsNs | schema::kProcessSeccomp | schema::kProcessOwnTimeNs |
-      schema::kProcessOwnCgroupNs;
+      schema::kProcessOwnCgroupNs | schema::kProcessOwnMntNs;
   for (const auto& img : head.procs)
     if ((img.process->flags & ~kKnownFlags) != 0)
       return make_error("pid " + std::to_string(img.process->pid) + ": process flags " +

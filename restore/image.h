@@ -73,6 +73,8 @@ struct ProcessImage {
   std::optional<schema::UtsNs> uts;           // shared image: the tree's own UTS namespace
   std::optional<schema::TimeNs> time_ns;      // shared image: the tree's own time namespace
   std::optional<schema::CgroupNs> cgroup_ns;  // shared image: its own cgroup namespace's roots
+  std::vector<schema::Mount> mounts;          // shared image: the tree's own mount namespace
+  std::vector<std::pair<schema::TmpfsEntry, std::vector<uint8_t>>> tmpfs;  // its tmpfs files
   std::optional<schema::Mm> mm;
   std::map<uint32_t, schema::Pty> ptys;       // by Pty id
   std::optional<schema::ShellTty> shell_tty;  // --shell-job images since it exists

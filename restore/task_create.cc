@@ -132,7 +132,8 @@ Result<ChildGuard> clone_with_pid(pid_t pid, const std::function<void()>& child_
   if (new_pid_ns && ns_pid != 1) return make_error("the init of a new pid namespace is its pid 1");
   pid_t tids[2] = {ns_pid != 0 ? ns_pid : pid, pid};  // innermost first
   clone_args args{};
-  args.flags = share & (CLONE_FILES | CLONE_FS | CLONE_PARENT | CLONE_NEWPID | CLONE_NEWUTS);
+  args.flags =
+      share & (CLONE_FILES | CLONE_FS | CLONE_PARENT | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWNS);
   // With CLONE_PARENT clone3 takes no exit signal: the child gets its creator's (SIGCHLD).
   args.exit_signal = (share & CLONE_PARENT) != 0 ? 0 : SIGCHLD;
   args.set_tid = reinterpret_cast<uint64_t>(tids);

@@ -46,8 +46,8 @@ class ChildGuard {
 ///
 /// `ns_pid` != 0: the child is in a pid namespace below the caller's, with that pid there
 /// (set_tid {ns_pid, pid}): the namespace is new with CLONE_NEWPID in `share` (the child is its
-/// init), else the caller's own pid_for_children (the caller is inside it). CLONE_NEWUTS may
-/// be in `share` too. The guard holds the pid as the caller sees it.
+/// init), else the caller's own pid_for_children (the caller is inside it). CLONE_NEWUTS and
+/// CLONE_NEWNS may be in `share` too. The guard holds the pid as the caller sees it.
 Result<ChildGuard> clone_with_pid(pid_t pid, const std::function<void()>& child_main,
                                   uint64_t share = 0, pid_t ns_pid = 0);
 
@@ -56,7 +56,8 @@ Result<ChildGuard> clone_with_pid(pid_t pid, const std::function<void()>& child_
 /// clones the child with CLONE_PARENT, so that its parent is the caller, and exits; the caller
 /// reaps it. The group or session lives on in its member.
 /// `ns_pid`, `ns_leader`: their ids in the tree's own pid namespace (0: none); `ns_flags`
-/// (CLONE_NEWPID, CLONE_NEWUTS) make the namespaces for the child (a root whose leader is gone).
+/// (CLONE_NEWPID, CLONE_NEWUTS, CLONE_NEWNS) make the namespaces for the child (a root whose leader
+/// is gone).
 Result<ChildGuard> clone_into_gone_leaders(pid_t pid, pid_t leader, bool new_session,
                                            const std::function<void()>& child_main,
                                            pid_t ns_pid = 0, pid_t ns_leader = 0,

@@ -161,9 +161,9 @@ Status create_tree(RestoreContext& root) {
   ScopedFd rd(p[0]), wr(p[1]);
   const int report_fd = p[1];
   root.restorer_pgrp = ::getpgrp();
-  // The root of a tree that owns its pid or UTS namespace is made in new ones (its children
-  // inherit them). Its own time namespace is crrestore's namespace for children while the
-  // root is made (and the helper of its gone leader, which belongs to the tree); its cgroup
+  // The root of a tree that owns its pid, UTS or mount namespace is made in new ones (its
+  // children inherit them). Its own time namespace is crrestore's namespace for children while
+  // the root is made (and the helper of its gone leader, which belongs to the tree); its cgroup
   // namespace the root makes itself (enter_cgroup_ns).
   ScopedFd own_time;
   if (root.shared.time_ns) {
@@ -172,7 +172,8 @@ Status create_tree(RestoreContext& root) {
   CR_TRY(prepare_cgroup_ns(root));
   const uint32_t flags = root.img.process->flags;
   const uint64_t ns = ((flags & schema::kProcessOwnPidNs) != 0 ? CLONE_NEWPID : 0) |
-                      ((flags & schema::kProcessOwnUtsNs) != 0 ? CLONE_NEWUTS : 0);
+                      ((flags & schema::kProcessOwnUtsNs) != 0 ? CLONE_NEWUTS : 0) |
+                      ((flags & schema::kProcessOwnMntNs) != 0 ? CLONE_NEWNS : 0);
   auto created = create_process(
       root,
       [&root, &carriers, &p, report_fd] {

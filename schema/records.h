@@ -113,6 +113,8 @@ enum ProcessFlags : uint32_t {
   kProcessOwnCgroupNs = 0x4000000,  // (root) the tree has a cgroup namespace of its own
                                     // (CgroupNs): an older build would show it the host's paths
                                     // an older build would restore it with the host's hostname
+  kProcessOwnMntNs = 0x8000000,     // (root) the tree has a mount namespace of its own (Mount
+                                    // records): an older build would restore it in crrestore's
 };
 
 CR_RECORD(Creds, 0x0101, "creds", "credentials of a process",
@@ -736,6 +738,39 @@ CR_RECORD(TimeNs, 0x0410, "time_ns", "clock offsets of the tree's own time names
 // root there, unshares, then moves it (and every other task) to its own cgroups (CgroupMember).
 CR_RECORD(CgroupNs, 0x0411, "cgroup_ns", "the roots of the tree's own cgroup namespace",
           (u64s, roots))  // Cgroup ids, one per hierarchy
+// ---- The tree's own mount namespace (0x0420-0x043f; kProcessOwnMntNs), in the head after
+// UtsNs: every mount as /proc/ROOT/mountinfo lists it (parents first). Restore makes a new
+// namespace for the root (a copy of crrestore's), makes it private, detaches what no kMountHost
+// record matches and mounts the others in order, a tmpfs filled from its TmpfsEntry records
+// before anything is mounted inside it.
+
+enum MountKind : uint32_t {
+  kMountHost = 1,   // a copy of crdump's mount at the same place (same source, fs type, root,
+                    // options): restore keeps crrestore's
+  kMountProc = 2,   // a new proc instance (of the tree's pid namespace when it owns one)
+  kMountTmpfs = 3,  // a new tmpfs: its contents are the TmpfsEntry records of `id`
+  kMountBind = 4,   // a bind of `bind_from`, a path of crdump's namespace (on a host mount)
+  kMountSysfs = 5,  // a new sysfs instance
+};
+
+CR_RECORD(Mount, 0x0420, "mount", "one mount of the tree's own mount namespace",
+          (u32, id), (u32, parent),  // ids of the dumped namespace (only links the records)
+          (u32, kind),               // MountKind
+          (str, mount_point),        // as the tree sees it
+          (str, root),               // within its filesystem
+          (str, fstype), (str, source),
+          (str, options),        // per-mount options, as mountinfo shows them ("rw,nosuid")
+          (str, super_options),  // the filesystem's ("rw,size=1024k,mode=755")
+          (str, bind_from))      // kMountBind: the path of crdump's namespace it binds
+
+// One file, directory or symlink of a kMountTmpfs mount, parents first; tail = the file's bytes
+// or the link's target.
+CR_RECORD_TAIL(TmpfsEntry, 0x0421, "tmpfs_entry",
+               "a file, directory or symlink of the tree's own tmpfs; tail = contents or target",
+               (u32, mount),  // the Mount id
+               (str, path),   // relative to the mount's root ("" for the root itself)
+               (u32, mode),   // type and permission bits
+               (u32, uid), (u32, gid), (u64, atime_ns), (u64, mtime_ns))
 
 /// Every record type, for the writer's self-description, crit and the id check below.
 using AllRecords =
@@ -746,7 +781,7 @@ using AllRecords =
                UnixSocketData, FileLock, FileOwner, StreamSeal, InetSocket, InetSocketData, NetLock,
                NetlinkSocket, Cgroup, CgroupProperty, CgroupMember, PagesParent, Vdso, PremapArea,
                PagesPrefork, InetMcast, SeccompFilter, SeccompThread, PidNsIds, UtsNs,
-               InotifyWatch, UnixSocketRights, TimeNs, CgroupNs>;
+               InotifyWatch, UnixSocketRights, TimeNs, CgroupNs, Mount, TmpfsEntry>;
 
 namespace detail {
 template <class Tuple, size_t... I>

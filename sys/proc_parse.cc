@@ -710,25 +710,31 @@ Result<std::vector<MountLine>> parse_mountinfo(std::string_view text) {
     std::string_view rest = line;
     MountLine m;
     auto id = parse_uint(next_token(rest));
-    (void)next_token(rest);  // parent id
+    auto parent = parse_uint(next_token(rest));
     const std::string_view dev = next_token(rest);  // major:minor
     const size_t colon = dev.find(':');
     auto major = parse_uint(dev.substr(0, colon));
     auto minor =
         parse_uint(colon == std::string_view::npos ? std::string_view{} : dev.substr(colon + 1));
     std::string_view root = next_token(rest), point = next_token(rest);
-    (void)next_token(rest);  // mount options
+    std::string_view options = next_token(rest);
     // Optional fields up to the lone "-".
     std::string_view t;
     while (!(t = next_token(rest)).empty() && t != "-") {
+      if (!m.propagation.empty()) m.propagation += ' ';
+      m.propagation += t;
     }
     std::string_view fstype = next_token(rest);
-    (void)next_token(rest);  // source
+    std::string_view source = next_token(rest);
     std::string_view super = next_token(rest);
-    if (!id || *id > UINT32_MAX || t != "-" || fstype.empty() || root.empty() || point.empty() ||
-        !major || !minor || *major > UINT32_MAX || *minor > UINT32_MAX)
+    if (!id || *id > UINT32_MAX || !parent || *parent > UINT32_MAX || t != "-" || fstype.empty() ||
+        root.empty() || point.empty() || !major || !minor || *major > UINT32_MAX ||
+        *minor > UINT32_MAX)
       return bad("mountinfo", line);
     m.id = static_cast<uint32_t>(*id);
+    m.parent = static_cast<uint32_t>(*parent);
+    m.options = std::string(options);
+    m.source = unescape_mount_field(source);
     m.major = static_cast<uint32_t>(*major);
     m.minor = static_cast<uint32_t>(*minor);
     m.root = unescape_mount_field(root);

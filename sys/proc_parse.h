@@ -228,10 +228,14 @@ Result<std::vector<CgroupLine>> parse_cgroup(std::string_view text);
 /// The fields of a /proc/PID/mountinfo line crtools reads, octal escapes (\040) decoded.
 struct MountLine {
   uint32_t id = 0;
+  uint32_t parent = 0;            // the mount it is mounted on (itself or unseen: the root)
   uint32_t major = 0, minor = 0;  // st_dev of its filesystem
   std::string root;  // the mount's root within its filesystem
   std::string mount_point;
+  std::string options;      // per-mount: "rw,nosuid,relatime"
+  std::string propagation;  // the optional fields ("shared:1 master:2 unbindable"), "" if private
   std::string fstype;
+  std::string source;
   std::string super_options;  // "rw,memory" for a v1 cgroup hierarchy
 };
 Result<std::vector<MountLine>> parse_mountinfo(std::string_view text);

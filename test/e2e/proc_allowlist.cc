@@ -10,6 +10,12 @@ namespace cr::e2e {
 const std::vector<AllowEntry>& zdtm_allowlist() {
   static const std::vector<AllowEntry> all = {
       // ---- Legitimate changes -------------------------------------------------------------
+      {"mntns_*", "*/fdinfo/*/mnt_id",
+       "a mount namespace of the tree's own is made anew at restore and the kernel numbers its "
+       "mounts anew (the mount table itself is compared, without ids); an fd opened before "
+       "the tree's namespace was made is on crdump's mount, the restored one on the tree's copy"},
+      {"ns_mnt", "*/fdinfo/*/mnt_id",
+       "the same: the mount namespace the root unshared is made anew at restore"},
       {"*", "*/status/FDSize",
        "the fd table's capacity: it grows with the highest fd ever open and never shrinks; a "
        "restored table is sized for the fds it holds"},

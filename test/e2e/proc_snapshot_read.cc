@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
+#include <set>
 #include <thread>
 
 #include "proc_snapshot.h"
@@ -17,6 +19,36 @@
 
 namespace cr::e2e {
 namespace {
+
+// A tree's own mount table, each mount as its parent's mount point and the rest of its line,
+// sorted. Not compared: mount ids (a restore mounts again, and the kernel numbers each new
+// mount), and the device of a filesystem made anew (the tree's proc and tmpfs instances get
+// the next free anonymous device), which stays only for the filesystems the harness has too.
+std::string canon_mountinfo(const std::string& text) {
+  auto lines = sys::parse_mountinfo(text);
+  if (!lines) return text;
+  auto own = sys::ProcDir::open(::getpid());
+  std::set<std::pair<uint32_t, uint32_t>> ours;
+  if (own)
+    if (auto t = own->read("mountinfo"))
+      if (auto l = sys::parse_mountinfo(*t))
+        for (const auto& m : *l) ours.insert({m.major, m.minor});
+  std::map<uint32_t, std::string> point;
+  for (const auto& m : *lines) point[m.id] = m.mount_point;
+  std::vector<std::string> out;
+  for (const auto& m : *lines) {
+    const auto p = point.find(m.parent);
+    const bool host_dev = ours.count({m.major, m.minor}) != 0;
+    out.push_back((p == point.end() ? std::string("-") : p->second) + " " +
+                  (host_dev ? std::to_string(m.major) + ":" + std::to_string(m.minor) : "new") +
+                  " " + m.root + " " + m.mount_point + " " + m.options + " [" + m.propagation +
+                  "] " + m.fstype + " " + m.source + " " + m.super_options);
+  }
+  std::sort(out.begin(), out.end());
+  std::string joined;
+  for (const auto& l : out) joined += l + "\n";
+  return joined;
+}
 
 std::string errno_text(const Error& e) {
   return std::string("!") + strerrorname_np(e.code ? e.code : EIO);
@@ -150,7 +182,7 @@ void add_process(Snapshot& s, pid_t pid, Canon& canon) {
   }
   // The mount table of the harness's own namespace changes with what other tests on the machine
   // mount; it is compared only for a namespace of the tree's own.
-  if (mnt_ns != "host") s[p + "mountinfo"] = read_or_error(d, "mountinfo");
+  if (mnt_ns != "host") s[p + "mountinfo"] = canon_mountinfo(read_or_error(d, "mountinfo"));
   // The names of a UTS namespace of the tree's own (hostname, domainname): uname on a thread
   // of ours that joins it (setns changes the calling thread only).
   if (s[p + "ns/uts"] != "host") s[p + "uts"] = uts_names(d.pid());

@@ -902,3 +902,66 @@ TEST(Image, MalformedShmemIsRefused) {
 
 }  // namespace
 }  // namespace cr::restore
+
+namespace cr::restore {
+namespace {
+
+// Mount records of a tree's own mount namespace: only with the root's flag, the first a copy
+// of crrestore's, parents before children, tmpfs entries inside a tmpfs of the list (a hostile
+// image's "../" never reaches the mkdir/open of the restore).
+TEST(Image, MountRecordsAreChecked) {
+  auto head_with = [](uint32_t flags, std::vector<schema::Mount> mounts,
+                      std::vector<schema::TmpfsEntry> entries) {
+    TreeHead head;
+    head.procs.emplace_back();
+    head.procs.back().process = schema::Process{};
+    head.procs.back().process->pid = 4242;
+    head.procs.back().process->flags = flags;
+    head.shared.mounts = std::move(mounts);
+    for (auto& e : entries) head.shared.tmpfs.emplace_back(std::move(e), std::vector<uint8_t>{});
+    return check_tree_head(head);
+  };
+  auto mount = [](uint32_t id, uint32_t parent, uint32_t kind, std::string point) {
+    schema::Mount m{};
+    m.id = id;
+    m.parent = parent;
+    m.kind = kind;
+    m.mount_point = std::move(point);
+    m.fstype = kind == schema::kMountTmpfs ? "tmpfs" : "ext4";
+    return m;
+  };
+  auto entry = [](uint32_t mount, std::string path) {
+    schema::TmpfsEntry e{};
+    e.mount = mount;
+    e.path = std::move(path);
+    e.mode = S_IFREG | 0644;
+    return e;
+  };
+  const std::vector<schema::Mount> good = {mount(1, 0, schema::kMountHost, "/"),
+                                           mount(2, 1, schema::kMountTmpfs, "/run/box")};
+  EXPECT_TRUE(head_with(schema::kProcessOwnMntNs, good, {entry(2, "a/b")}).ok());
+  auto no_flag = head_with(0, good, {});
+  ASSERT_FALSE(no_flag.ok());
+  EXPECT_NE(no_flag.error().message.find("disagree"), std::string::npos);
+  EXPECT_FALSE(head_with(schema::kProcessOwnMntNs, {}, {}).ok());
+  auto escape = head_with(schema::kProcessOwnMntNs, good, {entry(2, "../../etc/passwd")});
+  ASSERT_FALSE(escape.ok());
+  EXPECT_NE(escape.error().message.find("a path leaving it"), std::string::npos);
+  EXPECT_FALSE(head_with(schema::kProcessOwnMntNs, good, {entry(1, "x")}).ok());  // not a tmpfs
+  EXPECT_FALSE(
+      head_with(schema::kProcessOwnMntNs,
+                {mount(1, 0, schema::kMountHost, "/"), mount(2, 9, schema::kMountProc, "/p")}, {})
+          .ok());  // parent unseen
+  EXPECT_FALSE(head_with(schema::kProcessOwnMntNs, {mount(1, 0, schema::kMountTmpfs, "/")}, {})
+                   .ok());  // the root is not a copy
+  EXPECT_FALSE(head_with(schema::kProcessOwnMntNs,
+                         {mount(1, 0, schema::kMountHost, "/"), mount(2, 1, 77, "/x")}, {})
+                   .ok());  // unknown kind
+  EXPECT_FALSE(
+      head_with(schema::kProcessOwnMntNs,
+                {mount(1, 0, schema::kMountHost, "/"), mount(2, 1, schema::kMountProc, "rel")}, {})
+          .ok());
+}
+
+}  // namespace
+}  // namespace cr::restore

@@ -1,5 +1,5 @@
-// A tree in namespaces of its own: argv[1] names the namespace the root unshares (uts and
-// cgroup, which crdump supports; net, mnt, user; pid and time give a pid_for_children /
+// A tree in namespaces of its own: argv[1] names the namespace the root unshares (uts, cgroup
+// and mnt, which crdump supports; net, user; pid and time give a pid_for_children /
 // time_for_children of its own, refused), or "child_uts", "child_time", "child_cgroup": a
 // child that unshared that namespace (one inside the tree's: refused). The original must carry
 // on intact after a refusal.

@@ -10,8 +10,10 @@
 // or due days late. The slack of kSlack covers how a restore rounds, not how long it takes.
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
@@ -127,6 +129,18 @@ int main(void) {
   char c;
   if (read(up[0], &c, 1) != 0) test_fail("child pipe");
   close(up[0]);
+  // Ready only once the child sleeps: a SIGUSR2 sent before it called clock_nanosleep would
+  // leave it asleep for the hour. /proc/KID/syscall names the call it is blocked in; KID as
+  // the mounted proc numbers it (in a pid namespace of its own too): thread-self/children.
+  char path[64], sc[256];
+  if (test_read_file("/proc/thread-self/children", sc, sizeof sc) < 0)
+    test_fail_errno("read children");
+  snprintf(path, sizeof path, "/proc/%d/syscall", atoi(sc));
+  for (;;) {
+    if (test_read_file(path, sc, sizeof sc) < 0) test_fail_errno("read %s", path);
+    if (atoi(sc) == SYS_clock_nanosleep) break;
+    sched_yield();
+  }
 
   test_ready();
   test_wait();

@@ -1,0 +1,204 @@
+#include "restore/mount_ns.h"
+
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <map>
+#include <string>
+
+#include "common/scoped_fd.h"
+#include "sys/mount_tree.h"
+#include "sys/proc_parse.h"
+
+namespace cr::restore {
+
+namespace {
+
+Result<std::vector<sys::MountLine>> own_mounts() {
+  ScopedFd f(::open("/proc/thread-self/mountinfo", O_RDONLY | O_CLOEXEC));
+  if (!f.valid()) return errno_error("open /proc/thread-self/mountinfo");
+  std::string text;
+  char buf[8192];
+  for (;;) {
+    const ssize_t n = ::read(f.get(), buf, sizeof buf);
+    if (n < 0) return errno_error("read /proc/thread-self/mountinfo");
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+  }
+  return sys::parse_mountinfo(text);
+}
+
+timespec to_ts(uint64_t ns) {
+  return {static_cast<time_t>(ns / 1000000000ull), static_cast<long>(ns % 1000000000ull)};
+}
+
+// The files of tmpfs `m`, just mounted at its mount point: made below its root by fd (no path
+// of the image is followed out of it: safe_relative_path was checked when the image was read,
+// and O_NOFOLLOW keeps a symlink made earlier from leading elsewhere).
+Status fill_tmpfs(const schema::Mount& m,
+                  const std::vector<std::pair<schema::TmpfsEntry, std::vector<uint8_t>>>& tmpfs) {
+  ScopedFd top(::open(m.mount_point.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!top.valid()) return errno_error("open tmpfs " + m.mount_point);
+  const int dir = top.get();
+  std::vector<const schema::TmpfsEntry*> dirs;  // their times last: filling them changes them
+  for (const auto& [e, data] : tmpfs) {
+    if (e.mount != m.id) continue;
+    const std::string where = "tmpfs " + m.mount_point + ": " + (e.path.empty() ? "/" : e.path);
+    const char* name = e.path.empty() ? "." : e.path.c_str();
+    const mode_t perm = static_cast<mode_t>(e.mode & 07777);
+    if (S_ISDIR(e.mode)) {
+      if (!e.path.empty() && ::mkdirat(dir, name, 0700) != 0) return errno_error(where + ": mkdir");
+      dirs.push_back(&e);
+    } else if (S_ISLNK(e.mode)) {
+      const std::string target(data.begin(), data.end());
+      if (::symlinkat(target.c_str(), dir, name) != 0) return errno_error(where + ": symlink");
+    } else if (S_ISREG(e.mode)) {
+      ScopedFd f(::openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+      if (!f.valid()) return errno_error(where + ": create");
+      for (size_t done = 0; done < data.size();) {
+        const ssize_t n = ::write(f.get(), data.data() + done, data.size() - done);
+        if (n < 0) return errno_error(where + ": write");
+        done += static_cast<size_t>(n);
+      }
+    } else {
+      return make_error(where + ": not a file, directory or symlink");
+    }
+    if (::fchownat(dir, name, e.uid, e.gid, AT_SYMLINK_NOFOLLOW) != 0)
+      return errno_error(where + ": chown");
+    // After chown, which clears setuid and setgid bits.
+    if (!S_ISLNK(e.mode) && ::fchmodat(dir, name, perm, 0) != 0)
+      return errno_error(where + ": chmod");
+    if (!S_ISDIR(e.mode)) {
+      const timespec t[2] = {to_ts(e.atime_ns), to_ts(e.mtime_ns)};
+      if (::utimensat(dir, name, t, AT_SYMLINK_NOFOLLOW) != 0)
+        return errno_error(where + ": utimes");
+    }
+  }
+  for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) {
+    const schema::TmpfsEntry& e = **it;
+    const timespec t[2] = {to_ts(e.atime_ns), to_ts(e.mtime_ns)};
+    if (::utimensat(dir, e.path.empty() ? "." : e.path.c_str(), t, AT_SYMLINK_NOFOLLOW) != 0)
+      return errno_error("tmpfs " + m.mount_point + ": " + e.path + ": utimes");
+  }
+  return {};
+}
+
+Status mount_one(const schema::Mount& m, const std::map<std::string, ScopedFd>& sources) {
+  const unsigned long flags = sys::mount_flags(m.options);
+  const std::string what = "mount " + m.fstype + " at " + m.mount_point;
+  switch (m.kind) {
+    case schema::kMountBind: {
+      const std::string from = "/proc/self/fd/" + std::to_string(sources.at(m.bind_from).get());
+      if (::mount(from.c_str(), m.mount_point.c_str(), nullptr, MS_BIND, nullptr) != 0)
+        return errno_error(what + " (a bind of " + m.bind_from + ")");
+      // A bind takes its options from a remount of its own.
+      if (flags != 0 && ::mount(nullptr, m.mount_point.c_str(), nullptr,
+                                MS_REMOUNT | MS_BIND | flags, nullptr) != 0)
+        return errno_error(what + ": remount " + m.options);
+      return {};
+    }
+    case schema::kMountProc:
+    case schema::kMountSysfs:
+    case schema::kMountTmpfs: {
+      // The filesystem's own options as they were; "rw"/"ro" among them the kernel takes too.
+      if (::mount(m.source.c_str(), m.mount_point.c_str(), m.fstype.c_str(), flags,
+                  m.super_options.c_str()) != 0)
+        return errno_error(what + " (" + m.super_options + ")");
+      return {};
+    }
+    default:
+      return make_error(what + ": kind " + std::to_string(m.kind) + " is not a new mount");
+  }
+}
+
+}  // namespace
+
+Status rebuild_mount_ns(
+    const std::vector<schema::Mount>& mounts,
+    const std::vector<std::pair<schema::TmpfsEntry, std::vector<uint8_t>>>& tmpfs) {
+  // Nothing of ours reaches crrestore's namespace, nor the other way.
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+    return errno_error("make the new mount namespace private");
+  CR_TRY_ASSIGN(std::vector<sys::MountLine> copy, own_mounts());
+  const auto kept = sys::match_mounts(mounts, copy, true);
+  for (const schema::Mount& m : mounts)
+    if (m.kind == schema::kMountHost && kept.count(m.id) == 0)
+      return make_error("mount " + m.mount_point + " (" + m.fstype + " " + m.source + ", root " +
+                        m.root + ") of the image is not in crrestore's mount namespace");
+  // The sources of binds, held before anything is detached.
+  std::map<std::string, ScopedFd> sources;
+  for (const schema::Mount& m : mounts) {
+    if (m.kind != schema::kMountBind || sources.count(m.bind_from) != 0) continue;
+    ScopedFd f(::open(m.bind_from.c_str(), O_PATH | O_CLOEXEC));
+    if (!f.valid())
+      return errno_error("open " + m.bind_from + ", the source of bind mount " + m.mount_point);
+    sources.emplace(m.bind_from, std::move(f));
+  }
+  // What the tree did not have, deepest (latest) first; a parent's detach takes its children,
+  // whose own detach then finds nothing there (EINVAL) or another mount (checked at the end).
+  std::map<uint32_t, bool> keep;
+  for (const auto& [rec, line] : kept) keep[line] = true;
+  for (auto it = copy.rbegin(); it != copy.rend(); ++it) {
+    if (keep.count(it->id) != 0) continue;
+    if (::umount2(it->mount_point.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT)
+      return errno_error("detach " + it->mount_point);
+  }
+  for (const schema::Mount& m : mounts) {
+    if (m.kind == schema::kMountHost) continue;
+    CR_TRY(mount_one(m, sources));
+    if (m.kind == schema::kMountTmpfs) CR_TRY(fill_tmpfs(m, tmpfs));
+  }
+  // The result must be the tree's list exactly: a restore that goes on is a right one.
+  CR_TRY_ASSIGN(std::vector<sys::MountLine> now, own_mounts());
+  const auto all = sys::match_mounts(mounts, now, false);
+  if (all.size() != mounts.size() || now.size() != mounts.size())
+    return make_error("the rebuilt mount namespace has " + std::to_string(now.size()) +
+                      " mounts, " + std::to_string(all.size()) + " of them the image's " +
+                      std::to_string(mounts.size()));
+  return {};
+}
+
+Status reopen_in_namespace(const std::map<uint32_t, schema::File>& files,
+                           const std::map<uint32_t, int>& carriers) {
+  for (const auto& [id, fd] : carriers) {
+    auto it = files.find(id);
+    if (it == files.end()) continue;
+    const schema::File& f = it->second;
+    int flags = 0;
+    switch (f.kind) {
+      case schema::kFileRegular:
+      case schema::kFileDevice:
+        flags = static_cast<int>(f.flags) & ~(O_CREAT | O_EXCL | O_TRUNC);
+        break;
+      case schema::kFileDirectory:
+        flags = (static_cast<int>(f.flags) & ~(O_CREAT | O_EXCL | O_TRUNC)) | O_DIRECTORY;
+        break;
+      case schema::kFilePath:
+        flags = static_cast<int>(f.flags) & (O_PATH | O_NOFOLLOW | O_DIRECTORY);
+        break;
+      default:
+        continue;  // not on a mount of a path (pipes, sockets, event fds ...)
+    }
+    const std::string what = "file " + std::to_string(id) + " (" + f.path + ")";
+    ScopedFd again(::open(f.path.c_str(), flags | O_CLOEXEC | O_NOCTTY));
+    if (!again.valid()) return errno_error(what + ": open in the tree's mount namespace");
+    struct stat a {
+    }, b{};
+    if (::fstat(fd, &a) != 0 || ::fstat(again.get(), &b) != 0) return errno_error(what + ": fstat");
+    if (a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+      return make_error(what + ": another file in the tree's mount namespace than crrestore's");
+    if (f.kind == schema::kFileRegular || f.kind == schema::kFileDirectory) {
+      const off_t pos = ::lseek(fd, 0, SEEK_CUR);
+      if (pos >= 0 && ::lseek(again.get(), pos, SEEK_SET) != pos)
+        return errno_error(what + ": seek to " + std::to_string(pos));
+    }
+    const int fd_flags = ::fcntl(fd, F_GETFD);
+    if (fd_flags < 0 || ::dup3(again.get(), fd, (fd_flags & FD_CLOEXEC) != 0 ? O_CLOEXEC : 0) != fd)
+      return errno_error(what + ": put in place of fd " + std::to_string(fd));
+  }
+  return {};
+}
+
+}  // namespace cr::restore
