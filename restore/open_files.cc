@@ -14,9 +14,9 @@
 #include <optional>
 #include <set>
 
+#include "restore/fanotify.h"
 #include "restore/ghost_files.h"
 #include "restore/inet_sockets.h"
-#include "restore/fanotify.h"
 #include "restore/inotify.h"
 #include "restore/netlink_sockets.h"
 #include "restore/pty.h"
@@ -202,8 +202,7 @@ class Opener {
       : img_(img), opts_(opts), shmems_(shmems), priv_(priv), ghosts_(img, priv) {
     for (const schema::InotifyWatch& w : img.inotify_watches)
       inotify_watches_[w.file].push_back(&w);
-    for (const schema::FanotifyMark& m : img.fanotify_marks)
-      fanotify_marks_[m.file].push_back(&m);
+    for (const schema::FanotifyMark& m : img.fanotify_marks) fanotify_marks_[m.file].push_back(&m);
   }
   ~Opener() {
     for (auto& [id, ends] : pipes_) {

@@ -376,11 +376,11 @@ enum FileKind : uint32_t {
   kFileNetlinkSocket = 18,  // `object` = its NetlinkSocket record
   kFileInotify = 19,        // an inotify instance (O_NONBLOCK in `flags`): its watches are the
                             // InotifyWatch records naming it, written after the Files
-  kFilePath = 20,   // an O_PATH fd at `path` (`flags`: O_PATH, O_NOFOLLOW, O_DIRECTORY as the
-                    // kernel kept them); `mode` gives its type: a symlink (O_PATH|O_NOFOLLOW)
-                    // is the link itself
-  kFilePidfd = 21,  // a pidfd (pidfd_open, PIDFD_NONBLOCK and PIDFD_THREAD in `flags`) of
-                    // process `pidfd_pid` of the tree: opened by its holder once that exists
+  kFilePath = 20,      // an O_PATH fd at `path` (`flags`: O_PATH, O_NOFOLLOW, O_DIRECTORY as the
+                       // kernel kept them); `mode` gives its type: a symlink (O_PATH|O_NOFOLLOW)
+                       // is the link itself
+  kFilePidfd = 21,     // a pidfd (pidfd_open, PIDFD_NONBLOCK and PIDFD_THREAD in `flags`) of
+                       // process `pidfd_pid` of the tree: opened by its holder once that exists
   kFileFanotify = 22,  // a fanotify group (O_NONBLOCK in `flags`): its FanotifyGroup and
                        // FanotifyMark records name it, written after the Files
   // 40 and up: deleted and unusual files (issue 11).
@@ -520,21 +520,21 @@ enum FanotifyMarkType : uint32_t {
 };
 
 CR_RECORD(FanotifyGroup, 0x0290, "fanotify_group", "a fanotify group: its fanotify_init flags",
-          (objref, file),        // the kFileFanotify File
-          (u32, flags),          // fanotify_init flags (FAN_CLASS_*, FAN_REPORT_*, ...)
-          (u32, event_flags))    // its event_f_flags (O_RDONLY, O_LARGEFILE, ...)
+          (objref, file),      // the kFileFanotify File
+          (u32, flags),        // fanotify_init flags (FAN_CLASS_*, FAN_REPORT_*, ...)
+          (u32, event_flags))  // its event_f_flags (O_RDONLY, O_LARGEFILE, ...)
 
 CR_RECORD(FanotifyMark, 0x0291, "fanotify_mark",
           "one mark of a fanotify group: what it is on, its mask and ignored mask",
-          (objref, file),          // the kFileFanotify File
-          (u32, type),             // FanotifyMarkType
-          (u32, mflags),           // kFanotifyMarkFlagBits as fdinfo shows them
-          (u32, mask), (u32, ignored_mask),
-          (u64, ino),              // kFanMarkInode: the inode
-          (u64, dev),              // st_dev of its filesystem (user-space encoding)
+          (objref, file),  // the kFileFanotify File
+          (u32, type),     // FanotifyMarkType
+          (u32, mflags),   // kFanotifyMarkFlagBits as fdinfo shows them
+          (u32, mask), (u32, ignored_mask),  // FAN_* events (kFanotifyMaskBits)
+          (u64, ino),                           // kFanMarkInode: the inode
+          (u64, dev),                           // st_dev of its filesystem (user-space encoding)
           (u32, handle_type), (bytes, handle),  // kFanMarkInode: name_to_handle_at's
-          (str, path),             // inode: where it was; mount: its mount point; fs: a mount
-          (str, root))             // kFanMarkMount: the mount's root within its filesystem
+          (str, path),  // inode: where it was; mount: its mount point; fs: a mount
+          (str, root))  // kFanMarkMount: the mount's root within its filesystem
 
 // ---- File locks and async I/O owners (0x0250-0x025f), after every Fd. Each names the File it
 // is on and the fd (`pid`, `fd`) restore takes or sets it through.
@@ -770,8 +770,8 @@ using AllRecords =
                SysvMsgQueue, SysvMsg, SysvSem, SysvLimits, Pty, ShellTty, EpollItem, UnixSocket,
                UnixSocketData, FileLock, FileOwner, StreamSeal, InetSocket, InetSocketData, NetLock,
                NetlinkSocket, Cgroup, CgroupProperty, CgroupMember, PagesParent, Vdso, PremapArea,
-               PagesPrefork, InetMcast, SeccompFilter, SeccompThread, PidNsIds, UtsNs,
-               InotifyWatch, FanotifyGroup, FanotifyMark>;
+               PagesPrefork, InetMcast, SeccompFilter, SeccompThread, PidNsIds, UtsNs, InotifyWatch,
+               FanotifyGroup, FanotifyMark>;
 
 namespace detail {
 template <class Tuple, size_t... I>

@@ -6,10 +6,10 @@
 
 #include <algorithm>
 #include <charconv>
-#include <map>
-#include <type_traits>
 #include <cstdio>
 #include <cstring>
+#include <map>
+#include <type_traits>
 
 namespace cr::sys {
 
