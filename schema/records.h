@@ -526,10 +526,10 @@ CR_RECORD(FanotifyGroup, 0x0290, "fanotify_group", "a fanotify group: its fanoti
 
 CR_RECORD(FanotifyMark, 0x0291, "fanotify_mark",
           "one mark of a fanotify group: what it is on, its mask and ignored mask",
-          (objref, file),  // the kFileFanotify File
-          (u32, type),     // FanotifyMarkType
-          (u32, mflags),   // kFanotifyMarkFlagBits as fdinfo shows them
-          (u32, mask), (u32, ignored_mask),  // FAN_* events (kFanotifyMaskBits)
+          (objref, file),                       // the kFileFanotify File
+          (u32, type),                          // FanotifyMarkType
+          (u32, mflags),                        // kFanotifyMarkFlagBits as fdinfo shows them
+          (u32, mask), (u32, ignored_mask),     // FAN_* events (kFanotifyMaskBits)
           (u64, ino),                           // kFanMarkInode: the inode
           (u64, dev),                           // st_dev of its filesystem (user-space encoding)
           (u32, handle_type), (bytes, handle),  // kFanMarkInode: name_to_handle_at's
