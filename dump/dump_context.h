@@ -104,6 +104,8 @@ struct FileTable {
   std::vector<schema::InetMcast> inet_mcast;  // after the inet sockets
   std::vector<schema::NetlinkSocket> netlink_sockets;
   std::vector<schema::InotifyWatch> inotify_watches;  // after the Files they name
+  std::vector<schema::FanotifyGroup> fanotify_groups;  // after the Files they name
+  std::vector<schema::FanotifyMark> fanotify_marks;
   std::vector<schema::Fd> fds;
   std::vector<schema::EpollItem> epoll_items;  // after every Fd: targets and epolls are Files
   std::vector<schema::FileLock> locks;         // after every Fd (file_locks.cc)

@@ -73,6 +73,7 @@ Status read_timerfd(const FdEntry& e, schema::File& f) {
 constexpr std::string_view kEpollLink = "anon_inode:[eventpoll]";
 constexpr std::string_view kInotifyLink = "anon_inode:inotify";
 constexpr std::string_view kPidfdLink = "anon_inode:[pidfd]";
+constexpr std::string_view kFanotifyLink = "anon_inode:[fanotify]";
 
 // pidfd_open flags (the file keeps them in f_flags): PIDFD_NONBLOCK is O_NONBLOCK,
 // PIDFD_THREAD (6.9) is O_EXCL.
@@ -529,6 +530,12 @@ class FileCollector {
       f.path.clear();
       CR_TRY_ASSIGN(pending_watches_,
                     read_inotify_watches(*e.proc, e.fd, e.info, fd_name(e.fd) + ": inotify"));
+    } else if (e.link == kFanotifyLink) {
+      f.kind = schema::kFileFanotify;
+      f.path.clear();
+      CR_TRY_ASSIGN(FanotifyState fan,
+                    read_fanotify(*e.proc, e.fd, e.info, fd_name(e.fd) + ": fanotify"));
+      pending_fanotify_ = std::move(fan);
     } else if (e.link == kPidfdLink || e.info.kind == FdinfoKind::kPidfd) {
       f.path.clear();
       CR_TRY(check_pidfd(e, f));
@@ -679,6 +686,15 @@ class FileCollector {
       t_.inotify_watches.push_back(std::move(w));
     }
     pending_watches_.clear();
+    if (pending_fanotify_) {
+      pending_fanotify_->group.file = f.id;
+      t_.fanotify_groups.push_back(pending_fanotify_->group);
+      for (schema::FanotifyMark& m : pending_fanotify_->marks) {
+        m.file = f.id;
+        t_.fanotify_marks.push_back(std::move(m));
+      }
+      pending_fanotify_.reset();
+    }
     t_.files.push_back(std::move(f));
     if (ghost) {
       ghost->file = t_.files.back().id;
@@ -699,6 +715,7 @@ class FileCollector {
   NetlinkSocketCollector netlink_;
   std::map<uint32_t, pid_t> proc_holders_;  // kFileProcPid, kFilePidfd File id -> its holder
   std::vector<schema::InotifyWatch> pending_watches_;  // of the inotify File being added
+  std::optional<FanotifyState> pending_fanotify_;      // of the fanotify File being added
 };
 
 }  // namespace

@@ -187,6 +187,7 @@ Status check_paths(DumpTree& tree) {
                        : f.kind == schema::kFilePtyMaster ? "a pty master"
                        : f.kind == schema::kFilePtySlave  ? "a pty"
                        : f.kind == schema::kFileInotify   ? "an inotify instance"
+                       : f.kind == schema::kFileFanotify  ? "a fanotify group"
                                                           : nullptr;
     if (kind != nullptr) {
       CR_TRY(tree.refuse(any, make_error("open file " + f.path + ": " + kind +

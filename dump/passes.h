@@ -49,6 +49,17 @@ Result<std::vector<schema::InotifyWatch>> read_inotify_watches(DumpContext& proc
                                                                const Fdinfo& info,
                                                                const std::string& where);
 
+/// fanotify.cc: the group of fanotify fd `fd` of `proc` (its fdinfo `info`) and its marks, in
+/// the kernel's order (`file` left 0 for the caller). Refuses events queued, permission
+/// classes and events, marks on deleted inodes or symlinks, a mount crdump's mount namespace
+/// does not reach at its mount point, mark types and flags this build does not know.
+struct FanotifyState {
+  schema::FanotifyGroup group;
+  std::vector<schema::FanotifyMark> marks;
+};
+Result<FanotifyState> read_fanotify(DumpContext& proc, int fd, const Fdinfo& info,
+                                    const std::string& where);
+
 /// An epoll fd of the tree (the first fd of each epoll File) and its fdinfo watches.
 struct EpollRef {
   pid_t pid = 0;

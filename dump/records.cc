@@ -4,7 +4,7 @@
 // CgroupProperty, CgroupMember, CgroupNs; the SysV objects
 // of a tree with its own IPC namespace; Shmem, ShmemData; Pty, Pipe, PipeData, UnixSocket,
 // UnixSocketData, InetSocket, InetSocketData, NetLock, NetlinkSocket, File, FileData,
-// InotifyWatch;
+// InotifyWatch; FanotifyGroup, FanotifyMark;
 // every Fd; every EpollItem; every FileLock and FileOwner;
 // then per process: Mm, Vma | Pages | Sigaction, Itimer, PosixTimer, PendingSignal (shared,
 // then per thread), Thread (leader first). One process gives the version 1 order exactly.
@@ -115,6 +115,8 @@ Status write_tree_head(DumpTree& tree) {
   }
   for (const auto& g : t.file_data) CR_TRY(write_file_data(out, g));
   for (const auto& w : t.inotify_watches) CR_TRY(out.write(w));
+  for (const auto& g : t.fanotify_groups) CR_TRY(out.write(g));
+  for (const auto& m : t.fanotify_marks) CR_TRY(out.write(m));
   for (const auto& fd : t.fds) CR_TRY(out.write(fd));
   for (const auto& item : t.epoll_items) CR_TRY(out.write(item));
   for (const auto& l : t.locks) CR_TRY(out.write(l));

@@ -282,6 +282,17 @@ Status stash_head_record(const format::RecordReader& reader, ProcessImage& img) 
       img.tmpfs.emplace_back(std::move(e), std::vector<uint8_t>(tail.begin(), tail.end()));
       return {};
     }
+    case schema::FanotifyGroup::kType: {
+      CR_TRY_ASSIGN(auto g, reader.decode<schema::FanotifyGroup>());
+      if (!img.fanotify_groups.emplace(g.file, g).second)
+        return make_error("fanotify_group: two for file " + std::to_string(g.file));
+      return {};
+    }
+    case schema::FanotifyMark::kType: {
+      CR_TRY_ASSIGN(auto m, reader.decode<schema::FanotifyMark>());
+      img.fanotify_marks.push_back(std::move(m));
+      return {};
+    }
     case schema::Fd::kType: {
       CR_TRY_ASSIGN(auto fd, reader.decode<schema::Fd>());
       img.fds.push_back(fd);
@@ -479,6 +490,37 @@ Status stash_tree_record(const format::RecordReader& reader, TreeHead& head) {
     default:
       return stash_head_record(reader, head.shared);
   }
+}
+
+Status check_fanotify(const ProcessImage& img) {
+  for (const auto& [id, f] : img.files)
+    if (f.kind == schema::kFileFanotify && img.fanotify_groups.count(id) == 0)
+      return make_error("fanotify file " + std::to_string(id) + " has no fanotify_group");
+  for (const auto& [file, g] : img.fanotify_groups) {
+    auto it = img.files.find(file);
+    if (it == img.files.end() || it->second.kind != schema::kFileFanotify)
+      return make_error("fanotify_group names file " + std::to_string(file) +
+                        ", not a fanotify of the image");
+    if ((g.flags & ~schema::kFanotifyInitBits) != 0)
+      return make_error("fanotify_group of file " + std::to_string(file) + ": bad flags " +
+                        std::to_string(g.flags));
+  }
+  for (const auto& m : img.fanotify_marks) {
+    const std::string what = "fanotify_mark of file " + std::to_string(m.file);
+    if (img.fanotify_groups.count(m.file) == 0)
+      return make_error(what + ": not a fanotify of the image");
+    if (m.type < schema::kFanMarkInode || m.type > schema::kFanMarkFilesystem)
+      return make_error(what + ": unknown type " + std::to_string(m.type));
+    if ((m.mflags & ~schema::kFanotifyMarkFlagBits) != 0 ||
+        ((m.mask | m.ignored_mask) & ~schema::kFanotifyMaskBits) != 0 ||
+        (m.mask | m.ignored_mask) == 0)
+      return make_error(what + ": bad flags or masks");
+    if (m.path.empty() ||
+        (m.type == schema::kFanMarkInode && (m.handle.empty() || m.handle.size() > 128)) ||
+        (m.type == schema::kFanMarkMount && m.root.empty()))
+      return make_error(what + ": bad file handle, path or root");
+  }
+  return {};
 }
 
 }  // namespace
@@ -696,6 +738,8 @@ Result<bool> load_head(format::RecordReader& reader, ProcessImage& img) {
   img.file_data = std::move(head.shared.file_data);
   img.epoll_items = std::move(head.shared.epoll_items);
   img.inotify_watches = std::move(head.shared.inotify_watches);
+  img.fanotify_groups = std::move(head.shared.fanotify_groups);
+  img.fanotify_marks = std::move(head.shared.fanotify_marks);
   img.memfds = std::move(head.shared.memfds);
   img.unix_sockets = std::move(head.shared.unix_sockets);
   img.inet_sockets = std::move(head.shared.inet_sockets);
@@ -870,6 +914,7 @@ Status check_files(const ProcessImage& img) {
         f.kind != schema::kFileProcPid && f.kind != schema::kFileInetSocket &&
         f.kind != schema::kFileNetlinkSocket && f.kind != schema::kFileInotify &&
         f.kind != schema::kFilePath && f.kind != schema::kFilePidfd &&
+        f.kind != schema::kFileFanotify &&
         (f.kind < schema::kFileRegular || f.kind > schema::kFileUnixSocket))
       return make_error("file " + std::to_string(id) + ": unknown kind " + std::to_string(f.kind));
     if (pty && img.ptys.count(f.object) == 0)
@@ -906,6 +951,7 @@ Status check_files(const ProcessImage& img) {
     if (w.handle.empty() || w.handle.size() > 128 || w.path.empty())
       return make_error(what + ": bad file handle or path");
   }
+  CR_TRY(check_fanotify(img));
   return {};
 }
 

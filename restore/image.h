@@ -98,6 +98,8 @@ struct ProcessImage {
   std::vector<schema::SeccompThread> seccomp;
   std::vector<schema::EpollItem> epoll_items;  // stream order (none in older images)
   std::vector<schema::InotifyWatch> inotify_watches;  // stream order
+  std::map<uint32_t, schema::FanotifyGroup> fanotify_groups;  // by kFileFanotify File id
+  std::vector<schema::FanotifyMark> fanotify_marks;           // stream order (newest first)
   std::vector<schema::FileLock> file_locks;    // the locks taken through this process's fds
   std::vector<schema::FileOwner> file_owners;  // the owners set through its fds
   std::vector<schema::Vma> vmas;  // address order (checked)

@@ -14,6 +14,7 @@
 #include <optional>
 #include <set>
 
+#include "restore/fanotify.h"
 #include "restore/ghost_files.h"
 #include "restore/inet_sockets.h"
 #include "restore/inotify.h"
@@ -201,6 +202,7 @@ class Opener {
       : img_(img), opts_(opts), shmems_(shmems), priv_(priv), ghosts_(img, priv) {
     for (const schema::InotifyWatch& w : img.inotify_watches)
       inotify_watches_[w.file].push_back(&w);
+    for (const schema::FanotifyMark& m : img.fanotify_marks) fanotify_marks_[m.file].push_back(&m);
   }
   ~Opener() {
     for (auto& [id, ends] : pipes_) {
@@ -288,6 +290,12 @@ class Opener {
         auto it = inotify_watches_.find(f.id);
         return open_inotify(f, it == inotify_watches_.end() ? kNoWatches : it->second,
                             priv_.for_file(f.id));
+      }
+      case schema::kFileFanotify: {
+        auto it = fanotify_marks_.find(f.id);
+        return open_fanotify(f, img_.fanotify_groups.at(f.id),
+                             it == fanotify_marks_.end() ? kNoMarks : it->second,
+                             priv_.for_file(f.id));
       }
       case schema::kFilePath:
         return open_path_fd(f, priv_.for_file(f.id));
@@ -466,6 +474,9 @@ class Opener {
   // By kFileInotify File id.
   std::map<uint32_t, std::vector<const schema::InotifyWatch*>> inotify_watches_;
   static inline const std::vector<const schema::InotifyWatch*> kNoWatches;
+  // By kFileFanotify File id, in stream order.
+  std::map<uint32_t, std::vector<const schema::FanotifyMark*>> fanotify_marks_;
+  static inline const std::vector<const schema::FanotifyMark*> kNoMarks;
 };
 
 }  // namespace

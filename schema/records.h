@@ -382,11 +382,13 @@ enum FileKind : uint32_t {
   kFileNetlinkSocket = 18,  // `object` = its NetlinkSocket record
   kFileInotify = 19,        // an inotify instance (O_NONBLOCK in `flags`): its watches are the
                             // InotifyWatch records naming it, written after the Files
-  kFilePath = 20,   // an O_PATH fd at `path` (`flags`: O_PATH, O_NOFOLLOW, O_DIRECTORY as the
-                    // kernel kept them); `mode` gives its type: a symlink (O_PATH|O_NOFOLLOW)
-                    // is the link itself
-  kFilePidfd = 21,  // a pidfd (pidfd_open, PIDFD_NONBLOCK and PIDFD_THREAD in `flags`) of
-                    // process `pidfd_pid` of the tree: opened by its holder once that exists
+  kFilePath = 20,      // an O_PATH fd at `path` (`flags`: O_PATH, O_NOFOLLOW, O_DIRECTORY as the
+                       // kernel kept them); `mode` gives its type: a symlink (O_PATH|O_NOFOLLOW)
+                       // is the link itself
+  kFilePidfd = 21,     // a pidfd (pidfd_open, PIDFD_NONBLOCK and PIDFD_THREAD in `flags`) of
+                       // process `pidfd_pid` of the tree: opened by its holder once that exists
+  kFileFanotify = 22,  // a fanotify group (O_NONBLOCK in `flags`): its FanotifyGroup and
+                       // FanotifyMark records name it, written after the Files
   // 40 and up: deleted and unusual files (issue 11).
   kFileGhostNode = 40,  // a directory, FIFO or character device removed while open: the type
                         // is in `mode` (S_IFDIR, S_IFIFO, S_IFCHR with `rdev`); restore makes a
@@ -497,6 +499,48 @@ CR_RECORD(InotifyWatch, 0x0280, "inotify_watch",
           (u64, dev),      // st_dev of its filesystem (user-space encoding, as stat gives it)
           (u32, handle_type), (bytes, handle),  // name_to_handle_at's, as fdinfo shows them
           (str, path))                          // where it was at dump: for crit and messages only
+
+// ---- fanotify (0x0290-0x029f). One FanotifyGroup per kFileFanotify File and one FanotifyMark
+// per mark of it, after the Files (an older build refuses the image: it does not know the File
+// kind). Marks are in the kernel's order (newest first); restore adds them oldest first.
+
+// fanotify_init flags a group may have (FAN_CLOEXEC .. FAN_REPORT_TARGET_FID of Linux 6.1);
+// the permission classes (FAN_CLASS_CONTENT, FAN_CLASS_PRE_CONTENT) are refused by crdump.
+inline constexpr uint32_t kFanotifyInitBits = 0x00001ff3u;
+// What an unprivileged process may pass to fanotify_init (Linux 5.13+): FAN_CLOEXEC,
+// FAN_NONBLOCK and the FID reports, one of which it must ask for (kFanotifyFidBits).
+inline constexpr uint32_t kFanotifyUserInitBits = 0x00001e03u;
+inline constexpr uint32_t kFanotifyFidBits = 0x00001600u;  // FID, DIR_FID, TARGET_FID
+// Mark mask bits restore passes back: the events up to FAN_RENAME without the permission ones
+// (FAN_*_PERM, 0x00070000), FAN_EVENT_ON_CHILD, FAN_ONDIR.
+inline constexpr uint32_t kFanotifyMaskBits = 0x1000ffffu | 0x08000000u | 0x40000000u;
+// mflags as fdinfo shows them and restore gives back: FAN_MARK_IGNORED_SURV_MODIFY,
+// FAN_MARK_EVICTABLE, FAN_MARK_IGNORE.
+inline constexpr uint32_t kFanotifyMarkFlagBits = 0x40u | 0x200u | 0x400u;
+
+enum FanotifyMarkType : uint32_t {
+  kFanMarkInode = 1,       // an inode: by file handle (`ino`, `dev`, `handle`), `path` for crit
+  kFanMarkMount = 2,       // a mount: the one at `path` (mount point) of device `dev` whose
+                           // root in its filesystem is `root`
+  kFanMarkFilesystem = 3,  // the filesystem of device `dev` (`path`: a mount of it, for crit)
+};
+
+CR_RECORD(FanotifyGroup, 0x0290, "fanotify_group", "a fanotify group: its fanotify_init flags",
+          (objref, file),      // the kFileFanotify File
+          (u32, flags),        // fanotify_init flags (FAN_CLASS_*, FAN_REPORT_*, ...)
+          (u32, event_flags))  // its event_f_flags (O_RDONLY, O_LARGEFILE, ...)
+
+CR_RECORD(FanotifyMark, 0x0291, "fanotify_mark",
+          "one mark of a fanotify group: what it is on, its mask and ignored mask",
+          (objref, file),                       // the kFileFanotify File
+          (u32, type),                          // FanotifyMarkType
+          (u32, mflags),                        // kFanotifyMarkFlagBits as fdinfo shows them
+          (u32, mask), (u32, ignored_mask),     // FAN_* events (kFanotifyMaskBits)
+          (u64, ino),                           // kFanMarkInode: the inode
+          (u64, dev),                           // st_dev of its filesystem (user-space encoding)
+          (u32, handle_type), (bytes, handle),  // kFanMarkInode: name_to_handle_at's
+          (str, path),  // inode: where it was; mount: its mount point; fs: a mount
+          (str, root))  // kFanMarkMount: the mount's root within its filesystem
 
 // ---- File locks and async I/O owners (0x0250-0x025f), after every Fd. Each names the File it
 // is on and the fd (`pid`, `fd`) restore takes or sets it through.
@@ -781,7 +825,8 @@ using AllRecords =
                UnixSocketData, FileLock, FileOwner, StreamSeal, InetSocket, InetSocketData, NetLock,
                NetlinkSocket, Cgroup, CgroupProperty, CgroupMember, PagesParent, Vdso, PremapArea,
                PagesPrefork, InetMcast, SeccompFilter, SeccompThread, PidNsIds, UtsNs,
-               InotifyWatch, UnixSocketRights, TimeNs, CgroupNs, Mount, TmpfsEntry>;
+               InotifyWatch, UnixSocketRights, TimeNs, CgroupNs, Mount, TmpfsEntry,
+               FanotifyGroup, FanotifyMark>;
 
 namespace detail {
 template <class Tuple, size_t... I>

@@ -1,14 +1,13 @@
 #include "sys/mounts.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <string>
 #include <vector>
-
-#include "sys/proc_parse.h"
 
 namespace cr::sys {
 
@@ -26,6 +25,43 @@ Result<ScopedFd> open_mount_of(dev_t dev, const char* who) {
                       std::to_string(minor(dev)) + " in " + who + " mount namespace");
   ScopedFd fd(::open(best->mount_point.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd.valid()) return errno_error("open mount " + best->mount_point);
+  return fd;
+}
+
+namespace {
+
+Result<std::vector<MountLine>> own_mounts() {
+  CR_TRY_ASSIGN(ProcDir self, ProcDir::open(::getpid()));
+  CR_TRY_ASSIGN(std::string text, self.read("mountinfo"));
+  return parse_mountinfo(text);
+}
+
+}  // namespace
+
+Result<MountLine> find_mount(uint32_t id, const char* who) {
+  CR_TRY_ASSIGN(std::vector<MountLine> mounts, own_mounts());
+  for (MountLine& m : mounts)
+    if (m.id == id) return std::move(m);
+  return make_error("mount " + std::to_string(id) + " not in " + who + " mount namespace");
+}
+
+Result<ScopedFd> open_mount_at(const std::string& mount_point, dev_t dev, const std::string& root,
+                               const char* who) {
+  CR_TRY_ASSIGN(std::vector<MountLine> mounts, own_mounts());
+  const MountLine* found = nullptr;
+  for (const MountLine& m : mounts)
+    if (m.mount_point == mount_point && makedev(m.major, m.minor) == dev && m.root == root)
+      found = &m;
+  const std::string what = "mount of " + std::to_string(major(dev)) + ":" +
+                           std::to_string(minor(dev)) + " (root " + root + ") at " + mount_point;
+  if (found == nullptr) return make_error("no " + what + " in " + who + " mount namespace");
+  ScopedFd fd(::open(mount_point.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid()) return errno_error("open " + what);
+  struct statx stx {};
+  if (::statx(fd.get(), "", AT_EMPTY_PATH, STATX_MNT_ID, &stx) != 0)
+    return errno_error("statx " + what);
+  if ((stx.stx_mask & STATX_MNT_ID) == 0 || stx.stx_mnt_id != found->id)
+    return make_error(what + ": another mount is on top of it");
   return fd;
 }
 

@@ -8,6 +8,8 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <map>
+#include <type_traits>
 
 namespace cr::sys {
 
@@ -518,6 +520,64 @@ Result<InotifyWatch> parse_inotify_watch(std::string_view line) {
   return w;
 }
 
+namespace {
+
+// "key:hex" words after the first one of `line`, into `out` (f_handle's bytes into `handle`);
+// false on a word that is not one.
+bool hex_fields(std::string_view line, std::map<std::string_view, uint64_t>& out,
+                std::vector<uint8_t>& handle) {
+  std::string_view rest = line;
+  next_token(rest);
+  for (std::string_view word; !(word = next_token(rest)).empty();) {
+    const size_t colon = word.find(':');
+    if (colon == std::string_view::npos) return false;
+    const std::string_view key = word.substr(0, colon), val = word.substr(colon + 1);
+    if (key == "f_handle") {
+      if (val.size() % 2 != 0 || val.size() / 2 > 128) return false;
+      for (size_t i = 0; i < val.size(); i += 2) {
+        auto b = parse_uint(val.substr(i, 2), 16);
+        if (!b) return false;
+        handle.push_back(static_cast<uint8_t>(*b));
+      }
+      continue;
+    }
+    auto v = parse_uint(val, 16);
+    if (!v || !out.emplace(key, *v).second) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<FanotifyMark> parse_fanotify_mark(std::string_view line) {
+  std::string_view first = line;
+  if (next_token(first) != "fanotify") return bad("fanotify fdinfo", line);
+  FanotifyMark m;
+  m.line = std::string(line);
+  std::map<std::string_view, uint64_t> f;
+  if (!hex_fields(line, f, m.handle)) return bad("fanotify fdinfo", line);
+  auto get = [&](std::string_view k, auto& into) {
+    auto it = f.find(k);
+    if (it == f.end()) return false;
+    into = static_cast<std::remove_reference_t<decltype(into)>>(it->second);
+    return true;
+  };
+  if (!get("mflags", m.mflags) || !get("mask", m.mask) || !get("ignored_mask", m.ignored_mask))
+    return bad("fanotify fdinfo", line);
+  const bool ino = get("ino", m.ino), sdev = get("sdev", m.sdev), mnt = get("mnt_id", m.mnt_id);
+  size_t handle_bytes = 0;
+  get("fhandle-bytes", handle_bytes);
+  get("fhandle-type", m.handle_type);
+  if (handle_bytes != m.handle.size()) return bad("fanotify fdinfo", line);
+  if (ino && sdev && !mnt && f.size() <= 8)
+    m.type = FanotifyMark::kInode;
+  else if (mnt && !ino && !sdev && f.size() == 4)
+    m.type = FanotifyMark::kMount;
+  else if (sdev && !ino && !mnt && f.size() == 4)
+    m.type = FanotifyMark::kFilesystem;
+  return m;
+}
+
 Result<Fdinfo> parse_fdinfo(std::string_view text) {
   Fdinfo fi;
   bool seen_pos = false, seen_flags = false, clockid = false, ticks = false;
@@ -584,8 +644,19 @@ Result<Fdinfo> parse_fdinfo(std::string_view text) {
       auto n = parse_uint(v);
       if (!n || *n > 0x7fffffff) return bad("fdinfo", line);
       fi.pidfd_pid = negative ? -static_cast<int64_t>(*n) : static_cast<int64_t>(*n);
-    } else if (key == "fanotify flags" || key == "fanotify ino") {
+    } else if (key == "fanotify flags") {
+      // "fanotify flags:%x event-flags:%x"
       fi.kind = FdinfoKind::kFanotify;
+      std::map<std::string_view, uint64_t> f;
+      std::vector<uint8_t> none;
+      if (!hex_fields(line, f, none) || !f.count("flags") || !f.count("event-flags"))
+        return bad("fanotify fdinfo", line);
+      fi.fanotify_flags = static_cast<uint32_t>(f["flags"]);
+      fi.fanotify_event_flags = static_cast<uint32_t>(f["event-flags"]);
+    } else if (line.starts_with("fanotify ")) {
+      fi.kind = FdinfoKind::kFanotify;
+      CR_TRY_ASSIGN(FanotifyMark m, parse_fanotify_mark(line));
+      fi.fanotify_marks.push_back(std::move(m));
     } else if (key == "clockid") {
       clockid = true;
       auto v = parse_uint(val);

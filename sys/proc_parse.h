@@ -163,6 +163,25 @@ struct InotifyWatch {
 /// Parses one such line, "inotify" included; errors quote it.
 Result<InotifyWatch> parse_inotify_watch(std::string_view line);
 
+/// One mark line of a fanotify's fdinfo, every number in hex:
+///   "fanotify ino:%lx sdev:%x mflags:%x mask:%x ignored_mask:%x fhandle-bytes:%x
+///    fhandle-type:%x f_handle:%02x..."                           an inode mark
+///   "fanotify mnt_id:%x mflags:%x mask:%x ignored_mask:%x"        a mount mark
+///   "fanotify sdev:%x mflags:%x mask:%x ignored_mask:%x"          a filesystem mark
+/// Any other form (a newer kernel's mark types) is kept as kUnknown with its text.
+struct FanotifyMark {
+  enum Type { kInode, kMount, kFilesystem, kUnknown } type = kUnknown;
+  uint64_t ino = 0;
+  uint32_t sdev = 0;    // kernel encoding (major << 20 | minor)
+  uint32_t mnt_id = 0;  // mountinfo's first field
+  uint32_t mflags = 0, mask = 0, ignored_mask = 0;
+  int handle_type = 0;
+  std::vector<uint8_t> handle;
+  std::string line;  // as the kernel wrote it, for messages
+};
+/// Parses one such line, "fanotify" included; errors quote it.
+Result<FanotifyMark> parse_fanotify_mark(std::string_view line);
+
 struct Fdinfo {
   uint64_t pos = 0;
   uint32_t flags = 0;  // octal in the file; includes O_CLOEXEC for the fd
@@ -182,6 +201,9 @@ struct Fdinfo {
   std::vector<EpollWatch> epoll_watches;
   // inotify: its watches, in the kernel's order
   std::vector<InotifyWatch> inotify_watches;
+  // fanotify: "fanotify flags:%x event-flags:%x" and its marks, in the kernel's order
+  uint32_t fanotify_flags = 0, fanotify_event_flags = 0;
+  std::vector<FanotifyMark> fanotify_marks;
   // pidfd: "Pid:" (-1: the process has been reaped, 0: not in the reader's pid namespace)
   int64_t pidfd_pid = 0;
 };

@@ -395,6 +395,69 @@ TEST(Image, InotifyWatchesAreChecked) {
   refused({b}, "bad file handle");
 }
 
+// A fanotify File needs its group; groups and marks must name a fanotify File, with flags,
+// masks and targets the kernel could have shown (no permission class or events).
+TEST(Image, FanotifyRecordsAreChecked) {
+  ProcessImage img;
+  img.process.emplace();
+  img.process->pid = 5;
+  img.mm = schema::Mm{};
+  img.vmas.push_back(anon(0x1000, 0x2000));
+  schema::File fan{}, ev{};
+  fan.id = 1;
+  fan.kind = schema::kFileFanotify;
+  ev.id = 2;
+  ev.kind = schema::kFileEventfd;
+  img.files = {{1, fan}, {2, ev}};
+  schema::FanotifyGroup g{};
+  g.file = 1;
+  g.flags = 0x203;  // FAN_REPORT_FID | FAN_NONBLOCK | FAN_CLOEXEC
+  schema::FanotifyMark m{};
+  m.file = 1;
+  m.type = schema::kFanMarkInode;
+  m.mask = 0x2;  // FAN_MODIFY
+  m.handle = {1, 2, 3, 4, 5, 6, 7, 8};
+  m.path = "/tmp/x";
+  auto check = [&](std::map<uint32_t, schema::FanotifyGroup> gs,
+                   std::vector<schema::FanotifyMark> ms) {
+    img.fanotify_groups = std::move(gs);
+    img.fanotify_marks = std::move(ms);
+    return check_head(img);
+  };
+  auto refused = [&](std::map<uint32_t, schema::FanotifyGroup> gs,
+                     std::vector<schema::FanotifyMark> ms, const char* want) {
+    auto st = check(std::move(gs), std::move(ms));
+    ASSERT_FALSE(st.ok()) << want;
+    EXPECT_NE(st.error().message.find(want), std::string::npos) << st.error().message;
+  };
+  auto ok = check({{1, g}}, {m});
+  EXPECT_TRUE(ok.ok()) << ok.error().message;
+  refused({}, {}, "has no fanotify_group");
+  schema::FanotifyGroup bg = g;
+  bg.file = 2;
+  refused({{1, g}, {2, bg}}, {m}, "not a fanotify");
+  bg = g;
+  bg.flags = 0x4;  // FAN_CLASS_CONTENT: permission events
+  refused({{1, bg}}, {m}, "bad flags");
+  schema::FanotifyMark b = m;
+  b.file = 2;
+  refused({{1, g}}, {b}, "not a fanotify");
+  b = m;
+  b.type = 4;
+  refused({{1, g}}, {b}, "unknown type");
+  b = m;
+  b.mask = 0x10000;  // FAN_OPEN_PERM
+  refused({{1, g}}, {b}, "bad flags or masks");
+  b.mask = 0;  // neither mask nor ignored mask
+  refused({{1, g}}, {b}, "bad flags or masks");
+  b = m;
+  b.handle.clear();
+  refused({{1, g}}, {b}, "bad file handle");
+  b = m;
+  b.type = schema::kFanMarkMount;  // a mount mark without its root
+  refused({{1, g}}, {b}, "bad file handle, path or root");
+}
+
 TEST(Image, OverlappingVmasAreRefused) {
   ProcessImage img;
   img.process.emplace();
