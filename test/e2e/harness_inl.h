@@ -3,6 +3,7 @@
 #define CR_TEST_E2E_HARNESS_INL_H
 
 #include <linux/close_range.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <sstream>
 
 namespace cr::e2e {
 
@@ -371,10 +373,36 @@ inline ExitStatus terminate_pid(pid_t pid, std::chrono::milliseconds limit) {
   return *st;
 }
 
+// The processes below `pid`, each stopped once found (so none forks more, or exits and lets
+// its pid be reused, before the kill): /proc/PID/task/TID/children of every thread.
+inline void stop_descendants(pid_t pid, std::vector<pid_t>& out) {
+  DIR* d = opendir(("/proc/" + std::to_string(pid) + "/task").c_str());
+  if (d == nullptr) return;
+  std::vector<pid_t> kids;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    std::istringstream in(
+        read_file("/proc/" + std::to_string(pid) + "/task/" + e->d_name + "/children"));
+    for (pid_t k; in >> k;) kids.push_back(k);
+  }
+  closedir(d);
+  for (pid_t k : kids) {
+    kill(k, SIGSTOP);
+    out.push_back(k);
+    stop_descendants(k, out);
+  }
+}
+
 inline void kill_child(pid_t pid) {
   int st;
   // Only a child of ours (waitpid agrees) is killed: never a recycled pid of someone else.
   if (pid <= 0 || waitpid(pid, &st, WNOHANG) != 0) return;
+  // Its descendants too: a hung test's children (a sleeper waiting for a signal its parent
+  // never sent) would otherwise outlive the test, reparented to init.
+  kill(pid, SIGSTOP);
+  std::vector<pid_t> below;
+  stop_descendants(pid, below);
+  for (pid_t k : below) kill(k, SIGKILL);
   kill(pid, SIGKILL);
   waitpid(pid, &st, 0);
 }
