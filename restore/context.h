@@ -96,6 +96,9 @@ struct RestoreContext {
   /// namespace's roots, which the root joins before it unshares CLONE_NEWCGROUP (cgroups.cc).
   std::vector<std::string> cgroup_ns_procs;
   std::vector<std::unique_ptr<RestoreContext>> others;  // root only
+  /// Root only, from create_tree on: each process's children among `others` (by pid, in
+  /// their order there), so each new process finds its own without a scan of the tree.
+  std::map<uint32_t, std::vector<const RestoreContext*>> children_of;
   /// What the image may ask for, as whom its files are opened (root only: read_tree_head).
   Privileges privileges;
   bool stream_ended = false;  // stream_pages met the trailer (the last process's section)
