@@ -631,10 +631,21 @@ Status set_mm(RestoreContext& ctx) {
     map.exe_fd = static_cast<uint32_t>(exe_fd);
   }
   CR_TRY_ASSIGN(uint64_t map_addr, ctx.put(&map, sizeof map));
-  auto r =
-      ctx.call("prctl(PR_SET_MM_MAP)", SYS_prctl, PR_SET_MM, PR_SET_MM_MAP, map_addr, sizeof map);
-  if (exe_fd >= 0) (void)ctx.call("close", SYS_close, static_cast<uint64_t>(exe_fd));
-  if (!r.ok()) return std::move(r).error();
+  // The map and the close of the executable in one batch (the close runs whatever the map's
+  // answer: the batch stops at a failed map only after the close, which may fail).
+  sys::RemoteBatch b = ctx.batch();
+  CR_TRY_ASSIGN(size_t set, b.add("prctl(PR_SET_MM_MAP)", SYS_prctl,
+                                  {PR_SET_MM, PR_SET_MM_MAP, map_addr, sizeof map, 0, 0}, {},
+                                  sys::RemoteBatch::kMayFail));
+  if (exe_fd >= 0)
+    CR_TRY(b.add("close", SYS_close, {static_cast<uint64_t>(exe_fd), 0, 0, 0, 0, 0}, {},
+                 sys::RemoteBatch::kMayFail));
+  CR_TRY(b.run());
+  const int64_t r = b.result(set);
+  if (r < 0 && r > -4096)
+    return Error{"remote prctl(PR_SET_MM_MAP) in task " + std::to_string(ctx.tracee.tid()) + ": " +
+                     std::strerror(static_cast<int>(-r)),
+                 static_cast<int>(-r)};
   return {};
 }
 
