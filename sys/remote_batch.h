@@ -13,10 +13,13 @@
 // fail (kMayFail). An argument can be the result of an earlier call of the batch (an fd
 // opened, then mapped and closed): the loop copies it in just before the call.
 //
-// The stop is a SIGTRAP the kernel forces through (int3): it unblocks SIGTRAP and, were it
-// blocked or ignored, resets its handler to SIG_DFL. So a batch is only for a task whose
-// SIGTRAP disposition is the default (crrestore's tasks before their handlers are restored);
-// the signal is discarded at its delivery stop and the mask blocked again after each run.
+// The stop is a SIGTRAP the kernel forces through (int3). A SIGTRAP blocked or ignored would
+// have its handler reset to SIG_DFL (and be unblocked), so the batch runs with every signal
+// blocked but SIGTRAP; the signal is discarded at its delivery stop, and the next single call
+// blocks everything again. What is left to the caller: a task whose SIGTRAP is ignored (it
+// would be reset) or pending (it would be delivered, first) must not run batches; crrestore's
+// tasks run them only before their handlers and pending signals are restored, while SIGTRAP
+// is at its default and none is queued.
 #pragma once
 
 #include <array>

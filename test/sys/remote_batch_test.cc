@@ -23,6 +23,8 @@ extern "C" char cr_batch_test_syscall[];
 namespace cr::sys {
 namespace {
 
+void trap_handler(int) {}
+
 struct Child {
   pid_t pid = -1;
   Tracee tracee;
@@ -33,6 +35,7 @@ struct Child {
     pid = ::fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
+      ::signal(SIGTRAP, trap_handler);  // a batch's int3 must leave it alone
       Tracee::traceme_and_stop();
       ::_exit(0);
     }
@@ -83,6 +86,12 @@ TEST(RemoteBatch, RunsEveryCallForOneResume) {
   auto mask = c.tracee.get_sigmask();
   ASSERT_TRUE(mask.ok());
   EXPECT_NE(*mask & (uint64_t{1} << (SIGTRAP - 1)), 0u);
+  // The int3 left the task's SIGTRAP handler in place.
+  auto sa = c.rs->call("rt_sigaction", SYS_rt_sigaction, SIGTRAP, 0, c.page + 4096, 8);
+  ASSERT_TRUE(sa.ok()) << sa.error().message;
+  uint64_t handler = 0;
+  ASSERT_TRUE(c.tracee.read_mem(c.page + 4096, &handler, sizeof handler).ok());
+  EXPECT_EQ(handler, reinterpret_cast<uint64_t>(&trap_handler));
   ASSERT_TRUE(c.rs->finish().ok());
 }
 
