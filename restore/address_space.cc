@@ -54,7 +54,7 @@ uint32_t initial_prot(const schema::Vma& v) {
   return is_private(v) ? v.prot | PROT_READ | PROT_WRITE : v.prot;
 }
 
-Status apply_madvise(RestoreContext& ctx, const schema::Vma& v) {
+Status apply_madvise(sys::RemoteBatch& b, const schema::Vma& v) {
   static constexpr struct {
     uint32_t flag;
     int advice;
@@ -69,8 +69,10 @@ Status apply_madvise(RestoreContext& ctx, const schema::Vma& v) {
   };
   for (const auto& a : kAdvice) {
     if ((v.madv & a.flag) == 0) continue;
-    auto r = ctx.call(a.name, SYS_madvise, v.start, v.end - v.start, a.advice);
-    if (!r.ok()) return std::move(r).error().wrap("vma " + hex(v.start));
+    CR_TRY(b.reserve(1, 0));
+    CR_TRY(b.add(a.name, SYS_madvise,
+                 {v.start, v.end - v.start, static_cast<uint64_t>(a.advice), 0, 0, 0},
+                 "vma " + hex(v.start)));
   }
   return {};
 }
@@ -86,12 +88,28 @@ constexpr uint64_t kMapDroppable = 0x08;  // Linux 6.11
 #endif
 
 // Guard regions fault on every access; none of their pages is in the image.
-Status install_guards(RestoreContext& ctx, const schema::Vma& v) {
+Status install_guards(sys::RemoteBatch& b, const schema::Vma& v) {
   for (size_t i = 0; i + 1 < v.guards.size(); i += 2) {
-    auto r = ctx.call("MADV_GUARD_INSTALL", SYS_madvise, v.guards[i], v.guards[i + 1] * 4096,
-                      MADV_GUARD_INSTALL);
-    if (!r.ok()) return std::move(r).error().wrap("vma " + hex(v.start) + ": guard region");
+    CR_TRY(b.reserve(1, 0));
+    CR_TRY(b.add("MADV_GUARD_INSTALL", SYS_madvise,
+                 {v.guards[i], v.guards[i + 1] * 4096, MADV_GUARD_INSTALL, 0, 0, 0},
+                 "vma " + hex(v.start) + ": guard region"));
   }
+  return {};
+}
+
+// A call's result that must be a given address (an mmap or mremap with MAP_FIXED), checked
+// once its batch has run.
+struct Expect {
+  size_t call;
+  uint64_t want;
+  std::string what;  // "vma 0x1000 mapped at " ...
+};
+
+Status check_expected(const sys::RemoteBatch& b, const std::vector<Expect>& expects) {
+  for (const auto& e : expects)
+    if (static_cast<uint64_t>(b.result(e.call)) != e.want)
+      return make_error(e.what + hex(static_cast<uint64_t>(b.result(e.call))));
   return {};
 }
 
@@ -121,14 +139,15 @@ Result<int64_t> memfd_created_description(RestoreContext& ctx, int fd) {
 
 namespace {
 
-Status do_vdso_moves(RestoreContext& ctx, const std::vector<VdsoPiece>& pieces,
-                     const std::vector<Range>& avoid) {
+Status do_vdso_moves(RestoreContext& ctx, sys::RemoteBatch& b, std::vector<Expect>& expects,
+                     const std::vector<VdsoPiece>& pieces, const std::vector<Range>& avoid) {
   CR_TRY_ASSIGN(auto moves, plan_vdso_moves(pieces, avoid));
   for (const auto& m : moves) {
-    auto r = ctx.call("mremap vdso", SYS_mremap, m.from, m.size, m.size,
-                      MREMAP_MAYMOVE | MREMAP_FIXED, m.to);
-    if (!r.ok()) return std::move(r).error().wrap(hex(m.from) + " -> " + hex(m.to));
-    if (*r != m.to) return make_error("mremap vdso landed at " + hex(*r));
+    CR_TRY(b.reserve(1, 0));
+    CR_TRY_ASSIGN(size_t c, b.add("mremap vdso", SYS_mremap,
+                                  {m.from, m.size, m.size, MREMAP_MAYMOVE | MREMAP_FIXED, m.to, 0},
+                                  hex(m.from) + " -> " + hex(m.to)));
+    expects.push_back({c, m.to, "mremap vdso landed at "});
   }
   ctx.vdso_ranges.clear();
   for (const auto& p : pieces) {
@@ -141,8 +160,8 @@ Status do_vdso_moves(RestoreContext& ctx, const std::vector<VdsoPiece>& pieces,
 // The dumped vDSO differs from ours (restore/vdso.h): this kernel's pieces move together, as
 // the kernel laid them out, to a place free in crrestore's layout and the image's; the dumped
 // [vdso] address gets the jumps later (map_vmas).
-Status move_vdso_aside(RestoreContext& ctx, const std::vector<MapsEntry>& maps,
-                       const std::vector<Range>& avoid) {
+Status move_vdso_aside(RestoreContext& ctx, sys::RemoteBatch& b, std::vector<Expect>& expects,
+                       const std::vector<MapsEntry>& maps, const std::vector<Range>& avoid) {
   std::vector<VdsoPiece> pieces;
   uint64_t lo = ~0ull, hi = 0;
   for (const auto& m : maps) {
@@ -156,17 +175,21 @@ Status move_vdso_aside(RestoreContext& ctx, const std::vector<MapsEntry>& maps,
   for (const auto& v : ctx.img.vmas) image.push_back({v.start, v.end});
   CR_TRY_ASSIGN(uint64_t at, choose_free_range(avoid, image, hi - lo));
   for (auto& p : pieces) p.target = at + (p.current.start - lo);
-  return do_vdso_moves(ctx, pieces, avoid);
+  return do_vdso_moves(ctx, b, expects, pieces, avoid);
 }
 
-}  // namespace
-
-Status move_vdso(RestoreContext& ctx) {
-  CR_TRY_ASSIGN(auto maps, read_task_maps(ctx.tracee.tid()));
+// Queues the vDSO's moves (move_vdso).
+Status queue_vdso_moves(RestoreContext& ctx, sys::RemoteBatch& b, std::vector<Expect>& expects) {
+  // As the task was when the trampoline went in (nothing else has changed it since).
+  std::vector<MapsEntry> maps = ctx.start_maps;
+  if (maps.empty()) {
+    CR_TRY_ASSIGN(maps, read_task_maps(ctx.tracee.tid()));
+  }
   std::vector<VdsoPiece> pieces;
   std::vector<Range> avoid;
   for (const auto& m : maps) avoid.push_back(m.range);
-  if (ctx.vdso != nullptr && ctx.vdso->proxy) return move_vdso_aside(ctx, maps, avoid);
+  if (ctx.tramp.size != 0) avoid.push_back({ctx.tramp.addr, ctx.tramp.addr + ctx.tramp.size});
+  if (ctx.vdso != nullptr && ctx.vdso->proxy) return move_vdso_aside(ctx, b, expects, maps, avoid);
   for (const auto& v : ctx.img.vmas) {
     const char* name = vdso_name(v.kind);
     if (name == nullptr) continue;
@@ -180,17 +203,18 @@ Status move_vdso(RestoreContext& ctx) {
                         ")");
     pieces.push_back({name, cur->range, v.start});
   }
-  return do_vdso_moves(ctx, pieces, avoid);
+  return do_vdso_moves(ctx, b, expects, pieces, avoid);
 }
 
-Status unmap_rest(RestoreContext& ctx) {
+// Queues unmap_rest's calls.
+Status queue_unmap_rest(RestoreContext& ctx, sys::RemoteBatch& b) {
   // The child inherited crrestore's rseq registration; once its TLS is unmapped the kernel
   // would kill it at the next return to user space.
   CR_TRY_ASSIGN(auto rseq, ctx.tracee.get_rseq());
   if (rseq.addr != 0) {
-    auto r =
-        ctx.call("rseq unregister", SYS_rseq, rseq.addr, rseq.len, kRseqFlagUnregister, rseq.sig);
-    if (!r.ok()) return std::move(r).error();
+    CR_TRY(b.reserve(1, 0));
+    CR_TRY(b.add("rseq unregister", SYS_rseq,
+                 {rseq.addr, rseq.len, kRseqFlagUnregister, rseq.sig, 0, 0}));
   }
   std::vector<Range> keep{{ctx.tramp.addr, ctx.tramp.addr + ctx.tramp.size}};
   for (const auto& [start, end] : ctx.vdso_ranges) keep.push_back({start, end});
@@ -198,74 +222,167 @@ Status unmap_rest(RestoreContext& ctx) {
   if (ctx.premap != nullptr)
     if (auto it = ctx.premap->slots.find(static_cast<uint32_t>(ctx.pid()));
         it != ctx.premap->slots.end())
-      for (const auto& [start, s] : it->second) keep.push_back({s.slot, s.slot + (s.end - s.start)});
+      for (const auto& [start, s] : it->second)
+        keep.push_back({s.slot, s.slot + (s.end - s.start)});
   for (const auto& r : unmap_ranges(keep)) {
-    auto u = ctx.call("munmap", SYS_munmap, r.start, r.size());
-    if (!u.ok()) return std::move(u).error().wrap(hex(r.start) + "-" + hex(r.end));
+    CR_TRY(b.reserve(1, 0));
+    CR_TRY(b.add("munmap", SYS_munmap, {r.start, r.size(), 0, 0, 0, 0},
+                 hex(r.start) + "-" + hex(r.end)));
   }
   return {};
+}
+
+}  // namespace
+
+Status move_vdso(RestoreContext& ctx) {
+  sys::RemoteBatch b = ctx.batch();
+  std::vector<Expect> expects;
+  CR_TRY(queue_vdso_moves(ctx, b, expects));
+  CR_TRY(b.run());
+  return check_expected(b, expects);
+}
+
+Status unmap_rest(RestoreContext& ctx) {
+  sys::RemoteBatch b = ctx.batch();
+  CR_TRY(queue_unmap_rest(ctx, b));
+  return b.run();
+}
+
+Status move_vdso_and_unmap_rest(RestoreContext& ctx) {
+  sys::RemoteBatch b = ctx.batch();
+  std::vector<Expect> expects;
+  CR_TRY(queue_vdso_moves(ctx, b, expects));
+  CR_TRY(queue_unmap_rest(ctx, b));
+  CR_TRY(b.run());
+  return check_expected(b, expects);
 }
 
 // A SysV attach: the whole segment at the first Vma's address (pgoff 0); the Vmas after it that
 // continue the same attach (split by mprotect) are covered by it. Read-write (initial_prot), so
 // that the protections pass can give each piece its dumped protection, exec included.
-Status attach_sysv(RestoreContext& ctx, const schema::Vma& v) {
+Status attach_sysv(RestoreContext& ctx, sys::RemoteBatch& b, const schema::Vma& v) {
   if (v.pgoff != 0) return {};  // crdump checked that it continues the attach before it
   const auto& ids = ctx.ipc->shmids();
   const auto it = ids.find(v.shmem);
   if (it == ids.end())
     return make_error("vma " + hex(v.start) + ": SysV segment object " + std::to_string(v.shmem) +
                       " is not in the image");
+  CR_TRY(b.run());  // what is queued goes first
   CR_TRY_ASSIGN(uint64_t at, ctx.call("shmat", SYS_shmat, it->second, v.start, 0));
   if (at != v.start)
     return make_error("SysV segment " + std::to_string(it->second) + " attached at " + hex(at) +
                       " instead of " + hex(v.start));
-  return apply_madvise(ctx, v);
+  return apply_madvise(b, v);
+}
+
+// The fd a shared memory mapping is made through, opened by single remote calls (the batch
+// has run): crrestore's object, as the task may open it.
+Result<int64_t> open_shmem(RestoreContext& ctx, const schema::Vma& v) {
+  const auto* shmems = ctx.shmems;
+  if (shmems == nullptr || shmems->count(v.shmem) == 0)
+    return make_error("vma " + hex(v.start) + ": shmem " + std::to_string(v.shmem) +
+                      " is not in the image");
+  const ShmemHandle& h = shmems->find(v.shmem)->second;
+  const bool shared = v.kind == schema::kVmaAnonShared;
+  // Read-only where a writable open would stand in the way: a private mapping needs no
+  // write access to the file, and a memfd sealed against writes cannot take its seal while
+  // a shared mapping that may become writable exists (the kernel gave the dumped one no
+  // VM_MAYWRITE for the same reason).
+  const bool write_sealed = (h.seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) != 0;
+  // The dumped open mode when the image has it: a memfd mapped through an O_RDWR fd is
+  // mapped through crrestore's O_RDWR description again (a read-only shared mapping of a
+  // write-sealed one keeps VM_SHARED: F_SEAL_WRITE went on when its contents were in,
+  // shmem.cc, so the kernel drops only VM_MAYWRITE, as it did for the dumped one).
+  const bool known = v.file_open_mode != 0 && h.kind == schema::kShmemMemfd;
+  const bool rdonly = known ? (v.file_open_mode & S_IWUSR) == 0
+                            : !shared || (write_sealed && (v.prot & PROT_WRITE) == 0);
+  ctx.reset_scratch();
+  // The task takes a copy of crrestore's description (its real uid is still root's, which
+  // pidfd_getfd asks for); a user's process could not open /proc/<crrestore>/fd/N with
+  // its own fs identity, but reopens its own copy through /proc/self as itself.
+  CR_TRY_ASSIGN(int64_t fd, memfd_created_description(ctx, h.fd.get()));
+  if (rdonly || h.kind != schema::kShmemMemfd) {
+    // A writable reopen of a memfd would count as a writer for as long as the mapping
+    // lives, and exec refuses a file with writers (ETXTBSY); memfd_create's description
+    // does not count, so a writable memfd mapping keeps the copy itself.
+    const std::string via = "/proc/self/fd/" + std::to_string(fd);
+    CR_TRY_ASSIGN(uint64_t path, ctx.put_str(via));
+    auto got = ctx.call("open shared memory", SYS_openat, static_cast<uint64_t>(AT_FDCWD), path,
+                        (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    auto closed = ctx.call("close", SYS_close, static_cast<uint64_t>(fd));
+    if (!got.ok()) return std::move(got).error().wrap("vma " + hex(v.start));
+    if (!closed.ok()) return std::move(closed).error();
+    fd = static_cast<int64_t>(*got);
+  }
+  return fd;
 }
 
 Status map_vmas(RestoreContext& ctx) {
-  // Consecutive VMAs of one file (a library's segments) share one remote open.
-  std::string open_path;
-  bool open_shared = false;
-  bool open_rw = false;
-  int64_t remote_fd = -1;
-  auto close_remote = [&]() -> Status {
-    if (remote_fd < 0) return {};
-    auto r = ctx.call("close", SYS_close, static_cast<uint64_t>(remote_fd));
-    remote_fd = -1;
-    if (!r.ok()) return std::move(r).error();
+  // Every call goes into one batch (a few, for many mappings): a mapping's calls need no
+  // answer before the next mapping's. The few that do (shared memory, SysV, the vDSO's
+  // jumps) run the batch first and go on by single calls.
+  sys::RemoteBatch b = ctx.batch();
+  std::vector<Expect> expects;
+  // Consecutive VMAs of one file (a library's segments) share one remote open: either a call
+  // of the batch (its result is the fd) or an fd opened by single calls.
+  struct Open {
+    bool valid = false;
+    std::string path;
+    bool shared = false;
+    bool rw = false;
+    bool queued = false;  // the fd is the result of batch call `call`
+    size_t call = 0;
+    int64_t fd = -1;
+  } open;
+  // Queues `nr` with `args`; the fd of the open file, if `fd_arg` >= 0, as that argument.
+  auto queue = [&](const char* name, long nr, std::array<uint64_t, 6> args, std::string what,
+                   int fd_arg = -1) -> Result<size_t> {
+    CR_TRY(b.reserve(1, 0));
+    if (fd_arg >= 0 && !open.queued) args[fd_arg] = static_cast<uint64_t>(open.fd);
+    CR_TRY_ASSIGN(size_t c, b.add(name, nr, args, std::move(what)));
+    if (fd_arg >= 0 && open.queued) CR_TRY(b.use_result(c, fd_arg, open.call));
+    return c;
+  };
+  auto close_open = [&]() -> Status {
+    if (!open.valid) return {};
+    CR_TRY(queue("close", SYS_close, {0, 0, 0, 0, 0, 0}, {}, 0));
+    open.valid = false;
     return {};
   };
   for (const auto& v : ctx.img.vmas) {
     if (v.kind == schema::kVmaVdso && ctx.vdso != nullptr && ctx.vdso->proxy) {
-      CR_TRY(close_remote());
+      CR_TRY(close_open());
+      CR_TRY(b.run());
       CR_TRY(map_vdso_stubs(ctx, v));
       continue;
     }
     if (vdso_name(v.kind) != nullptr) continue;
     const uint64_t len = v.end - v.start;
+    const std::string where = "vma " + hex(v.start) + "-" + hex(v.end);
     if (const PremapSlot* s =
             ctx.premap ? ctx.premap->find(static_cast<uint32_t>(ctx.pid()), v.start) : nullptr) {
       // Its memory is in place already (premap.cc), shared with the parent where it was.
       const uint64_t in_slot = s->end - s->start;
       if (in_slot == 0 || in_slot > len) return make_error("vma " + hex(v.start) + ": bad slot");
-      auto r = ctx.call("mremap premap slot", SYS_mremap, s->slot, in_slot, in_slot,
-                        MREMAP_MAYMOVE | MREMAP_FIXED, v.start);
-      if (!r.ok()) return std::move(r).error().wrap("vma " + hex(v.start) + "-" + hex(v.end));
-      if (*r != v.start) return make_error("vma " + hex(v.start) + " moved to " + hex(*r));
+      CR_TRY_ASSIGN(
+          size_t c,
+          queue("mremap premap slot", SYS_mremap,
+                {s->slot, in_slot, in_slot, MREMAP_MAYMOVE | MREMAP_FIXED, v.start, 0}, where));
+      expects.push_back({c, v.start, "vma " + hex(v.start) + " moved to "});
       if (in_slot < len) {
         // Grown past the parent's mapping since the fork: the rest is new memory, one mapping
         // with the moved part again (nothing in it yet, so the kernel merges them).
-        auto g = ctx.call("mmap", SYS_mmap, v.start + in_slot, len - in_slot, initial_prot(v),
-                          MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, static_cast<uint64_t>(-1), 0);
-        if (!g.ok()) return std::move(g).error().wrap("vma " + hex(v.start + in_slot));
+        CR_TRY(queue("mmap", SYS_mmap,
+                     {v.start + in_slot, len - in_slot, initial_prot(v),
+                      MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, static_cast<uint64_t>(-1), 0},
+                     "vma " + hex(v.start + in_slot)));
       }
-      CR_TRY(install_guards(ctx, v));
-      CR_TRY(apply_madvise(ctx, v));
+      CR_TRY(install_guards(b, v));
+      CR_TRY(apply_madvise(b, v));
       continue;
     }
     uint64_t flags = MAP_FIXED;
-    int64_t fd = -1;
+    bool with_fd = false;
     if (v.kind == schema::kVmaFilePrivate || v.kind == schema::kVmaFileShared) {
       const bool shared = v.kind == schema::kVmaFileShared;
       // The dumped open mode when the image has it (a private mapping of a file opened
@@ -273,71 +390,56 @@ Status map_vmas(RestoreContext& ctx) {
       // the file is open for writing: try that first, read-only files still map.
       const bool known = v.file_open_mode != 0;
       const bool rw = known ? (v.file_open_mode & S_IWUSR) != 0 : shared;
-      if (remote_fd < 0 || open_path != v.path || open_shared != shared || open_rw != rw) {
-        CR_TRY(close_remote());
-        ctx.reset_scratch();
-        CR_TRY_ASSIGN(uint64_t path, ctx.put_str(v.path));
+      if (!open.valid || open.path != v.path || open.shared != shared || open.rw != rw) {
+        CR_TRY(close_open());
         // O_NOFOLLOW: /proc showed the resolved path; a symlink there now was swapped in.
-        auto r = ctx.remote->call_raw(SYS_openat, static_cast<uint64_t>(AT_FDCWD), path,
-                                      (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW);
-        if (!r.ok()) return std::move(r).error();
-        int64_t got = *r;
-        if (got < 0 && shared && !known) {
-          CR_TRY_ASSIGN(got, ctx.remote->call_raw(SYS_openat, static_cast<uint64_t>(AT_FDCWD), path,
-                                                  O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+        const uint64_t mode = (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW;
+        if (shared && !known) {
+          // Its fallback depends on the answer: single calls.
+          CR_TRY(b.run());
+          ctx.reset_scratch();
+          CR_TRY_ASSIGN(uint64_t path, ctx.put_str(v.path));
+          CR_TRY_ASSIGN(int64_t got, ctx.remote->call_raw(
+                                         SYS_openat, static_cast<uint64_t>(AT_FDCWD), path, mode));
+          if (got < 0) {
+            CR_TRY_ASSIGN(got, ctx.remote->call_raw(SYS_openat, static_cast<uint64_t>(AT_FDCWD),
+                                                    path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+          }
+          if (got < 0)
+            return make_error("remote open " + v.path + ": " +
+                              std::strerror(static_cast<int>(-got)));
+          open.queued = false;
+          open.fd = got;
+        } else {
+          CR_TRY(b.reserve(1, v.path.size() + 1));
+          CR_TRY_ASSIGN(uint64_t path, b.put_str(v.path));
+          CR_TRY_ASSIGN(open.call,
+                        b.add("open", SYS_openat,
+                              {static_cast<uint64_t>(AT_FDCWD), path, mode, 0, 0, 0}, v.path));
+          open.queued = true;
         }
-        if (got < 0)
-          return make_error("remote open " + v.path + ": " + std::strerror(static_cast<int>(-got)));
-        remote_fd = got;
-        open_path = v.path;
-        open_shared = shared;
-        open_rw = rw;
+        open.valid = true;
+        open.path = v.path;
+        open.shared = shared;
+        open.rw = rw;
       }
-      fd = remote_fd;
+      with_fd = true;
       flags |= shared ? MAP_SHARED : MAP_PRIVATE;
     } else if (v.kind == schema::kVmaAnonShared || v.kind == schema::kVmaShmemPrivate) {
-      // The object crrestore built, opened through its own fd table.
-      CR_TRY(close_remote());
-      const auto* shmems = ctx.shmems;
-      if (shmems == nullptr || shmems->count(v.shmem) == 0)
-        return make_error("vma " + hex(v.start) + ": shmem " + std::to_string(v.shmem) +
-                          " is not in the image");
-      const ShmemHandle& h = shmems->find(v.shmem)->second;
-      const bool shared = v.kind == schema::kVmaAnonShared;
-      // Read-only where a writable open would stand in the way: a private mapping needs no
-      // write access to the file, and a memfd sealed against writes cannot take its seal while
-      // a shared mapping that may become writable exists (the kernel gave the dumped one no
-      // VM_MAYWRITE for the same reason).
-      const bool write_sealed = (h.seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) != 0;
-      // The dumped open mode when the image has it: a memfd mapped through an O_RDWR fd is
-      // mapped through crrestore's O_RDWR description again (a read-only shared mapping of a
-      // write-sealed one keeps VM_SHARED: F_SEAL_WRITE went on when its contents were in,
-      // shmem.cc, so the kernel drops only VM_MAYWRITE, as it did for the dumped one).
-      const bool known = v.file_open_mode != 0 && h.kind == schema::kShmemMemfd;
-      const bool rdonly = known ? (v.file_open_mode & S_IWUSR) == 0
-                                : !shared || (write_sealed && (v.prot & PROT_WRITE) == 0);
-      ctx.reset_scratch();
-      // The task takes a copy of crrestore's description (its real uid is still root's, which
-      // pidfd_getfd asks for); a user's process could not open /proc/<crrestore>/fd/N with
-      // its own fs identity, but reopens its own copy through /proc/self as itself.
-      CR_TRY_ASSIGN(remote_fd, memfd_created_description(ctx, h.fd.get()));
-      if (rdonly || h.kind != schema::kShmemMemfd) {
-        // A writable reopen of a memfd would count as a writer for as long as the mapping
-        // lives, and exec refuses a file with writers (ETXTBSY); memfd_create's description
-        // does not count, so a writable memfd mapping keeps the copy itself.
-        const std::string via = "/proc/self/fd/" + std::to_string(remote_fd);
-        CR_TRY_ASSIGN(uint64_t path, ctx.put_str(via));
-        auto got = ctx.call("open shared memory", SYS_openat, static_cast<uint64_t>(AT_FDCWD), path,
-                            (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-        CR_TRY(close_remote());
-        if (!got.ok()) return std::move(got).error().wrap("vma " + hex(v.start));
-        remote_fd = static_cast<int64_t>(*got);
-      }
-      open_path = "shmem " + std::to_string(v.shmem);
-      fd = remote_fd;
-      flags |= shared ? MAP_SHARED : MAP_PRIVATE;
+      // The object crrestore built, opened through its own fd table by single calls.
+      CR_TRY(close_open());
+      CR_TRY(b.run());
+      CR_TRY_ASSIGN(open.fd, open_shmem(ctx, v));
+      open.valid = true;
+      open.queued = false;
+      open.path = "shmem " + std::to_string(v.shmem);
+      open.shared = v.kind == schema::kVmaAnonShared;
+      open.rw = false;
+      with_fd = true;
+      flags |= v.kind == schema::kVmaAnonShared ? MAP_SHARED : MAP_PRIVATE;
     } else if (v.kind == schema::kVmaSysvShm) {
-      CR_TRY(attach_sysv(ctx, v));
+      CR_TRY(close_open());
+      CR_TRY(attach_sysv(ctx, b, v));
       continue;
     } else if (v.kind == schema::kVmaDroppable) {
       flags |= kMapDroppable | MAP_ANONYMOUS;
@@ -345,16 +447,17 @@ Status map_vmas(RestoreContext& ctx) {
       flags |= MAP_PRIVATE | MAP_ANONYMOUS;
       if (v.kind == schema::kVmaStack || (v.flags & MAP_GROWSDOWN) != 0) flags |= MAP_GROWSDOWN;
     }
-    auto r = ctx.call("mmap", SYS_mmap, v.start, len, initial_prot(v), flags,
-                      static_cast<uint64_t>(fd), fd < 0 ? 0 : v.pgoff * 4096);
-    if (!r.ok())
-      return std::move(r).error().wrap("vma " + hex(v.start) + "-" + hex(v.end) +
-                                       (v.path.empty() ? "" : " " + v.path));
-    if (*r != v.start) return make_error("vma " + hex(v.start) + " mapped at " + hex(*r));
-    CR_TRY(install_guards(ctx, v));
-    CR_TRY(apply_madvise(ctx, v));
+    CR_TRY_ASSIGN(size_t c, queue("mmap", SYS_mmap,
+                                  {v.start, len, initial_prot(v), flags, static_cast<uint64_t>(-1),
+                                   with_fd ? v.pgoff * 4096 : 0},
+                                  where + (v.path.empty() ? "" : " " + v.path), with_fd ? 4 : -1));
+    expects.push_back({c, v.start, "vma " + hex(v.start) + " mapped at "});
+    CR_TRY(install_guards(b, v));
+    CR_TRY(apply_madvise(b, v));
   }
-  return close_remote();
+  CR_TRY(close_open());
+  CR_TRY(b.run());
+  return check_expected(b, expects);
 }
 
 namespace {
@@ -479,12 +582,14 @@ Status stream_pages(RestoreContext& ctx) {
 }
 
 Status set_protections(RestoreContext& ctx) {
+  sys::RemoteBatch b = ctx.batch();
   for (const auto& v : ctx.img.vmas) {
     if (vdso_name(v.kind) != nullptr || initial_prot(v) == v.prot) continue;
-    auto r = ctx.call("mprotect", SYS_mprotect, v.start, v.end - v.start, v.prot);
-    if (!r.ok()) return std::move(r).error().wrap("vma " + hex(v.start));
+    CR_TRY(b.reserve(1, 0));
+    CR_TRY(b.add("mprotect", SYS_mprotect, {v.start, v.end - v.start, v.prot, 0, 0, 0},
+                 "vma " + hex(v.start)));
   }
-  return {};
+  return b.run();
 }
 
 Status set_mm(RestoreContext& ctx) {
@@ -526,10 +631,21 @@ Status set_mm(RestoreContext& ctx) {
     map.exe_fd = static_cast<uint32_t>(exe_fd);
   }
   CR_TRY_ASSIGN(uint64_t map_addr, ctx.put(&map, sizeof map));
-  auto r =
-      ctx.call("prctl(PR_SET_MM_MAP)", SYS_prctl, PR_SET_MM, PR_SET_MM_MAP, map_addr, sizeof map);
-  if (exe_fd >= 0) (void)ctx.call("close", SYS_close, static_cast<uint64_t>(exe_fd));
-  if (!r.ok()) return std::move(r).error();
+  // The map and the close of the executable in one batch (the close runs whatever the map's
+  // answer: the batch stops at a failed map only after the close, which may fail).
+  sys::RemoteBatch b = ctx.batch();
+  CR_TRY_ASSIGN(size_t set, b.add("prctl(PR_SET_MM_MAP)", SYS_prctl,
+                                  {PR_SET_MM, PR_SET_MM_MAP, map_addr, sizeof map, 0, 0}, {},
+                                  sys::RemoteBatch::kMayFail));
+  if (exe_fd >= 0)
+    CR_TRY(b.add("close", SYS_close, {static_cast<uint64_t>(exe_fd), 0, 0, 0, 0, 0}, {},
+                 sys::RemoteBatch::kMayFail));
+  CR_TRY(b.run());
+  const int64_t r = b.result(set);
+  if (r < 0 && r > -4096)
+    return Error{"remote prctl(PR_SET_MM_MAP) in task " + std::to_string(ctx.tracee.tid()) + ": " +
+                     std::strerror(static_cast<int>(-r)),
+                 static_cast<int>(-r)};
   return {};
 }
 

@@ -12,6 +12,8 @@ namespace cr::restore {
 Status move_vdso(RestoreContext& ctx);
 /// Unregisters the inherited rseq area and unmaps everything but the trampoline and vDSO.
 Status unmap_rest(RestoreContext& ctx);
+/// Both, as one remote batch (the "vdso and unmap" pass).
+Status move_vdso_and_unmap_rest(RestoreContext& ctx);
 /// Maps every dumped VMA (writable where pages may land; see set_protections).
 Status map_vmas(RestoreContext& ctx);
 /// Reads the rest of the process's section: Pages go straight into the task (process_vm_writev

@@ -1,6 +1,5 @@
 #include "restore/child_setup.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <sched.h>
@@ -15,6 +14,7 @@
 
 #include <climits>
 #include <cstdlib>
+#include <cstring>
 #include <unordered_set>
 
 #include "restore/cgroups.h"
@@ -37,24 +37,27 @@ void report(int fd, char kind, const std::string& text) {
   (void)!::write(fd, line.data(), line.size());
 }
 
+// The highest fd open now. Not a listing of /proc/self/fd: that makes an inode for every fd,
+// and each process of a tree whose processes opened their own files (a thousand /dev/null)
+// inherits all of them, so the listings together grew with the square of the tree. Instead:
+// every open fd lies below the fd table's size (FDSize in /proc/self/status), and the highest
+// is the first from there down that F_GETFD accepts.
 int highest_open_fd() {
-  int top = 2;
-  int dir = ::open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir < 0) return 1024;  // conservative: above what crrestore ever opens
-  // getdents by hand: no DIR* (opendir allocates; fine here, but this is simpler to reason about).
-  char buf[4096];
-  for (;;) {
-    long n = ::syscall(SYS_getdents64, dir, buf, sizeof buf);
-    if (n <= 0) break;
-    for (long off = 0; off < n;) {
-      auto* d = reinterpret_cast<struct dirent64*>(buf + off);
-      int v = atoi(d->d_name);
-      if (v > top) top = v;
-      off += d->d_reclen;
+  int size = 0;
+  int status = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  if (status >= 0) {
+    char buf[8192];
+    ssize_t n = ::read(status, buf, sizeof buf - 1);
+    ::close(status);
+    if (n > 0) {
+      buf[n] = 0;
+      if (const char* f = std::strstr(buf, "\nFDSize:")) size = std::atoi(f + 8);
     }
   }
-  ::close(dir);
-  return top;
+  if (size <= 0) return 1024;  // conservative: above what crrestore ever opens
+  for (int fd = size - 1; fd > 2; --fd)
+    if (::fcntl(fd, F_GETFD) >= 0) return fd;
+  return 2;
 }
 
 // The fd table from the files crrestore opened before the tree was forked (inherited by every
@@ -330,8 +333,9 @@ namespace {
 Result<std::vector<int>> fork_children(const RestoreContext& root, const RestoreContext& me,
                                        const Carriers& carriers, int report_fd) {
   std::vector<int> waits;
-  for (const auto& o : root.others) {
-    if (o->img.process->ppid != me.img.process->pid) continue;
+  const auto mine = root.children_of.find(me.img.process->pid);
+  if (mine == root.children_of.end()) return waits;
+  for (const RestoreContext* o : mine->second) {
     const RestoreContext& kid = *o;
     const schema::Process& kp = *kid.img.process;
     const bool zombie = (kp.flags & schema::kProcessZombie) != 0;

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <memory>
@@ -16,10 +17,12 @@
 #include "format/record_reader.h"
 #include "restore/image.h"
 #include "restore/ipc.h"
+#include "restore/layout.h"
 #include "restore/premap.h"
 #include "restore/privilege.h"
 #include "restore/task_create.h"
 #include "restore/vdso.h"
+#include "sys/remote_batch.h"
 #include "sys/remote_syscalls.h"
 #include "sys/tracee.h"
 
@@ -44,13 +47,18 @@ struct RestoreOptions {
   std::function<void(uint64_t page_bytes)> on_progress;
 };
 
-/// The trampoline page in the task: a `syscall` instruction, then scratch space that remote
-/// calls use for their arguments (paths, structs). Allocation is a bump pointer reset per use.
+/// The trampoline pages in the task: a `syscall` instruction, the loop of remote batches
+/// (sys/remote_batch.h), scratch space that remote calls use for their arguments (paths,
+/// structs; a bump pointer reset per use), then the batches' area.
 struct Trampoline {
   uint64_t addr = 0;
   uint64_t size = 0;
   uint64_t used = 0;
-  static constexpr uint64_t kScratchOffset = 64;
+  static constexpr uint64_t kBatchCodeOffset = 64;
+  static constexpr uint64_t kScratchOffset = 256;
+  static constexpr uint64_t kScratchEnd = 4 * 4096;
+  static constexpr uint64_t kBatchOffset = kScratchEnd;
+  static constexpr uint64_t kSize = 16 * 4096;
 };
 
 /// A shared memory object crrestore built (restore/tree.cc), held by an fd of its own. A
@@ -88,6 +96,9 @@ struct RestoreContext {
   /// namespace's roots, which the root joins before it unshares CLONE_NEWCGROUP (cgroups.cc).
   std::vector<std::string> cgroup_ns_procs;
   std::vector<std::unique_ptr<RestoreContext>> others;  // root only
+  /// Root only, from create_tree on: each process's children among `others` (by pid, in
+  /// their order there), so each new process finds its own without a scan of the tree.
+  std::map<uint32_t, std::vector<const RestoreContext*>> children_of;
   /// What the image may ask for, as whom its files are opened (root only: read_tree_head).
   Privileges privileges;
   bool stream_ended = false;  // stream_pages met the trailer (the last process's section)
@@ -129,6 +140,8 @@ struct RestoreContext {
   sys::Tracee tracee;
   std::optional<sys::RemoteSyscalls> remote;
   Trampoline tramp;
+  /// The task's mappings when the trampoline went in (before it), for the vDSO's moves.
+  std::vector<MapsEntry> start_maps;
   std::vector<std::unique_ptr<ThreadCtl>> threads;  // the leader's are tracee and remote
   // Declared last so it goes first: a failed restore kills the task before the tracee and
   // the remote scope let go of it.
@@ -149,7 +162,14 @@ struct RestoreContext {
   /// The terminal's window size is not the dumped one: the job's group gets SIGWINCH once it
   /// runs, so a full-screen program draws itself again for this window.
   bool winch = false;
-  std::vector<std::pair<std::string, double>> pass_seconds;
+  /// Per pass (a pass run per process summed over the tree): its time and how many times a
+  /// tracee was resumed in it (sys::Tracee::resumes; a remote call is two).
+  struct PassFigure {
+    std::string name;
+    double seconds = 0;
+    uint64_t resumes = 0;
+  };
+  std::vector<PassFigure> pass_seconds;
 
   /// The leader, then every created thread (only valid once the threads pass has run).
   std::vector<ThreadView> all_threads() {
@@ -177,6 +197,16 @@ struct RestoreContext {
   Result<uint64_t> put(const void* data, size_t len);
   Result<uint64_t> put_str(const std::string& s) { return put(s.c_str(), s.size() + 1); }
   void reset_scratch() { tramp.used = 0; }
+  /// Remote calls run as one batch (sys/remote_batch.h) from the trampoline (remote must be
+  /// set up). Only before the task's signal handlers are restored: its stop is a forced SIGTRAP.
+  sys::RemoteBatch batch() {
+    if (handlers_restored) std::abort();  // a SIGTRAP handler of the image's would be reset
+    return sys::RemoteBatch(*remote, tramp.addr + Trampoline::kBatchCodeOffset,
+                            tramp.addr + Trampoline::kBatchOffset,
+                            tramp.size - Trampoline::kBatchOffset);
+  }
+  /// Set once restore_signal_state begins: no more batches (see batch()).
+  bool handlers_restored = false;
   /// A remote call through the trampoline (remote must be set up).
   Result<uint64_t> call(const char* name, long nr, uint64_t a1 = 0, uint64_t a2 = 0,
                         uint64_t a3 = 0, uint64_t a4 = 0, uint64_t a5 = 0, uint64_t a6 = 0) {

@@ -33,16 +33,24 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Adds the time since `t0` to the pass called `name` (a pass run once per process is reported
-// once, summed over the tree).
-void account(RestoreContext& root, const char* name, Clock::time_point t0) {
-  const double s = std::chrono::duration<double>(Clock::now() - t0).count();
-  for (auto& [n, secs] : root.pass_seconds)
-    if (n == name) {
-      secs += s;
+// When a pass started: its time and the tracee resumes so far.
+struct PassStart {
+  Clock::time_point t0 = Clock::now();
+  uint64_t resumes = sys::Tracee::resumes();
+};
+
+// Adds what the pass called `name` took since `start` (a pass run once per process is
+// reported once, summed over the tree).
+void account(RestoreContext& root, const char* name, const PassStart& start) {
+  const double s = std::chrono::duration<double>(Clock::now() - start.t0).count();
+  const uint64_t resumes = sys::Tracee::resumes() - start.resumes;
+  for (auto& f : root.pass_seconds)
+    if (f.name == name) {
+      f.seconds += s;
+      f.resumes += resumes;
       return;
     }
-  root.pass_seconds.emplace_back(name, s);
+  root.pass_seconds.push_back({name, s, resumes});
 }
 
 // The process's Mm and Vmas (the reader is on its Mm), checked, and its mapped files verified.
@@ -53,11 +61,6 @@ Status read_memory_map(RestoreContext& ctx) {
     return make_error("pid " + std::to_string(ctx.pid()) + ": image ends after its memory map");
   CR_TRY(check_memory(ctx.img));
   return verify_on_disk(ctx.img);
-}
-
-Status restore_memory_layout(RestoreContext& ctx) {
-  CR_TRY(move_vdso(ctx));
-  return unmap_rest(ctx);
 }
 
 // Until now the process died with its parent (task_create.cc: a SIGKILL to crrestore takes the
@@ -144,7 +147,7 @@ struct Pass {
 constexpr Pass kProcessPasses[] = {
     {"memory map", read_memory_map},
     {"trampoline", setup_trampoline},
-    {"vdso and unmap", restore_memory_layout},
+    {"vdso and unmap", move_vdso_and_unmap_rest},
     {"map vmas", map_vmas},
     {"pages", stream_pages},
     {"protections", set_protections},
@@ -164,7 +167,7 @@ constexpr Pass kProcessPasses[] = {
 Status run(RestoreContext& root) {
   auto tree_pass = [&root](const char* name, Status (*f)(RestoreContext&)) {
     test_kill_point("pass");
-    auto t0 = Clock::now();
+    PassStart t0;
     Status st = f(root);
     account(root, name, t0);
     return st;
@@ -184,7 +187,7 @@ Status run(RestoreContext& root) {
       return make_error("image ends before the memory of pid " + std::to_string(ctx.pid()));
     for (const Pass& pass : kProcessPasses) {
       test_kill_point("pass");
-      auto t0 = Clock::now();
+      PassStart t0;
       Status st = pass.run(ctx);
       account(root, pass.name, t0);
       if (!st.ok()) {
@@ -215,13 +218,13 @@ Status run(RestoreContext& root) {
   // Every process is ready: children first, so that a parent never runs while its children
   // are still held.
   test_kill_point("pass");
-  auto t0 = Clock::now();
+  PassStart t0;
   for (size_t i = all.size(); i-- > 0;) CR_TRY(detach(root, *all[i]));
   account(root, "resume", t0);
   if (root.winch) (void)::kill(-::getpgid(root.pid()), SIGWINCH);
   // The connections are live and their programs run: their peers' packets may come in.
   if (!root.shared.net_lock.empty()) {
-    auto t1 = Clock::now();
+    PassStart t1;
     Status st = sys::netlock_delete(root.shared.net_lock);
     if (!st.ok()) root.warn("network unlock: " + st.error().message);
     root.shared.net_lock.clear();

@@ -48,6 +48,7 @@ static_assert(sizeof(KernelSigevent) == 64);
 }  // namespace
 
 Status restore_signal_state(RestoreContext& ctx) {
+  ctx.handlers_restored = true;
   for (const auto& sa : ctx.img.sigactions) {
     if (sa.signo == 0 || sa.signo > 64 || sa.signo == SIGKILL || sa.signo == SIGSTOP) continue;
     ctx.reset_scratch();

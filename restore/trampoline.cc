@@ -1,13 +1,13 @@
 #include "restore/trampoline.h"
 
-#include "sys/proc_parse.h"
-
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstring>
+
+#include "sys/proc_parse.h"
 
 // `syscall; ret` at a global label in our text. The ret is never reached by remote calls
 // (they stop at syscall exit), it only makes the label a well-formed function.
@@ -25,8 +25,10 @@ extern "C" char cr_restore_syscall_insn[];
 namespace cr::restore {
 
 namespace {
-constexpr uint64_t kTrampolineSize = 4 * 4096;
-}
+constexpr uint64_t kTrampolineSize = Trampoline::kSize;
+static_assert(Trampoline::kScratchEnd <= Trampoline::kBatchOffset &&
+              Trampoline::kBatchOffset < Trampoline::kSize);
+}  // namespace
 
 uint64_t own_syscall_insn() { return reinterpret_cast<uint64_t>(&cr_restore_syscall_insn[0]); }
 
@@ -42,7 +44,7 @@ Result<std::vector<MapsEntry>> read_task_maps(pid_t pid) {
 
 Result<uint64_t> RestoreContext::put(const void* data, size_t len) {
   const uint64_t off = Trampoline::kScratchOffset + ((tramp.used + 15) & ~uint64_t{15});
-  if (off + len > tramp.size)
+  if (off + len > Trampoline::kScratchEnd)
     return make_error("trampoline scratch full (" + std::to_string(len) + " bytes asked)");
   CR_TRY(tracee.write_mem(tramp.addr + off, data, len));
   tramp.used = off + len - Trampoline::kScratchOffset;
@@ -69,7 +71,12 @@ Status setup_trampoline(RestoreContext& ctx) {
   ctx.tramp = Trampoline{addr, kTrampolineSize, 0};
   const uint8_t insn[2] = {0x0f, 0x05};
   CR_TRY(ctx.tracee.write_mem(addr, insn, sizeof insn));
+  const auto code = sys::batch_code();
+  if (Trampoline::kBatchCodeOffset + code.size() > Trampoline::kScratchOffset)
+    return make_error("remote batch code does not fit the trampoline");
+  CR_TRY(ctx.tracee.write_mem(addr + Trampoline::kBatchCodeOffset, code.data(), code.size()));
   ctx.remote->set_syscall_insn(addr);
+  ctx.start_maps = std::move(maps);
   return {};
 }
 

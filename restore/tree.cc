@@ -170,6 +170,9 @@ Status create_tree(RestoreContext& root) {
     CR_TRY_ASSIGN(own_time, make_time_ns_for_children(*root.shared.time_ns));
   }
   CR_TRY(prepare_cgroup_ns(root));
+  // Each process forks its own children: found by pid, not by a scan of the whole tree.
+  root.children_of.clear();
+  for (const auto& o : root.others) root.children_of[o->img.process->ppid].push_back(o.get());
   const uint32_t flags = root.img.process->flags;
   const uint64_t ns = ((flags & schema::kProcessOwnPidNs) != 0 ? CLONE_NEWPID : 0) |
                       ((flags & schema::kProcessOwnUtsNs) != 0 ? CLONE_NEWUTS : 0) |

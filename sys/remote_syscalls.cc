@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "common/test_hook.h"
+#include "common/text.h"
 
 namespace cr::sys {
 
@@ -124,6 +125,45 @@ Result<int64_t> RemoteSyscalls::call_raw(long nr, uint64_t a1, uint64_t a2, uint
   }
   CR_TRY_ASSIGN(user_regs_struct after, tracee_->get_regs());
   return static_cast<int64_t>(after.rax);
+}
+
+Result<size_t> RemoteSyscalls::run_batch(uint64_t code, uint64_t code_end, uint64_t entries,
+                                         size_t count) {
+  if (!active_ || !tracee_->attached()) return make_error("remote batch on a finished scope");
+  // A batch's registers lead nowhere if the tracer dies in the middle: not for a healing scope.
+  if (heal_.ok()) return make_error("remote batch in a self-healing scope");
+  user_regs_struct regs = saved_;
+  regs.orig_rax = ~uint64_t{0};
+  regs.rip = code;
+  regs.rbx = entries;  // the entry being run
+  regs.r12 = count;    // entries left
+  regs.r13 = entries;  // the first (results of earlier entries are found from it)
+  CR_TRY(tracee_->set_regs(regs));
+  test_kill_point(kKillPoint);
+  // Everything blocked but SIGTRAP: the kernel forces the int3's SIGTRAP through a mask that
+  // blocks it by unblocking it and resetting its handler to SIG_DFL; unblocked, it changes
+  // neither (an ignored SIGTRAP is still reset: the caller's to avoid, remote_batch.h).
+  CR_TRY(tracee_->set_sigmask(~(uint64_t{1} << (SIGTRAP - 1))));
+  masked_ = false;  // the next single call blocks everything again
+  test_kill_point(kKillPoint);
+  int group_stops = 0;
+  for (;;) {
+    CR_TRY_ASSIGN(WaitStatus ws, tracee_->cont_and_wait());
+    if (ws.ptrace_event() == 128 /* PTRACE_EVENT_STOP */ && ws.stop_sig() != SIGTRAP &&
+        ++group_stops <= 4)
+      continue;  // a task that was in group stop reports it again once (see call_raw)
+    // The int3's SIGTRAP at its delivery stop: the next resume (with no signal) discards it.
+    if (!ws.stopped() || ws.ptrace_event() != 0 || ws.stop_sig() != SIGTRAP)
+      return make_error("task " + std::to_string(tracee_->tid()) + " " + ws.describe() +
+                        " during a remote batch of " + std::to_string(count) + " calls");
+    break;
+  }
+  test_kill_point(kKillPoint);
+  CR_TRY_ASSIGN(user_regs_struct after, tracee_->get_regs());
+  if (after.rip != code_end || after.r12 > count)
+    return make_error("task " + std::to_string(tracee_->tid()) + " stopped at " + hex(after.rip) +
+                      " in a remote batch, not at its end");
+  return count - static_cast<size_t>(after.r12);
 }
 
 Result<uint64_t> RemoteSyscalls::call(const char* name, long nr, uint64_t a1, uint64_t a2,

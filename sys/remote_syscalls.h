@@ -40,10 +40,17 @@ class RemoteSyscalls {
   Result<uint64_t> call(const char* name, long nr, uint64_t a1 = 0, uint64_t a2 = 0,
                         uint64_t a3 = 0, uint64_t a4 = 0, uint64_t a5 = 0, uint64_t a6 = 0);
 
+  /// Runs the batch loop (sys/remote_batch.h) at `code` over `count` entries at `entries` in
+  /// the task: one PTRACE_CONT to its int3. Returns how many entries ran without a failure
+  /// that stopped it: `count`, or the index of the failed one. Not with heal_with.
+  Result<size_t> run_batch(uint64_t code, uint64_t code_end, uint64_t entries, size_t count);
+
   /// Makes the scope safe against the tracer's death (see above), from the first call on:
   /// `xsave` is the task's NT_X86_XSTATE area, given back with the registers. The final
   /// registers and mask must be set before the first call.
   void heal_with(const HealGadgets& g, std::vector<uint8_t> xsave);
+
+  Tracee& tracee() { return *tracee_; }
 
   /// Moves the instruction used for later calls (the restorer moves it to a page it owns).
   void set_syscall_insn(uint64_t addr) { insn_ = addr; }

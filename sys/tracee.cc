@@ -1,4 +1,3 @@
-#include "common/text.h"
 #include "sys/tracee.h"
 
 #include <elf.h>
@@ -8,9 +7,11 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
+#include "common/text.h"
 #include "sys/proc_parse.h"
 // Newer than the 6.1 headers.
 // PTRACE_GET_RSEQ_CONFIGURATION is Linux 5.13; glibc's enum may or may not carry it.
@@ -58,7 +59,8 @@ Result<WaitStatus> wait_for(pid_t tid, int flags) {
 
 Error Tracee::ptrace_error(const char* request, uint64_t addr) const {
   int err = errno;
-  if (err == ESRCH) return Error{"task " + std::to_string(tid_) + " is gone (" + request + ")", err};
+  if (err == ESRCH)
+    return Error{"task " + std::to_string(tid_) + " is gone (" + request + ")", err};
   std::string msg = std::string(request) + " on task " + std::to_string(tid_);
   if (addr != 0) msg += " at " + hex(addr);
   return errno_error(msg, err);
@@ -93,7 +95,8 @@ Result<Tracee> Tracee::seize_nowait(pid_t tid, unsigned options) {
     return errno_error("PTRACE_SEIZE " + std::to_string(tid) + tracer_text(tid), err);
   }
   Tracee t(tid);
-  if (::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0) return t.ptrace_error("PTRACE_INTERRUPT");
+  if (::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0)
+    return t.ptrace_error("PTRACE_INTERRUPT");
   return t;
 }
 
@@ -277,7 +280,14 @@ Status Tracee::poke_mem(uint64_t addr, const void* buf, size_t len) const {
   return {};
 }
 
+namespace {
+std::atomic<uint64_t> g_resumes{0};  // a figure for -v only
+}  // namespace
+
+uint64_t Tracee::resumes() { return g_resumes.load(std::memory_order_relaxed); }
+
 Result<WaitStatus> Tracee::cont_and_wait(int sig) {
+  g_resumes.fetch_add(1, std::memory_order_relaxed);
   if (::ptrace(PTRACE_CONT, tid_, nullptr, reinterpret_cast<void*>(intptr_t{sig})) != 0)
     return ptrace_error("PTRACE_CONT");
   CR_TRY_ASSIGN(last_, wait_for(tid_));
@@ -286,6 +296,7 @@ Result<WaitStatus> Tracee::cont_and_wait(int sig) {
 }
 
 Result<WaitStatus> Tracee::syscall_and_wait() {
+  g_resumes.fetch_add(1, std::memory_order_relaxed);
   if (::ptrace(PTRACE_SYSCALL, tid_, nullptr, nullptr) != 0) return ptrace_error("PTRACE_SYSCALL");
   CR_TRY_ASSIGN(last_, wait_for(tid_));
   if (last_.exited() || last_.signaled()) tid_ = -1;

@@ -59,6 +59,9 @@ class Tracee {
   static void traceme_and_stop();
   /// In the parent: adopts a child that called traceme_and_stop(), once it has stopped.
   static Result<Tracee> adopt_stopped_child(pid_t tid, unsigned options);
+  /// How many times any tracee of this process was resumed until its next stop (a remote call
+  /// costs two): the round trips `crrestore -v` reports per pass.
+  static uint64_t resumes();
 
   Tracee() = default;
   Tracee(Tracee&& o) noexcept;

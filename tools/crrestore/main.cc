@@ -183,11 +183,18 @@ int main(int argc, char** argv) {
   progress.finish();
   if (verbose) {
     double total = 0;
-    for (const auto& [name, secs] : ctx.pass_seconds) {
-      std::fprintf(stderr, "crrestore: %-16s %9.3f ms\n", name.c_str(), secs * 1e3);
-      total += secs;
+    uint64_t resumes = 0;
+    for (const auto& f : ctx.pass_seconds) {
+      if (f.resumes != 0)
+        std::fprintf(stderr, "crrestore: %-16s %9.3f ms  %8llu stops\n", f.name.c_str(),
+                     f.seconds * 1e3, static_cast<unsigned long long>(f.resumes));
+      else
+        std::fprintf(stderr, "crrestore: %-16s %9.3f ms\n", f.name.c_str(), f.seconds * 1e3);
+      total += f.seconds;
+      resumes += f.resumes;
     }
-    std::fprintf(stderr, "crrestore: %-16s %9.3f ms\n", "total", total * 1e3);
+    std::fprintf(stderr, "crrestore: %-16s %9.3f ms  %8llu stops\n", "total", total * 1e3,
+                 static_cast<unsigned long long>(resumes));
     if (ctx.page_bytes != 0)
       std::fprintf(stderr, "crrestore: %.1f MiB of pages in %.3f s (%.2f GB/s)\n",
                    ctx.page_bytes / 1048576.0, ctx.pages_seconds,
