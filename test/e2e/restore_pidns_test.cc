@@ -179,6 +179,38 @@ TEST(RestorePidns, TreeKeepsItsPidsWhileTheyAreTaken) {
   if (HasFailure()) dir.keep();
 }
 
+// Without -d the launcher waits: a SIGTERM sent to it goes through the init to the root, and
+// the launcher exits with the root's status once the root has exited.
+TEST(RestorePidns, LauncherPassesSignalsAndExitStatus) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to make a pid namespace";
+  if (!tools_present()) return;
+  TempDir dir;
+  Target t = Target::start(dir, {zdtm_path("tree_groups")});
+  ASSERT_GT(t.pid(), 0) << t.error();
+  const pid_t pid = t.pid();
+  if (!dump_target(dir, t, Mode::kKill, dir.path("img"))) return;
+  const std::string pidfile = dir.path("pidfile");
+  const pid_t launcher =
+      start_tool(dir, "crrestore", {"--pidns", "--pidfile", pidfile, "-i", dir.path("img")}, -1, -1,
+                 "crrestore.err");
+  ASSERT_GT(launcher, 0);
+  // The pid file is written once the tree runs (rename: whole or absent).
+  const bool written =
+      poll_until([&] { return ::access(pidfile.c_str(), F_OK) == 0; }, std::chrono::seconds(30));
+  EXPECT_TRUE(written) << read_file(dir.path("crrestore.err"));
+  if (written) {
+    const pid_t host = static_cast<pid_t>(std::atol(read_file(pidfile).c_str()));
+    EXPECT_EQ(nspid(host).back(), pid);
+  }
+  ::kill(launcher, SIGTERM);
+  auto st = wait_exit(launcher, std::chrono::seconds(30));
+  ASSERT_TRUE(st.has_value()) << "crrestore --pidns did not end";
+  EXPECT_TRUE(st->ok()) << st->describe() << "\n" << read_file(dir.path("crrestore.err"));
+  EXPECT_NE(read_file(dir.work() + "/log").find("PASS"), std::string::npos)
+      << read_file(dir.work() + "/log");
+  if (HasFailure()) dir.keep();
+}
+
 // An image whose root is pid 1 of its own pid namespace is made in a new one anyway: --pidns
 // says so and restores nothing.
 TEST(RestorePidns, OwnPidNamespaceImageRefused) {
@@ -247,6 +279,8 @@ INSTANTIATE_TEST_SUITE_P(
         PidnsCase{"proc_files", {"proc_files"}},
         PidnsCase{"threads_count16", {"threads_count", "16"}},
         PidnsCase{"pid_ids", {"pid_ids", "arg1", "arg2"}}, PidnsCase{"sysv_ipc", {"sysv_ipc"}},
+        // A user's image (no root process): restricted, --pidns allowed.
+        PidnsCase{"creds_user_files", {"creds_user_files"}},
         // A root with a mount namespace of its own in the host's pid namespace.
         PidnsCase{"mntns_hostpid", {"mntns_tree"}, CLONE_NEWNS}),
     [](const auto& info) { return info.param.name; });
