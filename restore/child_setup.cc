@@ -200,6 +200,12 @@ Status set_session(const RestoreContext& root, const RestoreContext& ctx, const 
       CR_TRY(restore_shell_ctty(root.shared, p, carriers, warning));
       if (!warning.empty()) report(report_fd, 'W', std::to_string(p.pid) + " " + warning);
     }
+  } else if (is_root && (p.flags & schema::kProcessSessionLeaderGone) != 0) {
+    // --pidns: its session, led from outside, remade (the helper's group is the session's).
+    if (p.pgid != p.sid)
+      report(report_fd, 'W',
+             std::to_string(p.pid) + " process group " + std::to_string(p.pgid) +
+                 " is not restored: the task joins its session's, " + std::to_string(p.sid));
   } else if (is_root && static_cast<pid_t>(p.pgid) != root.restorer_pgrp) {
     report(report_fd, 'W',
            std::to_string(p.pid) + " process group " + std::to_string(p.pgid) +

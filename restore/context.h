@@ -36,6 +36,9 @@ struct RestoreOptions {
   bool verbose = false;                    // -v: passes, timings, warnings
   bool ignore_cgroups = false;             // --manage-cgroups=ignore: stay in ours
   bool allow_changed_files = false;        // an fd's regular file that changed: a warning
+  /// --pidns: crrestore runs in a new pid namespace of its own making (restore/pidns_launch.h),
+  /// whose pids the tree takes; a root's session led from outside is remade there.
+  bool pidns = false;
   std::map<std::string, int> inherit_fds;  // --inherit-fd fd[N]:KEY -> KEY -> N
   /// --shell-job: the terminal the tree's tty fds are connected to (crrestore's stdin, stdout
   /// or stderr, the first that is one), or -1: /dev/tty.

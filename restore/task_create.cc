@@ -29,6 +29,10 @@ void reap(pid_t tid) {
 
 constexpr int kZombieWaitMs = 5000;
 
+// The way out of a pid taken on the host, said in the one-line refusal.
+constexpr const char* kPidnsHint =
+    " (crrestore --pidns restores the tree in a new pid namespace, where its pids are free)";
+
 // In a new process, first thing: it gets SIGKILL when its parent dies, until crrestore clears
 // that at the end of the restore (clear_restore_pdeathsig). The root's parent is crrestore, every
 // other process's is its restored parent (a CLONE_PARENT child's, the helper's parent), so a
@@ -170,7 +174,8 @@ Result<ChildGuard> clone_with_pid(pid_t pid, const std::function<void()>& child_
   if (r < 0) {
     errno = err;  // the /proc reads above may have changed it
     if (err == EEXIST) {
-      return Error{"pid " + std::to_string(pid) + " is in use" + holder_text(pid), EEXIST};
+      return Error{"pid " + std::to_string(pid) + " is in use" + holder_text(pid) + kPidnsHint,
+                   EEXIST};
     }
     return errno_error("clone3 with pid " + std::to_string(pid));
   }
@@ -211,7 +216,8 @@ Result<ChildGuard> clone_into_gone_leaders(pid_t pid, pid_t leader, bool new_ses
   if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
     return ChildGuard(ns_pid != 0 && (ns_flags & CLONE_NEWPID) == 0 ? ns_pid : pid);
   if (WIFEXITED(st) && WEXITSTATUS(st) == 91)
-    return Error{"pid " + std::to_string(pid) + " is in use" + holder_text(pid), EEXIST};
+    return Error{"pid " + std::to_string(pid) + " is in use" + holder_text(pid) + kPidnsHint,
+                 EEXIST};
   return make_error("remaking the " + what + ": its helper failed (status " + std::to_string(st) +
                     ")");
 }

@@ -61,6 +61,21 @@ std::string wait_for_zombies(const RestoreContext& root) {
   return "";
 }
 
+// --pidns: a root in a session led from outside the tree (a shell's) would be in crrestore's
+// session, whose leader has no pid in the new namespace (getsid reads 0 there). The session is
+// remade in the namespace at its dumped id instead, as a gone leader's is (a helper with the
+// leader's pid calls setsid and clones the root into it), so the tree reads its dumped ids;
+// a group led from outside is the session's then. Not with --shell-job: the tree stays in
+// crrestore's session, on its terminal.
+void remake_outside_session(RestoreContext& root) {
+  schema::Process& r = *root.img.process;
+  if (r.sid == r.pid) return;
+  for (const auto& o : root.others)
+    if (o->img.process->pid == r.sid) return;  // cannot be (a descendant leading it): kept
+  r.flags |= schema::kProcessSessionLeaderGone;
+  r.flags &= ~static_cast<uint32_t>(schema::kProcessGroupLeaderGone);
+}
+
 }  // namespace
 
 std::vector<RestoreContext*> tree_order(RestoreContext& root) {
@@ -140,6 +155,13 @@ Status read_tree_head(RestoreContext& root) {
     ctx->seccomp_filters = &root.shared.seccomp_filters;
     ctx->img = std::move(head.procs[i]);
     root.others.push_back(std::move(ctx));
+  }
+  if (root.opts.pidns) {
+    if ((root_flags & schema::kProcessOwnPidNs) != 0)
+      return make_error(
+          "--pidns: the image's root is pid 1 of a pid namespace of its own, which crrestore "
+          "makes anew without --pidns");
+    if (!root.opts.shell_job) remake_outside_session(root);
   }
   return {};
 }

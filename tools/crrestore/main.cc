@@ -16,6 +16,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <regex>
 #include <string>
 #include <vector>
@@ -23,6 +24,7 @@
 #include "common/scoped_fd.h"
 #include "format/record_reader.h"
 #include "format/stream_seal.h"
+#include "restore/pidns_launch.h"
 #include "restore/restorer.h"
 #include "tools/progress.h"
 
@@ -77,6 +79,50 @@ cr::Status verify_stream(int fd, const cr::format::ReaderOptions& ropts) {
   return {};
 }
 
+// Writes the root's pid to `pidfile`, whole or not at all: a reader never sees a partial number.
+// False (said on stderr) when it could not.
+bool write_pidfile(const std::string& pidfile, pid_t pid) {
+  const std::string tmp = pidfile + ".tmp" + std::to_string(::getpid());
+  FILE* f = std::fopen(tmp.c_str(), "we");
+  bool ok = f != nullptr && std::fprintf(f, "%d\n", pid) > 0;
+  if (f != nullptr && std::fclose(f) != 0) ok = false;
+  if (!ok || std::rename(tmp.c_str(), pidfile.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    // The tree runs; only the file is missing: said, and the exit status says so too.
+    std::fprintf(stderr, "crrestore: --pidfile %s: %s (pid %d restored)\n", pidfile.c_str(),
+                 std::strerror(errno), pid);
+    return false;
+  }
+  return true;
+}
+
+// --pidns, the launcher's part: the restore runs in the namespace (restore/pidns_launch.h);
+// here the root's host pid is printed (-d) and written (--pidfile), and the exit status is the
+// root's, through the init.
+int launcher_main(cr::restore::PidNsLaunch& launch, bool detach, const std::string& pidfile,
+                  int tty, bool modes_saved, const termios& saved_modes) {
+  auto root = launch.wait_root();
+  if (!root.ok()) {
+    // The restorer said why; its status is the init's.
+    const int code = launch.wait_init();
+    if (modes_saved) ::tcsetattr(tty, TCSADRAIN, &saved_modes);
+    return code != 0 ? code : 1;
+  }
+  const bool pidfile_ok = pidfile.empty() || write_pidfile(pidfile, *root);
+  if (detach) {
+    launch.detach();
+    if (!pidfile_ok) return 1;
+    ::signal(SIGPIPE, SIG_IGN);
+    std::printf("%d\n", *root);
+    std::fflush(stdout);
+    return 0;
+  }
+  const int code = launch.wait_init();
+  if (tty >= 0) ::tcsetpgrp(tty, ::getpgrp());
+  if (modes_saved && code > 128) ::tcsetattr(tty, TCSADRAIN, &saved_modes);
+  return code;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -95,7 +141,13 @@ int main(int argc, char** argv) {
                "reconnect terminal fds to ours (the first of stdin, stdout, stderr that is a "
                "terminal) with the modes the job had, in the foreground if we are");
   std::string pidfile;
-  app.add_option("--pidfile", pidfile, "write the restored root's pid to this file");
+  app.add_option("--pidfile", pidfile,
+                 "write the restored root's pid to this file (with --pidns its host pid)");
+  bool pidns = false;
+  app.add_flag(
+      "--pidns", pidns,
+      "restore into a new pid namespace (crrestore's init its pid 1), where the tree "
+      "keeps its pids even when they are taken on the host; -d prints the root's host pid");
   app.add_flag("--tcp-close", tcp_close,
                "restore established TCP connections closed (the peer is gone): the program's "
                "next call on one fails with ECONNABORTED");
@@ -150,6 +202,17 @@ int main(int argc, char** argv) {
     }
   }
   ctx.opts.foreground_tty = tty;
+  // --pidns: from here on this process is either the launcher, waiting in the host's
+  // namespaces, or the restorer inside the new one, which goes on below.
+  std::optional<cr::restore::PidNsLaunch> launch;
+  if (pidns) {
+    auto l = cr::restore::PidNsLaunch::start(!shell_job);
+    if (!l.ok()) die(l.error().message);
+    launch.emplace(std::move(l).value());
+    if (!launch->restorer())
+      return launcher_main(*launch, detach, pidfile, tty, modes_saved, saved_modes);
+    ctx.opts.pidns = true;
+  }
 
   cr::ScopedFd owned;
   int fd = STDIN_FILENO;
@@ -207,20 +270,16 @@ int main(int argc, char** argv) {
     if (modes_saved) ::tcsetattr(tty, TCSADRAIN, &saved_modes);  // the job's are set late
     die(pid.error().message);
   }
-  if (verbose) std::fprintf(stderr, "crrestore: restored pid %d\n", *pid);
-  if (!pidfile.empty()) {
-    // Whole or not at all: a reader never sees a partial number.
-    const std::string tmp = pidfile + ".tmp" + std::to_string(::getpid());
-    FILE* f = std::fopen(tmp.c_str(), "we");
-    bool ok = f != nullptr && std::fprintf(f, "%d\n", *pid) > 0;
-    if (f != nullptr && std::fclose(f) != 0) ok = false;
-    if (!ok || std::rename(tmp.c_str(), pidfile.c_str()) != 0) {
-      ::unlink(tmp.c_str());
-      // The tree runs; only the file is missing: said, and the exit status says so too.
-      std::fprintf(stderr, "crrestore: --pidfile %s: %s (pid %d restored)\n", pidfile.c_str(),
-                   std::strerror(errno), *pid);
-      if (detach) return 1;
-    }
+  if (verbose)
+    std::fprintf(stderr, "crrestore: restored pid %d%s\n", *pid,
+                 launch ? " (in its pid namespace)" : "");
+  if (launch) {
+    // The launcher prints and writes the root's host pid; we wait for the root as ever.
+    cr::Status told = launch->announce_root(*pid);
+    if (!told.ok()) std::fprintf(stderr, "crrestore: %s\n", told.error().message.c_str());
+    if (detach) return told.ok() ? 0 : 1;
+  } else if (!pidfile.empty() && !write_pidfile(pidfile, *pid) && detach) {
+    return 1;
   }
   if (detach) {
     // For `pid=$(crrestore -d ...)`; a reader gone is no failure of the restore.
