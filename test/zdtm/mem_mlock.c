@@ -19,7 +19,7 @@
 enum { kPage = 4096, kPages = 8 };
 
 struct Vma {
-  char flags[256];  // VmFlags, with a space before each
+  char flags[512];  // VmFlags, with a space before each
   long locked_kb;   // Locked:
 };
 
