@@ -42,6 +42,8 @@ struct RemoteState {
   uint32_t dumpable = 1;     // PR_GET_DUMPABLE
   uint32_t thp_disable = 0;  // PR_GET_THP_DISABLE
   uint32_t membarrier = 0;   // MEMBARRIER_CMD_GET_REGISTRATIONS
+  uint32_t mlockall = 0;     // MCL_FUTURE [| MCL_ONFAULT] in force (the scratch page was locked)
+  uint32_t pkeys = 0;        // protection keys allocated in the mm, bit N for key N (not 0)
 };
 
 /// One thread, frozen by freeze.cc and queried by remote_state.cc. Each owns its ptrace

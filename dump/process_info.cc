@@ -59,6 +59,8 @@ Status collect_attrs(DumpContext& ctx) {
   a.dumpable = ctx.remote.dumpable;
   a.thp_disable = ctx.remote.thp_disable;
   a.membarrier = ctx.remote.membarrier;
+  a.mlockall = ctx.remote.mlockall;
+  a.pkeys = ctx.remote.pkeys;
   return {};
 }
 
@@ -85,6 +87,12 @@ Status collect_process_info(DumpContext& ctx) {
   if (ctx.remote.child_subreaper) p.flags |= schema::kProcessChildSubreaper;
   for (const schema::Vma& v : ctx.vmas)
     if (!v.guards.empty()) p.flags |= schema::kProcessGuardRegions;
+  for (const schema::Vma& v : ctx.vmas)
+    if ((v.madv & schema::kMadvLocked) != 0) p.flags |= schema::kProcessMemLock;
+  if (ctx.remote.mlockall != 0) p.flags |= schema::kProcessMemLock;
+  for (const schema::Vma& v : ctx.vmas)
+    if (v.pkey != 0) p.flags |= schema::kProcessPkeys;
+  if (ctx.remote.pkeys != 0) p.flags |= schema::kProcessPkeys;
   p.files_shared_with = static_cast<uint32_t>(ctx.files_of);
   p.fs_shared_with = static_cast<uint32_t>(ctx.fs_of);
 

@@ -8,9 +8,11 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <cstring>
 
+#include "common/text.h"
 #include "dump/passes.h"
 #include "sys/linux_abi.h"
 #include "sys/remote_syscalls.h"
@@ -168,6 +170,67 @@ Status query_other_threads(DumpContext& ctx, uint64_t scratch) {
   return {};
 }
 
+// The protection keys allocated in the mm: /proc shows only those on mappings. pkey_mprotect
+// takes an allocated key and fails with EINVAL on any other (on a CPU without protection keys
+// on every key but 0), and changes nothing else: tried on the scratch page, which gets key 0
+// back (the kernel's own writes there obey the thread's rights for the page's key).
+// Without protection keys on this CPU (pkey_alloc fails in crdump) there is none to ask about.
+bool pkeys_supported() {
+  static const bool yes = [] {
+    const long k = ::syscall(SYS_pkey_alloc, 0, 0);
+    if (k > 0) ::syscall(SYS_pkey_free, k);
+    return k > 0;
+  }();
+  return yes;
+}
+
+Status query_pkeys(DumpContext& ctx, sys::RemoteSyscalls& rs, uint64_t scratch) {
+  if (!pkeys_supported()) return {};
+  constexpr uint64_t kProt = PROT_READ | PROT_WRITE;
+  uint32_t taken = 0;
+  for (uint64_t k = 1; k < 16; ++k) {
+    CR_TRY_ASSIGN(int64_t r, rs.call_raw(SYS_pkey_mprotect, scratch, kScratchSize, kProt, k));
+    if (r == 0) {
+      taken |= 1u << k;
+    } else if (r != -EINVAL) {
+      return errno_error("remote pkey_mprotect with key " + std::to_string(k),
+                         static_cast<int>(-r));
+    }
+  }
+  if (taken != 0)
+    CR_TRY(rs.call("pkey_mprotect", SYS_pkey_mprotect, scratch, kScratchSize, kProt, 0));
+  ctx.remote.pkeys = taken;
+  return {};
+}
+
+// The mm's locked size (VmLck), which only this process's mappings change, and it is stopped.
+Result<uint64_t> locked_kb(DumpContext& ctx) {
+  CR_TRY_ASSIGN(std::string text, ctx.proc.read("status"));
+  CR_TRY_ASSIGN(ProcStatus st, parse_status(text));
+  return st.vm_lck_kb;
+}
+
+// mlockall(MCL_FUTURE) sets the mm's def_flags, which /proc does not show: a mapping made now
+// is locked (VmLck grows by it) exactly when it is in force, and lock-on-fault ("lf") with
+// MCL_ONFAULT. `scratch` was just mapped in the task; smaps is read only in that case.
+Status find_mlockall(DumpContext& ctx, uint64_t scratch, uint64_t locked_before) {
+  CR_TRY_ASSIGN(uint64_t locked_after, locked_kb(ctx));
+  if (locked_after == locked_before) return {};
+  CR_TRY_ASSIGN(std::string text, ctx.proc.read("smaps"));
+  CR_TRY_ASSIGN(std::vector<MapEntry> maps, parse_smaps(text));
+  for (const MapEntry& m : maps) {
+    if (scratch < m.start || scratch >= m.end) continue;
+    if (!m.has_flag("lo"))
+      return make_error("pid " + std::to_string(ctx.pid) + ": VmLck grew by " +
+                        std::to_string(locked_after - locked_before) +
+                        " kB while crdump mapped an unlocked page");
+    ctx.remote.mlockall = MCL_FUTURE | (m.has_flag("lf") ? MCL_ONFAULT : 0);
+    return {};
+  }
+  return make_error("pid " + std::to_string(ctx.pid) + ": crdump's page " + hex(scratch) +
+                    " is not in its smaps");
+}
+
 }  // namespace
 
 Status collect_remote_state(DumpContext& ctx) {
@@ -181,10 +244,20 @@ Status collect_remote_state(DumpContext& ctx) {
   // Each scope keeps its thread able to find its way back should crdump die (sys/
   // sigreturn_frame.h); the leader's stays open while the other threads are asked.
   if (ctx.heal.ok()) rs.heal_with(ctx.heal, leader.xsave);
-  CR_TRY_ASSIGN(uint64_t scratch, rs.call("mmap", SYS_mmap, 0, kScratchSize, PROT_READ | PROT_WRITE,
-                                          MAP_PRIVATE | MAP_ANONYMOUS, ~uint64_t{0}, 0));
+  CR_TRY_ASSIGN(uint64_t locked_before, locked_kb(ctx));
+  CR_TRY_ASSIGN(int64_t mapped, rs.call_raw(SYS_mmap, 0, kScratchSize, PROT_READ | PROT_WRITE,
+                                            MAP_PRIVATE | MAP_ANONYMOUS, ~uint64_t{0}, 0));
+  if (mapped == -EAGAIN)
+    return make_error("pid " + std::to_string(ctx.pid) +
+                      ": mlockall(MCL_FUTURE) with its locked memory at RLIMIT_MEMLOCK: a page "
+                      "for crdump's calls cannot be mapped in it");
+  if (mapped < 0 && mapped > -4096)
+    return errno_error("remote mmap of a scratch page", static_cast<int>(-mapped));
+  const uint64_t scratch = static_cast<uint64_t>(mapped);
   {
     ScratchPage page(rs, scratch);
+    CR_TRY(find_mlockall(ctx, scratch, locked_before));
+    CR_TRY(query_pkeys(ctx, rs, scratch));
     CR_TRY(query(ctx, rs, scratch));
     CR_TRY(query_thread(leader.tracee, leader, rs, scratch));
     CR_TRY(query_other_threads(ctx, scratch));

@@ -38,6 +38,9 @@ uint32_t madv_flags(const MapEntry& m) {
   if (m.has_flag("dc")) f |= schema::kMadvDontFork;
   if (m.has_flag("wf")) f |= schema::kMadvWipeOnFork;
   if (m.has_flag("mg")) f |= schema::kMadvMergeable;
+  // mlock, mlockall(MCL_CURRENT): "lo"; mlock2(MLOCK_ONFAULT), MCL_ONFAULT: "lo lf".
+  if (m.has_flag("lo")) f |= schema::kMadvLocked;
+  if (m.has_flag("lo") && m.has_flag("lf")) f |= schema::kMadvLockOnFault;
   return f;
 }
 
@@ -147,13 +150,19 @@ Result<schema::Vma> make_vma(DumpContext& ctx, const MapEntry& m, FileStats& sta
   if (m.has_flag("gd")) v.flags |= MAP_GROWSDOWN;
   v.madv = madv_flags(m);
 
-  if (m.has_flag("ht")) return refuse(m, "hugetlb memory");
+  // MAP_HUGETLB ("/anon_hugepage"), MFD_HUGETLB ("/memfd:NAME"), a hugetlbfs file.
+  if (m.has_flag("ht")) return refuse(m, "hugetlb memory" + (m.path.empty() ? "" : " " + m.path));
+  // io_setup's ring: its requests in flight, and the kernel's context behind the ring, cannot
+  // be rebuilt from the ring's memory.
+  if (m.path == "/[aio]") return refuse(m, "AIO context (io_setup) ring /[aio]");
   if (m.has_flag("ss")) return refuse(m, "shadow stack");
-  // A restore would bring these pages back unlocked / without their key: refuse rather than
-  // restore different behaviour.
-  if (m.has_flag("lo")) return refuse(m, "mlocked memory");
-  if (m.protection_key != 0)
-    return refuse(m, "memory protection key " + std::to_string(m.protection_key));
+  if (m.protection_key != 0) {
+    // PROT_EXEC alone gets the kernel's own execute-only key, which pkey_mprotect cannot give.
+    if (m.exec && !m.read && !m.write)
+      return refuse(m, "execute-only memory (protection key " + std::to_string(m.protection_key) +
+                           ", the kernel's)");
+    v.pkey = m.protection_key;
+  }
   // The kernel's own [vvar] pages are VM_PFNMAP too; those are handled by kind below.
   if (!m.special() && (m.has_flag("io") || m.has_flag("pf")))
     return refuse(m, "device mapping " + m.path);

@@ -104,6 +104,8 @@ struct RestoreContext {
   std::map<uint32_t, std::vector<const RestoreContext*>> children_of;
   /// What the image may ask for, as whom its files are opened (root only: read_tree_head).
   Privileges privileges;
+  /// privileges.restricted() of the root's, in every context: a user's image.
+  bool restricted = false;
   bool stream_ended = false;  // stream_pages met the trailer (the last process's section)
   /// Shared memory objects by Shmem id: fds of crrestore's own (root only, kept to the end);
   /// every process maps them, and memfd Files are opened, through /proc/<crrestore>/fd/N.

@@ -5,6 +5,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -669,7 +670,8 @@ Status check_tree_head(const TreeHead& head) {
       schema::kProcessParentPages | schema::kProcessMcast | schema::kProcessUnixPending |
       schema::kProcessTcpHalfClosed | schema::kProcessUnixRights | schema::kProcessOwnPidNs |
       schema::kProcessOwnUtsNs | schema::kProcessSeccomp | schema::kProcessOwnTimeNs |
-      schema::kProcessOwnCgroupNs | schema::kProcessOwnMntNs;
+      schema::kProcessOwnCgroupNs | schema::kProcessOwnMntNs | schema::kProcessMemLock |
+      schema::kProcessPkeys;
   for (const auto& img : head.procs)
     if ((img.process->flags & ~kKnownFlags) != 0)
       return make_error("pid " + std::to_string(img.process->pid) + ": process flags " +
@@ -848,6 +850,9 @@ Status check_memory(const ProcessImage& img) {
   if (img.vmas.empty()) return make_error(who + "image has no vma records");
   uint64_t prev_end = 0;
   int vdso_seen[3] = {0, 0, 0};
+  const bool mem_lock = img.process && (img.process->flags & schema::kProcessMemLock) != 0;
+  const bool own_pkeys = img.process && (img.process->flags & schema::kProcessPkeys) != 0;
+  const uint32_t pkeys = img.attrs ? img.attrs->pkeys : 0;
   for (const auto& v : img.vmas) {
     if (v.start >= v.end || (v.start & 0xfff) != 0 || (v.end & 0xfff) != 0)
       return make_error("vma " + hex(v.start) + "-" + hex(v.end) + " is malformed");
@@ -879,7 +884,25 @@ Status check_memory(const ProcessImage& img) {
     }
     if ((v.kind == schema::kVmaFilePrivate || v.kind == schema::kVmaFileShared) && v.path.empty())
       return make_error("file vma " + hex(v.start) + " has no path");
+    if ((v.madv & ~schema::kMadvKnown) != 0)
+      return make_error("vma " + hex(v.start) + ": mapping flags " + hex(v.madv) +
+                        " unknown to this build");
+    if ((v.madv & schema::kMadvLockOnFault) != 0 && (v.madv & schema::kMadvLocked) == 0)
+      return make_error("vma " + hex(v.start) + ": lock-on-fault without a lock");
+    if ((v.madv & schema::kMadvLocked) != 0 && !mem_lock)
+      return make_error("vma " + hex(v.start) + ": locked, but its process is not flagged so");
+    if (v.pkey > 15 || (v.pkey != 0 && !own_pkeys))
+      return make_error("vma " + hex(v.start) + ": protection key " + std::to_string(v.pkey) +
+                        " out of range or not flagged");
   }
+  if ((pkeys & ~0xfffeu) != 0 || (pkeys != 0 && !own_pkeys))
+    return make_error(who + "protection keys " + hex(pkeys) + " malformed or not flagged");
+  const uint32_t mlockall = img.attrs ? img.attrs->mlockall : 0;
+  if (mlockall != 0 && mlockall != MCL_FUTURE && mlockall != (MCL_FUTURE | MCL_ONFAULT))
+    return make_error(who + "mlockall flags " + hex(mlockall) +
+                      " are not MCL_FUTURE[|MCL_ONFAULT]");
+  if (mlockall != 0 && !mem_lock)
+    return make_error(who + "mlockall(MCL_FUTURE), but the process is not flagged so");
   return {};
 }
 

@@ -18,6 +18,8 @@
 #include "restore/cgroups.h"
 #include "restore/file_locks.h"
 #include "restore/group_stop.h"
+#include "restore/mem_lock.h"
+#include "restore/pkeys.h"
 #include "restore/pty.h"
 #include "restore/seccomp.h"
 #include "restore/shmem.h"
@@ -151,6 +153,7 @@ constexpr Pass kProcessPasses[] = {
     {"map vmas", map_vmas},
     {"pages", stream_pages},
     {"protections", set_protections},
+    {"protection keys", restore_pkeys},
     {"mm", set_mm},
     {"threads", create_threads},
     {"signals", restore_signal_state},
@@ -159,7 +162,9 @@ constexpr Pass kProcessPasses[] = {
     {"thread state", restore_thread_state},
     {"file locks", take_file_locks},
     {"seccomp", restore_seccomp},
+    {"memory locks", lock_memory_as_root},
     {"credentials", restore_creds},
+    {"memory locks", lock_memory_as_user},
     {"attributes", restore_attrs},
     {"registers", set_registers},
 };

@@ -142,6 +142,7 @@ Status read_tree_head(RestoreContext& root) {
   root.img = std::move(head.procs.front());
   root.shared = std::move(head.shared);
   root.seccomp_filters = &root.shared.seccomp_filters;
+  root.restricted = root.privileges.restricted();
   for (size_t i = 1; i < head.procs.size(); ++i) {
     auto ctx = std::make_unique<RestoreContext>();
     ctx->opts = root.opts;
@@ -153,6 +154,7 @@ Status read_tree_head(RestoreContext& root) {
     ctx->premap = root.premap;
     ctx->prefork = root.prefork;
     ctx->seccomp_filters = &root.shared.seccomp_filters;
+    ctx->restricted = root.restricted;
     ctx->img = std::move(head.procs[i]);
     root.others.push_back(std::move(ctx));
   }

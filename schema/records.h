@@ -115,6 +115,10 @@ enum ProcessFlags : uint32_t {
                                     // an older build would restore it with the host's hostname
   kProcessOwnMntNs = 0x8000000,     // (root) the tree has a mount namespace of its own (Mount
                                     // records): an older build would restore it in crrestore's
+  kProcessMemLock = 0x20000000,     // some Vma is locked (kMadvLocked) or ProcAttrs.mlockall is
+                                    // set: an older build would restore the memory unlocked
+  kProcessPkeys = 0x40000000,       // protection keys allocated (ProcAttrs.pkeys) or on a Vma
+                                    // (`pkey`): an older build would restore memory without them
 };
 
 CR_RECORD(Creds, 0x0101, "creds", "credentials of a process",
@@ -131,7 +135,15 @@ CR_RECORD(ProcAttrs, 0x0130, "proc_attrs", "per-process attributes: oom, audit, 
           (u32, loginuid),       // /proc/PID/loginuid (4294967295: unset)
           (u32, dumpable),       // PR_GET_DUMPABLE (0 or 1)
           (u32, thp_disable),    // PR_GET_THP_DISABLE: 0, 1, or 1|PR_THP_DISABLE_EXCEPT_ADVISED
-          (u32, membarrier))     // MEMBARRIER_CMD_GET_REGISTRATIONS: MEMBARRIER_CMD_REGISTER_* bits
+          (u32, membarrier),     // MEMBARRIER_CMD_GET_REGISTRATIONS: MEMBARRIER_CMD_REGISTER_* bits
+          // mlockall(MCL_FUTURE) in force (the mm's def_flags, which /proc does not show: found
+          // by a page crdump maps in the task): MCL_FUTURE, | MCL_ONFAULT. The process has
+          // kProcessMemLock, so an older build refuses it.
+          (u32, mlockall),
+          // Memory protection keys allocated in the mm (pkey_alloc), bit N for key N (key 0,
+          // always there, left out): /proc shows only the keys on mappings, crdump asks the
+          // task. With kProcessPkeys.
+          (u32, pkeys))
 
 // ---- seccomp (0x0125-0x012f), in the head after every process's ProcAttrs. A SeccompFilter is
 // one BPF program of the kernel's filter tree (objdef), naming the filter installed before it
@@ -216,10 +228,12 @@ CR_RECORD(Vma, 0x0111, "vma", "one mapping of a process", (u32, pid), (u64, star
           // Guard regions in it (MADV_GUARD_INSTALL, Linux 6.13): pairs of start address and
           // page count; the Process has kProcessGuardRegions, so older readers refuse it.
           (u64s, guards),
-          (u32, file_open_mode))  // file mappings: how the mapped file was opened, as the
+          (u32, file_open_mode),  // file mappings: how the mapped file was opened, as the
                                   // mode of its map_files link shows it (S_IRUSR read,
                                   // S_IWUSR write); 0 (older images): read-only for private,
                                   // read-write if it can be for shared
+          (u32, pkey))  // its memory protection key (pkey_mprotect; smaps ProtectionKey), 0 the
+                        // default; the process has kProcessPkeys
 
 enum ShmemKind : uint32_t {
   kShmemAnon = 0,   // MAP_SHARED|MAP_ANONYMOUS or a deleted shared file (images before memfd)
@@ -250,7 +264,13 @@ enum MadvFlags : uint32_t {
   kMadvDontFork = 8,   // VM_DONTCOPY "dc"
   kMadvWipeOnFork = 16,// VM_WIPEONFORK "wf"
   kMadvMergeable = 32, // VM_MERGEABLE "mg"
+  // Not advice but the same kind of per-mapping bit: mlock(2) / mlockall(MCL_CURRENT) "lo",
+  // with mlock2(MLOCK_ONFAULT) / MCL_ONFAULT also "lf". Locked again once the pages are in;
+  // the process has kProcessMemLock.
+  kMadvLocked = 64,        // VM_LOCKED "lo"
+  kMadvLockOnFault = 128,  // VM_LOCKONFAULT "lf" (with kMadvLocked)
 };
+constexpr uint32_t kMadvKnown = 255;  // every MadvFlags bit this build restores
 
 CR_RECORD_TAIL(Pages, 0x0112, "pages", "contents of a run of pages; tail = npages * page_size bytes",
                (u32, pid), (u64, vaddr), (u32, npages))

@@ -334,11 +334,11 @@ Result<ProcStatus> parse_status(std::string_view text) {
       CR_TRY_ASSIGN(s.sig_ign, num(16));
     } else if (key == "SigCgt") {
       CR_TRY_ASSIGN(s.sig_cgt, num(16));
-    } else if (key == "RssAnon") {
+    } else if (key == "RssAnon" || key == "VmLck") {
       std::string_view rest = val;
       auto v = parse_uint(next_token(rest));
       if (!v) return bad("status", line);
-      s.rss_anon_kb = *v;
+      (key == "VmLck" ? s.vm_lck_kb : s.rss_anon_kb) = *v;
     }
   }
   if (!seen_uid || !seen_gid || s.threads == 0)

@@ -96,6 +96,7 @@ struct ProcStatus {
   uint64_t sig_queued = 0, sig_queue_limit = 0;  // SigQ
   uint64_t sig_pnd = 0, shd_pnd = 0, sig_blk = 0, sig_ign = 0, sig_cgt = 0;
   uint64_t rss_anon_kb = 0;  // RssAnon
+  uint64_t vm_lck_kb = 0;    // VmLck: the size of the mm's locked mappings
   pid_t tracer_pid = 0;      // TracerPid: 0 when nobody ptraces it
   // NSpid, NSpgid, NSsid: the ids in each pid namespace from the reader's (/proc's) down to
   // the task's own, outermost first; empty on a kernel without the lines.

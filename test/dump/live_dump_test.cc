@@ -822,16 +822,34 @@ TEST(LiveDump, SharedAnonymousIsOneObject) {
   EXPECT_EQ(child.ask('c'), "alive");
 }
 
-TEST(LiveDump, RefusesMlockedMemory) {
+// Locked memory is recorded per mapping (lock-on-fault apart), and the process is flagged so
+// that an older build refuses it.
+TEST(LiveDump, RecordsMlockedMemory) {
   Child child(
       [] {
-        void* p = mmap(reinterpret_cast<void*>(0x210000000000), 2 * kPage, PROT_READ | PROT_WRITE,
+        void* p = mmap(reinterpret_cast<void*>(0x210000000000), 4 * kPage, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-        // The raw syscall: ASan intercepts mlock() and makes it a no-op.
-        if (p == MAP_FAILED || syscall(SYS_mlock, p, 2 * kPage) != 0) _exit(91);
+        // The raw syscalls: ASan intercepts mlock() and makes it a no-op.
+        if (p == MAP_FAILED || syscall(SYS_mlock, p, 2 * kPage) != 0 ||
+            syscall(SYS_mlock2, static_cast<char*>(p) + 2 * kPage, 2 * kPage, MLOCK_ONFAULT) != 0)
+          _exit(91);
       },
       check_alive);
-  expect_refused(child, "vma 0x210000000000-0x210000002000: mlocked memory not supported yet");
+  ASSERT_TRUE(child.ready());
+  auto d = dump_leaving_running(child);
+  ASSERT_TRUE(d->status.ok()) << d->status.error().message;
+  uint32_t locked = 0, on_fault = 0;
+  for (const auto& v : d->w.all<schema::Vma>()) {
+    if (v.start == 0x210000000000) locked = v.madv;
+    if (v.start == 0x210000002000) on_fault = v.madv;
+  }
+  EXPECT_EQ(locked & (schema::kMadvLocked | schema::kMadvLockOnFault), schema::kMadvLocked);
+  EXPECT_EQ(on_fault & (schema::kMadvLocked | schema::kMadvLockOnFault),
+            schema::kMadvLocked | schema::kMadvLockOnFault);
+  auto procs = d->w.all<schema::Process>();
+  ASSERT_FALSE(procs.empty());
+  EXPECT_NE(procs[0].flags & schema::kProcessMemLock, 0u);
+  EXPECT_EQ(child.ask('c'), "alive");
 }
 
 TEST(LiveDump, RefusesExternalPipeWithoutInheritFd) {

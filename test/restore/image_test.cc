@@ -665,6 +665,54 @@ TEST(Image, VerifyingSharedFilesNeedsNoMemoryMap) {
   EXPECT_TRUE(st.ok()) << st.error().message;
 }
 
+// Locks and protection keys are announced by their process's flags (an older build refuses
+// them); a lock or key without the flag, lock-on-fault without a lock, unknown mapping bits,
+// keys beyond 15 and mlockall flags other than MCL_FUTURE[|MCL_ONFAULT] are refused.
+TEST(Image, MemoryLocksAndProtectionKeysAreChecked) {
+  ProcessImage img;
+  img.process.emplace();
+  img.process->pid = 4242;
+  img.mm = schema::Mm{};
+  img.attrs = schema::ProcAttrs{};
+  img.vmas.push_back(anon(0x1000, 0x2000));
+  img.vmas.push_back(anon(0x2000, 0x3000));
+  EXPECT_TRUE(check_memory(img).ok());
+  img.vmas[0].madv = schema::kMadvLocked;
+  EXPECT_FALSE(check_memory(img).ok());  // not flagged
+  img.process->flags = schema::kProcessMemLock;
+  EXPECT_TRUE(check_memory(img).ok());
+  img.vmas[1].madv = schema::kMadvLockOnFault;
+  EXPECT_FALSE(check_memory(img).ok());  // on fault, but not locked
+  img.vmas[1].madv = schema::kMadvLocked | schema::kMadvLockOnFault;
+  EXPECT_TRUE(check_memory(img).ok());
+  img.vmas[1].madv |= 0x100;
+  auto unknown = check_memory(img);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.error().message.find("unknown to this build"), std::string::npos);
+  img.vmas[1].madv = 0;
+  img.attrs->mlockall = MCL_FUTURE | MCL_ONFAULT;
+  EXPECT_TRUE(check_memory(img).ok());
+  img.attrs->mlockall = MCL_CURRENT | MCL_FUTURE;
+  EXPECT_FALSE(check_memory(img).ok());
+  img.attrs->mlockall = MCL_FUTURE;
+  img.vmas[0].madv = 0;
+  img.process->flags = 0;
+  EXPECT_FALSE(check_memory(img).ok());  // MCL_FUTURE not flagged
+  img.attrs->mlockall = 0;
+  img.vmas[0].pkey = 3;
+  EXPECT_FALSE(check_memory(img).ok());  // a key not flagged
+  img.process->flags = schema::kProcessPkeys;
+  EXPECT_TRUE(check_memory(img).ok());  // a key freed while on a mapping
+  img.attrs->pkeys = 0x000a;
+  EXPECT_TRUE(check_memory(img).ok());
+  img.vmas[0].pkey = 16;
+  EXPECT_FALSE(check_memory(img).ok());
+  img.vmas[0].pkey = 0;
+  img.attrs->pkeys = 1;  // key 0 is never listed
+  EXPECT_FALSE(check_memory(img).ok());
+  img.attrs->pkeys = 0x10000;
+  EXPECT_FALSE(check_memory(img).ok());
+}
 
 // Process flags this build does not know stand for state it would not restore: refused.
 TEST(Image, UnknownProcessFlagsAreRefused) {

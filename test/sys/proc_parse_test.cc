@@ -120,6 +120,7 @@ TEST(ProcParse, Status) {
       "Uid:\t1000\t1001\t1002\t1003\n"
       "Gid:\t2000\t2001\t2002\t2003\n"
       "Groups:\t4 24 27 \n"
+      "VmLck:\t      16 kB\n"
       "RssAnon:\t    2048 kB\n"
       "Threads:\t3\n"
       "SigQ:\t2/63382\n"
@@ -148,6 +149,7 @@ TEST(ProcParse, Status) {
   EXPECT_EQ(r->groups, (std::vector<uint32_t>{4, 24, 27}));
   EXPECT_EQ(r->threads, 3u);
   EXPECT_EQ(r->rss_anon_kb, 2048u);
+  EXPECT_EQ(r->vm_lck_kb, 16u);
   EXPECT_EQ(r->sig_queued, 2u);
   EXPECT_EQ(r->sig_queue_limit, 63382u);
   EXPECT_EQ(r->shd_pnd, 0x100u);
