@@ -242,7 +242,18 @@ void add_process(Snapshot& s, pid_t pid, Canon& canon) {
   // sockets in it (/proc/PID/net shows the task's namespace).
   if (s[p + "ns/net"] != "host") {
     s[p + "net/route"] = read_or_error(d, "net/route");
-    s[p + "net/if_inet6"] = read_or_error(d, "net/if_inet6");
+    // The kernel lists IPv6 addresses from a hash table: the order is not the program's.
+    std::string six = read_or_error(d, "net/if_inet6");
+    std::vector<std::string> rows;
+    for (size_t at = 0; at < six.size();) {
+      const size_t end = six.find('\n', at);
+      rows.push_back(six.substr(at, end == std::string::npos ? end : end - at));
+      at = end == std::string::npos ? six.size() : end + 1;
+    }
+    std::sort(rows.begin(), rows.end());
+    six.clear();
+    for (const auto& r : rows) six += r + "\n";
+    s[p + "net/if_inet6"] = six;
     s[p + "net/sysctls"] = net_sysctls(d.pid());
     for (const char* f : {"net/tcp", "net/udp", "net/tcp6", "net/udp6"})
       s[p + f] = net_sockets(read_or_error(d, f));
