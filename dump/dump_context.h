@@ -264,13 +264,19 @@ struct NetState {
 
 /// The namespaces the tree's root owns (namespaces.cc), as /proc/PID/ns links show them.
 struct NsTable {
-  bool own_pid = false, own_uts = false, own_time = false, own_cgroup = false, own_mnt = false;
-  std::string pid_link, uts_link, time_link, cgroup_link, mnt_link;
+  bool own_pid = false, own_uts = false, own_time = false, own_cgroup = false, own_mnt = false,
+       own_net = false;
+  std::string pid_link, uts_link, time_link, cgroup_link, mnt_link, net_link;
   std::optional<schema::UtsNs> uts;
   std::optional<schema::TimeNs> time;      // the offsets of its own time namespace
   std::optional<schema::CgroupNs> cgroup;  // the roots of its own cgroup namespace (cgroups.cc)
   std::vector<schema::Mount> mounts;  // mount_ns.cc, when the tree owns its mount namespace
   std::vector<std::pair<schema::TmpfsEntry, std::vector<uint8_t>>> tmpfs;  // entry, contents
+  // net_ns.cc, when the tree owns its net namespace.
+  std::vector<schema::NetLink> net_links;
+  std::vector<schema::NetAddr> net_addrs;
+  std::vector<schema::NetRoute> net_routes;
+  std::vector<schema::NetSysctl> net_sysctls;
 };
 
 struct DumpTree {

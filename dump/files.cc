@@ -4,6 +4,7 @@
 // files, and one Fd per slot of each process.
 #include <fcntl.h>
 #include <linux/kcmp.h>
+#include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/statfs.h>
@@ -616,6 +617,22 @@ class FileCollector {
         if (::getsockopt(copy.get(), SOL_SOCKET, SO_DOMAIN, &v, &len) != 0)
           return errno_error(fd_name(e.fd) + ": getsockopt SO_DOMAIN");
         family = v;
+      }
+      if (tree_.ns.own_net) {
+        // Restore makes every socket in the tree's new namespace: one made elsewhere (before
+        // the tree's unshare, or passed in from outside) would change namespace silently.
+        ScopedFd probe;
+        if (!copy.valid()) {
+          CR_TRY_ASSIGN(probe, copy_task_fd(*e.proc, e.fd));
+        }
+        ScopedFd ns(::ioctl(copy.valid() ? copy.get() : probe.get(), SIOCGSKNS));
+        struct stat nst {};
+        if (!ns.valid() || ::fstat(ns.get(), &nst) != 0)
+          return errno_error(fd_name(e.fd) + ": SIOCGSKNS");
+        if ("net:[" + std::to_string(nst.st_ino) + "]" != tree_.ns.net_link)
+          return refuse(e.fd,
+                        "socket of another net namespace than the tree's own (made before the "
+                        "tree's unshare, or passed in)");
       }
       if (family == AF_INET || family == AF_INET6) {
         f.kind = schema::kFileInetSocket;

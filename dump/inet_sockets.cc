@@ -656,7 +656,11 @@ Status InetSocketCollector::finish() {
     std::tie(r.dst, r.dst_port) = endpoint(b);
     conns.push_back(tuple_of(r));
   }
-  if (!conns.empty() && tree_.dry_run) {
+  if (tree_.ns.own_net) {
+    // The connections are inside the tree's own net namespace, which holds only lo and no
+    // process but the tree's (net_ns.cc refuses the rest): nothing outside can send them a
+    // packet, so there is nothing to lock (a lock in crdump's namespace would not see them).
+  } else if (!conns.empty() && tree_.dry_run) {
     // No lock, no repair mode: the connections run on. Whether the lock would work is asked.
     if (const sys::KernelFeature nft = sys::probe_nft(); !nft.ok)
       CR_TRY(tree_.refuse(tree_.procs.front()->pid, make_error(nft.detail)));

@@ -105,6 +105,11 @@ Status check_root_namespaces(DumpTree& tree, pid_t root) {
                         "called unshare(CLONE_NEWTIME) and has neither forked nor exec'd into "
                         "it since): not supported; dump a tree whose root is inside its time "
                         "namespace (`unshare --time` execs into it)");
+    if (kind == "net" && theirs.ok()) {
+      tree.ns.own_net = true;  // what is in it is read once the tree is frozen (net_ns.cc)
+      tree.ns.net_link = *theirs;
+      continue;
+    }
     if (kind == "mnt" && theirs.ok()) {
       tree.ns.own_mnt = true;  // what is in it is checked once the tree is read (mount_ns.cc)
       tree.ns.mnt_link = *theirs;
@@ -255,6 +260,7 @@ Status check_ns_leaks(DumpTree& tree) {
 
 Status collect_namespaces(DumpTree& tree) {
   CR_TRY(collect_mount_ns(tree));
+  CR_TRY(collect_net_ns(tree));
   if (!tree.ns.own_pid && !tree.ns.own_uts && !tree.ns.own_time && !tree.ns.own_cgroup &&
       !tree.ns.own_mnt)
     return {};

@@ -196,6 +196,10 @@ Status collect_namespaces(DumpTree& tree);
 /// make again), its tmpfs contents, and every path of the image checked to lead to the same
 /// file in the tree's namespace and in crdump's (which crrestore's copy starts as).
 Status collect_mount_ns(DumpTree& tree);
+/// net_ns.cc: the links, addresses, routes and sysctls of the tree's own net namespace
+/// (refusing links other than lo, routes restore would not make alike, policy rules, firewall
+/// tables and a process outside the tree in the namespace).
+Status collect_net_ns(DumpTree& tree);
 
 /// pages.cc: pagemap + process_vm_readv -> Pages records.
 Status write_pages(DumpContext& ctx);

@@ -66,6 +66,7 @@ Status write_tree_head(DumpTree& tree) {
   if (tree.ns.time) tree.procs.front()->process.flags |= schema::kProcessOwnTimeNs;
   if (tree.ns.cgroup) tree.procs.front()->process.flags |= schema::kProcessOwnCgroupNs;
   if (tree.ns.own_mnt) tree.procs.front()->process.flags |= schema::kProcessOwnMntNs;
+  if (tree.ns.own_net) tree.procs.front()->process.flags |= schema::kProcessOwnNetNs;
   for (const auto& p : tree.procs) CR_TRY(out.write(p->process));
   for (const auto& p : tree.procs) {
     if (p->zombie) continue;
@@ -81,6 +82,10 @@ Status write_tree_head(DumpTree& tree) {
   if (tree.ns.time) CR_TRY(out.write(*tree.ns.time));
   for (const auto& m : tree.ns.mounts) CR_TRY(out.write(m));
   for (const auto& [e, data] : tree.ns.tmpfs) CR_TRY(out.write(e, data));
+  for (const auto& l : tree.ns.net_links) CR_TRY(out.write(l));
+  for (const auto& a : tree.ns.net_addrs) CR_TRY(out.write(a));
+  for (const auto& r : tree.ns.net_routes) CR_TRY(out.write(r));
+  for (const auto& s : tree.ns.net_sysctls) CR_TRY(out.write(s));
   for (const auto& d : tree.cgroups.dirs) {
     CR_TRY(out.write(d.rec));
     for (const auto& prop : d.props) CR_TRY(out.write(prop));

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -16,6 +17,7 @@
 #include "common/text.h"
 #include "restore/cgroups.h"
 #include "sys/mount_tree.h"
+#include "sys/rtnetlink.h"
 
 namespace cr::restore {
 
@@ -281,6 +283,26 @@ Status stash_head_record(const format::RecordReader& reader, ProcessImage& img) 
       const auto tail = reader.tail();
       CR_TRY(add_bytes(img, tail.size(), "tmpfs contents"));
       img.tmpfs.emplace_back(std::move(e), std::vector<uint8_t>(tail.begin(), tail.end()));
+      return {};
+    }
+    case schema::NetLink::kType: {
+      CR_TRY_ASSIGN(auto l, reader.decode<schema::NetLink>());
+      img.net_links.push_back(std::move(l));
+      return {};
+    }
+    case schema::NetAddr::kType: {
+      CR_TRY_ASSIGN(auto a, reader.decode<schema::NetAddr>());
+      img.net_addrs.push_back(std::move(a));
+      return {};
+    }
+    case schema::NetRoute::kType: {
+      CR_TRY_ASSIGN(auto r, reader.decode<schema::NetRoute>());
+      img.net_routes.push_back(std::move(r));
+      return {};
+    }
+    case schema::NetSysctl::kType: {
+      CR_TRY_ASSIGN(auto s, reader.decode<schema::NetSysctl>());
+      img.net_sysctls.push_back(std::move(s));
       return {};
     }
     case schema::FanotifyGroup::kType: {
@@ -607,6 +629,50 @@ Status check_mount_records(const ProcessImage& shared, bool own_mnt) {
   return {};
 }
 
+// Net records only with the root's kProcessOwnNetNs, lo exactly once, addresses and routes of
+// the links listed with addresses of their family's size, sysctls of crtools' list only (a
+// hostile image's name would be a path below /proc/sys/net) with short numeric values.
+Status check_net_records(const ProcessImage& shared, bool own_net) {
+  if (!own_net)
+    return shared.net_links.empty() && shared.net_addrs.empty() && shared.net_routes.empty() &&
+                   shared.net_sysctls.empty()
+               ? Status{}
+               : make_error("net records without the root's kProcessOwnNetNs flag");
+  if (!shared.net_lock.empty())
+    return make_error("a network lock in an image whose tree owns its net namespace");
+  std::set<uint32_t> links;
+  bool lo = false;
+  for (const schema::NetLink& l : shared.net_links) {
+    if (l.kind != schema::kNetLinkLoopback || l.name != "lo" || lo || l.ifindex == 0 ||
+        (l.flags & ~static_cast<uint32_t>(IFF_UP)) != 0 || l.mtu > (1u << 24))
+      return make_error("net_link '" + l.name + "': not a loopback link this build makes");
+    lo = true;
+    links.insert(l.ifindex);
+  }
+  if (!lo) return make_error("net namespace without its loopback link");
+  auto size_ok = [](uint32_t family, const schema::bytes_t& b, bool may_be_empty) {
+    if (b.empty()) return may_be_empty;
+    return b.size() == (family == AF_INET ? 4u : 16u);
+  };
+  for (const schema::NetAddr& a : shared.net_addrs)
+    if (links.count(a.ifindex) == 0 || (a.family != AF_INET && a.family != AF_INET6) ||
+        a.prefixlen > (a.family == AF_INET ? 32u : 128u) || a.scope > 255 ||
+        !size_ok(a.family, a.address, false) || !size_ok(a.family, a.local, true))
+      return make_error("net_addr of link " + std::to_string(a.ifindex) + ": not an address");
+  for (const schema::NetRoute& r : shared.net_routes)
+    if ((r.oif != 0 && links.count(r.oif) == 0) || (r.family != AF_INET && r.family != AF_INET6) ||
+        r.dst_len > (r.family == AF_INET ? 32u : 128u) || r.type > 255 || r.scope > 255 ||
+        r.protocol > 255 || r.protocol == RTPROT_KERNEL || !size_ok(r.family, r.dst, true) ||
+        !size_ok(r.family, r.gateway, true) || !size_ok(r.family, r.prefsrc, true) ||
+        r.metrics.size() > 512)
+      return make_error("net_route: not a route of the namespace's links");
+  for (const schema::NetSysctl& s : shared.net_sysctls)
+    if (!sys::net_sysctl_known(s.name) || s.value.empty() || s.value.size() > 64 ||
+        s.value.find_first_not_of("0123456789-\t ") != std::string::npos)
+      return make_error("net_sysctl '" + s.name + "': not one crtools keeps, or not a number");
+  return {};
+}
+
 // The namespace records match the root's flags; in a pid namespace of its own every process
 // has its ids there, the root 1, each other one a different pid, each thread one.
 Status check_namespaces(const TreeHead& head) {
@@ -614,7 +680,7 @@ Status check_namespaces(const TreeHead& head) {
   for (size_t i = 1; i < head.procs.size(); ++i)
     if ((head.procs[i].process->flags &
          (schema::kProcessOwnPidNs | schema::kProcessOwnUtsNs | schema::kProcessOwnTimeNs |
-          schema::kProcessOwnCgroupNs | schema::kProcessOwnMntNs)) != 0)
+          schema::kProcessOwnCgroupNs | schema::kProcessOwnMntNs | schema::kProcessOwnNetNs)) != 0)
       return make_error("pid " + std::to_string(head.procs[i].process->pid) +
                         ": namespace flags on a process other than the root");
   if (((root_flags & schema::kProcessOwnUtsNs) != 0) != head.shared.uts.has_value())
@@ -623,6 +689,7 @@ Status check_namespaces(const TreeHead& head) {
       (head.shared.uts->hostname.size() > 64 || head.shared.uts->domainname.size() > 64))
     return make_error("uts_ns: hostname or domainname longer than 64 bytes");
   CR_TRY(check_mount_records(head.shared, (root_flags & schema::kProcessOwnMntNs) != 0));
+  CR_TRY(check_net_records(head.shared, (root_flags & schema::kProcessOwnNetNs) != 0));
   const bool own_pid = (root_flags & schema::kProcessOwnPidNs) != 0;
   if (((root_flags & schema::kProcessOwnTimeNs) != 0) != head.shared.time_ns.has_value())
     return make_error("time_ns record and the root's kProcessOwnTimeNs flag disagree");
@@ -671,7 +738,7 @@ Status check_tree_head(const TreeHead& head) {
       schema::kProcessTcpHalfClosed | schema::kProcessUnixRights | schema::kProcessOwnPidNs |
       schema::kProcessOwnUtsNs | schema::kProcessSeccomp | schema::kProcessOwnTimeNs |
       schema::kProcessOwnCgroupNs | schema::kProcessOwnMntNs | schema::kProcessMemLock |
-      schema::kProcessPkeys;
+      schema::kProcessPkeys | schema::kProcessOwnNetNs;
   for (const auto& img : head.procs)
     if ((img.process->flags & ~kKnownFlags) != 0)
       return make_error("pid " + std::to_string(img.process->pid) + ": process flags " +

@@ -75,6 +75,11 @@ struct ProcessImage {
   std::optional<schema::CgroupNs> cgroup_ns;  // shared image: its own cgroup namespace's roots
   std::vector<schema::Mount> mounts;          // shared image: the tree's own mount namespace
   std::vector<std::pair<schema::TmpfsEntry, std::vector<uint8_t>>> tmpfs;  // its tmpfs files
+  // shared image: the tree's own net namespace (stream order)
+  std::vector<schema::NetLink> net_links;
+  std::vector<schema::NetAddr> net_addrs;
+  std::vector<schema::NetRoute> net_routes;
+  std::vector<schema::NetSysctl> net_sysctls;
   std::optional<schema::Mm> mm;
   std::map<uint32_t, schema::Pty> ptys;       // by Pty id
   std::optional<schema::ShellTty> shell_tty;  // --shell-job images since it exists

@@ -205,18 +205,17 @@ Status Privileges::check(const TreeHead& head, bool signed_image) const {
   // A signed image is vouched for by whoever holds the key (the root that dumped it): its
   // files are still opened as their processes' users, but what it asks for is granted.
   if (!restricted_ || signed_image) return {};
-  // Making a pid, UTS, time, cgroup or mount namespace takes CAP_SYS_ADMIN, which a user has
+  // Making a pid, UTS, time, cgroup, mount or net namespace takes CAP_SYS_ADMIN, which a user has
   // only in a user namespace of its own, and crtools restores none. (Time offsets would also
   // set the tree's clocks, a cgroup namespace move its root into a cgroup the user names, a
   // mount namespace mount over crrestore's paths as root.)
   if ((head.procs.front().process->flags &
        (schema::kProcessOwnPidNs | schema::kProcessOwnUtsNs | schema::kProcessOwnTimeNs |
-        schema::kProcessOwnCgroupNs | schema::kProcessOwnMntNs)) != 0)
+        schema::kProcessOwnCgroupNs | schema::kProcessOwnMntNs | schema::kProcessOwnNetNs)) != 0)
     return make_error(
-        "the image's root owns its pid, UTS, time or cgroup namespace or its mount namespace: "
-        "an image without a root "
-        "process cannot ask for new ones (restore a signed image with "
-        "--verify-key to vouch for it)");
+        "the image's root owns its pid, UTS, time or cgroup namespace or its mount or net "
+        "namespace: an image without a root process cannot ask for new ones (restore a signed "
+        "image with --verify-key to vouch for it)");
   for (const ProcessImage& p : head.procs)
     if (!zombie(p)) CR_TRY(check_process(p));
   for (const auto& [id, sock] : head.shared.inet_sockets) {

@@ -16,6 +16,7 @@
 #include "restore/cgroups.h"
 #include "restore/child_setup.h"
 #include "restore/epoll.h"
+#include "restore/net_ns.h"
 #include "restore/open_files.h"
 #include "restore/shmem.h"
 #include "restore/time_ns.h"
@@ -169,6 +170,14 @@ Status read_tree_head(RestoreContext& root) {
 }
 
 Status create_tree(RestoreContext& root) {
+  // A tree's own net namespace: crrestore's thread is in it while the tree's sockets are made
+  // and its root is forked (into it), then goes back to its own (carriers are closed first:
+  // the scope is left by then on every path).
+  std::optional<NetNsScope> net;
+  if ((root.img.process->flags & schema::kProcessOwnNetNs) != 0) {
+    CR_TRY_ASSIGN(NetNsScope s, NetNsScope::enter_new(root.shared));
+    net.emplace(std::move(s));
+  }
   OpenCarriers carriers;
   CR_TRY_ASSIGN(std::vector<FdSource> opened,
                 open_files(root.shared, root.opts, root.shmem_fds, root.privileges));
@@ -210,6 +219,10 @@ Status create_tree(RestoreContext& root) {
       ns);
   wr.reset();
   Status left = own_time.valid() ? leave_time_ns_for_children(own_time) : Status{};
+  if (net) {
+    Status net_left = net->leave();
+    if (left.ok()) left = std::move(net_left);
+  }
   if (!created.ok()) return std::move(created).error();
   root.child = std::move(created).value();
   if (!left.ok()) {

@@ -98,23 +98,26 @@ enum ProcessFlags : uint32_t {
                                   // leave those pages empty
   kProcessTcpHalfClosed = 0x80000,  // (root) an InetSocket has a `tcp_state`: an older build
                                     // would restore it established, its sequence numbers off
-  kProcessUnixRights = 0x100000,  // (root) UnixSocketRights records: an older build would put
-                                  // the messages back without their fds
-  kProcessUnixPending = 0x40000,  // (root) a unix listener has connections not yet accepted
-                                  // (UnixSocket `pending`): an older build would drop them
-  kProcessSeccomp = 0x200000,  // (root) some thread has seccomp (SeccompThread records): an
-                               // older build would restore it unfiltered
+  kProcessUnixRights = 0x100000,    // (root) UnixSocketRights records: an older build would put
+                                    // the messages back without their fds
+  kProcessUnixPending = 0x40000,    // (root) a unix listener has connections not yet accepted
+                                    // (UnixSocket `pending`): an older build would drop them
+  kProcessSeccomp = 0x200000,       // (root) some thread has seccomp (SeccompThread records): an
+                                    // older build would restore it unfiltered
   kProcessOwnPidNs = 0x800000,      // (root) it is pid 1 of a pid namespace of its own: every live
                                     // process has a PidNsIds record, and restore makes the
                                     // namespace (an older build would give them host pids only)
   kProcessOwnUtsNs = 0x1000000,     // (root) the tree has a UTS namespace of its own (UtsNs):
+                                    // an older build would restore it with the host's hostname
   kProcessOwnTimeNs = 0x2000000,    // (root) the tree has a time namespace of its own (TimeNs):
                                     // an older build would restore it with the host's clocks
   kProcessOwnCgroupNs = 0x4000000,  // (root) the tree has a cgroup namespace of its own
                                     // (CgroupNs): an older build would show it the host's paths
-                                    // an older build would restore it with the host's hostname
   kProcessOwnMntNs = 0x8000000,     // (root) the tree has a mount namespace of its own (Mount
                                     // records): an older build would restore it in crrestore's
+  kProcessOwnNetNs = 0x10000000,    // (root) the tree has a net namespace of its own (NetLink,
+                                    // NetAddr, NetRoute, NetSysctl): an older build would
+                                    // restore it in crrestore's, its sockets there too
   kProcessMemLock = 0x20000000,     // some Vma is locked (kMadvLocked) or ProcAttrs.mlockall is
                                     // set: an older build would restore the memory unlocked
   kProcessPkeys = 0x40000000,       // protection keys allocated (ProcAttrs.pkeys) or on a Vma
@@ -836,6 +839,48 @@ CR_RECORD_TAIL(TmpfsEntry, 0x0421, "tmpfs_entry",
                (u32, mode),   // type and permission bits
                (u32, uid), (u32, gid), (u64, atime_ns), (u64, mtime_ns))
 
+// ---- The tree's own net namespace (0x0440-0x044f; kProcessOwnNetNs), in the head after the
+// mount records: its links, their addresses, the routes the user added to the main table and
+// the namespace's sysctls worth keeping. Restore makes a new namespace, sets these in it and
+// makes the tree's sockets there before the root is forked into it.
+
+enum NetLinkKind : uint32_t {
+  kNetLinkLoopback = 1,  // lo, which every net namespace has (ifindex 1)
+};
+
+CR_RECORD(NetLink, 0x0440, "net_link", "a link of the tree's own net namespace",
+          (u32, ifindex),  // in the dumped namespace: NetAddr and NetRoute name it
+          (str, name),     // at most 15 bytes
+          (u32, kind),     // NetLinkKind
+          (u32, flags),    // IFF_UP (the only flag restore sets)
+          (u32, mtu))
+
+// One address of a link (RTM_GETADDR), as `ip addr add` would give it again.
+CR_RECORD(NetAddr, 0x0441, "net_addr", "an address of a link of the tree's own net namespace",
+          (u32, ifindex), (u32, family),   // AF_INET or AF_INET6
+          (u32, prefixlen), (u32, flags),  // IFA_F_* (IFA_FLAGS): NODAD, NOPREFIXROUTE...
+          (u32, scope),                    // RT_SCOPE_*
+          (bytes, address),                // IFA_ADDRESS (4 or 16 bytes)
+          (bytes, local))                  // IFA_LOCAL (IPv4; empty for IPv6)
+
+// A route of the main table the namespace's user added (not the kernel's own, proto kernel).
+CR_RECORD(NetRoute, 0x0442, "net_route",
+          "a route of the main table of the tree's own net namespace",
+          (u32, family),    // AF_INET or AF_INET6
+          (u32, dst_len),   // prefix length of `dst`
+          (u32, type),      // RTN_UNICAST, RTN_BLACKHOLE, RTN_UNREACHABLE, RTN_PROHIBIT
+          (u32, scope),     // RT_SCOPE_*
+          (u32, protocol),  // RTPROT_* (boot, static...)
+          (u32, oif),       // NetLink ifindex, 0: none
+          (u32, priority),  // RTA_PRIORITY (metric)
+          (bytes, dst), (bytes, gateway), (bytes, prefsrc),  // empty when absent
+          (bytes, metrics))  // RTA_METRICS as the kernel gave it (nested attributes), or empty
+
+// A sysctl of the namespace (/proc/sys/net/NAME) from crtools' fixed list.
+CR_RECORD(NetSysctl, 0x0443, "net_sysctl", "a sysctl of the tree's own net namespace",
+          (str, name),   // below /proc/sys/net: "ipv4/ip_forward"
+          (str, value))  // as read, without its newline
+
 /// Every record type, for the writer's self-description, crit and the id check below.
 using AllRecords =
     std::tuple<StreamHeader, SchemaType, Trailer, ErrorRecord, Process, Creds, Rlimits, FsInfo,
@@ -844,9 +889,9 @@ using AllRecords =
                SysvMsgQueue, SysvMsg, SysvSem, SysvLimits, Pty, ShellTty, EpollItem, UnixSocket,
                UnixSocketData, FileLock, FileOwner, StreamSeal, InetSocket, InetSocketData, NetLock,
                NetlinkSocket, Cgroup, CgroupProperty, CgroupMember, PagesParent, Vdso, PremapArea,
-               PagesPrefork, InetMcast, SeccompFilter, SeccompThread, PidNsIds, UtsNs,
-               InotifyWatch, UnixSocketRights, TimeNs, CgroupNs, Mount, TmpfsEntry,
-               FanotifyGroup, FanotifyMark>;
+               PagesPrefork, InetMcast, SeccompFilter, SeccompThread, PidNsIds, UtsNs, InotifyWatch,
+               UnixSocketRights, TimeNs, CgroupNs, Mount, TmpfsEntry, FanotifyGroup, FanotifyMark,
+               NetLink, NetAddr, NetRoute, NetSysctl>;
 
 namespace detail {
 template <class Tuple, size_t... I>

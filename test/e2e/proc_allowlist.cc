@@ -16,6 +16,8 @@ const std::vector<AllowEntry>& zdtm_allowlist() {
        "the tree's namespace was made is on crdump's mount, the restored one on the tree's copy"},
       {"ns_mnt", "*/fdinfo/*/mnt_id",
        "the same: the mount namespace the root unshared is made anew at restore"},
+      {"netns_container", "*/fdinfo/*/mnt_id",
+       "the same: the container's mount namespace (beside its net namespace) is made anew"},
       {"*", "*/status/FDSize",
        "the fd table's capacity: it grows with the highest fd ever open and never shrinks; a "
        "restored table is sized for the fds it holds"},

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <set>
@@ -16,6 +17,7 @@
 
 #include "proc_snapshot.h"
 #include "sys/proc_parse.h"
+#include "sys/rtnetlink.h"
 
 namespace cr::e2e {
 namespace {
@@ -68,6 +70,49 @@ std::string uts_names(pid_t pid) {
   });
   reader.join();
   ::close(ns);
+  return out;
+}
+
+// A net namespace of the tree's own as a thread of ours that joins it sees it: the sysctls
+// crtools keeps (/proc/sys/net shows the opener's namespace), one "name=value" a line.
+std::string net_sysctls(pid_t pid) {
+  const int ns = ::open(("/proc/" + std::to_string(pid) + "/ns/net").c_str(), O_RDONLY | O_CLOEXEC);
+  if (ns < 0) return std::string("!") + strerrorname_np(errno);
+  std::string out;
+  std::thread reader([&] {
+    if (::setns(ns, CLONE_NEWNET) != 0) {
+      out = std::string("!") + strerrorname_np(errno);
+      return;
+    }
+    for (const char* name : sys::kNetSysctls) {
+      char buf[128] = {};
+      const int fd = ::open((std::string("/proc/sys/net/") + name).c_str(), O_RDONLY | O_CLOEXEC);
+      const ssize_t n = fd < 0 ? -1 : ::read(fd, buf, sizeof buf - 1);
+      if (fd >= 0) ::close(fd);
+      out += std::string(name) + "=" + (n < 0 ? "?" : std::string(buf, static_cast<size_t>(n)));
+    }
+  });
+  reader.join();
+  ::close(ns);
+  return out;
+}
+
+// /proc/PID/net/{tcp,udp,tcp6,udp6} without what a restore renumbers or a kernel timer moves
+// (slot, queues, timers, inode): local and remote address and state, sorted.
+std::string net_sockets(const std::string& text) {
+  std::vector<std::string> rows;
+  size_t at = text.find('\n');
+  while (at != std::string::npos && at + 1 < text.size()) {
+    const size_t end = text.find('\n', at + 1);
+    const std::string line = text.substr(at + 1, end == std::string::npos ? end : end - at - 1);
+    at = end;
+    char local[64] = {}, remote[64] = {}, st[8] = {};
+    if (std::sscanf(line.c_str(), "%*s %63s %63s %7s", local, remote, st) == 3)
+      rows.push_back(std::string(local) + " " + remote + " " + st);
+  }
+  std::sort(rows.begin(), rows.end());
+  std::string out;
+  for (const auto& r : rows) out += r + "\n";
   return out;
 }
 
@@ -193,6 +238,26 @@ void add_process(Snapshot& s, pid_t pid, Canon& canon) {
   // A cgroup namespace of the tree's own: the cgroups as the task sees them (paths from the
   // namespace's root), read from inside it.
   if (s[p + "ns/cgroup"] != "host") s[p + "cgroup_inside"] = cgroup_inside(d.pid());
+  // A net namespace of the tree's own: its IPv4 routes, IPv6 addresses, sysctls and the
+  // sockets in it (/proc/PID/net shows the task's namespace).
+  if (s[p + "ns/net"] != "host") {
+    s[p + "net/route"] = read_or_error(d, "net/route");
+    // The kernel lists IPv6 addresses from a hash table: the order is not the program's.
+    std::string six = read_or_error(d, "net/if_inet6");
+    std::vector<std::string> rows;
+    for (size_t at = 0; at < six.size();) {
+      const size_t end = six.find('\n', at);
+      rows.push_back(six.substr(at, end == std::string::npos ? end : end - at));
+      at = end == std::string::npos ? six.size() : end + 1;
+    }
+    std::sort(rows.begin(), rows.end());
+    six.clear();
+    for (const auto& r : rows) six += r + "\n";
+    s[p + "net/if_inet6"] = six;
+    s[p + "net/sysctls"] = net_sysctls(d.pid());
+    for (const char* f : {"net/tcp", "net/udp", "net/tcp6", "net/udp6"})
+      s[p + f] = net_sockets(read_or_error(d, f));
+  }
 
   // fds: every link first (so an epoll's watch can name its target's canonical inode).
   auto fds = d.fds();

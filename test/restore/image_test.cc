@@ -2,10 +2,13 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <net/if.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <functional>
 
 #include "common/scoped_fd.h"
 #include "format/record_writer.h"
@@ -1072,6 +1075,55 @@ TEST(Image, MountRecordsAreChecked) {
       head_with(schema::kProcessOwnMntNs,
                 {mount(1, 0, schema::kMountHost, "/"), mount(2, 1, schema::kMountProc, "rel")}, {})
           .ok());
+}
+
+// Net records of a tree's own net namespace: only with the root's flag, lo once, addresses and
+// routes of its links with addresses of their family's size, sysctls of crtools' list only (a
+// hostile image's "../../kernel/core_pattern" is never opened), no network lock beside them.
+TEST(Image, NetRecordsAreChecked) {
+  auto head_with = [](uint32_t flags, const std::function<void(ProcessImage&)>& fill) {
+    TreeHead head;
+    head.procs.emplace_back();
+    head.procs.back().process = schema::Process{};
+    head.procs.back().process->pid = 4242;
+    head.procs.back().process->flags = flags;
+    fill(head.shared);
+    return check_tree_head(head);
+  };
+  const uint32_t own = schema::kProcessOwnNetNs;
+  auto good = [](ProcessImage& s) {
+    s.net_links.push_back({1, "lo", schema::kNetLinkLoopback, IFF_UP, 65536});
+    s.net_addrs.push_back({1, AF_INET, 8, 0x80, 254, {127, 0, 0, 1}, {127, 0, 0, 1}});
+    s.net_addrs.push_back({1, AF_INET6, 128, 0x80, 254, std::vector<uint8_t>(16, 0), {}});
+    s.net_routes.push_back({AF_INET, 16, 1, 0, 3, 1, 0, {10, 8, 0, 0}, {10, 7, 0, 2}, {}, {}});
+    s.net_sysctls.push_back({"ipv4/ip_forward", "1"});
+    s.net_sysctls.push_back({"ipv4/ping_group_range", "0\t100"});
+  };
+  EXPECT_TRUE(head_with(own, good).ok()) << head_with(own, good).error().message;
+  auto no_flag = head_with(0, good);
+  ASSERT_FALSE(no_flag.ok());
+  EXPECT_NE(no_flag.error().message.find("kProcessOwnNetNs"), std::string::npos);
+  EXPECT_FALSE(head_with(own, [](ProcessImage&) {}).ok());  // no lo
+  auto with = [&](const std::function<void(ProcessImage&)>& change) {
+    return head_with(own, [&](ProcessImage& s) {
+      good(s);
+      change(s);
+    });
+  };
+  auto escape = with([](ProcessImage& s) {
+    s.net_sysctls.push_back({"../../kernel/core_pattern", "1"});
+  });
+  ASSERT_FALSE(escape.ok());
+  EXPECT_NE(escape.error().message.find("not one crtools keeps"), std::string::npos);
+  EXPECT_FALSE(with([](ProcessImage& s) { s.net_sysctls.back().value = "|/bin/sh"; }).ok());
+  EXPECT_FALSE(with([](ProcessImage& s) { s.net_links.push_back(s.net_links.back()); }).ok());
+  EXPECT_FALSE(with([](ProcessImage& s) { s.net_links.back().name = "eth0"; }).ok());
+  EXPECT_FALSE(with([](ProcessImage& s) { s.net_addrs.back().ifindex = 7; }).ok());
+  EXPECT_FALSE(with([](ProcessImage& s) { s.net_addrs.back().address = {1, 2, 3}; }).ok());
+  EXPECT_FALSE(with([](ProcessImage& s) { s.net_addrs.back().prefixlen = 129; }).ok());
+  EXPECT_FALSE(with([](ProcessImage& s) { s.net_routes.back().oif = 9; }).ok());
+  EXPECT_FALSE(with([](ProcessImage& s) { s.net_routes.back().gateway = {1}; }).ok());
+  EXPECT_FALSE(with([](ProcessImage& s) { s.net_lock = "crtools_lock_1"; }).ok());
 }
 
 }  // namespace

@@ -183,6 +183,15 @@ TEST(Privileges, TimeAndCgroupNamespacesOfAUserAreRefused) {
   }
 }
 
+// A net namespace (links, addresses, routes and sysctls set by crrestore as root) the same.
+TEST(Privileges, NetNamespaceOfAUserIsRefused) {
+  TreeHead h = user_tree();
+  h.procs[0].process->flags |= schema::kProcessOwnNetNs;
+  EXPECT_NE(message(Privileges::of(h).check(h)).find("mount or net namespace"), std::string::npos)
+      << message(Privileges::of(h).check(h));
+  EXPECT_TRUE(Privileges::of(h).check(h, /*signed_image=*/true).ok());
+}
+
 TEST(Privileges, NetlinkSocketsAUserCannotMakeAreRefused) {
   TreeHead h = user_tree();
   schema::NetlinkSocket r{};

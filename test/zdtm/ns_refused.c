@@ -1,6 +1,7 @@
-// A tree in namespaces of its own: argv[1] names the namespace the root unshares (uts, cgroup
-// and mnt, which crdump supports; net, user; pid and time give a pid_for_children /
-// time_for_children of its own, refused), or "child_uts", "child_time", "child_cgroup": a
+// A tree in namespaces of its own: argv[1] names the namespace the root unshares (uts, cgroup,
+// mnt and net (lo down), which crdump supports; user; pid and time give a pid_for_children /
+// time_for_children of its own, refused), or "child_uts", "child_time", "child_cgroup",
+// "child_net": a
 // child that unshared that namespace (one inside the tree's: refused). The original must carry
 // on intact after a refusal.
 #define _GNU_SOURCE
