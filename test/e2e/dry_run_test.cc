@@ -41,7 +41,7 @@ std::vector<pid_t> children_of(pid_t pid) {
   return out;
 }
 
-// An io_uring fd in the root, an inotify fd with an event queued and an mlocked page in its
+// An io_uring fd in the root, an inotify fd with an event queued and an AIO context in its
 // child: three blockers in two processes and two passes (files, memory), all listed; the tree
 // carries on and passes.
 TEST(DryRun, ListsEveryBlockerAndLeavesTheTreeRunning) {
@@ -66,7 +66,7 @@ TEST(DryRun, ListsEveryBlockerAndLeavesTheTreeRunning) {
   };
   EXPECT_TRUE(has(root, ": io_uring not supported")) << text;
   EXPECT_TRUE(has(child, ": inotify with events queued")) << text;
-  EXPECT_TRUE(has(child, ": mlocked memory not supported")) << text;
+  EXPECT_TRUE(has(child, ": AIO context (io_setup) ring /[aio] not supported")) << text;
   // Those three and the summary: nothing else of the tree is refused.
   EXPECT_EQ(lines.size(), 4u) << text;
   EXPECT_TRUE(has("crdump: 3 things block the dump of " + std::to_string(t.pid()), "")) << text;

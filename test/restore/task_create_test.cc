@@ -76,7 +76,9 @@ TEST(CloneWithPid, PidInUseIsAClearError) {
   ASSERT_FALSE(r.ok());
   // Names the holder: its comm, and whether it is alive or a zombie.
   EXPECT_EQ(r.error().message,
-            "pid " + std::to_string(::getpid()) + " is in use by 'restore_test' (alive, state R)");
+            "pid " + std::to_string(::getpid()) +
+                " is in use by 'restore_test' (alive, state R) (crrestore --pidns restores the tree "
+                "in a new pid namespace, where its pids are free)");
 }
 
 // Issue 11: a zombie reaped between clone3's EEXIST and the /proc scan left no holder, and the
