@@ -204,6 +204,41 @@ uint32_t crc32c_extend(uint32_t crc, const void* data, size_t n) {
   return ~c;
 }
 
+namespace {
+
+// a·b mod P, both reflected (x^0 at bit 31): b is multiplied by x (a right shift, reduced) as
+// the bits of a are walked from x^0 up.
+uint32_t mul_mod(uint32_t a, uint32_t b) {
+  uint32_t prod = 0;
+  for (uint32_t m = 1u << 31; m != 0; m >>= 1) {
+    if (a & m) prod ^= b;
+    b = (b & 1) ? (b >> 1) ^ kPoly : b >> 1;
+  }
+  return prod;
+}
+
+// x^(8·len) mod P, reflected, from x^(2^k) for the set bits of 8·len.
+uint32_t x_pow_bytes(uint64_t len) {
+  static const std::array<uint32_t, 64> x2k = [] {
+    std::array<uint32_t, 64> t{};
+    t[0] = 1u << 30;  // x^1
+    for (size_t k = 1; k < t.size(); ++k) t[k] = mul_mod(t[k - 1], t[k - 1]);
+    return t;
+  }();
+  uint32_t r = 1u << 31;  // x^0
+  for (size_t k = 3; len != 0; len >>= 1, ++k)
+    if (len & 1) r = mul_mod(r, x2k[k]);
+  return r;
+}
+
+}  // namespace
+
+uint32_t crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b) {
+  // The pre and post inversions of A's and B's CRCs cancel out: CRC(A||B) is CRC(A) moved past
+  // len_b zero bytes (times x^(8·len_b)), plus CRC(B).
+  return mul_mod(x_pow_bytes(len_b), crc_a) ^ crc_b;
+}
+
 uint32_t crc32c_reference(uint32_t crc, const void* data, size_t n) {
   const uint8_t* p = static_cast<const uint8_t*>(data);
   uint32_t c = ~crc;

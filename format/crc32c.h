@@ -19,6 +19,10 @@ inline uint32_t crc32c(std::span<const uint8_t> data) {
   return crc32c_extend(0, data.data(), data.size());
 }
 
+/// CRC32C(A || B) from CRC32C(A), CRC32C(B) and B's length: lets a thread that has B in its
+/// cache checksum it, and another join it to what comes before.
+uint32_t crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b);
+
 /// Bit-at-a-time reference implementation (slow; for tests).
 uint32_t crc32c_reference(uint32_t crc, const void* data, size_t n);
 

@@ -54,6 +54,9 @@ class StreamWriter final : public RecordWriter {
 
   Status write_raw(uint32_t type, std::span<const uint8_t> fields,
                    std::span<const uint8_t> tail) override;
+  bool wants_tail_crc() const override { return opts_.checksums; }
+  Status write_raw_tail_crc(uint32_t type, std::span<const uint8_t> fields,
+                            std::span<const uint8_t> tail, uint32_t tail_crc) override;
   Status finish() override;
   void fail(std::string_view message) noexcept override;
   uint64_t bytes_written() const override { return bytes_; }
@@ -65,7 +68,10 @@ class StreamWriter final : public RecordWriter {
 
  private:
   Status check_open() const;
-  Status record(uint32_t type, std::span<const uint8_t> fields, std::span<const uint8_t> tail);
+  Status check_caller_record(uint32_t type) const;
+  // tail_crc: CRC32C of the tail if the caller computed it.
+  Status record(uint32_t type, std::span<const uint8_t> fields, std::span<const uint8_t> tail,
+                std::optional<uint32_t> tail_crc = std::nullopt);
   // Appends stream bytes (uncompressed) in order.
   Status emit(std::span<const uint8_t> bytes);
   // Plain: writes the buffer, then `extra` (may be empty), with writev.
@@ -166,24 +172,38 @@ Status StreamWriter::check_open() const {
   return {};
 }
 
-Status StreamWriter::write_raw(uint32_t type, std::span<const uint8_t> fields,
-                               std::span<const uint8_t> tail) {
+// What write_raw() takes: an open stream, and not a record the writer itself writes.
+Status StreamWriter::check_caller_record(uint32_t type) const {
   CR_TRY(check_open());
   if (type <= schema::ErrorRecord::kType || type == schema::StreamSeal::kType)
     return make_error("image writer: record type " + std::to_string(type) +
                       " is bookkeeping, written by create()/finish()/fail() only");
+  return {};
+}
+
+Status StreamWriter::write_raw(uint32_t type, std::span<const uint8_t> fields,
+                               std::span<const uint8_t> tail) {
+  CR_TRY(check_caller_record(type));
   return record(type, fields, tail);
 }
 
+Status StreamWriter::write_raw_tail_crc(uint32_t type, std::span<const uint8_t> fields,
+                                        std::span<const uint8_t> tail, uint32_t tail_crc) {
+  CR_TRY(check_caller_record(type));
+  return record(type, fields, tail, tail_crc);
+}
+
 Status StreamWriter::record(uint32_t type, std::span<const uint8_t> fields,
-                            std::span<const uint8_t> tail) {
+                            std::span<const uint8_t> tail, std::optional<uint32_t> tail_crc) {
   const uint64_t length = fields.size() + tail.size();
   if (length > kMaxRecordPayload)
     return make_error("image writer: record type " + std::to_string(type) + " payload of " +
                       std::to_string(length) + " bytes is over the cap of " +
                       std::to_string(kMaxRecordPayload));
   uint32_t crc = 0;
-  if (opts_.checksums) crc = crc32c_extend(crc32c(fields), tail.data(), tail.size());
+  if (opts_.checksums)
+    crc = tail_crc ? crc32c_combine(crc32c(fields), *tail_crc, tail.size())
+                   : crc32c_extend(crc32c(fields), tail.data(), tail.size());
   const auto hdr = make_record_header(type, static_cast<uint32_t>(length), crc, opts_.checksums);
   if (opts_.checksums) stream_crc_ = crc32c_extend(stream_crc_, hdr.data(), hdr.size());
   if (seal_ && type != schema::StreamSeal::kType && type != schema::Trailer::kType)

@@ -61,6 +61,25 @@ class RecordWriter {
     return write_raw(R::kType, scratch_, tail);
   }
 
+  /// The same, with CRC32C(tail) already computed (by the thread that had the tail in its
+  /// cache). Only worth it where wants_tail_crc() says the stream is checksummed.
+  template <class R>
+  Status write(const R& rec, std::span<const uint8_t> tail, uint32_t tail_crc) {
+    static_assert(R::kHasTail, "this record type has no tail");
+    scratch_.clear();
+    encode_fields(rec, scratch_);
+    return write_raw_tail_crc(R::kType, scratch_, tail, tail_crc);
+  }
+
+  /// Whether records carry CRCs (a caller may then compute tails' CRCs ahead, elsewhere).
+  virtual bool wants_tail_crc() const { return false; }
+
+  /// write_raw() with the tail's CRC32C given; a writer without checksums ignores it.
+  virtual Status write_raw_tail_crc(uint32_t type, std::span<const uint8_t> fields,
+                                    std::span<const uint8_t> tail, uint32_t /*tail_crc*/) {
+    return write_raw(type, fields, tail);
+  }
+
   /// Writes one record from already-encoded fields and tail. `type` need not be known to this
   /// build (crconvert and crit encode pass records through).
   virtual Status write_raw(uint32_t type, std::span<const uint8_t> fields,

@@ -63,5 +63,22 @@ TEST(Crc32c, ExtendEqualsWhole) {
   }
 }
 
+TEST(Crc32c, CombineEqualsWhole) {
+  std::mt19937_64 rng(11);
+  std::vector<uint8_t> buf(3 << 20);
+  for (auto& b : buf) b = static_cast<uint8_t>(rng());
+  std::vector<std::pair<size_t, size_t>> cuts = {{0, 0},   {0, 5},      {5, 0},       {1, 1},
+                                                 {7, 4096}, {100, 1 << 20}, {1 << 20, 2 << 20}};
+  for (int i = 0; i < 50; ++i) {
+    const size_t a = rng() % 70000, b = rng() % 70000;
+    cuts.emplace_back(a, b);
+  }
+  for (auto [a, b] : cuts) {
+    const uint32_t whole = crc32c(buf.data(), a + b);
+    EXPECT_EQ(crc32c_combine(crc32c(buf.data(), a), crc32c(buf.data() + a, b), b), whole)
+        << a << "+" << b;
+  }
+}
+
 }  // namespace
 }  // namespace cr::format
