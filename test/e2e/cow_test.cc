@@ -36,20 +36,6 @@ uint64_t heap_shared_kb(pid_t pid) {
   return at == std::string::npos ? 0 : std::stoull(text.substr(at + 14));
 }
 
-std::vector<pid_t> children_of(pid_t pid) {
-  std::vector<pid_t> out;
-  std::string text = read_file("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) +
-                               "/children");
-  size_t at = 0;
-  while (at < text.size()) {
-    size_t end = text.find(' ', at);
-    if (end == std::string::npos) end = text.size();
-    if (end > at) out.push_back(static_cast<pid_t>(std::stol(text.substr(at, end - at))));
-    at = end + 1;
-  }
-  return out;
-}
-
 void run_cow(bool premap) {
   if (!tools_present() || !tool_exists("crit")) return;
   if (::geteuid() != 0) GTEST_SKIP() << "pagemap shows frame numbers to CAP_SYS_ADMIN only";
@@ -103,7 +89,7 @@ void run_cow(bool premap) {
     dir.keep();
     return;
   }
-  const std::vector<pid_t> kids = children_of(pid);
+  const std::vector<pid_t> kids = child_pids(pid);
   EXPECT_EQ(kids.size(), 3u);
   for (pid_t k : kids) {
     auto [rss, pss] = anon_kb(k);

@@ -27,20 +27,6 @@ char state_of(pid_t pid) {
   return paren == std::string::npos || paren + 2 >= stat.size() ? '?' : stat[paren + 2];
 }
 
-// The pids in /proc/PID/task/PID/children.
-std::vector<pid_t> children_of(pid_t pid) {
-  std::vector<pid_t> out;
-  const std::string text =
-      read_file("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
-  for (size_t at = 0; at < text.size();) {
-    size_t sp = text.find(' ', at);
-    if (sp == std::string::npos) sp = text.size();
-    if (sp > at) out.push_back(static_cast<pid_t>(std::stol(text.substr(at, sp - at))));
-    at = sp + 1;
-  }
-  return out;
-}
-
 // An io_uring fd in the root, an inotify fd with an event queued and an AIO context in its
 // child: three blockers in two processes and two passes (files, memory), all listed; the tree
 // carries on and passes.
@@ -49,7 +35,7 @@ TEST(DryRun, ListsEveryBlockerAndLeavesTheTreeRunning) {
   TempDir dir;
   Target t = Target::start(dir, {zdtm_path("dry_run_blockers")});
   ASSERT_GT(t.pid(), 0) << t.error();
-  const std::vector<pid_t> kids = children_of(t.pid());
+  const std::vector<pid_t> kids = child_pids(t.pid());
   ASSERT_EQ(kids.size(), 1u);
   const std::string root = "pid " + std::to_string(t.pid()) + ": ";
   const std::string child = "pid " + std::to_string(kids[0]) + ": ";

@@ -9,12 +9,35 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <functional>
+#include <set>
 #include <string>
 
 #include "harness.h"
+#include "proc_snapshot.h"
 
 namespace cr::e2e {
+
+/// Sets an environment variable (for the tools the test runs) for the scope's life.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::string& value) : name_(name) {
+    ::setenv(name, value.c_str(), 1);
+  }
+  ~ScopedEnv() { ::unsetenv(name_); }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+};
+
+/// The pids of `root` and its descendants.
+inline std::set<pid_t> tree_of(pid_t root) {
+  const std::vector<pid_t> v = tree_pids(root);
+  return {v.begin(), v.end()};
+}
 
 /// Which way the target is dumped. kTwice: kill path, then the restored task is dumped and
 /// restored once more (state that survives one restore must survive the next).

@@ -31,47 +31,6 @@ void note(const std::string& what, const std::string& err) {
 }
 
 // Sets an environment variable for the tools started while it lives.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const std::string& value) : name_(name) {
-    ::setenv(name, value.c_str(), 1);
-  }
-  ~ScopedEnv() { ::unsetenv(name_); }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  const char* name_;
-};
-
-// The process and its descendants.
-std::set<pid_t> tree_of(pid_t root) {
-  std::set<pid_t> out;
-  std::vector<pid_t> todo = {root};
-  while (!todo.empty()) {
-    pid_t p = todo.back();
-    todo.pop_back();
-    if (!out.insert(p).second) continue;
-    const std::string task = "/proc/" + std::to_string(p) + "/task";
-    DIR* d = opendir(task.c_str());
-    if (d == nullptr) continue;
-    while (dirent* e = readdir(d)) {
-      if (e->d_name[0] == '.') continue;
-      std::string kids = read_file(task + "/" + e->d_name + "/children");
-      size_t pos = 0;
-      while (pos < kids.size()) {
-        size_t end = kids.find(' ', pos);
-        if (end == std::string::npos) end = kids.size();
-        if (end > pos)
-          todo.push_back(static_cast<pid_t>(std::atol(kids.substr(pos, end - pos).c_str())));
-        pos = end + 1;
-      }
-    }
-    closedir(d);
-  }
-  return out;
-}
-
 // A field of /proc/<pid>/task/<tid>/status ("" if gone).
 std::string status_field(pid_t pid, const std::string& tid, const std::string& field) {
   std::string s = read_file("/proc/" + std::to_string(pid) + "/task/" + tid + "/status");

@@ -75,6 +75,8 @@ std::string canon_ns(const std::string& link, const std::string& ours, Canon& ca
 
 /// The pids of the tree rooted at `root` (root first, then by ascending pid).
 std::vector<pid_t> tree_pids(pid_t root);
+/// The children of `pid`, of every thread (as our pid namespace names them).
+std::vector<pid_t> child_pids(pid_t pid);
 /// Snapshot of the tree. Files that cannot be read (a zombie's maps) read "!<errno name>".
 Snapshot take_snapshot(pid_t root);
 /// Waits until every thread of the tree is blocked in a system call (its /proc syscall file no

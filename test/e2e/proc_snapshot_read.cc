@@ -310,20 +310,26 @@ void add_process(Snapshot& s, pid_t pid, Canon& canon) {
 
 }  // namespace
 
+std::vector<pid_t> child_pids(pid_t pid) {
+  std::vector<pid_t> out;
+  auto d = sys::ProcDir::open(pid);
+  if (!d) return out;
+  for (pid_t tid : tasks_of(pid)) {
+    auto text = d->read("task/" + std::to_string(tid) + "/children");
+    if (!text) continue;
+    for (pid_t c : sys::parse_children(*text)) out.push_back(c);
+  }
+  return out;
+}
+
 std::vector<pid_t> tree_pids(pid_t root) {
   std::vector<pid_t> out = {root}, todo = {root};
   while (!todo.empty()) {
     pid_t pid = todo.back();
     todo.pop_back();
-    auto d = sys::ProcDir::open(pid);
-    if (!d) continue;
-    for (pid_t tid : tasks_of(pid)) {
-      auto text = d->read("task/" + std::to_string(tid) + "/children");
-      if (!text) continue;
-      for (pid_t c : sys::parse_children(*text)) {
-        out.push_back(c);
-        todo.push_back(c);
-      }
+    for (pid_t c : child_pids(pid)) {
+      out.push_back(c);
+      todo.push_back(c);
     }
   }
   std::sort(out.begin() + 1, out.end());

@@ -14,28 +14,6 @@
 namespace cr::e2e {
 namespace {
 
-// The pids of `root` and all its descendants, from /proc (children of every thread).
-std::set<pid_t> tree_of(pid_t root) {
-  std::set<pid_t> out = {root};
-  std::vector<pid_t> todo = {root};
-  while (!todo.empty()) {
-    pid_t p = todo.back();
-    todo.pop_back();
-    std::string task = "/proc/" + std::to_string(p) + "/task";
-    DIR* d = opendir(task.c_str());
-    if (d == nullptr) continue;
-    while (dirent* e = readdir(d)) {
-      if (e->d_name[0] == '.') continue;
-      std::ifstream kids(task + "/" + e->d_name + "/children");
-      pid_t k;
-      while (kids >> k)
-        if (out.insert(k).second) todo.push_back(k);
-    }
-    closedir(d);
-  }
-  return out;
-}
-
 // How many processes of the tree run `comm`.
 int running(pid_t root, const std::string& comm) {
   int n = 0;

@@ -18,19 +18,6 @@
 namespace cr::e2e {
 namespace {
 
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const std::string& value) : name_(name) {
-    ::setenv(name, value.c_str(), 1);
-  }
-  ~ScopedEnv() { ::unsetenv(name_); }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  const char* name_;
-};
-
 std::string link_of(const std::string& path) {
   char buf[4096] = {};
   const ssize_t n = ::readlink(path.c_str(), buf, sizeof buf - 1);
@@ -63,28 +50,6 @@ std::vector<pid_t> all_pids() {
   }
   ::closedir(d);
   return v;
-}
-
-// The children of `pid` (of every thread), as our namespace names them.
-std::vector<pid_t> children_of(pid_t pid) {
-  std::vector<pid_t> kids;
-  DIR* d = ::opendir(("/proc/" + std::to_string(pid) + "/task").c_str());
-  if (d == nullptr) return kids;
-  while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    std::istringstream in(
-        read_file("/proc/" + std::to_string(pid) + "/task/" + e->d_name + "/children"));
-    pid_t k;
-    while (in >> k) kids.push_back(k);
-  }
-  ::closedir(d);
-  return kids;
-}
-
-// `pid` and its descendants.
-void tree_of(pid_t pid, std::vector<pid_t>& out) {
-  out.push_back(pid);
-  for (pid_t k : children_of(pid)) tree_of(k, out);
 }
 
 // pid 1 of the pid namespace `pid` is in, as we name it (0: none found).
@@ -136,8 +101,7 @@ TEST(RestorePidns, TreeKeepsItsPidsWhileTheyAreTaken) {
   TempDir dir;
   Target t = Target::start(dir, {zdtm_path("tree_groups")});
   ASSERT_GT(t.pid(), 0) << t.error();
-  std::vector<pid_t> orig;
-  tree_of(t.pid(), orig);
+  const std::vector<pid_t> orig = tree_pids(t.pid());
   ASSERT_EQ(orig.size(), 4u) << "tree_groups: a parent, two children, a grandchild";
   const std::string img = dir.path("img");
   ToolRun d = run_tool(dir, "crdump", {"--leave-running", "-o", img, std::to_string(t.pid())});
@@ -157,8 +121,7 @@ TEST(RestorePidns, TreeKeepsItsPidsWhileTheyAreTaken) {
   const std::vector<pid_t> ids = nspid(host);
   ASSERT_EQ(ids.size(), 2u);
   EXPECT_EQ(ids.back(), t.pid()) << "the root's pid inside is its dumped one";
-  std::vector<pid_t> restored;
-  tree_of(host, restored);
+  const std::vector<pid_t> restored = tree_pids(host);
   std::set<pid_t> inner, want(orig.begin(), orig.end());
   for (pid_t p : restored) {
     const std::vector<pid_t> v = nspid(p);
@@ -326,7 +289,7 @@ TEST(RestorePidns, KilledLauncherLeavesNothing) {
     EXPECT_EQ(r.status.code, SIGKILL) << r.describe();
     // The init, handed to us (a subreaper) by the launcher's death, exits by itself; once it
     // is reaped its namespace is empty.
-    for (pid_t k : children_of(::getpid())) {
+    for (pid_t k : child_pids(::getpid())) {
       if (nspid(k).size() < 2) continue;  // not a namespace's init
       auto st = wait_exit(k, std::chrono::seconds(20));
       EXPECT_TRUE(st.has_value()) << "the init " << k << " did not exit";
