@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <functional>
+#include <iostream>
 #include <set>
 #include <string>
 
@@ -197,6 +198,69 @@ inline void expect_restored_passes(TempDir& dir, pid_t pid) {
   if (st.ok()) {
     std::string log = read_file(dir.work() + "/log");
     EXPECT_NE(log.find("PASS"), std::string::npos) << "exit 0 without PASS; log: " << log;
+  }
+}
+
+/// The namespace link /proc/PID/ns/KIND ("" if gone).
+inline std::string ns_of(pid_t pid, const char* kind) {
+  char buf[64] = {};
+  const std::string link = "/proc/" + std::to_string(pid) + "/ns/" + kind;
+  return ::readlink(link.c_str(), buf, sizeof buf - 1) > 0 ? buf : "";
+}
+
+/// A python3 outside the tree joins namespace `kind` (`flag`: its CLONE_NEW* for setns) of
+/// `pid`, then says ready and waits for SIGTERM.
+inline Target start_stranger(TempDir& other, pid_t pid, const char* kind, const char* flag) {
+  const std::string join = std::string("import ctypes, os, signal, sys\nfd = os.open('/proc/") +
+                           std::to_string(pid) + "/ns/" + kind +
+                           "', os.O_RDONLY)\n"
+                           "if ctypes.CDLL(None, use_errno=True).setns(fd, " +
+                           flag +
+                           ") != 0: sys.exit(3)\n"
+                           "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])\n"
+                           "os.close(3)\n"
+                           "signal.sigwait([signal.SIGTERM])\n"
+                           "print('PASS', file=sys.stderr)\n";
+  return Target::start(other, {"/usr/bin/python3", "-I", "-c", join});
+}
+
+/// crdump of `t` and its dry run refuse, naming `stranger` as in the tree's own `kind`
+/// namespace.
+inline void expect_stranger_refused(TempDir& dir, Target& t, const Target& stranger,
+                                    const char* kind) {
+  ToolRun d = run_tool(dir, "crdump", {"-o", dir.path("img"), std::to_string(t.pid())});
+  EXPECT_FALSE(d.status.ok()) << d.describe();
+  EXPECT_NE(
+      d.err.find("pid " + std::to_string(stranger.pid()) +
+                 " ('python3'), outside the tree, is in the tree's own " + kind + " namespace"),
+      std::string::npos)
+      << d.err;
+  const std::string out = dir.path("dry-run.out");
+  ToolRun dry = run_tool_to_file(dir, "crdump", {"--dry-run", std::to_string(t.pid())}, out);
+  EXPECT_EQ(dry.status.code, 1) << dry.describe();
+  EXPECT_NE(read_file(out).find(std::string("outside the tree, is in the tree's own ") + kind),
+            std::string::npos)
+      << read_file(out);
+}
+
+/// A tree that owns namespaces, started by `start` in a fresh directory, dumped (killed, then
+/// left running), restored detached at its pid and expected to pass its own checks; `before`
+/// and `after` check it (by its root's pid) before the dump and after the restore.
+inline void container_round_trips(const char* label, const std::function<Target(TempDir&)>& start,
+                                  const std::function<void(pid_t)>& before,
+                                  const std::function<void(pid_t)>& after) {
+  for (Mode mode : {Mode::kKill, Mode::kLeaveRunning}) {
+    SCOPED_TRACE(mode_name(mode));
+    TempDir dir;
+    Target t = start(dir);
+    ASSERT_GT(t.pid(), 0) << t.error();
+    const pid_t pid = t.pid();
+    before(pid);
+    if (!dump_target(dir, t, mode, dir.path("img"))) continue;
+    if (!restore_detached(dir, dir.path("img"), pid)) continue;
+    after(pid);
+    expect_restored_passes(dir, pid);
+    std::cout << "  [" << label << " " << mode_name(mode) << "] " << read_file(dir.work() + "/log");
   }
 }
 

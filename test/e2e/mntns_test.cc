@@ -18,12 +18,6 @@ namespace {
 
 constexpr uint64_t kContainer = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS;
 
-std::string ns_of(pid_t pid, const char* kind) {
-  char buf[64] = {};
-  const std::string link = "/proc/" + std::to_string(pid) + "/ns/" + kind;
-  return ::readlink(link.c_str(), buf, sizeof buf - 1) > 0 ? buf : "";
-}
-
 // The shell is in its temp dir (the harness's cwd for it). On SIGTERM (trapped: an init
 // ignores it from outside at its default) it passes it on to python3, which checks its pid
 // and /proc, the tmpfs's file, writes another and reads the bind; the shell then checks the
@@ -77,18 +71,13 @@ while :; do wait; done
 TEST(MountNamespace, ShellAndPythonContainerCarriesOn) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to make namespaces";
   if (!tools_present()) return;
-  for (Mode mode : {Mode::kKill, Mode::kLeaveRunning}) {
-    SCOPED_TRACE(mode_name(mode));
-    TempDir dir;
-    Target t = Target::start(dir, {"/bin/sh", "-c", kShell}, Target::Ready::kClosesFd3, kContainer);
-    ASSERT_GT(t.pid(), 0) << t.error();
-    const pid_t pid = t.pid();
-    if (!dump_target(dir, t, mode, dir.path("img"))) continue;
-    if (!restore_detached(dir, dir.path("img"), pid)) continue;
-    EXPECT_NE(ns_of(pid, "mnt"), ns_of(::getpid(), "mnt"));
-    expect_restored_passes(dir, pid);
-    std::cout << "  [mount namespace " << mode_name(mode) << "] " << read_file(dir.work() + "/log");
-  }
+  container_round_trips(
+      "mount namespace",
+      [](TempDir& dir) {
+        return Target::start(dir, {"/bin/sh", "-c", kShell}, Target::Ready::kClosesFd3,
+                             kContainer);
+      },
+      [](pid_t) {}, [](pid_t pid) { EXPECT_NE(ns_of(pid, "mnt"), ns_of(::getpid(), "mnt")); });
 }
 
 // A python3 outside the tree joins the tree's mount namespace (setns through ctypes), then
@@ -101,24 +90,9 @@ TEST(MountNamespace, StrangerInTheTreesMountNamespaceRefused) {
                            CLONE_NEWPID | CLONE_NEWNS);
   ASSERT_GT(t.pid(), 0) << t.error();
   TempDir other;
-  const std::string join =
-      "import ctypes, os, signal, sys\n"
-      "fd = os.open('/proc/" +
-      std::to_string(t.pid()) +
-      "/ns/mnt', os.O_RDONLY)\n"
-      "if ctypes.CDLL(None, use_errno=True).setns(fd, 0x00020000) != 0: sys.exit(3)\n"
-      "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])\n"
-      "os.close(3)\n"
-      "signal.sigwait([signal.SIGTERM])\n"
-      "print('PASS', file=sys.stderr)\n";
-  Target stranger = Target::start(other, {"/usr/bin/python3", "-I", "-c", join});
+  Target stranger = start_stranger(other, t.pid(), "mnt", "0x00020000");
   ASSERT_GT(stranger.pid(), 0) << stranger.error();
-  ToolRun d = run_tool(dir, "crdump", {"-o", dir.path("img"), std::to_string(t.pid())});
-  EXPECT_FALSE(d.status.ok()) << d.describe();
-  EXPECT_NE(d.err.find("pid " + std::to_string(stranger.pid()) +
-                       " ('python3'), outside the tree, is in the tree's own mount namespace"),
-            std::string::npos)
-      << d.err;
+  expect_stranger_refused(dir, t, stranger, "mount");
   EXPECT_TRUE(stranger.terminate().ok());
   ExitStatus st = t.terminate();
   EXPECT_TRUE(st.ok()) << st.describe() << "\nlog: " << t.log();

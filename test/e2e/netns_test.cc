@@ -17,12 +17,6 @@
 namespace cr::e2e {
 namespace {
 
-std::string ns_of(pid_t pid, const char* kind) {
-  char buf[64] = {};
-  const std::string link = "/proc/" + std::to_string(pid) + "/ns/" + kind;
-  return ::readlink(link.c_str(), buf, sizeof buf - 1) > 0 ? buf : "";
-}
-
 // The server is ready once it listens: it closes its fd 3 then, and the shell has closed its
 // own. Its request log goes to /dev/null (the harness's log may not change before SIGTERM).
 const char kShell[] = R"sh(
@@ -57,22 +51,18 @@ TEST(NetNamespace, UnshareNetHttpServerAnswersAfterRestore) {
   if (!tools_present()) return;
   if (access("/usr/bin/nsenter", X_OK) != 0 || access("/usr/sbin/ip", X_OK) != 0)
     GTEST_SKIP() << "needs util-linux nsenter and iproute2";
-  for (Mode mode : {Mode::kKill, Mode::kLeaveRunning}) {
-    SCOPED_TRACE(mode_name(mode));
-    TempDir dir;
-    Target t = Target::start(dir, {"/usr/bin/unshare", "--net", "--uts", "/bin/sh", "-c", kShell});
-    ASSERT_GT(t.pid(), 0) << t.error();
-    const pid_t pid = t.pid();
-    const std::string host_net = ns_of(::getpid(), "net");
-    ASSERT_NE(ns_of(pid, "net"), host_net);
-    EXPECT_EQ(fetch_inside(pid), "served from the namespace\n");
-    if (!dump_target(dir, t, mode, dir.path("img"))) continue;
-    if (!restore_detached(dir, dir.path("img"), pid)) continue;
+  const std::string host_net = ns_of(::getpid(), "net");
+  auto serves_inside = [&](pid_t pid) {
     EXPECT_NE(ns_of(pid, "net"), host_net);
     EXPECT_EQ(fetch_inside(pid), "served from the namespace\n");
-    expect_restored_passes(dir, pid);
-    std::cout << "  [net namespace " << mode_name(mode) << "] " << read_file(dir.work() + "/log");
-  }
+  };
+  container_round_trips(
+      "net namespace",
+      [](TempDir& dir) {
+        return Target::start(dir,
+                             {"/usr/bin/unshare", "--net", "--uts", "/bin/sh", "-c", kShell});
+      },
+      serves_inside, serves_inside);
 }
 
 // A python3 outside the tree joins the tree's net namespace (setns through ctypes), then says
@@ -85,29 +75,9 @@ TEST(NetNamespace, StrangerInTheTreesNetNamespaceRefused) {
       Target::start(dir, {zdtm_path("netns_lo"), "lo"}, Target::Ready::kClosesFd3, CLONE_NEWNET);
   ASSERT_GT(t.pid(), 0) << t.error();
   TempDir other;
-  const std::string join = "import ctypes, os, signal, sys\nfd = os.open('/proc/" +
-                           std::to_string(t.pid()) +
-                           "/ns/net', os.O_RDONLY)\n"
-                           "if ctypes.CDLL(None, use_errno=True).setns(fd, 0x40000000) != 0: "
-                           "sys.exit(3)\n"
-                           "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])\n"
-                           "os.close(3)\n"
-                           "signal.sigwait([signal.SIGTERM])\n"
-                           "print('PASS', file=sys.stderr)\n";
-  Target stranger = Target::start(other, {"/usr/bin/python3", "-I", "-c", join});
+  Target stranger = start_stranger(other, t.pid(), "net", "0x40000000");
   ASSERT_GT(stranger.pid(), 0) << stranger.error();
-  ToolRun d = run_tool(dir, "crdump", {"-o", dir.path("img"), std::to_string(t.pid())});
-  EXPECT_FALSE(d.status.ok()) << d.describe();
-  EXPECT_NE(d.err.find("pid " + std::to_string(stranger.pid()) +
-                       " ('python3'), outside the tree, is in the tree's own net namespace"),
-            std::string::npos)
-      << d.err;
-  const std::string out = dir.path("dry-run.out");
-  ToolRun dry = run_tool_to_file(dir, "crdump", {"--dry-run", std::to_string(t.pid())}, out);
-  EXPECT_EQ(dry.status.code, 1) << dry.describe();
-  EXPECT_NE(read_file(out).find("outside the tree, is in the tree's own net namespace"),
-            std::string::npos)
-      << read_file(out);
+  expect_stranger_refused(dir, t, stranger, "net");
   EXPECT_TRUE(stranger.terminate().ok());
   ExitStatus st = t.terminate();
   EXPECT_TRUE(st.ok()) << st.describe() << "\nlog: " << t.log();

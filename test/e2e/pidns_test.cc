@@ -18,12 +18,6 @@ namespace {
 
 constexpr uint64_t kContainer = CLONE_NEWPID | CLONE_NEWUTS;
 
-std::string ns_of(pid_t pid, const char* kind) {
-  char buf[64] = {};
-  const std::string link = "/proc/" + std::to_string(pid) + "/ns/" + kind;
-  return ::readlink(link.c_str(), buf, sizeof buf - 1) > 0 ? buf : "";
-}
-
 // sh as pid 1 sets the hostname and starts python3, which counts until SIGTERM. On SIGTERM
 // (trapped: an init ignores SIGTERM at its default from outside its namespace) the shell
 // passes it on, and passes if python3 passed and `hostname` run inside says the same.
@@ -52,20 +46,18 @@ while :; do wait; done
 TEST(PidNamespace, ShellAndPythonContainerCarriesOn) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to make namespaces";
   if (!tools_present()) return;
-  for (Mode mode : {Mode::kKill, Mode::kLeaveRunning}) {
-    SCOPED_TRACE(mode_name(mode));
-    TempDir dir;
-    Target t = Target::start(dir, {"/bin/sh", "-c", kShell}, Target::Ready::kClosesFd3, kContainer);
-    ASSERT_GT(t.pid(), 0) << t.error();
-    const pid_t pid = t.pid();
-    if (!dump_target(dir, t, mode, dir.path("img"))) continue;
-    if (!restore_detached(dir, dir.path("img"), pid)) continue;
-    // Where the restored tree is: a pid namespace and UTS namespace other than ours.
-    EXPECT_NE(ns_of(pid, "pid"), ns_of(::getpid(), "pid"));
-    EXPECT_NE(ns_of(pid, "uts"), ns_of(::getpid(), "uts"));
-    expect_restored_passes(dir, pid);
-    std::cout << "  [container " << mode_name(mode) << "] " << read_file(dir.work() + "/log");
-  }
+  container_round_trips(
+      "container",
+      [](TempDir& dir) {
+        return Target::start(dir, {"/bin/sh", "-c", kShell}, Target::Ready::kClosesFd3,
+                             kContainer);
+      },
+      [](pid_t) {},
+      [](pid_t pid) {
+        // Where the restored tree is: a pid namespace and UTS namespace other than ours.
+        EXPECT_NE(ns_of(pid, "pid"), ns_of(::getpid(), "pid"));
+        EXPECT_NE(ns_of(pid, "uts"), ns_of(::getpid(), "uts"));
+      });
 }
 
 // A python3 outside the tree joins the tree's UTS namespace (setns through ctypes), then says
@@ -78,31 +70,9 @@ TEST(PidNamespace, StrangerInTheTreesUtsNamespaceRefused) {
       Target::start(dir, {zdtm_path("pidns_tree"), "uts"}, Target::Ready::kClosesFd3, kContainer);
   ASSERT_GT(t.pid(), 0) << t.error();
   TempDir other;
-  const std::string join =
-      "import ctypes, os, signal, sys\n"
-      "fd = os.open('/proc/" +
-      std::to_string(t.pid()) +
-      "/ns/uts', os.O_RDONLY)\n"
-      "if ctypes.CDLL(None, use_errno=True).setns(fd, 0x04000000) != 0: sys.exit(3)\n"
-      "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])\n"
-      "os.close(3)\n"
-      "signal.sigwait([signal.SIGTERM])\n"
-      "print('PASS', file=sys.stderr)\n";
-  Target stranger = Target::start(other, {"/usr/bin/python3", "-I", "-c", join});
+  Target stranger = start_stranger(other, t.pid(), "uts", "0x04000000");
   ASSERT_GT(stranger.pid(), 0) << stranger.error();
-  ToolRun d = run_tool(dir, "crdump", {"-o", dir.path("img"), std::to_string(t.pid())});
-  EXPECT_FALSE(d.status.ok()) << d.describe();
-  EXPECT_NE(d.err.find("pid " + std::to_string(stranger.pid()) +
-                       " ('python3'), outside the tree, is in the tree's own uts namespace"),
-            std::string::npos)
-      << d.err;
-  // The dry run lists it too, on a line of the root's.
-  const std::string out = dir.path("dry-run.out");
-  ToolRun dry = run_tool_to_file(dir, "crdump", {"--dry-run", std::to_string(t.pid())}, out);
-  EXPECT_EQ(dry.status.code, 1) << dry.describe();
-  EXPECT_NE(read_file(out).find("outside the tree, is in the tree's own uts namespace"),
-            std::string::npos)
-      << read_file(out);
+  expect_stranger_refused(dir, t, stranger, "uts");
   EXPECT_TRUE(stranger.terminate().ok());
   ExitStatus st = t.terminate();
   EXPECT_TRUE(st.ok()) << st.describe() << "\nlog: " << t.log();

@@ -14,43 +14,6 @@
 namespace cr::e2e {
 namespace {
 
-std::string ns_of(pid_t pid, const char* kind) {
-  char buf[64] = {};
-  const std::string link = "/proc/" + std::to_string(pid) + "/ns/" + kind;
-  return ::readlink(link.c_str(), buf, sizeof buf - 1) > 0 ? buf : "";
-}
-
-// A python3 outside the tree joins namespace `kind` (its setns flag) of `pid`, then says ready.
-Target start_stranger(TempDir& other, pid_t pid, const char* kind, const char* flag) {
-  const std::string join = std::string("import ctypes, os, signal, sys\nfd = os.open('/proc/") +
-                           std::to_string(pid) + "/ns/" + kind +
-                           "', os.O_RDONLY)\n"
-                           "if ctypes.CDLL(None, use_errno=True).setns(fd, " +
-                           flag +
-                           ") != 0: sys.exit(3)\n"
-                           "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])\n"
-                           "os.close(3)\n"
-                           "signal.sigwait([signal.SIGTERM])\n"
-                           "print('PASS', file=sys.stderr)\n";
-  return Target::start(other, {"/usr/bin/python3", "-I", "-c", join});
-}
-
-void expect_stranger_refused(TempDir& dir, Target& t, const Target& stranger, const char* kind) {
-  ToolRun d = run_tool(dir, "crdump", {"-o", dir.path("img"), std::to_string(t.pid())});
-  EXPECT_FALSE(d.status.ok()) << d.describe();
-  EXPECT_NE(
-      d.err.find("pid " + std::to_string(stranger.pid()) +
-                 " ('python3'), outside the tree, is in the tree's own " + kind + " namespace"),
-      std::string::npos)
-      << d.err;
-  const std::string out = dir.path("dry-run.out");
-  ToolRun dry = run_tool_to_file(dir, "crdump", {"--dry-run", std::to_string(t.pid())}, out);
-  EXPECT_EQ(dry.status.code, 1) << dry.describe();
-  EXPECT_NE(read_file(out).find(std::string("outside the tree, is in the tree's own ") + kind),
-            std::string::npos)
-      << read_file(out);
-}
-
 TEST(TimeNamespace, StrangerInTheTreesTimeNamespaceRefused) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to make namespaces";
   if (!tools_present()) return;
@@ -97,23 +60,23 @@ trap 'kill $! 2>/dev/null; after="$(cat /proc/self/timens_offsets /proc/self/cgr
 exec 3>&-
 while :; do sleep 1000 & wait $!; done
 )sh";
-  for (Mode mode : {Mode::kKill, Mode::kLeaveRunning}) {
-    SCOPED_TRACE(mode_name(mode));
-    TempDir dir;
-    Target t = Target::start(dir, {"/usr/bin/unshare", "--time", "--monotonic", "86400",
+  std::string offsets;
+  container_round_trips(
+      "time and cgroup namespaces",
+      [&](TempDir& dir) {
+        return Target::start(dir, {"/usr/bin/unshare", "--time", "--monotonic", "86400",
                                    "--boottime", "172800", "--cgroup", "/bin/sh", "-c", kShell});
-    ASSERT_GT(t.pid(), 0) << t.error();
-    const pid_t pid = t.pid();
-    const std::string offsets = read_file("/proc/" + std::to_string(pid) + "/timens_offsets");
-    EXPECT_NE(offsets.find("86400"), std::string::npos) << offsets;
-    if (!dump_target(dir, t, mode, dir.path("img"))) continue;
-    if (!restore_detached(dir, dir.path("img"), pid)) continue;
-    EXPECT_NE(ns_of(pid, "time"), ns_of(::getpid(), "time"));
-    EXPECT_EQ(ns_of(pid, "time"), ns_of(pid, "time_for_children"));
-    EXPECT_NE(ns_of(pid, "cgroup"), ns_of(::getpid(), "cgroup"));
-    EXPECT_EQ(read_file("/proc/" + std::to_string(pid) + "/timens_offsets"), offsets);
-    expect_restored_passes(dir, pid);
-  }
+      },
+      [&](pid_t pid) {
+        offsets = read_file("/proc/" + std::to_string(pid) + "/timens_offsets");
+        EXPECT_NE(offsets.find("86400"), std::string::npos) << offsets;
+      },
+      [&](pid_t pid) {
+        EXPECT_NE(ns_of(pid, "time"), ns_of(::getpid(), "time"));
+        EXPECT_EQ(ns_of(pid, "time"), ns_of(pid, "time_for_children"));
+        EXPECT_NE(ns_of(pid, "cgroup"), ns_of(::getpid(), "cgroup"));
+        EXPECT_EQ(read_file("/proc/" + std::to_string(pid) + "/timens_offsets"), offsets);
+      });
 }
 
 }  // namespace
