@@ -179,6 +179,9 @@ TEST(RealServers, NginxKeepAliveClientThroughTwoRestores) {
       << "nginx did not start two workers" << logs();
   tree.workers = children_of(tree.master);
   std::sort(tree.workers.begin(), tree.workers.end());
+  // Counted once every process waits: a worker just forked may still be setting up its
+  // channels (under load the count then grew by one before the first dump).
+  settled(tree.master, "started");
   const int sockets = socket_fds(tree.master);
 
   for (int round = 1; round <= 2; ++round) {
