@@ -229,16 +229,16 @@ void BM_UffdCopy(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * len));
 }
 
-BENCHMARK(BM_Memcpy)->Arg(1024)->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(5);
-BENCHMARK(BM_ProcessVmReadv)->Arg(1024)->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(5);
-BENCHMARK(BM_WriteTmpfs)->Arg(1024)->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(5);
-BENCHMARK(BM_ReadFresh)->Arg(1024)->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(5);
-BENCHMARK(BM_ReadFreshHuge)->Arg(1024)->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(5);
-BENCHMARK(BM_Dump)->Arg(1024)->Arg(4)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(5);
-BENCHMARK(BM_DumpToFile)->Arg(1024)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);
-BENCHMARK(BM_Restore)->Arg(1024)->Arg(4)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(5);
-BENCHMARK(BM_RestoreWriteMem)->Arg(1024)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(5);
-BENCHMARK(BM_UffdCopy)->Arg(1024)->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(5);
+BENCHMARK(BM_Memcpy)->Arg(1024)->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(1)->Repetitions(5)->ReportAggregatesOnly(true);
+BENCHMARK(BM_ProcessVmReadv)->Arg(1024)->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(1)->Repetitions(5)->ReportAggregatesOnly(true);
+BENCHMARK(BM_WriteTmpfs)->Arg(1024)->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(1)->Repetitions(5)->ReportAggregatesOnly(true);
+BENCHMARK(BM_ReadFresh)->Arg(1024)->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(1)->Repetitions(5)->ReportAggregatesOnly(true);
+BENCHMARK(BM_ReadFreshHuge)->Arg(1024)->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(1)->Repetitions(5)->ReportAggregatesOnly(true);
+BENCHMARK(BM_Dump)->Arg(1024)->Arg(4)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1)->Repetitions(5)->ReportAggregatesOnly(true);
+BENCHMARK(BM_DumpToFile)->Arg(1024)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1)->Repetitions(3)->ReportAggregatesOnly(true);
+BENCHMARK(BM_Restore)->Arg(1024)->Arg(4)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1)->Repetitions(5)->ReportAggregatesOnly(true);
+BENCHMARK(BM_RestoreWriteMem)->Arg(1024)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1)->Repetitions(5)->ReportAggregatesOnly(true);
+BENCHMARK(BM_UffdCopy)->Arg(1024)->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(1)->Repetitions(5)->ReportAggregatesOnly(true);
 
 }  // namespace
 

@@ -7,7 +7,8 @@ Runs bench/e2e_bench (1 GiB: limits, crdump, crrestore) and bench/scale_bench (1
 processes and threads), then prints a Markdown report: each rate as GB/s, against the limit it
 is bound by (ratio), and against CRIU's figures measured on this kind of machine (issue 17:
 1 GiB dump 0.52-0.64 s, restore 0.66-0.71 s; 100 forked processes dump 0.74-0.77 s, restore
-0.45-0.57 s). The machine is shared and noisy: medians of the iterations, ratios within one run.
+0.45-0.57 s). The machine is shared and noisy: medians of 5 repetitions (3 for the dump to a file),
+each on a fresh target; ratios within one run.
 """
 import json
 import os
@@ -20,14 +21,17 @@ CRIU = {  # seconds, issue 17 (CRIU 4.2 on this machine, images on tmpfs): midpo
 
 
 def run(binary, filt):
-    out = subprocess.run([binary, "--benchmark_format=json", f"--benchmark_filter={filt}",
-                          "--benchmark_repetitions=1"], check=True, capture_output=True,
-                         text=True).stdout
+    """Each benchmark's median over its repetitions (they report aggregates only), in ms."""
+    out = subprocess.run([binary, "--benchmark_format=json", f"--benchmark_filter={filt}"],
+                         check=True, capture_output=True, text=True).stdout
     res = {}
     for b in json.loads(out)["benchmarks"]:
-        # "BM_Dump/1024/iterations:5/manual_time" -> "BM_Dump/1024"
-        key = "/".join(part for part in b["name"].split("/")
-                       if not part.startswith("iterations:") and part not in ("manual_time", "real_time"))
+        if b.get("run_type") == "aggregate" and b.get("aggregate_name") != "median":
+            continue
+        # "BM_Dump/1024/iterations:1/repeats:5/manual_time_median" -> "BM_Dump/1024"
+        key = "/".join(part for part in b.get("run_name", b["name"]).split("/")
+                       if not part.startswith(("iterations:", "repeats:"))
+                       and part not in ("manual_time", "real_time"))
         if b.get("error_occurred"):
             res[key] = None
             continue
