@@ -16,6 +16,8 @@
 //   BM_Restore/1024       crrestore -d of that image (the restored task is then killed)
 //   BM_RestoreWriteMem/1024  the same with CR_RESTORE_UFFD=0 (every page by process_vm_writev)
 //   BM_Dump/4, BM_Restore/4: a small process (4 MiB touched)
+//   BM_DumpZstd/1024      crdump -z (level 3, its default threads) to /dev/null of 1 GiB of
+//                         mixed memory: half of each page random words, half small counters
 //
 // Each target is a forked child of this binary that touches its memory, closes every fd it got
 // from us (so crdump sees no external fd), says "ready" by closing a pipe and waits in pause().
@@ -46,13 +48,27 @@ using namespace cr::bench;  // NOLINT(google-build-using-namespace)
 
 const std::string kBin = CR_BIN_DIR;
 
-// A child holding `mib` MiB of touched anonymous memory (distinct non-zero words).
-pid_t spawn_memory_target(size_t mib) {
-  return spawn_target([mib] {
+// A child holding `mib` MiB of touched anonymous memory: distinct non-zero words, or (`mixed`)
+// pages whose first half is random words and second half small counters (compressible about
+// 2:1, as heaps of pointers, numbers and text are).
+pid_t spawn_memory_target(size_t mib, bool mixed = false) {
+  return spawn_target([mib, mixed] {
     size_t len = mib << 20;
     auto* p = static_cast<uint64_t*>(
         mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-    for (size_t i = 0; i < len / 8; ++i) p[i] = i * 0x9E3779B97F4A7C15ull + 1;
+    uint64_t x = 0x243F6A8885A308D3ull;
+    for (size_t i = 0; i < len / 8; ++i) {
+      if (!mixed) {
+        p[i] = i * 0x9E3779B97F4A7C15ull + 1;
+      } else if (i % 512 < 256) {
+        x ^= x << 13;  // xorshift64
+        x ^= x >> 7;
+        x ^= x << 17;
+        p[i] = x;
+      } else {
+        p[i] = (i / 512) % 1000 + 1;
+      }
+    }
   });
 }
 
@@ -142,12 +158,15 @@ void read_fresh(benchmark::State& state, bool huge) {
 void BM_ReadFresh(benchmark::State& state) { read_fresh(state, false); }
 void BM_ReadFreshHuge(benchmark::State& state) { read_fresh(state, true); }
 
-void dump_bench(benchmark::State& state, const char* out) {
+void dump_bench(benchmark::State& state, const char* out, bool zstd = false) {
   size_t mib = static_cast<size_t>(state.range(0));
-  pid_t pid = spawn_memory_target(mib);
+  pid_t pid = spawn_memory_target(mib, zstd);
+  std::vector<std::string> args = {kBin + "/crdump", "--leave-running"};
+  if (zstd) args.push_back("-z");
+  args.push_back(std::to_string(pid));
   for (auto _ : state) {
     auto t0 = std::chrono::steady_clock::now();
-    int rc = run({kBin + "/crdump", "--leave-running", std::to_string(pid)}, out);
+    int rc = run(args, out);
     state.SetIterationTime(seconds_of(t0));
     if (rc != 0) {
       state.SkipWithError("crdump failed");
@@ -159,6 +178,7 @@ void dump_bench(benchmark::State& state, const char* out) {
 }
 
 void BM_Dump(benchmark::State& state) { dump_bench(state, "/dev/null"); }
+void BM_DumpZstd(benchmark::State& state) { dump_bench(state, "/dev/null", true); }
 void BM_DumpToFile(benchmark::State& state) {
   dump_bench(state, "/dev/shm/crtools-bench.img");
   unlink("/dev/shm/crtools-bench.img");
@@ -235,6 +255,7 @@ BENCHMARK(BM_WriteTmpfs)->Arg(1024)->UseRealTime()->Unit(benchmark::kMillisecond
 BENCHMARK(BM_ReadFresh)->Arg(1024)->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(1)->Repetitions(5)->ReportAggregatesOnly(true);
 BENCHMARK(BM_ReadFreshHuge)->Arg(1024)->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(1)->Repetitions(5)->ReportAggregatesOnly(true);
 BENCHMARK(BM_Dump)->Arg(1024)->Arg(4)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1)->Repetitions(5)->ReportAggregatesOnly(true);
+BENCHMARK(BM_DumpZstd)->Arg(1024)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1)->Repetitions(3)->ReportAggregatesOnly(true);
 BENCHMARK(BM_DumpToFile)->Arg(1024)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1)->Repetitions(3)->ReportAggregatesOnly(true);
 BENCHMARK(BM_Restore)->Arg(1024)->Arg(4)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1)->Repetitions(5)->ReportAggregatesOnly(true);
 BENCHMARK(BM_RestoreWriteMem)->Arg(1024)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1)->Repetitions(5)->ReportAggregatesOnly(true);

@@ -77,6 +77,8 @@ def main():
          "process_vm_readv", CRIU["dump_1g"]),
         ("crdump 1 GiB to a tmpfs file", "BM_DumpToFile/1024", gbs("BM_WriteTmpfs/1024"),
          "write() to tmpfs", CRIU["dump_1g"]),
+        ("crdump -z 1 GiB of mixed memory to /dev/null (goal 1 GB/s)", "BM_DumpZstd/1024", 1.0,
+         "1 GB/s", None),
         ("crrestore 1 GiB from a tmpfs file", "BM_Restore/1024", place_limit,
          "faster of UFFDIO_COPY and huge-page read()", CRIU["restore_1g"]),
         ("crrestore 1 GiB, without UFFDIO_COPY", "BM_RestoreWriteMem/1024", place_limit,
