@@ -383,20 +383,64 @@ class FileCollector {
                                                : "pid " + std::to_string(e.proc->pid);
   }
 
-  // The File id of an earlier fd, in this process or another, with the same open file
-  // description (dup, or inherited across fork), or 0.
-  // The File of the tree's fd that is the open file description crdump's fd `local` is (an
-  // fd in flight in a unix socket's queue, received by peeking).
-  Result<uint32_t> description_of(int local) const {
+  // The File that crdump's fd `local` is the open file description of (an fd in flight in a
+  // unix socket's queue, received by peeking): a tree's fd's, or one only queues hold.
+  Result<uint32_t> description_of(int local) {
     struct stat st {};
     if (::fstat(local, &st) != 0) return errno_error("fstat of an fd in flight");
     for (const FdEntry& o : entries_)
       if (o.file_id != 0 && o.st.st_dev == st.st_dev && o.st.st_ino == st.st_ino &&
           same_description(::getpid(), local, o.proc->pid, o.fd))
         return o.file_id;
-    return make_error(
-        "an fd in flight (SCM_RIGHTS) whose file no fd of the tree holds not "
-        "supported yet");
+    for (const auto& [held, id] : in_flight_only_)
+      if (same_description(::getpid(), local, ::getpid(), held.get())) return id;
+    return add_in_flight_only(local, st);
+  }
+
+  // A file only queues hold (its sender closed its own fd after sending it): a regular file or
+  // directory still at its path comes back opened there, with its flags and offset (as the
+  // image's owner, for a restricted image). Anything else, or one with a lock on it, is
+  // refused: its state is not where a File of the tree's would be read from.
+  Result<uint32_t> add_in_flight_only(int local, const struct stat& st) {
+    const std::string self = "/proc/self/fd/" + std::to_string(local);
+    const std::string what = "an fd in flight (SCM_RIGHTS) whose file no fd of the tree holds";
+    char buf[PATH_MAX] = {};
+    const ssize_t n = ::readlink(self.c_str(), buf, sizeof buf - 1);
+    if (n <= 0) return errno_error(what + ": readlink");
+    const std::string link(buf, static_cast<size_t>(n));
+    std::string text;
+    {
+      ScopedFd info(::open(("/proc/self/fdinfo/" + std::to_string(local)).c_str(),
+                           O_RDONLY | O_CLOEXEC));
+      if (!info.valid()) return errno_error(what + ": open fdinfo");
+      char chunk[4096];
+      for (ssize_t got; (got = ::read(info.get(), chunk, sizeof chunk)) > 0;)
+        text.append(chunk, static_cast<size_t>(got));
+    }
+    CR_TRY_ASSIGN(Fdinfo info, parse_fdinfo(text));
+    CR_TRY_ASSIGN(auto locks, parse_fdinfo_locks(text));
+    struct statfs sfs {};
+    const bool odd_fs = ::fstatfs(local, &sfs) != 0 || sfs.f_type == kProcMagic ||
+                        sfs.f_type == kMqueueMagic || sfs.f_type == kHugetlbfsMagic;
+    const bool plain = (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) &&
+                       info.kind == FdinfoKind::kPlain && (info.flags & O_PATH) == 0 &&
+                       link.starts_with("/") && !link.ends_with(kDeleted) && st.st_nlink > 0 &&
+                       !odd_fs && locks.empty() && !tree_.ns.own_mnt;
+    if (!plain)
+      return make_error(what + " (" + link +
+                        ") not supported yet: only a regular file or directory at its path, "
+                        "unlocked, in crdump's mount namespace");
+    struct stat at {};
+    if (::stat(link.c_str(), &at) != 0 || at.st_dev != st.st_dev || at.st_ino != st.st_ino)
+      return make_error(what + " (" + link + ") not reachable at its path not supported");
+    schema::File f = file_fields(link, st, info);
+    f.kind = S_ISDIR(st.st_mode) ? schema::kFileDirectory : schema::kFileRegular;
+    f.id = tree_.next_obj_id++;
+    t_.files.push_back(std::move(f));
+    ScopedFd keep(::fcntl(local, F_DUPFD_CLOEXEC, 0));  // to know it in another message
+    if (!keep.valid()) return errno_error(what + ": dup");
+    in_flight_only_.emplace_back(std::move(keep), t_.files.back().id);
+    return t_.files.back().id;
   }
 
   uint32_t shared_description(size_t i) const {
@@ -567,22 +611,29 @@ class FileCollector {
     return {};
   }
 
-  Result<uint32_t> add_file(const FdEntry& e) {
+  // What a File says of any open file: where, how opened, at what offset, and its inode.
+  static schema::File file_fields(const std::string& link, const struct stat& st,
+                                  const Fdinfo& info) {
     schema::File f;
     f.kind = 0;
-    f.path = e.link;
-    f.flags = e.info.flags & ~static_cast<uint32_t>(O_CLOEXEC);
-    f.pos = e.info.pos;
-    f.mode = e.st.st_mode;
-    f.size = static_cast<uint64_t>(e.st.st_size);
-    f.mtime_ns = mtime_ns(e.st);
-    f.dev = e.st.st_dev;
-    f.ino = e.st.st_ino;
-    f.rdev = e.st.st_rdev;
-    f.uid = e.st.st_uid;
-    f.gid = e.st.st_gid;
-    f.atime_ns = static_cast<uint64_t>(e.st.st_atim.tv_sec) * 1000000000ull +
-                 static_cast<uint64_t>(e.st.st_atim.tv_nsec);
+    f.path = link;
+    f.flags = info.flags & ~static_cast<uint32_t>(O_CLOEXEC);
+    f.pos = info.pos;
+    f.mode = st.st_mode;
+    f.size = static_cast<uint64_t>(st.st_size);
+    f.mtime_ns = mtime_ns(st);
+    f.dev = st.st_dev;
+    f.ino = st.st_ino;
+    f.rdev = st.st_rdev;
+    f.uid = st.st_uid;
+    f.gid = st.st_gid;
+    f.atime_ns = static_cast<uint64_t>(st.st_atim.tv_sec) * 1000000000ull +
+                 static_cast<uint64_t>(st.st_atim.tv_nsec);
+    return f;
+  }
+
+  Result<uint32_t> add_file(const FdEntry& e) {
+    schema::File f = file_fields(e.link, e.st, e.info);
     std::optional<GhostData> ghost;
 
     if (inherited(e)) {
@@ -788,6 +839,8 @@ class FileCollector {
   DumpTree& tree_;
   FileTable& t_;
   std::vector<FdEntry> entries_;
+  // Files only queues hold (add_in_flight_only): a copy of each description, and its File.
+  std::vector<std::pair<ScopedFd, uint32_t>> in_flight_only_;
   std::vector<size_t> first_of_;                      // find_shared_descriptions
   std::map<ino_t, std::pair<bool, bool>> pipe_ends_;  // read end seen, write end seen
   std::map<ino_t, uint32_t> pipe_ids_;

@@ -170,6 +170,7 @@ const std::vector<ZdtmCase>& cases() {
        "with IP options (IP_OPTIONS) not supported yet",
        "socket_opts_refused"},
       {"unix_rights", {}},
+      {"unix_rights_file", {}},
       {"unix_rights_refused",
        {},
        false,
