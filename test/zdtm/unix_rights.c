@@ -11,22 +11,6 @@
 
 #include "zdtmlib.h"
 
-static void send_fds(int s, const char *data, const int *fds, int n) {
-  char cbuf[CMSG_SPACE(sizeof(int) * 4)] = {0};
-  struct iovec iov = {.iov_base = (void *)data, .iov_len = strlen(data)};
-  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
-  if (n > 0) {
-    m.msg_control = cbuf;
-    m.msg_controllen = CMSG_SPACE(sizeof(int) * n);
-    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * n);
-    memcpy(CMSG_DATA(c), fds, sizeof(int) * n);
-  }
-  if (sendmsg(s, &m, 0) != (ssize_t)strlen(data)) test_fail_errno("sendmsg");
-}
-
 // Receives up to `len` bytes into `buf` (NUL-ended); returns how many fds came, in `fds`.
 static int recv_fds(int s, char *buf, size_t len, int *fds) {
   char cbuf[CMSG_SPACE(sizeof(int) * 4)];
@@ -52,11 +36,11 @@ int main(void) {
   int f = open("data", O_RDWR | O_CREAT, 0600);
   if (f < 0 || write(f, "0123456789", 10) != 10 || lseek(f, 5, SEEK_SET) != 5)
     test_fail_errno("file");
-  send_fds(sv[0], "abc", NULL, 0);
+  test_send_fds(sv[0], "abc", NULL, 0);
   int two[2] = {p[0], q[1]};
-  send_fds(sv[0], "X", two, 2);
-  send_fds(sq[0], "m1", NULL, 0);
-  send_fds(sq[0], "m2", &f, 1);
+  test_send_fds(sv[0], "X", two, 2);
+  test_send_fds(sq[0], "m1", NULL, 0);
+  test_send_fds(sq[0], "m2", &f, 1);
   test_ready();
   test_wait();
 

@@ -13,19 +13,6 @@
 
 #include "zdtmlib.h"
 
-static void send_fds(int s, const char *data, const int *fds, int n) {
-  char cbuf[CMSG_SPACE(sizeof(int) * 2)] = {0};
-  struct iovec iov = {.iov_base = (void *)data, .iov_len = strlen(data)};
-  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                     .msg_controllen = CMSG_SPACE(sizeof(int) * n)};
-  struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int) * n);
-  memcpy(CMSG_DATA(c), fds, sizeof(int) * n);
-  if (sendmsg(s, &m, 0) != (ssize_t)strlen(data)) test_fail_errno("sendmsg");
-}
-
 // Receives one message of `want` bytes (checked against `data`); returns how many fds came.
 static int recv_fds(int s, const char *data, int *fds) {
   char buf[64] = {0}, cbuf[CMSG_SPACE(sizeof(int) * 2)];
@@ -55,10 +42,10 @@ int main(void) {
   int sv[2], sq[2];
   if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) || socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sq))
     test_fail_errno("socketpair");
-  send_fds(sv[0], "file", &f, 1);
-  send_fds(sv[0], "dir", &d, 1);
+  test_send_fds(sv[0], "file", &f, 1);
+  test_send_fds(sv[0], "dir", &d, 1);
   int twice[2] = {g, g};
-  send_fds(sq[0], "twice", twice, 2);
+  test_send_fds(sq[0], "twice", twice, 2);
   close(f);
   close(d);
   close(g);

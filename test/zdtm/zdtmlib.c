@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 volatile sig_atomic_t test_stopped;
@@ -115,4 +116,22 @@ int test_maps_line(const void *addr, char *line, size_t cap) {
   }
   fclose(f);
   return found;
+}
+
+void test_send_fds(int s, const char *data, const int *fds, int n) {
+  char cbuf[CMSG_SPACE(sizeof(int) * 4)];
+  memset(cbuf, 0, sizeof cbuf);
+  struct iovec iov = {.iov_base = (void *)data, .iov_len = strlen(data)};
+  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+  if (n < 0 || n > 4) test_fail("test_send_fds: %d fds", n);
+  if (n > 0) {
+    m.msg_control = cbuf;
+    m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n);
+  }
+  if (sendmsg(s, &m, 0) != (ssize_t)strlen(data)) test_fail_errno("sendmsg");
 }

@@ -50,6 +50,10 @@ _Noreturn void test_fail(const char *fmt, ...) __attribute__((format(printf, 1, 
 /// test_fail() with ": strerror(errno)" appended.
 _Noreturn void test_fail_errno(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/// Sends the text `data` on unix socket `s` with `n` (0 to 4) fds in flight (SCM_RIGHTS), in
+/// one sendmsg; fails the test if it is not sent whole.
+void test_send_fds(int s, const char *data, const int *fds, int n);
+
 /// A byte pattern that depends on the offset and a seed, so misplaced pages are caught.
 static inline uint8_t test_pattern(uint64_t off, uint32_t seed) {
   uint64_t x = (off + 1) * 0x9e3779b97f4a7c15ull ^ seed;
