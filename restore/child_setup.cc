@@ -433,7 +433,7 @@ Status setup(const RestoreContext& root, const RestoreContext& ctx, const Carrie
   // its cwd and any path of it is used, and inside its pid namespace: a proc mounted now shows
   // the tree's pids.
   if (&root == &ctx && !root.shared.mounts.empty()) {
-    CR_TRY(rebuild_mount_ns(root.shared.mounts, root.shared.tmpfs));
+    CR_TRY(rebuild_mount_ns(root.shared.mounts, root.shared.tmpfs, root.opts.external_mounts));
     CR_TRY(reopen_in_namespace(root.shared.files, carriers));
   }
   CR_TRY(set_session(root, ctx, carriers, *report_fd));

@@ -39,6 +39,9 @@ struct RestoreOptions {
   /// --pidns: crrestore runs in a new pid namespace of its own making (restore/pidns_launch.h),
   /// whose pids the tree takes; a root's session led from outside is remade there.
   bool pidns = false;
+  /// --external mnt[MOUNTPOINT]:PATH: the tree's mount at MOUNTPOINT (a bind, or a copy of a
+  /// host mount) is made as a bind of PATH, a path of crrestore's mount namespace.
+  std::map<std::string, std::string> external_mounts;
   std::map<std::string, int> inherit_fds;  // --inherit-fd fd[N]:KEY -> KEY -> N
   /// --shell-job: the terminal the tree's tty fds are connected to (crrestore's stdin, stdout
   /// or stderr, the first that is one), or -1: /dev/tty.

@@ -5,6 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <climits>
+#include <cstdlib>
 #include <map>
 #include <string>
 
@@ -115,13 +118,50 @@ Status mount_one(const schema::Mount& m, const std::map<std::string, ScopedFd>& 
 
 }  // namespace
 
+Result<std::vector<schema::Mount>> apply_external_mounts(
+    std::vector<schema::Mount> mounts, const std::map<std::string, std::string>& external,
+    const std::vector<sys::MountLine>& lines) {
+  for (const auto& [point, path] : external) {
+    const std::string what = "--external mnt[" + point + "]:" + path;
+    auto m = std::find_if(mounts.begin(), mounts.end(),
+                          [&](const schema::Mount& r) { return r.mount_point == point; });
+    if (m == mounts.end() || m == mounts.begin() ||
+        (m->kind != schema::kMountBind && m->kind != schema::kMountHost))
+      return make_error(what + ": the image has no bind or host mount at " + point);
+    char real[PATH_MAX];
+    if (path.empty() || path[0] != '/' || ::realpath(path.c_str(), real) == nullptr)
+      return make_error(what + ": " + path + " is not an absolute path that exists");
+    const std::string at = real;
+    // The mount the path is on: the last (uppermost) whose mount point is a prefix of it.
+    const sys::MountLine* on = nullptr;
+    for (const sys::MountLine& l : lines) {
+      const bool under = l.mount_point == "/" || at == l.mount_point ||
+                         at.starts_with(l.mount_point + "/");
+      if (under && (on == nullptr || l.mount_point.size() >= on->mount_point.size())) on = &l;
+    }
+    if (on == nullptr) return make_error(what + ": no mount of crrestore's holds " + at);
+    const std::string rel = on->mount_point == "/" ? at : at.substr(on->mount_point.size());
+    std::string root = on->root == "/" ? rel : on->root + rel;
+    if (root.empty()) root = "/";
+    m->kind = schema::kMountBind;
+    m->bind_from = at;
+    m->fstype = on->fstype;
+    m->source = on->source;
+    m->root = root;
+  }
+  return mounts;
+}
+
 Status rebuild_mount_ns(
-    const std::vector<schema::Mount>& mounts,
-    const std::vector<std::pair<schema::TmpfsEntry, std::vector<uint8_t>>>& tmpfs) {
+    const std::vector<schema::Mount>& image_mounts,
+    const std::vector<std::pair<schema::TmpfsEntry, std::vector<uint8_t>>>& tmpfs,
+    const std::map<std::string, std::string>& external) {
   // Nothing of ours reaches crrestore's namespace, nor the other way.
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
     return errno_error("make the new mount namespace private");
   CR_TRY_ASSIGN(std::vector<sys::MountLine> copy, own_mounts());
+  CR_TRY_ASSIGN(const std::vector<schema::Mount> mounts,
+                apply_external_mounts(image_mounts, external, copy));
   const auto kept = sys::match_mounts(mounts, copy, true);
   for (const schema::Mount& m : mounts)
     if (m.kind == schema::kMountHost && kept.count(m.id) == 0)

@@ -7,17 +7,29 @@
 #include <utility>
 #include <vector>
 
+#include <string>
+
 #include "common/result.h"
 #include "schema/records.h"
+#include "sys/proc_parse.h"
 
 namespace cr::restore {
 
 /// Makes every mount private, detaches what no kMountHost record matches (deepest first),
 /// mounts the other records in order (a tmpfs filled from its entries at once, before what is
-/// mounted inside it), and checks the result against the records.
+/// mounted inside it), and checks the result against the records. `external` (mount point ->
+/// path, crrestore --external mnt[...]) makes those mounts binds of the given paths instead.
 Status rebuild_mount_ns(
     const std::vector<schema::Mount>& mounts,
-    const std::vector<std::pair<schema::TmpfsEntry, std::vector<uint8_t>>>& tmpfs);
+    const std::vector<std::pair<schema::TmpfsEntry, std::vector<uint8_t>>>& tmpfs,
+    const std::map<std::string, std::string>& external = {});
+
+/// The records with `external` applied: each named mount (a bind or a host copy, not the
+/// root) becomes a bind of its path, with the filesystem type and root of the mount of
+/// `lines` (crrestore's) the path is on. An entry that names no such mount is an error.
+Result<std::vector<schema::Mount>> apply_external_mounts(
+    std::vector<schema::Mount> mounts, const std::map<std::string, std::string>& external,
+    const std::vector<sys::MountLine>& lines);
 
 /// The files crrestore opened by path in its own namespace (regular files, directories,
 /// devices, O_PATH fds: `carriers`, File id -> fd), opened again by the root in the rebuilt

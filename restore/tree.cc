@@ -170,6 +170,9 @@ Status read_tree_head(RestoreContext& root) {
 }
 
 Status create_tree(RestoreContext& root) {
+  if (!root.opts.external_mounts.empty() && root.shared.mounts.empty())
+    return make_error("--external mnt[" + root.opts.external_mounts.begin()->first +
+                      "]: the tree has no mount namespace of its own");
   // A tree's own net namespace: crrestore's thread is in it while the tree's sockets are made
   // and its root is forked (into it), then goes back to its own (carriers are closed first:
   // the scope is left by then on every path).

@@ -80,6 +80,45 @@ TEST(MountNamespace, ShellAndPythonContainerCarriesOn) {
       [](pid_t) {}, [](pid_t pid) { EXPECT_NE(ns_of(pid, "mnt"), ns_of(::getpid(), "mnt")); });
 }
 
+// The host directory the container binds is gone after the dump (moved to another name, with
+// one more file in it): the plain restore is refused naming the missing source; with
+// --external mnt[<the bind's mount point>]:<the new name> the bind is made from there, the
+// container sees the new file and carries on. --external naming no mount of the image is
+// refused before anything is made.
+TEST(MountNamespace, ExternalMountRebindsAMovedHostDirectory) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to make namespaces";
+  if (!tools_present()) return;
+  TempDir dir;
+  Target t = Target::start(dir, {"/bin/sh", "-c", kShell}, Target::Ready::kClosesFd3, kContainer);
+  ASSERT_GT(t.pid(), 0) << t.error();
+  const pid_t pid = t.pid();
+  ASSERT_TRUE(dump_target(dir, t, Mode::kKill, dir.path("img")));
+  const std::string work = dir.work();
+  ASSERT_EQ(::rename((work + "/etc.host").c_str(), (work + "/etc.moved").c_str()), 0);
+  write_file(work + "/etc.moved/marker", "moved\n");
+
+  ToolRun plain = run_tool(dir, "crrestore", {"-d", "-i", dir.path("img")});
+  EXPECT_FALSE(plain.status.ok()) << plain.describe();
+  EXPECT_TRUE(plain.one_line_error("crrestore")) << plain.err;
+  EXPECT_NE(plain.err.find(work + "/etc.host"), std::string::npos) << plain.err;
+  ToolRun typo = run_tool(dir, "crrestore",
+                          {"-d", "-i", dir.path("img"), "--external", "mnt[/nowhere]:" + work});
+  EXPECT_FALSE(typo.status.ok()) << typo.describe();
+  EXPECT_NE(typo.err.find("the image has no bind or host mount at /nowhere"), std::string::npos)
+      << typo.err;
+  reap_zombies();
+  EXPECT_FALSE(pid_exists(pid)) << "a refused restore left the root behind";
+
+  ToolRun r = run_tool(dir, "crrestore",
+                       {"-d", "-i", dir.path("img"), "--external",
+                        "mnt[" + work + "/box/etc]:" + work + "/etc.moved"});
+  ASSERT_TRUE(r.status.ok()) << r.describe();
+  ASSERT_TRUE(pid_exists(pid));
+  EXPECT_EQ(read_file("/proc/" + std::to_string(pid) + "/root" + work + "/box/etc/marker"),
+            "moved\n");
+  expect_restored_passes(dir, pid);
+}
+
 // A python3 outside the tree joins the tree's mount namespace (setns through ctypes), then
 // says ready: crdump refuses naming it; the tree and the stranger carry on.
 TEST(MountNamespace, StrangerInTheTreesMountNamespaceRefused) {

@@ -162,6 +162,11 @@ int main(int argc, char** argv) {
                "recorded offset, with a warning naming the file; mapped files and the "
                "executable must still be unchanged");
   app.add_option("--inherit-fd", inherit, "fd[N]:KEY: give our fd N for the external file KEY");
+  std::vector<std::string> external;
+  app.add_option("--external", external,
+                 "mnt[MOUNTPOINT]:PATH: make the tree's mount at MOUNTPOINT (a bind of a host "
+                 "path, or a copy of a host mount) a bind of PATH instead (a tree with its own "
+                 "mount namespace)");
   app.add_flag("-v,--verbose", verbose, "print each pass with its time");
   app.add_flag("-q,--quiet", quiet,
                "no warnings (what came back other than it was dumped, as rlimits above ours)");
@@ -184,6 +189,14 @@ int main(int argc, char** argv) {
     if (::fcntl(fd, F_GETFD) < 0)
       die("--inherit-fd " + spec + ": fd " + m[1].str() + " is not open");
     ctx.opts.inherit_fds[m[2].str()] = fd;
+  }
+  static const std::regex kExternalMount(R"(mnt\[(/.*)\]:(/.*))");
+  for (const auto& spec : external) {
+    std::smatch m;
+    if (!std::regex_match(spec, m, kExternalMount))
+      die("--external wants mnt[MOUNTPOINT]:PATH (both absolute), not '" + spec + "'");
+    if (!ctx.opts.external_mounts.emplace(m[1].str(), m[2].str()).second)
+      die("--external mnt[" + m[1].str() + "] given twice");
   }
   raise_nofile();
   // Shell job: the terminal is the first of stdin, stdout, stderr that is one (`< img`, `2>log`
