@@ -102,6 +102,19 @@ def main():
             t = ms(scale, f"{b}/{n}")
             cells.append("n/a" if t is None else f"{t / 1e3:.3f} ({t / n:.2f})")
         print(f"| {n} | " + " | ".join(cells) + " |")
+    print("\n## A mount namespace of its own (seconds; per mount in ms)\n")
+    print("One process, N bind mounts of a host directory, every mount private; against the same "
+          "process without a namespace of its own (BM_DumpTree/1, BM_RestoreTree/1).\n")
+    print("| N | dump | restore |")
+    print("|---|---|---|")
+    for n in (10, 100, 1000):
+        cells = []
+        for b, plain in (("BM_DumpMounts", "BM_DumpTree/1"), ("BM_RestoreMounts", "BM_RestoreTree/1")):
+            t, p = ms(scale, f"{b}/{n}"), ms(scale, plain)
+            cells.append("n/a" if t is None else
+                         f"{t / 1e3:.3f} ({t / n:.3f}; {t / p:.1f}x the plain process)" if p else
+                         f"{t / 1e3:.3f} ({t / n:.3f})")
+        print(f"| {n} | " + " | ".join(cells) + " |")
     for b, key in (("BM_DumpTree", "dump_tree100"), ("BM_RestoreTree", "restore_tree100")):
         t = ms(scale, f"{b}/100")
         if t is not None:

@@ -8,6 +8,9 @@
 //   BM_DumpTree/N        a tree of N processes (1, 10, 100, 1000): a root and N-1 children,
 //                        each in pause()
 //   BM_RestoreTree/N     crrestore -d of such an image
+//   BM_DumpMounts/N      a process in a mount namespace of its own (unshare(CLONE_NEWNS), every
+//                        mount private) with N bind mounts (10, 100, 1000) of one host directory
+//   BM_RestoreMounts/N   crrestore -d of such an image (the namespace rebuilt, N binds made)
 //
 // Each figure is the median of 5 repetitions, each on a target of its own.
 //
@@ -18,7 +21,10 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -68,6 +74,39 @@ pid_t spawn_tree(int nprocs) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         become_target();
       }
+    }
+  });
+}
+
+// Where the mount benchmarks bind: kMountsDir/src onto kMountsDir/mK, directories of the host
+// that stay while a benchmark runs (the restore binds them again).
+const std::string kMountsDir = "/tmp/crtools-bench-mounts";
+
+bool make_mount_dirs(int n) {
+  ::mkdir(kMountsDir.c_str(), 0755);
+  ::mkdir((kMountsDir + "/src").c_str(), 0755);
+  for (int k = 0; k < n; ++k) ::mkdir((kMountsDir + "/m" + std::to_string(k)).c_str(), 0755);
+  struct stat st {};
+  return ::stat((kMountsDir + "/m" + std::to_string(n - 1)).c_str(), &st) == 0;
+}
+
+void remove_mount_dirs(int n) {
+  for (int k = 0; k < n; ++k) ::rmdir((kMountsDir + "/m" + std::to_string(k)).c_str());
+  ::rmdir((kMountsDir + "/src").c_str());
+  ::rmdir(kMountsDir.c_str());
+}
+
+// A process with a private mount namespace of its own holding `n` binds (exits 3 on failure,
+// which the benchmark sees as crdump failing on a gone pid).
+pid_t spawn_mounts(int n) {
+  return spawn_target([n] {
+    if (::unshare(CLONE_NEWNS) != 0 ||
+        ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+      _exit(3);
+    for (int k = 0; k < n; ++k) {
+      const std::string to = kMountsDir + "/m" + std::to_string(k);
+      if (::mount((kMountsDir + "/src").c_str(), to.c_str(), nullptr, MS_BIND, nullptr) != 0)
+        _exit(3);
     }
   });
 }
@@ -145,6 +184,25 @@ void restore_bench(benchmark::State& state, pid_t pid, const char* counter) {
   state.counters[counter] = n;
 }
 
+void BM_DumpMounts(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  if (geteuid() != 0 || !make_mount_dirs(n)) {
+    state.SkipWithError("needs root (a mount namespace)");
+    return;
+  }
+  dump_bench(state, spawn_mounts(n), "mounts");
+  remove_mount_dirs(n);
+}
+void BM_RestoreMounts(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  if (geteuid() != 0 || !make_mount_dirs(n)) {
+    state.SkipWithError("needs root (a mount namespace)");
+    return;
+  }
+  restore_bench(state, spawn_mounts(n), "mounts");
+  remove_mount_dirs(n);
+}
+
 void BM_DumpThreads(benchmark::State& state) {
   dump_bench(state, spawn_threads(static_cast<int>(state.range(0))), "threads");
 }
@@ -163,6 +221,10 @@ BENCHMARK(BM_DumpThreads)->Arg(1)->Arg(10)->Arg(100)->Arg(1000)->UseManualTime()
 BENCHMARK(BM_RestoreThreads)->Arg(1)->Arg(10)->Arg(100)->Arg(1000)->UseManualTime()
     ->Unit(benchmark::kMillisecond)->Iterations(1)->Repetitions(5)->ReportAggregatesOnly(true);
 BENCHMARK(BM_DumpTree)->Arg(1)->Arg(10)->Arg(100)->Arg(1000)->UseManualTime()
+    ->Unit(benchmark::kMillisecond)->Iterations(1)->Repetitions(5)->ReportAggregatesOnly(true);
+BENCHMARK(BM_DumpMounts)->Arg(10)->Arg(100)->Arg(1000)->UseManualTime()
+    ->Unit(benchmark::kMillisecond)->Iterations(1)->Repetitions(5)->ReportAggregatesOnly(true);
+BENCHMARK(BM_RestoreMounts)->Arg(10)->Arg(100)->Arg(1000)->UseManualTime()
     ->Unit(benchmark::kMillisecond)->Iterations(1)->Repetitions(5)->ReportAggregatesOnly(true);
 BENCHMARK(BM_RestoreTree)->Arg(1)->Arg(10)->Arg(100)->Arg(1000)->UseManualTime()
     ->Unit(benchmark::kMillisecond)->Iterations(1)->Repetitions(5)->ReportAggregatesOnly(true);
