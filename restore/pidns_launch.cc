@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "common/test_hook.h"
+#include "restore/task_create.h"
 
 namespace cr::restore {
 
@@ -211,6 +212,7 @@ Result<PidNsLaunch> PidNsLaunch::start(bool forward_tty_signals) {
       root_rd.reset();
       PidNsLaunch l;
       l.restorer_ = true;
+      pid_in_use_in_own_namespace();
       l.creds_fd_ = creds_restorer.release();
       l.root_fd_ = root_wr.release();
       // The fault-injection tests kill the launcher at a pass of ours: it does so itself.

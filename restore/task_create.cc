@@ -29,9 +29,11 @@ void reap(pid_t tid) {
 
 constexpr int kZombieWaitMs = 5000;
 
-// The way out of a pid taken on the host, said in the one-line refusal.
-constexpr const char* kPidnsHint =
+// The way out of a pid taken on the host, said in the one-line refusal (not inside a --pidns
+// restore, where it is already taken).
+constexpr const char* kPidnsText =
     " (crrestore --pidns restores the tree in a new pid namespace, where its pids are free)";
+const char* g_pidns_hint = kPidnsText;
 
 // In a new process, first thing: it gets SIGKILL when its parent dies, until crrestore clears
 // that at the end of the restore (clear_restore_pdeathsig). The root's parent is crrestore, every
@@ -101,6 +103,8 @@ std::string holder_text(pid_t pid) {
 }
 
 }  // namespace
+
+void pid_in_use_in_own_namespace() { g_pidns_hint = ""; }
 
 ChildGuard::ChildGuard(ChildGuard&& o) noexcept
     : pid_(std::exchange(o.pid_, -1)), threads_(std::move(o.threads_)) {}
@@ -174,7 +178,7 @@ Result<ChildGuard> clone_with_pid(pid_t pid, const std::function<void()>& child_
   if (r < 0) {
     errno = err;  // the /proc reads above may have changed it
     if (err == EEXIST) {
-      return Error{"pid " + std::to_string(pid) + " is in use" + holder_text(pid) + kPidnsHint,
+      return Error{"pid " + std::to_string(pid) + " is in use" + holder_text(pid) + g_pidns_hint,
                    EEXIST};
     }
     return errno_error("clone3 with pid " + std::to_string(pid));
@@ -216,7 +220,7 @@ Result<ChildGuard> clone_into_gone_leaders(pid_t pid, pid_t leader, bool new_ses
   if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
     return ChildGuard(ns_pid != 0 && (ns_flags & CLONE_NEWPID) == 0 ? ns_pid : pid);
   if (WIFEXITED(st) && WEXITSTATUS(st) == 91)
-    return Error{"pid " + std::to_string(pid) + " is in use" + holder_text(pid) + kPidnsHint,
+    return Error{"pid " + std::to_string(pid) + " is in use" + holder_text(pid) + g_pidns_hint,
                  EEXIST};
   return make_error("remaking the " + what + ": its helper failed (status " + std::to_string(st) +
                     ")");

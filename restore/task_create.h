@@ -11,6 +11,10 @@
 
 namespace cr::restore {
 
+/// Called in the restorer of `crrestore --pidns`: a pid in use is then one of the new
+/// namespace's own, and "pid N is in use" stops suggesting --pidns.
+void pid_in_use_in_own_namespace();
+
 /// Owns a child of crrestore until the restore hands it over: if still armed on destruction it
 /// is killed (SIGKILL) and reaped, so a failed restore leaves nothing behind.
 class ChildGuard {
