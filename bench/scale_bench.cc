@@ -184,24 +184,22 @@ void restore_bench(benchmark::State& state, pid_t pid, const char* counter) {
   state.counters[counter] = n;
 }
 
-void BM_DumpMounts(benchmark::State& state) {
+// A dump or restore benchmark of a process with `state.range(0)` binds, its directories made
+// before and removed after.
+void mounts_bench(benchmark::State& state, bool restore) {
   const int n = static_cast<int>(state.range(0));
   if (geteuid() != 0 || !make_mount_dirs(n)) {
     state.SkipWithError("needs root (a mount namespace)");
     return;
   }
-  dump_bench(state, spawn_mounts(n), "mounts");
+  if (restore)
+    restore_bench(state, spawn_mounts(n), "mounts");
+  else
+    dump_bench(state, spawn_mounts(n), "mounts");
   remove_mount_dirs(n);
 }
-void BM_RestoreMounts(benchmark::State& state) {
-  const int n = static_cast<int>(state.range(0));
-  if (geteuid() != 0 || !make_mount_dirs(n)) {
-    state.SkipWithError("needs root (a mount namespace)");
-    return;
-  }
-  restore_bench(state, spawn_mounts(n), "mounts");
-  remove_mount_dirs(n);
-}
+void BM_DumpMounts(benchmark::State& state) { mounts_bench(state, false); }
+void BM_RestoreMounts(benchmark::State& state) { mounts_bench(state, true); }
 
 void BM_DumpThreads(benchmark::State& state) {
   dump_bench(state, spawn_threads(static_cast<int>(state.range(0))), "threads");
