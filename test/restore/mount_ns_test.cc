@@ -1,0 +1,86 @@
+#include "restore/mount_ns.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "sys/mount_tree.h"
+
+namespace cr::restore {
+namespace {
+
+// crrestore's namespace and a tree's, as in sys/mount_tree_test: the tree binds /data/sub at
+// "/run/box/data dir" and keeps copies of /, /proc and /data.
+constexpr const char* kHost =
+    "22 21 0:20 / /proc rw,nosuid,nodev,noexec,relatime shared:2 - proc proc rw\n"
+    "21 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+    "23 21 8:2 /exported /data rw,relatime shared:3 - xfs /dev/sda2 rw\n";
+constexpr const char* kTree =
+    "101 90 8:1 / / rw,relatime - ext4 /dev/sda1 rw\n"
+    "102 101 0:20 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw\n"
+    "103 101 8:2 /exported /data rw,relatime - xfs /dev/sda2 rw\n"
+    "110 102 0:50 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw\n"
+    "112 101 8:2 /exported/sub /run/box ro,relatime - xfs /dev/sda2 rw\n";
+
+std::vector<sys::MountLine> lines(const char* text) {
+  auto l = sys::parse_mountinfo(text);
+  EXPECT_TRUE(l.ok());
+  return l.ok() ? *l : std::vector<sys::MountLine>{};
+}
+
+std::vector<schema::Mount> records() {
+  auto r = sys::classify_mounts(lines(kTree), lines(kHost));
+  EXPECT_TRUE(r.ok());
+  return r.ok() ? *r : std::vector<schema::Mount>{};
+}
+
+// /tmp exists on every machine the tests run on (realpath needs it); in the canned lines it is
+// on the root mount, /data/... on the xfs one whose root is /exported.
+TEST(ExternalMounts, BindAndHostCopyBecomeBindsOfTheGivenPath) {
+  const auto host = lines(kHost);
+  auto r = apply_external_mounts(records(), {{"/run/box", "/tmp"}}, host);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  const schema::Mount& box = r->back();
+  ASSERT_EQ(box.mount_point, "/run/box");
+  EXPECT_EQ(box.kind, schema::kMountBind);
+  EXPECT_EQ(box.bind_from, "/tmp");
+  EXPECT_EQ(box.fstype, "ext4");
+  EXPECT_EQ(box.root, "/tmp");
+  EXPECT_EQ(box.options, "ro,relatime") << "its own mount options stay";
+
+  auto copy = apply_external_mounts(records(), {{"/data", "/tmp"}}, host);
+  ASSERT_TRUE(copy.ok()) << copy.error().message;
+  EXPECT_EQ((*copy)[2].kind, schema::kMountBind);
+  EXPECT_EQ((*copy)[2].root, "/tmp");
+}
+
+TEST(ExternalMounts, RootOfAPathOnAnotherMountIsThatMountsRootPlusTheRest) {
+  // A path under /data: that mount's root (/exported) joined with what follows /data.
+  std::vector<sys::MountLine> host = lines(kHost);
+  host.push_back(host[2]);
+  host.back().mount_point = "/tmp";  // pretend /tmp is that xfs mount, root /exported
+  auto r = apply_external_mounts(records(), {{"/run/box", "/tmp"}}, host);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->back().fstype, "xfs");
+  EXPECT_EQ(r->back().root, "/exported");
+}
+
+TEST(ExternalMounts, RefusesWhatNamesNoBindOrHostMount) {
+  const auto host = lines(kHost);
+  for (const auto& [point, path, why] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"/nowhere", "/tmp", "no bind or host mount at /nowhere"},
+           {"/", "/tmp", "no bind or host mount at /"},
+           {"/run/box", "tmp", "not an absolute path that exists"},
+           {"/run/box", "/no/such/dir/here", "not an absolute path that exists"}}) {
+    auto r = apply_external_mounts(records(), {{point, path}}, host);
+    ASSERT_FALSE(r.ok()) << point;
+    EXPECT_NE(r.error().message.find(why), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find("--external mnt[" + point + "]"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace cr::restore
