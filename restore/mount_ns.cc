@@ -121,7 +121,10 @@ Status mount_one(const schema::Mount& m, const std::map<std::string, ScopedFd>& 
 Result<std::vector<schema::Mount>> apply_external_mounts(
     std::vector<schema::Mount> mounts, const std::map<std::string, std::string>& external,
     const std::vector<sys::MountLine>& lines) {
-  for (const auto& [point, path] : external) {
+  for (const auto& entry : external) {
+    // Named, not a structured binding: clang (the fuzz build) cannot capture those.
+    const std::string& point = entry.first;
+    const std::string& path = entry.second;
     const std::string what = "--external mnt[" + point + "]:" + path;
     auto m = std::find_if(mounts.begin(), mounts.end(),
                           [&](const schema::Mount& r) { return r.mount_point == point; });
