@@ -120,7 +120,20 @@ inline bool dump_target(TempDir& dir, Target& t, Mode mode, const std::string& i
     }
   } else {
     if (left_running) left_running();
+    // Its descendants come to us (a child subreaper) as it ends, some only to die a moment
+    // later (a shell's trap kills its sleep and exits without waiting): each one of ours is
+    // waited for and reaped, or its pid (or a zombie's session id) would still be taken
+    // when the restore wants it back.
+    const std::vector<pid_t> below = tree_pids(t.pid());
     ExitStatus st = self_exiting ? t.wait(std::chrono::seconds(60)) : t.terminate();
+    for (size_t i = 1; i < below.size(); ++i) {
+      const std::string stat = read_file("/proc/" + std::to_string(below[i]) + "/stat");
+      const size_t paren = stat.rfind(')');
+      if (paren != std::string::npos &&
+          std::atoi(stat.c_str() + paren + 4) == static_cast<int>(::getpid()))
+        (void)wait_exit(below[i], std::chrono::seconds(5));
+    }
+    reap_zombies();
     std::string log = t.log();
     if (!st.ok()) {
       ADD_FAILURE() << "original after crdump --leave-running: " << st.describe()
