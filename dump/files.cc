@@ -402,21 +402,11 @@ class FileCollector {
   // image's owner, for a restricted image). Anything else, or one with a lock on it, is
   // refused: its state is not where a File of the tree's would be read from.
   Result<uint32_t> add_in_flight_only(int local, const struct stat& st) {
-    const std::string self = "/proc/self/fd/" + std::to_string(local);
     const std::string what = "an fd in flight (SCM_RIGHTS) whose file no fd of the tree holds";
-    char buf[PATH_MAX] = {};
-    const ssize_t n = ::readlink(self.c_str(), buf, sizeof buf - 1);
-    if (n <= 0) return errno_error(what + ": readlink");
-    const std::string link(buf, static_cast<size_t>(n));
-    std::string text;
-    {
-      ScopedFd info(::open(("/proc/self/fdinfo/" + std::to_string(local)).c_str(),
-                           O_RDONLY | O_CLOEXEC));
-      if (!info.valid()) return errno_error(what + ": open fdinfo");
-      char chunk[4096];
-      for (ssize_t got; (got = ::read(info.get(), chunk, sizeof chunk)) > 0;)
-        text.append(chunk, static_cast<size_t>(got));
-    }
+    CR_TRY_ASSIGN(ProcDir self, ProcDir::open(::getpid()));
+    const std::string n = std::to_string(local);
+    CR_TRY_ASSIGN(const std::string link, self.readlink("fd/" + n));
+    CR_TRY_ASSIGN(const std::string text, self.read("fdinfo/" + n));
     CR_TRY_ASSIGN(Fdinfo info, parse_fdinfo(text));
     CR_TRY_ASSIGN(auto locks, parse_fdinfo_locks(text));
     struct statfs sfs {};

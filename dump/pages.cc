@@ -92,15 +92,22 @@ struct Batch {
   Status status;
   bool filled = false;
 
+  // Computes record i's CRC (claimed through next_crc) and says it is there.
+  void checksum(size_t i) {
+    const uint8_t* base = static_cast<const uint8_t*>(buf.get());
+    crc[i] = format::crc32c(base + size_t{records[i].first} * kPage,
+                            size_t{records[i].npages} * kPage);
+    crc_done[i].store(true, std::memory_order_release);
+  }
+
   // Computes unclaimed CRCs until none is left, or `writer_idle` says the writer waits (for a
   // buffer the reader should be filling instead: the writer then checksums this one itself).
   void checksum_some(const std::atomic<bool>& writer_idle) {
-    const uint8_t* base = static_cast<const uint8_t*>(buf.get());
     const size_t n = records.size();
-    for (size_t i; !writer_idle.load(std::memory_order_relaxed) && (i = next_crc.fetch_add(1)) < n;) {
-      crc[i] = format::crc32c(base + size_t{records[i].first} * kPage,
-                              size_t{records[i].npages} * kPage);
-      crc_done[i].store(true, std::memory_order_release);
+    while (!writer_idle.load(std::memory_order_relaxed)) {
+      const size_t i = next_crc.fetch_add(1);
+      if (i >= n) return;
+      checksum(i);
     }
   }
 
@@ -109,14 +116,10 @@ struct Batch {
   uint32_t crc_of(size_t k) {
     while (!crc_done[k].load(std::memory_order_acquire)) {
       const size_t i = next_crc.fetch_add(1);
-      if (i < records.size()) {
-        crc[i] = format::crc32c(static_cast<const uint8_t*>(buf.get()) +
-                                    size_t{records[i].first} * kPage,
-                                size_t{records[i].npages} * kPage);
-        crc_done[i].store(true, std::memory_order_release);
-      } else {
+      if (i < records.size())
+        checksum(i);
+      else
         std::this_thread::yield();
-      }
     }
     return crc[k];
   }
@@ -147,7 +150,8 @@ void plan_records(Batch& b) {
     }
     page += r.npages;
   }
-  for (size_t k = 0; k < b.records.size(); ++k) b.crc_done[k].store(false, std::memory_order_relaxed);
+  for (size_t k = 0; k < b.records.size(); ++k)
+    b.crc_done[k].store(false, std::memory_order_relaxed);
   // Nothing to claim when the stream has no checksums.
   b.next_crc.store(b.want_crc ? 0 : b.records.size(), std::memory_order_release);
 }
