@@ -1,12 +1,13 @@
 // The tree's own net namespace (kProcessOwnNetNs): its links, addresses, routes and sysctls,
 // read by a thread of crdump's that joined the namespace (setns changes the calling thread
 // only; a socket, and /proc/sys/net opened by that thread, are the namespace's). What restore
-// could not make again is refused by name: links other than lo, routes of other tables or
+// could not make again is refused by name: links other than lo and veth, routes of other tables or
 // with attributes not kept, policy rules, nftables tables and iptables tables, a process
 // outside the tree in the namespace.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/if.h>
+#include <linux/if_addr.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
@@ -181,6 +182,37 @@ Status check_net_leaks(DumpTree& tree) {
   return {};
 }
 
+// A veth of the tree's namespace, with its other end's name when that is in the namespace too
+// (both ends come back there) or in crdump's own (the peer's ifindex and its link back agree;
+// its bridge is kept). An end elsewhere is left nameless: crrestore's --external names it.
+Result<schema::NetLink> veth_link(const sys::NlLink& l, const std::vector<sys::NlLink>& inside,
+                                  const std::vector<sys::NlLink>& host) {
+  schema::NetLink out{static_cast<uint32_t>(l.ifindex),
+                      l.name,
+                      schema::kNetLinkVeth,
+                      l.flags & IFF_UP,
+                      l.mtu,
+                      l.address,
+                      "",
+                      ""};
+  if (l.link_netnsid < 0) {
+    for (const sys::NlLink& p : inside)
+      if (p.ifindex == l.link && p.kind == "veth") out.peer = p.name;
+    if (out.peer.empty())
+      return make_error("veth '" + l.name + "': its peer (ifindex " + std::to_string(l.link) +
+                        ") is not among the namespace's links");
+    return out;
+  }
+  for (const sys::NlLink& p : host) {
+    if (p.kind != "veth" || p.ifindex != l.link || p.link != l.ifindex || p.link_netnsid < 0)
+      continue;
+    out.peer = p.name;
+    for (const sys::NlLink& b : host)
+      if (p.master != 0 && b.ifindex == p.master) out.peer_master = b.name;
+  }
+  return out;
+}
+
 }  // namespace
 
 Status collect_net_ns(DumpTree& tree) {
@@ -191,6 +223,10 @@ Status collect_net_ns(DumpTree& tree) {
   auto read = read_inside("/proc/" + std::to_string(root) + "/ns/net");
   if (!read.ok()) return std::move(read).error().wrap("pid " + std::to_string(root));
   NetView& v = *read;
+  // crdump's own namespace's links: where a veth's outside end usually is.
+  std::vector<sys::NlLink> host_links;
+  if (auto nl = sys::Rtnl::open(); nl.ok())
+    if (auto l = nl->links(); l.ok()) host_links = std::move(*l);
   std::set<int> kept;  // ifindexes of the links kept
   for (const sys::NlLink& l : v.links) {
     if ((l.flags & IFF_LOOPBACK) != 0 && l.kind.empty() && l.name == "lo") {
@@ -200,11 +236,24 @@ Status collect_net_ns(DumpTree& tree) {
                                                   l.mtu});
       continue;
     }
+    if (l.kind == "veth") {
+      auto veth = veth_link(l, v.links, host_links);
+      if (!veth.ok()) {
+        CR_TRY(refuse(veth.error().message));
+        continue;
+      }
+      kept.insert(l.ifindex);
+      tree.ns.net_links.push_back(std::move(*veth));
+      continue;
+    }
     CR_TRY(refuse("link '" + l.name + "'" + (l.kind.empty() ? "" : " (" + l.kind + ")") +
-                  ": only the loopback link is supported"));
+                  ": only loopback and veth links are supported"));
   }
   for (const sys::NlAddr& a : v.addrs) {
     if (kept.count(a.ifindex) == 0) continue;  // a refused link's
+    // The link-local address the kernel made from a veth's MAC: made again from the MAC kept
+    // (and still tentative, for DAD, for a second after the link came up).
+    if (a.family == AF_INET6 && a.proto == IFAPROT_KERNEL_LL) continue;
     if ((a.family != AF_INET && a.family != AF_INET6) ||
         (a.family == AF_INET6 && (a.flags & (IFA_F_TEMPORARY | IFA_F_TENTATIVE)) != 0)) {
       CR_TRY(refuse("address " + text_of(a.family, a.address) + " of family " +

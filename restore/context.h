@@ -28,6 +28,12 @@
 
 namespace cr::restore {
 
+/// --external veth[INSIDE]:OUTSIDE[@BRIDGE]: the outside end of the tree's veth INSIDE.
+struct ExternalVeth {
+  std::string name;    // made in crrestore's net namespace
+  std::string bridge;  // made a port of it, or ""
+};
+
 struct RestoreOptions {
   bool detach = false;                     // -d: return once the task runs
   bool shell_job = false;                  // reconnect tty fds to ours
@@ -42,6 +48,9 @@ struct RestoreOptions {
   /// --external mnt[MOUNTPOINT]:PATH: the tree's mount at MOUNTPOINT (a bind, or a copy of a
   /// host mount) is made as a bind of PATH, a path of crrestore's mount namespace.
   std::map<std::string, std::string> external_mounts;
+  /// --external veth[INSIDE]:OUTSIDE[@BRIDGE], by INSIDE: where a veth of the tree's own net
+  /// namespace has its other end (default: the name and bridge recorded at the dump).
+  std::map<std::string, ExternalVeth> external_veths;
   std::map<std::string, int> inherit_fds;  // --inherit-fd fd[N]:KEY -> KEY -> N
   /// --shell-job: the terminal the tree's tty fds are connected to (crrestore's stdin, stdout
   /// or stderr, the first that is one), or -1: /dev/tty.

@@ -34,8 +34,7 @@ namespace {
 
 bool is_tail_type(uint32_t type) {
   return type == schema::Pages::kType || type == schema::PagesParent::kType ||
-         type == schema::PagesPrefork::kType ||
-         type == schema::Sigaction::kType ||
+         type == schema::PagesPrefork::kType || type == schema::Sigaction::kType ||
          type == schema::Itimer::kType || type == schema::PosixTimer::kType ||
          type == schema::PendingSignal::kType || type == schema::Thread::kType;
 }
@@ -254,7 +253,8 @@ Status stash_tree_record(const format::RecordReader& reader, TreeHead& head) {
       CR_TRY_ASSIGN(auto l, reader.decode<schema::FileLock>());
       ProcessImage* img = head.find(l.pid);
       if (img == nullptr)
-        return make_error("file lock of pid " + std::to_string(l.pid) + ", which has no process record");
+        return make_error("file lock of pid " + std::to_string(l.pid) +
+                          ", which has no process record");
       img->file_locks.push_back(l);
       head.shared.file_locks.push_back(l);
       return {};
@@ -263,7 +263,8 @@ Status stash_tree_record(const format::RecordReader& reader, TreeHead& head) {
       CR_TRY_ASSIGN(auto o, reader.decode<schema::FileOwner>());
       ProcessImage* img = head.find(o.pid);
       if (img == nullptr)
-        return make_error("file owner of pid " + std::to_string(o.pid) + ", which has no process record");
+        return make_error("file owner of pid " + std::to_string(o.pid) +
+                          ", which has no process record");
       img->file_owners.push_back(o);
       head.shared.file_owners.push_back(o);
       return {};
@@ -454,14 +455,35 @@ Status check_net_records(const ProcessImage& shared, bool own_net) {
     return make_error("a network lock in an image whose tree owns its net namespace");
   std::set<uint32_t> links;
   bool lo = false;
+  // A link name the kernel takes (IFNAMSIZ, no '/', ':' or space), or "" where allowed.
+  auto name_ok = [](const std::string& n, bool may_be_empty) {
+    if (n.empty()) return may_be_empty;
+    return n.size() < 16 && n != "." && n != ".." &&
+           n.find_first_of("/: \t\n") == std::string::npos;
+  };
+  std::map<std::string, const schema::NetLink*> by_name;
   for (const schema::NetLink& l : shared.net_links) {
-    if (l.kind != schema::kNetLinkLoopback || l.name != "lo" || lo || l.ifindex == 0 ||
-        (l.flags & ~static_cast<uint32_t>(IFF_UP)) != 0 || l.mtu > (1u << 24))
-      return make_error("net_link '" + l.name + "': not a loopback link this build makes");
-    lo = true;
-    links.insert(l.ifindex);
+    const bool loopback = l.kind == schema::kNetLinkLoopback && l.name == "lo" && !lo;
+    const bool veth = l.kind == schema::kNetLinkVeth && name_ok(l.name, false) &&
+                      l.peer != l.name && name_ok(l.peer, true) && name_ok(l.peer_master, true) &&
+                      l.address.size() <= 32 && l.name != "lo";
+    if ((!loopback && !veth) || l.ifindex == 0 || !links.insert(l.ifindex).second ||
+        !by_name.emplace(l.name, &l).second || (l.flags & ~static_cast<uint32_t>(IFF_UP)) != 0 ||
+        l.mtu > (1u << 24))
+      return make_error("net_link '" + l.name + "': not a loopback or veth link this build makes");
+    lo = lo || loopback;
   }
   if (!lo) return make_error("net namespace without its loopback link");
+  // A veth whose peer is in the namespace too: that peer is a veth naming it back.
+  for (const schema::NetLink& l : shared.net_links) {
+    if (l.kind != schema::kNetLinkVeth) continue;
+    auto p = by_name.find(l.peer);
+    if (p == by_name.end()) continue;  // outside
+    if (p->second->kind != schema::kNetLinkVeth || p->second->peer != l.name ||
+        !l.peer_master.empty())
+      return make_error("net_link '" + l.name + "': its peer '" + l.peer +
+                        "' in the namespace is not a veth naming it back");
+  }
   auto size_ok = [](uint32_t family, const schema::bytes_t& b, bool may_be_empty) {
     if (b.empty()) return may_be_empty;
     return b.size() == (family == AF_INET ? 4u : 16u);

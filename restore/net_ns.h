@@ -7,15 +7,25 @@
 
 #include "common/result.h"
 #include "common/scoped_fd.h"
+#include "restore/context.h"
 #include "restore/image.h"
 
 namespace cr::restore {
+
+/// What names no veth of the image with its other end outside is refused (before anything
+/// is made).
+Status check_external_veths(const ProcessImage& shared,
+                            const std::map<std::string, ExternalVeth>& external);
 
 class NetNsScope {
  public:
   /// unshare(CLONE_NEWNET) on the calling thread, then lo up with its MTU and addresses (those
   /// the kernel adds that the image does not have removed), the routes and the sysctls.
-  static Result<NetNsScope> enter_new(const ProcessImage& shared);
+  /// Veths come first: a pair with both ends inside, or one end inside and the other in
+  /// crrestore's namespace, named (and made a port of a bridge) as `external` says for it or
+  /// else as recorded.
+  static Result<NetNsScope> enter_new(const ProcessImage& shared,
+                                      const std::map<std::string, ExternalVeth>& external);
 
   NetNsScope(NetNsScope&&) = default;
   NetNsScope& operator=(NetNsScope&&) = default;

@@ -173,12 +173,17 @@ Status create_tree(RestoreContext& root) {
   if (!root.opts.external_mounts.empty() && root.shared.mounts.empty())
     return make_error("--external mnt[" + root.opts.external_mounts.begin()->first +
                       "]: the tree has no mount namespace of its own");
+  if (!root.opts.external_veths.empty() &&
+      (root.img.process->flags & schema::kProcessOwnNetNs) == 0)
+    return make_error("--external veth[" + root.opts.external_veths.begin()->first +
+                      "]: the tree has no net namespace of its own");
+  CR_TRY(check_external_veths(root.shared, root.opts.external_veths));
   // A tree's own net namespace: crrestore's thread is in it while the tree's sockets are made
   // and its root is forked (into it), then goes back to its own (carriers are closed first:
   // the scope is left by then on every path).
   std::optional<NetNsScope> net;
   if ((root.img.process->flags & schema::kProcessOwnNetNs) != 0) {
-    CR_TRY_ASSIGN(NetNsScope s, NetNsScope::enter_new(root.shared));
+    CR_TRY_ASSIGN(NetNsScope s, NetNsScope::enter_new(root.shared, root.opts.external_veths));
     net.emplace(std::move(s));
   }
   OpenCarriers carriers;

@@ -846,6 +846,8 @@ CR_RECORD_TAIL(TmpfsEntry, 0x0421, "tmpfs_entry",
 
 enum NetLinkKind : uint32_t {
   kNetLinkLoopback = 1,  // lo, which every net namespace has (ifindex 1)
+  kNetLinkVeth = 2,      // one end of a veth pair; the other is `peer`: a NetLink of the
+                         // namespace, or a link outside it (made again in crrestore's namespace)
 };
 
 CR_RECORD(NetLink, 0x0440, "net_link", "a link of the tree's own net namespace",
@@ -853,7 +855,11 @@ CR_RECORD(NetLink, 0x0440, "net_link", "a link of the tree's own net namespace",
           (str, name),     // at most 15 bytes
           (u32, kind),     // NetLinkKind
           (u32, flags),    // IFF_UP (the only flag restore sets)
-          (u32, mtu))
+          (u32, mtu),
+          (bytes, address),     // the MAC (IFLA_ADDRESS) of a veth; empty for lo
+          (str, peer),          // a veth's other end: its name, "" when crdump could not see it
+                                // (outside both the tree's namespace and crdump's)
+          (str, peer_master))   // the bridge an outside peer was a port of, or ""
 
 // One address of a link (RTM_GETADDR), as `ip addr add` would give it again.
 CR_RECORD(NetAddr, 0x0441, "net_addr", "an address of a link of the tree's own net namespace",

@@ -6,6 +6,7 @@
 #include <linux/if_link.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <linux/veth.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -35,6 +36,18 @@ class Msg {
   }
   void attr(uint16_t type, const std::vector<uint8_t>& v) { attr(type, v.data(), v.size()); }
   void attr_u32(uint16_t type, uint32_t v) { attr(type, &v, sizeof v); }
+  void attr_str(uint16_t type, const std::string& v) { attr(type, v.c_str(), v.size() + 1); }
+  // A nested attribute: begin() gives its offset, end() sets its length once its parts are in.
+  size_t begin(uint16_t type) {
+    const size_t at = buf_.size();
+    rtattr a{0, type};
+    put(&a, sizeof a);
+    return at;
+  }
+  void end(size_t at) {
+    reinterpret_cast<rtattr*>(buf_.data() + at)->rta_len =
+        static_cast<unsigned short>(buf_.size() - at);
+  }
   std::vector<uint8_t> done(uint32_t seq) {
     hdr().nlmsg_len = static_cast<uint32_t>(buf_.size());
     hdr().nlmsg_seq = seq;
@@ -137,6 +150,10 @@ Result<std::vector<NlLink>> Rtnl::links() {
         l.name.assign(reinterpret_cast<const char*>(p),
                       strnlen(reinterpret_cast<const char*>(p), n));
       if (type == IFLA_MTU) l.mtu = u32(p, n);
+      if (type == IFLA_ADDRESS) l.address = bytes(p, n);
+      if (type == IFLA_LINK) l.link = static_cast<int>(u32(p, n));
+      if (type == IFLA_LINK_NETNSID) l.link_netnsid = static_cast<int>(u32(p, n));
+      if (type == IFLA_MASTER) l.master = static_cast<int>(u32(p, n));
       if (type == IFLA_LINKINFO) {
         // Nested: IFLA_INFO_KIND first.
         size_t off = 0;
@@ -174,6 +191,7 @@ Result<std::vector<NlAddr>> Rtnl::addrs() {
       if (type == IFA_ADDRESS) a.address = bytes(p, n);
       if (type == IFA_LOCAL) a.local = bytes(p, n);
       if (type == IFA_FLAGS) a.flags = u32(p, n);
+      if (type == IFA_PROTO && n >= 1) a.proto = p[0];
     });
     out.push_back(std::move(a));
     return {};
@@ -323,6 +341,40 @@ Status Rtnl::add_route(const NlRoute& r) {
   if (r.oif != 0) m.attr_u32(RTA_OIF, static_cast<uint32_t>(r.oif));
   if (r.priority != 0) m.attr_u32(RTA_PRIORITY, r.priority);
   if (!r.metrics.empty()) m.attr(RTA_METRICS, r.metrics);
+  return exchange(m.done(seq_++), false, [](const nlmsghdr&) { return Status{}; });
+}
+
+Status Rtnl::add_veth(const std::string& name, const std::vector<uint8_t>& address, uint32_t mtu,
+                      const std::string& peer, const std::vector<uint8_t>& peer_address,
+                      int peer_ns) {
+  Msg m(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK);
+  m.fixed(ifinfomsg{});
+  m.attr_str(IFLA_IFNAME, name);
+  if (!address.empty()) m.attr(IFLA_ADDRESS, address);
+  if (mtu != 0) m.attr_u32(IFLA_MTU, mtu);
+  const size_t info = m.begin(IFLA_LINKINFO);
+  m.attr_str(IFLA_INFO_KIND, "veth");
+  const size_t data = m.begin(IFLA_INFO_DATA);
+  const size_t pe = m.begin(VETH_INFO_PEER);
+  m.fixed(ifinfomsg{});  // the peer's own header, then its attributes
+  m.attr_str(IFLA_IFNAME, peer);
+  if (!peer_address.empty()) m.attr(IFLA_ADDRESS, peer_address);
+  if (mtu != 0) m.attr_u32(IFLA_MTU, mtu);
+  if (peer_ns >= 0) m.attr_u32(IFLA_NET_NS_FD, static_cast<uint32_t>(peer_ns));
+  m.end(pe);
+  m.end(data);
+  m.end(info);
+  return exchange(m.done(seq_++), false, [](const nlmsghdr&) { return Status{}; });
+}
+
+Status Rtnl::set_master_up(int ifindex, int master) {
+  Msg m(RTM_NEWLINK, NLM_F_ACK);
+  ifinfomsg ifi{};
+  ifi.ifi_index = ifindex;
+  ifi.ifi_flags = IFF_UP;
+  ifi.ifi_change = IFF_UP;
+  m.fixed(ifi);
+  if (master != 0) m.attr_u32(IFLA_MASTER, static_cast<uint32_t>(master));
   return exchange(m.done(seq_++), false, [](const nlmsghdr&) { return Status{}; });
 }
 

@@ -36,6 +36,10 @@ struct NlLink {
   std::string kind;    // IFLA_INFO_KIND ("veth", "bridge"...); empty for lo and kind-less links
   unsigned flags = 0;  // IFF_*
   uint32_t mtu = 0;
+  std::vector<uint8_t> address;  // IFLA_ADDRESS (a MAC), empty when the link has none
+  int link = 0;                  // IFLA_LINK: a veth's peer's ifindex (in the peer's namespace)
+  int link_netnsid = -1;         // IFLA_LINK_NETNSID: the peer's namespace, -1: this one
+  int master = 0;                // IFLA_MASTER: the bridge it is a port of, 0: none
 };
 
 struct NlAddr {
@@ -45,6 +49,7 @@ struct NlAddr {
   uint32_t flags = 0;  // IFA_FLAGS (or ifa_flags)
   unsigned scope = 0;
   std::vector<uint8_t> address, local;
+  unsigned proto = 0;  // IFA_PROTO: IFAPROT_KERNEL_LL for the link-local address the kernel made
 };
 
 struct NlRoute {
@@ -82,6 +87,12 @@ class Rtnl {
   Status add_addr(const NlAddr& a);  // an address already there is no error
   Status del_addr(const NlAddr& a);
   Status add_route(const NlRoute& r);
+  /// Makes a veth pair: `name` here, its peer `peer` in the net namespace of `peer_ns` (an fd
+  /// of /proc/.../ns/net; -1: here). Each end gets its MAC unless empty, both `mtu` unless 0.
+  Status add_veth(const std::string& name, const std::vector<uint8_t>& address, uint32_t mtu,
+                  const std::string& peer, const std::vector<uint8_t>& peer_address, int peer_ns);
+  /// Makes link `ifindex` a port of the bridge `master`, and up.
+  Status set_master_up(int ifindex, int master);
 
  private:
   explicit Rtnl(ScopedFd fd) : fd_(std::move(fd)) {}

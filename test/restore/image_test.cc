@@ -221,8 +221,8 @@ TEST(Image, UnixSocketRightsNameAMessageAndFiles) {
     s.add(f);
     schema::UnixSocketRights r{};
     r.socket = 1;
-    r.message = c == 1 ? 1 : 0;           // 1: past the one message
-    r.files = {c == 2 ? 9u : 2u};         // 9: no such File
+    r.message = c == 1 ? 1 : 0;    // 1: past the one message
+    r.files = {c == 2 ? 9u : 2u};  // 9: no such File
     s.add(r);
     add_mm(s);
     auto reader = s.finish();
@@ -1124,6 +1124,40 @@ TEST(Image, NetRecordsAreChecked) {
   EXPECT_FALSE(with([](ProcessImage& s) { s.net_routes.back().oif = 9; }).ok());
   EXPECT_FALSE(with([](ProcessImage& s) { s.net_routes.back().gateway = {1}; }).ok());
   EXPECT_FALSE(with([](ProcessImage& s) { s.net_lock = "crtools_lock_1"; }).ok());
+  // Veths: one with its other end outside (named or not), a pair inside naming each other.
+  auto veth = [](uint32_t ifindex, const char* name, const char* peer) {
+    return schema::NetLink{ifindex, name, schema::kNetLinkVeth,
+                           IFF_UP,  1500, {2, 0, 0, 0, 9, static_cast<uint8_t>(ifindex)},
+                           peer,    ""};
+  };
+  EXPECT_TRUE(with([&](ProcessImage& s) {
+                s.net_links.push_back(veth(2, "eth0", "vh0"));
+                s.net_links.back().peer_master = "br0";
+                s.net_links.push_back(veth(3, "eth1", ""));
+                s.net_links.push_back(veth(4, "a", "b"));
+                s.net_links.push_back(veth(5, "b", "a"));
+                s.net_addrs.push_back({2, AF_INET, 24, 0x80, 0, {10, 9, 0, 2}, {10, 9, 0, 2}});
+                s.net_routes.back().oif = 2;
+              }).ok());
+  for (const auto& bad : std::vector<std::function<void(schema::NetLink&)>>{
+           [](schema::NetLink& l) { l.name = "../x"; },
+           [](schema::NetLink& l) { l.name = "a-name-too-long-for-ifnamsiz"; },
+           [](schema::NetLink& l) { l.peer = "eth0"; },          // itself
+           [](schema::NetLink& l) { l.peer = "lo"; },            // not a veth inside
+           [](schema::NetLink& l) { l.peer_master = "br 0"; },   // not a link name
+           [](schema::NetLink& l) { l.address.assign(64, 1); },  // longer than MAX_ADDR_LEN
+           [](schema::NetLink& l) { l.flags |= 0x100; },         // a flag restore does not set
+           [](schema::NetLink& l) { l.kind = 9; }}) {
+    EXPECT_FALSE(with([&](ProcessImage& s) {
+                   s.net_links.push_back(veth(2, "eth0", "vh0"));
+                   bad(s.net_links.back());
+                 }).ok());
+  }
+  // A pair inside whose other end names a third link.
+  EXPECT_FALSE(with([&](ProcessImage& s) {
+                 s.net_links.push_back(veth(4, "a", "b"));
+                 s.net_links.push_back(veth(5, "b", "c"));
+               }).ok());
 }
 
 }  // namespace

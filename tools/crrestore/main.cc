@@ -166,7 +166,9 @@ int main(int argc, char** argv) {
   app.add_option("--external", external,
                  "mnt[MOUNTPOINT]:PATH: make the tree's mount at MOUNTPOINT (a bind of a host "
                  "path, or a copy of a host mount) a bind of PATH instead (a tree with its own "
-                 "mount namespace)");
+                 "mount namespace); veth[NAME]:OUTSIDE[@BRIDGE]: make the other end of the "
+                 "tree's veth NAME here as OUTSIDE, a port of BRIDGE (a tree with its own net "
+                 "namespace; default: as dumped)");
   app.add_flag("-v,--verbose", verbose, "print each pass with its time");
   app.add_flag("-q,--quiet", quiet,
                "no warnings (what came back other than it was dumped, as rlimits above ours)");
@@ -191,10 +193,21 @@ int main(int argc, char** argv) {
     ctx.opts.inherit_fds[m[2].str()] = fd;
   }
   static const std::regex kExternalMount(R"(mnt\[(/.*)\]:(/.*))");
+  static const std::regex kExternalVeth(
+      R"(veth\[([^\]/: ]{1,15})\]:([^@/: ]{1,15})(@([^/: ]{1,15}))?)");
   for (const auto& spec : external) {
     std::smatch m;
+    if (std::regex_match(spec, m, kExternalVeth)) {
+      if (!ctx.opts.external_veths
+               .emplace(m[1].str(), cr::restore::ExternalVeth{m[2].str(), m[4].str()})
+               .second)
+        die("--external veth[" + m[1].str() + "] given twice");
+      continue;
+    }
     if (!std::regex_match(spec, m, kExternalMount))
-      die("--external wants mnt[MOUNTPOINT]:PATH (both absolute), not '" + spec + "'");
+      die("--external wants mnt[MOUNTPOINT]:PATH (both absolute) or veth[NAME]:OUTSIDE[@BRIDGE] "
+          "(link names), not '" +
+          spec + "'");
     if (!ctx.opts.external_mounts.emplace(m[1].str(), m[2].str()).second)
       die("--external mnt[" + m[1].str() + "] given twice");
   }
