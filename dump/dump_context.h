@@ -92,6 +92,7 @@ struct FileTable {
     std::string sender;  // a datagram's sender name ("": unnamed, or not a datagram)
     std::vector<uint8_t> bytes;
     std::vector<uint64_t> files;  // File ids of the fds in flight with it (SCM_RIGHTS)
+    std::optional<schema::UnixSocketCreds> creds;  // SCM_CREDENTIALS it carries, if any
   };
   std::vector<UnixQueued> unix_data;  // one message, or a run of stream bytes, each
   std::vector<schema::InetSocket> inet_sockets;

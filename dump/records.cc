@@ -102,8 +102,8 @@ Status write_tree_head(DumpTree& tree) {
   for (const auto& [pipe, data] : t.pipe_data) CR_TRY(out.write(schema::PipeData{pipe}, data));
   for (const auto& u : t.unix_sockets) CR_TRY(out.write(u));
   for (const auto& q : t.unix_data)
-    CR_TRY(out.write(schema::UnixSocketData{q.socket, {q.sender.begin(), q.sender.end()}},
-                     q.bytes));
+    CR_TRY(
+        out.write(schema::UnixSocketData{q.socket, {q.sender.begin(), q.sender.end()}}, q.bytes));
   for (const auto& u : t.inet_sockets) CR_TRY(out.write(u));
   for (const auto& q : t.inet_data)
     CR_TRY(out.write(schema::InetSocketData{q.socket, q.queue, q.from, q.from_port}, q.bytes));
@@ -117,6 +117,9 @@ Status write_tree_head(DumpTree& tree) {
   for (const auto& q : t.unix_data) {
     const uint32_t i = index[q.socket]++;
     if (!q.files.empty()) CR_TRY(out.write(schema::UnixSocketRights{q.socket, i, q.files}));
+    if (q.creds)
+      CR_TRY(out.write(
+          schema::UnixSocketCreds{q.socket, i, q.creds->pid, q.creds->uid, q.creds->gid}));
   }
   for (const auto& g : t.file_data) CR_TRY(write_file_data(out, g));
   for (const auto& w : t.inotify_watches) CR_TRY(out.write(w));

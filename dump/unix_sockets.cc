@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <optional>
 
 #include "common/text.h"
@@ -123,6 +124,7 @@ struct Peeked {
   std::vector<std::vector<uint8_t>> messages;  // stream: runs of bytes
   std::vector<std::string> senders;            // each datagram's sender name ("": unnamed)
   std::vector<std::vector<ScopedFd>> rights;   // each message's fds in flight, received here
+  std::vector<std::optional<ucred>> creds;     // each message's SCM_CREDENTIALS (pid not 0)
 };
 
 // The fds in flight a peek installed here (SCM_RIGHTS), ours to close.
@@ -183,19 +185,25 @@ Result<Peeked> peek_queue(int s, uint32_t type, UndoGuard& undo) {
     if (n < 0) return errno_error("recvmsg(MSG_PEEK)");
     std::vector<ScopedFd> got = take_rights(m);
     bool creds = false;
+    std::optional<ucred> cred;
     for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c))
-      creds = creds || (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS);
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
+          c->cmsg_len >= CMSG_LEN(sizeof(ucred))) {
+        creds = true;
+        ucred u;
+        std::memcpy(&u, CMSG_DATA(c), sizeof u);
+        if (u.pid != 0) cred = u;  // 0: the message carries none (sent with SO_PASSCRED off)
+      }
     if ((m.msg_flags & MSG_CTRUNC) != 0)
-      return make_error("unix socket with more fds in flight in one message than crdump takes "
-                        "(253) not supported yet");
+      return make_error(
+          "unix socket with more fds in flight in one message than crdump takes "
+          "(253) not supported yet");
     if (probe) {
       // A seqpacket socket whose peer has gone reads 0 for ever past its last message; with
       // SO_PASSCRED on (the probe's, or the target's own) only a real message has credentials.
       if (n == 0 && !creds) break;
-      if (probe->active()) creds = false;
+      if (probe->active()) cred.reset();  // the probe's view, not the target's
     }
-    if (creds)
-      return make_error("unix socket with credentials in flight (SO_PASSCRED) not supported yet");
     if (type == SOCK_STREAM) {
       if (n == 0) break;  // the peer shut down writing: end of the stream
       // A run ends with the buffer that carries fds, and may start with bytes before it that
@@ -206,7 +214,10 @@ Result<Peeked> peek_queue(int s, uint32_t type, UndoGuard& undo) {
         while (lo < hi) {
           const int mid = (lo + hi) / 2;
           CR_TRY_ASSIGN(bool r, has_rights_at(s, stream_off + mid));
-          if (r) hi = mid; else lo = mid + 1;
+          if (r)
+            hi = mid;
+          else
+            lo = mid + 1;
         }
         split = lo;
         const int next = stream_off + static_cast<int>(n);
@@ -216,9 +227,11 @@ Result<Peeked> peek_queue(int s, uint32_t type, UndoGuard& undo) {
       if (split > 0) {
         out.messages.emplace_back(buf.begin(), buf.begin() + split);
         out.rights.emplace_back();
+        out.creds.push_back(cred);
       }
       out.messages.emplace_back(buf.begin() + split, buf.begin() + n);
       out.rights.push_back(std::move(got));
+      out.creds.push_back(cred);
       stream_off += static_cast<int>(n);
       continue;
     }
@@ -233,6 +246,7 @@ Result<Peeked> peek_queue(int s, uint32_t type, UndoGuard& undo) {
     out.senders.push_back(std::move(sender));
     out.messages.emplace_back(buf.begin(), buf.begin() + n);
     out.rights.push_back(std::move(got));
+    out.creds.push_back(cred);
   }
   // An out-of-band byte (MSG_OOB) would come back as an ordinary one: refused.
   char oob;
@@ -441,8 +455,9 @@ Status UnixSocketCollector::describe_connecting(const Entry& e, const sys::UnixD
   }
   return make_error("unix socket connecting to listener socket:[" + std::to_string(l.ino) + "] '" +
                     name + "' outside the process tree, not accepted yet" +
-                    (e.proc->opts.ext_unix_sk ? " (its path no longer leads to it)"
-                                              : " (dump with --ext-unix-sk to connect to it again)"));
+                    (e.proc->opts.ext_unix_sk
+                         ? " (its path no longer leads to it)"
+                         : " (dump with --ext-unix-sk to connect to it again)"));
 }
 
 Status UnixSocketCollector::describe(const Entry& e, schema::UnixSocket& rec,
@@ -480,7 +495,8 @@ Status UnixSocketCollector::describe(const Entry& e, schema::UnixSocket& rec,
         if (!e.proc->opts.ext_unix_sk)
           return make_error("unix socket connected to socket:[" + std::to_string(d.peer_ino) +
                             "] outside the process tree (dump with --ext-unix-sk to reconnect "
-                            "it by name, or --inherit-fd " + std::to_string(e.fd) + ")");
+                            "it by name, or --inherit-fd " +
+                            std::to_string(e.fd) + ")");
         CR_TRY(describe_external(e, rec));
         break;
       }
@@ -561,6 +577,24 @@ Status UnixSocketCollector::describe(const Entry& e, schema::UnixSocket& rec,
                         socket_name_text(sender) +
                         "' (their sender cannot be restored) not supported yet");
   }
+  // Credentials in flight: sent again by crrestore once the tree exists (the kernel wants
+  // their pid to), by the peer; so only a pair's queue, from processes of the tree.
+  for (size_t i = 0; i < q.creds.size(); ++i) {
+    if (!q.creds[i]) continue;
+    const pid_t pid = q.creds[i]->pid;
+    const DumpContext* sender = tree_.find(pid);
+    if (!mutual)
+      return make_error("unix " + type_name(d.type) +
+                        " socket with credentials in flight (SO_PASSCRED) from sockets other "
+                        "than its peer not supported yet");
+    if (!q.rights[i].empty())
+      return make_error(
+          "unix socket with a message carrying both fds and credentials in "
+          "flight not supported yet");
+    if (sender == nullptr)
+      return make_error("unix socket with credentials in flight from pid " + std::to_string(pid) +
+                        ", not a process of the tree (it could not send them again)");
+  }
   for (size_t i = 0; i < q.messages.size(); ++i) {
     std::vector<uint64_t> files;
     for (const ScopedFd& f : q.rights[i]) {
@@ -573,9 +607,13 @@ Status UnixSocketCollector::describe(const Entry& e, schema::UnixSocket& rec,
       files.push_back(id);
       tree_.procs.front()->process.flags |= schema::kProcessUnixRights;
     }
+    std::optional<schema::UnixSocketCreds> creds;
+    if (q.creds[i])
+      creds = schema::UnixSocketCreds{e.id, 0, static_cast<uint32_t>(q.creds[i]->pid),
+                                      q.creds[i]->uid, q.creds[i]->gid};
     tree_.files.unix_data.push_back({e.id,
                                      i < q.senders.size() ? std::move(q.senders[i]) : std::string(),
-                                     std::move(q.messages[i]), std::move(files)});
+                                     std::move(q.messages[i]), std::move(files), creds});
   }
   return {};
 }

@@ -42,6 +42,7 @@ struct UnixSocketImage {
   std::vector<std::vector<uint8_t>> queue;
   std::vector<schema::bytes_t> senders;  // each message's sender name (empty: none)
   std::map<size_t, std::vector<uint32_t>> rights;  // message index -> File ids in flight with it
+  std::map<size_t, schema::UnixSocketCreds> creds;  // message index -> SCM_CREDENTIALS it carries
 };
 
 /// An internet socket and, for an established TCP connection, its two queues.

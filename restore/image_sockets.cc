@@ -25,9 +25,9 @@ Status check_inet_socket(const schema::InetSocket& u) {
       u.src_port > 65535 || u.dst_port > 65535)
     return make_error(what + "address or port out of range");
   const bool tcp = u.type == SOCK_STREAM && u.protocol == IPPROTO_TCP;
-  const bool dgram = u.type == SOCK_DGRAM &&
-                     (u.protocol == IPPROTO_UDP || u.protocol == IPPROTO_UDPLITE ||
-                      u.protocol == IPPROTO_ICMP || u.protocol == IPPROTO_ICMPV6);
+  const bool dgram =
+      u.type == SOCK_DGRAM && (u.protocol == IPPROTO_UDP || u.protocol == IPPROTO_UDPLITE ||
+                               u.protocol == IPPROTO_ICMP || u.protocol == IPPROTO_ICMPV6);
   if (!tcp && !dgram)
     return make_error(what + "type " + std::to_string(u.type) + " protocol " +
                       std::to_string(u.protocol));
@@ -123,6 +123,17 @@ Result<bool> stash_socket_record(const format::RecordReader& reader, ProcessImag
       it->second.rights[r.message] = std::move(ids);
       return true;
     }
+    case schema::UnixSocketCreds::kType: {
+      CR_TRY_ASSIGN(auto c, reader.decode<schema::UnixSocketCreds>());
+      auto it = img.unix_sockets.find(c.socket);
+      if (it == img.unix_sockets.end() || c.message >= it->second.queue.size() ||
+          it->second.creds.count(c.message) != 0 || c.pid == 0 || c.pid > INT32_MAX)
+        return make_error("unix_socket_creds names no queued message of a unix socket (socket " +
+                          std::to_string(c.socket) + ", message " + std::to_string(c.message) +
+                          ", pid " + std::to_string(c.pid) + ")");
+      it->second.creds[c.message] = c;
+      return true;
+    }
     case schema::InetSocket::kType: {
       CR_TRY_ASSIGN(auto u, reader.decode<schema::InetSocket>());
       CR_TRY(check_inet_socket(u));
@@ -151,12 +162,12 @@ Result<bool> stash_socket_record(const format::RecordReader& reader, ProcessImag
       if (d.queue == schema::kInetDatagram) {
         const schema::InetSocket& u = it->second.sock;
         if (u.type != SOCK_DGRAM || (u.protocol != IPPROTO_UDP && u.protocol != IPPROTO_UDPLITE) ||
-            tail.size() > 65507 ||
-            (d.from.size() != 4 && d.from.size() != 16) || d.from_port > 65535 ||
-            (u.family == AF_INET && d.from.size() != 4))
+            tail.size() > 65507 || (d.from.size() != 4 && d.from.size() != 16) ||
+            d.from_port > 65535 || (u.family == AF_INET && d.from.size() != 4))
           return make_error("inet_socket_data: datagram of inet socket " +
                             std::to_string(d.socket) + " with a bad sender or size");
-        it->second.datagrams.push_back({{tail.begin(), tail.end()}, std::move(d.from), d.from_port});
+        it->second.datagrams.push_back(
+            {{tail.begin(), tail.end()}, std::move(d.from), d.from_port});
         return true;
       }
       auto& q = d.queue == schema::kInetRecvQueue ? it->second.recv_queue : it->second.send_queue;

@@ -198,8 +198,9 @@ Result<int> open_event_fd(const schema::File& f) {
 class Opener {
  public:
   Opener(const ProcessImage& img, const RestoreOptions& opts,
-         const std::map<uint32_t, ShmemHandle>& shmems, const Privileges& priv)
-      : img_(img), opts_(opts), shmems_(shmems), priv_(priv), ghosts_(img, priv) {
+         const std::map<uint32_t, ShmemHandle>& shmems, const Privileges& priv,
+         LateUnixQueues& late)
+      : img_(img), opts_(opts), shmems_(shmems), priv_(priv), late_(late), ghosts_(img, priv) {
     for (const schema::InotifyWatch& w : img.inotify_watches)
       inotify_watches_[w.file].push_back(&w);
     for (const schema::FanotifyMark& m : img.fanotify_marks) fanotify_marks_[m.file].push_back(&m);
@@ -403,10 +404,9 @@ class Opener {
   // then takes its own. A socket has one open file description: its File.
   Result<int> open_unix_socket(const schema::File& f) {
     if (!unix_built_) {
-      CR_TRY_ASSIGN(unix_, create_unix_sockets(img_.unix_sockets, priv_, img_.files,
-                                                [this](const schema::File& f) {
-                                                  return open_early(f);
-                                                }));
+      CR_TRY_ASSIGN(unix_, create_unix_sockets(
+                               img_.unix_sockets, priv_, img_.files,
+                               [this](const schema::File& f) { return open_early(f); }, late_));
       unix_built_ = true;
     }
     auto it = unix_.find(f.object);
@@ -460,6 +460,7 @@ class Opener {
   const RestoreOptions& opts_;
   const std::map<uint32_t, ShmemHandle>& shmems_;
   const Privileges& priv_;
+  LateUnixQueues& late_;
   std::set<uint32_t> memfd_created_;  // memfds whose memfd_create description a File took
   std::map<uint32_t, Ends> pipes_;
   PtyMaker ptys_;
@@ -469,7 +470,7 @@ class Opener {
   bool unix_built_ = false;
   std::map<uint32_t, ScopedFd> inet_;  // by InetSocket id, until its File takes it
   bool inet_built_ = false;
-  std::set<uint32_t> netlink_made_;  // NetlinkSocket ids a File took
+  std::set<uint32_t> netlink_made_;     // NetlinkSocket ids a File took
   std::map<uint32_t, ScopedFd> early_;  // Files opened to go in flight, until the loop takes them
   // By kFileInotify File id.
   std::map<uint32_t, std::vector<const schema::InotifyWatch*>> inotify_watches_;
@@ -483,8 +484,8 @@ class Opener {
 
 Result<std::vector<FdSource>> open_files(const ProcessImage& img, const RestoreOptions& opts,
                                          const std::map<uint32_t, ShmemHandle>& shmems,
-                                         const Privileges& priv) {
-  Opener opener(img, opts, shmems, priv);
+                                         const Privileges& priv, LateUnixQueues& late) {
+  Opener opener(img, opts, shmems, priv, late);
   std::vector<FdSource> out;
   std::set<uint32_t> done;
   for (const auto& fd : img.fds) {

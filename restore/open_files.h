@@ -9,6 +9,7 @@
 #include "restore/context.h"
 #include "restore/fd_plan.h"
 #include "restore/privilege.h"
+#include "restore/unix_sockets.h"
 
 namespace cr::restore {
 
@@ -17,9 +18,10 @@ namespace cr::restore {
 /// deleted files, directories, FIFOs and memory device nodes are made anew and removed
 /// (ghost_files.h, as the process holding them for a restricted image); a memfd is a new open of the
 /// Shmem object in `shmems` (built before). Files reached by a path are opened as `priv`
-/// says (restricted image: as the process holding them). Returns the opened fds.
+/// says (restricted image: as the process holding them). Returns the opened fds; `late` gets
+/// the unix socket queues to send once the tree exists (unix_sockets.h).
 Result<std::vector<FdSource>> open_files(const ProcessImage& img, const RestoreOptions& opts,
                                          const std::map<uint32_t, ShmemHandle>& shmems,
-                                         const Privileges& priv);
+                                         const Privileges& priv, LateUnixQueues& late);
 
 }  // namespace cr::restore

@@ -187,8 +187,9 @@ Status create_tree(RestoreContext& root) {
     net.emplace(std::move(s));
   }
   OpenCarriers carriers;
+  LateUnixQueues late_queues;  // after carriers: its stand-ins close before them
   CR_TRY_ASSIGN(std::vector<FdSource> opened,
-                open_files(root.shared, root.opts, root.shmem_fds, root.privileges));
+                open_files(root.shared, root.opts, root.shmem_fds, root.privileges, late_queues));
   for (const FdSource& s : opened) carriers.fds[s.file_id] = s.fd;
   CR_TRY(restore_epoll_items(root.shared, carriers.fds));
 
@@ -270,6 +271,14 @@ Status create_tree(RestoreContext& root) {
         rep.error = "pid " + std::to_string(c->pid()) + " died while being created";
         break;
       }
+  }
+  // Every process exists (the zombies still run): the queues whose messages carry their
+  // credentials can be sent, through the carriers, before any of them reads.
+  if (rep.error.empty() && !late_queues.empty()) {
+    std::set<pid_t> pids;
+    for (RestoreContext* c : all) pids.insert(c->pid());
+    Status st = late_queues.send(pids);
+    if (!st.ok()) rep.error = std::move(st).error().message;
   }
   // Every live process has its group now: the zombies join theirs and exit.
   go_wr.reset();

@@ -182,22 +182,66 @@ Status set_int(int fd, int opt, int v, const std::string& w, const char* name) {
 }
 
 // getsockopt reports twice what was asked; the FORCE variants pass the limits (we are root).
-Status set_buffers(const Sock& s) {
-  const auto& r = s.rec();
+Status set_buffers(int fd, const schema::UnixSocket& r, const std::string& w) {
   if (r.sndbuf != 0)
-    CR_TRY(set_int(s.fd.get(), SO_SNDBUFFORCE, static_cast<int>(r.sndbuf / 2), what(s),
-                   "SO_SNDBUFFORCE"));
+    CR_TRY(set_int(fd, SO_SNDBUFFORCE, static_cast<int>(r.sndbuf / 2), w, "SO_SNDBUFFORCE"));
   if (r.rcvbuf != 0)
-    CR_TRY(set_int(s.fd.get(), SO_RCVBUFFORCE, static_cast<int>(r.rcvbuf / 2), what(s),
-                   "SO_RCVBUFFORCE"));
+    CR_TRY(set_int(fd, SO_RCVBUFFORCE, static_cast<int>(r.rcvbuf / 2), w, "SO_RCVBUFFORCE"));
+  return {};
+}
+Status set_buffers(const Sock& s) { return set_buffers(s.fd.get(), s.rec(), what(s)); }
+
+// What comes once nothing more is sent: shutdown, SO_PASSCRED (on before the queue was sent
+// the kernel would have added crrestore's credentials to it), the peek offset.
+Status finish_socket(int fd, const schema::UnixSocket& r, const std::string& w) {
+  const uint32_t rd = 1, wr = 2;  // RCV_SHUTDOWN, SEND_SHUTDOWN
+  if (r.shutdown != 0) {
+    int how = (r.shutdown & (rd | wr)) == (rd | wr) ? SHUT_RDWR
+              : (r.shutdown & rd)                   ? SHUT_RD
+                                                    : SHUT_WR;
+    if (::shutdown(fd, how) != 0) return errno_error(w + ": shutdown");
+  }
+  if ((r.flags & schema::kUnixPassCred) != 0) CR_TRY(set_int(fd, SO_PASSCRED, 1, w, "SO_PASSCRED"));
+  if (r.peek_off >= 0) CR_TRY(set_int(fd, SO_PEEK_OFF, r.peek_off, w, "SO_PEEK_OFF"));
+  return {};
+}
+
+// One queued message with the credentials it carried, all of it (a stream's run may go in
+// several sends, each with them: the kernel joins runs of the same credentials).
+Status send_with_creds(int from, const std::vector<uint8_t>& msg, uint32_t type,
+                       const schema::UnixSocketCreds& c, const std::string& w) {
+  size_t off = 0;
+  do {
+    ucred u{static_cast<pid_t>(c.pid), c.uid, c.gid};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))] = {};
+    iovec iov{const_cast<uint8_t*>(msg.data()) + off, msg.size() - off};
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = control;
+    m.msg_controllen = sizeof control;
+    cmsghdr* cm = CMSG_FIRSTHDR(&m);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_CREDENTIALS;
+    cm->cmsg_len = CMSG_LEN(sizeof(ucred));
+    std::memcpy(CMSG_DATA(cm), &u, sizeof u);
+    const ssize_t n = ::sendmsg(from, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0)
+      return errno_error(w + ": put back a message with the credentials of pid " +
+                         std::to_string(c.pid));
+    off += static_cast<size_t>(n);
+    if (type != SOCK_STREAM && off != msg.size()) return make_error(w + ": message cut short");
+  } while (off < msg.size());
   return {};
 }
 
 class Builder {
  public:
   Builder(const std::map<uint32_t, UnixSocketImage>& images, const Privileges& priv,
-          const std::map<uint32_t, schema::File>& files, const FileOpener& open_file)
-      : priv_(priv), files_(files), open_file_(open_file) {
+          const std::map<uint32_t, schema::File>& files, const FileOpener& open_file,
+          LateUnixQueues& late)
+      : priv_(priv), files_(files), open_file_(open_file), late_(late) {
     for (const auto& [id, img] : images) {
       Sock& s = socks_[id];
       s.img = &img;
@@ -232,9 +276,32 @@ class Builder {
     for (auto& [id, s] : socks_)
       if (!s.img->queue.empty() && !mutual(s)) CR_TRY(fill_from_outside(s));
     CR_TRY(connect_all());
-    standins_.clear();  // closed as the dumped listener was; a path keeps its file
+    standins_.clear();                  // closed as the dumped listener was; a path keeps its file
+    std::set<const Sock*> finish_late;  // a queue with credentials: its receiver and sender
     for (auto& [id, s] : socks_)
-      if (!s.img->queue.empty() && mutual(s)) {
+      if (!s.img->creds.empty()) {
+        if (priv_.restricted())
+          return make_error(what(s) +
+                            ": credentials in flight in a user's image (they name "
+                            "other processes than crrestore): not supported");
+        if (!mutual(s))
+          return make_error(what(s) + ": credentials in flight from other sockets than its peer");
+        LateUnixQueues::Queue q;
+        q.what = what(s);
+        q.img = s.img;
+        if (gone(s)) {
+          q.from = s.ghost.get();
+          q.ghost = std::move(s.ghost);
+        } else {
+          q.from = peer(s).fd.get();
+          q.from_rec = &peer(s).rec();
+          finish_late.insert(&peer(s));
+        }
+        finish_late.insert(&s);
+        late_.queues.push_back(std::move(q));
+      }
+    for (auto& [id, s] : socks_)
+      if (!s.img->queue.empty() && mutual(s) && s.img->creds.empty()) {
         // The queue is charged to the sender until read, in skbs cut otherwise than the
         // original's: the sender gets room for it all, then its own buffer size back.
         const int from = gone(s) ? s.ghost.get() : peer(s).fd.get();
@@ -255,7 +322,10 @@ class Builder {
     for (auto& [id, s] : socks_) CR_TRY(unlink_name(s));
     std::map<uint32_t, ScopedFd> out;
     for (auto& [id, s] : socks_) {
-      CR_TRY(finish(s));
+      if (finish_late.count(&s) != 0)
+        late_.finishes.push_back({what(s), s.fd.get(), &s.rec()});
+      else
+        CR_TRY(finish_socket(s.fd.get(), s.rec(), what(s)));
       out[id] = std::move(s.fd);
     }
     return out;
@@ -506,22 +576,6 @@ class Builder {
     return {};
   }
 
-  Status finish(Sock& s) {
-    const auto& r = s.rec();
-    const uint32_t rd = 1, wr = 2;  // RCV_SHUTDOWN, SEND_SHUTDOWN
-    if (r.shutdown != 0) {
-      int how = (r.shutdown & (rd | wr)) == (rd | wr) ? SHUT_RDWR
-                : (r.shutdown & rd)                   ? SHUT_RD
-                                                      : SHUT_WR;
-      if (::shutdown(s.fd.get(), how) != 0) return errno_error(what(s) + ": shutdown");
-    }
-    if ((r.flags & schema::kUnixPassCred) != 0)
-      CR_TRY(set_int(s.fd.get(), SO_PASSCRED, 1, what(s), "SO_PASSCRED"));
-    if (r.peek_off >= 0)
-      CR_TRY(set_int(s.fd.get(), SO_PEEK_OFF, r.peek_off, what(s), "SO_PEEK_OFF"));
-    return {};
-  }
-
   // One queued message and the fds that came with it, in one sendmsg (the whole message: a
   // stream's run that carries fds is a buffer of its own, as the sender's was).
   Status send_with_rights(int from, const Sock& s, const std::vector<uint8_t>& msg,
@@ -552,19 +606,45 @@ class Builder {
   const Privileges& priv_;
   const std::map<uint32_t, schema::File>& files_;
   const FileOpener& open_file_;
+  LateUnixQueues& late_;
   std::map<uint32_t, Sock> socks_;  // by UnixSocket id: the stream's order
   std::map<uint64_t, Sock*> by_ino_;
   std::vector<std::unique_ptr<UnixSocketImage>> standin_images_;
   std::vector<std::unique_ptr<Sock>> standins_;  // listeners standing in for closed ones
-  std::vector<ScopedFd> pending_ghosts_;          // clients outside, in a listener's queue
+  std::vector<ScopedFd> pending_ghosts_;         // clients outside, in a listener's queue
 };
 
 }  // namespace
 
 Result<std::map<uint32_t, ScopedFd>> create_unix_sockets(
     const std::map<uint32_t, UnixSocketImage>& sockets, const Privileges& priv,
-    const std::map<uint32_t, schema::File>& files, const FileOpener& open_file) {
-  return Builder(sockets, priv, files, open_file).run();
+    const std::map<uint32_t, schema::File>& files, const FileOpener& open_file,
+    LateUnixQueues& late) {
+  return Builder(sockets, priv, files, open_file, late).run();
+}
+
+Status LateUnixQueues::send(const std::set<pid_t>& tree_pids) {
+  for (Queue& q : queues) {
+    CR_TRY(set_int(q.from, SO_SNDBUFFORCE, kFillSndbuf, q.what, "SO_SNDBUFFORCE"));
+    const auto& r = q.img->sock;
+    for (size_t i = 0; i < q.img->queue.size(); ++i) {
+      auto c = q.img->creds.find(i);
+      if (c == q.img->creds.end()) {
+        CR_TRY(send_all(q.from, q.img->queue[i], r.type, q.what));
+        continue;
+      }
+      if (tree_pids.count(static_cast<pid_t>(c->second.pid)) == 0)
+        return make_error(q.what + ": credentials in flight of pid " +
+                          std::to_string(c->second.pid) + ", not a process of the tree");
+      CR_TRY(send_with_creds(q.from, q.img->queue[i], r.type, c->second, q.what));
+    }
+    if (q.from_rec != nullptr) CR_TRY(set_buffers(q.from, *q.from_rec, q.what + "'s peer"));
+    q.ghost.reset();  // a peer gone: it closes, as it had
+  }
+  for (const Finish& f : finishes) CR_TRY(finish_socket(f.fd, *f.rec, f.what));
+  queues.clear();
+  finishes.clear();
+  return {};
 }
 
 }  // namespace cr::restore

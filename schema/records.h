@@ -658,6 +658,16 @@ CR_RECORD(UnixSocketRights, 0x0222, "unix_socket_rights",
           (u32, message),    // which UnixSocketData of that socket, from 0
           (u64s, files))     // the File ids, in the order they were sent
 
+// The credentials (SCM_CREDENTIALS) one queued message carries, read by a receiver with
+// SO_PASSCRED on: its sender's pid (a process of the tree), uid and gid as crdump saw them.
+// Restore sends such a queue once every process of the tree exists (the kernel takes a
+// message's pid only then). A message without one was sent with none.
+CR_RECORD(UnixSocketCreds, 0x0223, "unix_socket_creds",
+          "the credentials (SCM_CREDENTIALS) a queued message of a unix socket carries",
+          (objref, socket),  // the UnixSocket whose queue holds the message
+          (u32, message),    // which UnixSocketData of that socket, from 0
+          (u32, pid), (u32, uid), (u32, gid))
+
 // ---- Internet sockets (0x0260-0x026f). One InetSocket object per AF_INET/AF_INET6 socket of
 // the tree, written before the Files that open it (File kind kFileInetSocket, `object`); then
 // an established TCP connection's queues (InetSocketData), and a NetLock when crdump left the
@@ -896,7 +906,7 @@ using AllRecords =
                UnixSocketData, FileLock, FileOwner, StreamSeal, InetSocket, InetSocketData, NetLock,
                NetlinkSocket, Cgroup, CgroupProperty, CgroupMember, PagesParent, Vdso, PremapArea,
                PagesPrefork, InetMcast, SeccompFilter, SeccompThread, PidNsIds, UtsNs, InotifyWatch,
-               UnixSocketRights, TimeNs, CgroupNs, Mount, TmpfsEntry, FanotifyGroup, FanotifyMark,
+               UnixSocketRights, UnixSocketCreds, TimeNs, CgroupNs, Mount, TmpfsEntry, FanotifyGroup, FanotifyMark,
                NetLink, NetAddr, NetRoute, NetSysctl>;
 
 namespace detail {

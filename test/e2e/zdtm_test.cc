@@ -180,10 +180,8 @@ const std::vector<ZdtmCase>& cases() {
        false,
        "fd 4: unix socket connected to listener 'backlog.sock', not accepted yet, with data sent "
        "to it"},
-      {"unix_passcred_refused",
-       {},
-       false,
-       "fd 5: unix socket with credentials in flight (SO_PASSCRED) not supported yet"},
+      {"unix_passcred", {}},
+      {"unix_passcred_refused", {}, false, "fd 5: unix socket with credentials in flight from pid "},
       {"unix_sender_refused",
        {},
        false,

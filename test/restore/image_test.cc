@@ -241,6 +241,43 @@ TEST(Image, UnixSocketRightsNameAMessageAndFiles) {
   }
 }
 
+// Credentials in flight: kept per message the socket has, once each, with a pid; a message it
+// does not have, a second record for one message or a pid of 0 is refused.
+TEST(Image, UnixSocketCredsNameAMessageOnce) {
+  for (int c = 0; c < 4; ++c) {
+    SCOPED_TRACE(c);
+    Stream s;
+    add_process(s);
+    schema::UnixSocket u{};
+    u.id = 1;
+    u.ino = 77;
+    u.type = SOCK_DGRAM;
+    u.state = schema::kUnixPeerGone;
+    s.add(u);
+    schema::UnixSocketData d{};
+    d.socket = 1;
+    const uint8_t m[] = {'x'};
+    s.add(d, m);
+    schema::UnixSocketCreds r{1, c == 1 ? 1u : 0u, c == 3 ? 0u : 4242u, 1000, 1000};
+    s.add(r);
+    if (c == 2) s.add(r);
+    add_mm(s);
+    auto reader = s.finish();
+    ProcessImage img;
+    auto st = load_head(*reader, img);
+    if (c == 0) {
+      ASSERT_TRUE(st.ok()) << st.error().message;
+      ASSERT_EQ(img.unix_sockets[1].creds.count(0), 1u);
+      EXPECT_EQ(img.unix_sockets[1].creds[0].pid, 4242u);
+      continue;
+    }
+    ASSERT_FALSE(st.ok());
+    EXPECT_NE(st.error().message.find("unix_socket_creds names no queued message"),
+              std::string::npos)
+        << st.error().message;
+  }
+}
+
 TEST(Image, UnixSocketDataNamingNoSocketIsRefused) {
   Stream s;
   add_process(s);
