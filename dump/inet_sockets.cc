@@ -54,12 +54,12 @@ struct IntOpt {
   const char* text;
 };
 constexpr IntOpt kSocketOpts[] = {
-    {SOL_SOCKET, SO_REUSEADDR, "SO_REUSEADDR"}, {SOL_SOCKET, SO_REUSEPORT, "SO_REUSEPORT"},
-    {SOL_SOCKET, SO_KEEPALIVE, "SO_KEEPALIVE"}, {SOL_SOCKET, SO_BROADCAST, "SO_BROADCAST"},
-    {SOL_SOCKET, SO_SNDBUF, "SO_SNDBUF"},       {SOL_SOCKET, SO_RCVBUF, "SO_RCVBUF"},
-    {SOL_SOCKET, SO_PRIORITY, "SO_PRIORITY"},   {SOL_SOCKET, SO_MARK, "SO_MARK"},
-    {SOL_SOCKET, SO_RCVLOWAT, "SO_RCVLOWAT"},   {SOL_SOCKET, SO_OOBINLINE, "SO_OOBINLINE"},
-    {SOL_SOCKET, SO_DONTROUTE, "SO_DONTROUTE"}, {SOL_SOCKET, SO_TIMESTAMP, "SO_TIMESTAMP"},
+    {SOL_SOCKET, SO_REUSEADDR, "SO_REUSEADDR"},     {SOL_SOCKET, SO_REUSEPORT, "SO_REUSEPORT"},
+    {SOL_SOCKET, SO_KEEPALIVE, "SO_KEEPALIVE"},     {SOL_SOCKET, SO_BROADCAST, "SO_BROADCAST"},
+    {SOL_SOCKET, SO_SNDBUF, "SO_SNDBUF"},           {SOL_SOCKET, SO_RCVBUF, "SO_RCVBUF"},
+    {SOL_SOCKET, SO_PRIORITY, "SO_PRIORITY"},       {SOL_SOCKET, SO_MARK, "SO_MARK"},
+    {SOL_SOCKET, SO_RCVLOWAT, "SO_RCVLOWAT"},       {SOL_SOCKET, SO_OOBINLINE, "SO_OOBINLINE"},
+    {SOL_SOCKET, SO_DONTROUTE, "SO_DONTROUTE"},     {SOL_SOCKET, SO_TIMESTAMP, "SO_TIMESTAMP"},
     {SOL_SOCKET, SO_TIMESTAMPNS, "SO_TIMESTAMPNS"},
 };
 constexpr IntOpt kIpOpts[] = {
@@ -119,10 +119,9 @@ constexpr IntOpt kUdpliteOpts[] = {
 };
 
 const char* tcp_state_name(int st) {
-  static const char* const names[] = {"?",         "ESTABLISHED", "SYN_SENT",   "SYN_RECV",
-                                      "FIN_WAIT1", "FIN_WAIT2",   "TIME_WAIT",  "CLOSE",
-                                      "CLOSE_WAIT", "LAST_ACK",   "LISTEN",     "CLOSING",
-                                      "NEW_SYN_RECV"};
+  static const char* const names[] = {
+      "?",     "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",   "TIME_WAIT",
+      "CLOSE", "CLOSE_WAIT",  "LAST_ACK", "LISTEN",   "CLOSING",   "NEW_SYN_RECV"};
   return st >= 0 && st < 13 ? names[st] : "?";
 }
 
@@ -157,7 +156,8 @@ bool fin_sent(uint32_t st) {
 Result<int> get_int(int s, int level, int name, const char* text) {
   int v = 0;
   socklen_t len = sizeof v;
-  if (::getsockopt(s, level, name, &v, &len) != 0) return errno_error(std::string("getsockopt ") + text);
+  if (::getsockopt(s, level, name, &v, &len) != 0)
+    return errno_error(std::string("getsockopt ") + text);
   return v;
 }
 
@@ -352,8 +352,9 @@ Status InetSocketCollector::describe(Entry& e, schema::InetSocket& rec) {
   if (peek.ok() && *peek >= 0)
     return make_error(inet_socket_text(rec) + " with SO_PEEK_OFF set not supported yet");
   const bool tcp = type == SOCK_STREAM && protocol == IPPROTO_TCP;
-  const bool dgram = type == SOCK_DGRAM && (protocol == IPPROTO_UDP || protocol == IPPROTO_UDPLITE ||
-                                            protocol == IPPROTO_ICMP || protocol == IPPROTO_ICMPV6);
+  const bool dgram =
+      type == SOCK_DGRAM && (protocol == IPPROTO_UDP || protocol == IPPROTO_UDPLITE ||
+                             protocol == IPPROTO_ICMP || protocol == IPPROTO_ICMPV6);
   if (!tcp && !dgram) {
     if (type == SOCK_RAW) return make_error("raw socket (SOCK_RAW) not supported yet");
     return make_error(proto_name(rec) + " socket of type " + std::to_string(type) +
@@ -371,28 +372,36 @@ Status InetSocketCollector::describe(Entry& e, schema::InetSocket& rec) {
         // For a listener tcp_info counts its accept queue (unacked) and backlog (sacked).
         // Their sockets have no fd before accept(), and a connection's sequence numbers
         // cannot be put into a new listener's queue: kept they cannot be.
-        if (ti.tcpi_unacked != 0 && !e.proc->opts.skip_in_flight)
+        // One from a client of the tree that has sent nothing: it connects again.
+        if (ti.tcpi_unacked != 0 && !e.proc->opts.skip_in_flight &&
+            listeners_with_pending_.count(rec.ino) == 0)
           return make_error("listening " + inet_socket_text(rec) + " with " +
                             std::to_string(ti.tcpi_unacked) +
-                            " connections not yet accepted (dump with --skip-in-flight to "
+                            " connections not yet accepted (kept only for one from a client of "
+                            "the tree that has sent nothing; dump with --skip-in-flight to "
                             "leave them out: their clients see a reset and connect again)");
         rec.state = schema::kInetListening;
         rec.backlog = ti.tcpi_sacked;
         break;
       case TCP_ESTABLISHED:
+        if (pending_clients_.count(rec.ino) != 0) {
+          rec.state = schema::kInetConnecting;
+          break;
+        }
+        [[fallthrough]];
       case TCP_FIN_WAIT1:
       case TCP_FIN_WAIT2:
       case TCP_CLOSE_WAIT:
       case TCP_LAST_ACK:
       case TCP_CLOSING:
         if (!e.proc->opts.tcp_established)
-          return make_error(std::string(ti.tcpi_state == TCP_ESTABLISHED ? "established"
-                                                                         : "half-closed") +
-                            " connection " + inet_socket_text(rec) +
-                            (ti.tcpi_state == TCP_ESTABLISHED
-                                 ? ""
-                                 : " (" + std::string(tcp_state_name(ti.tcpi_state)) + ")") +
-                            " (dump with --tcp-established to keep it)");
+          return make_error(
+              std::string(ti.tcpi_state == TCP_ESTABLISHED ? "established" : "half-closed") +
+              " connection " + inet_socket_text(rec) +
+              (ti.tcpi_state == TCP_ESTABLISHED
+                   ? ""
+                   : " (" + std::string(tcp_state_name(ti.tcpi_state)) + ")") +
+              " (dump with --tcp-established to keep it)");
         rec.state = schema::kInetEstablished;
         if (ti.tcpi_state != TCP_ESTABLISHED) {
           rec.tcp_state = ti.tcpi_state;
@@ -400,8 +409,8 @@ Status InetSocketCollector::describe(Entry& e, schema::InetSocket& rec) {
         }
         break;
       default:
-        return make_error(inet_socket_text(rec) + " in TCP state " +
-                          tcp_state_name(ti.tcpi_state) + " not supported yet");
+        return make_error(inet_socket_text(rec) + " in TCP state " + tcp_state_name(ti.tcpi_state) +
+                          " not supported yet");
     }
   } else {
     rec.state = has_peer ? schema::kInetConnected : schema::kInetClosed;
@@ -459,7 +468,8 @@ Status InetSocketCollector::describe(Entry& e, schema::InetSocket& rec) {
   // restore would move them).
   len = 0;
   if (::getsockopt(s, SOL_SOCKET, SO_ATTACH_FILTER, nullptr, &len) == 0 && len != 0)
-    return make_error(inet_socket_text(rec) + " with a socket filter (SO_ATTACH_FILTER) not supported yet");
+    return make_error(inet_socket_text(rec) +
+                      " with a socket filter (SO_ATTACH_FILTER) not supported yet");
   if (rec.state == schema::kInetEstablished && !tree_.dry_run) CR_TRY(read_connection(e, rec));
   return {};
 }
@@ -474,8 +484,8 @@ Status InetSocketCollector::check_memberships(int s, int family, const schema::I
     for (const char* file : {"net/igmp", "net/igmp6"}) {
       auto text = self.read(file);
       if (!text.ok()) continue;  // no IPv4 or IPv6 on this machine: no groups of it either
-      auto parsed = std::string_view(file) == "net/igmp" ? sys::parse_igmp(*text)
-                                                         : sys::parse_igmp6(*text);
+      auto parsed =
+          std::string_view(file) == "net/igmp" ? sys::parse_igmp(*text) : sys::parse_igmp6(*text);
       if (!parsed.ok()) return std::move(parsed).error();
       groups_->insert(groups_->end(), parsed->begin(), parsed->end());
     }
@@ -632,15 +642,83 @@ Status InetSocketCollector::read_connection(Entry& e, schema::InetSocket& rec) {
   return set_queue(s, TCP_NO_QUEUE);
 }
 
+namespace {
+// An address as 4 bytes when it is IPv4 or v4-mapped IPv6 (a dual-stack listener's child).
+std::vector<uint8_t> v4_folded(const std::vector<uint8_t>& a) {
+  static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (a.size() == 16 && std::equal(kMapped, kMapped + 12, a.begin()))
+    return {a.begin() + 12, a.end()};
+  return a;
+}
+}  // namespace
+
+// A listener's accept queue: its connections have no fd before accept() and their sequence
+// numbers cannot be put into a new listener's queue. One whose client is a socket of the tree
+// that has sent nothing (the connection's server end, /proc/PID/net/tcp's line with no inode,
+// has nothing queued, nor has the client) can be made again, by that client connecting to the
+// restored listener: the connection carries nothing a new one would not. Several are left
+// refused: the order accept() would take them in shows nowhere.
+Status InetSocketCollector::find_pending_clients() {
+  for (uint64_t ino : order_) {
+    Entry& l = entries_.at(ino);
+    tcp_info ti{};
+    socklen_t len = sizeof ti;
+    if (::getsockopt(l.s.get(), IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+        ti.tcpi_state != TCP_LISTEN || ti.tcpi_unacked != 1)
+      continue;
+    sockaddr_storage a{};
+    socklen_t la = sizeof a;
+    if (::getsockname(l.s.get(), reinterpret_cast<sockaddr*>(&a), &la) != 0) continue;
+    const auto [laddr, lport] = endpoint(a);
+    auto text = l.proc->proc.read(l.family == AF_INET6 ? "net/tcp6" : "net/tcp");
+    if (!text.ok()) continue;  // the listener is refused as it was
+    auto lines = sys::parse_proc_net_tcp(*text);
+    if (!lines.ok()) return std::move(lines).error().wrap("pid " + std::to_string(l.proc->pid));
+    std::vector<const sys::ProcTcpSocket*> children;
+    for (const sys::ProcTcpSocket& t : *lines)
+      if (t.state == TCP_ESTABLISHED && t.inode == 0 && t.local_port == lport &&
+          (all_zero(laddr) || v4_folded(t.local) == v4_folded(laddr)))
+        children.push_back(&t);
+    if (children.size() != 1 || children[0]->rx_queue != 0 || children[0]->tx_queue != 0) continue;
+    const sys::ProcTcpSocket& child = *children[0];
+    for (uint64_t cino : order_) {
+      Entry& c = entries_.at(cino);
+      tcp_info ci{};
+      len = sizeof ci;
+      sockaddr_storage ca{}, cb{};
+      socklen_t lca = sizeof ca, lcb = sizeof cb;
+      if (::getsockopt(c.s.get(), IPPROTO_TCP, TCP_INFO, &ci, &len) != 0 ||
+          ci.tcpi_state != TCP_ESTABLISHED ||
+          ::getsockname(c.s.get(), reinterpret_cast<sockaddr*>(&ca), &lca) != 0 ||
+          ::getpeername(c.s.get(), reinterpret_cast<sockaddr*>(&cb), &lcb) != 0)
+        continue;
+      const auto [caddr, cport] = endpoint(ca);
+      const auto [paddr, pport] = endpoint(cb);
+      int outq = -1;
+      if (cport != child.remote_port || pport != child.local_port ||
+          v4_folded(caddr) != v4_folded(child.remote) ||
+          v4_folded(paddr) != v4_folded(child.local) || ::ioctl(c.s.get(), SIOCOUTQ, &outq) != 0 ||
+          outq != 0)
+        continue;
+      listeners_with_pending_.insert(ino);
+      pending_clients_.insert(cino);
+    }
+  }
+  return {};
+}
+
 Status InetSocketCollector::finish() {
   auto where = [&](const Entry& e) {
-    return (e.proc == tree_.procs.front().get() ? "" : "pid " + std::to_string(e.proc->pid) + ": ") +
+    return (e.proc == tree_.procs.front().get() ? ""
+                                                : "pid " + std::to_string(e.proc->pid) + ": ") +
            fd_name(e.fd);
   };
+  CR_TRY(find_pending_clients());
   // The lock goes on before any connection is read: every established one, both ways.
   std::vector<sys::TcpTuple> conns;
   for (uint64_t ino : order_) {
     Entry& e = entries_.at(ino);
+    if (pending_clients_.count(ino) != 0) continue;  // connects again: nothing to hold
     tcp_info ti{};
     socklen_t len = sizeof ti;
     if (::getsockopt(e.s.get(), IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
@@ -668,7 +746,9 @@ Status InetSocketCollector::finish() {
     const std::string table = sys::netlock_table_name();
     CR_TRY(tree_.undo.on_death_delete_table(table));
     auto lock = sys::NetLock::install(conns, table);
-    if (!lock.ok()) return std::move(lock).error().wrap("network lock for " + std::to_string(conns.size()) + " TCP connections");
+    if (!lock.ok())
+      return std::move(lock).error().wrap("network lock for " + std::to_string(conns.size()) +
+                                          " TCP connections");
     tree_.net.lock = std::move(lock).value();
   }
   for (uint64_t ino : order_) {

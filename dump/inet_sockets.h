@@ -5,6 +5,7 @@
 
 #include <map>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "common/scoped_fd.h"
@@ -34,6 +35,7 @@ class InetSocketCollector {
   };
 
   Status describe(Entry& e, schema::InetSocket& rec);
+  Status find_pending_clients();
   Status read_connection(Entry& e, schema::InetSocket& rec);
   Status peek_datagrams(int s, const schema::InetSocket& rec);
   Status check_memberships(int s, int family, const schema::InetSocket& rec);
@@ -44,6 +46,9 @@ class InetSocketCollector {
   DumpTree& tree_;
   std::map<uint64_t, Entry> entries_;  // by inode
   std::vector<uint64_t> order_;        // inodes in the order first seen
+  // A listener whose accept queue holds one connection from a client of the tree that has
+  // sent nothing, and that client (kInetConnecting): by inode.
+  std::set<uint64_t> listeners_with_pending_, pending_clients_;
 };
 
 /// "fd 5: tcp 127.0.0.1:8080 -> 127.0.0.1:41234": a socket of a record, for messages.

@@ -31,10 +31,12 @@ Status check_inet_socket(const schema::InetSocket& u) {
   if (!tcp && !dgram)
     return make_error(what + "type " + std::to_string(u.type) + " protocol " +
                       std::to_string(u.protocol));
-  if (u.state > schema::kInetConnected || (u.state == schema::kInetListening && !tcp) ||
-      (u.state == schema::kInetEstablished && !tcp) || (u.state == schema::kInetConnected && tcp))
+  if (u.state > schema::kInetConnecting || (u.state == schema::kInetListening && !tcp) ||
+      (u.state == schema::kInetEstablished && !tcp) || (u.state == schema::kInetConnected && tcp) ||
+      (u.state == schema::kInetConnecting && (!tcp || (u.flags & schema::kInetBound) == 0)))
     return make_error(what + "state " + std::to_string(u.state));
-  if ((u.state == schema::kInetEstablished || u.state == schema::kInetConnected) &&
+  if ((u.state == schema::kInetEstablished || u.state == schema::kInetConnected ||
+       u.state == schema::kInetConnecting) &&
       (u.dst.empty() || u.src.empty()))
     return make_error(what + "connected without both addresses");
   if (u.unsent_len > u.outq_len) return make_error(what + "more unsent bytes than queued");

@@ -36,8 +36,10 @@ struct RepairWindow {  // struct tcp_repair_window (Linux 4.8)
 constexpr size_t kQueueChunk = 64 * 1024;
 
 std::string text(const schema::InetSocket& r) {
-  std::string proto = r.protocol == IPPROTO_TCP ? "tcp" : r.protocol == IPPROTO_UDP ? "udp"
-                    : r.protocol == IPPROTO_UDPLITE ? "udplite" : "ping";
+  std::string proto = r.protocol == IPPROTO_TCP       ? "tcp"
+                      : r.protocol == IPPROTO_UDP     ? "udp"
+                      : r.protocol == IPPROTO_UDPLITE ? "udplite"
+                                                      : "ping";
   if (r.family == AF_INET6) proto += "6";
   std::string s = "inet socket " + std::to_string(r.id) + " (" + proto;
   if (!r.src.empty()) s += " " + inet_endpoint_text(r.src, r.src_port);
@@ -46,7 +48,7 @@ std::string text(const schema::InetSocket& r) {
 }
 
 std::pair<sockaddr_storage, socklen_t> sockaddr_of(uint32_t family, const schema::bytes_t& a,
-                                                    uint32_t port) {
+                                                   uint32_t port) {
   sockaddr_storage ss{};
   if (family == AF_INET) {
     auto& in = reinterpret_cast<sockaddr_in&>(ss);
@@ -85,13 +87,11 @@ Status set_options(int s, const schema::InetSocket& r, bool restricted, const st
     if (::setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) != 0)
       return errno_error("setsockopt SO_LINGER").wrap(what);
   }
-  if (!r.bind_dev.empty() &&
-      ::setsockopt(s, SOL_SOCKET, SO_BINDTODEVICE, r.bind_dev.data(),
-                   static_cast<socklen_t>(r.bind_dev.size())) != 0)
+  if (!r.bind_dev.empty() && ::setsockopt(s, SOL_SOCKET, SO_BINDTODEVICE, r.bind_dev.data(),
+                                          static_cast<socklen_t>(r.bind_dev.size())) != 0)
     return errno_error("SO_BINDTODEVICE " + r.bind_dev).wrap(what);
-  if (!r.congestion.empty() &&
-      ::setsockopt(s, IPPROTO_TCP, TCP_CONGESTION, r.congestion.data(),
-                   static_cast<socklen_t>(r.congestion.size())) != 0)
+  if (!r.congestion.empty() && ::setsockopt(s, IPPROTO_TCP, TCP_CONGESTION, r.congestion.data(),
+                                            static_cast<socklen_t>(r.congestion.size())) != 0)
     return errno_error("TCP_CONGESTION " + r.congestion).wrap(what);
   return {};
 }
@@ -150,8 +150,8 @@ uint32_t sum16(const uint8_t* p, size_t n, uint32_t acc) {
 // The address `a` (4 bytes, 16, or a v4-mapped 16 when `v4`) with port 0.
 std::pair<sockaddr_storage, socklen_t> ip_of(bool v4, const std::vector<uint8_t>& a) {
   if (!v4) return sockaddr_of(AF_INET6, a, 0);
-  return sockaddr_of(AF_INET, std::vector<uint8_t>(a.end() - std::min<size_t>(4, a.size()), a.end()),
-                     0);
+  return sockaddr_of(AF_INET,
+                     std::vector<uint8_t>(a.end() - std::min<size_t>(4, a.size()), a.end()), 0);
 }
 
 // A raw socket of `proto` bound to `from`, an address that may not be ours (IP_FREEBIND): what
@@ -162,8 +162,8 @@ Result<ScopedFd> raw_socket_at(const sockaddr_storage& from, socklen_t len, int 
   const bool v4 = from.ss_family == AF_INET;
   ScopedFd raw(::socket(from.ss_family, SOCK_RAW | SOCK_CLOEXEC, proto));
   if (!raw.valid()) return errno_error("raw socket").wrap(what);
-  CR_TRY(set_int(raw.get(), v4 ? IPPROTO_IP : IPPROTO_IPV6, v4 ? IP_FREEBIND : 78 /* IPV6_FREEBIND */,
-                 1, what));
+  CR_TRY(set_int(raw.get(), v4 ? IPPROTO_IP : IPPROTO_IPV6,
+                 v4 ? IP_FREEBIND : 78 /* IPV6_FREEBIND */, 1, what));
   if (!v4) CR_TRY(set_int(raw.get(), IPPROTO_IPV6, IPV6_CHECKSUM, csum_at, what));
   if (::bind(raw.get(), reinterpret_cast<const sockaddr*>(&from), len) != 0)
     return errno_error("bind a raw socket to the sender's address").wrap(what);
@@ -182,7 +182,8 @@ Status inject_from_peer(const schema::InetSocket& r, uint8_t flags, uint32_t seq
   if (r.src.size() != r.dst.size()) return make_error(what + ": addresses of two families");
   const auto [from, len] = ip_of(v4, r.dst);
   const auto to = ip_of(v4, r.src).first;
-  CR_TRY_ASSIGN(ScopedFd raw, raw_socket_at(from, len, IPPROTO_TCP, 16, what + ": the peer's segment"));
+  CR_TRY_ASSIGN(ScopedFd raw,
+                raw_socket_at(from, len, IPPROTO_TCP, 16, what + ": the peer's segment"));
   CR_TRY(set_int(raw.get(), SOL_SOCKET, SO_MARK, static_cast<int>(sys::kNetLockPassMark), what));
   uint8_t h[20] = {};
   auto put16 = [&](size_t at, uint32_t v) {
@@ -345,8 +346,8 @@ Status finish_connection(int s, const InetSocketImage& img, const std::string& w
     const auto opt = schema::SocketOption::decode(o);
     recorded = recorded || (opt.level == SOL_SOCKET && opt.name == SO_SNDBUF);
   }
-  const uint64_t room = std::min<uint64_t>(INT32_MAX / 2, static_cast<uint64_t>(had) +
-                                                             2 * uint64_t{r.unsent_len} + (1 << 20));
+  const uint64_t room = std::min<uint64_t>(
+      INT32_MAX / 2, static_cast<uint64_t>(had) + 2 * uint64_t{r.unsent_len} + (1 << 20));
   if (recorded) CR_TRY(set_int(s, SOL_SOCKET, SO_SNDBUFFORCE, static_cast<int>(room), what));
   CR_TRY(fill(s, img.send_queue.data() + (r.outq_len - r.unsent_len), r.unsent_len,
               what + ": unsent bytes"));
@@ -369,6 +370,22 @@ Status bind_listener(int s, const schema::InetSocket& r, const std::string& what
   CR_TRY(set_int(s, SOL_SOCKET, SO_REUSEADDR, 1, what));
   CR_TRY(bind_to(s, r, what));
   if (::listen(s, static_cast<int>(r.backlog)) != 0) return errno_error("listen").wrap(what);
+  if (had == 0) CR_TRY(set_int(s, SOL_SOCKET, SO_REUSEADDR, 0, what));
+  return {};
+}
+
+// A client of the tree whose connection was in its listener's accept queue: bound to its
+// port again (SO_REUSEADDR for the bind: the dumped connection's end may linger), then a real
+// connect() to the restored listener (blocking: over loopback the handshake is done when it
+// returns), which queues the connection there again. Nothing had been sent on it.
+Status connect_again(int s, const schema::InetSocket& r, const std::string& what) {
+  int had = 0;
+  socklen_t len = sizeof had;
+  if (::getsockopt(s, SOL_SOCKET, SO_REUSEADDR, &had, &len) != 0)
+    return errno_error("getsockopt SO_REUSEADDR").wrap(what);
+  CR_TRY(set_int(s, SOL_SOCKET, SO_REUSEADDR, 1, what));
+  CR_TRY(bind_to(s, r, what));
+  CR_TRY(connect_to(s, r, what));
   if (had == 0) CR_TRY(set_int(s, SOL_SOCKET, SO_REUSEADDR, 0, what));
   return {};
 }
@@ -416,8 +433,8 @@ uint16_t udplite4_checksum(const std::vector<uint8_t>& src, const std::vector<ui
 // has the kernel compute it. UDP-Lite covers the whole datagram (the coverage the sender chose
 // is not visible to the receiver, and the whole satisfies any UDPLITE_RECV_CSCOV); over IPv4
 // its checksum, which it cannot leave out, is computed here.
-Status replay_datagram(int target, const schema::InetSocket& r,
-                       const InetSocketImage::Datagram& d, const std::string& what) {
+Status replay_datagram(int target, const schema::InetSocket& r, const InetSocketImage::Datagram& d,
+                       const std::string& what) {
   const bool v4 = d.from.size() == 4 || v4_mapped(d.from);
   const bool lite = r.protocol == IPPROTO_UDPLITE;
   // Sent to the socket's own address; bound to any (or, v4, to an IPv6 one): loopback.
@@ -428,9 +445,9 @@ Status replay_datagram(int target, const schema::InetSocket& r,
     at = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
   const auto [src, len] = ip_of(v4, d.from);
   const auto dst = ip_of(v4, at).first;
-  CR_TRY_ASSIGN(ScopedFd raw,
-                raw_socket_at(src, len, lite ? IPPROTO_UDPLITE : IPPROTO_UDP, 6,
-                              what + ": a datagram from " + inet_endpoint_text(d.from, d.from_port)));
+  CR_TRY_ASSIGN(ScopedFd raw, raw_socket_at(src, len, lite ? IPPROTO_UDPLITE : IPPROTO_UDP, 6,
+                                            what + ": a datagram from " +
+                                                inet_endpoint_text(d.from, d.from_port)));
   std::vector<uint8_t> pkt(8 + d.bytes.size());
   const uint16_t sport = htons(static_cast<uint16_t>(d.from_port));
   const uint16_t dport = htons(static_cast<uint16_t>(r.src_port));
@@ -511,11 +528,14 @@ Result<std::map<uint32_t, ScopedFd>> create_inet_sockets(
   // Connections first, in repair mode: a connection accepted from a listener has the
   // listener's port, and a socket in repair mode binds to it only while no listener holds it.
   // Then the listeners and the rest; then the connections leave repair mode.
-  for (int pass = 0; pass < 2; ++pass)
+  // A client whose connection waited in a listener's accept queue connects last, to its
+  // listener made by then, and is queued there again.
+  for (int pass = 0; pass < 3; ++pass)
     for (const auto& [id, img] : sockets) {
       const schema::InetSocket& r = img.sock;
       const bool established = r.state == schema::kInetEstablished;
-      if (established != (pass == 0)) continue;
+      const int its_pass = established ? 0 : r.state == schema::kInetConnecting ? 2 : 1;
+      if (its_pass != pass) continue;
       const std::string what = text(r);
       ScopedFd s(::socket(static_cast<int>(r.family), static_cast<int>(r.type) | SOCK_CLOEXEC,
                           static_cast<int>(r.protocol)));
@@ -536,6 +556,9 @@ Result<std::map<uint32_t, ScopedFd>> create_inet_sockets(
         case schema::kInetEstablished:
           CR_TRY(tcp_close ? restore_closed(s.get(), r, what)
                            : restore_connection(s.get(), img, what));
+          break;
+        case schema::kInetConnecting:
+          CR_TRY(connect_again(s.get(), r, what));
           break;
         default:
           return make_error(what + ": unknown state " + std::to_string(r.state));

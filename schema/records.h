@@ -675,9 +675,12 @@ CR_RECORD(UnixSocketCreds, 0x0223, "unix_socket_creds",
 
 enum InetSocketState : uint32_t {
   kInetClosed = 0,       // never connected or listening; bound if kInetBound
-  kInetListening = 1,    // TCP listen(); its accept queue was empty
+  kInetListening = 1,    // TCP listen(); its accept queue was empty, or held one connection
+                         // of a kInetConnecting client
   kInetEstablished = 2,  // TCP connection, restored with TCP_REPAIR (crdump --tcp-established)
   kInetConnected = 3,    // UDP (or ping) socket connect()ed to `dst`
+  kInetConnecting = 4,   // TCP client of the tree whose connection waits in the accept queue of
+                         // a listener of the tree, nothing sent yet: it connect()s again
 };
 
 enum InetSocketFlags : uint32_t {

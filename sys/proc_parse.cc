@@ -841,7 +841,8 @@ Result<std::vector<McastGroup>> parse_igmp(std::string_view text) {
     auto word = parse_uint(next_token(rest), 16);
     if (!word || ifindex < 0 || *word > UINT32_MAX) return bad("igmp", line);
     const uint32_t w = static_cast<uint32_t>(*word);
-    out.push_back({ifindex, device,
+    out.push_back({ifindex,
+                   device,
                    {static_cast<uint8_t>(w), static_cast<uint8_t>(w >> 8),
                     static_cast<uint8_t>(w >> 16), static_cast<uint8_t>(w >> 24)}});
   }
@@ -864,6 +865,62 @@ Result<std::vector<McastGroup>> parse_igmp6(std::string_view text) {
       g.group.push_back(static_cast<uint8_t>(*b));
     }
     out.push_back(std::move(g));
+  }
+  return out;
+}
+
+// ---- TCP sockets
+
+Result<std::vector<ProcTcpSocket>> parse_proc_net_tcp(std::string_view text) {
+  // "  0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  0  0 12345 ..."
+  // An address is its 32-bit words as the kernel holds them (network order) printed as
+  // host-order numbers: each word parsed and stored back in host order gives the bytes.
+  auto address = [](std::string_view hex, std::vector<uint8_t>& out, uint32_t& port) {
+    const size_t colon = hex.find(':');
+    if (colon == std::string_view::npos || (colon != 8 && colon != 32)) return false;
+    for (size_t w = 0; w < colon; w += 8) {
+      auto v = parse_uint(hex.substr(w, 8), 16);
+      if (!v) return false;
+      const uint32_t word = static_cast<uint32_t>(*v);
+      const auto* b = reinterpret_cast<const uint8_t*>(&word);
+      out.insert(out.end(), b, b + 4);
+    }
+    auto p = parse_uint(hex.substr(colon + 1), 16);
+    if (!p || *p > 0xffff) return false;
+    port = static_cast<uint32_t>(*p);
+    return true;
+  };
+  std::vector<ProcTcpSocket> out;
+  bool header = true;
+  for (std::string_view line : split_lines(text)) {
+    if (header) {  // "  sl  local_address rem_address   st tx_queue rx_queue ..."
+      header = false;
+      continue;
+    }
+    std::string_view rest = line;
+    ProcTcpSocket t;
+    const std::string_view sl = next_token(rest), local = next_token(rest),
+                           remote = next_token(rest), st = next_token(rest),
+                           queues = next_token(rest);
+    next_token(rest);  // tr:tm->when
+    next_token(rest);  // retrnsmt
+    next_token(rest);  // uid
+    next_token(rest);  // timeout
+    const auto inode = parse_uint(next_token(rest));
+    const auto state = parse_uint(st, 16);
+    const size_t qc = queues.find(':');
+    if (sl.empty() || sl.back() != ':' || !address(local, t.local, t.local_port) ||
+        !address(remote, t.remote, t.remote_port) || t.local.size() != t.remote.size() || !state ||
+        qc == std::string_view::npos || !inode)
+      return bad("net/tcp", line);
+    const auto tx = parse_uint(queues.substr(0, qc), 16),
+               rx = parse_uint(queues.substr(qc + 1), 16);
+    if (!tx || !rx) return bad("net/tcp", line);
+    t.state = static_cast<uint32_t>(*state);
+    t.tx_queue = static_cast<uint32_t>(*tx);
+    t.rx_queue = static_cast<uint32_t>(*rx);
+    t.inode = *inode;
+    out.push_back(std::move(t));
   }
   return out;
 }

@@ -275,6 +275,19 @@ struct McastGroup {
 Result<std::vector<McastGroup>> parse_igmp(std::string_view text);
 Result<std::vector<McastGroup>> parse_igmp6(std::string_view text);
 
+// ---- TCP sockets of a net namespace
+
+/// One line of /proc/PID/net/tcp or tcp6: a TCP socket of the process's net namespace,
+/// with or without a file (inode 0: none, as a connection in a listener's accept queue).
+struct ProcTcpSocket {
+  std::vector<uint8_t> local, remote;  // 4 or 16 bytes, network order
+  uint32_t local_port = 0, remote_port = 0;
+  uint32_t state = 0;  // TCP_ESTABLISHED 1, TCP_LISTEN 10...
+  uint32_t tx_queue = 0, rx_queue = 0;
+  uint64_t inode = 0;
+};
+Result<std::vector<ProcTcpSocket>> parse_proc_net_tcp(std::string_view text);
+
 // ---- small helpers shared with the passes
 
 /// Splits `text` at '\n' (no empty trailing piece).

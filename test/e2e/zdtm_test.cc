@@ -190,6 +190,8 @@ const std::vector<ZdtmCase>& cases() {
       {"unix_unlinked", {}},
       {"unix_pending", {}},
       {"socket_tcp_halfclosed", {}, false, "", "", {"--tcp-established"}},
+      {"socket_tcp_pending", {}},
+      {"socket_tcp_pending_refused", {}, false, "connections not yet accepted (kept only for one"},
       // Issue 11 (conformance suite).
       {"pty_owner", {}, /*needs_root=*/true},
       {"unix_seqpacket_closed", {}},

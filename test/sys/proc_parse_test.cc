@@ -79,7 +79,8 @@ TEST(ProcParse, SmapsProtectionKey) {
   EXPECT_EQ((*r)[0].protection_key, 3u);
   EXPECT_TRUE((*r)[0].has_flag("lo"));
   EXPECT_EQ((*r)[1].protection_key, 0u);
-  EXPECT_FALSE(parse_smaps("7f5a4c000000-7f5a4c001000 rw-p 00000000 00:00 0\nProtectionKey: x\n").ok());
+  EXPECT_FALSE(
+      parse_smaps("7f5a4c000000-7f5a4c001000 rw-p 00000000 00:00 0\nProtectionKey: x\n").ok());
 }
 
 TEST(ProcParse, MapsRejectsGarbage) {
@@ -565,6 +566,35 @@ TEST(ProcParse, IgmpGroupsPerDevice) {
   EXPECT_EQ((*g)[2].device, "eth0");
   EXPECT_EQ((*g)[2].group, (std::vector<uint8_t>{224, 0, 0, 1}));
   EXPECT_FALSE(parse_igmp("Idx\n\t\t\t\t030201EF 1\n").ok());  // a group before any device
+}
+
+TEST(ProcParse, NetTcpSockets) {
+  auto t = parse_proc_net_tcp(
+      "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout "
+      "inode\n"
+      "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000001 00:00000000 00000000     0        0 "
+      "1612 1 00000000aa6cf7bd 100 0 0 10 0\n"
+      "   1: 0100007F:1F90 0100007F:A4C2 01 00000000:00000005 00:00000000 00000000     0        0 "
+      "0 1 00000000aa6cf7bd 20 4 30 10 -1\n");
+  ASSERT_TRUE(t.ok()) << t.error().message;
+  ASSERT_EQ(t->size(), 2u);
+  EXPECT_EQ((*t)[0].local, (std::vector<uint8_t>{127, 0, 0, 1}));
+  EXPECT_EQ((*t)[0].local_port, 8080u);
+  EXPECT_EQ((*t)[0].state, 10u);
+  EXPECT_EQ((*t)[0].rx_queue, 1u);
+  EXPECT_EQ((*t)[0].inode, 1612u);
+  EXPECT_EQ((*t)[1].remote_port, 0xA4C2u);
+  EXPECT_EQ((*t)[1].state, 1u);
+  EXPECT_EQ((*t)[1].rx_queue, 5u);
+  EXPECT_EQ((*t)[1].inode, 0u);
+  auto six = parse_proc_net_tcp(
+      "  sl  local_address                         remote_address                        st\n"
+      "   0: 00000000000000000000000001000000:1F90 00000000000000000000000000000000:0000 0A "
+      "00000000:00000000 00:00000000 00000000     0        0 77 1 0 100 0 0 10 0\n");
+  ASSERT_TRUE(six.ok()) << six.error().message;
+  ASSERT_EQ((*six)[0].local.size(), 16u);
+  EXPECT_EQ((*six)[0].local[15], 1);  // ::1
+  EXPECT_FALSE(parse_proc_net_tcp("hdr\n   0: 0100007F 00000000:0000 0A\n").ok());
 }
 
 TEST(ProcParse, Igmp6Groups) {
