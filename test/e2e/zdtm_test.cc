@@ -112,6 +112,7 @@ const std::vector<ZdtmCase>& cases() {
       // TCP listener and a UDP socket in it); as pid 1 of a container with its UTS and mount
       // namespaces; with an established connection in it; unshare(CLONE_NEWNET) (lo down).
       {"netns_lo", {"lo"}, true, "", "", {}, CLONE_NEWNET},
+      {"netns_veth_pair", {"veth"}, true, "", "netns_lo", {}, CLONE_NEWNET},
       {"netns_container",
        {"lo"},
        true,
@@ -291,11 +292,10 @@ const std::vector<ZdtmCase>& cases() {
       {"netns_bridge_refused",
        {"bridge"},
        true,
-       "link 'crbr0' (bridge): only the loopback link",
+       "link 'crbr0' (bridge): only loopback and veth links",
        "netns_lo",
        {},
        CLONE_NEWNET},
-      {"netns_veth_refused", {"veth"}, true, "(veth)", "netns_lo", {}, CLONE_NEWNET},
       {"netns_nft_refused",
        {"nft"},
        true,

@@ -8,9 +8,11 @@
 //   "lo"           the above
 //   "established"  also a connection to the listener accepted before the dump (crdump
 //                  --tcp-established), each end with bytes in flight both ways
-//   "tun", "bridge", "veth", "nft", "rule", "table":  something crdump refuses in the namespace
-//                  (a tun device, a bridge, a veth pair, an nftables table, a policy rule, a
-//                  route of another table)
+//   "veth"         also a veth pair inside the namespace, one end up with an MTU and a MAC
+//                  of its own: after restore the same pair, each end with its settings
+//   "tun", "bridge", "nft", "rule", "table":  something crdump refuses in the namespace
+//                  (a tun device, a bridge, an nftables table, a policy rule, a route of
+//                  another table)
 //   "old_socket"   a socket made before the root unshared its net namespace: refused
 //   "stranger"     a process outside the tree (a grandchild left to the harness, a subreaper)
 //                  in the namespace: refused
@@ -139,7 +141,8 @@ int main(int argc, char **argv) {
   } else if (!strcmp(mode, "bridge")) {
     sh("ip link add crbr0 type bridge");
   } else if (!strcmp(mode, "veth")) {
-    sh("ip link add crve0 type veth peer name crve1");
+    sh("ip link add crve0 mtu 1400 address 02:00:00:00:06:01 type veth peer name crve1 "
+       "address 02:00:00:00:06:02 && ip link set crve0 up");
   } else if (!strcmp(mode, "nft")) {
     sh("nft add table inet crtools_test_netns");
   } else if (!strcmp(mode, "rule")) {
@@ -204,6 +207,12 @@ int main(int argc, char **argv) {
   // 10.8.0.0/16 via 10.7.0.2, in /proc/net/route's little-endian hex.
   if (!strstr(routes, "lo\t0000080A\t0200070A"))
     test_fail("route 10.8.0.0/16 missing:\n%s", routes);
+  if (!strcmp(mode, "veth") &&
+      (system("ip -o link show crve0 | grep -q 'crve0@crve1: <[^>]*UP[^>]*> mtu 1400 "
+              ".*link/ether 02:00:00:00:06:01'") ||
+       system("ip -o link show crve1 | grep -q 'crve1@crve0: <BROADCAST,MULTICAST> mtu "
+              "1500 .*link/ether 02:00:00:00:06:02'")))
+    test_fail("the veth pair is not as it was");
   check_sysctl("ipv4/ip_forward", "1");
   check_sysctl("core/somaxconn", "1234");
   check_sysctl("ipv4/ping_group_range", "0\t100");
