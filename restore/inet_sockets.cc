@@ -362,16 +362,25 @@ Status finish_connection(int s, const InetSocketImage& img, const std::string& w
 // bind() then listen() with SO_REUSEADDR on for both (each takes the port again): the port
 // is shared with the connections accepted from it, which are in repair mode (whose "force
 // reuse" only gives way to a socket that asks for reuse too). The program's own value after.
-Status bind_listener(int s, const schema::InetSocket& r, const std::string& what) {
+// `step` with SO_REUSEADDR on, then the value the socket had (the program's) again.
+template <class F>
+Status with_reuseaddr(int s, const std::string& what, F&& step) {
   int had = 0;
   socklen_t len = sizeof had;
   if (::getsockopt(s, SOL_SOCKET, SO_REUSEADDR, &had, &len) != 0)
     return errno_error("getsockopt SO_REUSEADDR").wrap(what);
   CR_TRY(set_int(s, SOL_SOCKET, SO_REUSEADDR, 1, what));
-  CR_TRY(bind_to(s, r, what));
-  if (::listen(s, static_cast<int>(r.backlog)) != 0) return errno_error("listen").wrap(what);
+  CR_TRY(step());
   if (had == 0) CR_TRY(set_int(s, SOL_SOCKET, SO_REUSEADDR, 0, what));
   return {};
+}
+
+Status bind_listener(int s, const schema::InetSocket& r, const std::string& what) {
+  return with_reuseaddr(s, what, [&]() -> Status {
+    CR_TRY(bind_to(s, r, what));
+    if (::listen(s, static_cast<int>(r.backlog)) != 0) return errno_error("listen").wrap(what);
+    return {};
+  });
 }
 
 // A client of the tree whose connection was in its listener's accept queue: bound to its
@@ -379,15 +388,10 @@ Status bind_listener(int s, const schema::InetSocket& r, const std::string& what
 // connect() to the restored listener (blocking: over loopback the handshake is done when it
 // returns), which queues the connection there again. Nothing had been sent on it.
 Status connect_again(int s, const schema::InetSocket& r, const std::string& what) {
-  int had = 0;
-  socklen_t len = sizeof had;
-  if (::getsockopt(s, SOL_SOCKET, SO_REUSEADDR, &had, &len) != 0)
-    return errno_error("getsockopt SO_REUSEADDR").wrap(what);
-  CR_TRY(set_int(s, SOL_SOCKET, SO_REUSEADDR, 1, what));
-  CR_TRY(bind_to(s, r, what));
-  CR_TRY(connect_to(s, r, what));
-  if (had == 0) CR_TRY(set_int(s, SOL_SOCKET, SO_REUSEADDR, 0, what));
-  return {};
+  return with_reuseaddr(s, what, [&]() -> Status {
+    CR_TRY(bind_to(s, r, what));
+    return connect_to(s, r, what);
+  });
 }
 
 // --tcp-close: connected in repair mode (no packet), then disconnected in repair mode, which

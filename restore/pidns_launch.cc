@@ -21,6 +21,7 @@
 
 #include "common/test_hook.h"
 #include "restore/task_create.h"
+#include "sys/fd_passing.h"
 
 namespace cr::restore {
 
@@ -256,23 +257,9 @@ Status PidNsLaunch::announce_root(pid_t root) {
   if (!told_init) return errno_error("--pidns: telling the init the root's pid");
   // The root's pid as credentials (root may name any process of its namespace): the kernel
   // gives the launcher the same process's pid in its own namespace.
-  ucred cred{root, ::getuid(), ::getgid()};
-  char data = 'R';
-  iovec iov{&data, 1};
-  alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof cred)] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = ctl;
-  msg.msg_controllen = sizeof ctl;
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_CREDENTIALS;
-  c->cmsg_len = CMSG_LEN(sizeof cred);
-  std::memcpy(CMSG_DATA(c), &cred, sizeof cred);
-  ssize_t n;
-  while ((n = ::sendmsg(creds_fd_, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
-  }
+  const ucred cred{root, ::getuid(), ::getgid()};
+  const char data = 'R';
+  const ssize_t n = sys::send_with_creds(creds_fd_, &data, 1, cred, MSG_NOSIGNAL);
   const int err = errno;
   close_fd(creds_fd_);
   errno = err;

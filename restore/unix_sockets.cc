@@ -210,23 +210,11 @@ Status finish_socket(int fd, const schema::UnixSocket& r, const std::string& w) 
 // several sends, each with them: the kernel joins runs of the same credentials).
 Status send_with_creds(int from, const std::vector<uint8_t>& msg, uint32_t type,
                        const schema::UnixSocketCreds& c, const std::string& w) {
+  const ucred u{static_cast<pid_t>(c.pid), c.uid, c.gid};
   size_t off = 0;
   do {
-    ucred u{static_cast<pid_t>(c.pid), c.uid, c.gid};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))] = {};
-    iovec iov{const_cast<uint8_t*>(msg.data()) + off, msg.size() - off};
-    msghdr m{};
-    m.msg_iov = &iov;
-    m.msg_iovlen = 1;
-    m.msg_control = control;
-    m.msg_controllen = sizeof control;
-    cmsghdr* cm = CMSG_FIRSTHDR(&m);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_CREDENTIALS;
-    cm->cmsg_len = CMSG_LEN(sizeof(ucred));
-    std::memcpy(CMSG_DATA(cm), &u, sizeof u);
-    const ssize_t n = ::sendmsg(from, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
+    const ssize_t n = sys::send_with_creds(from, msg.data() + off, msg.size() - off, u,
+                                           MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n < 0)
       return errno_error(w + ": put back a message with the credentials of pid " +
                          std::to_string(c.pid));

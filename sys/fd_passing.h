@@ -1,5 +1,7 @@
 // Handing fds over a unix socket (SCM_RIGHTS): crrestore puts messages with their fds in flight
-// back into queues, crdump hands its guardian copies of the sockets it changes.
+// back into queues, crdump hands its guardian copies of the sockets it changes. Credentials
+// (SCM_CREDENTIALS): crrestore puts back messages that carried them, and names a pid to the
+// --pidns launcher.
 #pragma once
 
 #include <sys/socket.h>
@@ -30,6 +32,30 @@ inline ssize_t send_with_fds(int sock, const void* data, size_t len, std::span<c
     c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
     std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
   }
+  ssize_t n;
+  do {
+    n = ::sendmsg(sock, &m, flags);
+  } while (n < 0 && errno == EINTR);
+  return n;
+}
+
+/// sendmsg of `len` bytes at `data` with `cred` as SCM_CREDENTIALS (the kernel takes a pid,
+/// uid and gid other than the sender's own from a privileged sender only, and a pid only of a
+/// process that exists), retried on EINTR. Bytes sent, or -1 with errno.
+inline ssize_t send_with_creds(int sock, const void* data, size_t len, const ucred& cred,
+                               int flags) {
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))] = {};
+  iovec iov{const_cast<void*>(data), len};
+  msghdr m{};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  m.msg_control = control;
+  m.msg_controllen = sizeof control;
+  cmsghdr* c = CMSG_FIRSTHDR(&m);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_CREDENTIALS;
+  c->cmsg_len = CMSG_LEN(sizeof(ucred));
+  std::memcpy(CMSG_DATA(c), &cred, sizeof cred);
   ssize_t n;
   do {
     n = ::sendmsg(sock, &m, flags);

@@ -21,27 +21,36 @@
 namespace cr::e2e {
 namespace {
 
-// The server is ready once it listens: it closes its fd 3 then, and the shell has closed its
-// own. Its request log goes to /dev/null (the harness's log may not change before SIGTERM).
-const char kShell[] = R"sh(
-set -e
-ip link set lo up
-ip addr add 10.7.0.1/24 dev lo
-echo "served from the namespace" > index.txt
-set +e
-python3 -I -c '
+// A shell that runs `setup` (set -e), then serves its directory with python3's http.server on
+// `addr`:8080 and waits; on SIGTERM it stops the server and runs `checks` (each failing one
+// says FAIL and exits 1), then says PASS. The server is ready once it listens: it closes its
+// fd 3 then, and the shell has closed its own. Its request log goes to /dev/null (the
+// harness's log may not change before SIGTERM).
+std::string serving_shell(const std::string& setup, const std::string& addr,
+                          const std::string& checks) {
+  std::string script = "set -e\n" + setup + "set +e\n" + R"sh(python3 -I -c '
 import functools, http.server, os
 h = functools.partial(http.server.SimpleHTTPRequestHandler, directory=".")
-s = http.server.HTTPServer(("127.0.0.1", 8080), h)
+s = http.server.HTTPServer(("ADDR", 8080), h)
 os.close(3)
 s.serve_forever()' 2>/dev/null &
 py=$!
 trap 'kill $py; wait $py
-  if ip -o addr show dev lo | grep -q "10.7.0.1/24"; then echo PASS >&2; exit 0; fi
-  echo "FAIL: lo lost 10.7.0.1" >&2; exit 1' TERM
+)sh" + checks + R"sh(
+  echo PASS >&2; exit 0' TERM
 exec 3>&-
 while :; do wait; done
 )sh";
+  script.replace(script.find("ADDR"), 4, addr);
+  return script;
+}
+
+const std::string kShell = serving_shell(R"sh(ip link set lo up
+ip addr add 10.7.0.1/24 dev lo
+echo "served from the namespace" > index.txt
+)sh",
+                                         "127.0.0.1", R"sh(
+  ip -o addr show dev lo | grep -q "10.7.0.1/24" || { echo "FAIL: lo lost 10.7.0.1" >&2; exit 1; })sh");
 
 std::string fetch_inside(pid_t pid) {
   return command_output("nsenter --net=/proc/" + std::to_string(pid) +
@@ -84,31 +93,18 @@ exec sleep 100000
 // A container whose eth0 is a veth with its other end $2 a port of the host's br0 ($1: a pid
 // in the host namespace), a fixed MAC, 10.9.0.2/24 and a default route through the bridge,
 // serving a file on every address. Its trap checks that all of it is still there.
-const char kVethShell[] = R"sh(
-set -e
-ip link set lo up
+const std::string kVethShell = serving_shell(R"sh(ip link set lo up
 ip link add eth0 address 02:00:00:00:09:02 type veth peer name "$2" netns "$1"
 nsenter --net=/proc/"$1"/ns/net ip link set "$2" master br0 up
 ip addr add 10.9.0.2/24 dev eth0
 ip link set eth0 up
 ip route add default via 10.9.0.1
 echo "served through the veth" > index.txt
-set +e
-python3 -I -c '
-import functools, http.server, os
-h = functools.partial(http.server.SimpleHTTPRequestHandler, directory=".")
-s = http.server.HTTPServer(("0.0.0.0", 8080), h)
-os.close(3)
-s.serve_forever()' 2>/dev/null &
-py=$!
-trap 'kill $py; wait $py
+)sh",
+                                             "0.0.0.0", R"sh(
   ip -o link show eth0 | grep -q "02:00:00:00:09:02" || { echo "FAIL: eth0 MAC" >&2; exit 1; }
   ip -o addr show dev eth0 | grep -q "10.9.0.2/24" || { echo "FAIL: eth0 address" >&2; exit 1; }
-  ip route | grep -q "default via 10.9.0.1 dev eth0" || { echo "FAIL: route" >&2; exit 1; }
-  echo PASS >&2; exit 0' TERM
-exec 3>&-
-while :; do wait; done
-)sh";
+  ip route | grep -q "default via 10.9.0.1 dev eth0" || { echo "FAIL: route" >&2; exit 1; })sh");
 
 // The calling thread in the net namespace of `pid` until the end of the scope.
 class InNetNsOf {

@@ -196,23 +196,28 @@ TEST(Image, UnixSocketsAndTheirQueues) {
       << st.error().message;
 }
 
+// A process, then unix socket 1 (its peer gone) with one queued message.
+void add_unix_with_a_message(Stream& s, uint32_t type) {
+  add_process(s);
+  schema::UnixSocket u{};
+  u.id = 1;
+  u.ino = 77;
+  u.type = type;
+  u.state = schema::kUnixPeerGone;
+  s.add(u);
+  schema::UnixSocketData d{};
+  d.socket = 1;
+  const uint8_t m[] = {'x'};
+  s.add(d, m);
+}
+
 // Fds in flight: kept per message for a message the socket has and Files of the image; a
 // message it does not have, or a File it does not have, is refused.
 TEST(Image, UnixSocketRightsNameAMessageAndFiles) {
   for (int c = 0; c < 3; ++c) {
     SCOPED_TRACE(c);
     Stream s;
-    add_process(s);
-    schema::UnixSocket u{};
-    u.id = 1;
-    u.ino = 77;
-    u.type = SOCK_STREAM;
-    u.state = schema::kUnixPeerGone;
-    s.add(u);
-    schema::UnixSocketData d{};
-    d.socket = 1;
-    const uint8_t m[] = {'x'};
-    s.add(d, m);
+    add_unix_with_a_message(s, SOCK_STREAM);
     schema::File f{};
     f.id = 2;
     f.kind = schema::kFileUnixSocket;
@@ -247,17 +252,7 @@ TEST(Image, UnixSocketCredsNameAMessageOnce) {
   for (int c = 0; c < 4; ++c) {
     SCOPED_TRACE(c);
     Stream s;
-    add_process(s);
-    schema::UnixSocket u{};
-    u.id = 1;
-    u.ino = 77;
-    u.type = SOCK_DGRAM;
-    u.state = schema::kUnixPeerGone;
-    s.add(u);
-    schema::UnixSocketData d{};
-    d.socket = 1;
-    const uint8_t m[] = {'x'};
-    s.add(d, m);
+    add_unix_with_a_message(s, SOCK_DGRAM);
     schema::UnixSocketCreds r{1, c == 1 ? 1u : 0u, c == 3 ? 0u : 4242u, 1000, 1000};
     s.add(r);
     if (c == 2) s.add(r);
