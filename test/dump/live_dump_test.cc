@@ -34,6 +34,7 @@
 
 #include "test/common/devpts_lock.h"
 #include "dump/dump.h"
+#include "sys/fd_passing.h"
 #include "sys/proc_parse.h"
 #include "test/dump/fake_writer.h"
 
@@ -1274,21 +1275,9 @@ TEST(LiveDump, RefusesUnixSocketAcceptedFromAListenerOutside) {
   // Accepts the child's two connections and hands the second's accepted end over the first.
   std::thread server([&] {
     ScopedFd a1(accept(l.get(), nullptr, nullptr)), a2(accept(l.get(), nullptr, nullptr));
-    int fd = a2.get();
-    char cbuf[CMSG_SPACE(sizeof(int))] = {};
-    char byte = 'x';
-    iovec iov{&byte, 1};
-    msghdr m{};
-    m.msg_iov = &iov;
-    m.msg_iovlen = 1;
-    m.msg_control = cbuf;
-    m.msg_controllen = sizeof cbuf;
-    cmsghdr* c = CMSG_FIRSTHDR(&m);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    sendmsg(a1.get(), &m, 0);
+    const int fd = a2.get();
+    const char byte = 'x';
+    (void)sys::send_with_fds(a1.get(), &byte, 1, std::span<const int>(&fd, 1), 0);
   });
   Child child(
       [] {
