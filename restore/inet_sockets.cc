@@ -561,9 +561,17 @@ Result<std::map<uint32_t, ScopedFd>> create_inet_sockets(
           CR_TRY(tcp_close ? restore_closed(s.get(), r, what)
                            : restore_connection(s.get(), img, what));
           break;
-        case schema::kInetConnecting:
+        case schema::kInetConnecting: {
+          // Only to a listener of the image: the connection waited in that one's queue.
+          bool listener = false;
+          for (const auto& [lid, l] : sockets)
+            listener = listener ||
+                       (l.sock.state == schema::kInetListening && l.sock.src_port == r.dst_port &&
+                        l.sock.type == r.type && l.sock.protocol == r.protocol);
+          if (!listener) return make_error(what + ": connecting to no listener of the image");
           CR_TRY(connect_again(s.get(), r, what));
           break;
+        }
         default:
           return make_error(what + ": unknown state " + std::to_string(r.state));
       }
