@@ -227,6 +227,13 @@ Status Privileges::check(const TreeHead& head, bool signed_image) const {
                         "signed image with --verify-key to vouch for it)");
   }
   for (const auto& [id, sock] : head.shared.netlink_sockets) CR_TRY(check_netlink(sock));
+  // Sent again with other pids than crrestore's own, which only a privileged sender may name.
+  for (const auto& [id, sock] : head.shared.unix_sockets)
+    if (!sock.creds.empty())
+      return make_error("unix socket " + std::to_string(id) +
+                        ": credentials in flight (SCM_CREDENTIALS) name other processes than "
+                        "the sender: an image without a root process cannot ask for them "
+                        "(restore a signed image with --verify-key to vouch for it)");
   if (!head.shared.net_lock.empty())
     return make_error("the image names network lock " + head.shared.net_lock +
                       ": an image without a root process cannot ask for nftables changes");

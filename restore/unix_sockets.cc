@@ -268,10 +268,6 @@ class Builder {
     std::set<const Sock*> finish_late;  // a queue with credentials: its receiver and sender
     for (auto& [id, s] : socks_)
       if (!s.img->creds.empty()) {
-        if (priv_.restricted())
-          return make_error(what(s) +
-                            ": credentials in flight in a user's image (they name "
-                            "other processes than crrestore): not supported");
         if (!mutual(s))
           return make_error(what(s) + ": credentials in flight from other sockets than its peer");
         LateUnixQueues::Queue q;

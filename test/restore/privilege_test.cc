@@ -192,6 +192,16 @@ TEST(Privileges, NetNamespaceOfAUserIsRefused) {
   EXPECT_TRUE(Privileges::of(h).check(h, /*signed_image=*/true).ok());
 }
 
+// Credentials in flight name other pids than crrestore's: only for root's (or signed) images.
+TEST(Privileges, CredentialsInFlightOfAUserAreRefused) {
+  TreeHead h = user_tree();
+  h.shared.unix_sockets[3].creds[0] = schema::UnixSocketCreds{3, 0, 4242, 1000, 1000};
+  EXPECT_NE(message(Privileges::of(h).check(h)).find("unix socket 3: credentials in flight"),
+            std::string::npos)
+      << message(Privileges::of(h).check(h));
+  EXPECT_TRUE(Privileges::of(h).check(h, /*signed_image=*/true).ok());
+}
+
 TEST(Privileges, NetlinkSocketsAUserCannotMakeAreRefused) {
   TreeHead h = user_tree();
   schema::NetlinkSocket r{};
