@@ -6,11 +6,24 @@
 // group of its own, as a shell's job does.
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <string.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include "zdtmlib.h"
+
+static int wake[2];
+
+static void on_term(int sig) {
+  (void)sig;
+  test_stopped = 1;
+  const char c = 1;
+  if (write(wake[1], &c, 1) < 0) {
+  }
+}
 
 int main(int argc, char **argv) {
   test_init();
@@ -24,14 +37,24 @@ int main(int argc, char **argv) {
   t.c_cc[VTIME] = 0;
   if (tcsetattr(0, TCSANOW, &t) != 0) test_fail_errno("tcsetattr");
 
+  // SIGTERM also writes to a pipe polled with the terminal: one arriving between a write and
+  // the next read would otherwise leave the read blocked for good (no EINTR comes then).
+  if (pipe2(wake, O_NONBLOCK) != 0) test_fail_errno("pipe2");
+  struct sigaction sa = {.sa_handler = on_term};  // no SA_RESTART
+  if (sigaction(SIGTERM, &sa, NULL) != 0) test_fail_errno("sigaction");
+
   test_ready();
   for (;;) {
+    struct pollfd p[2] = {{.fd = 0, .events = POLLIN}, {.fd = wake[0], .events = POLLIN}};
+    if (poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      test_fail_errno("poll");
+    }
+    if (test_stopped || p[1].revents != 0) break;
+    if (p[0].revents == 0) continue;
     char c;
     ssize_t n = read(0, &c, 1);
-    if (n < 0 && errno == EINTR) {
-      if (test_stopped) break;
-      continue;
-    }
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) test_fail_errno("read the terminal (%zd)", n);
     char out[3] = {'[', c, ']'};
     if (write(1, out, sizeof out) != (ssize_t)sizeof out) test_fail_errno("write the terminal");
