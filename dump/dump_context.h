@@ -266,8 +266,9 @@ struct NetState {
 /// The namespaces the tree's root owns (namespaces.cc), as /proc/PID/ns links show them.
 struct NsTable {
   bool own_pid = false, own_uts = false, own_time = false, own_cgroup = false, own_mnt = false,
-       own_net = false;
-  std::string pid_link, uts_link, time_link, cgroup_link, mnt_link, net_link;
+       own_net = false, own_user = false;
+  std::string pid_link, uts_link, time_link, cgroup_link, mnt_link, net_link, user_link;
+  std::optional<schema::UserNs> user;  // the maps of its own user namespace
   std::optional<schema::UtsNs> uts;
   std::optional<schema::TimeNs> time;      // the offsets of its own time namespace
   std::optional<schema::CgroupNs> cgroup;  // the roots of its own cgroup namespace (cgroups.cc)

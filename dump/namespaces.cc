@@ -1,11 +1,16 @@
-// The namespaces a tree's root may own: its pid namespace (the root is pid 1 of it), its UTS,
-// time and cgroup namespaces, its mount namespace (mount_ns.cc). Every other kind must be
-// crdump's (but IPC: ipc.cc). The image holds the ids each process has inside the pid
+// The namespaces a tree's root may own: its user namespace (a child of crdump's), its pid
+// namespace (the root is pid 1 of it), its UTS, time and cgroup namespaces, its mount namespace
+// (mount_ns.cc). Every other kind must be crdump's (but IPC: ipc.cc). Each one the tree owns
+// must belong to the tree's user namespace: restore makes them from inside it. The image holds the ids each process has inside the pid
 // namespace (PidNsIds), the UTS names (UtsNs), the clock offsets (TimeNs) and the cgroup
 // namespace's roots (CgroupNs, cgroups.cc); a process outside the tree in one of them is a
 // part the restore could not rebuild.
 #include <fcntl.h>
+#include <grp.h>
+#include <linux/nsfs.h>
 #include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -55,6 +60,51 @@ Status check_pid_ns_root(pid_t root, const ProcDir& proc) {
   return {};
 }
 
+// The inode of the namespace `fd` names (or of the one an NS_GET_* ioctl on it gives).
+Result<uint64_t> ns_inode(int fd, unsigned long get, const std::string& what) {
+  ScopedFd owned;
+  if (get != 0) {
+    owned.reset(::ioctl(fd, get));
+    if (!owned.valid()) return errno_error(what);
+    fd = owned.get();
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return errno_error("fstat " + what);
+  return static_cast<uint64_t>(st.st_ino);
+}
+
+// The root's user namespace must be a child of crdump's (one level: restore makes one and
+// every namespace below it), with uid and gid 0 mapped (the restore runs as that root) and
+// every process's ids in the maps (restore sets them from inside).
+Status read_user_ns(DumpTree& tree, pid_t root, const ProcDir& proc) {
+  const std::string who = "pid " + std::to_string(root);
+  ScopedFd ns(::open(("/proc/" + std::to_string(root) + "/ns/user").c_str(), O_RDONLY | O_CLOEXEC));
+  if (!ns.valid()) return errno_error("open the user namespace of " + who);
+  auto parent = ns_inode(ns.get(), NS_GET_PARENT, "NS_GET_PARENT of the user namespace of " + who);
+  ScopedFd mine(::open("/proc/self/ns/user", O_RDONLY | O_CLOEXEC));
+  if (!mine.valid()) return errno_error("open crdump's user namespace");
+  CR_TRY_ASSIGN(uint64_t ours, ns_inode(mine.get(), 0, "crdump's user namespace"));
+  if (!parent.ok() || *parent != ours)
+    return make_error(who +
+                      ": user namespace differs from crdump's and is not a child of it (nested "
+                      "user namespaces, or crdump inside another one): not supported");
+  schema::UserNs u;
+  CR_TRY_ASSIGN(std::string uid_text, proc.read("uid_map"));
+  CR_TRY_ASSIGN(u.uid_map, parse_id_map(uid_text));
+  CR_TRY_ASSIGN(std::string gid_text, proc.read("gid_map"));
+  CR_TRY_ASSIGN(u.gid_map, parse_id_map(gid_text));
+  CR_TRY_ASSIGN(std::string sg, proc.read("setgroups"));
+  u.setgroups = sg.starts_with("deny") ? 2 : 1;
+  if (IdMap{u.uid_map}.outside(0) == IdMap::kUnmapped ||
+      IdMap{u.gid_map}.outside(0) == IdMap::kUnmapped)
+    return make_error(who +
+                      ": its user namespace maps no uid 0 or no gid 0 (a namespace without a "
+                      "root, or its maps not written yet): not supported");
+  tree.ns.own_user = true;
+  tree.ns.user = std::move(u);
+  return {};
+}
+
 }  // namespace
 
 Status check_root_namespaces(DumpTree& tree, pid_t root) {
@@ -73,6 +123,11 @@ Status check_root_namespaces(DumpTree& tree, pid_t root) {
     // child is made (the namespace has no init yet): that is a namespace of its own too.
     auto theirs = proc.readlink(std::string("ns/") + ns);
     if (theirs.ok() && *theirs == mine) continue;
+    if (kind == "user" && theirs.ok()) {
+      CR_TRY(read_user_ns(tree, root, proc));
+      tree.ns.user_link = *theirs;
+      continue;
+    }
     if (kind == "uts" && theirs.ok()) {
       tree.ns.own_uts = true;
       tree.ns.uts_link = *theirs;
@@ -240,6 +295,10 @@ Status check_ns_leaks(DumpTree& tree) {
       auto c = proc->readlink("ns/cgroup");
       if (c.ok() && *c == tree.ns.cgroup_link) what = "cgroup";
     }
+    if (what.empty() && tree.ns.own_user) {
+      auto u = proc->readlink("ns/user");
+      if (u.ok() && *u == tree.ns.user_link) what = "user";
+    }
     if (what.empty()) continue;
     std::string comm = "?";
     if (auto s = proc->read("stat"); s.ok())
@@ -258,11 +317,75 @@ Status check_ns_leaks(DumpTree& tree) {
 
 }  // namespace
 
+// Every namespace the tree owns belongs to the tree's user namespace (its own, or crdump's):
+// restore makes them all from inside that one. A namespace of the tree that another user
+// namespace owns (root joined it with setns) would come back owned by the wrong one.
+Status check_ns_owners(const DumpTree& tree) {
+  const pid_t root = tree.procs.front()->pid;
+  const std::string base = "/proc/" + std::to_string(root) + "/ns/";
+  ScopedFd user(::open((base + "user").c_str(), O_RDONLY | O_CLOEXEC));
+  if (!user.valid()) return errno_error("open " + base + "user");
+  CR_TRY_ASSIGN(uint64_t users, ns_inode(user.get(), 0, base + "user"));
+  const std::pair<bool, const char*> own[] = {
+      {tree.ns.own_pid, "pid"},     {tree.ns.own_uts, "uts"},     {tree.ns.own_time, "time"},
+      {tree.ns.own_cgroup, "cgroup"}, {tree.ns.own_mnt, "mnt"}, {tree.ns.own_net, "net"},
+      {tree.ipc.own_ns, "ipc"}};
+  for (const auto& [owned, kind] : own) {
+    if (!owned) continue;
+    ScopedFd ns(::open((base + kind).c_str(), O_RDONLY | O_CLOEXEC));
+    if (!ns.valid()) return errno_error("open " + base + kind);
+    CR_TRY_ASSIGN(uint64_t owner, ns_inode(ns.get(), NS_GET_USERNS, "NS_GET_USERNS of " + base + kind));
+    if (owner != users)
+      return make_error("pid " + std::to_string(root) + ": its own " + kind +
+                        " namespace belongs to another user namespace than the tree's (it was "
+                        "joined with setns): not supported");
+  }
+  return {};
+}
+
+// Restore sets every process's ids from inside the new user namespace: each must be mapped.
+// With setgroups denied nobody inside can set groups: the restore gives every process the
+// same ones (before the namespace is made), so the tree must have one list.
+Status check_user_ns_ids(DumpTree& tree) {
+  schema::UserNs& u = *tree.ns.user;
+  const IdMap uids{u.uid_map}, gids{u.gid_map};
+  bool first = true;
+  for (const auto& p : tree.procs) {
+    if (p->zombie) continue;
+    const schema::Creds& c = p->creds;
+    const std::string who = "pid " + std::to_string(p->pid);
+    for (uint32_t id : {c.uid, c.euid, c.suid, c.fsuid})
+      if (uids.inside(id) == IdMap::kUnmapped)
+        return make_error(who + ": uid " + std::to_string(id) +
+                          " is not mapped in the tree's user namespace: not supported");
+    for (uint32_t id : {c.gid, c.egid, c.sgid, c.fsgid})
+      if (gids.inside(id) == IdMap::kUnmapped)
+        return make_error(who + ": gid " + std::to_string(id) +
+                          " is not mapped in the tree's user namespace: not supported");
+    if (u.setgroups == 2) {
+      if (first) u.groups = c.groups;
+      first = false;
+      if (c.groups != u.groups)
+        return make_error(who +
+                          ": its supplementary groups differ from the tree root's, and the "
+                          "tree's user namespace denies setgroups: not supported");
+      continue;
+    }
+    for (uint64_t g : c.groups)
+      if (gids.inside(static_cast<uint32_t>(g)) == IdMap::kUnmapped)
+        return make_error(who + ": supplementary group " + std::to_string(g) +
+                          " is not mapped in the tree's user namespace: not supported");
+  }
+  return {};
+}
+
 Status collect_namespaces(DumpTree& tree) {
   CR_TRY(collect_mount_ns(tree));
   CR_TRY(collect_net_ns(tree));
+  CR_TRY(check_ns_owners(tree));
+  if (tree.ns.own_user) CR_TRY(check_user_ns_ids(tree));
   if (!tree.ns.own_pid && !tree.ns.own_uts && !tree.ns.own_time && !tree.ns.own_cgroup &&
-      !tree.ns.own_mnt)
+      !tree.ns.own_mnt && !tree.ns.own_user)
     return {};
   if (tree.ns.own_pid)
     for (auto& p : tree.procs) {  // a zombie too: it is made again with its pids

@@ -1,6 +1,6 @@
 // Writing the collected state in the stream's fixed order (everything but the pages):
-// the Vdso; every Process; per process Creds, Rlimits, FsInfo, ProcAttrs; SeccompFilter,
-// SeccompThread; PidNsIds, UtsNs and TimeNs of a tree that owns those namespaces; Cgroup,
+// the UserNs of a tree in a user namespace of its own; the Vdso; every Process; per process
+// Creds, Rlimits, FsInfo, ProcAttrs; SeccompFilter, SeccompThread; PidNsIds, UtsNs and TimeNs of a tree that owns those namespaces; Cgroup,
 // CgroupProperty, CgroupMember, CgroupNs; the SysV objects
 // of a tree with its own IPC namespace; Shmem, ShmemData; Pty, Pipe, PipeData, UnixSocket,
 // UnixSocketData, InetSocket, InetSocketData, NetLock, NetlinkSocket, File, FileData,
@@ -50,6 +50,11 @@ Status write_vdso(DumpContext& root) {
 
 Status write_tree_head(DumpTree& tree) {
   format::RecordWriter& out = tree.procs.front()->out;
+  // First: crrestore must know before anything else that it restores into a user namespace.
+  if (tree.ns.user) {
+    CR_TRY(out.write(*tree.ns.user));
+    tree.procs.front()->process.flags |= schema::kProcessOwnUserNs;
+  }
   CR_TRY(write_vdso(*tree.procs.front()));
   if (tree.premap.second != 0)
     CR_TRY(out.write(schema::PremapArea{tree.premap.first, tree.premap.second}));

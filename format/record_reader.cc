@@ -7,6 +7,8 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <deque>
 #include <memory>
@@ -47,6 +49,7 @@ struct SavedRecord {
   uint64_t offset;
   uint32_t type;
   std::vector<uint8_t> payload;
+  size_t fields = SIZE_MAX;  // where the tail starts (unread records); all fields otherwise
 };
 
 class StreamReader final : public RecordReader {
@@ -75,6 +78,10 @@ class StreamReader final : public RecordReader {
            (dctx_ ? ZSTD_sizeof_DCtx(dctx_.get()) : 0);
   }
   uint64_t records_read() const override { return records_; }
+  void unread() override {
+    replay_.push_front(
+        {cur_offset_, cur_type_, {cur_payload_.begin(), cur_payload_.end()}, cur_fields_});
+  }
   std::shared_ptr<const void> hold() const override {
     const uint8_t* p = cur_payload_.data();
     if (p == nullptr || p < buf_.get() || p + cur_payload_.size() > buf_.get() + cap_) return nullptr;
@@ -492,6 +499,7 @@ Result<bool> StreamReader::next() {
     current_saved_ = std::move(replay_.front());
     replay_.pop_front();
     set_current(current_saved_.offset, current_saved_.type, current_saved_.payload);
+    cur_fields_ = std::min(current_saved_.fields, current_saved_.payload.size());
     return true;
   }
   // After an error the position is inside a damaged record: keep answering with that error.

@@ -84,6 +84,9 @@ class RecordReader {
   /// lives (another thread may read it meanwhile: crrestore places pages while the next record
   /// is read and checked). Null where the reader cannot: the caller copies or uses it at once.
   virtual std::shared_ptr<const void> hold() const { return nullptr; }
+  /// Puts the current record back: the next call to next() returns it again (crrestore looks
+  /// at the first record before it decides where the restore runs).
+  virtual void unread() = 0;
 };
 
 }  // namespace cr::format

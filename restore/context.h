@@ -45,6 +45,9 @@ struct RestoreOptions {
   /// --pidns: crrestore runs in a new pid namespace of its own making (restore/pidns_launch.h),
   /// whose pids the tree takes; a root's session led from outside is remade there.
   bool pidns = false;
+  /// The user namespace the --pidns launcher made for a tree in one of its own (its image's
+  /// UserNs maps): crrestore runs inside it, and the image's ids are translated into it.
+  std::optional<schema::UserNs> user_ns;
   /// --external mnt[MOUNTPOINT]:PATH: the tree's mount at MOUNTPOINT (a bind, or a copy of a
   /// host mount) is made as a bind of PATH, a path of crrestore's mount namespace.
   std::map<std::string, std::string> external_mounts;

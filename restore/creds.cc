@@ -30,11 +30,14 @@ Result<sys::ProcStatus> thread_status(pid_t tid) {
 
 // Whether a thread already holds exactly the dumped credentials (securebits aside): the common
 // case of a root process restored by root, where every call below would change nothing.
-bool creds_match(const sys::ProcStatus& s, const schema::Creds& c) {
+// With `keep_groups` (a user namespace that denies setgroups: they were set before it was
+// made) the groups are not compared.
+bool creds_match(const sys::ProcStatus& s, const schema::Creds& c, bool keep_groups) {
   const uint32_t uid[4] = {c.uid, c.euid, c.suid, c.fsuid};
   const uint32_t gid[4] = {c.gid, c.egid, c.sgid, c.fsgid};
   std::vector<uint32_t> groups(c.groups.begin(), c.groups.end());
-  return std::equal(uid, uid + 4, s.uid) && std::equal(gid, gid + 4, s.gid) && groups == s.groups &&
+  return std::equal(uid, uid + 4, s.uid) && std::equal(gid, gid + 4, s.gid) &&
+         (keep_groups || groups == s.groups) &&
          s.cap_inh == c.cap_inh && s.cap_prm == c.cap_prm && s.cap_eff == c.cap_eff &&
          s.cap_bnd == c.cap_bnd && s.cap_amb == c.cap_amb && s.no_new_privs == c.no_new_privs;
 }
@@ -59,7 +62,8 @@ Status restore_thread_creds(RestoreContext& ctx, ThreadView& th) {
   sys::RemoteSyscalls& rs = th.remote;
   const int last = last_cap();
   CR_TRY_ASSIGN(sys::ProcStatus now, thread_status(th.tracee.tid()));
-  if (creds_match(now, c)) {
+  const bool keep_groups = ctx.opts.user_ns && ctx.opts.user_ns->setgroups == 2;
+  if (creds_match(now, c, keep_groups)) {
     auto bits = rs.call_raw(SYS_prctl, PR_GET_SECUREBITS);
     if (!bits.ok()) return std::move(bits).error();
     if (static_cast<uint64_t>(*bits) == c.securebits) return {};
@@ -78,7 +82,8 @@ Status restore_thread_creds(RestoreContext& ctx, ThreadView& th) {
   if (!groups.empty()) {
     CR_TRY_ASSIGN(groups_addr, ctx.put(groups.data(), groups.size() * sizeof(uint32_t)));
   }
-  CR_TRY(check(rs.call("setgroups", SYS_setgroups, groups.size(), groups_addr), "groups"));
+  if (!keep_groups)
+    CR_TRY(check(rs.call("setgroups", SYS_setgroups, groups.size(), groups_addr), "groups"));
   const bool uid_changes = c.uid != 0 || c.euid != 0 || c.suid != 0 || c.fsuid != 0;
   // Keep every capability across the uid change: SECBIT_NO_SETUID_FIXUP leaves the sets alone.
   // (SECBIT_KEEP_CAPS would keep only the permitted set; without CAP_SETPCAP in the effective

@@ -17,6 +17,7 @@
 #include "common/text.h"
 #include "restore/cgroups.h"
 #include "restore/image_stash.h"
+#include "restore/user_ns.h"
 #include "sys/mount_tree.h"
 #include "sys/rtnetlink.h"
 
@@ -229,6 +230,12 @@ Status stash_tree_record(const format::RecordReader& reader, TreeHead& head) {
       return stash_own(reader, head, &ProcessImage::attrs);
     case schema::PidNsIds::kType:
       return stash_own(reader, head, &ProcessImage::ns_ids);
+    case schema::UserNs::kType: {
+      if (head.shared.user_ns || !head.procs.empty())
+        return make_error("a user_ns record that is not the first of the head");
+      CR_TRY_ASSIGN(head.shared.user_ns, reader.decode<schema::UserNs>());
+      return check_user_ns(*head.shared.user_ns);
+    }
     case schema::UtsNs::kType: {
       if (head.shared.uts) return make_error("two uts_ns records");
       CR_TRY_ASSIGN(head.shared.uts, reader.decode<schema::UtsNs>());
@@ -514,9 +521,12 @@ Status check_namespaces(const TreeHead& head) {
   for (size_t i = 1; i < head.procs.size(); ++i)
     if ((head.procs[i].process->flags &
          (schema::kProcessOwnPidNs | schema::kProcessOwnUtsNs | schema::kProcessOwnTimeNs |
-          schema::kProcessOwnCgroupNs | schema::kProcessOwnMntNs | schema::kProcessOwnNetNs)) != 0)
+          schema::kProcessOwnCgroupNs | schema::kProcessOwnMntNs | schema::kProcessOwnNetNs |
+          schema::kProcessOwnUserNs)) != 0)
       return make_error("pid " + std::to_string(head.procs[i].process->pid) +
                         ": namespace flags on a process other than the root");
+  if (((root_flags & schema::kProcessOwnUserNs) != 0) != head.shared.user_ns.has_value())
+    return make_error("user_ns record and the root's kProcessOwnUserNs flag disagree");
   if (((root_flags & schema::kProcessOwnUtsNs) != 0) != head.shared.uts.has_value())
     return make_error("uts_ns record and the root's kProcessOwnUtsNs flag disagree");
   if (head.shared.uts &&
@@ -572,7 +582,7 @@ Status check_tree_head(const TreeHead& head) {
       schema::kProcessTcpHalfClosed | schema::kProcessUnixRights | schema::kProcessOwnPidNs |
       schema::kProcessOwnUtsNs | schema::kProcessSeccomp | schema::kProcessOwnTimeNs |
       schema::kProcessOwnCgroupNs | schema::kProcessOwnMntNs | schema::kProcessMemLock |
-      schema::kProcessPkeys | schema::kProcessOwnNetNs;
+      schema::kProcessPkeys | schema::kProcessOwnNetNs | schema::kProcessOwnUserNs;
   for (const auto& img : head.procs)
     if ((img.process->flags & ~kKnownFlags) != 0)
       return make_error("pid " + std::to_string(img.process->pid) + ": process flags " +

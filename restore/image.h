@@ -72,6 +72,7 @@ struct ProcessImage {
   std::optional<schema::ProcAttrs> attrs;     // none in images before it existed
   std::optional<schema::PidNsIds> ns_ids;     // a tree that owns its pid namespace
   std::optional<schema::UtsNs> uts;           // shared image: the tree's own UTS namespace
+  std::optional<schema::UserNs> user_ns;      // shared image: the tree's own user namespace
   std::optional<schema::TimeNs> time_ns;      // shared image: the tree's own time namespace
   std::optional<schema::CgroupNs> cgroup_ns;  // shared image: its own cgroup namespace's roots
   std::vector<schema::Mount> mounts;          // shared image: the tree's own mount namespace

@@ -11,6 +11,8 @@
 #include <cstring>
 #include <string>
 
+#include "sys/proc_parse.h"
+
 #include "common/scoped_fd.h"
 
 namespace cr::restore {
@@ -73,6 +75,22 @@ bool IpcBuilder::handles(uint32_t type) {
          type == schema::SysvMsg::kType || type == schema::SysvSem::kType;
 }
 
+template <typename R>
+Status IpcBuilder::translate(R& r) const {
+  if (user_ns_ == nullptr) return {};
+  const sys::IdMap uids{user_ns_->uid_map}, gids{user_ns_->gid_map};
+  // The creator's ids are crrestore's whatever they were (IPC_SET sets the owner only).
+  for (uint32_t* id : {&r.uid})
+    if ((*id = uids.inside(*id)) == sys::IdMap::kUnmapped)
+      return make_error("SysV object key " + std::to_string(r.key) +
+                        ": its owner is not mapped in the image's user namespace");
+  for (uint32_t* id : {&r.gid})
+    if ((*id = gids.inside(*id)) == sys::IdMap::kUnmapped)
+      return make_error("SysV object key " + std::to_string(r.key) +
+                        ": its group is not mapped in the image's user namespace");
+  return {};
+}
+
 Status IpcBuilder::record(const format::RecordReader& reader) {
   // Objects made in crrestore's own namespace would be the host's: never.
   CR_TRY(enter_new_ns());
@@ -83,6 +101,7 @@ Status IpcBuilder::record(const format::RecordReader& reader) {
     }
     case schema::SysvShm::kType: {
       CR_TRY_ASSIGN(auto r, reader.decode<schema::SysvShm>());
+      CR_TRY(translate(r));
       return make_shm(r);
     }
     case schema::SysvShmData::kType: {
@@ -91,6 +110,7 @@ Status IpcBuilder::record(const format::RecordReader& reader) {
     }
     case schema::SysvMsgQueue::kType: {
       CR_TRY_ASSIGN(auto r, reader.decode<schema::SysvMsgQueue>());
+      CR_TRY(translate(r));
       return make_queue(r);
     }
     case schema::SysvMsg::kType: {
@@ -99,6 +119,7 @@ Status IpcBuilder::record(const format::RecordReader& reader) {
     }
     case schema::SysvSem::kType: {
       CR_TRY_ASSIGN(auto r, reader.decode<schema::SysvSem>());
+      CR_TRY(translate(r));
       return make_sem(r);
     }
     default:

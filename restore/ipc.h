@@ -31,6 +31,9 @@ class IpcBuilder {
   static bool handles(uint32_t type);
   /// Makes the object of one SysV record (the reader's current record).
   Status record(const format::RecordReader& reader);
+  /// The owners of the objects are translated through these maps (a tree in a user namespace
+  /// of its own, restored inside a new one): before the first record.
+  void set_user_ns(const schema::UserNs* u) { user_ns_ = u; }
   /// The segment id of a SysvShm object (by its objdef id), for the processes' attaches.
   const std::map<uint32_t, uint32_t>& shmids() const { return shmids_; }
   /// Detaches crrestore's own attaches (the contents are in place).
@@ -41,6 +44,9 @@ class IpcBuilder {
 
  private:
   Status set_next_id(const char* which, uint32_t id);
+  template <typename R>
+  Status translate(R& r) const;
+  const schema::UserNs* user_ns_ = nullptr;
   Status make_shm(const schema::SysvShm& s);
   Status fill_shm(const schema::SysvShmData& d, std::span<const uint8_t> bytes);
   Status make_queue(const schema::SysvMsgQueue& q);

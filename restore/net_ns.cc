@@ -6,22 +6,51 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <map>
+#include <optional>
 #include <set>
 
+#include "sys/proc_parse.h"
 #include "sys/rtnetlink.h"
 
 namespace cr::restore {
 
 namespace {
 
-Status write_sysctl(const schema::NetSysctl& s) {
+// ping_group_range holds gids as crdump saw them (outside the tree's user namespace): the
+// kernel takes them in the writer's. An empty range (low above high: nobody, a new
+// namespace's own) stays as the new namespace has it (its "1 0" has no gid 1 inside).
+Result<std::optional<std::string>> gid_range(const std::string& value,
+                                             const std::optional<schema::UserNs>& user_ns) {
+  unsigned long low = 0, high = 0;
+  if (std::sscanf(value.c_str(), "%lu %lu", &low, &high) != 2)
+    return make_error("ping_group_range '" + value + "' is not two gids");
+  if (low > high) return std::optional<std::string>{};
+  if (!user_ns) return std::optional<std::string>{value};
+  const sys::IdMap gids{user_ns->gid_map};
+  const uint32_t in_low = gids.inside(static_cast<uint32_t>(low));
+  const uint32_t in_high = gids.inside(static_cast<uint32_t>(high));
+  if (in_low == sys::IdMap::kUnmapped || in_high == sys::IdMap::kUnmapped || in_high < in_low ||
+      in_high - in_low != high - low)
+    return make_error("ping_group_range '" + value +
+                      "' is not a range of gids the tree's user namespace maps");
+  return std::optional<std::string>{std::to_string(in_low) + "\t" + std::to_string(in_high)};
+}
+
+Status write_sysctl(const schema::NetSysctl& s, const std::optional<schema::UserNs>& user_ns) {
   // The name is one of crtools' list (check_net_records): a fixed path below /proc/sys/net,
   // which shows the namespace of the thread that opens it.
   const std::string path = "/proc/sys/net/" + s.name;
+  std::string value = s.value;
+  if (s.name == "ipv4/ping_group_range") {
+    CR_TRY_ASSIGN(std::optional<std::string> v, gid_range(s.value, user_ns));
+    if (!v) return {};
+    value = *v;
+  }
   ScopedFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
   if (!fd.valid()) return errno_error("open " + path);
-  const std::string v = s.value + "\n";
+  const std::string v = value + "\n";
   if (::write(fd.get(), v.data(), v.size()) != static_cast<ssize_t>(v.size()))
     return errno_error("write '" + s.value + "' to " + path);
   return {};
@@ -101,7 +130,7 @@ Status make_veths(const ProcessImage& shared, const std::map<std::string, Extern
 
 Status configure(const ProcessImage& shared) {
   for (const schema::NetSysctl& s : shared.net_sysctls)
-    CR_TRY_CTX(write_sysctl(s), "net namespace sysctl");
+    CR_TRY_CTX(write_sysctl(s, shared.user_ns), "net namespace sysctl");
   CR_TRY_ASSIGN(sys::Rtnl nl, sys::Rtnl::open());
   CR_TRY_ASSIGN(std::vector<sys::NlLink> links, nl.links());
   std::map<uint32_t, int> ifindex;  // dumped -> here

@@ -34,6 +34,11 @@ class NetNsScope {
   /// Back to crrestore's own net namespace (a crrestore left in the tree's would be a process
   /// outside the tree in it: a dump of the restored tree refuses that). Once only.
   Status leave();
+  /// Stays in the tree's namespace: a restorer inside a user namespace of the tree's has no
+  /// capability in crrestore's own net namespace (the host's), so setns back would fail. It
+  /// has nothing more to do there (the veths' outside ends are made), and it is itself in the
+  /// tree's user namespace already.
+  void stay() { home_.reset(); }
 
  private:
   explicit NetNsScope(ScopedFd home) : home_(std::move(home)) {}

@@ -1,6 +1,7 @@
 #include "restore/pidns_launch.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -18,9 +19,11 @@
 #include <cstring>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "common/test_hook.h"
 #include "restore/task_create.h"
+#include "restore/user_ns.h"
 #include "sys/fd_passing.h"
 
 namespace cr::restore {
@@ -173,7 +176,7 @@ PidNsLaunch::~PidNsLaunch() {
   close_fd(root_fd_);
 }
 
-Result<PidNsLaunch> PidNsLaunch::start(bool forward_tty_signals) {
+Result<PidNsLaunch> PidNsLaunch::start(bool forward_tty_signals, const schema::UserNs* user_ns) {
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
     return errno_error("--pidns: socketpair");
@@ -186,17 +189,53 @@ Result<PidNsLaunch> PidNsLaunch::start(bool forward_tty_signals) {
   ScopedFd alive_rd(alive[0]), alive_wr(alive[1]);
   if (::pipe2(rootp, O_CLOEXEC) != 0) return errno_error("--pidns: pipe2");
   ScopedFd root_rd(rootp[0]), root_wr(rootp[1]);
-  // Our next child is the namespace's pid 1 (our own pid stays the host's).
-  if (::unshare(CLONE_NEWPID) != 0) {
-    Error e = errno_error("--pidns: making a pid namespace: unshare(CLONE_NEWPID)");
-    if (e.code == EPERM) e.message += " (it needs CAP_SYS_ADMIN)";
-    return e;
+  pid_t init = -1;
+  ScopedFd maps_rd, maps_wr;
+  if (user_ns == nullptr) {
+    // Our next child is the namespace's pid 1 (our own pid stays the host's).
+    if (::unshare(CLONE_NEWPID) != 0) {
+      Error e = errno_error("--pidns: making a pid namespace: unshare(CLONE_NEWPID)");
+      if (e.code == EPERM) e.message += " (it needs CAP_SYS_ADMIN)";
+      return e;
+    }
+    init = ::fork();
+  } else {
+    // Nobody inside may set groups when setgroups is denied: the tree's are ours when the
+    // namespace is made.
+    if (user_ns->setgroups == 2) {
+      std::vector<gid_t> groups(user_ns->groups.begin(), user_ns->groups.end());
+      if (::setgroups(groups.size(), groups.data()) != 0)
+        return errno_error("--pidns: setting the tree's supplementary groups");
+    }
+    int mp[2];
+    if (::pipe2(mp, O_CLOEXEC) != 0) return errno_error("--pidns: pipe2");
+    maps_rd.reset(mp[0]);
+    maps_wr.reset(mp[1]);
+    // One clone makes both, the pid namespace owned by the user namespace. (A raw clone:
+    // crrestore is single-threaded here, so nothing fork's handlers guard is held.)
+    init = static_cast<pid_t>(
+        ::syscall(SYS_clone, CLONE_NEWUSER | CLONE_NEWPID | SIGCHLD, nullptr, nullptr, nullptr, 0));
   }
-  const pid_t init = ::fork();
   if (init < 0) return errno_error("--pidns: fork of the namespace's init");
   if (init == 0) {
     creds_launcher.reset();
     alive_wr.reset();
+    if (user_ns != nullptr) {
+      maps_wr.reset();
+      // Until the maps are in, our ids are nobody's there: wait, then become its root.
+      char go = 0;
+      while (::read(maps_rd.get(), &go, 1) < 0 && errno == EINTR) {
+      }
+      if (go != 'm') ::_exit(1);  // the launcher failed and said why
+      maps_rd.reset();
+      if (::setresgid(0, 0, 0) != 0) init_fail("setresgid(0) in the new user namespace");
+      if (::setresuid(0, 0, 0) != 0) init_fail("setresuid(0) in the new user namespace");
+      // A uid change (root outside to the namespace's root, another uid outside) makes us
+      // undumpable, and every process forked from us with us: the restorer could not ptrace
+      // the tree it makes (its memory belongs to the host's user namespace, where we have no
+      // capability). Dumpable, we and the tree are ptraced by uid, as the tree's user could.
+      if (::prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != 0) init_fail("PR_SET_DUMPABLE");
+    }
     ::prctl(PR_SET_NAME, "crrestore-init", 0, 0, 0);
     make_mount_ns();
     sigset_t caught, old;
@@ -234,6 +273,18 @@ Result<PidNsLaunch> PidNsLaunch::start(bool forward_tty_signals) {
       ::close(null);
     }
     init_loop(alive_rd.release(), root_rd.release(), restorer, caught);
+  }
+  if (user_ns != nullptr) {
+    maps_rd.reset();
+    Status written = write_id_maps(init, *user_ns);
+    if (!written.ok()) {
+      maps_wr.reset();
+      int st = 0;
+      ::waitpid(init, &st, 0);
+      return std::move(written).error().wrap("--pidns: the tree's user namespace");
+    }
+    if (::write(maps_wr.get(), "m", 1) != 1) return errno_error("--pidns: starting the init");
+    maps_wr.reset();
   }
   PidNsLaunch l;
   l.init_ = init;

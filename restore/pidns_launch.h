@@ -14,12 +14,19 @@
 // root's status, or the restorer's when the restore failed): the kernel then kills whatever
 // is left in the namespace. The launcher's death before the tree runs (a SIGKILL mid-restore)
 // closes a pipe the init watches: the init exits and the namespace dies with everything in it.
+//
+// A tree in a user namespace of its own (an image with UserNs): the init is made in a new user
+// namespace and the pid namespace inside it at once (clone(CLONE_NEWUSER | CLONE_NEWPID)), the
+// launcher writes the image's maps, and the init becomes root there before anything else. So
+// the restorer and everything it makes (the tree's namespaces, the tree) belong to the new user
+// namespace, and crrestore has there only the power the namespace gives.
 #pragma once
 
 #include <sys/types.h>
 
 #include "common/result.h"
 #include "common/scoped_fd.h"
+#include "schema/records.h"
 
 namespace cr::restore {
 
@@ -35,7 +42,10 @@ class PidNsLaunch {
   /// which goes on with the restore. Needs CAP_SYS_ADMIN; crrestore must be single-threaded.
   /// `forward_tty_signals` false (--shell-job): a signal the terminal sends the launcher is not
   /// passed on, the tree being in the terminal's foreground group itself.
-  static Result<PidNsLaunch> start(bool forward_tty_signals);
+  /// With `user_ns`, the init is made in a new user namespace with those maps (and, with
+  /// setgroups denied, the launcher's groups set to user_ns->groups first).
+  static Result<PidNsLaunch> start(bool forward_tty_signals,
+                                   const schema::UserNs* user_ns = nullptr);
 
   bool restorer() const { return restorer_; }
 

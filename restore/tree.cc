@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <set>
@@ -21,12 +22,30 @@
 #include "restore/shmem.h"
 #include "restore/time_ns.h"
 #include "restore/trampoline.h"
+#include "restore/user_ns.h"
 #include "sys/linux_abi.h"
 #include "sys/proc_parse.h"
 
 namespace cr::restore {
 
 namespace {
+
+// A tree in a user namespace of its own comes back only inside one the launcher made with the
+// same maps (--pidns); its ids are then taken into it.
+Status enter_user_ns_ids(const RestoreContext& root, TreeHead& head) {
+  if (!head.shared.user_ns) return {};
+  if (!root.opts.user_ns)
+    return make_error(
+        "the image's tree is in a user namespace of its own: restore it with --pidns "
+        "(crrestore makes the user namespace, and a pid namespace of it where the tree keeps "
+        "its pids)");
+  const schema::UserNs& a = *head.shared.user_ns;
+  const schema::UserNs& b = *root.opts.user_ns;
+  if (a.uid_map != b.uid_map || a.gid_map != b.gid_map || a.setgroups != b.setgroups ||
+      a.groups != b.groups)
+    return make_error("the image's user_ns record is not the one crrestore made the namespace with");
+  return translate_ids(head, a);
+}
 
 constexpr unsigned kTraceOptions = PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL;
 
@@ -100,6 +119,7 @@ Status read_tree_head(RestoreContext& root) {
     ipc_records = true;
     return root.ipc->record(r);
   };
+  if (root.opts.user_ns) root.ipc->set_user_ns(&*root.opts.user_ns);
   CR_TRY_ASSIGN(bool positioned, load_tree_head(*root.reader, head));
   CR_TRY(shmem.hand_over(root.shmem_fds));
   root.shmems = &root.shmem_fds;
@@ -107,6 +127,7 @@ Status read_tree_head(RestoreContext& root) {
   root.ipc->detach_all();
   if (!positioned) return make_error("image ends before any process's memory");
   CR_TRY(check_tree_head(head));
+  CR_TRY(enter_user_ns_ids(root, head));
   CR_TRY_ASSIGN(root.vdso_plan, plan_vdso_here(head));
   root.vdso = &root.vdso_plan;
   CR_TRY_ASSIGN(root.premap_owner, plan_premap(head));
@@ -123,6 +144,17 @@ Status read_tree_head(RestoreContext& root) {
                       " (the network lock crdump left stays: 'nft delete table inet " +
                       head.shared.net_lock + "' lifts it)");
   CR_TRY(std::move(allowed));
+  // Maps only root may write (crrestore's launcher wrote them: ids of others, setgroups
+  // allowed) are for an image with a root process outside, or a signed one.
+  if (head.shared.user_ns && !user_could_make(*head.shared.user_ns) && !root.opts.signed_image &&
+      std::none_of(head.procs.begin(), head.procs.end(), [&](const ProcessImage& p) {
+        return p.creds && root_outside(*p.creds, *head.shared.user_ns);
+      }))
+    return make_error(
+        "the image's user namespace maps ids only root may map (more than its own uid and "
+        "gid, or setgroups allowed) and no process of the image is root: an image without a "
+        "root process cannot ask for it (restore a signed image with --verify-key to vouch for "
+        "it)");
   if (const FsIdentity* owner = root.privileges.owner()) {
     // The tree's shared memory is its own, not root's: its processes open it by /proc as
     // themselves (a memfd of mode 0600 among them).
@@ -160,11 +192,14 @@ Status read_tree_head(RestoreContext& root) {
     root.others.push_back(std::move(ctx));
   }
   if (root.opts.pidns) {
-    if ((root_flags & schema::kProcessOwnPidNs) != 0)
+    // In a user namespace of its own the tree's pid namespace is made inside crrestore's: only
+    // a pid namespace that namespace owns takes pids from us.
+    if ((root_flags & schema::kProcessOwnPidNs) != 0 && !root.opts.user_ns)
       return make_error(
           "--pidns: the image's root is pid 1 of a pid namespace of its own, which crrestore "
           "makes anew without --pidns");
-    if (!root.opts.shell_job) remake_outside_session(root);
+    if (!root.opts.shell_job && (root_flags & schema::kProcessOwnPidNs) == 0)
+      remake_outside_session(root);
   }
   return {};
 }
@@ -228,7 +263,9 @@ Status create_tree(RestoreContext& root) {
       ns);
   wr.reset();
   Status left = own_time.valid() ? leave_time_ns_for_children(own_time) : Status{};
-  if (net) {
+  if (net && root.opts.user_ns) {
+    net->stay();
+  } else if (net) {
     Status net_left = net->leave();
     if (left.ok()) left = std::move(net_left);
   }

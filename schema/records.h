@@ -81,6 +81,9 @@ enum ProcessFlags : uint32_t {
                                    // has exited: restore remakes it with a helper of that pid
   kProcessGroupLeaderGone = 32,    // in a group of its parent's session whose leader has
                                    // exited (and its parent is not in it): the same, for the group
+  kProcessOwnUserNs = 0x40,        // (root) the tree is in a user namespace of its own (UserNs,
+                                   // the first record of the head): an older build would
+                                   // restore it in crrestore's, as root of the host
   kProcessGuardRegions = 0x400,    // some Vma has guard regions (`guards`) to install again
   kProcessCwdDeleted = 0x800,      // its cwd was removed (rmdir) while it was there: restore makes
                                    // a directory at FsInfo.cwd (mode and owner of FsInfo), enters
@@ -818,6 +821,17 @@ CR_RECORD(TimeNs, 0x0410, "time_ns", "clock offsets of the tree's own time names
 // root there, unshares, then moves it (and every other task) to its own cgroups (CgroupMember).
 CR_RECORD(CgroupNs, 0x0411, "cgroup_ns", "the roots of the tree's own cgroup namespace",
           (u64s, roots))  // Cgroup ids, one per hierarchy
+
+// The tree's own user namespace (kProcessOwnUserNs), a child of crdump's: the first record
+// after the self-description, so that crrestore knows before it reads anything else that the
+// restore must run inside a new one (made with these maps, the tree's other namespaces made
+// from inside it so that it owns them). Every uid and gid elsewhere in the image is as crdump's
+// namespace sees it (outside): crrestore translates them through the maps.
+CR_RECORD(UserNs, 0x0412, "user_ns", "the id maps of the tree's own user namespace",
+          (u64s, uid_map),   // (inside, outside, count) triples, as /proc/ROOT/uid_map lists them
+          (u64s, gid_map),   // the same for gids
+          (u32, setgroups),  // 1: allow, 2: deny (/proc/ROOT/setgroups)
+          (u64s, groups))    // with deny: the supplementary groups (outside) every process has
 // ---- The tree's own mount namespace (0x0420-0x043f; kProcessOwnMntNs), in the head after
 // UtsNs: every mount as /proc/ROOT/mountinfo lists it (parents first). Restore makes a new
 // namespace for the root (a copy of crrestore's), makes it private, detaches what no kMountHost
@@ -909,7 +923,7 @@ using AllRecords =
                UnixSocketData, FileLock, FileOwner, StreamSeal, InetSocket, InetSocketData, NetLock,
                NetlinkSocket, Cgroup, CgroupProperty, CgroupMember, PagesParent, Vdso, PremapArea,
                PagesPrefork, InetMcast, SeccompFilter, SeccompThread, PidNsIds, UtsNs, InotifyWatch,
-               UnixSocketRights, UnixSocketCreds, TimeNs, CgroupNs, Mount, TmpfsEntry, FanotifyGroup, FanotifyMark,
+               UnixSocketRights, UnixSocketCreds, TimeNs, CgroupNs, UserNs, Mount, TmpfsEntry, FanotifyGroup, FanotifyMark,
                NetLink, NetAddr, NetRoute, NetSysctl>;
 
 namespace detail {

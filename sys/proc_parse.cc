@@ -704,6 +704,26 @@ Result<std::vector<uint64_t>> parse_limits(std::string_view text) {
   return out;
 }
 
+Result<std::vector<uint64_t>> parse_id_map(std::string_view text) {
+  std::vector<uint64_t> out;
+  for (std::string_view line : split_lines(text)) {
+    if (line.empty()) continue;
+    std::string_view rest = line;
+    std::string_view w[3] = {next_token(rest), next_token(rest), next_token(rest)};
+    if (w[2].empty() || !next_token(rest).empty()) return bad("id map", line);
+    for (std::string_view v : w) {
+      auto n = parse_uint(v);
+      if (!n || *n > 0xffffffffull) return bad("id map", line);
+      out.push_back(*n);
+    }
+    // The kernel takes at most 340 lines, each a range inside 32 bits and not empty.
+    if (out.back() == 0 || out[out.size() - 3] + out.back() > 0x100000000ull ||
+        out[out.size() - 2] + out.back() > 0x100000000ull || out.size() > 340 * 3)
+      return bad("id map", line);
+  }
+  return out;
+}
+
 // ---- cgroups and mounts
 
 Result<TimensOffsets> parse_timens_offsets(std::string_view text) {

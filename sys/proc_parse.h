@@ -238,6 +238,30 @@ struct TimensOffsets {
 };
 Result<TimensOffsets> parse_timens_offsets(std::string_view text);
 
+/// /proc/PID/uid_map or gid_map as a reader in the parent namespace sees it: lines of
+/// "inside outside count", returned as (inside, outside, count) triples in line order. An empty
+/// map (nothing written yet) is no triple at all.
+Result<std::vector<uint64_t>> parse_id_map(std::string_view text);
+
+/// An id map's translation, both ways (the kernel's rule: the first line holding the id).
+/// kUnmapped where no line does (the kernel shows those as the overflow id, 65534).
+struct IdMap {
+  static constexpr uint32_t kUnmapped = 0xffffffffu;
+  std::vector<uint64_t> triples;  // (inside, outside, count)
+  uint32_t inside(uint32_t outside) const {
+    for (size_t i = 0; i + 2 < triples.size(); i += 3)
+      if (outside >= triples[i + 1] && outside - triples[i + 1] < triples[i + 2])
+        return static_cast<uint32_t>(triples[i] + (outside - triples[i + 1]));
+    return kUnmapped;
+  }
+  uint32_t outside(uint32_t inside) const {
+    for (size_t i = 0; i + 2 < triples.size(); i += 3)
+      if (inside >= triples[i] && inside - triples[i] < triples[i + 2])
+        return static_cast<uint32_t>(triples[i + 1] + (inside - triples[i]));
+    return kUnmapped;
+  }
+};
+
 // ---- cgroups and mounts
 
 /// One line of /proc/PID/cgroup: "4:memory:/a/b" (v1), "0::/a" (v2), "9:name=systemd:/".

@@ -92,6 +92,10 @@ struct SpawnSpec {
   /// own, as a container's launcher does; with CLONE_NEWPID the child is pid 1 there. With
   /// kCloneNewTime the program is exec'd in a new time namespace (offsets: kTimensOffsets).
   uint64_t clone_flags = 0;
+  /// With CLONE_NEWUSER: the uid and gid that are 0 inside ("0 <userns_outer> 1" maps,
+  /// setgroups denied, as `unshare --map-root-user` run by that user writes them); the child
+  /// becomes that root before anything else.
+  uint32_t userns_outer = 0;
 };
 
 /// fork + exec; the child gets exactly fds 0-2 (and 3 if asked), default signal dispositions
@@ -124,7 +128,8 @@ class Target {
   /// Starts argv and waits for "ready" (EOF on the ready pipe). On failure returns a Target
   /// with pid() == -1 and error() saying why (with the log).
   static Target start(TempDir& dir, const std::vector<std::string>& argv,
-                      Ready ready = Ready::kClosesFd3, uint64_t clone_flags = 0);
+                      Ready ready = Ready::kClosesFd3, uint64_t clone_flags = 0,
+                      uint32_t userns_outer = 0);
   Target(Target&& o) noexcept;
   Target& operator=(Target&&) = delete;
   ~Target();

@@ -161,12 +161,30 @@ inline pid_t spawn(const SpawnSpec& spec) {
   // only execs. CLONE_NEWTIME shares its bit with clone's exit signal: the child unshares it
   // instead, sets the offsets, and its exec enters the namespace (as `unshare --time` does).
   const uint64_t clone_ns = spec.clone_flags & ~uint64_t{kCloneNewTime};
+  int maps[2] = {-1, -1};  // the child waits on it for its user namespace's maps
+  if ((clone_ns & CLONE_NEWUSER) != 0 && pipe2(maps, O_CLOEXEC) != 0) return -1;
   pid_t pid = clone_ns == 0
                   ? fork()
                   : static_cast<pid_t>(syscall(SYS_clone, clone_ns | SIGCHLD, 0, 0, 0, 0));
   if (pid != 0) {
     close(devnull);
     close(ep[1]);
+    if (maps[0] >= 0) {
+      close(maps[0]);
+      const std::string base = "/proc/" + std::to_string(pid) + "/";
+      const std::string map = "0 " + std::to_string(spec.userns_outer) + " 1\n";
+      bool ok = pid > 0;
+      for (auto [file, text] : {std::pair<const char*, std::string>{"setgroups", "deny"},
+                                {"uid_map", map},
+                                {"gid_map", map}}) {
+        if (!ok) break;
+        int fd = open((base + file).c_str(), O_WRONLY | O_CLOEXEC);
+        ok = fd >= 0 && write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+        if (fd >= 0) close(fd);
+      }
+      if (ok) ok = write(maps[1], "m", 1) == 1;
+      close(maps[1]);
+    }
     int err = 0;
     ssize_t n = pid > 0 ? read(ep[0], &err, sizeof(err)) : 0;
     close(ep[0]);
@@ -183,6 +201,11 @@ inline pid_t spawn(const SpawnSpec& spec) {
     (void)!write(ep[1], &e, sizeof(e));
     _exit(127);
   };
+  if (maps[0] >= 0) {
+    char go = 0;
+    close(maps[1]);
+    if (read(maps[0], &go, 1) != 1 || setresgid(0, 0, 0) != 0 || setresuid(0, 0, 0) != 0) fail();
+  }
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -275,7 +298,7 @@ inline ToolRun run_tool(TempDir& dir, const std::string& tool, const std::vector
 }
 
 inline Target Target::start(TempDir& dir, const std::vector<std::string>& argv, Ready ready,
-                            uint64_t clone_flags) {
+                            uint64_t clone_flags, uint32_t userns_outer) {
   become_subreaper();
   Target t(&dir, -1);
   int logfd = open((dir.work() + "/log").c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
@@ -295,6 +318,7 @@ inline Target Target::start(TempDir& dir, const std::vector<std::string>& argv, 
   spec.fd3_cloexec = ready == Ready::kOnExec;
   spec.new_session = true;
   spec.clone_flags = clone_flags;
+  spec.userns_outer = userns_outer;
   t.pid_ = spawn(spec);
   close(p[1]);
   close(logfd);

@@ -345,7 +345,7 @@ const std::vector<ZdtmCase>& cases() {
        "mntns_tree",
        {},
        CLONE_NEWPID | CLONE_NEWNS},
-      {"ns_user_refused", {"user"}, true, "user namespace differs from crdump's", "ns_refused"},
+      {"ns_user_refused", {"user"}, true, "maps no uid 0 or no gid 0", "ns_refused"},
       {"ns_pid_refused", {"pid"}, true, "pid_for_children namespace differs", "ns_refused"},
       {"ns_time_refused", {"time"}, true, "time_for_children namespace differs", "ns_refused"},
       {"ns_child_uts_refused", {"child_uts"}, true, "is in another uts namespace", "ns_refused"},

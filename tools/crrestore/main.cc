@@ -25,6 +25,7 @@
 #include "format/record_reader.h"
 #include "format/stream_seal.h"
 #include "restore/pidns_launch.h"
+#include "restore/user_ns.h"
 #include "restore/restorer.h"
 #include "tools/progress.h"
 
@@ -228,18 +229,6 @@ int main(int argc, char** argv) {
     }
   }
   ctx.opts.foreground_tty = tty;
-  // --pidns: from here on this process is either the launcher, waiting in the host's
-  // namespaces, or the restorer inside the new one, which goes on below.
-  std::optional<cr::restore::PidNsLaunch> launch;
-  if (pidns) {
-    auto l = cr::restore::PidNsLaunch::start(!shell_job);
-    if (!l.ok()) die(l.error().message);
-    launch.emplace(std::move(l).value());
-    if (!launch->restorer())
-      return launcher_main(*launch, detach, pidfile, tty, modes_saved, saved_modes);
-    ctx.opts.pidns = true;
-  }
-
   cr::ScopedFd owned;
   int fd = STDIN_FILENO;
   if (!input.empty()) {
@@ -265,6 +254,37 @@ int main(int argc, char** argv) {
   auto reader = cr::format::RecordReader::open(fd, ropts);
   if (!reader.ok()) die(name + ": " + reader.error().message);
   ctx.reader = reader->get();
+
+  // --pidns: from here on this process is either the launcher, waiting in the host's
+  // namespaces, or the restorer inside the new one, which goes on below (the reader, and what
+  // it has read, being its copy). A tree in a user namespace of its own says so in the first
+  // record: the namespace is made with it.
+  std::optional<cr::restore::PidNsLaunch> launch;
+  if (pidns) {
+    std::optional<cr::schema::UserNs> user_ns;
+    auto more = ctx.reader->next();
+    if (!more.ok()) die(name + ": " + more.error().message);
+    if (*more && ctx.reader->type() == cr::schema::UserNs::kType) {
+      auto u = ctx.reader->decode<cr::schema::UserNs>();
+      if (!u.ok()) die(name + ": " + u.error().message);
+      cr::Status sane = cr::restore::check_user_ns(*u);
+      // What an image of a user's own namespace asks for must be that user's (its groups are
+      // set here, before the namespace exists); other maps are checked against the image's
+      // processes once they are read.
+      if (sane.ok() && cr::restore::user_could_make(*u) && !ctx.opts.signed_image)
+        sane = cr::restore::check_groups_of_user(*u);
+      if (!sane.ok()) die(name + ": " + sane.error().message);
+      user_ns = std::move(u).value();
+    }
+    if (*more) ctx.reader->unread();
+    auto l = cr::restore::PidNsLaunch::start(!shell_job, user_ns ? &*user_ns : nullptr);
+    if (!l.ok()) die(l.error().message);
+    launch.emplace(std::move(l).value());
+    if (!launch->restorer())
+      return launcher_main(*launch, detach, pidfile, tty, modes_saved, saved_modes);
+    ctx.opts.pidns = true;
+    ctx.opts.user_ns = std::move(user_ns);
+  }
 
   cr::tools::Progress progress("crrestore", fd);
   ctx.opts.on_progress = [&progress](uint64_t bytes) { progress.update(bytes); };

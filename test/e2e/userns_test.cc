@@ -1,0 +1,142 @@
+// Trees in a user namespace of their own (issue 13): a container made as root, one made for
+// another user (a root inside that is uid 4343 outside, setgroups denied: what that user could
+// make itself), and a tree that owns nothing but its user namespace. Each is dumped, restored
+// with --pidns (crrestore makes the user namespace with the image's maps, and the rest inside
+// it), and checks itself (zdtm/userns_tree.c): its maps, root inside with its capabilities,
+// the same namespaces owned by its user namespace, and that owning them still works. Also what
+// is refused: a restore without --pidns, a stranger in the tree's user namespace, and maps only
+// root may write in an image without a root process.
+#include <sched.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "e2e_common.h"
+
+namespace cr::e2e {
+namespace {
+
+std::string link_of(const std::string& path) {
+  char buf[4096] = {};
+  const ssize_t n = ::readlink(path.c_str(), buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+}
+
+std::vector<pid_t> nspid(pid_t pid) {
+  const std::string status = read_file("/proc/" + std::to_string(pid) + "/status");
+  std::vector<pid_t> v;
+  const size_t at = status.find("NSpid:");
+  if (at == std::string::npos) return v;
+  const char* p = status.c_str() + at + 6;
+  char* end = nullptr;
+  for (long id = std::strtol(p, &end, 10); end != p; id = std::strtol(p, &end, 10)) {
+    v.push_back(static_cast<pid_t>(id));
+    p = end;
+    if (*p == '\n') break;
+  }
+  return v;
+}
+
+pid_t restore_pidns(TempDir& dir, const std::string& img) {
+  const std::string out = dir.path("crrestore.out");
+  ToolRun r = run_tool_to_file(dir, "crrestore", {"-d", "--pidns", "-i", img}, out);
+  if (!r.status.ok()) {
+    ADD_FAILURE() << "crrestore --pidns: " << r.describe()
+                  << "\nlog: " << read_file(dir.work() + "/log");
+    return 0;
+  }
+  return static_cast<pid_t>(std::atol(read_file(out).c_str()));
+}
+
+pid_t parent_of(pid_t pid) {
+  const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  const size_t paren = stat.rfind(')');
+  return paren == std::string::npos ? 0 : static_cast<pid_t>(std::atol(stat.c_str() + paren + 4));
+}
+
+// SIGTERM to the restored root; crrestore's init (pid 1 of the pid namespace crrestore made,
+// one level below ours: the first such ancestor of the root, which may still be the restorer's
+// child for a moment) exits with the root's status.
+ExitStatus terminate_restored(pid_t root) {
+  pid_t init = parent_of(root);
+  while (init > 1) {
+    const std::vector<pid_t> ids = nspid(init);
+    if (ids.size() == 2 && ids.back() == 1) break;
+    init = parent_of(init);
+  }
+  if (init <= 1) return ExitStatus{};
+  ::kill(root, SIGTERM);
+  auto st = wait_exit(init, std::chrono::seconds(30));
+  if (!st) {
+    ::kill(init, SIGKILL);
+    (void)wait_exit(init, std::chrono::seconds(10));
+    return ExitStatus{};
+  }
+  return *st;
+}
+
+struct UsernsCase {
+  const char* name;
+  uint64_t flags;     // the namespaces made with the user namespace
+  uint32_t outside;   // the uid and gid that are 0 inside
+};
+
+class UserNamespace : public ::testing::TestWithParam<UsernsCase> {};
+
+TEST_P(UserNamespace, TreeComesBackInsideItsOwn) {
+  const UsernsCase& c = GetParam();
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to make namespaces for the tree";
+  if (!tools_present()) return;
+  TempDir dir;
+  std::vector<std::string> argv = {zdtm_path("userns_tree")};
+  // What the tree shares with us comes back as crrestore --pidns's own, owned by the new user
+  // namespace: its pid namespace, and its mount namespace (a slave copy with its own /proc).
+  if ((c.flags & CLONE_NEWPID) == 0) argv.push_back("pid");
+  if ((c.flags & CLONE_NEWNS) == 0) argv.push_back("mnt");
+  Target t = Target::start(dir, argv, Target::Ready::kClosesFd3,
+                           CLONE_NEWUSER | c.flags, c.outside);
+  ASSERT_GT(t.pid(), 0) << t.error();
+  const std::string maps = read_file("/proc/" + std::to_string(t.pid()) + "/uid_map");
+  const std::string img = dir.path("img");
+  if (!dump_target(dir, t, Mode::kKill, img)) return;
+  crit_check(dir, img);
+
+  ToolRun plain = run_tool(dir, "crrestore", {"-d", "-i", img});
+  EXPECT_FALSE(plain.status.ok()) << plain.describe();
+  EXPECT_TRUE(plain.one_line_error("crrestore")) << plain.err;
+  EXPECT_NE(plain.err.find("user namespace of its own: restore it with --pidns"),
+            std::string::npos)
+      << plain.err;
+
+  const pid_t root = restore_pidns(dir, img);
+  ASSERT_GT(root, 0);
+  EXPECT_EQ(read_file("/proc/" + std::to_string(root) + "/uid_map"), maps);
+  EXPECT_NE(link_of("/proc/" + std::to_string(root) + "/ns/user"), link_of("/proc/self/ns/user"));
+  if ((c.flags & CLONE_NEWPID) != 0) {
+    EXPECT_EQ(nspid(root).back(), 1) << "pid 1 of its own";
+  }
+  ExitStatus st = terminate_restored(root);
+  const std::string log = read_file(dir.work() + "/log");
+  EXPECT_TRUE(st.ok()) << st.describe() << "\nlog: " << log;
+  EXPECT_NE(log.find("PASS"), std::string::npos) << log;
+  if (HasFailure()) {
+    dir.keep();
+    std::cerr << "kept " << dir.root() << "\n";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    All, UserNamespace,
+    ::testing::Values(
+        UsernsCase{"container", CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET, 0},
+        UsernsCase{"users_container", CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET,
+                   4343},
+        UsernsCase{"container_mnt", CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWNS, 0},
+        UsernsCase{"userns_only", 0, 0}, UsernsCase{"users_userns_only", 0, 4343}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+}  // namespace
+}  // namespace cr::e2e
