@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "e2e_common.h"
 
 namespace cr::e2e {
@@ -137,6 +139,79 @@ INSTANTIATE_TEST_SUITE_P(
         UsernsCase{"container_mnt", CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWNS, 0},
         UsernsCase{"userns_only", 0, 0}, UsernsCase{"users_userns_only", 0, 4343}),
     [](const auto& info) { return std::string(info.param.name); });
+
+// A python3 outside the tree that joined the tree's user namespace: the restored namespace
+// would not hold it.
+TEST(UserNamespaceRefused, StrangerInTheTreesUserNamespace) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to make namespaces for the tree";
+  if (!tools_present()) return;
+  TempDir dir;
+  Target t = Target::start(dir, {zdtm_path("userns_tree"), "mnt"}, Target::Ready::kClosesFd3,
+                           CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWUTS, 0);
+  ASSERT_GT(t.pid(), 0) << t.error();
+  TempDir other;
+  Target stranger = start_stranger(other, t.pid(), "user", "0x10000000");
+  ASSERT_GT(stranger.pid(), 0) << stranger.error();
+  expect_stranger_refused(dir, t, stranger, "user");
+  EXPECT_TRUE(stranger.terminate().ok());
+  ExitStatus st = t.terminate();
+  EXPECT_TRUE(st.ok()) << st.describe() << "\nlog: " << t.log();
+}
+
+// An image of another user's container (uid 4343 outside is root inside) edited to ask for
+// what only root may give: crrestore refuses in one line before it makes anything.
+class UserNamespaceImage : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root to make namespaces for the tree";
+    if (!tools_present()) GTEST_SKIP();
+    Target t = Target::start(dir_, {zdtm_path("userns_tree"), "mnt"}, Target::Ready::kClosesFd3,
+                             CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWUTS, 4343);
+    ASSERT_GT(t.pid(), 0) << t.error();
+    ASSERT_TRUE(dump_target(dir_, t, Mode::kKill, dir_.path("img")));
+    const std::string out = dir_.path("img.json");
+    ToolRun d = run_tool_to_file(dir_, "crit", {"decode", "--pages", dir_.path("img")}, out);
+    ASSERT_TRUE(d.status.ok()) << d.describe();
+    doc_ = nlohmann::json::parse(read_file(out));
+  }
+  nlohmann::json& user_ns() {
+    for (auto& r : doc_["records"])
+      if (r["type"] == "user_ns") return r["fields"];
+    ADD_FAILURE() << "no user_ns record";
+    return doc_;
+  }
+  void expect_refused(const std::string& want) {
+    const std::string json = dir_.path("edit.json"), img = dir_.path("edit.img");
+    write_file(json, doc_.dump());
+    ToolRun e = run_tool(dir_, "crit", {"encode", json, "-o", img});
+    ASSERT_TRUE(e.status.ok()) << "crit encode: " << e.describe();
+    ToolRun r = run_tool(dir_, "crrestore", {"-d", "--pidns", "-i", img});
+    EXPECT_FALSE(r.status.ok()) << r.describe();
+    EXPECT_TRUE(r.one_line_error("crrestore")) << r.err;
+    EXPECT_NE(r.err.find(want), std::string::npos) << r.err;
+    EXPECT_EQ(read_file(dir_.work() + "/log"), "") << "the tree ran";
+  }
+  TempDir dir_;
+  nlohmann::json doc_;
+};
+
+// A second line maps ids the user does not have: only root could write that map.
+TEST_F(UserNamespaceImage, MapsOnlyRootMayWriteRefused) {
+  user_ns()["uid_map"] = {0, 4343, 1, 1, 100000, 1000};
+  expect_refused("maps ids only root may map");
+}
+
+// setgroups allowed: only root may write a gid map then.
+TEST_F(UserNamespaceImage, SetgroupsAllowedRefused) {
+  user_ns()["setgroups"] = 1;
+  expect_refused("maps ids only root may map");
+}
+
+// The groups the tree keeps (set before the namespace is made) must be its user's.
+TEST_F(UserNamespaceImage, GroupsNotTheUsersRefused) {
+  user_ns()["groups"] = {0};
+  expect_refused("supplementary group 0 is not one of uid 4343's groups");
+}
 
 }  // namespace
 }  // namespace cr::e2e

@@ -155,6 +155,47 @@ TEST(RecordStream, BookkeepingRecordsOnRequest) {
   ASSERT_EQ(plain->size(), 1u);
 }
 
+// crrestore looks at the first record before it decides where the restore runs, then puts it
+// back: the next read gives it again, fields and tail apart as before, then the rest in order.
+TEST(RecordStream, UnreadGivesTheRecordAgain) {
+  auto image = make_image({}, [](RecordWriter& w) {
+    schema::UserNs u;
+    u.uid_map = {0, 4343, 1};
+    u.setgroups = 2;
+    ASSERT_TRUE(w.write(u).ok());
+    schema::TmpfsEntry e;
+    e.path = "a";
+    const std::vector<uint8_t> bytes = {1, 2, 3};
+    ASSERT_TRUE(w.write(e, bytes).ok());
+  });
+  ScopedFd fd = testing::memfd_with(image);
+  auto r = RecordReader::open(fd.get());
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  RecordReader& reader = **r;
+  for (int pass = 0; pass < 2; ++pass) {
+    auto more = reader.next();
+    ASSERT_TRUE(more.ok() && *more);
+    ASSERT_EQ(reader.type(), schema::UserNs::kType);
+    auto u = reader.decode<schema::UserNs>();
+    ASSERT_TRUE(u.ok()) << u.error().message;
+    EXPECT_EQ(u->uid_map, (std::vector<uint64_t>{0, 4343, 1}));
+    if (pass == 0) reader.unread();
+  }
+  for (int pass = 0; pass < 2; ++pass) {
+    auto more = reader.next();
+    ASSERT_TRUE(more.ok() && *more);
+    ASSERT_EQ(reader.type(), schema::TmpfsEntry::kType);
+    EXPECT_EQ(reader.tail().size(), 3u);
+    auto e = reader.decode<schema::TmpfsEntry>();
+    ASSERT_TRUE(e.ok()) << e.error().message;
+    EXPECT_EQ(e->path, "a");
+    if (pass == 0) reader.unread();
+  }
+  auto end = reader.next();
+  ASSERT_TRUE(end.ok());
+  EXPECT_FALSE(*end);
+}
+
 TEST(RecordStream, ForwardObjrefIsRejected) {
   auto image = make_image({}, [](RecordWriter& w) {
     schema::Fd fd;

@@ -627,4 +627,27 @@ TEST(ProcParse, TimensOffsets) {
   EXPECT_FALSE(parse_timens_offsets("monotonic 1 0\nmonotonic 2 0\nboottime 0 0\n").ok());
 }
 
+// /proc/PID/uid_map as crdump (in the parent namespace) reads it, and the translation both ways.
+TEST(ProcParse, IdMap) {
+  auto m = parse_id_map("         0       4343          1\n         1     100000      65536\n");
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  EXPECT_EQ(*m, (std::vector<uint64_t>{0, 4343, 1, 1, 100000, 65536}));
+  const IdMap map{*m};
+  EXPECT_EQ(map.inside(4343), 0u);
+  EXPECT_EQ(map.inside(100000), 1u);
+  EXPECT_EQ(map.inside(165535), 65536u);
+  EXPECT_EQ(map.inside(165536), IdMap::kUnmapped);
+  EXPECT_EQ(map.inside(0), IdMap::kUnmapped);
+  EXPECT_EQ(map.outside(0), 4343u);
+  EXPECT_EQ(map.outside(2), 100001u);
+  EXPECT_EQ(map.outside(65537), IdMap::kUnmapped);
+  auto empty = parse_id_map("");  // not written yet
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->empty());
+  EXPECT_FALSE(parse_id_map("0 0\n").ok());
+  EXPECT_FALSE(parse_id_map("0 0 0\n").ok());            // an empty range
+  EXPECT_FALSE(parse_id_map("0 4294967295 2\n").ok());   // beyond 32 bits
+  EXPECT_FALSE(parse_id_map("0 0 1 7\n").ok());
+}
+
 }  // namespace cr::sys
