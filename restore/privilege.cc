@@ -206,7 +206,9 @@ Status Privileges::check(const TreeHead& head, bool signed_image) const {
   // files are still opened as their processes' users, but what it asks for is granted.
   if (!restricted_ || signed_image) return {};
   // Making a pid, UTS, time, cgroup, mount or net namespace takes CAP_SYS_ADMIN, which a user has
-  // only in a user namespace of its own, and crtools restores none. (Time offsets would also
+  // only in a user namespace of its own. (A tree in one is restored inside a new one, as its
+  // root: its creds are translated there, so this image is not restricted; tree.cc checks the
+  // maps.) (Time offsets would also
   // set the tree's clocks, a cgroup namespace move its root into a cgroup the user names, a
   // mount namespace mount over crrestore's paths as root.)
   if ((head.procs.front().process->flags &
