@@ -69,6 +69,34 @@ struct Translator {
   }
 };
 
+// A filesystem's uid= and gid= options (tmpfs's root owner, proc's gid): mountinfo shows them
+// as the host sees them, and a mount inside takes them in the namespace's ids.
+Result<std::string> translate_options(const std::string& options, const Translator& t,
+                                      const std::string& where) {
+  std::string out;
+  size_t at = 0;
+  while (at <= options.size()) {
+    size_t end = options.find(',', at);
+    if (end == std::string::npos) end = options.size();
+    std::string opt = options.substr(at, end - at);
+    const bool uid = opt.starts_with("uid="), gid = opt.starts_with("gid=");
+    if (uid || gid) {
+      const std::string num = opt.substr(4);
+      if (num.empty() || num.size() > 10 || num.find_first_not_of("0123456789") != std::string::npos)
+        return make_error(where + ": option '" + opt + "'");
+      const unsigned long long v = std::stoull(num);
+      if (v > 0xffffffffull) return make_error(where + ": option '" + opt + "'");
+      uint32_t id = static_cast<uint32_t>(v);
+      CR_TRY(uid ? t.uid(id, where) : t.gid(id, where));
+      opt = opt.substr(0, 4) + std::to_string(id);
+    }
+    if (!out.empty() || at != 0) out += ',';
+    out += opt;
+    at = end + 1;
+  }
+  return out;
+}
+
 }  // namespace
 
 Status check_user_ns(const schema::UserNs& u) {
@@ -160,6 +188,11 @@ Status translate_ids(TreeHead& head, const schema::UserNs& u) {
     if (pty.slave_mode != 0) {
       CR_TRY(t.uid(pty.slave_uid, "pty " + std::to_string(id)));
       CR_TRY(t.gid(pty.slave_gid, "pty " + std::to_string(id)));
+    }
+  for (schema::Mount& m : s.mounts)
+    if (m.kind == schema::kMountTmpfs || m.kind == schema::kMountProc) {
+      CR_TRY_ASSIGN(m.super_options,
+                    translate_options(m.super_options, t, "mount " + m.mount_point));
     }
   for (auto& [entry, data] : s.tmpfs) {
     CR_TRY(t.uid(entry.uid, "tmpfs file " + entry.path));

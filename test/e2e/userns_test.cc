@@ -6,17 +6,20 @@
 // the same namespaces owned by its user namespace, and that owning them still works. Also what
 // is refused: a restore without --pidns, a stranger in the tree's user namespace, and maps only
 // root may write in an image without a root process.
+#include <fcntl.h>
 #include <sched.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <iostream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "e2e_common.h"
+#include "tcp_client.h"
 
 namespace cr::e2e {
 namespace {
@@ -86,10 +89,11 @@ struct UsernsCase {
   uint32_t outside;   // the uid and gid that are 0 inside
 };
 
-class UserNamespace : public ::testing::TestWithParam<UsernsCase> {};
+class UserNamespace : public ::testing::TestWithParam<std::tuple<UsernsCase, Mode>> {};
 
 TEST_P(UserNamespace, TreeComesBackInsideItsOwn) {
-  const UsernsCase& c = GetParam();
+  const UsernsCase& c = std::get<0>(GetParam());
+  const Mode mode = std::get<1>(GetParam());
   if (geteuid() != 0) GTEST_SKIP() << "needs root to make namespaces for the tree";
   if (!tools_present()) return;
   TempDir dir;
@@ -103,7 +107,7 @@ TEST_P(UserNamespace, TreeComesBackInsideItsOwn) {
   ASSERT_GT(t.pid(), 0) << t.error();
   const std::string maps = read_file("/proc/" + std::to_string(t.pid()) + "/uid_map");
   const std::string img = dir.path("img");
-  if (!dump_target(dir, t, Mode::kKill, img)) return;
+  if (!dump_target(dir, t, mode, img)) return;
   crit_check(dir, img);
 
   ToolRun plain = run_tool(dir, "crrestore", {"-d", "-i", img});
@@ -132,13 +136,83 @@ TEST_P(UserNamespace, TreeComesBackInsideItsOwn) {
 
 INSTANTIATE_TEST_SUITE_P(
     All, UserNamespace,
-    ::testing::Values(
+    ::testing::Combine(::testing::Values(
         UsernsCase{"container", CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET, 0},
         UsernsCase{"users_container", CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET,
                    4343},
         UsernsCase{"container_mnt", CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWNS, 0},
         UsernsCase{"userns_only", 0, 0}, UsernsCase{"users_userns_only", 0, 4343}),
-    [](const auto& info) { return std::string(info.param.name); });
+                       ::testing::Values(Mode::kKill, Mode::kLeaveRunning)),
+    [](const auto& info) {
+      return std::string(std::get<0>(info.param).name) + "_" + mode_name(std::get<1>(info.param));
+    });
+
+std::string fetch_inside(pid_t pid) {
+  return command_output("nsenter --net=/proc/" + std::to_string(pid) +
+                        "/ns/net /usr/bin/python3 -I -c 'import urllib.request; "
+                        "print(urllib.request.urlopen(\"http://127.0.0.1:8000/index.html\", "
+                        "timeout=60).read().decode(), end=\"\")' 2>&1");
+}
+
+// A real program in another user's container made with util-linux: uid 4343 runs `unshare
+// --user --map-root-user` with its own net, UTS, IPC and mount namespaces, brings lo up, sets
+// the hostname, mounts a tmpfs with a page and execs python3's http.server on it. Dumped, and
+// restored with --pidns: the server answers from the tmpfs inside the restored namespace, as
+// uid 4343 outside, with its hostname and maps.
+TEST(UserNamespaceProgram, UsersUnshareHttpServerServesAfterRestore) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to act as another user and dump its tree";
+  if (!tools_present()) return;
+  for (const char* p : {"/usr/bin/nsenter", "/usr/sbin/ip", "/usr/bin/setpriv", "/usr/bin/unshare",
+                        "/usr/bin/python3"})
+    if (access(p, X_OK) != 0) GTEST_SKIP() << "needs " << p;
+  TempDir dir;
+  const std::string log = dir.work() + "/log";
+  int logfd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  ASSERT_GE(logfd, 0);
+  ASSERT_EQ(fchown(logfd, 4343, 4343), 0);  // the server's own, as it would be
+  SpawnSpec spec;
+  spec.argv = {"/usr/bin/setpriv", "--reuid=4343", "--regid=4343", "--clear-groups", "--",
+               "/usr/bin/unshare", "--user", "--map-root-user", "--net", "--uts", "--ipc",
+               "--mount", "/bin/sh", "-c",
+               "ip link set lo up && hostname userns-box && mount -t tmpfs none /mnt && "
+               "echo hello > /mnt/index.html && exec /usr/bin/python3 -m http.server "
+               "--directory /mnt --bind 127.0.0.1 8000"};
+  spec.cwd = dir.work();
+  spec.stdout_fd = logfd;
+  spec.stderr_fd = logfd;
+  spec.new_session = true;
+  become_subreaper();
+  const pid_t pid = spawn(spec);  // setpriv, unshare and sh exec: the server has this pid
+  close(logfd);
+  ASSERT_GT(pid, 0);
+  const bool up = poll_until([&] { return fetch_inside(pid) == "hello\n"; }, std::chrono::seconds(30));
+  if (!up) {
+    ::kill(pid, SIGKILL);
+    (void)wait_exit(pid, std::chrono::seconds(10));
+    FAIL() << "the server did not answer: " << fetch_inside(pid) << "\nlog: " << read_file(log);
+  }
+  const std::string maps = read_file("/proc/" + std::to_string(pid) + "/uid_map");
+  const std::string img = dir.path("img");
+  ToolRun d = run_tool(dir, "crdump", {"-o", img, std::to_string(pid)});
+  if (!d.status.ok()) ::kill(pid, SIGKILL);
+  (void)wait_exit(pid, std::chrono::seconds(10));
+  ASSERT_TRUE(d.status.ok()) << d.describe() << "\nlog: " << read_file(log);
+
+  const pid_t root = restore_pidns(dir, img);
+  ASSERT_GT(root, 0);
+  EXPECT_EQ(fetch_inside(root), "hello\n") << "log: " << read_file(log);
+  EXPECT_EQ(read_file("/proc/" + std::to_string(root) + "/uid_map"), maps);
+  EXPECT_EQ(command_output("nsenter --uts=/proc/" + std::to_string(root) + "/ns/uts hostname"),
+            "userns-box\n");
+  const std::string status = read_file("/proc/" + std::to_string(root) + "/status");
+  EXPECT_NE(status.find("Uid:\t4343\t4343\t4343\t4343\n"), std::string::npos) << status;
+  ExitStatus st = terminate_restored(root);
+  EXPECT_GE(st.code, 0) << "the restored server's namespace did not end: " << st.describe();
+  if (HasFailure()) {
+    dir.keep();
+    std::cerr << "kept " << dir.root() << "\n";
+  }
+}
 
 // A python3 outside the tree that joined the tree's user namespace: the restored namespace
 // would not hold it.
