@@ -276,7 +276,7 @@ Status prepare_cgroup_ns(RestoreContext& root) {
   return {};
 }
 
-Status enter_cgroup_ns(const RestoreContext& root) {
+Status join_cgroup_ns_roots(const RestoreContext& root) {
   if (!root.shared.cgroup_ns) return {};
   // "0": the writer itself, in whatever pid namespace it is.
   for (const std::string& procs : root.cgroup_ns_procs) {
@@ -284,6 +284,11 @@ Status enter_cgroup_ns(const RestoreContext& root) {
     Status st = write_control(procs.substr(0, slash), procs.substr(slash + 1), "0");
     if (!st.ok()) return std::move(st).error().wrap("cgroup namespace root");
   }
+  return {};
+}
+
+Status enter_cgroup_ns(const RestoreContext& root) {
+  if (!root.shared.cgroup_ns) return {};
   if (::unshare(CLONE_NEWCGROUP) != 0) return errno_error("unshare(CLONE_NEWCGROUP)");
   return {};
 }

@@ -25,8 +25,12 @@ Status stash_cgroup_record(const format::RecordReader& reader, TreeHead& head);
 /// namespace made where missing, their cgroup.procs files in root.cgroup_ns_procs.
 Status prepare_cgroup_ns(RestoreContext& root);
 
-/// The root, made a moment ago: joins the namespace's roots and unshares CLONE_NEWCGROUP, so
-/// that the namespace's root is where it was (its own cgroups come with join_cgroups).
+/// The root, made a moment ago: joins the namespace's roots (through crrestore's mounts),
+/// then, once its own mount namespace is rebuilt, unshares CLONE_NEWCGROUP, so that the
+/// namespace's root is where it was (its own cgroups come with join_cgroups). In between, the
+/// rebuild reads its mountinfo as crdump did, from outside the namespace (inside, the roots of
+/// the host's cgroup mounts would read relative to the namespace's).
+Status join_cgroup_ns_roots(const RestoreContext& root);
 Status enter_cgroup_ns(const RestoreContext& root);
 
 /// Tree pass, once every process exists and before its memory: each process joins its cgroups

@@ -428,7 +428,7 @@ Status setup(const RestoreContext& root, const RestoreContext& ctx, const Carrie
   }
   // The root of a tree with its own cgroup namespace: made in the namespace's roots before
   // any child, which inherits it.
-  if (&root == &ctx) CR_TRY(enter_cgroup_ns(root));
+  if (&root == &ctx) CR_TRY(join_cgroup_ns_roots(root));
   // Its own mount namespace (a copy of crrestore's since its clone) made the tree's, before
   // its cwd and any path of it is used, and inside its pid namespace: a proc mounted now shows
   // the tree's pids.
@@ -436,6 +436,7 @@ Status setup(const RestoreContext& root, const RestoreContext& ctx, const Carrie
     CR_TRY(rebuild_mount_ns(root.shared.mounts, root.shared.tmpfs, root.opts.external_mounts));
     CR_TRY(reopen_in_namespace(root.shared.files, carriers));
   }
+  if (&root == &ctx) CR_TRY(enter_cgroup_ns(root));
   CR_TRY(set_session(root, ctx, carriers, *report_fd));
   // Its private memory in place before its children are forked: they inherit it.
   if (root.premap != nullptr) CR_TRY(wait_for_premap(ctx, *report_fd));

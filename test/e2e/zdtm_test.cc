@@ -106,6 +106,8 @@ const std::vector<ZdtmCase>& cases() {
       {"mntns_tree", {}, true, "", "", {}, CLONE_NEWPID | CLONE_NEWNS},
       {"mntns_uts", {}, true, "", "mntns_tree", {}, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS},
       {"mntns_hostpid", {}, true, "", "mntns_tree", {}, CLONE_NEWNS},
+      // With a cgroup namespace too: the host's cgroup mounts read relative to it from inside.
+      {"mntns_cgroupns", {}, true, "", "mntns_tree", {}, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWCGROUP},
       // unshare(CLONE_NEWNS) alone: a copy of the host's mounts.
       {"ns_mnt", {"mnt"}, true, "", "ns_refused"},
       // Issue 13: a net namespace of the root's own (lo up with addresses, a route, sysctls, a
