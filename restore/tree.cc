@@ -262,7 +262,11 @@ Status create_tree(RestoreContext& root) {
       },
       ns);
   wr.reset();
-  Status left = own_time.valid() ? leave_time_ns_for_children(own_time) : Status{};
+  // Inside the tree's user namespace (--pidns) the host's time and net namespaces are not ours
+  // to enter again (setns needs a capability there): the restorer stays in the tree's, which
+  // it is part of; whatever it forks from here is the tree's too.
+  Status left = own_time.valid() && !root.opts.user_ns ? leave_time_ns_for_children(own_time)
+                                                        : Status{};
   if (net && root.opts.user_ns) {
     net->stay();
   } else if (net) {

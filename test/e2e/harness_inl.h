@@ -205,6 +205,8 @@ inline pid_t spawn(const SpawnSpec& spec) {
     char go = 0;
     close(maps[1]);
     if (read(maps[0], &go, 1) != 1 || setresgid(0, 0, 0) != 0 || setresuid(0, 0, 0) != 0) fail();
+    // The uid change made it undumpable: its /proc/self would be the host root's.
+    if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != 0) fail();
   }
   sigset_t none;
   sigemptyset(&none);

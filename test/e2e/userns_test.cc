@@ -141,6 +141,12 @@ INSTANTIATE_TEST_SUITE_P(
         UsernsCase{"users_container", CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET,
                    4343},
         UsernsCase{"container_mnt", CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWNS, 0},
+        // Every kind a container has, its cgroup and time namespaces too (as root outside: a
+        // user's tree could not be put back in root's cgroups, where the harness starts it).
+        UsernsCase{"container_all",
+                   CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWNS |
+                       CLONE_NEWCGROUP | kCloneNewTime,
+                   0},
         UsernsCase{"userns_only", 0, 0}, UsernsCase{"users_userns_only", 0, 4343}),
                        ::testing::Values(Mode::kKill, Mode::kLeaveRunning)),
     [](const auto& info) {
