@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "e2e_common.h"
+#include "proc_snapshot.h"
 #include "tcp_client.h"
 
 namespace cr::e2e {
@@ -218,6 +219,54 @@ TEST(UserNamespaceProgram, UsersUnshareHttpServerServesAfterRestore) {
     dir.keep();
     std::cerr << "kept " << dir.root() << "\n";
   }
+}
+
+// crrestore --pidns of another user's container killed at each pass of its restore in turn
+// (the launcher, from the restorer's kill point): the init in the new user namespace ends the
+// namespace, and nothing of the tree, or of crrestore, is left.
+TEST(UserNamespaceProgram, KilledLauncherLeavesNothing) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to make namespaces for the tree";
+  if (!tools_present()) return;
+  TempDir dir;
+  Target t = Target::start(dir, {zdtm_path("userns_tree"), "mnt"}, Target::Ready::kClosesFd3,
+                           CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC |
+                               CLONE_NEWNET,
+                           4343);
+  ASSERT_GT(t.pid(), 0) << t.error();
+  if (!dump_target(dir, t, Mode::kKill, dir.path("img"))) return;
+  bool restored = false;
+  for (int n = 1; n < 200 && !restored && !HasFailure(); ++n) {
+    SCOPED_TRACE("pass " + std::to_string(n));
+    ToolRun r;
+    {
+      ScopedEnv at("CR_TEST_KILL_AT", "pass:" + std::to_string(n));
+      ScopedEnv who("CR_TEST_KILL_PID", "launcher");
+      r = run_tool_to_file(dir, "crrestore", {"-d", "--pidns", "-i", dir.path("img")},
+                           dir.path("out"));
+    }
+    if (r.status.ok()) {
+      restored = true;
+      const pid_t root = static_cast<pid_t>(std::atol(read_file(dir.path("out")).c_str()));
+      ExitStatus st = terminate_restored(root);
+      EXPECT_TRUE(st.ok()) << st.describe() << "\nlog: " << read_file(dir.work() + "/log");
+      break;
+    }
+    EXPECT_FALSE(r.status.exited) << r.describe();
+    EXPECT_EQ(r.status.code, SIGKILL) << r.describe();
+    // The init, handed to us (a subreaper) by the launcher's death, exits by itself.
+    for (pid_t k : child_pids(::getpid())) {
+      if (nspid(k).size() < 2) continue;  // not a namespace's init
+      auto st = wait_exit(k, std::chrono::seconds(20));
+      EXPECT_TRUE(st.has_value()) << "the init " << k << " did not exit";
+    }
+    reap_zombies();
+    // Nothing is left: every process of the tree or of crrestore would be ours (a subreaper).
+    std::string left;
+    for (pid_t k : child_pids(::getpid())) left += " " + std::to_string(k);
+    EXPECT_EQ(left, "") << "processes left after the launcher's death";
+  }
+  EXPECT_TRUE(restored) << "never got through the restore";
+  if (HasFailure()) dir.keep();
 }
 
 // A python3 outside the tree that joined the tree's user namespace: the restored namespace
