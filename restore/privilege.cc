@@ -1,6 +1,8 @@
 #include "restore/privilege.h"
 
+#include <grp.h>
 #include <linux/capability.h>
+#include <pwd.h>
 #include <linux/netlink.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -52,6 +54,22 @@ Status check_process(const ProcessImage& p) {
   const std::string who = "pid " + std::to_string(p.process->pid);
   const schema::Creds& c = *p.creds;
   const std::string uid = "uid " + std::to_string(c.uid);
+  // Its groups (primary and supplementary) must be ones its user has: a user cannot give
+  // itself another group's files.
+  std::vector<gid_t> allowed;
+  for (uint32_t u : {c.uid, c.euid, c.suid, c.fsuid}) {
+    const std::vector<gid_t> g = groups_of_user(u);
+    allowed.insert(allowed.end(), g.begin(), g.end());
+  }
+  std::vector<uint64_t> gids(c.groups.begin(), c.groups.end());
+  for (uint32_t g : {c.gid, c.egid, c.sgid, c.fsgid}) gids.push_back(g);
+  for (uint64_t g : gids)
+    if (std::find(allowed.begin(), allowed.end(), static_cast<gid_t>(g)) == allowed.end())
+      return make_error(who + ": " + uid + " with group " + std::to_string(g) +
+                        ", which is not one of its user's groups (the group database's; a uid "
+                        "without an entry has only the group of its own number): an image "
+                        "without a root process cannot ask for it (restore a signed image with "
+                        "--verify-key to vouch for it)");
   if ((c.cap_prm | c.cap_eff | c.cap_inh | c.cap_amb) != 0)
     return make_error(who + ": " + uid + " with capabilities (permitted " + hex(c.cap_prm) +
                       ", effective " + hex(c.cap_eff) + ", inheritable " + hex(c.cap_inh) +
@@ -147,6 +165,20 @@ FsIdentity FsIdentity::of(const schema::Creds& c) {
   id.fsgid = c.fsgid;
   for (uint64_t g : c.groups) id.groups.push_back(static_cast<gid_t>(g));
   return id;
+}
+
+std::vector<gid_t> groups_of_user(uid_t uid) {
+  std::vector<gid_t> out{static_cast<gid_t>(uid)};
+  passwd pw{};
+  passwd* found = nullptr;
+  std::vector<char> buf(16384);
+  if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr) return out;
+  int n = 64;
+  std::vector<gid_t> list(static_cast<size_t>(n));
+  while (::getgrouplist(pw.pw_name, pw.pw_gid, list.data(), &n) < 0)
+    list.resize(static_cast<size_t>(n));
+  list.resize(static_cast<size_t>(n));
+  return list;  // pw_gid first
 }
 
 bool root_creds(const schema::Creds& c) {

@@ -30,6 +30,11 @@ struct FsIdentity {
 /// True when a process of these credentials is root, or can become it (any uid 0).
 bool root_creds(const schema::Creds& c);
 
+/// The groups user `uid` has: its passwd entry's group and the group database's supplementary
+/// groups for it; a uid without an entry has only the group of its own number (a private
+/// group). What a user could give its own processes.
+std::vector<gid_t> groups_of_user(uid_t uid);
+
 /// The image's privileges: whether it is restricted, and as whom each file is opened.
 class Privileges {
  public:

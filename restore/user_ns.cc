@@ -1,14 +1,13 @@
 #include "restore/user_ns.h"
 
 #include <fcntl.h>
-#include <grp.h>
-#include <pwd.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <string>
 
 #include "common/scoped_fd.h"
+#include "restore/privilege.h"
 #include "sys/proc_parse.h"
 
 namespace cr::restore {
@@ -119,15 +118,13 @@ bool user_could_make(const schema::UserNs& u) {
 
 Status check_groups_of_user(const schema::UserNs& u) {
   const uid_t uid = static_cast<uid_t>(u.uid_map[1]);
-  const gid_t gid = static_cast<gid_t>(u.gid_map[1]);
-  std::vector<gid_t> allowed{gid};
-  if (const passwd* pw = ::getpwuid(uid); pw != nullptr) {
-    int n = 64;
-    std::vector<gid_t> list(static_cast<size_t>(n));
-    while (::getgrouplist(pw->pw_name, gid, list.data(), &n) < 0) list.resize(static_cast<size_t>(n));
-    list.resize(static_cast<size_t>(n));
-    allowed = std::move(list);
-  }
+  const std::vector<gid_t> allowed = groups_of_user(uid);
+  // The gid it maps is its own (the kernel's rule for a user's map), so one of its groups.
+  if (std::find(allowed.begin(), allowed.end(), static_cast<gid_t>(u.gid_map[1])) == allowed.end())
+    return make_error("user_ns: gid " + std::to_string(u.gid_map[1]) + " mapped, not one of uid " +
+                      std::to_string(uid) +
+                      "'s groups: an image of that user cannot ask for it (restore a signed "
+                      "image with --verify-key to vouch for it)");
   for (uint64_t g : u.groups)
     if (std::find(allowed.begin(), allowed.end(), static_cast<gid_t>(g)) == allowed.end())
       return make_error("user_ns: supplementary group " + std::to_string(g) +

@@ -25,8 +25,9 @@ Status check_user_ns(const schema::UserNs& u);
 /// write: crrestore writes them for an image with a root process, or a signed one.
 bool user_could_make(const schema::UserNs& u);
 
-/// For user_could_make maps: the supplementary groups the tree keeps (setgroups denied, they
-/// are set before the namespace is made) must be groups its user has (the group database).
+/// For user_could_make maps: the gid mapped and the supplementary groups the tree keeps
+/// (setgroups denied, they are set before the namespace is made) must be groups its user has
+/// (groups_of_user).
 Status check_groups_of_user(const schema::UserNs& u);
 
 /// Writes the maps of the user namespace of `pid` (just made, nothing written yet): setgroups

@@ -183,6 +183,23 @@ TEST_F(HostileImage, CapabilitiesAddedRefused) {
   expect_refused(doc, {"uid 1001 with capabilities", "cannot ask for capabilities"});
 }
 
+// The root group, as the process's group or a supplementary one, or a group uid 1001 (no
+// passwd entry: only group 1001) does not have: each would open other groups' files.
+TEST_F(HostileImage, GroupsNotTheUsersRefused) {
+  for (const char* field : {"gid", "egid", "fsgid"}) {
+    Json doc = *doc_;
+    auto creds = records(doc, "creds");
+    ASSERT_FALSE(creds.empty());
+    (*creds[0])[field] = 0;
+    expect_refused(doc, {"uid 1001 with group 0", "not one of its user's groups"});
+  }
+  Json doc = *doc_;
+  auto creds = records(doc, "creds");
+  ASSERT_FALSE(creds.empty());
+  (*creds[0])["groups"] = Json::array({1001, 42});
+  expect_refused(doc, {"uid 1001 with group 42", "not one of its user's groups"});
+}
+
 TEST_F(HostileImage, ExeLinkToRootOnlyFileRefused) {
   // Readable and executable by root only, in a directory everyone can search.
   const std::string exe = dir_->path("root-only-exe");

@@ -336,6 +336,12 @@ TEST_F(UserNamespaceImage, SetgroupsAllowedRefused) {
   expect_refused("maps ids only root may map");
 }
 
+// The gid mapped must be the user's own.
+TEST_F(UserNamespaceImage, GidNotTheUsersRefused) {
+  user_ns()["gid_map"] = {0, 0, 1};
+  expect_refused("gid 0 mapped, not one of uid 4343's groups");
+}
+
 // The groups the tree keeps (set before the namespace is made) must be its user's.
 TEST_F(UserNamespaceImage, GroupsNotTheUsersRefused) {
   user_ns()["groups"] = {0};

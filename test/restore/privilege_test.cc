@@ -24,7 +24,7 @@ ProcessImage proc(uint32_t pid, uint32_t uid, std::vector<uint32_t> files = {}) 
   c.pid = pid;
   c.uid = c.euid = c.suid = c.fsuid = uid;
   c.gid = c.egid = c.sgid = c.fsgid = uid;
-  c.groups = {uid, 100};
+  c.groups = {uid};
   p.creds = c;
   for (uint32_t f : files) {
     schema::Fd fd{};
@@ -78,7 +78,7 @@ TEST(Privileges, FilesAreOpenedAsTheirFirstHolder) {
   EXPECT_EQ(p.for_file(1)->fsuid, 1001u);  // the parent holds it first
   EXPECT_EQ(p.for_file(2)->fsuid, 1002u);  // only the child holds it
   EXPECT_EQ(p.for_file(2)->fsgid, 1002u);
-  EXPECT_EQ(p.for_file(2)->groups, (std::vector<gid_t>{1002, 100}));
+  EXPECT_EQ(p.for_file(2)->groups, (std::vector<gid_t>{1002}));
   EXPECT_EQ(p.owner()->fsuid, 1001u);
   EXPECT_TRUE(p.check(h).ok()) << message(p.check(h));
 }
@@ -104,6 +104,25 @@ TEST(Privileges, CapabilitiesOfAUserAreRefused) {
   Status st = Privileges::of(h).check(h);
   EXPECT_NE(message(st).find("pid 11: uid 1002 with capabilities"), std::string::npos)
       << message(st);
+}
+
+// A user's process may have only its user's groups: the root group, or another user's, would
+// open files of that group. nobody (a passwd entry: nogroup) and 1002 (none: its own number).
+TEST(Privileges, GroupsAUserDoesNotHaveAreRefused) {
+  TreeHead h = user_tree();
+  EXPECT_TRUE(Privileges::of(h).check(h).ok()) << message(Privileges::of(h).check(h));
+  h.procs[1].creds->groups = {1002, 0};
+  Status st = Privileges::of(h).check(h);
+  EXPECT_NE(message(st).find("pid 11: uid 1002 with group 0, which is not one of its user's"),
+            std::string::npos)
+      << message(st);
+  h = user_tree();
+  h.procs[1].creds->egid = 1000;
+  st = Privileges::of(h).check(h);
+  EXPECT_NE(message(st).find("uid 1002 with group 1000"), std::string::npos) << message(st);
+  EXPECT_TRUE(Privileges::of(h).check(h, /*signed_image=*/true).ok());
+  EXPECT_EQ(groups_of_user(65534).front(), 65534u);
+  EXPECT_EQ(groups_of_user(4343), (std::vector<gid_t>{4343}));
 }
 
 schema::InetSocket inet(uint32_t id, uint32_t state, uint32_t port) {
