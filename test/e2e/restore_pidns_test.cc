@@ -14,82 +14,10 @@
 #include <vector>
 
 #include "e2e_common.h"
+#include "pidns_common.h"
 
 namespace cr::e2e {
 namespace {
-
-std::string link_of(const std::string& path) {
-  char buf[4096] = {};
-  const ssize_t n = ::readlink(path.c_str(), buf, sizeof buf - 1);
-  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
-}
-
-std::string pid_ns_of(pid_t pid) { return link_of("/proc/" + std::to_string(pid) + "/ns/pid"); }
-
-// The pids of NSpid in /proc/PID/status, ours first, the innermost last (empty: gone).
-std::vector<pid_t> nspid(pid_t pid) {
-  std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/status"));
-  std::string line;
-  std::vector<pid_t> v;
-  while (std::getline(in, line)) {
-    if (line.rfind("NSpid:", 0) != 0) continue;
-    std::istringstream ids(line.substr(6));
-    long id;
-    while (ids >> id) v.push_back(static_cast<pid_t>(id));
-  }
-  return v;
-}
-
-std::vector<pid_t> all_pids() {
-  std::vector<pid_t> v;
-  DIR* d = ::opendir("/proc");
-  if (d == nullptr) return v;
-  while (dirent* e = ::readdir(d)) {
-    const int p = std::atoi(e->d_name);
-    if (p > 0) v.push_back(p);
-  }
-  ::closedir(d);
-  return v;
-}
-
-// pid 1 of the pid namespace `pid` is in, as we name it (0: none found).
-pid_t ns_init_of(pid_t pid) {
-  const std::string ns = pid_ns_of(pid);
-  for (pid_t p : all_pids()) {
-    if (pid_ns_of(p) != ns) continue;
-    const std::vector<pid_t> ids = nspid(p);
-    if (ids.size() >= 2 && ids.back() == 1) return p;
-  }
-  return 0;
-}
-
-// Runs `crrestore -d --pidns` on `img`; returns the root's pid it printed (0 on failure).
-pid_t restore_pidns(TempDir& dir, const std::string& img, std::vector<std::string> extra = {}) {
-  std::vector<std::string> args = {"-d", "--pidns", "-i", img};
-  args.insert(args.end(), extra.begin(), extra.end());
-  const std::string out = dir.path("crrestore.out");
-  ToolRun r = run_tool_to_file(dir, "crrestore", args, out);
-  if (!r.status.ok()) {
-    ADD_FAILURE() << "crrestore --pidns: " << r.describe()
-                  << "\nlog: " << read_file(dir.work() + "/log");
-    return 0;
-  }
-  return static_cast<pid_t>(std::atol(read_file(out).c_str()));
-}
-
-// SIGTERM to the restored root; its namespace's init exits with the root's status.
-ExitStatus terminate_in_ns(pid_t host_root) {
-  const pid_t init = ns_init_of(host_root);
-  if (init <= 0) return ExitStatus{};
-  ::kill(host_root, SIGTERM);
-  auto st = wait_exit(init, std::chrono::seconds(30));
-  if (!st) {
-    ::kill(init, SIGKILL);
-    (void)wait_exit(init, std::chrono::seconds(10));
-    return ExitStatus{};
-  }
-  return *st;
-}
 
 // A tree of tree_groups (a child leading a group with a grandchild in it, a second child
 // leading its own session, pipes between them all) dumped --leave-running: the original keeps
@@ -248,17 +176,6 @@ INSTANTIATE_TEST_SUITE_P(
         PidnsCase{"mntns_hostpid", {"mntns_tree"}, CLONE_NEWNS}),
     [](const auto& info) { return info.param.name; });
 
-// Processes of ours still running with their cwd in `dir` (a restored tree's), or pid 1 of
-// another pid namespace that is our child (an init left behind).
-std::string leftovers(const TempDir& dir) {
-  std::string left;
-  for (pid_t p : all_pids()) {
-    const std::string cwd = link_of("/proc/" + std::to_string(p) + "/cwd");
-    if (cwd.rfind(dir.root(), 0) == 0) left += " " + std::to_string(p);
-  }
-  return left;
-}
-
 // crrestore --pidns killed at each pass of its restore in turn (the launcher, from the
 // restorer's kill point): its init ends the namespace, and nothing of the tree is left.
 TEST(RestorePidns, KilledLauncherLeavesNothing) {
@@ -268,36 +185,7 @@ TEST(RestorePidns, KilledLauncherLeavesNothing) {
   Target t = Target::start(dir, {zdtm_path("tree_groups")});
   ASSERT_GT(t.pid(), 0) << t.error();
   if (!dump_target(dir, t, Mode::kKill, dir.path("img"))) return;
-  bool restored = false;
-  for (int n = 1; n < 200 && !restored && !HasFailure(); ++n) {
-    SCOPED_TRACE("pass " + std::to_string(n));
-    ToolRun r;
-    {
-      ScopedEnv at("CR_TEST_KILL_AT", "pass:" + std::to_string(n));
-      ScopedEnv who("CR_TEST_KILL_PID", "launcher");
-      r = run_tool_to_file(dir, "crrestore", {"-d", "--pidns", "-i", dir.path("img")},
-                           dir.path("out"));
-    }
-    if (r.status.ok()) {
-      restored = true;
-      const pid_t host = static_cast<pid_t>(std::atol(read_file(dir.path("out")).c_str()));
-      ExitStatus st = terminate_in_ns(host);
-      EXPECT_TRUE(st.ok()) << st.describe() << "\nlog: " << read_file(dir.work() + "/log");
-      break;
-    }
-    EXPECT_FALSE(r.status.exited) << r.describe();
-    EXPECT_EQ(r.status.code, SIGKILL) << r.describe();
-    // The init, handed to us (a subreaper) by the launcher's death, exits by itself; once it
-    // is reaped its namespace is empty.
-    for (pid_t k : child_pids(::getpid())) {
-      if (nspid(k).size() < 2) continue;  // not a namespace's init
-      auto st = wait_exit(k, std::chrono::seconds(20));
-      EXPECT_TRUE(st.has_value()) << "the init " << k << " did not exit";
-    }
-    reap_zombies();
-    EXPECT_EQ(leftovers(dir), "") << "processes of the tree left after the launcher's death";
-  }
-  EXPECT_TRUE(restored) << "never got through the restore";
+  expect_killed_launcher_leaves_nothing(dir, dir.path("img"));
   if (HasFailure()) dir.keep();
 }
 

@@ -19,70 +19,11 @@
 #include <nlohmann/json.hpp>
 
 #include "e2e_common.h"
-#include "proc_snapshot.h"
+#include "pidns_common.h"
 #include "tcp_client.h"
 
 namespace cr::e2e {
 namespace {
-
-std::string link_of(const std::string& path) {
-  char buf[4096] = {};
-  const ssize_t n = ::readlink(path.c_str(), buf, sizeof buf - 1);
-  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
-}
-
-std::vector<pid_t> nspid(pid_t pid) {
-  const std::string status = read_file("/proc/" + std::to_string(pid) + "/status");
-  std::vector<pid_t> v;
-  const size_t at = status.find("NSpid:");
-  if (at == std::string::npos) return v;
-  const char* p = status.c_str() + at + 6;
-  char* end = nullptr;
-  for (long id = std::strtol(p, &end, 10); end != p; id = std::strtol(p, &end, 10)) {
-    v.push_back(static_cast<pid_t>(id));
-    p = end;
-    if (*p == '\n') break;
-  }
-  return v;
-}
-
-pid_t restore_pidns(TempDir& dir, const std::string& img) {
-  const std::string out = dir.path("crrestore.out");
-  ToolRun r = run_tool_to_file(dir, "crrestore", {"-d", "--pidns", "-i", img}, out);
-  if (!r.status.ok()) {
-    ADD_FAILURE() << "crrestore --pidns: " << r.describe()
-                  << "\nlog: " << read_file(dir.work() + "/log");
-    return 0;
-  }
-  return static_cast<pid_t>(std::atol(read_file(out).c_str()));
-}
-
-pid_t parent_of(pid_t pid) {
-  const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
-  const size_t paren = stat.rfind(')');
-  return paren == std::string::npos ? 0 : static_cast<pid_t>(std::atol(stat.c_str() + paren + 4));
-}
-
-// SIGTERM to the restored root; crrestore's init (pid 1 of the pid namespace crrestore made,
-// one level below ours: the first such ancestor of the root, which may still be the restorer's
-// child for a moment) exits with the root's status.
-ExitStatus terminate_restored(pid_t root) {
-  pid_t init = parent_of(root);
-  while (init > 1) {
-    const std::vector<pid_t> ids = nspid(init);
-    if (ids.size() == 2 && ids.back() == 1) break;
-    init = parent_of(init);
-  }
-  if (init <= 1) return ExitStatus{};
-  ::kill(root, SIGTERM);
-  auto st = wait_exit(init, std::chrono::seconds(30));
-  if (!st) {
-    ::kill(init, SIGKILL);
-    (void)wait_exit(init, std::chrono::seconds(10));
-    return ExitStatus{};
-  }
-  return *st;
-}
 
 struct UsernsCase {
   const char* name;
@@ -125,7 +66,7 @@ TEST_P(UserNamespace, TreeComesBackInsideItsOwn) {
   if ((c.flags & CLONE_NEWPID) != 0) {
     EXPECT_EQ(nspid(root).back(), 1) << "pid 1 of its own";
   }
-  ExitStatus st = terminate_restored(root);
+  ExitStatus st = terminate_in_ns(root);
   const std::string log = read_file(dir.work() + "/log");
   EXPECT_TRUE(st.ok()) << st.describe() << "\nlog: " << log;
   EXPECT_NE(log.find("PASS"), std::string::npos) << log;
@@ -213,7 +154,7 @@ TEST(UserNamespaceProgram, UsersUnshareHttpServerServesAfterRestore) {
             "userns-box\n");
   const std::string status = read_file("/proc/" + std::to_string(root) + "/status");
   EXPECT_NE(status.find("Uid:\t4343\t4343\t4343\t4343\n"), std::string::npos) << status;
-  ExitStatus st = terminate_restored(root);
+  ExitStatus st = terminate_in_ns(root);
   EXPECT_GE(st.code, 0) << "the restored server's namespace did not end: " << st.describe();
   if (HasFailure()) {
     dir.keep();
@@ -221,9 +162,8 @@ TEST(UserNamespaceProgram, UsersUnshareHttpServerServesAfterRestore) {
   }
 }
 
-// crrestore --pidns of another user's container killed at each pass of its restore in turn
-// (the launcher, from the restorer's kill point): the init in the new user namespace ends the
-// namespace, and nothing of the tree, or of crrestore, is left.
+// crrestore --pidns of another user's container killed at each pass of its restore in turn:
+// the init in the new user namespace ends the namespace, and nothing of the tree is left.
 TEST(UserNamespaceProgram, KilledLauncherLeavesNothing) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to make namespaces for the tree";
   if (!tools_present()) return;
@@ -234,38 +174,7 @@ TEST(UserNamespaceProgram, KilledLauncherLeavesNothing) {
                            4343);
   ASSERT_GT(t.pid(), 0) << t.error();
   if (!dump_target(dir, t, Mode::kKill, dir.path("img"))) return;
-  bool restored = false;
-  for (int n = 1; n < 200 && !restored && !HasFailure(); ++n) {
-    SCOPED_TRACE("pass " + std::to_string(n));
-    ToolRun r;
-    {
-      ScopedEnv at("CR_TEST_KILL_AT", "pass:" + std::to_string(n));
-      ScopedEnv who("CR_TEST_KILL_PID", "launcher");
-      r = run_tool_to_file(dir, "crrestore", {"-d", "--pidns", "-i", dir.path("img")},
-                           dir.path("out"));
-    }
-    if (r.status.ok()) {
-      restored = true;
-      const pid_t root = static_cast<pid_t>(std::atol(read_file(dir.path("out")).c_str()));
-      ExitStatus st = terminate_restored(root);
-      EXPECT_TRUE(st.ok()) << st.describe() << "\nlog: " << read_file(dir.work() + "/log");
-      break;
-    }
-    EXPECT_FALSE(r.status.exited) << r.describe();
-    EXPECT_EQ(r.status.code, SIGKILL) << r.describe();
-    // The init, handed to us (a subreaper) by the launcher's death, exits by itself.
-    for (pid_t k : child_pids(::getpid())) {
-      if (nspid(k).size() < 2) continue;  // not a namespace's init
-      auto st = wait_exit(k, std::chrono::seconds(20));
-      EXPECT_TRUE(st.has_value()) << "the init " << k << " did not exit";
-    }
-    reap_zombies();
-    // Nothing is left: every process of the tree or of crrestore would be ours (a subreaper).
-    std::string left;
-    for (pid_t k : child_pids(::getpid())) left += " " + std::to_string(k);
-    EXPECT_EQ(left, "") << "processes left after the launcher's death";
-  }
-  EXPECT_TRUE(restored) << "never got through the restore";
+  expect_killed_launcher_leaves_nothing(dir, dir.path("img"));
   if (HasFailure()) dir.keep();
 }
 
