@@ -136,7 +136,11 @@ Status read_tree_head(RestoreContext& root) {
   root.prefork = root.prefork_owner.get();
   // Before anything is made for the image: what it asks for must be its own to ask.
   root.privileges = Privileges::of(head);
-  Status allowed = root.privileges.check(head, root.opts.signed_image);
+  // Inside the tree's user namespace (its ids translated there) the kernel bounds what the
+  // restore can do: what a user's process asks for is checked against the namespace, not the
+  // host's databases, and the maps themselves are checked below.
+  Status allowed =
+      root.opts.user_ns ? Status{} : root.privileges.check(head, root.opts.signed_image);
   if (!allowed.ok() && !head.shared.net_lock.empty())
     // Not the image's to lift (it is refused), nor left silently: the peers of its connections
     // wait on dropped packets until someone does.
