@@ -11,9 +11,8 @@
 #include <cstring>
 #include <string>
 
-#include "sys/proc_parse.h"
-
 #include "common/scoped_fd.h"
+#include "restore/user_ns.h"
 
 namespace cr::restore {
 
@@ -78,17 +77,11 @@ bool IpcBuilder::handles(uint32_t type) {
 template <typename R>
 Status IpcBuilder::translate(R& r) const {
   if (user_ns_ == nullptr) return {};
-  const sys::IdMap uids{user_ns_->uid_map}, gids{user_ns_->gid_map};
   // The creator's ids are crrestore's whatever they were (IPC_SET sets the owner only).
-  for (uint32_t* id : {&r.uid})
-    if ((*id = uids.inside(*id)) == sys::IdMap::kUnmapped)
-      return make_error("SysV object key " + std::to_string(r.key) +
-                        ": its owner is not mapped in the image's user namespace");
-  for (uint32_t* id : {&r.gid})
-    if ((*id = gids.inside(*id)) == sys::IdMap::kUnmapped)
-      return make_error("SysV object key " + std::to_string(r.key) +
-                        ": its group is not mapped in the image's user namespace");
-  return {};
+  const Translator t(*user_ns_);
+  const std::string what = "SysV object key " + std::to_string(r.key) + " owner";
+  CR_TRY(t.uid(r.uid, what));
+  return t.gid(r.gid, what);
 }
 
 Status IpcBuilder::record(const format::RecordReader& reader) {

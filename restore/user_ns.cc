@@ -47,27 +47,6 @@ Status write_proc(pid_t pid, const char* file, const std::string& text) {
   return {};
 }
 
-// One id from outside to inside, or an error naming it and where it is.
-struct Translator {
-  IdMap uids, gids;
-  Status uid(uint32_t& id, const std::string& where) const {
-    const uint32_t in = uids.inside(id);
-    if (in == IdMap::kUnmapped)
-      return make_error(where + ": uid " + std::to_string(id) +
-                        " is not mapped in the image's user namespace");
-    id = in;
-    return {};
-  }
-  Status gid(uint32_t& id, const std::string& where) const {
-    const uint32_t in = gids.inside(id);
-    if (in == IdMap::kUnmapped)
-      return make_error(where + ": gid " + std::to_string(id) +
-                        " is not mapped in the image's user namespace");
-    id = in;
-    return {};
-  }
-};
-
 // A filesystem's uid= and gid= options (tmpfs's root owner, proc's gid): mountinfo shows them
 // as the host sees them, and a mount inside takes them in the namespace's ids.
 Result<std::string> translate_options(const std::string& options, const Translator& t,
@@ -97,6 +76,18 @@ Result<std::string> translate_options(const std::string& options, const Translat
 }
 
 }  // namespace
+
+Translator::Translator(const schema::UserNs& u) : uids_{u.uid_map}, gids_{u.gid_map} {}
+
+Status Translator::inside(const IdMap& map, const char* kind, uint32_t& id,
+                          const std::string& where) {
+  const uint32_t in = map.inside(id);
+  if (in == IdMap::kUnmapped)
+    return make_error(where + ": " + kind + " " + std::to_string(id) +
+                      " is not mapped in the image's user namespace");
+  id = in;
+  return {};
+}
 
 Status check_user_ns(const schema::UserNs& u) {
   CR_TRY(check_map(u.uid_map, "uid_map"));
@@ -148,7 +139,7 @@ bool root_outside(const schema::Creds& c, const schema::UserNs& u) {
 }
 
 Status translate_ids(TreeHead& head, const schema::UserNs& u) {
-  const Translator t{IdMap{u.uid_map}, IdMap{u.gid_map}};
+  const Translator t(u);
   for (ProcessImage& p : head.procs) {
     const std::string who = "pid " + std::to_string(p.process->pid);
     if (p.creds) {
@@ -167,7 +158,7 @@ Status translate_ids(TreeHead& head, const schema::UserNs& u) {
     // The audit login uid as it shows inside (an unmapped one as the overflow uid): it is set
     // only where it differs from crrestore's, which only the host's root could do.
     if (p.attrs && p.attrs->loginuid != 0xffffffffu) {
-      const uint32_t in = t.uids.inside(p.attrs->loginuid);
+      const uint32_t in = IdMap{u.uid_map}.inside(p.attrs->loginuid);
       p.attrs->loginuid = in == IdMap::kUnmapped ? 65534 : in;
     }
     if (p.fs && (p.process->flags & schema::kProcessCwdDeleted) != 0) {

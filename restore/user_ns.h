@@ -8,11 +8,13 @@
 
 #include <sys/types.h>
 
+#include <string>
 #include <vector>
 
 #include "common/result.h"
 #include "restore/image.h"
 #include "schema/records.h"
+#include "sys/proc_parse.h"
 
 namespace cr::restore {
 
@@ -37,6 +39,23 @@ Status write_id_maps(pid_t pid, const schema::UserNs& u);
 /// Every uid and gid of the head (credentials, owners of files, terminals, tmpfs files,
 /// credentials in flight) from outside to inside. An id the maps lack is an error naming it.
 Status translate_ids(TreeHead& head, const schema::UserNs& u);
+
+/// One id from outside to inside through the image's maps, or an error naming it and `where`.
+class Translator {
+ public:
+  explicit Translator(const schema::UserNs& u);
+  Status uid(uint32_t& id, const std::string& where) const {
+    return inside(uids_, "uid", id, where);
+  }
+  Status gid(uint32_t& id, const std::string& where) const {
+    return inside(gids_, "gid", id, where);
+  }
+
+ private:
+  static Status inside(const sys::IdMap& map, const char* kind, uint32_t& id,
+                       const std::string& where);
+  sys::IdMap uids_, gids_;
+};
 
 /// Whether the process of these (translated) credentials is root outside the namespace.
 bool root_outside(const schema::Creds& inside, const schema::UserNs& u);
