@@ -31,7 +31,8 @@ namespace cr::restore {
 namespace {
 
 // A tree in a user namespace of its own comes back only inside one the launcher made with the
-// same maps (--pidns); its ids are then taken into it.
+// same maps (--pidns), which must be maps the image may ask for; its ids are then taken into
+// it.
 Status enter_user_ns_ids(const RestoreContext& root, TreeHead& head) {
   if (!head.shared.user_ns) return {};
   if (!root.opts.user_ns)
@@ -44,7 +45,20 @@ Status enter_user_ns_ids(const RestoreContext& root, TreeHead& head) {
   if (a.uid_map != b.uid_map || a.gid_map != b.gid_map || a.setgroups != b.setgroups ||
       a.groups != b.groups)
     return make_error("the image's user_ns record is not the one crrestore made the namespace with");
-  return translate_ids(head, a);
+  CR_TRY(translate_ids(head, a));
+  // Maps only root may write (crrestore's launcher wrote them: ids of others, setgroups
+  // allowed) are for an image with a root process outside, or a signed one. Checked before
+  // anything is opened for the image.
+  if (!user_could_make(a) && !root.opts.signed_image &&
+      std::none_of(head.procs.begin(), head.procs.end(), [&](const ProcessImage& p) {
+        return p.creds && root_outside(*p.creds, a);
+      }))
+    return make_error(
+        "the image's user namespace maps ids only root may map (more than its own uid and "
+        "gid, or setgroups allowed) and no process of the image is root: an image without a "
+        "root process cannot ask for it (restore a signed image with --verify-key to vouch for "
+        "it)");
+  return {};
 }
 
 constexpr unsigned kTraceOptions = PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL;
@@ -148,17 +162,6 @@ Status read_tree_head(RestoreContext& root) {
                       " (the network lock crdump left stays: 'nft delete table inet " +
                       head.shared.net_lock + "' lifts it)");
   CR_TRY(std::move(allowed));
-  // Maps only root may write (crrestore's launcher wrote them: ids of others, setgroups
-  // allowed) are for an image with a root process outside, or a signed one.
-  if (head.shared.user_ns && !user_could_make(*head.shared.user_ns) && !root.opts.signed_image &&
-      std::none_of(head.procs.begin(), head.procs.end(), [&](const ProcessImage& p) {
-        return p.creds && root_outside(*p.creds, *head.shared.user_ns);
-      }))
-    return make_error(
-        "the image's user namespace maps ids only root may map (more than its own uid and "
-        "gid, or setgroups allowed) and no process of the image is root: an image without a "
-        "root process cannot ask for it (restore a signed image with --verify-key to vouch for "
-        "it)");
   if (const FsIdentity* owner = root.privileges.owner()) {
     // The tree's shared memory is its own, not root's: its processes open it by /proc as
     // themselves (a memfd of mode 0600 among them).

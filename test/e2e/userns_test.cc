@@ -202,7 +202,7 @@ class UserNamespaceImage : public ::testing::Test {
  protected:
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "needs root to make namespaces for the tree";
-    if (!tools_present()) GTEST_SKIP();
+    ASSERT_TRUE(tools_present());
     Target t = Target::start(dir_, {zdtm_path("userns_tree"), "mnt"}, Target::Ready::kClosesFd3,
                              CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWUTS, 4343);
     ASSERT_GT(t.pid(), 0) << t.error();
