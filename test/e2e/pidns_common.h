@@ -87,12 +87,17 @@ inline pid_t parent_of(pid_t pid) {
 // restorer's child for a moment; the root itself may be pid 1 of a namespace of its own below
 // it) exits with the root's status.
 inline ExitStatus terminate_in_ns(pid_t host_root) {
-  pid_t init = parent_of(host_root);
-  while (init > 1) {
-    const std::vector<pid_t> ids = nspid(init);
-    if (ids.size() == 2 && ids.back() == 1) break;
-    init = parent_of(init);
-  }
+  // The walk starts again when a link of it is gone meanwhile (the restorer, the root's
+  // parent a moment ago, exits and is reaped as it is read).
+  auto find_init = [host_root]() -> pid_t {
+    for (pid_t p = parent_of(host_root); p > 1; p = parent_of(p)) {
+      const std::vector<pid_t> ids = nspid(p);
+      if (ids.size() == 2 && ids.back() == 1) return p;
+    }
+    return 0;
+  };
+  pid_t init = 0;
+  (void)poll_until([&] { return (init = find_init()) > 1; }, std::chrono::seconds(10));
   if (init <= 1) return ExitStatus{};
   ::kill(host_root, SIGTERM);
   auto st = wait_exit(init, std::chrono::seconds(30));
