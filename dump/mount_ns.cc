@@ -14,6 +14,7 @@
 
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <set>
 
 #include "dump/passes.h"
@@ -77,11 +78,14 @@ struct TmpfsWalk {
         got += static_cast<size_t>(n);
       }
       if (got != data.size()) return make_error(where(rel) + ": changed while read");
+    } else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+      // A container's /dev: made again with mknod (root's restore only: the mount namespace
+      // is refused to others).
+      const std::string dev =
+          std::to_string(major(st.st_rdev)) + ":" + std::to_string(minor(st.st_rdev));
+      data.assign(dev.begin(), dev.end());
     } else if (!S_ISDIR(st.st_mode)) {
-      return make_error(where(rel) + ": a " +
-                        (S_ISSOCK(st.st_mode)   ? "socket"
-                         : S_ISFIFO(st.st_mode) ? "FIFO"
-                                                : "device node") +
+      return make_error(where(rel) + ": a " + (S_ISSOCK(st.st_mode) ? "socket" : "FIFO") +
                         " on the tree's own tmpfs not supported");
     }
     out.emplace_back(std::move(e), std::move(data));
@@ -127,20 +131,27 @@ struct TmpfsWalk {
 };
 
 // `path` (absolute, as the tree sees it) leads to the same file in the tree's namespace and in
-// crdump's; a name missing in both is checked by its directory.
-Status same_in_both(pid_t root, const std::string& path, const std::string& what) {
+// crdump's (where a pivoted root puts it: sys::host_path); a name missing in both is checked by
+// its directory.
+Status same_in_both(pid_t root, const std::vector<schema::Mount>& mounts, const std::string& path,
+                    const std::string& what) {
   if (path.empty() || path[0] != '/') return {};
   const std::string in_tree = "/proc/" + std::to_string(root) + "/root" + path;
+  const std::optional<std::string> host = sys::host_path(mounts, path);
+  if (!host)
+    return make_error(what + " " + path +
+                      ": on a mount of the tree's own (restore opens it outside the tree's "
+                      "mount namespace): not supported");
   struct stat a {
   }, b{};
-  const bool ha = ::lstat(path.c_str(), &a) == 0;
+  const bool ha = ::lstat(host->c_str(), &a) == 0;
   const int ea = errno;
   const bool hb = ::lstat(in_tree.c_str(), &b) == 0;
   const int eb = errno;
   if (ha && hb && a.st_dev == b.st_dev && a.st_ino == b.st_ino) return {};
   if (!ha && !hb && ea == ENOENT && eb == ENOENT && path != "/") {
     const size_t slash = path.rfind('/');
-    return same_in_both(root, slash == 0 ? "/" : path.substr(0, slash), what);
+    return same_in_both(root, mounts, slash == 0 ? "/" : path.substr(0, slash), what);
   }
   return make_error(what + " " + path +
                     ": another file in the tree's own mount namespace than in crdump's (on a "
@@ -153,7 +164,7 @@ Status check_paths(DumpTree& tree) {
   std::set<std::string> seen;
   auto check = [&](pid_t pid, const std::string& path, const std::string& what) -> Status {
     if (!seen.insert(path).second) return {};
-    Status st = same_in_both(root, path, what);
+    Status st = same_in_both(root, tree.ns.mounts, path, what);
     if (!st.ok()) return tree.refuse(pid, std::move(st).error());
     return {};
   };
@@ -201,6 +212,35 @@ Status check_paths(DumpTree& tree) {
                                          "namespace not supported")));
       continue;
     }
+    // A device is reopened by its path in the rebuilt namespace: there it must be a node of
+    // the same device (a container's /dev/null for the host's its runtime gave it).
+    if (f.kind == schema::kFileDevice) {
+      struct stat st {};
+      const std::string in_tree = "/proc/" + std::to_string(root) + "/root" + f.path;
+      if (::stat(in_tree.c_str(), &st) != 0 || (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) ||
+          static_cast<uint64_t>(st.st_rdev) != f.rdev)
+        CR_TRY(tree.refuse(any, make_error("open device " + f.path +
+                                           ": the tree's mount namespace has no node of the "
+                                           "same device at that path: not supported")));
+      continue;
+    }
+    // A pivoted tree's file must be the one its path leads to below the root: readlink shows
+    // a file of a mount outside the tree's namespace (a runtime's log file given as stdout)
+    // by its host path, which inside leads elsewhere or nowhere.
+    if (sys::pivoted_root(tree.ns.mounts) && (f.dev != 0 || f.ino != 0) &&
+        (f.kind == schema::kFileRegular || f.kind == schema::kFileDirectory ||
+         f.kind == schema::kFilePath)) {
+      const auto host = sys::host_path(tree.ns.mounts, f.path);
+      struct stat st {};
+      if (!host || ::stat(host->c_str(), &st) != 0 || static_cast<uint64_t>(st.st_dev) != f.dev ||
+          static_cast<uint64_t>(st.st_ino) != f.ino) {
+        CR_TRY(tree.refuse(any, make_error("open file " + f.path +
+                                           ": not the file at that path below the tree's root "
+                                           "(a file from outside its mount namespace, as a "
+                                           "runtime's log given as stdout): not supported")));
+        continue;
+      }
+    }
     CR_TRY(check(any, f.path, "open file"));
   }
   for (const schema::UnixSocket& u : tree.files.unix_sockets) {
@@ -236,6 +276,25 @@ Status check_mnt_leaks(DumpTree& tree) {
   return {};
 }
 
+// An mqueue mount lists the POSIX message queues of the IPC namespace it was made in: crtools
+// does not dump queues, so one there is refused by name (the new instance would be empty).
+Status check_mqueue_empty(DumpTree& tree, const schema::Mount& m) {
+  const pid_t root = tree.procs.front()->pid;
+  const std::string path = "/proc/" + std::to_string(root) + "/root" + m.mount_point;
+  ScopedFd dir(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir.valid()) return errno_error("open the tree's mqueue mount " + m.mount_point);
+  DIR* d = ::fdopendir(dir.release());
+  if (d == nullptr) return errno_error("fdopendir " + m.mount_point);
+  std::unique_ptr<DIR, int (*)(DIR*)> closer(d, ::closedir);
+  while (struct dirent* de = ::readdir(d)) {
+    const std::string_view n = de->d_name;
+    if (n == "." || n == "..") continue;
+    return tree.refuse(root, make_error("POSIX message queue /" + std::string(n) + " (mqueue " +
+                                        m.mount_point + "): not supported"));
+  }
+  return {};
+}
+
 }  // namespace
 
 Status collect_mount_ns(DumpTree& tree) {
@@ -256,6 +315,10 @@ Status collect_mount_ns(DumpTree& tree) {
   uint64_t bytes = 0;
   for (size_t i = 0; i < tree.ns.mounts.size(); ++i) {
     const schema::Mount& m = tree.ns.mounts[i];
+    if (m.kind == schema::kMountMqueue) {
+      CR_TRY(check_mqueue_empty(tree, m));
+      continue;
+    }
     if (m.kind != schema::kMountTmpfs) continue;
     dev_t dev = 0;
     for (const MountLine& l : tree_lines)

@@ -41,6 +41,10 @@ struct RestoreOptions {
   bool signed_image = false;               // the stream's seal was verified (--verify-key)
   bool verbose = false;                    // -v: passes, timings, warnings
   bool ignore_cgroups = false;             // --manage-cgroups=ignore: stay in ours
+  /// With ignore_cgroups: only a tree whose every task was in the same cgroups may stay in
+  /// ours (crcriu, whose caller put it in the container's cgroups): one in a cgroup of its
+  /// own below would lose it.
+  bool cgroups_as_one = false;
   bool allow_changed_files = false;        // an fd's regular file that changed: a warning
   /// --pidns: crrestore runs in a new pid namespace of its own making (restore/pidns_launch.h),
   /// whose pids the tree takes; a root's session led from outside is remade there.
@@ -51,6 +55,13 @@ struct RestoreOptions {
   /// --external mnt[MOUNTPOINT]:PATH: the tree's mount at MOUNTPOINT (a bind, or a copy of a
   /// host mount) is made as a bind of PATH, a path of crrestore's mount namespace.
   std::map<std::string, std::string> external_mounts;
+  /// An external_mounts entry naming no bind or host-copy mount of the image is skipped
+  /// instead of refused (crcriu: runc names every mount point its config has, devices too).
+  bool external_mounts_where_found = false;
+  /// The tree's new root directory, for an image whose mount namespace has a root of its own
+  /// (pivot_root, kMountBind at "/"): bound there instead of the recorded host path (crcriu:
+  /// runc's `root`, its bind of the container's rootfs). Empty: the recorded path.
+  std::string root;
   /// --external veth[INSIDE]:OUTSIDE[@BRIDGE], by INSIDE: where a veth of the tree's own net
   /// namespace has its other end (default: the name and bridge recorded at the dump).
   std::map<std::string, ExternalVeth> external_veths;
@@ -63,6 +74,12 @@ struct RestoreOptions {
   int foreground_tty = -1;
   /// Called as page data goes in, with the bytes of pages written so far (for a progress line).
   std::function<void(uint64_t page_bytes)> on_progress;
+  /// Called once the root exists in its namespaces (after "create tree"), with its pid as
+  /// crrestore sees it: crcriu's "setup-namespaces". An error fails the restore.
+  std::function<Status(pid_t root)> after_create;
+  /// Called when every process is ready, before any runs: crcriu's "post-restore". An error
+  /// fails the restore (the tree is killed, never having run).
+  std::function<Status(pid_t root)> before_resume;
 };
 
 /// The trampoline pages in the task: a `syscall` instruction, the loop of remote batches
@@ -126,6 +143,9 @@ struct RestoreContext {
   /// every process maps them, and memfd Files are opened, through /proc/<crrestore>/fd/N.
   std::map<uint32_t, ShmemHandle> shmem_fds;
   const std::map<uint32_t, ShmemHandle>* shmems = nullptr;  // the root's, in every context
+  /// The tree's mounts (the root's shared.mounts), in every context: where a pivoted root's
+  /// paths are in crrestore's namespace (sys::host_path).
+  const std::vector<schema::Mount>* mounts = nullptr;
   /// SysV objects of the tree's own IPC namespace: owned by the root, seen by every context.
   std::unique_ptr<IpcBuilder> ipc_owner;
   IpcBuilder* ipc = nullptr;

@@ -432,13 +432,21 @@ Status check_mount_records(const ProcessImage& shared, bool own_mnt) {
   for (size_t i = 0; i < shared.mounts.size(); ++i) {
     const schema::Mount& m = shared.mounts[i];
     const std::string who = "mount " + std::to_string(m.id) + " (" + m.mount_point + ")";
-    if (m.kind < schema::kMountHost || m.kind > schema::kMountSysfs)
+    if (m.kind < schema::kMountHost || m.kind > schema::kMountMqueue)
       return make_error(who + ": unknown kind " + std::to_string(m.kind));
-    if (m.mount_point.empty() || m.mount_point[0] != '/' ||
-        (m.kind == schema::kMountBind && (m.bind_from.empty() || m.bind_from[0] != '/')))
-      return make_error(who + ": not an absolute path");
-    if (i == 0 ? m.kind != schema::kMountHost : ids.count(m.parent) == 0)
-      return make_error(who + ": its parent is not before it (or the first is not a copy)");
+    // Absolute, and never above where they are made (a pivoted root's mounts are made below
+    // its directory): no "." or ".." components.
+    auto plain = [](const std::string& p) {
+      return !p.empty() && p[0] == '/' && (p == "/" || sys::safe_relative_path(p.substr(1)));
+    };
+    const bool binds = m.kind == schema::kMountBind || m.kind == schema::kMountBindTree;
+    if (!plain(m.mount_point) || (binds && !plain(m.bind_from)))
+      return make_error(who + ": not an absolute path without . or ..");
+    // The first is the root: a copy of crrestore's, or (pivoted) a bind of a directory.
+    if (i == 0 ? (m.mount_point != "/" ||
+                  (m.kind != schema::kMountHost && m.kind != schema::kMountBind))
+               : ids.count(m.parent) == 0)
+      return make_error(who + ": its parent is not before it (or the first is not the root)");
     if (!ids.insert(m.id).second) return make_error(who + ": id seen twice");
     if (m.kind == schema::kMountTmpfs) tmpfs_ids.insert(m.id);
   }
@@ -889,11 +897,20 @@ Status check_files(const ProcessImage& img) {
   return {};
 }
 
-Status verify_on_disk(const ProcessImage& img, std::vector<std::string>* changed_ok) {
+Status verify_on_disk(const ProcessImage& img, const std::vector<schema::Mount>* mounts,
+                      std::vector<std::string>* changed_ok) {
+  // Where crrestore sees a path of the tree; a device node may be the tree's own (looked at
+  // in its namespace, by rdev, once it is rebuilt: reopen_in_namespace).
+  const bool pivoted = mounts != nullptr && sys::pivoted_root(*mounts);
+  auto here = [&](const std::string& path) -> std::string {
+    if (!pivoted) return path;
+    auto h = sys::host_path(*mounts, path);
+    return h ? *h : std::string();
+  };
   for (const auto& v : img.vmas) {
     if (v.kind != schema::kVmaFilePrivate && v.kind != schema::kVmaFileShared) continue;
     struct stat st {};
-    if (::stat(v.path.c_str(), &st) != 0)
+    if (::stat(here(v.path).c_str(), &st) != 0)
       return errno_error("mapped file " + v.path).wrap("cannot restore");
     // Never relaxed: pages of the mapping that are not in the image (clean file pages) would
     // be read from the new contents, under code that expects the old.
@@ -905,7 +922,7 @@ Status verify_on_disk(const ProcessImage& img, std::vector<std::string>* changed
     struct stat st {};
     switch (f.kind) {
       case schema::kFileRegular:
-        if (::stat(f.path.c_str(), &st) != 0) return errno_error("open file " + f.path);
+        if (::stat(here(f.path).c_str(), &st) != 0) return errno_error("open file " + f.path);
         // Size and mtime both: an offset past a shrunk file, or data the process never saw
         // (a rewrite of the same size), would restore wrong without a word.
         if (static_cast<uint64_t>(st.st_size) != f.size || mtime_ns(st) != f.mtime_ns) {
@@ -922,10 +939,11 @@ Status verify_on_disk(const ProcessImage& img, std::vector<std::string>* changed
         }
         break;
       case schema::kFileDirectory:
-        if (::stat(f.path.c_str(), &st) != 0) return errno_error("open directory " + f.path);
+        if (::stat(here(f.path).c_str(), &st) != 0) return errno_error("open directory " + f.path);
         if (!S_ISDIR(st.st_mode)) return make_error(f.path + ": no longer a directory");
         break;
       case schema::kFileDevice:
+        if (pivoted) break;
         if (::stat(f.path.c_str(), &st) != 0) return errno_error("device " + f.path);
         if (f.rdev != 0 && static_cast<uint64_t>(st.st_rdev) != f.rdev)
           return make_error(f.path + ": device number differs from the dump");
@@ -942,7 +960,7 @@ Status verify_on_disk(const ProcessImage& img, std::vector<std::string>* changed
   const auto& mm = *img.mm;
   if (!mm.exe_path.empty()) {
     struct stat st {};
-    if (::stat(mm.exe_path.c_str(), &st) != 0) return errno_error("executable " + mm.exe_path);
+    if (::stat(here(mm.exe_path).c_str(), &st) != 0) return errno_error("executable " + mm.exe_path);
     if ((mm.exe_dev != 0 || mm.exe_ino != 0) && (static_cast<uint64_t>(st.st_dev) != mm.exe_dev ||
                                                  static_cast<uint64_t>(st.st_ino) != mm.exe_ino))
       return make_error("executable " + mm.exe_path + " changed since dump (dev/ino differ)");

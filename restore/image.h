@@ -188,8 +188,15 @@ Status check_files(const ProcessImage& img);
 /// the same dev/ino. With `changed_ok` (crrestore --allow-changed-files), an open regular file
 /// that changed is not refused: one line naming it and what changed is appended there instead.
 /// Mapped files and the executable are refused whatever it says: the pages of a private
-/// mapping that are not in the image come from the file.
-Status verify_on_disk(const ProcessImage& img, std::vector<std::string>* changed_ok = nullptr);
+/// mapping that are not in the image come from the file. `mounts` (the tree's, or null): a
+/// pivoted root's paths are looked at where crrestore's namespace has them (sys::host_path).
+Status verify_on_disk(const ProcessImage& img, const std::vector<schema::Mount>* mounts,
+                      std::vector<std::string>* changed_ok = nullptr);
+/// The same for a tree whose root is crrestore's (no pivoted root: paths are ours).
+inline Status verify_on_disk(const ProcessImage& img,
+                             std::vector<std::string>* changed_ok = nullptr) {
+  return verify_on_disk(img, nullptr, changed_ok);
+}
 
 /// Checks a Pages run against the dumped VMAs: it must lie inside VMAs that are contiguous
 /// and hold pages (not shared file mappings). Returns the first VMA index it touches.

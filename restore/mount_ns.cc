@@ -3,15 +3,19 @@
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <string>
 
 #include "common/scoped_fd.h"
+#include "restore/context.h"
 #include "sys/mount_tree.h"
 #include "sys/proc_parse.h"
 
@@ -40,9 +44,9 @@ timespec to_ts(uint64_t ns) {
 // The files of tmpfs `m`, just mounted at its mount point: made below its root by fd (no path
 // of the image is followed out of it: safe_relative_path was checked when the image was read,
 // and O_NOFOLLOW keeps a symlink made earlier from leading elsewhere).
-Status fill_tmpfs(const schema::Mount& m,
+Status fill_tmpfs(const schema::Mount& m, const std::string& at,
                   const std::vector<std::pair<schema::TmpfsEntry, std::vector<uint8_t>>>& tmpfs) {
-  ScopedFd top(::open(m.mount_point.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  ScopedFd top(::open(at.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!top.valid()) return errno_error("open tmpfs " + m.mount_point);
   const int dir = top.get();
   std::vector<const schema::TmpfsEntry*> dirs;  // their times last: filling them changes them
@@ -65,8 +69,16 @@ Status fill_tmpfs(const schema::Mount& m,
         if (n < 0) return errno_error(where + ": write");
         done += static_cast<size_t>(n);
       }
+    } else if (S_ISCHR(e.mode) || S_ISBLK(e.mode)) {
+      const std::string text(data.begin(), data.end());
+      unsigned ma = 0, mi = 0;
+      char end = 0;
+      if (std::sscanf(text.c_str(), "%u:%u%c", &ma, &mi, &end) != 2)
+        return make_error(where + ": device number '" + text + "' is not MAJOR:MINOR");
+      if (::mknodat(dir, name, (e.mode & S_IFMT) | 0600, makedev(ma, mi)) != 0)
+        return errno_error(where + ": mknod");
     } else {
-      return make_error(where + ": not a file, directory or symlink");
+      return make_error(where + ": not a file, directory, symlink or device node");
     }
     if (::fchownat(dir, name, e.uid, e.gid, AT_SYMLINK_NOFOLLOW) != 0)
       return errno_error(where + ": chown");
@@ -88,25 +100,72 @@ Status fill_tmpfs(const schema::Mount& m,
   return {};
 }
 
-Status mount_one(const schema::Mount& m, const std::map<std::string, ScopedFd>& sources) {
+// Mount options without a "ro" of their own.
+std::string without_ro(const std::string& options) {
+  std::string out;
+  size_t start = 0;
+  while (start <= options.size()) {
+    size_t comma = options.find(',', start);
+    if (comma == std::string::npos) comma = options.size();
+    const std::string opt = options.substr(start, comma - start);
+    if (!opt.empty() && opt != "ro") out += (out.empty() ? "" : ",") + opt;
+    start = comma + 1;
+  }
+  return out;
+}
+
+// A tmpfs that was read-only (an empty one over a masked directory), once its files are made:
+// the filesystem and the mount as they were.
+Status read_only_tmpfs(const schema::Mount& m, const std::string& at) {
+  const unsigned long flags = sys::mount_flags(m.options);
+  const bool sb_ro = without_ro(m.super_options) != m.super_options;
+  if ((flags & MS_RDONLY) == 0 && !sb_ro) return {};
+  if (sb_ro && ::mount(nullptr, at.c_str(), nullptr, MS_REMOUNT | MS_RDONLY | (flags & ~MS_RDONLY),
+                       m.super_options.c_str()) != 0)
+    return errno_error("remount tmpfs " + m.mount_point + " read-only");
+  if ((flags & MS_RDONLY) != 0 &&
+      ::mount(nullptr, at.c_str(), nullptr, MS_REMOUNT | MS_BIND | flags, nullptr) != 0)
+    return errno_error("remount tmpfs " + m.mount_point + " " + m.options);
+  return {};
+}
+
+// `m` mounted at `at` (its mount point, below the new root while a pivoted one is built).
+Status mount_one(const schema::Mount& m, const std::string& at, const std::string& stage,
+                 const std::map<std::string, ScopedFd>& sources) {
   const unsigned long flags = sys::mount_flags(m.options);
   const std::string what = "mount " + m.fstype + " at " + m.mount_point;
   switch (m.kind) {
-    case schema::kMountBind: {
-      const std::string from = "/proc/self/fd/" + std::to_string(sources.at(m.bind_from).get());
-      if (::mount(from.c_str(), m.mount_point.c_str(), nullptr, MS_BIND, nullptr) != 0)
+    case schema::kMountBind:
+    case schema::kMountBindTree: {
+      // A host path by the fd held since before anything moved; a path of the tree's where
+      // the mounts made so far put it.
+      const std::string from =
+          m.kind == schema::kMountBind
+              ? "/proc/self/fd/" + std::to_string(sources.at(m.bind_from).get())
+              : (stage == "/" ? m.bind_from : stage + m.bind_from);
+      if (::mount(from.c_str(), at.c_str(), nullptr, MS_BIND, nullptr) != 0)
         return errno_error(what + " (a bind of " + m.bind_from + ")");
       // A bind takes its options from a remount of its own.
-      if (flags != 0 && ::mount(nullptr, m.mount_point.c_str(), nullptr,
-                                MS_REMOUNT | MS_BIND | flags, nullptr) != 0)
+      if (flags != 0 &&
+          ::mount(nullptr, at.c_str(), nullptr, MS_REMOUNT | MS_BIND | flags, nullptr) != 0)
         return errno_error(what + ": remount " + m.options);
+      return {};
+    }
+    case schema::kMountTmpfs: {
+      // Writable while its files are made (read_only_tmpfs makes it read-only after).
+      if (::mount(m.source.c_str(), at.c_str(), m.fstype.c_str(), flags & ~MS_RDONLY,
+                  without_ro(m.super_options).c_str()) != 0)
+        return errno_error(what + " (" + m.super_options + ")");
       return {};
     }
     case schema::kMountProc:
     case schema::kMountSysfs:
-    case schema::kMountTmpfs: {
+    case schema::kMountDevpts:
+    case schema::kMountMqueue: {
       // The filesystem's own options as they were; "rw"/"ro" among them the kernel takes too.
-      if (::mount(m.source.c_str(), m.mount_point.c_str(), m.fstype.c_str(), flags,
+      // A devpts mount is a new instance (Linux 4.7 on); an mqueue one shows the IPC
+      // namespace the root is in, the tree's.
+      if (::mount(m.source.c_str(), at.c_str(), m.fstype.c_str(), flags,
                   m.super_options.c_str()) != 0)
         return errno_error(what + " (" + m.super_options + ")");
       return {};
@@ -116,11 +175,23 @@ Status mount_one(const schema::Mount& m, const std::map<std::string, ScopedFd>& 
   }
 }
 
+// The result must be the tree's list exactly: a restore that goes on is a right one.
+Status check_rebuilt(const std::vector<schema::Mount>& mounts) {
+  CR_TRY_ASSIGN(std::vector<sys::MountLine> now, own_mounts());
+  const auto all = sys::match_mounts(mounts, now, false);
+  if (all.size() != mounts.size() || now.size() != mounts.size())
+    return make_error("the rebuilt mount namespace has " + std::to_string(now.size()) +
+                      " mounts, " + std::to_string(all.size()) + " of them the image's " +
+                      std::to_string(mounts.size()));
+  return {};
+}
+
+
 }  // namespace
 
 Result<std::vector<schema::Mount>> apply_external_mounts(
     std::vector<schema::Mount> mounts, const std::map<std::string, std::string>& external,
-    const std::vector<sys::MountLine>& lines) {
+    const std::vector<sys::MountLine>& lines, bool where_found) {
   for (const auto& entry : external) {
     // Named, not a structured binding: clang (the fuzz build) cannot capture those.
     const std::string& point = entry.first;
@@ -128,9 +199,12 @@ Result<std::vector<schema::Mount>> apply_external_mounts(
     const std::string what = "--external mnt[" + point + "]:" + path;
     auto m = std::find_if(mounts.begin(), mounts.end(),
                           [&](const schema::Mount& r) { return r.mount_point == point; });
-    if (m == mounts.end() || m == mounts.begin() ||
-        (m->kind != schema::kMountBind && m->kind != schema::kMountHost))
+    // The root only where it is a bind already (pivoted): its new place.
+    if (m == mounts.end() || (m == mounts.begin() && m->kind != schema::kMountBind) ||
+        (m->kind != schema::kMountBind && m->kind != schema::kMountHost)) {
+      if (where_found) continue;
       return make_error(what + ": the image has no bind or host mount at " + point);
+    }
     char real[PATH_MAX];
     if (path.empty() || path[0] != '/' || ::realpath(path.c_str(), real) == nullptr)
       return make_error(what + ": " + path + " is not an absolute path that exists");
@@ -155,6 +229,76 @@ Result<std::vector<schema::Mount>> apply_external_mounts(
   return mounts;
 }
 
+Status prepare_mounts(RestoreContext& root) {
+  auto& opts = root.opts;
+  std::vector<schema::Mount>& mounts = root.shared.mounts;
+  if (mounts.empty()) {
+    if (!opts.root.empty())
+      return make_error("root " + opts.root + ": the tree has no mount namespace of its own");
+    if (opts.external_mounts_where_found) opts.external_mounts.clear();
+    return {};
+  }
+  std::map<std::string, std::string> external = std::move(opts.external_mounts);
+  opts.external_mounts.clear();
+  if (!opts.root.empty()) {
+    if (!sys::pivoted_root(mounts))
+      return make_error("root " + opts.root +
+                        ": the tree's root is a copy of crdump's, not a directory it was pivoted "
+                        "into");
+    external["/"] = opts.root;
+  }
+  if (external.empty()) return {};
+  CR_TRY_ASSIGN(std::vector<sys::MountLine> lines, own_mounts());
+  CR_TRY_ASSIGN(mounts, apply_external_mounts(std::move(mounts), external, lines,
+                                              opts.external_mounts_where_found));
+  return {};
+}
+
+namespace {
+
+// A pivoted root (sys::pivoted_root): the root's directory bound on itself, every other mount
+// made below it in order, its own options last, then pivot_root into it and the copy of
+// crrestore's namespace let go whole. Paths of crrestore's stay reachable until the pivot.
+Status build_pivoted(const std::vector<schema::Mount>& mounts,
+                     const std::vector<std::pair<schema::TmpfsEntry, std::vector<uint8_t>>>& tmpfs) {
+  const schema::Mount& top = mounts.front();
+  const std::string stage = top.bind_from;
+  if (stage.empty() || stage[0] != '/' || stage == "/")
+    return make_error("the tree's root " + stage + " is not a directory to pivot into");
+  std::map<std::string, ScopedFd> sources;
+  for (const schema::Mount& m : mounts) {
+    if (m.kind != schema::kMountBind || sources.count(m.bind_from) != 0) continue;
+    ScopedFd f(::open(m.bind_from.c_str(), O_PATH | O_CLOEXEC));
+    if (!f.valid())
+      return errno_error("open " + m.bind_from + ", the source of bind mount " + m.mount_point);
+    sources.emplace(m.bind_from, std::move(f));
+  }
+  if (::mount(stage.c_str(), stage.c_str(), nullptr, MS_BIND, nullptr) != 0)
+    return errno_error("bind the tree's root " + stage);
+  for (size_t i = 1; i < mounts.size(); ++i) {
+    const schema::Mount& m = mounts[i];
+    const std::string at = stage + m.mount_point;
+    CR_TRY(mount_one(m, at, stage, sources));
+    if (m.kind == schema::kMountTmpfs) {
+      CR_TRY(fill_tmpfs(m, at, tmpfs));
+      CR_TRY(read_only_tmpfs(m, at));
+    }
+  }
+  const unsigned long flags = sys::mount_flags(top.options);
+  if (flags != 0 &&
+      ::mount(nullptr, stage.c_str(), nullptr, MS_REMOUNT | MS_BIND | flags, nullptr) != 0)
+    return errno_error("remount the tree's root " + top.options);
+  ScopedFd dir(::open(stage.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir.valid() || ::fchdir(dir.get()) != 0) return errno_error("enter " + stage);
+  // pivot_root(".", "."): the old root ends up on top of the new one, and is detached whole.
+  if (::syscall(SYS_pivot_root, ".", ".") != 0) return errno_error("pivot_root into " + stage);
+  if (::umount2(".", MNT_DETACH) != 0) return errno_error("detach crrestore's root");
+  if (::chdir("/") != 0) return errno_error("chdir /");
+  return {};
+}
+
+}  // namespace
+
 Status rebuild_mount_ns(
     const std::vector<schema::Mount>& image_mounts,
     const std::vector<std::pair<schema::TmpfsEntry, std::vector<uint8_t>>>& tmpfs,
@@ -162,9 +306,15 @@ Status rebuild_mount_ns(
   // Nothing of ours reaches crrestore's namespace, nor the other way.
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
     return errno_error("make the new mount namespace private");
+  if (sys::pivoted_root(image_mounts)) {
+    if (!external.empty())
+      return make_error("external mounts of a pivoted root are applied before (prepare_mounts)");
+    CR_TRY(build_pivoted(image_mounts, tmpfs));
+    return check_rebuilt(image_mounts);
+  }
   CR_TRY_ASSIGN(std::vector<sys::MountLine> copy, own_mounts());
   CR_TRY_ASSIGN(const std::vector<schema::Mount> mounts,
-                apply_external_mounts(image_mounts, external, copy));
+                apply_external_mounts(image_mounts, external, copy, false));
   const auto kept = sys::match_mounts(mounts, copy, true);
   for (const schema::Mount& m : mounts)
     if (m.kind == schema::kMountHost && kept.count(m.id) == 0)
@@ -190,18 +340,15 @@ Status rebuild_mount_ns(
   }
   for (const schema::Mount& m : mounts) {
     if (m.kind == schema::kMountHost) continue;
-    CR_TRY(mount_one(m, sources));
-    if (m.kind == schema::kMountTmpfs) CR_TRY(fill_tmpfs(m, tmpfs));
+    CR_TRY(mount_one(m, m.mount_point, "/", sources));
+    if (m.kind == schema::kMountTmpfs) {
+      CR_TRY(fill_tmpfs(m, m.mount_point, tmpfs));
+      CR_TRY(read_only_tmpfs(m, m.mount_point));
+    }
   }
-  // The result must be the tree's list exactly: a restore that goes on is a right one.
-  CR_TRY_ASSIGN(std::vector<sys::MountLine> now, own_mounts());
-  const auto all = sys::match_mounts(mounts, now, false);
-  if (all.size() != mounts.size() || now.size() != mounts.size())
-    return make_error("the rebuilt mount namespace has " + std::to_string(now.size()) +
-                      " mounts, " + std::to_string(all.size()) + " of them the image's " +
-                      std::to_string(mounts.size()));
-  return {};
+  return check_rebuilt(mounts);
 }
+
 
 Status reopen_in_namespace(const std::map<uint32_t, schema::File>& files,
                            const std::map<uint32_t, int>& carriers) {
@@ -230,7 +377,11 @@ Status reopen_in_namespace(const std::map<uint32_t, schema::File>& files,
     struct stat a {
     }, b{};
     if (::fstat(fd, &a) != 0 || ::fstat(again.get(), &b) != 0) return errno_error(what + ": fstat");
-    if (a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+    // A device by its number: a pivoted tree's node of it is its own (its /dev tmpfs).
+    const bool same = f.kind == schema::kFileDevice
+                          ? (a.st_mode & S_IFMT) == (b.st_mode & S_IFMT) && a.st_rdev == b.st_rdev
+                          : a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+    if (!same)
       return make_error(what + ": another file in the tree's mount namespace than crrestore's");
     if (f.kind == schema::kFileRegular || f.kind == schema::kFileDirectory) {
       const off_t pos = ::lseek(fd, 0, SEEK_CUR);

@@ -24,12 +24,21 @@ Status rebuild_mount_ns(
     const std::vector<std::pair<schema::TmpfsEntry, std::vector<uint8_t>>>& tmpfs,
     const std::map<std::string, std::string>& external = {});
 
-/// The records with `external` applied: each named mount (a bind or a host copy, not the
-/// root) becomes a bind of its path, with the filesystem type and root of the mount of
-/// `lines` (crrestore's) the path is on. An entry that names no such mount is an error.
+/// The records with `external` applied: each named mount (a bind or a host copy; the root
+/// only where it is a bind, pivoted) becomes a bind of its path, with the filesystem type and
+/// root of the mount of `lines` (crrestore's) the path is on. An entry that names no such
+/// mount is an error, or skipped with `where_found`.
 Result<std::vector<schema::Mount>> apply_external_mounts(
     std::vector<schema::Mount> mounts, const std::map<std::string, std::string>& external,
-    const std::vector<sys::MountLine>& lines);
+    const std::vector<sys::MountLine>& lines, bool where_found);
+
+struct RestoreContext;
+
+/// In crrestore, once the head is read: the root's new place (opts.root) and the external
+/// mounts (opts.external_mounts, then cleared) applied to root.shared.mounts, so that the
+/// paths crrestore opens for a pivoted tree (sys::host_path) and the namespace its root
+/// rebuilds agree.
+Status prepare_mounts(RestoreContext& root);
 
 /// The files crrestore opened by path in its own namespace (regular files, directories,
 /// devices, O_PATH fds: `carriers`, File id -> fd), opened again by the root in the rebuilt

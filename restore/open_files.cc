@@ -1,5 +1,7 @@
 #include "restore/open_files.h"
 
+#include "sys/mount_tree.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -21,6 +23,7 @@
 #include "restore/netlink_sockets.h"
 #include "restore/pty.h"
 #include "restore/unix_sockets.h"
+#include "sys/mount_tree.h"
 
 namespace cr::restore {
 
@@ -497,7 +500,21 @@ Result<std::vector<FdSource>> open_files(const ProcessImage& img, const RestoreO
       out.push_back({fd.file, early});
       continue;
     }
-    auto r = opener.open(f);
+    // A tree whose root was pivoted names its files as it sees them; crrestore opens them
+    // where its own namespace has them (reopen_in_namespace puts the tree's own in place).
+    std::optional<schema::File> moved;
+    if (sys::pivoted_root(img.mounts) && !f.path.empty() && f.path[0] == '/' &&
+        (f.kind == schema::kFileRegular || f.kind == schema::kFileDirectory ||
+         f.kind == schema::kFilePath || f.kind == schema::kFileDevice)) {
+      const std::optional<std::string> host = sys::host_path(img.mounts, f.path);
+      // A device's node may be the tree's own (its /dev tmpfs): the same device is opened here.
+      if (!host && f.kind != schema::kFileDevice)
+        return make_error("fd " + std::to_string(fd.fd) + ": " + f.path +
+                          " is on a mount of the tree's own");
+      moved = f;
+      if (host) moved->path = *host;
+    }
+    auto r = opener.open(moved ? *moved : f);
     if (!r.ok()) return std::move(r).error().wrap("fd " + std::to_string(fd.fd));
     out.push_back({fd.file, *r});
   }

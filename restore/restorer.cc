@@ -19,6 +19,7 @@
 #include "restore/file_locks.h"
 #include "restore/group_stop.h"
 #include "restore/mem_lock.h"
+#include "restore/mount_ns.h"
 #include "restore/pkeys.h"
 #include "restore/pty.h"
 #include "restore/seccomp.h"
@@ -57,12 +58,12 @@ void account(RestoreContext& root, const char* name, const PassStart& start) {
 
 // The process's Mm and Vmas (the reader is on its Mm), checked, and its mapped files verified.
 Status read_memory_map(RestoreContext& ctx) {
-  if (ctx.preloaded) return verify_on_disk(ctx.img);  // read while the tree was created
+  if (ctx.preloaded) return verify_on_disk(ctx.img, ctx.mounts);  // read while the tree was created
   CR_TRY_ASSIGN(bool positioned, load_body_head(*ctx.reader, ctx.img));
   if (!positioned)
     return make_error("pid " + std::to_string(ctx.pid()) + ": image ends after its memory map");
   CR_TRY(check_memory(ctx.img));
-  return verify_on_disk(ctx.img);
+  return verify_on_disk(ctx.img, ctx.mounts);
 }
 
 // Until now the process died with its parent (task_create.cc: a SIGKILL to crrestore takes the
@@ -178,10 +179,13 @@ Status run(RestoreContext& root) {
     return st;
   };
   CR_TRY(tree_pass("read image head", read_tree_head));
-  CR_TRY(tree_pass("verify files", [](RestoreContext& r) {
-    return verify_on_disk(r.shared, r.opts.allow_changed_files ? &r.warnings : nullptr);
+  CR_TRY(tree_pass("verify files", [](RestoreContext& r) -> Status {
+    CR_TRY(prepare_mounts(r));
+    return verify_on_disk(r.shared, &r.shared.mounts,
+                          r.opts.allow_changed_files ? &r.warnings : nullptr);
   }));
   CR_TRY(tree_pass("create tree", create_tree));
+  if (root.opts.after_create) CR_TRY(root.opts.after_create(root.pid()));
   CR_TRY(tree_pass("process groups", join_groups));
   // Before any memory is placed: pages are charged to the cgroup of the task that faults them.
   CR_TRY(tree_pass("cgroups", [](RestoreContext& r) { return join_cgroups(r); }));
@@ -222,6 +226,7 @@ Status run(RestoreContext& root) {
   CR_TRY(tree_pass("terminal modes", set_terminal_modes));
   // Every process is ready: children first, so that a parent never runs while its children
   // are still held.
+  if (root.opts.before_resume) CR_TRY(root.opts.before_resume(root.pid()));
   test_kill_point("pass");
   PassStart t0;
   for (size_t i = all.size(); i-- > 0;) CR_TRY(detach(root, *all[i]));

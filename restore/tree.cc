@@ -137,6 +137,7 @@ Status read_tree_head(RestoreContext& root) {
   CR_TRY_ASSIGN(bool positioned, load_tree_head(*root.reader, head));
   CR_TRY(shmem.hand_over(root.shmem_fds));
   root.shmems = &root.shmem_fds;
+  root.mounts = &root.shared.mounts;
   // The contents are in: crrestore's own attaches go before the tree is forked from it.
   root.ipc->detach_all();
   if (!positioned) return make_error("image ends before any process's memory");
@@ -189,6 +190,7 @@ Status read_tree_head(RestoreContext& root) {
     ctx->opts.foreground_tty = -1;
     ctx->reader = root.reader;
     ctx->shmems = &root.shmem_fds;
+    ctx->mounts = &root.shared.mounts;
     ctx->ipc = root.ipc;
     ctx->vdso = &root.vdso_plan;
     ctx->premap = root.premap;

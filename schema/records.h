@@ -845,6 +845,10 @@ enum MountKind : uint32_t {
   kMountTmpfs = 3,  // a new tmpfs: its contents are the TmpfsEntry records of `id`
   kMountBind = 4,   // a bind of `bind_from`, a path of crdump's namespace (on a host mount)
   kMountSysfs = 5,  // a new sysfs instance
+  kMountBindTree = 6,  // a bind of part of an earlier mount of the image: `bind_from` is its path
+                       // as the tree sees it (runc's masked and read-only paths)
+  kMountDevpts = 7,    // a new devpts instance (no pty of the tree is on it)
+  kMountMqueue = 8,    // a new mqueue instance: the tree's IPC namespace's queues
 };
 
 CR_RECORD(Mount, 0x0420, "mount", "one mount of the tree's own mount namespace",
@@ -856,11 +860,14 @@ CR_RECORD(Mount, 0x0420, "mount", "one mount of the tree's own mount namespace",
           (str, options),        // per-mount options, as mountinfo shows them ("rw,nosuid")
           (str, super_options),  // the filesystem's ("rw,size=1024k,mode=755")
           (str, bind_from))      // kMountBind: the path of crdump's namespace it binds
+                                 // (the root mount's, after pivot_root: the tree's root
+                                 // directory there); kMountBindTree: the tree's path
 
-// One file, directory or symlink of a kMountTmpfs mount, parents first; tail = the file's bytes
-// or the link's target.
+// One file, directory, symlink or device node of a kMountTmpfs mount, parents first; tail = the
+// file's bytes, the link's target or the node's device number ("MAJOR:MINOR").
 CR_RECORD_TAIL(TmpfsEntry, 0x0421, "tmpfs_entry",
-               "a file, directory or symlink of the tree's own tmpfs; tail = contents or target",
+               "a file, directory, symlink or device node of the tree's own tmpfs; tail = contents, "
+               "target or MAJOR:MINOR",
                (u32, mount),  // the Mount id
                (str, path),   // relative to the mount's root ("" for the root itself)
                (u32, mode),   // type and permission bits

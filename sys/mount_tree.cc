@@ -2,6 +2,7 @@
 
 #include <sys/mount.h>
 
+#include <optional>
 #include <set>
 #include <string_view>
 
@@ -100,22 +101,45 @@ Result<std::vector<schema::Mount>> classify_mounts(const std::vector<MountLine>&
       out.push_back(std::move(r));
       continue;
     }
-    if (is_root)
-      return make_error(what +
-                        ": the root mount of the tree's namespace is not crdump's "
-                        "(pivot_root or a chroot into another filesystem): not supported");
-    // The same filesystem mounted in crdump's namespace: a bind of the host's path to it.
+    // The same filesystem mounted in crdump's namespace: a bind of the host's path to it. So
+    // is a root that is not crdump's: pivot_root into a directory of a host filesystem, as
+    // container runtimes do (the tree's root is bind_from).
     const MountLine* src = nullptr;
     for (const MountLine& h : host)
       if (h.major == t.major && h.minor == t.minor && under(t.root, h.root)) {
         src = &h;
         break;
       }
+    // An earlier mount of the tree's own with the same filesystem: a bind of part of it (runc
+    // binds its /dev/null over masked files, and /proc's subdirectories read-only).
+    const MountLine* own = nullptr;
+    if (src == nullptr && !is_root)
+      for (const MountLine& o : tree) {
+        if (o.id == t.id) break;
+        if (o.major == t.major && o.minor == t.minor && o.fstype == t.fstype &&
+            under(t.root, o.root)) {
+          own = &o;
+          break;
+        }
+      }
     if (src != nullptr && t.fstype == src->fstype) {
       r.kind = schema::kMountBind;
       r.bind_from =
           join(src->mount_point, src->root == "/" ? t.root : t.root.substr(src->root.size()));
       if (r.bind_from.empty()) r.bind_from = "/";
+    } else if (is_root) {
+      return make_error(what +
+                        ": the root mount of the tree's namespace is neither crdump's nor a "
+                        "directory of a filesystem crdump has mounted: not supported");
+    } else if (own != nullptr) {
+      r.kind = schema::kMountBindTree;
+      r.bind_from =
+          join(own->mount_point, own->root == "/" ? t.root : t.root.substr(own->root.size()));
+      if (r.bind_from.empty()) r.bind_from = "/";
+    } else if (t.fstype == "devpts" && t.root == "/") {
+      r.kind = schema::kMountDevpts;
+    } else if (t.fstype == "mqueue" && t.root == "/") {
+      r.kind = schema::kMountMqueue;
     } else if (t.fstype == "proc" && t.root == "/") {
       r.kind = schema::kMountProc;
     } else if (t.fstype == "sysfs" && t.root == "/") {
@@ -128,7 +152,7 @@ Result<std::vector<schema::Mount>> classify_mounts(const std::vector<MountLine>&
     } else {
       return make_error(what + ": fs type " + t.fstype +
                         " in the tree's own mount namespace not supported (bind mounts of "
-                        "crdump's filesystems, proc, sysfs and tmpfs are)");
+                        "crdump's filesystems, proc, sysfs, tmpfs, devpts and mqueue are)");
     }
     out.push_back(std::move(r));
   }
@@ -147,7 +171,9 @@ std::map<uint32_t, uint32_t> match_mounts(const std::vector<schema::Mount>& reco
     const bool r_root = rec_ids.count(r.parent) == 0 || r.parent == r.id;
     for (const auto& l : lines) {
       if (used.count(l.id) != 0 || l.mount_point != r.mount_point || l.fstype != r.fstype) continue;
-      if ((r.kind == schema::kMountHost || r.kind == schema::kMountBind) && l.root != r.root)
+      if ((r.kind == schema::kMountHost || r.kind == schema::kMountBind ||
+           r.kind == schema::kMountBindTree) &&
+          l.root != r.root)
         continue;
       if (r.kind == schema::kMountHost && l.source != r.source) continue;
       const bool l_root = line_ids.count(l.parent) == 0 || l.parent == l.id;
@@ -159,6 +185,35 @@ std::map<uint32_t, uint32_t> match_mounts(const std::vector<schema::Mount>& reco
     }
   }
   return out;
+}
+
+bool pivoted_root(const std::vector<schema::Mount>& mounts) {
+  return !mounts.empty() && mounts.front().kind == schema::kMountBind;
+}
+
+std::optional<std::string> host_path(const std::vector<schema::Mount>& mounts,
+                                     const std::string& path) {
+  if (!pivoted_root(mounts)) return path;
+  if (path.empty() || path[0] != '/') return std::nullopt;
+  // The mount holding it: the longest mount point above it, the last one there (overmounts
+  // come later in the list).
+  const schema::Mount* on = nullptr;
+  for (const schema::Mount& m : mounts)
+    if (under(path, m.mount_point) &&
+        (on == nullptr || m.mount_point.size() >= on->mount_point.size()))
+      on = &m;
+  if (on == nullptr) return std::nullopt;
+  switch (on->kind) {
+    case schema::kMountHost:
+      return path;
+    case schema::kMountBind: {
+      const std::string rest = on->mount_point == "/" ? path : path.substr(on->mount_point.size());
+      if (rest.empty() || rest == "/") return on->bind_from;
+      return on->bind_from == "/" ? rest : on->bind_from + rest;
+    }
+    default:
+      return std::nullopt;
+  }
 }
 
 unsigned long mount_flags(const std::string& options) {
@@ -177,6 +232,10 @@ unsigned long mount_flags(const std::string& options) {
     if (comma == std::string_view::npos) break;
     rest.remove_prefix(comma + 1);
   }
+  // mountinfo shows strictatime as no atime option at all; mount(2) without one gives
+  // relatime.
+  if (!options.empty() && (flags & (MS_RELATIME | MS_NOATIME | MS_STRICTATIME)) == 0)
+    flags |= MS_STRICTATIME;
   return flags;
 }
 

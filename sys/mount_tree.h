@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,17 @@ Result<std::vector<schema::Mount>> classify_mounts(const std::vector<MountLine>&
 /// list). With `host_only`, only kMountHost records are matched (the copy before the rebuild).
 std::map<uint32_t, uint32_t> match_mounts(const std::vector<schema::Mount>& records,
                                           const std::vector<MountLine>& lines, bool host_only);
+
+/// The tree's root mount is not a copy of crdump's but a bind of a directory of a host
+/// filesystem (pivot_root: containers).
+bool pivoted_root(const std::vector<schema::Mount>& mounts);
+
+/// Where `path` (absolute, as the tree sees it) is in crdump's (or crrestore's) namespace: the
+/// path itself unless the root is pivoted; then through the mount holding it, a bind's source
+/// plus the rest below its mount point. nullopt when that mount is one of the tree's own
+/// (tmpfs, proc, devpts, ...), which only the tree's namespace shows.
+std::optional<std::string> host_path(const std::vector<schema::Mount>& mounts,
+                                     const std::string& path);
 
 /// Per-mount options as mount(2) flags (MS_RDONLY, MS_NOSUID, ...); the rest is ignored.
 unsigned long mount_flags(const std::string& options);

@@ -40,7 +40,7 @@ std::vector<schema::Mount> records() {
 // on the root mount, /data/... on the xfs one whose root is /exported.
 TEST(ExternalMounts, BindAndHostCopyBecomeBindsOfTheGivenPath) {
   const auto host = lines(kHost);
-  auto r = apply_external_mounts(records(), {{"/run/box", "/tmp"}}, host);
+  auto r = apply_external_mounts(records(), {{"/run/box", "/tmp"}}, host, false);
   ASSERT_TRUE(r.ok()) << r.error().message;
   const schema::Mount& box = r->back();
   ASSERT_EQ(box.mount_point, "/run/box");
@@ -50,7 +50,7 @@ TEST(ExternalMounts, BindAndHostCopyBecomeBindsOfTheGivenPath) {
   EXPECT_EQ(box.root, "/tmp");
   EXPECT_EQ(box.options, "ro,relatime") << "its own mount options stay";
 
-  auto copy = apply_external_mounts(records(), {{"/data", "/tmp"}}, host);
+  auto copy = apply_external_mounts(records(), {{"/data", "/tmp"}}, host, false);
   ASSERT_TRUE(copy.ok()) << copy.error().message;
   EXPECT_EQ((*copy)[2].kind, schema::kMountBind);
   EXPECT_EQ((*copy)[2].root, "/tmp");
@@ -61,7 +61,7 @@ TEST(ExternalMounts, RootOfAPathOnAnotherMountIsThatMountsRootPlusTheRest) {
   std::vector<sys::MountLine> host = lines(kHost);
   host.push_back(host[2]);
   host.back().mount_point = "/tmp";  // pretend /tmp is that xfs mount, root /exported
-  auto r = apply_external_mounts(records(), {{"/run/box", "/tmp"}}, host);
+  auto r = apply_external_mounts(records(), {{"/run/box", "/tmp"}}, host, false);
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r->back().fstype, "xfs");
   EXPECT_EQ(r->back().root, "/exported");
@@ -75,11 +75,37 @@ TEST(ExternalMounts, RefusesWhatNamesNoBindOrHostMount) {
            {"/", "/tmp", "no bind or host mount at /"},
            {"/run/box", "tmp", "not an absolute path that exists"},
            {"/run/box", "/no/such/dir/here", "not an absolute path that exists"}}) {
-    auto r = apply_external_mounts(records(), {{point, path}}, host);
+    auto r = apply_external_mounts(records(), {{point, path}}, host, false);
     ASSERT_FALSE(r.ok()) << point;
     EXPECT_NE(r.error().message.find(why), std::string::npos) << r.error().message;
     EXPECT_NE(r.error().message.find("--external mnt[" + point + "]"), std::string::npos);
   }
+}
+
+// crcriu's ext_mnt: runc names mount points the image may not have (its devices); those are
+// skipped, and the pivoted root of a container may be given a new place.
+TEST(ExternalMounts, WhereFoundSkipsOthersAndMovesAPivotedRoot) {
+  const auto host = lines(kHost);
+  auto r = apply_external_mounts(records(), {{"/nowhere", "/tmp"}, {"/run/box", "/tmp"}}, host,
+                                 true);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->back().bind_from, "/tmp");
+  // A copy of crrestore's root is not moved, even so.
+  auto root = apply_external_mounts(records(), {{"/", "/tmp"}}, host, true);
+  ASSERT_TRUE(root.ok());
+  EXPECT_EQ(root->front().kind, schema::kMountHost);
+
+  auto pivoted = sys::classify_mounts(
+      lines("68 46 8:1 /srv/rootfs / ro,relatime - ext4 /dev/sda1 rw\n"
+            "69 68 0:41 / /proc rw,relatime - proc proc rw\n"),
+      host);
+  ASSERT_TRUE(pivoted.ok()) << pivoted.error().message;
+  auto moved = apply_external_mounts(*pivoted, {{"/", "/tmp"}}, host, false);
+  ASSERT_TRUE(moved.ok()) << moved.error().message;
+  EXPECT_EQ(moved->front().kind, schema::kMountBind);
+  EXPECT_EQ(moved->front().bind_from, "/tmp");
+  EXPECT_EQ(moved->front().root, "/tmp");
+  EXPECT_EQ(sys::host_path(*moved, "/etc/passwd"), "/tmp/etc/passwd");
 }
 
 }  // namespace
