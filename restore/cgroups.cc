@@ -261,6 +261,16 @@ Status stash_cgroup_record(const format::RecordReader& reader, TreeHead& head) {
 }
 
 Status prepare_cgroup_ns(RestoreContext& root) {
+  if (root.opts.ignore_cgroups && root.opts.cgroups_as_one) {
+    const auto& members = root.shared.cgroup_members;
+    for (const auto& m : members)
+      if (m.cgroups != members.front().cgroups)
+        return make_error("pid " + std::to_string(m.pid) +
+                          (m.tid != m.pid ? " thread " + std::to_string(m.tid) : std::string()) +
+                          " was in other cgroups than pid " +
+                          std::to_string(members.front().pid) +
+                          ": the tree cannot all stay in the cgroups it is restored in");
+  }
   if (!root.shared.cgroup_ns) return {};
   if (root.opts.ignore_cgroups)
     return make_error(

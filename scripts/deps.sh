@@ -5,7 +5,9 @@ cr_deps() {
   local pkgs=(cmake g++ make pkg-config libzstd-dev zstd libssl-dev nlohmann-json3-dev libcli11-dev
               libgtest-dev libbenchmark-dev clang libclang-rt-dev python3 bash procps
               sqlite3 nftables redis-server postgresql nginx-light tmux
-              groff-base dpkg-dev)  # the manuals' check (groff); cpack -G DEB (dpkg-shlibdeps)
+              groff-base dpkg-dev  # the manuals' check (groff); cpack -G DEB (dpkg-shlibdeps)
+              libprotobuf-dev protobuf-compiler  # crcriu (CRIU's RPC protocol)
+              runc busybox-static)  # crcriu's tests: runc checkpoint and restore of a container
   local missing=()
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -16,6 +16,7 @@ namespace fs = std::filesystem;
 
 const std::set<std::string> kInstalled = {
     "bin/crconvert",
+    "bin/crcriu",
     "bin/crdump",
     "bin/crit",
     "bin/crrestore",
@@ -24,6 +25,7 @@ const std::set<std::string> kInstalled = {
     "share/bash-completion/completions/crit",
     "share/bash-completion/completions/crrestore",
     "share/man/man1/crconvert.1",
+    "share/man/man1/crcriu.1",
     "share/man/man1/crdump.1",
     "share/man/man1/crit.1",
     "share/man/man1/crrestore.1",
