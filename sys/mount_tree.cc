@@ -22,7 +22,7 @@ bool under(const std::string& path, const std::string& prefix) {
 }
 
 std::string join(const std::string& dir, const std::string& rest) {
-  if (rest.empty()) return dir;
+  if (rest.empty() || rest == "/") return dir;
   return dir == "/" ? rest : dir + rest;
 }
 

@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "e2e_common.h"
+#include "tcp_client.h"
 
 namespace cr::e2e {
 namespace {
@@ -98,6 +99,11 @@ bool wait_lines(const std::string& dir, const std::string& log, size_t n) {
 
 class RuncContainer : public ::testing::Test {
  protected:
+  // The container's process and namespaces (config.json as `runc spec` wrote it, edited).
+  virtual void configure(nlohmann::json& config) {
+    config["process"]["args"] = {
+        "sh", "-c", "i=0; while :; do i=$((i+1)); echo $i >> /out/log; sleep 0.01; done"};
+  }
   void SetUp() override {
     ASSERT_EQ(geteuid(), 0u) << "runc runs containers as root here";
     if (!tools_present()) return;
@@ -113,14 +119,13 @@ class RuncContainer : public ::testing::Test {
       std::filesystem::create_directories(rootfs + d);
     std::filesystem::create_directories(out_);
     std::filesystem::copy_file(kBusybox, rootfs + "/bin/busybox");
-    for (const char* applet : {"sh", "sleep", "echo", "cat"})
+    for (const char* applet : {"sh", "sleep", "echo", "cat", "nc"})
       std::filesystem::create_symlink("busybox", rootfs + "/bin/" + applet);
     Cmd spec = run(dir_, {kRunc, "spec", "--bundle", bundle_}, "spec");
     ASSERT_TRUE(spec.status.ok()) << spec.describe();
     auto config = nlohmann::json::parse(read_file(bundle_ + "/config.json"));
     config["process"]["terminal"] = false;
-    config["process"]["args"] = {
-        "sh", "-c", "i=0; while :; do i=$((i+1)); echo $i >> /out/log; sleep 0.01; done"};
+    configure(config);
     config["mounts"].push_back(
         {{"destination", "/out"}, {"type", "bind"}, {"source", out_}, {"options", {"rbind", "rw"}}});
     write_file(bundle_ + "/config.json", config.dump(1));
@@ -133,7 +138,8 @@ class RuncContainer : public ::testing::Test {
     if (HasFailure()) dir_.keep();
   }
   std::vector<std::string> runc(std::vector<std::string> args) const {
-    std::vector<std::string> argv = {kRunc, "--root", dir_.path("state"), "--criu", crcriu_};
+    std::vector<std::string> argv = {kRunc, "--root", dir_.path("state"), "--log",
+                                     dir_.path("runc.log"), "--criu", crcriu_};
     argv.insert(argv.end(), args.begin(), args.end());
     return argv;
   }
@@ -158,18 +164,20 @@ class RuncContainer : public ::testing::Test {
     const std::vector<long> v = numbers(log(), consecutive);
     EXPECT_TRUE(consecutive) << "the count restarted or skipped:\n" << log();
   }
-  Cmd checkpoint(const std::string& images, bool leave_running) {
+  Cmd checkpoint(const std::string& images, bool leave_running, bool tcp = false) {
     std::vector<std::string> args = {"checkpoint", "--image-path", images, "--work-path",
                                      images + "-work"};
     if (leave_running) args.push_back("--leave-running");
+    if (tcp) args.push_back("--tcp-established");
     args.push_back(id_);
     return run(dir_, runc(args), "checkpoint");
   }
-  Cmd restore(const std::string& images) {
-    return run(dir_,
-               runc({"restore", "--detach", "--image-path", images, "--work-path",
-                     images + "-work", "--bundle", bundle_, id_}),
-               "restore");
+  Cmd restore(const std::string& images, bool tcp = false) {
+    std::vector<std::string> args = {"restore",   "--detach",       "--image-path", images,
+                                     "--work-path", images + "-work", "--bundle",     bundle_};
+    if (tcp) args.push_back("--tcp-established");
+    args.push_back(id_);
+    return run(dir_, runc(args), "restore");
   }
   std::string work_log(const std::string& images, const char* name) const {
     return read_file(images + "-work/" + name);
@@ -185,7 +193,7 @@ TEST_F(RuncContainer, CheckpointRestoreAndAgainCountOnFromWhereItWas) {
   if (HasFatalFailure()) return;
   Cmd r = run(dir_, runc({"run", "--detach", "--bundle", bundle_, id_}), "run", true);
   started_ = true;
-  ASSERT_TRUE(r.status.ok()) << "runc run failed";
+  ASSERT_TRUE(r.status.ok()) << "runc run failed: " << read_file(dir_.path("runc.log"));
   ASSERT_TRUE(wait_lines(out_, out_ + "/log", 5)) << log();
 
   // --leave-running: the container carries on, an image is written.
@@ -239,6 +247,55 @@ TEST_F(RuncContainer, ARefusedCheckpointLeavesTheContainerRunning) {
   EXPECT_FALSE(std::filesystem::exists(images + "/crtools.img"));
   EXPECT_EQ(state(), "running");
   expect_counting_on(5);
+}
+
+// A TCP server in a container on the host's network (no net namespace of its own): busybox nc
+// with `-ll -e cat` echoes each client's lines from a cat of its own. A client outside (this
+// test) connects and is echoed; `runc checkpoint --tcp-established` and `restore
+// --tcp-established` keep its connection: the same socket is echoed after the restore.
+class RuncTcpServer : public RuncContainer {
+ protected:
+  void configure(nlohmann::json& config) override {
+    port_ = free_port();
+    config["process"]["args"] = {"nc", "-ll", "-p", std::to_string(port_), "-e", "/bin/cat"};
+    auto& ns = config["linux"]["namespaces"];
+    for (auto it = ns.begin(); it != ns.end();)
+      it = (*it)["type"] == "network" ? ns.erase(it) : it + 1;
+  }
+  uint16_t port_ = 0;
+};
+
+TEST_F(RuncTcpServer, AClientOutsideKeepsItsConnection) {
+  if (HasFatalFailure()) return;
+  ASSERT_TRUE(nft_present()) << "nft is needed for --tcp-established (scripts/deps.sh installs it)";
+  Cmd r = run(dir_, runc({"run", "--detach", "--bundle", bundle_, id_}), "run", true);
+  started_ = true;
+  ASSERT_TRUE(r.status.ok()) << "runc run failed: " << read_file(dir_.path("runc.log"));
+  ScopedFd client = connect_tcp_when_listening(port_);
+  ASSERT_TRUE(client.valid()) << "the container's server does not listen on " << port_;
+  ASSERT_TRUE(send_all(client.get(), "one\n"));
+  ASSERT_EQ(recv_n(client.get(), 4), "one\n");
+
+  const std::string images = dir_.path("ckpt");
+  const pid_t init = init_pid();
+  ASSERT_GT(init, 0);
+  Cmd c = checkpoint(images, false, true);
+  ASSERT_TRUE(c.status.ok()) << c.describe() << "\nlog: " << work_log(images, "dump.log");
+  ASSERT_TRUE(wait_exit(init, std::chrono::seconds(30))) << "the checkpointed init lives on";
+  // Sent while the container is gone: held by the lock, answered after the restore.
+  ASSERT_TRUE(send_all(client.get(), "two\n"));
+  c = restore(images, true);
+  ASSERT_TRUE(c.status.ok()) << c.describe() << "\nlog: " << work_log(images, "restore.log");
+  EXPECT_EQ(state(), "running");
+  std::string error;
+  EXPECT_EQ(recv_n(client.get(), 4, &error), "two\n") << error;
+  ASSERT_TRUE(send_all(client.get(), "three\n"));
+  EXPECT_EQ(recv_n(client.get(), 6, &error), "three\n") << error;
+  // A new client is served too: the listener came back.
+  ScopedFd second = connect_tcp(port_);
+  ASSERT_TRUE(second.valid());
+  ASSERT_TRUE(send_all(second.get(), "four\n"));
+  EXPECT_EQ(recv_n(second.get(), 5, &error), "four\n") << error;
 }
 
 }  // namespace

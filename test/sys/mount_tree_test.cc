@@ -163,6 +163,15 @@ TEST(MountTree, ARuncContainerIsAPivotedRootWithItsOwnBinds) {
   EXPECT_EQ(m[6].kind, schema::kMountTmpfs);
   EXPECT_EQ(m[7].kind, schema::kMountBind);
   EXPECT_EQ(m[7].bind_from, "/sys/fs/cgroup/cpu/bb1");
+  // A bind of a whole host mount names its mount point, with no slash after.
+  auto whole = classify_mounts(
+      lines("68 46 254:0 /tmp/bb/rootfs / ro,relatime - ext4 /dev/vda rw\n"
+            "74 68 0:21 / /sys ro,nosuid - sysfs sysfs rw\n"),
+      lines("25 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n"
+            "27 25 0:21 / /sys rw,nosuid shared:7 - sysfs sysfs rw\n"));
+  ASSERT_TRUE(whole.ok()) << whole.error().message;
+  EXPECT_EQ((*whole)[1].kind, schema::kMountBind);
+  EXPECT_EQ((*whole)[1].bind_from, "/sys");
   // Parents first: /proc's children come after /proc.
   EXPECT_EQ(m[8].mount_point, "/proc/bus");
   EXPECT_EQ(m[8].kind, schema::kMountBindTree);
