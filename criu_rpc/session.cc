@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -90,6 +91,45 @@ Status checkpoint(std::string_view) {
                           " (the tree carries on)",
                       ECANCELED);
   return {};
+}
+
+// podman, containerd and others take a checkpoint directory for complete when it holds a
+// non-empty inventory.img (CRIU's first image): one saying where the image is stands for it.
+// It is not CRIU's format: a tool decoding it as such fails, naming the file.
+constexpr std::string_view kInventory =
+    "crtools checkpoint: the image is crtools.img (crcriu, one crtools stream); this file only "
+    "marks the directory complete for tools that look for CRIU's inventory.img\n";
+
+bool ours_inventory(int dir) {
+  ScopedFd f(::openat(dir, "inventory.img", O_RDONLY | O_CLOEXEC));
+  char buf[32] = {};
+  return f.valid() && ::read(f.get(), buf, 18) == 18 &&
+         std::string_view(buf, 18) == kInventory.substr(0, 18);
+}
+
+Status write_inventory(int dir) {
+  ScopedFd f(::openat(dir, "inventory.img", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!f.valid()) return errno_error("inventory.img");
+  if (::write(f.get(), kInventory.data(), kInventory.size()) !=
+          static_cast<ssize_t>(kInventory.size()) ||
+      ::fsync(f.get()) != 0)
+    return errno_error("write inventory.img");
+  return {};
+}
+
+// runc (and podman through it) gives a container's init pipes for stdio (conmon's, or its
+// caller's), lists them in descriptors.json and hands new ones back at restore as inherit_fd
+// keyed "pipe:[INODE]": the root's stdio pipes are external, as crdump --inherit-fd makes them.
+void external_stdio(DumpPlan& plan) {
+  for (int fd = 0; fd <= 2; ++fd) {
+    const std::string link = "/proc/" + std::to_string(plan.pid) + "/fd/" + std::to_string(fd);
+    char target[64];
+    const ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+    if (n <= 0 || std::string_view(target, static_cast<size_t>(n)).rfind("pipe:", 0) != 0)
+      continue;
+    auto& v = plan.opts.inherit_fds;
+    if (std::find(v.begin(), v.end(), fd) == v.end()) v.push_back(fd);
+  }
 }
 
 crcriu::Response failure(crcriu::ReqType type, const Error& e) {
@@ -205,6 +245,7 @@ Status Session::dump(const crcriu::Opts& o, crcriu::Response& resp) {
   log("dump of pid " + std::to_string(plan.pid) + " into " + kImageName);
   CR_TRY(notify("pre-dump"));
   if (!plan.opts.shell_job) CR_TRY(dump::check_foreground_job(plan.pid));
+  external_stdio(plan);
   CR_TRY(notify("network-lock"));
   ImageFile image(images_.get());
   Status st = image.create();
@@ -217,6 +258,7 @@ Status Session::dump(const crcriu::Opts& o, crcriu::Response& resp) {
     // container checkpointed) comes while it is still frozen, and a failure there resumes it.
     plan.opts.before_kill = [&]() -> Status {
       CR_TRY(image.commit());
+      CR_TRY(write_inventory(images_.get()));
       Status told = notify("post-dump");
       // The tree resumes: an image of it next to a running container would be restored as a
       // second copy later.
@@ -248,7 +290,7 @@ Status Session::restore(const crcriu::Opts& o, crcriu::Response& resp) {
   ScopedFd image(::openat(images_.get(), kImageName, O_RDONLY | O_CLOEXEC));
   if (!image.valid()) {
     const int err = errno;
-    if (::faccessat(images_.get(), "inventory.img", F_OK, 0) == 0)
+    if (::faccessat(images_.get(), "inventory.img", F_OK, 0) == 0 && !ours_inventory(images_.get()))
       return make_error("the images directory holds CRIU's images, which crcriu cannot read",
                         ENOENT);
     return errno_error(kImageName, err);
