@@ -7,7 +7,7 @@ cr_deps() {
               sqlite3 nftables redis-server postgresql nginx-light tmux
               groff-base dpkg-dev  # the manuals' check (groff); cpack -G DEB (dpkg-shlibdeps)
               libprotobuf-dev protobuf-compiler  # crcriu (CRIU's RPC protocol)
-              runc busybox-static)  # crcriu's tests: runc checkpoint and restore of a container
+              runc busybox-static podman)  # crcriu's tests: runc's and podman's containers
   local missing=()
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

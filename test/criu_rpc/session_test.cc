@@ -235,6 +235,8 @@ TEST_F(CrcriuDump, DumpAndRestoreWithEveryNotification) {
   for (size_t i = 0; i < seen.size(); ++i) EXPECT_EQ(seen[i].first, dump_scripts[i]);
   EXPECT_TRUE(std::filesystem::is_regular_file(dir_ + "/crtools.img"));
   EXPECT_TRUE(std::filesystem::file_size(dir_ + "/dump.log") > 0);
+  // What podman and others look for to call a checkpoint complete.
+  EXPECT_GT(std::filesystem::file_size(dir_ + "/inventory.img"), 0u);
   EXPECT_FALSE(alive(p));
 
   seen.clear();
