@@ -5,12 +5,17 @@
 // and goes back to its own afterwards.
 #include <fcntl.h>
 #include <sched.h>
+#include <dirent.h>
 #include <sys/ipc.h>
+#include <sys/mount.h>
 #include <sys/msg.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <vector>
 
 #include "common/scoped_fd.h"
@@ -199,6 +204,73 @@ Status write_queue(format::RecordWriter& out, const schema::SysvMsgQueue& q) {
   return {};
 }
 
+// POSIX message queues live in the IPC namespace too, listed only by an mqueue mount of it,
+// which the tree need not have. crtools does not dump them: a queue is refused by name rather
+// than lost. A child of this thread (in the namespace since IpcNsScope) mounts one in a mount
+// namespace of its own and lists it with raw syscalls (nothing that allocates after fork in a
+// threaded process).
+Status check_posix_queues(DumpTree& tree) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return errno_error("pipe2");
+  ScopedFd rd(p[0]), wr(p[1]);
+  const pid_t child = ::fork();
+  if (child < 0) return errno_error("fork to list POSIX message queues");
+  if (child == 0) {
+    // count (-1: could not look, errno in `err`), then the first queue's name.
+    struct {
+      int32_t count = -1;
+      int32_t err = 0;
+      char name[256] = {};
+    } r;
+    if (::unshare(CLONE_NEWNS) != 0 ||
+        ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+        ::mount("mqueue", "/proc", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
+      r.err = errno;
+    } else {
+      const int d = ::open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      alignas(8) char buf[4096];
+      long n = d < 0 ? -1 : 0;
+      r.count = d < 0 ? -1 : 0;
+      r.err = d < 0 ? errno : 0;
+      while (d >= 0 && (n = ::syscall(SYS_getdents64, d, buf, sizeof buf)) > 0) {
+        for (long off = 0; off < n;) {
+          const auto* e = reinterpret_cast<const struct dirent64*>(buf + off);
+          off += e->d_reclen;
+          if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
+          if (r.count++ == 0) {
+            const size_t len = ::strnlen(e->d_name, sizeof r.name - 1);
+            std::memcpy(r.name, e->d_name, len);
+          }
+        }
+      }
+    }
+    (void)!::write(p[1], &r, sizeof r);
+    ::_exit(0);
+  }
+  wr.reset();
+  struct {
+    int32_t count;
+    int32_t err;
+    char name[256];
+  } r{};
+  const ssize_t got = ::read(rd.get(), &r, sizeof r);
+  int st = 0;
+  while (::waitpid(child, &st, 0) < 0 && errno == EINTR) {
+  }
+  const pid_t root = tree.procs.front()->pid;
+  if (got != static_cast<ssize_t>(sizeof r) || r.count < 0)
+    return tree.refuse(root, errno_error("list the POSIX message queues of the tree's IPC "
+                                         "namespace (mount mqueue)",
+                                         got == static_cast<ssize_t>(sizeof r) ? r.err : EIO));
+  if (r.count == 0) return {};
+  r.name[sizeof r.name - 1] = '\0';
+  return tree.refuse(root, make_error("POSIX message queue /" + std::string(r.name) +
+                                      (r.count > 1 ? " (and " + std::to_string(r.count - 1) +
+                                                         " more)"
+                                                   : std::string()) +
+                                      " in the tree's IPC namespace: not supported"));
+}
+
 }  // namespace
 
 Status collect_ipc(DumpTree& tree) {
@@ -214,7 +286,8 @@ Status collect_ipc(DumpTree& tree) {
   CR_TRY_ASSIGN(t.limits, read_limits());
   CR_TRY(collect_shm(t, tree.next_obj_id));
   CR_TRY(collect_msg(t));
-  return collect_sem(t);
+  CR_TRY(collect_sem(t));
+  return check_posix_queues(tree);
 }
 
 Status write_ipc(DumpTree& tree) {

@@ -961,8 +961,12 @@ Status verify_on_disk(const ProcessImage& img, const std::vector<schema::Mount>*
   if (!mm.exe_path.empty()) {
     struct stat st {};
     if (::stat(here(mm.exe_path).c_str(), &st) != 0) return errno_error("executable " + mm.exe_path);
-    if ((mm.exe_dev != 0 || mm.exe_ino != 0) && (static_cast<uint64_t>(st.st_dev) != mm.exe_dev ||
-                                                 static_cast<uint64_t>(st.st_ino) != mm.exe_ino))
+    // Below a pivoted root only the inode number: a container's root filesystem may be
+    // mounted anew for the restore (podman's overlay), with another device number each time
+    // and the same inode numbers.
+    const bool dev_differs = !pivoted && static_cast<uint64_t>(st.st_dev) != mm.exe_dev;
+    if ((mm.exe_dev != 0 || mm.exe_ino != 0) &&
+        (dev_differs || static_cast<uint64_t>(st.st_ino) != mm.exe_ino))
       return make_error("executable " + mm.exe_path + " changed since dump (dev/ino differ)");
   }
   return {};

@@ -175,6 +175,19 @@ Status mount_one(const schema::Mount& m, const std::string& at, const std::strin
   }
 }
 
+// The host paths binds are made from, each held (O_PATH) before any mount moves.
+Result<std::map<std::string, ScopedFd>> bind_sources(const std::vector<schema::Mount>& mounts) {
+  std::map<std::string, ScopedFd> sources;
+  for (const schema::Mount& m : mounts) {
+    if (m.kind != schema::kMountBind || sources.count(m.bind_from) != 0) continue;
+    ScopedFd f(::open(m.bind_from.c_str(), O_PATH | O_CLOEXEC));
+    if (!f.valid())
+      return errno_error("open " + m.bind_from + ", the source of bind mount " + m.mount_point);
+    sources.emplace(m.bind_from, std::move(f));
+  }
+  return sources;
+}
+
 // The result must be the tree's list exactly: a restore that goes on is a right one.
 Status check_rebuilt(const std::vector<schema::Mount>& mounts) {
   CR_TRY_ASSIGN(std::vector<sys::MountLine> now, own_mounts());
@@ -265,14 +278,9 @@ Status build_pivoted(const std::vector<schema::Mount>& mounts,
   const std::string stage = top.bind_from;
   if (stage.empty() || stage[0] != '/' || stage == "/")
     return make_error("the tree's root " + stage + " is not a directory to pivot into");
-  std::map<std::string, ScopedFd> sources;
-  for (const schema::Mount& m : mounts) {
-    if (m.kind != schema::kMountBind || sources.count(m.bind_from) != 0) continue;
-    ScopedFd f(::open(m.bind_from.c_str(), O_PATH | O_CLOEXEC));
-    if (!f.valid())
-      return errno_error("open " + m.bind_from + ", the source of bind mount " + m.mount_point);
-    sources.emplace(m.bind_from, std::move(f));
-  }
+  auto held = bind_sources(mounts);
+  if (!held.ok()) return std::move(held).error();
+  const std::map<std::string, ScopedFd> sources = std::move(held).value();
   if (::mount(stage.c_str(), stage.c_str(), nullptr, MS_BIND, nullptr) != 0)
     return errno_error("bind the tree's root " + stage);
   for (size_t i = 1; i < mounts.size(); ++i) {
@@ -321,14 +329,9 @@ Status rebuild_mount_ns(
       return make_error("mount " + m.mount_point + " (" + m.fstype + " " + m.source + ", root " +
                         m.root + ") of the image is not in crrestore's mount namespace");
   // The sources of binds, held before anything is detached.
-  std::map<std::string, ScopedFd> sources;
-  for (const schema::Mount& m : mounts) {
-    if (m.kind != schema::kMountBind || sources.count(m.bind_from) != 0) continue;
-    ScopedFd f(::open(m.bind_from.c_str(), O_PATH | O_CLOEXEC));
-    if (!f.valid())
-      return errno_error("open " + m.bind_from + ", the source of bind mount " + m.mount_point);
-    sources.emplace(m.bind_from, std::move(f));
-  }
+  auto held = bind_sources(mounts);
+  if (!held.ok()) return std::move(held).error();
+  const std::map<std::string, ScopedFd> sources = std::move(held).value();
   // What the tree did not have, deepest (latest) first; a parent's detach takes its children,
   // whose own detach then finds nothing there (EINVAL) or another mount (checked at the end).
   std::map<uint32_t, bool> keep;
