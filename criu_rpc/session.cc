@@ -117,6 +117,24 @@ Status write_inventory(int dir) {
   return {};
 }
 
+// CRIU's statistics image in the work directory: its service and stats magics, then one
+// entry (a 32-bit size and the message), as CRIU's image tools read it.
+Status write_stats(int dir, const char* name, const crcriu::StatsEntry& e) {
+  constexpr uint32_t kImgService = 0x55105940, kStats = 0x57093306;
+  std::string body;
+  if (!e.SerializeToString(&body)) return make_error(std::string("encode ") + name, EINVAL);
+  std::string img(12, '\0');
+  const uint32_t head[3] = {kImgService, kStats, static_cast<uint32_t>(body.size())};
+  std::memcpy(img.data(), head, sizeof head);  // little-endian, as x86_64 is
+  img += body;
+  ScopedFd f(::openat(dir, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!f.valid() || ::write(f.get(), img.data(), img.size()) != static_cast<ssize_t>(img.size()))
+    return errno_error(std::string("write ") + name);
+  return {};
+}
+
+uint32_t micros(double seconds) { return static_cast<uint32_t>(seconds * 1e6); }
+
 // runc (and podman through it) gives a container's init pipes for stdio (conmon's, or its
 // caller's), lists them in descriptors.json and hands new ones back at restore as inherit_fd
 // keyed "pipe:[INODE]": the root's stdio pipes are external, as crdump --inherit-fd makes them.
@@ -248,11 +266,31 @@ Status Session::dump(const crcriu::Opts& o, crcriu::Response& resp) {
   external_stdio(plan);
   CR_TRY(notify("network-lock"));
   ImageFile image(images_.get());
+  // CRIU's figures as far as crtools has them: no lazy pages or parent images, and the pages
+  // are written as they are read (memwrite_time 0: within memdump_time).
+  crcriu::DumpStats stats;
+  stats.set_freezing_time(0);
+  stats.set_frozen_time(0);
+  stats.set_memdump_time(0);
+  stats.set_memwrite_time(0);
+  stats.set_pages_scanned(0);
+  stats.set_pages_skipped_parent(0);
+  stats.set_pages_written(0);
+  stats.set_pages_lazy(0);
   Status st = image.create();
   if (st.ok()) {
     plan.opts.checkpoint = checkpoint;
-    plan.opts.on_pass = [this](std::string_view pass, double seconds) {
+    plan.opts.on_pass = [this, &stats](std::string_view pass, double seconds) {
       log("pass " + std::string(pass) + ": " + std::to_string(seconds * 1e3) + " ms");
+      // From the freeze to the kill (or the detach), the tree is frozen.
+      if (pass == "freeze") stats.set_freezing_time(micros(seconds));
+      if (pass == "pages") stats.set_memdump_time(micros(seconds));
+      if (pass != "kill" && pass != "detach")
+        stats.set_frozen_time(stats.frozen_time() + micros(seconds));
+    };
+    plan.opts.on_progress = [&stats](uint64_t page_bytes) {
+      stats.set_pages_written(page_bytes / 4096);
+      stats.set_pages_scanned(page_bytes / 4096);
     };
     // Complete and durable before the tree is killed; the caller's post-dump (runc marks the
     // container checkpointed) comes while it is still frozen, and a failure there resumes it.
@@ -280,6 +318,11 @@ Status Session::dump(const crcriu::Opts& o, crcriu::Response& resp) {
     if (st.ok()) st = std::move(unlocked);
   }
   CR_TRY(std::move(st));
+  crcriu::StatsEntry entry;
+  *entry.mutable_dump() = stats;
+  // The figures are a courtesy (podman --print-stats, --export): the dump stands without them.
+  if (Status w = write_stats(work_.get(), "stats-dump", entry); !w.ok())
+    log("warning: " + w.error().message);
   resp.mutable_dump()->set_restored(false);
   return {};
 }
@@ -316,6 +359,20 @@ Status Session::restore(const crcriu::Opts& o, crcriu::Response& resp) {
     log("pass " + p.name + ": " + std::to_string(p.seconds * 1e3) + " ms");
   if (!pid.ok()) return std::move(pid).error();
   log("restored pid " + std::to_string(*pid));
+  crcriu::StatsEntry entry;
+  auto* rs = entry.mutable_restore();
+  rs->set_pages_compared(0);
+  rs->set_pages_skipped_cow(0);
+  double total = 0;
+  for (const auto& p : ctx.pass_seconds) {
+    total += p.seconds;
+    if (p.name == "create tree") rs->set_forking_time(micros(p.seconds));
+  }
+  if (!rs->has_forking_time()) rs->set_forking_time(0);
+  rs->set_restore_time(micros(total));
+  rs->set_pages_restored(ctx.page_bytes / 4096);  // the tree's: the root's counts them all
+  if (Status w = write_stats(work_.get(), "stats-restore", entry); !w.ok())
+    log("warning: " + w.error().message);
   // The tree runs: the caller's network comes back and it hears the tree has resumed. A
   // failure now cannot undo the restore; it is logged, the reply still names the root.
   for (const char* script : {"network-unlock", "post-resume"}) {

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -86,6 +87,21 @@ class Swrk {
   pid_t pid_ = -1;
   int sk_ = -1;
 };
+
+// A CRIU statistics image: the service and stats magics, a size, one StatsEntry.
+crcriu::StatsEntry stats_image(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string b((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  crcriu::StatsEntry e;
+  uint32_t head[3] = {};
+  if (b.size() < sizeof head) return e;
+  std::memcpy(head, b.data(), sizeof head);
+  EXPECT_EQ(head[0], 0x55105940u) << path;
+  EXPECT_EQ(head[1], 0x57093306u) << path;
+  EXPECT_EQ(head[2], b.size() - sizeof head) << path;
+  EXPECT_TRUE(e.ParseFromString(b.substr(sizeof head))) << path;
+  return e;
+}
 
 crcriu::Request simple(crcriu::ReqType type) {
   crcriu::Request r;
@@ -237,6 +253,10 @@ TEST_F(CrcriuDump, DumpAndRestoreWithEveryNotification) {
   EXPECT_TRUE(std::filesystem::file_size(dir_ + "/dump.log") > 0);
   // What podman and others look for to call a checkpoint complete.
   EXPECT_GT(std::filesystem::file_size(dir_ + "/inventory.img"), 0u);
+  const crcriu::StatsEntry dumped = stats_image(dir_ + "/stats-dump");
+  ASSERT_TRUE(dumped.has_dump());
+  EXPECT_GT(dumped.dump().pages_written(), 0u);
+  EXPECT_GE(dumped.dump().frozen_time(), dumped.dump().freezing_time());
   EXPECT_FALSE(alive(p));
 
   seen.clear();
@@ -262,6 +282,10 @@ TEST_F(CrcriuDump, DumpAndRestoreWithEveryNotification) {
   EXPECT_EQ(seen[1].second, p);
   EXPECT_EQ(seen[3].second, p);
   EXPECT_TRUE(alive(p));
+  const crcriu::StatsEntry restored = stats_image(dir_ + "/stats-restore");
+  ASSERT_TRUE(restored.has_restore());
+  EXPECT_GT(restored.restore().pages_restored(), 0u);
+  EXPECT_GT(restored.restore().restore_time(), 0u);
   std::ifstream cmd("/proc/" + std::to_string(p) + "/cmdline");
   std::string argv0;
   std::getline(cmd, argv0, '\0');
