@@ -154,6 +154,11 @@ Result<RestorePlan> restore_plan(const crcriu::Opts& o) {
   // cg_root: the caller (runc) has put crcriu in the container's cgroups, and names them as
   // the roots the tree's cgroups are to be found under. The tree stays where crcriu is, which
   // is that root (a tree whose tasks were in cgroups below its root is refused at restore).
+  for (const auto& c : o.cg_root()) {
+    if (c.path().empty() || c.path()[0] != '/')
+      return make_error("cg_root " + c.ctrl() + ":" + c.path() + ": not an absolute path", EINVAL);
+    plan.opts.cgroup_roots[c.ctrl()] = c.path();
+  }
   if (o.cg_root_size() != 0 && !ignore) {
     ignore = true;
     plan.opts.cgroups_as_one = true;

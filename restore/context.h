@@ -45,6 +45,10 @@ struct RestoreOptions {
   /// ours (crcriu, whose caller put it in the container's cgroups): one in a cgroup of its
   /// own below would lose it.
   bool cgroups_as_one = false;
+  /// The cgroups the tree is restored in, by hierarchy ("cpu", "cpu,cpuacct", "name=systemd",
+  /// "" for v2: crcriu's cg_root): the tree's bind mounts of its own cgroups (a container's
+  /// /sys/fs/cgroup/cpu on cgroup v1) bind these instead (restore as another container).
+  std::map<std::string, std::string> cgroup_roots;
   bool allow_changed_files = false;        // an fd's regular file that changed: a warning
   /// --pidns: crrestore runs in a new pid namespace of its own making (restore/pidns_launch.h),
   /// whose pids the tree takes; a root's session led from outside is remade there.

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <set>
 #include <string>
 
 #include "common/scoped_fd.h"
@@ -242,6 +243,55 @@ Result<std::vector<schema::Mount>> apply_external_mounts(
   return mounts;
 }
 
+std::vector<schema::Mount> move_cgroup_binds(
+    std::vector<schema::Mount> mounts,
+    const std::map<std::string, std::pair<std::string, std::string>>& moved) {
+  auto tokens = [](const std::string& list) {
+    std::set<std::string> out;
+    size_t start = 0;
+    while (start <= list.size()) {
+      size_t comma = list.find(',', start);
+      if (comma == std::string::npos) comma = list.size();
+      if (comma > start) out.insert(list.substr(start, comma - start));
+      start = comma + 1;
+    }
+    return out;
+  };
+  auto below = [](const std::string& path, const std::string& dir) {
+    return dir == "/" || path == dir || (path.starts_with(dir) && path[dir.size()] == '/');
+  };
+  for (schema::Mount& m : mounts) {
+    if (m.kind != schema::kMountBind || (m.fstype != "cgroup" && m.fstype != "cgroup2")) continue;
+    // The hierarchy: cgroup2's is "", a v1 mount's the controllers its options name.
+    const std::set<std::string> opts = tokens(m.super_options);
+    const std::pair<std::string, std::string>* to = nullptr;
+    for (const auto& [hierarchy, paths] : moved) {
+      const bool v2 = hierarchy.empty();
+      if (v2 != (m.fstype == "cgroup2")) continue;
+      bool all = true;
+      for (const auto& c : tokens(hierarchy)) all = all && opts.count(c) != 0;
+      if (all) to = &paths;
+    }
+    if (to == nullptr || to->first == to->second || !below(m.root, to->first)) continue;
+    const std::string& before = to->first;
+    const std::string tail = m.root.substr(before == "/" ? 0 : before.size());
+    // bind_from is the hierarchy's mount point plus the root below that mount's own root: the
+    // longest end of `before` that bind_from (less the tail) ends with is that part.
+    const std::string head = m.bind_from.substr(0, m.bind_from.size() - tail.size());
+    size_t k = std::string::npos;
+    for (size_t i = 0; i < before.size(); ++i)
+      if (before[i] == '/' && head.ends_with(before.substr(i))) {
+        k = i;
+        break;
+      }
+    if (k == std::string::npos || !to->second.starts_with(before.substr(0, k))) continue;
+    const std::string mount_point = head.substr(0, head.size() - (before.size() - k));
+    m.bind_from = mount_point + to->second.substr(k) + tail;
+    m.root = to->second == "/" ? (tail.empty() ? "/" : tail) : to->second + tail;
+  }
+  return mounts;
+}
+
 Status prepare_mounts(RestoreContext& root) {
   auto& opts = root.opts;
   std::vector<schema::Mount>& mounts = root.shared.mounts;
@@ -251,8 +301,28 @@ Status prepare_mounts(RestoreContext& root) {
     if (opts.external_mounts_where_found) opts.external_mounts.clear();
     return {};
   }
+  // Where the tree's cgroups are now, by hierarchy, from the root's at the dump.
+  if (!opts.cgroup_roots.empty()) {
+    std::map<std::string, std::pair<std::string, std::string>> moved;
+    for (const schema::CgroupMember& member : root.shared.cgroup_members) {
+      if (static_cast<pid_t>(member.pid) != root.pid() || member.tid != member.pid) continue;
+      for (uint64_t id : member.cgroups) {
+        auto cg = root.shared.cgroups.find(static_cast<uint32_t>(id));
+        if (cg == root.shared.cgroups.end()) continue;
+        auto now = opts.cgroup_roots.find(cg->second.cg.controllers);
+        if (now != opts.cgroup_roots.end())
+          moved[cg->second.cg.controllers] = {cg->second.cg.path, now->second};
+      }
+    }
+    mounts = move_cgroup_binds(std::move(mounts), moved);
+  }
   std::map<std::string, std::string> external = std::move(opts.external_mounts);
   opts.external_mounts.clear();
+  // With the cgroups named, the tree's cgroup binds follow them, whatever else names their
+  // mount points (runc's ext_mnt for cgroup v1 gives runc's own cgroups there).
+  if (!opts.cgroup_roots.empty())
+    for (const schema::Mount& m : mounts)
+      if (m.fstype == "cgroup" || m.fstype == "cgroup2") external.erase(m.mount_point);
   if (!opts.root.empty()) {
     if (!sys::pivoted_root(mounts))
       return make_error("root " + opts.root +

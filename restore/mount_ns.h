@@ -32,6 +32,14 @@ Result<std::vector<schema::Mount>> apply_external_mounts(
     std::vector<schema::Mount> mounts, const std::map<std::string, std::string>& external,
     const std::vector<sys::MountLine>& lines, bool where_found);
 
+/// The tree's bind mounts of its own cgroups moved where it is restored: `moved` maps a
+/// hierarchy ("cpu,cpuacct", "name=systemd", "" for cgroup2) to (its cgroup at the dump, its
+/// cgroup now). A cgroup bind of that hierarchy whose root is that cgroup or below it binds the
+/// same place below the new one; its host path keeps the hierarchy's mount. Others stay.
+std::vector<schema::Mount> move_cgroup_binds(
+    std::vector<schema::Mount> mounts,
+    const std::map<std::string, std::pair<std::string, std::string>>& moved);
+
 struct RestoreContext;
 
 /// In crrestore, once the head is read: the root's new place (opts.root) and the external

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <map>
 #include <sstream>
 
 #include "e2e_common.h"
@@ -132,8 +133,10 @@ class RuncContainer : public ::testing::Test {
   }
   void TearDown() override {
     if (started_) {
-      (void)run(dir_, runc({"kill", id_, "KILL"}), "kill");
-      (void)run(dir_, runc({"delete", "--force", id_}), "delete");
+      for (const std::string& id : {id_, id_ + "-copy"}) {
+        (void)run(dir_, runc({"kill", id, "KILL"}), "kill");
+        (void)run(dir_, runc({"delete", "--force", id}), "delete");
+      }
     }
     if (HasFailure()) dir_.keep();
   }
@@ -172,11 +175,11 @@ class RuncContainer : public ::testing::Test {
     args.push_back(id_);
     return run(dir_, runc(args), "checkpoint");
   }
-  Cmd restore(const std::string& images, bool tcp = false) {
+  Cmd restore(const std::string& images, bool tcp = false, const std::string& as = "") {
     std::vector<std::string> args = {"restore",   "--detach",       "--image-path", images,
                                      "--work-path", images + "-work", "--bundle",     bundle_};
     if (tcp) args.push_back("--tcp-established");
-    args.push_back(id_);
+    args.push_back(as.empty() ? id_ : as);
     return run(dir_, runc(args), "restore");
   }
   std::string work_log(const std::string& images, const char* name) const {
@@ -296,6 +299,62 @@ TEST_F(RuncTcpServer, AClientOutsideKeepsItsConnection) {
   ASSERT_TRUE(second.valid());
   ASSERT_TRUE(send_all(second.get(), "four\n"));
   EXPECT_EQ(recv_n(second.get(), 5, &error), "four\n") << error;
+}
+
+// Restored under another name: runc makes the new container's cgroups and puts crcriu in them
+// (cg_root on cgroup v1); the tree runs there, and its /sys/fs/cgroup binds show its new
+// cgroups, not the old container's (gone with it).
+TEST_F(RuncContainer, RestoredAsAnotherContainerSeesItsOwnCgroups) {
+  if (HasFatalFailure()) return;
+  Cmd r = run(dir_, runc({"run", "--detach", "--bundle", bundle_, id_}), "run", true);
+  started_ = true;
+  ASSERT_TRUE(r.status.ok()) << "runc run failed: " << read_file(dir_.path("runc.log"));
+  ASSERT_TRUE(wait_lines(out_, out_ + "/log", 5)) << log();
+  const std::string images = dir_.path("ckpt");
+  const pid_t init = init_pid();
+  ASSERT_GT(init, 0);
+  Cmd c = checkpoint(images, false);
+  ASSERT_TRUE(c.status.ok()) << c.describe() << "\nlog: " << work_log(images, "dump.log");
+  ASSERT_TRUE(wait_exit(init, std::chrono::seconds(30)));
+  const std::string copy = id_ + "-copy";
+  c = restore(images, false, copy);
+  ASSERT_TRUE(c.status.ok()) << c.describe() << "\nlog: " << work_log(images, "restore.log");
+  expect_counting_on(5);
+  Cmd st = run(dir_, runc({"state", copy}), "state");
+  ASSERT_TRUE(st.status.ok()) << st.describe();
+  const pid_t pid = nlohmann::json::parse(st.out)["pid"].get<pid_t>();
+  // Each cgroup bind shows the cgroup of its hierarchy the tree is in now (/proc/PID/cgroup:
+  // "N:cpu:/path"), and never the old container's.
+  const std::string cgroup = read_file("/proc/" + std::to_string(pid) + "/cgroup");
+  EXPECT_NE(cgroup.find("/" + copy + "\n"), std::string::npos) << cgroup;
+  std::map<std::string, std::string> in_cgroup;  // "cpu" or "name=systemd" -> path
+  std::istringstream cg(cgroup);
+  for (std::string line; std::getline(cg, line);) {
+    const size_t a = line.find(':'), b = line.find(':', a + 1);
+    if (a != std::string::npos && b != std::string::npos)
+      in_cgroup[line.substr(a + 1, b - a - 1)] = line.substr(b + 1);
+  }
+  const std::string mounts = read_file("/proc/" + std::to_string(pid) + "/mountinfo");
+  size_t cgroup_binds = 0;
+  std::istringstream in(mounts);
+  for (std::string line; std::getline(in, line);) {
+    const size_t dash = line.find(" - cgroup cgroup ");
+    if (dash == std::string::npos) continue;
+    ++cgroup_binds;
+    std::istringstream f(line);
+    std::string id, parent, dev, root;
+    f >> id >> parent >> dev >> root;
+    // The hierarchy: the filesystem's options less rw/ro ("rw,cpu" -> "cpu").
+    std::string opts = line.substr(dash + std::string(" - cgroup cgroup ").size());
+    for (const char* rw : {"rw,", "ro,"})
+      if (opts.starts_with(rw)) opts = opts.substr(3);
+    ASSERT_TRUE(in_cgroup.count(opts)) << opts << " in " << cgroup;
+    EXPECT_EQ(root, in_cgroup[opts]) << line;
+  }
+  EXPECT_EQ(mounts.find("/" + id_ + " /sys/fs/cgroup"), std::string::npos) << mounts;
+  if (cgroup.find(":cpu:") != std::string::npos) {
+    EXPECT_GT(cgroup_binds, 0u) << mounts;
+  }
 }
 
 }  // namespace

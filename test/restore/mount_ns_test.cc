@@ -110,3 +110,58 @@ TEST(ExternalMounts, WhereFoundSkipsOthersAndMovesAPivotedRoot) {
 
 }  // namespace
 }  // namespace cr::restore
+
+namespace cr::restore {
+namespace {
+
+// runc on cgroup v1: the container's /sys/fs/cgroup/cpu binds its cgroup (/ct1) of the host's
+// cpu hierarchy; restored as another container (/ct2), it binds that one. The memory hierarchy's
+// cgroup lies deeper (/machine/ct1), a name= hierarchy is matched by its name, and what is not
+// below the tree's cgroup, or of a hierarchy not moved, stays.
+TEST(CgroupBinds, MoveToTheCgroupsTheTreeIsRestoredIn) {
+  auto bind = [](const char* point, const char* root, const char* from, const char* opts) {
+    schema::Mount m;
+    m.kind = schema::kMountBind;
+    m.fstype = "cgroup";
+    m.mount_point = point;
+    m.root = root;
+    m.bind_from = from;
+    m.super_options = opts;
+    return m;
+  };
+  std::vector<schema::Mount> mounts = {
+      bind("/sys/fs/cgroup/cpu", "/ct1", "/sys/fs/cgroup/cpu/ct1", "rw,cpu"),
+      bind("/sys/fs/cgroup/memory", "/machine/ct1", "/sys/fs/cgroup/memory/machine/ct1",
+           "rw,memory"),
+      bind("/sys/fs/cgroup/systemd", "/ct1/sub", "/sys/fs/cgroup/systemd/ct1/sub",
+           "rw,name=systemd"),
+      bind("/sys/fs/cgroup/pids", "/other", "/sys/fs/cgroup/pids/other", "rw,pids"),
+      bind("/sys/fs/cgroup/blkio", "/ct1", "/sys/fs/cgroup/blkio/ct1", "rw,blkio"),
+  };
+  const std::map<std::string, std::pair<std::string, std::string>> moved = {
+      {"cpu", {"/ct1", "/ct2"}},
+      {"memory", {"/machine/ct1", "/machine/ct2"}},
+      {"name=systemd", {"/ct1", "/ct2"}},
+      {"pids", {"/ct1", "/ct2"}},
+  };
+  const auto out = move_cgroup_binds(mounts, moved);
+  EXPECT_EQ(out[0].bind_from, "/sys/fs/cgroup/cpu/ct2");
+  EXPECT_EQ(out[0].root, "/ct2");
+  EXPECT_EQ(out[1].bind_from, "/sys/fs/cgroup/memory/machine/ct2");
+  EXPECT_EQ(out[1].root, "/machine/ct2");
+  EXPECT_EQ(out[2].bind_from, "/sys/fs/cgroup/systemd/ct2/sub");
+  EXPECT_EQ(out[2].root, "/ct2/sub");
+  EXPECT_EQ(out[3].bind_from, "/sys/fs/cgroup/pids/other") << "not below the tree's cgroup";
+  EXPECT_EQ(out[4].bind_from, "/sys/fs/cgroup/blkio/ct1") << "a hierarchy not moved";
+
+  // A host mount whose own root is below / (the hierarchy mounted at /machine): bind_from has
+  // only the part below it.
+  std::vector<schema::Mount> deep = {
+      bind("/sys/fs/cgroup/cpu", "/machine/ct1", "/sys/fs/cgroup/cpu/ct1", "rw,cpu")};
+  const auto moved_deep = move_cgroup_binds(deep, {{"cpu", {"/machine/ct1", "/machine/ct2"}}});
+  EXPECT_EQ(moved_deep[0].bind_from, "/sys/fs/cgroup/cpu/ct2");
+  EXPECT_EQ(moved_deep[0].root, "/machine/ct2");
+}
+
+}  // namespace
+}  // namespace cr::restore
