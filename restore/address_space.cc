@@ -509,6 +509,9 @@ class ParentPages {
 
 }  // namespace
 
+// A hold token for data that outlives the restore's page pass (the precopy store's).
+const std::shared_ptr<const void> kStoreHold = std::make_shared<int>(0);
+
 Status stream_pages(RestoreContext& ctx) {
   auto& reader = *ctx.reader;
   const auto& vmas = ctx.img.vmas;
@@ -551,6 +554,23 @@ Status stream_pages(RestoreContext& ctx) {
         return make_error("pages of the parent at " + hex(p.vaddr) + " in the vdso");
       CR_TRY(parent.copy(ctx, p));
       ctx.page_bytes += p.npages * 4096;
+    } else if (reader.type() == schema::PagesPrecopied::kType) {
+      // Their contents came before the head (crdump --pre-copy), kept in the store.
+      CR_TRY_ASSIGN(auto p, reader.decode<schema::PagesPrecopied>());
+      if ((ctx.img.process->flags & schema::kProcessPrecopied) == 0 ||
+          p.pid != ctx.img.process->pid || p.npages == 0 || p.npages > (uint64_t{1} << 36))
+        return make_error("pages_precopied at " + hex(p.vaddr) + " out of place");
+      CR_TRY_ASSIGN(hint, check_pages(vmas, p.vaddr, p.npages * 4096, hint));
+      if (vdso_name(vmas[hint].kind) != nullptr)
+        return make_error("pages_precopied at " + hex(p.vaddr) + " in the vdso");
+      // The store's memory lives as long as the restore: the copier may take it as it is.
+      CR_TRY(ctx.precopy->each_run(
+          p.pid, p.vaddr, p.npages, [&](uint64_t a, const uint8_t* d, uint64_t n) -> Status {
+            if (uffd.active()) return uffd.place(ctx, a, d, n, kStoreHold);
+            return ctx.tracee.write_mem(a, d, n);
+          }));
+      ctx.page_bytes += p.npages * 4096;
+      if (ctx.opts.on_progress) ctx.opts.on_progress(ctx.page_bytes);
     } else if (reader.type() == schema::Pages::kType) {
       CR_TRY_ASSIGN(auto p, reader.decode<schema::Pages>());
       auto tail = reader.tail();

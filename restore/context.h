@@ -18,6 +18,7 @@
 #include "restore/image.h"
 #include "restore/ipc.h"
 #include "restore/layout.h"
+#include "restore/precopy_store.h"
 #include "restore/premap.h"
 #include "restore/privilege.h"
 #include "restore/task_create.h"
@@ -169,6 +170,9 @@ struct RestoreContext {
   /// Every process's PagesPrefork contents (the root's, seen by every context).
   std::unique_ptr<PreforkStore> prefork_owner;
   PreforkStore* prefork = nullptr;
+  // crdump --pre-copy: the PrecopyPages read before the head (root-owned; one per tree).
+  std::unique_ptr<PrecopyStore> precopy_owner;
+  PrecopyStore* precopy = nullptr;
 
   /// Every seccomp filter of the image by id (the root's shared image, seen by every context).
   const std::map<uint32_t, schema::SeccompFilter>* seccomp_filters = nullptr;

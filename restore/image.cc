@@ -35,6 +35,7 @@ namespace {
 
 bool is_tail_type(uint32_t type) {
   return type == schema::Pages::kType || type == schema::PagesParent::kType ||
+         type == schema::PagesPrecopied::kType ||
          type == schema::PagesPrefork::kType || type == schema::Sigaction::kType ||
          type == schema::Itimer::kType || type == schema::PosixTimer::kType ||
          type == schema::PendingSignal::kType || type == schema::Thread::kType;
@@ -313,6 +314,17 @@ Status stash_tree_record(const format::RecordReader& reader, TreeHead& head) {
       img->seccomp.push_back(t);
       return {};
     }
+    case schema::PrecopyPages::kType: {
+      // Before the tree: pre-copy rounds ran while it lived.
+      if (!head.procs.empty()) return make_error("precopy_pages record after a process record");
+      if (!head.on_precopy) return make_error("precopy_pages record where none is expected");
+      CR_TRY_ASSIGN(auto p, reader.decode<schema::PrecopyPages>());
+      auto tail = reader.tail();
+      if (p.npages == 0 || tail.size() != uint64_t{p.npages} * 4096)
+        return make_error("precopy_pages at " + hex(p.vaddr) + ": " + std::to_string(tail.size()) +
+                          " bytes for " + std::to_string(p.npages) + " pages");
+      return head.on_precopy(p, tail);
+    }
     case schema::PremapArea::kType: {
       if (head.premap_area) return make_error("two premap_area records");
       CR_TRY_ASSIGN(head.premap_area, reader.decode<schema::PremapArea>());
@@ -590,7 +602,8 @@ Status check_tree_head(const TreeHead& head) {
       schema::kProcessTcpHalfClosed | schema::kProcessUnixRights | schema::kProcessOwnPidNs |
       schema::kProcessOwnUtsNs | schema::kProcessSeccomp | schema::kProcessOwnTimeNs |
       schema::kProcessOwnCgroupNs | schema::kProcessOwnMntNs | schema::kProcessMemLock |
-      schema::kProcessPkeys | schema::kProcessOwnNetNs | schema::kProcessOwnUserNs;
+      schema::kProcessPkeys | schema::kProcessOwnNetNs | schema::kProcessOwnUserNs |
+      schema::kProcessPrecopied;
   for (const auto& img : head.procs)
     if ((img.process->flags & ~kKnownFlags) != 0)
       return make_error("pid " + std::to_string(img.process->pid) + ": process flags " +
@@ -721,6 +734,8 @@ Status stash_tail_record(const format::RecordReader& reader, ProcessImage& img) 
     case schema::Pages::kType:
     case schema::PagesParent::kType:
     case schema::PagesPrefork::kType:
+    case schema::PagesPrecopied::kType:
+    case schema::PrecopyPages::kType:
       return make_error("pages record out of order");
     default:
       return {};

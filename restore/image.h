@@ -145,6 +145,9 @@ struct TreeHead {
   std::function<Status(const schema::ShmemData&, std::span<const uint8_t>)> on_shmem_data;
   /// SysV IPC records (a tree with its own IPC namespace), handed over as they are read.
   std::function<Status(const format::RecordReader&)> on_ipc;
+  /// PrecopyPages (crdump --pre-copy), handed over as they are read; they come before the
+  /// first Process record. Without a handler they are refused.
+  std::function<Status(const schema::PrecopyPages&, std::span<const uint8_t>)> on_precopy;
 };
 
 /// Reads the head up to (not including) the first body record (Mm, Vma, Pages or per-task).

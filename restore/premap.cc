@@ -347,6 +347,28 @@ Status premap_process(RestoreContext& root, RestoreContext& x, int release_fd) {
     return {};
   };
 
+  // A run of its own pages (a Pages record's, or pre-copied ones from the store).
+  auto own_pages = [&](uint64_t vaddr, const uint8_t* data, uint64_t len) -> Status {
+    return for_each_piece(mine, vaddr, len, [&](uint64_t a, uint64_t n, const PremapSlot* s) -> Status {
+      const uint8_t* d = data + (a - vaddr);
+      own_runs.emplace_back(a, a + n);
+      if (s == nullptr) {
+        x.pending_pages.emplace_back(a, std::vector<uint8_t>(d, d + n));
+        return {};
+      }
+      // Over what its children get: written once they are forked.
+      const std::vector<Run> now = subtract({{a, a + n}}, prefork_runs);
+      for (const Run& r : subtract({{a, a + n}}, now))
+        x.pending_pages.emplace_back(r.first,
+                                     std::vector<uint8_t>(d + (r.first - a), d + (r.second - a)));
+      for (const Run& r : now) {
+        have[s->start].push_back(r);
+        CR_TRY(t.write_mem(s->slot + (r.first - s->start), d + (r.first - a), r.second - r.first));
+      }
+      return {};
+    });
+  };
+
   size_t hint = 0;
   bool more = true;
   while (more) {
@@ -383,38 +405,33 @@ Status premap_process(RestoreContext& root, RestoreContext& x, int release_fd) {
                               prefork_runs.emplace_back(a, a + n);
                               return t.write_mem(s->slot + (a - s->start), data + (a - p.vaddr), n);
                             }));
-    } else if (reader.type() == schema::Pages::kType) {
+    } else if (reader.type() == schema::Pages::kType ||
+               reader.type() == schema::PagesPrecopied::kType) {
       if (!pages_seen) prefork_runs = merged(std::move(prefork_runs));
       pages_seen = true;
-      CR_TRY_ASSIGN(auto p, reader.decode<schema::Pages>());
-      auto tail = reader.tail();
-      const uint64_t len = uint64_t{p.npages} * kPage;
-      if (tail.size() != len)
-        return make_error("pages at " + hex(p.vaddr) + ": " + std::to_string(tail.size()) +
-                          " bytes for " + std::to_string(p.npages) + " pages");
-      CR_TRY_ASSIGN(hint, check_pages(x.img.vmas, p.vaddr, len, hint));
-      const uint8_t* data = tail.data();
-      CR_TRY(for_each_piece(mine, p.vaddr, len,
-                            [&](uint64_t a, uint64_t n, const PremapSlot* s) -> Status {
-                              const uint8_t* d = data + (a - p.vaddr);
-                              own_runs.emplace_back(a, a + n);
-                              if (s == nullptr) {
-                                x.pending_pages.emplace_back(a, std::vector<uint8_t>(d, d + n));
-                                return {};
-                              }
-                              // Over what its children get: written once they are forked.
-                              const std::vector<Run> now = subtract({{a, a + n}}, prefork_runs);
-                              for (const Run& r : subtract({{a, a + n}}, now))
-                                x.pending_pages.emplace_back(
-                                    r.first, std::vector<uint8_t>(d + (r.first - a), d + (r.second - a)));
-                              for (const Run& r : now) {
-                                have[s->start].push_back(r);
-                                CR_TRY(t.write_mem(s->slot + (r.first - s->start), d + (r.first - a),
-                                                  r.second - r.first));
-                              }
-                              return {};
-                            }));
-      x.page_bytes += len;
+      if (reader.type() == schema::PagesPrecopied::kType) {
+        // Their contents came before the head (crdump --pre-copy): placed as Pages would be.
+        CR_TRY_ASSIGN(auto p, reader.decode<schema::PagesPrecopied>());
+        if ((proc.flags & schema::kProcessPrecopied) == 0 || p.pid != proc.pid || p.npages == 0 ||
+            p.npages > (uint64_t{1} << 36))
+          return make_error(who + ": pages_precopied at " + hex(p.vaddr) + " out of place");
+        CR_TRY_ASSIGN(hint, check_pages(x.img.vmas, p.vaddr, p.npages * kPage, hint));
+        CR_TRY(x.precopy->each_run(p.pid, p.vaddr, p.npages,
+                                   [&](uint64_t a, const uint8_t* d, uint64_t n) {
+                                     return own_pages(a, d, n);
+                                   }));
+        x.page_bytes += p.npages * kPage;
+      } else {
+        CR_TRY_ASSIGN(auto p, reader.decode<schema::Pages>());
+        auto tail = reader.tail();
+        const uint64_t len = uint64_t{p.npages} * kPage;
+        if (tail.size() != len)
+          return make_error("pages at " + hex(p.vaddr) + ": " + std::to_string(tail.size()) +
+                            " bytes for " + std::to_string(p.npages) + " pages");
+        CR_TRY_ASSIGN(hint, check_pages(x.img.vmas, p.vaddr, len, hint));
+        CR_TRY(own_pages(p.vaddr, tail.data(), len));
+        x.page_bytes += len;
+      }
       if (x.opts.on_progress) x.opts.on_progress(x.page_bytes);
     } else {
       auto st = stash_tail_record(reader, x.img);

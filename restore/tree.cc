@@ -134,6 +134,11 @@ Status read_tree_head(RestoreContext& root) {
     return root.ipc->record(r);
   };
   if (root.opts.user_ns) root.ipc->set_user_ns(&*root.opts.user_ns);
+  root.precopy_owner = std::make_unique<PrecopyStore>();
+  root.precopy = root.precopy_owner.get();
+  head.on_precopy = [&root](const schema::PrecopyPages& p, std::span<const uint8_t> b) {
+    return root.precopy->add(p.pid, p.vaddr, b);
+  };
   CR_TRY_ASSIGN(bool positioned, load_tree_head(*root.reader, head));
   CR_TRY(shmem.hand_over(root.shmem_fds));
   root.shmems = &root.shmem_fds;
@@ -195,6 +200,7 @@ Status read_tree_head(RestoreContext& root) {
     ctx->vdso = &root.vdso_plan;
     ctx->premap = root.premap;
     ctx->prefork = root.prefork;
+    ctx->precopy = root.precopy;
     ctx->seccomp_filters = &root.shared.seccomp_filters;
     ctx->restricted = root.restricted;
     ctx->img = std::move(head.procs[i]);

@@ -125,6 +125,8 @@ enum ProcessFlags : uint32_t {
                                     // set: an older build would restore the memory unlocked
   kProcessPkeys = 0x40000000,       // protection keys allocated (ProcAttrs.pkeys) or on a Vma
                                     // (`pkey`): an older build would restore memory without them
+  kProcessPrecopied = 0x80,         // its section has PagesPrecopied records (crdump --pre-copy):
+                                    // an older build would leave those pages empty
 };
 
 CR_RECORD(Creds, 0x0101, "creds", "credentials of a process",
@@ -297,6 +299,20 @@ CR_RECORD(PagesParent, 0x0115, "pages_parent",
 CR_RECORD_TAIL(PagesPrefork, 0x0118, "pages_prefork",
                "contents the children inherited and the process has since rewritten (tail)",
                (u32, pid), (u64, vaddr), (u32, npages))
+
+// Pre-copy (crdump --pre-copy): pages copied while the tree still ran, in rounds, before the
+// tree's head. A later record of the same pid and page replaces an earlier one. Restore keeps
+// them aside until the process's section says which still stand (PagesPrecopied).
+CR_RECORD_TAIL(PrecopyPages, 0x0119, "precopy_pages",
+               "contents of a run of pages copied while the tree ran (tail), round `round`",
+               (u32, pid), (u64, vaddr), (u32, npages), (u32, round))
+
+// Pages whose contents are the newest PrecopyPages of this pid for each page: nothing wrote
+// them since they were copied (userfaultfd write-protect kept watch). In a process flagged
+// kProcessPrecopied, after its PagesParent and PagesPrefork, before its Pages.
+CR_RECORD(PagesPrecopied, 0x011a, "pages_precopied",
+          "a run of pages unchanged since pre-copy: their contents are the precopy_pages",
+          (u32, pid), (u64, vaddr), (u64, npages))
 
 // Where crrestore may put memory it fills before forking a process's children, so that they
 // inherit it copy-on-write (PagesParent): a range no process of the tree maps, as large as all
@@ -931,7 +947,7 @@ using AllRecords =
                NetlinkSocket, Cgroup, CgroupProperty, CgroupMember, PagesParent, Vdso, PremapArea,
                PagesPrefork, InetMcast, SeccompFilter, SeccompThread, PidNsIds, UtsNs, InotifyWatch,
                UnixSocketRights, UnixSocketCreds, TimeNs, CgroupNs, UserNs, Mount, TmpfsEntry, FanotifyGroup, FanotifyMark,
-               NetLink, NetAddr, NetRoute, NetSysctl>;
+               NetLink, NetAddr, NetRoute, NetSysctl, PrecopyPages, PagesPrecopied>;
 
 namespace detail {
 template <class Tuple, size_t... I>

@@ -93,6 +93,7 @@ inline constexpr unsigned long kPagemapScan = _IOWR('f', 16, PmScanArg);
 #ifdef PAGEMAP_SCAN
 static_assert(kPagemapScan == PAGEMAP_SCAN, "struct pm_scan_arg changed");
 #endif
+inline constexpr uint64_t kPageIsWritten = 1 << 1;  // no userfaultfd write-protection left
 inline constexpr uint64_t kPageIsFile = 1 << 2;
 inline constexpr uint64_t kPageIsPresent = 1 << 3;
 inline constexpr uint64_t kPageIsSwapped = 1 << 4;
