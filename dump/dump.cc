@@ -1,6 +1,7 @@
 // The dump of a process tree as named, timed passes over its DumpContexts, and the end of the
 // dump: kill or detach every process on success, resume them untouched on failure.
 #include "dump/dump.h"
+#include "dump/precopy.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -210,6 +211,18 @@ Status check_tree(DumpTree& tree) {
 
 Status run_passes(DumpTree& tree, pid_t root, const DumpOptions& opts, format::RecordWriter& out) {
   CR_TRY(timed(opts, "freeze", [&] { return freeze_tree(tree, root, opts, out); }));
+  if (opts.precopy != nullptr) {
+    // Every thread is stopped: what pre-copy sent and nothing wrote since holds. The tracking
+    // ends here, before the mappings are read (registered ones show `uw` in smaps).
+    CR_TRY(timed(opts, "precopy-settle", [&]() -> Status {
+      for (auto& p : tree.procs) {
+        if (p->zombie) continue;
+        CR_TRY_ASSIGN(p->precopied, opts.precopy->settle(*p));
+      }
+      opts.precopy->stop();
+      return {};
+    }));
+  }
   // Every process is stopped: no lock of the tree changes from here. The read of /proc/locks
   // waits for an RCU grace period, so it runs alongside the passes (checked before finish).
   start_reading_proc_locks(tree);
@@ -228,6 +241,8 @@ Status run_passes(DumpTree& tree, pid_t root, const DumpOptions& opts, format::R
   // What follows writes the stream and refuses nothing, but for locks no fd of the tree shows.
   if (tree.dry_run) return timed(opts, "locks", [&] { return check_unseen_posix_locks(tree); });
   CR_TRY(timed(opts, "cow", [&] { return find_parent_pages(tree); }));
+  for (auto& p : tree.procs)
+    if (!p->precopied.empty()) p->process.flags |= schema::kProcessPrecopied;
   CR_TRY(timed(opts, "write-head", [&] { return write_tree_head(tree); }));
   // Per process: its memory map, its pages, its signals and threads.
   // Each reported once, summed over the processes.
@@ -293,6 +308,18 @@ Status detach_all(DumpTree& tree) {
 }
 
 }  // namespace
+
+Status with_frozen_tree(pid_t root, const DumpOptions& opts, format::RecordWriter& out,
+                        const std::function<Status(DumpTree&)>& fn) {
+  DumpTree tree;
+  Status st = freeze_tree(tree, root, opts, out);
+  if (st.ok()) st = each(tree, collect_vmas);
+  if (st.ok()) st = fn(tree);
+  // As after a failed dump: every process carries on where it was.
+  Status detached = detach_all(tree);
+  CR_TRY(std::move(st));
+  return detached;
+}
 
 Status DumpTree::refuse(pid_t pid, Error err) {
   if (!dry_run) return err;

@@ -24,6 +24,8 @@
 
 namespace cr::dump {
 
+class PreCopy;
+
 struct DumpOptions {
   bool leave_running = false;    // detach after the dump instead of SIGKILL
   bool shell_job = false;        // tty fds are the shell's: recorded as kFileTty
@@ -43,6 +45,9 @@ struct DumpOptions {
   /// Find the pages to store with PAGEMAP_SCAN (6.7+); false reads every /proc/PID/pagemap
   /// entry instead (also the automatic fallback when the kernel lacks the ioctl).
   bool pagemap_scan = true;
+  /// The pre-copy that ran before this dump (dump/precopy.h): at the freeze, each process's
+  /// pages unchanged since they were copied become PagesPrecopied instead of Pages.
+  PreCopy* precopy = nullptr;
   /// Called after each pass with its name and wall time in seconds (for -v).
   std::function<void(std::string_view pass, double seconds)> on_pass;
   /// Called as page data goes out, with the bytes of pages written so far (for a progress line).

@@ -194,9 +194,12 @@ struct DumpContext {
   // while the pass runs, its own pages a sibling may share (address, frame number).
   std::vector<PreforkSpan> prefork;
   std::vector<std::pair<uint64_t, uint64_t>> cow_candidates;
+  // precopy.cc (settle): runs whose pre-copied contents still hold (address order), written as
+  // PagesPrecopied instead of Pages.
+  std::vector<PageSpan> precopied;
 
   // pages.cc statistics
-  uint64_t pages_scanned = 0, pages_written = 0, pages_zero = 0;
+  uint64_t pages_scanned = 0, pages_written = 0, pages_zero = 0, pages_precopied = 0;
 };
 
 /// A shared memory object (one shmem file: anonymous shared memory or a memfd), and where to

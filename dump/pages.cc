@@ -192,6 +192,50 @@ Status fill(pid_t pid, int mem_fd, Batch& b) {
   return {};
 }
 
+// Page-granular set operations on address-ordered runs (each list's runs disjoint).
+std::vector<std::pair<uint64_t, uint64_t>> to_ranges(const std::vector<PageSpan>& v) {
+  std::vector<std::pair<uint64_t, uint64_t>> r;
+  for (const PageSpan& sp : v) r.emplace_back(sp.vaddr, sp.vaddr + sp.npages * kPage);
+  return r;
+}
+std::vector<PageSpan> to_spans(const std::vector<std::pair<uint64_t, uint64_t>>& r) {
+  std::vector<PageSpan> v;
+  for (auto [s, e] : r)
+    if (e > s) v.push_back(PageSpan{s, (e - s) / kPage, false});
+  return v;
+}
+// a minus b.
+std::vector<PageSpan> subtract_spans(const std::vector<PageSpan>& a, const std::vector<PageSpan>& b) {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  const auto rb = to_ranges(b);
+  size_t j = 0;
+  for (auto [s, e] : to_ranges(a)) {
+    while (j < rb.size() && rb[j].second <= s) ++j;
+    uint64_t at = s;
+    for (size_t k = j; k < rb.size() && rb[k].first < e; ++k) {
+      if (rb[k].first > at) out.emplace_back(at, rb[k].first);
+      at = std::max(at, rb[k].second);
+    }
+    if (at < e) out.emplace_back(at, e);
+  }
+  return to_spans(out);
+}
+// a or b, merged where they touch (the parent's `prefork` marks do not matter to the skip).
+std::vector<PageSpan> union_spans(const std::vector<PageSpan>& a, const std::vector<PageSpan>& b) {
+  auto r = to_ranges(a);
+  const auto rb = to_ranges(b);
+  r.insert(r.end(), rb.begin(), rb.end());
+  std::sort(r.begin(), r.end());
+  std::vector<std::pair<uint64_t, uint64_t>> m;
+  for (auto [s, e] : r) {
+    if (!m.empty() && s <= m.back().second)
+      m.back().second = std::max(m.back().second, e);
+    else
+      m.emplace_back(s, e);
+  }
+  return to_spans(m);
+}
+
 class PageDumper {
  public:
   explicit PageDumper(DumpContext& ctx)
@@ -221,6 +265,15 @@ class PageDumper {
     for (const PageSpan& sp : ctx_.parent_pages)
       CR_TRY(ctx_.out.write(schema::PagesParent{pid, sp.vaddr, sp.npages, sp.prefork ? 1u : 0u}));
     CR_TRY(write_prefork());
+    // Then those whose pre-copied contents still hold (crdump --pre-copy): neither is read.
+    skip_ = ctx_.parent_pages;
+    if (!ctx_.precopied.empty()) {
+      for (const PageSpan& sp : subtract_spans(ctx_.precopied, ctx_.parent_pages)) {
+        CR_TRY(ctx_.out.write(schema::PagesPrecopied{pid, sp.vaddr, sp.npages}));
+        ctx_.pages_precopied += sp.npages;
+      }
+      skip_ = union_spans(ctx_.parent_pages, ctx_.precopied);
+    }
     for (const schema::Vma& v : ctx_.vmas) CR_TRY(dump_vma(v));
     CR_TRY(submit());
     if (!reader_.joinable() && !in_flight_.empty() && !slots_[in_flight_.front()].filled) {
@@ -392,9 +445,9 @@ class PageDumper {
     return {};
   }
 
-  // Plans `npages` pages from `addr` but those shared with the parent.
+  // Plans `npages` pages from `addr` but those shared with the parent or pre-copied.
   Status add_range(uint64_t addr, uint64_t npages) {
-    const auto& shared = ctx_.parent_pages;  // address order
+    const auto& shared = skip_;  // address order
     if (shared.empty()) return add_own(addr, npages);
     // The first shared run that ends after addr.
     auto it = std::partition_point(shared.begin(), shared.end(), [addr](const PageSpan& sp) {
@@ -505,6 +558,7 @@ class PageDumper {
   }
 
   DumpContext& ctx_;
+  std::vector<PageSpan> skip_;  // parent_pages and precopied: not read (address order)
   ScopedFd pagemap_, mem_;
   std::vector<uint64_t> pm_;
   std::vector<PageRegion> regions_;

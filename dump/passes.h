@@ -9,6 +9,12 @@
 
 namespace cr::dump {
 
+/// dump.cc: freezes the tree of `root` as a dump does, reads every process's mappings
+/// (collect_vmas: a syscall instruction for injected calls), runs `fn` and lets every process
+/// run on where it was, whatever `fn` returned (pre-copy's start).
+Status with_frozen_tree(pid_t root, const DumpOptions& opts, format::RecordWriter& out,
+                        const std::function<Status(DumpTree&)>& fn);
+
 /// freeze.cc: refuses zombies, seizes every thread and settles it in a ptrace
 /// stop; lists the children; reads registers (with restart_fixup), xstate, sigmask, rseq,
 /// robust list, pending signals. Refuses a thread with credentials, an fd table, an fs context

@@ -80,6 +80,18 @@ const std::vector<AllowEntry>& zdtm_allowlist() {
        "read at once after ready (busy): the main thread may not be in sigsuspend yet"},
       {"threads_churn", "*/syscall",
        "read at once after ready (busy): the main thread may not be in sigsuspend yet"},
+      {"precopy_writer*", "*/task/*", "its threads rewrite, zap, move and map memory while it runs"},
+      {"precopy_writer*", "*/maps/*", "its threads rewrite, zap, move and map memory while it runs"},
+      {"precopy_writer*", "*/smaps/*", "its threads rewrite, zap, move and map memory while it runs"},
+      {"precopy_writer*", "*/map_files/*", "its threads rewrite, zap, move and map memory while it runs"},
+      {"precopy_writer*", "*/status/Vm*", "its threads rewrite, zap, move and map memory while it runs"},
+      {"precopy_writer*", "*/status/RssAnon", "its threads rewrite, zap, move and map memory while it runs"},
+      {"precopy_writer*", "*/stat/vsize", "its threads rewrite, zap, move and map memory while it runs"},
+      {"precopy_writer*", "*/stat/rss", "its threads rewrite, zap, move and map memory while it runs"},
+      {"precopy_writer*", "*/status/SigBlk",
+       "read at once after ready (busy): the main thread may not be in pthread_join yet"},
+      {"precopy_writer*", "*/syscall",
+       "read at once after ready (busy): the main thread may not be in pthread_join yet"},
 
       // ---- KNOWN BUGS (to fix) ------------------------------------------------------------
       // Each names the zdtm case, the field and the values seen before the dump -> after the
@@ -91,9 +103,10 @@ const std::vector<AllowEntry>& zdtm_allowlist() {
 bool zdtm_busy(const std::string& case_name) {
   // These never block in a system call after ready: counter_loop counts, regs_gpr_avx spins
   // on its flag with its registers loaded, threads_churn makes threads, the threads of
-  // threads_count and threads_sighandler keep counting, rseq_cs loops in its critical section.
+  // threads_count and threads_sighandler keep counting, rseq_cs loops in its critical section,
+  // precopy_writer's threads keep rewriting memory.
   for (const char* busy : {"counter_loop", "regs_gpr_avx", "threads_churn", "threads_count*",
-                           "threads_sighandler", "rseq_cs"})
+                           "threads_sighandler", "rseq_cs", "precopy_writer*"})
     if (fnmatch(busy, case_name.c_str(), 0) == 0) return true;
   return false;
 }

@@ -32,6 +32,7 @@
 
 #include "common/scoped_fd.h"
 #include "dump/dump.h"
+#include "dump/precopy.h"
 #include "format/record_writer.h"
 #include "format/stream_seal.h"
 #include "tools/crdump/reports.h"
@@ -136,7 +137,9 @@ std::vector<std::string> rewrite_args(int argc, char** argv) {
   std::vector<std::string> out;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "-z") {
+    if (a == "--pre-copy") {  // the flag alone: the default rounds (a PID may follow)
+      a = "--pre-copy=0";
+    } else if (a == "-z") {
       a = "--zstd-level=" + std::to_string(kDefaultZstdLevel);
     } else if (a.size() > 2 && a.starts_with("-z") &&
                std::isdigit(static_cast<unsigned char>(a[2]))) {
@@ -212,6 +215,14 @@ int run(int argc, char** argv) {
   std::string ghost_limit;
   app.add_option("--ghost-limit", ghost_limit,
                  "refuse a deleted file holding more data than SIZE (bytes, or with K, M, G)");
+  int precopy_rounds = -1;
+  app.add_option("--pre-copy", precopy_rounds,
+                 "copy memory while the tree runs, then freeze and send only what changed "
+                 "(userfaultfd write tracking, Linux 6.7+); =N: at most N rounds (default 8)")
+      ->check(CLI::Range(0, 1000));
+  std::string precopy_dirty;
+  app.add_option("--pre-copy-dirty", precopy_dirty,
+                 "stop the pre-copy rounds once one finds at most SIZE written (default 4M)");
   app.add_flag("-v,--verbose", verbose, "print each pass and its time on stderr");
   bool check = false, dry_run = false;
   app.add_flag("--check", check,
@@ -262,6 +273,16 @@ int run(int argc, char** argv) {
       return die("--ghost-limit: '" + ghost_limit + "' is not a size (e.g. 1048576, 64M)");
     opts.ghost_limit = *limit;
   }
+
+  cr::dump::PrecopyPolicy precopy_policy;
+  if (precopy_rounds > 0) precopy_policy.max_rounds = static_cast<unsigned>(precopy_rounds);
+  if (!precopy_dirty.empty()) {
+    auto v = parse_size(precopy_dirty);
+    if (!v) return die("--pre-copy-dirty: '" + precopy_dirty + "' is not a size (e.g. 4M)");
+    if (precopy_rounds < 0) return die("--pre-copy-dirty goes with --pre-copy");
+    precopy_policy.dirty_bytes = *v;
+  }
+  if (precopy_rounds >= 0 && dry_run) return die("--dry-run copies nothing: not with --pre-copy");
 
   if (dry_run) {
     if (verbose) opts.on_pass = print_pass;
@@ -321,7 +342,27 @@ int run(int argc, char** argv) {
   if (!writer.ok()) return die(writer.error().message);
   cr::tools::Progress progress("crdump");
   opts.on_progress = [&progress](uint64_t bytes) { progress.update(bytes); };
+  std::unique_ptr<cr::dump::PreCopy> precopy;
+  if (precopy_rounds >= 0) {
+    // While the tree runs; a failure or a cancel ends the tracking and leaves it running.
+    cr::Status pst = [&]() -> cr::Status {
+      CR_TRY_ASSIGN(precopy, cr::dump::PreCopy::start(pid, opts, **writer));
+      return precopy->run(precopy_policy, [&](const cr::dump::PrecopyRound& r) {
+        if (verbose)
+          std::fprintf(stderr, "crdump: pre-copy round %u: %.1f MiB written since, %.1f MiB sent, %.3f ms\n",
+                       r.round, static_cast<double>(r.dirty_bytes) / (1 << 20),
+                       static_cast<double>(r.sent_bytes) / (1 << 20), r.seconds * 1e3);
+      }, [&]() { return checkpoint("pre-copy"); });
+    }();
+    if (!pst.ok()) {
+      precopy.reset();
+      (*writer)->fail(pst.error().message);
+      return die(pst.error().message);
+    }
+    opts.precopy = precopy.get();
+  }
   cr::Status st = cr::dump::dump_process(pid, opts, **writer);
+  precopy.reset();
   progress.finish();
   if (!st.ok()) return die(st.error().message);
   if (verbose) {

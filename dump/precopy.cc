@@ -1,0 +1,360 @@
+// Pre-copy rounds over userfaultfd write-protect (async) and PAGEMAP_SCAN; see precopy.h for
+// why a page's pre-copied contents can be trusted at the final freeze.
+#include "dump/precopy.h"
+
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include "common/text.h"
+#include "dump/passes.h"
+#include "sys/linux_abi.h"
+#include "sys/remote_syscalls.h"
+
+namespace cr::dump {
+
+namespace {
+
+// Linux 6.7; the system headers are 6.1's.
+constexpr uint64_t kUffdFeatureWpAsync = 1ull << 15;
+constexpr unsigned kUffdUserModeOnly = 1;  // UFFD_USER_MODE_ONLY: what a non-root task may make
+
+constexpr uint64_t kPage = 4096;
+constexpr size_t kBufPages = 256;  // 1 MiB: one read, and the largest record
+constexpr size_t kMaxIov = 1024;
+constexpr size_t kScanRegions = 1024;
+
+using Run = std::pair<uint64_t, uint64_t>;  // [start, end)
+
+bool page_is_zero(const uint8_t* p) {
+  const uint64_t* w = reinterpret_cast<const uint64_t*>(p);
+  for (size_t b = 0; b < kPage / 8; b += 32) {
+    uint64_t acc = 0;
+    for (size_t i = 0; i < 32; ++i) acc |= w[b + i];
+    if (acc != 0) return false;
+  }
+  return true;
+}
+
+bool tracked_kind(const schema::Vma& v) {
+  // Private anonymous memory: its pages are the process's own. (File pages and shared memory
+  // go out in the final dump, as do unreadable mappings, which process_vm_readv cannot read.)
+  return (v.kind == schema::kVmaAnon || v.kind == schema::kVmaHeap ||
+          v.kind == schema::kVmaStack) &&
+         (v.prot & PROT_READ) != 0;
+}
+
+// PAGEMAP_SCAN over [start, end): the runs whose pages are present and match `want` (a set of
+// categories that must be there) and have none of `unwanted`.
+Result<std::vector<Run>> scan(int pagemap, uint64_t start, uint64_t end, uint64_t want,
+                              uint64_t unwanted) {
+  std::vector<Run> out;
+  std::vector<sys::PageRegion> regions(kScanRegions);
+  sys::PmScanArg arg{};
+  arg.size = sizeof arg;
+  arg.vec = reinterpret_cast<uint64_t>(regions.data());
+  arg.vec_len = regions.size();
+  arg.category_anyof_mask = sys::kPageIsPresent;
+  arg.category_mask = want | unwanted;
+  arg.category_inverted = unwanted;
+  for (uint64_t at = start; at < end;) {
+    arg.start = at;
+    arg.end = end;
+    arg.walk_end = 0;
+    long n = ::ioctl(pagemap, sys::kPagemapScan, &arg);
+    if (n < 0) return errno_error("PAGEMAP_SCAN at " + hex(at));
+    for (long i = 0; i < n; ++i) {
+      if (!out.empty() && out.back().second == regions[i].start)
+        out.back().second = regions[i].end;
+      else
+        out.emplace_back(regions[i].start, regions[i].end);
+    }
+    if (arg.walk_end <= at) return make_error("PAGEMAP_SCAN made no progress at " + hex(at));
+    at = arg.walk_end;
+  }
+  return out;
+}
+
+}  // namespace
+
+// A tracked mapping, as it was at the start, and which of its pages went out (newest round).
+struct PreCopy::Range {
+  uint64_t start = 0, end = 0;
+  std::vector<uint64_t> sent;  // a bit per page
+
+  bool contains(uint64_t a) const { return a >= start && a < end; }
+  bool is_sent(uint64_t a) const {
+    const uint64_t i = (a - start) / kPage;
+    return (sent[i / 64] >> (i % 64)) & 1;
+  }
+  void mark(uint64_t a, bool on) {
+    const uint64_t i = (a - start) / kPage;
+    if (on)
+      sent[i / 64] |= uint64_t{1} << (i % 64);
+    else
+      sent[i / 64] &= ~(uint64_t{1} << (i % 64));
+  }
+};
+
+struct PreCopy::Proc {
+  pid_t pid = 0;
+  ScopedFd uffd;     // in the process's mm; closing it ends the tracking
+  ScopedFd pagemap;  // opened at the start: its mm, not a later exec's
+  std::vector<Range> ranges;
+  bool settled = false;
+
+  Range* range_of(uint64_t a) {
+    for (Range& r : ranges)
+      if (r.contains(a)) return &r;
+    return nullptr;
+  }
+  void end_tracking() {
+    uffd.reset();
+    pagemap.reset();
+    ranges.clear();
+  }
+};
+
+namespace {
+
+// Gives `ctx` a userfaultfd of its own mm (made by an injected call, copied out with
+// pidfd_getfd, closed in the task again) in write-protect async mode, and registers and
+// protects its private anonymous mappings. The process is frozen.
+Status track(DumpContext& ctx, ScopedFd& uffd, ScopedFd& pagemap,
+             std::vector<std::pair<uint64_t, uint64_t>>& ranges) {
+  const std::string who = "pid " + std::to_string(ctx.pid);
+  ThreadState& leader = ctx.threads.front();
+  {
+    CR_TRY_ASSIGN(sys::RemoteSyscalls rs,
+                  sys::RemoteSyscalls::create(leader.tracee, ctx.syscall_insn));
+    rs.final_regs() = leader.regs;
+    if (ctx.heal.ok()) rs.heal_with(ctx.heal, leader.xsave);
+    CR_TRY_ASSIGN(int64_t fd, rs.call_raw(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | kUffdUserModeOnly));
+    if (fd < 0)
+      return errno_error(who + ": userfaultfd for write tracking (made in the task)",
+                         static_cast<int>(-fd));
+    auto copy = copy_task_fd(ctx, static_cast<int>(fd));
+    CR_TRY(rs.call("close", SYS_close, static_cast<uint64_t>(fd)));
+    CR_TRY(rs.finish());
+    CR_TRY_ASSIGN(uffd, std::move(copy));
+  }
+  uffdio_api api{};
+  api.api = UFFD_API;
+  api.features = kUffdFeatureWpAsync;
+  if (::ioctl(uffd.get(), UFFDIO_API, &api) != 0)
+    return errno_error("UFFDIO_API with UFFD_FEATURE_WP_ASYNC (Linux 6.7+): pre-copy needs it");
+  pagemap.reset(::openat(ctx.proc.fd(), "pagemap", O_RDONLY | O_CLOEXEC));
+  if (!pagemap.valid()) return errno_error("open /proc/" + std::to_string(ctx.pid) + "/pagemap");
+  for (const schema::Vma& v : ctx.vmas) {
+    if (!tracked_kind(v)) continue;
+    uffdio_register reg{};
+    reg.range = {v.start, v.end - v.start};
+    reg.mode = UFFDIO_REGISTER_MODE_WP;
+    // A mapping that cannot be registered (one of the task's own userfaultfds has it: the
+    // dump refuses that fd later) is not tracked: its pages go out in the final dump.
+    if (::ioctl(uffd.get(), UFFDIO_REGISTER, &reg) != 0) continue;
+    uffdio_writeprotect wp{};
+    wp.range = {v.start, v.end - v.start};
+    wp.mode = UFFDIO_WRITEPROTECT_MODE_WP;
+    if (::ioctl(uffd.get(), UFFDIO_WRITEPROTECT, &wp) != 0)
+      return errno_error(who + ": UFFDIO_WRITEPROTECT of vma " + hex(v.start));
+    ranges.emplace_back(v.start, v.end);
+  }
+  return {};
+}
+
+}  // namespace
+
+PreCopy::PreCopy(format::RecordWriter& out) : out_(out) {}
+PreCopy::~PreCopy() { stop(); }
+
+Result<std::unique_ptr<PreCopy>> PreCopy::start(pid_t root, const DumpOptions& opts,
+                                                format::RecordWriter& out) {
+  std::unique_ptr<PreCopy> pc(new PreCopy(out));
+  void* buf = ::mmap(nullptr, kBufPages * kPage, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  if (buf == MAP_FAILED) return errno_error("mmap pre-copy buffer");
+  pc->buf_ = ScopedMapping(buf, kBufPages * kPage);
+  Status st = with_frozen_tree(root, opts, out, [&](DumpTree& tree) -> Status {
+    for (auto& c : tree.procs) {
+      if (c->zombie) continue;
+      Proc p;
+      p.pid = c->pid;
+      std::vector<std::pair<uint64_t, uint64_t>> ranges;
+      CR_TRY(track(*c, p.uffd, p.pagemap, ranges));
+      for (auto [s, e] : ranges) {
+        Range r;
+        r.start = s;
+        r.end = e;
+        r.sent.assign(((e - s) / kPage + 63) / 64, 0);
+        p.ranges.push_back(std::move(r));
+      }
+      pc->procs_.push_back(std::move(p));
+    }
+    return {};
+  });
+  if (!st.ok()) return std::move(st).error().wrap("pre-copy");
+  return pc;
+}
+
+void PreCopy::stop() {
+  for (Proc& p : procs_) p.end_tracking();
+}
+
+Status PreCopy::copy_runs(Proc& p, const std::vector<Run>& runs, PrecopyRound& r) {
+  uint8_t* buf = static_cast<uint8_t*>(buf_.get());
+  const uint32_t pid = static_cast<uint32_t>(p.pid);
+  std::vector<iovec> iov;
+  std::vector<uint64_t> addrs;  // the page address of each buffer page
+  auto flush = [&]() -> Status {
+    if (addrs.empty()) return {};
+    iovec local{buf, addrs.size() * kPage};
+    ssize_t n = ::process_vm_readv(p.pid, &local, 1, iov.data(), iov.size(), 0);
+    // The tree runs: a page unmapped or made unreadable meanwhile stops the read there. What
+    // was not read is not marked sent (the final dump has it).
+    const size_t got = n < 0 ? 0 : static_cast<size_t>(n) / kPage;
+    size_t rec_first = 0, rec_n = 0;
+    auto emit = [&]() -> Status {
+      if (rec_n == 0) return {};
+      CR_TRY(out_.write(schema::PrecopyPages{pid, addrs[rec_first], static_cast<uint32_t>(rec_n),
+                                             rounds_},
+                        std::span<const uint8_t>(buf + rec_first * kPage, rec_n * kPage)));
+      r.sent_bytes += rec_n * kPage;
+      rec_n = 0;
+      return {};
+    };
+    for (size_t i = 0; i < addrs.size(); ++i) {
+      Range* g = p.range_of(addrs[i]);
+      const bool keep = i < got && !page_is_zero(buf + i * kPage);
+      if (g != nullptr) g->mark(addrs[i], keep);
+      if (keep && rec_n > 0 && addrs[rec_first] + rec_n * kPage == addrs[i]) {
+        ++rec_n;
+      } else {
+        CR_TRY(emit());
+        if (keep) {
+          rec_first = i;
+          rec_n = 1;
+        }
+      }
+    }
+    CR_TRY(emit());
+    iov.clear();
+    addrs.clear();
+    return {};
+  };
+  for (auto [s, e] : runs) {
+    for (uint64_t a = s; a < e; a += kPage) {
+      if (addrs.size() == kBufPages) CR_TRY(flush());
+      if (!iov.empty() && reinterpret_cast<uint64_t>(iov.back().iov_base) + iov.back().iov_len == a) {
+        iov.back().iov_len += kPage;
+      } else {
+        if (iov.size() == kMaxIov) CR_TRY(flush());
+        iov.push_back(iovec{reinterpret_cast<void*>(a), kPage});
+      }
+      addrs.push_back(a);
+    }
+  }
+  return flush();
+}
+
+Result<PrecopyRound> PreCopy::round() {
+  auto t0 = std::chrono::steady_clock::now();
+  PrecopyRound r;
+  r.round = rounds_;
+  for (Proc& p : procs_) {
+    if (!p.uffd.valid()) continue;
+    std::vector<Run> runs;
+    bool gone = false;
+    for (const Range& g : p.ranges) {
+      // The first round takes every present page (all were protected at the start); later
+      // ones those written since.
+      auto found = scan(p.pagemap.get(), g.start, g.end, rounds_ == 0 ? 0 : sys::kPageIsWritten,
+                        sys::kPageIsPfnZero);
+      if (!found.ok()) {  // its mm is gone (exit, exec): nothing of it is tracked any more
+        gone = true;
+        break;
+      }
+      runs.insert(runs.end(), found->begin(), found->end());
+    }
+    if (gone) {
+      p.end_tracking();
+      continue;
+    }
+    std::vector<Run> protected_runs;
+    for (auto [s, e] : runs) {
+      r.dirty_bytes += e - s;
+      if (rounds_ == 0) {
+        protected_runs.emplace_back(s, e);
+        continue;
+      }
+      // Protected again before they are read: a write after this shows in the next round.
+      uffdio_writeprotect wp{};
+      wp.range = {s, e - s};
+      wp.mode = UFFDIO_WRITEPROTECT_MODE_WP;
+      if (::ioctl(p.uffd.get(), UFFDIO_WRITEPROTECT, &wp) == 0) {
+        protected_runs.emplace_back(s, e);
+      } else {  // unmapped meanwhile: not sent, and not to be trusted later
+        for (uint64_t a = s; a < e; a += kPage)
+          if (Range* g = p.range_of(a)) g->mark(a, false);
+      }
+    }
+    CR_TRY(copy_runs(p, protected_runs, r));
+  }
+  ++rounds_;
+  sent_bytes_ += r.sent_bytes;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
+
+Status PreCopy::run(const PrecopyPolicy& policy,
+                    const std::function<void(const PrecopyRound&)>& on_round,
+                    const std::function<Status()>& before) {
+  uint64_t last = UINT64_MAX;
+  for (unsigned i = 0; i < std::max(1u, policy.max_rounds); ++i) {
+    if (before) CR_TRY(before());
+    CR_TRY_ASSIGN(PrecopyRound r, round());
+    if (on_round) on_round(r);
+    if (i > 0 && (r.dirty_bytes <= policy.dirty_bytes || r.dirty_bytes >= last)) break;
+    last = r.dirty_bytes;
+  }
+  return {};
+}
+
+Result<std::vector<PageSpan>> PreCopy::settle(DumpContext& ctx) {
+  std::vector<PageSpan> spans;
+  Proc* p = nullptr;
+  for (Proc& q : procs_)
+    if (q.pid == ctx.pid && !q.settled) p = &q;
+  if (p == nullptr) return spans;
+  p->settled = true;
+  if (!p->uffd.valid()) return spans;
+  for (const Range& g : p->ranges) {
+    // Present, still protected (not written since its newest copy), not the zero page.
+    auto found = scan(p->pagemap.get(), g.start, g.end, 0,
+                      sys::kPageIsWritten | sys::kPageIsPfnZero);
+    if (!found.ok()) {  // not the mm that was pre-copied (exec, a reused pid): nothing holds
+      spans.clear();
+      break;
+    }
+    for (auto [s, e] : *found)
+      for (uint64_t a = s; a < e; a += kPage) {
+        if (!g.contains(a) || !g.is_sent(a)) continue;
+        if (!spans.empty() && spans.back().vaddr + spans.back().npages * kPage == a)
+          ++spans.back().npages;
+        else
+          spans.push_back(PageSpan{a, 1, false});
+      }
+  }
+  p->end_tracking();
+  return spans;
+}
+
+}  // namespace cr::dump

@@ -1,0 +1,149 @@
+// crdump --pre-copy (issue 15): the image carries the rounds and the final dump refers to them;
+// the write tracking is gone however the dump ends (success, --leave-running, cancel, crdump
+// killed, a refusal after the rounds) and the program computes on unharmed. Restores of
+// programs that write during the rounds are the zdtm table's (precopy_writer, *_precopy).
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <sstream>
+#include <string>
+
+#include "common/scoped_fd.h"
+#include "e2e_common.h"
+
+namespace cr::e2e {
+namespace {
+
+// Whether some mapping of `pid` is registered for userfaultfd write-protection ("uw").
+bool write_tracked(pid_t pid) {
+  std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/smaps"));
+  for (std::string line; std::getline(in, line);)
+    if (line.starts_with("VmFlags:") && line.find(" uw") != std::string::npos) return true;
+  return false;
+}
+
+// How many records of `type` `crit show` lists.
+int records_of(TempDir& dir, const std::string& img, const std::string& type) {
+  const std::string out = dir.path("show.txt");
+  ToolRun r = run_tool_to_file(dir, "crit", {"show", img}, out);
+  EXPECT_TRUE(r.status.ok()) << r.describe();
+  std::istringstream in(read_file(out));
+  int n = 0;
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream f(line);
+    std::string off, t;
+    f >> off >> t;
+    if (t == type) ++n;
+  }
+  return n;
+}
+
+// A program whose memory does not change: every page of its data goes out in round 0, and the
+// final dump sends none of it again (PagesPrecopied instead); the restore passes its check.
+TEST(PreCopy, UnchangedMemoryIsSentOnce) {
+  if (!tools_present()) return;
+  TempDir dir;
+  Target t = Target::start(dir, {zdtm_path("mem_anon"), "16"});
+  ASSERT_GT(t.pid(), 0) << t.error();
+  const pid_t pid = t.pid();
+  const std::string img = dir.path("img");
+  ASSERT_TRUE(dump_target(dir, t, Mode::kKill, img, {"--pre-copy"}));
+  crit_check(dir, img);
+  EXPECT_GT(records_of(dir, img, "precopy_pages"), 0);
+  EXPECT_GT(records_of(dir, img, "pages_precopied"), 0);
+  // 16 MiB of data pre-copied: what the final dump writes as Pages is the few pages the program
+  // touched while stopping (its stack, libc's data), far from 16 records of 1 MiB.
+  EXPECT_LT(records_of(dir, img, "pages"), 16);
+  ASSERT_TRUE(restore_detached(dir, img, pid));
+  expect_restored_passes(dir, pid);
+}
+
+// Cancelled (SIGTERM) between rounds, or killed outright: the tree runs on, its mappings are
+// no longer registered, and it computes on correctly.
+TEST(PreCopy, CancelOrKillEndsTheTracking) {
+  if (!tools_present()) return;
+  for (int sig : {SIGTERM, SIGKILL}) {
+    SCOPED_TRACE(sig);
+    TempDir dir;
+    Target t = Target::start(dir, {zdtm_path("precopy_writer")});
+    ASSERT_GT(t.pid(), 0) << t.error();
+    const std::string img = dir.path("img");
+    ScopedFd out(::open(img.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    int errp[2];
+    ASSERT_EQ(pipe2(errp, O_CLOEXEC), 0);
+    ::setenv("CR_TEST_PAUSE_AT", "pre-copy", 1);
+    SpawnSpec spec;
+    spec.argv = {tool_path("crdump"), "--pre-copy", std::to_string(t.pid())};
+    spec.stdout_fd = out.get();
+    spec.stderr_fd = errp[1];
+    const pid_t dumper = spawn(spec);
+    ::unsetenv("CR_TEST_PAUSE_AT");
+    ::close(errp[1]);
+    ASSERT_GT(dumper, 0);
+    std::string err;
+    char buf[512];
+    while (err.find("paused before") == std::string::npos) {
+      const ssize_t n = ::read(errp[0], buf, sizeof buf);
+      if (n <= 0) break;
+      err.append(buf, static_cast<size_t>(n));
+    }
+    ASSERT_NE(err.find("paused before pre-copy"), std::string::npos) << err;
+    // Paused before the first round: the tree runs, tracked.
+    EXPECT_TRUE(write_tracked(t.pid())) << "no mapping registered for write tracking";
+    ::kill(dumper, sig);
+    for (ssize_t n; (n = ::read(errp[0], buf, sizeof buf)) > 0;) err.append(buf, static_cast<size_t>(n));
+    ::close(errp[0]);
+    auto st = wait_exit(dumper, std::chrono::seconds(60));
+    ASSERT_TRUE(st) << "crdump hangs after the signal";
+    if (sig == SIGTERM) {
+      EXPECT_TRUE(st->exited && st->code == 1) << st->describe() << ", stderr: " << err;
+      EXPECT_NE(err.find("cancelled by SIG"), std::string::npos) << err;
+    }
+    EXPECT_FALSE(write_tracked(t.pid())) << "tracking left after crdump ended";
+    ASSERT_TRUE(pid_exists(t.pid()));
+    ExitStatus end = t.terminate();
+    EXPECT_TRUE(end.ok()) << end.describe() << "\nlog: " << t.log();
+  }
+}
+
+// --leave-running: the program runs on untracked, and passes its own check.
+TEST(PreCopy, LeaveRunningEndsTheTracking) {
+  if (!tools_present()) return;
+  TempDir dir;
+  Target t = Target::start(dir, {zdtm_path("precopy_writer")});
+  ASSERT_GT(t.pid(), 0) << t.error();
+  ToolRun d = run_tool(dir, "crdump",
+                       {"-o", dir.path("img"), "--leave-running", "--pre-copy=3",
+                        "--pre-copy-dirty", "64K", std::to_string(t.pid())});
+  ASSERT_TRUE(d.status.ok()) << d.describe();
+  EXPECT_FALSE(write_tracked(t.pid()));
+  crit_check(dir, dir.path("img"));
+  ExitStatus end = t.terminate();
+  EXPECT_TRUE(end.ok()) << end.describe() << "\nlog: " << t.log();
+}
+
+// Options that do not go together, refused before anything is touched.
+TEST(PreCopy, BadOptionsRefused) {
+  if (!tools_present()) return;
+  TempDir dir;
+  Target t = Target::start(dir, {zdtm_path("mem_anon"), "1"});
+  ASSERT_GT(t.pid(), 0) << t.error();
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"--dry-run", "--pre-copy"},
+           {"--pre-copy-dirty", "4M"},
+           {"--pre-copy", "--pre-copy-dirty", "lots"}}) {
+    std::vector<std::string> a = args;
+    a.push_back(std::to_string(t.pid()));
+    ToolRun r = run_tool(dir, "crdump", a);
+    EXPECT_EQ(r.status.code, 1) << r.describe();
+    EXPECT_TRUE(r.one_line_error("crdump")) << r.err;
+  }
+  EXPECT_FALSE(write_tracked(t.pid()));
+  ExitStatus end = t.terminate();
+  EXPECT_TRUE(end.ok()) << end.describe() << "\nlog: " << t.log();
+}
+
+}  // namespace
+}  // namespace cr::e2e
