@@ -243,6 +243,7 @@ Status run_passes(DumpTree& tree, pid_t root, const DumpOptions& opts, format::R
   CR_TRY(timed(opts, "cow", [&] { return find_parent_pages(tree); }));
   for (auto& p : tree.procs)
     if (!p->precopied.empty()) p->process.flags |= schema::kProcessPrecopied;
+  if (opts.live_update) tree.procs.front()->process.flags |= schema::kProcessLiveUpdate;
   CR_TRY(timed(opts, "write-head", [&] { return write_tree_head(tree); }));
   // Per process: its memory map, its pages, its signals and threads.
   // Each reported once, summed over the processes.
@@ -260,6 +261,8 @@ Status run_passes(DumpTree& tree, pid_t root, const DumpOptions& opts, format::R
     opts.on_pass("write-tail", tail_s);
   }
   CR_TRY(timed(opts, "locks", [&] { return check_unseen_posix_locks(tree); }));
+  // A live update ends its stream after the kill (dump_process).
+  if (opts.live_update) return {};
   return timed(opts, "finish", [&] { return out.finish(); });
 }
 
@@ -288,6 +291,28 @@ Status kill_tree(DumpTree& tree) {
         if (ws->exited() || ws->signaled()) break;
       }
       t.tracee.release();
+    }
+  }
+  return {};
+}
+
+// After kill_tree: waits until no pid or tid of the tree is taken any more (each process's
+// parent reaps it: the root's is outside the tree, the others' are reparented to a reaper).
+// The kernel tells nobody when another process reaps, so this looks, every millisecond.
+Status wait_pids_free(const DumpTree& tree) {
+  std::vector<pid_t> ids;
+  for (const auto& p : tree.procs) {
+    ids.push_back(p->pid);
+    for (const ThreadState& t : p->threads) ids.push_back(t.tid);
+  }
+  const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (pid_t id : ids) {
+    while (::kill(id, 0) == 0 || errno != ESRCH) {
+      if (std::chrono::steady_clock::now() > limit)
+        return make_error("pid " + std::to_string(id) +
+                          " is still taken 10 s after the kill (a zombie its parent does not "
+                          "reap?): the tree is gone, the stream ends without tree_released");
+      ::usleep(1000);
     }
   }
   return {};
@@ -466,6 +491,17 @@ Status dump_process(pid_t pid, const DumpOptions& opts, format::RecordWriter& ou
   } else {
     CR_TRY(kill_tree(tree));
     tree.net.leave_for_restore();
+    if (opts.live_update) {
+      // The pids are free: the restore reading this stream may make them again now.
+      st = wait_pids_free(tree);
+      if (st.ok())
+        st = out.write(schema::TreeReleased{static_cast<uint32_t>(tree.procs.front()->pid)});
+      if (st.ok()) st = out.finish();
+      if (!st.ok()) {
+        out.fail(st.error().message);
+        return st;
+      }
+    }
   }
   if (opts.on_pass) {
     std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;

@@ -45,6 +45,10 @@ struct DumpOptions {
   /// Find the pages to store with PAGEMAP_SCAN (6.7+); false reads every /proc/PID/pagemap
   /// entry instead (also the automatic fallback when the kernel lacks the ioctl).
   bool pagemap_scan = true;
+  /// crdump --live-update (the stream goes to a crrestore on this host): the tree is killed
+  /// and its pids waited free before the stream ends, a TreeReleased record says so, and the
+  /// root has kProcessLiveUpdate. Not with leave_running.
+  bool live_update = false;
   /// The pre-copy that ran before this dump (dump/precopy.h): at the freeze, each process's
   /// pages unchanged since they were copied become PagesPrecopied instead of Pages.
   PreCopy* precopy = nullptr;

@@ -82,6 +82,19 @@ class StreamReader final : public RecordReader {
     replay_.push_front(
         {cur_offset_, cur_type_, {cur_payload_.begin(), cur_payload_.end()}, cur_fields_});
   }
+  Status read_to_end(uint64_t max_bytes) override {
+    // The current record may lie before pos_, where a slide would move bytes: keep a copy.
+    unread();
+    while (!eof_) {
+      if (end_ - pos_ > max_bytes)
+        return make_error("image reader: more than " + std::to_string(max_bytes >> 20) +
+                          " MiB of stream to read ahead");
+      // Twice what is there: the window doubles as it grows (one copy per doubling).
+      CR_TRY_ASSIGN(size_t got, fill(2 * (end_ - pos_) + kReadAhead));
+      (void)got;
+    }
+    return {};
+  }
   std::shared_ptr<const void> hold() const override {
     const uint8_t* p = cur_payload_.data();
     if (p == nullptr || p < buf_.get() || p + cur_payload_.size() > buf_.get() + cap_) return nullptr;

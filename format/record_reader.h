@@ -84,6 +84,13 @@ class RecordReader {
   /// lives (another thread may read it meanwhile: crrestore places pages while the next record
   /// is read and checked). Null where the reader cannot: the caller copies or uses it at once.
   virtual std::shared_ptr<const void> hold() const { return nullptr; }
+  /// Reads all of the rest of the input into memory now (at most `max_bytes` of it, else an
+  /// error); the records are then returned from there. For crrestore of a live update, whose
+  /// processes may only be made once the writer has finished (it kills the tree first).
+  virtual Status read_to_end(uint64_t max_bytes) {
+    (void)max_bytes;
+    return make_error("this reader cannot read ahead");
+  }
   /// Puts the current record back: the next call to next() returns it again (crrestore looks
   /// at the first record before it decides where the restore runs).
   virtual void unread() = 0;

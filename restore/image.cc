@@ -603,7 +603,7 @@ Status check_tree_head(const TreeHead& head) {
       schema::kProcessOwnUtsNs | schema::kProcessSeccomp | schema::kProcessOwnTimeNs |
       schema::kProcessOwnCgroupNs | schema::kProcessOwnMntNs | schema::kProcessMemLock |
       schema::kProcessPkeys | schema::kProcessOwnNetNs | schema::kProcessOwnUserNs |
-      schema::kProcessPrecopied;
+      schema::kProcessPrecopied | schema::kProcessLiveUpdate;
   for (const auto& img : head.procs)
     if ((img.process->flags & ~kKnownFlags) != 0)
       return make_error("pid " + std::to_string(img.process->pid) + ": process flags " +

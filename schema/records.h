@@ -40,6 +40,13 @@ CR_RECORD(Trailer, 0x0003, "trailer", "end of a complete stream",
 CR_RECORD(ErrorRecord, 0x0004, "error", "the writer failed: the stream is incomplete",
           (str, message))
 
+// crdump --live-update: written once the tree is killed and every pid of it is free again,
+// after the tree's records and before the seal. A restore on the same host (crdump | crrestore)
+// makes the processes only after it.
+CR_RECORD(TreeReleased, 0x0006, "tree_released",
+          "the dumped tree is killed and its pids are free: the restore may make them now",
+          (u32, root_pid))
+
 // The seal: right before the Trailer of a stream whose self-description describes it (every
 // stream written since; docs/FORMAT.md section 4). It is what the Trailer's stream_crc was meant
 // to be: that one chains whole record headers, and a header ends with the CRC of its first 12
@@ -125,6 +132,9 @@ enum ProcessFlags : uint32_t {
                                     // set: an older build would restore the memory unlocked
   kProcessPkeys = 0x40000000,       // protection keys allocated (ProcAttrs.pkeys) or on a Vma
                                     // (`pkey`): an older build would restore memory without them
+  kProcessLiveUpdate = 0x100,       // (root) crdump --live-update: the tree is killed before the
+                                    // stream ends and a TreeReleased record says its pids are
+                                    // free; restore reads the whole stream before making them
   kProcessPrecopied = 0x80,         // its section has PagesPrecopied records (crdump --pre-copy):
                                     // an older build would leave those pages empty
 };
@@ -947,7 +957,8 @@ using AllRecords =
                NetlinkSocket, Cgroup, CgroupProperty, CgroupMember, PagesParent, Vdso, PremapArea,
                PagesPrefork, InetMcast, SeccompFilter, SeccompThread, PidNsIds, UtsNs, InotifyWatch,
                UnixSocketRights, UnixSocketCreds, TimeNs, CgroupNs, UserNs, Mount, TmpfsEntry, FanotifyGroup, FanotifyMark,
-               NetLink, NetAddr, NetRoute, NetSysctl, PrecopyPages, PagesPrecopied>;
+               NetLink, NetAddr, NetRoute, NetSysctl, PrecopyPages, PagesPrecopied,
+               TreeReleased>;
 
 namespace detail {
 template <class Tuple, size_t... I>

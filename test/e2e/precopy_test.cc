@@ -124,6 +124,52 @@ TEST(PreCopy, LeaveRunningEndsTheTracking) {
   EXPECT_TRUE(end.ok()) << end.describe() << "\nlog: " << t.log();
 }
 
+// Live update in place: `crdump --pre-copy --live-update PID | crrestore -d`. crrestore takes
+// the rounds while the program runs, then the rest once crdump has killed the tree and its pid
+// is free again (tree_released); the program, rewriting memory all along, passes its check.
+// Also without pre-copy (crrestore then holds the whole stream before it makes the process).
+TEST(LiveUpdate, DumpPipedIntoRestoreCarriesOn) {
+  if (!tools_present()) return;
+  for (bool precopy : {true, false}) {
+    SCOPED_TRACE(precopy ? "pre-copy" : "plain");
+    TempDir dir;
+    Target t = Target::start(dir, {zdtm_path("precopy_writer")});
+    ASSERT_GT(t.pid(), 0) << t.error();
+    const pid_t pid = t.pid();
+    int p[2];
+    ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+    ScopedFd derr(::open(dir.path("crdump.err").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    ScopedFd rerr(::open(dir.path("crrestore.err").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    SpawnSpec ds;
+    ds.argv = {tool_path("crdump"), "--live-update", std::to_string(pid)};
+    if (precopy) ds.argv.insert(ds.argv.begin() + 1, "--pre-copy");
+    ds.stdout_fd = p[1];
+    ds.stderr_fd = derr.get();
+    SpawnSpec rs;
+    rs.argv = {tool_path("crrestore"), "-d"};
+    rs.stdin_fd = p[0];
+    rs.stderr_fd = rerr.get();
+    const pid_t dumper = spawn(ds);
+    const pid_t restorer = spawn(rs);
+    ::close(p[0]);
+    ::close(p[1]);
+    ASSERT_GT(dumper, 0);
+    ASSERT_GT(restorer, 0);
+    // We are the program's parent: crdump waits for its pid to be free, which our reaping of
+    // the killed original gives it (as a shell or init would).
+    ExitStatus orig = t.wait(std::chrono::seconds(60));
+    EXPECT_TRUE(!orig.exited && orig.code == SIGKILL) << orig.describe();
+    auto d = wait_exit(dumper, std::chrono::seconds(60));
+    auto r = wait_exit(restorer, std::chrono::seconds(60));
+    ASSERT_TRUE(d && r) << "crdump or crrestore hangs";
+    EXPECT_TRUE(d->ok()) << d->describe() << ": " << read_file(dir.path("crdump.err"));
+    ASSERT_TRUE(r->ok()) << r->describe() << ": " << read_file(dir.path("crrestore.err"));
+    ASSERT_TRUE(pid_exists(pid));
+    EXPECT_FALSE(write_tracked(pid));
+    expect_restored_passes(dir, pid);
+  }
+}
+
 // Options that do not go together, refused before anything is touched.
 TEST(PreCopy, BadOptionsRefused) {
   if (!tools_present()) return;
@@ -133,7 +179,9 @@ TEST(PreCopy, BadOptionsRefused) {
   for (const auto& args : std::vector<std::vector<std::string>>{
            {"--dry-run", "--pre-copy"},
            {"--pre-copy-dirty", "4M"},
-           {"--pre-copy", "--pre-copy-dirty", "lots"}}) {
+           {"--pre-copy", "--pre-copy-dirty", "lots"},
+           {"--live-update", "--leave-running"},
+           {"--live-update", "-o", dir.path("img")}}) {
     std::vector<std::string> a = args;
     a.push_back(std::to_string(t.pid()));
     ToolRun r = run_tool(dir, "crdump", a);

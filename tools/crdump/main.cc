@@ -220,6 +220,9 @@ int run(int argc, char** argv) {
                  "copy memory while the tree runs, then freeze and send only what changed "
                  "(userfaultfd write tracking, Linux 6.7+); =N: at most N rounds (default 8)")
       ->check(CLI::Range(0, 1000));
+  app.add_flag("--live-update", opts.live_update,
+               "the stream goes straight to a crrestore on this host (crdump PID | crrestore): "
+               "the tree is killed and its pids freed before the stream ends, which says so");
   std::string precopy_dirty;
   app.add_option("--pre-copy-dirty", precopy_dirty,
                  "stop the pre-copy rounds once one finds at most SIZE written (default 4M)");
@@ -283,6 +286,9 @@ int run(int argc, char** argv) {
     precopy_policy.dirty_bytes = *v;
   }
   if (precopy_rounds >= 0 && dry_run) return die("--dry-run copies nothing: not with --pre-copy");
+  if (opts.live_update && (opts.leave_running || dry_run || !out_path.empty()))
+    return die("--live-update hands the tree to a crrestore reading the stream: not with "
+               "--leave-running, --dry-run or -o");
 
   if (dry_run) {
     if (verbose) opts.on_pass = print_pass;
