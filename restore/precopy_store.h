@@ -1,11 +1,13 @@
 // The PrecopyPages of an image (crdump --pre-copy), kept while the tree is restored: they
 // come before the tree's head, round after round, and a process's section says later which of
-// them still hold (PagesPrecopied). One 4 KiB slot per (pid, page), overwritten by a later
-// round's copy, in anonymous memory of crrestore's that goes with the store.
+// them still hold (PagesPrecopied). Kept as runs, as the records bring them (one copy of a
+// record's tail, one map entry), in chunks of crrestore's anonymous memory (huge pages where
+// the kernel gives them); a later round's copy of a page overwrites the earlier in place.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <span>
 #include <unordered_map>
 #include <vector>
@@ -27,19 +29,20 @@ class PrecopyStore {
   /// first page that has no copy.
   Status each_run(uint32_t pid, uint64_t vaddr, uint64_t npages,
                   const std::function<Status(uint64_t, const uint8_t*, uint64_t)>& fn) const;
-  uint64_t pages() const { return index_.size(); }
-  bool empty() const { return index_.empty(); }
+  uint64_t pages() const { return bytes_ / 4096; }
+  bool empty() const { return bytes_ == 0; }
 
  private:
-  struct KeyHash {
-    size_t operator()(const std::pair<uint32_t, uint64_t>& k) const {
-      return std::hash<uint64_t>()(k.second * 0x9E3779B97F4A7C15ull ^ k.first);
-    }
+  struct Run {
+    uint64_t len;
+    uint8_t* data;
   };
-  uint8_t* slot();
-  std::unordered_map<std::pair<uint32_t, uint64_t>, uint8_t*, KeyHash> index_;
+  // Room for `want` bytes (page multiple) in the current chunk, or a new one; sets `got`.
+  uint8_t* alloc(uint64_t want, uint64_t& got);
+  std::unordered_map<uint32_t, std::map<uint64_t, Run>> runs_;  // by pid, then start: disjoint
   std::vector<ScopedMapping> chunks_;
   size_t used_in_last_ = 0;
+  uint64_t bytes_ = 0;
   uint64_t limit_;
 };
 

@@ -47,6 +47,21 @@ TEST(PrecopyStore, LaterCopyReplacesEarlier) {
   EXPECT_EQ(runs[0].bytes[2 * kPage], 0xaa);
 }
 
+// A copy that overlaps two earlier runs and the gap between them: the overlaps are replaced,
+// the gap is stored, every page reads back as the newest copy.
+TEST(PrecopyStore, OverlapsAndGapsOfRuns) {
+  PrecopyStore s;
+  ASSERT_TRUE(s.add(7, 0x10000, pages(2, 1)).ok());
+  ASSERT_TRUE(s.add(7, 0x13000, pages(2, 2)).ok());
+  ASSERT_TRUE(s.add(7, 0x11000, pages(3, 3)).ok());
+  EXPECT_EQ(s.pages(), 5u);
+  std::vector<uint8_t> got;
+  for (const Seen& r : collect(s, 7, 0x10000, 5)) got.insert(got.end(), r.bytes.begin(), r.bytes.end());
+  ASSERT_EQ(got.size(), 5 * kPage);
+  const uint8_t want[] = {1, 3, 3, 3, 2};
+  for (size_t i = 0; i < 5; ++i) EXPECT_EQ(got[i * kPage], want[i]) << "page " << i;
+}
+
 TEST(PrecopyStore, RunsFollowSlotsAndPids) {
   PrecopyStore s;
   ASSERT_TRUE(s.add(7, 0x20000, pages(1, 1)).ok());
