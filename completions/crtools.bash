@@ -1,4 +1,4 @@
-# bash completion for crdump, crrestore, crit and crconvert.
+# bash completion for crdump, crrestore, crit, crconvert and crmigrate.
 #
 # Installed once under each tool's name in share/bash-completion/completions, where
 # bash-completion loads it the first time one of them is completed; or source it.
@@ -147,4 +147,4 @@ _crtools() {
   return 0
 }
 
-complete -F _crtools crdump crrestore crit crconvert
+complete -F _crtools crdump crrestore crit crconvert crmigrate

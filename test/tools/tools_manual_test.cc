@@ -20,7 +20,7 @@ namespace {
 
 using Options = std::set<std::string>;
 
-const std::vector<std::string> kTools = {"crdump", "crrestore", "crit", "crconvert", "crcriu"};
+const std::vector<std::string> kTools = {"crdump", "crrestore", "crit", "crconvert", "crcriu", "crmigrate"};
 
 std::string bin(const std::string& tool) { return std::string(CR_BIN_DIR) + "/" + tool; }
 std::string page(const std::string& tool) {

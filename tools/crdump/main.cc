@@ -37,6 +37,7 @@
 #include "format/stream_seal.h"
 #include "tools/crdump/reports.h"
 #include "tools/output_path.h"
+#include "tools/cancel.h"
 #include "tools/progress.h"
 
 namespace {
@@ -48,37 +49,9 @@ int die(const std::string& what) {
   return 1;
 }
 
-// The signals that cancel a dump. They stay blocked: the dump checks for one between passes
-// (DumpOptions::checkpoint), so a tracee is never left half-injected.
-sigset_t cancel_signals() {
-  sigset_t set;
-  sigemptyset(&set);
-  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) sigaddset(&set, s);
-  return set;
-}
+using cr::tools::cancel_signals;
 
-cr::Status cancelled(int sig) {
-  return cr::make_error(
-      std::string("cancelled by SIG") + sigabbrev_np(sig) + " (the tree carries on)", ECANCELED);
-}
-
-// Before each pass: a pending cancel signal ends the dump; CR_TEST_PAUSE_AT waits for one.
-cr::Status checkpoint(std::string_view pass) {
-  const sigset_t set = cancel_signals();
-  static const char* pause_at = std::getenv("CR_TEST_PAUSE_AT");
-  if (pause_at != nullptr && pass == pause_at) {
-    std::fprintf(stderr, "crdump: paused before %s\n", pause_at);
-    std::fflush(stderr);
-    int sig = 0;
-    while (sigwait(&set, &sig) != 0) {
-    }
-    return cancelled(sig);
-  }
-  const timespec zero{};
-  const int sig = sigtimedwait(&set, nullptr, &zero);
-  if (sig > 0) return cancelled(sig);
-  return {};
-}
+cr::Status checkpoint(std::string_view pass) { return cr::tools::checkpoint("crdump", pass); }
 
 // -v: each pass and its time.
 void print_pass(std::string_view pass, double seconds) {

@@ -11,6 +11,8 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <netdb.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -31,9 +33,62 @@
 
 namespace {
 
+// --ack-fd (and --listen): where the answer to a migration's source goes, one line: "ok PID"
+// once the tree runs, "error: ..." when the restore fails (crmigrate keeps its tree frozen
+// until then, and resumes it on anything but "ok").
+int ack_fd = -1;
+
+void ack(const std::string& line) {
+  if (ack_fd < 0) return;
+  const std::string text = line + "\n";
+  (void)!::write(ack_fd, text.data(), text.size());
+  ::close(ack_fd);
+  ack_fd = -1;
+}
+
 [[noreturn]] void die(const std::string& msg) {
   std::fprintf(stderr, "crrestore: %s\n", msg.c_str());
+  ack("error: " + msg);
   std::exit(1);
+}
+
+// --listen [HOST:]PORT: one TCP connection, accepted, is the image's stream and the way back for
+// the answer (IPv4 or IPv6; port 0 picks one, said on stderr).
+int listen_once(const std::string& where) {
+  std::string host, port = where;
+  if (const size_t colon = where.rfind(':'); colon != std::string::npos) {
+    host = where.substr(0, colon);
+    port = where.substr(colon + 1);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  }
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  if (int e = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &res); e != 0)
+    die("--listen " + where + ": " + ::gai_strerror(e));
+  cr::ScopedFd lsn(::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const int one = 1;
+  if (lsn.valid()) ::setsockopt(lsn.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (!lsn.valid() || ::bind(lsn.get(), res->ai_addr, res->ai_addrlen) != 0 || ::listen(lsn.get(), 1) != 0) {
+    ::freeaddrinfo(res);
+    die(cr::errno_error("--listen " + where).message);
+  }
+  ::freeaddrinfo(res);
+  sockaddr_storage sa{};
+  socklen_t len = sizeof sa;
+  ::getsockname(lsn.get(), reinterpret_cast<sockaddr*>(&sa), &len);
+  char h[NI_MAXHOST] = "", s[NI_MAXSERV] = "";
+  ::getnameinfo(reinterpret_cast<sockaddr*>(&sa), len, h, sizeof h, s, sizeof s,
+                NI_NUMERICHOST | NI_NUMERICSERV);
+  std::fprintf(stderr, "crrestore: listening on %s port %s\n", h, s);
+  std::fflush(stderr);
+  int c;
+  do {
+    c = ::accept4(lsn.get(), nullptr, nullptr, SOCK_CLOEXEC);
+  } while (c < 0 && errno == EINTR);
+  if (c < 0) die(cr::errno_error("--listen " + where + ": accept").message);
+  return c;
 }
 
 // The child's fd table is built above every dumped fd number; let ours reach as high as the
@@ -105,11 +160,13 @@ int launcher_main(cr::restore::PidNsLaunch& launch, bool detach, const std::stri
   auto root = launch.wait_root();
   if (!root.ok()) {
     // The restorer said why; its status is the init's.
+    ack("error: the restore in the new pid namespace failed");
     const int code = launch.wait_init();
     if (modes_saved) ::tcsetattr(tty, TCSADRAIN, &saved_modes);
     return code != 0 ? code : 1;
   }
   const bool pidfile_ok = pidfile.empty() || write_pidfile(pidfile, *root);
+  ack("ok " + std::to_string(*root));
   if (detach) {
     launch.detach();
     if (!pidfile_ok) return 1;
@@ -133,6 +190,13 @@ int main(int argc, char** argv) {
   std::vector<std::string> inherit;
   std::string verify_key;
   app.add_option("-i,--input", input, "image file (default: stdin)");
+  std::string listen_at;
+  app.add_option("--listen", listen_at,
+                 "read the image from one TCP connection accepted on [HOST:]PORT (crmigrate "
+                 "PID HOST:PORT), and answer on it once the tree runs");
+  app.add_option("--ack-fd", ack_fd,
+                 "write one line to fd N once the tree runs (\"ok PID\") or the restore failed "
+                 "(\"error: ...\"): crmigrate's destination command answers so");
   app.add_option("--verify-key", verify_key,
                  "refuse an image not signed with the key in FILE (crdump --sign-key); the "
                  "image is buffered in memory and checked whole before anything is created");
@@ -231,7 +295,18 @@ int main(int argc, char** argv) {
   ctx.opts.foreground_tty = tty;
   cr::ScopedFd owned;
   int fd = STDIN_FILENO;
-  if (!input.empty()) {
+  if (ack_fd >= 0 && ::fcntl(ack_fd, F_GETFD) < 0) {
+    const int bad = ack_fd;
+    ack_fd = -1;
+    die("--ack-fd " + std::to_string(bad) + ": not an open fd");
+  }
+  if (!listen_at.empty()) {
+    if (!input.empty()) die("--listen and -i both name the image");
+    owned.reset(listen_once(listen_at));
+    fd = owned.get();
+    ::signal(SIGPIPE, SIG_IGN);
+    if (ack_fd < 0) ack_fd = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);  // the answer goes back on it
+  } else if (!input.empty()) {
     owned.reset(::open(input.c_str(), O_RDONLY | O_CLOEXEC));
     if (!owned.valid()) die(cr::errno_error(input).message);
     fd = owned.get();
@@ -282,6 +357,9 @@ int main(int argc, char** argv) {
     launch.emplace(std::move(l).value());
     if (!launch->restorer())
       return launcher_main(*launch, detach, pidfile, tty, modes_saved, saved_modes);
+    // The launcher answers (with the root's host pid); a failure here is said by it too.
+    if (ack_fd >= 0) ::close(ack_fd);
+    ack_fd = -1;
     ctx.opts.pidns = true;
     ctx.opts.user_ns = std::move(user_ns);
   }
@@ -319,6 +397,7 @@ int main(int argc, char** argv) {
   if (verbose)
     std::fprintf(stderr, "crrestore: restored pid %d%s\n", *pid,
                  launch ? " (in its pid namespace)" : "");
+  if (!launch) ack("ok " + std::to_string(*pid));
   if (launch) {
     // The launcher prints and writes the root's host pid; we wait for the root as ever.
     cr::Status told = launch->announce_root(*pid);
