@@ -7,8 +7,11 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <functional>
 #include <sstream>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "common/scoped_fd.h"
 #include "e2e_common.h"
@@ -58,6 +61,65 @@ TEST(PreCopy, UnchangedMemoryIsSentOnce) {
   EXPECT_LT(records_of(dir, img, "pages"), 16);
   ASSERT_TRUE(restore_detached(dir, img, pid));
   expect_restored_passes(dir, pid);
+}
+
+// Hostile or damaged pre-copy images: a pages_precopied run whose pages no precopy_pages
+// record sent, and pages_precopied in a process not flagged for them. crit check names the
+// first; crrestore refuses both in one line and leaves no process behind.
+TEST(PreCopy, InconsistentImagesRefused) {
+  if (!tools_present() || !tool_exists("crit")) return;
+  become_subreaper();
+  TempDir dir;
+  Target t = Target::start(dir, {zdtm_path("mem_anon"), "2"});
+  ASSERT_GT(t.pid(), 0) << t.error();
+  const pid_t pid = t.pid();
+  const std::string img = dir.path("img");
+  ASSERT_TRUE(dump_target(dir, t, Mode::kKill, img, {"--pre-copy"}));
+  ASSERT_TRUE(run_tool_to_file(dir, "crit", {"decode", "--pages", img}, dir.path("img.json")).status.ok());
+  using Json = nlohmann::ordered_json;
+  const Json doc = Json::parse(read_file(dir.path("img.json")));
+  struct Case {
+    const char* name;
+    std::function<void(Json&)> edit;
+    std::string crit_says, restore_says;
+  };
+  const std::vector<Case> cases = {
+      {"no precopy_pages",
+       [](Json& d) {
+         Json kept = Json::array();
+         for (auto& r : d["records"])
+           if (r["type"] != "precopy_pages") kept.push_back(r);
+         d["records"] = kept;
+       },
+       "names pages no precopy_pages record sent", "no precopy_pages record holds that page"},
+      {"flag cleared",
+       [](Json& d) {
+         for (auto& r : d["records"])
+           if (r["type"] == "process")
+             r["fields"]["flags"] = r["fields"]["flags"].get<uint64_t>() & ~uint64_t{0x80};
+       },
+       "", "pages_precopied at"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    Json d = doc;
+    c.edit(d);
+    const std::string bad = dir.path(std::string("bad-") + (c.crit_says.empty() ? "flag" : "pages"));
+    write_file(bad + ".json", d.dump());
+    ToolRun e = run_tool(dir, "crit", {"encode", "-o", bad, bad + ".json"});
+    ASSERT_TRUE(e.status.ok()) << e.describe();
+    ToolRun ck = run_tool(dir, "crit", {"check", bad});
+    if (!c.crit_says.empty()) {
+      EXPECT_EQ(ck.status.code, 1) << ck.describe();
+      EXPECT_NE(ck.err.find(c.crit_says), std::string::npos) << ck.err;
+    }
+    ToolRun r = run_tool(dir, "crrestore", {"-d", "-i", bad});
+    EXPECT_EQ(r.status.code, 1) << r.describe();
+    EXPECT_TRUE(r.one_line_error("crrestore")) << r.err;
+    EXPECT_NE(r.err.find(c.restore_says), std::string::npos) << r.err;
+    EXPECT_FALSE(pid_exists(pid)) << "a process is left behind";
+    reap_zombies();
+  }
 }
 
 // Cancelled (SIGTERM) between rounds, or killed outright: the tree runs on, its mappings are

@@ -56,7 +56,7 @@ std::string record_problem(const format::RecordReader& r) {
   if (t == nullptr) return {};
   Fields f(*t, r.fields());
   if (!f.ok()) return f.error();
-  if (r.type() == schema::Pages::kType) {
+  if (r.type() == schema::Pages::kType || r.type() == schema::PrecopyPages::kType) {
     const uint64_t want = f.u("npages") * r.header().page_size;
     if (r.tail().size() != want)
       return "pages: tail is " + std::to_string(r.tail().size()) + " bytes, npages says " +
@@ -64,6 +64,52 @@ std::string record_problem(const format::RecordReader& r) {
   }
   return {};
 }
+
+// Pre-copy (crdump --pre-copy): every page a pages_precopied run names must have been sent by
+// some precopy_pages record before, and those come before the first process record.
+class PrecopyCheck {
+ public:
+  std::string add(const format::RecordReader& r) {
+    if (r.type() == schema::Process::kType) seen_process_ = true;
+    if (r.type() != schema::PrecopyPages::kType && r.type() != schema::PagesPrecopied::kType)
+      return {};
+    const auto* t = r.describe(r.type());
+    if (t == nullptr) return {};
+    Fields f(*t, r.fields());
+    const uint64_t pid = f.u("pid"), start = f.u("vaddr");
+    const uint64_t len = f.u("npages") * r.header().page_size;
+    if (len == 0 || start + len < start) return "a run of no pages, or past the address space";
+    auto& m = sent_[pid];
+    if (r.type() == schema::PrecopyPages::kType) {
+      if (seen_process_) return "precopy_pages after a process record";
+      // Merged intervals: [start, end) per pid.
+      uint64_t s = start, e = start + len;
+      auto it = m.upper_bound(s);
+      if (it != m.begin() && std::prev(it)->second >= s) --it;
+      while (it != m.end() && it->first <= e) {
+        s = std::min(s, it->first);
+        e = std::max(e, it->second);
+        it = m.erase(it);
+      }
+      m.emplace(s, e);
+      return {};
+    }
+    auto it = m.upper_bound(start);
+    if (it == m.begin() || std::prev(it)->second < start + len)
+      return "pages_precopied of pid " + std::to_string(pid) + " at 0x" + hex(start) +
+             " names pages no precopy_pages record sent";
+    return {};
+  }
+
+ private:
+  static std::string hex(uint64_t v) {
+    char b[24];
+    std::snprintf(b, sizeof b, "%" PRIx64, v);
+    return b;
+  }
+  bool seen_process_ = false;
+  std::map<uint64_t, std::map<uint64_t, uint64_t>> sent_;
+};
 
 }  // namespace
 
@@ -121,8 +167,10 @@ int cmd_check(const std::string& path, const std::string& verify_key) {
   Image img = open_image(path, /*bookkeeping=*/true, /*verify_checksums=*/true, std::move(key));
   auto& r = *img.reader;
   Totals totals;
+  PrecopyCheck precopy;
   while (take(r.next())) {
-    const std::string problem = record_problem(r);
+    std::string problem = record_problem(r);
+    if (problem.empty()) problem = precopy.add(r);
     if (!problem.empty())
       fail("record at offset " + std::to_string(r.offset()) + " (type " + type_name(r) +
            "): " + problem);
