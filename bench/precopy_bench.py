@@ -36,7 +36,10 @@ def main():
     # pre-copy rounds read by crrestore while the program still runs.
     modes = {"plain, file": ([], False), "pre-copy, file": (["--pre-copy"], False),
              "plain, pipe": (["--live-update"], True),
-             "pre-copy, pipe": (["--pre-copy", "--live-update"], True)}
+             "pre-copy, pipe": (["--pre-copy", "--live-update"], True),
+             # A snapshot: the program runs on, no restore.
+             "plain, --leave-running": (["--leave-running"], False),
+             "pre-copy, --leave-running": (["--pre-copy", "--leave-running"], False)}
     res = {m: {"gap": [], "dump": [], "restore": [], "bytes": [], "rounds": [], "frozen": []}
            for m in modes}
     for run in range(runs):
@@ -69,22 +72,30 @@ def main():
                 t1 = time.monotonic()
                 if dr.returncode != 0:
                     sys.exit("crdump: " + derr)
-                reaper.join()
-                r = subprocess.run([crrestore, "-d", "-i", img], capture_output=True, text=True)
-                t2 = time.monotonic()
-            reaper.join()
+                if "--leave-running" in extra:
+                    r = subprocess.CompletedProcess([], 0)
+                    t2 = t1
+                else:
+                    reaper.join()
+                    r = subprocess.run([crrestore, "-d", "-i", img], capture_output=True, text=True)
+                    t2 = time.monotonic()
             if r.returncode != 0:
                 sys.exit("crrestore: " + r.stderr)
             time.sleep(0.3)
             os.kill(p.pid, 15)
-            _, status = os.waitpid(p.pid, 0)
+            if "--leave-running" in extra:
+                reaper.join()  # the original, which ran on
+                status = 0
+            else:
+                reaper.join()
+                _, status = os.waitpid(p.pid, 0)
             gap, bad, _ = open(out).read().split()
             if status != 0 or bad != "0":
                 sys.exit(f"{mode}: the restored program failed its check ({bad} pages)")
             rounds = re.findall(r"pre-copy round (\d+)", derr)
             # The freeze: crdump's passes after the pre-copy rounds (crdump -v), the kill too.
             passes = re.findall(r"crdump: (\S+)\s+([\d.]+) ms", derr)
-            frozen = sum(float(ms) for name, ms in passes if name not in ("detach",))
+            frozen = sum(float(ms) for name, ms in passes)
             m = re.search(r"([\d.]+) MiB in", derr)
             res[mode]["gap"].append(int(gap) / 1000)
             res[mode]["dump"].append((t1 - t0) * 1000)

@@ -126,8 +126,10 @@ struct PreCopy::Proc {
 namespace {
 
 // Gives `ctx` a userfaultfd of its own mm (made by an injected call, copied out with
-// pidfd_getfd, closed in the task again) in write-protect async mode, and registers and
-// protects its private anonymous mappings. The process is frozen.
+// pidfd_getfd, closed in the task again) in write-protect async mode, and lists the private
+// anonymous mappings to track. The process is frozen; registering and protecting them waits
+// until it runs again (protect_ranges): round 0 reads after that, so a write before it is
+// read, and one after it shows as written.
 Status track(DumpContext& ctx, ScopedFd& uffd, ScopedFd& pagemap,
              std::vector<std::pair<uint64_t, uint64_t>>& ranges) {
   const std::string who = "pid " + std::to_string(ctx.pid);
@@ -153,22 +155,33 @@ Status track(DumpContext& ctx, ScopedFd& uffd, ScopedFd& pagemap,
     return errno_error("UFFDIO_API with UFFD_FEATURE_WP_ASYNC (Linux 6.7+): pre-copy needs it");
   pagemap.reset(::openat(ctx.proc.fd(), "pagemap", O_RDONLY | O_CLOEXEC));
   if (!pagemap.valid()) return errno_error("open /proc/" + std::to_string(ctx.pid) + "/pagemap");
-  for (const schema::Vma& v : ctx.vmas) {
-    if (!tracked_kind(v)) continue;
-    uffdio_register reg{};
-    reg.range = {v.start, v.end - v.start};
-    reg.mode = UFFDIO_REGISTER_MODE_WP;
-    // A mapping that cannot be registered (one of the task's own userfaultfds has it: the
-    // dump refuses that fd later) is not tracked: its pages go out in the final dump.
-    if (::ioctl(uffd.get(), UFFDIO_REGISTER, &reg) != 0) continue;
-    uffdio_writeprotect wp{};
-    wp.range = {v.start, v.end - v.start};
-    wp.mode = UFFDIO_WRITEPROTECT_MODE_WP;
-    if (::ioctl(uffd.get(), UFFDIO_WRITEPROTECT, &wp) != 0)
-      return errno_error(who + ": UFFDIO_WRITEPROTECT of vma " + hex(v.start));
-    ranges.emplace_back(v.start, v.end);
-  }
+  for (const schema::Vma& v : ctx.vmas)
+    if (tracked_kind(v)) ranges.emplace_back(v.start, v.end);
   return {};
+}
+
+// Registers and protects the mappings listed at the freeze, the tree running again. One that
+// cannot be registered (one of the task's own userfaultfds has it, and the dump refuses that fd
+// later; or it changed since the freeze) is not tracked: its pages go out in the final dump.
+std::vector<std::pair<uint64_t, uint64_t>> protect_ranges(
+    int uffd, const std::vector<std::pair<uint64_t, uint64_t>>& listed) {
+  std::vector<std::pair<uint64_t, uint64_t>> tracked;
+  for (auto [s, e] : listed) {
+    uffdio_register reg{};
+    reg.range = {s, e - s};
+    reg.mode = UFFDIO_REGISTER_MODE_WP;
+    if (::ioctl(uffd, UFFDIO_REGISTER, &reg) != 0) continue;
+    uffdio_writeprotect wp{};
+    wp.range = {s, e - s};
+    wp.mode = UFFDIO_WRITEPROTECT_MODE_WP;
+    if (::ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) != 0) {
+      uffdio_range r{s, e - s};
+      (void)::ioctl(uffd, UFFDIO_UNREGISTER, &r);
+      continue;
+    }
+    tracked.emplace_back(s, e);
+  }
+  return tracked;
 }
 
 }  // namespace
@@ -183,25 +196,28 @@ Result<std::unique_ptr<PreCopy>> PreCopy::start(pid_t root, const DumpOptions& o
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   if (buf == MAP_FAILED) return errno_error("mmap pre-copy buffer");
   pc->buf_ = ScopedMapping(buf, kBufPages * kPage);
+  std::vector<std::vector<std::pair<uint64_t, uint64_t>>> listed;
   Status st = with_frozen_tree(root, opts, out, [&](DumpTree& tree) -> Status {
     for (auto& c : tree.procs) {
       if (c->zombie) continue;
       Proc p;
       p.pid = c->pid;
-      std::vector<std::pair<uint64_t, uint64_t>> ranges;
-      CR_TRY(track(*c, p.uffd, p.pagemap, ranges));
-      for (auto [s, e] : ranges) {
-        Range r;
-        r.start = s;
-        r.end = e;
-        r.sent.assign(((e - s) / kPage + 63) / 64, 0);
-        p.ranges.push_back(std::move(r));
-      }
+      listed.emplace_back();
+      CR_TRY(track(*c, p.uffd, p.pagemap, listed.back()));
       pc->procs_.push_back(std::move(p));
     }
     return {};
   });
   if (!st.ok()) return std::move(st).error().wrap("pre-copy");
+  for (size_t i = 0; i < pc->procs_.size(); ++i) {
+    for (auto [s, e] : protect_ranges(pc->procs_[i].uffd.get(), listed[i])) {
+      Range r;
+      r.start = s;
+      r.end = e;
+      r.sent.assign(((e - s) / kPage + 63) / 64, 0);
+      pc->procs_[i].ranges.push_back(std::move(r));
+    }
+  }
   return pc;
 }
 

@@ -1,8 +1,8 @@
 // The PrecopyPages of an image (crdump --pre-copy), kept while the tree is restored: they
 // come before the tree's head, round after round, and a process's section says later which of
 // them still hold (PagesPrecopied). Kept as runs, as the records bring them (one copy of a
-// record's tail, one map entry), in chunks of crrestore's anonymous memory (huge pages where
-// the kernel gives them); a later round's copy of a page overwrites the earlier in place.
+// record's tail, one map entry), in chunks of crrestore's anonymous memory; a later round's
+// copy of a page overwrites the earlier in place.
 #pragma once
 
 #include <cstdint>
