@@ -23,6 +23,7 @@
 #include "common/io.h"
 #include "common/text.h"
 #include "dump/passes.h"
+#include "dump/zero_page.h"
 #include "format/crc32c.h"
 #include "sys/linux_abi.h"
 
@@ -48,17 +49,6 @@ static_assert(kBatchBytes <= format::kPagesPerRecordBytes);
 
 constexpr size_t kScanRegions = 1024;
 
-bool page_is_zero(const uint8_t* p) {
-  // Blocks of 256 bytes: a non-zero page usually stops in the first block; the OR inside a
-  // block has no branch, so it vectorises.
-  const uint64_t* w = reinterpret_cast<const uint64_t*>(p);
-  for (size_t b = 0; b < kPage / 8; b += 32) {
-    uint64_t acc = 0;
-    for (size_t i = 0; i < 32; ++i) acc |= w[b + i];
-    if (acc != 0) return false;
-  }
-  return true;
-}
 
 // One Pages record a filled buffer makes: its first page in the buffer and how many.
 struct RecordSpan {

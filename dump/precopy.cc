@@ -16,6 +16,7 @@
 
 #include "common/text.h"
 #include "dump/passes.h"
+#include "dump/zero_page.h"
 #include "sys/linux_abi.h"
 #include "sys/remote_syscalls.h"
 
@@ -34,15 +35,6 @@ constexpr size_t kScanRegions = 1024;
 
 using Run = std::pair<uint64_t, uint64_t>;  // [start, end)
 
-bool page_is_zero(const uint8_t* p) {
-  const uint64_t* w = reinterpret_cast<const uint64_t*>(p);
-  for (size_t b = 0; b < kPage / 8; b += 32) {
-    uint64_t acc = 0;
-    for (size_t i = 0; i < 32; ++i) acc |= w[b + i];
-    if (acc != 0) return false;
-  }
-  return true;
-}
 
 bool tracked_kind(const schema::Vma& v) {
   // Private anonymous memory: its pages are the process's own. (File pages and shared memory

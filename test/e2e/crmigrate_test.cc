@@ -18,13 +18,6 @@
 namespace cr::e2e {
 namespace {
 
-bool write_tracked(pid_t pid) {
-  std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/smaps"));
-  for (std::string line; std::getline(in, line);)
-    if (line.starts_with("VmFlags:") && line.find(" uw") != std::string::npos) return true;
-  return false;
-}
-
 // The migrated root's host pid, from crmigrate -v's last line ("... (ok PID)").
 pid_t migrated_pid(const std::string& err) {
   std::smatch m;

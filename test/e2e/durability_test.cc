@@ -85,35 +85,15 @@ TEST(CrdumpSignals, CancelAtEachPassLeavesTheTreeRunning) {
     ASSERT_GT(t.pid(), 0) << t.error();
     const std::string img = dir.path("img");
     ScopedFd out(::open(img.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    int errp[2];
-    ASSERT_EQ(pipe2(errp, O_CLOEXEC), 0);
-    ::setenv("CR_TEST_PAUSE_AT", pass, 1);
-    SpawnSpec spec;
-    spec.argv = {tool_path("crdump"), std::to_string(t.pid())};
-    spec.stdout_fd = out.get();
-    spec.stderr_fd = errp[1];
-    const pid_t dumper = spawn(spec);
-    ::unsetenv("CR_TEST_PAUSE_AT");
-    ::close(errp[1]);
-    ASSERT_GT(dumper, 0);
     // Wait for the pause line (a pipe read, no timing).
-    std::string err;
-    char buf[512];
-    while (err.find("paused before") == std::string::npos) {
-      const ssize_t n = ::read(errp[0], buf, sizeof buf);
-      if (n <= 0) break;
-      err.append(buf, static_cast<size_t>(n));
-    }
-    ASSERT_NE(err.find(std::string("paused before ") + pass), std::string::npos) << err;
-    ::kill(dumper, sig);
-    for (ssize_t n; (n = ::read(errp[0], buf, sizeof buf)) > 0;)
-      err.append(buf, static_cast<size_t>(n));
-    ::close(errp[0]);
-    auto st = wait_exit(dumper, std::chrono::seconds(60));
+    PausedDump d = start_paused({std::to_string(t.pid())}, pass, out.get());
+    ASSERT_GT(d.pid, 0);
+    ASSERT_TRUE(d.paused(pass)) << d.err;
+    auto st = d.signal_and_wait(sig);
     ASSERT_TRUE(st) << "crdump hangs after the signal";
-    note(pass, err);
-    EXPECT_TRUE(st->exited && st->code == 1) << st->describe() << ", stderr: " << err;
-    EXPECT_NE(err.find("cancelled by SIG"), std::string::npos) << err;
+    note(pass, d.err);
+    EXPECT_TRUE(st->exited && st->code == 1) << st->describe() << ", stderr: " << d.err;
+    EXPECT_NE(d.err.find("cancelled by SIG"), std::string::npos) << d.err;
     if (tool_exists("crit")) {
       ToolRun c = run_tool(dir, "crit", {"check", img});
       EXPECT_EQ(c.status.code, 1) << c.describe();

@@ -14,6 +14,9 @@
 #include <iostream>
 #include <set>
 #include <string>
+#include <signal.h>
+#include <optional>
+#include <sstream>
 
 #include "harness.h"
 #include "proc_snapshot.h"
@@ -82,6 +85,58 @@ inline bool tools_present() {
       ok = false;
     }
   return ok;
+}
+
+/// A crdump stopped before pass `pass` (CR_TEST_PAUSE_AT), waiting for a signal: started by
+/// start_paused with `args` and its stdout to `out_fd`; `err` is what it said so far.
+struct PausedDump {
+  pid_t pid = -1;
+  int err_fd = -1;
+  std::string err;
+  /// Whether it said "paused before PASS".
+  bool paused(const std::string& pass) const {
+    return err.find("paused before " + pass) != std::string::npos;
+  }
+  /// Sends `sig`, reads the rest of its stderr and waits for it (nullopt: it hangs).
+  std::optional<ExitStatus> signal_and_wait(int sig) {
+    ::kill(pid, sig);
+    char buf[512];
+    for (ssize_t n; (n = ::read(err_fd, buf, sizeof buf)) > 0;) err.append(buf, static_cast<size_t>(n));
+    ::close(err_fd);
+    err_fd = -1;
+    return wait_exit(pid, std::chrono::seconds(60));
+  }
+};
+inline PausedDump start_paused(const std::vector<std::string>& args, const char* pass, int out_fd) {
+  PausedDump d;
+  int errp[2];
+  if (pipe2(errp, O_CLOEXEC) != 0) return d;
+  ::setenv("CR_TEST_PAUSE_AT", pass, 1);
+  SpawnSpec spec;
+  spec.argv = {tool_path("crdump")};
+  spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+  spec.stdout_fd = out_fd;
+  spec.stderr_fd = errp[1];
+  d.pid = spawn(spec);
+  ::unsetenv("CR_TEST_PAUSE_AT");
+  ::close(errp[1]);
+  d.err_fd = errp[0];
+  char buf[512];
+  while (d.pid > 0 && d.err.find("paused before") == std::string::npos) {
+    const ssize_t n = ::read(errp[0], buf, sizeof buf);
+    if (n <= 0) break;
+    d.err.append(buf, static_cast<size_t>(n));
+  }
+  return d;
+}
+
+/// Whether some mapping of `pid` is registered for userfaultfd write-protection ("uw" in
+/// smaps: crdump --pre-copy's tracking).
+inline bool write_tracked(pid_t pid) {
+  std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/smaps"));
+  for (std::string line; std::getline(in, line);)
+    if (line.starts_with("VmFlags:") && line.find(" uw") != std::string::npos) return true;
+  return false;
 }
 
 /// Runs `crit check IMG` when crit has been built.

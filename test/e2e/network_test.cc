@@ -575,32 +575,13 @@ TEST(Network, CancelledDumpLeavesTheConnectionWorking) {
   std::string err;
   const std::string img = dir.path("img");
   ScopedFd out(::open(img.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  int errp[2];
-  ASSERT_EQ(pipe2(errp, O_CLOEXEC), 0);
-  ::setenv("CR_TEST_PAUSE_AT", "pages", 1);
-  SpawnSpec spec;
-  spec.argv = {tool_path("crdump"), "--tcp-established", std::to_string(t.pid())};
-  spec.stdout_fd = out.get();
-  spec.stderr_fd = errp[1];
-  const pid_t dumper = spawn(spec);
-  ::unsetenv("CR_TEST_PAUSE_AT");
-  ::close(errp[1]);
-  ASSERT_GT(dumper, 0);
-  std::string msg;
-  char buf[512];
-  while (msg.find("paused before") == std::string::npos) {
-    const ssize_t n = ::read(errp[0], buf, sizeof buf);
-    if (n <= 0) break;
-    msg.append(buf, static_cast<size_t>(n));
-  }
-  ASSERT_NE(msg.find("paused before pages"), std::string::npos) << msg;
+  PausedDump d = start_paused({"--tcp-established", std::to_string(t.pid())}, "pages", out.get());
+  ASSERT_GT(d.pid, 0);
+  ASSERT_TRUE(d.paused("pages")) << d.err;
   // Locked and in repair now: sent while so, it is dropped and sent again later.
   ASSERT_TRUE(send_all(c.get(), "two"));
-  ::kill(dumper, SIGTERM);
-  for (ssize_t n; (n = ::read(errp[0], buf, sizeof buf)) > 0;) msg.append(buf, static_cast<size_t>(n));
-  ::close(errp[0]);
-  auto st = wait_exit(dumper, std::chrono::seconds(60));
-  ASSERT_TRUE(st && st->exited && st->code == 1) << (st ? st->describe() : "hangs") << " " << msg;
+  auto st = d.signal_and_wait(SIGTERM);
+  ASSERT_TRUE(st && st->exited && st->code == 1) << (st ? st->describe() : "hangs") << " " << d.err;
   EXPECT_FALSE(lock_present(lock_of(img))) << "the lock outlived the cancelled dump";
   EXPECT_EQ(recv_n(c.get(), 8, &err), "echo:two") << err;
   ASSERT_TRUE(send_all(c.get(), "three"));

@@ -19,14 +19,6 @@
 namespace cr::e2e {
 namespace {
 
-// Whether some mapping of `pid` is registered for userfaultfd write-protection ("uw").
-bool write_tracked(pid_t pid) {
-  std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/smaps"));
-  for (std::string line; std::getline(in, line);)
-    if (line.starts_with("VmFlags:") && line.find(" uw") != std::string::npos) return true;
-  return false;
-}
-
 // How many records of `type` `crit show` lists.
 int records_of(TempDir& dir, const std::string& img, const std::string& type) {
   const std::string out = dir.path("show.txt");
@@ -133,35 +125,16 @@ TEST(PreCopy, CancelOrKillEndsTheTracking) {
     ASSERT_GT(t.pid(), 0) << t.error();
     const std::string img = dir.path("img");
     ScopedFd out(::open(img.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    int errp[2];
-    ASSERT_EQ(pipe2(errp, O_CLOEXEC), 0);
-    ::setenv("CR_TEST_PAUSE_AT", "pre-copy", 1);
-    SpawnSpec spec;
-    spec.argv = {tool_path("crdump"), "--pre-copy", std::to_string(t.pid())};
-    spec.stdout_fd = out.get();
-    spec.stderr_fd = errp[1];
-    const pid_t dumper = spawn(spec);
-    ::unsetenv("CR_TEST_PAUSE_AT");
-    ::close(errp[1]);
-    ASSERT_GT(dumper, 0);
-    std::string err;
-    char buf[512];
-    while (err.find("paused before") == std::string::npos) {
-      const ssize_t n = ::read(errp[0], buf, sizeof buf);
-      if (n <= 0) break;
-      err.append(buf, static_cast<size_t>(n));
-    }
-    ASSERT_NE(err.find("paused before pre-copy"), std::string::npos) << err;
+    PausedDump d = start_paused({"--pre-copy", std::to_string(t.pid())}, "pre-copy", out.get());
+    ASSERT_GT(d.pid, 0);
+    ASSERT_TRUE(d.paused("pre-copy")) << d.err;
     // Paused before the first round: the tree runs, tracked.
     EXPECT_TRUE(write_tracked(t.pid())) << "no mapping registered for write tracking";
-    ::kill(dumper, sig);
-    for (ssize_t n; (n = ::read(errp[0], buf, sizeof buf)) > 0;) err.append(buf, static_cast<size_t>(n));
-    ::close(errp[0]);
-    auto st = wait_exit(dumper, std::chrono::seconds(60));
+    auto st = d.signal_and_wait(sig);
     ASSERT_TRUE(st) << "crdump hangs after the signal";
     if (sig == SIGTERM) {
-      EXPECT_TRUE(st->exited && st->code == 1) << st->describe() << ", stderr: " << err;
-      EXPECT_NE(err.find("cancelled by SIG"), std::string::npos) << err;
+      EXPECT_TRUE(st->exited && st->code == 1) << st->describe() << ", stderr: " << d.err;
+      EXPECT_NE(d.err.find("cancelled by SIG"), std::string::npos) << d.err;
     }
     EXPECT_FALSE(write_tracked(t.pid())) << "tracking left after crdump ended";
     ASSERT_TRUE(pid_exists(t.pid()));

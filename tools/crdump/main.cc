@@ -38,6 +38,7 @@
 #include "tools/crdump/reports.h"
 #include "tools/output_path.h"
 #include "tools/cancel.h"
+#include "tools/precopy_run.h"
 #include "tools/progress.h"
 
 namespace {
@@ -324,20 +325,9 @@ int run(int argc, char** argv) {
   std::unique_ptr<cr::dump::PreCopy> precopy;
   if (precopy_rounds >= 0) {
     // While the tree runs; a failure or a cancel ends the tracking and leaves it running.
-    cr::Status pst = [&]() -> cr::Status {
-      CR_TRY_ASSIGN(precopy, cr::dump::PreCopy::start(pid, opts, **writer));
-      return precopy->run(precopy_policy, [&](const cr::dump::PrecopyRound& r) {
-        if (verbose)
-          std::fprintf(stderr, "crdump: pre-copy round %u: %.1f MiB written since, %.1f MiB sent, %.3f ms\n",
-                       r.round, static_cast<double>(r.dirty_bytes) / (1 << 20),
-                       static_cast<double>(r.sent_bytes) / (1 << 20), r.seconds * 1e3);
-      }, [&]() { return checkpoint("pre-copy"); });
-    }();
-    if (!pst.ok()) {
-      precopy.reset();
-      (*writer)->fail(pst.error().message);
-      return die(pst.error().message);
-    }
+    auto pc = cr::tools::run_precopy("crdump", pid, opts, **writer, precopy_policy, verbose);
+    if (!pc.ok()) return die(pc.error().message);
+    precopy = std::move(pc).value();
     opts.precopy = precopy.get();
   }
   cr::Status st = cr::dump::dump_process(pid, opts, **writer);

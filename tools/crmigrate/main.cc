@@ -25,6 +25,7 @@
 #include "dump/precopy.h"
 #include "format/record_writer.h"
 #include "tools/cancel.h"
+#include "tools/precopy_run.h"
 
 namespace {
 
@@ -216,20 +217,10 @@ int run(int argc, char** argv) {
   if (!no_precopy) {
     cr::dump::PrecopyPolicy policy;
     policy.max_rounds = static_cast<unsigned>(rounds);
-    cr::Status st = [&]() -> cr::Status {
-      CR_TRY_ASSIGN(precopy, cr::dump::PreCopy::start(static_cast<pid_t>(pid), opts, **writer));
-      return precopy->run(policy, [&](const cr::dump::PrecopyRound& r) {
-        if (verbose)
-          std::fprintf(stderr, "crmigrate: pre-copy round %u: %.1f MiB written since, %.1f MiB sent, %.3f ms\n",
-                       r.round, static_cast<double>(r.dirty_bytes) / (1 << 20),
-                       static_cast<double>(r.sent_bytes) / (1 << 20), r.seconds * 1e3);
-      }, [] { return cr::tools::checkpoint("crmigrate", "pre-copy"); });
-    }();
-    if (!st.ok()) {
-      precopy.reset();
-      (*writer)->fail(st.error().message);
-      return failed(*ch, st.error().message, false);
-    }
+    auto pc = cr::tools::run_precopy("crmigrate", static_cast<pid_t>(pid), opts, **writer, policy,
+                                     verbose);
+    if (!pc.ok()) return failed(*ch, pc.error().message, false);
+    precopy = std::move(pc).value();
     opts.precopy = precopy.get();
   }
   std::string answer;
