@@ -106,7 +106,7 @@ bool zdtm_busy(const std::string& case_name) {
   // threads_count and threads_sighandler keep counting, rseq_cs loops in its critical section,
   // precopy_writer's threads keep rewriting memory.
   for (const char* busy : {"counter_loop", "regs_gpr_avx", "threads_churn", "threads_count*",
-                           "threads_sighandler", "rseq_cs", "precopy_writer*"})
+                           "threads_sighandler", "rseq_cs", "precopy_writer*", "tree_busy*"})
     if (fnmatch(busy, case_name.c_str(), 0) == 0) return true;
   return false;
 }

@@ -89,6 +89,11 @@ const std::vector<ZdtmCase>& cases() {
       {"tree_gone_leaders", {}},
       {"tree_clone_files", {}},
       {"tree_cow", {}},
+      // Pre-copy of a tree: pages a child shares with its parent (pages_parent) and those the
+      // parent's pre-copy still holds (pages_precopied) in one image; a busy tree whose
+      // processes keep writing through the rounds.
+      {"tree_cow_precopy", {}, false, "", "tree_cow", {"--pre-copy"}},
+      {"tree_busy_precopy", {}, false, "", "tree_busy", {"--pre-copy"}},
       {"event_fds", {}},
       {"sysv_ipc", {}},
       // A root that owns its UTS namespace (unshare, hostname set): supported since issue 13.
