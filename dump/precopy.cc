@@ -83,9 +83,37 @@ struct PreCopy::Range {
   std::vector<uint64_t> sent;  // a bit per page
 
   bool contains(uint64_t a) const { return a >= start && a < end; }
-  bool is_sent(uint64_t a) const {
-    const uint64_t i = (a - start) / kPage;
-    return (sent[i / 64] >> (i % 64)) & 1;
+  // Appends the runs of sent pages in [s, e) to `out` (address order, touching runs merged),
+  // a 64-bit word of the bitmap at a time where it is all set or all clear.
+  void sent_runs(uint64_t s, uint64_t e, std::vector<PageSpan>& out) const {
+    uint64_t i = (std::max(s, start) - start) / kPage;
+    const uint64_t last = (std::min(e, end) - start) / kPage;
+    while (i < last) {
+      const uint64_t set = sent[i / 64] >> (i % 64);
+      if (set == 0) {  // nothing sent in the rest of this word
+        i = (i / 64 + 1) * 64;
+        continue;
+      }
+      i += static_cast<uint64_t>(__builtin_ctzll(set));
+      if (i >= last) break;
+      uint64_t j = i;
+      while (j < last) {
+        const uint64_t clear = ~sent[j / 64] >> (j % 64);
+        if (clear == 0) {  // sent up to the end of this word
+          j = (j / 64 + 1) * 64;
+          continue;
+        }
+        j += static_cast<uint64_t>(__builtin_ctzll(clear));
+        break;
+      }
+      j = std::min(j, last);
+      const uint64_t a = start + i * kPage;
+      if (!out.empty() && out.back().vaddr + out.back().npages * kPage == a)
+        out.back().npages += j - i;
+      else
+        out.push_back(PageSpan{a, j - i, false});
+      i = j;
+    }
   }
   void mark(uint64_t a, bool on) {
     const uint64_t i = (a - start) / kPage;
@@ -352,14 +380,7 @@ Result<std::vector<PageSpan>> PreCopy::settle(DumpContext& ctx) {
       spans.clear();
       break;
     }
-    for (auto [s, e] : *found)
-      for (uint64_t a = s; a < e; a += kPage) {
-        if (!g.contains(a) || !g.is_sent(a)) continue;
-        if (!spans.empty() && spans.back().vaddr + spans.back().npages * kPage == a)
-          ++spans.back().npages;
-        else
-          spans.push_back(PageSpan{a, 1, false});
-      }
+    for (auto [s, e] : *found) g.sent_runs(s, e, spans);
   }
   p->end_tracking();
   return spans;
