@@ -2,6 +2,7 @@
 // why a page's pre-copied contents can be trusted at the final freeze.
 #include "dump/precopy.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <sys/ioctl.h>
@@ -14,6 +15,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "common/test_hook.h"
 #include "common/text.h"
 #include "dump/passes.h"
 #include "dump/zero_page.h"
@@ -145,6 +147,26 @@ struct PreCopy::Proc {
 
 namespace {
 
+// The lowest fd number the process does not use (/proc/PID/fd of the frozen process).
+Result<int> lowest_free_fd(DumpContext& ctx) {
+  ScopedFd dir(::openat(ctx.proc.fd(), "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir.valid()) return errno_error("open /proc/" + std::to_string(ctx.pid) + "/fd");
+  DIR* d = ::fdopendir(dir.get());
+  if (d == nullptr) return errno_error("fdopendir /proc/" + std::to_string(ctx.pid) + "/fd");
+  (void)dir.release();
+  std::vector<int> used;
+  while (dirent* e = ::readdir(d))
+    if (e->d_name[0] >= '0' && e->d_name[0] <= '9') used.push_back(std::atoi(e->d_name));
+  ::closedir(d);
+  std::sort(used.begin(), used.end());
+  int lowest = 0;
+  for (int f : used) {
+    if (f == lowest) ++lowest;
+    else if (f > lowest) break;
+  }
+  return lowest;
+}
+
 // Gives `ctx` a userfaultfd of its own mm (made by an injected call, copied out with
 // pidfd_getfd, closed in the task again) in write-protect async mode, and lists the private
 // anonymous mappings to track. The process is frozen; registering and protecting them waits
@@ -159,10 +181,21 @@ Status track(DumpContext& ctx, ScopedFd& uffd, ScopedFd& pagemap,
                   sys::RemoteSyscalls::create(leader.tracee, ctx.syscall_insn));
     rs.final_regs() = leader.regs;
     if (ctx.heal.ok()) rs.heal_with(ctx.heal, leader.xsave);
-    CR_TRY_ASSIGN(int64_t fd, rs.call_raw(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | kUffdUserModeOnly));
+    // The fd it will get is the lowest free one (the process is frozen, and so is every
+    // process sharing its fd table): should crdump die after the call, the task closes it
+    // before it goes back to its own code, and never holds crdump's userfaultfd.
+    CR_TRY_ASSIGN(int lowest, lowest_free_fd(ctx));
+    CR_TRY_ASSIGN(int64_t fd, rs.call_raw_undo(SYS_userfaultfd,
+                                               O_CLOEXEC | O_NONBLOCK | kUffdUserModeOnly, 0,
+                                               SYS_close, static_cast<uint64_t>(lowest)));
     if (fd < 0)
       return errno_error(who + ": userfaultfd for write tracking (made in the task)",
                          static_cast<int>(-fd));
+    if (fd != lowest) {
+      (void)rs.call("close", SYS_close, static_cast<uint64_t>(fd));
+      return make_error(who + ": the injected userfaultfd got fd " + std::to_string(fd) +
+                        ", not the lowest free one " + std::to_string(lowest));
+    }
     auto copy = copy_task_fd(ctx, static_cast<int>(fd));
     CR_TRY(rs.call("close", SYS_close, static_cast<uint64_t>(fd)));
     CR_TRY(rs.finish());
@@ -225,6 +258,7 @@ Result<std::unique_ptr<PreCopy>> PreCopy::start(pid_t root, const DumpOptions& o
       listed.emplace_back();
       CR_TRY(track(*c, p.uffd, p.pagemap, listed.back()));
       pc->procs_.push_back(std::move(p));
+      test_kill_point("precopy");
     }
     return {};
   });
@@ -237,6 +271,7 @@ Result<std::unique_ptr<PreCopy>> PreCopy::start(pid_t root, const DumpOptions& o
       r.sent.assign(((e - s) / kPage + 63) / 64, 0);
       pc->procs_[i].ranges.push_back(std::move(r));
     }
+    test_kill_point("precopy");
   }
   return pc;
 }
@@ -307,6 +342,7 @@ Result<PrecopyRound> PreCopy::round() {
   r.round = rounds_;
   for (Proc& p : procs_) {
     if (!p.uffd.valid()) continue;
+    test_kill_point("precopy");
     std::vector<Run> runs;
     bool gone = false;
     for (const Range& g : p.ranges) {
@@ -342,6 +378,7 @@ Result<PrecopyRound> PreCopy::round() {
           if (Range* g = p.range_of(a)) g->mark(a, false);
       }
     }
+    test_kill_point("precopy");  // protected again, not read yet
     CR_TRY(copy_runs(p, protected_runs, r));
   }
   ++rounds_;
@@ -382,6 +419,7 @@ Result<std::vector<PageSpan>> PreCopy::settle(DumpContext& ctx) {
     }
     for (auto [s, e] : *found) g.sent_runs(s, e, spans);
   }
+  test_kill_point("precopy");  // settled, still tracked
   p->end_tracking();
   return spans;
 }

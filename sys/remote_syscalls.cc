@@ -1,5 +1,7 @@
 #include "sys/remote_syscalls.h"
 
+#include <sys/syscall.h>
+
 #include <csignal>
 #include <cstring>
 #include <utility>
@@ -60,7 +62,7 @@ Status RemoteSyscalls::finish() {
 // Sets the registers of a call. With healing on they also park the task on its rt_sigreturn
 // frame, which is written first, while the task still holds its own registers (a frame cut
 // short by the tracer's death then lies unused below its stack).
-Status RemoteSyscalls::park(user_regs_struct& regs) {
+Status RemoteSyscalls::park(user_regs_struct& regs, uint64_t sp) {
   if (!heal_.ok()) {
     regs.rip = insn_;
     return tracee_->set_regs(regs);
@@ -82,7 +84,7 @@ Status RemoteSyscalls::park(user_regs_struct& regs) {
     return make_error("remote syscalls: final registers changed after the first call");
   }
   regs.rip = heal_.syscall_ret;
-  regs.rsp = frame_sp_;
+  regs.rsp = sp != 0 ? sp : frame_sp_;
   return tracee_->set_regs(regs);
 }
 
@@ -99,7 +101,41 @@ Result<int64_t> RemoteSyscalls::call_raw(long nr, uint64_t a1, uint64_t a2, uint
   regs.r10 = a4;
   regs.r8 = a5;
   regs.r9 = a6;
-  CR_TRY(park(regs));
+  return run_call(regs, nr, 0);
+}
+
+Result<int64_t> RemoteSyscalls::call_raw_undo(long nr, uint64_t a1, uint64_t a2, long undo_nr,
+                                              uint64_t undo_arg) {
+  if (!active_ || !tracee_->attached()) return make_error("remote syscall on a finished scope");
+  if (heal_.ok() && frame_sp_ == 0) {
+    // The first frame is laid by a call's park: a harmless one first.
+    auto warm = call_raw(SYS_getpid);
+    if (!warm.ok()) return std::move(warm).error();
+  }
+  if (!heal_.ok() || frame_sp_ == 0) return call_raw(nr, a1, a2);
+  // Under the first frame: registers that make the undo call with `ret` going on to the first
+  // frame's rt_sigreturn. Every signal stays blocked for it; no FPU state of its own (the
+  // first frame gives the task's back).
+  user_regs_struct undo = saved_;
+  undo.rip = heal_.syscall_ret;
+  undo.rax = static_cast<uint64_t>(undo_nr);
+  undo.rdi = undo_arg;
+  undo.rsp = frame_sp_;
+  SigreturnFrame f = build_sigreturn_frame(undo, ~uint64_t{0}, {}, heal_.sigreturn);
+  if (!tracee_->write_mem(f.addr, f.bytes.data(), f.bytes.size()).ok()) return call_raw(nr, a1, a2);
+  test_kill_point(kKillPoint);
+  user_regs_struct regs = saved_;
+  regs.rax = static_cast<uint64_t>(nr);
+  regs.orig_rax = ~uint64_t{0};
+  regs.rdi = a1;
+  regs.rsi = a2;
+  regs.rdx = regs.r10 = regs.r8 = regs.r9 = 0;
+  return run_call(regs, nr, f.sp);
+}
+
+// Parks the task on its frame (`sp`: another one) with `regs` and runs the call.
+Result<int64_t> RemoteSyscalls::run_call(user_regs_struct& regs, long nr, uint64_t sp) {
+  CR_TRY(park(regs, sp));
   test_kill_point(kKillPoint);
   // Nothing may be delivered in the middle. Blocked only now: with healing on, the registers
   // just set give the mask back if the task runs on without us.

@@ -36,6 +36,13 @@ class RemoteSyscalls {
   /// Runs syscall `nr`; returns the raw rax (a negative errno on failure).
   Result<int64_t> call_raw(long nr, uint64_t a1 = 0, uint64_t a2 = 0, uint64_t a3 = 0,
                            uint64_t a4 = 0, uint64_t a5 = 0, uint64_t a6 = 0);
+  /// call_raw, but should the tracer die once this call has run (before the next call), the
+  /// task first makes the call `undo_nr(undo_arg)` and only then goes back where it was: a
+  /// second rt_sigreturn frame under the first sends it through that call. For a call that
+  /// makes something the task must not keep (crdump's userfaultfd: undone by close of the fd
+  /// it will get, known beforehand). Without healing, or without room on the stack for the
+  /// second frame, a plain call.
+  Result<int64_t> call_raw_undo(long nr, uint64_t a1, uint64_t a2, long undo_nr, uint64_t undo_arg);
   /// Same, but a negative result becomes an Error "remote <name>: <strerror>".
   Result<uint64_t> call(const char* name, long nr, uint64_t a1 = 0, uint64_t a2 = 0,
                         uint64_t a3 = 0, uint64_t a4 = 0, uint64_t a5 = 0, uint64_t a6 = 0);
@@ -76,7 +83,8 @@ class RemoteSyscalls {
   uint64_t frame_sp_ = 0;
   user_regs_struct frame_regs_{};
   uint64_t frame_mask_ = 0;
-  Status park(user_regs_struct& regs);
+  Status park(user_regs_struct& regs, uint64_t sp = 0);
+  Result<int64_t> run_call(user_regs_struct& regs, long nr, uint64_t sp);
 };
 
 /// Finds the bytes 0f 05 (`syscall`) inside [data, data+len) that starts at `base` in the

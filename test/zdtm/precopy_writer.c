@@ -32,6 +32,9 @@ static uint32_t move_gen;
 static char *ring[RING];
 static uint32_t ring_seed[RING];
 static uint32_t ops_by[2];
+// Ready only once both workers run their own code: a thread being created has every signal
+// blocked for a moment, and the harness reads the threads' masks after ready.
+static pthread_barrier_t started;
 
 static uint32_t seed_of(uint32_t page, uint32_t version) { return page * 7919u + version; }
 
@@ -89,6 +92,7 @@ static void new_mapping(uint64_t n) {
 
 static void *worker(void *arg) {
   int who = (int)(long)arg;
+  pthread_barrier_wait(&started);
   uint64_t i = 0;
   do {  // at least once, even when SIGTERM comes at once (the baseline run)
     one_op(who, i);
@@ -116,8 +120,10 @@ int main(void) {
   for (uint32_t k = 0; k < NPAGES; k++) test_fill(data + (size_t)k * PAGE, PAGE, 0, seed_of(k, 0));
   test_fill(moved, MOVE_PAGES * PAGE, 0, 0x66000000u);
   pthread_t t[2];
+  pthread_barrier_init(&started, NULL, 3);
   for (long w = 0; w < 2; w++)
     if (pthread_create(&t[w], NULL, worker, (void *)w)) test_fail("pthread_create");
+  pthread_barrier_wait(&started);
   test_ready();
   for (int w = 0; w < 2; w++) pthread_join(t[w], NULL);
 
