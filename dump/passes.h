@@ -6,8 +6,13 @@
 #include <span>
 
 #include "dump/dump_context.h"
+#include "sys/remote_syscalls.h"
 
 namespace cr::dump {
+
+/// remote_state.cc: an injection scope in thread `t` of `ctx` (frozen): it gives the thread its
+/// fixed-up registers back when it ends, and heals itself should crdump die (ctx.heal).
+Result<sys::RemoteSyscalls> injection_scope(DumpContext& ctx, ThreadState& t);
 
 /// dump.cc: freezes the tree of `root` as a dump does, reads every process's mappings
 /// (collect_vmas: a syscall instruction for injected calls), runs `fn` and lets every process

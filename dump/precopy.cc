@@ -177,10 +177,7 @@ Status track(DumpContext& ctx, ScopedFd& uffd, ScopedFd& pagemap,
   const std::string who = "pid " + std::to_string(ctx.pid);
   ThreadState& leader = ctx.threads.front();
   {
-    CR_TRY_ASSIGN(sys::RemoteSyscalls rs,
-                  sys::RemoteSyscalls::create(leader.tracee, ctx.syscall_insn));
-    rs.final_regs() = leader.regs;
-    if (ctx.heal.ok()) rs.heal_with(ctx.heal, leader.xsave);
+    CR_TRY_ASSIGN(sys::RemoteSyscalls rs, injection_scope(ctx, leader));
     // The fd it will get is the lowest free one (the process is frozen, and so is every
     // process sharing its fd table): should crdump die after the call, the task closes it
     // before it goes back to its own code, and never holds crdump's userfaultfd.

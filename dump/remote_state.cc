@@ -161,9 +161,7 @@ Status query_thread(const sys::Tracee& leader, ThreadState& t, sys::RemoteSyscal
 Status query_other_threads(DumpContext& ctx, uint64_t scratch) {
   for (size_t i = 1; i < ctx.threads.size(); ++i) {
     ThreadState& t = ctx.threads[i];
-    CR_TRY_ASSIGN(sys::RemoteSyscalls rs, sys::RemoteSyscalls::create(t.tracee, ctx.syscall_insn));
-    rs.final_regs() = t.regs;
-    if (ctx.heal.ok()) rs.heal_with(ctx.heal, t.xsave);
+    CR_TRY_ASSIGN(sys::RemoteSyscalls rs, injection_scope(ctx, t));
     CR_TRY(query_thread(ctx.tracee(), t, rs, scratch));
     CR_TRY(rs.finish());
   }
@@ -233,17 +231,22 @@ Status find_mlockall(DumpContext& ctx, uint64_t scratch, uint64_t locked_before)
 
 }  // namespace
 
-Status collect_remote_state(DumpContext& ctx) {
-  ThreadState& leader = ctx.threads.front();
-  CR_TRY_ASSIGN(sys::RemoteSyscalls rs,
-                sys::RemoteSyscalls::create(leader.tracee, ctx.syscall_insn));
-  // What each thread gets back when its scope ends: the fixed-up registers, so a thread stopped
+Result<sys::RemoteSyscalls> injection_scope(DumpContext& ctx, ThreadState& t) {
+  CR_TRY_ASSIGN(sys::RemoteSyscalls rs, sys::RemoteSyscalls::create(t.tracee, ctx.syscall_insn));
+  // What the thread gets back when its scope ends: the fixed-up registers, so a thread stopped
   // inside a syscall re-runs it correctly (the kernel's own restart is bypassed once we have
   // run syscalls of our own from this stop).
-  rs.final_regs() = leader.regs;
-  // Each scope keeps its thread able to find its way back should crdump die (sys/
-  // sigreturn_frame.h); the leader's stays open while the other threads are asked.
-  if (ctx.heal.ok()) rs.heal_with(ctx.heal, leader.xsave);
+  rs.final_regs() = t.regs;
+  // The scope keeps its thread able to find its way back should crdump die (sys/
+  // sigreturn_frame.h).
+  if (ctx.heal.ok()) rs.heal_with(ctx.heal, t.xsave);
+  return rs;
+}
+
+Status collect_remote_state(DumpContext& ctx) {
+  ThreadState& leader = ctx.threads.front();
+  // The leader's scope stays open while the other threads are asked.
+  CR_TRY_ASSIGN(sys::RemoteSyscalls rs, injection_scope(ctx, leader));
   CR_TRY_ASSIGN(uint64_t locked_before, locked_kb(ctx));
   CR_TRY_ASSIGN(int64_t mapped, rs.call_raw(SYS_mmap, 0, kScratchSize, PROT_READ | PROT_WRITE,
                                             MAP_PRIVATE | MAP_ANONYMOUS, ~uint64_t{0}, 0));
