@@ -16,12 +16,12 @@ constexpr uint64_t kPage = 4096;
 constexpr size_t kChunkBytes = 64u << 20;  // slots are handed out from chunks of this size
 }  // namespace
 
-PrecopyStore::PrecopyStore(uint64_t limit) : limit_(limit) {
-  if (limit_ == 0) {
-    struct sysinfo si {};
-    limit_ = ::sysinfo(&si) == 0 ? uint64_t{si.totalram} * si.mem_unit / 2 : (4ull << 30);
-  }
+uint64_t half_of_memory() {
+  struct sysinfo si {};
+  return ::sysinfo(&si) == 0 ? uint64_t{si.totalram} * si.mem_unit / 2 : (4ull << 30);
 }
+
+PrecopyStore::PrecopyStore(uint64_t limit) : limit_(limit != 0 ? limit : half_of_memory()) {}
 
 uint8_t* PrecopyStore::alloc(uint64_t want, uint64_t& got) {
   if (chunks_.empty() || used_in_last_ == kChunkBytes) {

@@ -17,6 +17,10 @@
 
 namespace cr::restore {
 
+/// Half of this machine's memory (4 GiB if it cannot be read): what a stream may make crrestore
+/// hold in its own memory, the pre-copy store and a live update's read-ahead each.
+uint64_t half_of_memory();
+
 class PrecopyStore {
  public:
   /// `limit`: the most bytes of distinct pages kept (a hostile stream could ask for any

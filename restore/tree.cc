@@ -1,7 +1,5 @@
 #include "restore/tree.h"
 
-#include <sys/sysinfo.h>
-
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
@@ -121,12 +119,6 @@ std::vector<RestoreContext*> tree_order(RestoreContext& root) {
   return v;
 }
 
-// What a live update's stream may hold after its head, kept in memory: half of the machine's.
-const uint64_t kMaxLiveUpdateBytes = [] {
-  struct sysinfo si {};
-  return ::sysinfo(&si) == 0 ? uint64_t{si.totalram} * si.mem_unit / 2 : (4ull << 30);
-}();
-
 Status read_tree_head(RestoreContext& root) {
   TreeHead head;
   ShmemBuilder shmem;
@@ -152,7 +144,7 @@ Status read_tree_head(RestoreContext& root) {
     // crdump --live-update: the dumped tree still holds the pids until crdump has written all
     // of the stream (tree_released is its last record): read it all now, make processes after.
     // (The pre-copied pages are in the store already: what is left is small.)
-    CR_TRY(root.reader->read_to_end(kMaxLiveUpdateBytes));
+    CR_TRY(root.reader->read_to_end(half_of_memory()));
     CR_TRY_ASSIGN(bool again, root.reader->next());
     if (!again) return make_error("live update: the stream ends before any process's memory");
   }
