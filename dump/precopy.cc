@@ -20,6 +20,7 @@
 #include "dump/passes.h"
 #include "dump/zero_page.h"
 #include "sys/linux_abi.h"
+#include "sys/pagemap_scan.h"
 #include "sys/remote_syscalls.h"
 
 namespace cr::dump {
@@ -33,10 +34,8 @@ constexpr unsigned kUffdUserModeOnly = 1;  // UFFD_USER_MODE_ONLY: what a non-ro
 constexpr uint64_t kPage = 4096;
 constexpr size_t kBufPages = 256;  // 1 MiB: one read, and the largest record
 constexpr size_t kMaxIov = 1024;
-constexpr size_t kScanRegions = 1024;
 
-using Run = std::pair<uint64_t, uint64_t>;  // [start, end)
-
+using Run = sys::PageRun;  // [start, end)
 
 bool tracked_kind(const schema::Vma& v) {
   // Private anonymous memory: its pages are the process's own. (File pages and shared memory
@@ -44,37 +43,6 @@ bool tracked_kind(const schema::Vma& v) {
   return (v.kind == schema::kVmaAnon || v.kind == schema::kVmaHeap ||
           v.kind == schema::kVmaStack) &&
          (v.prot & PROT_READ) != 0;
-}
-
-// PAGEMAP_SCAN over [start, end): the runs whose pages are present and match `want` (a set of
-// categories that must be there) and have none of `unwanted`.
-Result<std::vector<Run>> scan(int pagemap, uint64_t start, uint64_t end, uint64_t want,
-                              uint64_t unwanted) {
-  std::vector<Run> out;
-  std::vector<sys::PageRegion> regions(kScanRegions);
-  sys::PmScanArg arg{};
-  arg.size = sizeof arg;
-  arg.vec = reinterpret_cast<uint64_t>(regions.data());
-  arg.vec_len = regions.size();
-  arg.category_anyof_mask = sys::kPageIsPresent;
-  arg.category_mask = want | unwanted;
-  arg.category_inverted = unwanted;
-  for (uint64_t at = start; at < end;) {
-    arg.start = at;
-    arg.end = end;
-    arg.walk_end = 0;
-    long n = ::ioctl(pagemap, sys::kPagemapScan, &arg);
-    if (n < 0) return errno_error("PAGEMAP_SCAN at " + hex(at));
-    for (long i = 0; i < n; ++i) {
-      if (!out.empty() && out.back().second == regions[i].start)
-        out.back().second = regions[i].end;
-      else
-        out.emplace_back(regions[i].start, regions[i].end);
-    }
-    if (arg.walk_end <= at) return make_error("PAGEMAP_SCAN made no progress at " + hex(at));
-    at = arg.walk_end;
-  }
-  return out;
 }
 
 }  // namespace
@@ -345,7 +313,7 @@ Result<PrecopyRound> PreCopy::round() {
     for (const Range& g : p.ranges) {
       // The first round takes every present page (all were protected at the start); later
       // ones those written since.
-      auto found = scan(p.pagemap.get(), g.start, g.end, rounds_ == 0 ? 0 : sys::kPageIsWritten,
+      auto found = sys::pagemap_scan(p.pagemap.get(), g.start, g.end, rounds_ == 0 ? 0 : sys::kPageIsWritten,
                         sys::kPageIsPfnZero);
       if (!found.ok()) {  // its mm is gone (exit, exec): nothing of it is tracked any more
         gone = true;
@@ -408,7 +376,7 @@ Result<std::vector<PageSpan>> PreCopy::settle(DumpContext& ctx) {
   if (!p->uffd.valid()) return spans;
   for (const Range& g : p->ranges) {
     // Present, still protected (not written since its newest copy), not the zero page.
-    auto found = scan(p->pagemap.get(), g.start, g.end, 0,
+    auto found = sys::pagemap_scan(p->pagemap.get(), g.start, g.end, 0,
                       sys::kPageIsWritten | sys::kPageIsPfnZero);
     if (!found.ok()) {  // not the mm that was pre-copied (exec, a reused pid): nothing holds
       spans.clear();

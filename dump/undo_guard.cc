@@ -33,31 +33,6 @@ struct Msg {
   char text[64];
 };
 
-// Receives one message and the fd that may come with it (-1 if none). False at end of file.
-bool receive(int s, Msg& m, int& fd) {
-  fd = -1;
-  for (;;) {
-    iovec iov{&m, sizeof m};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-    msghdr h{};
-    h.msg_iov = &iov;
-    h.msg_iovlen = 1;
-    h.msg_control = control;
-    h.msg_controllen = sizeof control;
-    const ssize_t n = ::recvmsg(s, &h, MSG_CMSG_CLOEXEC);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr; c = CMSG_NXTHDR(&h, c))
-      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-        std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
-    if (static_cast<size_t>(n) != sizeof m) {
-      if (fd >= 0) ::close(fd);
-      continue;
-    }
-    return true;
-  }
-}
-
 [[noreturn]] void guardian(int s) {
   // Out of crdump's process group (a ^C there is crdump's to handle), deaf to the signals a
   // terminal or a supervisor sends the group, holding nothing of crdump's but its socket.
@@ -78,7 +53,7 @@ bool receive(int s, Msg& m, int& fd) {
   std::vector<std::string> tables;
   Msg m{};
   int fd = -1;
-  while (receive(s, m, fd)) {
+  while (sys::recv_fixed_with_fd(s, &m, sizeof m, fd)) {
     if (m.op == kSetOpt && fd >= 0) {
       undo.push_back({fd, m.level, m.name, m.value});
     } else if (m.op == kTable) {

@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <span>
@@ -61,6 +63,30 @@ inline ssize_t send_with_creds(int sock, const void* data, size_t len, const ucr
     n = ::sendmsg(sock, &m, flags);
   } while (n < 0 && errno == EINTR);
   return n;
+}
+
+/// Receives one message of exactly `len` bytes into `buf` and the fd that may come with it
+/// (`fd` -1 if none; MSG_CMSG_CLOEXEC). Messages of another size are dropped (their fd closed).
+/// False at end of file or on an error.
+inline bool recv_fixed_with_fd(int sock, void* buf, size_t len, int& fd) {
+  for (;;) {
+    fd = -1;
+    iovec iov{buf, len};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    msghdr h{};
+    h.msg_iov = &iov;
+    h.msg_iovlen = 1;
+    h.msg_control = control;
+    h.msg_controllen = sizeof control;
+    const ssize_t n = ::recvmsg(sock, &h, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr; c = CMSG_NXTHDR(&h, c))
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+        std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+    if (static_cast<size_t>(n) == len) return true;
+    if (fd >= 0) ::close(fd);
+  }
 }
 
 }  // namespace cr::sys
