@@ -34,9 +34,12 @@ def main():
     crdump, crrestore = (os.path.join(build, "bin", t) for t in ("crdump", "crrestore"))
     # file: crdump -o IMG, then crrestore -i IMG. pipe: crdump --live-update | crrestore, the
     # pre-copy rounds read by crrestore while the program still runs.
+    # "lazy": crrestore --lazy, the program runs before its memory is in.
     modes = {"plain, file": ([], False), "pre-copy, file": (["--pre-copy"], False),
+             "plain, file, lazy": ([], False),
              "plain, pipe": (["--live-update"], True),
              "pre-copy, pipe": (["--pre-copy", "--live-update"], True),
+             "pre-copy, pipe, lazy": (["--pre-copy", "--live-update"], True),
              # A snapshot: the program runs on, no restore.
              "plain, --leave-running": (["--leave-running"], False),
              "pre-copy, --leave-running": (["--pre-copy", "--leave-running"], False)}
@@ -44,6 +47,7 @@ def main():
            for m in modes}
     for run in range(runs):
         for mode, (extra, pipe) in modes.items():
+            lazy = ["--lazy"] if mode.endswith("lazy") else []
             out = os.path.join(top, "gap")
             img = os.path.join(top, "img")
             p = subprocess.Popen([target, str(size), str(rate), out], stdout=subprocess.PIPE,
@@ -58,7 +62,7 @@ def main():
             if pipe:
                 d = subprocess.Popen([crdump, "-v"] + extra + [str(p.pid)], stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=False)
-                r = subprocess.run([crrestore, "-d"], stdin=d.stdout, capture_output=True, text=True)
+                r = subprocess.run([crrestore, "-d"] + lazy, stdin=d.stdout, capture_output=True, text=True)
                 d.stdout.close()
                 derr = d.stderr.read().decode()
                 d.wait()
@@ -77,7 +81,7 @@ def main():
                     t2 = t1
                 else:
                     reaper.join()
-                    r = subprocess.run([crrestore, "-d", "-i", img], capture_output=True, text=True)
+                    r = subprocess.run([crrestore, "-d", "-i", img] + lazy, capture_output=True, text=True)
                     t2 = time.monotonic()
             if r.returncode != 0:
                 sys.exit("crrestore: " + r.stderr)

@@ -566,7 +566,7 @@ Status stream_pages(RestoreContext& ctx) {
       // The store's memory lives as long as the restore: the copier may take it as it is.
       CR_TRY(ctx.precopy->each_run(
           p.pid, p.vaddr, p.npages, [&](uint64_t a, const uint8_t* d, uint64_t n) -> Status {
-            if (uffd.active()) return uffd.place(ctx, a, d, n, kStoreHold);
+            if (uffd.active()) return uffd.place(ctx, a, d, n, kStoreHold, true);
             return ctx.tracee.write_mem(a, d, n);
           }));
       ctx.page_bytes += p.npages * 4096;

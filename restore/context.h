@@ -18,6 +18,7 @@
 #include "restore/image.h"
 #include "restore/ipc.h"
 #include "restore/layout.h"
+#include "restore/lazy_pager.h"
 #include "restore/precopy_store.h"
 #include "restore/premap.h"
 #include "restore/privilege.h"
@@ -54,6 +55,8 @@ struct RestoreOptions {
   /// --pidns: crrestore runs in a new pid namespace of its own making (restore/pidns_launch.h),
   /// whose pids the tree takes; a root's session led from outside is remade there.
   bool pidns = false;
+  /// --lazy: the tree runs before its private anonymous memory is in (restore/lazy_pager.h).
+  bool lazy = false;
   /// The user namespace the --pidns launcher made for a tree in one of its own (its image's
   /// UserNs maps): crrestore runs inside it, and the image's ids are translated into it.
   std::optional<schema::UserNs> user_ns;
@@ -173,6 +176,10 @@ struct RestoreContext {
   // crdump --pre-copy: the PrecopyPages read before the head (root-owned; one per tree).
   std::unique_ptr<PrecopyStore> precopy_owner;
   PrecopyStore* precopy = nullptr;
+  // --lazy: the pager of the whole tree (root-owned; it outlives run(): finish_lazy()).
+  std::unique_ptr<LazyPager> lazy_owner;
+  LazyPager* lazy = nullptr;
+  LazyPager::Stats lazy_stats;  // finish_lazy()'s
 
   /// Every seccomp filter of the image by id (the root's shared image, seen by every context).
   const std::map<uint32_t, schema::SeccompFilter>* seccomp_filters = nullptr;

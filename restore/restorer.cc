@@ -178,6 +178,11 @@ Status run(RestoreContext& root) {
     account(root, name, t0);
     return st;
   };
+  if (root.opts.lazy) {
+    // Its guard is forked now, before crrestore has threads.
+    CR_TRY_ASSIGN(root.lazy_owner, LazyPager::create());
+    root.lazy = root.lazy_owner.get();
+  }
   CR_TRY(tree_pass("read image head", read_tree_head));
   CR_TRY(tree_pass("verify files", [](RestoreContext& r) -> Status {
     CR_TRY(prepare_mounts(r));
@@ -186,6 +191,8 @@ Status run(RestoreContext& root) {
   }));
   CR_TRY(tree_pass("create tree", create_tree));
   if (root.opts.after_create) CR_TRY(root.opts.after_create(root.pid()));
+  if (root.lazy != nullptr)
+    for (RestoreContext* c : tree_order(root)) CR_TRY(root.lazy->guard().watch(c->pid()));
   CR_TRY(tree_pass("process groups", join_groups));
   // Before any memory is placed: pages are charged to the cgroup of the task that faults them.
   CR_TRY(tree_pass("cgroups", [](RestoreContext& r) { return join_cgroups(r); }));
@@ -231,6 +238,8 @@ Status run(RestoreContext& root) {
   PassStart t0;
   for (size_t i = all.size(); i-- > 0;) CR_TRY(detach(root, *all[i]));
   account(root, "resume", t0);
+  // The tree runs: what of its memory is still missing is copied in behind it.
+  if (root.lazy != nullptr) root.lazy->start_background();
   if (root.winch) (void)::kill(-::getpgid(root.pid()), SIGWINCH);
   // The connections are live and their programs run: their peers' packets may come in.
   if (!root.shared.net_lock.empty()) {
@@ -261,12 +270,23 @@ Result<pid_t> restore(RestoreContext& ctx) {
   Status st = run(ctx);
   if (!st.ok()) {
     kill_tree(ctx);
+    ctx.lazy = nullptr;
+    ctx.lazy_owner.reset();  // after the kill: its guard finds nobody to kill
     // The connections are gone with the tree: their peers may hear so (a reset) rather
     // than wait on a lock nobody lifts.
     if (!ctx.shared.net_lock.empty()) (void)sys::netlock_delete(ctx.shared.net_lock);
     return std::move(st).error();
   }
   return ctx.pid();
+}
+
+Status finish_lazy(RestoreContext& ctx) {
+  if (ctx.lazy == nullptr) return {};
+  Status st = ctx.lazy->finish();
+  ctx.lazy_stats = ctx.lazy->stats();
+  ctx.lazy = nullptr;
+  ctx.lazy_owner.reset();  // after an error its guard kills the tree
+  return st;
 }
 
 }  // namespace cr::restore

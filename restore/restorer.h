@@ -12,4 +12,9 @@ namespace cr::restore {
 /// warnings in ctx.warnings.
 Result<pid_t> restore(RestoreContext& ctx);
 
+/// --lazy: after restore() (the tree runs), waits until all of its memory is in and ends the
+/// pager (its stats in ctx.lazy_stats). An error leaves the tree killed: a page could not go
+/// in. Without --lazy: nothing.
+Status finish_lazy(RestoreContext& ctx);
+
 }  // namespace cr::restore

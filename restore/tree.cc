@@ -209,6 +209,7 @@ Status read_tree_head(RestoreContext& root) {
     ctx->premap = root.premap;
     ctx->prefork = root.prefork;
     ctx->precopy = root.precopy;
+    ctx->lazy = root.lazy;
     ctx->seccomp_filters = &root.shared.seccomp_filters;
     ctx->restricted = root.restricted;
     ctx->img = std::move(head.procs[i]);

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "common/text.h"
+#include "restore/lazy_pager.h"
 
 namespace cr::restore {
 
@@ -146,6 +147,7 @@ Status UffdPages::finish() {
   Status st;
   if (copier_) st = copier_->end(true);
   copier_.reset();
+  if (st.ok() && lazy_ != nullptr) st = lazy_->seal(pid_, *tracee_);
   fd_.reset();
   return st;
 }
@@ -160,8 +162,17 @@ UffdPages UffdPages::start(RestoreContext& ctx) {
   bool any = false;
   for (const auto& v : ctx.img.vmas) any = any || eligible(v);
   if (!any) return u;
+  // --lazy: kernel faults too (a read(2) into a missing page waits like the program's own
+  // access), which a task without CAP_SYS_PTRACE may not ask for: its pages go in now.
+  bool lazy = ctx.lazy != nullptr;
   auto remote = ctx.call("userfaultfd", SYS_userfaultfd,
-                         O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+                         O_CLOEXEC | O_NONBLOCK | (lazy ? 0 : UFFD_USER_MODE_ONLY));
+  if (!remote.ok() && lazy) {
+    ctx.warn("--lazy: pid " + std::to_string(ctx.pid()) + " may not have a userfaultfd for "
+             "kernel faults (" + remote.error().message + "): its memory is placed at once");
+    lazy = false;
+    remote = ctx.call("userfaultfd", SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+  }
   if (!remote.ok()) return u;
   ScopedFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, ctx.pid(), 0)));
   ScopedFd fd(pidfd.valid() ? static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(),
@@ -171,7 +182,14 @@ UffdPages UffdPages::start(RestoreContext& ctx) {
   if (!fd.valid() || !closed.ok()) return u;
   uffdio_api api{};
   api.api = UFFD_API;
-  if (::ioctl(fd.get(), UFFDIO_API, &api) != 0) return u;
+  api.features = lazy ? LazyPager::kFeatures : 0;
+  if (::ioctl(fd.get(), UFFDIO_API, &api) != 0) {
+    if (lazy)
+      ctx.warn("--lazy: pid " + std::to_string(ctx.pid()) + ": the userfaultfd events a lazy "
+               "restore follows are not available (" + std::strerror(errno) +
+               "): its memory is placed at once");
+    return u;
+  }
   for (const auto& v : ctx.img.vmas) {
     if (!eligible(v)) continue;
     uffdio_register reg{};
@@ -181,12 +199,25 @@ UffdPages UffdPages::start(RestoreContext& ctx) {
     // A mapping it refuses stays with write_mem.
     if (::ioctl(fd.get(), UFFDIO_REGISTER, &reg) == 0) u.ranges_.emplace_back(v.start, v.end);
   }
-  if (!u.ranges_.empty()) u.fd_ = std::move(fd);
+  if (u.ranges_.empty()) return u;
+  if (lazy) {
+    ScopedFd copy(::fcntl(fd.get(), F_DUPFD_CLOEXEC, 0));
+    if (!copy.valid()) return u;
+    if (Status st = ctx.lazy->add_mm(ctx.pid(), std::move(copy)); !st.ok()) {
+      ctx.warn("--lazy: pid " + std::to_string(ctx.pid()) + ": " + st.error().message +
+               ": its memory is placed at once");
+      return u;
+    }
+    u.lazy_ = ctx.lazy;
+    u.pid_ = ctx.pid();
+    u.tracee_ = &ctx.tracee;
+  }
+  u.fd_ = std::move(fd);
   return u;
 }
 
 Status UffdPages::place(RestoreContext& ctx, uint64_t addr, const uint8_t* data, uint64_t len,
-                        std::shared_ptr<const void> hold) {
+                        std::shared_ptr<const void> hold, bool from_store) {
   const uint64_t end = addr + len;
   auto it = std::upper_bound(ranges_.begin(), ranges_.end(), std::make_pair(addr, UINT64_MAX));
   if (it != ranges_.begin()) --it;
@@ -202,7 +233,11 @@ Status UffdPages::place(RestoreContext& ctx, uint64_t addr, const uint8_t* data,
       data += n;
     }
     const uint64_t n = std::min(end, it->second) - addr;
-    if (hold) {
+    // Lazy: noted for the pager while the bytes stay where they are (a held window, the
+    // store); placed now without a hold or over the bound.
+    if (lazy_ != nullptr && hold && lazy_->add(ctx.pid(), addr, data, n, hold, !from_store)) {
+      // noted
+    } else if (hold && lazy_ == nullptr) {
       CR_TRY(queue(ctx, addr, data, n, hold));
     } else {
       CR_TRY(copy_pages(fd_.get(), ctx.pid(), ctx.tracee, addr, data, n));

@@ -19,7 +19,10 @@ class UffdPages {
  public:
   /// Registers the process's eligible mappings with a userfaultfd made in it (missing-page
   /// mode, user faults only). A kernel or a process that cannot have one leaves it off:
-  /// active() is false and every page goes through write_mem.
+  /// active() is false and every page goes through write_mem. With a lazy pager (--lazy) the
+  /// userfaultfd takes kernel faults and the pager's events too, and the pager gets a copy: the
+  /// registered pages are only noted, to be placed once the tree runs (a process whose task may
+  /// not make such a userfaultfd, one without CAP_SYS_PTRACE, has its pages placed now).
   static UffdPages start(RestoreContext& ctx);
 
   UffdPages();
@@ -33,11 +36,13 @@ class UffdPages {
   /// reader's hold()), the registered parts are copied by a thread of ours while the caller
   /// reads on: the stream is read and checked on one core while the kernel places the pages on
   /// the other. A failure of that thread is returned by a later place() or by finish().
+  /// `from_store`: the bytes are the pre-copy store's (they count against no bound).
   Status place(RestoreContext& ctx, uint64_t addr, const uint8_t* data, uint64_t len,
-               std::shared_ptr<const void> hold = nullptr);
+               std::shared_ptr<const void> hold = nullptr, bool from_store = false);
   /// Waits for the copier, then unregisters everything (closing the last reference to the
   /// userfaultfd does it), before anything else touches the task's memory: an access to a
-  /// missing registered page would wait for a fault nobody serves.
+  /// missing registered page would wait for a fault nobody serves. Lazy: seals the process in
+  /// the pager, which serves its faults from now on (its copy keeps the registration).
   Status finish();
 
  private:
@@ -47,6 +52,9 @@ class UffdPages {
   ScopedFd fd_;
   std::vector<std::pair<uint64_t, uint64_t>> ranges_;  // registered [start, end), in order
   std::unique_ptr<Copier> copier_;  // started by the first held place()
+  LazyPager* lazy_ = nullptr;       // --lazy, and this process's pages go through it
+  pid_t pid_ = 0;
+  const sys::Tracee* tracee_ = nullptr;
 };
 
 }  // namespace cr::restore

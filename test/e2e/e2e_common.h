@@ -5,7 +5,9 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sched.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -84,6 +86,33 @@ inline bool tools_present() {
       ADD_FAILURE() << tool_path(t) << " does not exist: build it first";
       ok = false;
     }
+  return ok;
+}
+
+// Waits until none of `pids` exists (pidfds, no sleeps), reaping what is handed to us.
+inline bool all_gone(const std::set<pid_t>& pids, std::string* left) {
+  for (pid_t p : pids) {
+    int fd = static_cast<int>(::syscall(SYS_pidfd_open, p, 0));
+    if (fd < 0) continue;  // ESRCH: gone (and reaped)
+    pollfd pfd{fd, POLLIN, 0};
+    int r = ::poll(&pfd, 1, 20000);
+    ::close(fd);
+    if (r != 1) {
+      *left = "pid " + std::to_string(p) +
+              " still runs: " + read_file("/proc/" + std::to_string(p) + "/stat");
+      return false;
+    }
+  }
+  // All have exited: the zombies come to us (a child subreaper) as their parents exit.
+  bool ok = poll_until(
+      [&] {
+        reap_zombies();
+        for (pid_t p : pids)
+          if (pid_exists(p)) return false;
+        return true;
+      },
+      std::chrono::seconds(20));
+  if (!ok) *left = "a zombie of the tree is not ours to reap";
   return ok;
 }
 
@@ -219,8 +248,11 @@ inline ToolRun crit_encode(TempDir& dir, const std::string& json, const std::str
 }
 
 /// `crrestore -d -i img`: on success the restored pid is running as our child.
-inline bool restore_detached(TempDir& dir, const std::string& img, pid_t pid) {
-  ToolRun r = run_tool(dir, "crrestore", {"-d", "-i", img});
+inline bool restore_detached(TempDir& dir, const std::string& img, pid_t pid,
+                             const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> args = {"-d", "-i", img};
+  args.insert(args.end(), extra.begin(), extra.end());
+  ToolRun r = run_tool(dir, "crrestore", args);
   if (!r.status.ok()) {
     ADD_FAILURE() << "crrestore -d: " << r.describe()
                   << "\nlog: " << read_file(dir.work() + "/log");

@@ -170,33 +170,6 @@ TEST(FaultInjection, CrdumpKilledAtEveryPass) {
   kill_crdump_at_every("pass", {zdtm_path("tree_busy"), "4"});
 }
 
-// Waits until none of `pids` exists (pidfds, no sleeps), reaping what is handed to us.
-bool all_gone(const std::set<pid_t>& pids, std::string* left) {
-  for (pid_t p : pids) {
-    int fd = static_cast<int>(::syscall(SYS_pidfd_open, p, 0));
-    if (fd < 0) continue;  // ESRCH: gone (and reaped)
-    pollfd pfd{fd, POLLIN, 0};
-    int r = ::poll(&pfd, 1, 20000);
-    ::close(fd);
-    if (r != 1) {
-      *left = "pid " + std::to_string(p) +
-              " still runs: " + read_file("/proc/" + std::to_string(p) + "/stat");
-      return false;
-    }
-  }
-  // All have exited: the zombies come to us (a child subreaper) as their parents exit.
-  bool ok = poll_until(
-      [&] {
-        reap_zombies();
-        for (pid_t p : pids)
-          if (pid_exists(p)) return false;
-        return true;
-      },
-      std::chrono::seconds(20));
-  if (!ok) *left = "a zombie of the tree is not ours to reap";
-  return ok;
-}
-
 // A 12-process tree restored with crrestore killed at the start of each pass in turn: nothing
 // of the tree may stay, and the next run restores it (the last one completes and passes).
 void kill_crrestore_at_every(const std::string& point, int stride) {

@@ -104,9 +104,9 @@ bool zdtm_busy(const std::string& case_name) {
   // These never block in a system call after ready: counter_loop counts, regs_gpr_avx spins
   // on its flag with its registers loaded, threads_churn makes threads, the threads of
   // threads_count and threads_sighandler keep counting, rseq_cs loops in its critical section,
-  // precopy_writer's threads keep rewriting memory.
+  // precopy_writer's threads keep rewriting memory, lazy_random's thread keeps reading it.
   for (const char* busy : {"counter_loop", "regs_gpr_avx", "threads_churn", "threads_count*",
-                           "threads_sighandler", "rseq_cs", "precopy_writer*", "tree_busy*"})
+                           "threads_sighandler", "rseq_cs", "precopy_writer*", "tree_busy*", "lazy_random"})
     if (fnmatch(busy, case_name.c_str(), 0) == 0) return true;
   return false;
 }

@@ -25,6 +25,7 @@ struct ZdtmCase {
   std::string program;  // the zdtm program to run; empty: `name` (cases that differ by args)
   std::vector<std::string> dump_args;  // more crdump options (for every dump of the case)
   uint64_t clone_flags = 0;            // namespaces the harness starts it in (it stays in its own)
+  std::vector<std::string> restore_args;  // more crrestore options (for every restore of the case)
 };
 
 std::ostream& operator<<(std::ostream& os, const ZdtmCase& c) { return os << c.name; }
@@ -39,6 +40,19 @@ const std::vector<ZdtmCase>& cases() {
       {"mem_anon_precopy", {"16"}, false, "", "mem_anon", {"--pre-copy"}},
       {"heap_brk_precopy", {}, false, "", "heap_brk", {"--pre-copy=3"}},
       {"precopy_writer", {}, false, "", "", {"--pre-copy"}},
+      // crrestore --lazy: the program runs before its memory is in; the one that writes, zaps,
+      // moves and maps memory throughout does so while the pages come in, with and without a
+      // pre-copy before; a tree whose children share pages with their parents; threads.
+      {"mem_anon_lazy", {"16"}, false, "", "mem_anon", {}, 0, {"--lazy"}},
+      {"heap_brk_lazy", {}, false, "", "heap_brk", {}, 0, {"--lazy"}},
+      {"stack_deep_lazy", {}, false, "", "stack_deep", {}, 0, {"--lazy"}},
+      {"precopy_writer_lazy", {}, false, "", "precopy_writer", {}, 0, {"--lazy"}},
+      {"precopy_writer_precopy_lazy", {}, false, "", "precopy_writer", {"--pre-copy"}, 0, {"--lazy"}},
+      {"tree_cow_lazy", {}, false, "", "tree_cow", {}, 0, {"--lazy"}},
+      {"tree_busy_lazy", {}, false, "", "tree_busy", {}, 0, {"--lazy"}},
+      {"threads_count16_lazy", {"16"}, false, "", "threads_count", {}, 0, {"--lazy"}},
+      {"mem_edges_lazy", {}, false, "", "mem_edges", {}, 0, {"--lazy"}},
+      {"lazy_random", {"64"}, false, "", "", {}, 0, {"--lazy"}},
       {"mem_edges", {}},
       {"heap_brk", {}},
       {"stack_deep", {}},
@@ -508,7 +522,7 @@ TEST_P(ZdtmDumpRestore, RestoredPasses) {
     dir.keep();
     return;
   }
-  if (!restore_detached(dir, img, pid)) {
+  if (!restore_detached(dir, img, pid, c.restore_args)) {
     dir.keep();
     return;
   }
@@ -516,7 +530,7 @@ TEST_P(ZdtmDumpRestore, RestoredPasses) {
   expect_same_proc(c, "restored", before, after);
   if (mode == Mode::kTwice) {
     if (!(redump_restored(dir, pid, dir.path("img2"), c.dump_args) &&
-          restore_detached(dir, dir.path("img2"), pid))) {
+          restore_detached(dir, dir.path("img2"), pid, c.restore_args))) {
       dir.keep();
       return;
     }

@@ -187,6 +187,7 @@ int main(int argc, char** argv) {
   CLI::App app{"crrestore: restore a process tree from a crtools image", "crrestore"};
   std::string input;
   bool detach = false, shell_job = false, verbose = false, tcp_close = false, quiet = false;
+  bool lazy = false;
   std::vector<std::string> inherit;
   std::string verify_key;
   app.add_option("-i,--input", input, "image file (default: stdin)");
@@ -200,6 +201,10 @@ int main(int argc, char** argv) {
   app.add_option("--verify-key", verify_key,
                  "refuse an image not signed with the key in FILE (crdump --sign-key); the "
                  "image is buffered in memory and checked whole before anything is created");
+  app.add_flag("--lazy", lazy,
+               "resume the tree before its private memory is in: its pages are copied in "
+               "behind it, a page it touches first is fetched at once (crrestore stays until "
+               "all are in; should it die before, the tree is killed)");
   app.add_flag("-d,--detach", detach,
                "return once the process runs, printing the restored root's pid on stdout");
   app.add_flag("--shell-job", shell_job,
@@ -242,6 +247,7 @@ int main(int argc, char** argv) {
 
   cr::restore::RestoreContext ctx;
   ctx.opts.detach = detach;
+  ctx.opts.lazy = lazy;
   ctx.opts.shell_job = shell_job;
   ctx.opts.tcp_close = tcp_close;
   ctx.opts.ignore_cgroups = manage_cgroups == "ignore";
@@ -398,6 +404,26 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "crrestore: restored pid %d%s\n", *pid,
                  launch ? " (in its pid namespace)" : "");
   if (!launch) ack("ok " + std::to_string(*pid));
+  if (lazy) {
+    // The tree runs; its memory comes in behind it. crrestore stays until it is all in (its
+    // guard kills the tree should crrestore die before).
+    cr::Status filled = cr::restore::finish_lazy(ctx);
+    if (verbose) {
+      const auto& s = ctx.lazy_stats;
+      std::fprintf(stderr,
+                   "crrestore: lazy: %.1f MiB in the background in %.3f s, %llu faults (%.1f MiB), "
+                   "%llu zero-page faults, %.1f MiB present before; %llu forks, %llu remaps, "
+                   "%llu removes, %llu unmaps followed\n",
+                   s.fill_bytes / 1048576.0, s.fill_seconds,
+                   static_cast<unsigned long long>(s.faults), s.fault_bytes / 1048576.0,
+                   static_cast<unsigned long long>(s.zero_faults), s.present_bytes / 1048576.0,
+                   static_cast<unsigned long long>(s.forks),
+                   static_cast<unsigned long long>(s.remaps),
+                   static_cast<unsigned long long>(s.removes),
+                   static_cast<unsigned long long>(s.unmaps));
+    }
+    if (!filled.ok()) die("the tree was killed: " + filled.error().message);
+  }
   if (launch) {
     // The launcher prints and writes the root's host pid; we wait for the root as ever.
     cr::Status told = launch->announce_root(*pid);

@@ -1,0 +1,145 @@
+// crrestore --lazy (restore/lazy_pager.h): the tree runs before its memory is in.
+//  - What the program does to memory not in yet (a read in the kernel, process_vm_readv, a zap,
+//    an unmap, a move, a fork whose child reads what neither has touched) is followed: the
+//    background copy is held back (CR_TEST_LAZY_HOLD) while the program works, then let go.
+//  - crrestore killed at random moments of a lazy restore of 1 GiB read at random: the tree
+//    never runs with a page it should not have (the program checks every page it reads, and
+//    says so on its log at once), and nothing of it stays.
+//  - Zdtm programs restored with --lazy are rows of the zdtm table (*_lazy).
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <random>
+#include <regex>
+#include <string>
+
+#include "e2e_common.h"
+
+namespace cr::e2e {
+namespace {
+
+// The count before `what` in crrestore -v's "lazy:" line (-1 if absent).
+long lazy_count(const std::string& err, const std::string& what) {
+  std::smatch m;
+  if (!std::regex_search(err, m, std::regex("([0-9]+) " + what))) return -1;
+  return std::stol(m[1]);
+}
+
+TEST(LazyRestore, FollowsWhatTheProgramDoesToMissingMemory) {
+  if (!tools_present()) return;
+  become_subreaper();
+  TempDir dir;
+  Target t = Target::start(dir, {zdtm_path("lazy_events")});
+  ASSERT_GT(t.pid(), 0) << t.error();
+  const pid_t pid = t.pid();
+  ASSERT_TRUE(dump_target(dir, t, Mode::kKill, dir.path("img")));
+  const std::string fifo = dir.path("hold");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  pid_t r;
+  {
+    ScopedEnv hold("CR_TEST_LAZY_HOLD", fifo);
+    r = start_tool(dir, "crrestore", {"-v", "--lazy", "-d", "-i", dir.path("img")}, -1, -1,
+                   "restore.err");
+  }
+  ASSERT_GT(r, 0);
+  // crrestore opens the FIFO once the tree runs, before it copies anything in the background.
+  int w = -1;
+  ASSERT_TRUE(poll_until(
+      [&] {
+        w = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        return w >= 0 || !pid_exists(r);
+      },
+      std::chrono::seconds(60)))
+      << read_file(dir.path("restore.err"));
+  ASSERT_GE(w, 0) << "crrestore ended before the tree ran: " << read_file(dir.path("restore.err"));
+  const std::string log = dir.work() + "/log";
+  for (int round = 1; round <= 3; ++round) {
+    ::kill(pid, SIGUSR1);
+    const std::string done = "round " + std::to_string(round) + " ok";
+    ASSERT_TRUE(poll_until(
+        [&] {
+          const std::string l = read_file(log);
+          return l.find(done) != std::string::npos || l.find("FAIL") != std::string::npos ||
+                 !pid_exists(pid);
+        },
+        std::chrono::seconds(30)));
+    ASSERT_NE(read_file(log).find(done), std::string::npos) << read_file(log);
+  }
+  ::close(w);  // the background copy goes on: every page comes in
+  auto st = wait_exit(r, std::chrono::seconds(60));
+  ASSERT_TRUE(st && st->ok()) << read_file(dir.path("restore.err"));
+  const std::string err = read_file(dir.path("restore.err"));
+  std::smatch line;
+  if (std::regex_search(err, line, std::regex("crrestore: lazy: [^\n]*")))
+    std::cout << "  [lazy events] " << line[0] << "\n";
+  EXPECT_GE(lazy_count(err, "faults \\("), 9) << err;  // three reads a round, the child's two
+  EXPECT_GE(lazy_count(err, "zero-page faults"), 3) << err;  // the zapped pages read back
+  EXPECT_GE(lazy_count(err, "forks"), 3) << err;
+  EXPECT_GE(lazy_count(err, "remaps"), 3) << err;
+  EXPECT_GE(lazy_count(err, "removes"), 3) << err;
+  EXPECT_GE(lazy_count(err, "unmaps"), 3) << err;
+  // Every page as it should be: the zapped ones zero, the one mapped anew the program's own,
+  // the moved region where it went (the program checks all of them on SIGTERM).
+  expect_restored_passes(dir, pid);
+}
+
+// The restore of a process of 1 GiB that reads its memory at random, with crrestore killed at
+// a random fault or background step of the pager ("lazy:N"), and at random passes before the
+// tree runs: each time the tree goes, and the program never reported a page read wrong.
+TEST(LazyRestore, KilledAtRandomMomentsNeverShowsAMissingPage) {
+  if (!tools_present()) return;
+  become_subreaper();
+  TempDir dir;
+  Target t = Target::start(dir, {zdtm_path("lazy_random"), "1024"});
+  ASSERT_GT(t.pid(), 0) << t.error();
+  const pid_t pid = t.pid();
+  ASSERT_TRUE(dump_target(dir, t, Mode::kKill, dir.path("img")));
+  const unsigned seed = std::random_device{}();
+  std::mt19937 rng(seed);
+  std::vector<std::string> points = {"lazy:1", "lazy:2"};
+  for (int i = 0; i < 8; ++i)
+    points.push_back("lazy:" + std::to_string(std::uniform_int_distribution<int>(3, 600)(rng)));
+  for (int i = 0; i < 2; ++i)
+    points.push_back("pass:" + std::to_string(std::uniform_int_distribution<int>(1, 30)(rng)));
+  const std::string log = dir.work() + "/log";
+  int kills = 0;
+  for (const std::string& at : points) {
+    ToolRun run;
+    {
+      ScopedEnv env("CR_TEST_KILL_AT", at);
+      run = run_tool(dir, "crrestore", {"-d", "--lazy", "-i", dir.path("img")});
+    }
+    if (run.status.ok()) {
+      // All of it was in before that step came: the program runs, and passes.
+      expect_restored_passes(dir, pid);
+      continue;
+    }
+    ASSERT_TRUE(!run.status.exited && run.status.code == SIGKILL)
+        << at << " (seed " << seed << "): " << run.describe();
+    ++kills;
+    // Killed by the guard (or, before it ran, with crrestore as the restore's own children
+    // are): never dead of a zero page where its stack, heap or data were (SIGSEGV), nor of
+    // its own check.
+    if (pid_exists(pid)) {
+      auto st = wait_exit(pid, std::chrono::seconds(30));  // ours: crrestore's orphan
+      ASSERT_TRUE(st) << "pid " << pid << " still runs after crrestore was killed at " << at;
+      EXPECT_TRUE(!st->exited && st->code == SIGKILL)
+          << "killed at " << at << " (seed " << seed << "): the program " << st->describe()
+          << "\nlog: " << read_file(log);
+    }
+    std::string left;
+    ASSERT_TRUE(all_gone({pid}, &left)) << "crrestore killed at " << at << ": " << left;
+    ASSERT_EQ(read_file(log).find("FAIL"), std::string::npos)
+        << "killed at " << at << " (seed " << seed << "): " << read_file(log);
+  }
+  std::cout << "  [lazy kill] crrestore killed at " << kills << " of " << points.size()
+            << " moments (seed " << seed << "); the program never read a wrong page\n";
+  EXPECT_GT(kills, 0);
+  // And a restore let run to the end.
+  ASSERT_TRUE(restore_detached(dir, dir.path("img"), pid, {"--lazy"}));
+  expect_restored_passes(dir, pid);
+}
+
+}  // namespace
+}  // namespace cr::e2e
