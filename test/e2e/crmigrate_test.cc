@@ -37,7 +37,8 @@ void expect_migrated_passes(TempDir& dir, pid_t pid) {
   EXPECT_NE(log.find("PASS"), std::string::npos) << "log: " << log;
 }
 
-TEST(Crmigrate, CommandDestinationTakesOverTheTree) {
+// `more`: options of the destination's crrestore.
+void command_destination_takes_over(const std::string& more) {
   if (!tools_present() || !tool_exists("crmigrate")) {
     ADD_FAILURE() << "crmigrate not built";
     return;
@@ -47,7 +48,8 @@ TEST(Crmigrate, CommandDestinationTakesOverTheTree) {
   Target t = Target::start(dir, {zdtm_path("precopy_writer")});
   ASSERT_GT(t.pid(), 0) << t.error();
   const pid_t pid = t.pid();
-  const std::string dest = tool_path("crrestore") + " --pidns --ack-fd 1 2>" + dir.path("dest.err");
+  const std::string dest =
+      tool_path("crrestore") + " --pidns --ack-fd 1 " + more + " 2>" + dir.path("dest.err");
   ToolRun m = run_tool(dir, "crmigrate", {"-v", std::to_string(pid), dest});
   ASSERT_TRUE(m.status.ok()) << m.describe() << "\ndestination: " << read_file(dir.path("dest.err"));
   EXPECT_NE(m.err.find("pre-copy round 0"), std::string::npos) << m.err;
@@ -64,6 +66,12 @@ TEST(Crmigrate, CommandDestinationTakesOverTheTree) {
   expect_migrated_passes(dir, there);
   reap_zombies();
 }
+
+TEST(Crmigrate, CommandDestinationTakesOverTheTree) { command_destination_takes_over(""); }
+
+// The destination resumes the tree before its memory is in (the answer goes once it runs) and
+// the source is killed then; the program writes throughout and checks every page at the end.
+TEST(Crmigrate, LazyDestinationTakesOverTheTree) { command_destination_takes_over("--lazy"); }
 
 // crrestore --listen on a loopback port: the stream and the answer on one connection.
 TEST(Crmigrate, ListeningDestinationTakesOverTheTree) {

@@ -404,6 +404,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "crrestore: restored pid %d%s\n", *pid,
                  launch ? " (in its pid namespace)" : "");
   if (!launch) ack("ok " + std::to_string(*pid));
+  std::optional<cr::Status> told;
+  if (launch) {
+    // The launcher prints and writes the root's host pid (and answers); we wait for the root
+    // as ever.
+    told = launch->announce_root(*pid);
+    if (!told->ok()) std::fprintf(stderr, "crrestore: %s\n", told->error().message.c_str());
+  } else if (!pidfile.empty() && !write_pidfile(pidfile, *pid) && detach) {
+    return 1;
+  }
   if (lazy) {
     // The tree runs; its memory comes in behind it. crrestore stays until it is all in (its
     // guard kills the tree should crrestore die before).
@@ -424,14 +433,7 @@ int main(int argc, char** argv) {
     }
     if (!filled.ok()) die("the tree was killed: " + filled.error().message);
   }
-  if (launch) {
-    // The launcher prints and writes the root's host pid; we wait for the root as ever.
-    cr::Status told = launch->announce_root(*pid);
-    if (!told.ok()) std::fprintf(stderr, "crrestore: %s\n", told.error().message.c_str());
-    if (detach) return told.ok() ? 0 : 1;
-  } else if (!pidfile.empty() && !write_pidfile(pidfile, *pid) && detach) {
-    return 1;
-  }
+  if (launch && detach) return told->ok() ? 0 : 1;
   if (detach) {
     // For `pid=$(crrestore -d ...)`; a reader gone is no failure of the restore.
     ::signal(SIGPIPE, SIG_IGN);
