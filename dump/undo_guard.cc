@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "sys/fd_passing.h"
+#include "sys/guardian_process.h"
 #include "sys/netlock.h"
 
 namespace cr::dump {
@@ -33,19 +34,7 @@ struct Msg {
   char text[64];
 };
 
-[[noreturn]] void guardian(int s) {
-  // Out of crdump's process group (a ^C there is crdump's to handle), deaf to the signals a
-  // terminal or a supervisor sends the group, holding nothing of crdump's but its socket.
-  (void)::setpgid(0, 0);
-  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU})
-    (void)::signal(sig, SIG_IGN);
-  const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-  for (int fd = 0; fd < 3; ++fd) (void)::dup2(null, fd);
-  if (s != 3) {
-    (void)::dup2(s, 3);
-    s = 3;
-  }
-  (void)::syscall(SYS_close_range, 4U, ~0U, 0U);
+void guardian(int s) {
   struct Undo {
     int fd, level, name, value;
   };
@@ -73,49 +62,14 @@ struct Msg {
     ::close(it->fd);
   }
   for (const auto& t : tables) (void)sys::netlock_delete(t);
-  ::_exit(0);
 }
 
 }  // namespace
 
 Result<UndoGuard> UndoGuard::start() {
-  int sv[2];
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
-    return errno_error("undo guard: socketpair");
-  ScopedFd ours(sv[0]), theirs(sv[1]);
-  const pid_t pid = ::fork();
-  if (pid < 0) return errno_error("undo guard: fork");
-  if (pid == 0) {
-    ours.reset();
-    guardian(theirs.release());
-  }
   UndoGuard g;
-  g.sock_ = std::move(ours);
-  g.pid_ = pid;
+  CR_TRY_ASSIGN(g.proc_, sys::GuardianProcess::start("undo guard", guardian));
   return g;
-}
-
-UndoGuard::UndoGuard(UndoGuard&& o) noexcept
-    : sock_(std::move(o.sock_)), pid_(std::exchange(o.pid_, -1)) {}
-
-UndoGuard& UndoGuard::operator=(UndoGuard&& o) noexcept {
-  if (this != &o) {
-    end();
-    sock_ = std::move(o.sock_);
-    pid_ = std::exchange(o.pid_, -1);
-  }
-  return *this;
-}
-
-UndoGuard::~UndoGuard() { end(); }
-
-void UndoGuard::end() {
-  sock_.reset();  // the guardian sees the end: it undoes what is left, and exits
-  if (pid_ > 0) {
-    while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
-    }
-  }
-  pid_ = -1;
 }
 
 Status UndoGuard::send(uint32_t op, int fd, int level, int name, int value,
@@ -129,7 +83,7 @@ Status UndoGuard::send(uint32_t op, int fd, int level, int name, int value,
   if (text.size() >= sizeof m.text) return make_error("undo guard: name too long: " + text);
   std::memcpy(m.text, text.data(), text.size());
   const std::span<const int> fds(&fd, fd >= 0 ? 1 : 0);
-  if (sys::send_with_fds(sock_.get(), &m, sizeof m, fds, MSG_NOSIGNAL) !=
+  if (sys::send_with_fds(proc_.sock(), &m, sizeof m, fds, MSG_NOSIGNAL) !=
       static_cast<ssize_t>(sizeof m))
     return errno_error("undo guard: send");
   return {};
@@ -147,7 +101,7 @@ void UndoGuard::forget_all() {
   if (!active()) return;
   if (!send(kForget, -1, 0, 0, 0, {}).ok()) return;
   char ok;
-  while (::recv(sock_.get(), &ok, 1, 0) < 0 && errno == EINTR) {
+  while (::recv(proc_.sock(), &ok, 1, 0) < 0 && errno == EINTR) {
   }
 }
 

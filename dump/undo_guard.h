@@ -17,7 +17,7 @@
 #include <string>
 
 #include "common/result.h"
-#include "common/scoped_fd.h"
+#include "sys/guardian_process.h"
 
 namespace cr::dump {
 
@@ -25,15 +25,10 @@ class UndoGuard {
  public:
   /// Forks the guardian. Call it before anything is changed and before crdump starts threads.
   static Result<UndoGuard> start();
-  UndoGuard() = default;
-  UndoGuard(UndoGuard&& o) noexcept;
-  UndoGuard& operator=(UndoGuard&& o) noexcept;
-  UndoGuard(const UndoGuard&) = delete;
-  UndoGuard& operator=(const UndoGuard&) = delete;
-  /// Ends the guardian: what is still registered is undone, and it is reaped.
-  ~UndoGuard();
+  // Destroyed (or assigned over), the guardian ends: what is still registered is undone, and
+  // it is reaped.
 
-  bool active() const { return sock_.valid(); }
+  bool active() const { return proc_.active(); }
   /// Before crdump changes an option of socket `fd`: if crdump dies before forget_all(), the
   /// guardian sets (level, name) to `value` on it. Inactive guard: nothing.
   Status on_death_setopt(int fd, int level, int name, int value);
@@ -46,9 +41,7 @@ class UndoGuard {
 
  private:
   Status send(uint32_t op, int fd, int level, int name, int value, const std::string& text);
-  void end();
-  ScopedFd sock_;
-  pid_t pid_ = -1;
+  sys::GuardianProcess proc_;
 };
 
 }  // namespace cr::dump

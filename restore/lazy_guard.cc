@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "sys/fd_passing.h"
+#include "sys/guardian_process.h"
 
 namespace cr::restore {
 
@@ -121,19 +122,7 @@ bool mm_alive(int uffd, const void* unreadable) {
   ::_exit(0);
 }
 
-[[noreturn]] void guardian(int s) {
-  // Out of crrestore's process group (a ^C there is crrestore's to handle), deaf to the signals
-  // a terminal or a supervisor sends the group, holding nothing of crrestore's but its socket.
-  (void)::setpgid(0, 0);
-  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU})
-    (void)::signal(sig, SIG_IGN);
-  const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-  for (int fd = 0; fd < 3; ++fd) (void)::dup2(null, fd);
-  if (s != 3) {
-    (void)::dup2(s, 3);
-    s = 3;
-  }
-  (void)::syscall(SYS_close_range, 4U, ~0U, 0U);
+void guardian(int s) {
   std::vector<std::pair<pid_t, int>> procs;
   std::vector<int> uffds;
   Msg m{};
@@ -155,40 +144,15 @@ bool mm_alive(int uffd, const void* unreadable) {
 }  // namespace
 
 Result<LazyGuard> LazyGuard::start() {
-  int sv[2];
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
-    return errno_error("lazy guard: socketpair");
-  ScopedFd ours(sv[0]), theirs(sv[1]);
-  const pid_t pid = ::fork();
-  if (pid < 0) return errno_error("lazy guard: fork");
-  if (pid == 0) {
-    ours.reset();
-    guardian(theirs.release());
-  }
   LazyGuard g;
-  g.sock_ = std::move(ours);
-  g.pid_ = pid;
+  CR_TRY_ASSIGN(g.proc_, sys::GuardianProcess::start("lazy guard", guardian));
   return g;
 }
-
-LazyGuard::LazyGuard(LazyGuard&& o) noexcept
-    : sock_(std::move(o.sock_)), pid_(std::exchange(o.pid_, -1)) {}
-
-LazyGuard& LazyGuard::operator=(LazyGuard&& o) noexcept {
-  if (this != &o) {
-    end();
-    sock_ = std::move(o.sock_);
-    pid_ = std::exchange(o.pid_, -1);
-  }
-  return *this;
-}
-
-LazyGuard::~LazyGuard() { end(); }
 
 Status LazyGuard::send(char op, pid_t pid, int fd) {
   Msg m{op, pid};
   const int fds[1] = {fd};
-  const ssize_t n = sys::send_with_fds(sock_.get(), &m, sizeof m,
+  const ssize_t n = sys::send_with_fds(proc_.sock(), &m, sizeof m,
                                        fd >= 0 ? std::span<const int>(fds) : std::span<const int>(),
                                        MSG_NOSIGNAL);
   if (n != static_cast<ssize_t>(sizeof m)) return errno_error("lazy guard: send");
@@ -204,17 +168,8 @@ Status LazyGuard::watch(pid_t pid) {
 Status LazyGuard::hold(int uffd) { return send('u', 0, uffd); }
 
 void LazyGuard::release() {
-  if (sock_.valid()) (void)send('r', 0, -1);
-  end();
-}
-
-void LazyGuard::end() {
-  sock_.reset();  // without a release first, the guardian kills the tree
-  if (pid_ > 0) {
-    while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
-    }
-    pid_ = -1;
-  }
+  if (proc_.active()) (void)send('r', 0, -1);
+  proc_.end();
 }
 
 }  // namespace cr::restore

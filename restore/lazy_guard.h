@@ -15,7 +15,7 @@
 #include <sys/types.h>
 
 #include "common/result.h"
-#include "common/scoped_fd.h"
+#include "sys/guardian_process.h"
 
 namespace cr::restore {
 
@@ -23,16 +23,10 @@ class LazyGuard {
  public:
   /// Forks the guardian. Call it before crrestore starts threads.
   static Result<LazyGuard> start();
-  LazyGuard() = default;
-  LazyGuard(LazyGuard&& o) noexcept;
-  LazyGuard& operator=(LazyGuard&& o) noexcept;
-  LazyGuard(const LazyGuard&) = delete;
-  LazyGuard& operator=(const LazyGuard&) = delete;
-  /// Without release(): the guardian kills what it watches (a failed restore, or crrestore's
-  /// own failure); then it is reaped.
-  ~LazyGuard();
+  // Destroyed without release(): the guardian kills what it watches (a failed restore, or
+  // crrestore's own failure); then it is reaped.
 
-  bool active() const { return sock_.valid(); }
+  bool active() const { return proc_.active(); }
   /// A process of the tree (pid in crrestore's pid namespace).
   Status watch(pid_t pid);
   /// A userfaultfd the guardian holds a copy of.
@@ -42,9 +36,7 @@ class LazyGuard {
 
  private:
   Status send(char op, pid_t pid, int fd);
-  void end();
-  ScopedFd sock_;
-  pid_t pid_ = -1;
+  sys::GuardianProcess proc_;
 };
 
 }  // namespace cr::restore
