@@ -311,20 +311,28 @@ void LazyPager::background_step() {
   for (size_t tries = 0; tries < mms_.size(); ++tries) {
     Mm& mm = *mms_[next_bg_++ % mms_.size()];
     if (!mm.sealed || mm.dead || mm.ranges.empty()) continue;
-    auto s = mm.ranges.first(kFillChunk);
-    auto [n, err] = copy(mm.fd.get(), s->addr, s->data, s->len);
-    mm.ranges.drop(s->addr, s->addr + n);
-    stats_.fill_bytes += n;
-    if (err == 0 || err == EAGAIN) return;  // EAGAIN: its events first
-    if (err == ESRCH) {
-      drop_mm(mm);
-    } else if (err == EEXIST || err == ENOENT) {
-      // There already, or no mapping there any more: nothing of ours goes there.
-      mm.ranges.drop(s->addr + n, s->addr + n + kPage);
-    } else if (!failed_) {
-      failed_ = Error{"lazy restore: UFFDIO_COPY at " + hex(s->addr + n) + ": " +
-                          std::strerror(err),
-                      err};
+    // Up to kFillChunk bytes, over as many runs as it takes (a pre-copy store's runs can be
+    // short), lowest address first.
+    for (uint64_t budget = kFillChunk; budget > 0 && !mm.ranges.empty();) {
+      auto s = mm.ranges.first(budget);
+      auto [n, err] = copy(mm.fd.get(), s->addr, s->data, s->len);
+      mm.ranges.drop(s->addr, s->addr + n);
+      stats_.fill_bytes += n;
+      budget -= std::min(budget, std::max<uint64_t>(n, kPage));
+      if (err == 0) continue;
+      if (err == EAGAIN) return;  // its events first
+      if (err == ESRCH) {
+        drop_mm(mm);
+      } else if (err == EEXIST || err == ENOENT) {
+        // There already, or no mapping there any more: nothing of ours goes there.
+        mm.ranges.drop(s->addr + n, s->addr + n + kPage);
+        continue;
+      } else if (!failed_) {
+        failed_ = Error{"lazy restore: UFFDIO_COPY at " + hex(s->addr + n) + ": " +
+                            std::strerror(err),
+                        err};
+      }
+      return;
     }
     return;
   }

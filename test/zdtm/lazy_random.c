@@ -22,6 +22,9 @@
 static uint64_t *mem;
 static size_t npages;
 static int pipefd[2];
+// Ready only once the reader runs its own code: a thread being created has every signal blocked
+// for a moment, and the harness reads the threads' masks after ready.
+static pthread_barrier_t started;
 
 static uint64_t want(size_t p) { return (p + 1) * 0x9e3779b97f4a7c15ull; }
 
@@ -42,6 +45,7 @@ static void check(size_t p, int via_kernel) {
 
 static void *reader(void *arg) {
   (void)arg;
+  pthread_barrier_wait(&started);
   uint64_t x = 0x2545f4914f6cdd1dull;
   for (uint64_t i = 0; !test_stopped; ++i) {
     x ^= x << 13, x ^= x >> 7, x ^= x << 17;
@@ -62,7 +66,9 @@ int main(int argc, char **argv) {
   }
   if (pipe(pipefd)) test_fail_errno("pipe");
   pthread_t t;
+  pthread_barrier_init(&started, NULL, 2);
   if (pthread_create(&t, NULL, reader, NULL)) test_fail("pthread_create");
+  pthread_barrier_wait(&started);
   test_ready();
   pthread_join(t, NULL);
   for (size_t p = 0; p < npages; p++) check(p, 0);

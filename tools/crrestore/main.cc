@@ -388,7 +388,11 @@ int main(int argc, char** argv) {
     }
     std::fprintf(stderr, "crrestore: %-16s %9.3f ms  %8llu stops\n", "total", total * 1e3,
                  static_cast<unsigned long long>(resumes));
-    if (ctx.page_bytes != 0)
+    if (ctx.page_bytes != 0 && lazy)
+      std::fprintf(stderr, "crrestore: %.1f MiB of pages read in %.3f s (--lazy: most placed "
+                   "behind the running tree, below)\n", ctx.page_bytes / 1048576.0,
+                   ctx.pages_seconds);
+    else if (ctx.page_bytes != 0)
       std::fprintf(stderr, "crrestore: %.1f MiB of pages in %.3f s (%.2f GB/s)\n",
                    ctx.page_bytes / 1048576.0, ctx.pages_seconds,
                    ctx.pages_seconds > 0 ? ctx.page_bytes / ctx.pages_seconds / 1e9 : 0.0);
