@@ -4,6 +4,7 @@
 #include "format/record_reader.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -33,6 +34,9 @@ constexpr size_t kMaxSlack = 4 << 20;  // window room beyond the largest record,
 constexpr int kPipeSize = 1 << 20;
 constexpr int kMaxWindowLog = 25;
 constexpr size_t kMaxSpares = 4;  // windows kept for reuse while tokens hold them
+// defer_tails: records over this payload size are deferred; the first bytes read hold the fields.
+constexpr uint32_t kDeferOver = 64 << 10;
+constexpr size_t kDeferHead = 4096;
 
 struct ZstdDCtxFree {
   void operator()(ZSTD_DCtx* c) const { ZSTD_freeDCtx(c); }
@@ -78,7 +82,20 @@ class StreamReader final : public RecordReader {
            (dctx_ ? ZSTD_sizeof_DCtx(dctx_.get()) : 0);
   }
   uint64_t records_read() const override { return records_; }
+  std::optional<DeferredTail> deferred_tail() const override {
+    if (!deferred_) return std::nullopt;
+    DeferredTail d;
+    d.fd = fd_;
+    d.offset = deferred_->payload_offset + cur_fields_;
+    d.len = deferred_->length - cur_fields_;
+    d.fields_crc = crc32c(cur_payload_.first(cur_fields_));
+    d.payload_crc = deferred_->payload_crc;
+    d.checksums = checksums_;
+    return d;
+  }
+  Status load_tail() override;
   void unread() override {
+    if (deferred_) (void)load_tail();  // a replayed record is whole (or short: its user fails)
     replay_.push_front(
         {cur_offset_, cur_type_, {cur_payload_.begin(), cur_payload_.end()}, cur_fields_});
   }
@@ -107,6 +124,10 @@ class StreamReader final : public RecordReader {
   Result<size_t> read_some(uint8_t* dst, size_t room);
   // Reads and verifies one record into cur_*; false at a clean end of input (no more bytes).
   Result<bool> read_record();
+  // defer_tails: whether a record of this type and length leaves its tail in the file, and
+  // reading one that does (its header, checked, and its first bytes; the rest is skipped).
+  bool defers(uint32_t type, uint32_t length) const;
+  Result<bool> read_deferred(uint64_t off, const RecordHeader& h);
   Status check_objects();
   Status on_trailer();
   Status on_seal();
@@ -162,6 +183,16 @@ class StreamReader final : public RecordReader {
   uint64_t cur_offset_ = 0;
   std::span<const uint8_t> cur_payload_;
   size_t cur_fields_ = 0;
+
+  // defer_tails: the file offset of stream offset 0 (-1: not a plain regular file), and the
+  // current record's tail left in the file, if it is.
+  int64_t file_base_ = -1;
+  struct Deferred {
+    uint64_t payload_offset;  // in the file
+    uint32_t length, payload_crc;
+  };
+  std::optional<Deferred> deferred_;
+  std::vector<uint8_t> loaded_;  // a loaded deferred payload
 };
 
 Result<size_t> StreamReader::read_some(uint8_t* dst, size_t room) {
@@ -288,6 +319,8 @@ Result<bool> StreamReader::read_record() {
                       std::to_string(h.length) + " over the cap of " +
                       std::to_string(kMaxRecordPayload));
   const size_t total = kRecordHeaderSize + h.length;
+  deferred_.reset();
+  if (defers(h.type, h.length)) return read_deferred(off, h);
   CR_TRY_ASSIGN(got, fill(total));
   if (got < total)
     return make_error("truncated at offset " + std::to_string(off) + ": record (type " +
@@ -312,6 +345,71 @@ Result<bool> StreamReader::read_record() {
   set_current(off, h.type, payload);
   ++records_;
   return true;
+}
+
+bool StreamReader::defers(uint32_t type, uint32_t length) const {
+  if (file_base_ < 0 || length <= kDeferOver || (seal_ && seal_->signing())) return false;
+  return std::find(opts_.defer_tails.begin(), opts_.defer_tails.end(), type) !=
+         opts_.defer_tails.end();
+}
+
+Result<bool> StreamReader::read_deferred(uint64_t off, const RecordHeader& h) {
+  const size_t total = kRecordHeaderSize + h.length;
+  // The fields are in the first bytes (check_objects finds where they end).
+  const size_t head = kRecordHeaderSize + kDeferHead;
+  CR_TRY_ASSIGN(size_t got, fill(head));
+  if (got < head)
+    return make_error("truncated at offset " + std::to_string(off) + ": record (type " +
+                      type_name(h.type) + ") needs " + std::to_string(h.length) +
+                      " payload bytes, stream has " + std::to_string(got - kRecordHeaderSize));
+  const uint8_t* hdr = buf_.get() + pos_;
+  if (checksums_) stream_crc_ = crc32c_extend(stream_crc_, hdr, kRecordHeaderSize);
+  if (sealed_)
+    return make_error("record at offset " + std::to_string(off) + " (type " + type_name(h.type) +
+                      ") after the stream seal: only the trailer may follow it");
+  if (seal_) {
+    seal_->record(off, h.type, h.length, h.payload_crc);
+    seal_->count(total);
+  }
+  // The rest is skipped: what the window holds of it, then the file's offset moves on.
+  const size_t in_window = end_ - pos_;
+  if (in_window >= total) {
+    pos_ += total;
+  } else {
+    if (::lseek(fd_, static_cast<off_t>(total - in_window), SEEK_CUR) < 0)
+      return errno_error("image reader: lseek past the record at offset " + std::to_string(off));
+    pos_ = end_;
+  }
+  stream_pos_ += total;
+  set_current(off, h.type, {hdr + kRecordHeaderSize, kDeferHead});
+  deferred_ = Deferred{static_cast<uint64_t>(file_base_) + off + kRecordHeaderSize, h.length,
+                       h.payload_crc};
+  ++records_;
+  return true;
+}
+
+Status StreamReader::load_tail() {
+  if (!deferred_) return {};
+  const Deferred d = *deferred_;
+  loaded_.resize(d.length);
+  for (size_t done = 0; done < d.length;) {
+    const ssize_t n = ::pread(fd_, loaded_.data() + done, d.length - done,
+                              static_cast<off_t>(d.payload_offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno_error("image reader: read the record at offset " + std::to_string(cur_offset_));
+    if (n == 0)
+      return make_error("truncated at offset " + std::to_string(cur_offset_) + ": record (type " +
+                        type_name(cur_type_) + ") needs " + std::to_string(d.length) +
+                        " payload bytes, the file has " + std::to_string(done));
+    done += static_cast<size_t>(n);
+  }
+  if (checksums_ && crc32c(loaded_.data(), loaded_.size()) != d.payload_crc)
+    return make_error("checksum mismatch in " + where());
+  const size_t fields = cur_fields_;
+  cur_payload_ = {loaded_.data(), loaded_.size()};
+  cur_fields_ = fields;
+  deferred_.reset();
+  return {};
 }
 
 Status StreamReader::check_objects() {
@@ -382,6 +480,14 @@ Status StreamReader::on_seal() {
 }
 
 Status StreamReader::open() {
+  if (!opts_.defer_tails.empty()) {
+    // Deferred tails are read back by offset: only from a regular file (not zstd, below).
+    struct stat st {};
+    if (::fstat(fd_, &st) == 0 && S_ISREG(st.st_mode)) {
+      const off_t at = ::lseek(fd_, 0, SEEK_CUR);
+      if (at >= 0) file_base_ = at;
+    }
+  }
   buf_.reset(new uint8_t[kInitialWindow]);
   cap_ = kInitialWindow;
   if (fcntl(fd_, F_GETPIPE_SZ) > 0 && fcntl(fd_, F_GETPIPE_SZ) < kPipeSize)
@@ -394,6 +500,7 @@ Status StreamReader::open() {
   };
   if (got >= 4 && std::memcmp(buf_.get(), kZstdMagic.data(), 4) == 0) {
     zstd_ = true;
+    file_base_ = -1;
     dctx_.reset(ZSTD_createDCtx());
     if (!dctx_) return make_error("image reader: cannot create a zstd context", ENOMEM);
     // Our writers use levels <= 19 (window <= 8 MiB); refuse frames that want more memory.
@@ -511,6 +618,7 @@ Result<bool> StreamReader::next() {
   if (!replay_.empty()) {
     current_saved_ = std::move(replay_.front());
     replay_.pop_front();
+    deferred_.reset();
     set_current(current_saved_.offset, current_saved_.type, current_saved_.payload);
     cur_fields_ = std::min(current_saved_.fields, current_saved_.payload.size());
     return true;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -24,6 +25,23 @@ struct ReaderOptions {
   /// Verify the stream's signature with this key (crrestore --verify-key): the stream must end
   /// with a seal whose HMAC-SHA256 matches, else the reader fails at the seal or the trailer.
   std::vector<uint8_t> mac_key;
+  /// Records of these types whose payload is over 64 KiB leave their tail in the file, where
+  /// the input is a plain (not zstd) regular file and no signature is checked: only the header
+  /// and the first bytes are read (crrestore --lazy fetches the pages when they are wanted).
+  /// deferred_tail() says where it is; load_tail() reads and checks it.
+  std::vector<uint32_t> defer_tails;
+};
+
+/// Where a deferred record's tail is (ReaderOptions::defer_tails): `len` bytes at `offset` of
+/// the input file; the whole payload (fields, then tail) must have `payload_crc`, and the
+/// fields alone have `fields_crc` (so the tail's check can start from it).
+struct DeferredTail {
+  int fd = -1;  // the reader's input (not owned)
+  uint64_t offset = 0;
+  uint64_t len = 0;
+  uint32_t fields_crc = 0;
+  uint32_t payload_crc = 0;
+  bool checksums = true;  // false: the stream has none to check
 };
 
 /// One record type as the stream describes itself (from its SchemaType records).
@@ -94,6 +112,11 @@ class RecordReader {
   /// Puts the current record back: the next call to next() returns it again (crrestore looks
   /// at the first record before it decides where the restore runs).
   virtual void unread() = 0;
+  /// The current record's tail is still in the file (ReaderOptions::defer_tails): where.
+  virtual std::optional<DeferredTail> deferred_tail() const { return std::nullopt; }
+  /// Reads a deferred tail now and checks the payload's checksum; tail() and payload() are
+  /// then whole (hold() is null for it). Nothing for a record read whole.
+  virtual Status load_tail() { return {}; }
 };
 
 }  // namespace cr::format

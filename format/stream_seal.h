@@ -50,6 +50,8 @@ class SealChain {
     byte_count_ += b.size();
     if (mac_) mac_->update(b);
   }
+  /// `n` stream bytes not read (a deferred tail): counted; only a chain without a MAC may.
+  void count(uint64_t n) { byte_count_ += n; }
   /// The prefix starts the chain (call before bytes() of the prefix or after: it is not fed).
   void prefix(std::span<const uint8_t> p);
   /// One record before the seal, at stream offset `offset`.

@@ -573,8 +573,23 @@ Status stream_pages(RestoreContext& ctx) {
       if (ctx.opts.on_progress) ctx.opts.on_progress(ctx.page_bytes);
     } else if (reader.type() == schema::Pages::kType) {
       CR_TRY_ASSIGN(auto p, reader.decode<schema::Pages>());
-      auto tail = reader.tail();
       const uint64_t len = uint64_t{p.npages} * 4096;
+      // --lazy from a file: the bytes stay there until the pager wants them (it checks the
+      // record's checksum then); otherwise they are read now.
+      if (auto d = reader.deferred_tail()) {
+        if (d->len == len && p.npages != 0) {
+          CR_TRY_ASSIGN(size_t at, check_pages(vmas, p.vaddr, len, hint));
+          if (vdso_name(vmas[at].kind) == nullptr && uffd.note_in_file(p.vaddr, *d)) {
+            hint = at;
+            ctx.page_bytes += len;
+            if (ctx.opts.on_progress) ctx.opts.on_progress(ctx.page_bytes);
+            CR_TRY_ASSIGN(more, reader.next());
+            continue;
+          }
+        }
+        CR_TRY(reader.load_tail());
+      }
+      auto tail = reader.tail();
       if (tail.size() != len)
         return make_error("pages at " + hex(p.vaddr) + ": " + std::to_string(tail.size()) +
                           " bytes for " + std::to_string(p.npages) + " pages");

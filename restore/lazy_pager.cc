@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -19,6 +20,7 @@
 
 #include "common/test_hook.h"
 #include "common/text.h"
+#include "format/crc32c.h"
 #include "restore/precopy_store.h"
 #include "sys/linux_abi.h"
 #include "sys/pagemap_scan.h"
@@ -133,6 +135,75 @@ bool LazyPager::add(pid_t pid, uint64_t addr, const uint8_t* data, uint64_t len,
   return true;
 }
 
+bool LazyPager::add_file(pid_t pid, uint64_t addr, const format::DeferredTail& tail) {
+  std::lock_guard lk(mu_);
+  Mm* m = find(pid);
+  if (m == nullptr || tail.len == 0) return false;
+  if (!file_.valid()) {
+    file_.reset(::fcntl(tail.fd, F_DUPFD_CLOEXEC, 0));
+    if (!file_.valid()) return false;
+  }
+  // In stream order, so by offset.
+  if (!records_.empty() && records_.back().offset >= tail.offset) return false;
+  records_.push_back({tail.offset, tail.len, tail.fields_crc, tail.payload_crc, tail.checksums});
+  m->ranges.add(addr, reinterpret_cast<const uint8_t*>(tail.offset), tail.len, nullptr, true);
+  return true;
+}
+
+void LazyPager::fail(Error e) {
+  if (failed_) return;
+  failed_ = std::move(e);
+  // The tree must not run on: a process waiting on a page that will not come would wait
+  // forever (crrestore's own injected calls among them, before the tree runs).
+  for (const auto& m : mms_)
+    if (m->pid > 0) (void)::kill(m->pid, SIGKILL);
+  cv_.notify_all();
+}
+
+const uint8_t* LazyPager::bytes_of(const LazyRanges::Span& s) {
+  if (!s.in_file) return s.data;
+  const uint64_t off = reinterpret_cast<uint64_t>(s.data);
+  auto it = std::upper_bound(records_.begin(), records_.end(), off,
+                             [](uint64_t o, const FileRecord& r) { return o < r.offset; });
+  if (it == records_.begin() || off + s.len > (it - 1)->offset + (it - 1)->len) {
+    fail(make_error("lazy restore: no pages record holds file offset " + std::to_string(off)));
+    return nullptr;
+  }
+  --it;
+  const size_t idx = static_cast<size_t>(it - records_.begin());
+  if (loaded_ != idx) {
+    loaded_ = SIZE_MAX;
+    scratch_.resize(it->len);
+    for (uint64_t done = 0; done < it->len;) {
+      const ssize_t n = ::pread(file_.get(), scratch_.data() + done, it->len - done,
+                                static_cast<off_t>(it->offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        fail(n < 0 ? errno_error("lazy restore: read the image at offset " + std::to_string(it->offset))
+                   : make_error("lazy restore: the image ends inside the pages at offset " +
+                                std::to_string(it->offset)));
+        return nullptr;
+      }
+      done += static_cast<uint64_t>(n);
+    }
+    stats_.file_bytes += it->len;
+    if (it->checksums &&
+        format::crc32c_extend(it->fields_crc, scratch_.data(), scratch_.size()) != it->payload_crc) {
+      fail(make_error("lazy restore: checksum mismatch in the pages whose bytes are at offset " +
+                      std::to_string(it->offset) + " of the image (the tree is killed)"));
+      return nullptr;
+    }
+    loaded_ = idx;
+  }
+  return scratch_.data() + (off - it->offset);
+}
+
+std::pair<uint64_t, int> LazyPager::place(Mm& mm, const LazyRanges::Span& s) {
+  const uint8_t* data = bytes_of(s);
+  if (data == nullptr) return {0, EIO};
+  return copy(mm.fd.get(), s.addr, data, s.len);
+}
+
 Status LazyPager::seal(pid_t pid, const sys::Tracee& tracee) {
   std::lock_guard lk(mu_);
   Mm* m = find(pid);
@@ -149,7 +220,9 @@ Status LazyPager::seal(pid_t pid, const sys::Tracee& tracee) {
       for (uint64_t a = start; a < end;) {
         auto s = m->ranges.from(a, end);
         if (!s) break;
-        CR_TRY(tracee.write_mem(s->addr, s->data, s->len));
+        const uint8_t* data = bytes_of(*s);
+        if (data == nullptr) return *failed_;
+        CR_TRY(tracee.write_mem(s->addr, data, s->len));
         stats_.present_bytes += s->len;
         m->ranges.drop(s->addr, s->addr + s->len);
         a = s->addr + s->len;
@@ -223,7 +296,8 @@ bool LazyPager::fault(Mm& mm, uint64_t addr) {
   test_kill_point("lazy");
   const uint64_t page = addr & ~(kPage - 1);
   if (auto s = mm.ranges.at(page, kFaultChunk)) {
-    auto [n, err] = copy(mm.fd.get(), page, s->data, s->len);
+    auto [n, err] = place(mm, *s);
+    if (failed_) return true;
     if (n > 0) {
       mm.ranges.drop(page, page + n);
       stats_.faults++;
@@ -263,7 +337,7 @@ void LazyPager::event(Mm& mm, const uffd_msg& msg) {
       child->sealed = true;
       child->ranges = mm.ranges;
       Status held = guard_.hold(child->fd.get());
-      if (!held.ok() && !failed_) failed_ = std::move(held).error();
+      if (!held.ok()) fail(std::move(held).error());
       mms_.push_back(std::move(child));
       stats_.forks++;
       break;
@@ -315,7 +389,8 @@ void LazyPager::background_step() {
     // short), lowest address first.
     for (uint64_t budget = kFillChunk; budget > 0 && !mm.ranges.empty();) {
       auto s = mm.ranges.first(budget);
-      auto [n, err] = copy(mm.fd.get(), s->addr, s->data, s->len);
+      auto [n, err] = place(mm, *s);
+      if (failed_) return;
       mm.ranges.drop(s->addr, s->addr + n);
       stats_.fill_bytes += n;
       budget -= std::min(budget, std::max<uint64_t>(n, kPage));
@@ -327,10 +402,9 @@ void LazyPager::background_step() {
         // There already, or no mapping there any more: nothing of ours goes there.
         mm.ranges.drop(s->addr + n, s->addr + n + kPage);
         continue;
-      } else if (!failed_) {
-        failed_ = Error{"lazy restore: UFFDIO_COPY at " + hex(s->addr + n) + ": " +
-                            std::strerror(err),
-                        err};
+      } else {
+        fail(Error{"lazy restore: UFFDIO_COPY at " + hex(s->addr + n) + ": " + std::strerror(err),
+                   err});
       }
       return;
     }

@@ -31,6 +31,7 @@
 
 #include "common/result.h"
 #include "common/scoped_fd.h"
+#include "format/record_reader.h"
 #include "restore/lazy_guard.h"
 #include "restore/lazy_ranges.h"
 #include "sys/tracee.h"
@@ -45,6 +46,7 @@ class LazyPager {
     uint64_t fault_bytes = 0;   // copied for faults
     uint64_t fill_bytes = 0;    // copied in the background
     uint64_t present_bytes = 0; // written at seal (there before the tree ran)
+    uint64_t file_bytes = 0;    // read from the image file (deferred tails), checks included
     uint64_t forks = 0, remaps = 0, removes = 0, unmaps = 0;
     double fill_seconds = 0;    // from start_background() to the last page
   };
@@ -62,9 +64,9 @@ class LazyPager {
   /// bytes of held windows reach the bound: the caller places them now (place_now).
   bool add(pid_t pid, uint64_t addr, const uint8_t* data, uint64_t len,
            std::shared_ptr<const void> hold, bool counted);
-  /// UFFDIO_COPY now (over the bound); a page there already is written with `tracee`.
-  Status place_now(pid_t pid, const sys::Tracee& tracee, uint64_t addr, const uint8_t* data,
-                   uint64_t len);
+  /// Pages of `pid` at `addr` whose bytes are a deferred tail still in the image file: read
+  /// when wanted, the record's checksum checked first. False: not taken (place them now).
+  bool add_file(pid_t pid, uint64_t addr, const format::DeferredTail& tail);
   /// `pid`'s section is read: pages already present (the restore's own use of its stack) get
   /// their bytes now with `tracee`, and from now on its faults are served.
   Status seal(pid_t pid, const sys::Tracee& tracee);
@@ -86,6 +88,12 @@ class LazyPager {
   void run();
   void serve(Mm& mm);
   bool fault(Mm& mm, uint64_t addr);  // false: retry later (the address space is changing)
+  // UFFDIO_COPY of a span; an in-file one's record is read and checked first.
+  std::pair<uint64_t, int> place(Mm& mm, const LazyRanges::Span& s);
+  // The bytes of a span (an in-file one's record read and checked into scratch_); null after
+  // a failure, which is then in failed_.
+  const uint8_t* bytes_of(const LazyRanges::Span& s);
+  void fail(Error e);  // the first failure: every process of the tree is killed
   void event(Mm& mm, const uffd_msg& msg);
   void background_step();
   void drop_mm(Mm& mm);
@@ -104,6 +112,17 @@ class LazyPager {
   uint64_t held_bytes_ = 0;
   uint64_t held_limit_ = 0;
   std::optional<Error> failed_;
+  // Deferred tails (crrestore --lazy from a file): the image file (our copy of the reader's fd),
+  // the records by file offset, and the last one read.
+  struct FileRecord {
+    uint64_t offset, len;
+    uint32_t fields_crc, payload_crc;
+    bool checksums;
+  };
+  ScopedFd file_;
+  std::vector<FileRecord> records_;
+  size_t loaded_ = SIZE_MAX;
+  std::vector<uint8_t> scratch_;
   Stats stats_;
   std::optional<std::chrono::steady_clock::time_point> bg_start_;
 };

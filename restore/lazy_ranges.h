@@ -17,12 +17,15 @@ class LazyRanges {
  public:
   struct Span {
     uint64_t addr;
-    const uint8_t* data;
+    const uint8_t* data;  // in_file: the offset in the image file, not a pointer
     uint64_t len;
+    bool in_file = false;
   };
   /// `len` bytes for [addr, addr + len), page-aligned; `hold` keeps `data` valid. What was
-  /// there before is replaced (a later copy of a page wins).
-  void add(uint64_t addr, const uint8_t* data, uint64_t len, std::shared_ptr<const void> hold);
+  /// there before is replaced (a later copy of a page wins). `in_file`: the bytes are still
+  /// in the image file, and `data` is their offset there (a deferred tail).
+  void add(uint64_t addr, const uint8_t* data, uint64_t len, std::shared_ptr<const void> hold,
+           bool in_file = false);
   /// The pending bytes from `addr` on, at most `max`, as far as they run on without a gap.
   std::optional<Span> at(uint64_t addr, uint64_t max) const;
   /// The first pending bytes at or above `addr` and below `end`, as far as they run on.
@@ -45,6 +48,7 @@ class LazyRanges {
     uint64_t end;
     const uint8_t* data;
     std::shared_ptr<const void> hold;
+    bool in_file = false;
   };
   // Splits the run that contains `at` (strictly inside) in two.
   void split(uint64_t at);

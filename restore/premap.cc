@@ -423,6 +423,7 @@ Status premap_process(RestoreContext& root, RestoreContext& x, int release_fd) {
         x.page_bytes += p.npages * kPage;
       } else {
         CR_TRY_ASSIGN(auto p, reader.decode<schema::Pages>());
+        CR_TRY(reader.load_tail());  // read whole (a deferred tail of --lazy is read now)
         auto tail = reader.tail();
         const uint64_t len = uint64_t{p.npages} * kPage;
         if (tail.size() != len)

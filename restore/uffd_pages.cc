@@ -248,6 +248,15 @@ Status UffdPages::place(RestoreContext& ctx, uint64_t addr, const uint8_t* data,
   return {};
 }
 
+bool UffdPages::note_in_file(uint64_t addr, const format::DeferredTail& tail) {
+  if (lazy_ == nullptr) return false;
+  auto it = std::upper_bound(ranges_.begin(), ranges_.end(), std::make_pair(addr, UINT64_MAX));
+  if (it == ranges_.begin()) return false;
+  --it;
+  if (addr < it->first || addr + tail.len > it->second) return false;
+  return lazy_->add_file(pid_, addr, tail);
+}
+
 Status UffdPages::queue(RestoreContext& ctx, uint64_t addr, const uint8_t* data, uint64_t len,
                         const std::shared_ptr<const void>& hold) {
   if (!copier_) {

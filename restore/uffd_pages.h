@@ -36,6 +36,10 @@ class UffdPages {
   /// reader's hold()), the registered parts are copied by a thread of ours while the caller
   /// reads on: the stream is read and checked on one core while the kernel places the pages on
   /// the other. A failure of that thread is returned by a later place() or by finish().
+  /// Lazy: pages at `addr` whose bytes are a deferred tail still in the image file, noted for
+  /// the pager if they lie in one registered range. False: the caller reads them and places
+  /// them (place()).
+  bool note_in_file(uint64_t addr, const format::DeferredTail& tail);
   /// `from_store`: the bytes are the pre-copy store's (they count against no bound).
   Status place(RestoreContext& ctx, uint64_t addr, const uint8_t* data, uint64_t len,
                std::shared_ptr<const void> hold = nullptr, bool from_store = false);

@@ -84,6 +84,60 @@ TEST(LazyRestore, FollowsWhatTheProgramDoesToMissingMemory) {
   expect_restored_passes(dir, pid);
 }
 
+// From an image file the pages stay in the file until wanted: the tree runs first, then the
+// pager reads them (each record's checksum checked before any of its pages goes in).
+TEST(LazyRestore, FromAFileThePagesAreReadAfterTheTreeRuns) {
+  if (!tools_present()) return;
+  become_subreaper();
+  TempDir dir;
+  Target t = Target::start(dir, {zdtm_path("lazy_random"), "64"});
+  ASSERT_GT(t.pid(), 0) << t.error();
+  const pid_t pid = t.pid();
+  ASSERT_TRUE(dump_target(dir, t, Mode::kKill, dir.path("img")));
+  ToolRun r = run_tool(dir, "crrestore", {"-v", "-d", "--lazy", "-i", dir.path("img")});
+  ASSERT_TRUE(r.status.ok()) << r.describe();
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.err, m, std::regex("([0-9.]+) MiB read from the image file")))
+      << r.err;
+  EXPECT_GE(std::stod(m[1]), 60.0) << r.err;  // nearly all of its 64 MiB, after the resume
+  expect_restored_passes(dir, pid);
+}
+
+// A page record damaged in the file: without --lazy crrestore refuses the image before anything
+// runs; with --lazy the damage is found when the pager reads the record, after the tree runs:
+// the tree is killed (by crrestore, never running on the bad or a missing page) and crrestore
+// fails in one line naming it.
+TEST(LazyRestore, ADamagedPageRecordKillsTheTree) {
+  if (!tools_present()) return;
+  become_subreaper();
+  TempDir dir;
+  Target t = Target::start(dir, {zdtm_path("lazy_random"), "64"});
+  ASSERT_GT(t.pid(), 0) << t.error();
+  const pid_t pid = t.pid();
+  ASSERT_TRUE(dump_target(dir, t, Mode::kKill, dir.path("img")));
+  // A byte in the middle of the file: inside a page record's pages (64 MiB of the image's size).
+  std::string img = read_file(dir.path("img"));
+  img[img.size() / 2] ^= 0x5a;
+  write_file(dir.path("img"), img);
+  ToolRun plain = run_tool(dir, "crrestore", {"-d", "-i", dir.path("img")});
+  EXPECT_FALSE(plain.status.ok());
+  EXPECT_NE(plain.err.find("checksum mismatch"), std::string::npos) << plain.err;
+  EXPECT_FALSE(pid_exists(pid));
+  ToolRun r = run_tool(dir, "crrestore", {"-d", "--lazy", "-i", dir.path("img")});
+  EXPECT_TRUE(r.status.exited && r.status.code == 1) << r.describe();
+  EXPECT_TRUE(r.one_line_error("crrestore")) << r.err;
+  EXPECT_NE(r.err.find("checksum mismatch"), std::string::npos) << r.err;
+  if (pid_exists(pid)) {
+    auto st = wait_exit(pid, std::chrono::seconds(30));
+    ASSERT_TRUE(st) << "the tree runs on";
+    EXPECT_TRUE(!st->exited && st->code == SIGKILL) << st->describe();
+  }
+  std::string left;
+  EXPECT_TRUE(all_gone({pid}, &left)) << left;
+  EXPECT_EQ(read_file(dir.work() + "/log").find("FAIL"), std::string::npos)
+      << read_file(dir.work() + "/log");
+}
+
 // The restore of a process of 1 GiB that reads its memory at random, with crrestore killed at
 // a random fault or background step of the pager ("lazy:N"), and at random passes before the
 // tree runs: each time the tree goes, and the program never reported a page read wrong.

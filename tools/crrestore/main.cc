@@ -332,6 +332,8 @@ int main(int argc, char** argv) {
     if (!st.ok()) die(name + ": " + st.error().message);
     ctx.opts.signed_image = true;
   }
+  // --lazy from a plain image file: page records leave their bytes there until wanted.
+  if (lazy) ropts.defer_tails = {cr::schema::Pages::kType};
   auto reader = cr::format::RecordReader::open(fd, ropts);
   if (!reader.ok()) die(name + ": " + reader.error().message);
   ctx.reader = reader->get();
@@ -425,11 +427,12 @@ int main(int argc, char** argv) {
       const auto& s = ctx.lazy_stats;
       std::fprintf(stderr,
                    "crrestore: lazy: %.1f MiB in the background in %.3f s, %llu faults (%.1f MiB), "
-                   "%llu zero-page faults, %.1f MiB present before; %llu forks, %llu remaps, "
-                   "%llu removes, %llu unmaps followed\n",
+                   "%llu zero-page faults, %.1f MiB present before, %.1f MiB read from the "
+                   "image file; %llu forks, %llu remaps, %llu removes, %llu unmaps followed\n",
                    s.fill_bytes / 1048576.0, s.fill_seconds,
                    static_cast<unsigned long long>(s.faults), s.fault_bytes / 1048576.0,
                    static_cast<unsigned long long>(s.zero_faults), s.present_bytes / 1048576.0,
+                   s.file_bytes / 1048576.0,
                    static_cast<unsigned long long>(s.forks),
                    static_cast<unsigned long long>(s.remaps),
                    static_cast<unsigned long long>(s.removes),
