@@ -16,7 +16,7 @@
 //   BM_Restore/1024       crrestore -d of that image (the restored task is then killed)
 //   BM_RestoreWriteMem/1024  the same with CR_RESTORE_UFFD=0 (every page by process_vm_writev)
 //   BM_Dump/4, BM_Restore/4: a small process (4 MiB touched)
-//   BM_DumpZstd/1024      crdump -z (level 3, its default threads) to /dev/null of 1 GiB of
+//   BM_DumpZstd/1024      crdump -z (level 1, its default threads) to /dev/null of 1 GiB of
 //                         mixed memory: half of each page random words, half small counters
 //
 // Each target is a forked child of this binary that touches its memory, closes every fd it got
