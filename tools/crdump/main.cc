@@ -44,7 +44,7 @@
 namespace {
 
 // Level 1: on 2 cores twice the rate of 3 (0.88 against 0.38 GB/s on half-random pages,
-// bench BM_DumpZstd/1024) for the same size to within 0.2% (memory pages are either
+// bench BM_DumpZstd/1024) for the same size to within 0.3% (memory pages are either
 // incompressible or compress very well).
 constexpr int kDefaultZstdLevel = 1;
 
