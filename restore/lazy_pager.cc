@@ -111,8 +111,8 @@ LazyPager::Mm* LazyPager::find(pid_t pid) {
 }
 
 Status LazyPager::add_mm(pid_t pid, ScopedFd uffd) {
+  std::lock_guard lk(mu_);  // the thread sends the guard a forked child's userfaultfd too
   CR_TRY(guard_.hold(uffd.get()));
-  std::lock_guard lk(mu_);
   auto m = std::make_unique<Mm>();
   m->pid = pid;
   m->fd = std::move(uffd);
