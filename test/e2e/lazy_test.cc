@@ -26,6 +26,18 @@ long lazy_count(const std::string& err, const std::string& what) {
   return std::stol(m[1]);
 }
 
+// zdtm lazy_random of `mib` MiB, started and dumped (killed) into dir's "img": its pid, which
+// the image restores; 0 after a failure.
+pid_t dump_lazy_random(TempDir& dir, const std::string& mib) {
+  Target t = Target::start(dir, {zdtm_path("lazy_random"), mib});
+  if (t.pid() <= 0) {
+    ADD_FAILURE() << t.error();
+    return 0;
+  }
+  const pid_t pid = t.pid();
+  return dump_target(dir, t, Mode::kKill, dir.path("img")) ? pid : 0;
+}
+
 TEST(LazyRestore, FollowsWhatTheProgramDoesToMissingMemory) {
   if (!tools_present()) return;
   become_subreaper();
@@ -90,10 +102,8 @@ TEST(LazyRestore, FromAFileThePagesAreReadAfterTheTreeRuns) {
   if (!tools_present()) return;
   become_subreaper();
   TempDir dir;
-  Target t = Target::start(dir, {zdtm_path("lazy_random"), "64"});
-  ASSERT_GT(t.pid(), 0) << t.error();
-  const pid_t pid = t.pid();
-  ASSERT_TRUE(dump_target(dir, t, Mode::kKill, dir.path("img")));
+  const pid_t pid = dump_lazy_random(dir, "64");
+  ASSERT_GT(pid, 0);
   ToolRun r = run_tool(dir, "crrestore", {"-v", "-d", "--lazy", "-i", dir.path("img")});
   ASSERT_TRUE(r.status.ok()) << r.describe();
   std::smatch m;
@@ -111,10 +121,8 @@ TEST(LazyRestore, ADamagedPageRecordKillsTheTree) {
   if (!tools_present()) return;
   become_subreaper();
   TempDir dir;
-  Target t = Target::start(dir, {zdtm_path("lazy_random"), "64"});
-  ASSERT_GT(t.pid(), 0) << t.error();
-  const pid_t pid = t.pid();
-  ASSERT_TRUE(dump_target(dir, t, Mode::kKill, dir.path("img")));
+  const pid_t pid = dump_lazy_random(dir, "64");
+  ASSERT_GT(pid, 0);
   // A byte in the middle of the file: inside a page record's pages (64 MiB of the image's size).
   std::string img = read_file(dir.path("img"));
   img[img.size() / 2] ^= 0x5a;
@@ -145,10 +153,8 @@ TEST(LazyRestore, KilledAtRandomMomentsNeverShowsAMissingPage) {
   if (!tools_present()) return;
   become_subreaper();
   TempDir dir;
-  Target t = Target::start(dir, {zdtm_path("lazy_random"), "1024"});
-  ASSERT_GT(t.pid(), 0) << t.error();
-  const pid_t pid = t.pid();
-  ASSERT_TRUE(dump_target(dir, t, Mode::kKill, dir.path("img")));
+  const pid_t pid = dump_lazy_random(dir, "1024");
+  ASSERT_GT(pid, 0);
   const unsigned seed = std::random_device{}();
   std::mt19937 rng(seed);
   std::vector<std::string> points = {"lazy:1", "lazy:2"};
