@@ -416,9 +416,10 @@ int main(int argc, char** argv) {
     // as ever.
     told = launch->announce_root(*pid);
     if (!told->ok()) std::fprintf(stderr, "crrestore: %s\n", told->error().message.c_str());
-  } else if (!pidfile.empty() && !write_pidfile(pidfile, *pid) && detach) {
-    return 1;
   }
+  // A pidfile that cannot be written fails -d, after a lazy restore's fill (killing the tree
+  // for it would lose the program, as the restore has succeeded).
+  const bool pidfile_failed = !launch && !pidfile.empty() && !write_pidfile(pidfile, *pid);
   if (lazy) {
     // The tree runs; its memory comes in behind it. crrestore stays until it is all in (its
     // guard kills the tree should crrestore die before).
@@ -441,6 +442,7 @@ int main(int argc, char** argv) {
     if (!filled.ok()) die("the tree was killed: " + filled.error().message);
   }
   if (launch && detach) return told->ok() ? 0 : 1;
+  if (pidfile_failed && detach) return 1;
   if (detach) {
     // For `pid=$(crrestore -d ...)`; a reader gone is no failure of the restore.
     ::signal(SIGPIPE, SIG_IGN);
