@@ -26,6 +26,15 @@ long lazy_count(const std::string& err, const std::string& what) {
   return std::stol(m[1]);
 }
 
+// Kills and reaps `pid` at the end of a test that stopped early (a failed assertion): a
+// restored program runs until it is told to stop, and no test may leave one behind.
+struct KillAtEnd {
+  pid_t pid;
+  ~KillAtEnd() {
+    if (pid > 0 && pid_exists(pid)) kill_child(pid);
+  }
+};
+
 // zdtm lazy_random of `mib` MiB, started and dumped (killed) into dir's "img": its pid, which
 // the image restores; 0 after a failure.
 pid_t dump_lazy_random(TempDir& dir, const std::string& mib) {
@@ -46,6 +55,7 @@ TEST(LazyRestore, FollowsWhatTheProgramDoesToMissingMemory) {
   ASSERT_GT(t.pid(), 0) << t.error();
   const pid_t pid = t.pid();
   ASSERT_TRUE(dump_target(dir, t, Mode::kKill, dir.path("img")));
+  KillAtEnd program{pid};
   const std::string fifo = dir.path("hold");
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   pid_t r;
@@ -55,6 +65,7 @@ TEST(LazyRestore, FollowsWhatTheProgramDoesToMissingMemory) {
                    "restore.err");
   }
   ASSERT_GT(r, 0);
+  KillAtEnd restorer{r};
   // crrestore opens the FIFO once the tree runs, before it copies anything in the background.
   int w = -1;
   ASSERT_TRUE(poll_until(
@@ -104,6 +115,7 @@ TEST(LazyRestore, FromAFileThePagesAreReadAfterTheTreeRuns) {
   TempDir dir;
   const pid_t pid = dump_lazy_random(dir, "64");
   ASSERT_GT(pid, 0);
+  KillAtEnd program{pid};
   ToolRun r = run_tool(dir, "crrestore", {"-v", "-d", "--lazy", "-i", dir.path("img")});
   ASSERT_TRUE(r.status.ok()) << r.describe();
   std::smatch m;
@@ -123,6 +135,7 @@ TEST(LazyRestore, ADamagedPageRecordKillsTheTree) {
   TempDir dir;
   const pid_t pid = dump_lazy_random(dir, "64");
   ASSERT_GT(pid, 0);
+  KillAtEnd program{pid};
   // A byte in the middle of the file: inside a page record's pages (64 MiB of the image's size).
   std::string img = read_file(dir.path("img"));
   img[img.size() / 2] ^= 0x5a;
@@ -155,6 +168,7 @@ TEST(LazyRestore, KilledAtRandomMomentsNeverShowsAMissingPage) {
   TempDir dir;
   const pid_t pid = dump_lazy_random(dir, "1024");
   ASSERT_GT(pid, 0);
+  KillAtEnd program{pid};
   const unsigned seed = std::random_device{}();
   std::mt19937 rng(seed);
   std::vector<std::string> points = {"lazy:1", "lazy:2"};
