@@ -124,10 +124,8 @@ class StreamReader final : public RecordReader {
   Result<size_t> read_some(uint8_t* dst, size_t room);
   // Reads and verifies one record into cur_*; false at a clean end of input (no more bytes).
   Result<bool> read_record();
-  // defer_tails: whether a record of this type and length leaves its tail in the file, and
-  // reading one that does (its header, checked, and its first bytes; the rest is skipped).
+  // defer_tails: whether a record of this type and length leaves its tail in the file.
   bool defers(uint32_t type, uint32_t length) const;
-  Result<bool> read_deferred(uint64_t off, const RecordHeader& h);
   Status check_objects();
   Status on_trailer();
   Status on_seal();
@@ -319,16 +317,18 @@ Result<bool> StreamReader::read_record() {
                       std::to_string(h.length) + " over the cap of " +
                       std::to_string(kMaxRecordPayload));
   const size_t total = kRecordHeaderSize + h.length;
-  deferred_.reset();
-  if (defers(h.type, h.length)) return read_deferred(off, h);
-  CR_TRY_ASSIGN(got, fill(total));
-  if (got < total)
+  // defer_tails: only the header and the first bytes (the fields) are read; the rest is skipped.
+  const bool defer = defers(h.type, h.length);
+  const size_t want = defer ? kRecordHeaderSize + kDeferHead : total;
+  CR_TRY_ASSIGN(got, fill(want));
+  if (got < want)
     return make_error("truncated at offset " + std::to_string(off) + ": record (type " +
                       type_name(h.type) + ") needs " + std::to_string(h.length) +
                       " payload bytes, stream has " + std::to_string(got - kRecordHeaderSize));
   const uint8_t* hdr = buf_.get() + pos_;
-  std::span<const uint8_t> payload(hdr + kRecordHeaderSize, h.length);
-  if (checksums_ && crc32c(payload) != h.payload_crc)
+  std::span<const uint8_t> payload(hdr + kRecordHeaderSize, want - kRecordHeaderSize);
+  // A deferred payload is checked when it is loaded (load_tail, or its user).
+  if (!defer && checksums_ && crc32c(payload) != h.payload_crc)
     return make_error("checksum mismatch in " + where());
   // Trailer's chain covers the headers before it; compute before advancing.
   if (h.type != schema::Trailer::kType && checksums_)
@@ -338,11 +338,25 @@ Result<bool> StreamReader::read_record() {
                       ") after the stream seal: only the trailer may follow it");
   if (seal_ && h.type != schema::StreamSeal::kType && h.type != schema::Trailer::kType) {
     seal_->record(off, h.type, h.length, h.payload_crc);
-    seal_->bytes({hdr, total});
+    if (defer)
+      seal_->count(total);  // no MAC (defers() checked): its bytes are only counted
+    else
+      seal_->bytes({hdr, total});
   }
-  pos_ += total;
+  if (end_ - pos_ >= total) {
+    pos_ += total;
+  } else {
+    // Deferred: what the window holds of it is passed, then the file's offset moves on.
+    if (::lseek(fd_, static_cast<off_t>(total - (end_ - pos_)), SEEK_CUR) < 0)
+      return errno_error("image reader: lseek past the record at offset " + std::to_string(off));
+    pos_ = end_;
+  }
   stream_pos_ += total;
   set_current(off, h.type, payload);
+  deferred_.reset();
+  if (defer)
+    deferred_ = Deferred{static_cast<uint64_t>(file_base_) + off + kRecordHeaderSize, h.length,
+                         h.payload_crc};
   ++records_;
   return true;
 }
@@ -351,41 +365,6 @@ bool StreamReader::defers(uint32_t type, uint32_t length) const {
   if (file_base_ < 0 || length <= kDeferOver || (seal_ && seal_->signing())) return false;
   return std::find(opts_.defer_tails.begin(), opts_.defer_tails.end(), type) !=
          opts_.defer_tails.end();
-}
-
-Result<bool> StreamReader::read_deferred(uint64_t off, const RecordHeader& h) {
-  const size_t total = kRecordHeaderSize + h.length;
-  // The fields are in the first bytes (check_objects finds where they end).
-  const size_t head = kRecordHeaderSize + kDeferHead;
-  CR_TRY_ASSIGN(size_t got, fill(head));
-  if (got < head)
-    return make_error("truncated at offset " + std::to_string(off) + ": record (type " +
-                      type_name(h.type) + ") needs " + std::to_string(h.length) +
-                      " payload bytes, stream has " + std::to_string(got - kRecordHeaderSize));
-  const uint8_t* hdr = buf_.get() + pos_;
-  if (checksums_) stream_crc_ = crc32c_extend(stream_crc_, hdr, kRecordHeaderSize);
-  if (sealed_)
-    return make_error("record at offset " + std::to_string(off) + " (type " + type_name(h.type) +
-                      ") after the stream seal: only the trailer may follow it");
-  if (seal_) {
-    seal_->record(off, h.type, h.length, h.payload_crc);
-    seal_->count(total);
-  }
-  // The rest is skipped: what the window holds of it, then the file's offset moves on.
-  const size_t in_window = end_ - pos_;
-  if (in_window >= total) {
-    pos_ += total;
-  } else {
-    if (::lseek(fd_, static_cast<off_t>(total - in_window), SEEK_CUR) < 0)
-      return errno_error("image reader: lseek past the record at offset " + std::to_string(off));
-    pos_ = end_;
-  }
-  stream_pos_ += total;
-  set_current(off, h.type, {hdr + kRecordHeaderSize, kDeferHead});
-  deferred_ = Deferred{static_cast<uint64_t>(file_base_) + off + kRecordHeaderSize, h.length,
-                       h.payload_crc};
-  ++records_;
-  return true;
 }
 
 Status StreamReader::load_tail() {
