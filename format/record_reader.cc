@@ -644,6 +644,22 @@ Result<bool> StreamReader::advance() {
 
 }  // namespace
 
+Status read_deferred_tail(const DeferredTail& d, uint8_t* dst) {
+  for (uint64_t done = 0; done < d.len;) {
+    const ssize_t n = ::pread(d.fd, dst + done, d.len - done, static_cast<off_t>(d.offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno_error("read the image at offset " + std::to_string(d.offset + done));
+    if (n == 0)
+      return make_error("the image ends inside the record whose bytes are at offset " +
+                        std::to_string(d.offset));
+    done += static_cast<uint64_t>(n);
+  }
+  if (d.checksums && crc32c_extend(d.fields_crc, dst, d.len) != d.payload_crc)
+    return make_error("checksum mismatch in the record whose bytes are at offset " +
+                      std::to_string(d.offset) + " of the image");
+  return {};
+}
+
 Result<std::unique_ptr<RecordReader>> RecordReader::open(int fd, const ReaderOptions& opts) {
   auto r = std::make_unique<StreamReader>(fd, opts);
   CR_TRY(r->open());

@@ -44,6 +44,10 @@ struct DeferredTail {
   bool checksums = true;  // false: the stream has none to check
 };
 
+/// Reads a deferred tail (`d.len` bytes at `d.offset` of `d.fd`) into `dst` (d.len bytes) and
+/// checks the record's checksum over its fields and these bytes. Errors name the file offset.
+Status read_deferred_tail(const DeferredTail& d, uint8_t* dst);
+
 /// One record type as the stream describes itself (from its SchemaType records).
 struct StreamType {
   uint32_t type_id = 0;

@@ -563,10 +563,13 @@ Status stream_pages(RestoreContext& ctx) {
       CR_TRY_ASSIGN(hint, check_pages(vmas, p.vaddr, p.npages * 4096, hint));
       if (vdso_name(vmas[hint].kind) != nullptr)
         return make_error("pages_precopied at " + hex(p.vaddr) + " in the vdso");
-      // The store's memory lives as long as the restore: the copier may take it as it is.
+      // The store's memory lives as long as the restore: the copier may take it as it is. A
+      // record read back from the file is held by its buffer.
       CR_TRY(ctx.precopy->each_run(
-          p.pid, p.vaddr, p.npages, [&](uint64_t a, const uint8_t* d, uint64_t n) -> Status {
-            if (uffd.active()) return uffd.place(ctx, a, d, n, kStoreHold, true);
+          p.pid, p.vaddr, p.npages,
+          [&](uint64_t a, const uint8_t* d, uint64_t n,
+              const std::shared_ptr<const void>& hold) -> Status {
+            if (uffd.active()) return uffd.place(ctx, a, d, n, hold ? hold : kStoreHold, !hold);
             return ctx.tracee.write_mem(a, d, n);
           }));
       ctx.page_bytes += p.npages * 4096;

@@ -319,6 +319,12 @@ Status stash_tree_record(const format::RecordReader& reader, TreeHead& head) {
       if (!head.procs.empty()) return make_error("precopy_pages record after a process record");
       if (!head.on_precopy) return make_error("precopy_pages record where none is expected");
       CR_TRY_ASSIGN(auto p, reader.decode<schema::PrecopyPages>());
+      if (auto d = reader.deferred_tail()) {
+        // Left in the file (ReaderOptions::defer_tails): the store reads it when it is placed.
+        if (!head.on_precopy_deferred || p.npages == 0 || d->len != uint64_t{p.npages} * 4096)
+          return make_error("precopy_pages at " + hex(p.vaddr) + ": malformed run");
+        return head.on_precopy_deferred(p, *d);
+      }
       auto tail = reader.tail();
       if (p.npages == 0 || tail.size() != uint64_t{p.npages} * 4096)
         return make_error("precopy_pages at " + hex(p.vaddr) + ": " + std::to_string(tail.size()) +

@@ -148,6 +148,9 @@ struct TreeHead {
   /// PrecopyPages (crdump --pre-copy), handed over as they are read; they come before the
   /// first Process record. Without a handler they are refused.
   std::function<Status(const schema::PrecopyPages&, std::span<const uint8_t>)> on_precopy;
+  /// The same for a record whose tail the reader left in the image file.
+  std::function<Status(const schema::PrecopyPages&, const format::DeferredTail&)>
+      on_precopy_deferred;
 };
 
 /// Reads the head up to (not including) the first body record (Mm, Vma, Pages or per-task).

@@ -145,7 +145,8 @@ bool LazyPager::add_file(pid_t pid, uint64_t addr, const format::DeferredTail& t
   }
   // In stream order, so by offset.
   if (!records_.empty() && records_.back().offset >= tail.offset) return false;
-  records_.push_back({tail.offset, tail.len, tail.fields_crc, tail.payload_crc, tail.checksums});
+  records_.push_back(tail);
+  records_.back().fd = file_.get();
   m->ranges.add(addr, reinterpret_cast<const uint8_t*>(tail.offset), tail.len, nullptr, true);
   return true;
 }
@@ -164,7 +165,7 @@ const uint8_t* LazyPager::bytes_of(const LazyRanges::Span& s) {
   if (!s.in_file) return s.data;
   const uint64_t off = reinterpret_cast<uint64_t>(s.data);
   auto it = std::upper_bound(records_.begin(), records_.end(), off,
-                             [](uint64_t o, const FileRecord& r) { return o < r.offset; });
+                             [](uint64_t o, const format::DeferredTail& r) { return o < r.offset; });
   if (it == records_.begin() || off + s.len > (it - 1)->offset + (it - 1)->len) {
     fail(make_error("lazy restore: no pages record holds file offset " + std::to_string(off)));
     return nullptr;
@@ -174,23 +175,12 @@ const uint8_t* LazyPager::bytes_of(const LazyRanges::Span& s) {
   if (loaded_ != idx) {
     loaded_ = SIZE_MAX;
     scratch_.resize(it->len);
-    for (uint64_t done = 0; done < it->len;) {
-      const ssize_t n = ::pread(file_.get(), scratch_.data() + done, it->len - done,
-                                static_cast<off_t>(it->offset + done));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        fail(n < 0 ? errno_error("lazy restore: read the image at offset " + std::to_string(it->offset))
-                   : make_error("lazy restore: the image ends inside the pages at offset " +
-                                std::to_string(it->offset)));
-        return nullptr;
-      }
-      done += static_cast<uint64_t>(n);
-    }
+    Status st = format::read_deferred_tail(*it, scratch_.data());
     stats_.file_bytes += it->len;
-    if (it->checksums &&
-        format::crc32c_extend(it->fields_crc, scratch_.data(), scratch_.size()) != it->payload_crc) {
-      fail(make_error("lazy restore: checksum mismatch in the pages whose bytes are at offset " +
-                      std::to_string(it->offset) + " of the image (the tree is killed)"));
+    if (!st.ok()) {
+      Error e = std::move(st).error().wrap("lazy restore");
+      e.message += " (the tree is killed)";
+      fail(std::move(e));
       return nullptr;
     }
     loaded_ = idx;

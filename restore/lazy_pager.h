@@ -114,13 +114,8 @@ class LazyPager {
   std::optional<Error> failed_;
   // Deferred tails (crrestore --lazy from a file): the image file (our copy of the reader's fd),
   // the records by file offset, and the last one read.
-  struct FileRecord {
-    uint64_t offset, len;
-    uint32_t fields_crc, payload_crc;
-    bool checksums;
-  };
   ScopedFd file_;
-  std::vector<FileRecord> records_;
+  std::vector<format::DeferredTail> records_;  // their fd is file_
   size_t loaded_ = SIZE_MAX;
   std::vector<uint8_t> scratch_;
   Stats stats_;

@@ -40,22 +40,56 @@ uint8_t* PrecopyStore::alloc(uint64_t want, uint64_t& got) {
   return s;
 }
 
-Status PrecopyStore::add(uint32_t pid, uint64_t vaddr, std::span<const uint8_t> data) {
-  if (vaddr % kPage != 0 || data.empty() || data.size() % kPage != 0 ||
-      vaddr + data.size() < vaddr)
+Status PrecopyStore::check_run(uint32_t pid, uint64_t vaddr, uint64_t len) const {
+  if (vaddr % kPage != 0 || len == 0 || len % kPage != 0 || vaddr + len < vaddr)
     return make_error("precopy pages of pid " + std::to_string(pid) + " at " + hex(vaddr) +
                       ": malformed run");
+  return {};
+}
+
+void PrecopyStore::carve(RunMap& m, uint64_t a, uint64_t end) {
+  auto it = m.upper_bound(a);
+  if (it != m.begin() && std::prev(it)->first + std::prev(it)->second.len > a) --it;
+  while (it != m.end() && it->first < end) {
+    const uint64_t s = it->first, e = s + it->second.len;
+    const Run r = it->second;
+    it = m.erase(it);
+    pages_ -= (e - s) / kPage;
+    if (s < a) {
+      Run left = r;
+      left.len = a - s;
+      m.emplace(s, left);
+      pages_ += left.len / kPage;
+    }
+    if (e > end) {  // the last one: what follows starts at or after e
+      Run right = r;
+      right.len = e - end;
+      if (right.data != nullptr)
+        right.data += end - s;
+      else
+        right.off += end - s;
+      m.emplace(end, right);
+      pages_ += right.len / kPage;
+    }
+  }
+}
+
+Status PrecopyStore::add(uint32_t pid, uint64_t vaddr, std::span<const uint8_t> data) {
+  CR_TRY(check_run(pid, vaddr, data.size()));
   auto& m = runs_[pid];
   const uint64_t end = vaddr + data.size();
   uint64_t a = vaddr;
   auto it = m.upper_bound(a);
-  if (it != m.begin()) {
-    auto prev = std::prev(it);
-    if (prev->first + prev->second.len > a) it = prev;
-  }
+  if (it != m.begin() && std::prev(it)->first + std::prev(it)->second.len > a) --it;
   while (a < end) {
     if (it != m.end() && it->first <= a) {  // a copy of these pages is here: replaced
       const uint64_t n = std::min(end, it->first + it->second.len) - a;
+      if (it->second.data == nullptr) {
+        // Its copy is in the file: these pages get a slot of their own (the gap below).
+        carve(m, a, a + n);
+        it = m.lower_bound(a);
+        continue;
+      }
       std::memcpy(it->second.data + (a - it->first), data.data() + (a - vaddr), n);
       a += n;
       ++it;
@@ -72,15 +106,54 @@ Status PrecopyStore::add(uint32_t pid, uint64_t vaddr, std::span<const uint8_t> 
       std::memcpy(d, data.data() + (a - vaddr), got);
       m.emplace_hint(it, a, Run{got, d});
       bytes_ += got;
+      pages_ += got / kPage;
       a += got;
     }
   }
   return {};
 }
 
-Status PrecopyStore::each_run(
-    uint32_t pid, uint64_t vaddr, uint64_t npages,
-    const std::function<Status(uint64_t, const uint8_t*, uint64_t)>& fn) const {
+Status PrecopyStore::add_deferred(uint32_t pid, uint64_t vaddr, const format::DeferredTail& tail) {
+  CR_TRY(check_run(pid, vaddr, tail.len));
+  if (records_.size() >= UINT32_MAX) return make_error("precopy pages: too many records");
+  auto& m = runs_[pid];
+  carve(m, vaddr, vaddr + tail.len);
+  records_.push_back(tail);
+  m.emplace(vaddr, Run{tail.len, nullptr, static_cast<uint32_t>(records_.size() - 1), 0});
+  pages_ += tail.len / kPage;
+  return {};
+}
+
+Result<const PrecopyStore::Loaded*> PrecopyStore::load(uint32_t rec) {
+  if (loaded_[0].rec == rec) return &loaded_[0];
+  if (loaded_[1].rec == rec) {
+    std::swap(loaded_[0], loaded_[1]);
+    return &loaded_[0];
+  }
+  // The older one goes; a buffer no run and no copier holds any more is read into again
+  // (fresh memory costs more than the read itself here).
+  if (loaded_[1].buf && spare_bufs_.size() < 8) spare_bufs_.push_back(std::move(loaded_[1].buf));
+  loaded_[1] = std::move(loaded_[0]);
+  std::shared_ptr<std::vector<uint8_t>> buf;
+  for (auto& b : spare_bufs_) {
+    if (b.use_count() == 1) {
+      buf = std::move(b);
+      b = spare_bufs_.back();
+      spare_bufs_.pop_back();
+      break;
+    }
+  }
+  if (!buf) buf = std::make_shared<std::vector<uint8_t>>();
+  const format::DeferredTail& d = records_[rec];
+  buf->resize(d.len);
+  loaded_[0] = Loaded{};
+  CR_TRY(format::read_deferred_tail(d, buf->data()));
+  file_bytes_read_ += d.len;
+  loaded_[0] = Loaded{rec, std::move(buf)};
+  return &loaded_[0];
+}
+
+Status PrecopyStore::each_run(uint32_t pid, uint64_t vaddr, uint64_t npages, const RunFn& fn) {
   auto missing = [&](uint64_t a) {
     return make_error("pages_precopied of pid " + std::to_string(pid) + " at " + hex(a) +
                       ": no precopy_pages record holds that page");
@@ -95,22 +168,35 @@ Status PrecopyStore::each_run(
   if (it != m.begin()) --it;
   uint64_t run_addr = 0, run_len = 0;
   const uint8_t* run_data = nullptr;
+  std::shared_ptr<const void> run_hold;
   while (a < end) {
     if (it == m.end() || it->first > a || it->first + it->second.len <= a) return missing(a);
     const uint64_t n = std::min(end, it->first + it->second.len) - a;
-    const uint8_t* d = it->second.data + (a - it->first);
-    if (run_len > 0 && run_data + run_len == d) {
-      run_len += n;  // the next run's copy follows this one's in memory
+    const uint8_t* d;
+    std::shared_ptr<const void> hold;
+    if (it->second.data != nullptr) {
+      d = it->second.data + (a - it->first);
     } else {
-      if (run_len > 0) CR_TRY(fn(run_addr, run_data, run_len));
+      auto l = load(it->second.rec);
+      if (!l.ok())
+        return std::move(l).error().wrap("precopy pages of pid " + std::to_string(pid) + " at " +
+                                         hex(a));
+      d = (*l)->buf->data() + it->second.off + (a - it->first);
+      hold = (*l)->buf;
+    }
+    if (run_len > 0 && run_data + run_len == d && run_hold == hold) {
+      run_len += n;  // the next run's copy follows this one's
+    } else {
+      if (run_len > 0) CR_TRY(fn(run_addr, run_data, run_len, run_hold));
       run_addr = a;
       run_data = d;
       run_len = n;
+      run_hold = std::move(hold);
     }
     a += n;
     ++it;
   }
-  if (run_len > 0) CR_TRY(fn(run_addr, run_data, run_len));
+  if (run_len > 0) CR_TRY(fn(run_addr, run_data, run_len, run_hold));
   return {};
 }
 

@@ -417,8 +417,9 @@ Status premap_process(RestoreContext& root, RestoreContext& x, int release_fd) {
           return make_error(who + ": pages_precopied at " + hex(p.vaddr) + " out of place");
         CR_TRY_ASSIGN(hint, check_pages(x.img.vmas, p.vaddr, p.npages * kPage, hint));
         CR_TRY(x.precopy->each_run(p.pid, p.vaddr, p.npages,
-                                   [&](uint64_t a, const uint8_t* d, uint64_t n) {
-                                     return own_pages(a, d, n);
+                                   [&](uint64_t a, const uint8_t* d, uint64_t n,
+                                       const std::shared_ptr<const void>&) {
+                                     return own_pages(a, d, n);  // copied at once
                                    }));
         x.page_bytes += p.npages * kPage;
       } else {

@@ -139,6 +139,9 @@ Status read_tree_head(RestoreContext& root) {
   head.on_precopy = [&root](const schema::PrecopyPages& p, std::span<const uint8_t> b) {
     return root.precopy->add(p.pid, p.vaddr, b);
   };
+  head.on_precopy_deferred = [&root](const schema::PrecopyPages& p, const format::DeferredTail& d) {
+    return root.precopy->add_deferred(p.pid, p.vaddr, d);
+  };
   CR_TRY_ASSIGN(bool positioned, load_tree_head(*root.reader, head));
   if (positioned && (head.procs.front().process->flags & schema::kProcessLiveUpdate) != 0) {
     // crdump --live-update: the dumped tree still holds the pids until crdump has written all

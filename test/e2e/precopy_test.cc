@@ -114,6 +114,50 @@ TEST(PreCopy, InconsistentImagesRefused) {
   }
 }
 
+// From an image file the rounds stay there until their pages are placed: a byte damaged in a
+// round's pages is found then, before the tree runs; crrestore fails in one line naming the
+// checksum and leaves nothing behind. The image undamaged restores.
+TEST(PreCopy, ADamagedRoundInTheFileFailsTheRestore) {
+  if (!tools_present() || !tool_exists("crit")) return;
+  become_subreaper();
+  TempDir dir;
+  Target t = Target::start(dir, {zdtm_path("mem_anon"), "16"});
+  ASSERT_GT(t.pid(), 0) << t.error();
+  const pid_t pid = t.pid();
+  const std::string img = dir.path("img");
+  ASSERT_TRUE(dump_target(dir, t, Mode::kKill, img, {"--pre-copy"}));
+  // A precopy_pages record of many pages (crit show: offset, type, then its fields; the first
+  // records are single pages the program's libc and stack hold).
+  const std::string out = dir.path("show.txt");
+  ASSERT_TRUE(run_tool_to_file(dir, "crit", {"show", img}, out).status.ok());
+  std::istringstream in(read_file(out));
+  uint64_t at = 0, tail = 0;
+  for (std::string line; std::getline(in, line) && at == 0;) {
+    std::istringstream f(line);
+    std::string off, type;
+    f >> off >> type;
+    const size_t t = line.find("tail=");
+    if (type == "precopy_pages" && t != std::string::npos &&
+        std::stoull(line.substr(t + 5)) >= (1u << 20)) {
+      at = std::stoull(off);
+      tail = std::stoull(line.substr(t + 5));
+    }
+  }
+  ASSERT_GT(at, 0u) << read_file(out);
+  std::string bytes = read_file(img);
+  ASSERT_GT(bytes.size(), at + tail);
+  bytes[at + tail / 2] ^= 0x5a;  // in its pages
+  write_file(dir.path("bad"), bytes);
+  ToolRun r = run_tool(dir, "crrestore", {"-d", "-i", dir.path("bad")});
+  EXPECT_EQ(r.status.code, 1) << r.describe();
+  EXPECT_TRUE(r.one_line_error("crrestore")) << r.err;
+  EXPECT_NE(r.err.find("checksum mismatch"), std::string::npos) << r.err;
+  EXPECT_FALSE(pid_exists(pid)) << "a process is left behind";
+  reap_zombies();
+  ASSERT_TRUE(restore_detached(dir, img, pid));
+  expect_restored_passes(dir, pid);
+}
+
 // Cancelled (SIGTERM) between rounds, or killed outright: the tree runs on, its mappings are
 // no longer registered, and it computes on correctly.
 TEST(PreCopy, CancelOrKillEndsTheTracking) {

@@ -1,12 +1,17 @@
 // The store of pre-copied pages: a later round's copy replaces an earlier one, runs follow the
-// slots, a page without a copy and a malformed run are errors, the size is bounded.
+// slots, a page without a copy and a malformed run are errors, the size is bounded; records left
+// in the image file are read (and checked) when their pages are wanted.
 #include "restore/precopy_store.h"
 
 #include <gtest/gtest.h>
+#include <stdio.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <string>
 #include <vector>
+
+#include "format/crc32c.h"
 
 namespace cr::restore {
 namespace {
@@ -21,13 +26,16 @@ struct Seen {
   std::vector<uint8_t> bytes;
 };
 
-std::vector<Seen> collect(const PrecopyStore& s, uint32_t pid, uint64_t vaddr, uint64_t n,
-                          Status* st = nullptr) {
+std::vector<Seen> collect(PrecopyStore& s, uint32_t pid, uint64_t vaddr, uint64_t n,
+                          Status* st = nullptr, std::vector<bool>* held = nullptr) {
   std::vector<Seen> out;
-  Status r = s.each_run(pid, vaddr, n, [&](uint64_t a, const uint8_t* d, uint64_t len) -> Status {
-    out.push_back(Seen{a, len, std::vector<uint8_t>(d, d + len)});
-    return {};
-  });
+  Status r = s.each_run(pid, vaddr, n,
+                        [&](uint64_t a, const uint8_t* d, uint64_t len,
+                            const std::shared_ptr<const void>& hold) -> Status {
+                          out.push_back(Seen{a, len, std::vector<uint8_t>(d, d + len)});
+                          if (held) held->push_back(hold != nullptr);
+                          return {};
+                        });
   if (st) *st = r;
   else EXPECT_TRUE(r.ok()) << r.error().message;
   return out;
@@ -98,6 +106,90 @@ TEST(PrecopyStore, MalformedAndOverLimitRefused) {
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.error().message.find("MiB"), std::string::npos) << st.error().message;
   EXPECT_TRUE(s.add(7, 0x40000, pages(2, 5)).ok());  // copies of stored pages cost nothing new
+}
+
+// An image file holding records' tails, as the reader leaves them (ReaderOptions::defer_tails).
+class ImageFile {
+ public:
+  ImageFile() {
+    FILE* f = tmpfile();
+    fd_ = dup(fileno(f));
+    fclose(f);
+  }
+  ~ImageFile() { close(fd_); }
+  // A record whose tail is `n` pages, page i filled with first + i; `fields` stand for the
+  // record's fields (the checksum covers them and the tail).
+  format::DeferredTail add(size_t n, uint8_t first) {
+    std::vector<uint8_t> tail(n * kPage);
+    for (size_t i = 0; i < n; ++i) std::memset(tail.data() + i * kPage, first + i, kPage);
+    const uint8_t fields[] = {1, 2, 3};
+    format::DeferredTail d;
+    d.fd = fd_;
+    d.offset = end_ + 5;  // tails sit after their headers and fields, at any offset
+    d.len = tail.size();
+    d.fields_crc = format::crc32c(fields, sizeof fields);
+    d.payload_crc = format::crc32c_extend(d.fields_crc, tail.data(), tail.size());
+    EXPECT_EQ(pwrite(fd_, tail.data(), tail.size(), static_cast<off_t>(d.offset)),
+              static_cast<ssize_t>(tail.size()));
+    end_ = d.offset + d.len;
+    return d;
+  }
+  void flip(uint64_t offset) {
+    uint8_t b = 0;
+    ASSERT_EQ(pread(fd_, &b, 1, static_cast<off_t>(offset)), 1);
+    b ^= 0x40;
+    ASSERT_EQ(pwrite(fd_, &b, 1, static_cast<off_t>(offset)), 1);
+  }
+
+ private:
+  int fd_ = -1;
+  uint64_t end_ = 0;
+};
+
+std::vector<uint8_t> first_bytes(const std::vector<Seen>& runs) {
+  std::vector<uint8_t> out;
+  for (const Seen& r : runs)
+    for (uint64_t o = 0; o < r.len; o += kPage) out.push_back(r.bytes[o]);
+  return out;
+}
+
+// Rounds in the file and in memory mixed: each page reads back as its newest copy, a record is
+// read once however its runs interleave with others, and its runs come with a hold.
+TEST(PrecopyStore, RecordsInTheFileAreReadWhenPlaced) {
+  ImageFile file;
+  PrecopyStore s;
+  ASSERT_TRUE(s.add_deferred(7, 0x10000, file.add(4, 0x10)).ok());
+  ASSERT_TRUE(s.add(7, 0x11000, pages(1, 0x99)).ok());  // a later round, small: in memory
+  ASSERT_TRUE(s.add_deferred(7, 0x13000, file.add(2, 0x50)).ok());
+  EXPECT_EQ(s.pages(), 5u);
+  EXPECT_EQ(s.file_bytes_read(), 0u);  // nothing read until placed
+  std::vector<bool> held;
+  auto runs = collect(s, 7, 0x10000, 5, nullptr, &held);
+  EXPECT_EQ(first_bytes(runs), (std::vector<uint8_t>{0x10, 0x99, 0x12, 0x50, 0x51}));
+  ASSERT_EQ(runs.size(), 4u);
+  EXPECT_EQ(held, (std::vector<bool>{true, false, true, true}));
+  EXPECT_EQ(s.file_bytes_read(), 6 * kPage);  // the first record once, though wanted twice
+  // A file record over pages kept in memory splits them.
+  ASSERT_TRUE(s.add(7, 0x20000, pages(4, 1)).ok());
+  ASSERT_TRUE(s.add_deferred(7, 0x21000, file.add(1, 0x77)).ok());
+  EXPECT_EQ(first_bytes(collect(s, 7, 0x20000, 4)), (std::vector<uint8_t>{1, 0x77, 1, 1}));
+  EXPECT_EQ(s.pages(), 9u);
+}
+
+// A damaged record in the file is found when its pages are wanted, named, and nothing of it is
+// handed out.
+TEST(PrecopyStore, ADamagedRecordInTheFileIsAnError) {
+  ImageFile file;
+  PrecopyStore s;
+  const format::DeferredTail d = file.add(2, 0x30);
+  ASSERT_TRUE(s.add_deferred(9, 0x40000, d).ok());
+  file.flip(d.offset + kPage + 17);
+  Status st;
+  auto runs = collect(s, 9, 0x40000, 2, &st);
+  ASSERT_FALSE(st.ok());
+  EXPECT_TRUE(runs.empty());
+  EXPECT_NE(st.error().message.find("checksum mismatch"), std::string::npos) << st.error().message;
+  EXPECT_NE(st.error().message.find("0x40000"), std::string::npos) << st.error().message;
 }
 
 }  // namespace
