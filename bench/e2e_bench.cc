@@ -11,7 +11,7 @@
 //                         the plain restore path); BM_ReadFreshHuge: with MADV_HUGEPAGE
 //   BM_UffdCopy/1024      UFFDIO_COPY of 2 MiB chunks into 1 GiB of fresh anonymous memory
 // The tools (images on tmpfs, as the CRIU figures of issue 17 were measured):
-//   BM_Dump/1024          crdump --leave-running of a process with 1 GiB touched anon memory
+//   BM_Dump/1024          crdump --leave-running --no-pre-copy of a process with 1 GiB touched anon memory
 //   BM_DumpToFile/1024    the same, to a file in /dev/shm
 //   BM_Restore/1024       crrestore -d of that image (the restored task is then killed)
 //   BM_RestoreWriteMem/1024  the same with CR_RESTORE_UFFD=0 (every page by process_vm_writev)
@@ -161,7 +161,8 @@ void BM_ReadFreshHuge(benchmark::State& state) { read_fresh(state, true); }
 void dump_bench(benchmark::State& state, const char* out, bool zstd = false) {
   size_t mib = static_cast<size_t>(state.range(0));
   pid_t pid = spawn_memory_target(mib, zstd);
-  std::vector<std::string> args = {kBin + "/crdump", "--leave-running"};
+  // The plain dump's rate: --leave-running would pre-copy a tree this big first.
+  std::vector<std::string> args = {kBin + "/crdump", "--leave-running", "--no-pre-copy"};
   if (zstd) args.push_back("-z");
   args.push_back(std::to_string(pid));
   for (auto _ : state) {

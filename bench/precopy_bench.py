@@ -41,8 +41,9 @@ def main():
              "pre-copy, pipe": (["--pre-copy", "--live-update"], True),
              "pre-copy, pipe, lazy": (["--pre-copy", "--live-update"], True),
              # A snapshot: the program runs on, no restore.
-             "plain, --leave-running": (["--leave-running"], False),
-             "pre-copy, --leave-running": (["--pre-copy", "--leave-running"], False)}
+             "plain, --leave-running --no-pre-copy": (["--leave-running", "--no-pre-copy"], False),
+             # A big tree is pre-copied by --leave-running itself.
+             "--leave-running (pre-copied by default)": (["--leave-running"], False)}
     res = {m: {"gap": [], "dump": [], "restore": [], "bytes": [], "rounds": [], "frozen": []}
            for m in modes}
     for run in range(runs):

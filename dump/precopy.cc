@@ -204,6 +204,32 @@ std::vector<std::pair<uint64_t, uint64_t>> protect_ranges(
 
 }  // namespace
 
+TreeMemory tree_memory(pid_t root) {
+  TreeMemory m;
+  std::vector<pid_t> todo{root};
+  // Bounded: a fork bomb's tree is not walked for ever (the dump itself would refuse it).
+  for (size_t seen = 0; !todo.empty() && seen < 100000; ++seen) {
+    const pid_t pid = todo.back();
+    todo.pop_back();
+    auto proc = sys::ProcDir::open(pid);
+    if (!proc.ok()) continue;
+    auto text = proc->read("status");
+    if (!text.ok()) continue;
+    auto st = sys::parse_status(*text);
+    if (!st.ok()) continue;
+    m.anon_bytes += st->rss_anon_kb << 10;
+    ++m.processes;
+    auto tids = proc->tasks();
+    if (!tids.ok()) continue;
+    for (pid_t tid : *tids) {
+      auto kids = proc->read("task/" + std::to_string(tid) + "/children");
+      if (!kids.ok()) continue;
+      for (pid_t kid : sys::parse_children(*kids)) todo.push_back(kid);
+    }
+  }
+  return m;
+}
+
 PreCopy::PreCopy(format::RecordWriter& out) : out_(out) {}
 PreCopy::~PreCopy() { stop(); }
 

@@ -1,6 +1,8 @@
 // The pre-copy part of crdump --pre-copy and crmigrate: the start and the rounds, each round
 // told on stderr with -v, a cancel signal looked for before each. On failure the tracking is
-// ended and the stream ends with an error record; the tree runs on.
+// ended and the stream ends with an error record; the tree runs on. `optional` (crdump's own
+// choice under --leave-running): a start that fails is no error, the dump goes on without
+// (null), the stream untouched.
 #pragma once
 
 #include <sys/types.h>
@@ -18,10 +20,17 @@ inline Result<std::unique_ptr<dump::PreCopy>> run_precopy(const char* tool, pid_
                                                           const dump::DumpOptions& opts,
                                                           format::RecordWriter& out,
                                                           const dump::PrecopyPolicy& policy,
-                                                          bool verbose) {
+                                                          bool verbose, bool optional = false) {
   std::unique_ptr<dump::PreCopy> precopy;
   Status st = [&]() -> Status {
-    CR_TRY_ASSIGN(precopy, dump::PreCopy::start(pid, opts, out));
+    auto started = dump::PreCopy::start(pid, opts, out);
+    if (!started.ok() && optional) {
+      if (verbose)
+        std::fprintf(stderr, "%s: no pre-copy (%s): the tree is frozen for all of the dump\n",
+                     tool, started.error().message.c_str());
+      return {};
+    }
+    CR_TRY_ASSIGN(precopy, std::move(started));
     return precopy->run(
         policy,
         [&](const dump::PrecopyRound& r) {
@@ -33,6 +42,7 @@ inline Result<std::unique_ptr<dump::PreCopy>> run_precopy(const char* tool, pid_
         },
         [tool] { return checkpoint(tool, "pre-copy"); });
   }();
+  if (st.ok() && !precopy) return precopy;  // optional, not started
   if (!st.ok()) {
     precopy.reset();  // the tracking ends with it
     out.fail(st.error().message);

@@ -203,6 +203,34 @@ TEST(PreCopy, LeaveRunningEndsTheTracking) {
   EXPECT_TRUE(end.ok()) << end.describe() << "\nlog: " << t.log();
 }
 
+// --leave-running pre-copies a tree with 64 MiB or more of private memory first (it is then
+// frozen only for what it wrote meanwhile), not one with less, nor with --no-pre-copy. The
+// program carries on, and the image restores a copy that passes its check.
+TEST(PreCopy, LeaveRunningPreCopiesABigTree) {
+  if (!tools_present() || !tool_exists("crit")) return;
+  become_subreaper();
+  struct Case {
+    const char* mib;
+    std::vector<std::string> extra;
+    bool precopied;
+  };
+  for (const Case& c : {Case{"96", {}, true}, Case{"96", {"--no-pre-copy"}, false},
+                        Case{"8", {}, false}}) {
+    SCOPED_TRACE(std::string(c.mib) + " MiB" + (c.extra.empty() ? "" : " " + c.extra[0]));
+    TempDir dir;
+    Target t = Target::start(dir, {zdtm_path("mem_anon"), c.mib});
+    ASSERT_GT(t.pid(), 0) << t.error();
+    const pid_t pid = t.pid();
+    const std::string img = dir.path("img");
+    ASSERT_TRUE(dump_target(dir, t, Mode::kLeaveRunning, img, c.extra, false,
+                            [&] { EXPECT_FALSE(write_tracked(pid)); }));
+    EXPECT_EQ(records_of(dir, img, "precopy_pages") > 0, c.precopied);
+    EXPECT_EQ(records_of(dir, img, "pages_precopied") > 0, c.precopied);
+    ASSERT_TRUE(restore_detached(dir, img, pid));
+    expect_restored_passes(dir, pid);
+  }
+}
+
 // Live update in place: `crdump --pre-copy --live-update PID | crrestore -d`. crrestore takes
 // the rounds while the program runs, then the rest once crdump has killed the tree and its pid
 // is free again (tree_released); the program, rewriting memory all along, passes its check.
