@@ -74,6 +74,11 @@ void PrecopyStore::carve(RunMap& m, uint64_t a, uint64_t end) {
   }
 }
 
+Status PrecopyStore::over_limit() const {
+  return make_error("precopy pages: more than " + std::to_string(limit_ >> 20) +
+                    " MiB of distinct pages (half of this machine's memory)");
+}
+
 Status PrecopyStore::add(uint32_t pid, uint64_t vaddr, std::span<const uint8_t> data) {
   CR_TRY(check_run(pid, vaddr, data.size()));
   auto& m = runs_[pid];
@@ -85,9 +90,23 @@ Status PrecopyStore::add(uint32_t pid, uint64_t vaddr, std::span<const uint8_t> 
     if (it != m.end() && it->first <= a) {  // a copy of these pages is here: replaced
       const uint64_t n = std::min(end, it->first + it->second.len) - a;
       if (it->second.data == nullptr) {
-        // Its copy is in the file: these pages get a slot of their own (the gap below).
-        carve(m, a, a + n);
-        it = m.lower_bound(a);
+        // Its copy is in the file: the newer bytes are kept beside it and written over the
+        // record's when it is read back, so its run stays whole (a later round's few pages
+        // scattered over a first round's record would otherwise cut its run into many short
+        // ones, each a copy of its own).
+        const Run& r = it->second;
+        for (uint64_t left = n; left > 0;) {
+          if (bytes_ + left > limit_) return over_limit();
+          uint64_t got = 0;
+          uint8_t* d = alloc(left, got);
+          if (d == nullptr) return errno_error("mmap for precopy pages");
+          std::memcpy(d, data.data() + (a - vaddr), got);
+          patches_[r.rec].push_back(Patch{r.off + (a - it->first), d, got});
+          bytes_ += got;
+          a += got;
+          left -= got;
+        }
+        ++it;
         continue;
       }
       std::memcpy(it->second.data + (a - it->first), data.data() + (a - vaddr), n);
@@ -97,9 +116,7 @@ Status PrecopyStore::add(uint32_t pid, uint64_t vaddr, std::span<const uint8_t> 
     }
     const uint64_t gap_end = it == m.end() ? end : std::min(end, it->first);
     while (a < gap_end) {
-      if (bytes_ + (gap_end - a) > limit_)
-        return make_error("precopy pages: more than " + std::to_string(limit_ >> 20) +
-                          " MiB of distinct pages (half of this machine's memory)");
+      if (bytes_ + (gap_end - a) > limit_) return over_limit();
       uint64_t got = 0;
       uint8_t* d = alloc(gap_end - a, got);
       if (d == nullptr) return errno_error("mmap for precopy pages");
@@ -149,6 +166,10 @@ Result<const PrecopyStore::Loaded*> PrecopyStore::load(uint32_t rec) {
   loaded_[0] = Loaded{};
   CR_TRY(format::read_deferred_tail(d, buf->data()));
   file_bytes_read_ += d.len;
+  // Later rounds' copies of some of its pages, oldest first (checked as their records were).
+  auto p = patches_.find(rec);
+  if (p != patches_.end())
+    for (const Patch& x : p->second) std::memcpy(buf->data() + x.off, x.data, x.len);
   loaded_[0] = Loaded{rec, std::move(buf)};
   return &loaded_[0];
 }

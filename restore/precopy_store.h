@@ -6,7 +6,9 @@
 //
 // From a plain image file the big records stay in the file (the reader's deferred tails): a run
 // then names the record and where in it its pages are, and each_run reads the record (checking
-// its checksum) when its pages are placed. Copying 1 GiB of first round into fresh memory of our
+// its checksum) when its pages are placed. A later round's small record (read whole) over some
+// of its pages is kept as a patch, written over the record's bytes once they are read: its run
+// stays whole. A later big record over them splits the run. Copying 1 GiB of first round into fresh memory of our
 // own before placing it cost three times the plain restore's time.
 #pragma once
 
@@ -58,6 +60,12 @@ class PrecopyStore {
     uint32_t rec = 0;   // in the file: index in records_
     uint64_t off = 0;   // in the file: where in the record's tail the run starts
   };
+  // Newer bytes of some pages of a record in the file: written over its tail once read.
+  struct Patch {
+    uint64_t off;  // in the record's tail
+    const uint8_t* data;
+    uint64_t len;
+  };
   struct Loaded {
     uint32_t rec = UINT32_MAX;
     std::shared_ptr<std::vector<uint8_t>> buf;
@@ -68,6 +76,7 @@ class PrecopyStore {
   // Removes [a, end) from `m`, splitting runs that stick out of it.
   void carve(RunMap& m, uint64_t a, uint64_t end);
   Status check_run(uint32_t pid, uint64_t vaddr, uint64_t len) const;
+  Status over_limit() const;
   // The bytes of deferred record `rec`, read and checked now unless one of the two last read.
   Result<const Loaded*> load(uint32_t rec);
   std::unordered_map<uint32_t, RunMap> runs_;  // by pid, then start: disjoint
@@ -77,6 +86,7 @@ class PrecopyStore {
   uint64_t pages_ = 0;  // pages added, in chunks or in the file
   uint64_t limit_;
   std::vector<format::DeferredTail> records_;
+  std::unordered_map<uint32_t, std::vector<Patch>> patches_;  // by record
   Loaded loaded_[2];  // the last two records read; a buffer no run holds is read into again
   std::vector<std::shared_ptr<std::vector<uint8_t>>> spare_bufs_;
   uint64_t file_bytes_read_ = 0;

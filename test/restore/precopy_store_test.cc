@@ -154,7 +154,7 @@ std::vector<uint8_t> first_bytes(const std::vector<Seen>& runs) {
 }
 
 // Rounds in the file and in memory mixed: each page reads back as its newest copy, a record is
-// read once however its runs interleave with others, and its runs come with a hold.
+// read once, and its runs come with a hold.
 TEST(PrecopyStore, RecordsInTheFileAreReadWhenPlaced) {
   ImageFile file;
   PrecopyStore s;
@@ -166,14 +166,33 @@ TEST(PrecopyStore, RecordsInTheFileAreReadWhenPlaced) {
   std::vector<bool> held;
   auto runs = collect(s, 7, 0x10000, 5, nullptr, &held);
   EXPECT_EQ(first_bytes(runs), (std::vector<uint8_t>{0x10, 0x99, 0x12, 0x50, 0x51}));
-  ASSERT_EQ(runs.size(), 4u);
-  EXPECT_EQ(held, (std::vector<bool>{true, false, true, true}));
-  EXPECT_EQ(s.file_bytes_read(), 6 * kPage);  // the first record once, though wanted twice
+  // The small later round is written over the first record's bytes once read: its run stays
+  // whole (three pages: the fourth is the second record's).
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[0].len, 3 * kPage);
+  EXPECT_EQ(held, (std::vector<bool>{true, true}));
+  EXPECT_EQ(s.file_bytes_read(), 6 * kPage);
   // A file record over pages kept in memory splits them.
   ASSERT_TRUE(s.add(7, 0x20000, pages(4, 1)).ok());
   ASSERT_TRUE(s.add_deferred(7, 0x21000, file.add(1, 0x77)).ok());
   EXPECT_EQ(first_bytes(collect(s, 7, 0x20000, 4)), (std::vector<uint8_t>{1, 0x77, 1, 1}));
   EXPECT_EQ(s.pages(), 9u);
+}
+
+// Copies of one page in round after round, in the file and in memory by turns: the newest
+// wins whichever way it came.
+TEST(PrecopyStore, NewestCopyWinsAcrossFileAndMemory) {
+  ImageFile file;
+  PrecopyStore s;
+  ASSERT_TRUE(s.add_deferred(7, 0x10000, file.add(8, 0x10)).ok());
+  ASSERT_TRUE(s.add(7, 0x12000, pages(1, 0xa1)).ok());
+  ASSERT_TRUE(s.add(7, 0x12000, pages(2, 0xa2)).ok());  // over the patch: newer still
+  ASSERT_TRUE(s.add_deferred(7, 0x13000, file.add(2, 0x60)).ok());
+  ASSERT_TRUE(s.add(7, 0x14000, pages(1, 0xa3)).ok());  // over the second record
+  ASSERT_TRUE(s.add(7, 0x16000, pages(1, 0xa4)).ok());
+  EXPECT_EQ(s.pages(), 8u);
+  EXPECT_EQ(first_bytes(collect(s, 7, 0x10000, 8)),
+            (std::vector<uint8_t>{0x10, 0x11, 0xa2, 0x60, 0xa3, 0x15, 0xa4, 0x17}));
 }
 
 // A damaged record in the file is found when its pages are wanted, named, and nothing of it is
