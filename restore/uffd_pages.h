@@ -40,6 +40,12 @@ class UffdPages {
   /// the pager if they lie in one registered range. False: the caller reads them and places
   /// them (place()).
   bool note_in_file(uint64_t addr, const format::DeferredTail& tail);
+  /// Not lazy: pages at `addr` whose bytes are a deferred tail still in the image file, queued
+  /// for the copier threads, which read the record, check its checksum and place it (a damaged
+  /// record fails finish() or a later place, before the tree runs). False where they cannot
+  /// (not inside one registered range): the caller reads them and places them.
+  Result<bool> place_from_file(RestoreContext& ctx, uint64_t addr,
+                               const format::DeferredTail& tail);
   /// `from_store`: the bytes are the pre-copy store's (they count against no bound).
   Status place(RestoreContext& ctx, uint64_t addr, const uint8_t* data, uint64_t len,
                std::shared_ptr<const void> hold = nullptr, bool from_store = false);
@@ -51,8 +57,11 @@ class UffdPages {
 
  private:
   struct Copier;
+  // `data` null: the bytes are `file`'s, read by the copier.
   Status queue(RestoreContext& ctx, uint64_t addr, const uint8_t* data, uint64_t len,
-               const std::shared_ptr<const void>& hold);
+               const std::shared_ptr<const void>& hold,
+               const format::DeferredTail* file = nullptr);
+  bool in_one_range(uint64_t addr, uint64_t len) const;
   ScopedFd fd_;
   std::vector<std::pair<uint64_t, uint64_t>> ranges_;  // registered [start, end), in order
   std::unique_ptr<Copier> copier_;  // started by the first held place()

@@ -334,11 +334,12 @@ int main(int argc, char** argv) {
   }
   // --lazy from a plain image file: page records leave their bytes there until wanted.
   if (lazy) ropts.defer_tails = {cr::schema::Pages::kType};
-  // Otherwise the pre-copy rounds of a plain image file stay there until their pages are
-  // placed (restore/precopy_store.h): a copy of them in our own memory first cost more than the
-  // restore itself.
+  // Otherwise the pages of a plain image file are read there by the threads that place them,
+  // each record into a buffer hot in its core's cache (restore/uffd_pages.cc), and the
+  // pre-copy rounds stay there until their pages are placed (restore/precopy_store.h): a copy
+  // of them in our own memory first cost more than the restore itself.
   else
-    ropts.defer_tails = {cr::schema::PrecopyPages::kType};
+    ropts.defer_tails = {cr::schema::Pages::kType, cr::schema::PrecopyPages::kType};
   auto reader = cr::format::RecordReader::open(fd, ropts);
   if (!reader.ok()) die(name + ": " + reader.error().message);
   ctx.reader = reader->get();
