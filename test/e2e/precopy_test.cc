@@ -35,16 +35,28 @@ int records_of(TempDir& dir, const std::string& img, const std::string& type) {
   return n;
 }
 
+// Starts zdtm mem_anon of `mib` MiB and dumps it with --pre-copy to `img` (crdump kills it):
+// its pid, or -1 (a failure added).
+pid_t dump_precopied_mem_anon(TempDir& dir, const char* mib, const std::string& img) {
+  Target t = Target::start(dir, {zdtm_path("mem_anon"), mib});
+  if (t.pid() <= 0) {
+    ADD_FAILURE() << t.error();
+    return -1;
+  }
+  const pid_t pid = t.pid();
+  if (!dump_target(dir, t, Mode::kKill, img, {"--pre-copy"})) return -1;
+  t.release();
+  return pid;
+}
+
 // A program whose memory does not change: every page of its data goes out in round 0, and the
 // final dump sends none of it again (PagesPrecopied instead); the restore passes its check.
 TEST(PreCopy, UnchangedMemoryIsSentOnce) {
   if (!tools_present()) return;
   TempDir dir;
-  Target t = Target::start(dir, {zdtm_path("mem_anon"), "16"});
-  ASSERT_GT(t.pid(), 0) << t.error();
-  const pid_t pid = t.pid();
   const std::string img = dir.path("img");
-  ASSERT_TRUE(dump_target(dir, t, Mode::kKill, img, {"--pre-copy"}));
+  const pid_t pid = dump_precopied_mem_anon(dir, "16", img);
+  ASSERT_GT(pid, 0);
   crit_check(dir, img);
   EXPECT_GT(records_of(dir, img, "precopy_pages"), 0);
   EXPECT_GT(records_of(dir, img, "pages_precopied"), 0);
@@ -62,11 +74,9 @@ TEST(PreCopy, InconsistentImagesRefused) {
   if (!tools_present() || !tool_exists("crit")) return;
   become_subreaper();
   TempDir dir;
-  Target t = Target::start(dir, {zdtm_path("mem_anon"), "2"});
-  ASSERT_GT(t.pid(), 0) << t.error();
-  const pid_t pid = t.pid();
   const std::string img = dir.path("img");
-  ASSERT_TRUE(dump_target(dir, t, Mode::kKill, img, {"--pre-copy"}));
+  const pid_t pid = dump_precopied_mem_anon(dir, "2", img);
+  ASSERT_GT(pid, 0);
   ASSERT_TRUE(run_tool_to_file(dir, "crit", {"decode", "--pages", img}, dir.path("img.json")).status.ok());
   using Json = nlohmann::ordered_json;
   const Json doc = Json::parse(read_file(dir.path("img.json")));
@@ -121,11 +131,9 @@ TEST(PreCopy, ADamagedRoundInTheFileFailsTheRestore) {
   if (!tools_present() || !tool_exists("crit")) return;
   become_subreaper();
   TempDir dir;
-  Target t = Target::start(dir, {zdtm_path("mem_anon"), "16"});
-  ASSERT_GT(t.pid(), 0) << t.error();
-  const pid_t pid = t.pid();
   const std::string img = dir.path("img");
-  ASSERT_TRUE(dump_target(dir, t, Mode::kKill, img, {"--pre-copy"}));
+  const pid_t pid = dump_precopied_mem_anon(dir, "16", img);
+  ASSERT_GT(pid, 0);
   // A precopy_pages record of many pages (crit show: offset, type, then its fields; the first
   // records are single pages the program's libc and stack hold).
   const std::string out = dir.path("show.txt");
