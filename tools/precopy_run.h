@@ -1,12 +1,13 @@
 // The pre-copy part of crdump --pre-copy and crmigrate: the start and the rounds, each round
 // told on stderr with -v, a cancel signal looked for before each. On failure the tracking is
 // ended and the stream ends with an error record; the tree runs on. `optional` (crdump's own
-// choice under --leave-running): a start that fails is no error, the dump goes on without
-// (null), the stream untouched.
+// choice under --leave-running): a start that fails (but for a cancel) is no error, the dump
+// goes on without (null), the stream untouched.
 #pragma once
 
 #include <sys/types.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <memory>
 
@@ -24,7 +25,9 @@ inline Result<std::unique_ptr<dump::PreCopy>> run_precopy(const char* tool, pid_
   std::unique_ptr<dump::PreCopy> precopy;
   Status st = [&]() -> Status {
     auto started = dump::PreCopy::start(pid, opts, out);
-    if (!started.ok() && optional) {
+    // A cancel is never a reason to go on (the start takes none today: the signals wait,
+    // blocked, for the rounds' checkpoint; one taken here would otherwise be lost).
+    if (!started.ok() && optional && started.error().code != ECANCELED) {
       if (verbose)
         std::fprintf(stderr, "%s: no pre-copy (%s): the tree is frozen for all of the dump\n",
                      tool, started.error().message.c_str());

@@ -195,6 +195,29 @@ TEST(PreCopy, CancelOrKillEndsTheTracking) {
   }
 }
 
+// --leave-running's own pre-copy of a big tree is cancelled like an explicit one: paused before
+// its first round the tree runs tracked; SIGTERM then ends the dump in one line, the tracking
+// goes and the program carries on.
+TEST(PreCopy, CancelDuringTheAutomaticPreCopyCancelsTheDump) {
+  if (!tools_present()) return;
+  TempDir dir;
+  Target t = Target::start(dir, {zdtm_path("mem_anon"), "96"});
+  ASSERT_GT(t.pid(), 0) << t.error();
+  const std::string img = dir.path("img");
+  ScopedFd out(::open(img.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  PausedDump d = start_paused({"--leave-running", std::to_string(t.pid())}, "pre-copy", out.get());
+  ASSERT_GT(d.pid, 0);
+  ASSERT_TRUE(d.paused("pre-copy")) << d.err;
+  EXPECT_TRUE(write_tracked(t.pid())) << "no mapping registered for write tracking";
+  auto st = d.signal_and_wait(SIGTERM);
+  ASSERT_TRUE(st) << "crdump hangs after the signal";
+  EXPECT_TRUE(st->exited && st->code == 1) << st->describe() << ", stderr: " << d.err;
+  EXPECT_NE(d.err.find("cancelled by SIG"), std::string::npos) << d.err;
+  EXPECT_FALSE(write_tracked(t.pid())) << "tracking left after crdump ended";
+  ExitStatus end = t.terminate();
+  EXPECT_TRUE(end.ok()) << end.describe() << "\nlog: " << t.log();
+}
+
 // --leave-running: the program runs on untracked, and passes its own check.
 TEST(PreCopy, LeaveRunningEndsTheTracking) {
   if (!tools_present()) return;
