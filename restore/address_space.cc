@@ -577,18 +577,14 @@ Status stream_pages(RestoreContext& ctx) {
     } else if (reader.type() == schema::Pages::kType) {
       CR_TRY_ASSIGN(auto p, reader.decode<schema::Pages>());
       const uint64_t len = uint64_t{p.npages} * 4096;
-      // --lazy from a file: the bytes stay there until the pager wants them (it checks the
-      // record's checksum then).
-      // A plain restore from a file: the copier threads read them (and check them) there.
+      // From a file the bytes stay there: the copier threads read (and check) them, or with
+      // --lazy the pager when they are wanted.
       if (auto d = reader.deferred_tail()) {
         if (d->len == len && p.npages != 0) {
           CR_TRY_ASSIGN(size_t at, check_pages(vmas, p.vaddr, len, hint));
           bool taken = false;
           if (vdso_name(vmas[at].kind) == nullptr) {
-            taken = uffd.note_in_file(p.vaddr, *d);
-            if (!taken) {
-              CR_TRY_ASSIGN(taken, uffd.place_from_file(ctx, p.vaddr, *d));
-            }
+            CR_TRY_ASSIGN(taken, uffd.place_from_file(ctx, p.vaddr, *d));
           }
           if (taken) {
             hint = at;

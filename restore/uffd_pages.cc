@@ -271,15 +271,6 @@ Status UffdPages::place(RestoreContext& ctx, uint64_t addr, const uint8_t* data,
   return {};
 }
 
-bool UffdPages::note_in_file(uint64_t addr, const format::DeferredTail& tail) {
-  if (lazy_ == nullptr) return false;
-  auto it = std::upper_bound(ranges_.begin(), ranges_.end(), std::make_pair(addr, UINT64_MAX));
-  if (it == ranges_.begin()) return false;
-  --it;
-  if (addr < it->first || addr + tail.len > it->second) return false;
-  return lazy_->add_file(pid_, addr, tail);
-}
-
 bool UffdPages::in_one_range(uint64_t addr, uint64_t len) const {
   auto it = std::upper_bound(ranges_.begin(), ranges_.end(), std::make_pair(addr, UINT64_MAX));
   if (it == ranges_.begin()) return false;
@@ -289,7 +280,8 @@ bool UffdPages::in_one_range(uint64_t addr, uint64_t len) const {
 
 Result<bool> UffdPages::place_from_file(RestoreContext& ctx, uint64_t addr,
                                         const format::DeferredTail& tail) {
-  if (!active() || lazy_ != nullptr || !in_one_range(addr, tail.len)) return false;
+  if (!active() || !in_one_range(addr, tail.len)) return false;
+  if (lazy_ != nullptr) return lazy_->add_file(pid_, addr, tail);
   CR_TRY(queue(ctx, addr, nullptr, tail.len, nullptr, &tail));
   return true;
 }

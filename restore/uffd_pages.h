@@ -31,21 +31,18 @@ class UffdPages {
   ~UffdPages();  // stops the copier (what it had not copied is dropped), then unregisters
 
   bool active() const { return fd_.valid(); }
+  /// Pages at `addr` whose bytes are a deferred tail still in the image file, if they lie in
+  /// one registered range. Lazy: noted for the pager, which reads them when wanted. Otherwise
+  /// queued for the copier threads, which read the record, check its checksum and place it (a
+  /// damaged record fails finish() or a later place, before the tree runs). False: the caller
+  /// reads them and places them (place()).
+  Result<bool> place_from_file(RestoreContext& ctx, uint64_t addr,
+                               const format::DeferredTail& tail);
   /// Puts `len` bytes at `addr` in the task: UFFDIO_COPY where registered, write_mem elsewhere
   /// and on a page already there (EEXIST). With a `hold` token keeping `data` valid (the
   /// reader's hold()), the registered parts are copied by a thread of ours while the caller
   /// reads on: the stream is read and checked on one core while the kernel places the pages on
   /// the other. A failure of that thread is returned by a later place() or by finish().
-  /// Lazy: pages at `addr` whose bytes are a deferred tail still in the image file, noted for
-  /// the pager if they lie in one registered range. False: the caller reads them and places
-  /// them (place()).
-  bool note_in_file(uint64_t addr, const format::DeferredTail& tail);
-  /// Not lazy: pages at `addr` whose bytes are a deferred tail still in the image file, queued
-  /// for the copier threads, which read the record, check its checksum and place it (a damaged
-  /// record fails finish() or a later place, before the tree runs). False where they cannot
-  /// (not inside one registered range): the caller reads them and places them.
-  Result<bool> place_from_file(RestoreContext& ctx, uint64_t addr,
-                               const format::DeferredTail& tail);
   /// `from_store`: the bytes are the pre-copy store's (they count against no bound).
   Status place(RestoreContext& ctx, uint64_t addr, const uint8_t* data, uint64_t len,
                std::shared_ptr<const void> hold = nullptr, bool from_store = false);
